@@ -1,0 +1,25 @@
+//! orgsync keeps a target system's users and departments in step with one
+//! identity source.
+//!
+//! Map of the crate (the core decides, the edges do I/O):
+//! - [`model`]: departments, users, snapshots, id newtypes — plain data;
+//! - [`reconcile`]: the pure `plan(source, target, bindings, policy)`;
+//! - [`config`]: load TOML + `ORGSYNC__*` env, validate, build typed config;
+//! - [`source`]: identity sources (file, ...), each behind `IdentitySource`;
+//! - [`target`]: target systems (SCIM 2.0, file), each behind `Target`;
+//! - [`mirror`]: the SQLite mirror — bindings, runs, run items;
+//! - [`sync`]: one run: fetch -> reconcile -> apply -> record;
+//! - [`cli`]: the command line; [`telemetry`]: logging setup.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![warn(missing_debug_implementations)]
+
+pub mod cli;
+pub mod config;
+pub mod mirror;
+pub mod model;
+pub mod reconcile;
+pub mod source;
+pub mod sync;
+pub mod target;
+pub mod telemetry;

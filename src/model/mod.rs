@@ -1,0 +1,163 @@
+//! The directory as orgsync sees it: departments, users, and the ids that tie
+//! them to the source and the target. Plain data, no I/O.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_newtype {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// The identity source's stable id of an object (never a DN or a name).
+    SourceId
+);
+id_newtype!(
+    /// The target system's id of an object (a SCIM `id`, a file target's id).
+    TargetId
+);
+
+/// Users or departments: every binding, plan operation and run item has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Department,
+    User,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Department => "department",
+            Kind::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A department as the source reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Department {
+    pub source_id: SourceId,
+    /// None for a root of the in-scope forest.
+    pub parent_id: Option<SourceId>,
+    pub name: String,
+    #[serde(default)]
+    pub order: i64,
+    #[serde(default)]
+    pub leader_ids: Vec<SourceId>,
+}
+
+/// A user as the source reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub source_id: SourceId,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub employee_no: Option<String>,
+    pub nickname: Option<String>,
+    pub title: Option<String>,
+    /// Primary department first.
+    pub department_ids: Vec<SourceId>,
+    pub active: bool,
+}
+
+/// Everything one fetch returned: all pages or nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub departments: Vec<Department>,
+    pub users: Vec<User>,
+}
+
+/// A department as the target holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetDepartment {
+    pub id: TargetId,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub parent: Option<TargetId>,
+}
+
+/// A user as the target holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetUser {
+    pub id: TargetId,
+    pub external_id: Option<String>,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub employee_no: Option<String>,
+    pub nickname: Option<String>,
+    pub title: Option<String>,
+    /// The primary department's name, as the target shows it (SCIM enterprise `department`).
+    pub department: Option<String>,
+    /// Departments the user is a member of; order carries no meaning.
+    pub departments: Vec<TargetId>,
+    pub active: bool,
+}
+
+/// The target's current users and departments.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSnapshot {
+    pub departments: Vec<TargetDepartment>,
+    pub users: Vec<TargetUser>,
+}
+
+/// Source id -> target id links, per kind, as kept in the mirror.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bindings {
+    pub departments: std::collections::HashMap<SourceId, TargetId>,
+    pub users: std::collections::HashMap<SourceId, TargetId>,
+}
+
+impl Bindings {
+    pub fn of(&self, kind: Kind) -> &std::collections::HashMap<SourceId, TargetId> {
+        match kind {
+            Kind::Department => &self.departments,
+            Kind::User => &self.users,
+        }
+    }
+
+    pub fn of_mut(&mut self, kind: Kind) -> &mut std::collections::HashMap<SourceId, TargetId> {
+        match kind {
+            Kind::Department => &mut self.departments,
+            Kind::User => &mut self.users,
+        }
+    }
+}
+
+/// Treat empty and whitespace-only strings as absent.
+pub fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}

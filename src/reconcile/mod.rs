@@ -1,0 +1,35 @@
+//! The pure core: `plan(source, target, bindings, policy) -> Plan`.
+//!
+//! No I/O happens here (no tokio, reqwest or rusqlite): the plan is plain data
+//! that `orgsync sync --dry-run` prints and `sync::apply` carries out.
+//! Policy semantics follow DESIGN.md's table; see `plan.rs` for matching and
+//! ordering and `guard.rs` for the deletion guard.
+
+mod guard;
+mod plan;
+mod policy;
+mod simulate;
+
+pub use plan::{plan, Change, DeptSpec, Item, ItemOutcome, Op, Plan, UserSpec};
+pub use policy::{
+    DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy,
+};
+pub use simulate::simulate;
+
+/// Per-run knobs that are not policy: the admin's one-time approval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `--allow-deletes N`: let up to N held-back deletes/disables through once.
+    pub allow_deletes: u64,
+}
+
+/// Normalise a mobile number for matching: keep digits and a leading `+`.
+pub fn normalize_mobile(s: &str) -> String {
+    let t = s.trim();
+    let mut out = String::with_capacity(t.len());
+    if t.starts_with('+') {
+        out.push('+');
+    }
+    out.extend(t.chars().filter(char::is_ascii_digit));
+    out
+}

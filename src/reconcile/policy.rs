@@ -1,0 +1,139 @@
+//! The admin's discrepancy policies, as typed values (config builds them).
+
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// What to do with a target object that matches no in-scope source object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetOnly {
+    #[default]
+    Ignore,
+    /// Users only: set `active = false`.
+    Disable,
+    Delete,
+}
+
+/// What to do with a source object that matches no target object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceOnly {
+    Ignore,
+    #[default]
+    CreateAndBind,
+}
+
+/// A user attribute used to match a source user to an unbound target user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKey {
+    Email,
+    Username,
+    Mobile,
+    EmployeeNo,
+}
+
+/// A user attribute orgsync keeps in step (the mapping). `username`,
+/// `active` and the external id are always managed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserField {
+    Name,
+    Email,
+    Mobile,
+    EmployeeNo,
+    Nickname,
+    Title,
+    DepartmentIds,
+}
+
+macro_rules! string_enum {
+    ($ty:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALLOWED: &'static [&'static str] = &[$($s),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $s),+ }
+            }
+        }
+        impl FromStr for $ty {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                match s { $($s => Ok($ty::$variant),)+ _ => Err(()) }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum!(TargetOnly { Ignore => "ignore", Disable => "disable", Delete => "delete" });
+string_enum!(SourceOnly { Ignore => "ignore", CreateAndBind => "create_and_bind" });
+string_enum!(MatchKey { Email => "email", Username => "username", Mobile => "mobile", EmployeeNo => "employee_no" });
+string_enum!(UserField {
+    Name => "name", Email => "email", Mobile => "mobile", EmployeeNo => "employee_no",
+    Nickname => "nickname", Title => "title", DepartmentIds => "department_ids",
+});
+
+impl UserField {
+    /// DESIGN.md: the default mapping.
+    pub const DEFAULTS: &'static [UserField] = &[
+        UserField::Name,
+        UserField::Email,
+        UserField::Mobile,
+        UserField::DepartmentIds,
+        UserField::EmployeeNo,
+        UserField::Nickname,
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserPolicy {
+    pub target_only: TargetOnly,
+    pub source_only: SourceOnly,
+    pub match_by: Vec<MatchKey>,
+    /// Usernames, emails or target ids that are never updated, disabled or deleted.
+    pub protected: Vec<String>,
+    pub fields: Vec<UserField>,
+}
+
+impl Default for UserPolicy {
+    fn default() -> Self {
+        Self {
+            target_only: TargetOnly::Ignore,
+            source_only: SourceOnly::CreateAndBind,
+            match_by: vec![MatchKey::Email],
+            protected: Vec::new(),
+            fields: UserField::DEFAULTS.to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DepartmentPolicy {
+    /// `disable` is not allowed for departments (config rejects it).
+    pub target_only: TargetOnly,
+    pub source_only: SourceOnly,
+    /// Department names, external ids or target ids that are never touched.
+    pub protected: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guard {
+    pub max_deletes: u64,
+    pub max_delete_percent: u64,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self { max_deletes: 100, max_delete_percent: 20 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub users: UserPolicy,
+    pub departments: DepartmentPolicy,
+    pub guard: Guard,
+}

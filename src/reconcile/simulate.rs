@@ -1,0 +1,146 @@
+//! Apply a plan to an in-memory model of the target: what a perfect target
+//! would hold afterwards. The file target and the property tests use it, so
+//! both agree with `sync::apply` on what each operation means.
+
+use super::plan::{DeptSpec, Op, UserSpec};
+use crate::model::{Bindings, Kind, SourceId, TargetDepartment, TargetId, TargetSnapshot, TargetUser};
+
+/// Resolve a department source id through the bindings.
+fn resolve(bindings: &Bindings, id: &SourceId) -> Option<TargetId> {
+    bindings.departments.get(id).cloned()
+}
+
+pub fn dept_from_spec(id: TargetId, spec: &DeptSpec, bindings: &Bindings) -> TargetDepartment {
+    TargetDepartment {
+        id,
+        external_id: Some(spec.external_id.clone()),
+        name: spec.name.clone(),
+        parent: spec.parent.as_ref().and_then(|p| resolve(bindings, p)),
+    }
+}
+
+pub fn user_from_spec(id: TargetId, spec: &UserSpec, bindings: &Bindings) -> TargetUser {
+    TargetUser {
+        id,
+        external_id: Some(spec.external_id.clone()),
+        username: spec.username.clone(),
+        name: spec.name.clone(),
+        email: spec.email.clone(),
+        mobile: spec.mobile.clone(),
+        employee_no: spec.employee_no.clone(),
+        nickname: spec.nickname.clone(),
+        title: spec.title.clone(),
+        department: spec.department.clone(),
+        departments: spec
+            .departments
+            .iter()
+            .flatten()
+            .filter_map(|d| resolve(bindings, d))
+            .collect(),
+        active: spec.active,
+    }
+}
+
+/// Apply one op to the model; `new_id` mints target ids for creates.
+pub fn apply_op(
+    target: &mut TargetSnapshot,
+    bindings: &mut Bindings,
+    op: &Op,
+    new_id: &mut dyn FnMut() -> TargetId,
+) {
+    match op {
+        Op::Bind { kind, source_id, target_id, .. } => {
+            let map = bindings.of_mut(*kind);
+            map.retain(|_, t| t != target_id);
+            map.insert(source_id.clone(), target_id.clone());
+        }
+        Op::Unbind { kind, source_id, .. } => {
+            bindings.of_mut(*kind).remove(source_id);
+        }
+        Op::CreateDepartment { source_id, spec, .. } => {
+            let id = new_id();
+            target.departments.push(dept_from_spec(id.clone(), spec, bindings));
+            bindings.of_mut(Kind::Department).insert(source_id.clone(), id);
+        }
+        Op::UpdateDepartment { target_id, spec, changes, .. } => {
+            let parent_changes = changes.iter().any(|c| c.field == "parent");
+            let new = dept_from_spec(target_id.clone(), spec, bindings);
+            if let Some(d) = target.departments.iter_mut().find(|d| &d.id == target_id) {
+                let parent = if parent_changes { new.parent } else { d.parent.clone() };
+                *d = TargetDepartment { parent, ..new };
+            }
+        }
+        Op::CreateUser { source_id, spec } => {
+            let id = new_id();
+            target.users.push(user_from_spec(id.clone(), spec, bindings));
+            bindings.of_mut(Kind::User).insert(source_id.clone(), id);
+        }
+        Op::UpdateUser { target_id, spec, changes, .. } => {
+            let new = user_from_spec(target_id.clone(), spec, bindings);
+            if let Some(u) = target.users.iter_mut().find(|u| &u.id == target_id) {
+                merge_user(u, new, changes);
+            }
+        }
+        Op::DisableUser { target_id, .. } => {
+            if let Some(u) = target.users.iter_mut().find(|u| &u.id == target_id) {
+                u.active = false;
+            }
+        }
+        Op::DeleteUser { target_id, .. } => {
+            target.users.retain(|u| &u.id != target_id);
+            bindings.users.retain(|_, t| t != target_id);
+        }
+        Op::DeleteDepartment { target_id, .. } => {
+            target.departments.retain(|d| &d.id != target_id);
+            for d in &mut target.departments {
+                if d.parent.as_ref() == Some(target_id) {
+                    d.parent = None;
+                }
+            }
+            for u in &mut target.users {
+                u.departments.retain(|d| d != target_id);
+            }
+            bindings.departments.retain(|_, t| t != target_id);
+        }
+    }
+}
+
+/// An update sends exactly the changed fields; everything else keeps the
+/// target's value (unmapped fields are never touched).
+fn merge_user(u: &mut TargetUser, new: TargetUser, changes: &[super::Change]) {
+    for c in changes {
+        match c.field {
+            "external_id" => u.external_id = new.external_id.clone(),
+            "username" => u.username = new.username.clone(),
+            "name" => u.name = new.name.clone(),
+            "email" => u.email = new.email.clone(),
+            "mobile" => u.mobile = new.mobile.clone(),
+            "employee_no" => u.employee_no = new.employee_no.clone(),
+            "nickname" => u.nickname = new.nickname.clone(),
+            "title" => u.title = new.title.clone(),
+            "department" => u.department = new.department.clone(),
+            "departments" => u.departments = new.departments.clone(),
+            "active" => u.active = new.active,
+            _ => {}
+        }
+    }
+}
+
+/// Apply a whole plan to a model of the target; returns the new target and bindings.
+pub fn simulate(
+    target: &TargetSnapshot,
+    bindings: &Bindings,
+    ops: &[Op],
+) -> (TargetSnapshot, Bindings) {
+    let mut t = target.clone();
+    let mut b = bindings.clone();
+    let mut n = 0u64;
+    let mut new_id = || {
+        n += 1;
+        TargetId(format!("sim-{n}"))
+    };
+    for op in ops {
+        apply_op(&mut t, &mut b, op, &mut new_id);
+    }
+    (t, b)
+}
