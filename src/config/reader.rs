@@ -1,0 +1,210 @@
+//! A small validating reader over the merged config tree: every lookup
+//! records the key as known, every problem is collected with its full key
+//! path, and `finish` reports the keys nobody asked for.
+
+use super::secret::Secret;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One thing wrong with the config, named by its key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+pub struct Reader<'a> {
+    prefix: String,
+    map: Option<&'a Map<String, Value>>,
+    used: BTreeSet<&'static str>,
+    /// Directory that relative paths are resolved against (the config file's).
+    base: &'a Path,
+}
+
+pub type Problems = Vec<Problem>;
+
+impl<'a> Reader<'a> {
+    pub fn root(map: &'a Map<String, Value>, base: &'a Path) -> Self {
+        Self { prefix: String::new(), map: Some(map), used: BTreeSet::new(), base }
+    }
+
+    pub fn key(&self, k: &str) -> String {
+        if self.prefix.is_empty() { k.to_owned() } else { format!("{}.{k}", self.prefix) }
+    }
+
+    pub fn problem(&self, errs: &mut Problems, k: &str, message: impl Into<String>) {
+        errs.push(Problem { key: self.key(k), message: message.into() });
+    }
+
+    fn raw(&mut self, k: &'static str) -> Option<&'a Value> {
+        self.used.insert(k);
+        self.map.and_then(|m| m.get(k))
+    }
+
+    pub fn has(&self, k: &str) -> bool {
+        self.map.is_some_and(|m| m.contains_key(k))
+    }
+
+    /// A sub-table; absent means empty.
+    pub fn table(&mut self, k: &'static str, errs: &mut Problems) -> Reader<'a> {
+        let prefix = self.key(k);
+        let map = match self.raw(k) {
+            None => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(other) => {
+                errs.push(Problem { key: prefix.clone(), message: format!("expected a table, found {}", kind(other)) });
+                None
+            }
+        };
+        Reader { prefix, map, used: BTreeSet::new(), base: self.base }
+    }
+
+    pub fn string(&mut self, k: &'static str, errs: &mut Problems) -> Option<String> {
+        match self.raw(k)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            other => {
+                self.problem(errs, k, format!("expected a string, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    pub fn required_string(&mut self, k: &'static str, errs: &mut Problems) -> Option<String> {
+        let v = self.string(k, errs);
+        if v.as_deref().is_none_or(|s| s.trim().is_empty()) && !errs.iter().any(|e| e.key == self.key(k)) {
+            self.problem(errs, k, "is required");
+            return None;
+        }
+        v
+    }
+
+    pub fn u64(&mut self, k: &'static str, errs: &mut Problems) -> Option<u64> {
+        match self.raw(k)? {
+            Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
+            Value::String(s) if s.trim().parse::<u64>().is_ok() => s.trim().parse().ok(),
+            other => {
+                self.problem(errs, k, format!("expected a non-negative integer, found {}", show(other)));
+                None
+            }
+        }
+    }
+
+    pub fn duration(&mut self, k: &'static str, errs: &mut Problems) -> Option<Duration> {
+        let s = self.string(k, errs)?;
+        match humantime::parse_duration(s.trim()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problem(errs, k, format!("{s:?} is not a duration like \"30s\" or \"5m\" ({e})"));
+                None
+            }
+        }
+    }
+
+    pub fn path(&mut self, k: &'static str, errs: &mut Problems) -> Option<PathBuf> {
+        self.string(k, errs).map(|s| self.base.join(s))
+    }
+
+    pub fn strings(&mut self, k: &'static str, errs: &mut Problems) -> Option<Vec<String>> {
+        match self.raw(k)? {
+            Value::Array(items) => {
+                let mut out = Vec::new();
+                for (i, it) in items.iter().enumerate() {
+                    match it {
+                        Value::String(s) => out.push(s.clone()),
+                        other => errs.push(Problem {
+                            key: format!("{}[{i}]", self.key(k)),
+                            message: format!("expected a string, found {}", kind(other)),
+                        }),
+                    }
+                }
+                Some(out)
+            }
+            // From the environment: a comma-separated list.
+            Value::String(s) => Some(s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()),
+            other => {
+                self.problem(errs, k, format!("expected a list of strings, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    /// A value that must be one of a fixed set.
+    pub fn one_of<T: std::str::FromStr>(
+        &mut self,
+        k: &'static str,
+        allowed: &[&str],
+        errs: &mut Problems,
+    ) -> Option<T> {
+        let s = self.string(k, errs)?;
+        match s.parse() {
+            Ok(v) if allowed.contains(&s.as_str()) => Some(v),
+            _ => {
+                self.problem(errs, k, format!("{s:?} is not one of {}", allowed.join(", ")));
+                None
+            }
+        }
+    }
+
+    /// A secret given inline as `k` or in a file as `k_file` (trailing newline trimmed).
+    pub fn secret(&mut self, k: &'static str, k_file: &'static str, errs: &mut Problems) -> Option<Secret> {
+        let inline = self.string(k, errs);
+        let file = self.path(k_file, errs);
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.problem(errs, k, format!("set either {} or {}, not both", self.key(k), self.key(k_file)));
+                None
+            }
+            (Some(v), None) => Some(Secret::new(v)),
+            (None, Some(p)) => match std::fs::read_to_string(&p) {
+                Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
+                Err(e) => {
+                    self.problem(errs, k_file, format!("cannot read {}: {e}", p.display()));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    /// Report every key in this table that was never asked for.
+    pub fn finish(self, errs: &mut Problems) {
+        if let Some(m) = self.map {
+            for k in m.keys() {
+                if !self.used.contains(k.as_str()) {
+                    let known: Vec<&str> = self.used.iter().copied().collect();
+                    errs.push(Problem {
+                        key: self.key(k),
+                        message: format!("unknown key (known keys here: {})", known.join(", ")),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => kind(other).to_owned(),
+    }
+}

@@ -1,0 +1,146 @@
+use super::*;
+use std::io::Write;
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("orgsync.toml");
+    let mut f = std::fs::File::create(&p).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    p
+}
+
+fn problems(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), text);
+    let tree = load_tree(&p, env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+    match validate(&tree, dir.path()) {
+        Ok(_) => vec![],
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[source]
+kind = "file"
+path = "org.json"
+[target]
+kind = "file"
+path = "out.json"
+"#;
+
+#[test]
+fn a_minimal_config_gets_the_documented_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), MINIMAL);
+    let c = load(&p).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/orgsync"));
+    assert_eq!(c.policy, Policy::default());
+    assert_eq!(c.policy.guard.max_deletes, 100);
+    assert_eq!(c.policy.guard.max_delete_percent, 20);
+    match c.source {
+        SourceConfig::File { path } => assert_eq!(path, dir.path().join("org.json")),
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key_and_allowed_values() {
+    let errs = problems(
+        r#"
+colour = "blue"
+[source]
+kind = "file"
+[target]
+kind = "ftp"
+[policy.users]
+target_only = "remove"
+match_by = ["email", "phone"]
+[policy.departments]
+target_only = "disable"
+[policy.guard]
+max_deletes = -3
+"#,
+        &[],
+    );
+    let want = [
+        "colour: unknown key",
+        "source.path: is required",
+        "target.kind: \"ftp\" is not one of scim, file",
+        "policy.users.target_only: \"remove\" is not one of ignore, disable, delete",
+        "policy.users.match_by[1]: \"phone\" is not one of email, username, mobile, employee_no",
+        "policy.departments.target_only: \"disable\" is not one of ignore, delete",
+        "policy.guard.max_deletes: expected a non-negative integer",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+    }
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), MINIMAL);
+    let tree = load_tree(
+        &p,
+        [
+            ("ORGSYNC__POLICY__USERS__TARGET_ONLY".to_string(), "delete".to_string()),
+            ("ORGSYNC__POLICY__GUARD__MAX_DELETES".to_string(), "7".to_string()),
+        ],
+    )
+    .unwrap();
+    let c = validate(&tree, dir.path()).unwrap();
+    assert_eq!(c.policy.users.target_only, TargetOnly::Delete);
+    assert_eq!(c.policy.guard.max_deletes, 7);
+}
+
+#[test]
+fn an_invalid_environment_override_names_the_key() {
+    let errs = problems(MINIMAL, &[("ORGSYNC__POLICY__USERS__SOURCE_ONLY", "create")]);
+    assert_eq!(errs, vec!["policy.users.source_only: \"create\" is not one of ignore, create_and_bind"]);
+}
+
+#[test]
+fn secrets_come_from_files_with_the_trailing_newline_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tok"), "s3cret\n").unwrap();
+    let p = write(
+        dir.path(),
+        r#"
+[source]
+kind = "file"
+path = "org.json"
+[target]
+kind = "scim"
+base_url = "http://127.0.0.1:1/v2"
+token_file = "tok"
+"#,
+    );
+    let c = load(&p).unwrap();
+    let TargetConfig::Scim(s) = c.target else { panic!("not scim") };
+    let ScimAuth::Bearer(tok) = &s.auth else { panic!("not bearer") };
+    assert_eq!(tok.expose(), "s3cret");
+    assert!(!format!("{s:?}").contains("s3cret"));
+}
+
+#[test]
+fn a_missing_secret_file_and_both_forms_are_errors() {
+    let errs = problems(
+        r#"
+[source]
+kind = "file"
+path = "org.json"
+[target]
+kind = "scim"
+base_url = "not a url"
+token = "a"
+token_file = "/nonexistent/tok"
+"#,
+        &[],
+    );
+    assert!(errs.iter().any(|e| e.starts_with("target.base_url: \"not a url\" is not a URL")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("target.token: set either target.token or target.token_file")), "{errs:?}");
+    let errs = problems(
+        "[source]\nkind = \"file\"\npath = \"o.json\"\n[target]\nkind = \"scim\"\nbase_url = \"http://h/v2\"\ntoken_file = \"/nonexistent/tok\"\n",
+        &[],
+    );
+    assert!(errs.iter().any(|e| e.starts_with("target.token_file: cannot read /nonexistent/tok")), "{errs:?}");
+}
