@@ -1,1 +1,326 @@
+//! The SQLite mirror in `state_dir/mirror.db` (WAL): bindings (source id <->
+//! target id per kind, with the hash last pushed), runs and run items.
+//! Each operation's outcome is committed in its own transaction as soon as it
+//! is known, so a crash loses nothing and the next run resumes from the truth.
 
+mod lock;
+mod schema;
+
+pub use lock::StateLock;
+
+use crate::model::{Bindings, Kind, SourceId, TargetId};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub const DB_FILE: &str = "mirror.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("mirror database {path}: {source}")]
+    Sqlite { path: PathBuf, #[source] source: rusqlite::Error },
+    #[error("mirror schema migration failed for {path}: {source}")]
+    Migrate { path: PathBuf, #[source] source: rusqlite_migration::Error },
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir { path: PathBuf, #[source] source: std::io::Error },
+    #[error(
+        "another orgsync process holds the lock on {path} (is the service running?); \
+         only one process may sync a mirror at a time"
+    )]
+    Locked { path: PathBuf },
+    #[error("mirror {path}: the lock is poisoned")]
+    Poisoned { path: PathBuf },
+}
+
+/// A run's status as DESIGN.md defines it (`never_synced` is the absence of runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Partial,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "partial" => RunStatus::Partial,
+            _ => RunStatus::Failed,
+        }
+    }
+}
+
+/// One recorded run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: RunStatus,
+    /// `"kind.op.outcome" -> count`, e.g. `"user.create.ok": 12`.
+    pub counts: BTreeMap<String, u64>,
+    pub message: Option<String>,
+}
+
+/// One recorded operation outcome or plan item of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemRecord {
+    pub kind: Kind,
+    pub op: String,
+    pub source_id: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub at: String,
+}
+
+/// What a recorded outcome does to the bindings, in the same transaction.
+#[derive(Clone, Debug)]
+pub enum BindingChange {
+    None,
+    /// Bind source to target (dropping any other binding of that target).
+    Set { source_id: SourceId, target_id: TargetId, hash: Option<String> },
+    /// Forget the binding of this source id.
+    RemoveSource(SourceId),
+    /// Forget whatever is bound to this target id (it was deleted).
+    RemoveTarget(TargetId),
+}
+
+#[derive(Debug)]
+pub struct Mirror {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Mirror {
+    /// Open (creating and migrating) the mirror for writing.
+    pub fn open(state_dir: &Path) -> Result<Self, MirrorError> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|source| MirrorError::StateDir { path: state_dir.to_owned(), source })?;
+        let path = state_dir.join(DB_FILE);
+        let sql = |source| MirrorError::Sqlite { path: path.clone(), source };
+        let mut conn = Connection::open(&path).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        schema::migrations()
+            .to_latest(&mut conn)
+            .map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;
+        Ok(Self { path, conn: Mutex::new(conn) })
+    }
+
+    /// Open an existing mirror read-only (dry runs, `status`); `None` when there is none yet.
+    pub fn open_read_only(state_dir: &Path) -> Result<Option<Self>, MirrorError> {
+        let path = state_dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| MirrorError::Sqlite { path: path.clone(), source })?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|source| MirrorError::Sqlite { path: path.clone(), source })?;
+        if version == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Self { path, conn: Mutex::new(conn) }))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, MirrorError> {
+        let mut conn = self.conn.lock().map_err(|_| MirrorError::Poisoned { path: self.path.clone() })?;
+        f(&mut conn).map_err(|source| MirrorError::Sqlite { path: self.path.clone(), source })
+    }
+
+    pub fn bindings(&self) -> Result<Bindings, MirrorError> {
+        self.with(|c| {
+            let mut b = Bindings::default();
+            let mut st = c.prepare("SELECT kind, source_id, target_id FROM bindings")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?;
+            for row in rows {
+                let (kind, s, t) = row?;
+                let kind = if kind == "department" { Kind::Department } else { Kind::User };
+                b.of_mut(kind).insert(SourceId(s), TargetId(t));
+            }
+            Ok(b)
+        })
+    }
+
+    /// Mark runs a crash left `running` as failed ("interrupted"). Call with the lock held.
+    pub fn mark_interrupted(&self) -> Result<usize, MirrorError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?1,
+                 message = 'interrupted: the process stopped before the run finished' WHERE status = 'running'",
+                [now()],
+            )
+        })
+    }
+
+    pub fn start_run(&self, trigger: &str) -> Result<i64, MirrorError> {
+        self.with(|c| {
+            c.execute("INSERT INTO runs (trigger, started_at, status) VALUES (?1, ?2, 'running')", params![trigger, now()])?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Record one outcome (and its binding change) in one transaction.
+    pub fn record(
+        &self,
+        run: i64,
+        kind: Kind,
+        op: &str,
+        source_id: Option<&SourceId>,
+        target_id: Option<&TargetId>,
+        outcome: &str,
+        error: Option<&str>,
+        binding: BindingChange,
+    ) -> Result<(), MirrorError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    run,
+                    kind.as_str(),
+                    op,
+                    source_id.map(SourceId::as_str),
+                    target_id.map(TargetId::as_str),
+                    outcome,
+                    error,
+                    now()
+                ],
+            )?;
+            match binding {
+                BindingChange::None => {}
+                BindingChange::Set { source_id, target_id, hash } => {
+                    tx.execute(
+                        "DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2 AND source_id <> ?3",
+                        params![kind.as_str(), target_id.as_str(), source_id.as_str()],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO bindings (kind, source_id, target_id, hash, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (kind, source_id) DO UPDATE SET
+                           target_id = excluded.target_id,
+                           hash = COALESCE(excluded.hash, bindings.hash),
+                           updated_at = excluded.updated_at",
+                        params![kind.as_str(), source_id.as_str(), target_id.as_str(), hash, now()],
+                    )?;
+                }
+                BindingChange::RemoveSource(s) => {
+                    tx.execute("DELETE FROM bindings WHERE kind = ?1 AND source_id = ?2", params![kind.as_str(), s.as_str()])?;
+                }
+                BindingChange::RemoveTarget(t) => {
+                    tx.execute("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2", params![kind.as_str(), t.as_str()])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Close a run: its status, message, and counts per kind, op and outcome.
+    pub fn finish_run(&self, run: i64, status: RunStatus, message: Option<&str>) -> Result<RunRecord, MirrorError> {
+        self.with(|c| {
+            let counts = counts(c, run)?;
+            let json = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
+            c.execute(
+                "UPDATE runs SET status = ?2, finished_at = ?3, message = ?4, counts = ?5 WHERE id = ?1",
+                params![run, status.as_str(), now(), message, json],
+            )?;
+            Ok(())
+        })?;
+        self.run(run).and_then(|r| r.ok_or(MirrorError::Sqlite { path: self.path.clone(), source: rusqlite::Error::QueryReturnedNoRows }))
+    }
+
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, MirrorError> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("{RUN_SELECT} ORDER BY id DESC LIMIT ?1"))?;
+            let rows = st.query_map([limit as i64], run_row)?.collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(|r| with_live_counts(c, r)).collect()
+        })
+    }
+
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, MirrorError> {
+        self.with(|c| {
+            let r = c.query_row(&format!("{RUN_SELECT} WHERE id = ?1"), [id], run_row).optional()?;
+            r.map(|r| with_live_counts(c, r)).transpose()
+        })
+    }
+
+    pub fn items(&self, run: i64) -> Result<Vec<ItemRecord>, MirrorError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT kind, op, source_id, target_id, outcome, error, at FROM run_items WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([run], |r| {
+                Ok(ItemRecord {
+                    kind: if r.get::<_, String>(0)? == "department" { Kind::Department } else { Kind::User },
+                    op: r.get(1)?,
+                    source_id: r.get(2)?,
+                    target_id: r.get(3)?,
+                    outcome: r.get(4)?,
+                    error: r.get(5)?,
+                    at: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+const RUN_SELECT: &str = "SELECT id, trigger, started_at, finished_at, status, counts, message FROM runs";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let counts: Option<String> = r.get(5)?;
+    Ok(RunRecord {
+        id: r.get(0)?,
+        trigger: r.get(1)?,
+        started_at: r.get(2)?,
+        finished_at: r.get(3)?,
+        status: RunStatus::parse(&r.get::<_, String>(4)?),
+        counts: counts.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default(),
+        message: r.get(6)?,
+    })
+}
+
+/// Runs that never finished (crashed) have no stored counts: count their items.
+fn with_live_counts(c: &Connection, mut r: RunRecord) -> rusqlite::Result<RunRecord> {
+    if r.counts.is_empty() {
+        r.counts = counts(c, r.id)?;
+    }
+    Ok(r)
+}
+
+fn counts(c: &Connection, run: i64) -> rusqlite::Result<BTreeMap<String, u64>> {
+    let mut st = c.prepare(
+        "SELECT kind || '.' || op || '.' || outcome, COUNT(*) FROM run_items WHERE run_id = ?1 GROUP BY 1",
+    )?;
+    let rows = st.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! Schema by migrations (rusqlite_migration, tracked in `user_version`).
+//! Append new migrations; never edit a released one.
+
+use rusqlite_migration::{Migrations, M};
+
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE bindings (
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
+            source_id TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            hash TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (kind, source_id)
+         );
+         CREATE UNIQUE INDEX bindings_target ON bindings (kind, target_id);
+         CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            trigger TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'partial', 'failed')),
+            counts TEXT,
+            message TEXT
+         );
+         CREATE TABLE run_items (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            kind TEXT NOT NULL,
+            op TEXT NOT NULL,
+            source_id TEXT,
+            target_id TEXT,
+            outcome TEXT NOT NULL,
+            error TEXT,
+            at TEXT NOT NULL
+         );
+         CREATE INDEX run_items_run ON run_items (run_id);",
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        super::migrations().validate().unwrap();
+    }
+}

@@ -1,0 +1,55 @@
+use super::*;
+
+#[test]
+fn outcomes_and_bindings_survive_reopening_and_crashed_runs_read_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let run = m.start_run("manual").unwrap();
+    m.record(
+        run,
+        Kind::User,
+        "create",
+        Some(&"u1".into()),
+        Some(&"t1".into()),
+        "ok",
+        None,
+        BindingChange::Set { source_id: "u1".into(), target_id: "t1".into(), hash: Some("h".into()) },
+    )
+    .unwrap();
+    drop(m); // a crash: the run is still `running`
+    let m = Mirror::open(dir.path()).unwrap();
+    assert_eq!(m.bindings().unwrap().users.get(&SourceId::from("u1")), Some(&TargetId::from("t1")));
+    assert_eq!(m.mark_interrupted().unwrap(), 1);
+    let r = m.run(run).unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(r.message.unwrap().contains("interrupted"));
+    assert_eq!(r.counts.get("user.create.ok"), Some(&1));
+}
+
+#[test]
+fn binding_a_target_moves_it_away_from_its_previous_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let run = m.start_run("manual").unwrap();
+    let set = |s: &str| BindingChange::Set { source_id: s.into(), target_id: "t1".into(), hash: None };
+    m.record(run, Kind::User, "bind", None, None, "ok", None, set("old")).unwrap();
+    m.record(run, Kind::User, "bind", None, None, "ok", None, set("new")).unwrap();
+    let b = m.bindings().unwrap();
+    assert_eq!(b.users.len(), 1);
+    assert_eq!(b.users.get(&SourceId::from("new")), Some(&TargetId::from("t1")));
+}
+
+#[test]
+fn a_second_lock_on_the_state_dir_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = StateLock::acquire(dir.path()).unwrap();
+    let err = StateLock::acquire(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("another orgsync process holds the lock"), "{err}");
+}
+
+#[test]
+fn a_missing_mirror_opens_read_only_as_none() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Mirror::open_read_only(dir.path()).unwrap().is_none());
+    assert!(!dir.path().join(DB_FILE).exists());
+}
