@@ -1,1 +1,64 @@
-//! todo
+//! The command line (clap). Exit codes: 0 succeeded, 1 failed, 2 invalid
+//! config or usage, 3 partial (including held-back deletions).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "orgsync", version, about = "Keep a target system's users and departments in step with one identity source")]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "ORGSYNC_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A readable table.
+    #[default]
+    Table,
+    /// JSON, for machines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one sync now.
+    Sync {
+        /// Print the plan and change nothing (not even the mirror).
+        #[arg(long)]
+        dry_run: bool,
+        /// Let up to N deletes/disables held back by the deletion guard through, once.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        allow_deletes: u64,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Validate the config: exit 0 when valid, 2 (listing every problem) when not.
+    CheckConfig,
+    /// Show the last runs.
+    Status {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Inspect recorded runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Show one run and its items.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}

@@ -1,1 +1,191 @@
-fn main(){}
+//! The `orgsync` binary: parse the CLI, set up logging, call the library,
+//! map outcomes to exit codes (0 succeeded, 1 failed, 2 config/usage, 3 partial).
+
+use anyhow::Result;
+use clap::Parser;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use orgsync::cli::{Cli, Command, Output, RunsCommand};
+use orgsync::config::{self, ConfigError};
+use orgsync::mirror::{Mirror, RunRecord, RunStatus, StateLock};
+use orgsync::reconcile::{Plan, RunOptions};
+use std::process::ExitCode;
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    orgsync::telemetry::init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<config::Config, ExitCode> {
+    config::load(&cli.config).map_err(|e: ConfigError| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn status_code(s: RunStatus) -> ExitCode {
+    match s {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Partial => ExitCode::from(EXIT_PARTIAL),
+        RunStatus::Failed | RunStatus::Running => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let cfg = match load(&cli) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            println!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync { dry_run: true, allow_deletes, output } => {
+            let d = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes }).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&d.plan)?),
+                Output::Table => print_plan(&d.plan),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync { dry_run: false, allow_deletes, output } => {
+            let _lock = StateLock::acquire(&cfg.state_dir)?;
+            let mirror = Mirror::open(&cfg.state_dir)?;
+            let n = mirror.mark_interrupted()?;
+            if n > 0 {
+                tracing::warn!(runs = n, "Marked runs left running by an earlier crash as failed (interrupted)");
+            }
+            let record = orgsync::sync::run(&cfg, &mirror, "manual", RunOptions { allow_deletes }).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+                Output::Table => print_runs(std::slice::from_ref(&record)),
+            }
+            Ok(status_code(record.status))
+        }
+        Command::Status { output, limit } => {
+            let runs = match Mirror::open_read_only(&cfg.state_dir)? {
+                Some(m) => m.runs(limit)?,
+                None => Vec::new(),
+            };
+            let status = runs.first().map_or("never_synced", |r| r.status.as_str());
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "status": status, "runs": runs }))?),
+                Output::Table => {
+                    println!("status: {status}");
+                    if !runs.is_empty() {
+                        print_runs(&runs);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs { command: RunsCommand::Show { id, output } } => {
+            let Some(m) = Mirror::open_read_only(&cfg.state_dir)? else {
+                eprintln!("error: no runs recorded yet in {}", cfg.state_dir.display());
+                return Ok(ExitCode::from(EXIT_FAILED));
+            };
+            let Some(run) = m.run(id)? else {
+                eprintln!("error: no run {id}");
+                return Ok(ExitCode::from(EXIT_FAILED));
+            };
+            let items = m.items(id)?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "items": items }))?),
+                Output::Table => {
+                    print_runs(std::slice::from_ref(&run));
+                    let mut t = table(&["kind", "op", "source id", "target id", "outcome", "error"]);
+                    for i in &items {
+                        t.add_row(vec![
+                            i.kind.to_string(),
+                            i.op.clone(),
+                            i.source_id.clone().unwrap_or_default(),
+                            i.target_id.clone().unwrap_or_default(),
+                            i.outcome.clone(),
+                            i.error.clone().unwrap_or_default(),
+                        ]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t
+}
+
+fn print_plan(plan: &Plan) {
+    if plan.is_empty() {
+        println!("Nothing to do: the target is in step with the source.");
+        return;
+    }
+    let mut t = table(&["#", "op", "kind", "source id", "target id", "detail"]);
+    for (i, op) in plan.ops.iter().enumerate() {
+        t.add_row(vec![
+            (i + 1).to_string(),
+            op.verb().to_owned(),
+            op.kind().to_string(),
+            op.source_id().map(|s| s.to_string()).unwrap_or_default(),
+            op.target_id().map(|s| s.to_string()).unwrap_or_default(),
+            op.detail(),
+        ]);
+    }
+    println!("{t}");
+    if !plan.items.is_empty() {
+        let mut t = table(&["not done", "kind", "op", "source id", "target id", "why"]);
+        for i in &plan.items {
+            t.add_row(vec![
+                i.outcome.as_str().to_owned(),
+                i.kind.to_string(),
+                i.op.to_owned(),
+                i.source_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+                i.target_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+                i.message.clone(),
+            ]);
+        }
+        println!("{t}");
+    }
+    if let Some(g) = &plan.guard {
+        println!("{g}");
+    }
+    println!("{} operations ({} target writes), {} items not done. Dry run: nothing was changed.", plan.ops.len(), plan.writes(), plan.items.len());
+}
+
+fn print_runs(runs: &[RunRecord]) {
+    let mut t = table(&["run", "trigger", "started", "finished", "status", "counts", "message"]);
+    for r in runs {
+        let counts = r.counts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        t.add_row(vec![
+            r.id.to_string(),
+            r.trigger.clone(),
+            r.started_at.clone(),
+            r.finished_at.clone().unwrap_or_default(),
+            r.status.as_str().to_owned(),
+            counts,
+            r.message.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+}

@@ -1,1 +1,38 @@
+//! Identity sources. Each kind lives in its own folder and implements
+//! [`IdentitySource`]: fetch the whole in-scope directory, all pages or
+//! nothing (a failed fetch fails the run before anything is applied).
 
+pub mod file;
+
+use crate::config::SourceConfig;
+use crate::model::Snapshot;
+use futures::future::BoxFuture;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read source file {path}: {source}")]
+    Io { path: std::path::PathBuf, #[source] source: std::io::Error },
+    #[error("source file {path} is not valid: {message}")]
+    Invalid { path: std::path::PathBuf, message: String },
+}
+
+impl SourceError {
+    /// A short, bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            SourceError::Io { .. } => "io",
+            SourceError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+pub trait IdentitySource: Send + Sync {
+    /// The whole in-scope directory.
+    fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>>;
+}
+
+pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
+    match config {
+        SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
+    }
+}

@@ -1,0 +1,143 @@
+//! The file source's wire format and its mapping to the model.
+
+use crate::model::{Department, Snapshot, SourceId, User};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    #[serde(default)]
+    departments: Vec<DeptDto>,
+    #[serde(default)]
+    users: Vec<UserDto>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeptDto {
+    id: IdValue,
+    #[serde(default)]
+    parent_id: Option<IdValue>,
+    name: String,
+    #[serde(default)]
+    order: i64,
+    #[serde(default)]
+    leader_ids: Vec<IdValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserDto {
+    id: IdValue,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    mobile: Option<String>,
+    #[serde(default)]
+    employee_no: Option<String>,
+    #[serde(default)]
+    nickname: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    department_ids: Vec<IdValue>,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Ids may be strings or integers in exports; both become strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdValue {
+    S(String),
+    N(i64),
+}
+
+impl IdValue {
+    fn into_id(self) -> SourceId {
+        match self {
+            IdValue::S(s) => SourceId(s),
+            IdValue::N(n) => SourceId(n.to_string()),
+        }
+    }
+}
+
+/// Parse and check a document. Errors name the offending entry.
+pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
+    let doc: Document = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut snap = Snapshot::default();
+    let mut seen: HashMap<SourceId, usize> = HashMap::new();
+    for (i, d) in doc.departments.into_iter().enumerate() {
+        let id = d.id.into_id();
+        if id.as_str().trim().is_empty() {
+            return Err(format!("departments[{i}].id is empty"));
+        }
+        if let Some(first) = seen.insert(id.clone(), i) {
+            return Err(format!("departments[{i}].id \"{id}\" duplicates departments[{first}].id"));
+        }
+        snap.departments.push(Department {
+            source_id: id,
+            parent_id: d.parent_id.map(IdValue::into_id).filter(|p| !p.as_str().is_empty()),
+            name: d.name,
+            order: d.order,
+            leader_ids: d.leader_ids.into_iter().map(IdValue::into_id).collect(),
+        });
+    }
+    seen.clear();
+    for (i, u) in doc.users.into_iter().enumerate() {
+        let id = u.id.into_id();
+        if id.as_str().trim().is_empty() {
+            return Err(format!("users[{i}].id is empty"));
+        }
+        if let Some(first) = seen.insert(id.clone(), i) {
+            return Err(format!("users[{i}].id \"{id}\" duplicates users[{first}].id"));
+        }
+        snap.users.push(User {
+            source_id: id,
+            username: u.username,
+            name: u.name,
+            email: u.email,
+            mobile: u.mobile,
+            employee_no: u.employee_no,
+            nickname: u.nickname,
+            title: u.title,
+            department_ids: u.department_ids.into_iter().map(IdValue::into_id).collect(),
+            active: u.active,
+        });
+    }
+    Ok(snap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn integer_and_string_ids_both_parse_and_active_defaults_to_true() {
+        let s = parse(br#"{"departments":[{"id":1,"name":"HQ"}],"users":[{"id":"u1","department_ids":[1]}]}"#).unwrap();
+        assert_eq!(s.departments[0].source_id.as_str(), "1");
+        assert_eq!(s.users[0].department_ids[0].as_str(), "1");
+        assert!(s.users[0].active);
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected_naming_both_entries() {
+        let e = parse(br#"{"users":[{"id":"u1"},{"id":"u2"},{"id":"u1"}]}"#).unwrap_err();
+        assert_eq!(e, r#"users[2].id "u1" duplicates users[0].id"#);
+    }
+
+    #[test]
+    fn unknown_fields_and_malformed_json_are_rejected() {
+        assert!(parse(br#"{"users":[{"id":"u1","emial":"x"}]}"#).unwrap_err().contains("unknown field `emial`"));
+        assert!(parse(br#"{"users":[{"id":"u1""#).is_err());
+    }
+}

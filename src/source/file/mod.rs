@@ -1,0 +1,33 @@
+//! Source `file`: a JSON document of departments and users (an HR export, a
+//! script's output). The format is documented in README and in
+//! `config/org.schema.json`. Unknown fields and duplicate ids are errors:
+//! a typo must not silently drop a field.
+
+mod api;
+
+use super::{IdentitySource, SourceError};
+use crate::model::Snapshot;
+use futures::future::BoxFuture;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub struct FileSource {
+    path: PathBuf,
+}
+
+impl FileSource {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl IdentitySource for FileSource {
+    fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
+        Box::pin(async move {
+            let bytes = tokio::fs::read(&self.path)
+                .await
+                .map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+            api::parse(&bytes).map_err(|message| SourceError::Invalid { path: self.path.clone(), message })
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! Carry out a plan against the target, phase by phase (see
+//! `reconcile::Op::phase`), with bounded concurrency inside a phase. Each
+//! outcome, with its binding change, is committed to the mirror as soon as it
+//! is known. One failed operation is an item error; the run goes on.
+
+use crate::mirror::{BindingChange, Mirror, MirrorError};
+use crate::model::{Bindings, Kind, SourceId, TargetId};
+use crate::reconcile::Op;
+use crate::target::{Target, TargetError};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+fn hash<T: serde::Serialize>(v: &T) -> Option<String> {
+    let bytes = serde_json::to_vec(v).ok()?;
+    let d = Sha256::digest(bytes);
+    Some(d.iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+struct Ctx<'a> {
+    target: &'a dyn Target,
+    mirror: &'a Mirror,
+    run: i64,
+    bindings: Mutex<Bindings>,
+}
+
+impl Ctx<'_> {
+    fn resolve(&self, id: &SourceId) -> Option<TargetId> {
+        self.bindings.lock().ok()?.departments.get(id).cloned()
+    }
+
+    fn bind(&self, kind: Kind, s: &SourceId, t: &TargetId) {
+        if let Ok(mut b) = self.bindings.lock() {
+            let map = b.of_mut(kind);
+            map.retain(|_, v| v != t);
+            map.insert(s.clone(), t.clone());
+        }
+    }
+
+    fn resolve_all(&self, ids: &Option<Vec<SourceId>>) -> Vec<TargetId> {
+        ids.iter().flatten().filter_map(|d| self.resolve(d)).collect()
+    }
+
+    /// Do one op against the target; return the mirror's binding change.
+    async fn run(&self, op: &Op) -> Result<(Option<TargetId>, BindingChange), TargetError> {
+        Ok(match op {
+            Op::Bind { kind, source_id, target_id, .. } => {
+                self.bind(*kind, source_id, target_id);
+                (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: None })
+            }
+            Op::Unbind { source_id, .. } => (None, BindingChange::RemoveSource(source_id.clone())),
+            Op::CreateDepartment { source_id, spec, .. } => {
+                let parent = match &spec.parent {
+                    None => None,
+                    Some(p) => Some(self.resolve(p).ok_or_else(|| {
+                        TargetError::Other(format!("parent department {p} does not exist in the target (its create failed?)"))
+                    })?),
+                };
+                let id = self.target.create_department(spec, parent.as_ref()).await?;
+                self.bind(Kind::Department, source_id, &id);
+                (Some(id.clone()), BindingChange::Set { source_id: source_id.clone(), target_id: id, hash: hash(spec) })
+            }
+            Op::UpdateDepartment { source_id, target_id, spec, old_parent, changes } => {
+                let parent = spec.parent.as_ref().and_then(|p| self.resolve(p));
+                if changes.iter().any(|c| c.field == "parent") && spec.parent.is_some() && parent.is_none() {
+                    return Err(TargetError::Other("the new parent department does not exist in the target".into()));
+                }
+                self.target.update_department(target_id, spec, changes, old_parent.as_ref(), parent.as_ref()).await?;
+                (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
+            }
+            Op::CreateUser { source_id, spec } => {
+                let deps = self.resolve_all(&spec.departments);
+                let id = self.target.create_user(spec, &deps).await?;
+                (Some(id.clone()), BindingChange::Set { source_id: source_id.clone(), target_id: id, hash: hash(spec) })
+            }
+            Op::UpdateUser { source_id, target_id, spec, old_departments, changes } => {
+                let deps = self.resolve_all(&spec.departments);
+                self.target.update_user(target_id, spec, changes, old_departments, &deps).await?;
+                (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
+            }
+            Op::DisableUser { target_id, .. } => {
+                self.target.disable_user(target_id).await?;
+                (None, BindingChange::None)
+            }
+            Op::DeleteUser { target_id, .. } => {
+                self.target.delete_user(target_id).await?;
+                (None, BindingChange::RemoveTarget(target_id.clone()))
+            }
+            Op::DeleteDepartment { target_id, .. } => {
+                self.target.delete_department(target_id).await?;
+                (None, BindingChange::RemoveTarget(target_id.clone()))
+            }
+        })
+    }
+
+    async fn one(&self, op: &Op) -> Result<bool, MirrorError> {
+        let result = self.run(op).await;
+        let (ok, created, change, error) = match result {
+            Ok((created, change)) => (true, created, change, None),
+            Err(e) => {
+                tracing::warn!(run = self.run, kind = %op.kind(), op = op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
+                (false, None, BindingChange::None, Some(e.to_string()))
+            }
+        };
+        let tid = created.as_ref().or(op.target_id());
+        self.mirror.record(
+            self.run,
+            op.kind(),
+            op.verb(),
+            op.source_id(),
+            tid,
+            if ok { "ok" } else { "failed" },
+            error.as_deref(),
+            change,
+        )?;
+        Ok(ok)
+    }
+}
+
+pub async fn apply(
+    plan: &crate::reconcile::Plan,
+    target: &dyn Target,
+    mirror: &Mirror,
+    run: i64,
+    bindings: Bindings,
+    concurrency: usize,
+) -> Result<Outcome, MirrorError> {
+    let ctx = Ctx { target, mirror, run, bindings: Mutex::new(bindings) };
+    let mut outcome = Outcome::default();
+    let ops = &plan.ops;
+    let mut start = 0;
+    while start < ops.len() {
+        let phase = ops[start].phase();
+        let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
+        let results: Vec<Result<bool, MirrorError>> = futures::stream::iter(&ops[start..end])
+            .map(|op| ctx.one(op))
+            .buffered(concurrency.max(1))
+            .collect()
+            .await;
+        for (r, op) in results.into_iter().zip(&ops[start..end]) {
+            // Bind/unbind touch only the mirror: they are not target writes.
+            if matches!(op, Op::Bind { .. } | Op::Unbind { .. }) {
+                r?;
+            } else if r? {
+                outcome.ok += 1;
+            } else {
+                outcome.failed += 1;
+            }
+        }
+        start = end;
+    }
+    Ok(outcome)
+}
