@@ -33,3 +33,6 @@ pub fn normalize_mobile(s: &str) -> String {
     out.extend(t.chars().filter(char::is_ascii_digit));
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -134,10 +134,15 @@ pub fn simulate(
 ) -> (TargetSnapshot, Bindings) {
     let mut t = target.clone();
     let mut b = bindings.clone();
+    let taken: std::collections::HashSet<String> =
+        t.users.iter().map(|u| u.id.0.clone()).chain(t.departments.iter().map(|d| d.id.0.clone())).collect();
     let mut n = 0u64;
-    let mut new_id = || {
+    let mut new_id = || loop {
         n += 1;
-        TargetId(format!("sim-{n}"))
+        let id = format!("sim-{n}");
+        if !taken.contains(&id) {
+            return TargetId(id);
+        }
     };
     for op in ops {
         apply_op(&mut t, &mut b, op, &mut new_id);

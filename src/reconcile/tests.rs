@@ -1,0 +1,375 @@
+//! Property tests over random directories and random edits, plus examples
+//! for the policy table.
+
+use super::*;
+use crate::model::{Bindings, Department, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+fn dept(id: &str, parent: Option<&str>, name: &str) -> Department {
+    Department { source_id: id.into(), parent_id: parent.map(SourceId::from), name: name.into(), order: 0, leader_ids: vec![] }
+}
+
+fn user(id: &str, email: Option<&str>, deps: &[&str]) -> User {
+    User {
+        source_id: id.into(),
+        username: Some(format!("user{id}")),
+        name: Some(format!("User {id}")),
+        email: email.map(str::to_owned),
+        department_ids: deps.iter().map(|d| SourceId::from(*d)).collect(),
+        active: true,
+        ..Default::default()
+    }
+}
+
+fn arb_source() -> impl Strategy<Value = Snapshot> {
+    (0usize..12, 0usize..30).prop_flat_map(|(nd, nu)| {
+        let parents = proptest::collection::vec(proptest::option::of(0usize..12), nd);
+        let names = proptest::collection::vec(0u8..4, nd);
+        let users = proptest::collection::vec(
+            (
+                proptest::option::weighted(0.9, 0u8..40),     // email pool: collisions happen
+                proptest::collection::vec(0usize..12, 0..3), // departments
+                any::<bool>(),                                // title set
+                proptest::bool::weighted(0.9),                // active
+            ),
+            nu,
+        );
+        (parents, names, users).prop_map(move |(parents, names, users)| {
+            let departments = (0..nd)
+                .map(|i| {
+                    // Parents only among earlier departments: a forest.
+                    let parent = parents[i].filter(|&p| p < i).map(|p| format!("d{p}"));
+                    dept(&format!("d{i}"), parent.as_deref(), &format!("Dept {}", names[i]))
+                })
+                .collect();
+            let users = users
+                .into_iter()
+                .enumerate()
+                .map(|(i, (email, deps, title, active))| {
+                    let deps: Vec<String> = deps.into_iter().filter(|&d| d < nd).map(|d| format!("d{d}")).collect();
+                    let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+                    let mut u = user(&format!("u{i}"), email.map(|e| format!("p{e}@x.test")).as_deref(), &deps);
+                    u.title = title.then(|| "Engineer".into());
+                    u.active = active;
+                    u
+                })
+                .collect();
+            Snapshot { departments, users }
+        })
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Edit {
+    RemoveUser(usize),
+    ChangeEmail(usize, u8),
+    RenameDept(usize),
+    MoveDept(usize, usize),
+    RemoveDept(usize),
+    Deactivate(usize),
+    AddTargetUser(u8),
+    AddTargetDept,
+}
+
+fn arb_edits() -> impl Strategy<Value = Vec<Edit>> {
+    proptest::collection::vec(
+        prop_oneof![
+            (0usize..30).prop_map(Edit::RemoveUser),
+            (0usize..30, 0u8..40).prop_map(|(u, e)| Edit::ChangeEmail(u, e)),
+            (0usize..12).prop_map(Edit::RenameDept),
+            (0usize..12, 0usize..12).prop_map(|(a, b)| Edit::MoveDept(a, b)),
+            (0usize..12).prop_map(Edit::RemoveDept),
+            (0usize..30).prop_map(Edit::Deactivate),
+            (0u8..40).prop_map(Edit::AddTargetUser),
+            Just(Edit::AddTargetDept),
+        ],
+        0..8,
+    )
+}
+
+fn apply_edits(src: &mut Snapshot, tgt: &mut TargetSnapshot, edits: &[Edit]) {
+    for (n, e) in edits.iter().enumerate() {
+        let nu = src.users.len();
+        let nd = src.departments.len();
+        match *e {
+            Edit::RemoveUser(i) if i < nu => {
+                src.users.remove(i);
+            }
+            Edit::ChangeEmail(i, m) if i < nu => src.users[i].email = Some(format!("p{m}@x.test")),
+            Edit::RenameDept(i) if i < nd => src.departments[i].name.push_str(" (renamed)"),
+            Edit::MoveDept(a, b) if a < nd && b < a => {
+                // Only under an earlier department: the source stays a forest.
+                src.departments[a].parent_id = Some(src.departments[b].source_id.clone());
+            }
+            Edit::RemoveDept(i) if i < nd => {
+                let id = src.departments.remove(i).source_id;
+                for d in &mut src.departments {
+                    if d.parent_id.as_ref() == Some(&id) {
+                        d.parent_id = None;
+                    }
+                }
+                for u in &mut src.users {
+                    u.department_ids.retain(|x| x != &id);
+                }
+            }
+            Edit::Deactivate(i) if i < nu => src.users[i].active = false,
+            Edit::AddTargetUser(m) => tgt.users.push(TargetUser {
+                id: TargetId(format!("direct-{n}")),
+                username: Some(format!("direct{n}")),
+                email: Some(format!("p{m}@x.test")),
+                active: true,
+                ..Default::default()
+            }),
+            Edit::AddTargetDept => tgt.departments.push(crate::model::TargetDepartment {
+                id: TargetId(format!("direct-dept-{n}")),
+                external_id: None,
+                name: format!("Direct {n}"),
+                parent: None,
+            }),
+            _ => {}
+        }
+    }
+}
+
+fn arb_policy() -> impl Strategy<Value = Policy> {
+    (
+        prop_oneof![Just(TargetOnly::Ignore), Just(TargetOnly::Disable), Just(TargetOnly::Delete)],
+        prop_oneof![Just(TargetOnly::Ignore), Just(TargetOnly::Delete)],
+        prop_oneof![Just(SourceOnly::Ignore), Just(SourceOnly::CreateAndBind)],
+        prop_oneof![
+            Just(vec![MatchKey::Email]),
+            Just(vec![MatchKey::Username, MatchKey::Email]),
+            Just(vec![MatchKey::Email, MatchKey::Mobile])
+        ],
+        proptest::collection::vec(0u8..40, 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(ut, dt, so, match_by, protected, title)| {
+            let mut fields = UserField::DEFAULTS.to_vec();
+            if title {
+                fields.push(UserField::Title);
+            }
+            Policy {
+                users: UserPolicy {
+                    target_only: ut,
+                    source_only: so,
+                    match_by,
+                    protected: protected.into_iter().map(|m| format!("p{m}@x.test")).chain(["direct0".to_owned()]).collect(),
+                    fields,
+                },
+                departments: DepartmentPolicy { target_only: dt, source_only: SourceOnly::CreateAndBind, protected: vec!["Direct 1".into()] },
+                guard: Guard { max_deletes: u64::MAX, max_delete_percent: 100 },
+            }
+        })
+}
+
+/// Sync `first` into an empty target, then edit both sides.
+fn scenario(first: &Snapshot, edits: &[Edit], policy: &Policy) -> (Snapshot, TargetSnapshot, Bindings) {
+    let empty = TargetSnapshot::default();
+    let p = plan(first, &empty, &Bindings::default(), policy, RunOptions::default());
+    let (mut tgt, b) = simulate(&empty, &Bindings::default(), &p.ops);
+    let mut src = first.clone();
+    apply_edits(&mut src, &mut tgt, edits);
+    (src, tgt, b)
+}
+
+fn protected_ids(t: &TargetSnapshot, policy: &Policy) -> Vec<TargetId> {
+    let prot = &policy.users.protected;
+    let mut ids: Vec<TargetId> = t
+        .users
+        .iter()
+        .filter(|u| {
+            prot.iter().any(|p| {
+                u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(p))
+                    || u.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(p))
+            })
+        })
+        .map(|u| u.id.clone())
+        .collect();
+    ids.extend(t.departments.iter().filter(|d| policy.departments.protected.contains(&d.name)).map(|d| d.id.clone()));
+    ids
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn applying_the_plan_then_planning_again_gives_no_operations(
+        first in arb_source(), edits in arb_edits(), policy in arb_policy()
+    ) {
+        let (src, tgt, b) = scenario(&first, &edits, &policy);
+        let p1 = plan(&src, &tgt, &b, &policy, RunOptions::default());
+        let (tgt2, b2) = simulate(&tgt, &b, &p1.ops);
+        let p2 = plan(&src, &tgt2, &b2, &policy, RunOptions::default());
+        prop_assert!(p2.ops.is_empty(), "second plan not empty: {:#?}\nfirst: {:#?}", p2.ops, p1.ops);
+    }
+
+    #[test]
+    fn protected_objects_never_appear_in_a_plan(
+        first in arb_source(), edits in arb_edits(), policy in arb_policy()
+    ) {
+        let (src, tgt, b) = scenario(&first, &edits, &policy);
+        let protected = protected_ids(&tgt, &policy);
+        let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+        for op in &p.ops {
+            if let Some(t) = op.target_id() {
+                prop_assert!(!protected.contains(t), "protected {t} in {op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn deletes_never_exceed_the_guard_without_approval(
+        first in arb_source(), edits in arb_edits(), policy in arb_policy(),
+        max_deletes in 0u64..6, pct in 0u64..60, allow in prop_oneof![Just(0u64), 0u64..5]
+    ) {
+        let policy = Policy { guard: Guard { max_deletes, max_delete_percent: pct }, ..policy };
+        let (src, tgt, b) = scenario(&first, &edits, &policy);
+        let p = plan(&src, &tgt, &b, &policy, RunOptions { allow_deletes: allow });
+        let n = p.ops.iter().filter(|o| o.is_destructive()).count() as u64;
+        let total = (tgt.users.len() + tgt.departments.len()) as u64;
+        let within = n <= max_deletes && n * 100 <= pct * total
+            && !(src.users.is_empty() && src.departments.is_empty());
+        prop_assert!(n == 0 || within || n <= allow, "{n} destructive ops, guard {max_deletes}/{pct}% of {total}, allow {allow}");
+        let held = p.items.iter().any(|i| i.outcome == ItemOutcome::HeldBack);
+        prop_assert_eq!(held, p.guard.is_some());
+    }
+
+    #[test]
+    fn parents_are_created_first_and_deleted_last(
+        first in arb_source(), edits in arb_edits(), policy in arb_policy()
+    ) {
+        let (src, tgt, b) = scenario(&first, &edits, &policy);
+        let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+        let mut created: HashMap<&SourceId, usize> = HashMap::new();
+        let mut deleted: HashMap<&TargetId, usize> = HashMap::new();
+        for (i, op) in p.ops.iter().enumerate() {
+            match op {
+                Op::CreateDepartment { source_id, .. } => { created.insert(source_id, i); }
+                Op::DeleteDepartment { target_id, .. } => { deleted.insert(target_id, i); }
+                _ => {}
+            }
+        }
+        for (i, op) in p.ops.iter().enumerate() {
+            if let Op::CreateDepartment { spec: DeptSpec { parent: Some(parent), .. }, .. } = op {
+                if let Some(&pi) = created.get(parent) {
+                    prop_assert!(pi < i, "child create {i} before parent create {pi}");
+                }
+            }
+        }
+        for d in &tgt.departments {
+            if let (Some(&ci), Some(parent)) = (deleted.get(&d.id), &d.parent) {
+                if let Some(&pi) = deleted.get(parent) {
+                    prop_assert!(ci < pi, "parent delete {pi} before child delete {ci}");
+                }
+            }
+        }
+    }
+}
+
+fn base_policy() -> Policy {
+    Policy::default()
+}
+
+fn first_sync(src: &Snapshot, policy: &Policy) -> (TargetSnapshot, Bindings) {
+    let p = plan(src, &TargetSnapshot::default(), &Bindings::default(), policy, RunOptions::default());
+    simulate(&TargetSnapshot::default(), &Bindings::default(), &p.ops)
+}
+
+#[test]
+fn a_shared_email_in_the_target_binds_nothing_and_names_both_candidates() {
+    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])] };
+    let mk = |id: &str| TargetUser { id: id.into(), email: Some("A@x".into()), active: true, ..Default::default() };
+    let tgt = TargetSnapshot { departments: vec![], users: vec![mk("t1"), mk("t2")] };
+    let mut policy = base_policy();
+    policy.users.target_only = TargetOnly::Delete;
+    let p = plan(&src, &tgt, &Bindings::default(), &policy, RunOptions::default());
+    assert!(p.ops.is_empty(), "{:?}", p.ops);
+    assert_eq!(p.items.len(), 1);
+    assert_eq!(p.items[0].outcome, ItemOutcome::Conflict);
+    assert!(p.items[0].message.contains("t1") && p.items[0].message.contains("t2"), "{}", p.items[0].message);
+}
+
+#[test]
+fn two_source_users_sharing_an_email_are_both_conflicts_not_creates() {
+    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("A@X"), &[])] };
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
+    assert!(p.ops.is_empty());
+    assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::Conflict).count(), 2);
+}
+
+#[test]
+fn a_user_with_every_match_key_empty_is_unmatchable_not_created() {
+    let src = Snapshot { departments: vec![], users: vec![user("u1", None, &[])] };
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
+    assert!(p.ops.is_empty());
+    assert_eq!(p.items[0].outcome, ItemOutcome::Unmatchable);
+}
+
+#[test]
+fn an_inactive_source_user_is_pushed_inactive_and_reactivated_on_rehire() {
+    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])] };
+    let policy = base_policy();
+    let (tgt, b) = first_sync(&src, &policy);
+    src.users[0].active = false;
+    let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+    assert!(matches!(&p.ops[..], [Op::UpdateUser { changes, .. }] if changes.len() == 1 && changes[0].field == "active"));
+    let (tgt, b) = simulate(&tgt, &b, &p.ops);
+    assert!(!tgt.users[0].active);
+    src.users[0].active = true;
+    let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+    let (tgt2, _) = simulate(&tgt, &b, &p.ops);
+    assert_eq!(tgt2.users.len(), 1, "re-hire reuses the binding");
+    assert!(tgt2.users[0].active);
+}
+
+#[test]
+fn a_parent_change_is_a_move_not_delete_and_create() {
+    let mut src = Snapshot {
+        departments: vec![dept("a", None, "A"), dept("b", None, "B"), dept("c", Some("a"), "C")],
+        users: vec![],
+    };
+    let mut policy = base_policy();
+    policy.departments.target_only = TargetOnly::Delete;
+    let (tgt, b) = first_sync(&src, &policy);
+    src.departments[2].parent_id = Some("b".into());
+    let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+    assert_eq!(p.ops.len(), 1, "{:?}", p.ops);
+    assert!(matches!(&p.ops[0], Op::UpdateDepartment { changes, .. } if changes[0].field == "parent"));
+}
+
+#[test]
+fn a_cycle_is_an_item_error_for_its_members_and_the_rest_goes_on() {
+    let src = Snapshot {
+        departments: vec![dept("a", Some("b"), "A"), dept("b", Some("a"), "B"), dept("c", None, "C"), dept("d", Some("zz"), "D")],
+        users: vec![],
+    };
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
+    assert_eq!(p.ops.len(), 1);
+    let invalid: Vec<&str> = p.items.iter().map(|i| i.source_id.as_ref().unwrap().as_str()).collect();
+    assert_eq!(invalid.len(), 3, "{:?}", p.items);
+    assert!(p.items.iter().any(|i| i.message.contains("cycle")));
+    assert!(p.items.iter().any(|i| i.message.contains("parent department zz is not in the source")));
+}
+
+#[test]
+fn an_empty_source_never_deletes_without_approval() {
+    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])] };
+    let mut policy = base_policy();
+    policy.users.target_only = TargetOnly::Delete;
+    policy.guard = Guard { max_deletes: 1000, max_delete_percent: 100 };
+    let (tgt, b) = first_sync(&src, &policy);
+    let empty = Snapshot::default();
+    let p = plan(&empty, &tgt, &b, &policy, RunOptions::default());
+    assert!(p.ops.is_empty());
+    assert_eq!(p.items[0].outcome, ItemOutcome::HeldBack);
+    assert!(p.guard.as_deref().unwrap().contains("no users"));
+    let p = plan(&empty, &tgt, &b, &policy, RunOptions { allow_deletes: 1 });
+    assert!(matches!(&p.ops[..], [Op::DeleteUser { .. }]));
+}
+
+#[test]
+fn normalised_mobiles_match() {
+    assert_eq!(normalize_mobile(" +86 138-0000 (0000) "), "+8613800000000");
+}
