@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, then runs them all.
+#   scripts/test.sh
+# Needs: Debian/Ubuntu (apt-get) for system packages, python3 with venv, cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+fi
+
+# scim2-server (the real SCIM 2.0 server the tests talk to), in a local venv.
+if [ ! -x .venv-scim/bin/scim2-server ]; then
+  python3 -m venv .venv-scim
+  .venv-scim/bin/pip install -q "scim2-server>=0.8,<0.9"
+fi
+.venv-scim/bin/scim2-server --help >/dev/null || { echo "scim2-server is not runnable" >&2; exit 1; }
+export SCIM2_SERVER="$PWD/.venv-scim/bin/scim2-server"
+
+cargo build --all-targets --locked
+cargo test --locked -- --test-threads "${TEST_THREADS:-4}"

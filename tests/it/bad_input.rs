@@ -1,0 +1,97 @@
+//! Bad input gets a clear error and loses nothing: never a panic, never a
+//! half-written mirror, a failed fetch never turns into deletions.
+
+use crate::harness::{org, Env, Scim};
+use serde_json::json;
+
+fn setup(extra: &str) -> (Env, Scim) {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    env.scim_config(&scim, extra);
+    (env, scim)
+}
+
+#[test]
+fn malformed_source_json_fails_the_run_with_zero_writes() {
+    let (env, scim) = setup("[policy.users]\ntarget_only = \"delete\"\n");
+    env.write_org(&org(1, 3));
+    assert_eq!(env.sync(&[]).code, 0);
+    let before = scim.writes().len();
+    std::fs::write(env.path("org.json"), "{\"users\": [ {\"id\": \"u1\", ").unwrap();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked"));
+    assert_eq!(scim.writes().len(), before, "a failed fetch wrote to the target");
+    assert_eq!(scim.users().len(), 3);
+    let s = env.status_json();
+    assert_eq!(s["status"], "failed");
+    let msg = s["runs"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("org.json") && msg.contains("nothing was changed"), "{msg}");
+}
+
+#[test]
+fn duplicate_source_ids_fail_the_run_naming_both_entries() {
+    let (env, scim) = setup("");
+    let mut doc = org(1, 3);
+    doc["users"].as_array_mut().unwrap().push(json!({"id": "u1", "email": "x@example.test"}));
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1);
+    assert!(scim.writes().is_empty());
+    let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("users[3].id \"u1\" duplicates users[1].id"), "{msg}");
+}
+
+#[test]
+fn two_users_sharing_an_email_are_conflict_items_and_the_rest_is_applied() {
+    let (env, scim) = setup("");
+    let mut doc = org(1, 3);
+    doc["users"][2]["email"] = doc["users"][1]["email"].clone();
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "partial: {}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 1, "only the unambiguous user is created");
+    let s = env.status_json();
+    assert_eq!(s["runs"][0]["counts"]["user.bind.conflict"], 2);
+}
+
+#[test]
+fn a_department_cycle_is_an_item_error_and_the_rest_goes_on() {
+    let (env, scim) = setup("");
+    let doc = json!({
+        "departments": [
+            {"id": "a", "parent_id": "b", "name": "A"},
+            {"id": "b", "parent_id": "a", "name": "B"},
+            {"id": "ok", "name": "Fine"}
+        ],
+        "users": [{"id": "u1", "username": "u1", "email": "u1@example.test", "department_ids": ["a", "ok"]}]
+    });
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.groups().len(), 1);
+    assert_eq!(scim.users().len(), 1);
+    let r = env.orgsync(&["runs", "show", "1", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let invalid = v["items"].as_array().unwrap().iter().filter(|i| i["outcome"] == "invalid").count();
+    assert_eq!(invalid, 2);
+    assert!(r.stdout.contains("parent cycle"), "{}", r.stdout);
+}
+
+#[test]
+fn an_unreachable_target_fails_the_run_with_a_clear_message() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    env.scim_config(&scim, "");
+    let port = crate::harness::free_port();
+    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(&scim.base, &format!("http://127.0.0.1:{port}/v2"));
+    std::fs::write(env.path("orgsync.toml"), text + "\n").unwrap();
+    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace("token_file = \"token\"", "token_file = \"token\"\nmax_retries = 1");
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    env.write_org(&org(1, 1));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1);
+    let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.starts_with("cannot read the target"), "{msg}");
+    assert!(!msg.contains(crate::harness::TOKEN));
+}

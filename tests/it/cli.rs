@@ -1,0 +1,86 @@
+//! The command line: check-config, exit codes, the shipped examples.
+
+use crate::harness::Env;
+
+#[test]
+fn every_example_config_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+                .arg("--config")
+                .arg(&p)
+                .arg("check-config")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn an_invalid_config_exits_2_and_lists_every_problem() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        "[source]\nkind = \"file\"\npath = \"o.json\"\n[target]\nkind = \"file\"\npath = \"t.json\"\n\
+         [policy.users]\ntarget_only = \"remove\"\nmatchby = [\"email\"]\n",
+    )
+    .unwrap();
+    let r = env.orgsync(&["check-config"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("policy.users.target_only: \"remove\" is not one of ignore, disable, delete"), "{}", r.stderr);
+    assert!(r.stderr.contains("policy.users.matchby: unknown key"), "{}", r.stderr);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    let env = Env::new();
+    assert_eq!(env.orgsync(&["sync", "--allow-deletes", "many"]).code, 2);
+    assert_eq!(env.orgsync(&["frobnicate"]).code, 2);
+}
+
+#[test]
+fn status_before_any_run_says_never_synced() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"o.json\"\n[target]\nkind = \"file\"\npath = \"t.json\"\n",
+    )
+    .unwrap();
+    assert_eq!(env.status_json()["status"], "never_synced");
+}
+
+#[test]
+fn the_quickstart_example_syncs_to_the_file_target() {
+    // The example writes under example-state/ next to config/: run on a copy.
+    let env = Env::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(env.path("config")).unwrap();
+    for f in ["example.toml", "example-org.json"] {
+        std::fs::copy(root.join("config").join(f), env.path("config").join(f)).unwrap();
+    }
+    let run = |args: &[&str]| -> crate::harness::Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+            .arg("--config")
+            .arg(env.path("config/example.toml"))
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let r = run(&["sync"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let dir: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("example-state/target-directory.json")).unwrap()).unwrap();
+    assert_eq!(dir["departments"].as_array().unwrap().len(), 4);
+    assert_eq!(dir["users"].as_array().unwrap().len(), 3, "the inactive user is not provisioned");
+    let r = run(&["sync", "--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{}", r.stdout);
+}

@@ -1,0 +1,228 @@
+//! Test harness: a private scim2-server per test on a free loopback port
+//! (its access log counts our requests), a temp dir with the config and the
+//! source file, and a runner for the built binary.
+//!
+//! scim2-server is found at `$SCIM2_SERVER` or `.venv-scim/bin/scim2-server`
+//! (what `scripts/test.sh` installs). If it is missing the tests fail: they
+//! never skip silently.
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-not-a-secret";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn scim2_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SCIM2_SERVER") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-scim/bin/scim2-server");
+    assert!(
+        p.exists(),
+        "scim2-server not found at {} and $SCIM2_SERVER is not set: run scripts/test.sh, which installs it",
+        p.display()
+    );
+    p
+}
+
+pub struct Scim {
+    child: Child,
+    pub base: String,
+    log: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+impl Scim {
+    pub fn start(dir: &Path) -> Scim {
+        let port = free_port();
+        let log = dir.join(format!("scim-{port}.log"));
+        let child = Command::new(scim2_server_bin())
+            .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", TOKEN])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start scim2-server");
+        let base = format!("http://127.0.0.1:{port}/v2");
+        let http = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = http.get(format!("{base}/ServiceProviderConfig")).bearer_auth(TOKEN).send().is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "scim2-server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Scim { child, base, log, http }
+    }
+
+    /// Requests seen by the server, as (method, path, status) lines.
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let q = l.split('"').nth(1)?;
+                let mut parts = q.split(' ');
+                let (m, p) = (parts.next()?, parts.next()?);
+                let status = l.split('"').nth(2)?.split_whitespace().next()?.parse().ok()?;
+                Some((m.to_owned(), p.to_owned(), status))
+            })
+            .collect()
+    }
+
+    /// Requests that change something (not GET).
+    pub fn writes(&self) -> Vec<(String, String, u16)> {
+        self.requests().into_iter().filter(|(m, _, _)| m != "GET").collect()
+    }
+
+    /// Every resource of an endpoint (pages of 1000, the server's cap).
+    pub fn list(&self, what: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let v: Value = self
+                .http
+                .get(format!("{}/{what}?startIndex={}&count=1000", self.base, out.len() + 1))
+                .bearer_auth(TOKEN)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let page = v["Resources"].as_array().cloned().unwrap_or_default();
+            let total = v["totalResults"].as_u64().unwrap_or(0) as usize;
+            let empty = page.is_empty();
+            out.extend(page);
+            if empty || out.len() >= total {
+                return out;
+            }
+        }
+    }
+
+    pub fn users(&self) -> Vec<Value> {
+        self.list("Users")
+    }
+
+    pub fn groups(&self) -> Vec<Value> {
+        self.list("Groups")
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Option<Value> {
+        self.users().into_iter().find(|u| u["userName"] == name)
+    }
+
+    pub fn post(&self, what: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/{what}", self.base))
+            .bearer_auth(TOKEN)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json().unwrap()
+    }
+}
+
+impl Drop for Scim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temp dir with `orgsync.toml`, `org.json` and a state dir.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Write a config for the SCIM target with extra TOML appended.
+    pub fn scim_config(&self, scim: &Scim, extra: &str) {
+        std::fs::write(self.path("token"), format!("{TOKEN}\n")).unwrap();
+        let text = format!(
+            "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n\
+             [target]\nkind = \"scim\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n{extra}\n",
+            scim.base
+        );
+        std::fs::write(self.path("orgsync.toml"), text).unwrap();
+    }
+
+    pub fn write_org(&self, org: &Value) {
+        std::fs::write(self.path("org.json"), serde_json::to_vec_pretty(org).unwrap()).unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+        c.arg("--config").arg(self.path("orgsync.toml")).args(args).env("RUST_LOG", "warn");
+        c
+    }
+
+    pub fn orgsync(&self, args: &[&str]) -> Run {
+        self.command(args).output().unwrap().into()
+    }
+
+    /// `orgsync sync` plus extra args; returns the run.
+    pub fn sync(&self, args: &[&str]) -> Run {
+        let mut a = vec!["sync"];
+        a.extend_from_slice(args);
+        self.orgsync(&a)
+    }
+
+    pub fn status_json(&self) -> Value {
+        let r = self.orgsync(&["status", "--output", "json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    }
+}
+
+/// A generated org: `depts` departments in a 3-level tree, `users` users.
+pub fn org(depts: usize, users: usize) -> Value {
+    let departments: Vec<Value> = (0..depts)
+        .map(|i| {
+            let parent = if i == 0 { Value::Null } else { json!(format!("d{}", (i - 1) / 3)) };
+            json!({"id": format!("d{i}"), "parent_id": parent, "name": format!("Dept {i}")})
+        })
+        .collect();
+    let users: Vec<Value> = (0..users)
+        .map(|i| {
+            json!({
+                "id": format!("u{i}"),
+                "username": format!("user{i}"),
+                "name": format!("User {i}"),
+                "email": format!("user{i}@example.test"),
+                "department_ids": if depts > 0 { json!([format!("d{}", i % depts)]) } else { json!([]) },
+            })
+        })
+        .collect();
+    json!({"departments": departments, "users": users})
+}

@@ -1,0 +1,8 @@
+//! Integration tests: through the built binary, against a real
+//! `scim2-server` (PyPI). One test binary (each extra file is another link).
+
+mod bad_input;
+mod cli;
+mod crash;
+mod harness;
+mod scim;

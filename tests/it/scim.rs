@@ -1,0 +1,208 @@
+//! End to end through the binary against a real scim2-server.
+
+use crate::harness::{org, Env, Scim};
+use serde_json::{json, Value};
+
+fn setup(extra: &str, org_doc: &Value) -> (Env, Scim) {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    env.scim_config(&scim, extra);
+    env.write_org(org_doc);
+    (env, scim)
+}
+
+fn group_named<'a>(groups: &'a [Value], name: &str) -> &'a Value {
+    groups.iter().find(|g| g["displayName"] == name).unwrap_or_else(|| panic!("no group {name}"))
+}
+
+fn members(g: &Value) -> Vec<String> {
+    g["members"].as_array().into_iter().flatten().map(|m| m["value"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn first_sync_creates_everything_and_the_second_makes_zero_writes() {
+    let (env, scim) = setup("", &org(7, 20));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let users = scim.users();
+    assert_eq!(users.len(), 20);
+    assert_eq!(scim.groups().len(), 7);
+    let u = scim.user_by_name("user3").unwrap();
+    assert_eq!(u["externalId"], "u3");
+    assert_eq!(u["emails"][0]["value"], "user3@example.test");
+    assert_eq!(u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "Dept 3");
+    // The tree: d1 is a member of d0's group, user3 of d3's.
+    let groups = scim.groups();
+    let d1 = group_named(&groups, "Dept 1")["id"].as_str().unwrap().to_owned();
+    assert!(members(group_named(&groups, "Dept 0")).contains(&d1));
+    assert!(members(group_named(&groups, "Dept 3")).contains(&u["id"].as_str().unwrap().to_owned()));
+
+    let before = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(scim.writes().len(), before, "second sync wrote: {:?}", &scim.writes()[before..]);
+    let s = env.status_json();
+    assert_eq!(s["status"], "succeeded");
+    assert_eq!(s["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn an_edited_email_is_exactly_one_update() {
+    let mut doc = org(3, 5);
+    let (env, scim) = setup("", &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    doc["users"][2]["email"] = json!("new.address@example.test");
+    env.write_org(&doc);
+    // Matching is by email, but the binding comes first: the user is updated, not recreated.
+    let before = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let writes = &scim.writes()[before..];
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].0, "PATCH");
+    assert_eq!(scim.users().len(), 5);
+    assert_eq!(scim.user_by_name("user2").unwrap()["emails"][0]["value"], "new.address@example.test");
+}
+
+fn remove_user_with(policy: &str) -> Scim {
+    let mut doc = org(2, 10);
+    let (env, scim) = setup(&format!("[policy.users]\ntarget_only = \"{policy}\"\n"), &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    doc["users"].as_array_mut().unwrap().remove(4);
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    scim
+}
+
+#[test]
+fn a_removed_user_is_kept_under_ignore() {
+    let scim = remove_user_with("ignore");
+    assert_eq!(scim.users().len(), 10);
+    assert_eq!(scim.user_by_name("user4").unwrap()["active"], true);
+}
+
+#[test]
+fn a_removed_user_is_deleted_under_delete() {
+    let scim = remove_user_with("delete");
+    assert_eq!(scim.users().len(), 9);
+    assert!(scim.user_by_name("user4").is_none());
+}
+
+#[test]
+fn a_removed_user_is_set_inactive_under_disable() {
+    let scim = remove_user_with("disable");
+    assert_eq!(scim.users().len(), 10);
+    assert_eq!(scim.user_by_name("user4").unwrap()["active"], false);
+}
+
+#[test]
+fn a_direct_scim_account_is_left_alone_then_bound_not_duplicated() {
+    let mut doc = org(1, 3);
+    let (env, scim) = setup("", &doc);
+    let direct = scim.post(
+        "Users",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "zoe.direct",
+               "emails": [{"value": "Zoe@Example.test", "type": "work", "primary": true}]}),
+    );
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.users().len(), 4);
+    assert!(scim.user_by_name("zoe.direct").unwrap().get("externalId").is_none(), "left alone under ignore");
+
+    doc["users"].as_array_mut().unwrap().push(json!({
+        "id": "hr-77", "username": "zoe", "name": "Zoe", "email": "zoe@example.test", "department_ids": ["d0"]
+    }));
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let users = scim.users();
+    assert_eq!(users.len(), 4, "bound, not duplicated");
+    let zoe = users.iter().find(|u| u["id"] == direct["id"]).unwrap();
+    assert_eq!(zoe["externalId"], "hr-77");
+    assert_eq!(zoe["userName"], "zoe");
+}
+
+#[test]
+fn a_renamed_and_a_moved_department_are_updated_not_recreated() {
+    let mut doc = org(4, 4); // d0 <- d1, d2, d3
+    let (env, scim) = setup("[policy.departments]\ntarget_only = \"delete\"\n", &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let ids_before: Vec<Value> = scim.groups().iter().map(|g| g["id"].clone()).collect();
+    doc["departments"][1]["name"] = json!("Dept 1 renamed");
+    doc["departments"][3]["parent_id"] = json!("d2"); // move d3 under d2
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let groups = scim.groups();
+    let ids_after: Vec<Value> = groups.iter().map(|g| g["id"].clone()).collect();
+    assert_eq!(ids_before, ids_after, "no group was recreated");
+    let d3 = group_named(&groups, "Dept 3")["id"].as_str().unwrap().to_owned();
+    assert!(members(group_named(&groups, "Dept 2")).contains(&d3));
+    assert!(!members(group_named(&groups, "Dept 0")).contains(&d3));
+    group_named(&groups, "Dept 1 renamed");
+}
+
+#[test]
+fn the_guard_holds_back_mass_deletes_until_allowed() {
+    let mut doc = org(2, 20);
+    let (env, scim) = setup("[policy.users]\ntarget_only = \"delete\"\n", &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    doc["users"].as_array_mut().unwrap().truncate(10);
+    env.write_org(&doc);
+
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "partial: {}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 20, "nothing deleted");
+    let s = env.status_json();
+    assert_eq!(s["status"], "partial");
+    let msg = s["runs"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("max_delete_percent"), "{msg}");
+    assert_eq!(s["runs"][0]["counts"]["user.delete.held_back"], 10);
+
+    let r = env.sync(&["--allow-deletes", "10"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 10);
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_writes_nothing_anywhere() {
+    let (env, scim) = setup("", &org(2, 3));
+    let r = env.sync(&["--dry-run", "--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["ops"].as_array().unwrap().len(), 5);
+    assert_eq!(plan["ops"][0]["op"], "create_department");
+    assert!(scim.writes().is_empty());
+    assert!(!env.path("state/mirror.db").exists(), "dry run created the mirror");
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Dry run: nothing was changed"), "{}", r.stdout);
+}
+
+#[test]
+fn an_inactive_user_is_pushed_inactive_and_reactivated() {
+    let mut doc = org(1, 2);
+    let (env, scim) = setup("", &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    doc["users"][1]["active"] = json!(false);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.user_by_name("user1").unwrap()["active"], false);
+    doc["users"][1]["active"] = json!(true);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.user_by_name("user1").unwrap()["active"], true);
+    assert_eq!(scim.users().len(), 2);
+}
+
+#[test]
+fn runs_show_lists_each_item() {
+    let (env, _scim) = setup("", &org(1, 2));
+    assert_eq!(env.sync(&[]).code, 0);
+    let r = env.orgsync(&["runs", "show", "1", "--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    assert!(v["items"].as_array().unwrap().iter().all(|i| i["outcome"] == "ok"));
+    let r = env.orgsync(&["runs", "show", "1"]);
+    assert!(r.stdout.contains("user2") || r.stdout.contains("u1"), "{}", r.stdout);
+}
