@@ -1,1 +1,73 @@
-fn main(){}
+//! Pure reconcile over a generated directory: 100,000 users in 10,000
+//! departments. Prints the initial plan (empty target) and the no-change
+//! plan (target already in step, all bound), best and median of several runs.
+//!
+//!     cargo bench --bench reconcile
+//!
+//! Goal (issue 2): under 300 ms each on one core. The plan is single-threaded.
+
+use orgsync::model::{Bindings, Department, Snapshot, SourceId, TargetSnapshot, User};
+use orgsync::reconcile::{plan, simulate, Policy, RunOptions};
+use std::time::{Duration, Instant};
+
+fn directory(users: usize, depts: usize) -> Snapshot {
+    let departments = (0..depts)
+        .map(|i| Department {
+            source_id: SourceId(format!("d{i}")),
+            parent_id: (i > 0).then(|| SourceId(format!("d{}", (i - 1) / 10))),
+            name: format!("Department {i}"),
+            order: i as i64,
+            leader_ids: vec![],
+        })
+        .collect();
+    let users = (0..users)
+        .map(|i| User {
+            source_id: SourceId(format!("u{i}")),
+            username: Some(format!("user{i}")),
+            name: Some(format!("User Number {i}")),
+            email: Some(format!("user{i}@example.com")),
+            mobile: Some(format!("+86 138 {:08}", i)),
+            employee_no: Some(format!("E{i:06}")),
+            nickname: None,
+            title: Some("Engineer".into()),
+            department_ids: vec![SourceId(format!("d{}", i % depts)), SourceId(format!("d{}", (i * 7) % depts))],
+            active: i % 50 != 0,
+        })
+        .collect();
+    Snapshot { departments, users }
+}
+
+fn time(label: &str, runs: usize, mut f: impl FnMut() -> usize) {
+    let mut times: Vec<Duration> = Vec::new();
+    let mut ops = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        ops = std::hint::black_box(f());
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "{label:<28} best {:>7.1} ms   median {:>7.1} ms   ({ops} operations, {runs} runs)",
+        times[0].as_secs_f64() * 1e3,
+        times[runs / 2].as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    // `cargo test --benches` passes --bench-less args; keep that run quick.
+    let quick = std::env::args().any(|a| a == "--test");
+    let (users, depts, runs) = if quick { (2_000, 200, 1) } else { (100_000, 10_000, 7) };
+    let source = directory(users, depts);
+    let policy = Policy::default();
+    let empty = TargetSnapshot::default();
+    let bindings = Bindings::default();
+    println!("reconcile::plan over {users} users in {depts} departments");
+    time("initial plan (empty target)", runs, || plan(&source, &empty, &bindings, &policy, RunOptions::default()).ops.len());
+    let initial = plan(&source, &empty, &bindings, &policy, RunOptions::default());
+    let (target, bound) = simulate(&empty, &bindings, &initial.ops);
+    time("no-change plan", runs, || {
+        let p = plan(&source, &target, &bound, &policy, RunOptions::default());
+        assert!(p.ops.is_empty(), "no-change plan has {} ops", p.ops.len());
+        p.ops.len()
+    });
+}
