@@ -1,0 +1,181 @@
+//! Target `file`: the target-side directory as one JSON document
+//! (`{"departments": [...], "users": [...]}`, the model's `TargetSnapshot`),
+//! for the quickstart and for apps that import files. Operations change an
+//! in-memory copy; `flush` writes it atomically (temp file + rename).
+
+use super::{TResult, Target, TargetError};
+use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
+use crate::reconcile::{Change, DeptSpec, UserSpec};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[derive(Debug)]
+pub struct FileTarget {
+    path: PathBuf,
+    state: Mutex<TargetSnapshot>,
+}
+
+impl FileTarget {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, state: Mutex::new(TargetSnapshot::default()) }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut TargetSnapshot) -> T) -> Result<T, TargetError> {
+        let mut s = self.state.lock().map_err(|_| TargetError::Other("file target state poisoned".into()))?;
+        Ok(f(&mut s))
+    }
+}
+
+fn new_id(prefix: &str) -> TargetId {
+    TargetId(format!("{prefix}{:016x}", rand::random::<u64>()))
+}
+
+fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: &str, departments: &[TargetId]) {
+    match field {
+        "external_id" => u.external_id = Some(spec.external_id.clone()),
+        "username" => u.username = spec.username.clone(),
+        "name" => u.name = spec.name.clone(),
+        "email" => u.email = spec.email.clone(),
+        "mobile" => u.mobile = spec.mobile.clone(),
+        "employee_no" => u.employee_no = spec.employee_no.clone(),
+        "nickname" => u.nickname = spec.nickname.clone(),
+        "title" => u.title = spec.title.clone(),
+        "department" => u.department = spec.department.clone(),
+        "departments" => u.departments = departments.to_vec(),
+        "active" => u.active = spec.active,
+        _ => {}
+    }
+}
+
+impl Target for FileTarget {
+    fn load(&self) -> TResult<'_, TargetSnapshot> {
+        Box::pin(async move {
+            let snap = match tokio::fs::read(&self.path).await {
+                Ok(b) => serde_json::from_slice(&b)
+                    .map_err(|e| TargetError::InvalidFile { path: self.path.clone(), message: e.to_string() })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => TargetSnapshot::default(),
+                Err(source) => return Err(TargetError::Io { path: self.path.clone(), source }),
+            };
+            self.with(|s| *s = snap.clone())?;
+            Ok(snap)
+        })
+    }
+
+    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let id = new_id("d-");
+            self.with(|s| {
+                s.departments.push(TargetDepartment {
+                    id: id.clone(),
+                    external_id: Some(spec.external_id.clone()),
+                    name: spec.name.clone(),
+                    parent: parent.cloned(),
+                })
+            })?;
+            Ok(id)
+        })
+    }
+
+    fn update_department<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a DeptSpec,
+        changes: &'a [Change],
+        _old_parent: Option<&'a TargetId>,
+        parent: Option<&'a TargetId>,
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.with(|s| match s.departments.iter_mut().find(|d| &d.id == id) {
+                Some(d) => {
+                    for c in changes {
+                        match c.field {
+                            "name" => d.name = spec.name.clone(),
+                            "external_id" => d.external_id = Some(spec.external_id.clone()),
+                            "parent" => d.parent = parent.cloned(),
+                            _ => {}
+                        }
+                    }
+                    Ok(())
+                }
+                None => Err(TargetError::Other(format!("department {id} not found"))),
+            })?
+        })
+    }
+
+    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.with(|s| {
+                s.departments.retain(|d| &d.id != id);
+                for d in &mut s.departments {
+                    if d.parent.as_ref() == Some(id) {
+                        d.parent = None;
+                    }
+                }
+                for u in &mut s.users {
+                    u.departments.retain(|d| d != id);
+                }
+            })
+        })
+    }
+
+    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let id = new_id("u-");
+            let mut u = TargetUser { id: id.clone(), ..TargetUser::default() };
+            for f in ["external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "departments", "active"] {
+                set_user_field(&mut u, spec, f, departments);
+            }
+            self.with(|s| s.users.push(u))?;
+            Ok(id)
+        })
+    }
+
+    fn update_user<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a UserSpec,
+        changes: &'a [Change],
+        _old_departments: &'a [TargetId],
+        departments: &'a [TargetId],
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.with(|s| match s.users.iter_mut().find(|u| &u.id == id) {
+                Some(u) => {
+                    for c in changes {
+                        set_user_field(u, spec, c.field, departments);
+                    }
+                    Ok(())
+                }
+                None => Err(TargetError::Other(format!("user {id} not found"))),
+            })?
+        })
+    }
+
+    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.with(|s| {
+                if let Some(u) = s.users.iter_mut().find(|u| &u.id == id) {
+                    u.active = false;
+                }
+            })
+        })
+    }
+
+    fn delete_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move { self.with(|s| s.users.retain(|u| &u.id != id)) })
+    }
+
+    fn flush(&self) -> TResult<'_, ()> {
+        Box::pin(async move {
+            let json = self.with(|s| serde_json::to_vec_pretty(s))?
+                .map_err(|e| TargetError::Other(format!("cannot encode the target file: {e}")))?;
+            let io = |source| TargetError::Io { path: self.path.clone(), source };
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                tokio::fs::create_dir_all(dir).await.map_err(io)?;
+            }
+            let tmp = self.path.with_extension("json.tmp");
+            tokio::fs::write(&tmp, json).await.map_err(io)?;
+            tokio::fs::rename(&tmp, &self.path).await.map_err(io)
+        })
+    }
+}

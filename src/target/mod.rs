@@ -1,0 +1,114 @@
+//! Target systems. Each implements [`Target`]: list the current users and
+//! departments, and carry out one resolved operation at a time. `sync::apply`
+//! resolves source ids to target ids before calling in, so targets never see
+//! bindings.
+
+pub mod file;
+pub mod scim;
+
+use crate::config::TargetConfig;
+use crate::model::{TargetId, TargetSnapshot};
+use crate::reconcile::{Change, DeptSpec, UserSpec};
+use futures::future::BoxFuture;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{method} {path}: HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Http {
+        method: &'static str,
+        path: String,
+        status: u16,
+        detail: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    #[error("{method} {path}: {source}")]
+    Transport { method: &'static str, path: String, #[source] source: reqwest::Error },
+    #[error("{method} {path}: unexpected response: {message}")]
+    Decode { method: &'static str, path: String, message: String },
+    #[error("target file {path}: {source}")]
+    Io { path: std::path::PathBuf, #[source] source: std::io::Error },
+    #[error("target file {path} is not valid: {message}")]
+    InvalidFile { path: std::path::PathBuf, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl TargetError {
+    /// Worth retrying: timeouts, connection failures, 429 and 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TargetError::Http { status, .. } => *status == 429 || *status >= 500,
+            TargetError::Transport { source, .. } => source.is_timeout() || source.is_connect() || source.is_request(),
+            _ => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TargetError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            TargetError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A short, bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            TargetError::Http { status, .. } if *status >= 500 => "http_5xx",
+            TargetError::Http { status: 429, .. } => "http_429",
+            TargetError::Http { .. } => "http_4xx",
+            TargetError::Transport { .. } => "transport",
+            TargetError::Decode { .. } => "decode",
+            TargetError::Io { .. } | TargetError::InvalidFile { .. } => "io",
+            TargetError::Other(_) => "other",
+        }
+    }
+}
+
+pub type TResult<'a, T> = BoxFuture<'a, Result<T, TargetError>>;
+
+/// One target system. Departments and users arrive resolved: parents and
+/// memberships as target ids.
+pub trait Target: Send + Sync {
+    fn load(&self) -> TResult<'_, TargetSnapshot>;
+    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId>;
+    /// `old_parent` / `parent` matter only when `changes` names `parent`.
+    fn update_department<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a DeptSpec,
+        changes: &'a [Change],
+        old_parent: Option<&'a TargetId>,
+        parent: Option<&'a TargetId>,
+    ) -> TResult<'a, ()>;
+    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
+    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId>;
+    /// Send exactly the changed fields; `departments` matters only when
+    /// `changes` names `departments`.
+    fn update_user<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a UserSpec,
+        changes: &'a [Change],
+        old_departments: &'a [TargetId],
+        departments: &'a [TargetId],
+    ) -> TResult<'a, ()>;
+    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
+    fn delete_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
+    /// Persist buffered state (the file target); a no-op for live services.
+    fn flush(&self) -> TResult<'_, ()>;
+}
+
+pub fn build(config: &TargetConfig) -> Result<Box<dyn Target>, TargetError> {
+    Ok(match config {
+        TargetConfig::Scim(c) => Box::new(scim::ScimTarget::new(c)?),
+        TargetConfig::File { path } => Box::new(file::FileTarget::new(path.clone())),
+    })
+}

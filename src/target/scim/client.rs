@@ -1,0 +1,162 @@
+//! The SCIM HTTP client: auth, timeouts, retries and paging.
+//!
+//! Retries use backon's exponential backoff with jitter, only for transient
+//! failures (timeouts, connection errors, 429, 5xx), and honour `Retry-After`
+//! on 429/503 through backon's `adjust`.
+
+use crate::config::{ScimAuth, ScimConfig};
+use crate::target::TargetError;
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::Method;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub const CONTENT: &str = "application/scim+json";
+
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    retries: usize,
+    pub page_size: usize,
+    /// Requests sent, by outcome, for the run summary.
+    pub requests_ok: AtomicU64,
+    pub requests_failed: AtomicU64,
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "REQUEST",
+    }
+}
+
+impl Client {
+    pub fn new(c: &ScimConfig) -> Result<Self, TargetError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(CONTENT));
+        let bad = |what: &str| TargetError::Other(format!("target.{what} contains characters not allowed in an HTTP header"));
+        match &c.auth {
+            ScimAuth::Bearer(tok) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", tok.expose())).map_err(|_| bad("token"))?;
+                v.set_sensitive(true);
+                headers.insert(AUTHORIZATION, v);
+            }
+            ScimAuth::Basic { username, password } => {
+                use base64::Engine as _;
+                let raw = format!("{username}:{}", password.expose());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
+                    .map_err(|_| bad("password"))?;
+                v.set_sensitive(true);
+                headers.insert(AUTHORIZATION, v);
+            }
+            ScimAuth::None => {}
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(c.timeout)
+            .connect_timeout(c.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TargetError::Other(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base: c.base_url.as_str().trim_end_matches('/').to_owned(),
+            retries: c.max_retries,
+            page_size: c.page_size,
+            requests_ok: AtomicU64::new(0),
+            requests_failed: AtomicU64::new(0),
+        })
+    }
+
+    async fn once(&self, method: &Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<(u16, Option<Value>), TargetError> {
+        let m = method_name(method);
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, CONTENT).body(b.to_string());
+        }
+        let resp = req.send().await.map_err(|source| TargetError::Transport { method: m, path: path.to_owned(), source })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().await.map_err(|source| TargetError::Transport { method: m, path: path.to_owned(), source })?;
+        if (200..300).contains(&status) {
+            self.requests_ok.fetch_add(1, Ordering::Relaxed);
+            let v = if bytes.is_empty() {
+                None
+            } else {
+                Some(serde_json::from_slice(&bytes).map_err(|e| TargetError::Decode {
+                    method: m,
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?)
+            };
+            return Ok((status, v));
+        }
+        self.requests_failed.fetch_add(1, Ordering::Relaxed);
+        let detail = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+            .or_else(|| Some(String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()))
+            .filter(|s| !s.trim().is_empty());
+        Err(TargetError::Http { method: m, path: path.to_owned(), status, detail, retry_after })
+    }
+
+    /// One request with retries on transient failures.
+    pub async fn send(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Option<Value>, TargetError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(self.retries)
+            .with_jitter();
+        let m = &method;
+        (|| async move { self.once(m, path, query, body).await })
+            .retry(backoff)
+            .when(TargetError::is_transient)
+            .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
+            .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "Transient target error, retrying"))
+            .await
+            .map(|(_, v)| v)
+    }
+
+    /// Every resource of an endpoint, page by page (`startIndex`/`count`) until `totalResults`.
+    pub async fn list(&self, path: &str, filter: Option<String>) -> Result<Vec<Value>, TargetError> {
+        let mut out = Vec::new();
+        let mut start = 1usize;
+        loop {
+            let mut q = vec![("startIndex", start.to_string()), ("count", self.page_size.to_string())];
+            if let Some(f) = &filter {
+                q.push(("filter", f.clone()));
+            }
+            let page = self.send(Method::GET, path, &q, None).await?.unwrap_or(Value::Null);
+            let total = page.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let items = match page.get("Resources") {
+                Some(Value::Array(a)) => a.clone(),
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => {
+                    return Err(TargetError::Decode { method: "GET", path: path.to_owned(), message: "Resources is not a list".into() })
+                }
+            };
+            let n = items.len();
+            out.extend(items);
+            start += n;
+            if n == 0 || out.len() >= total {
+                return Ok(out);
+            }
+        }
+    }
+}

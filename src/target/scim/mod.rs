@@ -1,0 +1,227 @@
+//! Target `scim`: a SCIM 2.0 service (RFC 7643/7644).
+//!
+//! Mapping (also in README):
+//! - User <-> SCIM User: userName, displayName and name.formatted, nickName,
+//!   emails (one, type work, primary), phoneNumbers (one, type mobile), title,
+//!   active, externalId = source id, enterprise extension employeeNumber and
+//!   department (the primary department's name).
+//! - Department <-> SCIM Group: displayName, externalId = source id. The tree
+//!   is carried as membership of the child group in its parent group; users
+//!   are members of their departments' groups.
+//!
+//! Updates are PATCH operations naming only the changed attributes, so
+//! attributes orgsync does not manage are left alone.
+
+mod client;
+mod schema;
+
+use super::{TResult, Target, TargetError};
+use crate::config::ScimConfig;
+use crate::model::{TargetId, TargetSnapshot};
+use crate::reconcile::{Change, DeptSpec, UserSpec};
+use client::Client;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+
+#[derive(Debug)]
+pub struct ScimTarget {
+    client: Client,
+}
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn patch(ops: Vec<Value>) -> Value {
+    json!({ "schemas": [PATCH_OP], "Operations": ops })
+}
+
+/// Quote a value for a SCIM filter (RFC 7644 3.4.2.2: a JSON string).
+fn quoted(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
+}
+
+impl ScimTarget {
+    pub fn new(c: &ScimConfig) -> Result<Self, TargetError> {
+        Ok(Self { client: Client::new(c)? })
+    }
+
+    /// Requests sent so far: (succeeded, failed).
+    pub fn request_counts(&self) -> (u64, u64) {
+        (self.client.requests_ok.load(Ordering::Relaxed), self.client.requests_failed.load(Ordering::Relaxed))
+    }
+
+    fn id_of(v: &Option<Value>, path: &str) -> Result<TargetId, TargetError> {
+        v.as_ref()
+            .and_then(|v| v.get("id"))
+            .and_then(Value::as_str)
+            .map(|s| TargetId(s.to_owned()))
+            .ok_or_else(|| TargetError::Decode { method: "POST", path: path.to_owned(), message: "no id in the created resource".into() })
+    }
+
+    async fn find_one(&self, path: &str, filter: String) -> Result<Option<TargetId>, TargetError> {
+        let found = self.client.list(path, Some(filter)).await?;
+        Ok(match found.as_slice() {
+            [one] => one.get("id").and_then(Value::as_str).map(|s| TargetId(s.to_owned())),
+            _ => None,
+        })
+    }
+
+    async fn membership(&self, group: &TargetId, member: &TargetId, kind: &str, add: bool) -> Result<(), TargetError> {
+        let op = if add {
+            json!({"op": "add", "path": "members", "value": [{"value": member.as_str(), "type": kind}]})
+        } else {
+            json!({"op": "remove", "path": format!("members[value eq {}]", quoted(member.as_str()))})
+        };
+        let path = format!("/Groups/{group}");
+        match self.client.send(Method::PATCH, &path, &[], Some(&patch(vec![op]))).await {
+            // The group is gone: nothing to remove it from.
+            Err(e) if !add && e.status() == Some(404) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn delete(&self, path: String) -> Result<(), TargetError> {
+        match self.client.send(Method::DELETE, &path, &[], None).await {
+            Ok(_) => Ok(()),
+            // Already gone: the delete is done.
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_user_departments(&self, id: &TargetId, old: &[TargetId], new: &[TargetId]) -> Result<(), TargetError> {
+        for g in old.iter().filter(|g| !new.contains(g)) {
+            self.membership(g, id, "User", false).await?;
+        }
+        for g in new.iter().filter(|g| !old.contains(g)) {
+            self.membership(g, id, "User", true).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Target for ScimTarget {
+    fn load(&self) -> TResult<'_, TargetSnapshot> {
+        Box::pin(async move {
+            let users = self.client.list("/Users", None).await?;
+            let groups = self.client.list("/Groups", None).await?;
+            schema::snapshot(&users, &groups)
+        })
+    }
+
+    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let body = schema::group_body(spec);
+            let id = match self.client.send(Method::POST, "/Groups", &[], Some(&body)).await {
+                Ok(v) => Self::id_of(&v, "/Groups")?,
+                Err(e) if e.status() == Some(409) => {
+                    // Already there (an earlier run created it): find it and bind it.
+                    let by_ext = self.find_one("/Groups", format!("externalId eq {}", quoted(&spec.external_id))).await?;
+                    let found = match by_ext {
+                        Some(id) => Some(id),
+                        None => self.find_one("/Groups", format!("displayName eq {}", quoted(&spec.name))).await?,
+                    };
+                    let id = found.ok_or(e)?;
+                    let ops = vec![json!({"op": "replace", "path": "externalId", "value": spec.external_id})];
+                    self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
+                    id
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(p) = parent {
+                self.membership(p, &id, "Group", true).await?;
+            }
+            Ok(id)
+        })
+    }
+
+    fn update_department<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a DeptSpec,
+        changes: &'a [Change],
+        old_parent: Option<&'a TargetId>,
+        parent: Option<&'a TargetId>,
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let ops = schema::group_patch(spec, changes);
+            if !ops.is_empty() {
+                self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
+            }
+            if changes.iter().any(|c| c.field == "parent") {
+                // A move: leave the old parent group, join the new one.
+                if let Some(old) = old_parent {
+                    self.membership(old, id, "Group", false).await?;
+                }
+                if let Some(new) = parent {
+                    self.membership(new, id, "Group", true).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(self.delete(format!("/Groups/{id}")))
+    }
+
+    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let body = schema::user_body(spec);
+            let id = match self.client.send(Method::POST, "/Users", &[], Some(&body)).await {
+                Ok(v) => Self::id_of(&v, "/Users")?,
+                Err(e) if e.status() == Some(409) => {
+                    // userName already taken: find that user by its key and bind it,
+                    // bringing every mapped attribute in line.
+                    let name = spec.username.as_deref().unwrap_or_default();
+                    let id = self
+                        .find_one("/Users", format!("userName eq {}", quoted(name)))
+                        .await?
+                        .ok_or(e)?;
+                    let ops = schema::user_patch(spec, &schema::all_user_changes());
+                    self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
+                    id
+                }
+                Err(e) => return Err(e),
+            };
+            self.set_user_departments(&id, &[], departments).await?;
+            Ok(id)
+        })
+    }
+
+    fn update_user<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a UserSpec,
+        changes: &'a [Change],
+        old_departments: &'a [TargetId],
+        departments: &'a [TargetId],
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
+            let ops = schema::user_patch(spec, &fields);
+            if !ops.is_empty() {
+                self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
+            }
+            if fields.contains(&"departments") {
+                self.set_user_departments(id, old_departments, departments).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let ops = vec![json!({"op": "replace", "path": "active", "value": false})];
+            self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await.map(|_| ())
+        })
+    }
+
+    fn delete_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(self.delete(format!("/Users/{id}")))
+    }
+
+    fn flush(&self) -> TResult<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,220 @@
+//! SCIM resources <-> model: request bodies, PATCH operations, and the
+//! target snapshot built from listed Users and Groups.
+
+use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
+use crate::reconcile::{Change, DeptSpec, UserSpec};
+use crate::target::TargetError;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_owned).filter(|x| !x.trim().is_empty())
+}
+
+/// The one value of a multi-valued attribute we manage: primary, else of `ty`, else first.
+fn pick(v: &Value, attr: &str, ty: &str) -> Option<String> {
+    let items = v.get(attr)?.as_array()?;
+    let by = |f: &dyn Fn(&Value) -> bool| items.iter().find(|i| f(i)).and_then(|i| s(i, "value"));
+    by(&|i| i.get("primary").and_then(Value::as_bool) == Some(true))
+        .or_else(|| by(&|i| i.get("type").and_then(Value::as_str) == Some(ty)))
+        .or_else(|| items.first().and_then(|i| s(i, "value")))
+}
+
+pub fn user_from(v: &Value) -> Option<TargetUser> {
+    let ent = v.get(ENTERPRISE).cloned().unwrap_or(Value::Null);
+    Some(TargetUser {
+        id: TargetId(s(v, "id")?),
+        external_id: s(v, "externalId"),
+        username: s(v, "userName"),
+        name: s(v, "displayName").or_else(|| v.get("name").and_then(|n| s(n, "formatted"))),
+        email: pick(v, "emails", "work"),
+        mobile: pick(v, "phoneNumbers", "mobile"),
+        employee_no: s(&ent, "employeeNumber"),
+        nickname: s(v, "nickName"),
+        title: s(v, "title"),
+        department: s(&ent, "department"),
+        departments: Vec::new(),
+        active: v.get("active").and_then(Value::as_bool).unwrap_or(true),
+    })
+}
+
+/// Build the snapshot: group members of type Group are child departments,
+/// of type User are memberships. Members that are neither a listed user nor
+/// a listed group (dangling references) are ignored.
+pub fn snapshot(users: &[Value], groups: &[Value]) -> Result<TargetSnapshot, TargetError> {
+    let mut snap = TargetSnapshot::default();
+    for u in users {
+        snap.users.push(user_from(u).ok_or_else(|| decode("a User without an id"))?);
+    }
+    let group_ids: HashSet<String> = groups.iter().filter_map(|g| s(g, "id")).collect();
+    let uidx: HashMap<TargetId, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
+    let mut parent_of: HashMap<String, TargetId> = HashMap::new();
+    for g in groups {
+        let gid = TargetId(s(g, "id").ok_or_else(|| decode("a Group without an id"))?);
+        for m in g.get("members").and_then(Value::as_array).into_iter().flatten() {
+            let Some(mid) = s(m, "value") else { continue };
+            let ty = m.get("type").and_then(Value::as_str);
+            if ty != Some("User") && group_ids.contains(&mid) {
+                parent_of.entry(mid).or_insert_with(|| gid.clone());
+            } else if let Some(&i) = uidx.get(&TargetId(mid)) {
+                snap.users[i].departments.push(gid.clone());
+            }
+        }
+    }
+    for g in groups {
+        let Some(id) = s(g, "id") else { continue };
+        snap.departments.push(TargetDepartment {
+            parent: parent_of.get(&id).cloned(),
+            id: TargetId(id),
+            external_id: s(g, "externalId"),
+            name: s(g, "displayName").unwrap_or_default(),
+        });
+    }
+    Ok(snap)
+}
+
+fn decode(message: &str) -> TargetError {
+    TargetError::Decode { method: "GET", path: "/".into(), message: message.into() }
+}
+
+pub fn group_body(spec: &DeptSpec) -> Value {
+    json!({ "schemas": [GROUP], "displayName": spec.name, "externalId": spec.external_id })
+}
+
+pub fn group_patch(spec: &DeptSpec, changes: &[Change]) -> Vec<Value> {
+    changes
+        .iter()
+        .filter_map(|c| match c.field {
+            "name" => Some(json!({"op": "replace", "path": "displayName", "value": spec.name})),
+            "external_id" => Some(json!({"op": "replace", "path": "externalId", "value": spec.external_id})),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn user_body(spec: &UserSpec) -> Value {
+    let mut m = Map::new();
+    m.insert("schemas".into(), json!([USER, ENTERPRISE]));
+    m.insert("externalId".into(), json!(spec.external_id));
+    m.insert("active".into(), json!(spec.active));
+    for f in all_user_changes() {
+        if let Some((path, v)) = user_value(spec, f) {
+            if v.is_null() {
+                continue;
+            }
+            match path.strip_prefix(&format!("{ENTERPRISE}:")) {
+                Some(attr) => {
+                    let ent = m.entry(ENTERPRISE).or_insert_with(|| json!({}));
+                    if let Some(o) = ent.as_object_mut() {
+                        o.insert(attr.to_owned(), v);
+                    }
+                }
+                None if path == "displayName" => {
+                    m.insert("name".into(), json!({ "formatted": v.clone() }));
+                    m.insert(path, v);
+                }
+                None => {
+                    m.insert(path, v);
+                }
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// Every attribute a create sends, as change field names.
+pub fn all_user_changes() -> Vec<&'static str> {
+    vec!["external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "active"]
+}
+
+/// (SCIM path, value) of one field; `Value::Null` means remove. `name` also
+/// sets `name.formatted` (see `user_patch`).
+fn user_value(spec: &UserSpec, field: &str) -> Option<(String, Value)> {
+    let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |x| json!(x));
+    Some(match field {
+        "external_id" => ("externalId".into(), json!(spec.external_id)),
+        "username" => ("userName".into(), opt(&spec.username)),
+        "name" => ("displayName".into(), opt(&spec.name)),
+        "email" => (
+            "emails".into(),
+            spec.email.as_ref().map_or(Value::Null, |e| json!([{"value": e, "type": "work", "primary": true}])),
+        ),
+        "mobile" => (
+            "phoneNumbers".into(),
+            spec.mobile.as_ref().map_or(Value::Null, |p| json!([{"value": p, "type": "mobile"}])),
+        ),
+        "employee_no" => (format!("{ENTERPRISE}:employeeNumber"), opt(&spec.employee_no)),
+        "nickname" => ("nickName".into(), opt(&spec.nickname)),
+        "title" => ("title".into(), opt(&spec.title)),
+        "department" => (format!("{ENTERPRISE}:department"), opt(&spec.department)),
+        "active" => ("active".into(), json!(spec.active)),
+        _ => return None,
+    })
+}
+
+/// PATCH operations for exactly these changed fields.
+pub fn user_patch(spec: &UserSpec, fields: &[&str]) -> Vec<Value> {
+    let mut ops = Vec::new();
+    for f in fields {
+        let Some((path, v)) = user_value(spec, f) else { continue };
+        let extra = (*f == "name").then(|| ("name.formatted".to_owned(), v.clone()));
+        for (path, v) in std::iter::once((path, v)).chain(extra) {
+            if v.is_null() {
+                ops.push(json!({"op": "remove", "path": path}));
+            } else {
+                ops.push(json!({"op": "replace", "path": path, "value": v}));
+            }
+        }
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_carry_the_tree_and_user_membership() {
+        let users = vec![json!({"id": "u1", "userName": "a", "emails": [{"value": "x@y", "type": "home"}, {"value": "a@y", "primary": true}]})];
+        let groups = vec![
+            json!({"id": "g1", "displayName": "Root", "members": [{"value": "g2", "type": "Group"}, {"value": "u1", "type": "User"}, {"value": "gone"}]}),
+            json!({"id": "g2", "displayName": "Child", "externalId": "d2"}),
+        ];
+        let s = snapshot(&users, &groups).unwrap();
+        assert_eq!(s.users[0].email.as_deref(), Some("a@y"));
+        assert_eq!(s.users[0].departments, vec![TargetId::from("g1")]);
+        assert!(s.users[0].active);
+        assert_eq!(s.departments[1].parent, Some(TargetId::from("g1")));
+        assert_eq!(s.departments[0].parent, None);
+    }
+
+    #[test]
+    fn a_patch_names_only_changed_fields_and_removes_emptied_ones() {
+        let spec = UserSpec { external_id: "s1".into(), name: Some("N".into()), title: None, ..Default::default() };
+        let ops = user_patch(&spec, &["name", "title"]);
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[1]["path"], "name.formatted");
+        assert_eq!(ops[2], json!({"op": "remove", "path": "title"}));
+    }
+
+    #[test]
+    fn a_create_body_carries_the_enterprise_extension() {
+        let spec = UserSpec {
+            external_id: "s1".into(),
+            username: Some("alice".into()),
+            employee_no: Some("E1".into()),
+            department: Some("Eng".into()),
+            active: true,
+            ..Default::default()
+        };
+        let b = user_body(&spec);
+        assert_eq!(b[ENTERPRISE]["employeeNumber"], "E1");
+        assert_eq!(b[ENTERPRISE]["department"], "Eng");
+        assert_eq!(b["userName"], "alice");
+        assert!(b.get("title").is_none());
+    }
+}
