@@ -41,7 +41,7 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, Syn
         None => Bindings::default(),
     };
     let source = source::build(&config.source).fetch().await?;
-    let target = target::build(&config.target)?.load().await?;
+    let target = target::build(&config.target, &config.policy.users.match_by)?.load().await?;
     let plan = reconcile::plan(&source, &target, &bindings, &config.policy, options);
     Ok(DryRun { plan, source, target })
 }
@@ -61,7 +61,7 @@ pub async fn run(config: &Config, mirror: &Mirror, trigger: &str, options: RunOp
         Ok(s) => s,
         Err(e) => return fail(format!("cannot fetch the source ({}): {e}; nothing was changed", config.source.kind())),
     };
-    let target: Box<dyn Target> = match target::build(&config.target) {
+    let target: Box<dyn Target> = match target::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot set up the target: {e}; nothing was changed")),
     };

@@ -106,9 +106,9 @@ pub trait Target: Send + Sync {
     fn flush(&self) -> TResult<'_, ()>;
 }
 
-pub fn build(config: &TargetConfig) -> Result<Box<dyn Target>, TargetError> {
+pub fn build(config: &TargetConfig, match_by: &[crate::reconcile::MatchKey]) -> Result<Box<dyn Target>, TargetError> {
     Ok(match config {
-        TargetConfig::Scim(c) => Box::new(scim::ScimTarget::new(c)?),
+        TargetConfig::Scim(c) => Box::new(scim::ScimTarget::new(c, match_by)?),
         TargetConfig::File { path } => Box::new(file::FileTarget::new(path.clone())),
     })
 }

@@ -206,3 +206,26 @@ fn runs_show_lists_each_item() {
     let r = env.orgsync(&["runs", "show", "1"]);
     assert!(r.stdout.contains("user2") || r.stdout.contains("u1"), "{}", r.stdout);
 }
+
+#[test]
+fn a_username_taken_by_an_unrelated_account_is_an_item_error_and_the_rest_is_applied() {
+    let doc = org(1, 3);
+    let (env, scim) = setup("", &doc);
+    // An unrelated account already holds user1's userName, with another email.
+    let other = scim.post(
+        "Users",
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "user1",
+               "emails": [{"value": "someone.else@example.test", "type": "work", "primary": true}]}),
+    );
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "partial: {}\n{}", r.stdout, r.stderr);
+    let users = scim.users();
+    assert_eq!(users.len(), 3, "user0 and user2 created, user1 not");
+    let untouched = users.iter().find(|u| u["id"] == other["id"]).unwrap();
+    assert!(untouched.get("externalId").is_none(), "the unrelated account was taken over: {untouched}");
+    let v: Value = serde_json::from_str(&env.orgsync(&["runs", "show", "1", "--output", "json"]).stdout).unwrap();
+    let failed: Vec<&Value> = v["items"].as_array().unwrap().iter().filter(|i| i["outcome"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["source_id"], "u1");
+    assert!(failed[0]["error"].as_str().unwrap().contains("HTTP 409"), "{}", failed[0]["error"]);
+}

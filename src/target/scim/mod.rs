@@ -18,7 +18,7 @@ mod schema;
 use super::{TResult, Target, TargetError};
 use crate::config::ScimConfig;
 use crate::model::{TargetId, TargetSnapshot};
-use crate::reconcile::{Change, DeptSpec, UserSpec};
+use crate::reconcile::{Change, DeptSpec, MatchKey, UserSpec};
 use client::Client;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -27,6 +27,8 @@ use std::sync::atomic::Ordering;
 #[derive(Debug)]
 pub struct ScimTarget {
     client: Client,
+    /// `policy.users.match_by`: how a 409 on create finds the existing user.
+    match_by: Vec<MatchKey>,
 }
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -41,8 +43,32 @@ fn quoted(s: &str) -> String {
 }
 
 impl ScimTarget {
-    pub fn new(c: &ScimConfig) -> Result<Self, TargetError> {
-        Ok(Self { client: Client::new(c)? })
+    pub fn new(c: &ScimConfig, match_by: &[MatchKey]) -> Result<Self, TargetError> {
+        Ok(Self { client: Client::new(c)?, match_by: match_by.to_vec() })
+    }
+
+    /// After a 409 on create: the existing user that is ours (externalId =
+    /// source id, left by a run that crashed before recording its binding) or
+    /// that the match keys name. A userName taken by an unrelated account is
+    /// not bound: that would take the account over.
+    async fn find_existing_user(&self, spec: &UserSpec) -> Result<Option<TargetId>, TargetError> {
+        if let Some(id) = self.find_one("/Users", format!("externalId eq {}", quoted(&spec.external_id))).await? {
+            return Ok(Some(id));
+        }
+        for key in &self.match_by {
+            let (attr, value) = match key {
+                MatchKey::Email => ("emails.value", &spec.email),
+                MatchKey::Username => ("userName", &spec.username),
+                MatchKey::Mobile => ("phoneNumbers.value", &spec.mobile),
+                MatchKey::EmployeeNo => (schema::EMPLOYEE_NUMBER, &spec.employee_no),
+            };
+            if let Some(v) = value {
+                if let Some(id) = self.find_one("/Users", format!("{attr} eq {}", quoted(v))).await? {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Requests sent so far: (succeeded, failed).
@@ -171,13 +197,15 @@ impl Target for ScimTarget {
             let id = match self.client.send(Method::POST, "/Users", &[], Some(&body)).await {
                 Ok(v) => Self::id_of(&v, "/Users")?,
                 Err(e) if e.status() == Some(409) => {
-                    // userName already taken: find that user by its key and bind it,
-                    // bringing every mapped attribute in line.
-                    let name = spec.username.as_deref().unwrap_or_default();
-                    let id = self
-                        .find_one("/Users", format!("userName eq {}", quoted(name)))
-                        .await?
-                        .ok_or(e)?;
+                    // Already there: find it by our external id or the match keys and
+                    // bind it, bringing every mapped attribute in line.
+                    let Some(id) = self.find_existing_user(spec).await? else {
+                        return Err(TargetError::Other(format!(
+                            "{e}: userName {:?} is taken by a target account that none of the match keys ({}) identify as this user; not bound",
+                            spec.username.as_deref().unwrap_or_default(),
+                            self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                        )));
+                    };
                     let ops = schema::user_patch(spec, &schema::all_user_changes());
                     self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
                     id
