@@ -160,3 +160,71 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ScimAuth;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-route HTTP server answering with `responses` in turn (then 200),
+    /// counting requests.
+    async fn serve(responses: Vec<&'static str>) -> (String, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicU64::new(0));
+        let c = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let n = c.fetch_add(1, Ordering::SeqCst) as usize;
+                let mut buf = vec![0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = responses.get(n).copied().unwrap_or("200 OK");
+                let body = r#"{"totalResults":0,"Resources":[]}"#;
+                let resp = format!("HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        (format!("http://{addr}/v2"), count)
+    }
+
+    fn client(base: &str) -> Client {
+        Client::new(&ScimConfig {
+            base_url: url::Url::parse(base).unwrap(),
+            auth: ScimAuth::None,
+            timeout: Duration::from_secs(5),
+            concurrency: 1,
+            max_retries: 3,
+            page_size: 10,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn retries_on_503_and_429_honouring_retry_after_then_succeeds() {
+        let (base, count) = serve(vec!["503 Service Unavailable", "429 Too Many Requests\r\nRetry-After: 1"]).await;
+        let started = std::time::Instant::now();
+        let v = client(&base).send(Method::GET, "/Users", &[], None).await.unwrap();
+        assert!(v.is_some());
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was not honoured");
+    }
+
+    #[tokio::test]
+    async fn a_client_error_is_not_retried() {
+        let (base, count) = serve(vec!["400 Bad Request"]).await;
+        let e = client(&base).send(Method::GET, "/Users", &[], None).await.unwrap_err();
+        assert_eq!(e.status(), Some(400));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_retries() {
+        let (base, count) = serve(vec!["502 Bad Gateway"; 10]).await;
+        let e = client(&base).send(Method::GET, "/Users", &[], None).await.unwrap_err();
+        assert_eq!(e.status(), Some(502));
+        assert_eq!(count.load(Ordering::SeqCst), 4, "one try plus max_retries = 3");
+    }
+}
