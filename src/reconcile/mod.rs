@@ -14,7 +14,7 @@ pub use plan::{plan, Change, DeptSpec, Item, ItemOutcome, Op, Plan, UserSpec};
 pub use policy::{
     DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy,
 };
-pub use simulate::simulate;
+pub use simulate::{remove_department, set_user_field, simulate, USER_FIELDS};
 
 /// Per-run knobs that are not policy: the admin's one-time approval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -76,9 +76,11 @@ pub fn apply_op(
             bindings.of_mut(Kind::User).insert(source_id.clone(), id);
         }
         Op::UpdateUser { target_id, spec, changes, .. } => {
-            let new = user_from_spec(target_id.clone(), spec, bindings);
+            let departments = user_from_spec(target_id.clone(), spec, bindings).departments;
             if let Some(u) = target.users.iter_mut().find(|u| &u.id == target_id) {
-                merge_user(u, new, changes);
+                for c in changes {
+                    set_user_field(u, spec, c.field, &departments);
+                }
             }
         }
         Op::DisableUser { target_id, .. } => {
@@ -91,38 +93,47 @@ pub fn apply_op(
             bindings.users.retain(|_, t| t != target_id);
         }
         Op::DeleteDepartment { target_id, .. } => {
-            target.departments.retain(|d| &d.id != target_id);
-            for d in &mut target.departments {
-                if d.parent.as_ref() == Some(target_id) {
-                    d.parent = None;
-                }
-            }
-            for u in &mut target.users {
-                u.departments.retain(|d| d != target_id);
-            }
+            remove_department(target, target_id);
             bindings.departments.retain(|_, t| t != target_id);
         }
     }
 }
 
-/// An update sends exactly the changed fields; everything else keeps the
-/// target's value (unmapped fields are never touched).
-fn merge_user(u: &mut TargetUser, new: TargetUser, changes: &[super::Change]) {
-    for c in changes {
-        match c.field {
-            "external_id" => u.external_id = new.external_id.clone(),
-            "username" => u.username = new.username.clone(),
-            "name" => u.name = new.name.clone(),
-            "email" => u.email = new.email.clone(),
-            "mobile" => u.mobile = new.mobile.clone(),
-            "employee_no" => u.employee_no = new.employee_no.clone(),
-            "nickname" => u.nickname = new.nickname.clone(),
-            "title" => u.title = new.title.clone(),
-            "department" => u.department = new.department.clone(),
-            "departments" => u.departments = new.departments.clone(),
-            "active" => u.active = new.active,
-            _ => {}
+/// Set one changed field of a target user from the spec; `departments` are
+/// the spec's departments resolved to target ids. An update sends exactly the
+/// changed fields; everything else keeps the target's value.
+pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: &str, departments: &[TargetId]) {
+    match field {
+        "external_id" => u.external_id = Some(spec.external_id.clone()),
+        "username" => u.username = spec.username.clone(),
+        "name" => u.name = spec.name.clone(),
+        "email" => u.email = spec.email.clone(),
+        "mobile" => u.mobile = spec.mobile.clone(),
+        "employee_no" => u.employee_no = spec.employee_no.clone(),
+        "nickname" => u.nickname = spec.nickname.clone(),
+        "title" => u.title = spec.title.clone(),
+        "department" => u.department = spec.department.clone(),
+        "departments" => u.departments = departments.to_vec(),
+        "active" => u.active = spec.active,
+        _ => {}
+    }
+}
+
+/// Every field a create sets.
+pub const USER_FIELDS: &[&str] = &[
+    "external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "departments", "active",
+];
+
+/// Remove a department: its children become roots, its members lose it.
+pub fn remove_department(t: &mut TargetSnapshot, id: &TargetId) {
+    t.departments.retain(|d| &d.id != id);
+    for d in &mut t.departments {
+        if d.parent.as_ref() == Some(id) {
+            d.parent = None;
         }
+    }
+    for u in &mut t.users {
+        u.departments.retain(|d| d != id);
     }
 }
 

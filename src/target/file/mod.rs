@@ -5,7 +5,7 @@
 
 use super::{TResult, Target, TargetError};
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
-use crate::reconcile::{Change, DeptSpec, UserSpec};
+use crate::reconcile::{remove_department, set_user_field, Change, DeptSpec, UserSpec, USER_FIELDS};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -28,23 +28,6 @@ impl FileTarget {
 
 fn new_id(prefix: &str) -> TargetId {
     TargetId(format!("{prefix}{:016x}", rand::random::<u64>()))
-}
-
-fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: &str, departments: &[TargetId]) {
-    match field {
-        "external_id" => u.external_id = Some(spec.external_id.clone()),
-        "username" => u.username = spec.username.clone(),
-        "name" => u.name = spec.name.clone(),
-        "email" => u.email = spec.email.clone(),
-        "mobile" => u.mobile = spec.mobile.clone(),
-        "employee_no" => u.employee_no = spec.employee_no.clone(),
-        "nickname" => u.nickname = spec.nickname.clone(),
-        "title" => u.title = spec.title.clone(),
-        "department" => u.department = spec.department.clone(),
-        "departments" => u.departments = departments.to_vec(),
-        "active" => u.active = spec.active,
-        _ => {}
-    }
 }
 
 impl Target for FileTarget {
@@ -104,17 +87,7 @@ impl Target for FileTarget {
 
     fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
         Box::pin(async move {
-            self.with(|s| {
-                s.departments.retain(|d| &d.id != id);
-                for d in &mut s.departments {
-                    if d.parent.as_ref() == Some(id) {
-                        d.parent = None;
-                    }
-                }
-                for u in &mut s.users {
-                    u.departments.retain(|d| d != id);
-                }
-            })
+            self.with(|s| remove_department(s, id))
         })
     }
 
@@ -122,7 +95,7 @@ impl Target for FileTarget {
         Box::pin(async move {
             let id = new_id("u-");
             let mut u = TargetUser { id: id.clone(), ..TargetUser::default() };
-            for f in ["external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "departments", "active"] {
+            for f in USER_FIELDS {
                 set_user_field(&mut u, spec, f, departments);
             }
             self.with(|s| s.users.push(u))?;
