@@ -766,19 +766,17 @@ fn plan_users(
     for &key in &up.match_by {
         let mut tidx: HashMap<String, Vec<usize>> = HashMap::new();
         for (t, u) in target.users.iter().enumerate() {
-            if !claimed[t] {
-                if let Some(v) = target_key_value(u, key) {
+            if !claimed[t]
+                && let Some(v) = target_key_value(u, key) {
                     tidx.entry(v).or_default().push(t);
                 }
-            }
         }
         let mut sidx: HashMap<String, Vec<usize>> = HashMap::new();
         for i in 0..n {
-            if matched[i].is_none() && !stop[i] {
-                if let Some(v) = key_value(src[i], key) {
+            if matched[i].is_none() && !stop[i]
+                && let Some(v) = key_value(src[i], key) {
                     sidx.entry(v).or_default().push(i);
                 }
-            }
         }
         for i in 0..n {
             if matched[i].is_some() || stop[i] {

@@ -62,11 +62,10 @@ impl ScimTarget {
                 MatchKey::Mobile => ("phoneNumbers.value", &spec.mobile),
                 MatchKey::EmployeeNo => (schema::EMPLOYEE_NUMBER, &spec.employee_no),
             };
-            if let Some(v) = value {
-                if let Some(id) = self.find_one("/Users", format!("{attr} eq {}", quoted(v))).await? {
+            if let Some(v) = value
+                && let Some(id) = self.find_one("/Users", format!("{attr} eq {}", quoted(v))).await? {
                     return Ok(Some(id));
                 }
-            }
         }
         Ok(None)
     }
