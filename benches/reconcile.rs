@@ -54,9 +54,7 @@ fn time(label: &str, runs: usize, mut f: impl FnMut() -> usize) {
 }
 
 fn main() {
-    // `cargo test --benches` passes --bench-less args; keep that run quick.
-    let quick = std::env::args().any(|a| a == "--test");
-    let (users, depts, runs) = if quick { (2_000, 200, 1) } else { (100_000, 10_000, 7) };
+    let (users, depts, runs) = (100_000, 10_000, 7);
     let source = directory(users, depts);
     let policy = Policy::default();
     let empty = TargetSnapshot::default();

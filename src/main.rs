@@ -59,10 +59,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync { dry_run: true, allow_deletes, output } => {
-            let d = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes }).await?;
+            let plan = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes }).await?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&d.plan)?),
-                Output::Table => print_plan(&d.plan),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+                Output::Table => print_plan(&plan),
             }
             Ok(ExitCode::SUCCESS)
         }

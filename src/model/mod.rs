@@ -142,13 +142,6 @@ pub struct Bindings {
 }
 
 impl Bindings {
-    pub fn of(&self, kind: Kind) -> &std::collections::HashMap<SourceId, TargetId> {
-        match kind {
-            Kind::Department => &self.departments,
-            Kind::User => &self.users,
-        }
-    }
-
     pub fn of_mut(&mut self, kind: Kind) -> &mut std::collections::HashMap<SourceId, TargetId> {
         match kind {
             Kind::Department => &mut self.departments,

@@ -207,11 +207,6 @@ impl ItemOutcome {
             ItemOutcome::Invalid => "invalid",
         }
     }
-
-    /// Whether this item makes the run `partial`.
-    pub fn is_problem(self) -> bool {
-        true
-    }
 }
 
 /// Something the plan reports instead of doing.

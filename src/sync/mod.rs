@@ -9,7 +9,7 @@ mod apply;
 
 use crate::config::Config;
 use crate::mirror::{BindingChange, Mirror, MirrorError, RunRecord, RunStatus};
-use crate::model::{Bindings, Snapshot, TargetSnapshot};
+use crate::model::Bindings;
 use crate::reconcile::{self, Plan, RunOptions};
 use crate::source::{self, SourceError};
 use crate::target::{self, Target, TargetError};
@@ -26,24 +26,15 @@ pub enum SyncError {
     Target(#[from] TargetError),
 }
 
-/// What a dry run found: the plan, and nothing written anywhere.
-#[derive(Debug)]
-pub struct DryRun {
-    pub plan: Plan,
-    pub source: Snapshot,
-    pub target: TargetSnapshot,
-}
-
 /// Fetch, load and plan without writing anything (not even the mirror).
-pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, SyncError> {
+pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncError> {
     let bindings = match Mirror::open_read_only(&config.state_dir)? {
         Some(m) => m.bindings()?,
         None => Bindings::default(),
     };
     let source = source::build(&config.source).fetch().await?;
     let target = target::build(&config.target, &config.policy.users.match_by)?.load().await?;
-    let plan = reconcile::plan(&source, &target, &bindings, &config.policy, options);
-    Ok(DryRun { plan, source, target })
+    Ok(reconcile::plan(&source, &target, &bindings, &config.policy, options))
 }
 
 /// A real run. The caller holds the state-dir lock. Returns the recorded run.

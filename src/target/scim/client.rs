@@ -10,7 +10,6 @@ use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Method;
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const CONTENT: &str = "application/scim+json";
@@ -21,9 +20,6 @@ pub struct Client {
     base: String,
     retries: usize,
     pub page_size: usize,
-    /// Requests sent, by outcome, for the run summary.
-    pub requests_ok: AtomicU64,
-    pub requests_failed: AtomicU64,
 }
 
 fn method_name(m: &Method) -> &'static str {
@@ -71,8 +67,6 @@ impl Client {
             base: c.base_url.as_str().trim_end_matches('/').to_owned(),
             retries: c.max_retries,
             page_size: c.page_size,
-            requests_ok: AtomicU64::new(0),
-            requests_failed: AtomicU64::new(0),
         })
     }
 
@@ -95,7 +89,6 @@ impl Client {
             .map(Duration::from_secs);
         let bytes = resp.bytes().await.map_err(|source| TargetError::Transport { method: m, path: path.to_owned(), source })?;
         if (200..300).contains(&status) {
-            self.requests_ok.fetch_add(1, Ordering::Relaxed);
             let v = if bytes.is_empty() {
                 None
             } else {
@@ -107,7 +100,6 @@ impl Client {
             };
             return Ok((status, v));
         }
-        self.requests_failed.fetch_add(1, Ordering::Relaxed);
         let detail = serde_json::from_slice::<Value>(&bytes)
             .ok()
             .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
@@ -165,6 +157,7 @@ impl Client {
 mod tests {
     use super::*;
     use crate::config::ScimAuth;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

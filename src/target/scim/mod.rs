@@ -22,7 +22,6 @@ use crate::reconcile::{Change, DeptSpec, MatchKey, UserSpec};
 use client::Client;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::sync::atomic::Ordering;
 
 #[derive(Debug)]
 pub struct ScimTarget {
@@ -68,11 +67,6 @@ impl ScimTarget {
                 }
         }
         Ok(None)
-    }
-
-    /// Requests sent so far: (succeeded, failed).
-    pub fn request_counts(&self) -> (u64, u64) {
-        (self.client.requests_ok.load(Ordering::Relaxed), self.client.requests_failed.load(Ordering::Relaxed))
     }
 
     fn id_of(v: &Option<Value>, path: &str) -> Result<TargetId, TargetError> {
