@@ -245,22 +245,33 @@ fn opt(v: &Option<String>) -> Option<String> {
     non_empty(v).map(str::to_owned)
 }
 
-fn key_value(u: &User, key: MatchKey) -> Option<String> {
+/// A match key's value in comparable form: email and username
+/// case-insensitive, mobile normalised, empty values absent.
+fn normalized(key: MatchKey, raw: &Option<String>) -> Option<String> {
+    let v = non_empty(raw)?;
     match key {
-        MatchKey::Email => non_empty(&u.email).map(str::to_lowercase),
-        MatchKey::Username => non_empty(&u.username).map(str::to_lowercase),
-        MatchKey::Mobile => non_empty(&u.mobile).map(normalize_mobile).filter(|m| !m.is_empty()),
-        MatchKey::EmployeeNo => non_empty(&u.employee_no).map(str::to_owned),
+        MatchKey::Email | MatchKey::Username => Some(v.to_lowercase()),
+        MatchKey::Mobile => Some(normalize_mobile(v)).filter(|m| !m.is_empty()),
+        MatchKey::EmployeeNo => Some(v.to_owned()),
     }
 }
 
+fn key_value(u: &User, key: MatchKey) -> Option<String> {
+    normalized(key, match key {
+        MatchKey::Email => &u.email,
+        MatchKey::Username => &u.username,
+        MatchKey::Mobile => &u.mobile,
+        MatchKey::EmployeeNo => &u.employee_no,
+    })
+}
+
 fn target_key_value(u: &TargetUser, key: MatchKey) -> Option<String> {
-    match key {
-        MatchKey::Email => non_empty(&u.email).map(str::to_lowercase),
-        MatchKey::Username => non_empty(&u.username).map(str::to_lowercase),
-        MatchKey::Mobile => non_empty(&u.mobile).map(normalize_mobile).filter(|m| !m.is_empty()),
-        MatchKey::EmployeeNo => non_empty(&u.employee_no).map(str::to_owned),
-    }
+    normalized(key, match key {
+        MatchKey::Email => &u.email,
+        MatchKey::Username => &u.username,
+        MatchKey::Mobile => &u.mobile,
+        MatchKey::EmployeeNo => &u.employee_no,
+    })
 }
 
 /// Where a source department's target counterpart is (or will be).
@@ -311,9 +322,8 @@ pub fn plan(
 ) -> Plan {
     let mut p = Plan::default();
     let mut binds = Vec::new();
-    let dept = plan_departments(source, target, bindings, policy, &mut p, &mut binds);
-    let (mut dept_creates, mut dept_updates, mut dept_deletes) = dept.1;
-    let dept = dept.0;
+    let (dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
+        plan_departments(source, target, bindings, policy, &mut p, &mut binds);
     let (mut user_ops, mut user_removals) = plan_users(source, target, bindings, policy, &dept, &mut p, &mut binds);
 
     p.ops.append(&mut binds);
@@ -592,22 +602,20 @@ fn plan_departments<'a>(
                     ParentRes::Pending => true,
                     ParentRes::Unavailable => false,
                 };
-                let mut spec = spec();
+                // An unavailable parent (it will not exist in the target) keeps the
+                // target's parent: apply only moves when `parent` is a change.
                 if parent_change {
                     changes.push(Change {
                         field: "parent",
                         from: td.parent.as_ref().map(|t| t.to_string()),
                         to: d.parent_id.as_ref().map(|s| s.to_string()),
                     });
-                } else if matches!(state.desired_parent(i, target), ParentRes::Unavailable) {
-                    // Keep the target's parent: the source parent will not exist there.
-                    spec.parent = None;
                 }
                 if !changes.is_empty() {
                     updates.push(Op::UpdateDepartment {
                         source_id: d.source_id.clone(),
                         target_id: td.id.clone(),
-                        spec,
+                        spec: spec(),
                         old_parent: td.parent.clone(),
                         changes,
                     });
