@@ -71,21 +71,26 @@ impl IdValue {
     }
 }
 
+/// Check the id of `list[i]`: not empty, and not seen before in that list.
+fn checked_id(list: &str, i: usize, id: IdValue, seen: &mut HashMap<SourceId, usize>) -> Result<SourceId, String> {
+    let id = id.into_id();
+    if id.as_str().trim().is_empty() {
+        return Err(format!("{list}[{i}].id is empty"));
+    }
+    if let Some(first) = seen.insert(id.clone(), i) {
+        return Err(format!("{list}[{i}].id \"{id}\" duplicates {list}[{first}].id"));
+    }
+    Ok(id)
+}
+
 /// Parse and check a document. Errors name the offending entry.
 pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
     let doc: Document = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut snap = Snapshot::default();
-    let mut seen: HashMap<SourceId, usize> = HashMap::new();
+    let mut seen = HashMap::new();
     for (i, d) in doc.departments.into_iter().enumerate() {
-        let id = d.id.into_id();
-        if id.as_str().trim().is_empty() {
-            return Err(format!("departments[{i}].id is empty"));
-        }
-        if let Some(first) = seen.insert(id.clone(), i) {
-            return Err(format!("departments[{i}].id \"{id}\" duplicates departments[{first}].id"));
-        }
         snap.departments.push(Department {
-            source_id: id,
+            source_id: checked_id("departments", i, d.id, &mut seen)?,
             parent_id: d.parent_id.map(IdValue::into_id).filter(|p| !p.as_str().is_empty()),
             name: d.name,
             order: d.order,
@@ -94,15 +99,8 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
     }
     seen.clear();
     for (i, u) in doc.users.into_iter().enumerate() {
-        let id = u.id.into_id();
-        if id.as_str().trim().is_empty() {
-            return Err(format!("users[{i}].id is empty"));
-        }
-        if let Some(first) = seen.insert(id.clone(), i) {
-            return Err(format!("users[{i}].id \"{id}\" duplicates users[{first}].id"));
-        }
         snap.users.push(User {
-            source_id: id,
+            source_id: checked_id("users", i, u.id, &mut seen)?,
             username: u.username,
             name: u.name,
             email: u.email,
