@@ -175,6 +175,11 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
 
 fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     let base_url = t.required_string("base_url", errs).and_then(|u| match url::Url::parse(&u) {
+        // Credentials in the URL would be printed with every transport error.
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            t.problem(errs, "base_url", "must not contain credentials: use username + password_file, or token_file");
+            None
+        }
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(_) => {
             t.problem(errs, "base_url", format!("{u:?} must be an http:// or https:// URL"));

@@ -144,3 +144,14 @@ token_file = "/nonexistent/tok"
     );
     assert!(errs.iter().any(|e| e.starts_with("target.token_file: cannot read /nonexistent/tok")), "{errs:?}");
 }
+
+#[test]
+fn credentials_in_the_scim_url_are_refused_without_echoing_them() {
+    let errs = problems(
+        "[source]\nkind = \"file\"\npath = \"o.json\"\n[target]\nkind = \"scim\"\nbase_url = \"https://svc:hunter2@idp.example/v2\"\n",
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("target.base_url: must not contain credentials"), "{errs:?}");
+    assert!(!errs[0].contains("hunter2"));
+}
