@@ -19,6 +19,7 @@ pub mod config;
 pub mod mirror;
 pub mod model;
 pub mod reconcile;
+pub mod schedule;
 pub mod source;
 pub mod sync;
 pub mod target;

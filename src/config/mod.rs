@@ -13,6 +13,7 @@ pub use secret::Secret;
 use crate::reconcile::{
     DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy,
 };
+use crate::schedule::{self, MonthDay, Mode, Schedule};
 use reader::{Problems, Reader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +41,48 @@ pub struct Config {
     pub target: TargetConfig,
     /// Discrepancy policies and the deletion guard (`[policy]`).
     pub policy: Policy,
+    /// When `orgsync run` syncs (`[schedule]`). Default: manual, one run at start.
+    pub schedule: Schedule,
+    /// The service itself (`[daemon]`).
+    pub daemon: DaemonConfig,
+}
+
+/// `daemon.log_format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[daemon]`: the HTTP listener, shutdown and logging of `orgsync run`.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// `listen`: address of `/metrics`, `/healthz`, `/readyz`, `/status`, `POST /sync`. Default `127.0.0.1:9464`.
+    pub listen: std::net::SocketAddr,
+    /// `admin_token` / `admin_token_file`: bearer token for `POST /sync`; required when `listen` is not loopback.
+    pub admin_token: Option<Secret>,
+    /// `grace_period`: on SIGTERM, how long in-flight operations may take to finish. Default `30s`.
+    pub grace_period: Duration,
+    /// `log_format`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `log_level`: a tracing filter such as `info` or `orgsync=debug`; `RUST_LOG` overrides it. Default `info`.
+    pub log_level: String,
+    /// `unready_after_failures`: `/readyz` fails after this many failed runs in a row. Default 3.
+    pub unready_after_failures: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
+            admin_token: None,
+            grace_period: Duration::from_secs(30),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            unready_after_failures: 3,
+        }
+    }
 }
 
 /// `[source]`: `kind` selects the source; the other keys depend on it.
@@ -166,9 +209,11 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
     t.finish(&mut errs);
 
     let policy = policy(&mut root, &mut errs);
+    let schedule = schedule(&mut root, &mut errs);
+    let daemon = daemon(&mut root, &mut errs);
     root.finish(&mut errs);
     match (source, target) {
-        (Some(source), Some(target)) if errs.is_empty() => Ok(Config { state_dir, source, target, policy }),
+        (Some(source), Some(target)) if errs.is_empty() => Ok(Config { state_dir, source, target, policy, schedule, daemon }),
         _ => Err(errs),
     }
 }
@@ -262,6 +307,123 @@ fn policy(root: &mut Reader<'_>, errs: &mut Problems) -> Policy {
     g.finish(errs);
     p.finish(errs);
     Policy { users, departments, guard }
+}
+
+fn daemon(root: &mut Reader<'_>, errs: &mut Problems) -> DaemonConfig {
+    let mut d = root.table("daemon", errs);
+    let dd = DaemonConfig::default();
+    let listen = d.string("listen", errs).and_then(|s| match s.parse::<std::net::SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            d.problem(errs, "listen", format!("{s:?} is not an address like \"127.0.0.1:9464\" or \"[::1]:9464\""));
+            None
+        }
+    });
+    let listen = listen.unwrap_or(dd.listen);
+    let admin_token = d.secret("admin_token", "admin_token_file", errs);
+    if admin_token.as_ref().is_some_and(|t| t.expose().trim().is_empty()) {
+        d.problem(errs, "admin_token_file", "the token is empty");
+    }
+    if !listen.ip().is_loopback() && admin_token.is_none() && !errs.iter().any(|e| e.key.starts_with("daemon.admin_token")) {
+        d.problem(
+            errs,
+            "admin_token_file",
+            format!("is required because daemon.listen ({listen}) is not a loopback address: without a token anyone who can reach it could start runs"),
+        );
+    }
+    let log_level = d.string("log_level", errs).unwrap_or(dd.log_level);
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
+        d.problem(errs, "log_level", format!("{log_level:?} is not a log filter like \"info\" or \"orgsync=debug,warn\" ({e})"));
+    }
+    let config = DaemonConfig {
+        listen,
+        admin_token,
+        grace_period: d.duration("grace_period", errs).unwrap_or(dd.grace_period),
+        log_format: match d.one_of::<String>("log_format", &["text", "json"], errs).as_deref() {
+            Some("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        },
+        log_level,
+        unready_after_failures: d.u64("unready_after_failures", errs).unwrap_or(dd.unready_after_failures),
+    };
+    if config.unready_after_failures == 0 {
+        d.problem(errs, "unready_after_failures", "must be at least 1");
+    }
+    d.finish(errs);
+    config
+}
+
+fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
+    let mut s = root.table("schedule", errs);
+    let dflt = Schedule::default();
+    let mode = s.one_of::<String>("mode", schedule::MODES, errs).unwrap_or_else(|| "manual".into());
+    // Every mode-specific key is read, so one set for another mode is named.
+    let every = s.duration("every", errs);
+    let at = s.string("at", errs);
+    let weekday = s.string("weekday", errs);
+    let day = s.string("day", errs);
+    let cron = s.string("cron", errs);
+    let uses: &[(&str, bool, &[&str])] = &[
+        ("every", every.is_some(), &["interval"]),
+        ("at", at.is_some(), &["daily", "weekly", "monthly"]),
+        ("weekday", weekday.is_some(), &["weekly"]),
+        ("day", day.is_some(), &["monthly"]),
+        ("cron", cron.is_some(), &["cron"]),
+    ];
+    for (key, set, modes) in uses {
+        if *set && !modes.contains(&mode.as_str()) {
+            s.problem(errs, key, format!("is only used with mode = {} (mode is {mode:?})", modes.join(" | ")));
+        }
+        if !*set && modes.contains(&mode.as_str()) && !errs.iter().any(|e| e.key == s.key(key)) {
+            s.problem(errs, key, format!("is required with mode = {mode:?}"));
+        }
+    }
+    let at = at.and_then(|a| {
+        let parsed = chrono::NaiveTime::parse_from_str(a.trim(), "%H:%M").or_else(|_| chrono::NaiveTime::parse_from_str(a.trim(), "%H:%M:%S"));
+        parsed.map_err(|_| s.problem(errs, "at", format!("{a:?} is not a time like \"02:30\""))).ok()
+    });
+    let weekday = weekday.and_then(|w| {
+        w.trim().parse::<chrono::Weekday>().map_err(|_| s.problem(errs, "weekday", format!("{w:?} is not one of mon, tue, wed, thu, fri, sat, sun"))).ok()
+    });
+    let day = day.and_then(|d| match d.trim() {
+        "last" => Some(MonthDay::Last),
+        n => match n.parse::<u32>() {
+            Ok(n) if (1..=28).contains(&n) => Some(MonthDay::Day(n)),
+            _ => {
+                s.problem(errs, "day", format!("{d:?} must be 1..=28 (every month has it) or \"last\""));
+                None
+            }
+        },
+    });
+    let cron = cron.and_then(|c| match schedule::parse_cron(c.trim()) {
+        Ok(parsed) => Some((c, parsed)),
+        Err(e) => {
+            s.problem(errs, "cron", format!("{c:?} is not a cron expression with six fields, like \"0 30 2 * * *\" ({e})"));
+            None
+        }
+    });
+    if every.is_some_and(|e| e < Duration::from_secs(1)) {
+        s.problem(errs, "every", "must be at least 1s");
+    }
+    let mode = match (mode.as_str(), every, at, weekday, day, cron) {
+        ("interval", Some(every), ..) => Mode::Interval { every },
+        ("daily", _, Some(at), ..) => Mode::Daily { at },
+        ("weekly", _, Some(at), Some(weekday), ..) => Mode::Weekly { weekday, at },
+        ("monthly", _, Some(at), _, Some(day), _) => Mode::Monthly { day, at },
+        ("cron", .., Some((expr, cron))) => Mode::Cron { expr, cron: Box::new(cron) },
+        _ => Mode::Manual,
+    };
+    let timezone = s.string("timezone", errs).and_then(|z| {
+        z.trim().parse::<chrono_tz::Tz>().map_err(|_| s.problem(errs, "timezone", format!("{z:?} is not an IANA time zone like \"Europe/Berlin\" or \"Asia/Shanghai\""))).ok()
+    });
+    let schedule = Schedule {
+        mode,
+        timezone,
+        run_on_start: s.bool("run_on_start", errs).unwrap_or(dflt.run_on_start),
+        jitter: s.duration("jitter", errs).unwrap_or(dflt.jitter),
+    };
+    s.finish(errs);
+    schedule
 }
 
 fn list_of<T: std::str::FromStr>(

@@ -98,6 +98,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    pub fn bool(&mut self, k: &'static str, errs: &mut Problems) -> Option<bool> {
+        match self.raw(k)? {
+            Value::Bool(b) => Some(*b),
+            // From the environment every value is a string.
+            Value::String(s) if s == "true" || s == "false" => Some(s == "true"),
+            other => {
+                self.problem(errs, k, format!("expected true or false, found {}", show(other)));
+                None
+            }
+        }
+    }
+
     pub fn duration(&mut self, k: &'static str, errs: &mut Problems) -> Option<Duration> {
         let s = self.string(k, errs)?;
         match humantime::parse_duration(s.trim()) {

@@ -155,3 +155,79 @@ fn credentials_in_the_scim_url_are_refused_without_echoing_them() {
     assert!(errs[0].starts_with("target.base_url: must not contain credentials"), "{errs:?}");
     assert!(!errs[0].contains("hunter2"));
 }
+
+#[test]
+fn schedule_and_daemon_default_to_manual_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load(&write(dir.path(), MINIMAL)).unwrap();
+    assert!(matches!(c.schedule.mode, Mode::Manual));
+    assert!(c.schedule.run_on_start);
+    assert_eq!(c.daemon.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(c.daemon.grace_period, Duration::from_secs(30));
+    assert_eq!(c.daemon.log_format, LogFormat::Text);
+}
+
+#[test]
+fn every_schedule_mode_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, want) in [
+        ("mode = \"interval\"\nevery = \"30m\"", "every 30m"),
+        ("mode = \"daily\"\nat = \"02:30\"", "daily at 02:30"),
+        ("mode = \"weekly\"\nweekday = \"mon\"\nat = \"06:00\"", "weekly on Mon at 06:00"),
+        ("mode = \"monthly\"\nday = \"last\"\nat = \"23:00\"", "monthly on the last day at 23:00"),
+        ("mode = \"monthly\"\nday = 1\nat = \"23:00\"", "monthly on day 1 at 23:00"),
+        ("mode = \"cron\"\ncron = \"0 30 2 * * *\"\ntimezone = \"Europe/Berlin\"", "cron \"0 30 2 * * *\""),
+    ] {
+        let c = load(&write(dir.path(), &format!("{MINIMAL}\n[schedule]\n{extra}\n"))).unwrap();
+        assert_eq!(c.schedule.describe(), want);
+    }
+}
+
+#[test]
+fn schedule_problems_name_the_key() {
+    let errs = problems(
+        &format!(
+            "{MINIMAL}\n[schedule]\nmode = \"weekly\"\nat = \"25:00\"\nevery = \"1h\"\ntimezone = \"Mars/Olympus\"\njitter = \"soon\"\nrun_on_start = \"yes\"\n"
+        ),
+        &[],
+    );
+    let want = [
+        "schedule.every: is only used with mode = interval (mode is \"weekly\")",
+        "schedule.weekday: is required with mode = \"weekly\"",
+        "schedule.at: \"25:00\" is not a time like \"02:30\"",
+        "schedule.timezone: \"Mars/Olympus\" is not an IANA time zone like \"Europe/Berlin\" or \"Asia/Shanghai\"",
+        "schedule.run_on_start: expected true or false, found \"yes\"",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e == w), "missing {w:?} in {errs:#?}");
+    }
+    assert!(errs.iter().any(|e| e.starts_with("schedule.jitter: \"soon\" is not a duration")), "{errs:#?}");
+    let cron = problems(&format!("{MINIMAL}\n[schedule]\nmode = \"cron\"\ncron = \"30 2 * * *\"\n"), &[]);
+    assert!(cron[0].starts_with("schedule.cron: \"30 2 * * *\" is not a cron expression with six fields"), "{cron:?}");
+    let day = problems(&format!("{MINIMAL}\n[schedule]\nmode = \"monthly\"\nday = 31\nat = \"01:00\"\n"), &[]);
+    assert_eq!(day, vec!["schedule.day: \"31\" must be 1..=28 (every month has it) or \"last\""]);
+}
+
+#[test]
+fn a_listener_beyond_loopback_needs_an_admin_token() {
+    let errs = problems(&format!("{MINIMAL}\n[daemon]\nlisten = \"0.0.0.0:9464\"\n"), &[]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("daemon.admin_token_file: is required because daemon.listen (0.0.0.0:9464) is not a loopback address"), "{errs:?}");
+    let ok = problems(&format!("{MINIMAL}\n[daemon]\nlisten = \"0.0.0.0:9464\"\nadmin_token = \"s3cret\"\n"), &[]);
+    assert!(ok.is_empty(), "{ok:?}");
+    let bad = problems(&format!("{MINIMAL}\n[daemon]\nlisten = \"localhost\"\nlog_format = \"xml\"\nlog_level = \"info,,=[\"\n"), &[]);
+    assert!(bad.iter().any(|e| e.starts_with("daemon.listen: \"localhost\" is not an address")), "{bad:?}");
+    assert!(bad.iter().any(|e| e == "daemon.log_format: \"xml\" is not one of text, json"), "{bad:?}");
+    assert!(bad.iter().any(|e| e.starts_with("daemon.log_level:")), "{bad:?}");
+}
+
+#[test]
+fn the_schedule_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), MINIMAL);
+    let env = [("ORGSYNC__SCHEDULE__MODE", "interval"), ("ORGSYNC__SCHEDULE__EVERY", "5m"), ("ORGSYNC__SCHEDULE__RUN_ON_START", "false")];
+    let tree = load_tree(&p, env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+    let c = validate(&tree, dir.path()).unwrap();
+    assert_eq!(c.schedule.describe(), "every 5m");
+    assert!(!c.schedule.run_on_start);
+}

@@ -6,6 +6,7 @@
 //! unmatchable users, invalid source data); otherwise `succeeded`.
 
 mod apply;
+pub mod worker;
 
 use crate::config::Config;
 use crate::mirror::{BindingChange, Mirror, MirrorError, RunRecord, RunStatus};
