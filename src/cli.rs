@@ -25,6 +25,18 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The service: run on the configured schedule and serve /metrics,
+    /// /healthz, /readyz, /status and POST /sync until SIGTERM.
+    Run,
+    /// Ask the running service for a sync now (POST /sync on daemon.listen).
+    Trigger {
+        /// Let up to N deletes/disables held back by the deletion guard through, once.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        allow_deletes: u64,
+        /// The service's base URL, when not derived from daemon.listen.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Run one sync now.
     Sync {
         /// Print the plan and change nothing (not even the mirror).

@@ -8,14 +8,20 @@
 //! - [`source`]: identity sources (file, ...), each behind `IdentitySource`;
 //! - [`target`]: target systems (SCIM 2.0, file), each behind `Target`;
 //! - [`mirror`]: the SQLite mirror — bindings, runs, run items;
-//! - [`sync`]: one run: fetch -> reconcile -> apply -> record;
-//! - [`cli`]: the command line; [`telemetry`]: logging setup.
+//! - [`sync`]: one run: fetch -> reconcile -> apply -> record; `sync::worker`
+//!   runs one at a time from a coalescing trigger queue;
+//! - [`schedule`]: when runs happen; [`http`]: /metrics /healthz /readyz
+//!   /status POST /sync; [`app`]: the daemon (`orgsync run`) wiring,
+//!   signals, systemd notify, shutdown;
+//! - [`cli`]: the command line; [`telemetry`]: logs and metric names.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(missing_debug_implementations)]
 
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod mirror;
 pub mod model;
 pub mod reconcile;

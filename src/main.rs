@@ -8,7 +8,10 @@ use orgsync::cli::{Cli, Command, Output, RunsCommand};
 use orgsync::config::{self, ConfigError};
 use orgsync::mirror::{Mirror, RunRecord, RunStatus, StateLock};
 use orgsync::reconcile::{Plan, RunOptions};
+use orgsync::schedule::SystemClock;
 use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -16,7 +19,6 @@ const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    orgsync::telemetry::init();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,12 +50,36 @@ fn status_code(s: RunStatus) -> ExitCode {
     }
 }
 
+/// SIGTERM / SIGINT during a one-shot sync: stop starting operations,
+/// record the run, exit.
+fn stop_on_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::warn!("Stopping: operations in flight finish, the rest are left for the next run");
+        s.cancel();
+    });
+    stop
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = match load(&cli) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    orgsync::telemetry::init(cfg.daemon.log_format, &cfg.daemon.log_level);
     match cli.command {
+        Command::Run => {
+            let signals = orgsync::app::signals()?;
+            orgsync::app::run(cli.config.clone(), cfg, signals, Arc::new(SystemClock)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trigger { allow_deletes, url } => trigger(&cfg, allow_deletes, url).await,
         Command::CheckConfig => {
             println!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());
             Ok(ExitCode::SUCCESS)
@@ -73,7 +99,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if n > 0 {
                 tracing::warn!(runs = n, "Marked runs left running by an earlier crash as failed (interrupted)");
             }
-            let record = orgsync::sync::run(&cfg, &mirror, "manual", RunOptions { allow_deletes }).await?;
+            let record = orgsync::sync::run(&cfg, &mirror, "manual", RunOptions { allow_deletes }, &stop_on_signal()).await?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
                 Output::Table => print_runs(std::slice::from_ref(&record)),
@@ -127,6 +153,47 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `orgsync trigger`: POST /sync to the running service.
+async fn trigger(cfg: &config::Config, allow_deletes: u64, url: Option<String>) -> Result<ExitCode> {
+    let base = url.unwrap_or_else(|| {
+        // A wildcard listener is reached over loopback.
+        let mut addr = cfg.daemon.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+        }
+        format!("http://{addr}")
+    });
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+    let mut req = client.post(format!("{}/sync", base.trim_end_matches('/'))).query(&[("allow_deletes", allow_deletes)]);
+    if let Some(t) = &cfg.daemon.admin_token {
+        req = req.bearer_auth(t.expose());
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot reach orgsync at {base} (is `orgsync run` running? daemon.listen = {}): {e}", cfg.daemon.listen);
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if status.is_success() {
+        let queued = body.get("queued").and_then(|q| q.as_str()).unwrap_or("?");
+        let what = match queued {
+            "started" => "a sync run starts now",
+            "after_current_run" => "a sync run is in progress; another follows it",
+            "merged" => "a follow-up run was already queued; this request joined it",
+            _ => "accepted",
+        };
+        println!("{what} (see `orgsync status`)");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let msg = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
+        eprintln!("error: orgsync refused the trigger: HTTP {status} {msg}");
+        Ok(ExitCode::from(EXIT_FAILED))
     }
 }
 

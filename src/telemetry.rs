@@ -1,15 +1,112 @@
-//! Logging: tracing-subscriber to stderr, filter from `RUST_LOG` (default
-//! `info`). Under systemd (`JOURNAL_STREAM` set) the journal adds timestamps,
-//! so we leave them out.
+//! Logs and metrics, with every metric name in one place.
+//!
+//! Logs: tracing-subscriber to stderr; the filter comes from `RUST_LOG`, else
+//! `daemon.log_level` (default `info`); `daemon.log_format` picks text or
+//! JSON. Under systemd (`JOURNAL_STREAM` set) the journal adds timestamps,
+//! so text logs leave them out.
+//!
+//! Metrics: the `metrics` facade; `orgsync run` installs the Prometheus
+//! recorder, the one-shot commands install none (the calls are no-ops).
+//! Labels only ever take values from bounded sets.
 
+use crate::config::LogFormat;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().init();
-    } else {
-        builder.init();
+pub fn init(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi);
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    match (format, journal) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).init(),
+        (LogFormat::Text, true) => builder.without_time().init(),
+        (LogFormat::Text, false) => builder.init(),
     }
+}
+
+/// Metric names (all prefixed `orgsync_`).
+pub mod m {
+    pub const RUNS_TOTAL: &str = "orgsync_runs_total";
+    pub const RUN_DURATION_SECONDS: &str = "orgsync_run_duration_seconds";
+    pub const LAST_RUN_TIMESTAMP_SECONDS: &str = "orgsync_last_run_timestamp_seconds";
+    pub const LAST_RUN_STATUS: &str = "orgsync_last_run_status";
+    pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "orgsync_last_success_timestamp_seconds";
+    pub const CONSECUTIVE_FAILURES: &str = "orgsync_consecutive_failed_runs";
+    pub const NEXT_RUN_TIMESTAMP_SECONDS: &str = "orgsync_next_run_timestamp_seconds";
+    pub const SCHEDULE_INTERVAL_SECONDS: &str = "orgsync_schedule_interval_seconds";
+    pub const OBJECTS: &str = "orgsync_objects";
+    pub const OPERATIONS_TOTAL: &str = "orgsync_operations_total";
+    pub const DELETES_HELD_BACK: &str = "orgsync_deletes_held_back";
+    pub const SOURCE_REQUESTS_TOTAL: &str = "orgsync_source_requests_total";
+    pub const TARGET_REQUESTS_TOTAL: &str = "orgsync_target_requests_total";
+    pub const CONFIG_RELOADS_TOTAL: &str = "orgsync_config_reloads_total";
+    pub const BUILD_INFO: &str = "orgsync_build_info";
+    pub const RUN_IN_PROGRESS: &str = "orgsync_run_in_progress";
+}
+
+/// Statuses a finished run can have (the `status` label).
+pub const FINISHED_STATUSES: &[&str] = &["succeeded", "partial", "failed"];
+
+/// Install the Prometheus recorder and describe every metric.
+pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(m::RUN_DURATION_SECONDS.into()),
+            &[0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0],
+        )?
+        .install_recorder()?;
+    describe_counter!(m::RUNS_TOTAL, "Sync runs finished, by trigger and status.");
+    describe_histogram!(m::RUN_DURATION_SECONDS, Unit::Seconds, "Duration of sync runs.");
+    describe_gauge!(m::LAST_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time the last run finished.");
+    describe_gauge!(m::LAST_RUN_STATUS, "1 for the status of the last finished run, 0 for the others.");
+    describe_gauge!(m::LAST_SUCCESS_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time the last succeeded run finished.");
+    describe_gauge!(m::CONSECUTIVE_FAILURES, "Failed runs in a row (0 after any run that did not fail).");
+    describe_gauge!(m::NEXT_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time of the next scheduled run (0 when manual only).");
+    describe_gauge!(m::SCHEDULE_INTERVAL_SECONDS, Unit::Seconds, "Nominal time between scheduled runs (0 when manual only).");
+    describe_gauge!(m::OBJECTS, "Objects seen by the last run: kind user|department, side source|target|bound.");
+    describe_counter!(m::OPERATIONS_TOTAL, "Planned operations by kind, op and outcome (ok, failed, held_back, conflict, unmatchable, invalid, not_attempted).");
+    describe_gauge!(m::DELETES_HELD_BACK, "Deletes/disables the deletion guard held back in the last run.");
+    describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
+    describe_counter!(m::TARGET_REQUESTS_TOTAL, "Requests to the target system, by outcome.");
+    describe_counter!(m::CONFIG_RELOADS_TOTAL, "Config reloads (SIGHUP), by outcome ok|error.");
+    describe_gauge!(m::BUILD_INFO, "Always 1; the version label says which build runs.");
+    describe_gauge!(m::RUN_IN_PROGRESS, "1 while a sync run is in progress.");
+    metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// Record a finished run's metrics.
+pub fn run_finished(trigger: &str, status: &str, seconds: f64, finished_unix: f64) {
+    metrics::counter!(m::RUNS_TOTAL, "trigger" => trigger.to_owned(), "status" => status.to_owned()).increment(1);
+    metrics::histogram!(m::RUN_DURATION_SECONDS).record(seconds);
+    last_run(status, finished_unix);
+}
+
+/// Set the `last_run_*` gauges (also at start, from the mirror).
+pub fn last_run(status: &str, finished_unix: f64) {
+    metrics::gauge!(m::LAST_RUN_TIMESTAMP_SECONDS).set(finished_unix);
+    for s in FINISHED_STATUSES {
+        metrics::gauge!(m::LAST_RUN_STATUS, "status" => *s).set(if *s == status { 1.0 } else { 0.0 });
+    }
+    if status == "succeeded" {
+        metrics::gauge!(m::LAST_SUCCESS_TIMESTAMP_SECONDS).set(finished_unix);
+    }
+}
+
+pub fn operation(kind: &str, op: &'static str, outcome: &'static str) {
+    metrics::counter!(m::OPERATIONS_TOTAL, "kind" => kind.to_owned(), "op" => op, "outcome" => outcome).increment(1);
+}
+
+pub fn source_request(outcome: &'static str) {
+    metrics::counter!(m::SOURCE_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn target_request(outcome: &'static str) {
+    metrics::counter!(m::TARGET_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
 }

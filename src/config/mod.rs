@@ -114,6 +114,15 @@ pub enum TargetConfig {
     },
 }
 
+impl TargetConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Scim(_) => "scim",
+            TargetConfig::File { .. } => "file",
+        }
+    }
+}
+
 /// How orgsync authenticates to a SCIM service.
 #[derive(Clone, Debug)]
 pub enum ScimAuth {

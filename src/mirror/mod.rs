@@ -10,7 +10,7 @@ pub use lock::StateLock;
 
 use crate::model::{Bindings, Kind, SourceId, TargetId};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -75,6 +75,24 @@ pub struct RunRecord {
     /// `"kind.op.outcome" -> count`, e.g. `"user.create.ok": 12`.
     pub counts: BTreeMap<String, u64>,
     pub message: Option<String>,
+    /// What the run saw; absent when it failed before planning.
+    pub objects: Option<ObjectCounts>,
+}
+
+/// Objects seen by a run, per kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCounts {
+    pub users: Sides,
+    pub departments: Sides,
+}
+
+/// `source`: in the fetched snapshot; `target`: listed in the target before
+/// applying; `bound`: bindings after the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sides {
+    pub source: u64,
+    pub target: u64,
+    pub bound: u64,
 }
 
 /// One recorded operation outcome or plan item of a run.
@@ -255,6 +273,42 @@ impl Mirror {
         self.run(run).and_then(|r| r.ok_or(MirrorError::Sqlite { path: self.path.clone(), source: rusqlite::Error::QueryReturnedNoRows }))
     }
 
+    /// Store what a run saw (before `finish_run`).
+    pub fn set_objects(&self, run: i64, objects: &ObjectCounts) -> Result<(), MirrorError> {
+        let json = serde_json::to_string(objects).unwrap_or_else(|_| "{}".into());
+        self.with(|c| c.execute("UPDATE runs SET objects = ?2 WHERE id = ?1", params![run, json]).map(drop))
+    }
+
+    /// Bindings per kind: (users, departments).
+    pub fn binding_counts(&self) -> Result<(u64, u64), MirrorError> {
+        self.with(|c| {
+            let n = |kind: &str| c.query_row("SELECT COUNT(*) FROM bindings WHERE kind = ?1", [kind], |r| r.get::<_, i64>(0));
+            Ok((n("user")? as u64, n("department")? as u64))
+        })
+    }
+
+    /// When the last succeeded run finished.
+    pub fn last_success(&self) -> Result<Option<String>, MirrorError> {
+        self.with(|c| {
+            c.query_row("SELECT finished_at FROM runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+                .optional()
+                .map(Option::flatten)
+        })
+    }
+
+    /// Finished runs that failed since the last one that did not.
+    pub fn consecutive_failures(&self) -> Result<u64, MirrorError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM runs WHERE status = 'failed'
+                 AND id > COALESCE((SELECT MAX(id) FROM runs WHERE status IN ('succeeded', 'partial')), 0)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+        })
+    }
+
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, MirrorError> {
         self.with(|c| {
             let mut st = c.prepare(&format!("{RUN_SELECT} ORDER BY id DESC LIMIT ?1"))?;
@@ -291,7 +345,7 @@ impl Mirror {
     }
 }
 
-const RUN_SELECT: &str = "SELECT id, trigger, started_at, finished_at, status, counts, message FROM runs";
+const RUN_SELECT: &str = "SELECT id, trigger, started_at, finished_at, status, counts, message, objects FROM runs";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     let counts: Option<String> = r.get(5)?;
@@ -303,6 +357,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         status: RunStatus::parse(&r.get::<_, String>(4)?),
         counts: counts.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default(),
         message: r.get(6)?,
+        objects: r.get::<_, Option<String>>(7)?.and_then(|o| serde_json::from_str(&o).ok()),
     })
 }
 

@@ -4,7 +4,8 @@
 use rusqlite_migration::{Migrations, M};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
+    Migrations::new(vec![
+        M::up(
         "CREATE TABLE bindings (
             kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
             source_id TEXT NOT NULL,
@@ -35,7 +36,10 @@ pub fn migrations() -> Migrations<'static> {
             at TEXT NOT NULL
          );
          CREATE INDEX run_items_run ON run_items (run_id);",
-    )])
+        ),
+        // Object counts seen by each run (source, target, bound), as JSON.
+        M::up("ALTER TABLE runs ADD COLUMN objects TEXT;"),
+    ])
 }
 
 #[cfg(test)]

@@ -10,11 +10,14 @@ use crate::target::{Target, TargetError};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub ok: u64,
     pub failed: u64,
+    /// Skipped because shutdown began.
+    pub not_attempted: u64,
 }
 
 fn hash<T: serde::Serialize>(v: &T) -> Option<String> {
@@ -28,6 +31,7 @@ struct Ctx<'a> {
     mirror: &'a Mirror,
     run: i64,
     bindings: Mutex<Bindings>,
+    stop: &'a CancellationToken,
 }
 
 impl Ctx<'_> {
@@ -99,7 +103,13 @@ impl Ctx<'_> {
         })
     }
 
-    async fn one(&self, op: &Op) -> Result<bool, MirrorError> {
+    /// Do one op and record it; `None` when shutdown began before it started.
+    async fn one(&self, op: &Op) -> Result<Option<bool>, MirrorError> {
+        if self.stop.is_cancelled() {
+            self.mirror.record(self.run, op.kind(), op.verb(), op.source_id(), op.target_id(), "not_attempted", None, BindingChange::None)?;
+            crate::telemetry::operation(op.kind().as_str(), op.verb(), "not_attempted");
+            return Ok(None);
+        }
         let result = self.run(op).await;
         let (ok, created, change, error) = match result {
             Ok((created, change)) => (true, created, change, None),
@@ -119,7 +129,8 @@ impl Ctx<'_> {
             error.as_deref(),
             change,
         )?;
-        Ok(ok)
+        crate::telemetry::operation(op.kind().as_str(), op.verb(), if ok { "ok" } else { "failed" });
+        Ok(Some(ok))
     }
 }
 
@@ -130,27 +141,28 @@ pub async fn apply(
     run: i64,
     bindings: Bindings,
     concurrency: usize,
+    stop: &CancellationToken,
 ) -> Result<Outcome, MirrorError> {
-    let ctx = Ctx { target, mirror, run, bindings: Mutex::new(bindings) };
+    let ctx = Ctx { target, mirror, run, bindings: Mutex::new(bindings), stop };
     let mut outcome = Outcome::default();
     let ops = &plan.ops;
     let mut start = 0;
     while start < ops.len() {
         let phase = ops[start].phase();
         let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
-        let results: Vec<Result<bool, MirrorError>> = futures::stream::iter(&ops[start..end])
+        let results: Vec<Result<Option<bool>, MirrorError>> = futures::stream::iter(&ops[start..end])
             .map(|op| ctx.one(op))
             .buffered(concurrency.max(1))
             .collect()
             .await;
         for (r, op) in results.into_iter().zip(&ops[start..end]) {
             // Bind/unbind touch only the mirror: they are not target writes.
-            if matches!(op, Op::Bind { .. } | Op::Unbind { .. }) {
-                r?;
-            } else if r? {
-                outcome.ok += 1;
-            } else {
-                outcome.failed += 1;
+            match (r?, op) {
+                // Bind/unbind touch only the mirror: they are not target writes.
+                (_, Op::Bind { .. } | Op::Unbind { .. }) => {}
+                (None, _) => outcome.not_attempted += 1,
+                (Some(true), _) => outcome.ok += 1,
+                (Some(false), _) => outcome.failed += 1,
             }
         }
         start = end;

@@ -9,12 +9,14 @@ mod apply;
 pub mod worker;
 
 use crate::config::Config;
-use crate::mirror::{BindingChange, Mirror, MirrorError, RunRecord, RunStatus};
+use crate::mirror::{BindingChange, Mirror, MirrorError, ObjectCounts, RunRecord, RunStatus, Sides};
 use crate::model::Bindings;
 use crate::reconcile::{self, Plan, RunOptions};
 use crate::source::{self, SourceError};
 use crate::target::{self, Target, TargetError};
+use crate::telemetry;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,28 +41,49 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
 }
 
 /// A real run. The caller holds the state-dir lock. Returns the recorded run.
-pub async fn run(config: &Config, mirror: &Mirror, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
+///
+/// When `stop` fires (SIGTERM), no new operation starts: the fetch is
+/// abandoned (nothing changed), or the operations in flight finish and the
+/// rest are recorded `not_attempted`; the next run picks them up.
+pub async fn run(
+    config: &Config,
+    mirror: &Mirror,
+    trigger: &str,
+    options: RunOptions,
+    stop: &CancellationToken,
+) -> Result<RunRecord, SyncError> {
     let started = Instant::now();
     let run_id = mirror.start_run(trigger)?;
     info!(run = run_id, trigger, source = config.source.kind(), "Sync run started");
+    let finish = |status: RunStatus, message: Option<&str>| -> Result<RunRecord, SyncError> {
+        let record = mirror.finish_run(run_id, status, message)?;
+        let finished = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        telemetry::run_finished(trigger, status.as_str(), started.elapsed().as_secs_f64(), finished);
+        Ok(record)
+    };
     let fail = |message: String| -> Result<RunRecord, SyncError> {
         error!(run = run_id, %message, "Sync run failed");
-        Ok(mirror.finish_run(run_id, RunStatus::Failed, Some(&message))?)
+        finish(RunStatus::Failed, Some(&message))
     };
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
-    let source = match source::build(&config.source).fetch().await {
-        Ok(s) => s,
-        Err(e) => return fail(format!("cannot fetch the source ({}): {e}; nothing was changed", config.source.kind())),
+    let fetched = async {
+        let source = source::build(&config.source).fetch().await.map_err(|e| {
+            format!("cannot fetch the source ({}): {e}; nothing was changed", config.source.kind())
+        })?;
+        let target = target::build(&config.target, &config.policy.users.match_by)
+            .map_err(|e| format!("cannot set up the target: {e}; nothing was changed"))?;
+        let current = target.load().await.map_err(|e| format!("cannot read the target: {e}; nothing was changed"))?;
+        Ok::<_, String>((source, target, current))
     };
-    let target: Box<dyn Target> = match target::build(&config.target, &config.policy.users.match_by) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("cannot set up the target: {e}; nothing was changed")),
+    let (source, target, current) = tokio::select! {
+        r = fetched => match r {
+            Ok(v) => v,
+            Err(message) => return fail(message),
+        },
+        _ = stop.cancelled() => return fail("stopped by shutdown before anything was applied; nothing was changed".into()),
     };
-    let current = match target.load().await {
-        Ok(t) => t,
-        Err(e) => return fail(format!("cannot read the target: {e}; nothing was changed")),
-    };
+    let target: Box<dyn Target> = target;
     let bindings = mirror.bindings()?;
     let plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
     info!(
@@ -76,7 +99,10 @@ pub async fn run(config: &Config, mirror: &Mirror, trigger: &str, options: RunOp
     if let Some(g) = &plan.guard {
         warn!(run = run_id, "{g}");
     }
+    let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::ItemOutcome::HeldBack).count();
+    metrics::gauge!(telemetry::m::DELETES_HELD_BACK).set(held_back as f64);
     for item in &plan.items {
+        telemetry::operation(item.kind.as_str(), item.op, item.outcome.as_str());
         mirror.record(
             run_id,
             item.kind,
@@ -93,14 +119,32 @@ pub async fn run(config: &Config, mirror: &Mirror, trigger: &str, options: RunOp
         crate::config::TargetConfig::Scim(c) => c.concurrency,
         crate::config::TargetConfig::File { .. } => 1,
     };
-    let outcome = apply::apply(&plan, target.as_ref(), mirror, run_id, bindings, concurrency).await?;
+    let outcome = apply::apply(&plan, target.as_ref(), mirror, run_id, bindings, concurrency, stop).await?;
     if let Err(e) = target.flush().await {
         return fail(format!("cannot write the target: {e}"));
+    }
+    let (bound_users, bound_departments) = mirror.binding_counts()?;
+    let objects = ObjectCounts {
+        users: Sides { source: source.users.len() as u64, target: current.users.len() as u64, bound: bound_users },
+        departments: Sides {
+            source: source.departments.len() as u64,
+            target: current.departments.len() as u64,
+            bound: bound_departments,
+        },
+    };
+    mirror.set_objects(run_id, &objects)?;
+    for (kind, sides) in [("user", objects.users), ("department", objects.departments)] {
+        for (side, n) in [("source", sides.source), ("target", sides.target), ("bound", sides.bound)] {
+            metrics::gauge!(telemetry::m::OBJECTS, "kind" => kind, "side" => side).set(n as f64);
+        }
     }
 
     let mut reasons = Vec::new();
     if let Some(g) = &plan.guard {
         reasons.push(g.clone());
+    }
+    if outcome.not_attempted > 0 {
+        reasons.push(format!("stopped by shutdown: {} operations not attempted (the next run does them)", outcome.not_attempted));
     }
     if outcome.failed > 0 {
         reasons.push(format!("{} of {} operations failed (see `orgsync runs show {run_id}`)", outcome.failed, outcome.failed + outcome.ok));
@@ -119,7 +163,7 @@ pub async fn run(config: &Config, mirror: &Mirror, trigger: &str, options: RunOp
         RunStatus::Partial
     };
     let message = (!reasons.is_empty()).then(|| reasons.join("; "));
-    let record = mirror.finish_run(run_id, status, message.as_deref())?;
+    let record = finish(status, message.as_deref())?;
     let count = |k: &str| record.counts.iter().filter(|(n, _)| n.contains(k)).map(|(_, c)| c).sum::<u64>();
     info!(
         run = run_id,

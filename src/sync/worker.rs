@@ -59,6 +59,17 @@ pub enum Queued {
     Refused,
 }
 
+impl std::fmt::Display for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Queued::Started => "started",
+            Queued::AfterCurrentRun => "after_current_run",
+            Queued::Merged => "merged",
+            Queued::Refused => "refused",
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     pending: Option<Trigger>,

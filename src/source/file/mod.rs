@@ -24,10 +24,13 @@ impl FileSource {
 impl IdentitySource for FileSource {
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(async move {
-            let bytes = tokio::fs::read(&self.path)
-                .await
-                .map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
-            api::parse(&bytes).map_err(|message| SourceError::Invalid { path: self.path.clone(), message })
+            // One read is this source's one "request".
+            let r = match tokio::fs::read(&self.path).await {
+                Ok(bytes) => api::parse(&bytes).map_err(|message| SourceError::Invalid { path: self.path.clone(), message }),
+                Err(source) => Err(SourceError::Io { path: self.path.clone(), source }),
+            };
+            crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));
+            r
         })
     }
 }

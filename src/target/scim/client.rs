@@ -116,7 +116,11 @@ impl Client {
             .with_max_times(self.retries)
             .with_jitter();
         let m = &method;
-        (|| async move { self.once(m, path, query, body).await })
+        (|| async move {
+            let r = self.once(m, path, query, body).await;
+            crate::telemetry::target_request(r.as_ref().map_or_else(TargetError::metric_label, |_| "ok"));
+            r
+        })
             .retry(backoff)
             .when(TargetError::is_transient)
             .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))

@@ -1,0 +1,318 @@
+//! `orgsync run`: the daemon. Wiring (config -> mirror -> worker, scheduler,
+//! HTTP), signals and systemd notify; it owns shutdown.
+//!
+//! - SIGHUP reloads the config. An invalid file is rejected with the error
+//!   (naming the key) and the running config stays. `state_dir`,
+//!   `daemon.listen` and the log settings need a restart.
+//! - SIGUSR1 triggers a run, like `POST /sync`.
+//! - SIGTERM / SIGINT: take no more triggers, let the operations in flight
+//!   finish (at most `daemon.grace_period`), record the run, exit 0. A
+//!   second signal stops waiting.
+//! - systemd: `READY=1` when serving, `STATUS=` after each run and schedule
+//!   change, `WATCHDOG=1` at half of `WATCHDOG_USEC`, `RELOADING=1` /
+//!   `READY=1` around reloads, `STOPPING=1`.
+
+use crate::config::{self, Config};
+use crate::http::{self, Shared};
+use crate::mirror::{Mirror, MirrorError, RunRecord, RunStatus, StateLock};
+use crate::reconcile::RunOptions;
+use crate::schedule::{self, Clock, Mode};
+use crate::sync::worker::{Trigger, TriggerKind, TriggerQueue};
+use crate::telemetry::{self, m};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use sd_notify::NotifyState;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error("cannot listen on {addr} (daemon.listen): {source}")]
+    Listen { addr: std::net::SocketAddr, #[source] source: std::io::Error },
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(String),
+    #[error("cannot handle signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// The signals the daemon handles, as a stream (tests can pass their own).
+pub fn signals() -> Result<impl Stream<Item = i32> + Unpin, AppError> {
+    signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1]).map_err(AppError::Signals)
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(error = %e, "Cannot notify systemd");
+    }
+}
+
+fn unix(t: &str) -> Option<f64> {
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_millis() as f64 / 1000.0)
+}
+
+/// Nominal seconds between scheduled runs, for the stale-sync alert.
+fn nominal_interval(mode: &Mode, tz: chrono_tz::Tz, now: DateTime<Utc>) -> f64 {
+    let a = mode.next_after(now, tz);
+    let b = a.and_then(|a| mode.next_after(a, tz));
+    match (a, b) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    }
+}
+
+fn status_line(last: Option<&RunRecord>, next: Option<DateTime<Utc>>, tz: chrono_tz::Tz) -> String {
+    let last = match last {
+        None => "never synced".to_owned(),
+        Some(r) => format!("last run {} {}", r.id, r.status.as_str()),
+    };
+    match next {
+        Some(t) => format!("{last}; next run {}", t.with_timezone(&tz).to_rfc3339()),
+        None => format!("{last}; no scheduled runs"),
+    }
+}
+
+/// The scheduler task for the current schedule; replaced on reload.
+struct Scheduler {
+    stop: CancellationToken,
+}
+
+impl Scheduler {
+    fn start(config: &Config, queue: &Arc<TriggerQueue>, next_fire: &watch::Sender<Option<DateTime<Utc>>>, clock: &Arc<dyn Clock>) -> Self {
+        let stop = CancellationToken::new();
+        let tz = config.schedule.zone();
+        let interval = nominal_interval(&config.schedule.mode, tz, clock.now());
+        metrics::gauge!(m::SCHEDULE_INTERVAL_SECONDS).set(interval);
+        tokio::spawn(schedule::run(
+            config.schedule.clone(),
+            tz,
+            clock.clone(),
+            queue.clone(),
+            next_fire.clone(),
+            stop.clone(),
+        ));
+        Self { stop }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Keep what a reload cannot change from the running config, saying so.
+fn merge_reload(old: &Config, mut new: Config) -> Config {
+    if new.state_dir != old.state_dir {
+        warn!(running = %old.state_dir.display(), "state_dir changes need a restart; keeping the running one");
+        new.state_dir = old.state_dir.clone();
+    }
+    if new.daemon.listen != old.daemon.listen {
+        warn!(running = %old.daemon.listen, "daemon.listen changes need a restart; keeping the running one");
+        new.daemon.listen = old.daemon.listen;
+    }
+    if new.daemon.log_format != old.daemon.log_format || new.daemon.log_level != old.daemon.log_level {
+        warn!("daemon.log_format / daemon.log_level changes need a restart");
+    }
+    new
+}
+
+/// Run the daemon until SIGTERM/SIGINT. Returns after the in-flight run was
+/// recorded (or the grace period ran out).
+pub async fn run(
+    config_path: PathBuf,
+    config: Config,
+    mut signals: impl Stream<Item = i32> + Unpin,
+    clock: Arc<dyn Clock>,
+) -> Result<(), AppError> {
+    let _lock = StateLock::acquire(&config.state_dir)?;
+    let mirror = Mirror::open(&config.state_dir)?;
+    let n = mirror.mark_interrupted()?;
+    if n > 0 {
+        warn!(runs = n, "Marked runs left running by an earlier stop as failed (interrupted)");
+    }
+    let handle = telemetry::install_metrics().map_err(|e| AppError::Metrics(e.to_string()))?;
+    let failures = mirror.consecutive_failures()?;
+    metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
+    let mut last = mirror.runs(1)?.into_iter().next();
+    if let Some(r) = &last
+        && let Some(t) = r.finished_at.as_deref().and_then(unix)
+    {
+        telemetry::last_run(r.status.as_str(), t);
+    }
+    if let Some(t) = mirror.last_success()?.as_deref().and_then(unix) {
+        metrics::gauge!(m::LAST_SUCCESS_TIMESTAMP_SECONDS).set(t);
+    }
+    for t in TriggerKind::ALL {
+        for s in telemetry::FINISHED_STATUSES {
+            metrics::counter!(m::RUNS_TOTAL, "trigger" => t.as_str(), "status" => *s).absolute(0);
+        }
+    }
+    for o in ["ok", "error"] {
+        metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => o).absolute(0);
+    }
+    metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
+
+    let listen = config.daemon.listen;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| AppError::Listen { addr: listen, source })?;
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+    let (next_tx, mut next_rx) = watch::channel(None);
+    let queue = Arc::new(TriggerQueue::new());
+    let shared = Arc::new(Shared {
+        config: config_rx.clone(),
+        queue: queue.clone(),
+        next_fire: next_rx.clone(),
+        metrics: Some(handle),
+        consecutive_failures: failures.into(),
+        shutting_down: false.into(),
+        started_at: clock.now(),
+    });
+    let http_stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(listener, shared.clone(), http_stop.clone()));
+
+    let current = config_rx.borrow().clone();
+    let mut scheduler = Scheduler::start(&current, &queue, &next_tx, &clock);
+    info!(
+        listen = %listen,
+        source = current.source.kind(),
+        target = current.target.kind(),
+        schedule = %current.schedule.describe(),
+        timezone = current.schedule.zone().name(),
+        state_dir = %current.state_dir.display(),
+        "orgsync is running"
+    );
+    if current.schedule.run_on_start {
+        queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0 });
+    }
+    notify(&[NotifyState::Ready]);
+
+    // The worker: one run at a time, until the queue closes.
+    let run_stop = CancellationToken::new();
+    let (done_tx, mut done_rx) = watch::channel::<Option<RunRecord>>(None);
+    let worker = {
+        let (queue, config_rx, shared, mirror, run_stop) = (queue.clone(), config_rx.clone(), shared.clone(), &mirror, run_stop.clone());
+        async move {
+            while let Some(t) = queue.next().await {
+                let config = config_rx.borrow().clone();
+                metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
+                let result = crate::sync::run(&config, mirror, t.kind.as_str(), RunOptions { allow_deletes: t.allow_deletes }, &run_stop).await;
+                metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
+                queue.done();
+                match result {
+                    Ok(record) => {
+                        let failures = if record.status == RunStatus::Failed {
+                            shared.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
+                        } else {
+                            shared.consecutive_failures.store(0, Ordering::Relaxed);
+                            0
+                        };
+                        metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
+                        done_tx.send_replace(Some(record));
+                    }
+                    // The mirror itself failed: the run could not even be recorded.
+                    Err(e) => {
+                        let failures = shared.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                        metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
+                        error!(error = %e, "Sync run could not be recorded");
+                    }
+                }
+            }
+        }
+    };
+    tokio::pin!(worker);
+
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut stopping_signal = None;
+    loop {
+        tokio::select! {
+            _ = &mut worker => break,
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
+            Ok(()) = done_rx.changed() => {
+                last = done_rx.borrow().clone();
+                let tz = config_rx.borrow().schedule.zone();
+                notify(&[NotifyState::Status(&status_line(last.as_ref(), *next_rx.borrow(), tz))]);
+            }
+            Ok(()) = next_rx.changed() => {
+                let tz = config_rx.borrow().schedule.zone();
+                let next = *next_rx.borrow();
+                metrics::gauge!(m::NEXT_RUN_TIMESTAMP_SECONDS).set(next.map_or(0.0, |t| t.timestamp() as f64));
+                notify(&[NotifyState::Status(&status_line(last.as_ref(), next, tz))]);
+            }
+            sig = signals.next() => match sig {
+                Some(SIGHUP) => {
+                    let mut reloading = vec![NotifyState::Reloading];
+                    reloading.extend(NotifyState::monotonic_usec_now().ok());
+                    notify(&reloading);
+                    let old = config_rx.borrow().clone();
+                    match reload(&config_path) {
+                        Ok(new) => {
+                            let new = Arc::new(merge_reload(&old, new));
+                            scheduler = Scheduler::start(&new, &queue, &next_tx, &clock);
+                            info!(schedule = %new.schedule.describe(), source = new.source.kind(), "Config reloaded");
+                            config_tx.send_replace(new);
+                            metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "ok").increment(1);
+                        }
+                        Err(e) => {
+                            error!(error = %e, "Config reload rejected; the running config stays in force");
+                            metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "error").increment(1);
+                        }
+                    }
+                    notify(&[NotifyState::Ready]);
+                }
+                Some(SIGUSR1) => {
+                    let queued = queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0 });
+                    info!(%queued, "Manual sync requested by SIGUSR1");
+                }
+                Some(sig) => {
+                    stopping_signal = Some(sig);
+                    break;
+                }
+                None => break,
+            },
+        }
+    }
+
+    // Shutdown: no new triggers, no new operations; in-flight ones finish.
+    let grace = config_rx.borrow().daemon.grace_period;
+    let signal = match stopping_signal {
+        Some(SIGTERM) => "SIGTERM",
+        Some(SIGINT) => "SIGINT",
+        _ => "none (signal stream ended)",
+    };
+    info!(signal, grace_period = ?grace, running = queue.is_running(), "Stopping");
+    notify(&[NotifyState::Stopping]);
+    shared.shutting_down.store(true, Ordering::Relaxed);
+    drop(scheduler);
+    queue.close();
+    run_stop.cancel();
+    let finished = tokio::select! {
+        r = tokio::time::timeout(grace, &mut worker) => r.is_ok(),
+        _ = async { while let Some(s) = signals.next().await { if s == SIGTERM || s == SIGINT { break } } } => false,
+    };
+    if !finished {
+        // The interrupted run is marked failed; the next start resumes (bindings
+        // and externalId matching keep it free of duplicates).
+        let n = mirror.mark_interrupted()?;
+        warn!(runs = n, "The run did not finish within the grace period; it is recorded as interrupted");
+    }
+    http_stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => warn!(error = %e, "HTTP listener ended with an error"),
+        Ok(_) => {}
+        Err(_) => warn!("HTTP listener did not stop within 5s"),
+    }
+    info!("Stopped");
+    Ok(())
+}
+
+fn reload(path: &Path) -> Result<Config, config::ConfigError> {
+    config::load(path)
+}

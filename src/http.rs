@@ -1,0 +1,158 @@
+//! The daemon's HTTP listener: `/metrics` (Prometheus text), `/healthz`
+//! (the process answers), `/readyz` (config loaded, mirror readable, not
+//! failing run after run, not shutting down), `/status` (JSON, never a
+//! secret) and `POST /sync` (a manual trigger; bearer token required when one
+//! is configured, and one must be configured beyond loopback).
+
+use crate::config::Config;
+use crate::mirror::{Mirror, RunRecord};
+use crate::sync::worker::{Queued, Trigger, TriggerKind, TriggerQueue};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// What the handlers read; the daemon updates it.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: watch::Receiver<Arc<Config>>,
+    pub queue: Arc<TriggerQueue>,
+    pub next_fire: watch::Receiver<Option<DateTime<Utc>>>,
+    pub metrics: Option<PrometheusHandle>,
+    pub consecutive_failures: AtomicU64,
+    pub shutting_down: AtomicBool,
+    pub started_at: DateTime<Utc>,
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/sync", post(sync))
+        .with_state(shared)
+}
+
+/// Serve until `stop`.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(shared)).with_graceful_shutdown(stop.cancelled_owned()).await
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    match &s.metrics {
+        Some(h) => {
+            h.run_upkeep();
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
+    }
+}
+
+fn read_runs(state_dir: std::path::PathBuf, limit: usize) -> Result<Vec<RunRecord>, String> {
+    match Mirror::open_read_only(&state_dir) {
+        Ok(Some(m)) => m.runs(limit).map_err(|e| e.to_string()),
+        Ok(None) => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    let config = s.config.borrow().clone();
+    let mut problems = Vec::new();
+    if s.shutting_down.load(Ordering::Relaxed) {
+        problems.push("shutting down".to_owned());
+    }
+    let dir = config.state_dir.clone();
+    match tokio::task::spawn_blocking(move || read_runs(dir, 1)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("mirror not readable: {e}")),
+        Err(e) => problems.push(format!("mirror check failed: {e}")),
+    }
+    let failures = s.consecutive_failures.load(Ordering::Relaxed);
+    if failures >= config.daemon.unready_after_failures {
+        problems.push(format!("the last {failures} runs failed"));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join("; "))).into_response()
+    }
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    let config = s.config.borrow().clone();
+    let dir = config.state_dir.clone();
+    let runs = match tokio::task::spawn_blocking(move || read_runs(dir, 10)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e }))).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))).into_response(),
+    };
+    let status = runs.iter().find(|r| r.finished_at.is_some()).map_or("never_synced", |r| r.status.as_str());
+    let objects = runs.iter().find_map(|r| r.objects);
+    let next = *s.next_fire.borrow();
+    let tz = config.schedule.zone();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": s.started_at.to_rfc3339(),
+        "status": status,
+        "run_in_progress": s.queue.is_running(),
+        "consecutive_failures": s.consecutive_failures.load(Ordering::Relaxed),
+        "source": config.source.kind(),
+        "target": config.target.kind(),
+        "schedule": config.schedule.describe(),
+        "timezone": tz.name(),
+        "next_run": next.map(|t| t.with_timezone(&tz).to_rfc3339()),
+        "objects": objects,
+        "runs": runs,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SyncQuery {
+    #[serde(default)]
+    allow_deletes: u64,
+}
+
+/// Equal in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
+    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+}
+
+async fn sync(State(s): State<Arc<Shared>>, headers: HeaderMap, query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Ok(Query(q)) = query else {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "allow_deletes must be a non-negative integer" }))).into_response();
+    };
+    let token = s.config.borrow().daemon.admin_token.clone();
+    if let Some(token) = token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes())) {
+            tracing::warn!("POST /sync refused: missing or wrong bearer token");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({ "error": "POST /sync needs Authorization: Bearer <daemon.admin_token>" })),
+            )
+                .into_response();
+        }
+    }
+    let queued = s.queue.push(Trigger { kind: TriggerKind::Http, allow_deletes: q.allow_deletes });
+    tracing::info!(allow_deletes = q.allow_deletes, %queued, "Manual sync requested over HTTP");
+    let code = if queued == Queued::Refused { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::ACCEPTED };
+    (code, Json(json!({ "queued": queued, "allow_deletes": q.allow_deletes }))).into_response()
+}
