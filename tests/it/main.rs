@@ -4,5 +4,6 @@
 mod bad_input;
 mod cli;
 mod crash;
+mod daemon;
 mod harness;
 mod scim;
