@@ -159,6 +159,7 @@ pub async fn run(
         metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => o).absolute(0);
     }
     metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
+    metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(1.0);
 
     let listen = config.daemon.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| AppError::Listen { addr: listen, source })?;
@@ -259,10 +260,12 @@ pub async fn run(
                             info!(schedule = %new.schedule.describe(), source = new.source.kind(), "Config reloaded");
                             config_tx.send_replace(new);
                             metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "ok").increment(1);
+                            metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(1.0);
                         }
                         Err(e) => {
                             error!(error = %e, "Config reload rejected; the running config stays in force");
                             metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "error").increment(1);
+                            metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(0.0);
                         }
                     }
                     notify(&[NotifyState::Ready]);

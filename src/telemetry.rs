@@ -45,6 +45,7 @@ pub mod m {
     pub const SOURCE_REQUESTS_TOTAL: &str = "orgsync_source_requests_total";
     pub const TARGET_REQUESTS_TOTAL: &str = "orgsync_target_requests_total";
     pub const CONFIG_RELOADS_TOTAL: &str = "orgsync_config_reloads_total";
+    pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "orgsync_config_last_reload_successful";
     pub const BUILD_INFO: &str = "orgsync_build_info";
     pub const RUN_IN_PROGRESS: &str = "orgsync_run_in_progress";
 }
@@ -75,6 +76,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
     describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
     describe_counter!(m::TARGET_REQUESTS_TOTAL, "Requests to the target system, by outcome.");
     describe_counter!(m::CONFIG_RELOADS_TOTAL, "Config reloads (SIGHUP), by outcome ok|error.");
+    describe_gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL, "0 after a rejected reload, 1 at start and after a good one.");
     describe_gauge!(m::BUILD_INFO, "Always 1; the version label says which build runs.");
     describe_gauge!(m::RUN_IN_PROGRESS, "1 while a sync run is in progress.");
     metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);

@@ -180,6 +180,23 @@ fn interval_runs_are_recorded_metrics_move_and_promtool_accepts_them() {
     let out = check.wait_with_output().unwrap();
     assert!(out.status.success(), "promtool check metrics:\n{}{}\n{text}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 
+    // Every metric the alert rules and the dashboard use is exported.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["packaging/prometheus/orgsync-alerts.yml", "packaging/grafana/orgsync-dashboard.json"] {
+        let used = std::fs::read_to_string(root.join(file)).unwrap();
+        let names: HashSet<&str> = used
+            .match_indices("orgsync_")
+            .map(|(i, _)| {
+                let rest = &used[i..];
+                &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())]
+            })
+            .collect();
+        assert!(names.len() >= 4, "{file}: {names:?}");
+        for n in names {
+            assert!(text.lines().any(|l| l.starts_with(n)), "{file} uses {n}, which /metrics does not export");
+        }
+    }
+
     assert_eq!(d.get("/healthz").0, 200);
     assert_eq!(d.get("/readyz").0, 200);
     let (code, body) = d.get("/status");

@@ -6,4 +6,5 @@ mod cli;
 mod crash;
 mod daemon;
 mod harness;
+mod packaging;
 mod scim;
