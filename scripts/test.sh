@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v promtool >/dev/null || need_apt+=(prometheus)        # promtool check metrics/rules
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)    # systemd-analyze verify
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
 
 # scim2-server (the real SCIM 2.0 server the tests talk to), in a local venv.
@@ -21,6 +23,7 @@ if [ ! -x .venv-scim/bin/scim2-server ]; then
 fi
 .venv-scim/bin/scim2-server --help >/dev/null || { echo "scim2-server is not runnable" >&2; exit 1; }
 export SCIM2_SERVER="$PWD/.venv-scim/bin/scim2-server"
+export PROMTOOL="$(command -v promtool)" SYSTEMD_ANALYZE="$(command -v systemd-analyze)"
 
 cargo build --all-targets --locked
 cargo test --locked -- --test-threads "${TEST_THREADS:-4}"

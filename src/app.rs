@@ -74,7 +74,7 @@ fn status_line(last: Option<&RunRecord>, next: Option<DateTime<Utc>>, tz: chrono
         Some(r) => format!("last run {} {}", r.id, r.status.as_str()),
     };
     match next {
-        Some(t) => format!("{last}; next run {}", t.with_timezone(&tz).to_rfc3339()),
+        Some(t) => format!("{last}; next run {}", t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
         None => format!("{last}; no scheduled runs"),
     }
 }

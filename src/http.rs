@@ -102,7 +102,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
     let tz = config.schedule.zone();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "started_at": s.started_at.to_rfc3339(),
+        "started_at": s.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         "status": status,
         "run_in_progress": s.queue.is_running(),
         "consecutive_failures": s.consecutive_failures.load(Ordering::Relaxed),
@@ -110,7 +110,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         "target": config.target.kind(),
         "schedule": config.schedule.describe(),
         "timezone": tz.name(),
-        "next_run": next.map(|t| t.with_timezone(&tz).to_rfc3339()),
+        "next_run": next.map(|t| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
         "objects": objects,
         "runs": runs,
     }))

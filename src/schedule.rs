@@ -218,7 +218,7 @@ pub async fn run(
         };
         let fire_at = next + chrono::Duration::from_std(jitter).unwrap_or_default();
         next_fire.send_replace(Some(fire_at));
-        tracing::info!(next_run = %fire_at.with_timezone(&tz).to_rfc3339(), schedule = %schedule.describe(), "Next scheduled run");
+        tracing::info!(next_run = %fire_at.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false), schedule = %schedule.describe(), "Next scheduled run");
         if !sleep_until(clock.as_ref(), fire_at, &stop).await {
             return;
         }
