@@ -26,7 +26,7 @@ pub enum MirrorError {
     #[error("cannot create state directory {path}: {source}")]
     StateDir { path: PathBuf, #[source] source: std::io::Error },
     #[error(
-        "another orgsync process holds the lock on {path} (is the service running?); \
+        "another orgsync process holds the lock on {path} (is the service running? then use `orgsync trigger`); \
          only one process may sync a mirror at a time"
     )]
     Locked { path: PathBuf },
