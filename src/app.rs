@@ -232,9 +232,14 @@ pub async fn run(
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut stopping_signal = None;
+    let mut worker_done = false;
     loop {
         tokio::select! {
-            _ = &mut worker => break,
+            // Only ends once the queue is closed; kept here so runs progress.
+            _ = &mut worker => {
+                worker_done = true;
+                break;
+            }
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
             Ok(()) = done_rx.changed() => {
                 last = done_rx.borrow().clone();
@@ -296,7 +301,7 @@ pub async fn run(
     drop(scheduler);
     queue.close();
     run_stop.cancel();
-    let finished = tokio::select! {
+    let finished = worker_done || tokio::select! {
         r = tokio::time::timeout(grace, &mut worker) => r.is_ok(),
         _ = async { while let Some(s) = signals.next().await { if s == SIGTERM || s == SIGINT { break } } } => false,
     };

@@ -399,3 +399,28 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
     }
     assert_eq!(d.wait_exit(Duration::from_secs(20)), 0);
 }
+
+#[test]
+fn logs_are_json_when_configured_and_text_without_timestamps_under_systemd() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    env.write_org(&org(1, 2));
+    env.scim_config(&scim, "[daemon]\nlog_format = \"json\"\nlog_level = \"info\"\n");
+    let out = env.command(&["sync"]).env_remove("RUST_LOG").output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: Value = stderr
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .find(|v| v["message"] == "Sync run finished")
+        .unwrap_or_else(|| panic!("no summary line in {stderr}"));
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["created"], 3);
+    assert_eq!(summary["level"], "INFO");
+
+    env.scim_config(&scim, "");
+    let out = env.command(&["sync"]).env("RUST_LOG", "info").env("JOURNAL_STREAM", "8:12345").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().find(|l| l.contains("Sync run finished")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.trim_start().starts_with("INFO"), "the journal adds timestamps, so we don't: {line}");
+}
