@@ -93,14 +93,48 @@ pub enum SourceConfig {
         /// `path`: the JSON file (required).
         path: PathBuf,
     },
+    /// `kind = "ldap"`: OpenLDAP or Active Directory.
+    Ldap(LdapConfig),
 }
 
 impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::File { .. } => "file",
+            SourceConfig::Ldap(_) => "ldap",
         }
     }
+}
+
+/// `kind = "ldap"`.
+#[derive(Clone, Debug)]
+pub struct LdapConfig {
+    /// `url`: `ldap://host:389` or `ldaps://host:636` (required).
+    pub url: url::Url,
+    /// `starttls`: upgrade an `ldap://` connection with StartTLS. Default false.
+    pub starttls: bool,
+    /// `ca_file`: PEM CA certificates to trust; default the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `tls_insecure`: skip certificate checks (logged as a warning every run). Default false.
+    pub tls_insecure: bool,
+    /// `bind_dn`; anonymous when absent.
+    pub bind_dn: Option<String>,
+    /// `bind_password` / `bind_password_file`.
+    pub bind_password: Option<Secret>,
+    /// `base_dn`: where users and OUs are searched (required).
+    pub base_dn: String,
+    /// `user_filter`: default per flavor.
+    pub user_filter: String,
+    /// `page_size`: paged-results page size. Default 500 (AD caps pages at 1000).
+    pub page_size: u32,
+    /// `timeout`: connect and per-operation. Default `30s`.
+    pub timeout: Duration,
+    /// `flavor`: `openldap` (default) or `active_directory`.
+    pub flavor: crate::source::ldap::Flavor,
+    /// `[source.attributes]`: user field -> LDAP attribute; defaults per flavor.
+    pub attributes: crate::source::ldap::Attributes,
+    /// `departments.from`: `ou_tree` (default) or `attribute` (with `departments.attribute`).
+    pub departments: crate::source::ldap::Departments,
 }
 
 /// `[target]`: `kind` selects the target.
@@ -150,7 +184,7 @@ pub struct ScimConfig {
     pub page_size: usize,
 }
 
-const SOURCE_KINDS: &[&str] = &["file"];
+const SOURCE_KINDS: &[&str] = &["file", "ldap"];
 const TARGET_KINDS: &[&str] = &["scim", "file"];
 
 /// Read and validate the config at `path`, with environment overrides.
@@ -194,6 +228,7 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
             s.problem(&mut errs, "path", "is required for source kind \"file\"");
             None
         }),
+        Some("ldap") => ldap(&mut s, &mut errs),
         None if !s.has("kind") => {
             s.problem(&mut errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
             None
@@ -225,6 +260,79 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
         (Some(source), Some(target)) if errs.is_empty() => Ok(Config { state_dir, source, target, policy, schedule, daemon }),
         _ => Err(errs),
     }
+}
+
+fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
+    use crate::source::ldap::{Departments, Flavor};
+    let url = s.required_string("url", errs).and_then(|u| match url::Url::parse(&u) {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            s.problem(errs, "url", "must not contain credentials: use bind_dn + bind_password_file");
+            None
+        }
+        Ok(url) if matches!(url.scheme(), "ldap" | "ldaps") && url.host().is_some() => Some(url),
+        _ => {
+            s.problem(errs, "url", format!("{u:?} must be ldap://host[:port] or ldaps://host[:port]"));
+            None
+        }
+    });
+    let starttls = s.bool("starttls", errs).unwrap_or(false);
+    if starttls && url.as_ref().is_some_and(|u| u.scheme() == "ldaps") {
+        s.problem(errs, "starttls", "is for ldap:// URLs; ldaps:// is TLS from the start");
+    }
+    let flavor = match s.one_of::<String>("flavor", &["openldap", "active_directory"], errs).as_deref() {
+        Some("active_directory") => Flavor::ActiveDirectory,
+        _ => Flavor::OpenLdap,
+    };
+    let mut a = s.table("attributes", errs);
+    let d = flavor.default_attributes();
+    let attributes = crate::source::ldap::Attributes {
+        username: a.string("username", errs).unwrap_or(d.username),
+        name: a.string("name", errs).unwrap_or(d.name),
+        email: a.string("email", errs).unwrap_or(d.email),
+        mobile: a.string("mobile", errs).unwrap_or(d.mobile),
+        employee_no: a.string("employee_no", errs).unwrap_or(d.employee_no),
+        nickname: a.string("nickname", errs).unwrap_or(d.nickname),
+        title: a.string("title", errs).unwrap_or(d.title),
+    };
+    a.finish(errs);
+    let mut dp = s.table("departments", errs);
+    let departments = match dp.one_of::<String>("from", &["ou_tree", "attribute"], errs).as_deref() {
+        Some("attribute") => match dp.required_string("attribute", errs) {
+            Some(a) => Departments::Attribute(a),
+            None => Departments::OuTree,
+        },
+        _ => Departments::OuTree,
+    };
+    if departments == Departments::OuTree && dp.has("attribute") {
+        dp.problem(errs, "attribute", "is only used with from = \"attribute\"");
+        dp.string("attribute", errs);
+    }
+    dp.finish(errs);
+    let page_size = s.u64("page_size", errs).unwrap_or(500);
+    if !(1..=1000).contains(&page_size) {
+        s.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000 (Active Directory caps pages at 1000)"));
+    }
+    let bind_dn = s.string("bind_dn", errs);
+    let bind_password = s.secret("bind_password", "bind_password_file", errs);
+    if bind_dn.is_some() != bind_password.is_some() && !errs.iter().any(|e| e.key.starts_with(&s.key("bind_password"))) {
+        s.problem(errs, "bind_password", "bind_dn and bind_password (or bind_password_file) go together; leave both out for an anonymous bind");
+    }
+    let config = LdapConfig {
+        starttls,
+        ca_file: s.path("ca_file", errs),
+        tls_insecure: s.bool("tls_insecure", errs).unwrap_or(false),
+        bind_dn,
+        bind_password,
+        base_dn: s.required_string("base_dn", errs).unwrap_or_default(),
+        user_filter: s.string("user_filter", errs).unwrap_or_else(|| flavor.default_user_filter().to_owned()),
+        page_size: page_size as u32,
+        timeout: s.duration("timeout", errs).unwrap_or(Duration::from_secs(30)),
+        flavor,
+        attributes,
+        departments,
+        url: url?,
+    };
+    Some(SourceConfig::Ldap(config))
 }
 
 fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {

@@ -38,6 +38,7 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(c.policy.guard.max_delete_percent, 20);
     match c.source {
         SourceConfig::File { path } => assert_eq!(path, dir.path().join("org.json")),
+        other => panic!("{other:?}"),
     }
 }
 
@@ -230,4 +231,44 @@ fn the_schedule_can_come_from_the_environment() {
     let c = validate(&tree, dir.path()).unwrap();
     assert_eq!(c.schedule.describe(), "every 5m");
     assert!(!c.schedule.run_on_start);
+}
+
+const LDAP_TARGET: &str = "[target]\nkind = \"file\"\npath = \"out.json\"\n";
+
+#[test]
+fn an_ldap_source_gets_flavor_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "secret\n").unwrap();
+    let text = format!(
+        "[source]\nkind = \"ldap\"\nurl = \"ldaps://dc1.example.test\"\nflavor = \"active_directory\"\n\
+         bind_dn = \"EXAMPLE\\\\svc\"\nbind_password_file = \"pw\"\nbase_dn = \"DC=example,DC=test\"\n{LDAP_TARGET}"
+    );
+    let c = load(&write(dir.path(), &text)).unwrap();
+    let SourceConfig::Ldap(l) = c.source else { panic!() };
+    assert_eq!(l.attributes.username, "sAMAccountName");
+    assert_eq!(l.attributes.employee_no, "employeeID");
+    assert_eq!(l.user_filter, "(&(objectCategory=person)(objectClass=user))");
+    assert_eq!(l.page_size, 500);
+    assert_eq!(l.bind_password.unwrap().expose(), "secret");
+    assert_eq!(format!("{:?}", l.departments), "OuTree");
+}
+
+#[test]
+fn ldap_problems_name_the_key() {
+    let errs = problems(
+        &format!(
+            "[source]\nkind = \"ldap\"\nurl = \"http://x\"\nbind_dn = \"cn=a\"\npage_size = 5000\n\
+             [source.departments]\nfrom = \"groups\"\n{LDAP_TARGET}"
+        ),
+        &[],
+    );
+    for want in [
+        "source.url: \"http://x\" must be ldap://host[:port] or ldaps://host[:port]",
+        "source.base_dn: is required",
+        "source.page_size: 5000 is out of range 1..=1000 (Active Directory caps pages at 1000)",
+        "source.departments.from: \"groups\" is not one of ou_tree, attribute",
+    ] {
+        assert!(errs.iter().any(|e| e == want), "missing {want:?} in {errs:#?}");
+    }
+    assert!(errs.iter().any(|e| e.starts_with("source.bind_password: bind_dn and bind_password")), "{errs:#?}");
 }

@@ -3,6 +3,7 @@
 //! nothing (a failed fetch fails the run before anything is applied).
 
 pub mod file;
+pub mod ldap;
 
 use crate::config::SourceConfig;
 use crate::model::Snapshot;
@@ -14,6 +15,8 @@ pub enum SourceError {
     Io { path: std::path::PathBuf, #[source] source: std::io::Error },
     #[error("source file {path} is not valid: {message}")]
     Invalid { path: std::path::PathBuf, message: String },
+    #[error("LDAP {url}: {message}")]
+    Ldap { url: String, message: String },
 }
 
 impl SourceError {
@@ -22,6 +25,7 @@ impl SourceError {
         match self {
             SourceError::Io { .. } => "io",
             SourceError::Invalid { .. } => "invalid",
+            SourceError::Ldap { .. } => "ldap",
         }
     }
 }
@@ -34,5 +38,6 @@ pub trait IdentitySource: Send + Sync {
 pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
     match config {
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
+        SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.clone())),
     }
 }

@@ -1,0 +1,311 @@
+//! LDAP entries -> model, pure (no connection), so recorded entries test it.
+//!
+//! Ids are never DNs: OpenLDAP's `entryUUID` (RFC 4530) or AD's `objectGUID`
+//! (16 bytes; the text form has its first three fields little-endian), so
+//! a renamed or moved entry keeps its binding.
+
+use crate::model::{Department, Snapshot, SourceId, User};
+use std::collections::{BTreeMap, HashMap};
+
+/// Which directory: sets the attribute defaults, the id and what "inactive" means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    OpenLdap,
+    ActiveDirectory,
+}
+
+/// `source.attributes.*`: the LDAP attribute behind each user field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attributes {
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub mobile: String,
+    pub employee_no: String,
+    pub nickname: String,
+    pub title: String,
+}
+
+impl Flavor {
+    pub fn default_attributes(self) -> Attributes {
+        let s = |v: &str| v.to_owned();
+        match self {
+            Flavor::OpenLdap => Attributes {
+                username: s("uid"),
+                name: s("cn"),
+                email: s("mail"),
+                mobile: s("mobile"),
+                employee_no: s("employeeNumber"),
+                nickname: s("displayName"),
+                title: s("title"),
+            },
+            Flavor::ActiveDirectory => Attributes {
+                username: s("sAMAccountName"),
+                name: s("displayName"),
+                email: s("mail"),
+                mobile: s("mobile"),
+                employee_no: s("employeeID"),
+                nickname: s("givenName"),
+                title: s("title"),
+            },
+        }
+    }
+
+    pub fn default_user_filter(self) -> &'static str {
+        match self {
+            Flavor::OpenLdap => "(objectClass=inetOrgPerson)",
+            Flavor::ActiveDirectory => "(&(objectCategory=person)(objectClass=user))",
+        }
+    }
+
+    /// The stable-id attribute (operational on OpenLDAP: asked for by name).
+    pub fn id_attribute(self) -> &'static str {
+        match self {
+            Flavor::OpenLdap => "entryUUID",
+            Flavor::ActiveDirectory => "objectGUID",
+        }
+    }
+
+    /// Attributes that decide "inactive".
+    pub fn status_attributes(self) -> &'static [&'static str] {
+        match self {
+            Flavor::OpenLdap => &["pwdAccountLockedTime"],
+            Flavor::ActiveDirectory => &["userAccountControl", "accountExpires"],
+        }
+    }
+}
+
+/// One search result entry, attribute names as the server spelled them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub dn: String,
+    pub attrs: HashMap<String, Vec<String>>,
+    pub bin_attrs: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl Entry {
+    /// First value of an attribute, names compared case-insensitively.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.first())
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn first_bin(&self, name: &str) -> Option<&[u8]> {
+        self.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first()).map(Vec::as_slice)
+    }
+
+    /// The stable id, or why there is none.
+    pub fn stable_id(&self, flavor: Flavor) -> Result<SourceId, String> {
+        match flavor {
+            Flavor::OpenLdap => self.first("entryUUID").map(|u| SourceId(u.to_ascii_lowercase())).ok_or_else(|| {
+                format!("{}: no entryUUID (is the attribute readable by the bind DN?)", self.dn)
+            }),
+            Flavor::ActiveDirectory => match self.first_bin("objectGUID") {
+                Some(b) => guid(b).map(SourceId).ok_or_else(|| format!("{}: objectGUID is {} bytes, not 16", self.dn, b.len())),
+                None => Err(format!("{}: no objectGUID", self.dn)),
+            },
+        }
+    }
+}
+
+/// AD objectGUID bytes -> canonical text: the first three fields are little-endian.
+pub fn guid(b: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = b.try_into().ok()?;
+    let hex = |s: &[u8]| s.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let rev = |s: &[u8]| hex(&s.iter().rev().copied().collect::<Vec<_>>());
+    Some(format!("{}-{}-{}-{}-{}", rev(&b[0..4]), rev(&b[4..6]), rev(&b[6..8]), hex(&b[8..10]), hex(&b[10..16])))
+}
+
+/// AD `accountExpires`: 100-ns ticks since 1601-01-01; 0 and i64::MAX mean never.
+pub fn account_expired(value: &str, now_unix: i64) -> bool {
+    const EPOCH_DIFF_SECS: i64 = 11_644_473_600;
+    match value.trim().parse::<i64>() {
+        Ok(0) | Ok(i64::MAX) | Err(_) => false,
+        Ok(ticks) => ticks / 10_000_000 - EPOCH_DIFF_SECS <= now_unix,
+    }
+}
+
+fn active(e: &Entry, flavor: Flavor, now_unix: i64) -> bool {
+    match flavor {
+        // ppolicy: a locked account carries pwdAccountLockedTime.
+        Flavor::OpenLdap => e.first("pwdAccountLockedTime").is_none(),
+        Flavor::ActiveDirectory => {
+            let disabled = e.first("userAccountControl").and_then(|v| v.trim().parse::<u32>().ok()).is_some_and(|u| u & 0x2 != 0);
+            let expired = e.first("accountExpires").is_some_and(|v| account_expired(v, now_unix));
+            !disabled && !expired
+        }
+    }
+}
+
+/// A DN with the first RDN removed, normalised for comparison.
+pub fn parent_dn(dn: &str) -> Option<String> {
+    // Skip escaped commas (`\,`) inside the first RDN.
+    let bytes = dn.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b',' => return Some(norm_dn(&dn[i + 1..])),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Case and spaces around separators don't matter in DNs.
+pub fn norm_dn(dn: &str) -> String {
+    dn.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
+}
+
+/// How departments are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Departments {
+    /// `organizationalUnit` entries; parent from the DN.
+    OuTree,
+    /// Distinct values of a user attribute; flat.
+    Attribute(String),
+}
+
+/// OUs + users -> snapshot. Entries without a stable id fail the fetch:
+/// dropping them would read as "these people left".
+pub fn snapshot(
+    ous: &[Entry],
+    users: &[Entry],
+    flavor: Flavor,
+    attrs: &Attributes,
+    departments: &Departments,
+    now_unix: i64,
+) -> Result<Snapshot, String> {
+    let mut depts: Vec<Department> = Vec::new();
+    let mut by_dn: HashMap<String, SourceId> = HashMap::new();
+    if *departments == Departments::OuTree {
+        for e in ous {
+            by_dn.insert(norm_dn(&e.dn), e.stable_id(flavor)?);
+        }
+        for e in ous {
+            let id = by_dn.get(&norm_dn(&e.dn)).cloned().ok_or_else(|| format!("{}: lost its id", e.dn))?;
+            let parent = parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned());
+            let name = e.first("ou").map(str::to_owned).unwrap_or_else(|| e.dn.clone());
+            depts.push(Department { source_id: id, parent_id: parent, name, order: 0, leader_ids: Vec::new() });
+        }
+    }
+    let mut flat: BTreeMap<String, ()> = BTreeMap::new();
+    let mut out = Vec::with_capacity(users.len());
+    for e in users {
+        let field = |a: &str| e.first(a).map(str::to_owned);
+        let department_ids = match departments {
+            Departments::OuTree => parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned()).into_iter().collect(),
+            Departments::Attribute(a) => match e.first(a) {
+                Some(v) => {
+                    flat.insert(v.to_owned(), ());
+                    vec![SourceId(v.to_owned())]
+                }
+                None => Vec::new(),
+            },
+        };
+        out.push(User {
+            source_id: e.stable_id(flavor)?,
+            username: field(&attrs.username),
+            name: field(&attrs.name),
+            email: field(&attrs.email),
+            mobile: field(&attrs.mobile),
+            employee_no: field(&attrs.employee_no),
+            nickname: field(&attrs.nickname),
+            title: field(&attrs.title),
+            department_ids,
+            active: active(e, flavor, now_unix),
+        });
+    }
+    for name in flat.into_keys() {
+        depts.push(Department { source_id: SourceId(name.clone()), parent_id: None, name, order: 0, leader_ids: Vec::new() });
+    }
+    Ok(Snapshot { departments: depts, users: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(dn: &str, attrs: &[(&str, &str)]) -> Entry {
+        let mut e = Entry { dn: dn.into(), ..Entry::default() };
+        for (k, v) in attrs {
+            e.attrs.entry((*k).to_owned()).or_default().push((*v).to_owned());
+        }
+        e
+    }
+
+    #[test]
+    fn object_guid_text_form_has_its_first_three_fields_little_endian() {
+        let bytes = [0x90, 0x39, 0x5F, 0x19, 0x1A, 0xB5, 0x1B, 0x4A, 0x9E, 0x96, 0x86, 0xC6, 0x6C, 0xB1, 0x8D, 0x11];
+        assert_eq!(guid(&bytes).as_deref(), Some("195f3990-b51a-4a1b-9e96-86c66cb18d11"));
+        assert_eq!(guid(&bytes[..15]), None);
+    }
+
+    #[test]
+    fn account_expires_zero_and_max_mean_never() {
+        let now = 1_795_000_000; // 2026-11
+        assert!(!account_expired("0", now));
+        assert!(!account_expired("9223372036854775807", now));
+        // 2020-01-01 in ticks since 1601.
+        assert!(account_expired("132223104000000000", now));
+        // 2030-01-01.
+        assert!(!account_expired("142689600000000000", now));
+    }
+
+    #[test]
+    fn ad_disabled_or_expired_users_are_inactive() {
+        let mut e = entry("CN=A,OU=X,DC=ex,DC=test", &[("userAccountControl", "514")]);
+        e.bin_attrs.insert("objectGUID".into(), vec![vec![1; 16]]);
+        assert!(!active(&e, Flavor::ActiveDirectory, 1_795_000_000));
+        e.attrs.insert("userAccountControl".into(), vec!["512".into()]);
+        assert!(active(&e, Flavor::ActiveDirectory, 1_795_000_000));
+        e.attrs.insert("accountExpires".into(), vec!["132223104000000000".into()]);
+        assert!(!active(&e, Flavor::ActiveDirectory, 1_795_000_000));
+    }
+
+    #[test]
+    fn parent_dn_skips_escaped_commas() {
+        assert_eq!(parent_dn("cn=Doe\\, Jane,ou=Sales, dc=Ex").as_deref(), Some("ou=sales,dc=ex"));
+        assert_eq!(parent_dn("dc=ex"), None);
+    }
+
+    #[test]
+    fn ou_tree_gives_parents_from_dns_and_users_their_ou() {
+        let ous = [
+            entry("ou=Corp,dc=ex", &[("ou", "Corp"), ("entryUUID", "A")]),
+            entry("ou=Sales,ou=Corp,dc=ex", &[("ou", "Sales"), ("entryUUID", "B")]),
+        ];
+        let users = [entry("uid=jd,ou=Sales,ou=Corp,dc=ex", &[("uid", "jd"), ("cn", "J D"), ("entryUUID", "C"), ("mail", "jd@ex")])];
+        let s = snapshot(&ous, &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0).unwrap();
+        assert_eq!(s.departments[0].parent_id, None);
+        assert_eq!(s.departments[1].parent_id, Some(SourceId("a".into())));
+        assert_eq!(s.users[0].department_ids, vec![SourceId("b".into())]);
+        assert_eq!(s.users[0].username.as_deref(), Some("jd"));
+        assert!(s.users[0].active);
+    }
+
+    #[test]
+    fn an_entry_without_a_stable_id_fails_the_fetch() {
+        let users = [entry("uid=x,dc=ex", &[("uid", "x")])];
+        let err = snapshot(&[], &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0).unwrap_err();
+        assert!(err.contains("uid=x,dc=ex: no entryUUID"), "{err}");
+    }
+
+    #[test]
+    fn attribute_departments_are_flat_and_distinct() {
+        let users = [
+            entry("uid=a,dc=ex", &[("entryUUID", "1"), ("departmentNumber", "R&D")]),
+            entry("uid=b,dc=ex", &[("entryUUID", "2"), ("departmentNumber", "R&D")]),
+            entry("uid=c,dc=ex", &[("entryUUID", "3"), ("departmentNumber", "Ops")]),
+        ];
+        let deps = Departments::Attribute("departmentNumber".into());
+        let s = snapshot(&[], &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &deps, 0).unwrap();
+        let names: Vec<&str> = s.departments.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, vec!["Ops", "R&D"]);
+        assert_eq!(s.users[2].department_ids, vec![SourceId("Ops".into())]);
+    }
+}

@@ -1,0 +1,144 @@
+//! Source `ldap`: OpenLDAP or Active Directory over one connection per
+//! fetch. Every search uses the paged-results control (RFC 2696; AD caps
+//! unpaged searches at 1,000 entries), and a failure on any page fails the
+//! whole fetch: no partial snapshot ever reaches reconcile.
+//!
+//! Referrals and continuation references are ignored (ldap3 hands only
+//! entries through `EntriesOnly`).
+
+mod mapping;
+
+pub use mapping::{account_expired, guid, Attributes, Departments, Entry, Flavor};
+
+use super::{IdentitySource, SourceError};
+use crate::config::LdapConfig;
+use crate::model::Snapshot;
+use futures::future::BoxFuture;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct LdapSource {
+    config: LdapConfig,
+}
+
+impl LdapSource {
+    pub fn new(config: LdapConfig) -> Self {
+        Self { config }
+    }
+
+    fn err(&self, message: impl Into<String>) -> SourceError {
+        SourceError::Ldap { url: self.config.url.to_string(), message: message.into() }
+    }
+
+    fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, SourceError> {
+        let Some(path) = &self.config.ca_file else { return Ok(None) };
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| self.err(format!("cannot read ca_file {}: {e}", path.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| self.err(format!("ca_file {} is not PEM: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| self.err(format!("ca_file {}: {e}", path.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(self.err(format!("ca_file {} holds no certificate", path.display())));
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| self.err(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Some(Arc::new(config)))
+    }
+
+    async fn connect(&self) -> Result<Ldap, SourceError> {
+        let c = &self.config;
+        let mut settings = LdapConnSettings::new().set_conn_timeout(c.timeout).set_starttls(c.starttls);
+        if c.tls_insecure {
+            tracing::warn!(url = %c.url, "source.tls_insecure = true: the LDAP server's certificate is NOT checked");
+            settings = settings.set_no_tls_verify(true);
+        } else if let Some(tls) = self.tls()? {
+            settings = settings.set_config(tls);
+        }
+        let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &c.url)
+            .await
+            .map_err(|e| self.err(format!("cannot connect: {e}")))?;
+        ldap3::drive!(conn);
+        if let (Some(dn), Some(pw)) = (&c.bind_dn, &c.bind_password) {
+            let res = ldap
+                .with_timeout(c.timeout)
+                .simple_bind(dn, pw.expose())
+                .await
+                .map_err(|e| self.err(format!("bind as {dn} failed: {e}")))?;
+            if res.rc != 0 {
+                let hint = match res.rc {
+                    49 => ": invalid credentials, check bind_dn and bind_password",
+                    8 => ": the server requires a secure connection, use ldaps:// or starttls = true",
+                    _ => "",
+                };
+                return Err(self.err(format!("bind as {dn} failed: LDAP result {} {}{hint}", res.rc, res.text.trim())));
+            }
+        }
+        Ok(ldap)
+    }
+
+    /// One paged subtree search; every page or an error.
+    async fn search(&self, ldap: &mut Ldap, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, SourceError> {
+        let c = &self.config;
+        let adapters: Vec<Box<dyn Adapter<'_, &str, &[&str]>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(c.page_size as i32))];
+        let mut stream = ldap
+            .with_timeout(c.timeout)
+            .streaming_search_with(adapters, &c.base_dn, Scope::Subtree, filter, attrs)
+            .await
+            .map_err(|e| self.err(format!("search {filter} under {}: {e}", c.base_dn)))?;
+        let mut out = Vec::new();
+        loop {
+            match stream.next().await {
+                Ok(Some(raw)) => {
+                    let e = SearchEntry::construct(raw);
+                    out.push(Entry { dn: e.dn, attrs: e.attrs, bin_attrs: e.bin_attrs });
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.err(format!("search {filter} under {}: {e}", c.base_dn))),
+            }
+        }
+        let res = stream.finish().await;
+        if res.rc != 0 {
+            return Err(self.err(format!("search {filter} under {}: LDAP result {} {}", c.base_dn, res.rc, res.text.trim())));
+        }
+        Ok(out)
+    }
+
+    async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
+        let c = &self.config;
+        let mut ldap = self.connect().await?;
+        let id = c.flavor.id_attribute();
+        let ous = match c.departments {
+            Departments::OuTree => self.search(&mut ldap, "(objectClass=organizationalUnit)", &["ou", id]).await?,
+            Departments::Attribute(_) => Vec::new(),
+        };
+        let a = &c.attributes;
+        let mut attrs: Vec<&str> = vec![id, &a.username, &a.name, &a.email, &a.mobile, &a.employee_no, &a.nickname, &a.title];
+        attrs.extend(c.flavor.status_attributes());
+        if let Departments::Attribute(d) = &c.departments {
+            attrs.push(d);
+        }
+        let users = self.search(&mut ldap, &c.user_filter, &attrs).await?;
+        let _ = ldap.unbind().await;
+        mapping::snapshot(&ous, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.err(m))
+    }
+}
+
+impl IdentitySource for LdapSource {
+    fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
+        Box::pin(async move {
+            let r = self.fetch_all().await;
+            crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));
+            r
+        })
+    }
+}
