@@ -10,6 +10,8 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v promtool >/dev/null || need_apt+=(prometheus)        # promtool check metrics/rules
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)    # systemd-analyze verify
+[ -x /usr/sbin/slapd ] || need_apt+=(slapd)                      # a real OpenLDAP per test
+command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -q

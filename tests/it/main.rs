@@ -6,5 +6,6 @@ mod cli;
 mod crash;
 mod daemon;
 mod harness;
+mod ldap;
 mod packaging;
 mod scim;
