@@ -264,17 +264,7 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
 
 fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     use crate::source::ldap::{Departments, Flavor};
-    let url = s.required_string("url", errs).and_then(|u| match url::Url::parse(&u) {
-        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
-            s.problem(errs, "url", "must not contain credentials: use bind_dn + bind_password_file");
-            None
-        }
-        Ok(url) if matches!(url.scheme(), "ldap" | "ldaps") && url.host().is_some() => Some(url),
-        _ => {
-            s.problem(errs, "url", format!("{u:?} must be ldap://host[:port] or ldaps://host[:port]"));
-            None
-        }
-    });
+    let url = s.url("url", &["ldap", "ldaps"], "must be ldap://host[:port] or ldaps://host[:port]", "bind_dn + bind_password_file", errs);
     let starttls = s.bool("starttls", errs).unwrap_or(false);
     if starttls && url.as_ref().is_some_and(|u| u.scheme() == "ldaps") {
         s.problem(errs, "starttls", "is for ldap:// URLs; ldaps:// is TLS from the start");
@@ -296,17 +286,20 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     };
     a.finish(errs);
     let mut dp = s.table("departments", errs);
-    let departments = match dp.one_of::<String>("from", &["ou_tree", "attribute"], errs).as_deref() {
-        Some("attribute") => match dp.required_string("attribute", errs) {
-            Some(a) => Departments::Attribute(a),
-            None => Departments::OuTree,
-        },
-        _ => Departments::OuTree,
+    let from = dp.one_of::<String>("from", &["ou_tree", "attribute"], errs);
+    let attribute = dp.string("attribute", errs);
+    let departments = match (from.as_deref(), attribute) {
+        (Some("attribute"), Some(a)) => Departments::Attribute(a),
+        (Some("attribute"), None) => {
+            dp.problem(errs, "attribute", "is required with from = \"attribute\"");
+            Departments::OuTree
+        }
+        (_, Some(_)) => {
+            dp.problem(errs, "attribute", "is only used with from = \"attribute\"");
+            Departments::OuTree
+        }
+        (_, None) => Departments::OuTree,
     };
-    if departments == Departments::OuTree && dp.has("attribute") {
-        dp.problem(errs, "attribute", "is only used with from = \"attribute\"");
-        dp.string("attribute", errs);
-    }
     dp.finish(errs);
     let page_size = s.u64("page_size", errs).unwrap_or(500);
     if !(1..=1000).contains(&page_size) {
@@ -336,22 +329,13 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
 }
 
 fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
-    let base_url = t.required_string("base_url", errs).and_then(|u| match url::Url::parse(&u) {
-        // Credentials in the URL would be printed with every transport error.
-        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
-            t.problem(errs, "base_url", "must not contain credentials: use username + password_file, or token_file");
-            None
-        }
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
-        Ok(_) => {
-            t.problem(errs, "base_url", format!("{u:?} must be an http:// or https:// URL"));
-            None
-        }
-        Err(e) => {
-            t.problem(errs, "base_url", format!("{u:?} is not a URL ({e})"));
-            None
-        }
-    });
+    let base_url = t.url(
+        "base_url",
+        &["http", "https"],
+        "must be an http:// or https:// URL",
+        "username + password_file, or token_file",
+        errs,
+    );
     let token = t.secret("token", "token_file", errs);
     let username = t.string("username", errs);
     let password = t.secret("password", "password_file", errs);

@@ -121,6 +121,36 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A required URL with one of `schemes` and a host. Credentials inside
+    /// it are refused (`use_instead` says where they go): transport errors
+    /// print the URL, and those reach logs, the mirror and `status`.
+    /// `shape` is the message for a URL of the wrong kind.
+    pub fn url(
+        &mut self,
+        k: &'static str,
+        schemes: &[&str],
+        shape: &str,
+        use_instead: &str,
+        errs: &mut Problems,
+    ) -> Option<url::Url> {
+        let u = self.required_string(k, errs)?;
+        match url::Url::parse(&u) {
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                self.problem(errs, k, format!("must not contain credentials: use {use_instead}"));
+                None
+            }
+            Ok(url) if schemes.contains(&url.scheme()) && url.host().is_some() => Some(url),
+            Ok(_) => {
+                self.problem(errs, k, format!("{u:?} {shape}"));
+                None
+            }
+            Err(e) => {
+                self.problem(errs, k, format!("{u:?} is not a URL ({e})"));
+                None
+            }
+        }
+    }
+
     pub fn path(&mut self, k: &'static str, errs: &mut Problems) -> Option<PathBuf> {
         self.string(k, errs).map(|s| self.base.join(s))
     }
