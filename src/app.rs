@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,23 +206,20 @@ pub async fn run(
                 let result = crate::sync::run(&config, mirror, t.kind.as_str(), RunOptions { allow_deletes: t.allow_deletes }, &run_stop).await;
                 metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
                 queue.done();
+                // A mirror error means the run could not even be recorded: a failure too.
+                let failed = result.as_ref().map_or(true, |r| r.status == RunStatus::Failed);
+                let failures = if failed {
+                    shared.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
+                } else {
+                    shared.consecutive_failures.store(0, Ordering::Relaxed);
+                    0
+                };
+                metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
                 match result {
                     Ok(record) => {
-                        let failures = if record.status == RunStatus::Failed {
-                            shared.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
-                        } else {
-                            shared.consecutive_failures.store(0, Ordering::Relaxed);
-                            0
-                        };
-                        metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
                         done_tx.send_replace(Some(record));
                     }
-                    // The mirror itself failed: the run could not even be recorded.
-                    Err(e) => {
-                        let failures = shared.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                        metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
-                        error!(error = %e, "Sync run could not be recorded");
-                    }
+                    Err(e) => error!(error = %e, "Sync run could not be recorded"),
                 }
             }
         }
@@ -258,7 +255,7 @@ pub async fn run(
                     reloading.extend(NotifyState::monotonic_usec_now().ok());
                     notify(&reloading);
                     let old = config_rx.borrow().clone();
-                    match reload(&config_path) {
+                    match config::load(&config_path) {
                         Ok(new) => {
                             let new = Arc::new(merge_reload(&old, new));
                             scheduler = Scheduler::start(&new, &queue, &next_tx, &clock);
@@ -319,8 +316,4 @@ pub async fn run(
     }
     info!("Stopped");
     Ok(())
-}
-
-fn reload(path: &Path) -> Result<Config, config::ConfigError> {
-    config::load(path)
 }

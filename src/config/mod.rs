@@ -94,7 +94,7 @@ pub enum SourceConfig {
         path: PathBuf,
     },
     /// `kind = "ldap"`: OpenLDAP or Active Directory.
-    Ldap(LdapConfig),
+    Ldap(Box<LdapConfig>),
 }
 
 impl SourceConfig {
@@ -325,7 +325,7 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         departments,
         url: url?,
     };
-    Some(SourceConfig::Ldap(config))
+    Some(SourceConfig::Ldap(Box::new(config)))
 }
 
 fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {

@@ -38,6 +38,6 @@ pub trait IdentitySource: Send + Sync {
 pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
     match config {
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
-        SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.clone())),
+        SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone())),
     }
 }

@@ -13,7 +13,7 @@ use crate::mirror::{BindingChange, Mirror, MirrorError, ObjectCounts, RunRecord,
 use crate::model::Bindings;
 use crate::reconcile::{self, Plan, RunOptions};
 use crate::source::{self, SourceError};
-use crate::target::{self, Target, TargetError};
+use crate::target::{self, TargetError};
 use crate::telemetry;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -83,7 +83,6 @@ pub async fn run(
         },
         _ = stop.cancelled() => return fail("stopped by shutdown before anything was applied; nothing was changed".into()),
     };
-    let target: Box<dyn Target> = target;
     let bindings = mirror.bindings()?;
     let plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
     info!(

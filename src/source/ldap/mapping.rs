@@ -5,7 +5,7 @@
 //! a renamed or moved entry keeps its binding.
 
 use crate::model::{Department, Snapshot, SourceId, User};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// Which directory: sets the attribute defaults, the id and what "inactive" means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub fn snapshot(
             depts.push(Department { source_id: id, parent_id: parent, name, order: 0, leader_ids: Vec::new() });
         }
     }
-    let mut flat: BTreeMap<String, ()> = BTreeMap::new();
+    let mut flat: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::with_capacity(users.len());
     for e in users {
         let field = |a: &str| e.first(a).map(str::to_owned);
@@ -201,7 +201,7 @@ pub fn snapshot(
             Departments::OuTree => parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned()).into_iter().collect(),
             Departments::Attribute(a) => match e.first(a) {
                 Some(v) => {
-                    flat.insert(v.to_owned(), ());
+                    flat.insert(v.to_owned());
                     vec![SourceId(v.to_owned())]
                 }
                 None => Vec::new(),
@@ -220,7 +220,7 @@ pub fn snapshot(
             active: active(e, flavor, now_unix),
         });
     }
-    for name in flat.into_keys() {
+    for name in flat {
         depts.push(Department { source_id: SourceId(name.clone()), parent_id: None, name, order: 0, leader_ids: Vec::new() });
     }
     Ok(Snapshot { departments: depts, users: out })
