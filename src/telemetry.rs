@@ -101,8 +101,8 @@ pub fn last_run(status: &str, finished_unix: f64) {
     }
 }
 
-pub fn operation(kind: &str, op: &'static str, outcome: &'static str) {
-    metrics::counter!(m::OPERATIONS_TOTAL, "kind" => kind.to_owned(), "op" => op, "outcome" => outcome).increment(1);
+pub fn operation(kind: crate::model::Kind, op: &'static str, outcome: &'static str) {
+    metrics::counter!(m::OPERATIONS_TOTAL, "kind" => kind.as_str(), "op" => op, "outcome" => outcome).increment(1);
 }
 
 pub fn source_request(outcome: &'static str) {

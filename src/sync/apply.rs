@@ -107,7 +107,7 @@ impl Ctx<'_> {
     async fn one(&self, op: &Op) -> Result<Option<bool>, MirrorError> {
         if self.stop.is_cancelled() {
             self.mirror.record(self.run, op.kind(), op.verb(), op.source_id(), op.target_id(), "not_attempted", None, BindingChange::None)?;
-            crate::telemetry::operation(op.kind().as_str(), op.verb(), "not_attempted");
+            crate::telemetry::operation(op.kind(), op.verb(), "not_attempted");
             return Ok(None);
         }
         let result = self.run(op).await;
@@ -129,7 +129,7 @@ impl Ctx<'_> {
             error.as_deref(),
             change,
         )?;
-        crate::telemetry::operation(op.kind().as_str(), op.verb(), if ok { "ok" } else { "failed" });
+        crate::telemetry::operation(op.kind(), op.verb(), if ok { "ok" } else { "failed" });
         Ok(Some(ok))
     }
 }

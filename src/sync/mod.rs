@@ -101,7 +101,7 @@ pub async fn run(
     let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::ItemOutcome::HeldBack).count();
     metrics::gauge!(telemetry::m::DELETES_HELD_BACK).set(held_back as f64);
     for item in &plan.items {
-        telemetry::operation(item.kind.as_str(), item.op, item.outcome.as_str());
+        telemetry::operation(item.kind, item.op, item.outcome.as_str());
         mirror.record(
             run_id,
             item.kind,
