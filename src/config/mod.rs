@@ -133,7 +133,9 @@ pub struct LdapConfig {
     pub flavor: crate::source::ldap::Flavor,
     /// `[source.attributes]`: user field -> LDAP attribute; defaults per flavor.
     pub attributes: crate::source::ldap::Attributes,
-    /// `departments.from`: `ou_tree` (default) or `attribute` (with `departments.attribute`).
+    /// `departments.from`: `ou_tree` (default), `attribute` (with
+    /// `departments.attribute`) or `groups` (with optional `departments.base_dn`
+    /// and `departments.filter`).
     pub departments: crate::source::ldap::Departments,
 }
 
@@ -286,19 +288,30 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     };
     a.finish(errs);
     let mut dp = s.table("departments", errs);
-    let from = dp.one_of::<String>("from", &["ou_tree", "attribute"], errs);
+    let from = dp.one_of::<String>("from", &["ou_tree", "attribute", "groups"], errs);
     let attribute = dp.string("attribute", errs);
-    let departments = match (from.as_deref(), attribute) {
-        (Some("attribute"), Some(a)) => Departments::Attribute(a),
-        (Some("attribute"), None) => {
+    let group_base = dp.string("base_dn", errs);
+    let group_filter = dp.string("filter", errs);
+    let from = from.as_deref().unwrap_or("ou_tree");
+    if from != "attribute" && attribute.is_some() {
+        dp.problem(errs, "attribute", "is only used with from = \"attribute\"");
+    }
+    for (key, set) in [("base_dn", group_base.is_some()), ("filter", group_filter.is_some())] {
+        if from != "groups" && set {
+            dp.problem(errs, key, "is only used with from = \"groups\"");
+        }
+    }
+    let departments = match (from, attribute) {
+        ("attribute", Some(a)) => Departments::Attribute(a),
+        ("attribute", None) => {
             dp.problem(errs, "attribute", "is required with from = \"attribute\"");
             Departments::OuTree
         }
-        (_, Some(_)) => {
-            dp.problem(errs, "attribute", "is only used with from = \"attribute\"");
-            Departments::OuTree
-        }
-        (_, None) => Departments::OuTree,
+        ("groups", _) => Departments::Groups {
+            base_dn: group_base,
+            filter: group_filter.unwrap_or_else(|| flavor.default_group_filter().to_owned()),
+        },
+        _ => Departments::OuTree,
     };
     dp.finish(errs);
     let page_size = s.u64("page_size", errs).unwrap_or(500);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::source::ldap::Departments;
 use std::io::Write;
 
 fn write(dir: &Path, text: &str) -> PathBuf {
@@ -254,11 +255,25 @@ fn an_ldap_source_gets_flavor_defaults() {
 }
 
 #[test]
+fn groups_as_departments_default_to_the_flavor_filter_and_the_source_base() {
+    let text = format!(
+        "[source]\nkind = \"ldap\"\nurl = \"ldap://127.0.0.1\"\nbase_dn = \"dc=ex\"\n\
+         [source.departments]\nfrom = \"groups\"\n{LDAP_TARGET}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let SourceConfig::Ldap(l) = load(&write(dir.path(), &text)).unwrap().source else { panic!() };
+    assert_eq!(
+        l.departments,
+        Departments::Groups { base_dn: None, filter: "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))".into() }
+    );
+}
+
+#[test]
 fn ldap_problems_name_the_key() {
     let errs = problems(
         &format!(
             "[source]\nkind = \"ldap\"\nurl = \"http://x\"\nbind_dn = \"cn=a\"\npage_size = 5000\n\
-             [source.departments]\nfrom = \"groups\"\n{LDAP_TARGET}"
+             [source.departments]\nfrom = \"group\"\nfilter = \"(cn=*)\"\n{LDAP_TARGET}"
         ),
         &[],
     );
@@ -266,7 +281,8 @@ fn ldap_problems_name_the_key() {
         "source.url: \"http://x\" must be ldap://host[:port] or ldaps://host[:port]",
         "source.base_dn: is required",
         "source.page_size: 5000 is out of range 1..=1000 (Active Directory caps pages at 1000)",
-        "source.departments.from: \"groups\" is not one of ou_tree, attribute",
+        "source.departments.from: \"group\" is not one of ou_tree, attribute, groups",
+        "source.departments.filter: is only used with from = \"groups\"",
     ] {
         assert!(errs.iter().any(|e| e == want), "missing {want:?} in {errs:#?}");
     }

@@ -66,6 +66,22 @@ impl Flavor {
         }
     }
 
+    /// The default `departments.filter` with `from = "groups"`.
+    pub fn default_group_filter(self) -> &'static str {
+        match self {
+            Flavor::OpenLdap => "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+            Flavor::ActiveDirectory => "(objectClass=group)",
+        }
+    }
+
+    /// Attributes of a group entry that hold member DNs.
+    pub fn member_attributes(self) -> &'static [&'static str] {
+        match self {
+            Flavor::OpenLdap => &["member", "uniqueMember"],
+            Flavor::ActiveDirectory => &["member"],
+        }
+    }
+
     /// Attributes that decide "inactive".
     pub fn status_attributes(self) -> &'static [&'static str] {
         match self {
@@ -168,12 +184,80 @@ pub enum Departments {
     OuTree,
     /// Distinct values of a user attribute; flat.
     Attribute(String),
+    /// Group entries under `base_dn` (default: the source's) matching
+    /// `filter`; a group listed as a member of another is its child, a user
+    /// listed as a member belongs to it.
+    Groups { base_dn: Option<String>, filter: String },
 }
 
-/// OUs + users -> snapshot. Entries without a stable id fail the fetch:
-/// dropping them would read as "these people left".
+/// Values of `attr`, which AD hands out in ranges when there are more than
+/// its MaxValRange (1,500): `member;range=0-1499`, then ask for
+/// `member;range=1500-*` until the returned name ends in `-*`. Returns the
+/// values in this entry and where the next range starts, if any.
+pub fn ranged_values(e: &Entry, attr: &str) -> Result<(Vec<String>, Option<u64>), String> {
+    let prefix = format!("{};range=", attr.to_ascii_lowercase());
+    let mut values = Vec::new();
+    let mut next = None;
+    for (k, v) in &e.attrs {
+        let lower = k.to_ascii_lowercase();
+        if lower == attr.to_ascii_lowercase() {
+            values.extend(v.iter().cloned());
+        } else if let Some(range) = lower.strip_prefix(&prefix) {
+            values.extend(v.iter().cloned());
+            let bad = || format!("{}: unreadable range in attribute {k}", e.dn);
+            let (_, hi) = range.split_once('-').ok_or_else(bad)?;
+            if hi != "*" {
+                next = Some(hi.parse::<u64>().map_err(|_| bad())? + 1);
+            }
+        }
+    }
+    Ok((values, next))
+}
+
+/// Every value of a ranged attribute, read over several requests:
+/// `next_request` names the attribute to ask for next (`member;range=1500-*`)
+/// and `absorb` takes the entry that came back. A range that brings nothing
+/// new is an error, not a loop.
+#[derive(Debug)]
+pub struct RangedValues {
+    attr: String,
+    dn: String,
+    values: Vec<String>,
+    next: Option<u64>,
+}
+
+impl RangedValues {
+    pub fn new(first: &Entry, attr: &str) -> Result<Self, String> {
+        let (values, next) = ranged_values(first, attr)?;
+        Ok(Self { attr: attr.to_owned(), dn: first.dn.clone(), values, next })
+    }
+
+    pub fn next_request(&self) -> Option<String> {
+        self.next.map(|start| format!("{};range={start}-*", self.attr))
+    }
+
+    pub fn absorb(&mut self, e: &Entry) -> Result<(), String> {
+        let (v, n) = ranged_values(e, &self.attr)?;
+        if v.is_empty() {
+            if let Some(start) = self.next {
+                return Err(format!("{}: the server returned no {} values from {start} on", self.dn, self.attr));
+            }
+        }
+        self.values.extend(v);
+        self.next = n;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<String> {
+        self.values
+    }
+}
+
+/// Department entries (OUs or groups, as `departments` says) + users ->
+/// snapshot. Entries without a stable id fail the fetch: dropping them
+/// would read as "these people left".
 pub fn snapshot(
-    ous: &[Entry],
+    dept_entries: &[Entry],
     users: &[Entry],
     flavor: Flavor,
     attrs: &Attributes,
@@ -182,16 +266,34 @@ pub fn snapshot(
 ) -> Result<Snapshot, String> {
     let mut depts: Vec<Department> = Vec::new();
     let mut by_dn: HashMap<String, SourceId> = HashMap::new();
-    if *departments == Departments::OuTree {
-        for e in ous {
-            by_dn.insert(norm_dn(&e.dn), e.stable_id(flavor)?);
+    for e in dept_entries {
+        by_dn.insert(norm_dn(&e.dn), e.stable_id(flavor)?);
+    }
+    // Groups: user DN -> its groups, group DN -> the groups listing it.
+    let mut member_of: HashMap<String, BTreeSet<String>> = HashMap::new();
+    if matches!(departments, Departments::Groups { .. }) {
+        for g in dept_entries {
+            for a in flavor.member_attributes() {
+                for m in g.attrs.iter().filter(|(k, _)| k.eq_ignore_ascii_case(a)).flat_map(|(_, v)| v) {
+                    // uniqueMember may carry an optional `#'0101'B` uid.
+                    let m = m.split_once('#').map_or(m.as_str(), |(dn, _)| dn);
+                    member_of.entry(norm_dn(m)).or_default().insert(norm_dn(&g.dn));
+                }
+            }
         }
-        for e in ous {
-            let id = by_dn.get(&norm_dn(&e.dn)).cloned().ok_or_else(|| format!("{}: lost its id", e.dn))?;
-            let parent = parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned());
-            let name = e.first("ou").map(str::to_owned).unwrap_or_else(|| e.dn.clone());
-            depts.push(Department { source_id: id, parent_id: parent, name, order: 0, leader_ids: Vec::new() });
-        }
+    }
+    let groups_of = |dn: &str| -> Vec<SourceId> {
+        member_of.get(&norm_dn(dn)).into_iter().flatten().filter_map(|g| by_dn.get(g).cloned()).collect()
+    };
+    for e in dept_entries {
+        let id = by_dn.get(&norm_dn(&e.dn)).cloned().ok_or_else(|| format!("{}: lost its id", e.dn))?;
+        let (parent, name_attr) = match departments {
+            // A group in several parents goes under the first by DN.
+            Departments::Groups { .. } => (groups_of(&e.dn).into_iter().next(), "cn"),
+            _ => (parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned()), "ou"),
+        };
+        let name = e.first(name_attr).map(str::to_owned).unwrap_or_else(|| e.dn.clone());
+        depts.push(Department { source_id: id, parent_id: parent, name, order: 0, leader_ids: Vec::new() });
     }
     let mut flat: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::with_capacity(users.len());
@@ -199,6 +301,7 @@ pub fn snapshot(
         let field = |a: &str| e.first(a).map(str::to_owned);
         let department_ids = match departments {
             Departments::OuTree => parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned()).into_iter().collect(),
+            Departments::Groups { .. } => groups_of(&e.dn),
             Departments::Attribute(a) => match e.first(a) {
                 Some(v) => {
                     flat.insert(v.to_owned());
@@ -307,5 +410,92 @@ mod tests {
         let names: Vec<&str> = s.departments.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, vec!["Ops", "R&D"]);
         assert_eq!(s.users[2].department_ids, vec![SourceId("Ops".into())]);
+    }
+
+    fn group(dn: &str, guid_byte: u8, members: &[&str]) -> Entry {
+        let mut e = entry(dn, &[("cn", dn.split(',').next().unwrap().trim_start_matches("CN=").trim_start_matches("cn="))]);
+        e.bin_attrs.insert("objectGUID".into(), vec![vec![guid_byte; 16]]);
+        e.attrs.insert("member".into(), members.iter().map(|m| (*m).to_owned()).collect());
+        e
+    }
+
+    fn ad_user(dn: &str, guid_byte: u8) -> Entry {
+        let mut e = entry(dn, &[("sAMAccountName", dn), ("userAccountControl", "512")]);
+        e.bin_attrs.insert("objectGUID".into(), vec![vec![guid_byte; 16]]);
+        e
+    }
+
+    #[test]
+    fn groups_nest_through_member_dns_and_users_get_every_group_listing_them() {
+        let groups = [
+            group("CN=Eng,OU=Depts,DC=ex", 1, &["CN=Platform,OU=Depts,DC=ex", "CN=Ann,OU=People,DC=ex"]),
+            // Member DNs compare case- and space-insensitively.
+            group("CN=Platform,OU=Depts,DC=ex", 2, &["cn=bob, ou=people, dc=ex", "CN=Ann,OU=People,DC=ex"]),
+            group("CN=Sales,OU=Depts,DC=ex", 3, &[]),
+        ];
+        let users = [ad_user("CN=Ann,OU=People,DC=ex", 10), ad_user("CN=Bob,OU=People,DC=ex", 11), ad_user("CN=Cid,OU=People,DC=ex", 12)];
+        let deps = Departments::Groups { base_dn: None, filter: "(objectClass=group)".into() };
+        let f = Flavor::ActiveDirectory;
+        let s = snapshot(&groups, &users, f, &f.default_attributes(), &deps, 0).unwrap();
+        let id = |b: u8| SourceId(guid(&[b; 16]).unwrap());
+        let parents: Vec<(&str, Option<SourceId>)> = s.departments.iter().map(|d| (d.name.as_str(), d.parent_id.clone())).collect();
+        assert_eq!(parents, vec![("Eng", None), ("Platform", Some(id(1))), ("Sales", None)]);
+        let mut ann = s.users[0].department_ids.clone();
+        ann.sort();
+        let mut want = vec![id(1), id(2)];
+        want.sort();
+        assert_eq!(ann, want);
+        assert_eq!(s.users[1].department_ids, vec![id(2)]);
+        assert!(s.users[2].department_ids.is_empty());
+    }
+
+    #[test]
+    fn unique_member_values_with_a_uid_suffix_still_match() {
+        let mut g = entry("cn=Ops,ou=Groups,dc=ex", &[("cn", "Ops"), ("entryUUID", "G")]);
+        g.attrs.insert("uniqueMember".into(), vec!["uid=a,dc=ex#'0101'B".into()]);
+        let users = [entry("uid=a,dc=ex", &[("entryUUID", "U")])];
+        let deps = Departments::Groups { base_dn: None, filter: "(cn=*)".into() };
+        let f = Flavor::OpenLdap;
+        let s = snapshot(&[g], &users, f, &f.default_attributes(), &deps, 0).unwrap();
+        assert_eq!(s.users[0].department_ids, vec![SourceId("g".into())]);
+    }
+
+    /// As AD answers a group with 3,200 members (MaxValRange 1,500).
+    fn ranged(dn: &str, lo: usize, hi: Option<usize>, total: usize) -> Entry {
+        let end = hi.map_or(total - 1, |h| h);
+        let name = format!("member;range={lo}-{}", hi.map_or("*".to_owned(), |h| h.to_string()));
+        let mut e = Entry { dn: dn.into(), ..Entry::default() };
+        e.attrs.insert(name, (lo..=end).map(|i| format!("CN=U{i},DC=ex")).collect());
+        e
+    }
+
+    #[test]
+    fn large_member_values_are_read_range_by_range_until_the_star() {
+        let dn = "CN=All,DC=ex";
+        let mut r = RangedValues::new(&ranged(dn, 0, Some(1499), 3200), "member").unwrap();
+        assert_eq!(r.next_request().as_deref(), Some("member;range=1500-*"));
+        r.absorb(&ranged(dn, 1500, Some(2999), 3200)).unwrap();
+        assert_eq!(r.next_request().as_deref(), Some("member;range=3000-*"));
+        r.absorb(&ranged(dn, 3000, None, 3200)).unwrap();
+        assert_eq!(r.next_request(), None);
+        let v = r.finish();
+        assert_eq!(v.len(), 3200);
+        assert_eq!(v.iter().collect::<BTreeSet<_>>().len(), 3200, "no value twice");
+        assert_eq!(v[3199], "CN=U3199,DC=ex");
+    }
+
+    #[test]
+    fn a_plain_member_attribute_needs_no_more_requests_and_an_empty_range_is_an_error() {
+        let g = group("CN=Small,DC=ex", 1, &["CN=A,DC=ex"]);
+        let r = RangedValues::new(&g, "member").unwrap();
+        assert_eq!(r.next_request(), None);
+        assert_eq!(r.finish(), vec!["CN=A,DC=ex".to_owned()]);
+
+        let mut r = RangedValues::new(&ranged("CN=All,DC=ex", 0, Some(1499), 3200), "Member").unwrap();
+        let err = r.absorb(&Entry { dn: "CN=All,DC=ex".into(), ..Entry::default() }).unwrap_err();
+        assert!(err.contains("no Member values from 1500 on"), "{err}");
+        let mut bad = Entry { dn: "CN=X".into(), ..Entry::default() };
+        bad.attrs.insert("member;range=0-abc".into(), vec!["x".into()]);
+        assert!(RangedValues::new(&bad, "member").unwrap_err().contains("unreadable range"));
     }
 }

@@ -8,7 +8,7 @@
 
 mod mapping;
 
-pub use mapping::{account_expired, guid, Attributes, Departments, Entry, Flavor};
+pub use mapping::{account_expired, guid, Attributes, Departments, Entry, Flavor, RangedValues};
 
 use super::{IdentitySource, SourceError};
 use crate::config::LdapConfig;
@@ -85,16 +85,14 @@ impl LdapSource {
         Ok(ldap)
     }
 
-    /// One paged subtree search; every page or an error.
-    async fn search(&self, ldap: &mut Ldap, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, SourceError> {
+    /// One paged search; every page or an error.
+    async fn search(&self, ldap: &mut Ldap, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, SourceError> {
         let c = &self.config;
         let adapters: Vec<Box<dyn Adapter<'_, &str, &[&str]>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(c.page_size as i32))];
-        let mut stream = ldap
-            .with_timeout(c.timeout)
-            .streaming_search_with(adapters, &c.base_dn, Scope::Subtree, filter, attrs)
-            .await
-            .map_err(|e| self.err(format!("search {filter} under {}: {e}", c.base_dn)))?;
+        let fail = |e: &dyn std::fmt::Display| self.err(format!("search {filter} under {base}: {e}"));
+        let mut stream =
+            ldap.with_timeout(c.timeout).streaming_search_with(adapters, base, scope, filter, attrs).await.map_err(|e| fail(&e))?;
         let mut out = Vec::new();
         loop {
             match stream.next().await {
@@ -103,22 +101,49 @@ impl LdapSource {
                     out.push(Entry { dn: e.dn, attrs: e.attrs, bin_attrs: e.bin_attrs });
                 }
                 Ok(None) => break,
-                Err(e) => return Err(self.err(format!("search {filter} under {}: {e}", c.base_dn))),
+                Err(e) => return Err(fail(&e)),
             }
         }
         let res = stream.finish().await;
         if res.rc != 0 {
-            return Err(self.err(format!("search {filter} under {}: LDAP result {} {}", c.base_dn, res.rc, res.text.trim())));
+            return Err(fail(&format_args!("LDAP result {} {}", res.rc, res.text.trim())));
         }
         Ok(out)
+    }
+
+    /// Group entries with every member value, reading AD's ranged
+    /// `member;range=…` values until the last range.
+    async fn groups(&self, ldap: &mut Ldap, base: &str, filter: &str) -> Result<Vec<Entry>, SourceError> {
+        let flavor = self.config.flavor;
+        let mut attrs = vec!["cn", flavor.id_attribute()];
+        attrs.extend(flavor.member_attributes());
+        let mut groups = self.search(ldap, base, Scope::Subtree, filter, &attrs).await?;
+        for g in &mut groups {
+            for a in flavor.member_attributes() {
+                let mut values = RangedValues::new(g, a).map_err(|m| self.err(m))?;
+                while let Some(range) = values.next_request() {
+                    let e = self.search(ldap, &g.dn, Scope::Base, "(objectClass=*)", &[range.as_str()]).await?;
+                    let e = e.first().ok_or_else(|| self.err(format!("{} vanished while its {a} values were read", g.dn)))?;
+                    values.absorb(e).map_err(|m| self.err(m))?;
+                }
+                let values = values.finish();
+                let prefix = format!("{};", a.to_ascii_lowercase());
+                g.attrs.retain(|k, _| !k.eq_ignore_ascii_case(a) && !k.to_ascii_lowercase().starts_with(&prefix));
+                if !values.is_empty() {
+                    g.attrs.insert((*a).to_owned(), values);
+                }
+            }
+        }
+        Ok(groups)
     }
 
     async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
         let c = &self.config;
         let mut ldap = self.connect().await?;
         let id = c.flavor.id_attribute();
-        let ous = match c.departments {
-            Departments::OuTree => self.search(&mut ldap, "(objectClass=organizationalUnit)", &["ou", id]).await?,
+        let depts = match &c.departments {
+            Departments::OuTree => self.search(&mut ldap, &c.base_dn, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", id]).await?,
+            Departments::Groups { base_dn, filter } => self.groups(&mut ldap, base_dn.as_deref().unwrap_or(&c.base_dn), filter).await?,
             Departments::Attribute(_) => Vec::new(),
         };
         let a = &c.attributes;
@@ -127,9 +152,9 @@ impl LdapSource {
         if let Departments::Attribute(d) = &c.departments {
             attrs.push(d);
         }
-        let users = self.search(&mut ldap, &c.user_filter, &attrs).await?;
+        let users = self.search(&mut ldap, &c.base_dn, Scope::Subtree, &c.user_filter, &attrs).await?;
         let _ = ldap.unbind().await;
-        mapping::snapshot(&ous, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.err(m))
+        mapping::snapshot(&depts, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.err(m))
     }
 }
 
