@@ -238,10 +238,8 @@ impl RangedValues {
 
     pub fn absorb(&mut self, e: &Entry) -> Result<(), String> {
         let (v, n) = ranged_values(e, &self.attr)?;
-        if v.is_empty() {
-            if let Some(start) = self.next {
-                return Err(format!("{}: the server returned no {} values from {start} on", self.dn, self.attr));
-            }
+        if let (true, Some(start)) = (v.is_empty(), self.next) {
+            return Err(format!("{}: the server returned no {} values from {start} on", self.dn, self.attr));
         }
         self.values.extend(v);
         self.next = n;
