@@ -1,127 +1,27 @@
 //! Source `ldap` against a real OpenLDAP `slapd` (Debian package), started
 //! per test on a free loopback port in its own temp dir and stopped by pid.
 
-use crate::harness::{free_port, Env, Scim};
+use crate::harness::{Env, Scim};
+use crate::slapd::{tree, Slapd, TestCa, GROUPS, READER_DN, READER_PW, SUFFIX};
 use std::collections::HashSet;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-const SUFFIX: &str = "dc=example,dc=test";
-const ROOT_DN: &str = "cn=admin,dc=example,dc=test";
-const ROOT_PW: &str = "slapd-test-password";
-
-fn sbin(name: &str) -> PathBuf {
-    let p = PathBuf::from("/usr/sbin").join(name);
-    assert!(p.exists(), "{} not found: run scripts/test.sh, which installs slapd and ldap-utils", p.display());
-    p
-}
-
-pub struct Slapd {
-    child: Child,
-    pub url: String,
-}
-
-impl Slapd {
-    /// A private slapd with `ldif` loaded offline.
-    pub fn start(dir: &Path, ldif: &str) -> Slapd {
-        let dir = dir.join(format!("slapd-{}", free_port()));
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::create_dir_all(dir.join("slapd.d")).unwrap();
-        let hash = Command::new(sbin("slappasswd")).args(["-s", ROOT_PW]).output().unwrap();
-        let hash = String::from_utf8(hash.stdout).unwrap();
-        let conf = format!(
-            "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
-             include /etc/ldap/schema/inetorgperson.schema\ninclude /etc/ldap/schema/nis.schema\n\
-             modulepath /usr/lib/ldap\nmoduleload back_mdb.so\n\
-             pidfile {d}/slapd.pid\nsizelimit unlimited\n\
-             database mdb\nmaxsize 1073741824\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {hash}\n\
-             directory {d}/data\ndbnosync\nindex entryUUID eq\n",
-            d = dir.display(),
-            hash = hash.trim()
-        );
-        std::fs::write(dir.join("slapd.conf"), conf).unwrap();
-        // slaptest writes slapd.d, then exits 1 on the empty database: check the file instead.
-        let _ = Command::new(sbin("slaptest")).arg("-f").arg(dir.join("slapd.conf")).arg("-F").arg(dir.join("slapd.d")).output().unwrap();
-        assert!(dir.join("slapd.d/cn=config.ldif").exists(), "slaptest did not write slapd.d");
-        std::fs::write(dir.join("data.ldif"), ldif).unwrap();
-        let add = Command::new(sbin("slapadd")).arg("-F").arg(dir.join("slapd.d")).args(["-q", "-l"]).arg(dir.join("data.ldif")).output().unwrap();
-        assert!(add.status.success(), "slapadd: {}", String::from_utf8_lossy(&add.stderr));
-        let port = free_port();
-        let url = format!("ldap://127.0.0.1:{port}");
-        let child = Command::new(sbin("slapd"))
-            .arg("-F")
-            .arg(dir.join("slapd.d"))
-            .args(["-h", &format!("{url}/"), "-d", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Slapd { child, url };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !s.ldap(&["ldapsearch", "-x", "-b", SUFFIX, "-s", "base"], "").status.success() {
-            assert!(Instant::now() < deadline, "slapd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-
-    fn ldap(&self, args: &[&str], input: &str) -> std::process::Output {
-        let mut c = Command::new(format!("/usr/bin/{}", args[0]));
-        c.args(&args[1..]).args(["-H", &self.url, "-D", ROOT_DN, "-w", ROOT_PW]);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    pub fn modify(&self, ldif: &str) {
-        let out = self.ldap(&["ldapmodify", "-x"], ldif);
-        assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Drop for Slapd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The suffix, `ou=Corp` with `levels` nested OUs per branch, and users
-/// spread over the OUs.
-fn tree(users: usize) -> String {
-    let mut l = format!("dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n");
-    let ous = ["ou=Corp", "ou=Sales,ou=Corp", "ou=Emea,ou=Sales,ou=Corp", "ou=Eng,ou=Corp", "ou=Platform,ou=Eng,ou=Corp"];
-    for ou in ous {
-        let name = ou.split(',').next().unwrap().trim_start_matches("ou=");
-        writeln!(l, "dn: {ou},{SUFFIX}\nobjectClass: organizationalUnit\nou: {name}\n").unwrap();
-    }
-    for i in 0..users {
-        let ou = ous[i % ous.len()];
-        writeln!(
-            l,
-            "dn: uid=user{i},{ou},{SUFFIX}\nobjectClass: inetOrgPerson\nuid: user{i}\ncn: User {i}\nsn: {i}\n\
-             mail: user{i}@example.test\nemployeeNumber: E{i}\n"
-        )
-        .unwrap();
-    }
-    l
-}
-
-fn config(env: &Env, scim: &Scim, slapd: &Slapd, password: &str) {
+/// The SCIM config with `[source]` swapped for an LDAP source at `url`,
+/// bound as the reader (subject to the size limits), plus `extra` source keys.
+fn ldap_config(env: &Env, scim: &Scim, url: &str, password: &str, extra: &str) {
     std::fs::write(env.path("bind-pw"), format!("{password}\n")).unwrap();
     env.scim_config(scim, "");
     let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(
         "[source]\nkind = \"file\"\npath = \"org.json\"\n",
         &format!(
-            "[source]\nkind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{ROOT_DN}\"\nbind_password_file = \"bind-pw\"\n\
-             base_dn = \"ou=Corp,{SUFFIX}\"\npage_size = 7\n",
-            slapd.url
+            "[source]\nkind = \"ldap\"\nurl = \"{url}\"\nbind_dn = \"{READER_DN}\"\nbind_password_file = \"bind-pw\"\n\
+             base_dn = \"ou=Corp,{SUFFIX}\"\n{extra}"
         ),
     );
     std::fs::write(env.path("orgsync.toml"), text).unwrap();
+}
+
+fn config(env: &Env, scim: &Scim, slapd: &Slapd, password: &str) {
+    ldap_config(env, scim, &slapd.url, password, "page_size = 7\n");
 }
 
 #[test]
@@ -129,7 +29,7 @@ fn openldap_full_sync_then_renames_and_moves_keep_their_bindings() {
     let env = Env::new();
     let scim = Scim::start(env.dir.path());
     let slapd = Slapd::start(env.dir.path(), &tree(40));
-    config(&env, &scim, &slapd, ROOT_PW);
+    config(&env, &scim, &slapd, READER_PW);
 
     let r = env.sync(&[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -171,4 +71,132 @@ fn a_wrong_bind_password_fails_the_run_with_zero_writes() {
     let message = s["runs"][0]["message"].as_str().unwrap();
     assert!(message.contains("LDAP result 49") && message.contains("check bind_dn and bind_password"), "{message}");
     assert!(!message.contains("not-the-password") && !r.stderr.contains("not-the-password"), "the password leaked");
+}
+
+/// displayName -> the displayNames (groups) or userNames (users) of its members.
+fn group_members(scim: &Scim) -> std::collections::HashMap<String, HashSet<String>> {
+    let groups = scim.groups();
+    let users = scim.users();
+    let name_of = |id: &str| {
+        groups.iter().chain(users.iter()).find(|o| o["id"] == id).map(|o| {
+            o.get("userName").or_else(|| o.get("displayName")).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+        })
+    };
+    groups
+        .iter()
+        .map(|g| {
+            let members = g["members"].as_array().into_iter().flatten().filter_map(|m| name_of(m["value"].as_str()?)).collect();
+            (g["displayName"].as_str().unwrap().to_owned(), members)
+        })
+        .collect()
+}
+
+#[test]
+fn groups_as_departments_nest_and_a_deleted_user_is_disabled_then_deleted_as_the_policy_says() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let slapd = Slapd::start(env.dir.path(), &tree(30));
+    let groups = format!("[source.departments]\nfrom = \"groups\"\nbase_dn = \"ou=Groups,{SUFFIX}\"\n");
+    ldap_config(&env, &scim, &slapd.url, READER_PW, &groups);
+    let policy = |what: &str| {
+        let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap();
+        let text = text.split("\n[policy.users]").next().unwrap().to_owned();
+        std::fs::write(env.path("orgsync.toml"), format!("{text}\n[policy.users]\ntarget_only = \"{what}\"\n")).unwrap();
+    };
+    policy("disable");
+
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 30);
+    let members = group_members(&scim);
+    assert_eq!(members.len(), GROUPS.len(), "{members:?}");
+    assert!(members["Engineering"].contains("Backend") && members["Backend"].contains("Storage"), "nesting: {members:?}");
+    assert!(members["Storage"].contains("user2") && members["Storage"].contains("user7"), "{members:?}");
+    assert!(!members.values().any(|m| m.contains("user4")), "user4 is in no group: {members:?}");
+    assert!(members["Marketing"].contains("user3") && !members["Marketing"].contains("Marketing"), "{members:?}");
+
+    // A user removed from the directory: `target_only = "disable"` keeps the account, inactive.
+    let out = slapd.ldap(&["ldapdelete", "-x", &format!("uid=user7,ou=Emea,ou=Sales,ou=Corp,{SUFFIX}")], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let gone = scim.user_by_name("user7").expect("disabled, not deleted");
+    assert_eq!(gone["active"], false, "{gone}");
+    assert_eq!(scim.users().len(), 30);
+
+    // The admin switches the policy to delete: the account goes.
+    policy("delete");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.user_by_name("user7").is_none());
+    assert_eq!(scim.users().len(), 29);
+    assert!(!group_members(&scim)["Storage"].contains("user7"));
+}
+
+#[test]
+fn ldaps_and_starttls_verify_the_server_against_ca_file_and_a_wrong_ca_fails_clearly() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let ca = TestCa::new(env.dir.path(), "right");
+    let other = TestCa::new(env.dir.path(), "wrong");
+    let slapd = Slapd::start_with(env.dir.path(), &tree(12), Some(&ca));
+    let ldaps = slapd.ldaps_url.clone().unwrap();
+    let ca_file = |c: &TestCa| format!("ca_file = \"{}\"\n", c.ca.display());
+
+    // The server refuses a simple bind in the clear, and the message says what to do.
+    ldap_config(&env, &scim, &slapd.url, READER_PW, "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("LDAP result 13") && msg.contains("use ldaps:// or starttls = true"), "{msg}");
+
+    ldap_config(&env, &scim, &ldaps, READER_PW, &ca_file(&ca));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "LDAPS: {}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 12);
+
+    ldap_config(&env, &scim, &slapd.url, READER_PW, &format!("starttls = true\n{}", ca_file(&ca)));
+    let r = env.sync(&["--dry-run"]);
+    assert_eq!(r.code, 0, "StartTLS: {}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Nothing to do"), "{}", r.stdout);
+
+    let writes = scim.writes().len();
+    for (url, tls) in [(ldaps.as_str(), ""), (slapd.url.as_str(), "starttls = true\n")] {
+        ldap_config(&env, &scim, url, READER_PW, &format!("{tls}{}", ca_file(&other)));
+        let r = env.sync(&[]);
+        assert_eq!(r.code, 1, "{url}: {}\n{}", r.stdout, r.stderr);
+        let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+        assert!(msg.contains("certificate") && msg.contains("ca_file"), "{url}: {msg}");
+        assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    }
+    assert_eq!(scim.writes().len(), writes, "a failed fetch writes nothing");
+}
+
+#[test]
+fn ten_thousand_users_are_read_in_pages_past_the_servers_size_limit() {
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &tree(10_000));
+    // The cap is on, as in AD: a search that is not paged stops at 1,000.
+    let unpaged = slapd.ldap_as(READER_DN, READER_PW, &["ldapsearch", "-x", "-b", SUFFIX, "(objectClass=inetOrgPerson)", "1.1"], "");
+    assert_eq!(unpaged.status.code(), Some(4), "sizeLimitExceeded expected: {}", String::from_utf8_lossy(&unpaged.stderr));
+
+    std::fs::write(env.path("bind-pw"), format!("{READER_PW}\n")).unwrap();
+    let text = format!(
+        "state_dir = \"state\"\n[source]\nkind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{READER_DN}\"\n\
+         bind_password_file = \"bind-pw\"\nbase_dn = \"ou=Corp,{SUFFIX}\"\n\
+         [source.departments]\nfrom = \"groups\"\nbase_dn = \"ou=Groups,{SUFFIX}\"\n\
+         [target]\nkind = \"file\"\npath = \"out.json\"\n",
+        slapd.url
+    );
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let out: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
+    let users = out["users"].as_array().unwrap();
+    assert_eq!(users.len(), 10_000);
+    let names: HashSet<&str> = users.iter().filter_map(|u| u["username"].as_str()).collect();
+    assert_eq!(names.len(), 10_000, "every user once");
+    let in_groups = users.iter().filter(|u| !u["departments"].as_array().unwrap().is_empty()).count();
+    assert_eq!(in_groups, 8_000, "four users in five are in a group");
+    assert_eq!(out["departments"].as_array().unwrap().len(), GROUPS.len());
 }

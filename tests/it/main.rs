@@ -9,3 +9,4 @@ mod harness;
 mod ldap;
 mod packaging;
 mod scim;
+mod slapd;

@@ -274,8 +274,11 @@ pub fn snapshot(
             for a in flavor.member_attributes() {
                 for m in g.attrs.iter().filter(|(k, _)| k.eq_ignore_ascii_case(a)).flat_map(|(_, v)| v) {
                     // uniqueMember may carry an optional `#'0101'B` uid.
-                    let m = m.split_once('#').map_or(m.as_str(), |(dn, _)| dn);
-                    member_of.entry(norm_dn(m)).or_default().insert(norm_dn(&g.dn));
+                    let m = norm_dn(m.split_once('#').map_or(m.as_str(), |(dn, _)| dn));
+                    // groupOfNames needs a member; some list the group itself.
+                    if m != norm_dn(&g.dn) {
+                        member_of.entry(m).or_default().insert(norm_dn(&g.dn));
+                    }
                 }
             }
         }
@@ -429,7 +432,7 @@ mod tests {
             group("CN=Eng,OU=Depts,DC=ex", 1, &["CN=Platform,OU=Depts,DC=ex", "CN=Ann,OU=People,DC=ex"]),
             // Member DNs compare case- and space-insensitively.
             group("CN=Platform,OU=Depts,DC=ex", 2, &["cn=bob, ou=people, dc=ex", "CN=Ann,OU=People,DC=ex"]),
-            group("CN=Sales,OU=Depts,DC=ex", 3, &[]),
+            group("CN=Sales,OU=Depts,DC=ex", 3, &["CN=Sales,OU=Depts,DC=ex"]),
         ];
         let users = [ad_user("CN=Ann,OU=People,DC=ex", 10), ad_user("CN=Bob,OU=People,DC=ex", 11), ad_user("CN=Cid,OU=People,DC=ex", 12)];
         let deps = Departments::Groups { base_dn: None, filter: "(objectClass=group)".into() };

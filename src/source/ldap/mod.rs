@@ -65,7 +65,17 @@ impl LdapSource {
         }
         let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &c.url)
             .await
-            .map_err(|e| self.err(format!("cannot connect: {e}")))?;
+            .map_err(|e| {
+                let hint = if e.to_string().contains("certificate") {
+                    match &c.ca_file {
+                        Some(f) => format!("; the server's certificate is not signed by a CA in ca_file {} (or names another host)", f.display()),
+                        None => "; the server's certificate is not signed by a system CA: set source.ca_file to the CA that issued it".into(),
+                    }
+                } else {
+                    String::new()
+                };
+                self.err(format!("cannot connect: {e}{hint}"))
+            })?;
         ldap3::drive!(conn);
         if let (Some(dn), Some(pw)) = (&c.bind_dn, &c.bind_password) {
             let res = ldap
@@ -76,7 +86,7 @@ impl LdapSource {
             if res.rc != 0 {
                 let hint = match res.rc {
                     49 => ": invalid credentials, check bind_dn and bind_password",
-                    8 => ": the server requires a secure connection, use ldaps:// or starttls = true",
+                    8 | 13 => ": the server requires an encrypted connection, use ldaps:// or starttls = true",
                     _ => "",
                 };
                 return Err(self.err(format!("bind as {dn} failed: LDAP result {} {}{hint}", res.rc, res.text.trim())));
