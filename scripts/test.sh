@@ -12,6 +12,9 @@ command -v promtool >/dev/null || need_apt+=(prometheus)        # promtool check
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)    # systemd-analyze verify
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)                      # a real OpenLDAP per test
 command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
+command -v openssl >/dev/null || need_apt+=(openssl)              # the test CAs
+# A real Samba AD DC per test run; provisioning needs the two recommends.
+dpkg -s samba samba-ad-provision samba-dsdb-modules >/dev/null 2>&1 || need_apt+=(samba samba-ad-provision samba-dsdb-modules)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -q

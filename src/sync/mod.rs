@@ -23,10 +23,24 @@ use tracing::{error, info, warn};
 pub enum SyncError {
     #[error(transparent)]
     Mirror(#[from] MirrorError),
+    // The inner error is part of the message, not a `source()`: `{:#}`
+    // would print it twice.
     #[error("cannot fetch the source: {0}")]
-    Source(#[from] SourceError),
+    Source(SourceError),
     #[error("cannot read the target: {0}")]
-    Target(#[from] TargetError),
+    Target(TargetError),
+}
+
+impl From<SourceError> for SyncError {
+    fn from(e: SourceError) -> Self {
+        SyncError::Source(e)
+    }
+}
+
+impl From<TargetError> for SyncError {
+    fn from(e: TargetError) -> Self {
+        SyncError::Target(e)
+    }
 }
 
 /// Fetch, load and plan without writing anything (not even the mirror).

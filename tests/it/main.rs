@@ -8,5 +8,6 @@ mod daemon;
 mod harness;
 mod ldap;
 mod packaging;
+mod samba;
 mod scim;
 mod slapd;

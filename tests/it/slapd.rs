@@ -46,7 +46,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A throwaway CA and a server certificate it signed for `localhost` and
-/// `127.0.0.1` (P-256, valid two days).
+/// `127.0.0.1` / `127.0.0.2` (P-256, valid two days).
 pub struct TestCa {
     pub ca: PathBuf,
     pub cert: PathBuf,
@@ -70,7 +70,7 @@ impl TestCa {
         openssl(&dir, &req);
         std::fs::write(
             dir.join("ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2\nbasicConstraints=critical,CA:FALSE\n\
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();

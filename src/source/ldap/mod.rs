@@ -66,9 +66,15 @@ impl LdapSource {
         let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &c.url)
             .await
             .map_err(|e| {
-                let hint = if e.to_string().contains("certificate") {
+                let text = e.to_string();
+                let hint = if text.contains("not valid for name") {
+                    "; the certificate does not list this host in its subjectAltName (Samba's self-generated \
+                     certificate lists none): use a URL with a name the certificate lists, or give the server a \
+                     certificate that names it"
+                        .to_owned()
+                } else if text.contains("certificate") {
                     match &c.ca_file {
-                        Some(f) => format!("; the server's certificate is not signed by a CA in ca_file {} (or names another host)", f.display()),
+                        Some(f) => format!("; the server's certificate is not signed by a CA in ca_file {}", f.display()),
                         None => "; the server's certificate is not signed by a system CA: set source.ca_file to the CA that issued it".into(),
                     }
                 } else {
@@ -164,6 +170,7 @@ impl LdapSource {
         }
         let users = self.search(&mut ldap, &c.base_dn, Scope::Subtree, &c.user_filter, &attrs).await?;
         let _ = ldap.unbind().await;
+        tracing::debug!(departments = depts.len(), users = users.len(), "LDAP entries read");
         mapping::snapshot(&depts, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.err(m))
     }
 }
