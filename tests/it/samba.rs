@@ -218,4 +218,12 @@ fn active_directory_on_samba_disabled_users_inactive_moves_keep_the_object_guid_
     assert_eq!(cid["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "Sales", "{cid}");
     assert_eq!(scim.user_by_name("dora").unwrap()["active"], false, "UAC 514 is pushed as inactive");
     assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+
+    // From the domain root a subtree search also returns continuation
+    // references (DomainDnsZones, …): they are ignored, not an error.
+    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap();
+    std::fs::write(env.path("orgsync.toml"), text.replace(&format!("base_dn = \"OU=Corp,{BASE}\""), &format!("base_dn = \"{BASE}\""))).unwrap();
+    let r = env.sync(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Domain Controllers"), "the whole domain is read: {}", r.stdout);
 }
