@@ -95,6 +95,8 @@ pub enum SourceConfig {
     },
     /// `kind = "ldap"`: OpenLDAP or Active Directory.
     Ldap(Box<LdapConfig>),
+    /// `kind = "feishu"` or `"lark"`: contact v3.
+    Feishu(Box<crate::source::feishu::FeishuConfig>),
 }
 
 impl SourceConfig {
@@ -102,6 +104,8 @@ impl SourceConfig {
         match self {
             SourceConfig::File { .. } => "file",
             SourceConfig::Ldap(_) => "ldap",
+            SourceConfig::Feishu(c) if c.vendor == "Lark" => "lark",
+            SourceConfig::Feishu(_) => "feishu",
         }
     }
 }
@@ -186,7 +190,7 @@ pub struct ScimConfig {
     pub page_size: usize,
 }
 
-const SOURCE_KINDS: &[&str] = &["file", "ldap"];
+const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark"];
 const TARGET_KINDS: &[&str] = &["scim", "file"];
 
 /// Read and validate the config at `path`, with environment overrides.
@@ -231,6 +235,8 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
             None
         }),
         Some("ldap") => ldap(&mut s, &mut errs),
+        Some("feishu") => feishu(&mut s, "Feishu", crate::source::feishu::FEISHU_BASE, &mut errs),
+        Some("lark") => feishu(&mut s, "Lark", crate::source::feishu::LARK_BASE, &mut errs),
         None if !s.has("kind") => {
             s.problem(&mut errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
             None
@@ -262,6 +268,57 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
         (Some(source), Some(target)) if errs.is_empty() => Ok(Config { state_dir, source, target, policy, schedule, daemon }),
         _ => Err(errs),
     }
+}
+
+/// The HTTP keys every SaaS source shares: `base_url`, `timeout`,
+/// `rate_limit` (requests per second, at most `max_rate`), `max_retries`.
+fn http_settings(s: &mut Reader<'_>, default_base: &str, default_rate: u32, max_rate: u32, errs: &mut Problems) -> crate::source::http::HttpSettings {
+    let base_url = if s.has("base_url") {
+        s.url("base_url", &["https", "http"], "must be http(s)://host[:port]", "app_secret_file", errs).map(|u| u.to_string())
+    } else {
+        None
+    };
+    let rate = s.u64("rate_limit", errs).unwrap_or(u64::from(default_rate));
+    if !(1..=u64::from(max_rate)).contains(&rate) {
+        s.problem(errs, "rate_limit", format!("{rate} is out of range 1..={max_rate} requests per second (the vendor's documented limit)"));
+    }
+    crate::source::http::HttpSettings {
+        base_url: base_url.unwrap_or_else(|| default_base.to_owned()),
+        timeout: s.duration("timeout", errs).unwrap_or(Duration::from_secs(30)),
+        rate_limit: rate.clamp(1, u64::from(max_rate)) as u32,
+        max_retries: s.u64("max_retries", errs).unwrap_or(5) as usize,
+        token_margin: Duration::from_secs(300),
+    }
+}
+
+fn feishu(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &mut Problems) -> Option<SourceConfig> {
+    let http = http_settings(s, default_base, 20, 50, errs);
+    let concurrency = s.u64("concurrency", errs).unwrap_or(4);
+    if !(1..=32).contains(&concurrency) {
+        s.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=32"));
+    }
+    let department_id_type =
+        s.one_of::<String>("department_id_type", &["open_department_id", "department_id"], errs).unwrap_or_else(|| "open_department_id".into());
+    let user_id_type = s.one_of::<String>("user_id_type", &["union_id", "open_id", "user_id"], errs).unwrap_or_else(|| "union_id".into());
+    let roots = s.strings("roots", errs).unwrap_or_else(|| vec!["0".into()]);
+    if roots.is_empty() {
+        s.problem(errs, "roots", "is empty: list department ids, or leave it out for the whole tenant (\"0\")");
+    }
+    let app_id = s.required_string("app_id", errs);
+    let app_secret = s.secret("app_secret", "app_secret_file", errs);
+    if app_secret.is_none() && !errs.iter().any(|e| e.key.starts_with(&s.key("app_secret"))) {
+        s.problem(errs, "app_secret", "is required (or app_secret_file)");
+    }
+    Some(SourceConfig::Feishu(Box::new(crate::source::feishu::FeishuConfig {
+        vendor,
+        app_id: app_id?,
+        app_secret: app_secret?,
+        http,
+        roots,
+        department_id_type,
+        user_id_type,
+        concurrency: concurrency.clamp(1, 32) as usize,
+    })))
 }
 
 fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {

@@ -2,7 +2,9 @@
 //! [`IdentitySource`]: fetch the whole in-scope directory, all pages or
 //! nothing (a failed fetch fails the run before anything is applied).
 
+pub mod feishu;
 pub mod file;
+pub mod http;
 pub mod ldap;
 
 use crate::config::SourceConfig;
@@ -17,6 +19,9 @@ pub enum SourceError {
     Invalid { path: std::path::PathBuf, message: String },
     #[error("LDAP {url}: {message}")]
     Ldap { url: String, message: String },
+    /// A SaaS API: the vendor, the endpoint path, the code and message.
+    #[error("{vendor} {path}: {message}")]
+    Api { vendor: &'static str, path: String, message: String },
 }
 
 impl SourceError {
@@ -26,6 +31,7 @@ impl SourceError {
             SourceError::Io { .. } => "io",
             SourceError::Invalid { .. } => "invalid",
             SourceError::Ldap { .. } => "ldap",
+            SourceError::Api { .. } => "api",
         }
     }
 }
@@ -39,5 +45,6 @@ pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
     match config {
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
         SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone())),
+        SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone())),
     }
 }

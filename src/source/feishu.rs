@@ -1,0 +1,290 @@
+//! Sources `feishu` and `lark` (one implementation; the default base URLs
+//! differ): contact v3 with a tenant access token (SOURCES.md section 1).
+//!
+//! Departments: `departments/:root/children?fetch_child=true` per root,
+//! every page (page_size 50). Users: `users/find_by_department` per
+//! department (direct members), every page, `source.concurrency` at once.
+//! A user listed in several departments is one user with the departments
+//! merged; the primary is the one `orders[].is_primary_dept` marks.
+
+use super::http::{json_or_excerpt, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::{IdentitySource, SourceError};
+use crate::config::Secret;
+use crate::model::{Department, Snapshot, SourceId, User};
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const FEISHU_BASE: &str = "https://open.feishu.cn";
+pub const LARK_BASE: &str = "https://open.larksuite.com";
+const PAGE_SIZE: &str = "50";
+
+/// `kind = "feishu" | "lark"`.
+#[derive(Clone, Debug)]
+pub struct FeishuConfig {
+    /// "Feishu" or "Lark", for messages.
+    pub vendor: &'static str,
+    pub app_id: String,
+    pub app_secret: Secret,
+    pub http: HttpSettings,
+    /// Department ids whose subtrees are read; `"0"` is the whole tenant.
+    pub roots: Vec<String>,
+    /// `open_department_id` (default) or `department_id`.
+    pub department_id_type: String,
+    /// `union_id` (default), `open_id` or `user_id`.
+    pub user_id_type: String,
+    pub concurrency: usize,
+}
+
+struct Rules {
+    name: &'static str,
+    app_id: String,
+    app_secret: Secret,
+}
+
+const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
+
+impl Vendor for Rules {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn fetch_token<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<Token, SourceError>> {
+        Box::pin(async move {
+            let body = json!({"app_id": self.app_id, "app_secret": self.app_secret.expose()});
+            let req = client.raw(Method::POST, TOKEN_PATH).json(&body);
+            let err = |code: &str, message: &str| super::http::api_error(self, TOKEN_PATH, code, message);
+            match client.send_raw(self, req).await {
+                Verdict::Ok(v) => {
+                    let value = v["tenant_access_token"].as_str().ok_or_else(|| err("-", "no tenant_access_token in the answer"))?;
+                    let ttl = v["expire"].as_u64().unwrap_or(7200);
+                    Ok(Token { value: value.to_owned(), ttl: Duration::from_secs(ttl) })
+                }
+                Verdict::TokenInvalid { code, message }
+                | Verdict::Throttled { code, message, .. }
+                | Verdict::Transient { code, message }
+                | Verdict::Fatal { code, message } => Err(err(&code, &message)),
+            }
+        })
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or(reqwest::header::HeaderValue::from_static(""));
+        v.set_sensitive(true);
+        req.header(reqwest::header::AUTHORIZATION, v)
+    }
+
+    fn check(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let v = match json_or_excerpt(body) {
+            Ok(v) => v,
+            Err(e) if status >= 500 => return Verdict::Transient { code: format!("HTTP {status}"), message: e },
+            Err(e) => return Verdict::Fatal { code: format!("HTTP {status}"), message: e },
+        };
+        let code = v.get("code").and_then(text).unwrap_or_else(|| "-".into());
+        let message = v.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
+        match code.as_str() {
+            "0" if (200..300).contains(&status) => Verdict::Ok(v),
+            "99991661" | "99991663" | "99991664" | "99991671" => Verdict::TokenInvalid { code, message },
+            "99991400" => {
+                let wait = headers
+                    .get("x-ogw-ratelimit-reset")
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                Verdict::Throttled { code, message, wait }
+            }
+            _ if status == 429 => Verdict::Throttled { code, message, wait: None },
+            _ if status >= 500 => Verdict::Transient { code, message },
+            _ => Verdict::Fatal { code, message },
+        }
+    }
+
+    fn hint(&self, code: &str) -> Option<&'static str> {
+        Some(match code {
+            "10003" => "check source.app_id and source.app_secret (the app's credentials page)",
+            "10014" => "the app secret is wrong: check source.app_secret",
+            "99991672" => "the app lacks a contact scope: grant the contact read scopes and publish a new version",
+            "40004" | "40013" => "the department is outside the app's contact scope (range of data it may read)",
+            _ => return None,
+        })
+    }
+}
+
+pub struct FeishuSource {
+    config: FeishuConfig,
+    rules: Rules,
+}
+
+impl std::fmt::Debug for FeishuSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeishuSource").field("vendor", &self.config.vendor).field("app_id", &self.config.app_id).finish()
+    }
+}
+
+impl FeishuSource {
+    pub fn new(config: FeishuConfig) -> Self {
+        let rules = Rules { name: config.vendor, app_id: config.app_id.clone(), app_secret: config.app_secret.clone() };
+        Self { config, rules }
+    }
+
+    /// Every item of a paged list (`has_more` / `page_token`).
+    async fn pages(&self, client: &Client, path: &str, query: Vec<(&'static str, String)>) -> Result<Vec<Value>, SourceError> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q = query.clone();
+            q.push(("page_size", PAGE_SIZE.into()));
+            if let Some(t) = &token {
+                q.push(("page_token", t.clone()));
+            }
+            let build = |c: &Client| c.raw(Method::GET, path).query(&q);
+            let v = client.call(&self.rules, path, &build).await?;
+            let data = &v["data"];
+            items.extend(data["items"].as_array().into_iter().flatten().cloned());
+            match (data["has_more"].as_bool().unwrap_or(false), data["page_token"].as_str()) {
+                (true, Some(t)) if !t.is_empty() => token = Some(t.to_owned()),
+                (true, _) => {
+                    return Err(SourceError::Api {
+                        vendor: self.config.vendor,
+                        path: path.to_owned(),
+                        message: "has_more without a page_token".into(),
+                    })
+                }
+                (false, _) => return Ok(items),
+            }
+        }
+    }
+
+    fn id_query(&self) -> Vec<(&'static str, String)> {
+        vec![("department_id_type", self.config.department_id_type.clone()), ("user_id_type", self.config.user_id_type.clone())]
+    }
+
+    async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
+        let c = &self.config;
+        let client = Client::new(c.vendor, &c.http)?;
+        let dept_key = c.department_id_type.as_str();
+        let mut departments: Vec<Department> = Vec::new();
+        for root in &c.roots {
+            let path = format!("/open-apis/contact/v3/departments/{root}/children");
+            let mut q = self.id_query();
+            q.push(("fetch_child", "true".into()));
+            for d in self.pages(&client, &path, q).await? {
+                let Some(id) = d.get(dept_key).and_then(text) else { continue };
+                let parent = d.get("parent_department_id").and_then(text).filter(|p| p != "0" && p != root);
+                departments.push(Department {
+                    source_id: SourceId(id),
+                    parent_id: parent.map(SourceId),
+                    name: d["name"].as_str().unwrap_or_default().to_owned(),
+                    order: d.get("order").and_then(text).and_then(|o| o.parse().ok()).unwrap_or(0),
+                    leader_ids: Vec::new(),
+                });
+            }
+        }
+        // Direct members of every department, and of each root itself.
+        let mut listed: Vec<String> = c.roots.clone();
+        listed.extend(departments.iter().map(|d| d.source_id.0.clone()));
+        let client = &client;
+        let lists: Vec<Vec<Value>> = futures::stream::iter(listed)
+            .map(|dept| async move {
+                let mut q = self.id_query();
+                q.push(("department_id", dept));
+                self.pages(client, "/open-apis/contact/v3/users/find_by_department", q).await
+            })
+            .buffered(c.concurrency.max(1))
+            .try_collect()
+            .await?;
+        tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "{} fetch done", c.vendor);
+        Ok(Snapshot { departments, users: merge_users(lists.into_iter().flatten(), &c.user_id_type) })
+    }
+}
+
+/// Users listed once per department -> one user per id, departments merged,
+/// the primary (`orders[].is_primary_dept`) first.
+pub fn merge_users(items: impl IntoIterator<Item = Value>, user_id_type: &str) -> Vec<User> {
+    let mut out: Vec<User> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for u in items {
+        let Some(id) = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty()) else { continue };
+        let mut depts: Vec<String> = u["department_ids"].as_array().into_iter().flatten().filter_map(text).collect();
+        let primary = u["orders"].as_array().into_iter().flatten().find(|o| o["is_primary_dept"] == true).and_then(|o| o.get("department_id").and_then(text));
+        if let Some(p) = primary {
+            depts.retain(|d| *d != p);
+            depts.insert(0, p);
+        }
+        if let Some(&i) = index.get(&id) {
+            for d in depts {
+                if !out[i].department_ids.iter().any(|x| x.0 == d) {
+                    out[i].department_ids.push(SourceId(d));
+                }
+            }
+            continue;
+        }
+        let s = |k: &str| u.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+        let status = &u["status"];
+        let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
+        index.insert(id.clone(), out.len());
+        out.push(User {
+            source_id: SourceId(id),
+            username: s("user_id").or_else(|| s("email")),
+            name: s("name"),
+            email: s("email").or_else(|| s("enterprise_email")),
+            mobile: s("mobile"),
+            employee_no: s("employee_no"),
+            nickname: s("nickname").or_else(|| s("en_name")),
+            title: s("job_title"),
+            department_ids: depts.into_iter().map(SourceId).collect(),
+            active: !inactive,
+        });
+    }
+    out
+}
+
+impl IdentitySource for FeishuSource {
+    fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
+        Box::pin(self.fetch_all())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules { name: "Feishu", app_id: "cli_x".into(), app_secret: Secret::new("s") }
+    }
+
+    #[test]
+    fn the_envelope_is_checked_before_the_payload() {
+        let r = rules();
+        let h = HeaderMap::new();
+        assert!(matches!(r.check(200, &h, br#"{"code":0,"msg":"ok","data":{}}"#), Verdict::Ok(_)));
+        // Business errors behind HTTP 200.
+        assert!(matches!(r.check(200, &h, br#"{"code":10003,"data":{},"msg":"invalid param"}"#), Verdict::Fatal { code, .. } if code == "10003"));
+        assert!(matches!(r.check(400, &h, br#"{"code":99991663,"msg":"Invalid access token"}"#), Verdict::TokenInvalid { .. }));
+        assert!(matches!(r.check(404, &h, b"404 page not found"), Verdict::Fatal { message, .. } if message.contains("not JSON")));
+        assert!(matches!(r.check(502, &h, b"<html>bad gateway</html>"), Verdict::Transient { .. }));
+        let mut h = HeaderMap::new();
+        h.insert("x-ogw-ratelimit-reset", "3".parse().unwrap());
+        let v = r.check(429, &h, br#"{"code":99991400,"msg":"request trigger frequency limit"}"#);
+        assert!(matches!(v, Verdict::Throttled { wait: Some(d), .. } if d == Duration::from_secs(3)), "{v:?}");
+    }
+
+    #[test]
+    fn users_in_several_departments_are_one_user_with_the_primary_first() {
+        let a = json!({"union_id": "on_1", "name": "Ann", "department_ids": ["od-a", "od-b"],
+            "orders": [{"department_id": "od-a", "is_primary_dept": false}, {"department_id": "od-b", "is_primary_dept": true}],
+            "status": {"is_frozen": false, "is_resigned": false}});
+        let a_again = json!({"union_id": "on_1", "name": "Ann", "department_ids": ["od-c"], "status": {}});
+        let frozen = json!({"union_id": "on_2", "department_ids": [], "status": {"is_frozen": true}});
+        let resigned = json!({"union_id": "on_3", "department_ids": [], "status": {"is_resigned": true}});
+        let users = merge_users([a, a_again, frozen, resigned], "union_id");
+        assert_eq!(users.len(), 3);
+        let ids: Vec<&str> = users[0].department_ids.iter().map(|d| d.0.as_str()).collect();
+        assert_eq!(ids, ["od-b", "od-a", "od-c"]);
+        assert!(users[0].active && !users[1].active && !users[2].active);
+    }
+}

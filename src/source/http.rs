@@ -1,0 +1,273 @@
+//! The HTTP machinery shared by the SaaS sources (Feishu/Lark, DingTalk,
+//! WeCom, …): a token cache, the envelope check, rate limiting and retries.
+//!
+//! - Token: cached until expiry minus a margin; the refresh happens under a
+//!   lock, so concurrent requests wait for one refresh (single-flight). On
+//!   the vendor's token-invalid codes the token is dropped and the request
+//!   is retried once with a fresh one.
+//! - Envelope: each vendor's [`Vendor::check`] reads status, headers and
+//!   body before anything is parsed: business errors behind HTTP 200,
+//!   non-JSON 404 bodies, throttling codes.
+//! - Rate: one governor limiter per source (requests per second), and
+//!   backon's exponential backoff with jitter on throttling and transient
+//!   errors, honouring the vendor's wait hint, capped attempts.
+//!
+//! Errors name the vendor, the endpoint path, the code and message, and a
+//! hint; never a token or a secret (tokens travel in headers marked
+//! sensitive or in query strings that errors never print).
+
+use super::SourceError;
+use backon::{ExponentialBuilder, Retryable};
+use futures::future::BoxFuture;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A token and how long it lives.
+pub struct Token {
+    pub value: String,
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("value", &"[redacted]").field("ttl", &self.ttl).finish()
+    }
+}
+
+/// What a response means, decided before parsing the payload.
+#[derive(Debug)]
+pub enum Verdict {
+    Ok(Value),
+    /// The token is invalid or expired: refresh once, retry once.
+    TokenInvalid { code: String, message: String },
+    /// Slow down; `wait` when the vendor says how long.
+    Throttled { code: String, message: String, wait: Option<Duration> },
+    /// Worth another attempt (5xx, busy).
+    Transient { code: String, message: String },
+    /// Permanent: fail the fetch.
+    Fatal { code: String, message: String },
+}
+
+/// One vendor's rules.
+pub trait Vendor: Send + Sync {
+    /// "Feishu", "DingTalk", … for errors and logs.
+    fn name(&self) -> &'static str;
+    /// Fetch a new token (through [`Client::raw`], which does not need one).
+    fn fetch_token<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<Token, SourceError>>;
+    /// Put the token on a request.
+    fn authorize(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder;
+    /// Read a response's status, headers and body.
+    fn check(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Verdict;
+    /// What to check for a permanent code, if the vendor documents it.
+    fn hint(&self, _code: &str) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Settings shared by the SaaS sources.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub base_url: String,
+    pub timeout: Duration,
+    /// Requests per second across the source.
+    pub rate_limit: u32,
+    pub max_retries: usize,
+    /// Refresh this long before the token expires.
+    pub token_margin: Duration,
+}
+
+struct Cached {
+    value: String,
+    refresh_at: Instant,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    limiter: DefaultDirectRateLimiter,
+    retries: usize,
+    margin: Duration,
+    token: tokio::sync::Mutex<Option<Cached>>,
+    requests: AtomicU64,
+    token_fetches: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("requests", &self.requests()).finish()
+    }
+}
+
+/// One failed attempt; `retry` says whether another may follow.
+struct Attempt {
+    error: SourceError,
+    retry: bool,
+    wait: Option<Duration>,
+}
+
+impl Client {
+    pub fn new(vendor: &'static str, s: &HttpSettings) -> Result<Self, SourceError> {
+        let http = reqwest::Client::builder()
+            .timeout(s.timeout)
+            .connect_timeout(s.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SourceError::Api { vendor, path: String::new(), message: format!("cannot build the HTTP client: {e}") })?;
+        let rate = NonZeroU32::new(s.rate_limit.max(1)).unwrap_or(NonZeroU32::MIN);
+        Ok(Self {
+            http,
+            base: s.base_url.trim_end_matches('/').to_owned(),
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN)),
+            retries: s.max_retries,
+            margin: s.token_margin,
+            token: tokio::sync::Mutex::new(None),
+            requests: AtomicU64::new(0),
+            token_fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// Requests sent so far (token requests included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// A request builder for `path` under the base URL, without a token.
+    pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Send a request built by [`Client::raw`] under the rate limit, and
+    /// check it with the vendor's rules (no token, no retry).
+    pub async fn send_raw(&self, vendor: &dyn Vendor, req: reqwest::RequestBuilder) -> Verdict {
+        self.limiter.until_ready().await;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match req.send().await {
+            Err(e) => Verdict::Transient { code: "transport".into(), message: without_url(&e) },
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                match resp.bytes().await {
+                    Ok(body) => vendor.check(status, &headers, &body),
+                    Err(e) => Verdict::Transient { code: "transport".into(), message: without_url(&e) },
+                }
+            }
+        }
+    }
+
+    /// The cached token, or a new one (one refresh at a time).
+    async fn token(&self, vendor: &dyn Vendor) -> Result<String, SourceError> {
+        let mut slot = self.token.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+            return Ok(c.value.clone());
+        }
+        self.token_fetches.fetch_add(1, Ordering::Relaxed);
+        let t = vendor.fetch_token(self).await?;
+        let refresh_at = Instant::now() + t.ttl.saturating_sub(self.margin).max(Duration::from_secs(1));
+        *slot = Some(Cached { value: t.value.clone(), refresh_at });
+        Ok(t.value)
+    }
+
+    /// Drop `used` if it is still the cached token (another request may have refreshed it already).
+    async fn invalidate(&self, used: &str) {
+        let mut slot = self.token.lock().await;
+        if slot.as_ref().is_some_and(|c| c.value == used) {
+            *slot = None;
+        }
+    }
+
+    /// How many times a token was fetched.
+    pub fn token_fetches(&self) -> u64 {
+        self.token_fetches.load(Ordering::Relaxed)
+    }
+
+    /// One API call with the token, retries and the envelope check.
+    /// `build` makes the request (it may be called several times).
+    pub async fn call(
+        &self,
+        vendor: &dyn Vendor,
+        path: &str,
+        build: &(dyn Fn(&Client) -> reqwest::RequestBuilder + Sync),
+    ) -> Result<Value, SourceError> {
+        let refreshed = std::sync::atomic::AtomicBool::new(false);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(self.retries)
+            .with_jitter();
+        let attempt = || async {
+            let token = self.token(vendor).await.map_err(|error| Attempt { error, retry: false, wait: None })?;
+            let verdict = self.send_raw(vendor, vendor.authorize(build(self), &token)).await;
+            let label = match &verdict {
+                Verdict::Ok(_) => "ok",
+                Verdict::TokenInvalid { .. } => "token_invalid",
+                Verdict::Throttled { .. } => "throttled",
+                Verdict::Transient { .. } => "transient",
+                Verdict::Fatal { .. } => "error",
+            };
+            crate::telemetry::source_request(label);
+            let fail = |code: String, message: String| api_error(vendor, path, &code, &message);
+            match verdict {
+                Verdict::Ok(v) => Ok(v),
+                Verdict::TokenInvalid { code, message } => {
+                    self.invalidate(&token).await;
+                    let first = !refreshed.swap(true, Ordering::Relaxed);
+                    Err(Attempt { error: fail(code, message), retry: first, wait: Some(Duration::ZERO) })
+                }
+                Verdict::Throttled { code, message, wait } => Err(Attempt { error: fail(code, message), retry: true, wait }),
+                Verdict::Transient { code, message } => Err(Attempt { error: fail(code, message), retry: true, wait: None }),
+                Verdict::Fatal { code, message } => Err(Attempt { error: fail(code, message), retry: false, wait: None }),
+            }
+        };
+        attempt
+            .retry(backoff)
+            .when(|a: &Attempt| a.retry)
+            .adjust(|a: &Attempt, d| a.wait.or(d).map(|d| d.min(Duration::from_secs(120))))
+            .notify(|a: &Attempt, d| tracing::warn!(error = %a.error, retry_in = ?d, "source request failed, retrying"))
+            .await
+            .map_err(|a| a.error)
+    }
+}
+
+/// The error for a vendor's code, with the vendor's hint when it has one.
+pub fn api_error(vendor: &dyn Vendor, path: &str, code: &str, message: &str) -> SourceError {
+    let hint = vendor.hint(code).map(|h| format!(": {h}")).unwrap_or_default();
+    SourceError::Api { vendor: vendor.name(), path: path.to_owned(), message: format!("code {code}: {}{hint}", message.trim()) }
+}
+
+/// reqwest's error text without the URL (query strings may carry a token).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_decode() || e.is_body() {
+        "cannot read the response"
+    } else {
+        "request failed"
+    };
+    match std::error::Error::source(e) {
+        Some(s) => format!("{kind}: {s}"),
+        None => kind.to_owned(),
+    }
+}
+
+/// A body as JSON, or a short printable excerpt of what it was.
+pub fn json_or_excerpt(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|_| {
+        let text: String = String::from_utf8_lossy(body).chars().take(120).collect();
+        format!("not JSON: {:?}", text.trim())
+    })
+}
+
+/// A JSON value that may be a string or a number, as text.
+pub fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
