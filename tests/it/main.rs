@@ -5,6 +5,8 @@ mod bad_input;
 mod cli;
 mod crash;
 mod daemon;
+mod fake_feishu;
+mod feishu;
 mod harness;
 mod ldap;
 mod packaging;

@@ -1,0 +1,243 @@
+//! A fake Feishu/Lark open platform following SOURCES.md sections 1 and 8:
+//! the same paths and methods, top-level token fields, `{"code","msg","data"}`
+//! envelopes, `order` as a string, page_size capped at 50 (larger is a
+//! validation error), `page_token` absent on the last page, HTTP 400 with
+//! 99991661/99991663 for missing/invalid tokens, HTTP 429 + 99991400 +
+//! `x-ogw-ratelimit-reset` for throttling, and a plain-text 404 for any
+//! other path. Every request is logged; unexpected ones are kept so the
+//! test can fail on them.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub const APP_ID: &str = "cli_fake_app";
+pub const APP_SECRET: &str = "fake-app-secret-never-logged";
+
+#[derive(Default)]
+pub struct Knobs {
+    /// Invalidate the current token after this many data requests (once).
+    pub revoke_after: Option<usize>,
+    /// Answer every Nth data request with 429 + 99991400.
+    pub throttle_every: Option<usize>,
+    /// (department id, 1-based page): answer 500 for that page.
+    pub fail_page: Option<(String, usize)>,
+}
+
+#[derive(Default)]
+pub struct World {
+    /// open_department_id, parent ("0" for top level), name, order.
+    pub departments: Vec<(String, String, String, i64)>,
+    pub users: Vec<Value>,
+    pub knobs: Knobs,
+    pub log: Vec<(Instant, String)>,
+    pub unexpected: Vec<String>,
+    tokens: Vec<String>,
+    valid: Option<String>,
+    data_requests: usize,
+    revoked: bool,
+}
+
+pub struct FakeFeishu {
+    pub base: String,
+    pub world: Arc<Mutex<World>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+fn envelope(code: i64, msg: &str, data: Value) -> Json<Value> {
+    Json(json!({"code": code, "msg": msg, "data": data}))
+}
+
+fn error(status: StatusCode, code: i64, msg: &str) -> Response {
+    (status, Json(json!({"code": code, "msg": msg, "error": {"log_id": "fake"}}))).into_response()
+}
+
+async fn token(State(w): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mut w = w.lock().unwrap();
+    w.log.push((Instant::now(), "token".into()));
+    if body["app_id"] != APP_ID || body["app_secret"] != APP_SECRET {
+        // HTTP 200 even on failure.
+        return Json(json!({"code": 10014, "msg": "app secret invalid", "data": {}})).into_response();
+    }
+    let t = format!("t-fake{:04}", w.tokens.len());
+    w.tokens.push(t.clone());
+    w.valid = Some(t.clone());
+    Json(json!({"code": 0, "msg": "ok", "tenant_access_token": t, "expire": 7200})).into_response()
+}
+
+/// Token, throttling and failure checks shared by the data APIs.
+fn gate(w: &mut World, headers: &HeaderMap, what: &str, page: usize, dept: &str) -> Option<Response> {
+    w.log.push((Instant::now(), format!("{what} {dept} page {page}")));
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(tok) = auth.strip_prefix("Bearer ") else {
+        return Some(error(StatusCode::BAD_REQUEST, 99991661, "Missing access token for authorization."));
+    };
+    if w.valid.as_deref() != Some(tok) {
+        return Some(error(StatusCode::BAD_REQUEST, 99991663, "Invalid access token for authorization."));
+    }
+    w.data_requests += 1;
+    if let Some(n) = w.knobs.revoke_after {
+        if !w.revoked && w.data_requests > n {
+            w.revoked = true;
+            w.valid = None;
+            return Some(error(StatusCode::BAD_REQUEST, 99991663, "Invalid access token for authorization."));
+        }
+    }
+    if let Some(n) = w.knobs.throttle_every {
+        if w.data_requests % n == 0 {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, 99991400, "request trigger frequency limit");
+            r.headers_mut().insert("x-ogw-ratelimit-limit", "50".parse().unwrap());
+            r.headers_mut().insert("x-ogw-ratelimit-reset", "1".parse().unwrap());
+            return Some(r);
+        }
+    }
+    if w.knobs.fail_page.as_ref().is_some_and(|(d, p)| d == dept && *p == page) {
+        return Some((StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response());
+    }
+    None
+}
+
+/// (page size, offset) from the query, or the validation error.
+fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), Response> {
+    let size: usize = q.get("page_size").and_then(|s| s.parse().ok()).unwrap_or(10);
+    if size == 0 || size > 50 {
+        return Err(error(StatusCode::BAD_REQUEST, 99992402, "field validation failed: page_size must be <= 50"));
+    }
+    let offset = match q.get("page_token") {
+        None => 0,
+        Some(t) => t.strip_prefix("PT").and_then(|s| s.parse().ok()).ok_or_else(|| error(StatusCode::BAD_REQUEST, 99992402, "bad page_token"))?,
+    };
+    Ok((size, offset))
+}
+
+fn page(items: Vec<Value>, size: usize, offset: usize) -> Json<Value> {
+    let end = (offset + size).min(items.len());
+    let mut data = json!({"has_more": end < items.len(), "items": items[offset.min(end)..end]});
+    if end < items.len() {
+        data["page_token"] = json!(format!("PT{end}"));
+    }
+    envelope(0, "success", data)
+}
+
+async fn children(State(w): State<Shared>, Path(id): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut w = w.lock().unwrap();
+    let (size, offset) = match paging(&q) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Some(r) = gate(&mut w, &headers, "children", offset / size + 1, &id) {
+        return r;
+    }
+    if q.get("fetch_child").map(String::as_str) != Some("true") || id != "0" {
+        w.unexpected.push(format!("children of {id} with {q:?}"));
+    }
+    let items = w
+        .departments
+        .iter()
+        .map(|(d, p, n, o)| {
+            json!({"name": n, "parent_department_id": p, "department_id": format!("D{d}"), "open_department_id": d,
+                   "order": o.to_string(), "status": {"is_deleted": false}, "leaders": []})
+        })
+        .collect();
+    page(items, size, offset).into_response()
+}
+
+async fn find_by_department(State(w): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut w = w.lock().unwrap();
+    let (size, offset) = match paging(&q) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(dept) = q.get("department_id").cloned() else {
+        return error(StatusCode::BAD_REQUEST, 99992402, "field validation failed: department_id is required");
+    };
+    if let Some(r) = gate(&mut w, &headers, "users", offset / size + 1, &dept) {
+        return r;
+    }
+    let items = w.users.iter().filter(|u| u["department_ids"].as_array().unwrap().iter().any(|d| d == &dept)).cloned().collect();
+    page(items, size, offset).into_response()
+}
+
+async fn not_found(State(w): State<Shared>, uri: axum::http::Uri) -> Response {
+    w.lock().unwrap().unexpected.push(uri.to_string());
+    (StatusCode::NOT_FOUND, "404 page not found").into_response()
+}
+
+impl FakeFeishu {
+    pub fn start(world: World) -> FakeFeishu {
+        let world = Arc::new(Mutex::new(world));
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/open-apis/auth/v3/tenant_access_token/internal", post(token))
+            .route("/open-apis/contact/v3/departments/{id}/children", get(children))
+            .route("/open-apis/contact/v3/users/find_by_department", get(find_by_department))
+            .fallback(not_found)
+            .with_state(world.clone());
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeFeishu { base, world, _rt: rt }
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.world.lock().unwrap().log.iter().filter(|(_, l)| l.starts_with(prefix)).count()
+    }
+
+    /// The most requests seen in any one-second window.
+    pub fn peak_per_second(&self) -> usize {
+        let log: Vec<Instant> = self.world.lock().unwrap().log.iter().map(|(t, _)| *t).collect();
+        (0..log.len()).map(|i| log[i..].iter().take_while(|t| t.duration_since(log[i]).as_secs_f64() < 1.0).count()).max().unwrap_or(0)
+    }
+}
+
+/// An org 3 levels deep: 3 top departments, 3 children each, 2
+/// grandchildren each (30 in all) plus `od-big` with 130 members (three
+/// pages of 50). User i < 100 is in department i % 30 and, every fourth one,
+/// also in the next; user 5 has the second one as primary.
+pub fn org() -> World {
+    let mut w = World::default();
+    let mut ids = Vec::new();
+    for a in 0..3 {
+        let top = format!("od-{a}");
+        w.departments.push((top.clone(), "0".into(), format!("Dept {a}"), a));
+        ids.push(top.clone());
+        for b in 0..3 {
+            let mid = format!("od-{a}-{b}");
+            w.departments.push((mid.clone(), top.clone(), format!("Dept {a}.{b}"), b));
+            ids.push(mid.clone());
+            for c in 0..2 {
+                let leaf = format!("od-{a}-{b}-{c}");
+                w.departments.push((leaf.clone(), mid.clone(), format!("Dept {a}.{b}.{c}"), c));
+                ids.push(leaf);
+            }
+        }
+    }
+    w.departments.push(("od-big".into(), "0".into(), "Big".into(), 9));
+    let user = |i: usize, depts: Vec<String>, primary: usize| {
+        let orders: Vec<Value> =
+            depts.iter().enumerate().map(|(k, d)| json!({"department_id": d, "user_order": 0, "department_order": 0, "is_primary_dept": k == primary})).collect();
+        json!({"union_id": format!("on_{i:04}"), "open_id": format!("ou_{i:04}"), "user_id": format!("u{i}"),
+               "name": format!("User {i}"), "email": format!("user{i}@example.test"), "mobile": format!("+86130{i:08}"),
+               "employee_no": format!("E{i}"), "job_title": "Engineer", "department_ids": depts, "orders": orders,
+               "status": {"is_frozen": false, "is_resigned": false, "is_activated": true, "is_exited": false, "is_unjoin": false}})
+    };
+    for i in 0..100 {
+        let mut depts = vec![ids[i % ids.len()].clone()];
+        if i % 4 == 1 {
+            depts.push(ids[(i + 1) % ids.len()].clone());
+        }
+        w.users.push(user(i, depts, usize::from(i == 5)));
+    }
+    for i in 100..230 {
+        w.users.push(user(i, vec!["od-big".into()], 0));
+    }
+    w
+}

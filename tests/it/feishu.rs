@@ -1,0 +1,103 @@
+//! Source `feishu` through the binary, against the fake Feishu open
+//! platform (tests/it/fake_feishu.rs) and a real scim2-server.
+
+use crate::fake_feishu::{org, FakeFeishu, APP_SECRET};
+use crate::harness::{Env, Scim};
+
+fn feishu_config(env: &Env, scim: &Scim, fake: &FakeFeishu, secret: &str, extra: &str) {
+    std::fs::write(env.path("app-secret"), format!("{secret}\n")).unwrap();
+    env.scim_config(scim, "");
+    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(
+        "[source]\nkind = \"file\"\npath = \"org.json\"\n",
+        &format!(
+            "[source]\nkind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n{extra}",
+            fake.base,
+            crate::fake_feishu::APP_ID
+        ),
+    );
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+}
+
+fn set_status(fake: &FakeFeishu, i: usize, key: &str) {
+    let mut w = fake.world.lock().unwrap();
+    w.users[i]["status"][key] = true.into();
+}
+
+#[test]
+fn feishu_full_sync_three_levels_deep_then_a_move_a_frozen_and_a_resigned_user() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeFeishu::start(org());
+    feishu_config(&env, &scim, &fake, APP_SECRET, "");
+
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 230, "every page of every department, each user once");
+    assert_eq!(scim.groups().len(), 31);
+    let u5 = scim.user_by_name("u5").unwrap();
+    let dept = &u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"];
+    assert_eq!(dept, "Dept 0.1.1", "the primary department from orders[].is_primary_dept: {u5}");
+    assert!(fake.world.lock().unwrap().unexpected.is_empty(), "{:?}", fake.world.lock().unwrap().unexpected);
+    assert!(!r.stderr.contains(APP_SECRET) && !r.stdout.contains("t-fake"), "a secret or token leaked");
+
+    // Move a leaf under another branch, freeze one user and resign another.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments[2].1 = "od-2".into();
+    }
+    set_status(&fake, 7, "is_frozen");
+    set_status(&fake, 8, "is_resigned");
+    let writes = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!scim.writes()[writes..].iter().any(|(m, _, _)| m == "POST"), "nothing recreated");
+    assert_eq!(scim.user_by_name("u7").unwrap()["active"], false);
+    assert_eq!(scim.user_by_name("u8").unwrap()["active"], false);
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+}
+
+#[test]
+fn feishu_token_revoked_mid_fetch_and_throttling_recover_within_the_rate() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.knobs.revoke_after = Some(10);
+    world.knobs.throttle_every = Some(15);
+    let fake = FakeFeishu::start(world);
+    feishu_config(&env, &scim, &fake, APP_SECRET, "rate_limit = 20\n");
+    let r = env.sync(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("261 operations"), "31 departments and 230 users: {}", r.stdout);
+    assert_eq!(fake.count("token"), 2, "one refresh after the token was revoked");
+    assert!(fake.peak_per_second() <= 21, "rate_limit 20/s exceeded: {}", fake.peak_per_second());
+}
+
+#[test]
+fn feishu_a_failure_on_page_3_fails_the_run_with_zero_writes() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.knobs.fail_page = Some(("od-big".into(), 3));
+    let fake = FakeFeishu::start(world);
+    feishu_config(&env, &scim, &fake, APP_SECRET, "max_retries = 1\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.writes().is_empty(), "{:?}", scim.writes());
+    let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("Feishu /open-apis/contact/v3/users/find_by_department") && msg.contains("HTTP 500"), "{msg}");
+    assert_eq!(fake.count("users od-big page 3"), 2, "retried once");
+}
+
+#[test]
+fn feishu_wrong_credentials_fail_with_the_vendor_code_and_what_to_check() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeFeishu::start(org());
+    feishu_config(&env, &scim, &fake, "wrong-secret", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("code 10014") && msg.contains("check source.app_secret"), "{msg}");
+    assert!(!msg.contains("wrong-secret") && !r.stderr.contains("wrong-secret"));
+    assert!(scim.writes().is_empty());
+}
