@@ -6,16 +6,12 @@ use crate::harness::{Env, Scim};
 
 fn feishu_config(env: &Env, scim: &Scim, fake: &FakeFeishu, secret: &str, extra: &str) {
     std::fs::write(env.path("app-secret"), format!("{secret}\n")).unwrap();
-    env.scim_config(scim, "");
-    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(
-        "[source]\nkind = \"file\"\npath = \"org.json\"\n",
-        &format!(
-            "[source]\nkind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n{extra}",
-            fake.base,
-            crate::fake_feishu::APP_ID
-        ),
+    let source = format!(
+        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n{extra}",
+        fake.base,
+        crate::fake_feishu::APP_ID
     );
-    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    env.scim_config_with_source(scim, &source, "");
 }
 
 fn set_status(fake: &FakeFeishu, i: usize, key: &str) {

@@ -168,9 +168,14 @@ impl Env {
 
     /// Write a config for the SCIM target with extra TOML appended.
     pub fn scim_config(&self, scim: &Scim, extra: &str) {
+        self.scim_config_with_source(scim, "kind = \"file\"\npath = \"org.json\"\n", extra);
+    }
+
+    /// The same with `source` as the `[source]` table's keys.
+    pub fn scim_config_with_source(&self, scim: &Scim, source: &str, extra: &str) {
         std::fs::write(self.path("token"), format!("{TOKEN}\n")).unwrap();
         let text = format!(
-            "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n\
+            "state_dir = \"state\"\n[source]\n{source}\
              [target]\nkind = \"scim\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n{extra}\n",
             scim.base
         );

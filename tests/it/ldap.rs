@@ -9,15 +9,11 @@ use std::collections::HashSet;
 /// bound as the reader (subject to the size limits), plus `extra` source keys.
 fn ldap_config(env: &Env, scim: &Scim, url: &str, password: &str, extra: &str) {
     std::fs::write(env.path("bind-pw"), format!("{password}\n")).unwrap();
-    env.scim_config(scim, "");
-    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(
-        "[source]\nkind = \"file\"\npath = \"org.json\"\n",
-        &format!(
-            "[source]\nkind = \"ldap\"\nurl = \"{url}\"\nbind_dn = \"{READER_DN}\"\nbind_password_file = \"bind-pw\"\n\
-             base_dn = \"ou=Corp,{SUFFIX}\"\n{extra}"
-        ),
+    let source = format!(
+        "kind = \"ldap\"\nurl = \"{url}\"\nbind_dn = \"{READER_DN}\"\nbind_password_file = \"bind-pw\"\n\
+         base_dn = \"ou=Corp,{SUFFIX}\"\n{extra}"
     );
-    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    env.scim_config_with_source(scim, &source, "");
 }
 
 fn config(env: &Env, scim: &Scim, slapd: &Slapd, password: &str) {

@@ -147,17 +147,13 @@ fn populate(dc: &Samba) {
 
 fn ad_config(env: &Env, scim: &Scim, dc: &Samba, ca: &Path) {
     std::fs::write(env.path("bind-pw"), format!("{ADMIN_PW}\n")).unwrap();
-    env.scim_config(scim, "");
-    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(
-        "[source]\nkind = \"file\"\npath = \"org.json\"\n",
-        &format!(
-            "[source]\nkind = \"ldap\"\nflavor = \"active_directory\"\nurl = \"{}\"\nca_file = \"{}\"\n\
-             bind_dn = \"EXAMPLE\\\\Administrator\"\nbind_password_file = \"bind-pw\"\nbase_dn = \"OU=Corp,{BASE}\"\n",
-            dc.url,
-            ca.display()
-        ),
+    let source = format!(
+        "kind = \"ldap\"\nflavor = \"active_directory\"\nurl = \"{}\"\nca_file = \"{}\"\n\
+         bind_dn = \"EXAMPLE\\\\Administrator\"\nbind_password_file = \"bind-pw\"\nbase_dn = \"OU=Corp,{BASE}\"\n",
+        dc.url,
+        ca.display()
     );
-    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    env.scim_config_with_source(scim, &source, "");
 }
 
 /// One test: every DC listens on the same fixed ports of the same address.
