@@ -7,7 +7,7 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
-use super::http::{json_or_excerpt, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{header_seconds, json_or_excerpt, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -89,14 +89,7 @@ impl Vendor for Rules {
         match code.as_str() {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "99991661" | "99991663" | "99991664" | "99991671" => Verdict::TokenInvalid { code, message },
-            "99991400" => {
-                let wait = headers
-                    .get("x-ogw-ratelimit-reset")
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                Verdict::Throttled { code, message, wait }
-            }
+            "99991400" => Verdict::Throttled { code, message, wait: header_seconds(headers, "x-ogw-ratelimit-reset") },
             _ if status == 429 => Verdict::Throttled { code, message, wait: None },
             _ if status >= 500 => Verdict::Transient { code, message },
             _ => Verdict::Fatal { code, message },

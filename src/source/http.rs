@@ -142,6 +142,8 @@ impl Client {
 
     /// Send a request built by [`Client::raw`] under the rate limit, and
     /// check it with the vendor's rules (no token, no retry).
+    /// A throttled answer without the vendor's own wait hint waits as
+    /// long as `Retry-After` says, for every vendor.
     pub async fn send_raw(&self, vendor: &dyn Vendor, req: reqwest::RequestBuilder) -> Verdict {
         self.limiter.until_ready().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -151,7 +153,12 @@ impl Client {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
                 match resp.bytes().await {
-                    Ok(body) => vendor.check(status, &headers, &body),
+                    Ok(body) => match vendor.check(status, &headers, &body) {
+                        Verdict::Throttled { code, message, wait: None } => {
+                            Verdict::Throttled { code, message, wait: header_seconds(&headers, reqwest::header::RETRY_AFTER.as_str()) }
+                        }
+                        v => v,
+                    },
                     Err(e) => Verdict::Transient { code: "transport".into(), message: without_url(&e) },
                 }
             }
@@ -253,6 +260,12 @@ fn without_url(e: &reqwest::Error) -> String {
         Some(s) => format!("{kind}: {s}"),
         None => kind.to_owned(),
     }
+}
+
+/// A header holding a number of seconds (`Retry-After`, Feishu's
+/// `x-ogw-ratelimit-reset`). Shared with the SCIM target's client.
+pub fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs)
 }
 
 /// A body as JSON, or a short printable excerpt of what it was.
