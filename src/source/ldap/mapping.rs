@@ -195,12 +195,13 @@ pub enum Departments {
 /// `member;range=1500-*` until the returned name ends in `-*`. Returns the
 /// values in this entry and where the next range starts, if any.
 pub fn ranged_values(e: &Entry, attr: &str) -> Result<(Vec<String>, Option<u64>), String> {
-    let prefix = format!("{};range=", attr.to_ascii_lowercase());
+    let attr = attr.to_ascii_lowercase();
+    let prefix = format!("{attr};range=");
     let mut values = Vec::new();
     let mut next = None;
     for (k, v) in &e.attrs {
         let lower = k.to_ascii_lowercase();
-        if lower == attr.to_ascii_lowercase() {
+        if lower == attr {
             values.extend(v.iter().cloned());
         } else if let Some(range) = lower.strip_prefix(&prefix) {
             values.extend(v.iter().cloned());
@@ -271,13 +272,14 @@ pub fn snapshot(
     let mut member_of: HashMap<String, BTreeSet<String>> = HashMap::new();
     if matches!(departments, Departments::Groups { .. }) {
         for g in dept_entries {
+            let group = norm_dn(&g.dn);
             for a in flavor.member_attributes() {
                 for m in g.attrs.iter().filter(|(k, _)| k.eq_ignore_ascii_case(a)).flat_map(|(_, v)| v) {
                     // uniqueMember may carry an optional `#'0101'B` uid.
                     let m = norm_dn(m.split_once('#').map_or(m.as_str(), |(dn, _)| dn));
                     // groupOfNames needs a member; some list the group itself.
-                    if m != norm_dn(&g.dn) {
-                        member_of.entry(m).or_default().insert(norm_dn(&g.dn));
+                    if m != group {
+                        member_of.entry(m).or_default().insert(group.clone());
                     }
                 }
             }
