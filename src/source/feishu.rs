@@ -40,22 +40,16 @@ pub struct FeishuConfig {
     pub concurrency: usize,
 }
 
-struct Rules {
-    name: &'static str,
-    app_id: String,
-    app_secret: Secret,
-}
-
 const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 
-impl Vendor for Rules {
+impl Vendor for FeishuSource {
     fn name(&self) -> &'static str {
-        self.name
+        self.config.vendor
     }
 
     fn fetch_token<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<Token, SourceError>> {
         Box::pin(async move {
-            let body = json!({"app_id": self.app_id, "app_secret": self.app_secret.expose()});
+            let body = json!({"app_id": self.config.app_id, "app_secret": self.config.app_secret.expose()});
             let req = client.raw(Method::POST, TOKEN_PATH).json(&body);
             let err = |code: &str, message: &str| super::http::api_error(self, TOKEN_PATH, code, message);
             match client.send_raw(self, req).await {
@@ -109,7 +103,6 @@ impl Vendor for Rules {
 
 pub struct FeishuSource {
     config: FeishuConfig,
-    rules: Rules,
 }
 
 impl std::fmt::Debug for FeishuSource {
@@ -120,8 +113,7 @@ impl std::fmt::Debug for FeishuSource {
 
 impl FeishuSource {
     pub fn new(config: FeishuConfig) -> Self {
-        let rules = Rules { name: config.vendor, app_id: config.app_id.clone(), app_secret: config.app_secret.clone() };
-        Self { config, rules }
+        Self { config }
     }
 
     /// Every item of a paged list (`has_more` / `page_token`).
@@ -135,7 +127,7 @@ impl FeishuSource {
                 q.push(("page_token", t.clone()));
             }
             let build = |c: &Client| c.raw(Method::GET, path).query(&q);
-            let v = client.call(&self.rules, path, &build).await?;
+            let v = client.call(self, path, &build).await?;
             let data = &v["data"];
             items.extend(data["items"].as_array().into_iter().flatten().cloned());
             match (data["has_more"].as_bool().unwrap_or(false), data["page_token"].as_str()) {
@@ -246,8 +238,24 @@ impl IdentitySource for FeishuSource {
 mod tests {
     use super::*;
 
-    fn rules() -> Rules {
-        Rules { name: "Feishu", app_id: "cli_x".into(), app_secret: Secret::new("s") }
+    fn rules() -> FeishuSource {
+        let http = HttpSettings {
+            base_url: FEISHU_BASE.into(),
+            timeout: Duration::from_secs(1),
+            rate_limit: 1,
+            max_retries: 0,
+            token_margin: Duration::ZERO,
+        };
+        FeishuSource::new(FeishuConfig {
+            vendor: "Feishu",
+            app_id: "cli_x".into(),
+            app_secret: Secret::new("s"),
+            http,
+            roots: vec!["0".into()],
+            department_id_type: "open_department_id".into(),
+            user_id_type: "union_id".into(),
+            concurrency: 1,
+        })
     }
 
     #[test]
