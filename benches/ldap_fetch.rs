@@ -9,32 +9,17 @@
 
 #[path = "../tests/it/slapd.rs"]
 mod slapd;
+#[path = "support/timing.rs"]
+mod timing;
 
 use orgsync::model::{Bindings, TargetSnapshot};
 use orgsync::reconcile::{plan, Policy, RunOptions};
 use slapd::{tree, Slapd, READER_DN, READER_PW, SUFFIX};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use timing::time;
 
 const USERS: usize = 10_000;
 const RUNS: usize = 7;
-
-fn time(label: &str, mut f: impl FnMut() -> usize) -> Duration {
-    let mut times = Vec::new();
-    let mut n = 0;
-    for _ in 0..RUNS {
-        let t = Instant::now();
-        n = std::hint::black_box(f());
-        times.push(t.elapsed());
-    }
-    times.sort();
-    println!(
-        "{label:<44} best {:>7.1} ms   median {:>7.1} ms   ({n} entries, {RUNS} runs)",
-        times[0].as_secs_f64() * 1e3,
-        times[RUNS / 2].as_secs_f64() * 1e3
-    );
-    times[RUNS / 2]
-}
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,7 +29,7 @@ fn main() {
     let attrs = ["entryUUID", "uid", "cn", "mail", "mobile", "employeeNumber", "displayName", "title", "pwdAccountLockedTime"];
 
     println!("{USERS} users in 5 nested OUs, slapd on loopback, bound as a non-root reader");
-    let ldapsearch = time("ldapsearch -E pr=1000/noprompt (users)", || {
+    let ldapsearch = time("ldapsearch -E pr=1000/noprompt (users)", RUNS, "entries", || {
         let out = Command::new("/usr/bin/ldapsearch")
             .args(["-x", "-LLL", "-H", &server.url, "-D", READER_DN, "-w", READER_PW, "-E", "pr=1000/noprompt", "-b", &base])
             .arg("(objectClass=inetOrgPerson)")
@@ -73,7 +58,7 @@ fn main() {
         let source = orgsync::source::build(&config.source);
         let (empty, bindings, policy) = (TargetSnapshot::default(), Bindings::default(), Policy::default());
         let label = format!("orgsync fetch + plan, page_size {page_size}");
-        ours.push(time(&label, || {
+        ours.push(time(&label, RUNS, "entries", || {
             let snapshot = runtime.block_on(source.fetch()).unwrap();
             assert_eq!(snapshot.users.len(), USERS);
             let p = plan(&snapshot, &empty, &bindings, &policy, RunOptions::default());

@@ -8,7 +8,10 @@
 
 use orgsync::model::{Bindings, Department, Snapshot, SourceId, TargetSnapshot, User};
 use orgsync::reconcile::{plan, simulate, Policy, RunOptions};
-use std::time::{Duration, Instant};
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::time;
 
 fn directory(users: usize, depts: usize) -> Snapshot {
     let departments = (0..depts)
@@ -37,22 +40,6 @@ fn directory(users: usize, depts: usize) -> Snapshot {
     Snapshot { departments, users }
 }
 
-fn time(label: &str, runs: usize, mut f: impl FnMut() -> usize) {
-    let mut times: Vec<Duration> = Vec::new();
-    let mut ops = 0;
-    for _ in 0..runs {
-        let t = Instant::now();
-        ops = std::hint::black_box(f());
-        times.push(t.elapsed());
-    }
-    times.sort();
-    println!(
-        "{label:<28} best {:>7.1} ms   median {:>7.1} ms   ({ops} operations, {runs} runs)",
-        times[0].as_secs_f64() * 1e3,
-        times[runs / 2].as_secs_f64() * 1e3
-    );
-}
-
 fn main() {
     let (users, depts, runs) = (100_000, 10_000, 7);
     let source = directory(users, depts);
@@ -60,10 +47,10 @@ fn main() {
     let empty = TargetSnapshot::default();
     let bindings = Bindings::default();
     println!("reconcile::plan over {users} users in {depts} departments");
-    time("initial plan (empty target)", runs, || plan(&source, &empty, &bindings, &policy, RunOptions::default()).ops.len());
+    time("initial plan (empty target)", runs, "operations", || plan(&source, &empty, &bindings, &policy, RunOptions::default()).ops.len());
     let initial = plan(&source, &empty, &bindings, &policy, RunOptions::default());
     let (target, bound) = simulate(&empty, &bindings, &initial.ops);
-    time("no-change plan", runs, || {
+    time("no-change plan", runs, "operations", || {
         let p = plan(&source, &target, &bound, &policy, RunOptions::default());
         assert!(p.ops.is_empty(), "no-change plan has {} ops", p.ops.len());
         p.ops.len()
