@@ -7,7 +7,7 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
-use super::http::{header_seconds, json_or_excerpt, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{header_seconds, json_or_excerpt, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -16,8 +16,6 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::time::Duration;
 
 pub const FEISHU_BASE: &str = "https://open.feishu.cn";
 pub const LARK_BASE: &str = "https://open.larksuite.com";
@@ -51,18 +49,7 @@ impl Vendor for FeishuSource {
         Box::pin(async move {
             let body = json!({"app_id": self.config.app_id, "app_secret": self.config.app_secret.expose()});
             let req = client.raw(Method::POST, TOKEN_PATH).json(&body);
-            let err = |code: &str, message: &str| super::http::api_error(self, TOKEN_PATH, code, message);
-            match client.send_raw(self, req).await {
-                Verdict::Ok(v) => {
-                    let value = v["tenant_access_token"].as_str().ok_or_else(|| err("-", "no tenant_access_token in the answer"))?;
-                    let ttl = v["expire"].as_u64().unwrap_or(7200);
-                    Ok(Token { value: value.to_owned(), ttl: Duration::from_secs(ttl) })
-                }
-                Verdict::TokenInvalid { code, message }
-                | Verdict::Throttled { code, message, .. }
-                | Verdict::Transient { code, message }
-                | Verdict::Fatal { code, message } => Err(err(&code, &message)),
-            }
+            request_token(client, self, TOKEN_PATH, req, "tenant_access_token", "expire").await
         })
     }
 
@@ -190,42 +177,32 @@ impl FeishuSource {
 /// Users listed once per department -> one user per id, departments merged,
 /// the primary (`orders[].is_primary_dept`) first.
 pub fn merge_users(items: impl IntoIterator<Item = Value>, user_id_type: &str) -> Vec<User> {
-    let mut out: Vec<User> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for u in items {
-        let Some(id) = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty()) else { continue };
-        let mut depts: Vec<String> = u["department_ids"].as_array().into_iter().flatten().filter_map(text).collect();
-        let primary = u["orders"].as_array().into_iter().flatten().find(|o| o["is_primary_dept"] == true).and_then(|o| o.get("department_id").and_then(text));
-        if let Some(p) = primary {
-            depts.retain(|d| *d != p);
-            depts.insert(0, p);
-        }
-        if let Some(&i) = index.get(&id) {
-            for d in depts {
-                if !out[i].department_ids.iter().any(|x| x.0 == d) {
-                    out[i].department_ids.push(SourceId(d));
-                }
-            }
-            continue;
-        }
-        let s = |k: &str| u.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
-        let status = &u["status"];
-        let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
-        index.insert(id.clone(), out.len());
-        out.push(User {
-            source_id: SourceId(id),
-            username: s("user_id").or_else(|| s("email")),
-            name: s("name"),
-            email: s("email").or_else(|| s("enterprise_email")),
-            mobile: s("mobile"),
-            employee_no: s("employee_no"),
-            nickname: s("nickname").or_else(|| s("en_name")),
-            title: s("job_title"),
-            department_ids: depts.into_iter().map(SourceId).collect(),
-            active: !inactive,
-        });
+    super::merge_by_id(items.into_iter().filter_map(|u| user(&u, user_id_type)))
+}
+
+fn user(u: &Value, user_id_type: &str) -> Option<User> {
+    let id = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty())?;
+    let mut depts: Vec<String> = u["department_ids"].as_array().into_iter().flatten().filter_map(text).collect();
+    let primary = u["orders"].as_array().into_iter().flatten().find(|o| o["is_primary_dept"] == true).and_then(|o| o.get("department_id").and_then(text));
+    if let Some(p) = primary {
+        depts.retain(|d| *d != p);
+        depts.insert(0, p);
     }
-    out
+    let s = |k: &str| u.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+    let status = &u["status"];
+    let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
+    Some(User {
+        source_id: SourceId(id),
+        username: s("user_id").or_else(|| s("email")),
+        name: s("name"),
+        email: s("email").or_else(|| s("enterprise_email")),
+        mobile: s("mobile"),
+        employee_no: s("employee_no"),
+        nickname: s("nickname").or_else(|| s("en_name")),
+        title: s("job_title"),
+        department_ids: depts.into_iter().map(SourceId).collect(),
+        active: !inactive,
+    })
 }
 
 impl IdentitySource for FeishuSource {
@@ -237,6 +214,7 @@ impl IdentitySource for FeishuSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn rules() -> FeishuSource {
         let http = HttpSettings {

@@ -239,6 +239,36 @@ impl Client {
     }
 }
 
+/// Send a token request (built with [`Client::raw`]) and read the token
+/// from `value_key` and its lifetime in seconds from `ttl_key` (7200 when
+/// absent). Any other verdict is the vendor's error for `path`.
+pub async fn request_token(
+    client: &Client,
+    vendor: &dyn Vendor,
+    path: &str,
+    req: reqwest::RequestBuilder,
+    value_key: &str,
+    ttl_key: &str,
+) -> Result<Token, SourceError> {
+    match client.send_raw(vendor, req).await {
+        Verdict::Ok(v) => {
+            let value = v[value_key].as_str().filter(|t| !t.is_empty()).ok_or_else(|| api_error(vendor, path, "-", &format!("no {value_key} in the answer")))?;
+            let ttl = v[ttl_key].as_u64().unwrap_or(7200);
+            Ok(Token { value: value.to_owned(), ttl: Duration::from_secs(ttl) })
+        }
+        Verdict::TokenInvalid { code, message }
+        | Verdict::Throttled { code, message, .. }
+        | Verdict::Transient { code, message }
+        | Verdict::Fatal { code, message } => Err(api_error(vendor, path, &code, &message)),
+    }
+}
+
+/// Put the token in the query string (`?access_token=`), as DingTalk's
+/// oapi and WeCom want it. Errors never print URLs, so it stays out of them.
+pub fn query_token(req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    req.query(&[("access_token", token)])
+}
+
 /// The error for a vendor's code, with the vendor's hint when it has one.
 pub fn api_error(vendor: &dyn Vendor, path: &str, code: &str, message: &str) -> SourceError {
     let hint = vendor.hint(code).map(|h| format!(": {h}")).unwrap_or_default();

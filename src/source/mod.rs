@@ -41,6 +41,30 @@ pub trait IdentitySource: Send + Sync {
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>>;
 }
 
+/// Users listed once per department -> one user per source id, with the
+/// department lists merged in listing order (so the first listing's
+/// primary department stays first).
+pub fn merge_by_id(users: impl IntoIterator<Item = crate::model::User>) -> Vec<crate::model::User> {
+    let mut out: Vec<crate::model::User> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for u in users {
+        match index.get(&u.source_id.0) {
+            Some(&i) => {
+                for d in u.department_ids {
+                    if !out[i].department_ids.contains(&d) {
+                        out[i].department_ids.push(d);
+                    }
+                }
+            }
+            None => {
+                index.insert(u.source_id.0.clone(), out.len());
+                out.push(u);
+            }
+        }
+    }
+    out
+}
+
 pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
     match config {
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
