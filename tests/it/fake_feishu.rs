@@ -5,7 +5,7 @@
 //! 99991661/99991663 for missing/invalid tokens, HTTP 429 + 99991400 +
 //! `x-ogw-ratelimit-reset` for throttling, and a plain-text 404 for any
 //! other path. Every request is logged; unexpected ones are kept so the
-//! test can fail on them.
+//! test can fail on them (tests/it/fake.rs has what the fakes share).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,33 +15,17 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use crate::fake::{serve, Common, Gate};
 
 pub const APP_ID: &str = "cli_fake_app";
 pub const APP_SECRET: &str = "fake-app-secret-never-logged";
-
-#[derive(Default)]
-pub struct Knobs {
-    /// Invalidate the current token after this many data requests (once).
-    pub revoke_after: Option<usize>,
-    /// Answer every Nth data request with 429 + 99991400.
-    pub throttle_every: Option<usize>,
-    /// (department id, 1-based page): answer 500 for that page.
-    pub fail_page: Option<(String, usize)>,
-}
 
 #[derive(Default)]
 pub struct World {
     /// open_department_id, parent ("0" for top level), name, order.
     pub departments: Vec<(String, String, String, i64)>,
     pub users: Vec<Value>,
-    pub knobs: Knobs,
-    pub log: Vec<(Instant, String)>,
-    pub unexpected: Vec<String>,
-    tokens: Vec<String>,
-    valid: Option<String>,
-    data_requests: usize,
-    revoked: bool,
+    pub common: Common,
 }
 
 pub struct FakeFeishu {
@@ -62,43 +46,29 @@ fn error(status: StatusCode, code: i64, msg: &str) -> Response {
 
 async fn token(State(w): State<Shared>, Json(body): Json<Value>) -> Response {
     let mut w = w.lock().unwrap();
-    w.log.push((Instant::now(), "token".into()));
     if body["app_id"] != APP_ID || body["app_secret"] != APP_SECRET {
+        w.common.log.push((std::time::Instant::now(), "token refused".into()));
         // HTTP 200 even on failure.
         return Json(json!({"code": 10014, "msg": "app secret invalid", "data": {}})).into_response();
     }
-    let t = format!("t-fake{:04}", w.tokens.len());
-    w.tokens.push(t.clone());
-    w.valid = Some(t.clone());
+    let t = w.common.issue_token("t-fake");
     Json(json!({"code": 0, "msg": "ok", "tenant_access_token": t, "expire": 7200})).into_response()
 }
 
 /// Token, throttling and failure checks shared by the data APIs.
 fn gate(w: &mut World, headers: &HeaderMap, what: &str, page: usize, dept: &str) -> Option<Response> {
-    w.log.push((Instant::now(), format!("{what} {dept} page {page}")));
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let Some(tok) = auth.strip_prefix("Bearer ") else {
-        return Some(error(StatusCode::BAD_REQUEST, 99991661, "Missing access token for authorization."));
-    };
-    if w.valid.as_deref() != Some(tok) {
-        return Some(error(StatusCode::BAD_REQUEST, 99991663, "Invalid access token for authorization."));
-    }
-    w.data_requests += 1;
-    if w.knobs.revoke_after.is_some_and(|n| !w.revoked && w.data_requests > n) {
-        w.revoked = true;
-        w.valid = None;
-        return Some(error(StatusCode::BAD_REQUEST, 99991663, "Invalid access token for authorization."));
-    }
-    if w.knobs.throttle_every.is_some_and(|n| w.data_requests.is_multiple_of(n)) {
-        let mut r = error(StatusCode::TOO_MANY_REQUESTS, 99991400, "request trigger frequency limit");
-        r.headers_mut().insert("x-ogw-ratelimit-limit", "50".parse().unwrap());
-        r.headers_mut().insert("x-ogw-ratelimit-reset", "1".parse().unwrap());
-        return Some(r);
-    }
-    if w.knobs.fail_page.as_ref().is_some_and(|(d, p)| d == dept && *p == page) {
-        return Some((StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response());
-    }
-    None
+    Some(match w.common.gate(auth.strip_prefix("Bearer "), what, dept, page)? {
+        Gate::Missing => error(StatusCode::BAD_REQUEST, 99991661, "Missing access token for authorization."),
+        Gate::Invalid | Gate::Expired => error(StatusCode::BAD_REQUEST, 99991663, "Invalid access token for authorization."),
+        Gate::Throttled => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, 99991400, "request trigger frequency limit");
+            r.headers_mut().insert("x-ogw-ratelimit-limit", "50".parse().unwrap());
+            r.headers_mut().insert("x-ogw-ratelimit-reset", "1".parse().unwrap());
+            r
+        }
+        Gate::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response(),
+    })
 }
 
 /// (page size, offset) from the query, or the validation error.
@@ -134,7 +104,7 @@ async fn children(State(w): State<Shared>, Path(id): Path<String>, headers: Head
         return r;
     }
     if q.get("fetch_child").map(String::as_str) != Some("true") || id != "0" {
-        w.unexpected.push(format!("children of {id} with {q:?}"));
+        w.common.unexpected.push(format!("children of {id} with {q:?}"));
     }
     let items = w
         .departments
@@ -164,34 +134,33 @@ async fn find_by_department(State(w): State<Shared>, headers: HeaderMap, Query(q
 }
 
 async fn not_found(State(w): State<Shared>, uri: axum::http::Uri) -> Response {
-    w.lock().unwrap().unexpected.push(uri.to_string());
+    w.lock().unwrap().common.unexpected.push(uri.to_string());
     (StatusCode::NOT_FOUND, "404 page not found").into_response()
 }
 
 impl FakeFeishu {
     pub fn start(world: World) -> FakeFeishu {
         let world = Arc::new(Mutex::new(world));
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let app = Router::new()
             .route("/open-apis/auth/v3/tenant_access_token/internal", post(token))
             .route("/open-apis/contact/v3/departments/{id}/children", get(children))
             .route("/open-apis/contact/v3/users/find_by_department", get(find_by_department))
             .fallback(not_found)
             .with_state(world.clone());
-        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (base, rt) = serve(app);
         FakeFeishu { base, world, _rt: rt }
     }
 
     pub fn count(&self, prefix: &str) -> usize {
-        self.world.lock().unwrap().log.iter().filter(|(_, l)| l.starts_with(prefix)).count()
+        self.world.lock().unwrap().common.count(prefix)
     }
 
-    /// The most requests seen in any one-second window.
     pub fn peak_per_second(&self) -> usize {
-        let log: Vec<Instant> = self.world.lock().unwrap().log.iter().map(|(t, _)| *t).collect();
-        (0..log.len()).map(|i| log[i..].iter().take_while(|t| t.duration_since(log[i]).as_secs_f64() < 1.0).count()).max().unwrap_or(0)
+        self.world.lock().unwrap().common.peak_per_second()
+    }
+
+    pub fn unexpected(&self) -> Vec<String> {
+        self.world.lock().unwrap().common.unexpected.clone()
     }
 }
 

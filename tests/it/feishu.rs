@@ -33,7 +33,7 @@ fn feishu_full_sync_three_levels_deep_then_a_move_a_frozen_and_a_resigned_user()
     let u5 = scim.user_by_name("u5").unwrap();
     let dept = &u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"];
     assert_eq!(dept, "Dept 0.1.1", "the primary department from orders[].is_primary_dept: {u5}");
-    assert!(fake.world.lock().unwrap().unexpected.is_empty(), "{:?}", fake.world.lock().unwrap().unexpected);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
     assert!(!r.stderr.contains(APP_SECRET) && !r.stdout.contains("t-fake"), "a secret or token leaked");
 
     // Move a leaf under another branch, freeze one user and resign another.
@@ -57,8 +57,8 @@ fn feishu_token_revoked_mid_fetch_and_throttling_recover_within_the_rate() {
     let env = Env::new();
     let scim = Scim::start(env.dir.path());
     let mut world = org();
-    world.knobs.revoke_after = Some(10);
-    world.knobs.throttle_every = Some(15);
+    world.common.knobs.revoke_after = Some(10);
+    world.common.knobs.throttle_every = Some(15);
     let fake = FakeFeishu::start(world);
     feishu_config(&env, &scim, &fake, APP_SECRET, "rate_limit = 20\n");
     let r = env.sync(&["--dry-run"]);
@@ -73,7 +73,7 @@ fn feishu_a_failure_on_page_3_fails_the_run_with_zero_writes() {
     let env = Env::new();
     let scim = Scim::start(env.dir.path());
     let mut world = org();
-    world.knobs.fail_page = Some(("od-big".into(), 3));
+    world.common.knobs.fail_page = Some(("od-big".into(), 3));
     let fake = FakeFeishu::start(world);
     feishu_config(&env, &scim, &fake, APP_SECRET, "max_retries = 1\n");
     let r = env.sync(&[]);

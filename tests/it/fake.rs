@@ -1,0 +1,98 @@
+//! What the fake SaaS servers (Feishu, DingTalk, WeCom) share: the
+//! request log, unexpected requests, token issue and revocation, the
+//! throttling and failure knobs, and serving a router on a loopback port
+//! in its own runtime. Each fake turns a [`Gate`] into its vendor's own
+//! error envelope.
+
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct Knobs {
+    /// Invalidate the current token after this many data requests (once):
+    /// a token revoked or expired in the middle of a run.
+    pub revoke_after: Option<usize>,
+    /// Answer every Nth data request with the vendor's throttling error.
+    pub throttle_every: Option<usize>,
+    /// (department id, 1-based page): fail that page with HTTP 500.
+    pub fail_page: Option<(String, usize)>,
+}
+
+/// Why a data request is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// No token on the request.
+    Missing,
+    /// Not the current token (never issued, or revoked).
+    Invalid,
+    /// The token was just revoked by `revoke_after` (an early expiry).
+    Expired,
+    Throttled,
+    /// `fail_page` matched.
+    Fail,
+}
+
+#[derive(Default)]
+pub struct Common {
+    pub knobs: Knobs,
+    pub log: Vec<(Instant, String)>,
+    pub unexpected: Vec<String>,
+    tokens: usize,
+    valid: Option<String>,
+    data_requests: usize,
+    revoked: bool,
+}
+
+impl Common {
+    /// A new token, which replaces the previous one.
+    pub fn issue_token(&mut self, prefix: &str) -> String {
+        self.log.push((Instant::now(), "token".into()));
+        self.tokens += 1;
+        let t = format!("{prefix}{:04}", self.tokens);
+        self.valid = Some(t.clone());
+        t
+    }
+
+    /// Log a data request and decide whether it is refused.
+    pub fn gate(&mut self, token: Option<&str>, what: &str, dept: &str, page: usize) -> Option<Gate> {
+        self.log.push((Instant::now(), format!("{what} {dept} page {page}")));
+        let token = token.filter(|t| !t.is_empty());
+        let Some(token) = token else { return Some(Gate::Missing) };
+        if self.valid.as_deref() != Some(token) {
+            return Some(Gate::Invalid);
+        }
+        self.data_requests += 1;
+        if self.knobs.revoke_after.is_some_and(|n| !self.revoked && self.data_requests > n) {
+            self.revoked = true;
+            self.valid = None;
+            return Some(Gate::Expired);
+        }
+        if self.knobs.throttle_every.is_some_and(|n| self.data_requests.is_multiple_of(n)) {
+            return Some(Gate::Throttled);
+        }
+        if self.knobs.fail_page.as_ref().is_some_and(|(d, p)| d == dept && *p == page) {
+            return Some(Gate::Fail);
+        }
+        None
+    }
+
+    /// Requests whose log line starts with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.log.iter().filter(|(_, l)| l.starts_with(prefix)).count()
+    }
+
+    /// The most requests seen in any one-second window.
+    pub fn peak_per_second(&self) -> usize {
+        let log: Vec<Instant> = self.log.iter().map(|(t, _)| *t).collect();
+        (0..log.len()).map(|i| log[i..].iter().take_while(|t| t.duration_since(log[i]).as_secs_f64() < 1.0).count()).max().unwrap_or(0)
+    }
+}
+
+/// Serve `app` on a free loopback port from its own runtime (kept alive
+/// by the returned value); the base URL is `http://127.0.0.1:PORT`.
+pub fn serve(app: axum::Router) -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, rt)
+}
