@@ -97,6 +97,8 @@ pub enum SourceConfig {
     Ldap(Box<LdapConfig>),
     /// `kind = "feishu"` or `"lark"`: contact v3.
     Feishu(Box<crate::source::feishu::FeishuConfig>),
+    /// `kind = "dingtalk"`: the oapi contact APIs.
+    DingTalk(Box<crate::source::dingtalk::DingTalkConfig>),
 }
 
 impl SourceConfig {
@@ -106,6 +108,7 @@ impl SourceConfig {
             SourceConfig::Ldap(_) => "ldap",
             SourceConfig::Feishu(c) if c.vendor == "Lark" => "lark",
             SourceConfig::Feishu(_) => "feishu",
+            SourceConfig::DingTalk(_) => "dingtalk",
         }
     }
 }
@@ -190,7 +193,7 @@ pub struct ScimConfig {
     pub page_size: usize,
 }
 
-const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark"];
+const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk"];
 const TARGET_KINDS: &[&str] = &["scim", "file"];
 
 /// Read and validate the config at `path`, with environment overrides.
@@ -237,6 +240,7 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
         Some("ldap") => ldap(&mut s, &mut errs),
         Some("feishu") => feishu(&mut s, "Feishu", crate::source::feishu::FEISHU_BASE, &mut errs),
         Some("lark") => feishu(&mut s, "Lark", crate::source::feishu::LARK_BASE, &mut errs),
+        Some("dingtalk") => dingtalk(&mut s, &mut errs),
         None if !s.has("kind") => {
             s.problem(&mut errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
             None
@@ -291,12 +295,27 @@ fn http_settings(s: &mut Reader<'_>, default_base: &str, default_rate: u32, max_
     }
 }
 
-fn feishu(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &mut Problems) -> Option<SourceConfig> {
-    let http = http_settings(s, default_base, 20, 50, errs);
+/// `concurrency`: departments read at once (default 4, at most 32).
+fn concurrency(s: &mut Reader<'_>, errs: &mut Problems) -> usize {
     let concurrency = s.u64("concurrency", errs).unwrap_or(4);
     if !(1..=32).contains(&concurrency) {
         s.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=32"));
     }
+    concurrency.clamp(1, 32) as usize
+}
+
+/// A secret that must be given inline as `k` or in the file `k_file`.
+fn required_secret(s: &mut Reader<'_>, k: &'static str, k_file: &'static str, errs: &mut Problems) -> Option<Secret> {
+    let secret = s.secret(k, k_file, errs);
+    if secret.is_none() && !errs.iter().any(|e| e.key.starts_with(&s.key(k))) {
+        s.problem(errs, k, format!("is required (or {k_file})"));
+    }
+    secret
+}
+
+fn feishu(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &mut Problems) -> Option<SourceConfig> {
+    let http = http_settings(s, default_base, 20, 50, errs);
+    let concurrency = concurrency(s, errs);
     let department_id_type =
         s.one_of::<String>("department_id_type", &["open_department_id", "department_id"], errs).unwrap_or_else(|| "open_department_id".into());
     let user_id_type = s.one_of::<String>("user_id_type", &["union_id", "open_id", "user_id"], errs).unwrap_or_else(|| "union_id".into());
@@ -305,10 +324,7 @@ fn feishu(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &m
         s.problem(errs, "roots", "is empty: list department ids, or leave it out for the whole tenant (\"0\")");
     }
     let app_id = s.required_string("app_id", errs);
-    let app_secret = s.secret("app_secret", "app_secret_file", errs);
-    if app_secret.is_none() && !errs.iter().any(|e| e.key.starts_with(&s.key("app_secret"))) {
-        s.problem(errs, "app_secret", "is required (or app_secret_file)");
-    }
+    let app_secret = required_secret(s, "app_secret", "app_secret_file", errs);
     Some(SourceConfig::Feishu(Box::new(crate::source::feishu::FeishuConfig {
         vendor,
         app_id: app_id?,
@@ -317,7 +333,36 @@ fn feishu(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &m
         roots,
         department_id_type,
         user_id_type,
-        concurrency: concurrency.clamp(1, 32) as usize,
+        concurrency,
+    })))
+}
+
+/// Department ids to read from (`roots`, default `[1]`, the whole organisation).
+fn integer_roots(s: &mut Reader<'_>, errs: &mut Problems) -> Vec<i64> {
+    let roots = s.integers("roots", errs).unwrap_or_else(|| vec![1]);
+    if roots.is_empty() {
+        s.problem(errs, "roots", "is empty: list department ids, or leave it out for the whole organisation (1)");
+    }
+    roots
+}
+
+fn dingtalk(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
+    // DingTalk documents 20 requests per second for internal apps.
+    let http = http_settings(s, crate::source::dingtalk::DINGTALK_BASE, 15, 20, errs);
+    let concurrency = concurrency(s, errs);
+    let roots = integer_roots(s, errs);
+    let user_id_type = s.one_of::<String>("user_id_type", &["userid", "unionid"], errs).unwrap_or_else(|| "userid".into());
+    let agent_id = s.string("agent_id", errs);
+    let app_key = s.required_string("app_key", errs);
+    let app_secret = required_secret(s, "app_secret", "app_secret_file", errs);
+    Some(SourceConfig::DingTalk(Box::new(crate::source::dingtalk::DingTalkConfig {
+        app_key: app_key?,
+        app_secret: app_secret?,
+        agent_id,
+        http,
+        roots,
+        user_id_type,
+        concurrency,
     })))
 }
 

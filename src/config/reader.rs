@@ -179,6 +179,26 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A list of integer ids (`[1, 2]`, `["1"]`, or `1,2` from the environment).
+    pub fn integers(&mut self, k: &'static str, errs: &mut Problems) -> Option<Vec<i64>> {
+        let items: Vec<Value> = match self.raw(k)? {
+            Value::Array(items) => items.clone(),
+            Value::String(s) => s.split(',').map(|p| Value::String(p.trim().to_owned())).filter(|p| p != "").collect(),
+            other => {
+                self.problem(errs, k, format!("expected a list of integers, found {}", kind(other)));
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            match it.as_i64().or_else(|| it.as_str().and_then(|s| s.trim().parse().ok())) {
+                Some(n) => out.push(n),
+                None => errs.push(Problem { key: format!("{}[{i}]", self.key(k)), message: format!("expected an integer id, found {it}") }),
+            }
+        }
+        Some(out)
+    }
+
     /// A value that must be one of a fixed set.
     pub fn one_of<T: std::str::FromStr>(
         &mut self,

@@ -2,6 +2,7 @@
 //! [`IdentitySource`]: fetch the whole in-scope directory, all pages or
 //! nothing (a failed fetch fails the run before anything is applied).
 
+pub mod dingtalk;
 pub mod feishu;
 pub mod file;
 pub mod http;
@@ -70,5 +71,6 @@ pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
         SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone())),
         SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone())),
+        SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone())),
     }
 }

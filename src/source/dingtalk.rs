@@ -1,0 +1,316 @@
+//! Source `dingtalk`: the oapi contact APIs with `?access_token=`
+//! (SOURCES.md section 2).
+//!
+//! Departments: `topapi/v2/department/listsubid` one level at a time from
+//! each root (default `1`, the whole organisation), and
+//! `topapi/v2/department/get` for each department's name and order.
+//! Users: `topapi/v2/user/list` per department (direct members), every
+//! page (cursor, size 100), `source.concurrency` departments at once. A
+//! user in several departments is one user; the primary department is the
+//! first of theirs by department order (DingTalk lists have no primary).
+//! DingTalk lists carry no leavers: a user who left disappears, and the
+//! target-only policy decides what happens to their account.
+
+use super::http::{json_or_excerpt, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::{IdentitySource, SourceError};
+use crate::config::Secret;
+use crate::model::{Department, Snapshot, SourceId, User};
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+
+pub const DINGTALK_BASE: &str = "https://oapi.dingtalk.com";
+const TOKEN_PATH: &str = "/gettoken";
+const LISTSUBID: &str = "/topapi/v2/department/listsubid";
+const DEPT_GET: &str = "/topapi/v2/department/get";
+const USER_LIST: &str = "/topapi/v2/user/list";
+const PAGE_SIZE: u64 = 100;
+
+/// `kind = "dingtalk"`.
+#[derive(Clone, Debug)]
+pub struct DingTalkConfig {
+    /// `app_key` (AppKey, also called Client ID).
+    pub app_key: String,
+    /// `app_secret` / `app_secret_file`.
+    pub app_secret: Secret,
+    /// `agent_id`: kept for reference (the contact APIs do not need it).
+    pub agent_id: Option<String>,
+    pub http: HttpSettings,
+    /// Department ids whose subtrees are read; `1` is the whole organisation.
+    pub roots: Vec<i64>,
+    /// `userid` (default) or `unionid`.
+    pub user_id_type: String,
+    pub concurrency: usize,
+}
+
+pub struct DingTalkSource {
+    config: DingTalkConfig,
+}
+
+impl std::fmt::Debug for DingTalkSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DingTalkSource").field("app_key", &self.config.app_key).finish()
+    }
+}
+
+impl Vendor for DingTalkSource {
+    fn name(&self) -> &'static str {
+        "DingTalk"
+    }
+
+    fn fetch_token<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<Token, SourceError>> {
+        Box::pin(async move {
+            let q = [("appkey", self.config.app_key.as_str()), ("appsecret", self.config.app_secret.expose())];
+            let req = client.raw(Method::GET, TOKEN_PATH).query(&q);
+            request_token(client, self, TOKEN_PATH, req, "access_token", "expires_in").await
+        })
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+        query_token(req, token)
+    }
+
+    fn check(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let v = match json_or_excerpt(body) {
+            Ok(v) => v,
+            Err(e) if status >= 500 => return Verdict::Transient { code: format!("HTTP {status}"), message: e },
+            Err(e) => return Verdict::Fatal { code: format!("HTTP {status}"), message: e },
+        };
+        // The per-IP flood ban is not an errcode envelope. Retrying would
+        // only extend it: fail the run, the next one starts clean.
+        if v.get("status").and_then(Value::as_i64) == Some(1111) {
+            let wait = v.get("wait").and_then(text).unwrap_or_else(|| "5".into());
+            return Verdict::Fatal { code: "1111".into(), message: format!("this server's IP is banned for about {wait} minutes") };
+        }
+        let Some(errcode) = v.get("errcode").and_then(text) else {
+            let code = format!("HTTP {status}");
+            let message = "no errcode in the answer".to_owned();
+            return if status >= 500 { Verdict::Transient { code, message } } else { Verdict::Fatal { code, message } };
+        };
+        // errcode 88 wraps the real reason in sub_code / sub_msg.
+        let sub = v.get("sub_code").and_then(text).filter(|s| !s.is_empty() && s != "0");
+        let (code, msg_key) = match sub {
+            Some(s) if errcode == "88" => (s, "sub_msg"),
+            _ => (errcode, "errmsg"),
+        };
+        let message = v.get(msg_key).or_else(|| v.get("errmsg")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        match code.as_str() {
+            "0" if (200..300).contains(&status) => Verdict::Ok(v),
+            "40014" | "42001" => Verdict::TokenInvalid { code, message },
+            "90002" | "90018" | "90019" => Verdict::Throttled { code, message, wait: None },
+            _ if status == 429 => Verdict::Throttled { code, message, wait: None },
+            "-1" => Verdict::Transient { code, message },
+            _ if status >= 500 => Verdict::Transient { code, message },
+            _ => Verdict::Fatal { code, message },
+        }
+    }
+
+    fn hint(&self, code: &str) -> Option<&'static str> {
+        Some(match code {
+            "40096" | "40089" => "the AppKey or AppSecret is wrong: check source.app_key and source.app_secret (the app's Credentials page)",
+            "40035" => "a required parameter is missing: check source.app_key and source.app_secret are set",
+            "60011" | "60121" => "the app lacks a contact permission: grant \"Address book read-only\" (通讯录只读权限) and the email/mobile field permissions, then publish",
+            "90020" => "the organisation's monthly API call quota is used up",
+            "1111" => "more than 10,000 calls in 20 s came from this IP (other tools on it?): lower source.rate_limit; the ban lifts after 5 minutes",
+            "22" | "404" => "unknown API: check source.base_url (the oapi host, https://oapi.dingtalk.com)",
+            _ => return None,
+        })
+    }
+}
+
+impl DingTalkSource {
+    pub fn new(config: DingTalkConfig) -> Self {
+        Self { config }
+    }
+
+    async fn post(&self, client: &Client, path: &'static str, body: Value) -> Result<Value, SourceError> {
+        let build = |c: &Client| c.raw(Method::POST, path).json(&body);
+        client.call(self, path, &build).await
+    }
+
+    fn malformed(&self, path: &str, what: &str) -> SourceError {
+        SourceError::Api { vendor: "DingTalk", path: path.to_owned(), message: format!("unexpected answer: {what}") }
+    }
+
+    /// The ids of `dept`'s direct children.
+    async fn children(&self, client: &Client, dept: i64) -> Result<Vec<i64>, SourceError> {
+        let v = self.post(client, LISTSUBID, json!({"dept_id": dept})).await?;
+        let list = v["result"]["dept_id_list"].as_array().ok_or_else(|| self.malformed(LISTSUBID, "no result.dept_id_list"))?;
+        list.iter().map(|d| d.as_i64().ok_or_else(|| self.malformed(LISTSUBID, "a department id that is not an integer"))).collect()
+    }
+
+    async fn department(&self, client: &Client, id: i64, parent: Option<i64>) -> Result<Department, SourceError> {
+        let v = self.post(client, DEPT_GET, json!({"dept_id": id, "language": "zh_CN"})).await?;
+        let r = &v["result"];
+        Ok(Department {
+            source_id: SourceId(id.to_string()),
+            parent_id: parent.map(|p| SourceId(p.to_string())),
+            name: r["name"].as_str().unwrap_or_default().to_owned(),
+            order: r["order"].as_i64().unwrap_or(0),
+            leader_ids: Vec::new(),
+        })
+    }
+
+    /// Every department under the roots, one level at a time.
+    async fn departments(&self, client: &Client) -> Result<Vec<Department>, SourceError> {
+        let width = self.config.concurrency.max(1);
+        let roots: HashSet<i64> = self.config.roots.iter().copied().collect();
+        let mut seen = roots.clone();
+        let roots = &roots;
+        let mut level: Vec<i64> = self.config.roots.clone();
+        let mut out = Vec::new();
+        while !level.is_empty() {
+            let kids: Vec<(i64, Vec<i64>)> = futures::stream::iter(level)
+                .map(|d| async move { Ok::<_, SourceError>((d, self.children(client, d).await?)) })
+                .buffered(width)
+                .try_collect()
+                .await?;
+            // A department seen twice (a cycle, or two overlapping roots) is read once.
+            let next: Vec<(i64, Option<i64>)> = kids
+                .into_iter()
+                .flat_map(|(parent, ks)| ks.into_iter().map(move |k| (k, (!roots.contains(&parent)).then_some(parent))))
+                .filter(|(k, _)| seen.insert(*k))
+                .collect();
+            level = next.iter().map(|(k, _)| *k).collect();
+            let got: Vec<Department> = futures::stream::iter(next)
+                .map(|(k, parent)| self.department(client, k, parent))
+                .buffered(width)
+                .try_collect()
+                .await?;
+            out.extend(got);
+        }
+        Ok(out)
+    }
+
+    /// Every page of one department's direct members.
+    async fn members(&self, client: &Client, dept: i64) -> Result<Vec<Value>, SourceError> {
+        let mut items = Vec::new();
+        let mut cursor: i64 = 0;
+        loop {
+            let body = json!({"dept_id": dept, "cursor": cursor, "size": PAGE_SIZE, "contain_access_limit": false, "language": "zh_CN"});
+            let v = self.post(client, USER_LIST, body).await?;
+            let r = &v["result"];
+            items.extend(r["list"].as_array().ok_or_else(|| self.malformed(USER_LIST, "no result.list"))?.iter().cloned());
+            if r["has_more"].as_bool() != Some(true) {
+                return Ok(items);
+            }
+            match r["next_cursor"].as_i64() {
+                Some(next) if next != cursor => cursor = next,
+                _ => return Err(self.malformed(USER_LIST, "has_more without a new next_cursor")),
+            }
+        }
+    }
+
+    async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
+        let c = &self.config;
+        let client = Client::new("DingTalk", &c.http)?;
+        let client = &client;
+        let departments = self.departments(client).await?;
+        let mut listed: Vec<i64> = c.roots.clone();
+        listed.extend(departments.iter().filter_map(|d| d.source_id.0.parse::<i64>().ok()));
+        let lists: Vec<Vec<Value>> =
+            futures::stream::iter(listed).map(|d| self.members(client, d)).buffered(c.concurrency.max(1)).try_collect().await?;
+        let order: HashMap<&str, i64> = departments.iter().map(|d| (d.source_id.0.as_str(), d.order)).collect();
+        let users = super::merge_by_id(lists.iter().flatten().filter_map(|u| user(u, &c.user_id_type, &order)));
+        tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "DingTalk fetch done");
+        Ok(Snapshot { departments, users })
+    }
+}
+
+/// One listed user. Departments are sorted by department order (smaller
+/// first; the roots, which are not departments, last), so the primary is
+/// the first by order.
+fn user(u: &Value, user_id_type: &str, order: &HashMap<&str, i64>) -> Option<User> {
+    let id = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty())?;
+    let s = |k: &str| u.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let mut depts: Vec<String> = u["dept_id_list"].as_array().into_iter().flatten().filter_map(text).collect();
+    depts.sort_by_key(|d| order.get(d.as_str()).copied().unwrap_or(i64::MAX));
+    let mobile = s("mobile").map(|m| match s("state_code") {
+        Some(cc) if !m.starts_with('+') => format!("+{cc} {m}"),
+        _ => m,
+    });
+    Some(User {
+        source_id: SourceId(id),
+        username: s("userid"),
+        name: s("name"),
+        email: s("org_email").or_else(|| s("email")),
+        mobile,
+        employee_no: s("job_number"),
+        nickname: None,
+        title: s("title"),
+        department_ids: depts.into_iter().map(SourceId).collect(),
+        active: true,
+    })
+}
+
+impl IdentitySource for DingTalkSource {
+    fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
+        Box::pin(self.fetch_all())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rules() -> DingTalkSource {
+        let http = HttpSettings {
+            base_url: DINGTALK_BASE.into(),
+            timeout: Duration::from_secs(1),
+            rate_limit: 1,
+            max_retries: 0,
+            token_margin: Duration::ZERO,
+        };
+        DingTalkSource::new(DingTalkConfig {
+            app_key: "ding_x".into(),
+            app_secret: Secret::new("s"),
+            agent_id: None,
+            http,
+            roots: vec![1],
+            user_id_type: "userid".into(),
+            concurrency: 1,
+        })
+    }
+
+    #[test]
+    fn the_envelope_is_checked_before_the_payload() {
+        let r = rules();
+        let h = HeaderMap::new();
+        assert!(matches!(r.check(200, &h, br#"{"errcode":0,"errmsg":"ok","result":{}}"#), Verdict::Ok(_)));
+        // Recorded token errors: errcode 88 with sub_code 40014, and 40014 directly.
+        let v = r.check(200, &h, r#"{"errcode":88,"sub_code":"40014","sub_msg":"不合法的access_token","errmsg":"ding talk error[subcode=40014,submsg=不合法的access_token]","request_id":"x"}"#.as_bytes());
+        assert!(matches!(&v, Verdict::TokenInvalid { code, message } if code == "40014" && message == "不合法的access_token"), "{v:?}");
+        assert!(matches!(r.check(200, &h, br#"{"errcode":40014,"errmsg":"invalid access_token"}"#), Verdict::TokenInvalid { .. }));
+        for code in ["90002", "90018", "90019"] {
+            let body = format!(r#"{{"errcode":{code},"errmsg":"qps"}}"#);
+            assert!(matches!(r.check(200, &h, body.as_bytes()), Verdict::Throttled { .. }), "{code}");
+        }
+        assert!(matches!(r.check(200, &h, br#"{"errcode":-1,"errmsg":"busy"}"#), Verdict::Transient { .. }));
+        let v = r.check(200, &h, br#"{"errcode":88,"sub_code":"60011","sub_msg":"no permission","errmsg":"x"}"#);
+        assert!(matches!(&v, Verdict::Fatal { code, .. } if code == "60011"), "{v:?}");
+        let v = r.check(200, &h, br#"{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"u"}"#);
+        assert!(matches!(&v, Verdict::Fatal { code, message } if code == "1111" && message.contains("5 minutes")), "{v:?}");
+        assert!(matches!(r.check(404, &h, b"<html>404</html>"), Verdict::Fatal { message, .. } if message.contains("not JSON")));
+        assert!(matches!(r.check(502, &h, b"bad gateway"), Verdict::Transient { .. }));
+    }
+
+    #[test]
+    fn a_listed_user_maps_with_departments_by_order_and_int64_ids() {
+        let u = json!({"userid": "zhangsan", "unionid": "z21H", "name": "张三", "state_code": "86", "mobile": "18513027676",
+            "job_number": "4", "title": "技术总监", "email": "p@x.test", "org_email": "test@xxx.com",
+            "dept_id_list": [1, 9007199254740993_i64, 3], "active": false});
+        let order: HashMap<&str, i64> = [("9007199254740993", 5), ("3", 1)].into_iter().collect();
+        let got = user(&u, "userid", &order).unwrap();
+        assert_eq!(got.source_id.0, "zhangsan");
+        assert_eq!(got.email.as_deref(), Some("test@xxx.com"), "the organisation email first");
+        assert_eq!(got.mobile.as_deref(), Some("+86 18513027676"));
+        let ids: Vec<&str> = got.department_ids.iter().map(|d| d.0.as_str()).collect();
+        assert_eq!(ids, ["3", "9007199254740993", "1"], "by department order, exact int64, the root last");
+        assert!(got.active, "`active` is app activation, not employment");
+        assert_eq!(user(&u, "unionid", &order).unwrap().source_id.0, "z21H");
+    }
+}

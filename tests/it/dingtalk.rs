@@ -1,0 +1,110 @@
+//! Source `dingtalk` through the binary, against the fake DingTalk oapi
+//! (tests/it/fake_dingtalk.rs) and a real scim2-server.
+
+use crate::fake_dingtalk::{org, FakeDingTalk, APP_KEY, APP_SECRET, ID_BASE};
+use crate::harness::{Env, Scim};
+
+fn dingtalk_config(env: &Env, scim: &Scim, fake: &FakeDingTalk, secret: &str, extra: &str, policy: &str) {
+    std::fs::write(env.path("app-secret"), format!("{secret}\n")).unwrap();
+    let source = format!(
+        "kind = \"dingtalk\"\nbase_url = \"{}\"\napp_key = \"{APP_KEY}\"\napp_secret_file = \"app-secret\"\nagent_id = \"3001\"\n{extra}",
+        fake.base
+    );
+    env.scim_config_with_source(scim, &source, policy);
+}
+
+fn message(env: &Env) -> String {
+    env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn dingtalk_full_sync_three_levels_deep_then_a_move_and_a_leaver() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeDingTalk::start(org());
+    dingtalk_config(&env, &scim, &fake, APP_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
+
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+    assert_eq!(scim.users().len(), 270, "every page of every department, each user once");
+    let groups = scim.groups();
+    assert_eq!(groups.len(), 31);
+    assert!(groups.iter().any(|g| g["externalId"] == ID_BASE.to_string()), "int64 ids kept exactly: {groups:?}");
+    let u5 = scim.user_by_name("dt5").unwrap();
+    let ext = &u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    assert_eq!(ext["department"], "Dept 0.1.1", "the primary is the first by department order: {u5}");
+    assert_eq!(ext["employeeNumber"], "J5");
+    assert_eq!(u5["emails"][0]["value"], "dt5@example.test", "the organisation email");
+    assert!(!r.stderr.contains(APP_SECRET) && !r.stdout.contains("dtfake"), "a secret or token leaked");
+
+    // Move a leaf under another branch; user 8 leaves (DingTalk lists drop leavers).
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments[2].1 = w.departments[20].0;
+        w.users.retain(|u| u["userid"] != "dt8");
+    }
+    let writes = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!scim.writes()[writes..].iter().any(|(m, _, _)| m == "POST"), "nothing recreated");
+    assert_eq!(scim.user_by_name("dt8").unwrap()["active"], false, "the leaver is disabled, as the policy says");
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+}
+
+#[test]
+fn dingtalk_token_revoked_mid_fetch_and_throttling_recover_within_the_rate() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.common.knobs.revoke_after = Some(10);
+    world.common.knobs.throttle_every = Some(15);
+    let fake = FakeDingTalk::start(world);
+    dingtalk_config(&env, &scim, &fake, APP_SECRET, "rate_limit = 15\n", "");
+    let r = env.sync(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("301 operations"), "31 departments and 270 users: {}", r.stdout);
+    assert_eq!(fake.count("token"), 2, "one refresh after the token was revoked");
+    assert!(fake.peak_per_second() <= 16, "rate_limit 15/s exceeded: {}", fake.peak_per_second());
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+#[test]
+fn dingtalk_a_failure_on_page_3_fails_the_run_with_zero_writes() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let world = org();
+    let big = world.departments.last().unwrap().0.to_string();
+    let mut world = world;
+    world.common.knobs.fail_page = Some((big.clone(), 3));
+    let fake = FakeDingTalk::start(world);
+    dingtalk_config(&env, &scim, &fake, APP_SECRET, "max_retries = 1\n", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.writes().is_empty(), "{:?}", scim.writes());
+    let msg = message(&env);
+    assert!(msg.contains("DingTalk /topapi/v2/user/list") && msg.contains("HTTP 500"), "{msg}");
+    assert_eq!(fake.count(&format!("users {big} page 3")), 2, "retried once");
+}
+
+#[test]
+fn dingtalk_wrong_credentials_and_an_ip_ban_fail_with_the_code_and_what_to_check() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeDingTalk::start(org());
+    dingtalk_config(&env, &scim, &fake, "wrong-secret", "", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = message(&env);
+    assert!(msg.contains("code 40096") && msg.contains("check source.app_key and source.app_secret"), "{msg}");
+    assert!(!msg.contains("wrong-secret") && !r.stderr.contains("wrong-secret"));
+
+    fake.world.lock().unwrap().ip_banned = true;
+    dingtalk_config(&env, &scim, &fake, APP_SECRET, "", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = message(&env);
+    assert!(msg.contains("code 1111") && msg.contains("lower source.rate_limit"), "{msg}");
+    assert_eq!(fake.count("listsubid"), 1, "a ban is not retried (that would extend it)");
+    assert!(scim.writes().is_empty());
+}

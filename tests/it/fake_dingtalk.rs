@@ -1,0 +1,223 @@
+//! A fake DingTalk oapi following SOURCES.md sections 2 and 8:
+//! `GET /gettoken?appkey=&appsecret=`, `POST /topapi/...?access_token=`
+//! with JSON bodies, everything HTTP 200 with `errcode`; an invalid token
+//! is `errcode 88` + `sub_code "40014"`, a missing one sub_code `40000`;
+//! throttling is `errcode 90018`; int64 department ids (above 2^53, so a
+//! client that reads them as floats gets them wrong); `listsubid` one level
+//! only; `user/list` pages by cursor with `size` at most 100; root 1;
+//! the optional per-IP ban body `{"status":1111,…}`; an unknown method is
+//! `errcode 22`. Every request is logged; unexpected ones are kept.
+
+use crate::fake::{serve, Common, Gate};
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub const APP_KEY: &str = "dingfakeappkey";
+pub const APP_SECRET: &str = "fake-dingtalk-secret-never-logged";
+/// Department ids start above 2^53.
+pub const ID_BASE: i64 = 9_007_199_254_740_993;
+
+#[derive(Default)]
+pub struct World {
+    /// id, parent (1 for top level), name, order (smaller first).
+    pub departments: Vec<(i64, i64, String, i64)>,
+    /// `user/list` items; `dept_id_list` says where each is listed.
+    pub users: Vec<Value>,
+    /// Answer every data request with the per-IP ban body.
+    pub ip_banned: bool,
+    pub common: Common,
+}
+
+pub struct FakeDingTalk {
+    pub base: String,
+    pub world: Arc<Mutex<World>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+type Shared = Arc<Mutex<World>>;
+type Q = Query<HashMap<String, String>>;
+
+fn ok(result: Value) -> Response {
+    Json(json!({"errcode": 0, "errmsg": "ok", "result": result, "request_id": "fake"})).into_response()
+}
+
+fn err(errcode: i64, errmsg: &str) -> Response {
+    Json(json!({"errcode": errcode, "errmsg": errmsg, "request_id": "fake"})).into_response()
+}
+
+fn sub_err(sub_code: &str, sub_msg: &str) -> Response {
+    Json(json!({"errcode": 88, "sub_code": sub_code, "sub_msg": sub_msg,
+                "errmsg": format!("ding talk error[subcode={sub_code},submsg={sub_msg}]"), "request_id": "fake"}))
+    .into_response()
+}
+
+async fn gettoken(State(w): State<Shared>, Query(q): Q) -> Response {
+    let mut w = w.lock().unwrap();
+    let (Some(key), Some(secret)) = (q.get("appkey"), q.get("appsecret")) else {
+        w.common.log.push((std::time::Instant::now(), "token refused".into()));
+        return err(40035, "缺少参数");
+    };
+    if key != APP_KEY || secret != APP_SECRET {
+        w.common.log.push((std::time::Instant::now(), "token refused".into()));
+        return err(40096, "不合法的appKey或appSecret");
+    }
+    let t = w.common.issue_token("dtfake");
+    Json(json!({"errcode": 0, "errmsg": "ok", "access_token": t, "expires_in": 7200})).into_response()
+}
+
+/// The token, ban, throttling and failure checks of every data API.
+fn gate(w: &mut World, q: &HashMap<String, String>, what: &str, dept: i64, page: usize) -> Option<Response> {
+    let refused = w.common.gate(q.get("access_token").map(String::as_str), what, &dept.to_string(), page);
+    if w.ip_banned {
+        return Some(Json(json!({"status": 1111, "wait": 5, "source": "x5", "punish": "deny", "uuid": "fake"})).into_response());
+    }
+    Some(match refused? {
+        Gate::Missing => sub_err("40000", "access_token is blank"),
+        Gate::Invalid | Gate::Expired => sub_err("40014", "不合法的access_token"),
+        Gate::Throttled => err(90018, "当前企业所调用的该接口超过了限制"),
+        Gate::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "<html>500 Internal Server Error</html>").into_response(),
+    })
+}
+
+fn dept_id(body: &Value) -> Option<i64> {
+    body.get("dept_id").and_then(Value::as_i64)
+}
+
+async fn listsubid(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>) -> Response {
+    let mut w = w.lock().unwrap();
+    let Some(id) = dept_id(&body) else { return err(400002, "参数错误: dept_id") };
+    if let Some(r) = gate(&mut w, &q, "listsubid", id, 1) {
+        return r;
+    }
+    if id != 1 && !w.departments.iter().any(|d| d.0 == id) {
+        return err(60003, "部门不存在");
+    }
+    let kids: Vec<i64> = w.departments.iter().filter(|d| d.1 == id).map(|d| d.0).collect();
+    ok(json!({"dept_id_list": kids}))
+}
+
+async fn department_get(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>) -> Response {
+    let mut w = w.lock().unwrap();
+    let Some(id) = dept_id(&body) else { return err(400002, "参数错误: dept_id") };
+    if let Some(r) = gate(&mut w, &q, "get", id, 1) {
+        return r;
+    }
+    match w.departments.iter().find(|d| d.0 == id) {
+        Some((id, parent, name, order)) => ok(json!({"dept_id": id, "name": name, "parent_id": parent, "order": order,
+            "dept_manager_userid_list": [], "source_identifier": "", "hide_dept": false, "outer_dept": false,
+            "create_dept_group": true, "auto_add_user": true, "brief": ""})),
+        None => err(60003, "部门不存在"),
+    }
+}
+
+async fn user_list(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>) -> Response {
+    let mut w = w.lock().unwrap();
+    let Some(id) = dept_id(&body) else { return err(400002, "参数错误: dept_id") };
+    let size = body["size"].as_u64().unwrap_or(0) as usize;
+    if size == 0 || size > 100 {
+        return err(400002, "参数错误: size 不能超过100");
+    }
+    let Some(cursor) = body["cursor"].as_u64().map(|c| c as usize) else { return err(400002, "参数错误: cursor") };
+    if let Some(r) = gate(&mut w, &q, "users", id, cursor / size + 1) {
+        return r;
+    }
+    let members: Vec<&Value> = w.users.iter().filter(|u| u["dept_id_list"].as_array().unwrap().iter().any(|d| d.as_i64() == Some(id))).collect();
+    let end = (cursor + size).min(members.len());
+    let mut result = json!({"has_more": end < members.len(), "list": members[cursor.min(end)..end]});
+    if end < members.len() {
+        result["next_cursor"] = json!(end);
+    }
+    ok(result)
+}
+
+async fn fallback(State(w): State<Shared>, method: Method, uri: Uri) -> Response {
+    w.lock().unwrap().common.unexpected.push(format!("{method} {uri}"));
+    err(22, &format!("Invalid method[{}]", uri.path()))
+}
+
+impl FakeDingTalk {
+    pub fn start(world: World) -> FakeDingTalk {
+        let world = Arc::new(Mutex::new(world));
+        let app = Router::new()
+            .route("/gettoken", get(gettoken))
+            .route("/topapi/v2/department/listsubid", post(listsubid))
+            .route("/topapi/v2/department/get", post(department_get))
+            .route("/topapi/v2/user/list", post(user_list))
+            .fallback(fallback)
+            .with_state(world.clone());
+        let (base, rt) = serve(app);
+        FakeDingTalk { base, world, _rt: rt }
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.world.lock().unwrap().common.count(prefix)
+    }
+
+    pub fn peak_per_second(&self) -> usize {
+        self.world.lock().unwrap().common.peak_per_second()
+    }
+
+    pub fn unexpected(&self) -> Vec<String> {
+        self.world.lock().unwrap().common.unexpected.clone()
+    }
+}
+
+/// A user as `user/list` returns it.
+pub fn user(i: usize, depts: &[i64]) -> Value {
+    json!({"userid": format!("dt{i}"), "unionid": format!("union{i:05}"), "name": format!("User {i}"),
+           "state_code": "86", "mobile": format!("130{i:08}"), "hide_mobile": false, "telephone": "",
+           "job_number": format!("J{i}"), "title": "Engineer", "work_place": "", "remark": "",
+           "email": format!("private{i}@example.test"), "org_email": format!("dt{i}@example.test"),
+           "dept_id_list": depts, "dept_order": 1, "extension": "{}", "hired_date": 1597573616828_i64,
+           "active": true, "admin": false, "boss": false, "leader": false, "exclusive_account": false})
+}
+
+/// An org 3 levels deep: 3 top departments, 3 children each, 2
+/// grandchildren each (30 in all, listed so that a later one has a smaller
+/// order) plus a big department with 210 members (three pages of 100).
+/// User i < 60 is in department i % 30 and, every fourth one, also in the
+/// next; user 3 is also directly in the root.
+pub fn org() -> World {
+    let mut w = World::default();
+    let mut next = ID_BASE;
+    let mut ids = Vec::new();
+    let mut add = |w: &mut World, parent: i64, name: String| {
+        let id = next;
+        next += 1;
+        w.departments.push((id, parent, name, 1000 - (id - ID_BASE)));
+        id
+    };
+    for a in 0..3 {
+        let top = add(&mut w, 1, format!("Dept {a}"));
+        ids.push(top);
+        for b in 0..3 {
+            let mid = add(&mut w, top, format!("Dept {a}.{b}"));
+            ids.push(mid);
+            for c in 0..2 {
+                let leaf = add(&mut w, mid, format!("Dept {a}.{b}.{c}"));
+                ids.push(leaf);
+            }
+        }
+    }
+    let big = add(&mut w, 1, "Big".into());
+    for i in 0..60 {
+        let mut depts = vec![ids[i % ids.len()]];
+        if i % 4 == 1 {
+            depts.push(ids[(i + 1) % ids.len()]);
+        }
+        if i == 3 {
+            depts.push(1);
+        }
+        w.users.push(user(i, &depts));
+    }
+    for i in 60..270 {
+        w.users.push(user(i, &[big]));
+    }
+    w
+}
