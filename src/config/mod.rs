@@ -99,6 +99,8 @@ pub enum SourceConfig {
     Feishu(Box<crate::source::feishu::FeishuConfig>),
     /// `kind = "dingtalk"`: the oapi contact APIs.
     DingTalk(Box<crate::source::dingtalk::DingTalkConfig>),
+    /// `kind = "wecom"`: the contact APIs with the Contact Sync secret.
+    WeCom(Box<crate::source::wecom::WeComConfig>),
 }
 
 impl SourceConfig {
@@ -109,6 +111,7 @@ impl SourceConfig {
             SourceConfig::Feishu(c) if c.vendor == "Lark" => "lark",
             SourceConfig::Feishu(_) => "feishu",
             SourceConfig::DingTalk(_) => "dingtalk",
+            SourceConfig::WeCom(_) => "wecom",
         }
     }
 }
@@ -193,7 +196,7 @@ pub struct ScimConfig {
     pub page_size: usize,
 }
 
-const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk"];
+const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom"];
 const TARGET_KINDS: &[&str] = &["scim", "file"];
 
 /// Read and validate the config at `path`, with environment overrides.
@@ -241,6 +244,7 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
         Some("feishu") => feishu(&mut s, "Feishu", crate::source::feishu::FEISHU_BASE, &mut errs),
         Some("lark") => feishu(&mut s, "Lark", crate::source::feishu::LARK_BASE, &mut errs),
         Some("dingtalk") => dingtalk(&mut s, &mut errs),
+        Some("wecom") => wecom(&mut s, &mut errs),
         None if !s.has("kind") => {
             s.problem(&mut errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
             None
@@ -264,7 +268,7 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
     };
     t.finish(&mut errs);
 
-    let policy = policy(&mut root, &mut errs);
+    let policy = policy(&mut root, source.as_ref(), &mut errs);
     let schedule = schedule(&mut root, &mut errs);
     let daemon = daemon(&mut root, &mut errs);
     root.finish(&mut errs);
@@ -278,7 +282,7 @@ pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) 
 /// `rate_limit` (requests per second, at most `max_rate`), `max_retries`.
 fn http_settings(s: &mut Reader<'_>, default_base: &str, default_rate: u32, max_rate: u32, errs: &mut Problems) -> crate::source::http::HttpSettings {
     let base_url = if s.has("base_url") {
-        s.url("base_url", &["https", "http"], "must be http(s)://host[:port]", "app_secret_file", errs).map(|u| u.to_string())
+        s.url("base_url", &["https", "http"], "must be http(s)://host[:port]", "the source's secret keys", errs).map(|u| u.to_string())
     } else {
         None
     };
@@ -362,6 +366,30 @@ fn dingtalk(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         http,
         roots,
         user_id_type,
+        concurrency,
+    })))
+}
+
+fn wecom(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
+    use crate::source::wecom::{Api, WeComConfig, WECOM_BASE};
+    // WeCom allows 10,000 calls a minute per API (about 166/s); stay far under.
+    let http = http_settings(s, WECOM_BASE, 50, 150, errs);
+    let concurrency = concurrency(s, errs);
+    let roots = integer_roots(s, errs);
+    let api = s.one_of::<Api>("api", &["simplelist", "list"], errs).unwrap_or(Api::Simplelist);
+    let page_size = s.u64("page_size", errs).unwrap_or(10_000);
+    if !(1..=10_000).contains(&page_size) {
+        s.problem(errs, "page_size", format!("{page_size} is out of range 1..=10000 (user/list_id's limit)"));
+    }
+    let corp_id = s.required_string("corp_id", errs);
+    let corp_secret = required_secret(s, "corp_secret", "corp_secret_file", errs);
+    Some(SourceConfig::WeCom(Box::new(WeComConfig {
+        corp_id: corp_id?,
+        corp_secret: corp_secret?,
+        http,
+        api,
+        roots,
+        page_size: page_size.clamp(1, 10_000) as u32,
         concurrency,
     })))
 }
@@ -487,10 +515,15 @@ fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     }))
 }
 
-fn policy(root: &mut Reader<'_>, errs: &mut Problems) -> Policy {
+fn policy(root: &mut Reader<'_>, source: Option<&SourceConfig>, errs: &mut Problems) -> Policy {
     let mut p = root.table("policy", errs);
     let mut u = p.table("users", errs);
-    let du = UserPolicy::default();
+    let mut du = UserPolicy::default();
+    // WeCom apps created since 2022-06-20 receive neither email nor mobile:
+    // match on the userid, which WeCom always returns.
+    if matches!(source, Some(SourceConfig::WeCom(_))) {
+        du.match_by = vec![MatchKey::Username];
+    }
     let users = UserPolicy {
         target_only: u.one_of("target_only", TargetOnly::ALLOWED, errs).unwrap_or(du.target_only),
         source_only: u.one_of("source_only", SourceOnly::ALLOWED, errs).unwrap_or(du.source_only),

@@ -7,6 +7,7 @@ pub mod feishu;
 pub mod file;
 pub mod http;
 pub mod ldap;
+pub mod wecom;
 
 use crate::config::SourceConfig;
 use crate::model::Snapshot;
@@ -72,5 +73,6 @@ pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
         SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone())),
         SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone())),
         SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone())),
+        SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone())),
     }
 }

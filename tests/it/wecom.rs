@@ -1,0 +1,120 @@
+//! Source `wecom` through the binary, against the fake WeCom contact API
+//! (tests/it/fake_wecom.rs) and a real scim2-server.
+
+use crate::fake_wecom::{org, FakeWeCom, CORP_ID, CORP_SECRET};
+use crate::harness::{Env, Scim};
+use serde_json::json;
+
+fn wecom_config(env: &Env, scim: &Scim, fake: &FakeWeCom, secret: &str, extra: &str) {
+    std::fs::write(env.path("corp-secret"), format!("{secret}\n")).unwrap();
+    let source =
+        format!("kind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{CORP_ID}\"\ncorp_secret_file = \"corp-secret\"\n{extra}", fake.base);
+    env.scim_config_with_source(scim, &source, "");
+}
+
+fn message(env: &Env) -> String {
+    env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned()
+}
+
+fn set_status(fake: &FakeWeCom, i: usize, status: i64) {
+    fake.world.lock().unwrap().users[i]["status"] = status.into();
+}
+
+#[test]
+fn wecom_full_sync_matched_by_userid_then_a_move_and_disabled_left_and_unactivated_users() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    // An account that already exists in the target, with no email (WeCom gives none).
+    let existing = scim.post("Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "wc3"}));
+    let fake = FakeWeCom::start(org());
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "");
+
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+    assert_eq!(scim.users().len(), 270, "every user once, the existing account bound, not duplicated");
+    assert_eq!(scim.user_by_name("wc3").unwrap()["id"], existing["id"], "matched by userid (the wecom default match_by)");
+    assert_eq!(scim.groups().len(), 31, "the company root is not a department");
+    let u5 = scim.user_by_name("wc5").unwrap();
+    let dept = &u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"];
+    assert_eq!(dept, "Dept 0.1.1", "the primary department is main_department: {u5}");
+    assert_eq!(fake.count("user/get"), 270, "the default api: user/list_id + user/get");
+    assert_eq!(fake.count("department/list "), 0);
+    assert!(!r.stderr.contains(CORP_SECRET) && !r.stdout.contains("wcfake"), "a secret or token leaked");
+
+    // Move a leaf under another branch; 7 disabled, 8 left, 9 not activated.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments[3].1 = w.departments[21].0;
+    }
+    set_status(&fake, 7, 2);
+    set_status(&fake, 8, 5);
+    set_status(&fake, 9, 4);
+    let writes = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!scim.writes()[writes..].iter().any(|(m, _, _)| m == "POST"), "nothing recreated");
+    for u in ["wc7", "wc8", "wc9"] {
+        assert_eq!(scim.user_by_name(u).unwrap()["active"], false, "{u}");
+    }
+    assert_eq!(scim.user_by_name("wc10").unwrap()["active"], true);
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+}
+
+#[test]
+fn wecom_token_expiry_mid_fetch_and_throttling_recover_within_the_rate_with_either_api() {
+    for (api, requests) in [("simplelist", "user/get"), ("list", "user/list")] {
+        let env = Env::new();
+        let scim = Scim::start(env.dir.path());
+        let mut world = org();
+        world.common.knobs.revoke_after = Some(10);
+        world.common.knobs.throttle_every = Some(15);
+        let fake = FakeWeCom::start(world);
+        wecom_config(&env, &scim, &fake, CORP_SECRET, &format!("api = \"{api}\"\nrate_limit = 20\n"));
+        let r = env.sync(&["--dry-run"]);
+        assert_eq!(r.code, 0, "{api}: {}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("301 operations"), "{api}: 31 departments and 270 users: {}", r.stdout);
+        assert_eq!(fake.count("token"), 2, "{api}: one refresh after the token expired (42001)");
+        assert!(fake.peak_per_second() <= 21, "{api}: rate_limit 20/s exceeded: {}", fake.peak_per_second());
+        assert!(fake.count(requests) > 0, "{api}");
+        assert_eq!(fake.unexpected(), Vec::<String>::new(), "{api}");
+    }
+}
+
+#[test]
+fn wecom_a_failure_on_page_3_fails_the_run_with_zero_writes() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.common.knobs.fail_page = Some(("all".into(), 3));
+    let fake = FakeWeCom::start(world);
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "max_retries = 1\npage_size = 100\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.writes().is_empty(), "{:?}", scim.writes());
+    let msg = message(&env);
+    assert!(msg.contains("WeCom /cgi-bin/user/list_id") && msg.contains("HTTP 500"), "{msg}");
+    assert_eq!(fake.count("user/list_id all page 3"), 2, "retried once");
+    assert_eq!(fake.count("user/get"), 0, "no details fetched for an incomplete list");
+}
+
+#[test]
+fn wecom_wrong_credentials_and_an_untrusted_ip_fail_with_the_code_and_what_to_check() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeWeCom::start(org());
+    wecom_config(&env, &scim, &fake, "wrong-secret", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = message(&env);
+    assert!(msg.contains("code 40001") && msg.contains("check source.corp_secret"), "{msg}");
+    assert!(!msg.contains("wrong-secret") && !r.stderr.contains("wrong-secret"));
+
+    fake.world.lock().unwrap().untrusted_ip = true;
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = message(&env);
+    assert!(msg.contains("WeCom") && msg.contains("code 60020") && msg.contains("this server's IP is not trusted by the app"), "{msg}");
+    assert!(scim.writes().is_empty());
+}
