@@ -289,3 +289,46 @@ fn ldap_problems_name_the_key() {
     assert!(errs.iter().any(|e| e.starts_with("source.bind_password: bind_dn and bind_password")), "{errs:#?}");
 }
 
+
+fn load_text(text: &str) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    load(&write(dir.path(), text)).unwrap()
+}
+
+const FILE_TARGET: &str = "[target]\nkind = \"file\"\npath = \"out.json\"\n";
+
+#[test]
+fn saas_sources_get_their_vendor_defaults() {
+    let c = load_text(&format!("[source]\nkind = \"lark\"\napp_id = \"cli_1\"\napp_secret = \"s\"\n{FILE_TARGET}"));
+    let SourceConfig::Feishu(f) = &c.source else { panic!("{:?}", c.source) };
+    assert_eq!((f.vendor, f.http.base_url.as_str(), f.http.rate_limit), ("Lark", crate::source::feishu::LARK_BASE, 20));
+    assert_eq!((c.source.kind(), f.roots.as_slice()), ("lark", ["0".to_owned()].as_slice()));
+
+    let c = load_text(&format!("[source]\nkind = \"dingtalk\"\napp_key = \"k\"\napp_secret = \"s\"\nroots = [1, \"9007199254740993\"]\n{FILE_TARGET}"));
+    let SourceConfig::DingTalk(d) = &c.source else { panic!("{:?}", c.source) };
+    assert_eq!((d.http.base_url.as_str(), d.http.rate_limit, d.user_id_type.as_str()), (crate::source::dingtalk::DINGTALK_BASE, 15, "userid"));
+    assert_eq!(d.roots, [1, 9_007_199_254_740_993]);
+    assert_eq!(c.policy.users.match_by, [MatchKey::Email]);
+
+    let c = load_text(&format!("[source]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\n{FILE_TARGET}"));
+    let SourceConfig::WeCom(w) = &c.source else { panic!("{:?}", c.source) };
+    assert_eq!((w.api, w.page_size, w.roots.as_slice(), w.concurrency), (crate::source::wecom::Api::Simplelist, 10_000, [1_i64].as_slice(), 4));
+    assert_eq!(c.policy.users.match_by, [MatchKey::Username], "WeCom may return no email or mobile");
+    let c = load_text(&format!("[source]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\n{FILE_TARGET}[policy.users]\nmatch_by = [\"email\"]\n"));
+    assert_eq!(c.policy.users.match_by, [MatchKey::Email], "an explicit match_by wins");
+}
+
+#[test]
+fn saas_problems_name_the_key() {
+    let p = problems(&format!("[source]\nkind = \"dingtalk\"\napp_key = \"k\"\nrate_limit = 40\nroots = [\"x\"]\n{FILE_TARGET}"), &[]);
+    assert!(p.iter().any(|e| e.starts_with("source.app_secret: is required (or app_secret_file)")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.rate_limit: 40 is out of range 1..=20")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.roots[0]: expected an integer id")), "{p:?}");
+    let p = problems(&format!("[source]\nkind = \"wecom\"\ncorp_secret = \"s\"\napi = \"all\"\npage_size = 20000\nbase_url = \"https://u:p@proxy\"\n{FILE_TARGET}"), &[]);
+    assert!(p.iter().any(|e| e.starts_with("source.corp_id: ")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.api: \"all\" is not one of simplelist, list")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.page_size: 20000 is out of range")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.base_url: must not contain credentials")), "{p:?}");
+    let p = problems(&format!("[source]\nkind = \"feishu\"\napp_id = \"a\"\napp_secret = \"s\"\nconcurrency = 0\n{FILE_TARGET}"), &[]);
+    assert!(p.iter().any(|e| e.starts_with("source.concurrency: 0 is out of range 1..=32")), "{p:?}");
+}

@@ -5,9 +5,13 @@ use crate::fake_feishu::{org, FakeFeishu, APP_SECRET};
 use crate::harness::{Env, Scim};
 
 fn feishu_config(env: &Env, scim: &Scim, fake: &FakeFeishu, secret: &str, extra: &str) {
+    config_of_kind(env, scim, fake, "feishu", secret, extra);
+}
+
+fn config_of_kind(env: &Env, scim: &Scim, fake: &FakeFeishu, kind: &str, secret: &str, extra: &str) {
     std::fs::write(env.path("app-secret"), format!("{secret}\n")).unwrap();
     let source = format!(
-        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n{extra}",
+        "kind = \"{kind}\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n{extra}",
         fake.base,
         crate::fake_feishu::APP_ID
     );
@@ -96,4 +100,22 @@ fn feishu_wrong_credentials_fail_with_the_vendor_code_and_what_to_check() {
     assert!(msg.contains("code 10014") && msg.contains("check source.app_secret"), "{msg}");
     assert!(!msg.contains("wrong-secret") && !r.stderr.contains("wrong-secret"));
     assert!(scim.writes().is_empty());
+}
+
+#[test]
+fn lark_is_the_same_api_under_its_own_name() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeFeishu::start(org());
+    config_of_kind(&env, &scim, &fake, "lark", "wrong-secret", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("(lark): Lark /open-apis/auth/v3/tenant_access_token/internal: code 10014"), "{msg}");
+
+    config_of_kind(&env, &scim, &fake, "lark", APP_SECRET, "");
+    let r = env.sync(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("261 operations"), "{}", r.stdout);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
