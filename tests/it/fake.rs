@@ -96,3 +96,32 @@ pub fn serve(app: axum::Router) -> (String, tokio::runtime::Runtime) {
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, rt)
 }
+
+/// A generated org for the benchmark: for each of `depts` departments its
+/// parent's index (None at the top: 1% of them, then 10% in the second
+/// level, the rest as leaves), and for each of `users` users the indexes
+/// of its departments (every tenth user is in two).
+#[allow(dead_code)] // benches/saas_fetch.rs
+pub fn shape(depts: usize, users: usize) -> (Vec<Option<usize>>, Vec<Vec<usize>>) {
+    let top = (depts / 100).max(1);
+    let mid = (depts / 10).max(1);
+    let parents = (0..depts)
+        .map(|k| match k {
+            k if k < top => None,
+            k if k < top + mid => Some((k - top) % top),
+            k => Some(top + (k - top - mid) % mid),
+        })
+        .collect();
+    let members = (0..users)
+        .map(|i| {
+            let first = i % depts;
+            let second = (first + 1 + i / depts) % depts;
+            if i % 10 == 0 && second != first {
+                vec![first, second]
+            } else {
+                vec![first]
+            }
+        })
+        .collect();
+    (parents, members)
+}

@@ -221,3 +221,18 @@ pub fn org() -> World {
     }
     w
 }
+
+/// `depts` departments and `users` users in the benchmark's shape.
+#[allow(dead_code)] // benches/saas_fetch.rs
+pub fn sized(depts: usize, users: usize) -> World {
+    let (parents, members) = crate::fake::shape(depts, users);
+    let id = |k: usize| ID_BASE + k as i64;
+    let mut w = World::default();
+    for (k, p) in parents.iter().enumerate() {
+        w.departments.push((id(k), p.map_or(1, id), format!("Dept {k}"), k as i64));
+    }
+    for (i, ds) in members.iter().enumerate() {
+        w.users.push(user(i, &ds.iter().map(|&k| id(k)).collect::<Vec<_>>()));
+    }
+    w
+}

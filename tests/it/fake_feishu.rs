@@ -187,14 +187,6 @@ pub fn org() -> World {
         }
     }
     w.departments.push(("od-big".into(), "0".into(), "Big".into(), 9));
-    let user = |i: usize, depts: Vec<String>, primary: usize| {
-        let orders: Vec<Value> =
-            depts.iter().enumerate().map(|(k, d)| json!({"department_id": d, "user_order": 0, "department_order": 0, "is_primary_dept": k == primary})).collect();
-        json!({"union_id": format!("on_{i:04}"), "open_id": format!("ou_{i:04}"), "user_id": format!("u{i}"),
-               "name": format!("User {i}"), "email": format!("user{i}@example.test"), "mobile": format!("+86130{i:08}"),
-               "employee_no": format!("E{i}"), "job_title": "Engineer", "department_ids": depts, "orders": orders,
-               "status": {"is_frozen": false, "is_resigned": false, "is_activated": true, "is_exited": false, "is_unjoin": false}})
-    };
     for i in 0..100 {
         let mut depts = vec![ids[i % ids.len()].clone()];
         if i % 4 == 1 {
@@ -204,6 +196,31 @@ pub fn org() -> World {
     }
     for i in 100..230 {
         w.users.push(user(i, vec!["od-big".into()], 0));
+    }
+    w
+}
+
+/// A user as `find_by_department` returns it; `primary` indexes `depts`.
+pub fn user(i: usize, depts: Vec<String>, primary: usize) -> Value {
+    let orders: Vec<Value> =
+        depts.iter().enumerate().map(|(k, d)| json!({"department_id": d, "user_order": 0, "department_order": 0, "is_primary_dept": k == primary})).collect();
+    json!({"union_id": format!("on_{i:04}"), "open_id": format!("ou_{i:04}"), "user_id": format!("u{i}"),
+           "name": format!("User {i}"), "email": format!("user{i}@example.test"), "mobile": format!("+86130{i:08}"),
+           "employee_no": format!("E{i}"), "job_title": "Engineer", "department_ids": depts, "orders": orders,
+           "status": {"is_frozen": false, "is_resigned": false, "is_activated": true, "is_exited": false, "is_unjoin": false}})
+}
+
+/// `depts` departments and `users` users in the benchmark's shape.
+#[allow(dead_code)] // benches/saas_fetch.rs
+pub fn sized(depts: usize, users: usize) -> World {
+    let (parents, members) = crate::fake::shape(depts, users);
+    let id = |k: usize| format!("od-{k}");
+    let mut w = World::default();
+    for (k, p) in parents.iter().enumerate() {
+        w.departments.push((id(k), p.map_or("0".into(), id), format!("Dept {k}"), k as i64));
+    }
+    for (i, ds) in members.iter().enumerate() {
+        w.users.push(user(i, ds.iter().map(|&k| id(k)).collect(), 0));
     }
     w
 }

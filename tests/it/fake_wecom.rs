@@ -281,3 +281,20 @@ pub fn org() -> World {
     }
     w
 }
+
+/// `depts` departments and `users` users in the benchmark's shape.
+#[allow(dead_code)] // benches/saas_fetch.rs
+pub fn sized(depts: usize, users: usize) -> World {
+    let (parents, members) = crate::fake::shape(depts, users);
+    let id = |k: usize| 2 + k as i64;
+    let mut w = World::default();
+    w.departments.push((1, 0, "Company".into(), 100_000));
+    for (k, p) in parents.iter().enumerate() {
+        w.departments.push((id(k), p.map_or(1, id), format!("Dept {k}"), (depts - k) as i64));
+    }
+    for (i, ds) in members.iter().enumerate() {
+        let ids: Vec<i64> = ds.iter().map(|&k| id(k)).collect();
+        w.users.push(user(i, &ids, ids[0]));
+    }
+    w
+}

@@ -1,0 +1,167 @@
+//! A full fetch of 20,000 users in 2,000 departments from each SaaS
+//! source's fake server (the test fakes, `tests/it/fake_*.rs`) on
+//! loopback: wall time and requests sent, next to the fewest requests the
+//! vendor's API allows for the same data.
+//!
+//!     cargo bench --bench saas_fetch               # every vendor
+//!     cargo bench --bench saas_fetch -- wecom      # one (feishu, dingtalk, wecom, wecom-list)
+//!
+//! Each vendor runs twice: at the highest `source.rate_limit` the config
+//! accepts (the vendor's documented limit; this is what bounds a real
+//! fetch), and unthrottled, which shows the client's and the fake's own
+//! cost. The fakes answer from one thread and scan their user list per
+//! request, so the unthrottled figure is an upper bound on orgsync's cost.
+
+#[allow(dead_code)]
+#[path = "../tests/it/fake.rs"]
+mod fake;
+#[allow(dead_code)]
+#[path = "../tests/it/fake_dingtalk.rs"]
+mod fake_dingtalk;
+#[allow(dead_code)]
+#[path = "../tests/it/fake_feishu.rs"]
+mod fake_feishu;
+#[allow(dead_code)]
+#[path = "../tests/it/fake_wecom.rs"]
+mod fake_wecom;
+
+use orgsync::config::SourceConfig;
+use std::time::Instant;
+
+const DEPTS: usize = 2_000;
+const USERS: usize = 20_000;
+
+struct Vendor {
+    name: &'static str,
+    /// The `[source]` keys, given the fake's base URL.
+    source: fn(&str) -> String,
+    max_rate: u32,
+    /// The fewest requests (token included) the API allows for this org.
+    minimum: fn(&Org) -> usize,
+    /// How the minimum is made up.
+    minimum_is: &'static str,
+}
+
+/// Department sizes of the generated org.
+struct Org {
+    /// Direct members per department.
+    members: Vec<usize>,
+    /// User-department rows (WeCom `user/list_id`).
+    rows: usize,
+}
+
+fn pages(n: usize, size: usize) -> usize {
+    n.div_ceil(size).max(1)
+}
+
+fn vendors() -> Vec<Vendor> {
+    vec![
+        Vendor {
+            name: "feishu",
+            source: |base| format!("kind = \"feishu\"\nbase_url = \"{base}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n", fake_feishu::APP_ID, fake_feishu::APP_SECRET),
+            max_rate: 50,
+            // The root's children (fetch_child) in pages of 50, and every
+            // department's (and the root's) direct members in pages of 50.
+            minimum: |o| 1 + pages(o.members.len(), 50) + 1 + o.members.iter().map(|&n| pages(n, 50)).sum::<usize>(),
+            minimum_is: "token + ceil(D/50) + root + sum ceil(n/50)",
+        },
+        Vendor {
+            name: "dingtalk",
+            source: |base| {
+                format!("kind = \"dingtalk\"\nbase_url = \"{base}\"\napp_key = \"{}\"\napp_secret = \"{}\"\n", fake_dingtalk::APP_KEY, fake_dingtalk::APP_SECRET)
+            },
+            max_rate: 20,
+            // listsubid for every department and the root (no recursion in
+            // the API), department/get for each name and order, and every
+            // department's (and the root's) members in pages of 100.
+            minimum: |o| 1 + (o.members.len() + 1) + o.members.len() + 1 + o.members.iter().map(|&n| pages(n, 100)).sum::<usize>(),
+            minimum_is: "token + (D+1) listsubid + D get + root + sum ceil(n/100)",
+        },
+        Vendor {
+            name: "wecom",
+            source: |base| format!("kind = \"wecom\"\nbase_url = \"{base}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n", fake_wecom::CORP_ID, fake_wecom::CORP_SECRET),
+            max_rate: 150,
+            // simplelist once, department/get per name, user/list_id in
+            // pages of 10,000 rows, user/get per user.
+            minimum: |o| 1 + 1 + o.members.len() + pages(o.rows, 10_000) + USERS,
+            minimum_is: "token + simplelist + D get + ceil(rows/10000) + U get",
+        },
+        Vendor {
+            name: "wecom-list",
+            source: |base| {
+                format!("kind = \"wecom\"\napi = \"list\"\nbase_url = \"{base}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n", fake_wecom::CORP_ID, fake_wecom::CORP_SECRET)
+            },
+            max_rate: 150,
+            // department/list once, user/list per department and the root.
+            minimum: |o| 1 + 1 + o.members.len() + 1,
+            minimum_is: "token + department/list + (D+1) user/list",
+        },
+    ]
+}
+
+/// Start the vendor's fake with the generated org; its base URL and a
+/// function counting the requests it has seen.
+fn start(name: &str) -> (String, Box<dyn Fn() -> usize>) {
+    match name {
+        "feishu" => {
+            let f = fake_feishu::FakeFeishu::start(fake_feishu::sized(DEPTS, USERS));
+            (f.base.clone(), Box::new(move || f.count("")))
+        }
+        "dingtalk" => {
+            let f = fake_dingtalk::FakeDingTalk::start(fake_dingtalk::sized(DEPTS, USERS));
+            (f.base.clone(), Box::new(move || f.count("")))
+        }
+        _ => {
+            let f = fake_wecom::FakeWeCom::start(fake_wecom::sized(DEPTS, USERS));
+            (f.base.clone(), Box::new(move || f.count("")))
+        }
+    }
+}
+
+fn set_rate(source: &mut SourceConfig, rate: u32) {
+    match source {
+        SourceConfig::Feishu(c) => c.http.rate_limit = rate,
+        SourceConfig::DingTalk(c) => c.http.rate_limit = rate,
+        SourceConfig::WeCom(c) => c.http.rate_limit = rate,
+        other => panic!("not a SaaS source: {}", other.kind()),
+    }
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let (_, members) = fake::shape(DEPTS, USERS);
+    let mut org = Org { members: vec![0; DEPTS], rows: 0 };
+    for ds in &members {
+        org.rows += ds.len();
+        for &d in ds {
+            org.members[d] += 1;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!("{USERS} users ({} user-department rows) in {DEPTS} departments, fakes on loopback, concurrency 4", org.rows);
+    println!("{:<11} {:>9} {:>10} {:>9} {:>9}  minimum is", "vendor", "rate/s", "wall", "requests", "minimum");
+    for v in vendors().into_iter().filter(|v| only.is_empty() || only.iter().any(|o| o == v.name)) {
+        for rate in [Some(v.max_rate), None] {
+            let (base, requests) = start(v.name);
+            let path = dir.path().join("orgsync.toml");
+            std::fs::write(&path, format!("state_dir = \"state\"\n[source]\n{}[target]\nkind = \"file\"\npath = \"out.json\"\n", (v.source)(&base))).unwrap();
+            let mut config = orgsync::config::load(&path).unwrap();
+            set_rate(&mut config.source, rate.unwrap_or(1_000_000));
+            let source = orgsync::source::build(&config.source);
+            let t = Instant::now();
+            let snapshot = runtime.block_on(source.fetch()).unwrap();
+            let wall = t.elapsed();
+            assert_eq!((snapshot.departments.len(), snapshot.users.len()), (DEPTS, USERS), "{}: a complete fetch", v.name);
+            let rate = rate.map_or("none".to_owned(), |r| r.to_string());
+            println!(
+                "{:<11} {rate:>9} {:>8.1} s {:>9} {:>9}  {}",
+                v.name,
+                wall.as_secs_f64(),
+                requests(),
+                (v.minimum)(&org),
+                v.minimum_is
+            );
+        }
+    }
+}
