@@ -11,7 +11,7 @@
 //! DingTalk lists carry no leavers: a user who left disappears, and the
 //! target-only policy decides what happens to their account.
 
-use super::http::{json_or_excerpt, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{by_status, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -74,10 +74,9 @@ impl Vendor for DingTalkSource {
     }
 
     fn check(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let v = match json_or_excerpt(body) {
+        let v = match json_body(status, body) {
             Ok(v) => v,
-            Err(e) if status >= 500 => return Verdict::Transient { code: format!("HTTP {status}"), message: e },
-            Err(e) => return Verdict::Fatal { code: format!("HTTP {status}"), message: e },
+            Err(verdict) => return verdict,
         };
         // The per-IP flood ban is not an errcode envelope. Retrying would
         // only extend it: fail the run, the next one starts clean.
@@ -86,9 +85,7 @@ impl Vendor for DingTalkSource {
             return Verdict::Fatal { code: "1111".into(), message: format!("this server's IP is banned for about {wait} minutes") };
         }
         let Some(errcode) = v.get("errcode").and_then(text) else {
-            let code = format!("HTTP {status}");
-            let message = "no errcode in the answer".to_owned();
-            return if status >= 500 { Verdict::Transient { code, message } } else { Verdict::Fatal { code, message } };
+            return by_status(status, format!("HTTP {status}"), "no errcode in the answer".into());
         };
         // errcode 88 wraps the real reason in sub_code / sub_msg.
         let sub = v.get("sub_code").and_then(text).filter(|s| !s.is_empty() && s != "0");
@@ -101,10 +98,8 @@ impl Vendor for DingTalkSource {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "40014" | "42001" => Verdict::TokenInvalid { code, message },
             "90002" | "90018" | "90019" => Verdict::Throttled { code, message, wait: None },
-            _ if status == 429 => Verdict::Throttled { code, message, wait: None },
             "-1" => Verdict::Transient { code, message },
-            _ if status >= 500 => Verdict::Transient { code, message },
-            _ => Verdict::Fatal { code, message },
+            _ => by_status(status, code, message),
         }
     }
 

@@ -7,7 +7,7 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
-use super::http::{header_seconds, json_or_excerpt, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{by_status, header_seconds, json_body, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -60,10 +60,9 @@ impl Vendor for FeishuSource {
     }
 
     fn check(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let v = match json_or_excerpt(body) {
+        let v = match json_body(status, body) {
             Ok(v) => v,
-            Err(e) if status >= 500 => return Verdict::Transient { code: format!("HTTP {status}"), message: e },
-            Err(e) => return Verdict::Fatal { code: format!("HTTP {status}"), message: e },
+            Err(verdict) => return verdict,
         };
         let code = v.get("code").and_then(text).unwrap_or_else(|| "-".into());
         let message = v.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -71,9 +70,7 @@ impl Vendor for FeishuSource {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "99991661" | "99991663" | "99991664" | "99991671" => Verdict::TokenInvalid { code, message },
             "99991400" => Verdict::Throttled { code, message, wait: header_seconds(headers, "x-ogw-ratelimit-reset") },
-            _ if status == 429 => Verdict::Throttled { code, message, wait: None },
-            _ if status >= 500 => Verdict::Transient { code, message },
-            _ => Verdict::Fatal { code, message },
+            _ => by_status(status, code, message),
         }
     }
 

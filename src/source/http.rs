@@ -298,6 +298,22 @@ pub fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs)
 }
 
+/// A response body as JSON. A body that is not JSON (a 404 page, a
+/// gateway's error) is the verdict itself, judged by the status.
+pub fn json_body(status: u16, body: &[u8]) -> Result<Value, Verdict> {
+    json_or_excerpt(body).map_err(|message| by_status(status, format!("HTTP {status}"), message))
+}
+
+/// A code with no meaning of its own for the vendor, judged by the HTTP
+/// status: 429 is throttling, 5xx worth another attempt, the rest final.
+pub fn by_status(status: u16, code: String, message: String) -> Verdict {
+    match status {
+        429 => Verdict::Throttled { code, message, wait: None },
+        s if s >= 500 => Verdict::Transient { code, message },
+        _ => Verdict::Fatal { code, message },
+    }
+}
+
 /// A body as JSON, or a short printable excerpt of what it was.
 pub fn json_or_excerpt(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|_| {

@@ -14,7 +14,7 @@
 //! (left) are inactive. WeCom orders larger-first; orgsync's order is
 //! smaller-first, so the order is negated.
 
-use super::http::{json_or_excerpt, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{by_status, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -96,10 +96,9 @@ impl Vendor for WeComSource {
     }
 
     fn check(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let v = match json_or_excerpt(body) {
+        let v = match json_body(status, body) {
             Ok(v) => v,
-            Err(e) if status >= 500 => return Verdict::Transient { code: format!("HTTP {status}"), message: e },
-            Err(e) => return Verdict::Fatal { code: format!("HTTP {status}"), message: e },
+            Err(verdict) => return verdict,
         };
         let code = v.get("errcode").and_then(text).unwrap_or_else(|| format!("HTTP {status}"));
         let message = v.get("errmsg").and_then(Value::as_str).unwrap_or("no errcode in the answer").to_owned();
@@ -107,10 +106,8 @@ impl Vendor for WeComSource {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "40014" | "42001" | "41001" => Verdict::TokenInvalid { code, message },
             "45009" | "45033" => Verdict::Throttled { code, message, wait: None },
-            _ if status == 429 => Verdict::Throttled { code, message, wait: None },
             "-1" => Verdict::Transient { code, message },
-            _ if status >= 500 => Verdict::Transient { code, message },
-            _ => Verdict::Fatal { code, message },
+            _ => by_status(status, code, message),
         }
     }
 
