@@ -4,6 +4,7 @@
 //! in its own runtime. Each fake turns a [`Gate`] into its vendor's own
 //! error envelope.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Default)]
@@ -87,20 +88,46 @@ impl Common {
     }
 }
 
-/// Serve `app` on a free loopback port from its own runtime (kept alive
-/// by the returned value); the base URL is `http://127.0.0.1:PORT`.
-pub fn serve(app: axum::Router) -> (String, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, rt)
+/// A fake's world: the vendor's data plus what every fake has.
+pub trait World: Send + 'static {
+    fn common(&self) -> &Common;
 }
 
-/// A generated org for the benchmark: for each of `depts` departments its
-/// parent's index (None at the top: 1% of them, then 10% in the second
-/// level, the rest as leaves), and for each of `users` users the indexes
-/// of its departments (every tenth user is in two).
+/// A running fake: its base URL (`http://127.0.0.1:PORT`) and its world,
+/// which a test may change between runs. The server lives in its own
+/// runtime, dropped with this value.
+pub struct Fake<W> {
+    pub base: String,
+    pub world: Arc<Mutex<W>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl<W: World> Fake<W> {
+    /// Serve the router `routes` builds around the shared world on a free loopback port.
+    pub fn serve(world: W, routes: impl FnOnce(Arc<Mutex<W>>) -> axum::Router) -> Self {
+        let world = Arc::new(Mutex::new(world));
+        let app = routes(world.clone());
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Fake { base, world, _rt: rt }
+    }
+
+    /// Requests whose log line starts with `prefix` ("" for all).
+    pub fn count(&self, prefix: &str) -> usize {
+        self.world.lock().unwrap().common().count(prefix)
+    }
+
+    pub fn peak_per_second(&self) -> usize {
+        self.world.lock().unwrap().common().peak_per_second()
+    }
+
+    pub fn unexpected(&self) -> Vec<String> {
+        self.world.lock().unwrap().common().unexpected.clone()
+    }
+}
+
 #[allow(dead_code)] // benches/saas_fetch.rs
 pub fn shape(depts: usize, users: usize) -> (Vec<Option<usize>>, Vec<Vec<usize>>) {
     let top = (depts / 100).max(1);

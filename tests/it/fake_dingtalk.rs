@@ -8,7 +8,7 @@
 //! the optional per-IP ban body `{"status":1111,…}`; an unknown method is
 //! `errcode 22`. Every request is logged; unexpected ones are kept.
 
-use crate::fake::{serve, Common, Gate};
+use crate::fake::{Common, Fake, Gate};
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -34,10 +34,12 @@ pub struct World {
     pub common: Common,
 }
 
-pub struct FakeDingTalk {
-    pub base: String,
-    pub world: Arc<Mutex<World>>,
-    _rt: tokio::runtime::Runtime,
+pub type FakeDingTalk = Fake<World>;
+
+impl crate::fake::World for World {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -143,28 +145,15 @@ async fn fallback(State(w): State<Shared>, method: Method, uri: Uri) -> Response
 
 impl FakeDingTalk {
     pub fn start(world: World) -> FakeDingTalk {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
-            .route("/gettoken", get(gettoken))
-            .route("/topapi/v2/department/listsubid", post(listsubid))
-            .route("/topapi/v2/department/get", post(department_get))
-            .route("/topapi/v2/user/list", post(user_list))
-            .fallback(fallback)
-            .with_state(world.clone());
-        let (base, rt) = serve(app);
-        FakeDingTalk { base, world, _rt: rt }
-    }
-
-    pub fn count(&self, prefix: &str) -> usize {
-        self.world.lock().unwrap().common.count(prefix)
-    }
-
-    pub fn peak_per_second(&self) -> usize {
-        self.world.lock().unwrap().common.peak_per_second()
-    }
-
-    pub fn unexpected(&self) -> Vec<String> {
-        self.world.lock().unwrap().common.unexpected.clone()
+        Fake::serve(world, |world| {
+            Router::new()
+                .route("/gettoken", get(gettoken))
+                .route("/topapi/v2/department/listsubid", post(listsubid))
+                .route("/topapi/v2/department/get", post(department_get))
+                .route("/topapi/v2/user/list", post(user_list))
+                .fallback(fallback)
+                .with_state(world)
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use crate::fake::{serve, Common, Gate};
+use crate::fake::{Common, Fake, Gate};
 
 pub const APP_ID: &str = "cli_fake_app";
 pub const APP_SECRET: &str = "fake-app-secret-never-logged";
@@ -28,10 +28,12 @@ pub struct World {
     pub common: Common,
 }
 
-pub struct FakeFeishu {
-    pub base: String,
-    pub world: Arc<Mutex<World>>,
-    _rt: tokio::runtime::Runtime,
+pub type FakeFeishu = Fake<World>;
+
+impl crate::fake::World for World {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -140,27 +142,14 @@ async fn not_found(State(w): State<Shared>, uri: axum::http::Uri) -> Response {
 
 impl FakeFeishu {
     pub fn start(world: World) -> FakeFeishu {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
-            .route("/open-apis/auth/v3/tenant_access_token/internal", post(token))
-            .route("/open-apis/contact/v3/departments/{id}/children", get(children))
-            .route("/open-apis/contact/v3/users/find_by_department", get(find_by_department))
-            .fallback(not_found)
-            .with_state(world.clone());
-        let (base, rt) = serve(app);
-        FakeFeishu { base, world, _rt: rt }
-    }
-
-    pub fn count(&self, prefix: &str) -> usize {
-        self.world.lock().unwrap().common.count(prefix)
-    }
-
-    pub fn peak_per_second(&self) -> usize {
-        self.world.lock().unwrap().common.peak_per_second()
-    }
-
-    pub fn unexpected(&self) -> Vec<String> {
-        self.world.lock().unwrap().common.unexpected.clone()
+        Fake::serve(world, |world| {
+            Router::new()
+                .route("/open-apis/auth/v3/tenant_access_token/internal", post(token))
+                .route("/open-apis/contact/v3/departments/{id}/children", get(children))
+                .route("/open-apis/contact/v3/users/find_by_department", get(find_by_department))
+                .fallback(not_found)
+                .with_state(world)
+        })
     }
 }
 

@@ -10,7 +10,7 @@
 //! (like apps created after 2022-06-20) no email or mobile. Every request
 //! is logged; unexpected ones are kept.
 
-use crate::fake::{serve, Common, Gate};
+use crate::fake::{Common, Fake, Gate};
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -34,10 +34,12 @@ pub struct World {
     pub common: Common,
 }
 
-pub struct FakeWeCom {
-    pub base: String,
-    pub world: Arc<Mutex<World>>,
-    _rt: tokio::runtime::Runtime,
+pub type FakeWeCom = Fake<World>;
+
+impl crate::fake::World for World {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -197,31 +199,18 @@ async fn fallback(State(w): State<Shared>, method: Method, uri: Uri) -> Response
 
 impl FakeWeCom {
     pub fn start(world: World) -> FakeWeCom {
-        let world = Arc::new(Mutex::new(world));
-        let app = Router::new()
-            .route("/cgi-bin/gettoken", get(gettoken))
-            .route("/cgi-bin/department/list", get(department_list))
-            .route("/cgi-bin/department/simplelist", get(department_simplelist))
-            .route("/cgi-bin/department/get", get(department_get))
-            .route("/cgi-bin/user/list", get(user_list))
-            .route("/cgi-bin/user/list_id", post(user_list_id))
-            .route("/cgi-bin/user/get", get(user_get))
-            .fallback(fallback)
-            .with_state(world.clone());
-        let (base, rt) = serve(app);
-        FakeWeCom { base, world, _rt: rt }
-    }
-
-    pub fn count(&self, prefix: &str) -> usize {
-        self.world.lock().unwrap().common.count(prefix)
-    }
-
-    pub fn peak_per_second(&self) -> usize {
-        self.world.lock().unwrap().common.peak_per_second()
-    }
-
-    pub fn unexpected(&self) -> Vec<String> {
-        self.world.lock().unwrap().common.unexpected.clone()
+        Fake::serve(world, |world| {
+            Router::new()
+                .route("/cgi-bin/gettoken", get(gettoken))
+                .route("/cgi-bin/department/list", get(department_list))
+                .route("/cgi-bin/department/simplelist", get(department_simplelist))
+                .route("/cgi-bin/department/get", get(department_get))
+                .route("/cgi-bin/user/list", get(user_list))
+                .route("/cgi-bin/user/list_id", post(user_list_id))
+                .route("/cgi-bin/user/get", get(user_get))
+                .fallback(fallback)
+                .with_state(world)
+        })
     }
 }
 
