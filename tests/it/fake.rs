@@ -16,6 +16,9 @@ pub struct Knobs {
     pub throttle_every: Option<usize>,
     /// (department id, 1-based page): fail that page with HTTP 500.
     pub fail_page: Option<(String, usize)>,
+    /// Token lifetime in seconds, said in the token answer and enforced
+    /// (default 7200).
+    pub token_ttl: Option<u64>,
 }
 
 /// Why a data request is refused.
@@ -39,6 +42,9 @@ pub struct Common {
     pub unexpected: Vec<String>,
     tokens: usize,
     valid: Option<String>,
+    expires: Option<Instant>,
+    /// Data requests refused for an invalid or expired token.
+    pub refused: usize,
     data_requests: usize,
     revoked: bool,
 }
@@ -50,7 +56,13 @@ impl Common {
         self.tokens += 1;
         let t = format!("{prefix}{:04}", self.tokens);
         self.valid = Some(t.clone());
+        self.expires = Some(Instant::now() + std::time::Duration::from_secs(self.ttl()));
         t
+    }
+
+    /// The lifetime the token answer states.
+    pub fn ttl(&self) -> u64 {
+        self.knobs.token_ttl.unwrap_or(7200)
     }
 
     /// Log a data request and decide whether it is refused.
@@ -59,12 +71,18 @@ impl Common {
         let token = token.filter(|t| !t.is_empty());
         let Some(token) = token else { return Some(Gate::Missing) };
         if self.valid.as_deref() != Some(token) {
+            self.refused += 1;
             return Some(Gate::Invalid);
+        }
+        if self.expires.is_some_and(|e| Instant::now() >= e) {
+            self.refused += 1;
+            return Some(Gate::Expired);
         }
         self.data_requests += 1;
         if self.knobs.revoke_after.is_some_and(|n| !self.revoked && self.data_requests > n) {
             self.revoked = true;
             self.valid = None;
+            self.refused += 1;
             return Some(Gate::Expired);
         }
         if self.knobs.throttle_every.is_some_and(|n| self.data_requests.is_multiple_of(n)) {

@@ -70,7 +70,7 @@ async fn gettoken(State(w): State<Shared>, Query(q): Q) -> Response {
         return err(40096, "不合法的appKey或appSecret");
     }
     let t = w.common.issue_token("dtfake");
-    Json(json!({"errcode": 0, "errmsg": "ok", "access_token": t, "expires_in": 7200})).into_response()
+    Json(json!({"errcode": 0, "errmsg": "ok", "access_token": t, "expires_in": w.common.ttl()})).into_response()
 }
 
 /// The token, ban, throttling and failure checks of every data API.

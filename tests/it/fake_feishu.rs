@@ -54,7 +54,7 @@ async fn token(State(w): State<Shared>, Json(body): Json<Value>) -> Response {
         return Json(json!({"code": 10014, "msg": "app secret invalid", "data": {}})).into_response();
     }
     let t = w.common.issue_token("t-fake");
-    Json(json!({"code": 0, "msg": "ok", "tenant_access_token": t, "expire": 7200})).into_response()
+    Json(json!({"code": 0, "msg": "ok", "tenant_access_token": t, "expire": w.common.ttl()})).into_response()
 }
 
 /// Token, throttling and failure checks shared by the data APIs.

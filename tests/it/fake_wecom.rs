@@ -66,7 +66,7 @@ async fn gettoken(State(w): State<Shared>, Query(q): Q) -> Response {
         return err(40001, "invalid credential");
     }
     let t = w.common.issue_token("wcfake");
-    ok(json!({"access_token": t, "expires_in": 7200}))
+    ok(json!({"access_token": t, "expires_in": w.common.ttl()}))
 }
 
 /// The token, IP, throttling and failure checks of every data API.

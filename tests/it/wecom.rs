@@ -82,6 +82,21 @@ fn wecom_token_expiry_mid_fetch_and_throttling_recover_within_the_rate_with_eith
 }
 
 #[test]
+fn wecom_token_is_refreshed_before_it_expires() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    // orgsync refreshes 5 minutes ahead: a 302 s token is refreshed after 2 s.
+    world.common.knobs.token_ttl = Some(302);
+    let fake = FakeWeCom::start(world);
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "api = \"list\"\nrate_limit = 5\n");
+    let r = env.sync(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(fake.count("token") >= 3, "about 34 requests at 5/s take 7 s: {} tokens", fake.count("token"));
+    assert_eq!(fake.world.lock().unwrap().common.refused, 0, "no request was sent with an old token");
+}
+
+#[test]
 fn wecom_a_failure_on_page_3_fails_the_run_with_zero_writes() {
     let env = Env::new();
     let scim = Scim::start(env.dir.path());
