@@ -11,7 +11,7 @@
 //! DingTalk lists carry no leavers: a user who left disappears, and the
 //! target-only policy decides what happens to their account.
 
-use super::http::{by_status, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -220,7 +220,7 @@ impl DingTalkSource {
 /// the first by order.
 fn user(u: &Value, user_id_type: &str, order: &HashMap<&str, i64>) -> Option<User> {
     let id = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty())?;
-    let s = |k: &str| u.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let s = |k: &str| field(u, k);
     let mut depts: Vec<String> = u["dept_id_list"].as_array().into_iter().flatten().filter_map(text).collect();
     depts.sort_by_key(|d| order.get(d.as_str()).copied().unwrap_or(i64::MAX));
     let mobile = s("mobile").map(|m| match s("state_code") {

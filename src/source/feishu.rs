@@ -7,7 +7,7 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
-use super::http::{by_status, header_seconds, json_body, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{by_status, field, header_seconds, json_body, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -185,7 +185,7 @@ fn user(u: &Value, user_id_type: &str) -> Option<User> {
         depts.retain(|d| *d != p);
         depts.insert(0, p);
     }
-    let s = |k: &str| u.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+    let s = |k: &str| field(u, k);
     let status = &u["status"];
     let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
     Some(User {

@@ -322,6 +322,12 @@ pub fn json_or_excerpt(body: &[u8]) -> Result<Value, String> {
     })
 }
 
+/// A string field of a vendor's user or department, trimmed; absent when
+/// missing, not a string, or blank (vendors send "" for hidden fields).
+pub fn field(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
 /// A JSON value that may be a string or a number, as text.
 pub fn text(v: &Value) -> Option<String> {
     match v {

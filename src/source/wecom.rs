@@ -14,7 +14,7 @@
 //! (left) are inactive. WeCom orders larger-first; orgsync's order is
 //! smaller-first, so the order is negated.
 
-use super::http::{by_status, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User};
@@ -242,7 +242,7 @@ impl WeComSource {
 /// One user from `user/get` or `user/list`: `main_department` first.
 fn user(u: &Value) -> Option<User> {
     let id = u.get("userid").and_then(Value::as_str).filter(|s| !s.is_empty())?.to_owned();
-    let s = |k: &str| u.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let s = |k: &str| field(u, k);
     let mut depts: Vec<String> = u["department"].as_array().into_iter().flatten().filter_map(text).collect();
     if let Some(main) = u.get("main_department").and_then(text).filter(|m| depts.contains(m)) {
         depts.retain(|d| *d != main);
