@@ -163,7 +163,10 @@ impl WeComSource {
             rows = futures::stream::iter(rows)
                 .map(|d| async move {
                     let v = self.get(client, DEPT_GET, [("id", d["id"].to_string())]).await?;
-                    Ok::<_, SourceError>(v["department"].clone())
+                    match &v["department"] {
+                        dept if dept["id"] == d["id"] => Ok(dept.clone()),
+                        _ => Err(self.malformed(DEPT_GET, "no department with the id asked for")),
+                    }
                 })
                 .buffered(self.config.concurrency.max(1))
                 .try_collect()
