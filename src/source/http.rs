@@ -141,12 +141,27 @@ impl Client {
     }
 
     /// Send a request built by [`Client::raw`] under the rate limit, and
-    /// check it with the vendor's rules (no token, no retry).
-    /// A throttled answer without the vendor's own wait hint waits as
-    /// long as `Retry-After` says, for every vendor.
+    /// check it with the vendor's rules (no token, no retry). Every HTTP
+    /// request, token requests included, counts once in
+    /// `orgsync_source_requests_total`.
     pub async fn send_raw(&self, vendor: &dyn Vendor, req: reqwest::RequestBuilder) -> Verdict {
         self.limiter.until_ready().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let verdict = self.judge(vendor, req).await;
+        let label = match &verdict {
+            Verdict::Ok(_) => "ok",
+            Verdict::TokenInvalid { .. } => "token_invalid",
+            Verdict::Throttled { .. } => "throttled",
+            Verdict::Transient { .. } => "transient",
+            Verdict::Fatal { .. } => "error",
+        };
+        crate::telemetry::source_request(label);
+        verdict
+    }
+
+    /// The verdict on one request. A throttled answer without the vendor's
+    /// own wait hint waits as long as `Retry-After` says, for every vendor.
+    async fn judge(&self, vendor: &dyn Vendor, req: reqwest::RequestBuilder) -> Verdict {
         match req.send().await {
             Err(e) => Verdict::Transient { code: "transport".into(), message: without_url(&e) },
             Ok(resp) => {
@@ -208,14 +223,6 @@ impl Client {
         let attempt = || async {
             let token = self.token(vendor).await.map_err(|error| Attempt { error, retry: false, wait: None })?;
             let verdict = self.send_raw(vendor, vendor.authorize(build(self), &token)).await;
-            let label = match &verdict {
-                Verdict::Ok(_) => "ok",
-                Verdict::TokenInvalid { .. } => "token_invalid",
-                Verdict::Throttled { .. } => "throttled",
-                Verdict::Transient { .. } => "transient",
-                Verdict::Fatal { .. } => "error",
-            };
-            crate::telemetry::source_request(label);
             let fail = |code: String, message: String| api_error(vendor, path, &code, &message);
             match verdict {
                 Verdict::Ok(v) => Ok(v),
