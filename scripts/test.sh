@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# Installed, not merely known to dpkg (a removed package keeps its config).
+installed() { for p in "$@"; do [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || return 1; done; }
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v promtool >/dev/null || need_apt+=(prometheus)        # promtool check metrics/rules
@@ -13,8 +15,11 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)    # systemd-analyz
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)                      # a real OpenLDAP per test
 command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 command -v openssl >/dev/null || need_apt+=(openssl)              # the test CAs
-# A real Samba AD DC per test run; provisioning needs the two recommends.
-dpkg -s samba samba-ad-provision samba-dsdb-modules >/dev/null 2>&1 || need_apt+=(samba samba-ad-provision samba-dsdb-modules)
+# A real Samba AD DC per test run. Provisioning needs three packages samba
+# only recommends (we install without recommends): the AD provisioning
+# scripts, the DSDB modules, and the VFS modules (acl_xattr.so).
+samba_pkgs=(samba samba-ad-provision samba-dsdb-modules samba-vfs-modules)
+installed "${samba_pkgs[@]}" || need_apt+=("${samba_pkgs[@]}")
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -q

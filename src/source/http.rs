@@ -146,6 +146,11 @@ impl Client {
     /// `orgsync_source_requests_total`.
     pub async fn send_raw(&self, vendor: &dyn Vendor, req: reqwest::RequestBuilder) -> Verdict {
         self.limiter.until_ready().await;
+        self.send_permitted(vendor, req).await
+    }
+
+    /// [`Client::send_raw`] for a caller that already waited for the rate limit.
+    async fn send_permitted(&self, vendor: &dyn Vendor, req: reqwest::RequestBuilder) -> Verdict {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let verdict = self.judge(vendor, req).await;
         let label = match &verdict {
@@ -221,8 +226,12 @@ impl Client {
             .with_max_times(self.retries)
             .with_jitter();
         let attempt = || async {
+            // Wait for the rate limit before taking the token: a token taken
+            // first could be replaced by a refresh while this request waits,
+            // and vendors that revoke the old token would refuse it.
+            self.limiter.until_ready().await;
             let token = self.token(vendor).await.map_err(|error| Attempt { error, retry: false, wait: None })?;
-            let verdict = self.send_raw(vendor, vendor.authorize(build(self), &token)).await;
+            let verdict = self.send_permitted(vendor, vendor.authorize(build(self), &token)).await;
             let fail = |code: String, message: String| api_error(vendor, path, &code, &message);
             match verdict {
                 Verdict::Ok(v) => Ok(v),
