@@ -133,7 +133,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<(), AppError> {
     let _lock = StateLock::acquire(&config.state_dir)?;
-    let mirror = Mirror::open(&config.state_dir)?;
+    let mirror = Arc::new(Mirror::open(&config.state_dir)?);
     let n = mirror.mark_interrupted()?;
     if n > 0 {
         warn!(runs = n, "Marked runs left running by an earlier stop as failed (interrupted)");
@@ -194,16 +194,19 @@ pub async fn run(
     }
     notify(&[NotifyState::Ready]);
 
-    // The worker: one run at a time, until the queue closes.
+    // The worker: one run at a time, until the queue closes. It is a task of
+    // its own and each run has a thread of its own, so this loop (watchdog,
+    // signals) never waits for a run.
     let run_stop = CancellationToken::new();
     let (done_tx, mut done_rx) = watch::channel::<Option<RunRecord>>(None);
-    let worker = {
-        let (queue, config_rx, shared, mirror, run_stop) = (queue.clone(), config_rx.clone(), shared.clone(), &mirror, run_stop.clone());
-        async move {
+    let mut worker = {
+        let (queue, config_rx, shared, mirror, run_stop) = (queue.clone(), config_rx.clone(), shared.clone(), mirror.clone(), run_stop.clone());
+        tokio::spawn(async move {
             while let Some(t) = queue.next().await {
                 let config = config_rx.borrow().clone();
                 metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
-                let result = crate::sync::run(&config, mirror, t.kind.as_str(), RunOptions { allow_deletes: t.allow_deletes }, &run_stop).await;
+                let options = RunOptions { allow_deletes: t.allow_deletes };
+                let result = crate::sync::run_on_own_thread(config, mirror.clone(), t.kind.as_str(), options, run_stop.clone()).await;
                 metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
                 queue.done();
                 // A mirror error means the run could not even be recorded: a failure too.
@@ -222,9 +225,8 @@ pub async fn run(
                     Err(e) => error!(error = %e, "Sync run could not be recorded"),
                 }
             }
-        }
+        })
     };
-    tokio::pin!(worker);
 
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));

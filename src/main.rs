@@ -94,12 +94,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Sync { dry_run: false, allow_deletes, output } => {
             let _lock = StateLock::acquire(&cfg.state_dir)?;
-            let mirror = Mirror::open(&cfg.state_dir)?;
+            let mirror = Arc::new(Mirror::open(&cfg.state_dir)?);
             let n = mirror.mark_interrupted()?;
             if n > 0 {
                 tracing::warn!(runs = n, "Marked runs left running by an earlier crash as failed (interrupted)");
             }
-            let record = orgsync::sync::run(&cfg, &mirror, "manual", RunOptions { allow_deletes }, &stop_on_signal()).await?;
+            let options = RunOptions { allow_deletes };
+            let record = orgsync::sync::run_on_own_thread(Arc::new(cfg), mirror, "manual", options, stop_on_signal()).await?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
                 Output::Table => print_runs(std::slice::from_ref(&record)),

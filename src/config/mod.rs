@@ -530,6 +530,8 @@ fn policy(root: &mut Reader<'_>, source: Option<&SourceConfig>, errs: &mut Probl
         match_by: list_of(&mut u, "match_by", MatchKey::ALLOWED, errs).unwrap_or(du.match_by),
         protected: u.strings("protected", errs).unwrap_or_default(),
         fields: list_of(&mut u, "fields", UserField::ALLOWED, errs).unwrap_or(du.fields),
+        create_without_match_keys: u.bool("create_without_match_keys", errs).unwrap_or(du.create_without_match_keys),
+        clear_when_empty: u.bool("clear_when_empty", errs).unwrap_or(du.clear_when_empty),
     };
     if u.has("match_by") && users.match_by.is_empty() {
         u.problem(errs, "match_by", format!("must name at least one of {}", MatchKey::ALLOWED.join(", ")));

@@ -107,6 +107,18 @@ pub struct ItemRecord {
     pub at: String,
 }
 
+/// One outcome or plan item of a run, as it is written.
+#[derive(Clone, Copy, Debug)]
+pub struct ItemRow<'a> {
+    pub kind: Kind,
+    pub op: &'a str,
+    pub source_id: Option<&'a SourceId>,
+    pub target_id: Option<&'a TargetId>,
+    pub outcome: &'a str,
+    /// The error, or for an `ok` outcome a note (e.g. created without a match key).
+    pub error: Option<&'a str>,
+}
+
 /// What a recorded outcome does to the bindings, in the same transaction.
 #[derive(Clone, Debug)]
 pub enum BindingChange {
@@ -204,33 +216,11 @@ impl Mirror {
     }
 
     /// Record one outcome (and its binding change) in one transaction.
-    pub fn record(
-        &self,
-        run: i64,
-        kind: Kind,
-        op: &str,
-        source_id: Option<&SourceId>,
-        target_id: Option<&TargetId>,
-        outcome: &str,
-        error: Option<&str>,
-        binding: BindingChange,
-    ) -> Result<(), MirrorError> {
+    pub fn record(&self, run: i64, item: &ItemRow<'_>, binding: BindingChange) -> Result<(), MirrorError> {
+        let kind = item.kind;
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    run,
-                    kind.as_str(),
-                    op,
-                    source_id.map(SourceId::as_str),
-                    target_id.map(TargetId::as_str),
-                    outcome,
-                    error,
-                    now()
-                ],
-            )?;
+            insert_item(&tx, run, item)?;
             match binding {
                 BindingChange::None => {}
                 BindingChange::Set { source_id, target_id, hash } => {
@@ -254,6 +244,21 @@ impl Mirror {
                 BindingChange::RemoveTarget(t) => {
                     tx.execute("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2", params![kind.as_str(), t.as_str()])?;
                 }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Record many outcomes without binding changes in one transaction
+    /// (plan items, operations not attempted after a stop).
+    pub fn record_all(&self, run: i64, items: &[ItemRow<'_>]) -> Result<(), MirrorError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for item in items {
+                insert_item(&tx, run, item)?;
             }
             tx.commit()
         })
@@ -343,6 +348,24 @@ impl Mirror {
             rows.collect()
         })
     }
+}
+
+fn insert_item(tx: &rusqlite::Transaction<'_>, run: i64, i: &ItemRow<'_>) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        run,
+        i.kind.as_str(),
+        i.op,
+        i.source_id.map(SourceId::as_str),
+        i.target_id.map(TargetId::as_str),
+        i.outcome,
+        i.error,
+        now()
+    ])
+    .map(drop)
 }
 
 const RUN_SELECT: &str = "SELECT id, trigger, started_at, finished_at, status, counts, message, objects FROM runs";

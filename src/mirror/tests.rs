@@ -5,17 +5,9 @@ fn outcomes_and_bindings_survive_reopening_and_crashed_runs_read_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let m = Mirror::open(dir.path()).unwrap();
     let run = m.start_run("manual").unwrap();
-    m.record(
-        run,
-        Kind::User,
-        "create",
-        Some(&"u1".into()),
-        Some(&"t1".into()),
-        "ok",
-        None,
-        BindingChange::Set { source_id: "u1".into(), target_id: "t1".into(), hash: Some("h".into()) },
-    )
-    .unwrap();
+    let (u1, t1) = (SourceId::from("u1"), TargetId::from("t1"));
+    let row = ItemRow { kind: Kind::User, op: "create", source_id: Some(&u1), target_id: Some(&t1), outcome: "ok", error: None };
+    m.record(run, &row, BindingChange::Set { source_id: "u1".into(), target_id: "t1".into(), hash: Some("h".into()) }).unwrap();
     drop(m); // a crash: the run is still `running`
     let m = Mirror::open(dir.path()).unwrap();
     assert_eq!(m.bindings().unwrap().users.get(&SourceId::from("u1")), Some(&TargetId::from("t1")));
@@ -32,8 +24,9 @@ fn binding_a_target_moves_it_away_from_its_previous_source() {
     let m = Mirror::open(dir.path()).unwrap();
     let run = m.start_run("manual").unwrap();
     let set = |s: &str| BindingChange::Set { source_id: s.into(), target_id: "t1".into(), hash: None };
-    m.record(run, Kind::User, "bind", None, None, "ok", None, set("old")).unwrap();
-    m.record(run, Kind::User, "bind", None, None, "ok", None, set("new")).unwrap();
+    let row = ItemRow { kind: Kind::User, op: "bind", source_id: None, target_id: None, outcome: "ok", error: None };
+    m.record(run, &row, set("old")).unwrap();
+    m.record(run, &row, set("new")).unwrap();
     let b = m.bindings().unwrap();
     assert_eq!(b.users.len(), 1);
     assert_eq!(b.users.get(&SourceId::from("new")), Some(&TargetId::from("t1")));
@@ -52,4 +45,20 @@ fn a_missing_mirror_opens_read_only_as_none() {
     let dir = tempfile::tempdir().unwrap();
     assert!(Mirror::open_read_only(dir.path()).unwrap().is_none());
     assert!(!dir.path().join(DB_FILE).exists());
+}
+
+#[test]
+fn many_items_are_recorded_in_one_call_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let run = m.start_run("manual").unwrap();
+    let ids: Vec<SourceId> = (0..3).map(|i| SourceId(format!("u{i}"))).collect();
+    let rows: Vec<ItemRow<'_>> = ids
+        .iter()
+        .map(|s| ItemRow { kind: Kind::User, op: "create", source_id: Some(s), target_id: None, outcome: "not_attempted", error: None })
+        .collect();
+    m.record_all(run, &rows).unwrap();
+    let r = m.finish_run(run, RunStatus::Partial, None).unwrap();
+    assert_eq!(r.counts.get("user.create.not_attempted"), Some(&3));
+    assert_eq!(m.items(run).unwrap().len(), 3);
 }

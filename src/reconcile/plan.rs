@@ -69,7 +69,13 @@ pub enum Op {
         old_parent: Option<TargetId>,
         changes: Vec<Change>,
     },
-    CreateUser { source_id: SourceId, spec: UserSpec },
+    CreateUser {
+        source_id: SourceId,
+        spec: UserSpec,
+        /// Said in the run item, e.g. that the user was created without a match key.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     UpdateUser {
         source_id: SourceId,
         target_id: TargetId,
@@ -132,6 +138,14 @@ impl Op {
         }
     }
 
+    /// What the op's run item says besides its outcome.
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            Op::CreateUser { note, .. } => note.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Deletes and disables: what the deletion guard counts.
     pub fn is_destructive(&self) -> bool {
         matches!(self, Op::DisableUser { .. } | Op::DeleteUser { .. } | Op::DeleteDepartment { .. })
@@ -174,10 +188,11 @@ impl Op {
             | Op::DeleteUser { reason, .. }
             | Op::DeleteDepartment { reason, .. } => reason.clone(),
             Op::CreateDepartment { spec, .. } => format!("name: {}", spec.name),
-            Op::CreateUser { spec, .. } => format!(
-                "username: {}{}",
+            Op::CreateUser { spec, note, .. } => format!(
+                "username: {}{}{}",
                 spec.username.as_deref().unwrap_or("∅"),
-                if spec.active { "" } else { " (inactive)" }
+                if spec.active { "" } else { " (inactive)" },
+                note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
             ),
             Op::UpdateDepartment { changes, .. } | Op::UpdateUser { changes, .. } => changes_text(changes),
         }
@@ -192,7 +207,9 @@ pub enum ItemOutcome {
     HeldBack,
     /// A match key value with two candidates: nothing was bound.
     Conflict,
-    /// A source user whose match keys are all empty: not created blindly.
+    /// A source user whose match keys are all empty, not created because
+    /// `policy.users.create_without_match_keys = false` (the admin's choice:
+    /// it does not make the run partial).
     Unmatchable,
     /// Bad source data (cycle, missing parent, duplicate id): skipped.
     Invalid,
@@ -863,7 +880,12 @@ fn plan_users(
             }
             None if stop[i] => {}
             None => {
-                if up.match_by.iter().all(|&k| key_value(u, k).is_none()) {
+                // A user none of whose match keys has a value cannot match an
+                // existing account: it is source-only. Created, its externalId
+                // keeps every later run from creating it again.
+                let keyless = up.match_by.iter().all(|&k| key_value(u, k).is_none());
+                let keys = || up.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+                if keyless && !up.create_without_match_keys {
                     p.items.push(Item {
                         kind: Kind::User,
                         op: "create",
@@ -871,15 +893,16 @@ fn plan_users(
                         target_id: None,
                         outcome: ItemOutcome::Unmatchable,
                         message: format!(
-                            "every match key ({}) is empty: not created, to avoid duplicates",
-                            up.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                            "every match key ({}) is empty: not created (policy.users.create_without_match_keys = false)",
+                            keys()
                         ),
                     });
                     continue;
                 }
                 // A user who already left is not provisioned.
                 if up.source_only == SourceOnly::CreateAndBind && u.active {
-                    ops.push(Op::CreateUser { source_id: u.source_id.clone(), spec });
+                    let note = keyless.then(|| format!("created without a match key: {} is empty", keys()));
+                    ops.push(Op::CreateUser { source_id: u.source_id.clone(), spec, note });
                 }
             }
         }

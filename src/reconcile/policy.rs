@@ -96,6 +96,10 @@ pub struct UserPolicy {
     /// Usernames, emails or target ids that are never updated, disabled or deleted.
     pub protected: Vec<String>,
     pub fields: Vec<UserField>,
+    /// Create (and bind) a source user none of whose match keys has a value.
+    pub create_without_match_keys: bool,
+    /// An empty source field clears the target's value (an absent one never does).
+    pub clear_when_empty: bool,
 }
 
 impl Default for UserPolicy {
@@ -106,6 +110,8 @@ impl Default for UserPolicy {
             match_by: vec![MatchKey::Email],
             protected: Vec::new(),
             fields: UserField::DEFAULTS.to_vec(),
+            create_without_match_keys: true,
+            clear_when_empty: true,
         }
     }
 }

@@ -70,7 +70,7 @@ pub fn apply_op(
                 *d = TargetDepartment { parent, ..new };
             }
         }
-        Op::CreateUser { source_id, spec } => {
+        Op::CreateUser { source_id, spec, .. } => {
             let id = new_id();
             target.users.push(user_from_spec(id.clone(), spec, bindings));
             bindings.of_mut(Kind::User).insert(source_id.clone(), id);

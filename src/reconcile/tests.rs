@@ -144,8 +144,9 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         ],
         proptest::collection::vec(0u8..40, 0..3),
         any::<bool>(),
+        any::<(bool, bool)>(),
     )
-        .prop_map(|(ut, dt, so, match_by, protected, title)| {
+        .prop_map(|(ut, dt, so, match_by, protected, title, (create_without_match_keys, clear_when_empty))| {
             let mut fields = UserField::DEFAULTS.to_vec();
             if title {
                 fields.push(UserField::Title);
@@ -157,6 +158,8 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     match_by,
                     protected: protected.into_iter().map(|m| format!("p{m}@x.test")).chain(["direct0".to_owned()]).collect(),
                     fields,
+                    create_without_match_keys,
+                    clear_when_empty,
                 },
                 departments: DepartmentPolicy { target_only: dt, source_only: SourceOnly::CreateAndBind, protected: vec!["Direct 1".into()] },
                 guard: Guard { max_deletes: u64::MAX, max_delete_percent: 100 },
@@ -300,9 +303,27 @@ fn two_source_users_sharing_an_email_are_both_conflicts_not_creates() {
 }
 
 #[test]
-fn a_user_with_every_match_key_empty_is_unmatchable_not_created() {
+fn a_user_with_every_match_key_empty_is_created_once_and_said_so() {
     let src = Snapshot { departments: vec![], users: vec![user("u1", None, &[])] };
-    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
+    let policy = base_policy();
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &policy, RunOptions::default());
+    assert!(p.items.is_empty(), "{:?}", p.items);
+    match p.ops.as_slice() {
+        [Op::CreateUser { note: Some(note), .. }] => assert!(note.contains("without a match key"), "{note}"),
+        other => panic!("expected one create with a note: {other:?}"),
+    }
+    // Its externalId binds it in the next run (even with the mirror lost): no second create.
+    let (tgt, _) = simulate(&TargetSnapshot::default(), &Bindings::default(), &p.ops);
+    let again = plan(&src, &tgt, &Bindings::default(), &policy, RunOptions::default());
+    assert!(again.ops.iter().all(|o| !matches!(o, Op::CreateUser { .. })), "{:?}", again.ops);
+}
+
+#[test]
+fn a_user_with_every_match_key_empty_is_skipped_when_the_policy_says_so() {
+    let src = Snapshot { departments: vec![], users: vec![user("u1", None, &[])] };
+    let mut policy = base_policy();
+    policy.users.create_without_match_keys = false;
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &policy, RunOptions::default());
     assert!(p.ops.is_empty());
     assert_eq!(p.items[0].outcome, ItemOutcome::Unmatchable);
 }

@@ -3,7 +3,7 @@
 //! outcome, with its binding change, is committed to the mirror as soon as it
 //! is known. One failed operation is an item error; the run goes on.
 
-use crate::mirror::{BindingChange, Mirror, MirrorError};
+use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
 use crate::reconcile::Op;
 use crate::target::{Target, TargetError};
@@ -78,7 +78,7 @@ impl Ctx<'_> {
                 self.target.update_department(target_id, spec, changes, old_parent.as_ref(), parent.as_ref()).await?;
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
             }
-            Op::CreateUser { source_id, spec } => {
+            Op::CreateUser { source_id, spec, .. } => {
                 let deps = self.resolve_all(&spec.departments);
                 let id = self.target.create_user(spec, &deps).await?;
                 (Some(id.clone()), BindingChange::Set { source_id: source_id.clone(), target_id: id, hash: hash(spec) })
@@ -103,11 +103,10 @@ impl Ctx<'_> {
         })
     }
 
-    /// Do one op and record it; `None` when shutdown began before it started.
+    /// Do one op and record it; `None` when shutdown began before it
+    /// started (the caller records those together).
     async fn one(&self, op: &Op) -> Result<Option<bool>, MirrorError> {
         if self.stop.is_cancelled() {
-            self.mirror.record(self.run, op.kind(), op.verb(), op.source_id(), op.target_id(), "not_attempted", None, BindingChange::None)?;
-            crate::telemetry::operation(op.kind(), op.verb(), "not_attempted");
             return Ok(None);
         }
         let result = self.run(op).await;
@@ -118,19 +117,30 @@ impl Ctx<'_> {
                 (false, None, BindingChange::None, Some(e.to_string()))
             }
         };
-        let tid = created.as_ref().or(op.target_id());
-        self.mirror.record(
-            self.run,
-            op.kind(),
-            op.verb(),
-            op.source_id(),
-            tid,
-            if ok { "ok" } else { "failed" },
-            error.as_deref(),
-            change,
-        )?;
-        crate::telemetry::operation(op.kind(), op.verb(), if ok { "ok" } else { "failed" });
+        let outcome = if ok { "ok" } else { "failed" };
+        let row = ItemRow {
+            kind: op.kind(),
+            op: op.verb(),
+            source_id: op.source_id(),
+            target_id: created.as_ref().or(op.target_id()),
+            outcome,
+            error: error.as_deref().or(op.note()),
+        };
+        self.mirror.record(self.run, &row, change)?;
+        crate::telemetry::operation(op.kind(), op.verb(), outcome);
         Ok(Some(ok))
+    }
+
+    /// Record `ops` as not attempted (shutdown began), in one transaction.
+    fn not_attempted<'o>(&self, ops: impl Iterator<Item = &'o Op>) -> Result<u64, MirrorError> {
+        let rows: Vec<ItemRow<'_>> = ops
+            .map(|op| {
+                crate::telemetry::operation(op.kind(), op.verb(), "not_attempted");
+                ItemRow { kind: op.kind(), op: op.verb(), source_id: op.source_id(), target_id: op.target_id(), outcome: "not_attempted", error: None }
+            })
+            .collect();
+        self.mirror.record_all(self.run, &rows)?;
+        Ok(rows.len() as u64)
     }
 }
 
@@ -148,6 +158,10 @@ pub async fn apply(
     let ops = &plan.ops;
     let mut start = 0;
     while start < ops.len() {
+        if stop.is_cancelled() {
+            outcome.not_attempted += ctx.not_attempted(ops[start..].iter())?;
+            break;
+        }
         let phase = ops[start].phase();
         let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
         let results: Vec<Result<Option<bool>, MirrorError>> = futures::stream::iter(&ops[start..end])
@@ -155,16 +169,17 @@ pub async fn apply(
             .buffered(concurrency.max(1))
             .collect()
             .await;
+        let mut skipped = Vec::new();
         for (r, op) in results.into_iter().zip(&ops[start..end]) {
-            // Bind/unbind touch only the mirror: they are not target writes.
             match (r?, op) {
+                (None, _) => skipped.push(op),
                 // Bind/unbind touch only the mirror: they are not target writes.
                 (_, Op::Bind { .. } | Op::Unbind { .. }) => {}
-                (None, _) => outcome.not_attempted += 1,
                 (Some(true), _) => outcome.ok += 1,
                 (Some(false), _) => outcome.failed += 1,
             }
         }
+        outcome.not_attempted += ctx.not_attempted(skipped.into_iter())?;
         start = end;
     }
     Ok(outcome)

@@ -9,12 +9,13 @@ mod apply;
 pub mod worker;
 
 use crate::config::Config;
-use crate::mirror::{BindingChange, Mirror, MirrorError, ObjectCounts, RunRecord, RunStatus, Sides};
+use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunRecord, RunStatus, Sides};
 use crate::model::Bindings;
 use crate::reconcile::{self, Plan, RunOptions};
 use crate::source::{self, SourceError};
 use crate::target::{self, TargetError};
 use crate::telemetry;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -29,6 +30,8 @@ pub enum SyncError {
     Source(SourceError),
     #[error("cannot read the target: {0}")]
     Target(TargetError),
+    #[error("cannot run the sync on its own thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 impl From<SourceError> for SyncError {
@@ -41,6 +44,31 @@ impl From<TargetError> for SyncError {
     fn from(e: TargetError) -> Self {
         SyncError::Target(e)
     }
+}
+
+/// [`run`] on a thread of its own with its own runtime, so that nothing a
+/// run does (SQLite, planning, a file target's writes, a source that never
+/// yields) can hold up the caller's runtime: watchdog pings, signals and
+/// HTTP keep being served while it runs.
+pub async fn run_on_own_thread(
+    config: Arc<Config>,
+    mirror: Arc<Mirror>,
+    trigger: &'static str,
+    options: RunOptions,
+    stop: CancellationToken,
+) -> Result<RunRecord, SyncError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("orgsync-run".into())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(run(&config, &mirror, trigger, options, &stop)),
+                Err(e) => Err(SyncError::Thread(e)),
+            };
+            let _ = tx.send(result);
+        })
+        .map_err(SyncError::Thread)?;
+    rx.await.map_err(|_| SyncError::Thread(std::io::Error::other("the run's thread ended without a result (panic)")))?
 }
 
 /// Fetch, load and plan without writing anything (not even the mirror).
@@ -79,6 +107,10 @@ pub async fn run(
         error!(run = run_id, %message, "Sync run failed");
         finish(RunStatus::Failed, Some(&message))
     };
+    let stopped = || -> Result<RunRecord, SyncError> {
+        warn!(run = run_id, "Sync run stopped by shutdown before anything was applied");
+        finish(RunStatus::Partial, Some("stopped by shutdown before anything was applied; nothing was changed (the next run does it)"))
+    };
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let fetched = async {
@@ -95,10 +127,14 @@ pub async fn run(
             Ok(v) => v,
             Err(message) => return fail(message),
         },
-        _ = stop.cancelled() => return fail("stopped by shutdown before anything was applied; nothing was changed".into()),
+        // Not a failure: nothing went wrong, the next run does it all.
+        _ = stop.cancelled() => return stopped(),
     };
     let bindings = mirror.bindings()?;
     let plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
+    if stop.is_cancelled() {
+        return stopped();
+    }
     info!(
         run = run_id,
         source_users = source.users.len(),
@@ -114,19 +150,22 @@ pub async fn run(
     }
     let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::ItemOutcome::HeldBack).count();
     metrics::gauge!(telemetry::m::DELETES_HELD_BACK).set(held_back as f64);
-    for item in &plan.items {
-        telemetry::operation(item.kind, item.op, item.outcome.as_str());
-        mirror.record(
-            run_id,
-            item.kind,
-            item.op,
-            item.source_id.as_ref(),
-            item.target_id.as_ref(),
-            item.outcome.as_str(),
-            Some(&item.message),
-            BindingChange::None,
-        )?;
-    }
+    let rows: Vec<ItemRow<'_>> = plan
+        .items
+        .iter()
+        .map(|item| {
+            telemetry::operation(item.kind, item.op, item.outcome.as_str());
+            ItemRow {
+                kind: item.kind,
+                op: item.op,
+                source_id: item.source_id.as_ref(),
+                target_id: item.target_id.as_ref(),
+                outcome: item.outcome.as_str(),
+                error: Some(&item.message),
+            }
+        })
+        .collect();
+    mirror.record_all(run_id, &rows)?;
 
     let concurrency = match &config.target {
         crate::config::TargetConfig::Scim(c) => c.concurrency,
@@ -162,9 +201,11 @@ pub async fn run(
     if outcome.failed > 0 {
         reasons.push(format!("{} of {} operations failed (see `orgsync runs show {run_id}`)", outcome.failed, outcome.failed + outcome.ok));
     }
-    let skipped = plan.items.iter().filter(|i| i.outcome != reconcile::ItemOutcome::HeldBack).count();
+    // Held back: the guard's reason says it. Unmatchable users were skipped
+    // by the admin's policy (create_without_match_keys = false): not a problem.
+    let skipped = plan.items.iter().filter(|i| matches!(i.outcome, reconcile::ItemOutcome::Conflict | reconcile::ItemOutcome::Invalid)).count();
     if skipped > 0 {
-        reasons.push(format!("{skipped} objects skipped: conflicts, unmatchable users or invalid source data (see `orgsync runs show {run_id}`)"));
+        reasons.push(format!("{skipped} objects skipped: conflicts or invalid source data (see `orgsync runs show {run_id}`)"));
     }
     let writes = outcome.ok + outcome.failed;
     let status = if outcome.failed > 0 && outcome.ok == 0 && writes > 0 {

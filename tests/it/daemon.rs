@@ -424,3 +424,75 @@ fn logs_are_json_when_configured_and_text_without_timestamps_under_systemd() {
     let line = stderr.lines().find(|l| l.contains("Sync run finished")).unwrap_or_else(|| panic!("{stderr}"));
     assert!(line.trim_start().starts_with("INFO"), "the journal adds timestamps, so we don't: {line}");
 }
+
+/// A file source and a file target with `users` users, listening on `port`.
+fn file_to_file(env: &Env, port: u16, users: usize, extra: &str) {
+    env.write_org(&org(users / 100, users));
+    let text = format!(
+        "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n\
+         [target]\nkind = \"file\"\npath = \"target.json\"\n\
+         [daemon]\nlisten = \"127.0.0.1:{port}\"\n{extra}"
+    );
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+}
+
+#[test]
+fn a_long_run_keeps_the_watchdog_fed_and_sigterm_stops_it_within_the_grace_period() {
+    let env = Env::new();
+    let port = free_port();
+    file_to_file(&env, port, 60_000, "grace_period = \"10s\"\n");
+    let socket = env.path("notify.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    // Collect every notification with the time it arrived.
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, String)>::new()));
+    let h = heard.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Ok(n) = sock.recv(&mut buf) {
+                h.lock().unwrap().push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+            }
+        }
+    });
+    let mut d = Daemon::start_with(&env, port, &[("NOTIFY_SOCKET", socket.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
+    // The startup run is under way once its first outcome is recorded.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while d.status()["runs"][0]["counts"]["user.create.ok"].as_u64().unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the run made no progress:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let watched_from = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let status = d.status();
+    assert_eq!(status["run_in_progress"], true, "the run must still be going to prove anything: {status:#}");
+    let pings: Vec<Instant> = heard.lock().unwrap().iter().filter(|(t, m)| *t >= watched_from && m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
+    // WATCHDOG_USEC = 2 s: a ping every second.
+    assert!(pings.len() >= 3, "{} watchdog pings in 4 s of the run", pings.len());
+    let gaps = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    assert!(gaps < Duration::from_millis(1800), "longest gap between pings {gaps:?}");
+
+    let stopped_at = Instant::now();
+    d.signal("TERM");
+    // Once stopping: not ready, and no new runs taken (while it still answers).
+    let mut answers = Vec::new();
+    while d.child.try_wait().unwrap().is_none() {
+        if let (Ok(ready), Ok(sync)) = (d.http.get(d.url("/readyz")).send(), d.http.post(d.url("/sync")).send()) {
+            answers.push((ready.status().as_u16(), sync.status().as_u16()));
+        }
+        assert!(stopped_at.elapsed() < Duration::from_secs(15), "no exit within the grace period:\n{}", d.log());
+    }
+    let took = stopped_at.elapsed();
+    assert_eq!(d.wait_exit(Duration::from_secs(1)), 0, "{}", d.log());
+    assert!(took < Duration::from_secs(10), "exit took {took:?} (grace period 10 s)");
+    // The first answers may precede the signal's delivery; the last cannot.
+    if let Some(last) = answers.last() {
+        assert_eq!(*last, (503, 503), "readyz and POST /sync once stopping: {answers:?}");
+    }
+    eprintln!("SIGTERM to exit: {took:?}; watchdog pings in 4 s: {}; answers while stopping: {}", pings.len(), answers.len());
+    let s = env.status_json();
+    let run = &s["runs"][0];
+    assert_eq!(run["status"], "partial", "{s:#}");
+    assert!(run["message"].as_str().unwrap().contains("stopped by shutdown"), "{run:#}");
+    assert!(run["counts"]["user.create.not_attempted"].as_u64().unwrap() > 0, "{run:#}");
+}

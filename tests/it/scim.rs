@@ -229,3 +229,37 @@ fn a_username_taken_by_an_unrelated_account_is_an_item_error_and_the_rest_is_app
     assert_eq!(failed[0]["source_id"], "u1");
     assert!(failed[0]["error"].as_str().unwrap().contains("HTTP 409"), "{}", failed[0]["error"]);
 }
+
+#[test]
+fn users_without_an_email_are_created_once_and_the_run_succeeds() {
+    let mut doc = org(3, 6);
+    for i in [1, 4] {
+        doc["users"][i].as_object_mut().unwrap().remove("email");
+    }
+    let (env, scim) = setup("", &doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "a healthy org is not partial\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 6);
+    let u = scim.user_by_name("user1").unwrap();
+    assert_eq!(u["externalId"], "u1");
+    let items = env.orgsync(&["runs", "show", "1", "--output", "json"]);
+    let items: Value = serde_json::from_str(&items.stdout).unwrap();
+    let notes: Vec<&str> = items["items"].as_array().unwrap().iter().filter_map(|i| i["error"].as_str()).collect();
+    assert_eq!(notes.iter().filter(|n| n.contains("without a match key")).count(), 2, "{notes:?}");
+    // The next runs bind them by externalId: no duplicate, nothing to do.
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), before);
+    assert_eq!(scim.users().len(), 6);
+}
+
+#[test]
+fn users_without_an_email_are_skipped_when_create_without_match_keys_is_false() {
+    let mut doc = org(3, 6);
+    doc["users"][1].as_object_mut().unwrap().remove("email");
+    let (env, scim) = setup("[policy.users]\ncreate_without_match_keys = false\n", &doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 5);
+    assert!(scim.user_by_name("user1").is_none());
+}
