@@ -76,7 +76,26 @@ pub struct Department {
     pub leader_ids: Vec<SourceId>,
 }
 
+/// A user attribute orgsync keeps in step (the mapping). `username`,
+/// `active` and the external id are always managed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserField {
+    Name,
+    Email,
+    Mobile,
+    EmployeeNo,
+    Nickname,
+    Title,
+    DepartmentIds,
+}
+
 /// A user as the source reports it.
+///
+/// A field is *empty* (`None`) when the source says there is no value, and
+/// *absent* (listed in `absent`) when the source did not provide it for this
+/// record: a permission it lacks, an app too young for it, a field the
+/// source has no notion of. An absent field never changes the target.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub source_id: SourceId,
@@ -90,6 +109,35 @@ pub struct User {
     /// Primary department first.
     pub department_ids: Vec<SourceId>,
     pub active: bool,
+    /// Fields the source did not provide for this record (see above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<UserField>,
+}
+
+impl User {
+    /// The value of a string field (`None` for `DepartmentIds`).
+    pub fn field(&self, f: UserField) -> Option<&str> {
+        match f {
+            UserField::Name => self.name.as_deref(),
+            UserField::Email => self.email.as_deref(),
+            UserField::Mobile => self.mobile.as_deref(),
+            UserField::EmployeeNo => self.employee_no.as_deref(),
+            UserField::Nickname => self.nickname.as_deref(),
+            UserField::Title => self.title.as_deref(),
+            UserField::DepartmentIds => None,
+        }
+    }
+
+    pub fn is_absent(&self, f: UserField) -> bool {
+        self.absent.contains(&f)
+    }
+
+    /// Mark `f` absent (once).
+    pub fn withhold(&mut self, f: UserField) {
+        if !self.is_absent(f) {
+            self.absent.push(f);
+        }
+    }
 }
 
 /// Everything one fetch returned: all pages or nothing.
@@ -153,4 +201,9 @@ impl Bindings {
 /// Treat empty and whitespace-only strings as absent.
 pub fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// [`non_empty`] for a borrowed value.
+pub fn non_empty_str(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
 }

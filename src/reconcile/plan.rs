@@ -9,7 +9,7 @@
 //! 6. delete departments, deepest first (children before parents).
 
 use super::guard;
-use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField};
+use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use super::{normalize_mobile, RunOptions};
 use crate::model::{
     non_empty, Bindings, Department, Kind, Snapshot, SourceId, TargetDepartment, TargetId,
@@ -848,7 +848,6 @@ fn plan_users(
         }
     }
 
-    let mapped = |f: UserField| up.fields.contains(&f);
     let mut ops = Vec::new();
     for i in 0..n {
         let u = src[i];
@@ -867,7 +866,7 @@ fn plan_users(
                         reason: format!("matched by {how}"),
                     });
                 }
-                let changes = user_changes(tu, &spec, &mapped, dept, target);
+                let changes = user_changes(u, tu, &spec, up, dept, target);
                 if !changes.is_empty() {
                     ops.push(Op::UpdateUser {
                         source_id: u.source_id.clone(),
@@ -969,9 +968,10 @@ fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> UserSpec {
 }
 
 fn user_changes(
+    u: &User,
     tu: &TargetUser,
     spec: &UserSpec,
-    mapped: &dyn Fn(UserField) -> bool,
+    policy: &UserPolicy,
     dept: &DeptState<'_>,
     target: &TargetSnapshot,
 ) -> Vec<Change> {
@@ -994,11 +994,14 @@ fn user_changes(
         (UserField::Title, "title", &tu.title, &spec.title),
     ];
     for (f, name, have, want) in pairs {
-        if mapped(f) {
+        // Absent (withheld by the source) never changes the target; empty
+        // clears it only when the policy allows.
+        let keep = u.is_absent(f) || (want.is_none() && !policy.clear_when_empty);
+        if policy.fields.contains(&f) && !keep {
             cmp(name, have, want);
         }
     }
-    if let Some(want) = &spec.departments {
+    if let Some(want) = spec.departments.as_ref().filter(|_| !u.is_absent(UserField::DepartmentIds)) {
         cmp("department", &tu.department, &spec.department);
         let mut want_t: Vec<Option<&TargetId>> = want
             .iter()

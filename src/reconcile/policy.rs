@@ -34,19 +34,7 @@ pub enum MatchKey {
     EmployeeNo,
 }
 
-/// A user attribute orgsync keeps in step (the mapping). `username`,
-/// `active` and the external id are always managed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UserField {
-    Name,
-    Email,
-    Mobile,
-    EmployeeNo,
-    Nickname,
-    Title,
-    DepartmentIds,
-}
+pub use crate::model::UserField;
 
 macro_rules! string_enum {
     ($ty:ident { $($variant:ident => $s:literal),+ $(,)? }) => {

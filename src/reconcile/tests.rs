@@ -394,3 +394,49 @@ fn an_empty_source_never_deletes_without_approval() {
 fn normalised_mobiles_match() {
     assert_eq!(normalize_mobile(" +86 138-0000 (0000) "), "+8613800000000");
 }
+
+/// Synced once with email and mobile, then read again without them.
+fn synced_then_read_without_contact(mark_absent: bool, policy: &Policy) -> Plan {
+    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[])] };
+    for u in &mut src.users {
+        u.mobile = Some("+86 138".into());
+    }
+    let (tgt, b) = first_sync(&src, policy);
+    for u in &mut src.users {
+        (u.email, u.mobile) = (None, None);
+        if mark_absent {
+            u.withhold(UserField::Email);
+            u.withhold(UserField::Mobile);
+        }
+    }
+    plan(&src, &tgt, &b, policy, RunOptions::default())
+}
+
+#[test]
+fn a_field_the_source_withheld_never_changes_the_target() {
+    let p = synced_then_read_without_contact(true, &base_policy());
+    assert!(p.ops.is_empty(), "{:?}", p.ops);
+}
+
+#[test]
+fn a_field_the_source_emptied_clears_the_target_unless_the_policy_keeps_it() {
+    let p = synced_then_read_without_contact(false, &base_policy());
+    let cleared: Vec<&str> = p.ops.iter().flat_map(|o| match o {
+        Op::UpdateUser { changes, .. } => changes.iter().map(|c| c.field).collect(),
+        _ => vec![],
+    }).collect();
+    assert_eq!(cleared, ["email", "mobile", "email", "mobile"]);
+    let mut keep = base_policy();
+    keep.users.clear_when_empty = false;
+    assert!(synced_then_read_without_contact(false, &keep).ops.is_empty());
+}
+
+#[test]
+fn withheld_departments_keep_the_target_memberships() {
+    let d = vec![dept("d1", None, "One")];
+    let mut src = Snapshot { departments: d, users: vec![user("u1", Some("a@x"), &["d1"])] };
+    let (tgt, b) = first_sync(&src, &base_policy());
+    src.users[0].department_ids.clear();
+    src.users[0].withhold(UserField::DepartmentIds);
+    assert!(plan(&src, &tgt, &b, &base_policy(), RunOptions::default()).ops.is_empty());
+}

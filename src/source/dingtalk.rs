@@ -11,10 +11,10 @@
 //! DingTalk lists carry no leavers: a user who left disappears, and the
 //! target-only policy decides what happens to their account.
 
-use super::http::{by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{absent_fields, by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
-use crate::model::{Department, Snapshot, SourceId, User};
+use crate::model::{Department, Snapshot, SourceId, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
@@ -238,6 +238,15 @@ fn user(u: &Value, user_id_type: &str, order: &HashMap<&str, i64>) -> Option<Use
         title: s("title"),
         department_ids: depts.into_iter().map(SourceId).collect(),
         active: true,
+        // Email and mobile need field permissions; DingTalk has no nickname.
+        absent: absent_fields(u, &[
+            (UserField::Name, &["name"]),
+            (UserField::Email, &["org_email", "email"]),
+            (UserField::Mobile, &["mobile"]),
+            (UserField::EmployeeNo, &["job_number"]),
+            (UserField::Nickname, &[]),
+            (UserField::Title, &["title"]),
+        ]),
     })
 }
 

@@ -7,10 +7,10 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
-use super::http::{by_status, field, header_seconds, json_body, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{absent_fields, by_status, field, header_seconds, json_body, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
-use crate::model::{Department, Snapshot, SourceId, User};
+use crate::model::{Department, Snapshot, SourceId, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
@@ -188,17 +188,31 @@ fn user(u: &Value, user_id_type: &str) -> Option<User> {
     let s = |k: &str| field(u, k);
     let status = &u["status"];
     let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
+    // Fields the app has no scope for are left out of the record.
+    let mut absent = absent_fields(u, &[
+        (UserField::Name, &["name"]),
+        (UserField::Email, &["email", "enterprise_email"]),
+        (UserField::Mobile, &["mobile"]),
+        (UserField::EmployeeNo, &["employee_no"]),
+        (UserField::Nickname, &["nickname", "en_name"]),
+        (UserField::Title, &["job_title"]),
+    ]);
+    // A mobile the user hides from the app says nothing about the number.
+    if u["mobile_visible"] == false && !absent.contains(&UserField::Mobile) {
+        absent.push(UserField::Mobile);
+    }
     Some(User {
         source_id: SourceId(id),
         username: s("user_id").or_else(|| s("email")),
         name: s("name"),
         email: s("email").or_else(|| s("enterprise_email")),
-        mobile: s("mobile"),
+        mobile: s("mobile").filter(|_| u["mobile_visible"] != false),
         employee_no: s("employee_no"),
         nickname: s("nickname").or_else(|| s("en_name")),
         title: s("job_title"),
         department_ids: depts.into_iter().map(SourceId).collect(),
         active: !inactive,
+        absent,
     })
 }
 

@@ -344,6 +344,18 @@ pub fn field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
+/// The fields a vendor did not provide for one record: those none of whose
+/// keys is in it (missing or null). A key present with "" says the field is
+/// empty; a missing key says nothing (a permission the app lacks, an app
+/// created after the vendor stopped sending it). Fields mapped to no key
+/// (`&[]`) are ones the vendor has no notion of: always absent.
+pub fn absent_fields(v: &Value, map: &[(crate::model::UserField, &[&str])]) -> Vec<crate::model::UserField> {
+    map.iter()
+        .filter(|(_, keys)| keys.iter().all(|k| v.get(*k).is_none_or(Value::is_null)))
+        .map(|(f, _)| *f)
+        .collect()
+}
+
 /// A JSON value that may be a string or a number, as text.
 pub fn text(v: &Value) -> Option<String> {
     match v {

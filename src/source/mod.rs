@@ -10,7 +10,7 @@ pub mod ldap;
 pub mod wecom;
 
 use crate::config::SourceConfig;
-use crate::model::Snapshot;
+use crate::model::{Snapshot, UserField};
 use futures::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,37 @@ pub fn merge_by_id(users: impl IntoIterator<Item = crate::model::User>) -> Vec<c
     out
 }
 
+/// The string fields a user mapping can carry.
+const STRING_FIELDS: [UserField; 6] =
+    [UserField::Name, UserField::Email, UserField::Mobile, UserField::EmployeeNo, UserField::Nickname, UserField::Title];
+
+/// A field that no user of a whole fetch has a value for was withheld, not
+/// emptied: an LDAP attribute the bind account may not read (an ACL), a
+/// vendor field the app has no permission for, or that apps of its age no
+/// longer receive. Mark it absent on every user, so the target keeps its
+/// values; a real org never empties a field for everyone at once. Returns,
+/// per field absent somewhere, how many users lack it (all of them for the
+/// fields marked here). Not for the file source: its document is the truth.
+pub fn mark_withheld(snapshot: &mut Snapshot) -> Vec<(UserField, usize)> {
+    let mut out = Vec::new();
+    if snapshot.users.is_empty() {
+        return out;
+    }
+    for f in STRING_FIELDS {
+        let none_has_it = snapshot.users.iter().all(|u| crate::model::non_empty_str(u.field(f)).is_none());
+        if none_has_it {
+            for u in &mut snapshot.users {
+                u.withhold(f);
+            }
+        }
+        let absent = snapshot.users.iter().filter(|u| u.is_absent(f)).count();
+        if absent > 0 {
+            out.push((f, absent));
+        }
+    }
+    out
+}
+
 pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
     match config {
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
@@ -74,5 +105,32 @@ pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
         SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone())),
         SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone())),
         SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::User;
+
+    fn user(id: &str, email: Option<&str>, mobile: Option<&str>) -> User {
+        User { source_id: id.into(), email: email.map(Into::into), mobile: mobile.map(Into::into), name: Some(id.into()), ..User::default() }
+    }
+
+    #[test]
+    fn a_field_no_user_has_is_withheld_for_all_and_one_some_users_have_is_not() {
+        let mut s = Snapshot { departments: vec![], users: vec![user("a", None, Some("1")), user("b", Some(" "), None)] };
+        s.users[1].withhold(UserField::Mobile);
+        let got = mark_withheld(&mut s);
+        assert!(s.users.iter().all(|u| u.is_absent(UserField::Email)), "nobody has an email: withheld");
+        assert!(!s.users[0].is_absent(UserField::Mobile), "one user has a mobile: the other's is per record");
+        assert!(got.contains(&(UserField::Email, 2)) && got.contains(&(UserField::Mobile, 1)), "{got:?}");
+        assert!(!got.iter().any(|(f, _)| *f == UserField::Name));
+    }
+
+    #[test]
+    fn an_empty_fetch_withholds_nothing() {
+        let mut s = Snapshot::default();
+        assert!(mark_withheld(&mut s).is_empty());
     }
 }

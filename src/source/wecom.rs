@@ -14,10 +14,10 @@
 //! (left) are inactive. WeCom orders larger-first; orgsync's order is
 //! smaller-first, so the order is negated.
 
-use super::http::{by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{absent_fields, by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
-use crate::model::{Department, Snapshot, SourceId, User};
+use crate::model::{Department, Snapshot, SourceId, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
@@ -262,6 +262,16 @@ fn user(u: &Value) -> Option<User> {
         title: s("position"),
         department_ids: depts.into_iter().map(SourceId).collect(),
         active: u["status"].as_i64() == Some(1),
+        // Apps created after 2022-06-20 receive no email, biz_mail or
+        // mobile; WeCom has no employee number field.
+        absent: absent_fields(u, &[
+            (UserField::Name, &["name"]),
+            (UserField::Email, &["email", "biz_mail"]),
+            (UserField::Mobile, &["mobile"]),
+            (UserField::EmployeeNo, &[]),
+            (UserField::Nickname, &["alias", "english_name"]),
+            (UserField::Title, &["position"]),
+        ]),
     })
 }
 

@@ -10,7 +10,7 @@ pub mod worker;
 
 use crate::config::Config;
 use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunRecord, RunStatus, Sides};
-use crate::model::Bindings;
+use crate::model::{Bindings, Snapshot};
 use crate::reconcile::{self, Plan, RunOptions};
 use crate::source::{self, SourceError};
 use crate::target::{self, TargetError};
@@ -71,13 +71,42 @@ pub async fn run_on_own_thread(
     rx.await.map_err(|_| SyncError::Thread(std::io::Error::other("the run's thread ended without a result (panic)")))?
 }
 
+/// Fetch the whole source; fields it withheld are marked absent (they never
+/// change the target), and said once.
+async fn fetch_source(config: &Config) -> Result<Snapshot, SourceError> {
+    let mut snapshot = source::build(&config.source).fetch().await?;
+    if matches!(config.source, crate::config::SourceConfig::File { .. }) {
+        return Ok(snapshot);
+    }
+    let total = snapshot.users.len();
+    for (field, users) in source::mark_withheld(&mut snapshot) {
+        // Fields the mapping never carries are no news; say only what the admin maps.
+        if !config.policy.users.fields.contains(&field) {
+            continue;
+        }
+        let field = field.as_str();
+        if users == total {
+            warn!(
+                source = config.source.kind(),
+                field,
+                users,
+                "The source provided this field for none of its users: withheld (a permission or field scope the app or \
+                 bind account lacks, or an app created after the vendor stopped sending it); the target's values are kept"
+            );
+        } else {
+            info!(source = config.source.kind(), field, users, total, "The source withheld this field for some users; their target values are kept");
+        }
+    }
+    Ok(snapshot)
+}
+
 /// Fetch, load and plan without writing anything (not even the mirror).
 pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncError> {
     let bindings = match Mirror::open_read_only(&config.state_dir)? {
         Some(m) => m.bindings()?,
         None => Bindings::default(),
     };
-    let source = source::build(&config.source).fetch().await?;
+    let source = fetch_source(config).await?;
     let target = target::build(&config.target, &config.policy.users.match_by)?.load().await?;
     Ok(reconcile::plan(&source, &target, &bindings, &config.policy, options))
 }
@@ -114,7 +143,7 @@ pub async fn run(
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let fetched = async {
-        let source = source::build(&config.source).fetch().await.map_err(|e| {
+        let source = fetch_source(config).await.map_err(|e| {
             format!("cannot fetch the source ({}): {e}; nothing was changed", config.source.kind())
         })?;
         let target = target::build(&config.target, &config.policy.users.match_by)

@@ -133,3 +133,42 @@ fn wecom_wrong_credentials_and_an_untrusted_ip_fail_with_the_code_and_what_to_ch
     assert!(msg.contains("WeCom") && msg.contains("code 60020") && msg.contains("this server's IP is not trusted by the app"), "{msg}");
     assert!(scim.writes().is_empty());
 }
+
+#[test]
+fn wecom_a_post_2022_app_keeps_every_email_and_phone_and_a_real_emptying_still_clears() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.full_app = true;
+    let fake = FakeWeCom::start(world);
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "api = \"list\"\nrate_limit = 150\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let with = |field: &str| scim.users().iter().filter(|u| u[field][0]["value"].is_string()).count();
+    let (emails, phones) = (with("emails"), with("phoneNumbers"));
+    assert_eq!((emails, phones), (270, 270));
+
+    // The same org read through an app created after 2022-06-20: no email, no mobile.
+    fake.world.lock().unwrap().full_app = false;
+    let before = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.writes()[before..], [], "absent fields changed the target");
+    assert_eq!((with("emails"), with("phoneNumbers")), (emails, phones), "emails and phones intact");
+    assert!(r.stderr.contains("withheld") && r.stderr.contains("email"), "said once: {}", r.stderr);
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{}", r.stdout);
+
+    // Back on the full app, one user's email and business mail are really emptied.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.full_app = true;
+        w.users[7]["email"] = json!("");
+        w.users[7]["biz_mail"] = json!("");
+    }
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(with("emails"), emails - 1, "an emptied email is cleared");
+    let wc7 = scim.user_by_name(fake.world.lock().unwrap().users[7]["userid"].as_str().unwrap()).unwrap();
+    assert!(wc7["emails"].as_array().is_none_or(|e| e.is_empty()), "{wc7}");
+}

@@ -110,6 +110,8 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
             title: u.title,
             department_ids: u.department_ids.into_iter().map(IdValue::into_id).collect(),
             active: u.active,
+            // The document is the whole truth: a missing key is empty.
+            absent: Vec::new(),
         });
     }
     Ok(snap)

@@ -324,6 +324,9 @@ pub fn snapshot(
             title: field(&attrs.title),
             department_ids,
             active: active(e, flavor, now_unix),
+            // An attribute missing from one entry is empty (the directory
+            // says there is none); missing from all: see `source::mark_withheld`.
+            absent: Vec::new(),
         });
     }
     for name in flat {
