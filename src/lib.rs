@@ -13,7 +13,8 @@
 //! - [`schedule`]: when runs happen; [`http`]: /metrics /healthz /readyz
 //!   /status POST /sync; [`app`]: the daemon (`orgsync run`) wiring,
 //!   signals, systemd notify, shutdown;
-//! - [`cli`]: the command line; [`telemetry`]: logs and metric names.
+//! - [`cli`]: the command line; [`telemetry`]: logs and metric names;
+//!   [`redact`]: masks every known secret in whatever leaves the process.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(missing_debug_implementations)]
@@ -25,6 +26,7 @@ pub mod http;
 pub mod mirror;
 pub mod model;
 pub mod reconcile;
+pub mod redact;
 pub mod schedule;
 pub mod source;
 pub mod sync;

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", orgsync::redact::redact(&format!("{e:#}")));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 
 fn load(cli: &Cli) -> Result<config::Config, ExitCode> {
     config::load(&cli.config).map_err(|e: ConfigError| {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", orgsync::redact::redact(&e.to_string()));
         ExitCode::from(EXIT_CONFIG)
     })
 }

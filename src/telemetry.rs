@@ -18,7 +18,7 @@ pub fn init(format: LogFormat, level: &str) {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::redact::Stderr)
         .with_target(false)
         .with_ansi(ansi);
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();

@@ -203,7 +203,25 @@ const TARGET_KINDS: &[&str] = &["scim", "file"];
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let tree = load_tree(path, std::env::vars())?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    validate(&tree, &base).map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems })
+    validate(&tree, &base).map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems: blame_env(problems, std::env::vars()) })
+}
+
+/// Say which problems come from an `ORGSYNC__…` variable rather than the file.
+fn blame_env(mut problems: Vec<Problem>, env: impl IntoIterator<Item = (String, String)>) -> Vec<Problem> {
+    let overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter_map(|(var, _)| {
+            let key = var.strip_prefix("ORGSYNC__")?.split("__").map(str::to_lowercase).collect::<Vec<_>>().join(".");
+            Some((key, var))
+        })
+        .collect();
+    for p in &mut problems {
+        let from = overrides.iter().find(|(k, _)| p.key == *k || p.key.starts_with(&format!("{k}.")) || p.key.starts_with(&format!("{k}[")));
+        if let Some((_, var)) = from {
+            p.message = format!("{} (set by the environment variable {var})", p.message);
+        }
+    }
+    problems
 }
 
 /// Merge the file and the `ORGSYNC__*` variables into one tree.
@@ -212,20 +230,42 @@ pub fn load_tree(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    let env: config::Map<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("ORGSYNC__")).collect();
-    let merged = config::Config::builder()
-        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-        .add_source(
-            config::Environment::with_prefix("ORGSYNC")
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(env)),
-        )
-        .build()
-        .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
-    merged
-        .try_deserialize::<serde_json::Map<String, serde_json::Value>>()
-        .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    // A syntax error is reported by line and column only: the line itself
+    // may hold a secret, and the error goes to logs and terminals.
+    if let Err(e) = toml::from_str::<toml::Table>(&text) {
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        let message = format!("TOML syntax error at {}{}", at.unwrap_or_default(), e.message().trim_end());
+        return Err(ConfigError::Parse { path: path.to_owned(), message });
+    }
+    let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("ORGSYNC__")).collect();
+    let merge = |env: &[(String, String)]| {
+        config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("ORGSYNC")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env.iter().cloned().collect())),
+            )
+            .build()
+            .and_then(|merged| merged.try_deserialize::<serde_json::Map<String, serde_json::Value>>())
+    };
+    merge(&env).map_err(|e| {
+        // The file alone is valid TOML: the environment is at fault. Name
+        // the variables that break it (not their values: they may be secrets).
+        let culprits: Vec<&str> = env.iter().filter(|v| merge(std::slice::from_ref(*v)).is_err()).map(|(k, _)| k.as_str()).collect();
+        let message = if culprits.is_empty() {
+            format!("the environment overrides ({}) do not fit the file's structure: {e}", env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))
+        } else {
+            format!("environment override {} does not fit the config's structure (a value where the file has a table, or the reverse)", culprits.join(", "))
+        };
+        ConfigError::Parse { path: path.to_owned(), message }
+    })
 }
 
 /// Pure validation of a merged tree: every problem at once.

@@ -8,8 +8,12 @@ use std::fmt;
 pub struct Secret(SecretString);
 
 impl Secret {
+    /// A secret; from now on it is masked wherever it would be printed
+    /// (see [`crate::redact`]).
     pub fn new(s: impl Into<String>) -> Self {
-        Self(SecretString::from(s.into()))
+        let s = s.into();
+        crate::redact::register(&s);
+        Self(SecretString::from(s))
     }
 
     /// The only way to read the value: call it where it is sent, nowhere else.

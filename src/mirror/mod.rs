@@ -271,7 +271,7 @@ impl Mirror {
             let json = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
             c.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, message = ?4, counts = ?5 WHERE id = ?1",
-                params![run, status.as_str(), now(), message, json],
+                params![run, status.as_str(), now(), crate::redact::redact_opt(message), json],
             )?;
             Ok(())
         })?;
@@ -362,7 +362,7 @@ fn insert_item(tx: &rusqlite::Transaction<'_>, run: i64, i: &ItemRow<'_>) -> rus
         i.source_id.map(SourceId::as_str),
         i.target_id.map(TargetId::as_str),
         i.outcome,
-        i.error,
+        crate::redact::redact_opt(i.error),
         now()
     ])
     .map(drop)

@@ -193,6 +193,8 @@ impl Client {
         }
         self.token_fetches.fetch_add(1, Ordering::Relaxed);
         let t = vendor.fetch_token(self).await?;
+        // A live token is a secret too: a gateway may echo it back.
+        crate::redact::register(&t.value);
         let refresh_at = Instant::now() + t.ttl.saturating_sub(self.margin).max(Duration::from_secs(1));
         *slot = Some(Cached { value: t.value.clone(), refresh_at });
         Ok(t.value)
@@ -333,7 +335,7 @@ pub fn by_status(status: u16, code: String, message: String) -> Verdict {
 /// A body as JSON, or a short printable excerpt of what it was.
 pub fn json_or_excerpt(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|_| {
-        let text: String = String::from_utf8_lossy(body).chars().take(120).collect();
+        let text = crate::redact::excerpt(&String::from_utf8_lossy(body), 120);
         format!("not JSON: {:?}", text.trim())
     })
 }

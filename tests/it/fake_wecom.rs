@@ -35,6 +35,11 @@ pub struct World {
     /// answers carry `email`, `biz_mail` and `mobile` (unless the user's
     /// record sets them itself). Otherwise the keys are left out.
     pub full_app: bool,
+    /// A gateway in front that answers 502 with an error page echoing the
+    /// request line (query string and all): for `gettoken` (the secret) or
+    /// for the data APIs (the access token).
+    pub echo_token_request: bool,
+    pub echo_data_requests: bool,
     pub common: Common,
 }
 
@@ -59,8 +64,16 @@ fn err(errcode: i64, errmsg: &str) -> Response {
     Json(json!({"errcode": errcode, "errmsg": format!("{errmsg}, hint: [1700000000_fake], from ip: 127.0.0.1, more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}")})).into_response()
 }
 
-async fn gettoken(State(w): State<Shared>, Query(q): Q) -> Response {
+fn echo(uri: &Uri) -> Response {
+    let page = format!("<html><body><h1>502 Bad Gateway</h1><p>upstream failed for GET {uri} HTTP/1.1</p></body></html>");
+    (StatusCode::BAD_GATEWAY, page).into_response()
+}
+
+async fn gettoken(State(w): State<Shared>, uri: Uri, Query(q): Q) -> Response {
     let mut w = w.lock().unwrap();
+    if w.echo_token_request {
+        return echo(&uri);
+    }
     if q.get("corpid").map(String::as_str) != Some(CORP_ID) {
         w.common.log.push((std::time::Instant::now(), "token refused".into()));
         return err(40013, "invalid corpid");
@@ -104,8 +117,11 @@ fn id_param(q: &HashMap<String, String>, key: &str) -> Option<i64> {
     q.get(key).and_then(|s| s.parse().ok())
 }
 
-async fn department_list(State(w): State<Shared>, Query(q): Q) -> Response {
+async fn department_list(State(w): State<Shared>, uri: Uri, Query(q): Q) -> Response {
     let mut w = w.lock().unwrap();
+    if w.echo_data_requests {
+        return echo(&uri);
+    }
     let id = id_param(&q, "id").unwrap_or(1);
     if let Some(r) = gate(&mut w, &q, "department/list", &id.to_string(), 1) {
         return r;
@@ -117,8 +133,11 @@ async fn department_list(State(w): State<Shared>, Query(q): Q) -> Response {
     ok(json!({"department": list}))
 }
 
-async fn department_simplelist(State(w): State<Shared>, Query(q): Q) -> Response {
+async fn department_simplelist(State(w): State<Shared>, uri: Uri, Query(q): Q) -> Response {
     let mut w = w.lock().unwrap();
+    if w.echo_data_requests {
+        return echo(&uri);
+    }
     let id = id_param(&q, "id").unwrap_or(1);
     if let Some(r) = gate(&mut w, &q, "department/simplelist", &id.to_string(), 1) {
         return r;

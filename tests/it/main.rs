@@ -16,5 +16,6 @@ mod ldap;
 mod packaging;
 mod samba;
 mod scim;
+mod secrets;
 mod slapd;
 mod wecom;

@@ -48,6 +48,8 @@ impl Client {
                 use base64::Engine as _;
                 let raw = format!("{username}:{}", password.expose());
                 let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                // A server that echoes request headers would echo this.
+                crate::redact::register(&encoded);
                 let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
                     .map_err(|_| bad("password"))?;
                 v.set_sensitive(true);
@@ -98,7 +100,7 @@ impl Client {
         let detail = serde_json::from_slice::<Value>(&bytes)
             .ok()
             .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
-            .or_else(|| Some(String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()))
+            .or_else(|| Some(crate::redact::excerpt(&String::from_utf8_lossy(&bytes), 300)))
             .filter(|s| !s.trim().is_empty());
         Err(TargetError::Http { method: m, path: path.to_owned(), status, detail, retry_after })
     }
