@@ -124,6 +124,19 @@ fn merge_reload(old: &Config, mut new: Config) -> Config {
     new
 }
 
+/// A reload cannot move the listener (that needs a restart), so it is
+/// judged against the address actually bound: one that would leave a
+/// listener beyond loopback without an admin token is refused.
+fn reload_keeps_the_listener_guarded(bound: std::net::SocketAddr, new: &Config) -> Result<(), String> {
+    if bound.ip().is_loopback() || new.daemon.admin_token.is_some() {
+        return Ok(());
+    }
+    Err(format!(
+        "daemon.admin_token_file: is required because the running listener {bound} is not a loopback address \
+         (a new daemon.listen takes effect only after a restart); without a token anyone who can reach it could start runs"
+    ))
+}
+
 /// Run the daemon until SIGTERM/SIGINT. Returns after the in-flight run was
 /// recorded (or the grace period ran out).
 pub async fn run(
@@ -257,9 +270,12 @@ pub async fn run(
                     reloading.extend(NotifyState::monotonic_usec_now().ok());
                     notify(&reloading);
                     let old = config_rx.borrow().clone();
-                    match config::load(&config_path) {
+                    match config::load(&config_path).map_err(|e| e.to_string()).and_then(|new| {
+                        let new = merge_reload(&old, new);
+                        reload_keeps_the_listener_guarded(listen, &new).map(|()| new)
+                    }) {
                         Ok(new) => {
-                            let new = Arc::new(merge_reload(&old, new));
+                            let new = Arc::new(new);
                             scheduler = Scheduler::start(&new, &queue, &next_tx, &clock);
                             info!(schedule = %new.schedule.describe(), source = new.source.kind(), "Config reloaded");
                             config_tx.send_replace(new);
@@ -318,4 +334,27 @@ pub async fn run(
     }
     info!("Stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!("[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"file\"\npath = \"out.json\"\n{extra}");
+        let tree: serde_json::Map<String, serde_json::Value> = toml::from_str(&text).unwrap();
+        config::validate(&tree, std::path::Path::new("/")).unwrap()
+    }
+
+    #[test]
+    fn a_reload_dropping_the_admin_token_is_refused_while_the_listener_is_beyond_loopback() {
+        // The new file says loopback, so it validates; the socket still listens everywhere.
+        let new = config("[daemon]\nlisten = \"127.0.0.1:9464\"\n");
+        let bound: std::net::SocketAddr = "0.0.0.0:9464".parse().unwrap();
+        let e = reload_keeps_the_listener_guarded(bound, &new).unwrap_err();
+        assert!(e.contains("daemon.admin_token_file") && e.contains("0.0.0.0:9464"), "{e}");
+        let with_token = config("[daemon]\nlisten = \"127.0.0.1:9464\"\nadmin_token = \"a-long-admin-token\"\n");
+        assert!(reload_keeps_the_listener_guarded(bound, &with_token).is_ok());
+        assert!(reload_keeps_the_listener_guarded("127.0.0.1:9464".parse().unwrap(), &new).is_ok());
+    }
 }
