@@ -35,8 +35,9 @@ use tracing::{error, info, warn};
 pub enum AppError {
     #[error(transparent)]
     Mirror(#[from] MirrorError),
-    #[error("cannot listen on {addr} (daemon.listen): {source}")]
-    Listen { addr: std::net::SocketAddr, #[source] source: std::io::Error },
+    // The cause is part of the message, not a `source()`: `{:#}` would print it twice.
+    #[error("cannot listen on {addr} (daemon.listen): {cause}")]
+    Listen { addr: std::net::SocketAddr, cause: std::io::Error },
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),
     #[error("cannot handle signals: {0}")]
@@ -145,7 +146,12 @@ pub async fn run(
     mut signals: impl Stream<Item = i32> + Unpin,
     clock: Arc<dyn Clock>,
 ) -> Result<(), AppError> {
+    // The lock first (another daemon on this state dir is the likelier
+    // cause of a port in use), then the port: a port in use must not leave
+    // a new mirror behind.
     let _lock = StateLock::acquire(&config.state_dir)?;
+    let listen = config.daemon.listen;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|cause| AppError::Listen { addr: listen, cause })?;
     let mirror = Arc::new(Mirror::open(&config.state_dir)?);
     let n = mirror.mark_interrupted()?;
     if n > 0 {
@@ -174,8 +180,6 @@ pub async fn run(
     metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
     metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(1.0);
 
-    let listen = config.daemon.listen;
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| AppError::Listen { addr: listen, source })?;
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let (next_tx, mut next_rx) = watch::channel(None);
     let queue = Arc::new(TriggerQueue::new());

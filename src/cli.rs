@@ -54,9 +54,9 @@ pub enum Command {
     Status {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
-        /// How many runs to show.
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
+        /// How many runs to show (at least 1).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+        limit: u16,
     },
     /// Inspect recorded runs.
     Runs {

@@ -109,7 +109,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Status { output, limit } => {
             let runs = match Mirror::open_read_only(&cfg.state_dir)? {
-                Some(m) => m.runs(limit)?,
+                Some(m) => m.runs(usize::from(limit))?,
                 None => Vec::new(),
             };
             let status = runs.first().map_or("never_synced", |r| r.status.as_str());

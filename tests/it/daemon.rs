@@ -496,3 +496,27 @@ fn a_long_run_keeps_the_watchdog_fed_and_sigterm_stops_it_within_the_grace_perio
     assert!(run["message"].as_str().unwrap().contains("stopped by shutdown"), "{run:#}");
     assert!(run["counts"]["user.create.not_attempted"].as_u64().unwrap() > 0, "{run:#}");
 }
+
+#[test]
+fn a_port_in_use_is_said_once_and_leaves_no_mirror_behind() {
+    let env = Env::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    file_to_file(&env, port, 100, "");
+    let r = env.orgsync(&["run"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("in use").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("cannot listen on 127.0.0.1:{port} (daemon.listen)")), "{}", r.stderr);
+    assert!(!env.path("state/mirror.db").exists(), "the mirror was created before the listener failed");
+}
+
+#[test]
+fn status_refuses_a_limit_of_zero() {
+    let env = Env::new();
+    file_to_file(&env, free_port(), 100, "");
+    assert_eq!(env.sync(&[]).code, 0);
+    let r = env.orgsync(&["status", "--limit", "0"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let r = env.orgsync(&["status", "--limit", "1"]);
+    assert!(r.stdout.contains("status: succeeded"), "{}", r.stdout);
+}

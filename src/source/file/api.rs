@@ -85,6 +85,8 @@ fn checked_id(list: &str, i: usize, id: IdValue, seen: &mut HashMap<SourceId, us
 
 /// Parse and check a document. Errors name the offending entry.
 pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
+    // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let doc: Document = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut snap = Snapshot::default();
     let mut seen = HashMap::new();
@@ -120,6 +122,12 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
 #[cfg(test)]
 mod tests {
     use super::parse;
+
+    #[test]
+    fn a_utf8_byte_order_mark_is_accepted() {
+        let s = parse(b"\xEF\xBB\xBF{\"users\":[{\"id\":\"u1\"}]}").unwrap();
+        assert_eq!(s.users.len(), 1);
+    }
 
     #[test]
     fn integer_and_string_ids_both_parse_and_active_defaults_to_true() {
