@@ -81,6 +81,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Trigger { allow_deletes, url } => trigger(&cfg, allow_deletes, url).await,
         Command::CheckConfig => {
+            let problems = config::preflight(&cfg);
+            if !problems.is_empty() {
+                eprintln!("{}", orgsync::redact::redact(&ConfigError::Invalid { path: cli.config.clone(), problems }.to_string()));
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
             println!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());
             Ok(ExitCode::SUCCESS)
         }

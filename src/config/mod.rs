@@ -196,6 +196,11 @@ pub struct ScimConfig {
     pub page_size: usize,
 }
 
+/// Every timeout: per request or operation.
+const TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
+/// Every `max_retries`: beyond 20, backoff has long reached its cap.
+const RETRIES: std::ops::RangeInclusive<u64> = 0..=20;
+
 const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom"];
 const TARGET_KINDS: &[&str] = &["scim", "file"];
 
@@ -203,7 +208,21 @@ const TARGET_KINDS: &[&str] = &["scim", "file"];
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let tree = load_tree(path, std::env::vars())?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    validate(&tree, &base).map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems: blame_env(problems, std::env::vars()) })
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let invalid = |problems| ConfigError::Invalid { path: path.to_owned(), problems: blame_env(problems, std::env::vars()) };
+    validate_with(&tree, &base, credentials.as_deref()).map_err(invalid)
+}
+
+/// What `check-config` checks beyond the text: the input files it names
+/// exist (the other commands meet them only when a run reads them).
+pub fn preflight(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let SourceConfig::File { path } = &config.source
+        && !path.is_file()
+    {
+        problems.push(Problem { key: "source.path".into(), message: format!("{} is not a readable file", path.display()) });
+    }
+    problems
 }
 
 /// Say which problems come from an `ORGSYNC__…` variable rather than the file.
@@ -270,8 +289,18 @@ pub fn load_tree(
 
 /// Pure validation of a merged tree: every problem at once.
 pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) -> Result<Config, Vec<Problem>> {
+    validate_with(tree, base, None)
+}
+
+/// [`validate`], with relative `*_file` secrets read from `credentials`
+/// (`$CREDENTIALS_DIRECTORY`, where systemd puts them) when given.
+pub fn validate_with(
+    tree: &serde_json::Map<String, serde_json::Value>,
+    base: &Path,
+    credentials: Option<&Path>,
+) -> Result<Config, Vec<Problem>> {
     let mut errs: Problems = Vec::new();
-    let mut root = Reader::root(tree, base);
+    let mut root = Reader::root(tree, base, credentials);
     let state_dir = root.path("state_dir", &mut errs).unwrap_or_else(|| PathBuf::from("/var/lib/orgsync"));
 
     let mut s = root.table("source", &mut errs);
@@ -332,9 +361,9 @@ fn http_settings(s: &mut Reader<'_>, default_base: &str, default_rate: u32, max_
     }
     crate::source::http::HttpSettings {
         base_url: base_url.unwrap_or_else(|| default_base.to_owned()),
-        timeout: s.duration("timeout", errs).unwrap_or(Duration::from_secs(30)),
+        timeout: s.duration("timeout", TIMEOUTS, errs).unwrap_or(Duration::from_secs(30)),
         rate_limit: rate.clamp(1, u64::from(max_rate)) as u32,
-        max_retries: s.u64("max_retries", errs).unwrap_or(5) as usize,
+        max_retries: s.u64_in("max_retries", RETRIES, errs).unwrap_or(5) as usize,
         token_margin: Duration::from_secs(300),
     }
 }
@@ -502,7 +531,7 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         base_dn: s.required_string("base_dn", errs).unwrap_or_default(),
         user_filter: s.string("user_filter", errs).unwrap_or_else(|| flavor.default_user_filter().to_owned()),
         page_size: page_size as u32,
-        timeout: s.duration("timeout", errs).unwrap_or(Duration::from_secs(30)),
+        timeout: s.duration("timeout", TIMEOUTS, errs).unwrap_or(Duration::from_secs(30)),
         flavor,
         attributes,
         departments,
@@ -535,12 +564,12 @@ fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
             ScimAuth::None
         }
     };
-    let timeout = t.duration("timeout", errs).unwrap_or(Duration::from_secs(30));
+    let timeout = t.duration("timeout", TIMEOUTS, errs).unwrap_or(Duration::from_secs(30));
     let concurrency = t.u64("concurrency", errs).unwrap_or(8);
     if !(1..=256).contains(&concurrency) {
         t.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=256"));
     }
-    let max_retries = t.u64("max_retries", errs).unwrap_or(5);
+    let max_retries = t.u64_in("max_retries", RETRIES, errs).unwrap_or(5);
     let page_size = t.u64("page_size", errs).unwrap_or(100);
     if !(1..=1000).contains(&page_size) {
         t.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000"));
@@ -629,17 +658,14 @@ fn daemon(root: &mut Reader<'_>, errs: &mut Problems) -> DaemonConfig {
     let config = DaemonConfig {
         listen,
         admin_token,
-        grace_period: d.duration("grace_period", errs).unwrap_or(dd.grace_period),
+        grace_period: d.duration("grace_period", Duration::from_secs(1)..=Duration::from_secs(3600), errs).unwrap_or(dd.grace_period),
         log_format: match d.one_of::<String>("log_format", &["text", "json"], errs).as_deref() {
             Some("json") => LogFormat::Json,
             _ => LogFormat::Text,
         },
         log_level,
-        unready_after_failures: d.u64("unready_after_failures", errs).unwrap_or(dd.unready_after_failures),
+        unready_after_failures: d.u64_in("unready_after_failures", 1..=1000, errs).unwrap_or(dd.unready_after_failures),
     };
-    if config.unready_after_failures == 0 {
-        d.problem(errs, "unready_after_failures", "must be at least 1");
-    }
     d.finish(errs);
     config
 }
@@ -649,7 +675,7 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
     let dflt = Schedule::default();
     let mode = s.one_of::<String>("mode", schedule::MODES, errs).unwrap_or_else(|| "manual".into());
     // Every mode-specific key is read, so one set for another mode is named.
-    let every = s.duration("every", errs);
+    let every = s.duration("every", Duration::from_secs(1)..=Duration::from_secs(31 * 86_400), errs);
     let at = s.string("at", errs);
     let weekday = s.string("weekday", errs);
     let day = s.string("day", errs);
@@ -693,9 +719,6 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
             None
         }
     });
-    if every.is_some_and(|e| e < Duration::from_secs(1)) {
-        s.problem(errs, "every", "must be at least 1s");
-    }
     let mode = match (mode.as_str(), every, at, weekday, day, cron) {
         ("interval", Some(every), ..) => Mode::Interval { every },
         ("daily", _, Some(at), ..) => Mode::Daily { at },
@@ -711,7 +734,7 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
         mode,
         timezone,
         run_on_start: s.bool("run_on_start", errs).unwrap_or(dflt.run_on_start),
-        jitter: s.duration("jitter", errs).unwrap_or(dflt.jitter),
+        jitter: s.duration("jitter", Duration::ZERO..=Duration::from_secs(86_400), errs).unwrap_or(dflt.jitter),
     };
     s.finish(errs);
     schedule

@@ -27,13 +27,15 @@ pub struct Reader<'a> {
     used: BTreeSet<&'static str>,
     /// Directory that relative paths are resolved against (the config file's).
     base: &'a Path,
+    /// `$CREDENTIALS_DIRECTORY`: where relative `*_file` secrets are, when set.
+    credentials: Option<&'a Path>,
 }
 
 pub type Problems = Vec<Problem>;
 
 impl<'a> Reader<'a> {
-    pub fn root(map: &'a Map<String, Value>, base: &'a Path) -> Self {
-        Self { prefix: String::new(), map: Some(map), used: BTreeSet::new(), base }
+    pub fn root(map: &'a Map<String, Value>, base: &'a Path, credentials: Option<&'a Path>) -> Self {
+        Self { prefix: String::new(), map: Some(map), used: BTreeSet::new(), base, credentials }
     }
 
     pub fn key(&self, k: &str) -> String {
@@ -64,7 +66,7 @@ impl<'a> Reader<'a> {
                 None
             }
         };
-        Reader { prefix, map, used: BTreeSet::new(), base: self.base }
+        Reader { prefix, map, used: BTreeSet::new(), base: self.base, credentials: self.credentials }
     }
 
     pub fn string(&mut self, k: &'static str, errs: &mut Problems) -> Option<String> {
@@ -110,15 +112,32 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn duration(&mut self, k: &'static str, errs: &mut Problems) -> Option<Duration> {
+    /// A duration like "30s" within `range` (every duration key has one:
+    /// "0s" timeouts and 10^18-second waits are mistakes, not settings).
+    pub fn duration(&mut self, k: &'static str, range: std::ops::RangeInclusive<Duration>, errs: &mut Problems) -> Option<Duration> {
         let s = self.string(k, errs)?;
         match humantime::parse_duration(s.trim()) {
-            Ok(d) => Some(d),
+            Ok(d) if range.contains(&d) => Some(d),
+            Ok(_) => {
+                let (lo, hi) = (humantime::format_duration(*range.start()), humantime::format_duration(*range.end()));
+                self.problem(errs, k, format!("{s:?} is out of range {lo}..={hi}"));
+                None
+            }
             Err(e) => {
                 self.problem(errs, k, format!("{s:?} is not a duration like \"30s\" or \"5m\" ({e})"));
                 None
             }
         }
+    }
+
+    /// A non-negative integer within `range`.
+    pub fn u64_in(&mut self, k: &'static str, range: std::ops::RangeInclusive<u64>, errs: &mut Problems) -> Option<u64> {
+        let v = self.u64(k, errs)?;
+        if range.contains(&v) {
+            return Some(v);
+        }
+        self.problem(errs, k, format!("{v} is out of range {}..={}", range.start(), range.end()));
+        None
     }
 
     /// A required URL with one of `schemes` and a host. Credentials inside
@@ -225,16 +244,40 @@ impl<'a> Reader<'a> {
                 self.problem(errs, k, format!("set either {} or {}, not both", self.key(k), self.key(k_file)));
                 None
             }
-            (Some(v), None) => Some(Secret::new(v)),
-            (None, Some(p)) => match std::fs::read_to_string(&p) {
-                Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
-                Err(e) => {
-                    self.problem(errs, k_file, format!("cannot read {}: {e}", p.display()));
-                    None
+            (Some(v), None) => self.checked_secret(k, v, errs),
+            (None, Some(p)) => {
+                // systemd hands credentials over in $CREDENTIALS_DIRECTORY:
+                // a relative *_file names one there when it is set.
+                let p = match self.credentials {
+                    Some(dir) if self.map.and_then(|m| m.get(k_file)).and_then(|v| v.as_str()).is_some_and(|f| Path::new(f).is_relative()) => {
+                        self.string(k_file, errs).map_or(p, |f| dir.join(f))
+                    }
+                    _ => p,
+                };
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => self.checked_secret(k_file, s.trim_end_matches(['\r', '\n']).to_owned(), errs),
+                    Err(e) => {
+                        self.problem(errs, k_file, format!("cannot read {}: {e}", p.display()));
+                        None
+                    }
                 }
-            },
+            }
             (None, None) => None,
         }
+    }
+
+    /// A secret must be a single non-empty line (it goes into HTTP headers
+    /// and query strings); the problem never shows the value.
+    fn checked_secret(&self, k: &str, v: String, errs: &mut Problems) -> Option<Secret> {
+        if v.trim().is_empty() {
+            self.problem(errs, k, "is empty");
+            return None;
+        }
+        if v.chars().any(char::is_control) {
+            self.problem(errs, k, "contains a line break or another control character (only a trailing newline is trimmed)");
+            return None;
+        }
+        Some(Secret::new(v))
     }
 
     /// Report every key in this table that was never asked for.

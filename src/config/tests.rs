@@ -332,3 +332,53 @@ fn saas_problems_name_the_key() {
     let p = problems(&format!("[source]\nkind = \"feishu\"\napp_id = \"a\"\napp_secret = \"s\"\nconcurrency = 0\n{FILE_TARGET}"), &[]);
     assert!(p.iter().any(|e| e.starts_with("source.concurrency: 0 is out of range 1..=32")), "{p:?}");
 }
+
+#[test]
+fn durations_retries_and_secrets_have_ranges_and_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty"), "\n").unwrap();
+    std::fs::write(dir.path().join("two-lines"), "abcd\nefgh\n").unwrap();
+    let text = format!(
+        "{MINIMAL}[daemon]\ngrace_period = \"1000000000000000000s\"\nadmin_token_file = \"{}\"\n\
+         [schedule]\nmode = \"interval\"\nevery = \"0s\"\n",
+        dir.path().join("empty").display()
+    );
+    let got = problems(&text, &[]);
+    assert!(got.iter().any(|p| p.starts_with("daemon.grace_period: ") && p.contains("out of range")), "{got:?}");
+    assert!(got.iter().any(|p| p.starts_with("schedule.every: ") && p.contains("out of range")), "{got:?}");
+    assert!(got.iter().any(|p| p == "daemon.admin_token_file: is empty"), "{got:?}");
+    let scim = |extra: &str| format!(
+        "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\nbase_url = \"https://idp.example/scim/v2\"\n{extra}"
+    );
+    let got = problems(&scim(&format!("timeout = \"0s\"\nmax_retries = 9223372036854775807\ntoken_file = \"{}\"\n", dir.path().join("two-lines").display())), &[]);
+    assert!(got.iter().any(|p| p.starts_with("target.timeout: \"0s\" is out of range 1s..=10m")), "{got:?}");
+    assert!(got.iter().any(|p| p.starts_with("target.max_retries: ") && p.contains("0..=20")), "{got:?}");
+    assert!(got.iter().any(|p| p.starts_with("target.token_file: contains a line break")), "{got:?}");
+    assert!(got.iter().all(|p| !p.contains("abcd")), "a problem showed the secret: {got:?}");
+}
+
+#[test]
+fn a_missing_source_file_is_a_problem_of_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("orgsync.toml");
+    std::fs::write(&p, MINIMAL).unwrap();
+    let problems = preflight(&load(&p).unwrap());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].to_string().starts_with("source.path: ") && problems[0].message.ends_with("org.json is not a readable file"), "{problems:?}");
+}
+
+#[test]
+fn relative_secret_files_are_read_from_the_credentials_directory_when_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("scim_token"), "from-credentials\n").unwrap();
+    let text = "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\nbase_url = \"https://idp.example/scim/v2\"\ntoken_file = \"scim_token\"\n";
+    let tree: serde_json::Map<String, serde_json::Value> = toml::from_str(text).unwrap();
+    let c = validate_with(&tree, dir.path(), Some(&creds)).unwrap();
+    match c.target {
+        TargetConfig::Scim(s) => assert!(matches!(s.auth, ScimAuth::Bearer(t) if t.expose() == "from-credentials")),
+        other => panic!("{other:?}"),
+    }
+    assert!(validate(&tree, dir.path()).is_err(), "without it the file is looked for next to the config");
+}

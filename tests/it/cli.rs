@@ -7,22 +7,30 @@ use crate::harness::Env;
 #[test]
 fn every_example_config_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let secrets = tempfile::tempdir().unwrap();
-    let secret = secrets.path().join("secret");
-    std::fs::write(&secret, "s\n").unwrap();
     let mut n = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&p).unwrap();
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"));
-            let files = [("target", "token_file"), ("source", "bind_password_file"), ("source", "app_secret_file"), ("source", "corp_secret_file"), ("daemon", "admin_token_file")];
-            for (section, key) in files {
-                if text.lines().any(|l| l.trim_start().starts_with(key)) {
-                    cmd.env(format!("ORGSYNC__{}__{}", section.to_uppercase(), key.to_uppercase()), &secret);
+            // Each secret file it names sits in the credentials directory, as
+            // under systemd, and the example says how it gets there.
+            let creds = tempfile::tempdir().unwrap();
+            for line in text.lines().map(str::trim_start).filter(|l| !l.starts_with('#')) {
+                let Some((key, value)) = line.split_once(" = ") else { continue };
+                if key.ends_with("_file") && key != "ca_file" {
+                    let name = value.trim().trim_matches('"');
+                    assert!(!name.starts_with('/'), "{}: {key} should name a credential, not a path", p.display());
+                    std::fs::write(creds.path().join(name), "a-test-secret\n").unwrap();
+                    assert!(text.contains(&format!("LoadCredential={name}:/etc/orgsync/{name}")), "{}: no LoadCredential= line for {name}", p.display());
                 }
             }
-            let out = cmd.arg("--config").arg(&p).arg("check-config").output().unwrap();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+                .env("CREDENTIALS_DIRECTORY", creds.path())
+                .arg("--config")
+                .arg(&p)
+                .arg("check-config")
+                .output()
+                .unwrap();
             assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
             n += 1;
         }

@@ -44,27 +44,30 @@ fn the_alert_rules_pass_promtool() {
 
 #[test]
 fn the_packaged_config_is_valid_once_its_credential_exists() {
+    // As systemd runs it: the credential in $CREDENTIALS_DIRECTORY.
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("scim_token");
-    std::fs::write(&token, "t\n").unwrap();
+    std::fs::write(dir.path().join("scim_token"), "t\n").unwrap();
+    std::fs::write(dir.path().join("org.json"), "{}").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_orgsync"))
         .arg("--config")
         .arg(root().join("packaging/orgsync.toml"))
         .arg("check-config")
-        .env("ORGSYNC__TARGET__TOKEN_FILE", &token)
+        .env("CREDENTIALS_DIRECTORY", dir.path())
+        .env("ORGSYNC__SOURCE__PATH", dir.path().join("org.json"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // Without it, the error names the key and the file.
+    // Without it, the file is looked for next to the config; the error names the key and the file.
     let out = Command::new(env!("CARGO_BIN_EXE_orgsync"))
         .arg("--config")
         .arg(root().join("packaging/orgsync.toml"))
         .arg("check-config")
+        .env_remove("CREDENTIALS_DIRECTORY")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("target.token_file: cannot read /run/credentials/orgsync.service/scim_token"), "{err}");
+    assert!(err.contains("target.token_file: cannot read ") && err.contains("packaging/scim_token"), "{err}");
 }
 
 #[test]
