@@ -139,7 +139,7 @@ pub struct LdapConfig {
     pub page_size: u32,
     /// `timeout`: connect and per-operation. Default `30s`.
     pub timeout: Duration,
-    /// `flavor`: `openldap` (default) or `active_directory`.
+    /// `flavor`: `openldap` (default), `active_directory` or `389ds`.
     pub flavor: crate::source::ldap::Flavor,
     /// `[source.attributes]`: user field -> LDAP attribute; defaults per flavor.
     pub attributes: crate::source::ldap::Attributes,
@@ -470,8 +470,9 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     if starttls && url.as_ref().is_some_and(|u| u.scheme() == "ldaps") {
         s.problem(errs, "starttls", "is for ldap:// URLs; ldaps:// is TLS from the start");
     }
-    let flavor = match s.one_of::<String>("flavor", &["openldap", "active_directory"], errs).as_deref() {
+    let flavor = match s.one_of::<String>("flavor", &["openldap", "active_directory", "389ds"], errs).as_deref() {
         Some("active_directory") => Flavor::ActiveDirectory,
+        Some("389ds") => Flavor::Ds389,
         _ => Flavor::OpenLdap,
     };
     let mut a = s.table("attributes", errs);

@@ -12,6 +12,9 @@ use std::collections::{BTreeSet, HashMap};
 pub enum Flavor {
     OpenLdap,
     ActiveDirectory,
+    /// 389 Directory Server (Red Hat Directory Server, FreeIPA's directory):
+    /// OpenLDAP's schema, `nsUniqueId` as the id, `nsAccountLock` for locked accounts.
+    Ds389,
 }
 
 /// `source.attributes.*`: the LDAP attribute behind each user field.
@@ -30,7 +33,7 @@ impl Flavor {
     pub fn default_attributes(self) -> Attributes {
         let s = |v: &str| v.to_owned();
         match self {
-            Flavor::OpenLdap => Attributes {
+            Flavor::OpenLdap | Flavor::Ds389 => Attributes {
                 username: s("uid"),
                 name: s("cn"),
                 email: s("mail"),
@@ -53,7 +56,7 @@ impl Flavor {
 
     pub fn default_user_filter(self) -> &'static str {
         match self {
-            Flavor::OpenLdap => "(objectClass=inetOrgPerson)",
+            Flavor::OpenLdap | Flavor::Ds389 => "(objectClass=inetOrgPerson)",
             Flavor::ActiveDirectory => "(&(objectCategory=person)(objectClass=user))",
         }
     }
@@ -63,13 +66,15 @@ impl Flavor {
         match self {
             Flavor::OpenLdap => "entryUUID",
             Flavor::ActiveDirectory => "objectGUID",
+            // Always there; entryUUID only with its plugin enabled.
+            Flavor::Ds389 => "nsUniqueId",
         }
     }
 
     /// The default `departments.filter` with `from = "groups"`.
     pub fn default_group_filter(self) -> &'static str {
         match self {
-            Flavor::OpenLdap => "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+            Flavor::OpenLdap | Flavor::Ds389 => "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
             Flavor::ActiveDirectory => "(objectClass=group)",
         }
     }
@@ -77,7 +82,7 @@ impl Flavor {
     /// Attributes of a group entry that hold member DNs.
     pub fn member_attributes(self) -> &'static [&'static str] {
         match self {
-            Flavor::OpenLdap => &["member", "uniqueMember"],
+            Flavor::OpenLdap | Flavor::Ds389 => &["member", "uniqueMember"],
             Flavor::ActiveDirectory => &["member"],
         }
     }
@@ -87,6 +92,7 @@ impl Flavor {
         match self {
             Flavor::OpenLdap => &["pwdAccountLockedTime"],
             Flavor::ActiveDirectory => &["userAccountControl", "accountExpires"],
+            Flavor::Ds389 => &["nsAccountLock", "pwdAccountLockedTime"],
         }
     }
 }
@@ -117,9 +123,12 @@ impl Entry {
     /// The stable id, or why there is none.
     pub fn stable_id(&self, flavor: Flavor) -> Result<SourceId, String> {
         match flavor {
-            Flavor::OpenLdap => self.first("entryUUID").map(|u| SourceId(u.to_ascii_lowercase())).ok_or_else(|| {
-                format!("{}: no entryUUID (is the attribute readable by the bind DN?)", self.dn)
-            }),
+            Flavor::OpenLdap | Flavor::Ds389 => {
+                let attr = flavor.id_attribute();
+                self.first(attr).map(|u| SourceId(u.to_ascii_lowercase())).ok_or_else(|| {
+                    format!("{}: no {attr} (is the attribute readable by the bind DN?)", self.dn)
+                })
+            }
             Flavor::ActiveDirectory => match self.first_bin("objectGUID") {
                 Some(b) => guid(b).map(SourceId).ok_or_else(|| format!("{}: objectGUID is {} bytes, not 16", self.dn, b.len())),
                 None => Err(format!("{}: no objectGUID", self.dn)),
@@ -149,6 +158,10 @@ fn active(e: &Entry, flavor: Flavor, now_unix: i64) -> bool {
     match flavor {
         // ppolicy: a locked account carries pwdAccountLockedTime.
         Flavor::OpenLdap => e.first("pwdAccountLockedTime").is_none(),
+        // 389-DS: `nsAccountLock: true` (any case) locks an account; ppolicy may lock it too.
+        Flavor::Ds389 => {
+            !e.first("nsAccountLock").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) && e.first("pwdAccountLockedTime").is_none()
+        }
         Flavor::ActiveDirectory => {
             let disabled = e.first("userAccountControl").and_then(|v| v.trim().parse::<u32>().ok()).is_some_and(|u| u & 0x2 != 0);
             let expired = e.first("accountExpires").is_some_and(|v| account_expired(v, now_unix));
@@ -374,6 +387,19 @@ mod tests {
         assert!(active(&e, Flavor::ActiveDirectory, 1_795_000_000));
         e.attrs.insert("accountExpires".into(), vec!["132223104000000000".into()]);
         assert!(!active(&e, Flavor::ActiveDirectory, 1_795_000_000));
+    }
+
+    #[test]
+    fn ds389_locked_accounts_are_inactive_and_the_id_is_ns_unique_id() {
+        let mut e = entry("uid=a,ou=People,dc=ex", &[("nsUniqueId", "6C4B8A01-1DD211B2-8E6DA0C2-7D3C0000"), ("nsAccountLock", "TRUE")]);
+        assert!(!active(&e, Flavor::Ds389, 0), "nsAccountLock: TRUE locks");
+        assert!(active(&e, Flavor::OpenLdap, 0), "OpenLDAP has no such attribute in its rules");
+        e.attrs.insert("nsAccountLock".into(), vec!["false".into()]);
+        assert!(active(&e, Flavor::Ds389, 0));
+        e.attrs.insert("pwdAccountLockedTime".into(), vec!["000001010000Z".into()]);
+        assert!(!active(&e, Flavor::Ds389, 0), "a ppolicy lock counts too");
+        assert_eq!(e.stable_id(Flavor::Ds389).unwrap().as_str(), "6c4b8a01-1dd211b2-8e6da0c2-7d3c0000");
+        assert!(e.stable_id(Flavor::OpenLdap).unwrap_err().contains("no entryUUID"));
     }
 
     #[test]
