@@ -35,9 +35,10 @@ fn directory(users: usize, depts: usize) -> Snapshot {
             title: Some("Engineer".into()),
             department_ids: vec![SourceId(format!("d{}", i % depts)), SourceId(format!("d{}", (i * 7) % depts))],
             active: i % 50 != 0,
+            absent: vec![],
         })
         .collect();
-    Snapshot { departments, users }
+    Snapshot { departments, users, ..Default::default() }
 }
 
 fn main() {

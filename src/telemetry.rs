@@ -71,7 +71,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
     describe_gauge!(m::NEXT_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time of the next scheduled run (0 when manual only).");
     describe_gauge!(m::SCHEDULE_INTERVAL_SECONDS, Unit::Seconds, "Nominal time between scheduled runs (0 when manual only).");
     describe_gauge!(m::OBJECTS, "Objects seen by the last run: kind user|department, side source|target|bound.");
-    describe_counter!(m::OPERATIONS_TOTAL, "Planned operations by kind, op and outcome (ok, failed, held_back, conflict, unmatchable, invalid, not_attempted).");
+    describe_counter!(m::OPERATIONS_TOTAL, "Planned operations by kind, op and outcome (ok, failed, held_back, conflict, unmatchable, invalid, out_of_scope, not_attempted).");
     describe_gauge!(m::DELETES_HELD_BACK, "Deletes/disables the deletion guard held back in the last run.");
     describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
     describe_counter!(m::TARGET_REQUESTS_TOTAL, "Requests to the target system, by outcome.");

@@ -145,6 +145,11 @@ impl User {
 pub struct Snapshot {
     pub departments: Vec<Department>,
     pub users: Vec<User>,
+    /// The fetch read part of a larger directory (roots, a base DN, an
+    /// app's contact range): a user's department outside it is normal. A
+    /// file source is the whole directory: such a department is a data error.
+    #[serde(default)]
+    pub scoped: bool,
 }
 
 /// A department as the target holds it.

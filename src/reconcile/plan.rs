@@ -213,6 +213,8 @@ pub enum ItemOutcome {
     Unmatchable,
     /// Bad source data (cycle, missing parent, duplicate id): skipped.
     Invalid,
+    /// A user's department outside a scoped fetch: normal, said, not done.
+    OutOfScope,
 }
 
 impl ItemOutcome {
@@ -222,6 +224,7 @@ impl ItemOutcome {
             ItemOutcome::Conflict => "conflict",
             ItemOutcome::Unmatchable => "unmatchable",
             ItemOutcome::Invalid => "invalid",
+            ItemOutcome::OutOfScope => "out_of_scope",
         }
     }
 }
@@ -852,6 +855,24 @@ fn plan_users(
     for i in 0..n {
         let u = src[i];
         let spec = user_spec(u, policy, dept);
+        if spec.departments.is_some() && !u.is_absent(UserField::DepartmentIds) {
+            let unknown: Vec<&str> = u.department_ids.iter().filter(|d| !dept.index.contains_key(d)).map(SourceId::as_str).collect();
+            if !unknown.is_empty() {
+                let (outcome, why) = if source.scoped {
+                    (ItemOutcome::OutOfScope, "outside the sync scope; the user is kept in the departments within it")
+                } else {
+                    (ItemOutcome::Invalid, "not in the source: a data error; the user is kept in the departments that exist")
+                };
+                p.items.push(Item {
+                    kind: Kind::User,
+                    op: if matched[i].is_some() { "update" } else { "create" },
+                    source_id: Some(u.source_id.clone()),
+                    target_id: matched[i].map(|t| target.users[t].id.clone()),
+                    outcome,
+                    message: format!("department {} {why}", unknown.join(", ")),
+                });
+            }
+        }
         match matched[i] {
             Some(t) => {
                 let tu = &target.users[t];

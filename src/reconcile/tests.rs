@@ -55,7 +55,7 @@ fn arb_source() -> impl Strategy<Value = Snapshot> {
                     u
                 })
                 .collect();
-            Snapshot { departments, users }
+            Snapshot { departments, users, ..Default::default() }
         })
     })
 }
@@ -282,7 +282,7 @@ fn first_sync(src: &Snapshot, policy: &Policy) -> (TargetSnapshot, Bindings) {
 
 #[test]
 fn a_shared_email_in_the_target_binds_nothing_and_names_both_candidates() {
-    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])] };
+    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
     let mk = |id: &str| TargetUser { id: id.into(), email: Some("A@x".into()), active: true, ..Default::default() };
     let tgt = TargetSnapshot { departments: vec![], users: vec![mk("t1"), mk("t2")] };
     let mut policy = base_policy();
@@ -296,7 +296,7 @@ fn a_shared_email_in_the_target_binds_nothing_and_names_both_candidates() {
 
 #[test]
 fn two_source_users_sharing_an_email_are_both_conflicts_not_creates() {
-    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("A@X"), &[])] };
+    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("A@X"), &[])], ..Default::default() };
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
     assert!(p.ops.is_empty());
     assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::Conflict).count(), 2);
@@ -304,7 +304,7 @@ fn two_source_users_sharing_an_email_are_both_conflicts_not_creates() {
 
 #[test]
 fn a_user_with_every_match_key_empty_is_created_once_and_said_so() {
-    let src = Snapshot { departments: vec![], users: vec![user("u1", None, &[])] };
+    let src = Snapshot { departments: vec![], users: vec![user("u1", None, &[])], ..Default::default() };
     let policy = base_policy();
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &policy, RunOptions::default());
     assert!(p.items.is_empty(), "{:?}", p.items);
@@ -320,7 +320,7 @@ fn a_user_with_every_match_key_empty_is_created_once_and_said_so() {
 
 #[test]
 fn a_user_with_every_match_key_empty_is_skipped_when_the_policy_says_so() {
-    let src = Snapshot { departments: vec![], users: vec![user("u1", None, &[])] };
+    let src = Snapshot { departments: vec![], users: vec![user("u1", None, &[])], ..Default::default() };
     let mut policy = base_policy();
     policy.users.create_without_match_keys = false;
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &policy, RunOptions::default());
@@ -330,7 +330,7 @@ fn a_user_with_every_match_key_empty_is_skipped_when_the_policy_says_so() {
 
 #[test]
 fn an_inactive_source_user_is_pushed_inactive_and_reactivated_on_rehire() {
-    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])] };
+    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
     let policy = base_policy();
     let (tgt, b) = first_sync(&src, &policy);
     src.users[0].active = false;
@@ -350,6 +350,7 @@ fn a_parent_change_is_a_move_not_delete_and_create() {
     let mut src = Snapshot {
         departments: vec![dept("a", None, "A"), dept("b", None, "B"), dept("c", Some("a"), "C")],
         users: vec![],
+        ..Default::default()
     };
     let mut policy = base_policy();
     policy.departments.target_only = TargetOnly::Delete;
@@ -365,6 +366,7 @@ fn a_cycle_is_an_item_error_for_its_members_and_the_rest_goes_on() {
     let src = Snapshot {
         departments: vec![dept("a", Some("b"), "A"), dept("b", Some("a"), "B"), dept("c", None, "C"), dept("d", Some("zz"), "D")],
         users: vec![],
+        ..Default::default()
     };
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
     assert_eq!(p.ops.len(), 1);
@@ -376,7 +378,7 @@ fn a_cycle_is_an_item_error_for_its_members_and_the_rest_goes_on() {
 
 #[test]
 fn an_empty_source_never_deletes_without_approval() {
-    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])] };
+    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
     let mut policy = base_policy();
     policy.users.target_only = TargetOnly::Delete;
     policy.guard = Guard { max_deletes: 1000, max_delete_percent: 100 };
@@ -397,7 +399,7 @@ fn normalised_mobiles_match() {
 
 /// Synced once with email and mobile, then read again without them.
 fn synced_then_read_without_contact(mark_absent: bool, policy: &Policy) -> Plan {
-    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[])] };
+    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[])], ..Default::default() };
     for u in &mut src.users {
         u.mobile = Some("+86 138".into());
     }
@@ -434,9 +436,26 @@ fn a_field_the_source_emptied_clears_the_target_unless_the_policy_keeps_it() {
 #[test]
 fn withheld_departments_keep_the_target_memberships() {
     let d = vec![dept("d1", None, "One")];
-    let mut src = Snapshot { departments: d, users: vec![user("u1", Some("a@x"), &["d1"])] };
+    let mut src = Snapshot { departments: d, users: vec![user("u1", Some("a@x"), &["d1"])], ..Default::default() };
     let (tgt, b) = first_sync(&src, &base_policy());
     src.users[0].department_ids.clear();
     src.users[0].withhold(UserField::DepartmentIds);
     assert!(plan(&src, &tgt, &b, &base_policy(), RunOptions::default()).ops.is_empty());
+}
+
+#[test]
+fn a_department_missing_from_a_file_is_a_data_error_and_outside_a_scoped_fetch_is_said_so() {
+    let mut src = Snapshot { departments: vec![dept("d1", None, "One")], users: vec![user("u1", Some("a@x"), &["d1", "d9"])], ..Default::default() };
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
+    assert_eq!(p.items.len(), 1, "{:?}", p.items);
+    assert_eq!(p.items[0].outcome, ItemOutcome::Invalid);
+    assert!(p.items[0].message.contains("d9"), "{}", p.items[0].message);
+    match &p.ops[..] {
+        [_, Op::CreateUser { spec, .. }] => assert_eq!(spec.departments.as_deref(), Some(&[SourceId::from("d1")][..])),
+        other => panic!("{other:?}"),
+    }
+    src.scoped = true;
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
+    assert_eq!(p.items[0].outcome, ItemOutcome::OutOfScope);
+    assert!(p.items[0].message.contains("outside the sync scope"), "{}", p.items[0].message);
 }

@@ -211,7 +211,7 @@ impl DingTalkSource {
         let order: HashMap<&str, i64> = departments.iter().map(|d| (d.source_id.0.as_str(), d.order)).collect();
         let users = super::merge_by_id(lists.iter().flatten().filter_map(|u| user(u, &c.user_id_type, &order)));
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "DingTalk fetch done");
-        Ok(Snapshot { departments, users })
+        Ok(Snapshot { departments, users, scoped: true })
     }
 }
 

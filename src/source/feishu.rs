@@ -167,7 +167,7 @@ impl FeishuSource {
             .try_collect()
             .await?;
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "{} fetch done", c.vendor);
-        Ok(Snapshot { departments, users: merge_users(lists.into_iter().flatten(), &c.user_id_type) })
+        Ok(Snapshot { departments, users: merge_users(lists.into_iter().flatten(), &c.user_id_type), scoped: true })
     }
 }
 

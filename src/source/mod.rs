@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn a_field_no_user_has_is_withheld_for_all_and_one_some_users_have_is_not() {
-        let mut s = Snapshot { departments: vec![], users: vec![user("a", None, Some("1")), user("b", Some(" "), None)] };
+        let mut s = Snapshot { departments: vec![], users: vec![user("a", None, Some("1")), user("b", Some(" "), None)], ..Default::default() };
         s.users[1].withhold(UserField::Mobile);
         let got = mark_withheld(&mut s);
         assert!(s.users.iter().all(|u| u.is_absent(UserField::Email)), "nobody has an email: withheld");

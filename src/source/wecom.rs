@@ -238,7 +238,7 @@ impl WeComSource {
         };
         let users = super::merge_by_id(items.iter().filter_map(user));
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "WeCom fetch done");
-        Ok(Snapshot { departments, users })
+        Ok(Snapshot { departments, users, scoped: true })
     }
 }
 

@@ -231,7 +231,8 @@ pub async fn run(
         reasons.push(format!("{} of {} operations failed (see `orgsync runs show {run_id}`)", outcome.failed, outcome.failed + outcome.ok));
     }
     // Held back: the guard's reason says it. Unmatchable users were skipped
-    // by the admin's policy (create_without_match_keys = false): not a problem.
+    // by the admin's policy (create_without_match_keys = false), and a
+    // department outside a scoped fetch is normal: neither is a problem.
     let skipped = plan.items.iter().filter(|i| matches!(i.outcome, reconcile::ItemOutcome::Conflict | reconcile::ItemOutcome::Invalid)).count();
     if skipped > 0 {
         reasons.push(format!("{skipped} objects skipped: conflicts or invalid source data (see `orgsync runs show {run_id}`)"));

@@ -263,3 +263,15 @@ fn users_without_an_email_are_skipped_when_create_without_match_keys_is_false() 
     assert_eq!(scim.users().len(), 5);
     assert!(scim.user_by_name("user1").is_none());
 }
+
+#[test]
+fn a_user_in_a_department_missing_from_the_file_is_reported_and_the_run_is_partial() {
+    let mut doc = org(3, 4);
+    doc["users"][2]["department_ids"] = json!(["d2", "d-gone"]);
+    let (env, scim) = setup("", &doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 4, "the user is still created, in the departments that exist");
+    let shown = env.orgsync(&["runs", "show", "1"]);
+    assert!(shown.stdout.contains("d-gone") && shown.stdout.contains("invalid"), "{}", shown.stdout);
+}
