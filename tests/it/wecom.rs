@@ -172,3 +172,25 @@ fn wecom_a_post_2022_app_keeps_every_email_and_phone_and_a_real_emptying_still_c
     let wc7 = scim.user_by_name(fake.world.lock().unwrap().users[7]["userid"].as_str().unwrap()).unwrap();
     assert!(wc7["emails"].as_array().is_none_or(|e| e.is_empty()), "{wc7}");
 }
+
+#[test]
+fn sigterm_during_the_fetch_records_a_partial_run_that_changed_nothing() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeWeCom::start(org());
+    // 1 request a second: the fetch takes minutes.
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "rate_limit = 1\n");
+    let mut child = env.command(&["sync"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    while fake.count("") < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = std::time::Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(sent.elapsed() < std::time::Duration::from_secs(5), "took {:?}", sent.elapsed());
+    assert_eq!(out.status.code(), Some(3), "partial: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(scim.writes(), [], "nothing is applied after a stop during the fetch");
+    let s = env.status_json();
+    assert_eq!(s["runs"][0]["status"], "partial", "{s:#}");
+    assert!(message(&env).contains("stopped by shutdown before anything was applied"), "{}", message(&env));
+}
