@@ -84,8 +84,27 @@ pub enum Op {
         changes: Vec<Change>,
     },
     DisableUser { target_id: TargetId, username: Option<String>, source_id: Option<SourceId>, reason: String },
-    DeleteUser { target_id: TargetId, username: Option<String>, source_id: Option<SourceId>, reason: String },
-    DeleteDepartment { target_id: TargetId, name: String, source_id: Option<SourceId>, depth: usize, reason: String },
+    DeleteUser {
+        target_id: TargetId,
+        username: Option<String>,
+        source_id: Option<SourceId>,
+        /// The departments it is a member of: left first, so a target
+        /// without referential integrity keeps no dangling members.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        departments: Vec<TargetId>,
+        reason: String,
+    },
+    DeleteDepartment {
+        target_id: TargetId,
+        name: String,
+        source_id: Option<SourceId>,
+        depth: usize,
+        /// An empty duplicate (our externalId) of this bound department: its
+        /// delete loses nothing, so the deletion guard does not count it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duplicate_of: Option<TargetId>,
+        reason: String,
+    },
 }
 
 impl Op {
@@ -148,7 +167,7 @@ impl Op {
 
     /// Deletes and disables: what the deletion guard counts.
     pub fn is_destructive(&self) -> bool {
-        matches!(self, Op::DisableUser { .. } | Op::DeleteUser { .. } | Op::DeleteDepartment { .. })
+        matches!(self, Op::DisableUser { .. } | Op::DeleteUser { .. } | Op::DeleteDepartment { duplicate_of: None, .. })
     }
 
     /// Apply runs ops phase by phase; ops of one phase may run concurrently.
@@ -496,15 +515,31 @@ fn plan_departments<'a>(
             by_ext.entry(e).or_default().push(t);
         }
     }
+    // How much each target department holds: member users and child departments.
+    let mut dept_use = vec![0usize; target.departments.len()];
+    for u in &target.users {
+        for d in &u.departments {
+            if let Some(&t) = tindex.get(d) {
+                dept_use[t] += 1;
+            }
+        }
+    }
+    for d in &target.departments {
+        if let Some(&t) = d.parent.as_ref().and_then(|p| tindex.get(p)) {
+            dept_use[t] += 1;
+        }
+    }
     for i in 0..n {
         if res[i] != DeptRes::Absent {
             continue;
         }
         if let Some(c) = by_ext.get(src[i].source_id.as_str()) {
-            let free: Vec<usize> = c.iter().copied().filter(|&t| !claimed[t]).collect();
-            if free.len() == 1 {
-                claimed[free[0]] = true;
-                res[i] = DeptRes::Matched(free[0]);
+            // Several carry it (a lost create answer, a crash): bind the one
+            // in use; the others are duplicates, handled below.
+            let pick = c.iter().copied().filter(|&t| !claimed[t]).max_by_key(|&t| (dept_use[t], std::cmp::Reverse(t)));
+            if let Some(t) = pick {
+                claimed[t] = true;
+                res[i] = DeptRes::Matched(t);
                 matched_how[i] = Some("external id equals the source id");
             }
         }
@@ -647,8 +682,46 @@ fn plan_departments<'a>(
     // Invalid departments still claim their bound / external-id targets (done above),
     // so they never turn into target-only deletions.
 
-    // Target-only departments.
+    // Duplicates: more target departments carry the externalId (our mark)
+    // of a source department than the one it is matched to. Left by a
+    // create whose answer was lost, or by a crash between a create and its
+    // record. An empty one is deleted; one in use is for an admin to judge.
     let mut deletes = Vec::new();
+    for &i in &order {
+        let DeptRes::Matched(keep) = state.res[i] else { continue };
+        for &t in by_ext.get(state.src[i].source_id.as_str()).into_iter().flatten() {
+            if t == keep || claimed[t] || conflicted_targets.contains(&t) || is_protected_dept(&target.departments[t], &policy.departments.protected) {
+                continue;
+            }
+            let td = &target.departments[t];
+            if dept_use[t] == 0 {
+                claimed[t] = true;
+                deletes.push(Op::DeleteDepartment {
+                    target_id: td.id.clone(),
+                    name: td.name.clone(),
+                    source_id: None,
+                    depth: 0,
+                    duplicate_of: Some(target.departments[keep].id.clone()),
+                    reason: format!("an empty duplicate of {} (the same externalId {}, ours)", target.departments[keep].id, state.src[i].source_id),
+                });
+            } else {
+                conflicted_targets.insert(t);
+                p.items.push(Item {
+                    kind: Kind::Department,
+                    op: "delete",
+                    source_id: Some(state.src[i].source_id.clone()),
+                    target_id: Some(td.id.clone()),
+                    outcome: ItemOutcome::Conflict,
+                    message: format!(
+                        "a duplicate of {} (the same externalId) that holds members or departments: not deleted; merge or remove it",
+                        target.departments[keep].id
+                    ),
+                });
+            }
+        }
+    }
+
+    // Target-only departments.
     if policy.departments.target_only == TargetOnly::Delete {
         let tdepth = target_depths(target);
         let rev = reverse(&bindings.departments);
@@ -661,6 +734,7 @@ fn plan_departments<'a>(
                 name: td.name.clone(),
                 source_id: rev.get(&td.id).map(|s| (*s).clone()),
                 depth: tdepth[t],
+                duplicate_of: None,
                 reason: "no in-scope source department; policy.departments.target_only = delete".into(),
             });
         }
@@ -776,16 +850,33 @@ fn plan_users(
             continue;
         }
         if let Some(c) = by_ext.get(src[i].source_id.as_str()) {
-            let free: Vec<usize> = c.iter().copied().filter(|&t| !claimed[t]).collect();
-            if free.len() == 1 {
-                claimed[free[0]] = true;
-                matched[i] = Some(free[0]);
+            if let Some(t) = c.iter().copied().find(|&t| !claimed[t]) {
+                claimed[t] = true;
+                matched[i] = Some(t);
                 how[i] = Some("external id equals the source id".into());
             }
         }
     }
-    // Match keys in order.
+    // Another target user carrying the externalId of a matched source user:
+    // a duplicate (servers that enforce unique userNames make it rare). A
+    // user account is never deleted on a guess: it is for an admin to judge.
     let mut conflicted_targets: HashSet<usize> = HashSet::new();
+    for i in 0..n {
+        let Some(keep) = matched[i] else { continue };
+        for &t in by_ext.get(src[i].source_id.as_str()).into_iter().flatten() {
+            if t != keep && !claimed[t] && conflicted_targets.insert(t) {
+                p.items.push(Item {
+                    kind: Kind::User,
+                    op: "delete",
+                    source_id: Some(src[i].source_id.clone()),
+                    target_id: Some(target.users[t].id.clone()),
+                    outcome: ItemOutcome::Conflict,
+                    message: format!("a duplicate of {} (the same externalId): not touched; merge or remove it", target.users[keep].id),
+                });
+            }
+        }
+    }
+    // Match keys in order.
     for &key in &up.match_by {
         let mut tidx: HashMap<String, Vec<usize>> = HashMap::new();
         for (t, u) in target.users.iter().enumerate() {
@@ -947,6 +1038,7 @@ fn plan_users(
                     target_id: tu.id.clone(),
                     username: tu.username.clone(),
                     source_id,
+                    departments: tu.departments.clone(),
                     reason: "no in-scope source user; policy.users.target_only = delete".into(),
                 }),
                 _ => {}

@@ -459,3 +459,28 @@ fn a_department_missing_from_a_file_is_a_data_error_and_outside_a_scoped_fetch_i
     assert_eq!(p.items[0].outcome, ItemOutcome::OutOfScope);
     assert!(p.items[0].message.contains("outside the sync scope"), "{}", p.items[0].message);
 }
+
+#[test]
+fn duplicate_groups_with_our_external_id_converge_to_one_and_one_in_use_is_a_conflict() {
+    let src = Snapshot { departments: vec![dept("d1", None, "One"), dept("d2", None, "Two")], users: vec![user("u1", Some("a@x"), &["d2"])], ..Default::default() };
+    let td = |id: &str, ext: &str, name: &str| crate::model::TargetDepartment { id: id.into(), external_id: Some(ext.into()), name: name.into(), parent: None };
+    // d1 was created three times (lost answers); d2 twice, and the second copy holds a member.
+    let tgt = TargetSnapshot {
+        departments: vec![td("g1", "d1", "One"), td("g2", "d1", "One"), td("g3", "d1", "One"), td("g4", "d2", "Two"), td("g5", "d2", "Two")],
+        users: vec![TargetUser { id: "t1".into(), external_id: Some("u1".into()), email: Some("a@x".into()), username: Some("useru1".into()), name: Some("User u1".into()), departments: vec!["g5".into()], active: true, ..Default::default() }],
+    };
+    let p = plan(&src, &tgt, &Bindings::default(), &base_policy(), RunOptions::default());
+    let deleted: Vec<&str> = p.ops.iter().filter_map(|o| match o { Op::DeleteDepartment { target_id, .. } => Some(target_id.as_str()), _ => None }).collect();
+    // d2's member is in g5: g5 is the one bound; the empty g4 goes.
+    assert_eq!(deleted, ["g2", "g3", "g4"], "{:#?}", p.ops);
+    let (after, b) = simulate(&tgt, &Bindings::default(), &p.ops);
+    assert_eq!(b.departments.get(&SourceId::from("d2")), Some(&TargetId::from("g5")), "{:#?}", p.ops);
+    let again = plan(&src, &after, &b, &base_policy(), RunOptions::default());
+    assert!(again.ops.iter().all(|o| !matches!(o, Op::CreateDepartment { .. } | Op::DeleteDepartment { .. })), "{:#?}", again.ops);
+
+    // Of two copies in use one is bound; the other is reported, not deleted.
+    let mut busy = tgt.clone();
+    busy.users.push(TargetUser { id: "t9".into(), departments: vec!["g1".into(), "g3".into()], active: true, ..Default::default() });
+    let p = plan(&src, &busy, &Bindings::default(), &base_policy(), RunOptions::default());
+    assert!(p.items.iter().any(|i| i.outcome == ItemOutcome::Conflict && i.target_id.as_ref().is_some_and(|t| t.as_str() == "g3")), "{:#?}", p.items);
+}

@@ -92,8 +92,8 @@ impl Ctx<'_> {
                 self.target.disable_user(target_id).await?;
                 (None, BindingChange::None)
             }
-            Op::DeleteUser { target_id, .. } => {
-                self.target.delete_user(target_id).await?;
+            Op::DeleteUser { target_id, departments, .. } => {
+                self.target.delete_user(target_id, departments).await?;
                 (None, BindingChange::RemoveTarget(target_id.clone()))
             }
             Op::DeleteDepartment { target_id, .. } => {

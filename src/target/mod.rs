@@ -101,7 +101,9 @@ pub trait Target: Send + Sync {
         departments: &'a [TargetId],
     ) -> TResult<'a, ()>;
     fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
-    fn delete_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
+    /// Delete a user, leaving its `departments` first where membership is
+    /// kept on the department.
+    fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()>;
     /// Persist buffered state (the file target); a no-op for live services.
     fn flush(&self) -> TResult<'_, ()>;
 }

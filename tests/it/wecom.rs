@@ -180,7 +180,7 @@ fn sigterm_during_the_fetch_records_a_partial_run_that_changed_nothing() {
     let fake = FakeWeCom::start(org());
     // 1 request a second: the fetch takes minutes.
     wecom_config(&env, &scim, &fake, CORP_SECRET, "rate_limit = 1\n");
-    let mut child = env.command(&["sync"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = env.command(&["sync"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     while fake.count("") < 2 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -134,7 +134,8 @@ impl Target for FileTarget {
         })
     }
 
-    fn delete_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+    // Membership lives on the user here: it goes with it.
+    fn delete_user<'a>(&'a self, id: &'a TargetId, _departments: &'a [TargetId]) -> TResult<'a, ()> {
         Box::pin(async move { self.with(|s| s.users.retain(|u| &u.id != id)) })
     }
 

@@ -14,6 +14,15 @@ use std::time::Duration;
 
 pub const CONTENT: &str = "application/scim+json";
 
+/// What [`Client::create`] did.
+#[derive(Debug)]
+pub enum Created {
+    /// The POST answered (with the created resource, if any).
+    Posted(Option<Value>),
+    /// An earlier attempt's object was found: its id.
+    Found(String),
+}
+
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
@@ -105,20 +114,51 @@ impl Client {
         Err(TargetError::Http { method: m, path: path.to_owned(), status, detail, retry_after })
     }
 
-    /// One request with retries on transient failures.
-    pub async fn send(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Option<Value>, TargetError> {
-        let backoff = ExponentialBuilder::default()
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(self.retries)
-            .with_jitter();
-        let m = &method;
-        (|| async move {
-            let r = self.once(m, path, query, body).await;
-            crate::telemetry::target_request(r.as_ref().map_or_else(TargetError::metric_label, |_| "ok"));
-            r
+            .with_jitter()
+    }
+
+    /// One attempt, counted.
+    async fn counted(&self, method: &Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<(u16, Option<Value>), TargetError> {
+        let r = self.once(method, path, query, body).await;
+        crate::telemetry::target_request(r.as_ref().map_or_else(TargetError::metric_label, |_| "ok"));
+        r
+    }
+
+    /// A create (POST) whose outcome may be unknown: a timeout, a closed
+    /// connection or a 5xx can come after the server made the object. Before
+    /// each retry `exists` looks for it (by externalId); found, it is the
+    /// result and nothing is posted again. Retries as [`Client::send`].
+    pub async fn create<F, Fut>(&self, path: &str, body: &Value, exists: F) -> Result<Created, TargetError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<String>, TargetError>>,
+    {
+        let tried = std::sync::atomic::AtomicBool::new(false);
+        (|| async {
+            if tried.swap(true, std::sync::atomic::Ordering::Relaxed)
+                && let Some(id) = exists().await?
+            {
+                return Ok(Created::Found(id));
+            }
+            self.counted(&Method::POST, path, &[], Some(body)).await.map(|(_, v)| Created::Posted(v))
         })
-            .retry(backoff)
+        .retry(self.backoff())
+        .when(TargetError::is_transient)
+        .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
+        .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "Create failed with an unknown outcome; looking for the object before retrying"))
+        .await
+    }
+
+    /// One request with retries on transient failures.
+    pub async fn send(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Option<Value>, TargetError> {
+        let m = &method;
+        (|| async move { self.counted(m, path, query, body).await })
+            .retry(self.backoff())
             .when(TargetError::is_transient)
             .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
             .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "Transient target error, retrying"))
@@ -126,28 +166,54 @@ impl Client {
             .map(|(_, v)| v)
     }
 
-    /// Every resource of an endpoint, page by page (`startIndex`/`count`) until `totalResults`.
+    /// Every resource of an endpoint, page by page (`startIndex`/`count`)
+    /// until `totalResults`. Anything that is not a SCIM ListResponse, or
+    /// paging that does not advance, fails the whole list: a target read
+    /// wrong must never look like an empty or shorter one (that would
+    /// re-create, or delete, what is there).
     pub async fn list(&self, path: &str, filter: Option<String>) -> Result<Vec<Value>, TargetError> {
-        let mut out = Vec::new();
+        let bad = |message: String| TargetError::Decode { method: "GET", path: path.to_owned(), message };
+        let mut out: Vec<Value> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut total: Option<usize> = None;
         let mut start = 1usize;
         loop {
             let mut q = vec![("startIndex", start.to_string()), ("count", self.page_size.to_string())];
             if let Some(f) = &filter {
                 q.push(("filter", f.clone()));
             }
-            let page = self.send(Method::GET, path, &q, None).await?.unwrap_or(Value::Null);
-            let total = page.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let page = self.send(Method::GET, path, &q, None).await?.ok_or_else(|| bad("an empty body instead of a ListResponse".into()))?;
+            let page_total = page.get("totalResults").and_then(Value::as_u64).map(|t| t as usize);
             let items = match page.get("Resources") {
                 Some(Value::Array(a)) => a.clone(),
-                None | Some(Value::Null) => Vec::new(),
-                Some(_) => {
-                    return Err(TargetError::Decode { method: "GET", path: path.to_owned(), message: "Resources is not a list".into() })
+                None | Some(Value::Null) if page_total == Some(0) => Vec::new(),
+                None | Some(Value::Null) if page_total.is_none() => {
+                    return Err(bad("not a ListResponse: neither totalResults nor Resources".into()));
                 }
+                None | Some(Value::Null) => return Err(bad(format!("totalResults is {} but there is no Resources list", page_total.unwrap_or(0)))),
+                Some(_) => return Err(bad("Resources is not a list".into())),
             };
-            let n = items.len();
+            // The first page's count is the one to reach; a server that
+            // drops it later is read to its end by the other rules.
+            let want = *total.get_or_insert(page_total.unwrap_or(items.len()));
+            if items.is_empty() {
+                if out.len() < want {
+                    return Err(bad(format!("an empty page at startIndex {start} though totalResults is {want}")));
+                }
+                return Ok(out);
+            }
+            for item in &items {
+                if let Some(id) = item.get("id").and_then(Value::as_str)
+                    && !seen.insert(id.to_owned())
+                {
+                    return Err(bad(format!(
+                        "id {id} came again at startIndex {start}: the server does not page (does it ignore startIndex?)"
+                    )));
+                }
+            }
+            start += items.len();
             out.extend(items);
-            start += n;
-            if n == 0 || out.len() >= total {
+            if out.len() >= want {
                 return Ok(out);
             }
         }

@@ -19,7 +19,7 @@ use super::{TResult, Target, TargetError};
 use crate::config::ScimConfig;
 use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DeptSpec, MatchKey, UserSpec};
-use client::Client;
+use client::{Client, Created};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -67,6 +67,20 @@ impl ScimTarget {
                 }
         }
         Ok(None)
+    }
+
+    /// POST a resource carrying `external_id`; a lost answer is found by
+    /// externalId before any retry, so it is never created twice.
+    async fn create(&self, path: &str, body: &Value, external_id: &str) -> Result<TargetId, TargetError> {
+        let filter = format!("externalId eq {}", quoted(external_id));
+        let exists = || async { Ok(self.find_one(path, filter.clone()).await?.map(|t| t.0)) };
+        match self.client.create(path, body, exists).await? {
+            Created::Posted(v) => Self::id_of(&v, path),
+            Created::Found(id) => {
+                tracing::info!(path, external_id, id, "A create whose answer was lost had succeeded; bound to it");
+                Ok(TargetId(id))
+            }
+        }
     }
 
     fn id_of(v: &Option<Value>, path: &str) -> Result<TargetId, TargetError> {
@@ -131,8 +145,8 @@ impl Target for ScimTarget {
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
         Box::pin(async move {
             let body = schema::group_body(spec);
-            let id = match self.client.send(Method::POST, "/Groups", &[], Some(&body)).await {
-                Ok(v) => Self::id_of(&v, "/Groups")?,
+            let id = match self.create("/Groups", &body, &spec.external_id).await {
+                Ok(id) => id,
                 Err(e) if e.status() == Some(409) => {
                     // Already there (an earlier run created it): find it and bind it.
                     let by_ext = self.find_one("/Groups", format!("externalId eq {}", quoted(&spec.external_id))).await?;
@@ -187,8 +201,8 @@ impl Target for ScimTarget {
     fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
         Box::pin(async move {
             let body = schema::user_body(spec);
-            let id = match self.client.send(Method::POST, "/Users", &[], Some(&body)).await {
-                Ok(v) => Self::id_of(&v, "/Users")?,
+            let id = match self.create("/Users", &body, &spec.external_id).await {
+                Ok(id) => id,
                 Err(e) if e.status() == Some(409) => {
                     // Already there: find it by our external id or the match keys and
                     // bind it, bringing every mapped attribute in line.
@@ -238,8 +252,12 @@ impl Target for ScimTarget {
         })
     }
 
-    fn delete_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
-        Box::pin(self.delete(format!("/Users/{id}")))
+    fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()> {
+        Box::pin(async move {
+            // Servers without referential integrity would keep the member.
+            self.set_user_departments(id, departments, &[]).await?;
+            self.delete(format!("/Users/{id}")).await
+        })
     }
 
     fn flush(&self) -> TResult<'_, ()> {
