@@ -1,0 +1,92 @@
+//! A misbehaving gateway in front of a real SCIM server: it forwards every
+//! request, and on cue loses a reply (answers only after the client gave
+//! up), answers a list with an empty body, or ignores `startIndex`.
+
+use crate::fake::{Common, Fake};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Knobs {
+    /// Requests (method, path suffix) whose reply is "lost": forwarded and
+    /// carried out upstream, answered only after `late`; one per entry.
+    pub lose_reply: Vec<(Method, &'static str)>,
+    pub late: Duration,
+    /// Answer list GETs 200 with an empty body.
+    pub empty_list_body: bool,
+    /// Forward list GETs with startIndex=1 whatever was asked.
+    pub ignore_start_index: bool,
+}
+
+pub struct World {
+    upstream: String,
+    pub knobs: Knobs,
+    pub lost: usize,
+    common: Common,
+}
+
+impl crate::fake::World for World {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+pub type Proxy = Fake<World>;
+
+/// A proxy to `upstream` (a SCIM base such as `http://127.0.0.1:P/v2`);
+/// its own base keeps the same path.
+pub fn start(upstream: &str) -> (Proxy, String) {
+    let path = upstream.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
+    let origin = upstream.trim_end_matches(&path).to_owned();
+    let world = World { upstream: origin, knobs: Knobs::default(), lost: 0, common: Common::default() };
+    let proxy = Fake::serve(world, |w| axum::Router::new().fallback(forward).with_state(w));
+    let base = format!("{}{path}", proxy.base);
+    (proxy, base)
+}
+
+async fn forward(State(w): State<Arc<Mutex<World>>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let (upstream, lose, late, empty, ignore) = {
+        let mut w = w.lock().unwrap();
+        let pos = w.knobs.lose_reply.iter().position(|(m, p)| *m == method && uri.path().ends_with(p));
+        let lose = pos.map(|i| w.knobs.lose_reply.remove(i)).is_some();
+        if lose {
+            w.lost += 1;
+        }
+        (w.upstream.clone(), lose, w.knobs.late, w.knobs.empty_list_body, w.knobs.ignore_start_index)
+    };
+    let is_list = method == Method::GET && uri.query().is_some_and(|q| q.contains("startIndex"));
+    if is_list && empty {
+        return (StatusCode::OK, "").into_response();
+    }
+    let mut query = uri.query().unwrap_or("").to_owned();
+    if is_list && ignore {
+        query = query.split('&').map(|kv| if kv.starts_with("startIndex=") { "startIndex=1" } else { kv }).collect::<Vec<_>>().join("&");
+    }
+    let url = format!("{upstream}{}{}{query}", uri.path(), if query.is_empty() { "" } else { "?" });
+    let mut req = reqwest::Client::new().request(method, url).body(body.to_vec());
+    for name in ["authorization", "content-type", "accept"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v.as_bytes());
+        }
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    let ctype = resp.headers().get("content-type").cloned();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    if lose {
+        // Done upstream; the answer comes after the client stopped waiting.
+        tokio::time::sleep(late).await;
+    }
+    let mut r = (status, bytes).into_response();
+    if let Some(c) = ctype {
+        r.headers_mut().insert("content-type", c);
+    }
+    r
+}
