@@ -15,6 +15,7 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)    # systemd-analyz
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)                      # a real OpenLDAP per test
 command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 command -v openssl >/dev/null || need_apt+=(openssl)              # the test CAs
+installed adduser || need_apt+=(adduser)                          # the .deb depends on it
 # A real Samba AD DC per test run. Provisioning needs three packages samba
 # only recommends (we install without recommends): the AD provisioning
 # scripts, the DSDB modules, and the VFS modules (acl_xattr.so).
@@ -36,4 +37,19 @@ export SCIM2_SERVER="$PWD/.venv-scim/bin/scim2-server"
 export PROMTOOL="$(command -v promtool)" SYSTEMD_ANALYZE="$(command -v systemd-analyze)"
 
 cargo build --all-targets --locked
+
+# The packages, built as README says; a test installs the .deb and purges it.
+# The packaging tools live in ~/.cargo/bin, so later runs reuse them.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+command -v cargo-deb >/dev/null || cargo install --locked --quiet cargo-deb
+command -v cargo-generate-rpm >/dev/null || cargo install --locked --quiet cargo-generate-rpm
+cargo build --release --locked
+rm -rf target/debian target/generate-rpm
+cargo deb --no-build --strip --quiet
+strip target/release/orgsync
+cargo generate-rpm
+ORGSYNC_DEB="$(ls "$PWD"/target/debian/orgsync_*.deb)"
+ORGSYNC_RPM="$(ls "$PWD"/target/generate-rpm/orgsync-*.rpm)"
+export ORGSYNC_DEB ORGSYNC_RPM
+
 cargo test --locked -- --test-threads "${TEST_THREADS:-4}"

@@ -76,3 +76,59 @@ fn the_grafana_dashboard_is_json_with_panels() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v["panels"].as_array().unwrap().len() >= 10);
 }
+
+fn package(var: &str) -> PathBuf {
+    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| panic!("${var} is not set: run scripts/test.sh, which builds the packages"));
+    assert!(p.is_file(), "{} is missing", p.display());
+    p
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_rpm_is_an_rpm_holding_the_binary_unit_and_config() {
+    let rpm = std::fs::read(package("ORGSYNC_RPM")).unwrap();
+    assert_eq!(&rpm[..4], b"\xed\xab\xee\xdb", "not an RPM lead");
+    let text = String::from_utf8_lossy(&rpm);
+    for f in ["/usr/bin/orgsync", "/usr/lib/systemd/system/orgsync.service", "/etc/orgsync/orgsync.toml", "/usr/lib/sysusers.d/orgsync.conf"] {
+        // The header lists base names and directories apart.
+        let name = f.rsplit('/').next().unwrap();
+        assert!(text.contains(name), "the rpm lacks {f}");
+    }
+}
+
+#[test]
+fn the_deb_installs_a_verified_unit_a_system_user_and_a_guarded_config_then_purges() {
+    let deb = package("ORGSYNC_DEB");
+    run(Command::new("dpkg").arg("-i").arg(&deb));
+    // Purge whatever happens below, so no later run finds it installed.
+    struct Purge;
+    impl Drop for Purge {
+        fn drop(&mut self) {
+            let _ = Command::new("dpkg").args(["--purge", "orgsync"]).output();
+        }
+    }
+    let _purge = Purge;
+
+    let version = run(Command::new("/usr/bin/orgsync").arg("--version"));
+    assert_eq!(version.trim(), format!("orgsync {}", env!("CARGO_PKG_VERSION")));
+    let out = Command::new(tool("SYSTEMD_ANALYZE", "/usr/bin/systemd-analyze"))
+        .args(["verify", "--man=no", "/usr/lib/systemd/system/orgsync.service"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify of the installed unit:\n{stderr}");
+    let user = run(Command::new("getent").args(["passwd", "orgsync"]));
+    assert!(user.starts_with("orgsync:"), "{user}");
+    let stat = run(Command::new("stat").args(["-c", "%a %U %G", "/etc/orgsync/orgsync.toml"]));
+    assert_eq!(stat.trim(), "640 root orgsync", "the config's mode and owner");
+    assert!(Path::new("/usr/share/orgsync/prometheus/orgsync-alerts.yml").is_file());
+
+    run(Command::new("dpkg").args(["--purge", "orgsync"]));
+    assert!(!Path::new("/usr/bin/orgsync").exists(), "purged");
+    assert!(!Path::new("/etc/orgsync/orgsync.toml").exists(), "purge removes the config");
+}
