@@ -34,7 +34,7 @@ pub enum MirrorError {
     Poisoned { path: PathBuf },
 }
 
-/// A run's status as DESIGN.md defines it (`never_synced` is the absence of runs).
+/// A run's status as docs/design.md defines it (`never_synced` is the absence of runs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {

@@ -2,7 +2,7 @@
 //!
 //! No I/O happens here (no tokio, reqwest or rusqlite): the plan is plain data
 //! that `orgsync sync --dry-run` prints and `sync::apply` carries out.
-//! Policy semantics follow DESIGN.md's table; see `plan.rs` for matching and
+//! Policy semantics follow docs/design.md's table; see `plan.rs` for matching and
 //! ordering and `guard.rs` for the deletion guard.
 
 mod guard;

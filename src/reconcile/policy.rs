@@ -65,7 +65,7 @@ string_enum!(UserField {
 });
 
 impl UserField {
-    /// DESIGN.md: the default mapping.
+    /// docs/design.md: the default mapping.
     pub const DEFAULTS: &'static [UserField] = &[
         UserField::Name,
         UserField::Email,

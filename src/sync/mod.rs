@@ -1,6 +1,6 @@
 //! One run: fetch -> load target + bindings -> reconcile -> apply -> record.
 //!
-//! The run's status follows DESIGN.md: `failed` when the source or the
+//! The run's status follows docs/design.md: `failed` when the source or the
 //! target could not be read or nothing could be applied; `partial` when some
 //! operations failed or the plan held something back (guard, conflicts,
 //! unmatchable users, invalid source data); otherwise `succeeded`.
