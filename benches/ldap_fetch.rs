@@ -13,8 +13,8 @@ mod slapd;
 mod timing;
 
 use orgsync::model::{Bindings, TargetSnapshot};
-use orgsync::reconcile::{plan, Policy, RunOptions};
-use slapd::{tree, Slapd, READER_DN, READER_PW, SUFFIX};
+use orgsync::reconcile::{Policy, RunOptions, plan};
+use slapd::{READER_DN, READER_PW, SUFFIX, Slapd, tree};
 use std::process::{Command, Stdio};
 use timing::time;
 

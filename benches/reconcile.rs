@@ -7,7 +7,7 @@
 //! Goal (issue 2): under 300 ms each on one core. The plan is single-threaded.
 
 use orgsync::model::{Bindings, Department, Snapshot, SourceId, TargetSnapshot, User};
-use orgsync::reconcile::{plan, simulate, Policy, RunOptions};
+use orgsync::reconcile::{Policy, RunOptions, plan, simulate};
 
 #[path = "support/timing.rs"]
 mod timing;

@@ -58,7 +58,13 @@ fn vendors() -> Vec<Vendor> {
     vec![
         Vendor {
             name: "feishu",
-            source: |base| format!("kind = \"feishu\"\nbase_url = \"{base}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n", fake_feishu::APP_ID, fake_feishu::APP_SECRET),
+            source: |base| {
+                format!(
+                    "kind = \"feishu\"\nbase_url = \"{base}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n",
+                    fake_feishu::APP_ID,
+                    fake_feishu::APP_SECRET
+                )
+            },
             max_rate: 50,
             // The root's children (fetch_child) in pages of 50, and every
             // department's (and the root's) direct members in pages of 50.
@@ -68,7 +74,11 @@ fn vendors() -> Vec<Vendor> {
         Vendor {
             name: "dingtalk",
             source: |base| {
-                format!("kind = \"dingtalk\"\nbase_url = \"{base}\"\napp_key = \"{}\"\napp_secret = \"{}\"\n", fake_dingtalk::APP_KEY, fake_dingtalk::APP_SECRET)
+                format!(
+                    "kind = \"dingtalk\"\nbase_url = \"{base}\"\napp_key = \"{}\"\napp_secret = \"{}\"\n",
+                    fake_dingtalk::APP_KEY,
+                    fake_dingtalk::APP_SECRET
+                )
             },
             max_rate: 20,
             // listsubid for every department and the root (no recursion in
@@ -79,7 +89,13 @@ fn vendors() -> Vec<Vendor> {
         },
         Vendor {
             name: "wecom",
-            source: |base| format!("kind = \"wecom\"\nbase_url = \"{base}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n", fake_wecom::CORP_ID, fake_wecom::CORP_SECRET),
+            source: |base| {
+                format!(
+                    "kind = \"wecom\"\nbase_url = \"{base}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n",
+                    fake_wecom::CORP_ID,
+                    fake_wecom::CORP_SECRET
+                )
+            },
             max_rate: 150,
             // simplelist once, department/get per name, user/list_id in
             // pages of 10,000 rows, user/get per user.
@@ -89,7 +105,11 @@ fn vendors() -> Vec<Vendor> {
         Vendor {
             name: "wecom-list",
             source: |base| {
-                format!("kind = \"wecom\"\napi = \"list\"\nbase_url = \"{base}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n", fake_wecom::CORP_ID, fake_wecom::CORP_SECRET)
+                format!(
+                    "kind = \"wecom\"\napi = \"list\"\nbase_url = \"{base}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n",
+                    fake_wecom::CORP_ID,
+                    fake_wecom::CORP_SECRET
+                )
             },
             max_rate: 150,
             // department/list once, user/list per department and the root.
@@ -145,7 +165,11 @@ fn main() {
         for rate in [Some(v.max_rate), None] {
             let (base, requests) = start(v.name);
             let path = dir.path().join("orgsync.toml");
-            std::fs::write(&path, format!("state_dir = \"state\"\n[source]\n{}[target]\nkind = \"file\"\npath = \"out.json\"\n", (v.source)(&base))).unwrap();
+            std::fs::write(
+                &path,
+                format!("state_dir = \"state\"\n[source]\n{}[target]\nkind = \"file\"\npath = \"out.json\"\n", (v.source)(&base)),
+            )
+            .unwrap();
             let mut config = orgsync::config::load(&path).unwrap();
             set_rate(&mut config.source, rate.unwrap_or(1_000_000));
             let source = orgsync::source::build(&config.source);
@@ -154,14 +178,7 @@ fn main() {
             let wall = t.elapsed();
             assert_eq!((snapshot.departments.len(), snapshot.users.len()), (DEPTS, USERS), "{}: a complete fetch", v.name);
             let rate = rate.map_or("none".to_owned(), |r| r.to_string());
-            println!(
-                "{:<11} {rate:>9} {:>8.1} s {:>9} {:>9}  {}",
-                v.name,
-                wall.as_secs_f64(),
-                requests(),
-                (v.minimum)(&org),
-                v.minimum_is
-            );
+            println!("{:<11} {rate:>9} {:>8.1} s {:>9} {:>9}  {}", v.name, wall.as_secs_f64(), requests(), (v.minimum)(&org), v.minimum_is);
         }
     }
 }

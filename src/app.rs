@@ -24,8 +24,8 @@ use futures::{Stream, StreamExt};
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -91,14 +91,7 @@ impl Scheduler {
         let tz = config.schedule.zone();
         let interval = nominal_interval(&config.schedule.mode, tz, clock.now());
         metrics::gauge!(m::SCHEDULE_INTERVAL_SECONDS).set(interval);
-        tokio::spawn(schedule::run(
-            config.schedule.clone(),
-            tz,
-            clock.clone(),
-            queue.clone(),
-            next_fire.clone(),
-            stop.clone(),
-        ));
+        tokio::spawn(schedule::run(config.schedule.clone(), tz, clock.clone(), queue.clone(), next_fire.clone(), stop.clone()));
         Self { stop }
     }
 }
@@ -217,7 +210,8 @@ pub async fn run(
     let run_stop = CancellationToken::new();
     let (done_tx, mut done_rx) = watch::channel::<Option<RunRecord>>(None);
     let mut worker = {
-        let (queue, config_rx, shared, mirror, run_stop) = (queue.clone(), config_rx.clone(), shared.clone(), mirror.clone(), run_stop.clone());
+        let (queue, config_rx, shared, mirror, run_stop) =
+            (queue.clone(), config_rx.clone(), shared.clone(), mirror.clone(), run_stop.clone());
         tokio::spawn(async move {
             while let Some(t) = queue.next().await {
                 let config = config_rx.borrow().clone();
@@ -320,10 +314,11 @@ pub async fn run(
     drop(scheduler);
     queue.close();
     run_stop.cancel();
-    let finished = worker_done || tokio::select! {
-        r = tokio::time::timeout(grace, &mut worker) => r.is_ok(),
-        _ = async { while let Some(s) = signals.next().await { if s == SIGTERM || s == SIGINT { break } } } => false,
-    };
+    let finished = worker_done
+        || tokio::select! {
+            r = tokio::time::timeout(grace, &mut worker) => r.is_ok(),
+            _ = async { while let Some(s) = signals.next().await { if s == SIGTERM || s == SIGINT { break } } } => false,
+        };
     if !finished {
         // The interrupted run is marked failed; the next start resumes (bindings
         // and externalId matching keep it free of duplicates).

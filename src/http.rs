@@ -8,15 +8,15 @@ use crate::config::Config;
 use crate::mirror::{Mirror, RunRecord};
 use crate::sync::worker::{Queued, Trigger, TriggerKind, TriggerQueue};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -130,17 +130,17 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
 }
 
-async fn sync(State(s): State<Arc<Shared>>, headers: HeaderMap, query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn sync(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Ok(Query(q)) = query else {
         return (StatusCode::BAD_REQUEST, Json(json!({ "error": "allow_deletes must be a non-negative integer" }))).into_response();
     };
     let token = s.config.borrow().daemon.admin_token.clone();
     if let Some(token) = token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         if !given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes())) {
             tracing::warn!("POST /sync refused: missing or wrong bearer token");
             return (

@@ -3,11 +3,11 @@
 
 use anyhow::Result;
 use clap::Parser;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use orgsync::cli::{Cli, Command, Output, RunsCommand};
 use orgsync::config::{self, ConfigError};
 use orgsync::mirror::{Mirror, RunRecord, RunStatus, StateLock};
-use orgsync::reconcile::{Plan, RunOptions};
+use orgsync::reconcile::{ItemOutcome, Plan, RunOptions};
 use orgsync::schedule::SystemClock;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -210,9 +210,13 @@ fn table(header: &[&str]) -> Table {
 }
 
 fn print_plan(plan: &Plan) {
-    if plan.is_empty() {
+    // Out-of-scope departments and users skipped by policy need nobody.
+    let informational = |i: &orgsync::reconcile::Item| matches!(i.outcome, ItemOutcome::OutOfScope | ItemOutcome::Unmatchable);
+    if plan.ops.is_empty() && plan.items.iter().all(informational) {
         println!("Nothing to do: the target is in step with the source.");
-        return;
+        if plan.items.is_empty() {
+            return;
+        }
     }
     let mut t = table(&["#", "op", "kind", "source id", "target id", "detail"]);
     for (i, op) in plan.ops.iter().enumerate() {
@@ -225,7 +229,9 @@ fn print_plan(plan: &Plan) {
             op.detail(),
         ]);
     }
-    println!("{t}");
+    if !plan.ops.is_empty() {
+        println!("{t}");
+    }
     if !plan.items.is_empty() {
         let mut t = table(&["not done", "kind", "op", "source id", "target id", "why"]);
         for i in &plan.items {
@@ -243,7 +249,12 @@ fn print_plan(plan: &Plan) {
     if let Some(g) = &plan.guard {
         println!("{g}");
     }
-    println!("{} operations ({} target writes), {} items not done. Dry run: nothing was changed.", plan.ops.len(), plan.writes(), plan.items.len());
+    println!(
+        "{} operations ({} target writes), {} items not done. Dry run: nothing was changed.",
+        plan.ops.len(),
+        plan.writes(),
+        plan.items.len()
+    );
 }
 
 fn print_runs(runs: &[RunRecord]) {

@@ -32,22 +32,31 @@ pub enum MonthDay {
 pub enum Mode {
     /// Only manual triggers (POST /sync, `orgsync trigger`, SIGUSR1).
     Manual,
-    Interval { every: Duration },
-    Daily { at: NaiveTime },
-    Weekly { weekday: Weekday, at: NaiveTime },
-    Monthly { day: MonthDay, at: NaiveTime },
-    Cron { expr: String, cron: Box<croner::Cron> },
+    Interval {
+        every: Duration,
+    },
+    Daily {
+        at: NaiveTime,
+    },
+    Weekly {
+        weekday: Weekday,
+        at: NaiveTime,
+    },
+    Monthly {
+        day: MonthDay,
+        at: NaiveTime,
+    },
+    Cron {
+        expr: String,
+        cron: Box<croner::Cron>,
+    },
 }
 
 pub const MODES: &[&str] = &["manual", "interval", "daily", "weekly", "monthly", "cron"];
 
 /// Parse a cron expression the way tokio-cron-scheduler does.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .build()
-        .parse(expr)
-        .map_err(|e| e.to_string())
+    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Required).build().parse(expr).map_err(|e| e.to_string())
 }
 
 /// `[schedule]`, validated.
@@ -118,10 +127,7 @@ impl Mode {
                 *at,
                 64,
             ),
-            Mode::Cron { cron, .. } => cron
-                .find_next_occurrence(&after.with_timezone(&tz), false)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
+            Mode::Cron { cron, .. } => cron.find_next_occurrence(&after.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc)),
         }
     }
 }
@@ -133,11 +139,8 @@ fn local(tz: Tz, t: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&t) {
         LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => x.with_timezone(&Utc),
         LocalResult::None => {
-            let before = tz
-                .from_local_datetime(&(t - chrono::Duration::hours(3)))
-                .earliest()
-                .map(|x| x.offset().fix())
-                .unwrap_or_else(|| Utc.fix());
+            let before =
+                tz.from_local_datetime(&(t - chrono::Duration::hours(3))).earliest().map(|x| x.offset().fix()).unwrap_or_else(|| Utc.fix());
             DateTime::<Utc>::from_naive_utc_and_offset(t - chrono::Duration::seconds(i64::from(before.local_minus_utc())), Utc)
         }
     }

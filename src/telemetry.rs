@@ -16,11 +16,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(crate::redact::Stderr)
-        .with_target(false)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(crate::redact::Stderr).with_target(false).with_ansi(ansi);
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     match (format, journal) {
         (LogFormat::Json, _) => builder.json().flatten_event(true).init(),
@@ -55,7 +51,7 @@ pub const FINISHED_STATUSES: &[&str] = &["succeeded", "partial", "failed"];
 
 /// Install the Prometheus recorder and describe every metric.
 pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(m::RUN_DURATION_SECONDS.into()),
@@ -71,7 +67,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
     describe_gauge!(m::NEXT_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time of the next scheduled run (0 when manual only).");
     describe_gauge!(m::SCHEDULE_INTERVAL_SECONDS, Unit::Seconds, "Nominal time between scheduled runs (0 when manual only).");
     describe_gauge!(m::OBJECTS, "Objects seen by the last run: kind user|department, side source|target|bound.");
-    describe_counter!(m::OPERATIONS_TOTAL, "Planned operations by kind, op and outcome (ok, failed, held_back, conflict, unmatchable, invalid, out_of_scope, not_attempted).");
+    describe_counter!(
+        m::OPERATIONS_TOTAL,
+        "Planned operations by kind, op and outcome (ok, failed, held_back, conflict, unmatchable, invalid, out_of_scope, not_attempted)."
+    );
     describe_gauge!(m::DELETES_HELD_BACK, "Deletes/disables the deletion guard held back in the last run.");
     describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
     describe_counter!(m::TARGET_REQUESTS_TOTAL, "Requests to the target system, by outcome.");

@@ -10,10 +10,8 @@ pub mod secret;
 pub use reader::Problem;
 pub use secret::Secret;
 
-use crate::reconcile::{
-    DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy,
-};
-use crate::schedule::{self, MonthDay, Mode, Schedule};
+use crate::reconcile::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
+use crate::schedule::{self, Mode, MonthDay, Schedule};
 use reader::{Problems, Reader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,7 +21,11 @@ pub const DEFAULT_PATH: &str = "/etc/orgsync/orgsync.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot parse config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid config {path}:\n{}", .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
@@ -235,7 +237,8 @@ fn blame_env(mut problems: Vec<Problem>, env: impl IntoIterator<Item = (String, 
         })
         .collect();
     for p in &mut problems {
-        let from = overrides.iter().find(|(k, _)| p.key == *k || p.key.starts_with(&format!("{k}.")) || p.key.starts_with(&format!("{k}[")));
+        let from =
+            overrides.iter().find(|(k, _)| p.key == *k || p.key.starts_with(&format!("{k}.")) || p.key.starts_with(&format!("{k}[")));
         if let Some((_, var)) = from {
             p.message = format!("{} (set by the environment variable {var})", p.message);
         }
@@ -279,9 +282,15 @@ pub fn load_tree(
         // the variables that break it (not their values: they may be secrets).
         let culprits: Vec<&str> = env.iter().filter(|v| merge(std::slice::from_ref(*v)).is_err()).map(|(k, _)| k.as_str()).collect();
         let message = if culprits.is_empty() {
-            format!("the environment overrides ({}) do not fit the file's structure: {e}", env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))
+            format!(
+                "the environment overrides ({}) do not fit the file's structure: {e}",
+                env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+            )
         } else {
-            format!("environment override {} does not fit the config's structure (a value where the file has a table, or the reverse)", culprits.join(", "))
+            format!(
+                "environment override {} does not fit the config's structure (a value where the file has a table, or the reverse)",
+                culprits.join(", ")
+            )
         };
         ConfigError::Parse { path: path.to_owned(), message }
     })
@@ -349,7 +358,13 @@ pub fn validate_with(
 
 /// The HTTP keys every SaaS source shares: `base_url`, `timeout`,
 /// `rate_limit` (requests per second, at most `max_rate`), `max_retries`.
-fn http_settings(s: &mut Reader<'_>, default_base: &str, default_rate: u32, max_rate: u32, errs: &mut Problems) -> crate::source::http::HttpSettings {
+fn http_settings(
+    s: &mut Reader<'_>,
+    default_base: &str,
+    default_rate: u32,
+    max_rate: u32,
+    errs: &mut Problems,
+) -> crate::source::http::HttpSettings {
     let base_url = if s.has("base_url") {
         s.url("base_url", &["https", "http"], "must be http(s)://host[:port]", "the source's secret keys", errs).map(|u| u.to_string())
     } else {
@@ -389,8 +404,9 @@ fn required_secret(s: &mut Reader<'_>, k: &'static str, k_file: &'static str, er
 fn feishu(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &mut Problems) -> Option<SourceConfig> {
     let http = http_settings(s, default_base, 20, 50, errs);
     let concurrency = concurrency(s, errs);
-    let department_id_type =
-        s.one_of::<String>("department_id_type", &["open_department_id", "department_id"], errs).unwrap_or_else(|| "open_department_id".into());
+    let department_id_type = s
+        .one_of::<String>("department_id_type", &["open_department_id", "department_id"], errs)
+        .unwrap_or_else(|| "open_department_id".into());
     let user_id_type = s.one_of::<String>("user_id_type", &["union_id", "open_id", "user_id"], errs).unwrap_or_else(|| "union_id".into());
     let roots = s.strings("roots", errs).unwrap_or_else(|| vec!["0".into()]);
     if roots.is_empty() {
@@ -440,7 +456,7 @@ fn dingtalk(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
 }
 
 fn wecom(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
-    use crate::source::wecom::{Api, WeComConfig, WECOM_BASE};
+    use crate::source::wecom::{Api, WECOM_BASE, WeComConfig};
     // WeCom allows 10,000 calls a minute per API (about 166/s); stay far under.
     let http = http_settings(s, WECOM_BASE, 50, 150, errs);
     let concurrency = concurrency(s, errs);
@@ -507,10 +523,9 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
             dp.problem(errs, "attribute", "is required with from = \"attribute\"");
             Departments::OuTree
         }
-        ("groups", _) => Departments::Groups {
-            base_dn: group_base,
-            filter: group_filter.unwrap_or_else(|| flavor.default_group_filter().to_owned()),
-        },
+        ("groups", _) => {
+            Departments::Groups { base_dn: group_base, filter: group_filter.unwrap_or_else(|| flavor.default_group_filter().to_owned()) }
+        }
         _ => Departments::OuTree,
     };
     dp.finish(errs);
@@ -521,7 +536,11 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     let bind_dn = s.string("bind_dn", errs);
     let bind_password = s.secret("bind_password", "bind_password_file", errs);
     if bind_dn.is_some() != bind_password.is_some() && !errs.iter().any(|e| e.key.starts_with(&s.key("bind_password"))) {
-        s.problem(errs, "bind_password", "bind_dn and bind_password (or bind_password_file) go together; leave both out for an anonymous bind");
+        s.problem(
+            errs,
+            "bind_password",
+            "bind_dn and bind_password (or bind_password_file) go together; leave both out for an anonymous bind",
+        );
     }
     let config = LdapConfig {
         starttls,
@@ -542,13 +561,8 @@ fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
 }
 
 fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
-    let base_url = t.url(
-        "base_url",
-        &["http", "https"],
-        "must be an http:// or https:// URL",
-        "username + password_file, or token_file",
-        errs,
-    );
+    let base_url =
+        t.url("base_url", &["http", "https"], "must be an http:// or https:// URL", "username + password_file, or token_file", errs);
     let token = t.secret("token", "token_file", errs);
     let username = t.string("username", errs);
     let password = t.secret("password", "password_file", errs);
@@ -697,11 +711,15 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
         }
     }
     let at = at.and_then(|a| {
-        let parsed = chrono::NaiveTime::parse_from_str(a.trim(), "%H:%M").or_else(|_| chrono::NaiveTime::parse_from_str(a.trim(), "%H:%M:%S"));
+        let parsed =
+            chrono::NaiveTime::parse_from_str(a.trim(), "%H:%M").or_else(|_| chrono::NaiveTime::parse_from_str(a.trim(), "%H:%M:%S"));
         parsed.map_err(|_| s.problem(errs, "at", format!("{a:?} is not a time like \"02:30\""))).ok()
     });
     let weekday = weekday.and_then(|w| {
-        w.trim().parse::<chrono::Weekday>().map_err(|_| s.problem(errs, "weekday", format!("{w:?} is not one of mon, tue, wed, thu, fri, sat, sun"))).ok()
+        w.trim()
+            .parse::<chrono::Weekday>()
+            .map_err(|_| s.problem(errs, "weekday", format!("{w:?} is not one of mon, tue, wed, thu, fri, sat, sun")))
+            .ok()
     });
     let day = day.and_then(|d| match d.trim() {
         "last" => Some(MonthDay::Last),
@@ -729,7 +747,10 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
         _ => Mode::Manual,
     };
     let timezone = s.string("timezone", errs).and_then(|z| {
-        z.trim().parse::<chrono_tz::Tz>().map_err(|_| s.problem(errs, "timezone", format!("{z:?} is not an IANA time zone like \"Europe/Berlin\" or \"Asia/Shanghai\""))).ok()
+        z.trim()
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| s.problem(errs, "timezone", format!("{z:?} is not an IANA time zone like \"Europe/Berlin\" or \"Asia/Shanghai\"")))
+            .ok()
     });
     let schedule = Schedule {
         mode,
@@ -741,21 +762,13 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
     schedule
 }
 
-fn list_of<T: std::str::FromStr>(
-    r: &mut Reader<'_>,
-    k: &'static str,
-    allowed: &[&str],
-    errs: &mut Problems,
-) -> Option<Vec<T>> {
+fn list_of<T: std::str::FromStr>(r: &mut Reader<'_>, k: &'static str, allowed: &[&str], errs: &mut Problems) -> Option<Vec<T>> {
     let items = r.strings(k, errs)?;
     let mut out = Vec::new();
     for (i, s) in items.iter().enumerate() {
         match s.parse() {
             Ok(v) if allowed.contains(&s.as_str()) => out.push(v),
-            _ => errs.push(Problem {
-                key: format!("{}[{i}]", r.key(k)),
-                message: format!("{s:?} is not one of {}", allowed.join(", ")),
-            }),
+            _ => errs.push(Problem { key: format!("{}[{i}]", r.key(k)), message: format!("{s:?} is not one of {}", allowed.join(", ")) }),
         }
     }
     Some(out)

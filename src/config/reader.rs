@@ -144,14 +144,7 @@ impl<'a> Reader<'a> {
     /// it are refused (`use_instead` says where they go): transport errors
     /// print the URL, and those reach logs, the mirror and `status`.
     /// `shape` is the message for a URL of the wrong kind.
-    pub fn url(
-        &mut self,
-        k: &'static str,
-        schemes: &[&str],
-        shape: &str,
-        use_instead: &str,
-        errs: &mut Problems,
-    ) -> Option<url::Url> {
+    pub fn url(&mut self, k: &'static str, schemes: &[&str], shape: &str, use_instead: &str, errs: &mut Problems) -> Option<url::Url> {
         let u = self.required_string(k, errs)?;
         match url::Url::parse(&u) {
             Ok(url) if !url.username().is_empty() || url.password().is_some() => {
@@ -219,12 +212,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A value that must be one of a fixed set.
-    pub fn one_of<T: std::str::FromStr>(
-        &mut self,
-        k: &'static str,
-        allowed: &[&str],
-        errs: &mut Problems,
-    ) -> Option<T> {
+    pub fn one_of<T: std::str::FromStr>(&mut self, k: &'static str, allowed: &[&str], errs: &mut Problems) -> Option<T> {
         let s = self.string(k, errs)?;
         match s.parse() {
             Ok(v) if allowed.contains(&s.as_str()) => Some(v),
@@ -249,7 +237,9 @@ impl<'a> Reader<'a> {
                 // systemd hands credentials over in $CREDENTIALS_DIRECTORY:
                 // a relative *_file names one there when it is set.
                 let p = match self.credentials {
-                    Some(dir) if self.map.and_then(|m| m.get(k_file)).and_then(|v| v.as_str()).is_some_and(|f| Path::new(f).is_relative()) => {
+                    Some(dir)
+                        if self.map.and_then(|m| m.get(k_file)).and_then(|v| v.as_str()).is_some_and(|f| Path::new(f).is_relative()) =>
+                    {
                         self.string(k_file, errs).map_or(p, |f| dir.join(f))
                     }
                     _ => p,
@@ -286,10 +276,7 @@ impl<'a> Reader<'a> {
             for k in m.keys() {
                 if !self.used.contains(k.as_str()) {
                     let known: Vec<&str> = self.used.iter().copied().collect();
-                    errs.push(Problem {
-                        key: self.key(k),
-                        message: format!("unknown key (known keys here: {})", known.join(", ")),
-                    });
+                    errs.push(Problem { key: self.key(k), message: format!("unknown key (known keys here: {})", known.join(", ")) });
                 }
             }
         }

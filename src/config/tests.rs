@@ -214,7 +214,10 @@ fn schedule_problems_name_the_key() {
 fn a_listener_beyond_loopback_needs_an_admin_token() {
     let errs = problems(&format!("{MINIMAL}\n[daemon]\nlisten = \"0.0.0.0:9464\"\n"), &[]);
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].starts_with("daemon.admin_token_file: is required because daemon.listen (0.0.0.0:9464) is not a loopback address"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("daemon.admin_token_file: is required because daemon.listen (0.0.0.0:9464) is not a loopback address"),
+        "{errs:?}"
+    );
     let ok = problems(&format!("{MINIMAL}\n[daemon]\nlisten = \"0.0.0.0:9464\"\nadmin_token = \"s3cret\"\n"), &[]);
     assert!(ok.is_empty(), "{ok:?}");
     let bad = problems(&format!("{MINIMAL}\n[daemon]\nlisten = \"localhost\"\nlog_format = \"xml\"\nlog_level = \"info,,=[\"\n"), &[]);
@@ -289,7 +292,6 @@ fn ldap_problems_name_the_key() {
     assert!(errs.iter().any(|e| e.starts_with("source.bind_password: bind_dn and bind_password")), "{errs:#?}");
 }
 
-
 fn load_text(text: &str) -> Config {
     let dir = tempfile::tempdir().unwrap();
     load(&write(dir.path(), text)).unwrap()
@@ -304,17 +306,27 @@ fn saas_sources_get_their_vendor_defaults() {
     assert_eq!((f.vendor, f.http.base_url.as_str(), f.http.rate_limit), ("Lark", crate::source::feishu::LARK_BASE, 20));
     assert_eq!((c.source.kind(), f.roots.as_slice()), ("lark", ["0".to_owned()].as_slice()));
 
-    let c = load_text(&format!("[source]\nkind = \"dingtalk\"\napp_key = \"k\"\napp_secret = \"s\"\nroots = [1, \"9007199254740993\"]\n{FILE_TARGET}"));
+    let c = load_text(&format!(
+        "[source]\nkind = \"dingtalk\"\napp_key = \"k\"\napp_secret = \"s\"\nroots = [1, \"9007199254740993\"]\n{FILE_TARGET}"
+    ));
     let SourceConfig::DingTalk(d) = &c.source else { panic!("{:?}", c.source) };
-    assert_eq!((d.http.base_url.as_str(), d.http.rate_limit, d.user_id_type.as_str()), (crate::source::dingtalk::DINGTALK_BASE, 15, "userid"));
+    assert_eq!(
+        (d.http.base_url.as_str(), d.http.rate_limit, d.user_id_type.as_str()),
+        (crate::source::dingtalk::DINGTALK_BASE, 15, "userid")
+    );
     assert_eq!(d.roots, [1, 9_007_199_254_740_993]);
     assert_eq!(c.policy.users.match_by, [MatchKey::Email]);
 
     let c = load_text(&format!("[source]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\n{FILE_TARGET}"));
     let SourceConfig::WeCom(w) = &c.source else { panic!("{:?}", c.source) };
-    assert_eq!((w.api, w.page_size, w.roots.as_slice(), w.concurrency), (crate::source::wecom::Api::Simplelist, 10_000, [1_i64].as_slice(), 4));
+    assert_eq!(
+        (w.api, w.page_size, w.roots.as_slice(), w.concurrency),
+        (crate::source::wecom::Api::Simplelist, 10_000, [1_i64].as_slice(), 4)
+    );
     assert_eq!(c.policy.users.match_by, [MatchKey::Username], "WeCom may return no email or mobile");
-    let c = load_text(&format!("[source]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\n{FILE_TARGET}[policy.users]\nmatch_by = [\"email\"]\n"));
+    let c = load_text(&format!(
+        "[source]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\n{FILE_TARGET}[policy.users]\nmatch_by = [\"email\"]\n"
+    ));
     assert_eq!(c.policy.users.match_by, [MatchKey::Email], "an explicit match_by wins");
 }
 
@@ -324,7 +336,12 @@ fn saas_problems_name_the_key() {
     assert!(p.iter().any(|e| e.starts_with("source.app_secret: is required (or app_secret_file)")), "{p:?}");
     assert!(p.iter().any(|e| e.starts_with("source.rate_limit: 40 is out of range 1..=20")), "{p:?}");
     assert!(p.iter().any(|e| e.starts_with("source.roots[0]: expected an integer id")), "{p:?}");
-    let p = problems(&format!("[source]\nkind = \"wecom\"\ncorp_secret = \"s\"\napi = \"all\"\npage_size = 20000\nbase_url = \"https://u:p@proxy\"\n{FILE_TARGET}"), &[]);
+    let p = problems(
+        &format!(
+            "[source]\nkind = \"wecom\"\ncorp_secret = \"s\"\napi = \"all\"\npage_size = 20000\nbase_url = \"https://u:p@proxy\"\n{FILE_TARGET}"
+        ),
+        &[],
+    );
     assert!(p.iter().any(|e| e.starts_with("source.corp_id: ")), "{p:?}");
     assert!(p.iter().any(|e| e.starts_with("source.api: \"all\" is not one of simplelist, list")), "{p:?}");
     assert!(p.iter().any(|e| e.starts_with("source.page_size: 20000 is out of range")), "{p:?}");
@@ -347,10 +364,18 @@ fn durations_retries_and_secrets_have_ranges_and_shapes() {
     assert!(got.iter().any(|p| p.starts_with("daemon.grace_period: ") && p.contains("out of range")), "{got:?}");
     assert!(got.iter().any(|p| p.starts_with("schedule.every: ") && p.contains("out of range")), "{got:?}");
     assert!(got.iter().any(|p| p == "daemon.admin_token_file: is empty"), "{got:?}");
-    let scim = |extra: &str| format!(
-        "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\nbase_url = \"https://idp.example/scim/v2\"\n{extra}"
+    let scim = |extra: &str| {
+        format!(
+            "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\nbase_url = \"https://idp.example/scim/v2\"\n{extra}"
+        )
+    };
+    let got = problems(
+        &scim(&format!(
+            "timeout = \"0s\"\nmax_retries = 9223372036854775807\ntoken_file = \"{}\"\n",
+            dir.path().join("two-lines").display()
+        )),
+        &[],
     );
-    let got = problems(&scim(&format!("timeout = \"0s\"\nmax_retries = 9223372036854775807\ntoken_file = \"{}\"\n", dir.path().join("two-lines").display())), &[]);
     assert!(got.iter().any(|p| p.starts_with("target.timeout: \"0s\" is out of range 1s..=10m")), "{got:?}");
     assert!(got.iter().any(|p| p.starts_with("target.max_retries: ") && p.contains("0..=20")), "{got:?}");
     assert!(got.iter().any(|p| p.starts_with("target.token_file: contains a line break")), "{got:?}");
@@ -364,7 +389,10 @@ fn a_missing_source_file_is_a_problem_of_the_config() {
     std::fs::write(&p, MINIMAL).unwrap();
     let problems = preflight(&load(&p).unwrap());
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].to_string().starts_with("source.path: ") && problems[0].message.ends_with("org.json is not a readable file"), "{problems:?}");
+    assert!(
+        problems[0].to_string().starts_with("source.path: ") && problems[0].message.ends_with("org.json is not a readable file"),
+        "{problems:?}"
+    );
 }
 
 #[test]

@@ -13,8 +13,7 @@ pub struct StateLock {
 
 impl StateLock {
     pub fn acquire(state_dir: &Path) -> Result<Self, MirrorError> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|source| MirrorError::StateDir { path: state_dir.to_owned(), source })?;
+        std::fs::create_dir_all(state_dir).map_err(|source| MirrorError::StateDir { path: state_dir.to_owned(), source })?;
         let path = state_dir.join("orgsync.lock");
         let file = OpenOptions::new()
             .create(true)

@@ -9,7 +9,7 @@ mod schema;
 pub use lock::StateLock;
 
 use crate::model::{Bindings, Kind, SourceId, TargetId};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,11 +20,23 @@ pub const DB_FILE: &str = "mirror.db";
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
     #[error("mirror database {path}: {source}")]
-    Sqlite { path: PathBuf, #[source] source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("mirror schema migration failed for {path}: {source}")]
-    Migrate { path: PathBuf, #[source] source: rusqlite_migration::Error },
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
     #[error("cannot create state directory {path}: {source}")]
-    StateDir { path: PathBuf, #[source] source: std::io::Error },
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "another orgsync process holds the lock on {path} (is the service running? then use `orgsync trigger`); \
          only one process may sync a mirror at a time"
@@ -124,7 +136,11 @@ pub struct ItemRow<'a> {
 pub enum BindingChange {
     None,
     /// Bind source to target (dropping any other binding of that target).
-    Set { source_id: SourceId, target_id: TargetId, hash: Option<String> },
+    Set {
+        source_id: SourceId,
+        target_id: TargetId,
+        hash: Option<String>,
+    },
     /// Forget the binding of this source id.
     RemoveSource(SourceId),
     /// Forget whatever is bound to this target id (it was deleted).
@@ -144,8 +160,7 @@ fn now() -> String {
 impl Mirror {
     /// Open (creating and migrating) the mirror for writing.
     pub fn open(state_dir: &Path) -> Result<Self, MirrorError> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|source| MirrorError::StateDir { path: state_dir.to_owned(), source })?;
+        std::fs::create_dir_all(state_dir).map_err(|source| MirrorError::StateDir { path: state_dir.to_owned(), source })?;
         let path = state_dir.join(DB_FILE);
         let sql = |source| MirrorError::Sqlite { path: path.clone(), source };
         let mut conn = Connection::open(&path).map_err(sql)?;
@@ -153,9 +168,7 @@ impl Mirror {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
-        schema::migrations()
-            .to_latest(&mut conn)
-            .map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;
+        schema::migrations().to_latest(&mut conn).map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;
         Ok(Self { path, conn: Mutex::new(conn) })
     }
 
@@ -185,9 +198,7 @@ impl Mirror {
         self.with(|c| {
             let mut b = Bindings::default();
             let mut st = c.prepare("SELECT kind, source_id, target_id FROM bindings")?;
-            let rows = st.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-            })?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
             for row in rows {
                 let (kind, s, t) = row?;
                 let kind = if kind == "department" { Kind::Department } else { Kind::User };
@@ -331,9 +342,8 @@ impl Mirror {
 
     pub fn items(&self, run: i64) -> Result<Vec<ItemRecord>, MirrorError> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT kind, op, source_id, target_id, outcome, error, at FROM run_items WHERE run_id = ?1 ORDER BY id",
-            )?;
+            let mut st =
+                c.prepare("SELECT kind, op, source_id, target_id, outcome, error, at FROM run_items WHERE run_id = ?1 ORDER BY id")?;
             let rows = st.query_map([run], |r| {
                 Ok(ItemRecord {
                     kind: if r.get::<_, String>(0)? == "department" { Kind::Department } else { Kind::User },
@@ -393,9 +403,7 @@ fn with_live_counts(c: &Connection, mut r: RunRecord) -> rusqlite::Result<RunRec
 }
 
 fn counts(c: &Connection, run: i64) -> rusqlite::Result<BTreeMap<String, u64>> {
-    let mut st = c.prepare(
-        "SELECT kind || '.' || op || '.' || outcome, COUNT(*) FROM run_items WHERE run_id = ?1 GROUP BY 1",
-    )?;
+    let mut st = c.prepare("SELECT kind || '.' || op || '.' || outcome, COUNT(*) FROM run_items WHERE run_id = ?1 GROUP BY 1")?;
     let rows = st.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
     rows.collect()
 }

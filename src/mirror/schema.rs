@@ -1,12 +1,12 @@
 //! Schema by migrations (rusqlite_migration, tracked in `user_version`).
 //! Append new migrations; never edit a released one.
 
-use rusqlite_migration::{Migrations, M};
+use rusqlite_migration::{M, Migrations};
 
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(
-        "CREATE TABLE bindings (
+            "CREATE TABLE bindings (
             kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
             source_id TEXT NOT NULL,
             target_id TEXT NOT NULL,

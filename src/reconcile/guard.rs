@@ -4,18 +4,12 @@
 //! them through once with `--allow-deletes N`. An empty source against a
 //! non-empty target never deletes without that approval.
 
+use super::RunOptions;
 use super::plan::{Item, ItemOutcome, Op, Plan};
 use super::policy::Guard;
-use super::RunOptions;
 use crate::model::{Snapshot, TargetSnapshot};
 
-pub(super) fn apply(
-    plan: &mut Plan,
-    source: &Snapshot,
-    target: &TargetSnapshot,
-    guard: Guard,
-    options: RunOptions,
-) {
+pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot, guard: Guard, options: RunOptions) {
     let wanted = plan.ops.iter().filter(|o| o.is_destructive()).count() as u64;
     if wanted == 0 {
         return;

@@ -10,11 +10,9 @@ mod plan;
 mod policy;
 mod simulate;
 
-pub use plan::{plan, Change, DeptSpec, Item, ItemOutcome, Op, Plan, UserSpec};
-pub use policy::{
-    DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy,
-};
-pub use simulate::{remove_department, set_user_field, simulate, USER_FIELDS};
+pub use plan::{Change, DeptSpec, Item, ItemOutcome, Op, Plan, UserSpec, plan};
+pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
+pub use simulate::{USER_FIELDS, remove_department, set_user_field, simulate};
 
 /// Per-run knobs that are not policy: the admin's one-time approval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,10 +10,9 @@
 
 use super::guard;
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
-use super::{normalize_mobile, RunOptions};
+use super::{RunOptions, normalize_mobile};
 use crate::model::{
-    non_empty, Bindings, Department, Kind, Snapshot, SourceId, TargetDepartment, TargetId,
-    TargetSnapshot, TargetUser, User,
+    Bindings, Department, Kind, Snapshot, SourceId, TargetDepartment, TargetId, TargetSnapshot, TargetUser, User, non_empty,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -59,9 +58,23 @@ pub struct Change {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    Bind { kind: Kind, source_id: SourceId, target_id: TargetId, reason: String },
-    Unbind { kind: Kind, source_id: SourceId, target_id: TargetId, reason: String },
-    CreateDepartment { source_id: SourceId, spec: DeptSpec, depth: usize },
+    Bind {
+        kind: Kind,
+        source_id: SourceId,
+        target_id: TargetId,
+        reason: String,
+    },
+    Unbind {
+        kind: Kind,
+        source_id: SourceId,
+        target_id: TargetId,
+        reason: String,
+    },
+    CreateDepartment {
+        source_id: SourceId,
+        spec: DeptSpec,
+        depth: usize,
+    },
     UpdateDepartment {
         source_id: SourceId,
         target_id: TargetId,
@@ -83,7 +96,12 @@ pub enum Op {
         old_departments: Vec<TargetId>,
         changes: Vec<Change>,
     },
-    DisableUser { target_id: TargetId, username: Option<String>, source_id: Option<SourceId>, reason: String },
+    DisableUser {
+        target_id: TargetId,
+        username: Option<String>,
+        source_id: Option<SourceId>,
+        reason: String,
+    },
     DeleteUser {
         target_id: TargetId,
         username: Option<String>,
@@ -111,9 +129,7 @@ impl Op {
     pub fn kind(&self) -> Kind {
         match self {
             Op::Bind { kind, .. } | Op::Unbind { kind, .. } => *kind,
-            Op::CreateDepartment { .. } | Op::UpdateDepartment { .. } | Op::DeleteDepartment { .. } => {
-                Kind::Department
-            }
+            Op::CreateDepartment { .. } | Op::UpdateDepartment { .. } | Op::DeleteDepartment { .. } => Kind::Department,
             _ => Kind::User,
         }
     }
@@ -138,9 +154,9 @@ impl Op {
             | Op::UpdateDepartment { source_id, .. }
             | Op::CreateUser { source_id, .. }
             | Op::UpdateUser { source_id, .. } => Some(source_id),
-            Op::DisableUser { source_id, .. }
-            | Op::DeleteUser { source_id, .. }
-            | Op::DeleteDepartment { source_id, .. } => source_id.as_ref(),
+            Op::DisableUser { source_id, .. } | Op::DeleteUser { source_id, .. } | Op::DeleteDepartment { source_id, .. } => {
+                source_id.as_ref()
+            }
         }
     }
 
@@ -189,14 +205,7 @@ impl Op {
         fn changes_text(changes: &[Change]) -> String {
             changes
                 .iter()
-                .map(|c| {
-                    format!(
-                        "{}: {} -> {}",
-                        c.field,
-                        c.from.as_deref().unwrap_or("∅"),
-                        c.to.as_deref().unwrap_or("∅")
-                    )
-                })
+                .map(|c| format!("{}: {} -> {}", c.field, c.from.as_deref().unwrap_or("∅"), c.to.as_deref().unwrap_or("∅")))
                 .collect::<Vec<_>>()
                 .join("; ")
         }
@@ -296,21 +305,27 @@ fn normalized(key: MatchKey, raw: &Option<String>) -> Option<String> {
 }
 
 fn key_value(u: &User, key: MatchKey) -> Option<String> {
-    normalized(key, match key {
-        MatchKey::Email => &u.email,
-        MatchKey::Username => &u.username,
-        MatchKey::Mobile => &u.mobile,
-        MatchKey::EmployeeNo => &u.employee_no,
-    })
+    normalized(
+        key,
+        match key {
+            MatchKey::Email => &u.email,
+            MatchKey::Username => &u.username,
+            MatchKey::Mobile => &u.mobile,
+            MatchKey::EmployeeNo => &u.employee_no,
+        },
+    )
 }
 
 fn target_key_value(u: &TargetUser, key: MatchKey) -> Option<String> {
-    normalized(key, match key {
-        MatchKey::Email => &u.email,
-        MatchKey::Username => &u.username,
-        MatchKey::Mobile => &u.mobile,
-        MatchKey::EmployeeNo => &u.employee_no,
-    })
+    normalized(
+        key,
+        match key {
+            MatchKey::Email => &u.email,
+            MatchKey::Username => &u.username,
+            MatchKey::Mobile => &u.mobile,
+            MatchKey::EmployeeNo => &u.employee_no,
+        },
+    )
 }
 
 /// Where a source department's target counterpart is (or will be).
@@ -352,13 +367,7 @@ enum ParentRes {
 }
 
 /// Build the plan. Pure: the same inputs always give the same plan.
-pub fn plan(
-    source: &Snapshot,
-    target: &TargetSnapshot,
-    bindings: &Bindings,
-    policy: &Policy,
-    options: RunOptions,
-) -> Plan {
+pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, policy: &Policy, options: RunOptions) -> Plan {
     let mut p = Plan::default();
     let mut binds = Vec::new();
     let (dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
@@ -380,9 +389,7 @@ pub fn plan(
 type DeptOps = (Vec<Op>, Vec<Op>, Vec<Op>);
 
 fn is_protected_dept(d: &TargetDepartment, protected: &[String]) -> bool {
-    protected.iter().any(|p| {
-        p == d.id.as_str() || p == &d.name || d.external_id.as_deref() == Some(p.as_str())
-    })
+    protected.iter().any(|p| p == d.id.as_str() || p == &d.name || d.external_id.as_deref() == Some(p.as_str()))
 }
 
 fn plan_departments<'a>(
@@ -426,23 +433,23 @@ fn plan_departments<'a>(
         // Walk up until a resolved node, a root, a missing parent or a cycle.
         let base: Result<usize, String> = loop {
             if done[cur] {
-                break depth[cur].map(|d| d + 1).ok_or_else(|| {
-                    format!("ancestor {} is invalid", src[cur].source_id)
-                });
+                break depth[cur].map(|d| d + 1).ok_or_else(|| format!("ancestor {} is invalid", src[cur].source_id));
             }
             if !on_chain.insert(cur) {
                 let pos = chain.iter().position(|&c| c == cur).unwrap_or(0);
-                let cycle: Vec<String> =
-                    chain[pos..].iter().map(|&c| src[c].source_id.to_string()).collect();
+                let cycle: Vec<String> = chain[pos..].iter().map(|&c| src[c].source_id.to_string()).collect();
                 // Members of the cycle get the cycle message; their descendants below.
                 for &c in &chain[pos..] {
                     done[c] = true;
                     depth[c] = None;
-                    p.items.push(invalid_dept(src[c], format!(
-                        "department is part of a parent cycle: {} -> {}",
-                        cycle.join(" -> "),
-                        cycle.first().map(String::as_str).unwrap_or("")
-                    )));
+                    p.items.push(invalid_dept(
+                        src[c],
+                        format!(
+                            "department is part of a parent cycle: {} -> {}",
+                            cycle.join(" -> "),
+                            cycle.first().map(String::as_str).unwrap_or("")
+                        ),
+                    ));
                 }
                 chain.truncate(pos);
                 break Err(format!("ancestor {} is in a parent cycle", src[cur].source_id));
@@ -487,8 +494,7 @@ fn plan_departments<'a>(
     }
 
     // Matching: binding, external id, then same name under the same matched parent.
-    let tindex: HashMap<&TargetId, usize> =
-        target.departments.iter().enumerate().map(|(i, d)| (&d.id, i)).collect();
+    let tindex: HashMap<&TargetId, usize> = target.departments.iter().enumerate().map(|(i, d)| (&d.id, i)).collect();
     let mut claimed = vec![false; target.departments.len()];
     let mut res = vec![DeptRes::Absent; n];
     let mut matched_how: Vec<Option<&'static str>> = vec![None; n];
@@ -597,10 +603,7 @@ fn plan_departments<'a>(
     }
     // Unmatched valid departments: create or ignore.
     for &i in &order {
-        if res[i] == DeptRes::Absent
-            && matched_how[i].is_none()
-            && policy.departments.source_only == SourceOnly::CreateAndBind
-        {
+        if res[i] == DeptRes::Absent && matched_how[i].is_none() && policy.departments.source_only == SourceOnly::CreateAndBind {
             // A child can only be created when its parent exists or is created.
             let parent_ok = match &src[i].parent_id {
                 None => true,
@@ -617,17 +620,11 @@ fn plan_departments<'a>(
     let mut updates = Vec::new();
     for &i in &order {
         let d = state.src[i];
-        let spec = || DeptSpec {
-            external_id: d.source_id.to_string(),
-            name: d.name.clone(),
-            parent: d.parent_id.clone(),
-        };
+        let spec = || DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: d.parent_id.clone() };
         match state.res[i] {
-            DeptRes::Created => creates.push(Op::CreateDepartment {
-                source_id: d.source_id.clone(),
-                spec: spec(),
-                depth: state.depth[i].unwrap_or(0),
-            }),
+            DeptRes::Created => {
+                creates.push(Op::CreateDepartment { source_id: d.source_id.clone(), spec: spec(), depth: state.depth[i].unwrap_or(0) })
+            }
             DeptRes::Matched(t) => {
                 let td = &target.departments[t];
                 if is_protected_dept(td, &policy.departments.protected) {
@@ -646,11 +643,7 @@ fn plan_departments<'a>(
                     changes.push(Change { field: "name", from: Some(td.name.clone()), to: Some(d.name.clone()) });
                 }
                 if non_empty(&td.external_id) != Some(d.source_id.as_str()) {
-                    changes.push(Change {
-                        field: "external_id",
-                        from: td.external_id.clone(),
-                        to: Some(d.source_id.to_string()),
-                    });
+                    changes.push(Change { field: "external_id", from: td.external_id.clone(), to: Some(d.source_id.to_string()) });
                 }
                 let parent_change = match state.desired_parent(i, target) {
                     ParentRes::Known(want) => want != td.parent,
@@ -690,7 +683,11 @@ fn plan_departments<'a>(
     for &i in &order {
         let DeptRes::Matched(keep) = state.res[i] else { continue };
         for &t in by_ext.get(state.src[i].source_id.as_str()).into_iter().flatten() {
-            if t == keep || claimed[t] || conflicted_targets.contains(&t) || is_protected_dept(&target.departments[t], &policy.departments.protected) {
+            if t == keep
+                || claimed[t]
+                || conflicted_targets.contains(&t)
+                || is_protected_dept(&target.departments[t], &policy.departments.protected)
+            {
                 continue;
             }
             let td = &target.departments[t];
@@ -702,7 +699,10 @@ fn plan_departments<'a>(
                     source_id: None,
                     depth: 0,
                     duplicate_of: Some(target.departments[keep].id.clone()),
-                    reason: format!("an empty duplicate of {} (the same externalId {}, ours)", target.departments[keep].id, state.src[i].source_id),
+                    reason: format!(
+                        "an empty duplicate of {} (the same externalId {}, ours)",
+                        target.departments[keep].id, state.src[i].source_id
+                    ),
                 });
             } else {
                 conflicted_targets.insert(t);
@@ -759,8 +759,7 @@ fn reverse(map: &HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &SourceId> {
 
 /// Depth of each target department in the target's own tree (cycles cut).
 fn target_depths(target: &TargetSnapshot) -> Vec<usize> {
-    let idx: HashMap<&TargetId, usize> =
-        target.departments.iter().enumerate().map(|(i, d)| (&d.id, i)).collect();
+    let idx: HashMap<&TargetId, usize> = target.departments.iter().enumerate().map(|(i, d)| (&d.id, i)).collect();
     target
         .departments
         .iter()
@@ -814,8 +813,7 @@ fn plan_users(
         src.push(u);
     }
     let n = src.len();
-    let tindex: HashMap<&TargetId, usize> =
-        target.users.iter().enumerate().map(|(i, u)| (&u.id, i)).collect();
+    let tindex: HashMap<&TargetId, usize> = target.users.iter().enumerate().map(|(i, u)| (&u.id, i)).collect();
     let mut claimed = vec![false; target.users.len()];
     let mut matched: Vec<Option<usize>> = vec![None; n];
     let mut how: Vec<Option<String>> = vec![None; n];
@@ -881,16 +879,19 @@ fn plan_users(
         let mut tidx: HashMap<String, Vec<usize>> = HashMap::new();
         for (t, u) in target.users.iter().enumerate() {
             if !claimed[t]
-                && let Some(v) = target_key_value(u, key) {
-                    tidx.entry(v).or_default().push(t);
-                }
+                && let Some(v) = target_key_value(u, key)
+            {
+                tidx.entry(v).or_default().push(t);
+            }
         }
         let mut sidx: HashMap<String, Vec<usize>> = HashMap::new();
         for i in 0..n {
-            if matched[i].is_none() && !stop[i]
-                && let Some(v) = key_value(src[i], key) {
-                    sidx.entry(v).or_default().push(i);
-                }
+            if matched[i].is_none()
+                && !stop[i]
+                && let Some(v) = key_value(src[i], key)
+            {
+                sidx.entry(v).or_default().push(i);
+            }
         }
         for i in 0..n {
             if matched[i].is_some() || stop[i] {
@@ -914,8 +915,7 @@ fn plan_users(
                 }
                 continue;
             }
-            let free: Vec<usize> =
-                tidx.get(&v).map(|c| c.iter().copied().filter(|&t| !claimed[t]).collect()).unwrap_or_default();
+            let free: Vec<usize> = tidx.get(&v).map(|c| c.iter().copied().filter(|&t| !claimed[t]).collect()).unwrap_or_default();
             match free.len() {
                 0 => {}
                 1 => {
@@ -1060,11 +1060,7 @@ fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> UserSpec {
             .cloned()
             .collect()
     });
-    let department = departments
-        .as_ref()
-        .and_then(|d| d.first())
-        .and_then(|d| dept.index.get(d))
-        .map(|&i| dept.src[i].name.clone());
+    let department = departments.as_ref().and_then(|d| d.first()).and_then(|d| dept.index.get(d)).map(|&i| dept.src[i].name.clone());
     UserSpec {
         external_id: u.source_id.to_string(),
         username: opt(&u.username).or_else(|| opt(&u.email)),
@@ -1138,11 +1134,7 @@ fn user_changes(
         }
     }
     if tu.active != spec.active {
-        changes.push(Change {
-            field: "active",
-            from: Some(tu.active.to_string()),
-            to: Some(spec.active.to_string()),
-        });
+        changes.push(Change { field: "active", from: Some(tu.active.to_string()), to: Some(spec.active.to_string()) });
     }
     changes
 }

@@ -66,14 +66,8 @@ string_enum!(UserField {
 
 impl UserField {
     /// docs/design.md: the default mapping.
-    pub const DEFAULTS: &'static [UserField] = &[
-        UserField::Name,
-        UserField::Email,
-        UserField::Mobile,
-        UserField::DepartmentIds,
-        UserField::EmployeeNo,
-        UserField::Nickname,
-    ];
+    pub const DEFAULTS: &'static [UserField] =
+        &[UserField::Name, UserField::Email, UserField::Mobile, UserField::DepartmentIds, UserField::EmployeeNo, UserField::Nickname];
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,23 +31,13 @@ pub fn user_from_spec(id: TargetId, spec: &UserSpec, bindings: &Bindings) -> Tar
         nickname: spec.nickname.clone(),
         title: spec.title.clone(),
         department: spec.department.clone(),
-        departments: spec
-            .departments
-            .iter()
-            .flatten()
-            .filter_map(|d| resolve(bindings, d))
-            .collect(),
+        departments: spec.departments.iter().flatten().filter_map(|d| resolve(bindings, d)).collect(),
         active: spec.active,
     }
 }
 
 /// Apply one op to the model; `new_id` mints target ids for creates.
-pub fn apply_op(
-    target: &mut TargetSnapshot,
-    bindings: &mut Bindings,
-    op: &Op,
-    new_id: &mut dyn FnMut() -> TargetId,
-) {
+pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, new_id: &mut dyn FnMut() -> TargetId) {
     match op {
         Op::Bind { kind, source_id, target_id, .. } => {
             let map = bindings.of_mut(*kind);
@@ -120,9 +110,8 @@ pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: &str, departme
 }
 
 /// Every field a create sets.
-pub const USER_FIELDS: &[&str] = &[
-    "external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "departments", "active",
-];
+pub const USER_FIELDS: &[&str] =
+    &["external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "departments", "active"];
 
 /// Remove a department: its children become roots, its members lose it.
 pub fn remove_department(t: &mut TargetSnapshot, id: &TargetId) {
@@ -138,11 +127,7 @@ pub fn remove_department(t: &mut TargetSnapshot, id: &TargetId) {
 }
 
 /// Apply a whole plan to a model of the target; returns the new target and bindings.
-pub fn simulate(
-    target: &TargetSnapshot,
-    bindings: &Bindings,
-    ops: &[Op],
-) -> (TargetSnapshot, Bindings) {
+pub fn simulate(target: &TargetSnapshot, bindings: &Bindings, ops: &[Op]) -> (TargetSnapshot, Bindings) {
     let mut t = target.clone();
     let mut b = bindings.clone();
     let taken: std::collections::HashSet<String> =

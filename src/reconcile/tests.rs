@@ -28,10 +28,10 @@ fn arb_source() -> impl Strategy<Value = Snapshot> {
         let names = proptest::collection::vec(0u8..4, nd);
         let users = proptest::collection::vec(
             (
-                proptest::option::weighted(0.9, 0u8..40),     // email pool: collisions happen
+                proptest::option::weighted(0.9, 0u8..40),    // email pool: collisions happen
                 proptest::collection::vec(0usize..12, 0..3), // departments
-                any::<bool>(),                                // title set
-                proptest::bool::weighted(0.9),                // active
+                any::<bool>(),                               // title set
+                proptest::bool::weighted(0.9),               // active
             ),
             nu,
         );
@@ -161,7 +161,11 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     create_without_match_keys,
                     clear_when_empty,
                 },
-                departments: DepartmentPolicy { target_only: dt, source_only: SourceOnly::CreateAndBind, protected: vec!["Direct 1".into()] },
+                departments: DepartmentPolicy {
+                    target_only: dt,
+                    source_only: SourceOnly::CreateAndBind,
+                    protected: vec!["Direct 1".into()],
+                },
                 guard: Guard { max_deletes: u64::MAX, max_delete_percent: 100 },
             }
         })
@@ -296,7 +300,8 @@ fn a_shared_email_in_the_target_binds_nothing_and_names_both_candidates() {
 
 #[test]
 fn two_source_users_sharing_an_email_are_both_conflicts_not_creates() {
-    let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("A@X"), &[])], ..Default::default() };
+    let src =
+        Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("A@X"), &[])], ..Default::default() };
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
     assert!(p.ops.is_empty());
     assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::Conflict).count(), 2);
@@ -399,7 +404,8 @@ fn normalised_mobiles_match() {
 
 /// Synced once with email and mobile, then read again without them.
 fn synced_then_read_without_contact(mark_absent: bool, policy: &Policy) -> Plan {
-    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[])], ..Default::default() };
+    let mut src =
+        Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[])], ..Default::default() };
     for u in &mut src.users {
         u.mobile = Some("+86 138".into());
     }
@@ -423,10 +429,14 @@ fn a_field_the_source_withheld_never_changes_the_target() {
 #[test]
 fn a_field_the_source_emptied_clears_the_target_unless_the_policy_keeps_it() {
     let p = synced_then_read_without_contact(false, &base_policy());
-    let cleared: Vec<&str> = p.ops.iter().flat_map(|o| match o {
-        Op::UpdateUser { changes, .. } => changes.iter().map(|c| c.field).collect(),
-        _ => vec![],
-    }).collect();
+    let cleared: Vec<&str> = p
+        .ops
+        .iter()
+        .flat_map(|o| match o {
+            Op::UpdateUser { changes, .. } => changes.iter().map(|c| c.field).collect(),
+            _ => vec![],
+        })
+        .collect();
     assert_eq!(cleared, ["email", "mobile", "email", "mobile"]);
     let mut keep = base_policy();
     keep.users.clear_when_empty = false;
@@ -445,7 +455,8 @@ fn withheld_departments_keep_the_target_memberships() {
 
 #[test]
 fn a_department_missing_from_a_file_is_a_data_error_and_outside_a_scoped_fetch_is_said_so() {
-    let mut src = Snapshot { departments: vec![dept("d1", None, "One")], users: vec![user("u1", Some("a@x"), &["d1", "d9"])], ..Default::default() };
+    let mut src =
+        Snapshot { departments: vec![dept("d1", None, "One")], users: vec![user("u1", Some("a@x"), &["d1", "d9"])], ..Default::default() };
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
     assert_eq!(p.items.len(), 1, "{:?}", p.items);
     assert_eq!(p.items[0].outcome, ItemOutcome::Invalid);
@@ -462,15 +473,46 @@ fn a_department_missing_from_a_file_is_a_data_error_and_outside_a_scoped_fetch_i
 
 #[test]
 fn duplicate_groups_with_our_external_id_converge_to_one_and_one_in_use_is_a_conflict() {
-    let src = Snapshot { departments: vec![dept("d1", None, "One"), dept("d2", None, "Two")], users: vec![user("u1", Some("a@x"), &["d2"])], ..Default::default() };
-    let td = |id: &str, ext: &str, name: &str| crate::model::TargetDepartment { id: id.into(), external_id: Some(ext.into()), name: name.into(), parent: None };
+    let src = Snapshot {
+        departments: vec![dept("d1", None, "One"), dept("d2", None, "Two")],
+        users: vec![user("u1", Some("a@x"), &["d2"])],
+        ..Default::default()
+    };
+    let td = |id: &str, ext: &str, name: &str| crate::model::TargetDepartment {
+        id: id.into(),
+        external_id: Some(ext.into()),
+        name: name.into(),
+        parent: None,
+    };
     // d1 was created three times (lost answers); d2 twice, and the second copy holds a member.
     let tgt = TargetSnapshot {
-        departments: vec![td("g1", "d1", "One"), td("g2", "d1", "One"), td("g3", "d1", "One"), td("g4", "d2", "Two"), td("g5", "d2", "Two")],
-        users: vec![TargetUser { id: "t1".into(), external_id: Some("u1".into()), email: Some("a@x".into()), username: Some("useru1".into()), name: Some("User u1".into()), departments: vec!["g5".into()], active: true, ..Default::default() }],
+        departments: vec![
+            td("g1", "d1", "One"),
+            td("g2", "d1", "One"),
+            td("g3", "d1", "One"),
+            td("g4", "d2", "Two"),
+            td("g5", "d2", "Two"),
+        ],
+        users: vec![TargetUser {
+            id: "t1".into(),
+            external_id: Some("u1".into()),
+            email: Some("a@x".into()),
+            username: Some("useru1".into()),
+            name: Some("User u1".into()),
+            departments: vec!["g5".into()],
+            active: true,
+            ..Default::default()
+        }],
     };
     let p = plan(&src, &tgt, &Bindings::default(), &base_policy(), RunOptions::default());
-    let deleted: Vec<&str> = p.ops.iter().filter_map(|o| match o { Op::DeleteDepartment { target_id, .. } => Some(target_id.as_str()), _ => None }).collect();
+    let deleted: Vec<&str> = p
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::DeleteDepartment { target_id, .. } => Some(target_id.as_str()),
+            _ => None,
+        })
+        .collect();
     // d2's member is in g5: g5 is the one bound; the empty g4 goes.
     assert_eq!(deleted, ["g2", "g3", "g4"], "{:#?}", p.ops);
     let (after, b) = simulate(&tgt, &Bindings::default(), &p.ops);
@@ -482,5 +524,9 @@ fn duplicate_groups_with_our_external_id_converge_to_one_and_one_in_use_is_a_con
     let mut busy = tgt.clone();
     busy.users.push(TargetUser { id: "t9".into(), departments: vec!["g1".into(), "g3".into()], active: true, ..Default::default() });
     let p = plan(&src, &busy, &Bindings::default(), &base_policy(), RunOptions::default());
-    assert!(p.items.iter().any(|i| i.outcome == ItemOutcome::Conflict && i.target_id.as_ref().is_some_and(|t| t.as_str() == "g3")), "{:#?}", p.items);
+    assert!(
+        p.items.iter().any(|i| i.outcome == ItemOutcome::Conflict && i.target_id.as_ref().is_some_and(|t| t.as_str() == "g3")),
+        "{:#?}",
+        p.items
+    );
 }

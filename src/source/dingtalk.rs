@@ -11,15 +11,17 @@
 //! DingTalk lists carry no leavers: a user who left disappears, and the
 //! target-only policy decides what happens to their account.
 
-use super::http::{absent_fields, by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{
+    Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, json_body, query_token, request_token, text,
+};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
-use serde_json::{json, Value};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 
 pub const DINGTALK_BASE: &str = "https://oapi.dingtalk.com";
@@ -105,11 +107,17 @@ impl Vendor for DingTalkSource {
 
     fn hint(&self, code: &str) -> Option<&'static str> {
         Some(match code {
-            "40096" | "40089" => "the AppKey or AppSecret is wrong: check source.app_key and source.app_secret (the app's Credentials page)",
+            "40096" | "40089" => {
+                "the AppKey or AppSecret is wrong: check source.app_key and source.app_secret (the app's Credentials page)"
+            }
             "40035" => "a required parameter is missing: check source.app_key and source.app_secret are set",
-            "60011" | "60121" => "the app lacks a contact permission: grant \"Address book read-only\" (通讯录只读权限) and the email/mobile field permissions, then publish",
+            "60011" | "60121" => {
+                "the app lacks a contact permission: grant \"Address book read-only\" (通讯录只读权限) and the email/mobile field permissions, then publish"
+            }
             "90020" => "the organisation's monthly API call quota is used up",
-            "1111" => "more than 10,000 calls in 20 s came from this IP (other tools on it?): lower source.rate_limit; the ban lifts after 5 minutes",
+            "1111" => {
+                "more than 10,000 calls in 20 s came from this IP (other tools on it?): lower source.rate_limit; the ban lifts after 5 minutes"
+            }
             "22" | "404" => "unknown API: check source.base_url (the oapi host, https://oapi.dingtalk.com)",
             _ => return None,
         })
@@ -170,11 +178,8 @@ impl DingTalkSource {
                 .filter(|(k, _)| seen.insert(*k))
                 .collect();
             level = next.iter().map(|(k, _)| *k).collect();
-            let got: Vec<Department> = futures::stream::iter(next)
-                .map(|(k, parent)| self.department(client, k, parent))
-                .buffered(width)
-                .try_collect()
-                .await?;
+            let got: Vec<Department> =
+                futures::stream::iter(next).map(|(k, parent)| self.department(client, k, parent)).buffered(width).try_collect().await?;
             out.extend(got);
         }
         Ok(out)
@@ -209,7 +214,8 @@ impl DingTalkSource {
         let lists: Vec<Vec<Value>> =
             futures::stream::iter(listed).map(|d| self.members(client, d)).buffered(c.concurrency.max(1)).try_collect().await?;
         let order: HashMap<&str, i64> = departments.iter().map(|d| (d.source_id.0.as_str(), d.order)).collect();
-        let users = super::merge_by_id(lists.iter().flatten().filter_map(|u| user(u, &c.user_id_type, &order)));
+        let mut users = super::merge_by_id(lists.iter().flatten().filter_map(|u| user(u, &c.user_id_type, &order)));
+        super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "DingTalk fetch done");
         Ok(Snapshot { departments, users, scoped: true })
     }
@@ -239,14 +245,17 @@ fn user(u: &Value, user_id_type: &str, order: &HashMap<&str, i64>) -> Option<Use
         department_ids: depts.into_iter().map(SourceId).collect(),
         active: true,
         // Email and mobile need field permissions; DingTalk has no nickname.
-        absent: absent_fields(u, &[
-            (UserField::Name, &["name"]),
-            (UserField::Email, &["org_email", "email"]),
-            (UserField::Mobile, &["mobile"]),
-            (UserField::EmployeeNo, &["job_number"]),
-            (UserField::Nickname, &[]),
-            (UserField::Title, &["title"]),
-        ]),
+        absent: absent_fields(
+            u,
+            &[
+                (UserField::Name, &["name"]),
+                (UserField::Email, &["org_email", "email"]),
+                (UserField::Mobile, &["mobile"]),
+                (UserField::EmployeeNo, &["job_number"]),
+                (UserField::Nickname, &[]),
+                (UserField::Title, &["title"]),
+            ],
+        ),
     })
 }
 

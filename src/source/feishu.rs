@@ -7,15 +7,17 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
-use super::http::{absent_fields, by_status, field, header_seconds, json_body, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{
+    Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, header_seconds, json_body, request_token, text,
+};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
-use serde_json::{json, Value};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
 
 pub const FEISHU_BASE: &str = "https://open.feishu.cn";
 pub const LARK_BASE: &str = "https://open.larksuite.com";
@@ -54,7 +56,8 @@ impl Vendor for FeishuSource {
     }
 
     fn authorize(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or(reqwest::header::HeaderValue::from_static(""));
+        let mut v =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or(reqwest::header::HeaderValue::from_static(""));
         v.set_sensitive(true);
         req.header(reqwest::header::AUTHORIZATION, v)
     }
@@ -121,7 +124,7 @@ impl FeishuSource {
                         vendor: self.config.vendor,
                         path: path.to_owned(),
                         message: "has_more without a page_token".into(),
-                    })
+                    });
                 }
                 (false, _) => return Ok(items),
             }
@@ -167,7 +170,9 @@ impl FeishuSource {
             .try_collect()
             .await?;
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "{} fetch done", c.vendor);
-        Ok(Snapshot { departments, users: merge_users(lists.into_iter().flatten(), &c.user_id_type), scoped: true })
+        let mut users = merge_users(lists.into_iter().flatten(), &c.user_id_type);
+        super::drop_root_memberships(&mut users, &c.roots);
+        Ok(Snapshot { departments, users, scoped: true })
     }
 }
 
@@ -180,7 +185,12 @@ pub fn merge_users(items: impl IntoIterator<Item = Value>, user_id_type: &str) -
 fn user(u: &Value, user_id_type: &str) -> Option<User> {
     let id = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty())?;
     let mut depts: Vec<String> = u["department_ids"].as_array().into_iter().flatten().filter_map(text).collect();
-    let primary = u["orders"].as_array().into_iter().flatten().find(|o| o["is_primary_dept"] == true).and_then(|o| o.get("department_id").and_then(text));
+    let primary = u["orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["is_primary_dept"] == true)
+        .and_then(|o| o.get("department_id").and_then(text));
     if let Some(p) = primary {
         depts.retain(|d| *d != p);
         depts.insert(0, p);
@@ -189,14 +199,17 @@ fn user(u: &Value, user_id_type: &str) -> Option<User> {
     let status = &u["status"];
     let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
     // Fields the app has no scope for are left out of the record.
-    let mut absent = absent_fields(u, &[
-        (UserField::Name, &["name"]),
-        (UserField::Email, &["email", "enterprise_email"]),
-        (UserField::Mobile, &["mobile"]),
-        (UserField::EmployeeNo, &["employee_no"]),
-        (UserField::Nickname, &["nickname", "en_name"]),
-        (UserField::Title, &["job_title"]),
-    ]);
+    let mut absent = absent_fields(
+        u,
+        &[
+            (UserField::Name, &["name"]),
+            (UserField::Email, &["email", "enterprise_email"]),
+            (UserField::Mobile, &["mobile"]),
+            (UserField::EmployeeNo, &["employee_no"]),
+            (UserField::Nickname, &["nickname", "en_name"]),
+            (UserField::Title, &["job_title"]),
+        ],
+    );
     // A mobile the user hides from the app says nothing about the number.
     if u["mobile_visible"] == false && !absent.contains(&UserField::Mobile) {
         absent.push(UserField::Mobile);
@@ -253,7 +266,9 @@ mod tests {
         let h = HeaderMap::new();
         assert!(matches!(r.check(200, &h, br#"{"code":0,"msg":"ok","data":{}}"#), Verdict::Ok(_)));
         // Business errors behind HTTP 200.
-        assert!(matches!(r.check(200, &h, br#"{"code":10003,"data":{},"msg":"invalid param"}"#), Verdict::Fatal { code, .. } if code == "10003"));
+        assert!(
+            matches!(r.check(200, &h, br#"{"code":10003,"data":{},"msg":"invalid param"}"#), Verdict::Fatal { code, .. } if code == "10003")
+        );
         assert!(matches!(r.check(400, &h, br#"{"code":99991663,"msg":"Invalid access token"}"#), Verdict::TokenInvalid { .. }));
         assert!(matches!(r.check(404, &h, b"404 page not found"), Verdict::Fatal { message, .. } if message.contains("not JSON")));
         assert!(matches!(r.check(502, &h, b"<html>bad gateway</html>"), Verdict::Transient { .. }));

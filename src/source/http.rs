@@ -43,13 +43,26 @@ impl std::fmt::Debug for Token {
 pub enum Verdict {
     Ok(Value),
     /// The token is invalid or expired: refresh once, retry once.
-    TokenInvalid { code: String, message: String },
+    TokenInvalid {
+        code: String,
+        message: String,
+    },
     /// Slow down; `wait` when the vendor says how long.
-    Throttled { code: String, message: String, wait: Option<Duration> },
+    Throttled {
+        code: String,
+        message: String,
+        wait: Option<Duration>,
+    },
     /// Worth another attempt (5xx, busy).
-    Transient { code: String, message: String },
+    Transient {
+        code: String,
+        message: String,
+    },
     /// Permanent: fail the fetch.
-    Fatal { code: String, message: String },
+    Fatal {
+        code: String,
+        message: String,
+    },
 }
 
 /// One vendor's rules.
@@ -200,6 +213,15 @@ impl Client {
         Ok(t.value)
     }
 
+    /// The cached token if it is newer than `had` and no refresh is under
+    /// way; else `had`.
+    fn newer_token(&self, had: String) -> String {
+        match self.token.try_lock() {
+            Ok(slot) => slot.as_ref().map_or(had, |c| c.value.clone()),
+            Err(_) => had,
+        }
+    }
+
     /// Drop `used` if it is still the cached token (another request may have refreshed it already).
     async fn invalidate(&self, used: &str) {
         let mut slot = self.token.lock().await;
@@ -228,11 +250,13 @@ impl Client {
             .with_max_times(self.retries)
             .with_jitter();
         let attempt = || async {
-            // Wait for the rate limit before taking the token: a token taken
-            // first could be replaced by a refresh while this request waits,
-            // and vendors that revoke the old token would refuse it.
-            self.limiter.until_ready().await;
             let token = self.token(vendor).await.map_err(|error| Attempt { error, retry: false, wait: None })?;
+            // A refresh may finish while this request waits for the rate
+            // limit, and vendors that revoke the old token would refuse it:
+            // send with the newest token. Never wait on the token lock while
+            // holding a permit (the permits would bunch up into a burst).
+            self.limiter.until_ready().await;
+            let token = self.newer_token(token);
             let verdict = self.send_permitted(vendor, vendor.authorize(build(self), &token)).await;
             let fail = |code: String, message: String| api_error(vendor, path, &code, &message);
             match verdict {
@@ -270,7 +294,10 @@ pub async fn request_token(
 ) -> Result<Token, SourceError> {
     match client.send_raw(vendor, req).await {
         Verdict::Ok(v) => {
-            let value = v[value_key].as_str().filter(|t| !t.is_empty()).ok_or_else(|| api_error(vendor, path, "-", &format!("no {value_key} in the answer")))?;
+            let value = v[value_key]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| api_error(vendor, path, "-", &format!("no {value_key} in the answer")))?;
             let ttl = v[ttl_key].as_u64().unwrap_or(7200);
             Ok(Token { value: value.to_owned(), ttl: Duration::from_secs(ttl) })
         }
@@ -352,10 +379,7 @@ pub fn field(v: &Value, key: &str) -> Option<String> {
 /// created after the vendor stopped sending it). Fields mapped to no key
 /// (`&[]`) are ones the vendor has no notion of: always absent.
 pub fn absent_fields(v: &Value, map: &[(crate::model::UserField, &[&str])]) -> Vec<crate::model::UserField> {
-    map.iter()
-        .filter(|(_, keys)| keys.iter().all(|k| v.get(*k).is_none_or(Value::is_null)))
-        .map(|(f, _)| *f)
-        .collect()
+    map.iter().filter(|(_, keys)| keys.iter().all(|k| v.get(*k).is_none_or(Value::is_null))).map(|(f, _)| *f).collect()
 }
 
 /// A JSON value that may be a string or a number, as text.

@@ -16,7 +16,11 @@ use futures::future::BoxFuture;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read source file {path}: {source}")]
-    Io { path: std::path::PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("source file {path} is not valid: {message}")]
     Invalid { path: std::path::PathBuf, message: String },
     #[error("LDAP {url}: {message}")]
@@ -67,6 +71,14 @@ pub fn merge_by_id(users: impl IntoIterator<Item = crate::model::User>) -> Vec<c
     out
 }
 
+/// The configured roots are containers, not departments (their children are
+/// the top level): a user listed directly in one gets no department from it.
+pub fn drop_root_memberships(users: &mut [crate::model::User], roots: &[String]) {
+    for u in users {
+        u.department_ids.retain(|d| !roots.iter().any(|r| r == d.as_str()));
+    }
+}
+
 /// The string fields a user mapping can carry.
 const STRING_FIELDS: [UserField; 6] =
     [UserField::Name, UserField::Email, UserField::Mobile, UserField::EmployeeNo, UserField::Nickname, UserField::Title];
@@ -114,12 +126,19 @@ mod tests {
     use crate::model::User;
 
     fn user(id: &str, email: Option<&str>, mobile: Option<&str>) -> User {
-        User { source_id: id.into(), email: email.map(Into::into), mobile: mobile.map(Into::into), name: Some(id.into()), ..User::default() }
+        User {
+            source_id: id.into(),
+            email: email.map(Into::into),
+            mobile: mobile.map(Into::into),
+            name: Some(id.into()),
+            ..User::default()
+        }
     }
 
     #[test]
     fn a_field_no_user_has_is_withheld_for_all_and_one_some_users_have_is_not() {
-        let mut s = Snapshot { departments: vec![], users: vec![user("a", None, Some("1")), user("b", Some(" "), None)], ..Default::default() };
+        let mut s =
+            Snapshot { departments: vec![], users: vec![user("a", None, Some("1")), user("b", Some(" "), None)], ..Default::default() };
         s.users[1].withhold(UserField::Mobile);
         let got = mark_withheld(&mut s);
         assert!(s.users.iter().all(|u| u.is_absent(UserField::Email)), "nobody has an email: withheld");

@@ -14,15 +14,17 @@
 //! (left) are inactive. WeCom orders larger-first; orgsync's order is
 //! smaller-first, so the order is negated.
 
-use super::http::{absent_fields, by_status, field, json_body, query_token, request_token, text, Client, HttpSettings, Token, Vendor, Verdict};
+use super::http::{
+    Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, json_body, query_token, request_token, text,
+};
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
 use crate::model::{Department, Snapshot, SourceId, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
-use serde_json::{json, Value};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
 use std::collections::HashSet;
 
 pub const WECOM_BASE: &str = "https://qyapi.weixin.qq.com";
@@ -113,11 +115,15 @@ impl Vendor for WeComSource {
 
     fn hint(&self, code: &str) -> Option<&'static str> {
         Some(match code {
-            "40001" => "the secret is wrong: check source.corp_secret (the Contact Sync secret: Security and Management → Management Tools → Contact Sync)",
+            "40001" => {
+                "the secret is wrong: check source.corp_secret (the Contact Sync secret: Security and Management → Management Tools → Contact Sync)"
+            }
             "40013" => "the corp id is wrong: check source.corp_id (My Company → Company Information → Company ID)",
             "60020" => "this server's IP is not trusted by the app: add it to the trusted IPs of Contact Sync (or of the app)",
             "60011" => "the secret may not read this department or user: use the Contact Sync secret, or widen the app's visibility scope",
-            "48002" => "the API is closed to this secret or IP (WeCom closed department/list and user/list to new contact-sync IPs in 2022): set source.api = \"simplelist\"",
+            "48002" => {
+                "the API is closed to this secret or IP (WeCom closed department/list and user/list to new contact-sync IPs in 2022): set source.api = \"simplelist\""
+            }
             "48009" => "this API needs the Contact Sync secret, not an app secret: check source.corp_secret",
             _ => return None,
         })
@@ -236,7 +242,8 @@ impl WeComSource {
             Api::Simplelist => self.users_by_id(&client, &scope).await?,
             Api::List => self.users_by_department(&client, &scope).await?,
         };
-        let users = super::merge_by_id(items.iter().filter_map(user));
+        let mut users = super::merge_by_id(items.iter().filter_map(user));
+        super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "WeCom fetch done");
         Ok(Snapshot { departments, users, scoped: true })
     }
@@ -264,14 +271,17 @@ fn user(u: &Value) -> Option<User> {
         active: u["status"].as_i64() == Some(1),
         // Apps created after 2022-06-20 receive no email, biz_mail or
         // mobile; WeCom has no employee number field.
-        absent: absent_fields(u, &[
-            (UserField::Name, &["name"]),
-            (UserField::Email, &["email", "biz_mail"]),
-            (UserField::Mobile, &["mobile"]),
-            (UserField::EmployeeNo, &[]),
-            (UserField::Nickname, &["alias", "english_name"]),
-            (UserField::Title, &["position"]),
-        ]),
+        absent: absent_fields(
+            u,
+            &[
+                (UserField::Name, &["name"]),
+                (UserField::Email, &["email", "biz_mail"]),
+                (UserField::Mobile, &["mobile"]),
+                (UserField::EmployeeNo, &[]),
+                (UserField::Nickname, &["alias", "english_name"]),
+                (UserField::Title, &["position"]),
+            ],
+        ),
     })
 }
 

@@ -136,7 +136,14 @@ impl Ctx<'_> {
         let rows: Vec<ItemRow<'_>> = ops
             .map(|op| {
                 crate::telemetry::operation(op.kind(), op.verb(), "not_attempted");
-                ItemRow { kind: op.kind(), op: op.verb(), source_id: op.source_id(), target_id: op.target_id(), outcome: "not_attempted", error: None }
+                ItemRow {
+                    kind: op.kind(),
+                    op: op.verb(),
+                    source_id: op.source_id(),
+                    target_id: op.target_id(),
+                    outcome: "not_attempted",
+                    error: None,
+                }
             })
             .collect();
         self.mirror.record_all(self.run, &rows)?;
@@ -164,11 +171,8 @@ pub async fn apply(
         }
         let phase = ops[start].phase();
         let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
-        let results: Vec<Result<Option<bool>, MirrorError>> = futures::stream::iter(&ops[start..end])
-            .map(|op| ctx.one(op))
-            .buffered(concurrency.max(1))
-            .collect()
-            .await;
+        let results: Vec<Result<Option<bool>, MirrorError>> =
+            futures::stream::iter(&ops[start..end]).map(|op| ctx.one(op)).buffered(concurrency.max(1)).collect().await;
         let mut skipped = Vec::new();
         for (r, op) in results.into_iter().zip(&ops[start..end]) {
             match (r?, op) {

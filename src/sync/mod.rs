@@ -94,7 +94,10 @@ async fn fetch_source(config: &Config) -> Result<Snapshot, SourceError> {
                  bind account lacks, or an app created after the vendor stopped sending it); the target's values are kept"
             );
         } else {
-            info!(source = config.source.kind(), field, users, total, "The source withheld this field for some users; their target values are kept");
+            info!(
+                source = config.source.kind(),
+                field, users, total, "The source withheld this field for some users; their target values are kept"
+            );
         }
     }
     Ok(snapshot)
@@ -143,9 +146,9 @@ pub async fn run(
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let fetched = async {
-        let source = fetch_source(config).await.map_err(|e| {
-            format!("cannot fetch the source ({}): {e}; nothing was changed", config.source.kind())
-        })?;
+        let source = fetch_source(config)
+            .await
+            .map_err(|e| format!("cannot fetch the source ({}): {e}; nothing was changed", config.source.kind()))?;
         let target = target::build(&config.target, &config.policy.users.match_by)
             .map_err(|e| format!("cannot set up the target: {e}; nothing was changed"))?;
         let current = target.load().await.map_err(|e| format!("cannot read the target: {e}; nothing was changed"))?;
@@ -207,11 +210,7 @@ pub async fn run(
     let (bound_users, bound_departments) = mirror.binding_counts()?;
     let objects = ObjectCounts {
         users: Sides { source: source.users.len() as u64, target: current.users.len() as u64, bound: bound_users },
-        departments: Sides {
-            source: source.departments.len() as u64,
-            target: current.departments.len() as u64,
-            bound: bound_departments,
-        },
+        departments: Sides { source: source.departments.len() as u64, target: current.departments.len() as u64, bound: bound_departments },
     };
     mirror.set_objects(run_id, &objects)?;
     for (kind, sides) in [("user", objects.users), ("department", objects.departments)] {
@@ -233,7 +232,8 @@ pub async fn run(
     // Held back: the guard's reason says it. Unmatchable users were skipped
     // by the admin's policy (create_without_match_keys = false), and a
     // department outside a scoped fetch is normal: neither is a problem.
-    let skipped = plan.items.iter().filter(|i| matches!(i.outcome, reconcile::ItemOutcome::Conflict | reconcile::ItemOutcome::Invalid)).count();
+    let skipped =
+        plan.items.iter().filter(|i| matches!(i.outcome, reconcile::ItemOutcome::Conflict | reconcile::ItemOutcome::Invalid)).count();
     if skipped > 0 {
         reasons.push(format!("{skipped} objects skipped: conflicts or invalid source data (see `orgsync runs show {run_id}`)"));
     }

@@ -15,19 +15,22 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("{method} {path}: HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Http {
+    Http { method: &'static str, path: String, status: u16, detail: Option<String>, retry_after: Option<Duration> },
+    #[error("{method} {path}: {source}")]
+    Transport {
         method: &'static str,
         path: String,
-        status: u16,
-        detail: Option<String>,
-        retry_after: Option<Duration>,
+        #[source]
+        source: reqwest::Error,
     },
-    #[error("{method} {path}: {source}")]
-    Transport { method: &'static str, path: String, #[source] source: reqwest::Error },
     #[error("{method} {path}: unexpected response: {message}")]
     Decode { method: &'static str, path: String, message: String },
     #[error("target file {path}: {source}")]
-    Io { path: std::path::PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("target file {path} is not valid: {message}")]
     InvalidFile { path: std::path::PathBuf, message: String },
     #[error("{0}")]

@@ -1,7 +1,7 @@
 //! Bad input gets a clear error and loses nothing: never a panic, never a
 //! half-written mirror, a failed fetch never turns into deletions.
 
-use crate::harness::{org, Env, Scim};
+use crate::harness::{Env, Scim, org};
 use serde_json::json;
 
 fn setup(extra: &str) -> (Env, Scim) {
@@ -86,7 +86,9 @@ fn an_unreachable_target_fails_the_run_with_a_clear_message() {
     let port = crate::harness::free_port();
     let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(&scim.base, &format!("http://127.0.0.1:{port}/v2"));
     std::fs::write(env.path("orgsync.toml"), text + "\n").unwrap();
-    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace("token_file = \"token\"", "token_file = \"token\"\nmax_retries = 1");
+    let text = std::fs::read_to_string(env.path("orgsync.toml"))
+        .unwrap()
+        .replace("token_file = \"token\"", "token_file = \"token\"\nmax_retries = 1");
     std::fs::write(env.path("orgsync.toml"), text).unwrap();
     env.write_org(&org(1, 1));
     let r = env.sync(&[]);

@@ -21,7 +21,11 @@ fn every_example_config_is_valid() {
                     let name = value.trim().trim_matches('"');
                     assert!(!name.starts_with('/'), "{}: {key} should name a credential, not a path", p.display());
                     std::fs::write(creds.path().join(name), "a-test-secret\n").unwrap();
-                    assert!(text.contains(&format!("LoadCredential={name}:/etc/orgsync/{name}")), "{}: no LoadCredential= line for {name}", p.display());
+                    assert!(
+                        text.contains(&format!("LoadCredential={name}:/etc/orgsync/{name}")),
+                        "{}: no LoadCredential= line for {name}",
+                        p.display()
+                    );
                 }
             }
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
@@ -94,8 +98,7 @@ fn the_quickstart_example_syncs_to_the_file_target() {
     };
     let r = run(&["sync"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let dir: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.path("example-state/target-directory.json")).unwrap()).unwrap();
+    let dir: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("example-state/target-directory.json")).unwrap()).unwrap();
     assert_eq!(dir["departments"].as_array().unwrap().len(), 4);
     assert_eq!(dir["users"].as_array().unwrap().len(), 3, "the inactive user is not provisioned");
     let r = run(&["sync", "--dry-run"]);

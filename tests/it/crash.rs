@@ -1,7 +1,7 @@
 //! A crash in the middle of an initial sync leaves the mirror consistent, and
 //! the next run finishes the job without duplicates.
 
-use crate::harness::{org, Env, Scim};
+use crate::harness::{Env, Scim, org};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

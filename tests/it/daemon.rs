@@ -1,7 +1,7 @@
 //! `orgsync run` end to end: the binary as a daemon against the file source
 //! and a real scim2-server, driven over HTTP and by real signals.
 
-use crate::harness::{free_port, org, Env, Scim, TOKEN};
+use crate::harness::{Env, Scim, TOKEN, free_port, org};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::os::unix::net::UnixDatagram;
@@ -178,7 +178,12 @@ fn interval_runs_are_recorded_metrics_move_and_promtool_accepts_them() {
         .unwrap();
     std::io::Write::write_all(check.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
     let out = check.wait_with_output().unwrap();
-    assert!(out.status.success(), "promtool check metrics:\n{}{}\n{text}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Every metric the alert rules and the dashboard use is exported.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -295,8 +300,12 @@ fn sigusr1_triggers_a_run_and_sighup_with_a_broken_config_keeps_the_old_one() {
         assert!(Instant::now() < deadline, "no reload error recorded:\n{}", d.log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(d.log().contains("policy.users.target_only: \\\"remove\\\" is not one of ignore, disable, delete")
-        || d.log().contains("policy.users.target_only: \"remove\" is not one of ignore, disable, delete"), "{}", d.log());
+    assert!(
+        d.log().contains("policy.users.target_only: \\\"remove\\\" is not one of ignore, disable, delete")
+            || d.log().contains("policy.users.target_only: \"remove\" is not one of ignore, disable, delete"),
+        "{}",
+        d.log()
+    );
     assert_eq!(d.status()["schedule"], "manual");
     d.signal("USR1");
     let runs = d.wait_runs("a run on the old config", Duration::from_secs(60), |r| finished(r) == 2);
@@ -370,7 +379,10 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
     let env = Env::new();
     let scim = Scim::start(env.dir.path());
     let port = free_port();
-    env.scim_config(&scim, &format!("[schedule]\nmode = \"daily\"\nat = \"02:30\"\ntimezone = \"Europe/Berlin\"\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n"));
+    env.scim_config(
+        &scim,
+        &format!("[schedule]\nmode = \"daily\"\nat = \"02:30\"\ntimezone = \"Europe/Berlin\"\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
     env.write_org(&org(1, 2));
     let socket = env.path("notify.sock");
     let sock = UnixDatagram::bind(&socket).unwrap();
@@ -466,7 +478,8 @@ fn a_long_run_keeps_the_watchdog_fed_and_sigterm_stops_it_within_the_grace_perio
     std::thread::sleep(Duration::from_secs(4));
     let status = d.status();
     assert_eq!(status["run_in_progress"], true, "the run must still be going to prove anything: {status:#}");
-    let pings: Vec<Instant> = heard.lock().unwrap().iter().filter(|(t, m)| *t >= watched_from && m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
+    let pings: Vec<Instant> =
+        heard.lock().unwrap().iter().filter(|(t, m)| *t >= watched_from && m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
     // WATCHDOG_USEC = 2 s: a ping every second.
     assert!(pings.len() >= 3, "{} watchdog pings in 4 s of the run", pings.len());
     let gaps = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! Source `dingtalk` through the binary, against the fake DingTalk oapi
 //! (tests/it/fake_dingtalk.rs) and a real scim2-server.
 
-use crate::fake_dingtalk::{org, FakeDingTalk, APP_KEY, APP_SECRET, ID_BASE};
+use crate::fake_dingtalk::{APP_KEY, APP_SECRET, FakeDingTalk, ID_BASE, org};
 use crate::harness::{Env, Scim};
 
 fn dingtalk_config(env: &Env, scim: &Scim, fake: &FakeDingTalk, secret: &str, extra: &str, policy: &str) {

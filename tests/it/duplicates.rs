@@ -3,7 +3,7 @@
 //! and kill -9 at random points of an initial sync. Through a misbehaving
 //! gateway (tests/it/proxy.rs) in front of a real scim2-server.
 
-use crate::harness::{org, Env, Scim, TOKEN};
+use crate::harness::{Env, Scim, TOKEN, org};
 use crate::proxy;
 use axum::http::Method;
 use serde_json::Value;

@@ -161,11 +161,7 @@ pub fn shape(depts: usize, users: usize) -> (Vec<Option<usize>>, Vec<Vec<usize>>
         .map(|i| {
             let first = i % depts;
             let second = (first + 1 + i / depts) % depts;
-            if i % 10 == 0 && second != first {
-                vec![first, second]
-            } else {
-                vec![first]
-            }
+            if i % 10 == 0 && second != first { vec![first, second] } else { vec![first] }
         })
         .collect();
     (parents, members)

@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -129,7 +129,8 @@ async fn user_list(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>
     if let Some(r) = gate(&mut w, &q, "users", id, cursor / size + 1) {
         return r;
     }
-    let members: Vec<&Value> = w.users.iter().filter(|u| u["dept_id_list"].as_array().unwrap().iter().any(|d| d.as_i64() == Some(id))).collect();
+    let members: Vec<&Value> =
+        w.users.iter().filter(|u| u["dept_id_list"].as_array().unwrap().iter().any(|d| d.as_i64() == Some(id))).collect();
     let end = (cursor + size).min(members.len());
     let mut result = json!({"has_more": end < members.len(), "list": members[cursor.min(end)..end]});
     if end < members.len() {

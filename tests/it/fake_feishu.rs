@@ -7,15 +7,15 @@
 //! other path. Every request is logged; unexpected ones are kept so the
 //! test can fail on them (tests/it/fake.rs has what the fakes share).
 
+use crate::fake::{Common, Fake, Gate};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use crate::fake::{Common, Fake, Gate};
 
 pub const APP_ID: &str = "cli_fake_app";
 pub const APP_SECRET: &str = "fake-app-secret-never-logged";
@@ -82,7 +82,9 @@ fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), Response> {
     }
     let offset = match q.get("page_token") {
         None => 0,
-        Some(t) => t.strip_prefix("PT").and_then(|s| s.parse().ok()).ok_or_else(|| error(StatusCode::BAD_REQUEST, 99992402, "bad page_token"))?,
+        Some(t) => {
+            t.strip_prefix("PT").and_then(|s| s.parse().ok()).ok_or_else(|| error(StatusCode::BAD_REQUEST, 99992402, "bad page_token"))?
+        }
     };
     Ok((size, offset))
 }
@@ -96,7 +98,12 @@ fn page(items: Vec<Value>, size: usize, offset: usize) -> Json<Value> {
     envelope(0, "success", data)
 }
 
-async fn children(State(w): State<Shared>, Path(id): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn children(
+    State(w): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let mut w = w.lock().unwrap();
     let (size, offset) = match paging(&q) {
         Ok(p) => p,
@@ -191,8 +198,11 @@ pub fn org() -> World {
 
 /// A user as `find_by_department` returns it; `primary` indexes `depts`.
 pub fn user(i: usize, depts: Vec<String>, primary: usize) -> Value {
-    let orders: Vec<Value> =
-        depts.iter().enumerate().map(|(k, d)| json!({"department_id": d, "user_order": 0, "department_order": 0, "is_primary_dept": k == primary})).collect();
+    let orders: Vec<Value> = depts
+        .iter()
+        .enumerate()
+        .map(|(k, d)| json!({"department_id": d, "user_order": 0, "department_order": 0, "is_primary_dept": k == primary}))
+        .collect();
     json!({"union_id": format!("on_{i:04}"), "open_id": format!("ou_{i:04}"), "user_id": format!("u{i}"),
            "name": format!("User {i}"), "email": format!("user{i}@example.test"), "mobile": format!("+86130{i:08}"),
            "employee_no": format!("E{i}"), "job_title": "Engineer", "department_ids": depts, "orders": orders,

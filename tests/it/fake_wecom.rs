@@ -16,7 +16,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -142,7 +142,8 @@ async fn department_simplelist(State(w): State<Shared>, uri: Uri, Query(q): Q) -
     if let Some(r) = gate(&mut w, &q, "department/simplelist", &id.to_string(), 1) {
         return r;
     }
-    let list: Vec<Value> = subtree(&w, id).into_iter().map(|(id, parent, _, order)| json!({"id": id, "parentid": parent, "order": order})).collect();
+    let list: Vec<Value> =
+        subtree(&w, id).into_iter().map(|(id, parent, _, order)| json!({"id": id, "parentid": parent, "order": order})).collect();
     ok(json!({"department_id": list}))
 }
 
@@ -170,7 +171,9 @@ fn answer(w: &World, u: &Value) -> Value {
     if w.full_app {
         let id = u["userid"].as_str().unwrap_or_default().to_owned();
         let n: String = id.chars().filter(char::is_ascii_digit).collect();
-        for (k, v) in [("email", format!("{id}@corp.example")), ("biz_mail", format!("{id}@corp.wecom.work")), ("mobile", format!("1380000{n:0>4}"))] {
+        for (k, v) in
+            [("email", format!("{id}@corp.example")), ("biz_mail", format!("{id}@corp.wecom.work")), ("mobile", format!("1380000{n:0>4}"))]
+        {
             if u.get(k).is_none() {
                 u[k] = json!(v);
             }

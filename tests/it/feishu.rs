@@ -1,7 +1,7 @@
 //! Source `feishu` through the binary, against the fake Feishu open
 //! platform (tests/it/fake_feishu.rs) and a real scim2-server.
 
-use crate::fake_feishu::{org, FakeFeishu, APP_SECRET};
+use crate::fake_feishu::{APP_SECRET, FakeFeishu, org};
 use crate::harness::{Env, Scim};
 
 fn feishu_config(env: &Env, scim: &Scim, fake: &FakeFeishu, secret: &str, extra: &str) {

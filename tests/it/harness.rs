@@ -6,7 +6,7 @@
 //! (what `scripts/test.sh` installs). If it is missing the tests fail: they
 //! never skip silently.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -23,11 +23,7 @@ fn scim2_server_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-scim/bin/scim2-server");
-    assert!(
-        p.exists(),
-        "scim2-server not found at {} and $SCIM2_SERVER is not set: run scripts/test.sh, which installs it",
-        p.display()
-    );
+    assert!(p.exists(), "scim2-server not found at {} and $SCIM2_SERVER is not set: run scripts/test.sh, which installs it", p.display());
     p
 }
 

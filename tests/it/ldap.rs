@@ -2,7 +2,7 @@
 //! per test on a free loopback port in its own temp dir and stopped by pid.
 
 use crate::harness::{Env, Scim};
-use crate::slapd::{tree, Slapd, TestCa, GROUPS, READER_DN, READER_PW, SUFFIX};
+use crate::slapd::{GROUPS, READER_DN, READER_PW, SUFFIX, Slapd, TestCa, tree};
 use std::collections::HashSet;
 
 /// The SCIM config with `[source]` swapped for an LDAP source at `url`,
@@ -74,9 +74,11 @@ fn group_members(scim: &Scim) -> std::collections::HashMap<String, HashSet<Strin
     let groups = scim.groups();
     let users = scim.users();
     let name_of = |id: &str| {
-        groups.iter().chain(users.iter()).find(|o| o["id"] == id).map(|o| {
-            o.get("userName").or_else(|| o.get("displayName")).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
-        })
+        groups
+            .iter()
+            .chain(users.iter())
+            .find(|o| o["id"] == id)
+            .map(|o| o.get("userName").or_else(|| o.get("displayName")).and_then(|v| v.as_str()).unwrap_or_default().to_owned())
     };
     groups
         .iter()

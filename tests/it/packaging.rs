@@ -21,7 +21,14 @@ fn the_systemd_unit_verifies_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let unit = std::fs::read_to_string(root().join("systemd/orgsync.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/orgsync run --config /etc/orgsync/orgsync.toml"));
-    for key in ["Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=orgsync", "LoadCredential=", "CapabilityBoundingSet=\n"] {
+    for key in [
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "StateDirectory=orgsync",
+        "LoadCredential=",
+        "CapabilityBoundingSet=\n",
+    ] {
         assert!(unit.contains(key), "the unit lacks {key}");
     }
     let path = dir.path().join("orgsync.service");
@@ -78,7 +85,9 @@ fn the_grafana_dashboard_is_json_with_panels() {
 }
 
 fn package(var: &str) -> PathBuf {
-    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| panic!("${var} is not set: run scripts/test.sh, which builds the packages"));
+    let p = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("${var} is not set: run scripts/test.sh, which builds the packages"));
     assert!(p.is_file(), "{} is missing", p.display());
     p
 }
@@ -94,7 +103,9 @@ fn the_rpm_is_an_rpm_holding_the_binary_unit_and_config() {
     let rpm = std::fs::read(package("ORGSYNC_RPM")).unwrap();
     assert_eq!(&rpm[..4], b"\xed\xab\xee\xdb", "not an RPM lead");
     let text = String::from_utf8_lossy(&rpm);
-    for f in ["/usr/bin/orgsync", "/usr/lib/systemd/system/orgsync.service", "/etc/orgsync/orgsync.toml", "/usr/lib/sysusers.d/orgsync.conf"] {
+    for f in
+        ["/usr/bin/orgsync", "/usr/lib/systemd/system/orgsync.service", "/etc/orgsync/orgsync.toml", "/usr/lib/sysusers.d/orgsync.conf"]
+    {
         // The header lists base names and directories apart.
         let name = f.rsplit('/').next().unwrap();
         assert!(text.contains(name), "the rpm lacks {f}");

@@ -133,7 +133,14 @@ fn populate(dc: &Samba) {
     for ou in ["OU=Corp", "OU=Sales,OU=Corp", "OU=Eng,OU=Corp"] {
         l.push_str(&format!("dn: {ou},{BASE}\nchangetype: add\nobjectClass: organizationalUnit\n\n"));
     }
-    let users = [("ann", "OU=Sales", 544), ("bob", "OU=Sales", 544), ("cid", "OU=Eng", 544), ("dora", "OU=Eng", 544), ("eve", "", 544), ("fay", "OU=Eng", 514)];
+    let users = [
+        ("ann", "OU=Sales", 544),
+        ("bob", "OU=Sales", 544),
+        ("cid", "OU=Eng", 544),
+        ("dora", "OU=Eng", 544),
+        ("eve", "", 544),
+        ("fay", "OU=Eng", 514),
+    ];
     for (name, ou, uac) in users {
         let ou = if ou.is_empty() { "OU=Corp".to_owned() } else { format!("{ou},OU=Corp") };
         l.push_str(&format!(
@@ -218,7 +225,8 @@ fn active_directory_on_samba_disabled_users_inactive_moves_keep_the_object_guid_
     // From the domain root a subtree search also returns continuation
     // references (DomainDnsZones, …): they are ignored, not an error.
     let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap();
-    std::fs::write(env.path("orgsync.toml"), text.replace(&format!("base_dn = \"OU=Corp,{BASE}\""), &format!("base_dn = \"{BASE}\""))).unwrap();
+    std::fs::write(env.path("orgsync.toml"), text.replace(&format!("base_dn = \"OU=Corp,{BASE}\""), &format!("base_dn = \"{BASE}\"")))
+        .unwrap();
     let r = env.sync(&["--dry-run"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("Domain Controllers"), "the whole domain is read: {}", r.stdout);

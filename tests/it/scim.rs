@@ -1,7 +1,7 @@
 //! End to end through the binary against a real scim2-server.
 
-use crate::harness::{org, Env, Scim};
-use serde_json::{json, Value};
+use crate::harness::{Env, Scim, org};
+use serde_json::{Value, json};
 
 fn setup(extra: &str, org_doc: &Value) -> (Env, Scim) {
     let env = Env::new();

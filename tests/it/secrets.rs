@@ -5,7 +5,7 @@
 //! the mirror's files.
 
 use crate::fake::{Common, Fake};
-use crate::fake_wecom::{org, FakeWeCom, CORP_ID, CORP_SECRET};
+use crate::fake_wecom::{CORP_ID, CORP_SECRET, FakeWeCom, org};
 use crate::harness::{Env, Scim};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -122,7 +122,11 @@ fn a_config_syntax_error_on_a_secret_line_names_the_line_not_its_text() {
 fn an_invalid_environment_override_names_the_variable() {
     let env = Env::new();
     env.write_org(&crate::harness::org(1, 1));
-    std::fs::write(env.path("orgsync.toml"), "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"file\"\npath = \"t.json\"\n").unwrap();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"file\"\npath = \"t.json\"\n",
+    )
+    .unwrap();
     let r: crate::harness::Run =
         env.command(&["check-config"]).env("ORGSYNC__POLICY__USERS__TARGET_ONLY", "remove").output().unwrap().into();
     assert_eq!(r.code, 2, "{}", r.stderr);

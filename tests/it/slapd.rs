@@ -76,7 +76,23 @@ impl TestCa {
         .unwrap();
         openssl(
             &dir,
-            &["x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "ext"],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "req.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "cert.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+            ],
         );
         TestCa { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") }
     }
@@ -132,7 +148,13 @@ impl Slapd {
         assert!(dir.join("slapd.d/cn=config.ldif").exists(), "slaptest did not write slapd.d");
         let ldif = format!("{ldif}dn: {READER_DN}\nobjectClass: person\ncn: reader\nsn: reader\nuserPassword: {READER_PW}\n\n");
         std::fs::write(dir.join("data.ldif"), ldif).unwrap();
-        let add = Command::new(sbin("slapadd")).arg("-F").arg(dir.join("slapd.d")).args(["-q", "-l"]).arg(dir.join("data.ldif")).output().unwrap();
+        let add = Command::new(sbin("slapadd"))
+            .arg("-F")
+            .arg(dir.join("slapd.d"))
+            .args(["-q", "-l"])
+            .arg(dir.join("data.ldif"))
+            .output()
+            .unwrap();
         assert!(add.status.success(), "slapadd: {}", String::from_utf8_lossy(&add.stderr));
         let url = format!("ldap://127.0.0.1:{}", free_port());
         let ldaps_url = tls.map(|_| format!("ldaps://127.0.0.1:{}", free_port()));

@@ -1,7 +1,7 @@
 //! Source `wecom` through the binary, against the fake WeCom contact API
 //! (tests/it/fake_wecom.rs) and a real scim2-server.
 
-use crate::fake_wecom::{org, FakeWeCom, CORP_ID, CORP_SECRET};
+use crate::fake_wecom::{CORP_ID, CORP_SECRET, FakeWeCom, org};
 use crate::harness::{Env, Scim};
 use serde_json::json;
 

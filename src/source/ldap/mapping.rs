@@ -125,9 +125,9 @@ impl Entry {
         match flavor {
             Flavor::OpenLdap | Flavor::Ds389 => {
                 let attr = flavor.id_attribute();
-                self.first(attr).map(|u| SourceId(u.to_ascii_lowercase())).ok_or_else(|| {
-                    format!("{}: no {attr} (is the attribute readable by the bind DN?)", self.dn)
-                })
+                self.first(attr)
+                    .map(|u| SourceId(u.to_ascii_lowercase()))
+                    .ok_or_else(|| format!("{}: no {attr} (is the attribute readable by the bind DN?)", self.dn))
             }
             Flavor::ActiveDirectory => match self.first_bin("objectGUID") {
                 Some(b) => guid(b).map(SourceId).ok_or_else(|| format!("{}: objectGUID is {} bytes, not 16", self.dn, b.len())),
@@ -298,9 +298,8 @@ pub fn snapshot(
             }
         }
     }
-    let groups_of = |dn: &str| -> Vec<SourceId> {
-        member_of.get(&norm_dn(dn)).into_iter().flatten().filter_map(|g| by_dn.get(g).cloned()).collect()
-    };
+    let groups_of =
+        |dn: &str| -> Vec<SourceId> { member_of.get(&norm_dn(dn)).into_iter().flatten().filter_map(|g| by_dn.get(g).cloned()).collect() };
     for e in dept_entries {
         let id = by_dn.get(&norm_dn(&e.dn)).cloned().ok_or_else(|| format!("{}: lost its id", e.dn))?;
         let (parent, name_attr) = match departments {

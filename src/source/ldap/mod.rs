@@ -8,7 +8,7 @@
 
 mod mapping;
 
-pub use mapping::{account_expired, guid, Attributes, Departments, Entry, Flavor, RangedValues};
+pub use mapping::{Attributes, Departments, Entry, Flavor, RangedValues, account_expired, guid};
 
 use super::{IdentitySource, SourceError};
 use crate::config::LdapConfig;
@@ -34,10 +34,9 @@ impl LdapSource {
 
     fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, SourceError> {
         let Some(path) = &self.config.ca_file else { return Ok(None) };
-        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
         let mut roots = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| self.err(format!("cannot read ca_file {}: {e}", path.display())))?;
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| self.err(format!("cannot read ca_file {}: {e}", path.display())))?;
         for cert in certs {
             let cert = cert.map_err(|e| self.err(format!("ca_file {} is not PEM: {e}", path.display())))?;
             roots.add(cert).map_err(|e| self.err(format!("ca_file {}: {e}", path.display())))?;
@@ -63,25 +62,23 @@ impl LdapSource {
         } else if let Some(tls) = self.tls()? {
             settings = settings.set_config(tls);
         }
-        let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &c.url)
-            .await
-            .map_err(|e| {
-                let text = e.to_string();
-                let hint = if text.contains("not valid for name") {
-                    "; the certificate does not list this host in its subjectAltName (Samba's self-generated \
+        let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &c.url).await.map_err(|e| {
+            let text = e.to_string();
+            let hint = if text.contains("not valid for name") {
+                "; the certificate does not list this host in its subjectAltName (Samba's self-generated \
                      certificate lists none): use a URL with a name the certificate lists, or give the server a \
                      certificate that names it"
-                        .to_owned()
-                } else if text.contains("certificate") {
-                    match &c.ca_file {
-                        Some(f) => format!("; the server's certificate is not signed by a CA in ca_file {}", f.display()),
-                        None => "; the server's certificate is not signed by a system CA: set source.ca_file to the CA that issued it".into(),
-                    }
-                } else {
-                    String::new()
-                };
-                self.err(format!("cannot connect: {e}{hint}"))
-            })?;
+                    .to_owned()
+            } else if text.contains("certificate") {
+                match &c.ca_file {
+                    Some(f) => format!("; the server's certificate is not signed by a CA in ca_file {}", f.display()),
+                    None => "; the server's certificate is not signed by a system CA: set source.ca_file to the CA that issued it".into(),
+                }
+            } else {
+                String::new()
+            };
+            self.err(format!("cannot connect: {e}{hint}"))
+        })?;
         ldap3::drive!(conn);
         if let (Some(dn), Some(pw)) = (&c.bind_dn, &c.bind_password) {
             let res = ldap
@@ -158,7 +155,9 @@ impl LdapSource {
         let mut ldap = self.connect().await?;
         let id = c.flavor.id_attribute();
         let depts = match &c.departments {
-            Departments::OuTree => self.search(&mut ldap, &c.base_dn, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", id]).await?,
+            Departments::OuTree => {
+                self.search(&mut ldap, &c.base_dn, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", id]).await?
+            }
             Departments::Groups { base_dn, filter } => self.groups(&mut ldap, base_dn.as_deref().unwrap_or(&c.base_dn), filter).await?,
             Departments::Attribute(_) => Vec::new(),
         };

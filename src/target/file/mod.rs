@@ -5,7 +5,7 @@
 
 use super::{TResult, Target, TargetError};
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
-use crate::reconcile::{remove_department, set_user_field, Change, DeptSpec, UserSpec, USER_FIELDS};
+use crate::reconcile::{Change, DeptSpec, USER_FIELDS, UserSpec, remove_department, set_user_field};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -34,8 +34,9 @@ impl Target for FileTarget {
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
             let snap = match tokio::fs::read(&self.path).await {
-                Ok(b) => serde_json::from_slice(&b)
-                    .map_err(|e| TargetError::InvalidFile { path: self.path.clone(), message: e.to_string() })?,
+                Ok(b) => {
+                    serde_json::from_slice(&b).map_err(|e| TargetError::InvalidFile { path: self.path.clone(), message: e.to_string() })?
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => TargetSnapshot::default(),
                 Err(source) => return Err(TargetError::Io { path: self.path.clone(), source }),
             };
@@ -86,9 +87,7 @@ impl Target for FileTarget {
     }
 
     fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
-        Box::pin(async move {
-            self.with(|s| remove_department(s, id))
-        })
+        Box::pin(async move { self.with(|s| remove_department(s, id)) })
     }
 
     fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
@@ -141,7 +140,8 @@ impl Target for FileTarget {
 
     fn flush(&self) -> TResult<'_, ()> {
         Box::pin(async move {
-            let json = self.with(|s| serde_json::to_vec_pretty(s))?
+            let json = self
+                .with(|s| serde_json::to_vec_pretty(s))?
                 .map_err(|e| TargetError::Other(format!("cannot encode the target file: {e}")))?;
             let io = |source| TargetError::Io { path: self.path.clone(), source };
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {

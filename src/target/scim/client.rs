@@ -7,8 +7,8 @@
 use crate::config::{ScimAuth, ScimConfig};
 use crate::target::TargetError;
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -59,8 +59,7 @@ impl Client {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
                 // A server that echoes request headers would echo this.
                 crate::redact::register(&encoded);
-                let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
-                    .map_err(|_| bad("password"))?;
+                let mut v = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| bad("password"))?;
                 v.set_sensitive(true);
                 headers.insert(AUTHORIZATION, v);
             }
@@ -73,15 +72,16 @@ impl Client {
             .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TargetError::Other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self {
-            http,
-            base: c.base_url.as_str().trim_end_matches('/').to_owned(),
-            retries: c.max_retries,
-            page_size: c.page_size,
-        })
+        Ok(Self { http, base: c.base_url.as_str().trim_end_matches('/').to_owned(), retries: c.max_retries, page_size: c.page_size })
     }
 
-    async fn once(&self, method: &Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<(u16, Option<Value>), TargetError> {
+    async fn once(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, Option<Value>), TargetError> {
         let m = method_name(method);
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if !query.is_empty() {
@@ -123,7 +123,13 @@ impl Client {
     }
 
     /// One attempt, counted.
-    async fn counted(&self, method: &Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<(u16, Option<Value>), TargetError> {
+    async fn counted(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, Option<Value>), TargetError> {
         let r = self.once(method, path, query, body).await;
         crate::telemetry::target_request(r.as_ref().map_or_else(TargetError::metric_label, |_| "ok"));
         r
@@ -155,7 +161,13 @@ impl Client {
     }
 
     /// One request with retries on transient failures.
-    pub async fn send(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Option<Value>, TargetError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, TargetError> {
         let m = &method;
         (|| async move { self.counted(m, path, query, body).await })
             .retry(self.backoff())
@@ -182,7 +194,8 @@ impl Client {
             if let Some(f) = &filter {
                 q.push(("filter", f.clone()));
             }
-            let page = self.send(Method::GET, path, &q, None).await?.ok_or_else(|| bad("an empty body instead of a ListResponse".into()))?;
+            let page =
+                self.send(Method::GET, path, &q, None).await?.ok_or_else(|| bad("an empty body instead of a ListResponse".into()))?;
             let page_total = page.get("totalResults").and_then(Value::as_u64).map(|t| t as usize);
             let items = match page.get("Resources") {
                 Some(Value::Array(a)) => a.clone(),
@@ -190,7 +203,9 @@ impl Client {
                 None | Some(Value::Null) if page_total.is_none() => {
                     return Err(bad("not a ListResponse: neither totalResults nor Resources".into()));
                 }
-                None | Some(Value::Null) => return Err(bad(format!("totalResults is {} but there is no Resources list", page_total.unwrap_or(0)))),
+                None | Some(Value::Null) => {
+                    return Err(bad(format!("totalResults is {} but there is no Resources list", page_total.unwrap_or(0))));
+                }
                 Some(_) => return Err(bad("Resources is not a list".into())),
             };
             // The first page's count is the one to reach; a server that
@@ -224,8 +239,8 @@ impl Client {
 mod tests {
     use super::*;
     use crate::config::ScimAuth;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A one-route HTTP server answering with `responses` in turn (then 200),

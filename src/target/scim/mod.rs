@@ -21,7 +21,7 @@ use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DeptSpec, MatchKey, UserSpec};
 use client::{Client, Created};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug)]
 pub struct ScimTarget {
@@ -62,9 +62,10 @@ impl ScimTarget {
                 MatchKey::EmployeeNo => (schema::EMPLOYEE_NUMBER, &spec.employee_no),
             };
             if let Some(v) = value
-                && let Some(id) = self.find_one("/Users", format!("{attr} eq {}", quoted(v))).await? {
-                    return Ok(Some(id));
-                }
+                && let Some(id) = self.find_one("/Users", format!("{attr} eq {}", quoted(v))).await?
+            {
+                return Ok(Some(id));
+            }
         }
         Ok(None)
     }
@@ -84,11 +85,11 @@ impl ScimTarget {
     }
 
     fn id_of(v: &Option<Value>, path: &str) -> Result<TargetId, TargetError> {
-        v.as_ref()
-            .and_then(|v| v.get("id"))
-            .and_then(Value::as_str)
-            .map(|s| TargetId(s.to_owned()))
-            .ok_or_else(|| TargetError::Decode { method: "POST", path: path.to_owned(), message: "no id in the created resource".into() })
+        v.as_ref().and_then(|v| v.get("id")).and_then(Value::as_str).map(|s| TargetId(s.to_owned())).ok_or_else(|| TargetError::Decode {
+            method: "POST",
+            path: path.to_owned(),
+            message: "no id in the created resource".into(),
+        })
     }
 
     async fn find_one(&self, path: &str, filter: String) -> Result<Option<TargetId>, TargetError> {

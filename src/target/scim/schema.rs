@@ -4,7 +4,7 @@
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
 use crate::reconcile::{Change, DeptSpec, UserSpec};
 use crate::target::TargetError;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -140,14 +140,8 @@ fn user_value(spec: &UserSpec, field: &str) -> Option<(String, Value)> {
         "external_id" => ("externalId".into(), json!(spec.external_id)),
         "username" => ("userName".into(), opt(&spec.username)),
         "name" => ("displayName".into(), opt(&spec.name)),
-        "email" => (
-            "emails".into(),
-            spec.email.as_ref().map_or(Value::Null, |e| json!([{"value": e, "type": "work", "primary": true}])),
-        ),
-        "mobile" => (
-            "phoneNumbers".into(),
-            spec.mobile.as_ref().map_or(Value::Null, |p| json!([{"value": p, "type": "mobile"}])),
-        ),
+        "email" => ("emails".into(), spec.email.as_ref().map_or(Value::Null, |e| json!([{"value": e, "type": "work", "primary": true}]))),
+        "mobile" => ("phoneNumbers".into(), spec.mobile.as_ref().map_or(Value::Null, |p| json!([{"value": p, "type": "mobile"}]))),
         "employee_no" => (format!("{ENTERPRISE}:employeeNumber"), opt(&spec.employee_no)),
         "nickname" => ("nickName".into(), opt(&spec.nickname)),
         "title" => ("title".into(), opt(&spec.title)),
@@ -180,7 +174,8 @@ mod tests {
 
     #[test]
     fn groups_carry_the_tree_and_user_membership() {
-        let users = vec![json!({"id": "u1", "userName": "a", "emails": [{"value": "x@y", "type": "home"}, {"value": "a@y", "primary": true}]})];
+        let users =
+            vec![json!({"id": "u1", "userName": "a", "emails": [{"value": "x@y", "type": "home"}, {"value": "a@y", "primary": true}]})];
         let groups = vec![
             json!({"id": "g1", "displayName": "Root", "members": [{"value": "g2", "type": "Group"}, {"value": "u1", "type": "User"}, {"value": "gone"}]}),
             json!({"id": "g2", "displayName": "Child", "externalId": "d2"}),
