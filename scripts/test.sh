@@ -36,6 +36,11 @@ fi
 export SCIM2_SERVER="$PWD/.venv-scim/bin/scim2-server"
 export PROMTOOL="$(command -v promtool)" SYSTEMD_ANALYZE="$(command -v systemd-analyze)"
 
+# Hygiene first: formatting and lints fail the command.
+cargo fmt --version >/dev/null 2>&1 || { echo "rustfmt is missing: rustup component add rustfmt" >&2; exit 1; }
+cargo clippy --version >/dev/null 2>&1 || { echo "clippy is missing: rustup component add clippy" >&2; exit 1; }
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
 cargo build --all-targets --locked
 
 # The packages, built as README says; a test installs the .deb and purges it.

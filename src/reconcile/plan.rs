@@ -847,12 +847,12 @@ fn plan_users(
         if matched[i].is_some() {
             continue;
         }
-        if let Some(c) = by_ext.get(src[i].source_id.as_str()) {
-            if let Some(t) = c.iter().copied().find(|&t| !claimed[t]) {
-                claimed[t] = true;
-                matched[i] = Some(t);
-                how[i] = Some("external id equals the source id".into());
-            }
+        if let Some(c) = by_ext.get(src[i].source_id.as_str())
+            && let Some(t) = c.iter().copied().find(|&t| !claimed[t])
+        {
+            claimed[t] = true;
+            matched[i] = Some(t);
+            how[i] = Some("external id equals the source id".into());
         }
     }
     // Another target user carrying the externalId of a matched source user:

@@ -259,17 +259,17 @@ proptest! {
             }
         }
         for (i, op) in p.ops.iter().enumerate() {
-            if let Op::CreateDepartment { spec: DeptSpec { parent: Some(parent), .. }, .. } = op {
-                if let Some(&pi) = created.get(parent) {
-                    prop_assert!(pi < i, "child create {i} before parent create {pi}");
-                }
+            if let Op::CreateDepartment { spec: DeptSpec { parent: Some(parent), .. }, .. } = op
+                && let Some(&pi) = created.get(parent)
+            {
+                prop_assert!(pi < i, "child create {i} before parent create {pi}");
             }
         }
         for d in &tgt.departments {
-            if let (Some(&ci), Some(parent)) = (deleted.get(&d.id), &d.parent) {
-                if let Some(&pi) = deleted.get(parent) {
-                    prop_assert!(ci < pi, "parent delete {pi} before child delete {ci}");
-                }
+            if let (Some(&ci), Some(parent)) = (deleted.get(&d.id), &d.parent)
+                && let Some(&pi) = deleted.get(parent)
+            {
+                prop_assert!(ci < pi, "parent delete {pi} before child delete {ci}");
             }
         }
     }
