@@ -39,6 +39,7 @@ pub mod m {
     pub const OPERATIONS_TOTAL: &str = "orgsync_operations_total";
     pub const DELETES_HELD_BACK: &str = "orgsync_deletes_held_back";
     pub const SOURCE_REQUESTS_TOTAL: &str = "orgsync_source_requests_total";
+    pub const SOURCE_PAGES_TOTAL: &str = "orgsync_source_pages_total";
     pub const TARGET_REQUESTS_TOTAL: &str = "orgsync_target_requests_total";
     pub const CONFIG_RELOADS_TOTAL: &str = "orgsync_config_reloads_total";
     pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "orgsync_config_last_reload_successful";
@@ -73,6 +74,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
     );
     describe_gauge!(m::DELETES_HELD_BACK, "Deletes/disables the deletion guard held back in the last run.");
     describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
+    describe_counter!(m::SOURCE_PAGES_TOTAL, "Pages of lists read from a SaaS source.");
     describe_counter!(m::TARGET_REQUESTS_TOTAL, "Requests to the target system, by outcome.");
     describe_counter!(m::CONFIG_RELOADS_TOTAL, "Config reloads (SIGHUP), by outcome ok|error.");
     describe_gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL, "0 after a rejected reload, 1 at start and after a good one.");
@@ -106,6 +108,10 @@ pub fn operation(kind: crate::model::Kind, op: &'static str, outcome: &'static s
 
 pub fn source_request(outcome: &'static str) {
     metrics::counter!(m::SOURCE_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn source_page() {
+    metrics::counter!(m::SOURCE_PAGES_TOTAL).increment(1);
 }
 
 pub fn target_request(outcome: &'static str) {

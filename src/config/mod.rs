@@ -364,7 +364,7 @@ fn http_settings(
     default_rate: u32,
     max_rate: u32,
     errs: &mut Problems,
-) -> crate::source::http::HttpSettings {
+) -> crate::source::saas::HttpSettings {
     let base_url = if s.has("base_url") {
         s.url("base_url", &["https", "http"], "must be http(s)://host[:port]", "the source's secret keys", errs).map(|u| u.to_string())
     } else {
@@ -374,7 +374,7 @@ fn http_settings(
     if !(1..=u64::from(max_rate)).contains(&rate) {
         s.problem(errs, "rate_limit", format!("{rate} is out of range 1..={max_rate} requests per second (the vendor's documented limit)"));
     }
-    crate::source::http::HttpSettings {
+    crate::source::saas::HttpSettings {
         base_url: base_url.unwrap_or_else(|| default_base.to_owned()),
         timeout: s.duration("timeout", TIMEOUTS, errs).unwrap_or(Duration::from_secs(30)),
         rate_limit: rate.clamp(1, u64::from(max_rate)) as u32,

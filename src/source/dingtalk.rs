@@ -11,7 +11,8 @@
 //! DingTalk lists carry no leavers: a user who left disappears, and the
 //! target-only policy decides what happens to their account.
 
-use super::http::{
+use super::saas::pager::{Page, all_pages};
+use super::saas::{
     Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, json_body, query_token, request_token, text,
 };
 use super::{IdentitySource, SourceError};
@@ -187,21 +188,19 @@ impl DingTalkSource {
 
     /// Every page of one department's direct members.
     async fn members(&self, client: &Client, dept: i64) -> Result<Vec<Value>, SourceError> {
-        let mut items = Vec::new();
-        let mut cursor: i64 = 0;
-        loop {
+        all_pages("DingTalk", USER_LIST, 0i64, |cursor| async move {
             let body = json!({"dept_id": dept, "cursor": cursor, "size": PAGE_SIZE, "contain_access_limit": false, "language": "zh_CN"});
             let v = self.post(client, USER_LIST, body).await?;
             let r = &v["result"];
-            items.extend(r["list"].as_array().ok_or_else(|| self.malformed(USER_LIST, "no result.list"))?.iter().cloned());
-            if r["has_more"].as_bool() != Some(true) {
-                return Ok(items);
-            }
-            match r["next_cursor"].as_i64() {
-                Some(next) if next != cursor => cursor = next,
-                _ => return Err(self.malformed(USER_LIST, "has_more without a new next_cursor")),
-            }
-        }
+            let items = r["list"].as_array().ok_or_else(|| self.malformed(USER_LIST, "no result.list"))?.clone();
+            let next = match (r["has_more"].as_bool() == Some(true), r["next_cursor"].as_i64()) {
+                (false, _) => None,
+                (true, Some(next)) => Some(next),
+                (true, None) => return Err(self.malformed(USER_LIST, "has_more without a next_cursor")),
+            };
+            Ok(Page { items, next })
+        })
+        .await
     }
 
     async fn fetch_all(&self) -> Result<Snapshot, SourceError> {

@@ -7,7 +7,8 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
-use super::http::{
+use super::saas::pager::{Page, all_pages};
+use super::saas::{
     Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, header_seconds, json_body, request_token, text,
 };
 use super::{IdentitySource, SourceError};
@@ -105,30 +106,32 @@ impl FeishuSource {
 
     /// Every item of a paged list (`has_more` / `page_token`).
     async fn pages(&self, client: &Client, path: &str, query: Vec<(&'static str, String)>) -> Result<Vec<Value>, SourceError> {
-        let mut items = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        all_pages(self.config.vendor, path, None, |token: Option<String>| {
             let mut q = query.clone();
             q.push(("page_size", PAGE_SIZE.into()));
-            if let Some(t) = &token {
-                q.push(("page_token", t.clone()));
+            if let Some(t) = token {
+                q.push(("page_token", t));
             }
-            let build = |c: &Client| c.raw(Method::GET, path).query(&q);
-            let v = client.call(self, path, &build).await?;
-            let data = &v["data"];
-            items.extend(data["items"].as_array().into_iter().flatten().cloned());
-            match (data["has_more"].as_bool().unwrap_or(false), data["page_token"].as_str()) {
-                (true, Some(t)) if !t.is_empty() => token = Some(t.to_owned()),
-                (true, _) => {
-                    return Err(SourceError::Api {
-                        vendor: self.config.vendor,
-                        path: path.to_owned(),
-                        message: "has_more without a page_token".into(),
-                    });
-                }
-                (false, _) => return Ok(items),
+            async move {
+                let build = |c: &Client| c.raw(Method::GET, path).query(&q);
+                let v = client.call(self, path, &build).await?;
+                let data = &v["data"];
+                let items = data["items"].as_array().cloned().unwrap_or_default();
+                let next = match (data["has_more"].as_bool().unwrap_or(false), data["page_token"].as_str()) {
+                    (true, Some(t)) if !t.is_empty() => Some(Some(t.to_owned())),
+                    (true, _) => {
+                        return Err(SourceError::Api {
+                            vendor: self.config.vendor,
+                            path: path.to_owned(),
+                            message: "has_more without a page_token".into(),
+                        });
+                    }
+                    (false, _) => None,
+                };
+                Ok(Page { items, next })
             }
-        }
+        })
+        .await
     }
 
     fn id_query(&self) -> Vec<(&'static str, String)> {

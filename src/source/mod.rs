@@ -5,8 +5,8 @@
 pub mod dingtalk;
 pub mod feishu;
 pub mod file;
-pub mod http;
 pub mod ldap;
+pub mod saas;
 pub mod wecom;
 
 use crate::config::SourceConfig;

@@ -14,7 +14,8 @@
 //! (left) are inactive. WeCom orders larger-first; orgsync's order is
 //! smaller-first, so the order is negated.
 
-use super::http::{
+use super::saas::pager::{Page, all_pages};
+use super::saas::{
     Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, json_body, query_token, request_token, text,
 };
 use super::{IdentitySource, SourceError};
@@ -193,24 +194,22 @@ impl WeComSource {
     /// Users by `user/list_id` (every page) then `user/get` for each one
     /// in a department in scope.
     async fn users_by_id(&self, client: &Client, scope: &HashSet<String>) -> Result<Vec<Value>, SourceError> {
-        let mut ids: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut cursor = String::new();
-        loop {
+        let rows = all_pages("WeCom", USER_LIST_ID, String::new(), |cursor| async move {
             let body = json!({"cursor": cursor, "limit": self.config.page_size});
             let build = |c: &Client| c.raw(Method::POST, USER_LIST_ID).json(&body);
             let v = client.call(self, USER_LIST_ID, &build).await?;
-            let rows = v["dept_user"].as_array().ok_or_else(|| self.malformed(USER_LIST_ID, "no dept_user"))?;
-            for row in rows {
-                let (Some(user), Some(dept)) = (row["userid"].as_str(), row.get("department").and_then(text)) else { continue };
-                if scope.contains(&dept) && seen.insert(user.to_owned()) {
-                    ids.push(user.to_owned());
-                }
-            }
-            match v["next_cursor"].as_str().unwrap_or_default() {
-                "" => break,
-                next if next == cursor => return Err(self.malformed(USER_LIST_ID, "the same next_cursor twice")),
-                next => cursor = next.to_owned(),
+            let items = v["dept_user"].as_array().ok_or_else(|| self.malformed(USER_LIST_ID, "no dept_user"))?.clone();
+            // An empty next_cursor ends the list.
+            let next = v["next_cursor"].as_str().filter(|c| !c.is_empty()).map(str::to_owned);
+            Ok(Page { items, next })
+        })
+        .await?;
+        let mut ids: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for row in &rows {
+            let (Some(user), Some(dept)) = (row["userid"].as_str(), row.get("department").and_then(text)) else { continue };
+            if scope.contains(&dept) && seen.insert(user.to_owned()) {
+                ids.push(user.to_owned());
             }
         }
         futures::stream::iter(ids)

@@ -109,3 +109,18 @@ fn dingtalk_wrong_credentials_and_an_ip_ban_fail_with_the_code_and_what_to_check
     assert_eq!(fake.count("listsubid"), 1, "a ban is not retried (that would extend it)");
     assert!(scim.writes().is_empty());
 }
+
+#[test]
+fn dingtalk_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.common.knobs.repeat_cursor = true;
+    let fake = FakeDingTalk::start(world);
+    dingtalk_config(&env, &scim, &fake, APP_SECRET, "", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.writes().is_empty(), "{:?}", scim.writes());
+    let msg = message(&env);
+    assert!(msg.contains("DingTalk /topapi/v2/user/list") && msg.contains("came a second time"), "{msg}");
+}

@@ -19,6 +19,9 @@ pub struct Knobs {
     /// Token lifetime in seconds, said in the token answer and enforced
     /// (default 7200).
     pub token_ttl: Option<u64>,
+    /// Every page after the first points back at the second page (a server
+    /// that does not advance its page token or cursor).
+    pub repeat_cursor: bool,
 }
 
 /// Why a data request is refused.

@@ -134,7 +134,7 @@ async fn user_list(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>
     let end = (cursor + size).min(members.len());
     let mut result = json!({"has_more": end < members.len(), "list": members[cursor.min(end)..end]});
     if end < members.len() {
-        result["next_cursor"] = json!(end);
+        result["next_cursor"] = json!(if w.common.knobs.repeat_cursor { size } else { end });
     }
     ok(result)
 }

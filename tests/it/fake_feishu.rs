@@ -89,11 +89,11 @@ fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), Response> {
     Ok((size, offset))
 }
 
-fn page(items: Vec<Value>, size: usize, offset: usize) -> Json<Value> {
+fn page(items: Vec<Value>, size: usize, offset: usize, repeat: bool) -> Json<Value> {
     let end = (offset + size).min(items.len());
     let mut data = json!({"has_more": end < items.len(), "items": items[offset.min(end)..end]});
     if end < items.len() {
-        data["page_token"] = json!(format!("PT{end}"));
+        data["page_token"] = json!(format!("PT{}", if repeat { size } else { end }));
     }
     envelope(0, "success", data)
 }
@@ -123,7 +123,7 @@ async fn children(
                    "order": o.to_string(), "status": {"is_deleted": false}, "leaders": []})
         })
         .collect();
-    page(items, size, offset).into_response()
+    page(items, size, offset, w.common.knobs.repeat_cursor).into_response()
 }
 
 async fn find_by_department(State(w): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -139,7 +139,7 @@ async fn find_by_department(State(w): State<Shared>, headers: HeaderMap, Query(q
         return r;
     }
     let items = w.users.iter().filter(|u| u["department_ids"].as_array().unwrap().iter().any(|d| d == &dept)).cloned().collect();
-    page(items, size, offset).into_response()
+    page(items, size, offset, w.common.knobs.repeat_cursor).into_response()
 }
 
 async fn not_found(State(w): State<Shared>, uri: axum::http::Uri) -> Response {

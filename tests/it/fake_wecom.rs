@@ -217,7 +217,11 @@ async fn user_list_id(State(w): State<Shared>, Query(q): Q, Json(body): Json<Val
         .flat_map(|u| u["department"].as_array().unwrap().iter().map(move |d| json!({"userid": u["userid"], "department": d})))
         .collect();
     let end = (offset + limit).min(rows.len());
-    let next = if end < rows.len() { format!("CUR{end}") } else { String::new() };
+    let next = match (end < rows.len(), w.common.knobs.repeat_cursor) {
+        (false, _) => String::new(),
+        (true, true) => format!("CUR{limit}"),
+        (true, false) => format!("CUR{end}"),
+    };
     ok(json!({"next_cursor": next, "dept_user": rows[offset.min(end)..end]}))
 }
 

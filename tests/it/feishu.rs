@@ -119,3 +119,18 @@ fn lark_is_the_same_api_under_its_own_name() {
     assert!(r.stdout.contains("261 operations"), "{}", r.stdout);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+#[test]
+fn feishu_a_repeating_page_token_fails_the_fetch_naming_the_endpoint() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.common.knobs.repeat_cursor = true;
+    let fake = FakeFeishu::start(world);
+    feishu_config(&env, &scim, &fake, APP_SECRET, "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.writes().is_empty(), "{:?}", scim.writes());
+    let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("Feishu /open-apis/contact/v3/") && msg.contains("came a second time"), "{msg}");
+}

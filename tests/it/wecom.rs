@@ -194,3 +194,19 @@ fn sigterm_during_the_fetch_records_a_partial_run_that_changed_nothing() {
     assert_eq!(s["runs"][0]["status"], "partial", "{s:#}");
     assert!(message(&env).contains("stopped by shutdown before anything was applied"), "{}", message(&env));
 }
+
+#[test]
+fn wecom_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.common.knobs.repeat_cursor = true;
+    let fake = FakeWeCom::start(world);
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "page_size = 100\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.writes().is_empty(), "{:?}", scim.writes());
+    let msg = message(&env);
+    assert!(msg.contains("WeCom /cgi-bin/user/list_id") && msg.contains("came a second time"), "{msg}");
+    assert_eq!(fake.count("user/get"), 0, "no details fetched for an unfinished list");
+}

@@ -92,7 +92,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|source| TargetError::Transport { method: m, path: path.to_owned(), source })?;
         let status = resp.status().as_u16();
-        let retry_after = crate::source::http::header_seconds(resp.headers(), RETRY_AFTER.as_str());
+        let retry_after = crate::source::saas::header_seconds(resp.headers(), RETRY_AFTER.as_str());
         let bytes = resp.bytes().await.map_err(|source| TargetError::Transport { method: m, path: path.to_owned(), source })?;
         if (200..300).contains(&status) {
             let v = if bytes.is_empty() {

@@ -16,6 +16,8 @@
 //! hint; never a token or a secret (tokens travel in headers marked
 //! sensitive or in query strings that errors never print).
 
+pub mod pager;
+
 use super::SourceError;
 use backon::{ExponentialBuilder, Retryable};
 use futures::future::BoxFuture;
