@@ -150,6 +150,21 @@ pub struct Snapshot {
     /// file source is the whole directory: such a department is a data error.
     #[serde(default)]
     pub scoped: bool,
+    /// Records that could not be read (no id, no name, a wrong type):
+    /// reported as `invalid` items, never dropped silently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A source record that could not be mapped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub kind: Kind,
+    /// Its stable id when it has one: its target object and binding are
+    /// then left untouched (never taken for target-only).
+    pub source_id: Option<SourceId>,
+    /// What is wrong, with whatever other id the vendor gave (to find it).
+    pub message: String,
 }
 
 /// A department as the target holds it.

@@ -374,6 +374,8 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
         plan_departments(source, target, bindings, policy, &mut p, &mut binds);
     let (mut user_ops, mut user_removals) = plan_users(source, target, bindings, policy, &dept, &mut p, &mut binds);
 
+    unreadable(source, &mut p, &mut user_removals);
+
     p.ops.append(&mut binds);
     dept_creates.sort_by_key(|o| o.phase());
     p.ops.append(&mut dept_creates);
@@ -387,6 +389,57 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
 }
 
 type DeptOps = (Vec<Op>, Vec<Op>, Vec<Op>);
+
+/// The target objects of unreadable records that have an id are left as
+/// they are: claimed, so neither matched to another source object nor
+/// taken for target-only.
+fn claim_unreadable(
+    source: &Snapshot,
+    kind: Kind,
+    bound: &HashMap<SourceId, TargetId>,
+    tindex: &HashMap<&TargetId, usize>,
+    by_ext: &HashMap<&str, Vec<usize>>,
+    claimed: &mut [bool],
+) {
+    for id in source.unreadable.iter().filter(|r| r.kind == kind).filter_map(|r| r.source_id.as_ref()) {
+        let via_binding = bound.get(id).and_then(|t| tindex.get(t)).copied();
+        for t in via_binding.into_iter().chain(by_ext.get(id.as_str()).into_iter().flatten().copied()) {
+            claimed[t] = true;
+        }
+    }
+}
+
+/// Records the source could not read are `invalid` items. When a user record
+/// could not even be identified, nobody can say which account it was: no
+/// user is disabled or deleted this run.
+fn unreadable(source: &Snapshot, p: &mut Plan, user_removals: &mut Vec<Op>) {
+    for r in &source.unreadable {
+        p.items.push(Item {
+            kind: r.kind,
+            op: "read",
+            source_id: r.source_id.clone(),
+            target_id: None,
+            outcome: ItemOutcome::Invalid,
+            message: r.message.clone(),
+        });
+    }
+    let anonymous = source.unreadable.iter().filter(|r| r.kind == Kind::User && r.source_id.is_none()).count();
+    if anonymous > 0 {
+        for op in user_removals.drain(..) {
+            p.items.push(Item {
+                kind: op.kind(),
+                op: op.verb(),
+                source_id: op.source_id().cloned(),
+                target_id: op.target_id().cloned(),
+                outcome: ItemOutcome::HeldBack,
+                message: format!(
+                    "held back: {anonymous} user record(s) from the source had no id, so no account can be judged gone this run: {}",
+                    op.detail()
+                ),
+            });
+        }
+    }
+}
 
 fn is_protected_dept(d: &TargetDepartment, protected: &[String]) -> bool {
     protected.iter().any(|p| p == d.id.as_str() || p == &d.name || d.external_id.as_deref() == Some(p.as_str()))
@@ -521,6 +574,7 @@ fn plan_departments<'a>(
             by_ext.entry(e).or_default().push(t);
         }
     }
+    claim_unreadable(source, Kind::Department, &bindings.departments, &tindex, &by_ext, &mut claimed);
     // How much each target department holds: member users and child departments.
     let mut dept_use = vec![0usize; target.departments.len()];
     for u in &target.users {
@@ -843,6 +897,7 @@ fn plan_users(
             by_ext.entry(e).or_default().push(t);
         }
     }
+    claim_unreadable(source, Kind::User, &bindings.users, &tindex, &by_ext, &mut claimed);
     for i in 0..n {
         if matched[i].is_some() {
             continue;

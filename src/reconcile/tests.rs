@@ -530,3 +530,39 @@ fn duplicate_groups_with_our_external_id_converge_to_one_and_one_in_use_is_a_con
         p.items
     );
 }
+
+#[test]
+fn unreadable_records_are_invalid_items_and_keep_their_accounts() {
+    let first = Snapshot {
+        departments: vec![],
+        users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[]), user("u3", Some("c@x"), &[])],
+        ..Default::default()
+    };
+    let mut policy = base_policy();
+    policy.users.target_only = TargetOnly::Delete;
+    policy.guard = Guard { max_deletes: u64::MAX, max_delete_percent: 100 };
+    let (tgt, b) = first_sync(&first, &policy);
+    let unreadable = |id: Option<&str>| crate::model::Unreadable {
+        kind: crate::model::Kind::User,
+        source_id: id.map(SourceId::from),
+        message: "bad".into(),
+    };
+    // u2 is there but unreadable; u3 left.
+    let mut src = Snapshot { users: vec![first.users[0].clone()], unreadable: vec![unreadable(Some("u2"))], ..Default::default() };
+    let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+    let deleted: Vec<&TargetId> = p
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::DeleteUser { target_id, .. } => Some(target_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [&b.users[&SourceId::from("u3")]], "u2's account is kept, u3's goes: {:#?}", p.ops);
+    assert!(p.items.iter().any(|i| i.outcome == ItemOutcome::Invalid && i.source_id == Some("u2".into())));
+    // A record with no id at all: nobody can be judged gone.
+    src.unreadable.push(unreadable(None));
+    let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+    assert!(p.ops.iter().all(|o| !o.is_destructive()), "{:#?}", p.ops);
+    assert!(p.items.iter().any(|i| i.outcome == ItemOutcome::HeldBack && i.message.contains("had no id")), "{:#?}", p.items);
+}

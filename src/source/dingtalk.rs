@@ -13,11 +13,12 @@
 
 use super::saas::pager::{Page, all_pages};
 use super::saas::{
-    Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, json_body, query_token, request_token, text,
+    Client, HttpSettings, Record, Token, Vendor, Verdict, absent_fields, by_status, json_body, query_token, request_token, split, text,
+    without_id,
 };
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
-use crate::model::{Department, Snapshot, SourceId, User, UserField};
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -146,20 +147,22 @@ impl DingTalkSource {
         list.iter().map(|d| d.as_i64().ok_or_else(|| self.malformed(LISTSUBID, "a department id that is not an integer"))).collect()
     }
 
-    async fn department(&self, client: &Client, id: i64, parent: Option<i64>) -> Result<Department, SourceError> {
+    /// One department (`Err` inside: a record that does not map, kept to be reported).
+    async fn department(&self, client: &Client, id: i64, parent: Option<i64>) -> Result<Result<Department, Unreadable>, SourceError> {
         let v = self.post(client, DEPT_GET, json!({"dept_id": id, "language": "zh_CN"})).await?;
-        let r = &v["result"];
-        Ok(Department {
+        let r = Record::new(&v["result"]);
+        let d = Department {
             source_id: SourceId(id.to_string()),
             parent_id: parent.map(|p| SourceId(p.to_string())),
-            name: r["name"].as_str().unwrap_or_default().to_owned(),
-            order: r["order"].as_i64().unwrap_or(0),
+            name: r.required("name").unwrap_or_default(),
+            order: r.text("order").and_then(|o| o.parse().ok()).unwrap_or(0),
             leader_ids: Vec::new(),
-        })
+        };
+        Ok(r.finish(Kind::Department, &d.source_id).map(|()| d))
     }
 
     /// Every department under the roots, one level at a time.
-    async fn departments(&self, client: &Client) -> Result<Vec<Department>, SourceError> {
+    async fn departments(&self, client: &Client) -> Result<(Vec<Department>, Vec<Unreadable>), SourceError> {
         let width = self.config.concurrency.max(1);
         let roots: HashSet<i64> = self.config.roots.iter().copied().collect();
         let mut seen = roots.clone();
@@ -179,11 +182,11 @@ impl DingTalkSource {
                 .filter(|(k, _)| seen.insert(*k))
                 .collect();
             level = next.iter().map(|(k, _)| *k).collect();
-            let got: Vec<Department> =
+            let got: Vec<Result<Department, Unreadable>> =
                 futures::stream::iter(next).map(|(k, parent)| self.department(client, k, parent)).buffered(width).try_collect().await?;
             out.extend(got);
         }
-        Ok(out)
+        Ok(split(out))
     }
 
     /// Every page of one department's direct members.
@@ -207,32 +210,37 @@ impl DingTalkSource {
         let c = &self.config;
         let client = Client::new("DingTalk", &c.http)?;
         let client = &client;
-        let departments = self.departments(client).await?;
+        let (departments, unreadable_departments) = self.departments(client).await?;
         let mut listed: Vec<i64> = c.roots.clone();
         listed.extend(departments.iter().filter_map(|d| d.source_id.0.parse::<i64>().ok()));
         let lists: Vec<Vec<Value>> =
             futures::stream::iter(listed).map(|d| self.members(client, d)).buffered(c.concurrency.max(1)).try_collect().await?;
         let order: HashMap<&str, i64> = departments.iter().map(|d| (d.source_id.0.as_str(), d.order)).collect();
-        let mut users = super::merge_by_id(lists.iter().flatten().filter_map(|u| user(u, &c.user_id_type, &order)));
+        let (users, mut unreadable) = split(lists.iter().flatten().map(|u| user(u, &c.user_id_type, &order)));
+        unreadable.extend(unreadable_departments);
+        let mut users = super::merge_by_id(users);
         super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "DingTalk fetch done");
-        Ok(Snapshot { departments, users, scoped: true })
+        Ok(Snapshot { departments, users, scoped: true, unreadable })
     }
 }
 
 /// One listed user. Departments are sorted by department order (smaller
 /// first; the roots, which are not departments, last), so the primary is
 /// the first by order.
-fn user(u: &Value, user_id_type: &str, order: &HashMap<&str, i64>) -> Option<User> {
-    let id = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty())?;
-    let s = |k: &str| field(u, k);
+fn user(u: &Value, user_id_type: &str, order: &HashMap<&str, i64>) -> Result<User, Unreadable> {
+    let r = Record::new(u);
+    let Some(id) = r.text(user_id_type) else {
+        return Err(without_id(Kind::User, u, user_id_type, &["name", "userid", "unionid", "job_number"]));
+    };
+    let s = |k: &str| r.text(k);
     let mut depts: Vec<String> = u["dept_id_list"].as_array().into_iter().flatten().filter_map(text).collect();
     depts.sort_by_key(|d| order.get(d.as_str()).copied().unwrap_or(i64::MAX));
     let mobile = s("mobile").map(|m| match s("state_code") {
         Some(cc) if !m.starts_with('+') => format!("+{cc} {m}"),
         _ => m,
     });
-    Some(User {
+    let user = User {
         source_id: SourceId(id),
         username: s("userid"),
         name: s("name"),
@@ -255,7 +263,9 @@ fn user(u: &Value, user_id_type: &str, order: &HashMap<&str, i64>) -> Option<Use
                 (UserField::Title, &["title"]),
             ],
         ),
-    })
+    };
+    r.finish(Kind::User, &user.source_id)?;
+    Ok(user)
 }
 
 impl IdentitySource for DingTalkSource {

@@ -9,11 +9,12 @@
 
 use super::saas::pager::{Page, all_pages};
 use super::saas::{
-    Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, header_seconds, json_body, request_token, text,
+    Client, HttpSettings, Record, Token, Vendor, Verdict, absent_fields, by_status, header_seconds, json_body, request_token, split, text,
+    without_id,
 };
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
-use crate::model::{Department, Snapshot, SourceId, User, UserField};
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -143,20 +144,34 @@ impl FeishuSource {
         let client = Client::new(c.vendor, &c.http)?;
         let dept_key = c.department_id_type.as_str();
         let mut departments: Vec<Department> = Vec::new();
+        let mut unreadable_departments = Vec::new();
         for root in &c.roots {
             let path = format!("/open-apis/contact/v3/departments/{root}/children");
             let mut q = self.id_query();
             q.push(("fetch_child", "true".into()));
             for d in self.pages(&client, &path, q).await? {
-                let Some(id) = d.get(dept_key).and_then(text) else { continue };
-                let parent = d.get("parent_department_id").and_then(text).filter(|p| p != "0" && p != root);
-                departments.push(Department {
+                let r = Record::new(&d);
+                let Some(id) = r.text(dept_key) else {
+                    unreadable_departments.push(without_id(
+                        Kind::Department,
+                        &d,
+                        dept_key,
+                        &["name", "open_department_id", "department_id"],
+                    ));
+                    continue;
+                };
+                let parent = r.text("parent_department_id").filter(|p| p != "0" && p != root);
+                let department = Department {
                     source_id: SourceId(id),
                     parent_id: parent.map(SourceId),
-                    name: d["name"].as_str().unwrap_or_default().to_owned(),
-                    order: d.get("order").and_then(text).and_then(|o| o.parse().ok()).unwrap_or(0),
+                    name: r.required("name").unwrap_or_default(),
+                    order: r.text("order").and_then(|o| o.parse().ok()).unwrap_or(0),
                     leader_ids: Vec::new(),
-                });
+                };
+                match r.finish(Kind::Department, &department.source_id) {
+                    Ok(()) => departments.push(department),
+                    Err(u) => unreadable_departments.push(u),
+                }
             }
         }
         // Direct members of every department, and of each root itself.
@@ -173,20 +188,27 @@ impl FeishuSource {
             .try_collect()
             .await?;
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "{} fetch done", c.vendor);
-        let mut users = merge_users(lists.into_iter().flatten(), &c.user_id_type);
+        let (mut users, mut unreadable) = merge_users(lists.into_iter().flatten(), &c.user_id_type);
         super::drop_root_memberships(&mut users, &c.roots);
-        Ok(Snapshot { departments, users, scoped: true })
+        unreadable.extend(unreadable_departments);
+        Ok(Snapshot { departments, users, scoped: true, unreadable })
     }
 }
 
 /// Users listed once per department -> one user per id, departments merged,
 /// the primary (`orders[].is_primary_dept`) first.
-pub fn merge_users(items: impl IntoIterator<Item = Value>, user_id_type: &str) -> Vec<User> {
-    super::merge_by_id(items.into_iter().filter_map(|u| user(&u, user_id_type)))
+/// Users listed per department -> one user per id; the records that do not
+/// map are returned beside them, never dropped.
+pub fn merge_users(items: impl IntoIterator<Item = Value>, user_id_type: &str) -> (Vec<User>, Vec<Unreadable>) {
+    let (users, unreadable) = split(items.into_iter().map(|u| user(&u, user_id_type)));
+    (super::merge_by_id(users), unreadable)
 }
 
-fn user(u: &Value, user_id_type: &str) -> Option<User> {
-    let id = u.get(user_id_type).and_then(text).filter(|s| !s.is_empty())?;
+fn user(u: &Value, user_id_type: &str) -> Result<User, Unreadable> {
+    let r = Record::new(u);
+    let Some(id) = r.text(user_id_type) else {
+        return Err(without_id(Kind::User, u, user_id_type, &["name", "open_id", "union_id", "user_id", "employee_no"]));
+    };
     let mut depts: Vec<String> = u["department_ids"].as_array().into_iter().flatten().filter_map(text).collect();
     let primary = u["orders"]
         .as_array()
@@ -198,7 +220,7 @@ fn user(u: &Value, user_id_type: &str) -> Option<User> {
         depts.retain(|d| *d != p);
         depts.insert(0, p);
     }
-    let s = |k: &str| field(u, k);
+    let s = |k: &str| r.text(k);
     let status = &u["status"];
     let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
     // Fields the app has no scope for are left out of the record.
@@ -217,7 +239,7 @@ fn user(u: &Value, user_id_type: &str) -> Option<User> {
     if u["mobile_visible"] == false && !absent.contains(&UserField::Mobile) {
         absent.push(UserField::Mobile);
     }
-    Some(User {
+    let user = User {
         source_id: SourceId(id),
         username: s("user_id").or_else(|| s("email")),
         name: s("name"),
@@ -229,7 +251,9 @@ fn user(u: &Value, user_id_type: &str) -> Option<User> {
         department_ids: depts.into_iter().map(SourceId).collect(),
         active: !inactive,
         absent,
-    })
+    };
+    r.finish(Kind::User, &user.source_id)?;
+    Ok(user)
 }
 
 impl IdentitySource for FeishuSource {
@@ -289,7 +313,8 @@ mod tests {
         let a_again = json!({"union_id": "on_1", "name": "Ann", "department_ids": ["od-c"], "status": {}});
         let frozen = json!({"union_id": "on_2", "department_ids": [], "status": {"is_frozen": true}});
         let resigned = json!({"union_id": "on_3", "department_ids": [], "status": {"is_resigned": true}});
-        let users = merge_users([a, a_again, frozen, resigned], "union_id");
+        let (users, unreadable) = merge_users([a, a_again, frozen, resigned], "union_id");
+        assert_eq!(unreadable, []);
         assert_eq!(users.len(), 3);
         let ids: Vec<&str> = users[0].department_ids.iter().map(|d| d.0.as_str()).collect();
         assert_eq!(ids, ["od-b", "od-a", "od-c"]);

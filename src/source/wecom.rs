@@ -16,11 +16,12 @@
 
 use super::saas::pager::{Page, all_pages};
 use super::saas::{
-    Client, HttpSettings, Token, Vendor, Verdict, absent_fields, by_status, field, json_body, query_token, request_token, text,
+    Client, HttpSettings, Record, Token, Vendor, Verdict, absent_fields, by_status, json_body, query_token, request_token, split, text,
+    without_id,
 };
 use super::{IdentitySource, SourceError};
 use crate::config::Secret;
-use crate::model::{Department, Snapshot, SourceId, User, UserField};
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -148,7 +149,7 @@ impl WeComSource {
     /// The departments under the roots (the roots themselves left out:
     /// their children are top level). With `simplelist`, names come from
     /// `department/get`, one request per department.
-    async fn departments(&self, client: &Client) -> Result<Vec<Department>, SourceError> {
+    async fn departments(&self, client: &Client) -> Result<(Vec<Department>, Vec<Unreadable>), SourceError> {
         let roots: HashSet<i64> = self.config.roots.iter().copied().collect();
         let (path, key) = match self.config.api {
             Api::Simplelist => (DEPT_SIMPLELIST, "department_id"),
@@ -179,16 +180,17 @@ impl WeComSource {
                 .try_collect()
                 .await?;
         }
-        Ok(rows
-            .iter()
-            .map(|d| Department {
+        Ok(split(rows.iter().map(|d| {
+            let r = Record::new(d);
+            let dept = Department {
                 source_id: SourceId(d["id"].to_string()),
                 parent_id: d["parentid"].as_i64().filter(|p| !roots.contains(p) && *p != 0).map(|p| SourceId(p.to_string())),
-                name: d["name"].as_str().unwrap_or_default().to_owned(),
+                name: r.required("name").unwrap_or_default(),
                 order: -d["order"].as_i64().unwrap_or(0),
                 leader_ids: Vec::new(),
-            })
-            .collect())
+            };
+            r.finish(Kind::Department, &dept.source_id).map(|()| dept)
+        })))
     }
 
     /// Users by `user/list_id` (every page) then `user/get` for each one
@@ -206,17 +208,27 @@ impl WeComSource {
         .await?;
         let mut ids: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        for row in &rows {
-            let (Some(user), Some(dept)) = (row["userid"].as_str(), row.get("department").and_then(text)) else { continue };
-            if scope.contains(&dept) && seen.insert(user.to_owned()) {
+        // A row without a userid is kept as it is: mapped, it is reported
+        // as a user without an id (and holds back disables and deletes).
+        let mut anonymous: Vec<Value> = Vec::new();
+        for row in rows {
+            let Some(user) = row["userid"].as_str().filter(|u| !u.is_empty()) else {
+                anonymous.push(row);
+                continue;
+            };
+            // A row without a department is read: user/get says where it is.
+            let in_scope = row.get("department").and_then(text).is_none_or(|d| scope.contains(&d));
+            if in_scope && seen.insert(user.to_owned()) {
                 ids.push(user.to_owned());
             }
         }
-        futures::stream::iter(ids)
+        let mut users: Vec<Value> = futures::stream::iter(ids)
             .map(|id| self.get(client, USER_GET, [("userid", id)]))
             .buffered(self.config.concurrency.max(1))
             .try_collect()
-            .await
+            .await?;
+        users.extend(anonymous);
+        Ok(users)
     }
 
     /// Users by `user/list`, one request per department.
@@ -234,30 +246,35 @@ impl WeComSource {
     async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
         let c = &self.config;
         let client = Client::new("WeCom", &c.http)?;
-        let departments = self.departments(&client).await?;
+        let (departments, unreadable_departments) = self.departments(&client).await?;
         let mut scope: HashSet<String> = c.roots.iter().map(i64::to_string).collect();
         scope.extend(departments.iter().map(|d| d.source_id.0.clone()));
+        // Members of a department that did not map are still read.
+        scope.extend(unreadable_departments.iter().filter_map(|u| u.source_id.as_ref()).map(|s| s.0.clone()));
         let items = match c.api {
             Api::Simplelist => self.users_by_id(&client, &scope).await?,
             Api::List => self.users_by_department(&client, &scope).await?,
         };
-        let mut users = super::merge_by_id(items.iter().filter_map(user));
+        let (users, mut unreadable) = split(items.iter().map(user));
+        unreadable.extend(unreadable_departments);
+        let mut users = super::merge_by_id(users);
         super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "WeCom fetch done");
-        Ok(Snapshot { departments, users, scoped: true })
+        Ok(Snapshot { departments, users, scoped: true, unreadable })
     }
 }
 
 /// One user from `user/get` or `user/list`: `main_department` first.
-fn user(u: &Value) -> Option<User> {
-    let id = u.get("userid").and_then(Value::as_str).filter(|s| !s.is_empty())?.to_owned();
-    let s = |k: &str| field(u, k);
+fn user(u: &Value) -> Result<User, Unreadable> {
+    let r = Record::new(u);
+    let Some(id) = r.text("userid") else { return Err(without_id(Kind::User, u, "userid", &["name", "open_userid", "alias"])) };
+    let s = |k: &str| r.text(k);
     let mut depts: Vec<String> = u["department"].as_array().into_iter().flatten().filter_map(text).collect();
     if let Some(main) = u.get("main_department").and_then(text).filter(|m| depts.contains(m)) {
         depts.retain(|d| *d != main);
         depts.insert(0, main);
     }
-    Some(User {
+    let user = User {
         source_id: SourceId(id.clone()),
         username: Some(id),
         name: s("name"),
@@ -281,7 +298,9 @@ fn user(u: &Value) -> Option<User> {
                 (UserField::Title, &["position"]),
             ],
         ),
-    })
+    };
+    r.finish(Kind::User, &user.source_id)?;
+    Ok(user)
 }
 
 impl IdentitySource for WeComSource {

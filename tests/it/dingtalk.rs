@@ -124,3 +124,20 @@ fn dingtalk_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
     let msg = message(&env);
     assert!(msg.contains("DingTalk /topapi/v2/user/list") && msg.contains("came a second time"), "{msg}");
 }
+
+#[test]
+fn dingtalk_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeDingTalk::start(org());
+    dingtalk_config(&env, &scim, &fake, APP_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
+    assert_eq!(env.sync(&[]).code, 0);
+    let active = scim.users().iter().filter(|u| u["active"] == true).count();
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.users[4].as_object_mut().unwrap().remove("userid");
+        w.users[6]["title"] = serde_json::json!({"not": "text"});
+    }
+    let r = env.sync(&[]);
+    crate::harness::assert_unreadable_records_change_nothing(&env, &scim, &r, active);
+}

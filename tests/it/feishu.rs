@@ -134,3 +134,26 @@ fn feishu_a_repeating_page_token_fails_the_fetch_naming_the_endpoint() {
     let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
     assert!(msg.contains("Feishu /open-apis/contact/v3/") && msg.contains("came a second time"), "{msg}");
 }
+
+#[test]
+fn feishu_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeFeishu::start(org());
+    std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
+    let source = format!(
+        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n",
+        fake.base,
+        crate::fake_feishu::APP_ID
+    );
+    env.scim_config_with_source(&scim, &source, "[policy.users]\ntarget_only = \"disable\"\n");
+    assert_eq!(env.sync(&[]).code, 0);
+    let active = scim.users().iter().filter(|u| u["active"] == true).count();
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.users[4].as_object_mut().unwrap().remove("union_id");
+        w.users[6]["name"] = serde_json::json!(["not", "text"]);
+    }
+    let r = env.sync(&[]);
+    crate::harness::assert_unreadable_records_change_nothing(&env, &scim, &r, active);
+}

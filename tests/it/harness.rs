@@ -227,3 +227,18 @@ pub fn org(depts: usize, users: usize) -> Value {
         .collect();
     json!({"departments": departments, "users": users})
 }
+
+/// What an unreadable-records run must show: exit 3, `invalid` items
+/// naming both records, and no account disabled or deleted.
+pub fn assert_unreadable_records_change_nothing(env: &Env, scim: &Scim, run: &Run, active_before: usize) {
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let shown: Value = serde_json::from_str(&env.orgsync(&["runs", "show", "2", "--output", "json"]).stdout).unwrap();
+    let items = shown["items"].as_array().unwrap();
+    let invalid: Vec<&str> = items.iter().filter(|i| i["outcome"] == "invalid").filter_map(|i| i["error"].as_str()).collect();
+    assert!(invalid.iter().any(|m| m.contains("record without")), "no item for the record without an id: {invalid:?}");
+    assert!(invalid.iter().any(|m| m.contains("not text")), "no item for the wrong-typed field: {invalid:?}");
+    assert!(!items.iter().any(|i| (i["op"] == "disable" || i["op"] == "delete") && i["outcome"] == "ok"), "{items:#?}");
+    let active = scim.users().iter().filter(|u| u["active"] == true).count();
+    assert_eq!(active, active_before, "an account was disabled");
+    assert!(!scim.writes().iter().any(|(m, _, _)| m == "DELETE"), "a delete was sent");
+}

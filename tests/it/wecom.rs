@@ -210,3 +210,25 @@ fn wecom_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
     assert!(msg.contains("WeCom /cgi-bin/user/list_id") && msg.contains("came a second time"), "{msg}");
     assert_eq!(fake.count("user/get"), 0, "no details fetched for an unfinished list");
 }
+
+#[test]
+fn wecom_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeWeCom::start(org());
+    std::fs::write(env.path("corp-secret"), format!("{CORP_SECRET}\n")).unwrap();
+    let source = format!(
+        "kind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{CORP_ID}\"\ncorp_secret_file = \"corp-secret\"\napi = \"list\"\n",
+        fake.base
+    );
+    env.scim_config_with_source(&scim, &source, "[policy.users]\ntarget_only = \"disable\"\n");
+    assert_eq!(env.sync(&[]).code, 0);
+    let active = scim.users().iter().filter(|u| u["active"] == true).count();
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.users[4].as_object_mut().unwrap().remove("userid");
+        w.users[6]["position"] = json!(true);
+    }
+    let r = env.sync(&[]);
+    crate::harness::assert_unreadable_records_change_nothing(&env, &scim, &r, active);
+}

@@ -344,7 +344,7 @@ pub fn snapshot(
     for name in flat {
         depts.push(Department { source_id: SourceId(name.clone()), parent_id: None, name, order: 0, leader_ids: Vec::new() });
     }
-    Ok(Snapshot { departments: depts, users: out, scoped: true })
+    Ok(Snapshot { departments: depts, users: out, scoped: true, unreadable: Vec::new() })
 }
 
 #[cfg(test)]

@@ -369,10 +369,82 @@ pub fn json_or_excerpt(body: &[u8]) -> Result<Value, String> {
     })
 }
 
-/// A string field of a vendor's user or department, trimmed; absent when
-/// missing, not a string, or blank (vendors send "" for hidden fields).
-pub fn field(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+/// A vendor record read strictly: a text field that is missing, null or
+/// blank has no value; one of another type (a list, a table, a boolean) is
+/// a problem, collected, and makes the record unreadable — never a silent
+/// "empty" that would clear the target.
+#[derive(Debug)]
+pub struct Record<'a> {
+    v: &'a Value,
+    problems: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> Record<'a> {
+    pub fn new(v: &'a Value) -> Self {
+        Self { v, problems: std::cell::RefCell::new(Vec::new()) }
+    }
+
+    /// A text field (numbers are taken as text: vendors send ids both ways).
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self.v.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                let kind = match other {
+                    Value::Bool(_) => "a boolean",
+                    Value::Array(_) => "a list",
+                    _ => "a table",
+                };
+                self.problems.borrow_mut().push(format!("{key} is {kind}, not text"));
+                None
+            }
+        }
+    }
+
+    /// A required text field: its absence is a problem too.
+    pub fn required(&self, key: &str) -> Option<String> {
+        let v = self.text(key);
+        if v.is_none() && self.problems.borrow().iter().all(|p| !p.starts_with(key)) {
+            self.problems.borrow_mut().push(format!("no {key}"));
+        }
+        v
+    }
+
+    /// `Ok` when every field read well; else the record, by `id`, is unreadable.
+    pub fn finish(self, kind: crate::model::Kind, id: &crate::model::SourceId) -> Result<(), crate::model::Unreadable> {
+        let problems = self.problems.into_inner();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(crate::model::Unreadable { kind, source_id: Some(id.clone()), message: format!("{kind} {id}: {}", problems.join("; ")) })
+    }
+}
+
+/// A record without its stable id: unreadable, named by whatever else it
+/// carries (other ids, the name) so an admin can find it.
+pub fn without_id(kind: crate::model::Kind, v: &Value, id_key: &str, hints: &[&str]) -> crate::model::Unreadable {
+    let seen: Vec<String> = hints
+        .iter()
+        .filter_map(|k| v.get(*k).filter(|x| !x.is_null()).map(|x| format!("{k} {}", crate::redact::excerpt(&x.to_string(), 80))))
+        .collect();
+    let which = if seen.is_empty() { "nothing else to tell it by".to_owned() } else { seen.join(", ") };
+    crate::model::Unreadable { kind, source_id: None, message: format!("a {kind} record without {id_key} ({which})") }
+}
+
+/// Split mapped records into the readable and the unreadable.
+pub fn split<T>(results: impl IntoIterator<Item = Result<T, crate::model::Unreadable>>) -> (Vec<T>, Vec<crate::model::Unreadable>) {
+    let mut ok = Vec::new();
+    let mut bad: Vec<crate::model::Unreadable> = Vec::new();
+    for r in results {
+        match r {
+            Ok(t) => ok.push(t),
+            // A user listed in several departments is unreadable once.
+            Err(u) if !bad.contains(&u) => bad.push(u),
+            Err(_) => {}
+        }
+    }
+    (ok, bad)
 }
 
 /// The fields a vendor did not provide for one record: those none of whose
