@@ -91,6 +91,22 @@ pub struct RunRecord {
     pub objects: Option<ObjectCounts>,
 }
 
+impl RunRecord {
+    /// How many items had this op and outcome, users and departments together
+    /// (`op` `None`: any op).
+    pub fn count(&self, op: Option<&str>, outcome: &str) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(key, _)| {
+                let mut parts = key.splitn(3, '.');
+                let (_kind, o, out) = (parts.next(), parts.next(), parts.next());
+                op.is_none_or(|op| o == Some(op)) && out == Some(outcome)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 /// Objects seen by a run, per kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectCounts {

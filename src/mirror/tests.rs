@@ -60,5 +60,6 @@ fn many_items_are_recorded_in_one_call_and_counted() {
     m.record_all(run, &rows).unwrap();
     let r = m.finish_run(run, RunStatus::Partial, None).unwrap();
     assert_eq!(r.counts.get("user.create.not_attempted"), Some(&3));
+    assert_eq!((r.count(Some("create"), "not_attempted"), r.count(None, "not_attempted"), r.count(Some("create"), "ok")), (3, 3, 0));
     assert_eq!(m.items(run).unwrap().len(), 3);
 }

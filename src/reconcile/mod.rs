@@ -10,9 +10,9 @@ mod plan;
 mod policy;
 mod simulate;
 
-pub use plan::{Change, DeptSpec, Item, ItemOutcome, Op, Plan, UserSpec, plan};
+pub use plan::{Change, DeptSpec, Field, Item, ItemOutcome, Op, Plan, UserSpec, plan};
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
-pub use simulate::{USER_FIELDS, remove_department, set_user_field, simulate};
+pub use simulate::{remove_department, set_user_field, simulate};
 
 /// Per-run knobs that are not policy: the admin's one-time approval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

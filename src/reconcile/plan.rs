@@ -46,10 +46,71 @@ pub struct UserSpec {
     pub active: bool,
 }
 
+/// A field of a target object that an update can change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    ExternalId,
+    Username,
+    Name,
+    Email,
+    Mobile,
+    EmployeeNo,
+    Nickname,
+    Title,
+    /// A user's primary department's name (SCIM enterprise `department`).
+    Department,
+    /// A user's department memberships.
+    Departments,
+    Active,
+    /// A department's parent (a move).
+    Parent,
+}
+
+impl Field {
+    /// Every field a user create sets.
+    pub const USER: &'static [Field] = &[
+        Field::ExternalId,
+        Field::Username,
+        Field::Name,
+        Field::Email,
+        Field::Mobile,
+        Field::EmployeeNo,
+        Field::Nickname,
+        Field::Title,
+        Field::Department,
+        Field::Departments,
+        Field::Active,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::ExternalId => "external_id",
+            Field::Username => "username",
+            Field::Name => "name",
+            Field::Email => "email",
+            Field::Mobile => "mobile",
+            Field::EmployeeNo => "employee_no",
+            Field::Nickname => "nickname",
+            Field::Title => "title",
+            Field::Department => "department",
+            Field::Departments => "departments",
+            Field::Active => "active",
+            Field::Parent => "parent",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One field that differs, for humans (dry-run) and for apply (which fields to send).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Change {
-    pub field: &'static str,
+    pub field: Field,
     pub from: Option<String>,
     pub to: Option<String>,
 }
@@ -694,10 +755,10 @@ fn plan_departments<'a>(
                 }
                 let mut changes = Vec::new();
                 if td.name != d.name {
-                    changes.push(Change { field: "name", from: Some(td.name.clone()), to: Some(d.name.clone()) });
+                    changes.push(Change { field: Field::Name, from: Some(td.name.clone()), to: Some(d.name.clone()) });
                 }
                 if non_empty(&td.external_id) != Some(d.source_id.as_str()) {
-                    changes.push(Change { field: "external_id", from: td.external_id.clone(), to: Some(d.source_id.to_string()) });
+                    changes.push(Change { field: Field::ExternalId, from: td.external_id.clone(), to: Some(d.source_id.to_string()) });
                 }
                 let parent_change = match state.desired_parent(i, target) {
                     ParentRes::Known(want) => want != td.parent,
@@ -708,7 +769,7 @@ fn plan_departments<'a>(
                 // target's parent: apply only moves when `parent` is a change.
                 if parent_change {
                     changes.push(Change {
-                        field: "parent",
+                        field: Field::Parent,
                         from: td.parent.as_ref().map(|t| t.to_string()),
                         to: d.parent_id.as_ref().map(|s| s.to_string()),
                     });
@@ -1140,22 +1201,22 @@ fn user_changes(
     target: &TargetSnapshot,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
-    let mut cmp = |field: &'static str, have: &Option<String>, want: &Option<String>| {
+    let mut cmp = |field: Field, have: &Option<String>, want: &Option<String>| {
         if opt(have) != *want {
             changes.push(Change { field, from: opt(have), to: want.clone() });
         }
     };
-    cmp("external_id", &tu.external_id, &Some(spec.external_id.clone()));
+    cmp(Field::ExternalId, &tu.external_id, &Some(spec.external_id.clone()));
     if spec.username.is_some() {
-        cmp("username", &tu.username, &spec.username);
+        cmp(Field::Username, &tu.username, &spec.username);
     }
-    let pairs: [(UserField, &'static str, &Option<String>, &Option<String>); 6] = [
-        (UserField::Name, "name", &tu.name, &spec.name),
-        (UserField::Email, "email", &tu.email, &spec.email),
-        (UserField::Mobile, "mobile", &tu.mobile, &spec.mobile),
-        (UserField::EmployeeNo, "employee_no", &tu.employee_no, &spec.employee_no),
-        (UserField::Nickname, "nickname", &tu.nickname, &spec.nickname),
-        (UserField::Title, "title", &tu.title, &spec.title),
+    let pairs: [(UserField, Field, &Option<String>, &Option<String>); 6] = [
+        (UserField::Name, Field::Name, &tu.name, &spec.name),
+        (UserField::Email, Field::Email, &tu.email, &spec.email),
+        (UserField::Mobile, Field::Mobile, &tu.mobile, &spec.mobile),
+        (UserField::EmployeeNo, Field::EmployeeNo, &tu.employee_no, &spec.employee_no),
+        (UserField::Nickname, Field::Nickname, &tu.nickname, &spec.nickname),
+        (UserField::Title, Field::Title, &tu.title, &spec.title),
     ];
     for (f, name, have, want) in pairs {
         // Absent (withheld by the source) never changes the target; empty
@@ -1166,7 +1227,7 @@ fn user_changes(
         }
     }
     if let Some(want) = spec.departments.as_ref().filter(|_| !u.is_absent(UserField::DepartmentIds)) {
-        cmp("department", &tu.department, &spec.department);
+        cmp(Field::Department, &tu.department, &spec.department);
         let mut want_t: Vec<Option<&TargetId>> = want
             .iter()
             .map(|s| match dept.index.get(s).map(|&i| &dept.res[i]) {
@@ -1182,14 +1243,14 @@ fn user_changes(
         let same = !pending && want_t.iter().flatten().copied().eq(have.iter().copied());
         if !same {
             changes.push(Change {
-                field: "departments",
+                field: Field::Departments,
                 from: Some(have.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")),
                 to: Some(want.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")),
             });
         }
     }
     if tu.active != spec.active {
-        changes.push(Change { field: "active", from: Some(tu.active.to_string()), to: Some(spec.active.to_string()) });
+        changes.push(Change { field: Field::Active, from: Some(tu.active.to_string()), to: Some(spec.active.to_string()) });
     }
     changes
 }

@@ -2,7 +2,7 @@
 //! would hold afterwards. The file target and the property tests use it, so
 //! both agree with `sync::apply` on what each operation means.
 
-use super::plan::{DeptSpec, Op, UserSpec};
+use super::plan::{DeptSpec, Field, Op, UserSpec};
 use crate::model::{Bindings, Kind, SourceId, TargetDepartment, TargetId, TargetSnapshot, TargetUser};
 
 /// Resolve a department source id through the bindings.
@@ -53,7 +53,7 @@ pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, n
             bindings.of_mut(Kind::Department).insert(source_id.clone(), id);
         }
         Op::UpdateDepartment { target_id, spec, changes, .. } => {
-            let parent_changes = changes.iter().any(|c| c.field == "parent");
+            let parent_changes = changes.iter().any(|c| c.field == Field::Parent);
             let new = dept_from_spec(target_id.clone(), spec, bindings);
             if let Some(d) = target.departments.iter_mut().find(|d| &d.id == target_id) {
                 let parent = if parent_changes { new.parent } else { d.parent.clone() };
@@ -92,26 +92,23 @@ pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, n
 /// Set one changed field of a target user from the spec; `departments` are
 /// the spec's departments resolved to target ids. An update sends exactly the
 /// changed fields; everything else keeps the target's value.
-pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: &str, departments: &[TargetId]) {
+pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: Field, departments: &[TargetId]) {
     match field {
-        "external_id" => u.external_id = Some(spec.external_id.clone()),
-        "username" => u.username = spec.username.clone(),
-        "name" => u.name = spec.name.clone(),
-        "email" => u.email = spec.email.clone(),
-        "mobile" => u.mobile = spec.mobile.clone(),
-        "employee_no" => u.employee_no = spec.employee_no.clone(),
-        "nickname" => u.nickname = spec.nickname.clone(),
-        "title" => u.title = spec.title.clone(),
-        "department" => u.department = spec.department.clone(),
-        "departments" => u.departments = departments.to_vec(),
-        "active" => u.active = spec.active,
-        _ => {}
+        Field::ExternalId => u.external_id = Some(spec.external_id.clone()),
+        Field::Username => u.username = spec.username.clone(),
+        Field::Name => u.name = spec.name.clone(),
+        Field::Email => u.email = spec.email.clone(),
+        Field::Mobile => u.mobile = spec.mobile.clone(),
+        Field::EmployeeNo => u.employee_no = spec.employee_no.clone(),
+        Field::Nickname => u.nickname = spec.nickname.clone(),
+        Field::Title => u.title = spec.title.clone(),
+        Field::Department => u.department = spec.department.clone(),
+        Field::Departments => u.departments = departments.to_vec(),
+        Field::Active => u.active = spec.active,
+        // A department's field.
+        Field::Parent => {}
     }
 }
-
-/// Every field a create sets.
-pub const USER_FIELDS: &[&str] =
-    &["external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "departments", "active"];
 
 /// Remove a department: its children become roots, its members lose it.
 pub fn remove_department(t: &mut TargetSnapshot, id: &TargetId) {

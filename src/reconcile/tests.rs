@@ -340,7 +340,7 @@ fn an_inactive_source_user_is_pushed_inactive_and_reactivated_on_rehire() {
     let (tgt, b) = first_sync(&src, &policy);
     src.users[0].active = false;
     let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
-    assert!(matches!(&p.ops[..], [Op::UpdateUser { changes, .. }] if changes.len() == 1 && changes[0].field == "active"));
+    assert!(matches!(&p.ops[..], [Op::UpdateUser { changes, .. }] if changes.len() == 1 && changes[0].field == Field::Active));
     let (tgt, b) = simulate(&tgt, &b, &p.ops);
     assert!(!tgt.users[0].active);
     src.users[0].active = true;
@@ -363,7 +363,7 @@ fn a_parent_change_is_a_move_not_delete_and_create() {
     src.departments[2].parent_id = Some("b".into());
     let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
     assert_eq!(p.ops.len(), 1, "{:?}", p.ops);
-    assert!(matches!(&p.ops[0], Op::UpdateDepartment { changes, .. } if changes[0].field == "parent"));
+    assert!(matches!(&p.ops[0], Op::UpdateDepartment { changes, .. } if changes[0].field == Field::Parent));
 }
 
 #[test]
@@ -429,7 +429,7 @@ fn a_field_the_source_withheld_never_changes_the_target() {
 #[test]
 fn a_field_the_source_emptied_clears_the_target_unless_the_policy_keeps_it() {
     let p = synced_then_read_without_contact(false, &base_policy());
-    let cleared: Vec<&str> = p
+    let cleared: Vec<Field> = p
         .ops
         .iter()
         .flat_map(|o| match o {
@@ -437,7 +437,7 @@ fn a_field_the_source_emptied_clears_the_target_unless_the_policy_keeps_it() {
             _ => vec![],
         })
         .collect();
-    assert_eq!(cleared, ["email", "mobile", "email", "mobile"]);
+    assert_eq!(cleared, [Field::Email, Field::Mobile, Field::Email, Field::Mobile]);
     let mut keep = base_policy();
     keep.users.clear_when_empty = false;
     assert!(synced_then_read_without_contact(false, &keep).ops.is_empty());

@@ -20,6 +20,15 @@ pub struct Outcome {
     pub not_attempted: u64,
 }
 
+/// What became of one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Applied {
+    Ok,
+    Failed,
+    /// Shutdown began before it started.
+    NotAttempted,
+}
+
 fn hash<T: serde::Serialize>(v: &T) -> Option<String> {
     let bytes = serde_json::to_vec(v).ok()?;
     let d = Sha256::digest(bytes);
@@ -72,7 +81,7 @@ impl Ctx<'_> {
             }
             Op::UpdateDepartment { source_id, target_id, spec, old_parent, changes } => {
                 let parent = spec.parent.as_ref().and_then(|p| self.resolve(p));
-                if changes.iter().any(|c| c.field == "parent") && spec.parent.is_some() && parent.is_none() {
+                if changes.iter().any(|c| c.field == crate::reconcile::Field::Parent) && spec.parent.is_some() && parent.is_none() {
                     return Err(TargetError::Other("the new parent department does not exist in the target".into()));
                 }
                 self.target.update_department(target_id, spec, changes, old_parent.as_ref(), parent.as_ref()).await?;
@@ -103,11 +112,11 @@ impl Ctx<'_> {
         })
     }
 
-    /// Do one op and record it; `None` when shutdown began before it
-    /// started (the caller records those together).
-    async fn one(&self, op: &Op) -> Result<Option<bool>, MirrorError> {
+    /// Do one op and record it; `NotAttempted` when shutdown began before
+    /// it started (the caller records those together).
+    async fn one(&self, op: &Op) -> Result<Applied, MirrorError> {
         if self.stop.is_cancelled() {
-            return Ok(None);
+            return Ok(Applied::NotAttempted);
         }
         let result = self.run(op).await;
         let (ok, created, change, error) = match result {
@@ -128,7 +137,7 @@ impl Ctx<'_> {
         };
         self.mirror.record(self.run, &row, change)?;
         crate::telemetry::operation(op.kind(), op.verb(), outcome);
-        Ok(Some(ok))
+        Ok(if ok { Applied::Ok } else { Applied::Failed })
     }
 
     /// Record `ops` as not attempted (shutdown began), in one transaction.
@@ -171,16 +180,16 @@ pub async fn apply(
         }
         let phase = ops[start].phase();
         let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
-        let results: Vec<Result<Option<bool>, MirrorError>> =
+        let results: Vec<Result<Applied, MirrorError>> =
             futures::stream::iter(&ops[start..end]).map(|op| ctx.one(op)).buffered(concurrency.max(1)).collect().await;
         let mut skipped = Vec::new();
         for (r, op) in results.into_iter().zip(&ops[start..end]) {
             match (r?, op) {
-                (None, _) => skipped.push(op),
+                (Applied::NotAttempted, _) => skipped.push(op),
                 // Bind/unbind touch only the mirror: they are not target writes.
                 (_, Op::Bind { .. } | Op::Unbind { .. }) => {}
-                (Some(true), _) => outcome.ok += 1,
-                (Some(false), _) => outcome.failed += 1,
+                (Applied::Ok, _) => outcome.ok += 1,
+                (Applied::Failed, _) => outcome.failed += 1,
             }
         }
         outcome.not_attempted += ctx.not_attempted(skipped.into_iter())?;

@@ -248,17 +248,16 @@ pub async fn run(
     };
     let message = (!reasons.is_empty()).then(|| reasons.join("; "));
     let record = finish(status, message.as_deref())?;
-    let count = |k: &str| record.counts.iter().filter(|(n, _)| n.contains(k)).map(|(_, c)| c).sum::<u64>();
     info!(
         run = run_id,
         status = status.as_str(),
-        created = count(".create.ok"),
-        updated = count(".update.ok"),
-        disabled = count(".disable.ok"),
-        deleted = count(".delete.ok"),
-        bound = count(".bind.ok"),
+        created = record.count(Some("create"), "ok"),
+        updated = record.count(Some("update"), "ok"),
+        disabled = record.count(Some("disable"), "ok"),
+        deleted = record.count(Some("delete"), "ok"),
+        bound = record.count(Some("bind"), "ok"),
         failed = outcome.failed,
-        held_back = count(".held_back"),
+        held_back = record.count(None, "held_back"),
         duration_ms = started.elapsed().as_millis() as u64,
         "Sync run finished"
     );

@@ -5,7 +5,7 @@
 
 use super::{TResult, Target, TargetError};
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
-use crate::reconcile::{Change, DeptSpec, USER_FIELDS, UserSpec, remove_department, set_user_field};
+use crate::reconcile::{Change, DeptSpec, Field, UserSpec, remove_department, set_user_field};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -73,9 +73,9 @@ impl Target for FileTarget {
                 Some(d) => {
                     for c in changes {
                         match c.field {
-                            "name" => d.name = spec.name.clone(),
-                            "external_id" => d.external_id = Some(spec.external_id.clone()),
-                            "parent" => d.parent = parent.cloned(),
+                            Field::Name => d.name = spec.name.clone(),
+                            Field::ExternalId => d.external_id = Some(spec.external_id.clone()),
+                            Field::Parent => d.parent = parent.cloned(),
                             _ => {}
                         }
                     }
@@ -94,7 +94,7 @@ impl Target for FileTarget {
         Box::pin(async move {
             let id = new_id("u-");
             let mut u = TargetUser { id: id.clone(), ..TargetUser::default() };
-            for f in USER_FIELDS {
+            for &f in Field::USER {
                 set_user_field(&mut u, spec, f, departments);
             }
             self.with(|s| s.users.push(u))?;

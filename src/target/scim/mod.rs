@@ -18,7 +18,7 @@ mod schema;
 use super::{TResult, Target, TargetError};
 use crate::config::ScimConfig;
 use crate::model::{TargetId, TargetSnapshot};
-use crate::reconcile::{Change, DeptSpec, MatchKey, UserSpec};
+use crate::reconcile::{Change, DeptSpec, Field, MatchKey, UserSpec};
 use client::{Client, Created};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -182,7 +182,7 @@ impl Target for ScimTarget {
             if !ops.is_empty() {
                 self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
             }
-            if changes.iter().any(|c| c.field == "parent") {
+            if changes.iter().any(|c| c.field == Field::Parent) {
                 // A move: leave the old parent group, join the new one.
                 if let Some(old) = old_parent {
                     self.membership(old, id, "Group", false).await?;
@@ -234,12 +234,12 @@ impl Target for ScimTarget {
         departments: &'a [TargetId],
     ) -> TResult<'a, ()> {
         Box::pin(async move {
-            let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
+            let fields: Vec<Field> = changes.iter().map(|c| c.field).collect();
             let ops = schema::user_patch(spec, &fields);
             if !ops.is_empty() {
                 self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
             }
-            if fields.contains(&"departments") {
+            if fields.contains(&Field::Departments) {
                 self.set_user_departments(id, old_departments, departments).await?;
             }
             Ok(())

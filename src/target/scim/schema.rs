@@ -2,7 +2,7 @@
 //! target snapshot built from listed Users and Groups.
 
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
-use crate::reconcile::{Change, DeptSpec, UserSpec};
+use crate::reconcile::{Change, DeptSpec, Field, UserSpec};
 use crate::target::TargetError;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -90,8 +90,8 @@ pub fn group_patch(spec: &DeptSpec, changes: &[Change]) -> Vec<Value> {
     changes
         .iter()
         .filter_map(|c| match c.field {
-            "name" => Some(json!({"op": "replace", "path": "displayName", "value": spec.name})),
-            "external_id" => Some(json!({"op": "replace", "path": "externalId", "value": spec.external_id})),
+            Field::Name => Some(json!({"op": "replace", "path": "displayName", "value": spec.name})),
+            Field::ExternalId => Some(json!({"op": "replace", "path": "externalId", "value": spec.external_id})),
             _ => None,
         })
         .collect()
@@ -128,35 +128,49 @@ pub fn user_body(spec: &UserSpec) -> Value {
 }
 
 /// Every attribute a create sends, as change field names.
-pub fn all_user_changes() -> Vec<&'static str> {
-    vec!["external_id", "username", "name", "email", "mobile", "employee_no", "nickname", "title", "department", "active"]
+pub fn all_user_changes() -> Vec<Field> {
+    vec![
+        Field::ExternalId,
+        Field::Username,
+        Field::Name,
+        Field::Email,
+        Field::Mobile,
+        Field::EmployeeNo,
+        Field::Nickname,
+        Field::Title,
+        Field::Department,
+        Field::Active,
+    ]
 }
 
 /// (SCIM path, value) of one field; `Value::Null` means remove. `name` also
 /// sets `name.formatted` (see `user_patch`).
-fn user_value(spec: &UserSpec, field: &str) -> Option<(String, Value)> {
+fn user_value(spec: &UserSpec, field: Field) -> Option<(String, Value)> {
     let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |x| json!(x));
     Some(match field {
-        "external_id" => ("externalId".into(), json!(spec.external_id)),
-        "username" => ("userName".into(), opt(&spec.username)),
-        "name" => ("displayName".into(), opt(&spec.name)),
-        "email" => ("emails".into(), spec.email.as_ref().map_or(Value::Null, |e| json!([{"value": e, "type": "work", "primary": true}]))),
-        "mobile" => ("phoneNumbers".into(), spec.mobile.as_ref().map_or(Value::Null, |p| json!([{"value": p, "type": "mobile"}]))),
-        "employee_no" => (format!("{ENTERPRISE}:employeeNumber"), opt(&spec.employee_no)),
-        "nickname" => ("nickName".into(), opt(&spec.nickname)),
-        "title" => ("title".into(), opt(&spec.title)),
-        "department" => (format!("{ENTERPRISE}:department"), opt(&spec.department)),
-        "active" => ("active".into(), json!(spec.active)),
-        _ => return None,
+        Field::ExternalId => ("externalId".into(), json!(spec.external_id)),
+        Field::Username => ("userName".into(), opt(&spec.username)),
+        Field::Name => ("displayName".into(), opt(&spec.name)),
+        Field::Email => {
+            ("emails".into(), spec.email.as_ref().map_or(Value::Null, |e| json!([{"value": e, "type": "work", "primary": true}])))
+        }
+        Field::Mobile => ("phoneNumbers".into(), spec.mobile.as_ref().map_or(Value::Null, |p| json!([{"value": p, "type": "mobile"}]))),
+        Field::EmployeeNo => (format!("{ENTERPRISE}:employeeNumber"), opt(&spec.employee_no)),
+        Field::Nickname => ("nickName".into(), opt(&spec.nickname)),
+        Field::Title => ("title".into(), opt(&spec.title)),
+        Field::Department => (format!("{ENTERPRISE}:department"), opt(&spec.department)),
+        Field::Active => ("active".into(), json!(spec.active)),
+        // Memberships live on the groups; a parent is a department's.
+        Field::Departments | Field::Parent => return None,
     })
 }
 
 /// PATCH operations for exactly these changed fields.
-pub fn user_patch(spec: &UserSpec, fields: &[&str]) -> Vec<Value> {
+pub fn user_patch(spec: &UserSpec, fields: &[Field]) -> Vec<Value> {
     let mut ops = Vec::new();
-    for f in fields {
+    for &f in fields {
         let Some((path, v)) = user_value(spec, f) else { continue };
-        let extra = (*f == "name").then(|| ("name.formatted".to_owned(), v.clone()));
+        let extra = (f == Field::Name).then(|| ("name.formatted".to_owned(), v.clone()));
         for (path, v) in std::iter::once((path, v)).chain(extra) {
             if v.is_null() {
                 ops.push(json!({"op": "remove", "path": path}));
@@ -191,7 +205,7 @@ mod tests {
     #[test]
     fn a_patch_names_only_changed_fields_and_removes_emptied_ones() {
         let spec = UserSpec { external_id: "s1".into(), name: Some("N".into()), title: None, ..Default::default() };
-        let ops = user_patch(&spec, &["name", "title"]);
+        let ops = user_patch(&spec, &[Field::Name, Field::Title]);
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[1]["path"], "name.formatted");
         assert_eq!(ops[2], json!({"op": "remove", "path": "title"}));
