@@ -14,11 +14,10 @@
 
 use crate::config::{self, Config};
 use crate::http::{self, Shared};
-use crate::mirror::{Mirror, MirrorError, RunRecord, RunStatus, StateLock};
-use crate::reconcile::RunOptions;
+use crate::mirror::{Mirror, MirrorError, RunRecord, StateLock};
 use crate::schedule::{self, Clock, Mode};
-use crate::sync::worker::{Trigger, TriggerKind, TriggerQueue};
 use crate::telemetry::{self, m};
+use crate::trigger::{Trigger, TriggerKind, TriggerQueue};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use sd_notify::NotifyState;
@@ -181,7 +180,7 @@ pub async fn run(
         queue: queue.clone(),
         next_fire: next_rx.clone(),
         metrics: Some(handle),
-        consecutive_failures: failures.into(),
+        consecutive_failures: Arc::new(failures.into()),
         shutting_down: false.into(),
         started_at: clock.now(),
     });
@@ -209,35 +208,17 @@ pub async fn run(
     // signals) never waits for a run.
     let run_stop = CancellationToken::new();
     let (done_tx, mut done_rx) = watch::channel::<Option<RunRecord>>(None);
-    let mut worker = {
-        let (queue, config_rx, shared, mirror, run_stop) =
-            (queue.clone(), config_rx.clone(), shared.clone(), mirror.clone(), run_stop.clone());
-        tokio::spawn(async move {
-            while let Some(t) = queue.next().await {
-                let config = config_rx.borrow().clone();
-                metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
-                let options = RunOptions { allow_deletes: t.allow_deletes };
-                let result = crate::sync::run_on_own_thread(config, mirror.clone(), t.kind.as_str(), options, run_stop.clone()).await;
-                metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
-                queue.done();
-                // A mirror error means the run could not even be recorded: a failure too.
-                let failed = result.as_ref().map_or(true, |r| r.status == RunStatus::Failed);
-                let failures = if failed {
-                    shared.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
-                } else {
-                    shared.consecutive_failures.store(0, Ordering::Relaxed);
-                    0
-                };
-                metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
-                match result {
-                    Ok(record) => {
-                        done_tx.send_replace(Some(record));
-                    }
-                    Err(e) => error!(error = %e, "Sync run could not be recorded"),
-                }
-            }
-        })
-    };
+    let mut worker = tokio::spawn(
+        crate::sync::worker::Worker {
+            queue: queue.clone(),
+            config: config_rx.clone(),
+            mirror: mirror.clone(),
+            stop: run_stop.clone(),
+            consecutive_failures: shared.consecutive_failures.clone(),
+            done: done_tx,
+        }
+        .run(),
+    );
 
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));

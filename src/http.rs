@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::mirror::{Mirror, RunRecord};
-use crate::sync::worker::{Queued, Trigger, TriggerKind, TriggerQueue};
+use crate::trigger::{Queued, Trigger, TriggerKind, TriggerQueue};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,7 @@ pub struct Shared {
     pub queue: Arc<TriggerQueue>,
     pub next_fire: watch::Receiver<Option<DateTime<Utc>>>,
     pub metrics: Option<PrometheusHandle>,
-    pub consecutive_failures: AtomicU64,
+    pub consecutive_failures: Arc<AtomicU64>,
     pub shutting_down: AtomicBool,
     pub started_at: DateTime<Utc>,
 }

@@ -9,7 +9,7 @@
 //! - [`target`]: target systems (SCIM 2.0, file), each behind `Target`;
 //! - [`mirror`]: the SQLite mirror — bindings, runs, run items;
 //! - [`sync`]: one run: fetch -> reconcile -> apply -> record; `sync::worker`
-//!   runs one at a time from a coalescing trigger queue;
+//!   runs one at a time, taking triggers from [`trigger`]'s coalescing queue;
 //! - [`schedule`]: when runs happen; [`http`]: /metrics /healthz /readyz
 //!   /status POST /sync; [`app`]: the daemon (`orgsync run`) wiring,
 //!   signals, systemd notify, shutdown;
@@ -32,3 +32,4 @@ pub mod source;
 pub mod sync;
 pub mod target;
 pub mod telemetry;
+pub mod trigger;

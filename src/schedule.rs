@@ -11,7 +11,7 @@
 //!
 //! The loop takes a [`Clock`], so tests drive it with paused tokio time.
 
-use crate::sync::worker::{Trigger, TriggerKind, TriggerQueue};
+use crate::trigger::{Trigger, TriggerKind, TriggerQueue};
 use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use std::sync::Arc;

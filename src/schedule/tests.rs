@@ -1,5 +1,5 @@
 use super::*;
-use crate::sync::worker::TriggerQueue;
+use crate::trigger::TriggerQueue;
 use chrono::SubsecRound;
 
 fn utc(s: &str) -> DateTime<Utc> {

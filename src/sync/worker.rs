@@ -1,188 +1,63 @@
-//! One run at a time. Every trigger (schedule, start, `POST /sync`,
-//! SIGUSR1) goes through a [`TriggerQueue`]: when idle the run starts; a
-//! trigger during a run queues exactly one follow-up, and further triggers
-//! merge into it (the largest `allow_deletes` wins, a manual trigger's name
-//! wins over the schedule's).
+//! The worker: one run at a time, taken from the trigger queue, until the
+//! queue closes. Each run has a thread of its own ([`super::run_on_own_thread`]),
+//! so the daemon's loop never waits for one.
 
-use serde::Serialize;
-use std::sync::Mutex;
-use tokio::sync::Notify;
+use super::SyncError;
+use crate::config::Config;
+use crate::mirror::{Mirror, RunRecord, RunStatus};
+use crate::reconcile::RunOptions;
+use crate::telemetry::m;
+use crate::trigger::TriggerQueue;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::error;
 
-/// What started a run; a bounded set (it is a metric label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerKind {
-    /// `run_on_start`.
-    Startup,
-    Schedule,
-    /// `POST /sync` (also what `orgsync trigger` calls).
-    Http,
-    /// SIGUSR1.
-    Signal,
+/// What the worker needs, passed in (the daemon builds it; tests can too).
+#[derive(Debug)]
+pub struct Worker {
+    pub queue: Arc<TriggerQueue>,
+    /// The config in force when each run starts (reloads swap it).
+    pub config: watch::Receiver<Arc<Config>>,
+    pub mirror: Arc<Mirror>,
+    /// Shutdown: no new operations; the run in flight is recorded.
+    pub stop: CancellationToken,
+    /// Failed runs in a row (0 after any run that did not fail).
+    pub consecutive_failures: Arc<AtomicU64>,
+    /// Each recorded run, as it is recorded.
+    pub done: watch::Sender<Option<RunRecord>>,
 }
 
-impl TriggerKind {
-    pub const ALL: &[TriggerKind] = &[TriggerKind::Startup, TriggerKind::Schedule, TriggerKind::Http, TriggerKind::Signal];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerKind::Startup => "startup",
-            TriggerKind::Schedule => "schedule",
-            TriggerKind::Http => "http",
-            TriggerKind::Signal => "signal",
-        }
-    }
-
-    fn is_manual(self) -> bool {
-        matches!(self, TriggerKind::Http | TriggerKind::Signal)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Trigger {
-    pub kind: TriggerKind,
-    /// The admin's one-time approval for deletions held back by the guard.
-    pub allow_deletes: u64,
-}
-
-/// What became of a pushed trigger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Queued {
-    /// No run in progress: it starts now.
-    Started,
-    /// A run is in progress: this one follows it.
-    AfterCurrentRun,
-    /// A follow-up was already queued: merged into it.
-    Merged,
-    /// Shutting down: not taken.
-    Refused,
-}
-
-impl std::fmt::Display for Queued {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Queued::Started => "started",
-            Queued::AfterCurrentRun => "after_current_run",
-            Queued::Merged => "merged",
-            Queued::Refused => "refused",
-        })
-    }
-}
-
-#[derive(Debug, Default)]
-struct State {
-    pending: Option<Trigger>,
-    running: bool,
-    closed: bool,
-}
-
-#[derive(Debug, Default)]
-pub struct TriggerQueue {
-    state: Mutex<State>,
-    notify: Notify,
-}
-
-impl TriggerQueue {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn push(&self, t: Trigger) -> Queued {
-        let Ok(mut s) = self.state.lock() else { return Queued::Refused };
-        if s.closed {
-            return Queued::Refused;
-        }
-        let running = s.running;
-        let queued = match (&mut s.pending, running) {
-            (Some(p), _) => {
-                p.allow_deletes = p.allow_deletes.max(t.allow_deletes);
-                if t.kind.is_manual() && !p.kind.is_manual() {
-                    p.kind = t.kind;
+impl Worker {
+    pub async fn run(self) {
+        while let Some(t) = self.queue.next().await {
+            let config = self.config.borrow().clone();
+            metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
+            let options = RunOptions { allow_deletes: t.allow_deletes };
+            let result = super::run_on_own_thread(config, self.mirror.clone(), t.kind.as_str(), options, self.stop.clone()).await;
+            metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
+            self.queue.done();
+            self.count(&result);
+            match result {
+                Ok(record) => {
+                    self.done.send_replace(Some(record));
                 }
-                Queued::Merged
+                Err(e) => error!(error = %e, "Sync run could not be recorded"),
             }
-            (None, running) => {
-                s.pending = Some(t);
-                if running { Queued::AfterCurrentRun } else { Queued::Started }
-            }
+        }
+    }
+
+    /// A run that failed, or could not even be recorded, is a failure; a
+    /// run stopped by shutdown is `partial`, not one.
+    fn count(&self, result: &Result<RunRecord, SyncError>) {
+        let failed = result.as_ref().map_or(true, |r| r.status == RunStatus::Failed);
+        let failures = if failed {
+            self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            0
         };
-        drop(s);
-        self.notify.notify_one();
-        queued
-    }
-
-    /// The next trigger to run, marking a run as in progress; `None` once
-    /// closed. Call [`TriggerQueue::done`] when the run ends.
-    pub async fn next(&self) -> Option<Trigger> {
-        loop {
-            {
-                let Ok(mut s) = self.state.lock() else { return None };
-                if s.closed {
-                    return None;
-                }
-                if let Some(t) = s.pending.take() {
-                    s.running = true;
-                    return Some(t);
-                }
-            }
-            self.notify.notified().await;
-        }
-    }
-
-    pub fn done(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.running = false;
-        }
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.state.lock().is_ok_and(|s| s.running)
-    }
-
-    /// Stop taking triggers; a queued follow-up is dropped.
-    pub fn close(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.closed = true;
-            s.pending = None;
-        }
-        self.notify.notify_one();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(kind: TriggerKind, allow_deletes: u64) -> Trigger {
-        Trigger { kind, allow_deletes }
-    }
-
-    #[tokio::test]
-    async fn a_trigger_during_a_run_queues_exactly_one_follow_up() {
-        let q = TriggerQueue::new();
-        assert_eq!(q.push(t(TriggerKind::Schedule, 0)), Queued::Started);
-        assert_eq!(q.next().await, Some(t(TriggerKind::Schedule, 0)));
-        assert_eq!(q.push(t(TriggerKind::Schedule, 0)), Queued::AfterCurrentRun);
-        assert_eq!(q.push(t(TriggerKind::Http, 5)), Queued::Merged);
-        assert_eq!(q.push(t(TriggerKind::Schedule, 2)), Queued::Merged);
-        q.done();
-        // The merged follow-up keeps the manual trigger and the larger approval.
-        assert_eq!(q.next().await, Some(t(TriggerKind::Http, 5)));
-        q.done();
-        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), q.next()).await;
-        assert!(waited.is_err(), "no third run: the follow-up absorbed the other triggers");
-    }
-
-    #[tokio::test]
-    async fn closing_refuses_triggers_and_drops_the_follow_up() {
-        let q = TriggerQueue::new();
-        q.push(t(TriggerKind::Schedule, 0));
-        assert!(q.next().await.is_some());
-        q.push(t(TriggerKind::Signal, 0));
-        q.close();
-        assert_eq!(q.push(t(TriggerKind::Http, 0)), Queued::Refused);
-        q.done();
-        assert_eq!(q.next().await, None);
+        metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
     }
 }
