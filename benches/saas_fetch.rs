@@ -25,7 +25,7 @@ mod fake_feishu;
 #[path = "../tests/it/fake_wecom.rs"]
 mod fake_wecom;
 
-use orgsync::config::SourceConfig;
+use orgsync::source::SourceConfig;
 use std::time::Instant;
 
 const DEPTS: usize = 2_000;

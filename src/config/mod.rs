@@ -4,7 +4,7 @@
 //!
 //! Relative paths in the file are resolved against the config file's directory.
 
-mod reader;
+pub mod reader;
 pub mod secret;
 
 pub use reader::Problem;
@@ -12,6 +12,8 @@ pub use secret::Secret;
 
 use crate::reconcile::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use crate::schedule::{self, Mode, MonthDay, Schedule};
+use crate::source::SourceConfig;
+use crate::target::TargetConfig;
 use reader::{Problems, Reader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,124 +89,10 @@ impl Default for DaemonConfig {
     }
 }
 
-/// `[source]`: `kind` selects the source; the other keys depend on it.
-#[derive(Clone, Debug)]
-pub enum SourceConfig {
-    /// `kind = "file"`: a JSON document of departments and users.
-    File {
-        /// `path`: the JSON file (required).
-        path: PathBuf,
-    },
-    /// `kind = "ldap"`: OpenLDAP or Active Directory.
-    Ldap(Box<LdapConfig>),
-    /// `kind = "feishu"` or `"lark"`: contact v3.
-    Feishu(Box<crate::source::feishu::FeishuConfig>),
-    /// `kind = "dingtalk"`: the oapi contact APIs.
-    DingTalk(Box<crate::source::dingtalk::DingTalkConfig>),
-    /// `kind = "wecom"`: the contact APIs with the Contact Sync secret.
-    WeCom(Box<crate::source::wecom::WeComConfig>),
-}
-
-impl SourceConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::File { .. } => "file",
-            SourceConfig::Ldap(_) => "ldap",
-            SourceConfig::Feishu(c) if c.vendor == "Lark" => "lark",
-            SourceConfig::Feishu(_) => "feishu",
-            SourceConfig::DingTalk(_) => "dingtalk",
-            SourceConfig::WeCom(_) => "wecom",
-        }
-    }
-}
-
-/// `kind = "ldap"`.
-#[derive(Clone, Debug)]
-pub struct LdapConfig {
-    /// `url`: `ldap://host:389` or `ldaps://host:636` (required).
-    pub url: url::Url,
-    /// `starttls`: upgrade an `ldap://` connection with StartTLS. Default false.
-    pub starttls: bool,
-    /// `ca_file`: PEM CA certificates to trust; default the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// `tls_insecure`: skip certificate checks (logged as a warning every run). Default false.
-    pub tls_insecure: bool,
-    /// `bind_dn`; anonymous when absent.
-    pub bind_dn: Option<String>,
-    /// `bind_password` / `bind_password_file`.
-    pub bind_password: Option<Secret>,
-    /// `base_dn`: where users and OUs are searched (required).
-    pub base_dn: String,
-    /// `user_filter`: default per flavor.
-    pub user_filter: String,
-    /// `page_size`: paged-results page size. Default 500 (AD caps pages at 1000).
-    pub page_size: u32,
-    /// `timeout`: connect and per-operation. Default `30s`.
-    pub timeout: Duration,
-    /// `flavor`: `openldap` (default), `active_directory` or `389ds`.
-    pub flavor: crate::source::ldap::Flavor,
-    /// `[source.attributes]`: user field -> LDAP attribute; defaults per flavor.
-    pub attributes: crate::source::ldap::Attributes,
-    /// `departments.from`: `ou_tree` (default), `attribute` (with
-    /// `departments.attribute`) or `groups` (with optional `departments.base_dn`
-    /// and `departments.filter`).
-    pub departments: crate::source::ldap::Departments,
-}
-
-/// `[target]`: `kind` selects the target.
-#[derive(Clone, Debug)]
-pub enum TargetConfig {
-    Scim(ScimConfig),
-    /// `kind = "file"`: the target directory as one JSON document.
-    File {
-        /// `path`: the JSON file written after each run (required).
-        path: PathBuf,
-    },
-}
-
-impl TargetConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TargetConfig::Scim(_) => "scim",
-            TargetConfig::File { .. } => "file",
-        }
-    }
-}
-
-/// How orgsync authenticates to a SCIM service.
-#[derive(Clone, Debug)]
-pub enum ScimAuth {
-    /// `token` / `token_file`: `Authorization: Bearer ...`.
-    Bearer(Secret),
-    /// `username` + `password` / `password_file`: HTTP basic auth.
-    Basic { username: String, password: Secret },
-    /// Neither given (only for services that need no auth).
-    None,
-}
-
-/// `kind = "scim"`.
-#[derive(Clone, Debug)]
-pub struct ScimConfig {
-    /// `base_url`: the SCIM base, e.g. `https://idp.example.com/scim/v2` (required).
-    pub base_url: url::Url,
-    pub auth: ScimAuth,
-    /// `timeout`: per request. Default `30s`.
-    pub timeout: Duration,
-    /// `concurrency`: requests in flight at once. Default 8.
-    pub concurrency: usize,
-    /// `max_retries`: retries of a transient failure (timeout, 429, 5xx). Default 5.
-    pub max_retries: usize,
-    /// `page_size`: `count` per list request. Default 100.
-    pub page_size: usize,
-}
-
 /// Every timeout: per request or operation.
-const TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
+pub const TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
 /// Every `max_retries`: beyond 20, backoff has long reached its cap.
-const RETRIES: std::ops::RangeInclusive<u64> = 0..=20;
-
-const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom"];
-const TARGET_KINDS: &[&str] = &["scim", "file"];
+pub const RETRIES: std::ops::RangeInclusive<u64> = 0..=20;
 
 /// Read and validate the config at `path`, with environment overrides.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -313,37 +201,11 @@ pub fn validate_with(
     let state_dir = root.path("state_dir", &mut errs).unwrap_or_else(|| PathBuf::from("/var/lib/orgsync"));
 
     let mut s = root.table("source", &mut errs);
-    let source = match s.one_of::<String>("kind", SOURCE_KINDS, &mut errs).as_deref() {
-        Some("file") => s.path("path", &mut errs).map(|path| SourceConfig::File { path }).or_else(|| {
-            s.problem(&mut errs, "path", "is required for source kind \"file\"");
-            None
-        }),
-        Some("ldap") => ldap(&mut s, &mut errs),
-        Some("feishu") => feishu(&mut s, "Feishu", crate::source::feishu::FEISHU_BASE, &mut errs),
-        Some("lark") => feishu(&mut s, "Lark", crate::source::feishu::LARK_BASE, &mut errs),
-        Some("dingtalk") => dingtalk(&mut s, &mut errs),
-        Some("wecom") => wecom(&mut s, &mut errs),
-        None if !s.has("kind") => {
-            s.problem(&mut errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
-            None
-        }
-        _ => None,
-    };
+    let source = crate::source::config::parse(&mut s, &mut errs);
     s.finish(&mut errs);
 
     let mut t = root.table("target", &mut errs);
-    let target = match t.one_of::<String>("kind", TARGET_KINDS, &mut errs).as_deref() {
-        Some("file") => t.path("path", &mut errs).map(|path| TargetConfig::File { path }).or_else(|| {
-            t.problem(&mut errs, "path", "is required for target kind \"file\"");
-            None
-        }),
-        Some("scim") => scim(&mut t, &mut errs),
-        None if !t.has("kind") => {
-            t.problem(&mut errs, "kind", format!("is required (one of {})", TARGET_KINDS.join(", ")));
-            None
-        }
-        _ => None,
-    };
+    let target = crate::target::config::parse(&mut t, &mut errs);
     t.finish(&mut errs);
 
     let policy = policy(&mut root, source.as_ref(), &mut errs);
@@ -356,257 +218,12 @@ pub fn validate_with(
     }
 }
 
-/// The HTTP keys every SaaS source shares: `base_url`, `timeout`,
-/// `rate_limit` (requests per second, at most `max_rate`), `max_retries`.
-fn http_settings(
-    s: &mut Reader<'_>,
-    default_base: &str,
-    default_rate: u32,
-    max_rate: u32,
-    errs: &mut Problems,
-) -> crate::source::saas::HttpSettings {
-    let base_url = if s.has("base_url") {
-        s.url("base_url", &["https", "http"], "must be http(s)://host[:port]", "the source's secret keys", errs).map(|u| u.to_string())
-    } else {
-        None
-    };
-    let rate = s.u64("rate_limit", errs).unwrap_or(u64::from(default_rate));
-    if !(1..=u64::from(max_rate)).contains(&rate) {
-        s.problem(errs, "rate_limit", format!("{rate} is out of range 1..={max_rate} requests per second (the vendor's documented limit)"));
-    }
-    crate::source::saas::HttpSettings {
-        base_url: base_url.unwrap_or_else(|| default_base.to_owned()),
-        timeout: s.duration("timeout", TIMEOUTS, errs).unwrap_or(Duration::from_secs(30)),
-        rate_limit: rate.clamp(1, u64::from(max_rate)) as u32,
-        max_retries: s.u64_in("max_retries", RETRIES, errs).unwrap_or(5) as usize,
-        token_margin: Duration::from_secs(300),
-    }
-}
-
-/// `concurrency`: departments read at once (default 4, at most 32).
-fn concurrency(s: &mut Reader<'_>, errs: &mut Problems) -> usize {
-    let concurrency = s.u64("concurrency", errs).unwrap_or(4);
-    if !(1..=32).contains(&concurrency) {
-        s.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=32"));
-    }
-    concurrency.clamp(1, 32) as usize
-}
-
-/// A secret that must be given inline as `k` or in the file `k_file`.
-fn required_secret(s: &mut Reader<'_>, k: &'static str, k_file: &'static str, errs: &mut Problems) -> Option<Secret> {
-    let secret = s.secret(k, k_file, errs);
-    if secret.is_none() && !errs.iter().any(|e| e.key.starts_with(&s.key(k))) {
-        s.problem(errs, k, format!("is required (or {k_file})"));
-    }
-    secret
-}
-
-fn feishu(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &mut Problems) -> Option<SourceConfig> {
-    let http = http_settings(s, default_base, 20, 50, errs);
-    let concurrency = concurrency(s, errs);
-    let department_id_type = s
-        .one_of::<String>("department_id_type", &["open_department_id", "department_id"], errs)
-        .unwrap_or_else(|| "open_department_id".into());
-    let user_id_type = s.one_of::<String>("user_id_type", &["union_id", "open_id", "user_id"], errs).unwrap_or_else(|| "union_id".into());
-    let roots = s.strings("roots", errs).unwrap_or_else(|| vec!["0".into()]);
-    if roots.is_empty() {
-        s.problem(errs, "roots", "is empty: list department ids, or leave it out for the whole tenant (\"0\")");
-    }
-    let app_id = s.required_string("app_id", errs);
-    let app_secret = required_secret(s, "app_secret", "app_secret_file", errs);
-    Some(SourceConfig::Feishu(Box::new(crate::source::feishu::FeishuConfig {
-        vendor,
-        app_id: app_id?,
-        app_secret: app_secret?,
-        http,
-        roots,
-        department_id_type,
-        user_id_type,
-        concurrency,
-    })))
-}
-
-/// Department ids to read from (`roots`, default `[1]`, the whole organisation).
-fn integer_roots(s: &mut Reader<'_>, errs: &mut Problems) -> Vec<i64> {
-    let roots = s.integers("roots", errs).unwrap_or_else(|| vec![1]);
-    if roots.is_empty() {
-        s.problem(errs, "roots", "is empty: list department ids, or leave it out for the whole organisation (1)");
-    }
-    roots
-}
-
-fn dingtalk(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
-    // DingTalk documents 20 requests per second for internal apps.
-    let http = http_settings(s, crate::source::dingtalk::DINGTALK_BASE, 15, 20, errs);
-    let concurrency = concurrency(s, errs);
-    let roots = integer_roots(s, errs);
-    let user_id_type = s.one_of::<String>("user_id_type", &["userid", "unionid"], errs).unwrap_or_else(|| "userid".into());
-    let agent_id = s.string("agent_id", errs);
-    let app_key = s.required_string("app_key", errs);
-    let app_secret = required_secret(s, "app_secret", "app_secret_file", errs);
-    Some(SourceConfig::DingTalk(Box::new(crate::source::dingtalk::DingTalkConfig {
-        app_key: app_key?,
-        app_secret: app_secret?,
-        agent_id,
-        http,
-        roots,
-        user_id_type,
-        concurrency,
-    })))
-}
-
-fn wecom(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
-    use crate::source::wecom::{Api, WECOM_BASE, WeComConfig};
-    // WeCom allows 10,000 calls a minute per API (about 166/s); stay far under.
-    let http = http_settings(s, WECOM_BASE, 50, 150, errs);
-    let concurrency = concurrency(s, errs);
-    let roots = integer_roots(s, errs);
-    let api = s.one_of::<Api>("api", &["simplelist", "list"], errs).unwrap_or(Api::Simplelist);
-    let page_size = s.u64("page_size", errs).unwrap_or(10_000);
-    if !(1..=10_000).contains(&page_size) {
-        s.problem(errs, "page_size", format!("{page_size} is out of range 1..=10000 (user/list_id's limit)"));
-    }
-    let corp_id = s.required_string("corp_id", errs);
-    let corp_secret = required_secret(s, "corp_secret", "corp_secret_file", errs);
-    Some(SourceConfig::WeCom(Box::new(WeComConfig {
-        corp_id: corp_id?,
-        corp_secret: corp_secret?,
-        http,
-        api,
-        roots,
-        page_size: page_size.clamp(1, 10_000) as u32,
-        concurrency,
-    })))
-}
-
-fn ldap(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
-    use crate::source::ldap::{Departments, Flavor};
-    let url = s.url("url", &["ldap", "ldaps"], "must be ldap://host[:port] or ldaps://host[:port]", "bind_dn + bind_password_file", errs);
-    let starttls = s.bool("starttls", errs).unwrap_or(false);
-    if starttls && url.as_ref().is_some_and(|u| u.scheme() == "ldaps") {
-        s.problem(errs, "starttls", "is for ldap:// URLs; ldaps:// is TLS from the start");
-    }
-    let flavor = match s.one_of::<String>("flavor", &["openldap", "active_directory", "389ds"], errs).as_deref() {
-        Some("active_directory") => Flavor::ActiveDirectory,
-        Some("389ds") => Flavor::Ds389,
-        _ => Flavor::OpenLdap,
-    };
-    let mut a = s.table("attributes", errs);
-    let d = flavor.default_attributes();
-    let attributes = crate::source::ldap::Attributes {
-        username: a.string("username", errs).unwrap_or(d.username),
-        name: a.string("name", errs).unwrap_or(d.name),
-        email: a.string("email", errs).unwrap_or(d.email),
-        mobile: a.string("mobile", errs).unwrap_or(d.mobile),
-        employee_no: a.string("employee_no", errs).unwrap_or(d.employee_no),
-        nickname: a.string("nickname", errs).unwrap_or(d.nickname),
-        title: a.string("title", errs).unwrap_or(d.title),
-    };
-    a.finish(errs);
-    let mut dp = s.table("departments", errs);
-    let from = dp.one_of::<String>("from", &["ou_tree", "attribute", "groups"], errs);
-    let attribute = dp.string("attribute", errs);
-    let group_base = dp.string("base_dn", errs);
-    let group_filter = dp.string("filter", errs);
-    let from = from.as_deref().unwrap_or("ou_tree");
-    if from != "attribute" && attribute.is_some() {
-        dp.problem(errs, "attribute", "is only used with from = \"attribute\"");
-    }
-    for (key, set) in [("base_dn", group_base.is_some()), ("filter", group_filter.is_some())] {
-        if from != "groups" && set {
-            dp.problem(errs, key, "is only used with from = \"groups\"");
-        }
-    }
-    let departments = match (from, attribute) {
-        ("attribute", Some(a)) => Departments::Attribute(a),
-        ("attribute", None) => {
-            dp.problem(errs, "attribute", "is required with from = \"attribute\"");
-            Departments::OuTree
-        }
-        ("groups", _) => {
-            Departments::Groups { base_dn: group_base, filter: group_filter.unwrap_or_else(|| flavor.default_group_filter().to_owned()) }
-        }
-        _ => Departments::OuTree,
-    };
-    dp.finish(errs);
-    let page_size = s.u64("page_size", errs).unwrap_or(500);
-    if !(1..=1000).contains(&page_size) {
-        s.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000 (Active Directory caps pages at 1000)"));
-    }
-    let bind_dn = s.string("bind_dn", errs);
-    let bind_password = s.secret("bind_password", "bind_password_file", errs);
-    if bind_dn.is_some() != bind_password.is_some() && !errs.iter().any(|e| e.key.starts_with(&s.key("bind_password"))) {
-        s.problem(
-            errs,
-            "bind_password",
-            "bind_dn and bind_password (or bind_password_file) go together; leave both out for an anonymous bind",
-        );
-    }
-    let config = LdapConfig {
-        starttls,
-        ca_file: s.path("ca_file", errs),
-        tls_insecure: s.bool("tls_insecure", errs).unwrap_or(false),
-        bind_dn,
-        bind_password,
-        base_dn: s.required_string("base_dn", errs).unwrap_or_default(),
-        user_filter: s.string("user_filter", errs).unwrap_or_else(|| flavor.default_user_filter().to_owned()),
-        page_size: page_size as u32,
-        timeout: s.duration("timeout", TIMEOUTS, errs).unwrap_or(Duration::from_secs(30)),
-        flavor,
-        attributes,
-        departments,
-        url: url?,
-    };
-    Some(SourceConfig::Ldap(Box::new(config)))
-}
-
-fn scim(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
-    let base_url =
-        t.url("base_url", &["http", "https"], "must be an http:// or https:// URL", "username + password_file, or token_file", errs);
-    let token = t.secret("token", "token_file", errs);
-    let username = t.string("username", errs);
-    let password = t.secret("password", "password_file", errs);
-    let auth = match (token, username, password) {
-        (Some(tok), None, None) => ScimAuth::Bearer(tok),
-        (None, Some(username), Some(password)) => ScimAuth::Basic { username, password },
-        (None, None, None) => ScimAuth::None,
-        (Some(_), _, _) => {
-            t.problem(errs, "token", "use either token or username + password, not both");
-            ScimAuth::None
-        }
-        (None, _, _) => {
-            t.problem(errs, "password", "basic auth needs both username and password (or password_file)");
-            ScimAuth::None
-        }
-    };
-    let timeout = t.duration("timeout", TIMEOUTS, errs).unwrap_or(Duration::from_secs(30));
-    let concurrency = t.u64("concurrency", errs).unwrap_or(8);
-    if !(1..=256).contains(&concurrency) {
-        t.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=256"));
-    }
-    let max_retries = t.u64_in("max_retries", RETRIES, errs).unwrap_or(5);
-    let page_size = t.u64("page_size", errs).unwrap_or(100);
-    if !(1..=1000).contains(&page_size) {
-        t.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000"));
-    }
-    Some(TargetConfig::Scim(ScimConfig {
-        base_url: base_url?,
-        auth,
-        timeout,
-        concurrency: concurrency as usize,
-        max_retries: max_retries as usize,
-        page_size: page_size as usize,
-    }))
-}
-
 fn policy(root: &mut Reader<'_>, source: Option<&SourceConfig>, errs: &mut Problems) -> Policy {
     let mut p = root.table("policy", errs);
     let mut u = p.table("users", errs);
     let mut du = UserPolicy::default();
-    // WeCom apps created since 2022-06-20 receive neither email nor mobile:
-    // match on the userid, which WeCom always returns.
-    if matches!(source, Some(SourceConfig::WeCom(_))) {
-        du.match_by = vec![MatchKey::Username];
+    if let Some(source) = source {
+        du.match_by = source.default_match_by();
     }
     let users = UserPolicy {
         target_only: u.one_of("target_only", TargetOnly::ALLOWED, errs).unwrap_or(du.target_only),

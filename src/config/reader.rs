@@ -21,6 +21,7 @@ impl std::fmt::Display for Problem {
     }
 }
 
+#[derive(Debug)]
 pub struct Reader<'a> {
     prefix: String,
     map: Option<&'a Map<String, Value>>,

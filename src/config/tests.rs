@@ -1,5 +1,6 @@
 use super::*;
 use crate::source::ldap::Departments;
+use crate::target::scim::ScimAuth;
 use std::io::Write;
 
 fn write(dir: &Path, text: &str) -> PathBuf {

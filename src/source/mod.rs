@@ -2,6 +2,7 @@
 //! [`IdentitySource`]: fetch the whole in-scope directory, all pages or
 //! nothing (a failed fetch fails the run before anything is applied).
 
+pub mod config;
 pub mod dingtalk;
 pub mod feishu;
 pub mod file;
@@ -9,8 +10,8 @@ pub mod ldap;
 pub mod saas;
 pub mod wecom;
 
-use crate::config::SourceConfig;
 use crate::model::{Snapshot, UserField};
+pub use config::SourceConfig;
 use futures::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]

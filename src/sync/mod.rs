@@ -75,7 +75,7 @@ pub async fn run_on_own_thread(
 /// change the target), and said once.
 async fn fetch_source(config: &Config) -> Result<Snapshot, SourceError> {
     let mut snapshot = source::build(&config.source).fetch().await?;
-    if matches!(config.source, crate::config::SourceConfig::File { .. }) {
+    if matches!(config.source, crate::source::SourceConfig::File { .. }) {
         return Ok(snapshot);
     }
     let total = snapshot.users.len();
@@ -200,8 +200,8 @@ pub async fn run(
     mirror.record_all(run_id, &rows)?;
 
     let concurrency = match &config.target {
-        crate::config::TargetConfig::Scim(c) => c.concurrency,
-        crate::config::TargetConfig::File { .. } => 1,
+        crate::target::TargetConfig::Scim(c) => c.concurrency,
+        crate::target::TargetConfig::File { .. } => 1,
     };
     let outcome = apply::apply(&plan, target.as_ref(), mirror, run_id, bindings, concurrency, stop).await?;
     if let Err(e) = target.flush().await {

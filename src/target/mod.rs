@@ -3,12 +3,13 @@
 //! resolves source ids to target ids before calling in, so targets never see
 //! bindings.
 
+pub mod config;
 pub mod file;
 pub mod scim;
 
-use crate::config::TargetConfig;
 use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DeptSpec, UserSpec};
+pub use config::TargetConfig;
 use futures::future::BoxFuture;
 use std::time::Duration;
 

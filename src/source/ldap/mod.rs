@@ -6,13 +6,15 @@
 //! Referrals and continuation references are ignored (ldap3 hands only
 //! entries through `EntriesOnly`).
 
+mod config;
+
 mod mapping;
 
 pub use mapping::{Attributes, Departments, Entry, Flavor, RangedValues, account_expired, guid};
 
 use super::{IdentitySource, SourceError};
-use crate::config::LdapConfig;
 use crate::model::Snapshot;
+pub use config::{LdapConfig, parse};
 use futures::future::BoxFuture;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};

@@ -4,7 +4,7 @@
 //! failures (timeouts, connection errors, 429, 5xx), and honour `Retry-After`
 //! on 429/503 through backon's `adjust`.
 
-use crate::config::{ScimAuth, ScimConfig};
+use super::{ScimAuth, ScimConfig};
 use crate::target::TargetError;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::Method;
@@ -238,7 +238,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ScimAuth;
+    use crate::target::scim::ScimAuth;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

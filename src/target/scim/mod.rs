@@ -13,13 +13,14 @@
 //! attributes orgsync does not manage are left alone.
 
 mod client;
+mod config;
 mod schema;
 
 use super::{TResult, Target, TargetError};
-use crate::config::ScimConfig;
 use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DeptSpec, Field, MatchKey, UserSpec};
 use client::{Client, Created};
+pub use config::{ScimAuth, ScimConfig, parse};
 use reqwest::Method;
 use serde_json::{Value, json};
 

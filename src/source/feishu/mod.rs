@@ -7,13 +7,17 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
+mod config;
+mod mapping;
+
+pub use config::*;
+use mapping::*;
+
 use super::saas::pager::{Page, all_pages};
 use super::saas::{
-    Client, HttpSettings, Record, Token, Vendor, Verdict, absent_fields, by_status, header_seconds, json_body, request_token, split, text,
-    without_id,
+    Client, Record, Token, Vendor, Verdict, absent_fields, by_status, header_seconds, json_body, request_token, split, text, without_id,
 };
 use super::{IdentitySource, SourceError};
-use crate::config::Secret;
 use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
@@ -21,26 +25,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-pub const FEISHU_BASE: &str = "https://open.feishu.cn";
-pub const LARK_BASE: &str = "https://open.larksuite.com";
 const PAGE_SIZE: &str = "50";
-
-/// `kind = "feishu" | "lark"`.
-#[derive(Clone, Debug)]
-pub struct FeishuConfig {
-    /// "Feishu" or "Lark", for messages.
-    pub vendor: &'static str,
-    pub app_id: String,
-    pub app_secret: Secret,
-    pub http: HttpSettings,
-    /// Department ids whose subtrees are read; `"0"` is the whole tenant.
-    pub roots: Vec<String>,
-    /// `open_department_id` (default) or `department_id`.
-    pub department_id_type: String,
-    /// `union_id` (default), `open_id` or `user_id`.
-    pub user_id_type: String,
-    pub concurrency: usize,
-}
 
 const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 
@@ -195,67 +180,6 @@ impl FeishuSource {
     }
 }
 
-/// Users listed once per department -> one user per id, departments merged,
-/// the primary (`orders[].is_primary_dept`) first.
-/// Users listed per department -> one user per id; the records that do not
-/// map are returned beside them, never dropped.
-pub fn merge_users(items: impl IntoIterator<Item = Value>, user_id_type: &str) -> (Vec<User>, Vec<Unreadable>) {
-    let (users, unreadable) = split(items.into_iter().map(|u| user(&u, user_id_type)));
-    (super::merge_by_id(users), unreadable)
-}
-
-fn user(u: &Value, user_id_type: &str) -> Result<User, Unreadable> {
-    let r = Record::new(u);
-    let Some(id) = r.text(user_id_type) else {
-        return Err(without_id(Kind::User, u, user_id_type, &["name", "open_id", "union_id", "user_id", "employee_no"]));
-    };
-    let mut depts: Vec<String> = u["department_ids"].as_array().into_iter().flatten().filter_map(text).collect();
-    let primary = u["orders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|o| o["is_primary_dept"] == true)
-        .and_then(|o| o.get("department_id").and_then(text));
-    if let Some(p) = primary {
-        depts.retain(|d| *d != p);
-        depts.insert(0, p);
-    }
-    let s = |k: &str| r.text(k);
-    let status = &u["status"];
-    let inactive = status["is_frozen"] == true || status["is_resigned"] == true;
-    // Fields the app has no scope for are left out of the record.
-    let mut absent = absent_fields(
-        u,
-        &[
-            (UserField::Name, &["name"]),
-            (UserField::Email, &["email", "enterprise_email"]),
-            (UserField::Mobile, &["mobile"]),
-            (UserField::EmployeeNo, &["employee_no"]),
-            (UserField::Nickname, &["nickname", "en_name"]),
-            (UserField::Title, &["job_title"]),
-        ],
-    );
-    // A mobile the user hides from the app says nothing about the number.
-    if u["mobile_visible"] == false && !absent.contains(&UserField::Mobile) {
-        absent.push(UserField::Mobile);
-    }
-    let user = User {
-        source_id: SourceId(id),
-        username: s("user_id").or_else(|| s("email")),
-        name: s("name"),
-        email: s("email").or_else(|| s("enterprise_email")),
-        mobile: s("mobile").filter(|_| u["mobile_visible"] != false),
-        employee_no: s("employee_no"),
-        nickname: s("nickname").or_else(|| s("en_name")),
-        title: s("job_title"),
-        department_ids: depts.into_iter().map(SourceId).collect(),
-        active: !inactive,
-        absent,
-    };
-    r.finish(Kind::User, &user.source_id)?;
-    Ok(user)
-}
-
 impl IdentitySource for FeishuSource {
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
@@ -263,61 +187,4 @@ impl IdentitySource for FeishuSource {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn rules() -> FeishuSource {
-        let http = HttpSettings {
-            base_url: FEISHU_BASE.into(),
-            timeout: Duration::from_secs(1),
-            rate_limit: 1,
-            max_retries: 0,
-            token_margin: Duration::ZERO,
-        };
-        FeishuSource::new(FeishuConfig {
-            vendor: "Feishu",
-            app_id: "cli_x".into(),
-            app_secret: Secret::new("s"),
-            http,
-            roots: vec!["0".into()],
-            department_id_type: "open_department_id".into(),
-            user_id_type: "union_id".into(),
-            concurrency: 1,
-        })
-    }
-
-    #[test]
-    fn the_envelope_is_checked_before_the_payload() {
-        let r = rules();
-        let h = HeaderMap::new();
-        assert!(matches!(r.check(200, &h, br#"{"code":0,"msg":"ok","data":{}}"#), Verdict::Ok(_)));
-        // Business errors behind HTTP 200.
-        assert!(
-            matches!(r.check(200, &h, br#"{"code":10003,"data":{},"msg":"invalid param"}"#), Verdict::Fatal { code, .. } if code == "10003")
-        );
-        assert!(matches!(r.check(400, &h, br#"{"code":99991663,"msg":"Invalid access token"}"#), Verdict::TokenInvalid { .. }));
-        assert!(matches!(r.check(404, &h, b"404 page not found"), Verdict::Fatal { message, .. } if message.contains("not JSON")));
-        assert!(matches!(r.check(502, &h, b"<html>bad gateway</html>"), Verdict::Transient { .. }));
-        let mut h = HeaderMap::new();
-        h.insert("x-ogw-ratelimit-reset", "3".parse().unwrap());
-        let v = r.check(429, &h, br#"{"code":99991400,"msg":"request trigger frequency limit"}"#);
-        assert!(matches!(v, Verdict::Throttled { wait: Some(d), .. } if d == Duration::from_secs(3)), "{v:?}");
-    }
-
-    #[test]
-    fn users_in_several_departments_are_one_user_with_the_primary_first() {
-        let a = json!({"union_id": "on_1", "name": "Ann", "department_ids": ["od-a", "od-b"],
-            "orders": [{"department_id": "od-a", "is_primary_dept": false}, {"department_id": "od-b", "is_primary_dept": true}],
-            "status": {"is_frozen": false, "is_resigned": false}});
-        let a_again = json!({"union_id": "on_1", "name": "Ann", "department_ids": ["od-c"], "status": {}});
-        let frozen = json!({"union_id": "on_2", "department_ids": [], "status": {"is_frozen": true}});
-        let resigned = json!({"union_id": "on_3", "department_ids": [], "status": {"is_resigned": true}});
-        let (users, unreadable) = merge_users([a, a_again, frozen, resigned], "union_id");
-        assert_eq!(unreadable, []);
-        assert_eq!(users.len(), 3);
-        let ids: Vec<&str> = users[0].department_ids.iter().map(|d| d.0.as_str()).collect();
-        assert_eq!(ids, ["od-b", "od-a", "od-c"]);
-        assert!(users[0].active && !users[1].active && !users[2].active);
-    }
-}
+mod tests;

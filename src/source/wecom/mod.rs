@@ -14,13 +14,17 @@
 //! (left) are inactive. WeCom orders larger-first; orgsync's order is
 //! smaller-first, so the order is negated.
 
+mod config;
+mod mapping;
+
+pub use config::*;
+use mapping::*;
+
 use super::saas::pager::{Page, all_pages};
 use super::saas::{
-    Client, HttpSettings, Record, Token, Vendor, Verdict, absent_fields, by_status, json_body, query_token, request_token, split, text,
-    without_id,
+    Client, Record, Token, Vendor, Verdict, absent_fields, by_status, json_body, query_token, request_token, split, text, without_id,
 };
 use super::{IdentitySource, SourceError};
-use crate::config::Secret;
 use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
@@ -29,7 +33,6 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-pub const WECOM_BASE: &str = "https://qyapi.weixin.qq.com";
 const TOKEN_PATH: &str = "/cgi-bin/gettoken";
 const DEPT_SIMPLELIST: &str = "/cgi-bin/department/simplelist";
 const DEPT_GET: &str = "/cgi-bin/department/get";
@@ -37,40 +40,6 @@ const DEPT_LIST: &str = "/cgi-bin/department/list";
 const USER_LIST_ID: &str = "/cgi-bin/user/list_id";
 const USER_GET: &str = "/cgi-bin/user/get";
 const USER_LIST: &str = "/cgi-bin/user/list";
-
-/// `source.api`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    Simplelist,
-    List,
-}
-
-impl std::str::FromStr for Api {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "simplelist" => Ok(Api::Simplelist),
-            "list" => Ok(Api::List),
-            _ => Err(()),
-        }
-    }
-}
-
-/// `kind = "wecom"`.
-#[derive(Clone, Debug)]
-pub struct WeComConfig {
-    /// `corp_id`: the company id (My Company → Company Information).
-    pub corp_id: String,
-    /// `corp_secret` / `corp_secret_file`: the Contact Sync secret.
-    pub corp_secret: Secret,
-    pub http: HttpSettings,
-    pub api: Api,
-    /// Department ids whose subtrees are read; `1` is the whole company.
-    pub roots: Vec<i64>,
-    /// `page_size`: rows per `user/list_id` page (1..=10000, default 10000).
-    pub page_size: u32,
-    pub concurrency: usize,
-}
 
 pub struct WeComSource {
     config: WeComConfig,
@@ -264,45 +233,6 @@ impl WeComSource {
     }
 }
 
-/// One user from `user/get` or `user/list`: `main_department` first.
-fn user(u: &Value) -> Result<User, Unreadable> {
-    let r = Record::new(u);
-    let Some(id) = r.text("userid") else { return Err(without_id(Kind::User, u, "userid", &["name", "open_userid", "alias"])) };
-    let s = |k: &str| r.text(k);
-    let mut depts: Vec<String> = u["department"].as_array().into_iter().flatten().filter_map(text).collect();
-    if let Some(main) = u.get("main_department").and_then(text).filter(|m| depts.contains(m)) {
-        depts.retain(|d| *d != main);
-        depts.insert(0, main);
-    }
-    let user = User {
-        source_id: SourceId(id.clone()),
-        username: Some(id),
-        name: s("name"),
-        email: s("email").or_else(|| s("biz_mail")),
-        mobile: s("mobile"),
-        employee_no: None,
-        nickname: s("alias").or_else(|| s("english_name")),
-        title: s("position"),
-        department_ids: depts.into_iter().map(SourceId).collect(),
-        active: u["status"].as_i64() == Some(1),
-        // Apps created after 2022-06-20 receive no email, biz_mail or
-        // mobile; WeCom has no employee number field.
-        absent: absent_fields(
-            u,
-            &[
-                (UserField::Name, &["name"]),
-                (UserField::Email, &["email", "biz_mail"]),
-                (UserField::Mobile, &["mobile"]),
-                (UserField::EmployeeNo, &[]),
-                (UserField::Nickname, &["alias", "english_name"]),
-                (UserField::Title, &["position"]),
-            ],
-        ),
-    };
-    r.finish(Kind::User, &user.source_id)?;
-    Ok(user)
-}
-
 impl IdentitySource for WeComSource {
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
@@ -310,66 +240,4 @@ impl IdentitySource for WeComSource {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rules() -> WeComSource {
-        let http = HttpSettings {
-            base_url: WECOM_BASE.into(),
-            timeout: std::time::Duration::from_secs(1),
-            rate_limit: 1,
-            max_retries: 0,
-            token_margin: std::time::Duration::ZERO,
-        };
-        WeComSource::new(WeComConfig {
-            corp_id: "ww1".into(),
-            corp_secret: Secret::new("s"),
-            http,
-            api: Api::Simplelist,
-            roots: vec![1],
-            page_size: 10000,
-            concurrency: 1,
-        })
-    }
-
-    #[test]
-    fn the_envelope_is_checked_before_the_payload() {
-        let r = rules();
-        let h = HeaderMap::new();
-        assert!(matches!(r.check(200, &h, br#"{"errcode":0,"errmsg":"ok","userlist":[]}"#), Verdict::Ok(_)));
-        for code in ["40014", "42001"] {
-            let body = format!(r#"{{"errcode":{code},"errmsg":"invalid access_token"}}"#);
-            assert!(matches!(r.check(200, &h, body.as_bytes()), Verdict::TokenInvalid { .. }), "{code}");
-        }
-        for code in ["45009", "45033"] {
-            let body = format!(r#"{{"errcode":{code},"errmsg":"api freq out of limit"}}"#);
-            assert!(matches!(r.check(200, &h, body.as_bytes()), Verdict::Throttled { .. }), "{code}");
-        }
-        assert!(matches!(r.check(200, &h, br#"{"errcode":-1,"errmsg":"system busy"}"#), Verdict::Transient { .. }));
-        let v = r.check(200, &h, br#"{"errcode":60020,"errmsg":"not allow to access from your ip, hint: [x], from ip: 10.0.0.1"}"#);
-        assert!(matches!(&v, Verdict::Fatal { code, .. } if code == "60020"), "{v:?}");
-        assert!(r.hint("60020").unwrap().contains("IP is not trusted"));
-        assert!(matches!(r.check(502, &h, b"<html>bad gateway</html>"), Verdict::Transient { .. }));
-    }
-
-    #[test]
-    fn a_user_maps_with_the_main_department_first_and_status() {
-        let u = json!({"userid": "zhangsan", "name": "李四", "department": [1, 2], "order": [1, 2], "position": "后台工程师",
-            "mobile": "13800000000", "gender": "1", "email": "", "biz_mail": "zhangsan@qyycs2.wecom.work", "is_leader_in_dept": [1, 0],
-            "alias": "jackzhang", "status": 1, "main_department": 2});
-        let got = user(&u).unwrap();
-        assert_eq!(got.username.as_deref(), Some("zhangsan"));
-        assert_eq!(got.email.as_deref(), Some("zhangsan@qyycs2.wecom.work"), "an empty email falls back to biz_mail");
-        let ids: Vec<&str> = got.department_ids.iter().map(|d| d.0.as_str()).collect();
-        assert_eq!(ids, ["2", "1"]);
-        assert!(got.active);
-        for status in [2, 4, 5] {
-            let mut u = u.clone();
-            u["status"] = status.into();
-            assert!(!user(&u).unwrap().active, "status {status}");
-        }
-        // Apps created after 2022-06-20 get neither email nor mobile.
-        let bare = user(&json!({"userid": "u2", "name": "N", "department": [3], "status": 1})).unwrap();
-        assert_eq!((bare.email, bare.mobile), (None, None));
-    }
-}
+mod tests;

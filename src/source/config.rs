@@ -1,0 +1,70 @@
+//! `[source]`: `kind` picks the source; each kind reads its own keys.
+
+use crate::config::reader::{Problems, Reader};
+use crate::reconcile::MatchKey;
+use std::path::PathBuf;
+
+pub const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom"];
+
+/// `[source]`: `kind` selects the source; the other keys depend on it.
+#[derive(Clone, Debug)]
+pub enum SourceConfig {
+    /// `kind = "file"`: a JSON document of departments and users.
+    File {
+        /// `path`: the JSON file (required).
+        path: PathBuf,
+    },
+    /// `kind = "ldap"`: OpenLDAP or Active Directory.
+    Ldap(Box<super::ldap::LdapConfig>),
+    /// `kind = "feishu"` or `"lark"`: contact v3.
+    Feishu(Box<super::feishu::FeishuConfig>),
+    /// `kind = "dingtalk"`: the oapi contact APIs.
+    DingTalk(Box<super::dingtalk::DingTalkConfig>),
+    /// `kind = "wecom"`: the contact APIs with the Contact Sync secret.
+    WeCom(Box<super::wecom::WeComConfig>),
+}
+
+impl SourceConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::File { .. } => "file",
+            SourceConfig::Ldap(_) => "ldap",
+            SourceConfig::Feishu(c) if c.vendor == "Lark" => "lark",
+            SourceConfig::Feishu(_) => "feishu",
+            SourceConfig::DingTalk(_) => "dingtalk",
+            SourceConfig::WeCom(_) => "wecom",
+        }
+    }
+}
+
+impl SourceConfig {
+    /// The default `policy.users.match_by` for this source. WeCom apps
+    /// created since 2022-06-20 receive neither email nor mobile: match on
+    /// the userid, which WeCom always returns.
+    pub fn default_match_by(&self) -> Vec<MatchKey> {
+        match self {
+            SourceConfig::WeCom(_) => vec![MatchKey::Username],
+            _ => vec![MatchKey::Email],
+        }
+    }
+}
+
+/// The `[source]` table, by its `kind`.
+pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
+    match s.one_of::<String>("kind", SOURCE_KINDS, errs).as_deref() {
+        Some("file") => s.path("path", errs).map(|path| SourceConfig::File { path }).or_else(|| {
+            s.problem(errs, "path", "is required for source kind \"file\"");
+            None
+        }),
+        Some("ldap") => super::ldap::parse(s, errs),
+        Some("feishu") => super::feishu::parse(s, "Feishu", super::feishu::FEISHU_BASE, errs),
+        Some("lark") => super::feishu::parse(s, "Lark", super::feishu::LARK_BASE, errs),
+        Some("dingtalk") => super::dingtalk::parse(s, errs),
+        Some("wecom") => super::wecom::parse(s, errs),
+        None if !s.has("kind") => {
+            s.problem(errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
+            None
+        }
+        _ => None,
+    }
+}

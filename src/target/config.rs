@@ -1,0 +1,42 @@
+//! `[target]`: `kind` picks the target; each kind reads its own keys.
+
+use crate::config::reader::{Problems, Reader};
+use std::path::PathBuf;
+
+pub const TARGET_KINDS: &[&str] = &["scim", "file"];
+
+/// `[target]`: `kind` selects the target.
+#[derive(Clone, Debug)]
+pub enum TargetConfig {
+    Scim(super::scim::ScimConfig),
+    /// `kind = "file"`: the target directory as one JSON document.
+    File {
+        /// `path`: the JSON file written after each run (required).
+        path: PathBuf,
+    },
+}
+
+impl TargetConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Scim(_) => "scim",
+            TargetConfig::File { .. } => "file",
+        }
+    }
+}
+
+/// The `[target]` table, by its `kind`.
+pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
+    match t.one_of::<String>("kind", TARGET_KINDS, errs).as_deref() {
+        Some("file") => t.path("path", errs).map(|path| TargetConfig::File { path }).or_else(|| {
+            t.problem(errs, "path", "is required for target kind \"file\"");
+            None
+        }),
+        Some("scim") => super::scim::parse(t, errs),
+        None if !t.has("kind") => {
+            t.problem(errs, "kind", format!("is required (one of {})", TARGET_KINDS.join(", ")));
+            None
+        }
+        _ => None,
+    }
+}

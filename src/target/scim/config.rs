@@ -1,0 +1,72 @@
+//! `[target] kind = "scim"`: its keys, their defaults and their validation.
+
+use crate::config::Secret;
+use crate::config::reader::{Problems, Reader};
+use crate::target::TargetConfig;
+use std::time::Duration;
+
+/// How orgsync authenticates to a SCIM service.
+#[derive(Clone, Debug)]
+pub enum ScimAuth {
+    /// `token` / `token_file`: `Authorization: Bearer ...`.
+    Bearer(Secret),
+    /// `username` + `password` / `password_file`: HTTP basic auth.
+    Basic { username: String, password: Secret },
+    /// Neither given (only for services that need no auth).
+    None,
+}
+
+/// `kind = "scim"`.
+#[derive(Clone, Debug)]
+pub struct ScimConfig {
+    /// `base_url`: the SCIM base, e.g. `https://idp.example.com/scim/v2` (required).
+    pub base_url: url::Url,
+    pub auth: ScimAuth,
+    /// `timeout`: per request. Default `30s`.
+    pub timeout: Duration,
+    /// `concurrency`: requests in flight at once. Default 8.
+    pub concurrency: usize,
+    /// `max_retries`: retries of a transient failure (timeout, 429, 5xx). Default 5.
+    pub max_retries: usize,
+    /// `page_size`: `count` per list request. Default 100.
+    pub page_size: usize,
+}
+
+pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
+    let base_url =
+        t.url("base_url", &["http", "https"], "must be an http:// or https:// URL", "username + password_file, or token_file", errs);
+    let token = t.secret("token", "token_file", errs);
+    let username = t.string("username", errs);
+    let password = t.secret("password", "password_file", errs);
+    let auth = match (token, username, password) {
+        (Some(tok), None, None) => ScimAuth::Bearer(tok),
+        (None, Some(username), Some(password)) => ScimAuth::Basic { username, password },
+        (None, None, None) => ScimAuth::None,
+        (Some(_), _, _) => {
+            t.problem(errs, "token", "use either token or username + password, not both");
+            ScimAuth::None
+        }
+        (None, _, _) => {
+            t.problem(errs, "password", "basic auth needs both username and password (or password_file)");
+            ScimAuth::None
+        }
+    };
+    let timeout = t.duration("timeout", crate::config::TIMEOUTS, errs).unwrap_or(Duration::from_secs(30));
+    let concurrency = t.u64("concurrency", errs).unwrap_or(8);
+    if !(1..=256).contains(&concurrency) {
+        t.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=256"));
+    }
+    let max_retries = t.u64_in("max_retries", crate::config::RETRIES, errs).unwrap_or(5);
+    let page_size = t.u64("page_size", errs).unwrap_or(100);
+    if !(1..=1000).contains(&page_size) {
+        t.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000"));
+    }
+    Some(TargetConfig::Scim(ScimConfig {
+        base_url: base_url?,
+        auth,
+        timeout,
+        concurrency: concurrency as usize,
+        max_retries: max_retries as usize,
+        page_size: page_size as usize,
+    }))
+}
