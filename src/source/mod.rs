@@ -46,6 +46,15 @@ impl SourceError {
 pub trait IdentitySource: Send + Sync {
     /// The whole in-scope directory.
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>>;
+
+    /// The kind, for logs and messages (`file`, `ldap`, `feishu`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// A document that is the whole truth (the file source): a field no
+    /// record has is empty, not withheld.
+    fn is_document(&self) -> bool {
+        false
+    }
 }
 
 /// Users listed once per department -> one user per source id, with the

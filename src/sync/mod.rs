@@ -11,9 +11,9 @@ pub mod worker;
 use crate::config::Config;
 use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunRecord, RunStatus, Sides};
 use crate::model::{Bindings, Snapshot};
-use crate::reconcile::{self, Plan, RunOptions};
-use crate::source::{self, SourceError};
-use crate::target::{self, TargetError};
+use crate::reconcile::{self, Plan, Policy, RunOptions};
+use crate::source::{self, IdentitySource, SourceError};
+use crate::target::{self, Target, TargetError};
 use crate::telemetry;
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,7 +62,7 @@ pub async fn run_on_own_thread(
         .name("orgsync-run".into())
         .spawn(move || {
             let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(run(&config, &mirror, trigger, options, &stop)),
+                Ok(rt) => rt.block_on(run_with_config(&config, &mirror, trigger, options, &stop)),
                 Err(e) => Err(SyncError::Thread(e)),
             };
             let _ = tx.send(result);
@@ -72,22 +72,23 @@ pub async fn run_on_own_thread(
 }
 
 /// Fetch the whole source; fields it withheld are marked absent (they never
-/// change the target), and said once.
-async fn fetch_source(config: &Config) -> Result<Snapshot, SourceError> {
-    let mut snapshot = source::build(&config.source).fetch().await?;
-    if matches!(config.source, crate::source::SourceConfig::File { .. }) {
+/// change the target), and said once. A document source (the file) is the
+/// whole truth: nothing is withheld there.
+async fn fetch_source(source: &dyn IdentitySource, policy: &Policy) -> Result<Snapshot, SourceError> {
+    let mut snapshot = source.fetch().await?;
+    if source.is_document() {
         return Ok(snapshot);
     }
     let total = snapshot.users.len();
     for (field, users) in source::mark_withheld(&mut snapshot) {
         // Fields the mapping never carries are no news; say only what the admin maps.
-        if !config.policy.users.fields.contains(&field) {
+        if !policy.users.fields.contains(&field) {
             continue;
         }
         let field = field.as_str();
         if users == total {
             warn!(
-                source = config.source.kind(),
+                source = source.kind(),
                 field,
                 users,
                 "The source provided this field for none of its users: withheld (a permission or field scope the app or \
@@ -95,7 +96,7 @@ async fn fetch_source(config: &Config) -> Result<Snapshot, SourceError> {
             );
         } else {
             info!(
-                source = config.source.kind(),
+                source = source.kind(),
                 field, users, total, "The source withheld this field for some users; their target values are kept"
             );
         }
@@ -109,26 +110,68 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
         Some(m) => m.bindings()?,
         None => Bindings::default(),
     };
-    let source = fetch_source(config).await?;
+    let source = fetch_source(source::build(&config.source).as_ref(), &config.policy).await?;
     let target = target::build(&config.target, &config.policy.users.match_by)?.load().await?;
     Ok(reconcile::plan(&source, &target, &bindings, &config.policy, options))
 }
 
-/// A real run. The caller holds the state-dir lock. Returns the recorded run.
-///
-/// When `stop` fires (SIGTERM), no new operation starts: the fetch is
-/// abandoned (nothing changed), or the operations in flight finish and the
-/// rest are recorded `not_attempted`; the next run picks them up.
-pub async fn run(
+/// Everything one run works with, passed in: the daemon and the CLI build
+/// them from the config ([`run_with_config`]); tests pass their own.
+pub struct RunContext<'a> {
+    pub source: &'a dyn IdentitySource,
+    pub target: &'a dyn Target,
+    pub mirror: &'a Mirror,
+    pub policy: &'a Policy,
+    /// Operations in flight at once.
+    pub concurrency: usize,
+    /// Shutdown: no new operation starts.
+    pub stop: &'a CancellationToken,
+}
+
+impl std::fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext").field("source", &self.source.kind()).field("concurrency", &self.concurrency).finish_non_exhaustive()
+    }
+}
+
+/// A real run of the configured source and target. The caller holds the
+/// state-dir lock. Returns the recorded run.
+pub async fn run_with_config(
     config: &Config,
     mirror: &Mirror,
     trigger: &str,
     options: RunOptions,
     stop: &CancellationToken,
 ) -> Result<RunRecord, SyncError> {
+    let source = source::build(&config.source);
+    let target = match target::build(&config.target, &config.policy.users.match_by) {
+        Ok(t) => t,
+        Err(e) => {
+            // Recorded like any run that could not start: nothing was changed.
+            let id = mirror.start_run(trigger)?;
+            let message = format!("cannot set up the target: {e}; nothing was changed");
+            error!(run = id, %message, "Sync run failed");
+            return Ok(mirror.finish_run(id, RunStatus::Failed, Some(&message))?);
+        }
+    };
+    let concurrency = match &config.target {
+        crate::target::TargetConfig::Scim(c) => c.concurrency,
+        crate::target::TargetConfig::File { .. } => 1,
+    };
+    let ctx = RunContext { source: source.as_ref(), target: target.as_ref(), mirror, policy: &config.policy, concurrency, stop };
+    run(&ctx, trigger, options).await
+}
+
+/// One run: fetch -> load -> plan -> apply -> record.
+///
+/// When `stop` fires (SIGTERM), no new operation starts: the fetch is
+/// abandoned (nothing changed), or the operations in flight finish and the
+/// rest are recorded `not_attempted`; the next run picks them up.
+pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
+    let RunContext { source, target, mirror, policy, concurrency, stop } = *ctx;
     let started = Instant::now();
     let run_id = mirror.start_run(trigger)?;
-    info!(run = run_id, trigger, source = config.source.kind(), "Sync run started");
+    info!(run = run_id, trigger, source = source.kind(), "Sync run started");
     let finish = |status: RunStatus, message: Option<&str>| -> Result<RunRecord, SyncError> {
         let record = mirror.finish_run(run_id, status, message)?;
         let finished = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
@@ -146,15 +189,13 @@ pub async fn run(
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let fetched = async {
-        let source = fetch_source(config)
+        let snapshot = fetch_source(source, policy)
             .await
-            .map_err(|e| format!("cannot fetch the source ({}): {e}; nothing was changed", config.source.kind()))?;
-        let target = target::build(&config.target, &config.policy.users.match_by)
-            .map_err(|e| format!("cannot set up the target: {e}; nothing was changed"))?;
+            .map_err(|e| format!("cannot fetch the source ({}): {e}; nothing was changed", source.kind()))?;
         let current = target.load().await.map_err(|e| format!("cannot read the target: {e}; nothing was changed"))?;
-        Ok::<_, String>((source, target, current))
+        Ok::<_, String>((snapshot, current))
     };
-    let (source, target, current) = tokio::select! {
+    let (snapshot, current) = tokio::select! {
         r = fetched => match r {
             Ok(v) => v,
             Err(message) => return fail(message),
@@ -163,14 +204,14 @@ pub async fn run(
         _ = stop.cancelled() => return stopped(),
     };
     let bindings = mirror.bindings()?;
-    let plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
+    let plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     if stop.is_cancelled() {
         return stopped();
     }
     info!(
         run = run_id,
-        source_users = source.users.len(),
-        source_departments = source.departments.len(),
+        source_users = snapshot.users.len(),
+        source_departments = snapshot.departments.len(),
         target_users = current.users.len(),
         target_departments = current.departments.len(),
         operations = plan.ops.len(),
@@ -199,18 +240,18 @@ pub async fn run(
         .collect();
     mirror.record_all(run_id, &rows)?;
 
-    let concurrency = match &config.target {
-        crate::target::TargetConfig::Scim(c) => c.concurrency,
-        crate::target::TargetConfig::File { .. } => 1,
-    };
-    let outcome = apply::apply(&plan, target.as_ref(), mirror, run_id, bindings, concurrency, stop).await?;
+    let outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, stop).await?;
     if let Err(e) = target.flush().await {
         return fail(format!("cannot write the target: {e}"));
     }
     let (bound_users, bound_departments) = mirror.binding_counts()?;
     let objects = ObjectCounts {
-        users: Sides { source: source.users.len() as u64, target: current.users.len() as u64, bound: bound_users },
-        departments: Sides { source: source.departments.len() as u64, target: current.departments.len() as u64, bound: bound_departments },
+        users: Sides { source: snapshot.users.len() as u64, target: current.users.len() as u64, bound: bound_users },
+        departments: Sides {
+            source: snapshot.departments.len() as u64,
+            target: current.departments.len() as u64,
+            bound: bound_departments,
+        },
     };
     mirror.set_objects(run_id, &objects)?;
     for (kind, sides) in [("user", objects.users), ("department", objects.departments)] {
@@ -263,3 +304,6 @@ pub async fn run(
     );
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests;

@@ -212,6 +212,10 @@ impl DingTalkSource {
 }
 
 impl IdentitySource for DingTalkSource {
+    fn kind(&self) -> &'static str {
+        "dingtalk"
+    }
+
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
     }

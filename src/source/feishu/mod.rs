@@ -181,6 +181,10 @@ impl FeishuSource {
 }
 
 impl IdentitySource for FeishuSource {
+    fn kind(&self) -> &'static str {
+        if self.config.vendor == "Lark" { "lark" } else { "feishu" }
+    }
+
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
     }

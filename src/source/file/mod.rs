@@ -22,6 +22,14 @@ impl FileSource {
 }
 
 impl IdentitySource for FileSource {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn is_document(&self) -> bool {
+        true
+    }
+
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(async move {
             // One read is this source's one "request".

@@ -177,6 +177,10 @@ impl LdapSource {
 }
 
 impl IdentitySource for LdapSource {
+    fn kind(&self) -> &'static str {
+        "ldap"
+    }
+
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(async move {
             let r = self.fetch_all().await;

@@ -234,6 +234,10 @@ impl WeComSource {
 }
 
 impl IdentitySource for WeComSource {
+    fn kind(&self) -> &'static str {
+        "wecom"
+    }
+
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
     }

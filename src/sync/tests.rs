@@ -1,0 +1,254 @@
+//! Whole runs in process, in well under a second each: a source that is a
+//! snapshot in memory, the real file target in a temporary directory
+//! (wrapped to stop or "crash" after some writes), the real mirror. The
+//! end-to-end tests through the binary and real servers stay beside these.
+
+use super::*;
+use crate::model::{Department, SourceId, User};
+use crate::model::{TargetId, TargetSnapshot};
+use crate::reconcile::{Change, DeptSpec, Guard, TargetOnly, UserSpec};
+use crate::target::TResult;
+use crate::target::file::FileTarget;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Memory(Mutex<Snapshot>);
+
+impl IdentitySource for Memory {
+    fn fetch(&self) -> futures::future::BoxFuture<'_, Result<Snapshot, SourceError>> {
+        let s = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(s) })
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn is_document(&self) -> bool {
+        true
+    }
+}
+
+/// What happens at the `after`th write.
+#[derive(Clone, Copy)]
+enum Interrupt {
+    None,
+    /// SIGTERM: the stop token fires.
+    Stop,
+    /// The process dies: the write never returns (the test drops the run).
+    Crash,
+}
+
+/// The file target, interrupted at a given write.
+struct Interrupting {
+    inner: FileTarget,
+    writes: AtomicUsize,
+    after: usize,
+    how: Interrupt,
+    stop: CancellationToken,
+}
+
+impl Interrupting {
+    async fn tick(&self) {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.after {
+            match self.how {
+                Interrupt::None => {}
+                Interrupt::Stop => self.stop.cancel(),
+                Interrupt::Crash => futures::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+impl Target for Interrupting {
+    fn load(&self) -> TResult<'_, TargetSnapshot> {
+        self.inner.load()
+    }
+    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            self.tick().await;
+            self.inner.create_department(spec, parent).await
+        })
+    }
+    fn update_department<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a DeptSpec,
+        changes: &'a [Change],
+        old_parent: Option<&'a TargetId>,
+        parent: Option<&'a TargetId>,
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.tick().await;
+            self.inner.update_department(id, spec, changes, old_parent, parent).await
+        })
+    }
+    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.tick().await;
+            self.inner.delete_department(id).await
+        })
+    }
+    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            self.tick().await;
+            self.inner.create_user(spec, departments).await
+        })
+    }
+    fn update_user<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a UserSpec,
+        changes: &'a [Change],
+        old: &'a [TargetId],
+        departments: &'a [TargetId],
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.tick().await;
+            self.inner.update_user(id, spec, changes, old, departments).await
+        })
+    }
+    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.tick().await;
+            self.inner.disable_user(id).await
+        })
+    }
+    fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()> {
+        Box::pin(async move {
+            self.tick().await;
+            self.inner.delete_user(id, departments).await
+        })
+    }
+    fn flush(&self) -> TResult<'_, ()> {
+        self.inner.flush()
+    }
+}
+
+fn org(departments: usize, users: usize) -> Snapshot {
+    Snapshot {
+        departments: (0..departments)
+            .map(|i| Department {
+                source_id: SourceId(format!("d{i}")),
+                parent_id: (i > 0).then(|| SourceId(format!("d{}", (i - 1) / 3))),
+                name: format!("Dept {i}"),
+                order: 0,
+                leader_ids: vec![],
+            })
+            .collect(),
+        users: (0..users)
+            .map(|i| User {
+                source_id: SourceId(format!("u{i}")),
+                username: Some(format!("user{i}")),
+                name: Some(format!("User {i}")),
+                email: Some(format!("user{i}@example.test")),
+                department_ids: vec![SourceId(format!("d{}", i % departments))],
+                active: true,
+                ..User::default()
+            })
+            .collect(),
+        ..Snapshot::default()
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    source: Memory,
+    mirror: Mirror,
+    policy: Policy,
+}
+
+impl World {
+    fn new(snapshot: Snapshot) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = Mirror::open(dir.path()).unwrap();
+        World { source: Memory(Mutex::new(snapshot)), mirror, policy: Policy::default(), dir }
+    }
+
+    fn target(&self, after: usize, how: Interrupt, stop: &CancellationToken) -> Interrupting {
+        Interrupting { inner: FileTarget::new(self.dir.path().join("target.json")), writes: 0.into(), after, how, stop: stop.clone() }
+    }
+
+    async fn run_with(&self, target: &Interrupting, stop: &CancellationToken, options: RunOptions) -> RunRecord {
+        let ctx = RunContext { source: &self.source, target, mirror: &self.mirror, policy: &self.policy, concurrency: 4, stop };
+        run(&ctx, "manual", options).await.unwrap()
+    }
+
+    async fn run(&self) -> RunRecord {
+        let stop = CancellationToken::new();
+        self.run_with(&self.target(0, Interrupt::None, &stop), &stop, RunOptions::default()).await
+    }
+
+    /// The target file as it is now.
+    fn target_now(&self) -> TargetSnapshot {
+        std::fs::read(self.dir.path().join("target.json")).map(|b| serde_json::from_slice(&b).unwrap()).unwrap_or_default()
+    }
+
+    fn assert_no_duplicates(&self, users: usize, departments: usize) {
+        let t = self.target_now();
+        let ext: HashSet<_> = t.users.iter().map(|u| u.external_id.clone()).collect();
+        assert_eq!((t.users.len(), ext.len()), (users, users), "duplicate users");
+        let ext: HashSet<_> = t.departments.iter().map(|d| d.external_id.clone()).collect();
+        assert_eq!((t.departments.len(), ext.len()), (departments, departments), "duplicate departments");
+    }
+}
+
+#[tokio::test]
+async fn a_first_run_creates_everything_and_the_second_changes_nothing() {
+    let w = World::new(org(7, 40));
+    let first = w.run().await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+    assert_eq!((first.count(Some("create"), "ok")), 47);
+    w.assert_no_duplicates(40, 7);
+    let second = w.run().await;
+    assert_eq!(second.status, RunStatus::Succeeded);
+    assert!(second.counts.is_empty(), "the second run did something: {:?}", second.counts);
+}
+
+#[tokio::test]
+async fn the_guard_holds_back_mass_removals_until_approved_once() {
+    let mut w = World::new(org(3, 50));
+    w.policy.users.target_only = TargetOnly::Delete;
+    w.policy.guard = Guard { max_deletes: 10, max_delete_percent: 100 };
+    w.run().await;
+    w.source.0.lock().unwrap().users.truncate(20);
+    let held = w.run().await;
+    assert_eq!(held.status, RunStatus::Partial);
+    assert_eq!(held.count(Some("delete"), "held_back"), 30);
+    assert_eq!(w.target_now().users.len(), 50, "nothing deleted");
+    let stop = CancellationToken::new();
+    let approved = w.run_with(&w.target(0, Interrupt::None, &stop), &stop, RunOptions { allow_deletes: 30 }).await;
+    assert_eq!(approved.status, RunStatus::Succeeded, "{approved:?}");
+    assert_eq!(w.target_now().users.len(), 20);
+}
+
+#[tokio::test]
+async fn a_stop_mid_run_records_the_rest_not_attempted_and_the_next_run_finishes() {
+    let w = World::new(org(5, 60));
+    let stop = CancellationToken::new();
+    let stopped = w.run_with(&w.target(20, Interrupt::Stop, &stop), &stop, RunOptions::default()).await;
+    assert_eq!(stopped.status, RunStatus::Partial, "{stopped:?}");
+    assert!(stopped.message.as_deref().unwrap_or("").contains("stopped by shutdown"));
+    let not_attempted = stopped.count(None, "not_attempted");
+    assert!(not_attempted > 0 && stopped.count(Some("create"), "ok") + not_attempted >= 60, "{:?}", stopped.counts);
+    let next = w.run().await;
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    w.assert_no_duplicates(60, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_mid_run_is_resumed_by_the_next_run_without_duplicates() {
+    let w = World::new(org(5, 60));
+    let stop = CancellationToken::new();
+    let target = w.target(30, Interrupt::Crash, &stop);
+    // The process dies at the 30th write: the run never finishes.
+    let crashed = tokio::time::timeout(std::time::Duration::from_secs(60), w.run_with(&target, &stop, RunOptions::default())).await;
+    assert!(crashed.is_err(), "the run was meant to hang");
+    assert_eq!(w.mirror.mark_interrupted().unwrap(), 1);
+    let next = w.run().await;
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    w.assert_no_duplicates(60, 5);
+    assert!(w.run().await.counts.is_empty(), "not converged");
+}
