@@ -5,10 +5,13 @@
 //! Policy semantics follow docs/design.md's table; see `plan.rs` for matching and
 //! ordering and `guard.rs` for the deletion guard.
 
+mod departments;
 mod guard;
+mod matching;
 mod plan;
 mod policy;
 mod simulate;
+mod users;
 
 pub use plan::{Change, DeptSpec, Field, Item, ItemOutcome, Op, Plan, UserSpec, plan};
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};

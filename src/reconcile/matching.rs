@@ -1,0 +1,78 @@
+//! What departments and users match alike, in this order: the binding
+//! kept in the mirror; then the target's externalId equal to the source id
+//! (orgsync's own mark); then each kind's own keys (departments: the name
+//! under the matched parent; users: the match keys). Also: the targets an
+//! unreadable record keeps, and bindings read backwards.
+
+use super::plan::Op;
+use crate::model::{Kind, Snapshot, SourceId, TargetId, non_empty};
+use std::collections::HashMap;
+
+/// The target objects of unreadable records that have an id are left as
+/// they are: claimed, so neither matched to another source object nor
+/// taken for target-only.
+pub(super) fn claim_unreadable(
+    source: &Snapshot,
+    kind: Kind,
+    bound: &HashMap<SourceId, TargetId>,
+    tindex: &HashMap<&TargetId, usize>,
+    by_ext: &HashMap<&str, Vec<usize>>,
+    claimed: &mut [bool],
+) {
+    for id in source.unreadable.iter().filter(|r| r.kind == kind).filter_map(|r| r.source_id.as_ref()) {
+        let via_binding = bound.get(id).and_then(|t| tindex.get(t)).copied();
+        for t in via_binding.into_iter().chain(by_ext.get(id.as_str()).into_iter().flatten().copied()) {
+            claimed[t] = true;
+        }
+    }
+}
+
+pub(super) fn reverse(map: &HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &SourceId> {
+    map.iter().map(|(s, t)| (t, s)).collect()
+}
+
+/// Step 1, the binding: source `i` whose bound target still exists (and is
+/// not claimed yet) is matched to it; a binding to a target that is gone is
+/// dropped (an unbind).
+pub(super) fn by_binding(
+    kind: Kind,
+    sources: &[&SourceId],
+    bound: &HashMap<SourceId, TargetId>,
+    tindex: &HashMap<&TargetId, usize>,
+    claimed: &mut [bool],
+    unbinds: &mut Vec<Op>,
+) -> Vec<Option<usize>> {
+    sources
+        .iter()
+        .map(|s| {
+            let tid = bound.get(*s)?;
+            match tindex.get(tid) {
+                Some(&t) if !claimed[t] => {
+                    claimed[t] = true;
+                    Some(t)
+                }
+                Some(_) => None,
+                None => {
+                    unbinds.push(Op::Unbind {
+                        kind,
+                        source_id: (*s).clone(),
+                        target_id: tid.clone(),
+                        reason: format!("bound target {kind} no longer exists"),
+                    });
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Step 2's index: target positions by their (non-blank) externalId.
+pub(super) fn external_id_index<'a>(ids: impl Iterator<Item = &'a Option<String>>) -> HashMap<&'a str, Vec<usize>> {
+    let mut by_ext: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (t, e) in ids.enumerate() {
+        if let Some(e) = non_empty(e) {
+            by_ext.entry(e).or_default().push(t);
+        }
+    }
+    by_ext
+}

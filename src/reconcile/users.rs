@@ -1,0 +1,391 @@
+//! Users: matching (binding, externalId, the match keys in order, ambiguity
+//! reported), creates and updates with exactly the changed fields, and the
+//! target-only policy.
+
+use super::departments::{DeptRes, DeptState};
+use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
+use super::normalize_mobile;
+use super::plan::{Change, Field, Item, ItemOutcome, Op, Plan, UserSpec};
+use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
+use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User, non_empty};
+use std::collections::{HashMap, HashSet};
+
+pub(super) fn opt(v: &Option<String>) -> Option<String> {
+    non_empty(v).map(str::to_owned)
+}
+
+/// A match key's value in comparable form: email and username
+/// case-insensitive, mobile normalised, empty values absent.
+pub(super) fn normalized(key: MatchKey, raw: &Option<String>) -> Option<String> {
+    let v = non_empty(raw)?;
+    match key {
+        MatchKey::Email | MatchKey::Username => Some(v.to_lowercase()),
+        MatchKey::Mobile => Some(normalize_mobile(v)).filter(|m| !m.is_empty()),
+        MatchKey::EmployeeNo => Some(v.to_owned()),
+    }
+}
+
+pub(super) fn key_value(u: &User, key: MatchKey) -> Option<String> {
+    normalized(
+        key,
+        match key {
+            MatchKey::Email => &u.email,
+            MatchKey::Username => &u.username,
+            MatchKey::Mobile => &u.mobile,
+            MatchKey::EmployeeNo => &u.employee_no,
+        },
+    )
+}
+
+pub(super) fn target_key_value(u: &TargetUser, key: MatchKey) -> Option<String> {
+    normalized(
+        key,
+        match key {
+            MatchKey::Email => &u.email,
+            MatchKey::Username => &u.username,
+            MatchKey::Mobile => &u.mobile,
+            MatchKey::EmployeeNo => &u.employee_no,
+        },
+    )
+}
+
+pub(super) fn is_protected_user(u: &TargetUser, protected: &[String]) -> bool {
+    protected.iter().any(|p| {
+        p == u.id.as_str()
+            || non_empty(&u.username).is_some_and(|n| n.eq_ignore_ascii_case(p))
+            || non_empty(&u.email).is_some_and(|e| e.eq_ignore_ascii_case(p))
+    })
+}
+
+pub(super) fn plan_users(
+    source: &Snapshot,
+    target: &TargetSnapshot,
+    bindings: &Bindings,
+    policy: &Policy,
+    dept: &DeptState<'_>,
+    p: &mut Plan,
+    binds: &mut Vec<Op>,
+) -> (Vec<Op>, Vec<Op>) {
+    let up = &policy.users;
+    let mut seen: HashSet<&SourceId> = HashSet::new();
+    let mut src: Vec<&User> = Vec::new();
+    for u in &source.users {
+        if !seen.insert(&u.source_id) {
+            p.items.push(Item {
+                kind: Kind::User,
+                op: "create",
+                source_id: Some(u.source_id.clone()),
+                target_id: None,
+                outcome: ItemOutcome::Invalid,
+                message: format!("duplicate source id {}: only the first user with it is used", u.source_id),
+            });
+            continue;
+        }
+        src.push(u);
+    }
+    let n = src.len();
+    let tindex: HashMap<&TargetId, usize> = target.users.iter().enumerate().map(|(i, u)| (&u.id, i)).collect();
+    let mut claimed = vec![false; target.users.len()];
+    let mut how: Vec<Option<String>> = vec![None; n];
+    let mut stop: Vec<bool> = vec![false; n]; // conflict: neither bind nor create
+
+    let ids: Vec<&SourceId> = src.iter().map(|u| &u.source_id).collect();
+    let mut matched = by_binding(Kind::User, &ids, &bindings.users, &tindex, &mut claimed, binds);
+    // Our own mark: external id = source id (recovers a create whose binding was lost).
+    let by_ext = external_id_index(target.users.iter().map(|u| &u.external_id));
+    claim_unreadable(source, Kind::User, &bindings.users, &tindex, &by_ext, &mut claimed);
+    for i in 0..n {
+        if matched[i].is_some() {
+            continue;
+        }
+        if let Some(c) = by_ext.get(src[i].source_id.as_str())
+            && let Some(t) = c.iter().copied().find(|&t| !claimed[t])
+        {
+            claimed[t] = true;
+            matched[i] = Some(t);
+            how[i] = Some("external id equals the source id".into());
+        }
+    }
+    // Another target user carrying the externalId of a matched source user:
+    // a duplicate (servers that enforce unique userNames make it rare). A
+    // user account is never deleted on a guess: it is for an admin to judge.
+    let mut conflicted_targets: HashSet<usize> = HashSet::new();
+    for i in 0..n {
+        let Some(keep) = matched[i] else { continue };
+        for &t in by_ext.get(src[i].source_id.as_str()).into_iter().flatten() {
+            if t != keep && !claimed[t] && conflicted_targets.insert(t) {
+                p.items.push(Item {
+                    kind: Kind::User,
+                    op: "delete",
+                    source_id: Some(src[i].source_id.clone()),
+                    target_id: Some(target.users[t].id.clone()),
+                    outcome: ItemOutcome::Conflict,
+                    message: format!("a duplicate of {} (the same externalId): not touched; merge or remove it", target.users[keep].id),
+                });
+            }
+        }
+    }
+    // Match keys in order.
+    for &key in &up.match_by {
+        let mut tidx: HashMap<String, Vec<usize>> = HashMap::new();
+        for (t, u) in target.users.iter().enumerate() {
+            if !claimed[t]
+                && let Some(v) = target_key_value(u, key)
+            {
+                tidx.entry(v).or_default().push(t);
+            }
+        }
+        let mut sidx: HashMap<String, Vec<usize>> = HashMap::new();
+        for i in 0..n {
+            if matched[i].is_none()
+                && !stop[i]
+                && let Some(v) = key_value(src[i], key)
+            {
+                sidx.entry(v).or_default().push(i);
+            }
+        }
+        for i in 0..n {
+            if matched[i].is_some() || stop[i] {
+                continue;
+            }
+            let Some(v) = key_value(src[i], key) else { continue };
+            let others = &sidx[&v];
+            if others.len() > 1 {
+                stop[i] = true;
+                let names: Vec<String> = others.iter().map(|&o| src[o].source_id.to_string()).collect();
+                p.items.push(Item {
+                    kind: Kind::User,
+                    op: "bind",
+                    source_id: Some(src[i].source_id.clone()),
+                    target_id: None,
+                    outcome: ItemOutcome::Conflict,
+                    message: format!("{key} {v:?} is shared by source users {}", names.join(", ")),
+                });
+                if let Some(c) = tidx.get(&v) {
+                    conflicted_targets.extend(c.iter().copied());
+                }
+                continue;
+            }
+            let free: Vec<usize> = tidx.get(&v).map(|c| c.iter().copied().filter(|&t| !claimed[t]).collect()).unwrap_or_default();
+            match free.len() {
+                0 => {}
+                1 => {
+                    claimed[free[0]] = true;
+                    matched[i] = Some(free[0]);
+                    how[i] = Some(format!("{key} {v:?}"));
+                }
+                _ => {
+                    stop[i] = true;
+                    conflicted_targets.extend(free.iter().copied());
+                    p.items.push(Item {
+                        kind: Kind::User,
+                        op: "bind",
+                        source_id: Some(src[i].source_id.clone()),
+                        target_id: None,
+                        outcome: ItemOutcome::Conflict,
+                        message: format!(
+                            "{key} {v:?} matches several target users: {}",
+                            free.iter().map(|&t| target.users[t].id.to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut ops = Vec::new();
+    for i in 0..n {
+        let u = src[i];
+        let spec = user_spec(u, policy, dept);
+        if spec.departments.is_some() && !u.is_absent(UserField::DepartmentIds) {
+            let unknown: Vec<&str> = u.department_ids.iter().filter(|d| !dept.index.contains_key(d)).map(SourceId::as_str).collect();
+            if !unknown.is_empty() {
+                let (outcome, why) = if source.scoped {
+                    (ItemOutcome::OutOfScope, "outside the sync scope; the user is kept in the departments within it")
+                } else {
+                    (ItemOutcome::Invalid, "not in the source: a data error; the user is kept in the departments that exist")
+                };
+                p.items.push(Item {
+                    kind: Kind::User,
+                    op: if matched[i].is_some() { "update" } else { "create" },
+                    source_id: Some(u.source_id.clone()),
+                    target_id: matched[i].map(|t| target.users[t].id.clone()),
+                    outcome,
+                    message: format!("department {} {why}", unknown.join(", ")),
+                });
+            }
+        }
+        match matched[i] {
+            Some(t) => {
+                let tu = &target.users[t];
+                if is_protected_user(tu, &up.protected) {
+                    continue;
+                }
+                if let Some(how) = &how[i] {
+                    binds.push(Op::Bind {
+                        kind: Kind::User,
+                        source_id: u.source_id.clone(),
+                        target_id: tu.id.clone(),
+                        reason: format!("matched by {how}"),
+                    });
+                }
+                let changes = user_changes(u, tu, &spec, up, dept, target);
+                if !changes.is_empty() {
+                    ops.push(Op::UpdateUser {
+                        source_id: u.source_id.clone(),
+                        target_id: tu.id.clone(),
+                        spec,
+                        old_departments: tu.departments.clone(),
+                        changes,
+                    });
+                }
+            }
+            None if stop[i] => {}
+            None => {
+                // A user none of whose match keys has a value cannot match an
+                // existing account: it is source-only. Created, its externalId
+                // keeps every later run from creating it again.
+                let keyless = up.match_by.iter().all(|&k| key_value(u, k).is_none());
+                let keys = || up.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+                if keyless && !up.create_without_match_keys {
+                    p.items.push(Item {
+                        kind: Kind::User,
+                        op: "create",
+                        source_id: Some(u.source_id.clone()),
+                        target_id: None,
+                        outcome: ItemOutcome::Unmatchable,
+                        message: format!(
+                            "every match key ({}) is empty: not created (policy.users.create_without_match_keys = false)",
+                            keys()
+                        ),
+                    });
+                    continue;
+                }
+                // A user who already left is not provisioned.
+                if up.source_only == SourceOnly::CreateAndBind && u.active {
+                    let note = keyless.then(|| format!("created without a match key: {} is empty", keys()));
+                    ops.push(Op::CreateUser { source_id: u.source_id.clone(), spec, note });
+                }
+            }
+        }
+    }
+
+    let mut removals = Vec::new();
+    if up.target_only != TargetOnly::Ignore {
+        let rev = reverse(&bindings.users);
+        for (t, tu) in target.users.iter().enumerate() {
+            if claimed[t] || conflicted_targets.contains(&t) || is_protected_user(tu, &up.protected) {
+                continue;
+            }
+            let source_id = rev.get(&tu.id).map(|s| (*s).clone());
+            match up.target_only {
+                TargetOnly::Disable if tu.active => removals.push(Op::DisableUser {
+                    target_id: tu.id.clone(),
+                    username: tu.username.clone(),
+                    source_id,
+                    reason: "no in-scope source user; policy.users.target_only = disable".into(),
+                }),
+                TargetOnly::Delete => removals.push(Op::DeleteUser {
+                    target_id: tu.id.clone(),
+                    username: tu.username.clone(),
+                    source_id,
+                    departments: tu.departments.clone(),
+                    reason: "no in-scope source user; policy.users.target_only = delete".into(),
+                }),
+                _ => {}
+            }
+        }
+    }
+    (ops, removals)
+}
+
+pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> UserSpec {
+    let fields = &policy.users.fields;
+    let m = |f: UserField, v: &Option<String>| if fields.contains(&f) { opt(v) } else { None };
+    let departments: Option<Vec<SourceId>> = fields.contains(&UserField::DepartmentIds).then(|| {
+        let mut seen = HashSet::new();
+        u.department_ids
+            .iter()
+            .filter(|d| dept.index.get(d).is_some_and(|&i| dept.res[i] != DeptRes::Absent))
+            .filter(|d| seen.insert(*d))
+            .cloned()
+            .collect()
+    });
+    let department = departments.as_ref().and_then(|d| d.first()).and_then(|d| dept.index.get(d)).map(|&i| dept.src[i].name.clone());
+    UserSpec {
+        external_id: u.source_id.to_string(),
+        username: opt(&u.username).or_else(|| opt(&u.email)),
+        name: m(UserField::Name, &u.name),
+        email: m(UserField::Email, &u.email),
+        mobile: m(UserField::Mobile, &u.mobile),
+        employee_no: m(UserField::EmployeeNo, &u.employee_no),
+        nickname: m(UserField::Nickname, &u.nickname),
+        title: m(UserField::Title, &u.title),
+        department,
+        departments,
+        active: u.active,
+    }
+}
+
+pub(super) fn user_changes(
+    u: &User,
+    tu: &TargetUser,
+    spec: &UserSpec,
+    policy: &UserPolicy,
+    dept: &DeptState<'_>,
+    target: &TargetSnapshot,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut cmp = |field: Field, have: &Option<String>, want: &Option<String>| {
+        if opt(have) != *want {
+            changes.push(Change { field, from: opt(have), to: want.clone() });
+        }
+    };
+    cmp(Field::ExternalId, &tu.external_id, &Some(spec.external_id.clone()));
+    if spec.username.is_some() {
+        cmp(Field::Username, &tu.username, &spec.username);
+    }
+    let pairs: [(UserField, Field, &Option<String>, &Option<String>); 6] = [
+        (UserField::Name, Field::Name, &tu.name, &spec.name),
+        (UserField::Email, Field::Email, &tu.email, &spec.email),
+        (UserField::Mobile, Field::Mobile, &tu.mobile, &spec.mobile),
+        (UserField::EmployeeNo, Field::EmployeeNo, &tu.employee_no, &spec.employee_no),
+        (UserField::Nickname, Field::Nickname, &tu.nickname, &spec.nickname),
+        (UserField::Title, Field::Title, &tu.title, &spec.title),
+    ];
+    for (f, name, have, want) in pairs {
+        // Absent (withheld by the source) never changes the target; empty
+        // clears it only when the policy allows.
+        let keep = u.is_absent(f) || (want.is_none() && !policy.clear_when_empty);
+        if policy.fields.contains(&f) && !keep {
+            cmp(name, have, want);
+        }
+    }
+    if let Some(want) = spec.departments.as_ref().filter(|_| !u.is_absent(UserField::DepartmentIds)) {
+        cmp(Field::Department, &tu.department, &spec.department);
+        let mut want_t: Vec<Option<&TargetId>> = want
+            .iter()
+            .map(|s| match dept.index.get(s).map(|&i| &dept.res[i]) {
+                Some(DeptRes::Matched(t)) => Some(&target.departments[*t].id),
+                _ => None,
+            })
+            .collect();
+        let pending = want_t.iter().any(Option::is_none);
+        want_t.sort();
+        let mut have: Vec<&TargetId> = tu.departments.iter().collect();
+        have.sort();
+        have.dedup();
+        let same = !pending && want_t.iter().flatten().copied().eq(have.iter().copied());
+        if !same {
+            changes.push(Change {
+                field: Field::Departments,
+                from: Some(have.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")),
+                to: Some(want.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")),
+            });
+        }
+    }
+    if tu.active != spec.active {
+        changes.push(Change { field: Field::Active, from: Some(tu.active.to_string()), to: Some(spec.active.to_string()) });
+    }
+    changes
+}
