@@ -120,14 +120,17 @@ fn merge_reload(old: &Config, mut new: Config) -> Config {
 /// A reload cannot move the listener (that needs a restart), so it is
 /// judged against the address actually bound: one that would leave a
 /// listener beyond loopback without an admin token is refused.
-fn reload_keeps_the_listener_guarded(bound: std::net::SocketAddr, new: &Config) -> Result<(), String> {
+fn reload_keeps_the_listener_guarded(bound: std::net::SocketAddr, new: &Config) -> Result<(), config::Problem> {
     if bound.ip().is_loopback() || new.daemon.admin_token.is_some() {
         return Ok(());
     }
-    Err(format!(
-        "daemon.admin_token_file: is required because the running listener {bound} is not a loopback address \
+    Err(config::Problem {
+        key: "daemon.admin_token_file".into(),
+        message: format!(
+            "is required because the running listener {bound} is not a loopback address \
          (a new daemon.listen takes effect only after a restart); without a token anyone who can reach it could start runs"
-    ))
+        ),
+    })
 }
 
 /// Run the daemon until SIGTERM/SIGINT. Returns after the in-flight run was
@@ -251,7 +254,7 @@ pub async fn run(
                     let old = config_rx.borrow().clone();
                     match config::load(&config_path).map_err(|e| e.to_string()).and_then(|new| {
                         let new = merge_reload(&old, new);
-                        reload_keeps_the_listener_guarded(listen, &new).map(|()| new)
+                        reload_keeps_the_listener_guarded(listen, &new).map(|()| new).map_err(|p| p.to_string())
                     }) {
                         Ok(new) => {
                             let new = Arc::new(new);
@@ -331,7 +334,7 @@ mod tests {
         // The new file says loopback, so it validates; the socket still listens everywhere.
         let new = config("[daemon]\nlisten = \"127.0.0.1:9464\"\n");
         let bound: std::net::SocketAddr = "0.0.0.0:9464".parse().unwrap();
-        let e = reload_keeps_the_listener_guarded(bound, &new).unwrap_err();
+        let e = reload_keeps_the_listener_guarded(bound, &new).unwrap_err().to_string();
         assert!(e.contains("daemon.admin_token_file") && e.contains("0.0.0.0:9464"), "{e}");
         let with_token = config("[daemon]\nlisten = \"127.0.0.1:9464\"\nadmin_token = \"a-long-admin-token\"\n");
         assert!(reload_keeps_the_listener_guarded(bound, &with_token).is_ok());

@@ -55,8 +55,8 @@ pub enum Mode {
 pub const MODES: &[&str] = &["manual", "interval", "daily", "weekly", "monthly", "cron"];
 
 /// Parse a cron expression the way tokio-cron-scheduler does.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Required).build().parse(expr).map_err(|e| e.to_string())
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Required).build().parse(expr)
 }
 
 /// `[schedule]`, validated.

@@ -29,6 +29,7 @@ pub fn init(format: LogFormat, level: &str) {
 pub mod m {
     pub const RUNS_TOTAL: &str = "orgsync_runs_total";
     pub const RUN_DURATION_SECONDS: &str = "orgsync_run_duration_seconds";
+    pub const RUN_FAILURES_TOTAL: &str = "orgsync_run_failures_total";
     pub const LAST_RUN_TIMESTAMP_SECONDS: &str = "orgsync_last_run_timestamp_seconds";
     pub const LAST_RUN_STATUS: &str = "orgsync_last_run_status";
     pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "orgsync_last_success_timestamp_seconds";
@@ -61,6 +62,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
         .install_recorder()?;
     describe_counter!(m::RUNS_TOTAL, "Sync runs finished, by trigger and status.");
     describe_histogram!(m::RUN_DURATION_SECONDS, Unit::Seconds, "Duration of sync runs.");
+    describe_counter!(m::RUN_FAILURES_TOTAL, "Failed runs by reason: fetch, setup_target, read_target, write_target.");
     describe_gauge!(m::LAST_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time the last run finished.");
     describe_gauge!(m::LAST_RUN_STATUS, "1 for the status of the last finished run, 0 for the others.");
     describe_gauge!(m::LAST_SUCCESS_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time the last succeeded run finished.");

@@ -22,13 +22,21 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("source file {path} is not valid: {message}")]
-    Invalid { path: std::path::PathBuf, message: String },
+    #[error("source file {path} is not valid: {source}")]
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: file::FormatError,
+    },
     #[error("LDAP {url}: {message}")]
     Ldap { url: String, message: String },
     /// A SaaS API: the vendor, the endpoint path, the code and message.
     #[error("{vendor} {path}: {message}")]
     Api { vendor: &'static str, path: String, message: String },
+    /// A SaaS API that kept throttling or failing transiently until the
+    /// retries ran out: worth another run later.
+    #[error("{vendor} {path}: {message} (still failing after every retry)")]
+    Unavailable { vendor: &'static str, path: String, message: String },
 }
 
 impl SourceError {
@@ -39,6 +47,21 @@ impl SourceError {
             SourceError::Invalid { .. } => "invalid",
             SourceError::Ldap { .. } => "ldap",
             SourceError::Api { .. } => "api",
+            SourceError::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    /// Worth trying again later: the vendor throttled or failed
+    /// transiently through every retry.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Unavailable { .. })
+    }
+
+    /// The same failure, known to be transient.
+    pub(crate) fn into_transient(self) -> Self {
+        match self {
+            SourceError::Api { vendor, path, message } => SourceError::Unavailable { vendor, path, message },
+            other => other,
         }
     }
 }

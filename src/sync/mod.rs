@@ -20,16 +20,55 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+/// Why a run failed before or after applying, as recorded with the run.
+/// Each keeps its cause; `metric_label` is a bounded reason.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot fetch the source ({kind}): {source}; nothing was changed")]
+    Fetch {
+        kind: &'static str,
+        #[source]
+        source: SourceError,
+    },
+    #[error("cannot set up the target: {0}; nothing was changed")]
+    SetupTarget(#[source] TargetError),
+    #[error("cannot read the target: {0}; nothing was changed")]
+    ReadTarget(#[source] TargetError),
+    #[error("cannot write the target: {0}")]
+    WriteTarget(#[source] TargetError),
+}
+
+impl RunError {
+    /// A short, bounded label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RunError::Fetch { .. } => "fetch",
+            RunError::SetupTarget(_) => "setup_target",
+            RunError::ReadTarget(_) => "read_target",
+            RunError::WriteTarget(_) => "write_target",
+        }
+    }
+
+    /// The next run may well succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RunError::Fetch { source, .. } => source.is_transient(),
+            RunError::ReadTarget(e) | RunError::WriteTarget(e) => e.is_transient(),
+            RunError::SetupTarget(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
     Mirror(#[from] MirrorError),
-    // The inner error is part of the message, not a `source()`: `{:#}`
-    // would print it twice.
-    #[error("cannot fetch the source: {0}")]
-    Source(SourceError),
-    #[error("cannot read the target: {0}")]
-    Target(TargetError),
+    // The cause is the `source()`: `{:#}` (the CLI's error line) prints it
+    // after the context, once.
+    #[error("cannot fetch the source")]
+    Source(#[source] SourceError),
+    #[error("cannot read the target")]
+    Target(#[source] TargetError),
     #[error("cannot run the sync on its own thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -149,7 +188,7 @@ pub async fn run_with_config(
         Err(e) => {
             // Recorded like any run that could not start: nothing was changed.
             let id = mirror.start_run(trigger)?;
-            let message = format!("cannot set up the target: {e}; nothing was changed");
+            let message = RunError::SetupTarget(e).to_string();
             error!(run = id, %message, "Sync run failed");
             return Ok(mirror.finish_run(id, RunStatus::Failed, Some(&message))?);
         }
@@ -178,8 +217,10 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         telemetry::run_finished(trigger, status.as_str(), started.elapsed().as_secs_f64(), finished);
         Ok(record)
     };
-    let fail = |message: String| -> Result<RunRecord, SyncError> {
-        error!(run = run_id, %message, "Sync run failed");
+    let fail = |why: RunError| -> Result<RunRecord, SyncError> {
+        let message = why.to_string();
+        error!(run = run_id, reason = why.metric_label(), transient = why.is_transient(), %message, "Sync run failed");
+        metrics::counter!(telemetry::m::RUN_FAILURES_TOTAL, "reason" => why.metric_label()).increment(1);
         finish(RunStatus::Failed, Some(&message))
     };
     let stopped = || -> Result<RunRecord, SyncError> {
@@ -189,16 +230,14 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let fetched = async {
-        let snapshot = fetch_source(source, policy)
-            .await
-            .map_err(|e| format!("cannot fetch the source ({}): {e}; nothing was changed", source.kind()))?;
-        let current = target.load().await.map_err(|e| format!("cannot read the target: {e}; nothing was changed"))?;
-        Ok::<_, String>((snapshot, current))
+        let snapshot = fetch_source(source, policy).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e })?;
+        let current = target.load().await.map_err(RunError::ReadTarget)?;
+        Ok::<_, RunError>((snapshot, current))
     };
     let (snapshot, current) = tokio::select! {
         r = fetched => match r {
             Ok(v) => v,
-            Err(message) => return fail(message),
+            Err(why) => return fail(why),
         },
         // Not a failure: nothing went wrong, the next run does it all.
         _ = stop.cancelled() => return stopped(),
@@ -242,7 +281,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
 
     let outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, stop).await?;
     if let Err(e) = target.flush().await {
-        return fail(format!("cannot write the target: {e}"));
+        return fail(RunError::WriteTarget(e));
     }
     let (bound_users, bound_departments) = mirror.binding_counts()?;
     let objects = ObjectCounts {

@@ -71,23 +71,34 @@ impl IdValue {
     }
 }
 
+/// What is wrong with a file-source document; each names the offending entry.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{list}[{index}].id is empty")]
+    EmptyId { list: &'static str, index: usize },
+    #[error("{list}[{index}].id \"{id}\" duplicates {list}[{first}].id")]
+    DuplicateId { list: &'static str, index: usize, id: SourceId, first: usize },
+}
+
 /// Check the id of `list[i]`: not empty, and not seen before in that list.
-fn checked_id(list: &str, i: usize, id: IdValue, seen: &mut HashMap<SourceId, usize>) -> Result<SourceId, String> {
+fn checked_id(list: &'static str, index: usize, id: IdValue, seen: &mut HashMap<SourceId, usize>) -> Result<SourceId, FormatError> {
     let id = id.into_id();
     if id.as_str().trim().is_empty() {
-        return Err(format!("{list}[{i}].id is empty"));
+        return Err(FormatError::EmptyId { list, index });
     }
-    if let Some(first) = seen.insert(id.clone(), i) {
-        return Err(format!("{list}[{i}].id \"{id}\" duplicates {list}[{first}].id"));
+    if let Some(first) = seen.insert(id.clone(), index) {
+        return Err(FormatError::DuplicateId { list, index, id, first });
     }
     Ok(id)
 }
 
 /// Parse and check a document. Errors name the offending entry.
-pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
+pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let doc: Document = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let doc: Document = serde_json::from_slice(bytes)?;
     let mut snap = Snapshot::default();
     let mut seen = HashMap::new();
     for (i, d) in doc.departments.into_iter().enumerate() {
@@ -140,12 +151,13 @@ mod tests {
     #[test]
     fn duplicate_ids_are_rejected_naming_both_entries() {
         let e = parse(br#"{"users":[{"id":"u1"},{"id":"u2"},{"id":"u1"}]}"#).unwrap_err();
-        assert_eq!(e, r#"users[2].id "u1" duplicates users[0].id"#);
+        assert_eq!(e.to_string(), r#"users[2].id "u1" duplicates users[0].id"#);
+        assert!(matches!(e, super::FormatError::DuplicateId { index: 2, first: 0, .. }));
     }
 
     #[test]
     fn unknown_fields_and_malformed_json_are_rejected() {
-        assert!(parse(br#"{"users":[{"id":"u1","emial":"x"}]}"#).unwrap_err().contains("unknown field `emial`"));
+        assert!(parse(br#"{"users":[{"id":"u1","emial":"x"}]}"#).unwrap_err().to_string().contains("unknown field `emial`"));
         assert!(parse(br#"{"users":[{"id":"u1""#).is_err());
     }
 }

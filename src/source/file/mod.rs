@@ -5,6 +5,8 @@
 
 mod api;
 
+pub use api::FormatError;
+
 use super::{IdentitySource, SourceError};
 use crate::model::Snapshot;
 use futures::future::BoxFuture;
@@ -34,7 +36,7 @@ impl IdentitySource for FileSource {
         Box::pin(async move {
             // One read is this source's one "request".
             let r = match tokio::fs::read(&self.path).await {
-                Ok(bytes) => api::parse(&bytes).map_err(|message| SourceError::Invalid { path: self.path.clone(), message }),
+                Ok(bytes) => api::parse(&bytes).map_err(|source| SourceError::Invalid { path: self.path.clone(), source }),
                 Err(source) => Err(SourceError::Io { path: self.path.clone(), source }),
             };
             crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));

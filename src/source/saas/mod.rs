@@ -280,7 +280,7 @@ impl Client {
             .adjust(|a: &Attempt, d| a.wait.or(d).map(|d| d.min(Duration::from_secs(120))))
             .notify(|a: &Attempt, d| tracing::warn!(error = %a.error, retry_in = ?d, "source request failed, retrying"))
             .await
-            .map_err(|a| a.error)
+            .map_err(|a| if a.retry { a.error.into_transient() } else { a.error })
     }
 }
 
