@@ -44,3 +44,6 @@ impl IdentitySource for FileSource {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -189,3 +189,6 @@ impl IdentitySource for LdapSource {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
