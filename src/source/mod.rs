@@ -30,6 +30,12 @@ pub enum SourceError {
     },
     #[error("LDAP {url}: {message}")]
     Ldap { url: String, message: String },
+    #[error("LDAP {url}: {source}")]
+    LdapEntry {
+        url: String,
+        #[source]
+        source: ldap::MappingError,
+    },
     /// A SaaS API: the vendor, the endpoint path, the code and message.
     #[error("{vendor} {path}: {message}")]
     Api { vendor: &'static str, path: String, message: String },
@@ -45,7 +51,7 @@ impl SourceError {
         match self {
             SourceError::Io { .. } => "io",
             SourceError::Invalid { .. } => "invalid",
-            SourceError::Ldap { .. } => "ldap",
+            SourceError::Ldap { .. } | SourceError::LdapEntry { .. } => "ldap",
             SourceError::Api { .. } => "api",
             SourceError::Unavailable { .. } => "unavailable",
         }

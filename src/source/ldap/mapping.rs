@@ -121,20 +121,32 @@ impl Entry {
     }
 
     /// The stable id, or why there is none.
-    pub fn stable_id(&self, flavor: Flavor) -> Result<SourceId, String> {
+    pub fn stable_id(&self, flavor: Flavor) -> Result<SourceId, MappingError> {
+        let dn = || self.dn.clone();
         match flavor {
             Flavor::OpenLdap | Flavor::Ds389 => {
                 let attr = flavor.id_attribute();
-                self.first(attr)
-                    .map(|u| SourceId(u.to_ascii_lowercase()))
-                    .ok_or_else(|| format!("{}: no {attr} (is the attribute readable by the bind DN?)", self.dn))
+                self.first(attr).map(|u| SourceId(u.to_ascii_lowercase())).ok_or_else(|| MappingError::NoId { dn: dn(), attr })
             }
             Flavor::ActiveDirectory => match self.first_bin("objectGUID") {
-                Some(b) => guid(b).map(SourceId).ok_or_else(|| format!("{}: objectGUID is {} bytes, not 16", self.dn, b.len())),
-                None => Err(format!("{}: no objectGUID", self.dn)),
+                Some(b) => guid(b).map(SourceId).ok_or_else(|| MappingError::BadGuid { dn: dn(), len: b.len() }),
+                None => Err(MappingError::NoId { dn: dn(), attr: "objectGUID" }),
             },
         }
     }
+}
+
+/// An entry that cannot be mapped, by its DN.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("{dn}: no {attr} (is the attribute readable by the bind DN?)")]
+    NoId { dn: String, attr: &'static str },
+    #[error("{dn}: objectGUID is {len} bytes, not 16")]
+    BadGuid { dn: String, len: usize },
+    #[error("{dn}: unreadable range in attribute {attr}")]
+    UnreadableRange { dn: String, attr: String },
+    #[error("{dn}: the server returned no {attr} values from {start} on")]
+    EmptyRange { dn: String, attr: String, start: u64 },
 }
 
 /// AD objectGUID bytes -> canonical text: the first three fields are little-endian.
@@ -207,7 +219,7 @@ pub enum Departments {
 /// its MaxValRange (1,500): `member;range=0-1499`, then ask for
 /// `member;range=1500-*` until the returned name ends in `-*`. Returns the
 /// values in this entry and where the next range starts, if any.
-pub fn ranged_values(e: &Entry, attr: &str) -> Result<(Vec<String>, Option<u64>), String> {
+pub fn ranged_values(e: &Entry, attr: &str) -> Result<(Vec<String>, Option<u64>), MappingError> {
     let attr = attr.to_ascii_lowercase();
     let prefix = format!("{attr};range=");
     let mut values = Vec::new();
@@ -218,7 +230,7 @@ pub fn ranged_values(e: &Entry, attr: &str) -> Result<(Vec<String>, Option<u64>)
             values.extend(v.iter().cloned());
         } else if let Some(range) = lower.strip_prefix(&prefix) {
             values.extend(v.iter().cloned());
-            let bad = || format!("{}: unreadable range in attribute {k}", e.dn);
+            let bad = || MappingError::UnreadableRange { dn: e.dn.clone(), attr: k.clone() };
             let (_, hi) = range.split_once('-').ok_or_else(bad)?;
             if hi != "*" {
                 next = Some(hi.parse::<u64>().map_err(|_| bad())? + 1);
@@ -241,7 +253,7 @@ pub struct RangedValues {
 }
 
 impl RangedValues {
-    pub fn new(first: &Entry, attr: &str) -> Result<Self, String> {
+    pub fn new(first: &Entry, attr: &str) -> Result<Self, MappingError> {
         let (values, next) = ranged_values(first, attr)?;
         Ok(Self { attr: attr.to_owned(), dn: first.dn.clone(), values, next })
     }
@@ -250,10 +262,10 @@ impl RangedValues {
         self.next.map(|start| format!("{};range={start}-*", self.attr))
     }
 
-    pub fn absorb(&mut self, e: &Entry) -> Result<(), String> {
+    pub fn absorb(&mut self, e: &Entry) -> Result<(), MappingError> {
         let (v, n) = ranged_values(e, &self.attr)?;
         if let (true, Some(start)) = (v.is_empty(), self.next) {
-            return Err(format!("{}: the server returned no {} values from {start} on", self.dn, self.attr));
+            return Err(MappingError::EmptyRange { dn: self.dn.clone(), attr: self.attr.clone(), start });
         }
         self.values.extend(v);
         self.next = n;
@@ -266,8 +278,10 @@ impl RangedValues {
 }
 
 /// Department entries (OUs or groups, as `departments` says) + users ->
-/// snapshot. Entries without a stable id fail the fetch: dropping them
-/// would read as "these people left".
+/// snapshot. A department entry without a stable id fails the fetch (its
+/// members and children could not be placed); a user entry without one is
+/// an unreadable record, reported, and holds back every disable and
+/// delete of the run: dropping it would read as "this person left".
 pub fn snapshot(
     dept_entries: &[Entry],
     users: &[Entry],
@@ -275,7 +289,7 @@ pub fn snapshot(
     attrs: &Attributes,
     departments: &Departments,
     now_unix: i64,
-) -> Result<Snapshot, String> {
+) -> Result<Snapshot, MappingError> {
     let mut depts: Vec<Department> = Vec::new();
     let mut by_dn: HashMap<String, SourceId> = HashMap::new();
     for e in dept_entries {
@@ -301,7 +315,7 @@ pub fn snapshot(
     let groups_of =
         |dn: &str| -> Vec<SourceId> { member_of.get(&norm_dn(dn)).into_iter().flatten().filter_map(|g| by_dn.get(g).cloned()).collect() };
     for e in dept_entries {
-        let id = by_dn.get(&norm_dn(&e.dn)).cloned().ok_or_else(|| format!("{}: lost its id", e.dn))?;
+        let Some(id) = by_dn.get(&norm_dn(&e.dn)).cloned() else { continue };
         let (parent, name_attr) = match departments {
             // A group in several parents goes under the first by DN.
             Departments::Groups { .. } => (groups_of(&e.dn).into_iter().next(), "cn"),
@@ -312,7 +326,15 @@ pub fn snapshot(
     }
     let mut flat: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::with_capacity(users.len());
+    let mut unreadable = Vec::new();
     for e in users {
+        let source_id = match e.stable_id(flavor) {
+            Ok(id) => id,
+            Err(why) => {
+                unreadable.push(crate::model::Unreadable { kind: crate::model::Kind::User, source_id: None, message: why.to_string() });
+                continue;
+            }
+        };
         let field = |a: &str| e.first(a).map(str::to_owned);
         let department_ids = match departments {
             Departments::OuTree => parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned()).into_iter().collect(),
@@ -326,7 +348,7 @@ pub fn snapshot(
             },
         };
         out.push(User {
-            source_id: e.stable_id(flavor)?,
+            source_id,
             username: field(&attrs.username),
             name: field(&attrs.name),
             email: field(&attrs.email),
@@ -344,5 +366,5 @@ pub fn snapshot(
     for name in flat {
         depts.push(Department { source_id: SourceId(name.clone()), parent_id: None, name, order: 0, leader_ids: Vec::new() });
     }
-    Ok(Snapshot { departments: depts, users: out, scoped: true, unreadable: Vec::new() })
+    Ok(Snapshot { departments: depts, users: out, scoped: true, unreadable })
 }

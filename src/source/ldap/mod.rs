@@ -10,7 +10,7 @@ mod config;
 
 mod mapping;
 
-pub use mapping::{Attributes, Departments, Entry, Flavor, RangedValues, account_expired, guid};
+pub use mapping::{Attributes, Departments, Entry, Flavor, MappingError, RangedValues, account_expired, guid};
 
 use super::{IdentitySource, SourceError};
 use crate::model::Snapshot;
@@ -32,6 +32,10 @@ impl LdapSource {
 
     fn err(&self, message: impl Into<String>) -> SourceError {
         SourceError::Ldap { url: self.config.url.to_string(), message: message.into() }
+    }
+
+    fn entry_err(&self, source: MappingError) -> SourceError {
+        SourceError::LdapEntry { url: self.config.url.to_string(), source }
     }
 
     fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, SourceError> {
@@ -135,11 +139,11 @@ impl LdapSource {
         let mut groups = self.search(ldap, base, Scope::Subtree, filter, &attrs).await?;
         for g in &mut groups {
             for a in flavor.member_attributes() {
-                let mut values = RangedValues::new(g, a).map_err(|m| self.err(m))?;
+                let mut values = RangedValues::new(g, a).map_err(|m| self.entry_err(m))?;
                 while let Some(range) = values.next_request() {
                     let e = self.search(ldap, &g.dn, Scope::Base, "(objectClass=*)", &[range.as_str()]).await?;
                     let e = e.first().ok_or_else(|| self.err(format!("{} vanished while its {a} values were read", g.dn)))?;
-                    values.absorb(e).map_err(|m| self.err(m))?;
+                    values.absorb(e).map_err(|m| self.entry_err(m))?;
                 }
                 let values = values.finish();
                 let prefix = format!("{};", a.to_ascii_lowercase());
@@ -172,7 +176,7 @@ impl LdapSource {
         let users = self.search(&mut ldap, &c.base_dn, Scope::Subtree, &c.user_filter, &attrs).await?;
         let _ = ldap.unbind().await;
         tracing::debug!(departments = depts.len(), users = users.len(), "LDAP entries read");
-        mapping::snapshot(&depts, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.err(m))
+        mapping::snapshot(&depts, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.entry_err(m))
     }
 }
 
