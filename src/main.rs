@@ -6,7 +6,7 @@ use clap::Parser;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use orgsync::cli::{Cli, Command, Output, RunsCommand};
 use orgsync::config::{self, ConfigError};
-use orgsync::mirror::{Mirror, RunRecord, RunStatus, StateLock};
+use orgsync::mirror::{Mirror, RunId, RunRecord, RunStatus, StateLock};
 use orgsync::reconcile::{ItemOutcome, Plan, RunOptions};
 use orgsync::schedule::SystemClock;
 use std::process::ExitCode;
@@ -134,11 +134,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("error: no runs recorded yet in {}", cfg.state_dir.display());
                 return Ok(ExitCode::from(EXIT_FAILED));
             };
-            let Some(run) = m.run(id)? else {
+            let Some(run) = m.run(RunId(id))? else {
                 eprintln!("error: no run {id}");
                 return Ok(ExitCode::from(EXIT_FAILED));
             };
-            let items = m.items(id)?;
+            let items = m.items(RunId(id))?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "items": items }))?),
                 Output::Table => {

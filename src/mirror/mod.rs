@@ -76,10 +76,33 @@ impl RunStatus {
     }
 }
 
+/// A run's number in the mirror (1, 2, 3, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl rusqlite::ToSql for RunId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for RunId {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(v).map(RunId)
+    }
+}
+
 /// One recorded run.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunRecord {
-    pub id: i64,
+    pub id: RunId,
     pub trigger: String,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -235,15 +258,15 @@ impl Mirror {
         })
     }
 
-    pub fn start_run(&self, trigger: &str) -> Result<i64, MirrorError> {
+    pub fn start_run(&self, trigger: &str) -> Result<RunId, MirrorError> {
         self.with(|c| {
             c.execute("INSERT INTO runs (trigger, started_at, status) VALUES (?1, ?2, 'running')", params![trigger, now()])?;
-            Ok(c.last_insert_rowid())
+            Ok(RunId(c.last_insert_rowid()))
         })
     }
 
     /// Record one outcome (and its binding change) in one transaction.
-    pub fn record(&self, run: i64, item: &ItemRow<'_>, binding: BindingChange) -> Result<(), MirrorError> {
+    pub fn record(&self, run: RunId, item: &ItemRow<'_>, binding: BindingChange) -> Result<(), MirrorError> {
         let kind = item.kind;
         self.with(|c| {
             let tx = c.transaction()?;
@@ -278,7 +301,7 @@ impl Mirror {
 
     /// Record many outcomes without binding changes in one transaction
     /// (plan items, operations not attempted after a stop).
-    pub fn record_all(&self, run: i64, items: &[ItemRow<'_>]) -> Result<(), MirrorError> {
+    pub fn record_all(&self, run: RunId, items: &[ItemRow<'_>]) -> Result<(), MirrorError> {
         if items.is_empty() {
             return Ok(());
         }
@@ -292,7 +315,7 @@ impl Mirror {
     }
 
     /// Close a run: its status, message, and counts per kind, op and outcome.
-    pub fn finish_run(&self, run: i64, status: RunStatus, message: Option<&str>) -> Result<RunRecord, MirrorError> {
+    pub fn finish_run(&self, run: RunId, status: RunStatus, message: Option<&str>) -> Result<RunRecord, MirrorError> {
         self.with(|c| {
             let counts = counts(c, run)?;
             let json = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
@@ -306,7 +329,7 @@ impl Mirror {
     }
 
     /// Store what a run saw (before `finish_run`).
-    pub fn set_objects(&self, run: i64, objects: &ObjectCounts) -> Result<(), MirrorError> {
+    pub fn set_objects(&self, run: RunId, objects: &ObjectCounts) -> Result<(), MirrorError> {
         let json = serde_json::to_string(objects).unwrap_or_else(|_| "{}".into());
         self.with(|c| c.execute("UPDATE runs SET objects = ?2 WHERE id = ?1", params![run, json]).map(drop))
     }
@@ -349,14 +372,14 @@ impl Mirror {
         })
     }
 
-    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, MirrorError> {
+    pub fn run(&self, id: RunId) -> Result<Option<RunRecord>, MirrorError> {
         self.with(|c| {
             let r = c.query_row(&format!("{RUN_SELECT} WHERE id = ?1"), [id], run_row).optional()?;
             r.map(|r| with_live_counts(c, r)).transpose()
         })
     }
 
-    pub fn items(&self, run: i64) -> Result<Vec<ItemRecord>, MirrorError> {
+    pub fn items(&self, run: RunId) -> Result<Vec<ItemRecord>, MirrorError> {
         self.with(|c| {
             let mut st =
                 c.prepare("SELECT kind, op, source_id, target_id, outcome, error, at FROM run_items WHERE run_id = ?1 ORDER BY id")?;
@@ -376,7 +399,7 @@ impl Mirror {
     }
 }
 
-fn insert_item(tx: &rusqlite::Transaction<'_>, run: i64, i: &ItemRow<'_>) -> rusqlite::Result<()> {
+fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -418,7 +441,7 @@ fn with_live_counts(c: &Connection, mut r: RunRecord) -> rusqlite::Result<RunRec
     Ok(r)
 }
 
-fn counts(c: &Connection, run: i64) -> rusqlite::Result<BTreeMap<String, u64>> {
+fn counts(c: &Connection, run: RunId) -> rusqlite::Result<BTreeMap<String, u64>> {
     let mut st = c.prepare("SELECT kind || '.' || op || '.' || outcome, COUNT(*) FROM run_items WHERE run_id = ?1 GROUP BY 1")?;
     let rows = st.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
     rows.collect()

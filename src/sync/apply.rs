@@ -3,7 +3,7 @@
 //! outcome, with its binding change, is committed to the mirror as soon as it
 //! is known. One failed operation is an item error; the run goes on.
 
-use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError};
+use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError, RunId};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
 use crate::reconcile::Op;
 use crate::target::{Target, TargetError};
@@ -38,7 +38,7 @@ fn hash<T: serde::Serialize>(v: &T) -> Option<String> {
 struct Ctx<'a> {
     target: &'a dyn Target,
     mirror: &'a Mirror,
-    run: i64,
+    run: RunId,
     bindings: Mutex<Bindings>,
     stop: &'a CancellationToken,
 }
@@ -122,7 +122,7 @@ impl Ctx<'_> {
         let (ok, created, change, error) = match result {
             Ok((created, change)) => (true, created, change, None),
             Err(e) => {
-                tracing::warn!(run = self.run, kind = %op.kind(), op = op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
+                tracing::warn!(run = %self.run, kind = %op.kind(), op = op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
                 (false, None, BindingChange::None, Some(e.to_string()))
             }
         };
@@ -164,7 +164,7 @@ pub async fn apply(
     plan: &crate::reconcile::Plan,
     target: &dyn Target,
     mirror: &Mirror,
-    run: i64,
+    run: RunId,
     bindings: Bindings,
     concurrency: usize,
     stop: &CancellationToken,

@@ -189,7 +189,7 @@ pub async fn run_with_config(
             // Recorded like any run that could not start: nothing was changed.
             let id = mirror.start_run(trigger)?;
             let message = RunError::SetupTarget(e).to_string();
-            error!(run = id, %message, "Sync run failed");
+            error!(run = %id, %message, "Sync run failed");
             return Ok(mirror.finish_run(id, RunStatus::Failed, Some(&message))?);
         }
     };
@@ -210,7 +210,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     let RunContext { source, target, mirror, policy, concurrency, stop } = *ctx;
     let started = Instant::now();
     let run_id = mirror.start_run(trigger)?;
-    info!(run = run_id, trigger, source = source.kind(), "Sync run started");
+    info!(run = %run_id, trigger, source = source.kind(), "Sync run started");
     let finish = |status: RunStatus, message: Option<&str>| -> Result<RunRecord, SyncError> {
         let record = mirror.finish_run(run_id, status, message)?;
         let finished = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
@@ -219,12 +219,12 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     };
     let fail = |why: RunError| -> Result<RunRecord, SyncError> {
         let message = why.to_string();
-        error!(run = run_id, reason = why.metric_label(), transient = why.is_transient(), %message, "Sync run failed");
+        error!(run = %run_id, reason = why.metric_label(), transient = why.is_transient(), %message, "Sync run failed");
         metrics::counter!(telemetry::m::RUN_FAILURES_TOTAL, "reason" => why.metric_label()).increment(1);
         finish(RunStatus::Failed, Some(&message))
     };
     let stopped = || -> Result<RunRecord, SyncError> {
-        warn!(run = run_id, "Sync run stopped by shutdown before anything was applied");
+        warn!(run = %run_id, "Sync run stopped by shutdown before anything was applied");
         finish(RunStatus::Partial, Some("stopped by shutdown before anything was applied; nothing was changed (the next run does it)"))
     };
 
@@ -248,7 +248,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         return stopped();
     }
     info!(
-        run = run_id,
+        run = %run_id,
         source_users = snapshot.users.len(),
         source_departments = snapshot.departments.len(),
         target_users = current.users.len(),
@@ -258,7 +258,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         "Plan ready"
     );
     if let Some(g) = &plan.guard {
-        warn!(run = run_id, "{g}");
+        warn!(run = %run_id, "{g}");
     }
     let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::ItemOutcome::HeldBack).count();
     metrics::gauge!(telemetry::m::DELETES_HELD_BACK).set(held_back as f64);
@@ -329,7 +329,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     let message = (!reasons.is_empty()).then(|| reasons.join("; "));
     let record = finish(status, message.as_deref())?;
     info!(
-        run = run_id,
+        run = %run_id,
         status = status.as_str(),
         created = record.count(Some("create"), "ok"),
         updated = record.count(Some("update"), "ok"),
