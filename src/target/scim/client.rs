@@ -122,7 +122,7 @@ impl Client {
             .with_jitter()
     }
 
-    /// One attempt, counted.
+    /// One attempt, counted in `orgsync_target_requests_total`.
     async fn counted(
         &self,
         method: &Method,

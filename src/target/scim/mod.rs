@@ -215,7 +215,7 @@ impl Target for ScimTarget {
                             self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                         )));
                     };
-                    let ops = schema::user_patch(spec, &schema::all_user_changes());
+                    let ops = schema::user_patch(spec, Field::USER);
                     self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
                     id
                 }

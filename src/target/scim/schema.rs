@@ -102,7 +102,7 @@ pub fn user_body(spec: &UserSpec) -> Value {
     m.insert("schemas".into(), json!([USER, ENTERPRISE]));
     m.insert("externalId".into(), json!(spec.external_id));
     m.insert("active".into(), json!(spec.active));
-    for f in all_user_changes() {
+    for &f in Field::USER {
         if let Some((path, v)) = user_value(spec, f) {
             if v.is_null() {
                 continue;
@@ -125,22 +125,6 @@ pub fn user_body(spec: &UserSpec) -> Value {
         }
     }
     Value::Object(m)
-}
-
-/// Every attribute a create sends, as change field names.
-pub fn all_user_changes() -> Vec<Field> {
-    vec![
-        Field::ExternalId,
-        Field::Username,
-        Field::Name,
-        Field::Email,
-        Field::Mobile,
-        Field::EmployeeNo,
-        Field::Nickname,
-        Field::Title,
-        Field::Department,
-        Field::Active,
-    ]
 }
 
 /// (SCIM path, value) of one field; `Value::Null` means remove. `name` also
