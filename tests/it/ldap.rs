@@ -198,3 +198,32 @@ fn ten_thousand_users_are_read_in_pages_past_the_servers_size_limit() {
     assert_eq!(in_groups, 8_000, "four users in five are in a group");
     assert_eq!(out["departments"].as_array().unwrap().len(), GROUPS.len());
 }
+
+#[test]
+fn an_attribute_the_bind_account_may_not_read_is_withheld_not_cleared() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let slapd = Slapd::start_hiding(env.dir.path(), &tree(12), &["mail"]);
+    // First as the directory admin, who reads everything: emails reach the target.
+    let source = |dn: &str| {
+        format!(
+            "kind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{dn}\"\nbind_password_file = \"bind-pw\"\nbase_dn = \"ou=Corp,{SUFFIX}\"\n",
+            slapd.url
+        )
+    };
+    std::fs::write(env.path("bind-pw"), format!("{}\n", crate::slapd::ROOT_PW)).unwrap();
+    env.scim_config_with_source(&scim, &source(crate::slapd::ROOT_DN), "[policy.users]\nmatch_by = [\"username\"]\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let emails = || scim.users().iter().filter(|u| u["emails"][0]["value"].is_string()).count();
+    assert_eq!(emails(), 12);
+    // Then as the sync account, which an ACL keeps from `mail`: nothing is cleared.
+    std::fs::write(env.path("bind-pw"), format!("{READER_PW}\n")).unwrap();
+    env.scim_config_with_source(&scim, &source(READER_DN), "[policy.users]\nmatch_by = [\"username\"]\n");
+    let before = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.writes()[before..], [], "a withheld attribute changed the target");
+    assert_eq!(emails(), 12, "every email intact");
+    assert!(r.stderr.contains("withheld") && r.stderr.contains("email"), "said once: {}", r.stderr);
+}

@@ -116,6 +116,16 @@ impl Slapd {
     /// With `tls`: LDAPS on a second port, StartTLS on the first, and a
     /// simple bind refused unless the connection is encrypted.
     pub fn start_with(dir: &Path, ldif: &str, tls: Option<&TestCa>) -> Slapd {
+        Slapd::start_full(dir, ldif, tls, &[])
+    }
+
+    /// Plain LDAP, with `hidden` attributes unreadable to the reader (an
+    /// ACL, as a directory admin would set one for a sync account).
+    pub fn start_hiding(dir: &Path, ldif: &str, hidden: &[&str]) -> Slapd {
+        Slapd::start_full(dir, ldif, None, hidden)
+    }
+
+    fn start_full(dir: &Path, ldif: &str, tls: Option<&TestCa>, hidden: &[&str]) -> Slapd {
         let sbin = |n| bin("/usr/sbin", n);
         let dir = dir.join(format!("slapd-{}", free_port()));
         std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -138,9 +148,14 @@ impl Slapd {
              sizelimit size.soft=1000 size.hard=1000 size.pr=1000 size.prtotal=unlimited\n\
              database mdb\nmaxsize 1073741824\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {hash}\n\
              directory {d}/data\ndbnosync\nindex entryUUID,member,uniqueMember eq\n\
-             access to attrs=userPassword by anonymous auth by * none\naccess to * by * read\n",
+             access to attrs=userPassword by anonymous auth by * none\n{hide}access to * by * read\n",
             d = dir.display(),
-            hash = hash.trim()
+            hash = hash.trim(),
+            hide = if hidden.is_empty() {
+                String::new()
+            } else {
+                format!("access to attrs={} by dn.exact=\"{READER_DN}\" none by * read\n", hidden.join(","))
+            }
         );
         std::fs::write(dir.join("slapd.conf"), conf).unwrap();
         // slaptest writes slapd.d, then exits 1 on the empty database: check the file instead.
