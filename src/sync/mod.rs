@@ -9,7 +9,7 @@ mod apply;
 pub mod worker;
 
 use crate::config::Config;
-use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunRecord, RunStatus, Sides};
+use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunId, RunRecord, RunStatus, Sides};
 use crate::model::{Bindings, Snapshot};
 use crate::reconcile::{self, Plan, Policy, RunOptions};
 use crate::source::{self, IdentitySource, SourceError};
@@ -185,13 +185,8 @@ pub async fn run_with_config(
     let source = source::build(&config.source);
     let target = match target::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,
-        Err(e) => {
-            // Recorded like any run that could not start: nothing was changed.
-            let id = mirror.start_run(trigger)?;
-            let message = RunError::SetupTarget(e).to_string();
-            error!(run = %id, %message, "Sync run failed");
-            return Ok(mirror.finish_run(id, RunStatus::Failed, Some(&message))?);
-        }
+        // Recorded, counted and logged like any other failed run.
+        Err(e) => return Recording::start(mirror, trigger, source.kind())?.fail(RunError::SetupTarget(e)),
     };
     let concurrency = match &config.target {
         crate::target::TargetConfig::Scim(c) => c.concurrency,
@@ -201,6 +196,43 @@ pub async fn run_with_config(
     run(&ctx, trigger, options).await
 }
 
+/// A run being recorded: its row in the mirror, and how it ends (mirror,
+/// metrics, log).
+struct Recording<'a> {
+    mirror: &'a Mirror,
+    id: RunId,
+    trigger: &'a str,
+    started: Instant,
+}
+
+impl<'a> Recording<'a> {
+    fn start(mirror: &'a Mirror, trigger: &'a str, source: &str) -> Result<Self, SyncError> {
+        let id = mirror.start_run(trigger)?;
+        info!(run = %id, trigger, source, "Sync run started");
+        Ok(Self { mirror, id, trigger, started: Instant::now() })
+    }
+
+    fn finish(&self, status: RunStatus, message: Option<&str>) -> Result<RunRecord, SyncError> {
+        let record = self.mirror.finish_run(self.id, status, message)?;
+        let finished = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        telemetry::run_finished(self.trigger, status.as_str(), self.started.elapsed().as_secs_f64(), finished);
+        Ok(record)
+    }
+
+    fn fail(&self, why: RunError) -> Result<RunRecord, SyncError> {
+        let message = why.to_string();
+        error!(run = %self.id, reason = why.metric_label(), transient = why.is_transient(), %message, "Sync run failed");
+        metrics::counter!(telemetry::m::RUN_FAILURES_TOTAL, "reason" => why.metric_label()).increment(1);
+        self.finish(RunStatus::Failed, Some(&message))
+    }
+
+    /// Not a failure: nothing went wrong, the next run does it all.
+    fn stopped(&self) -> Result<RunRecord, SyncError> {
+        warn!(run = %self.id, "Sync run stopped by shutdown before anything was applied");
+        self.finish(RunStatus::Partial, Some("stopped by shutdown before anything was applied; nothing was changed (the next run does it)"))
+    }
+}
+
 /// One run: fetch -> load -> plan -> apply -> record.
 ///
 /// When `stop` fires (SIGTERM), no new operation starts: the fetch is
@@ -208,25 +240,8 @@ pub async fn run_with_config(
 /// rest are recorded `not_attempted`; the next run picks them up.
 pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
     let RunContext { source, target, mirror, policy, concurrency, stop } = *ctx;
-    let started = Instant::now();
-    let run_id = mirror.start_run(trigger)?;
-    info!(run = %run_id, trigger, source = source.kind(), "Sync run started");
-    let finish = |status: RunStatus, message: Option<&str>| -> Result<RunRecord, SyncError> {
-        let record = mirror.finish_run(run_id, status, message)?;
-        let finished = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        telemetry::run_finished(trigger, status.as_str(), started.elapsed().as_secs_f64(), finished);
-        Ok(record)
-    };
-    let fail = |why: RunError| -> Result<RunRecord, SyncError> {
-        let message = why.to_string();
-        error!(run = %run_id, reason = why.metric_label(), transient = why.is_transient(), %message, "Sync run failed");
-        metrics::counter!(telemetry::m::RUN_FAILURES_TOTAL, "reason" => why.metric_label()).increment(1);
-        finish(RunStatus::Failed, Some(&message))
-    };
-    let stopped = || -> Result<RunRecord, SyncError> {
-        warn!(run = %run_id, "Sync run stopped by shutdown before anything was applied");
-        finish(RunStatus::Partial, Some("stopped by shutdown before anything was applied; nothing was changed (the next run does it)"))
-    };
+    let recording = Recording::start(mirror, trigger, source.kind())?;
+    let run_id = recording.id;
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let fetched = async {
@@ -237,15 +252,14 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     let (snapshot, current) = tokio::select! {
         r = fetched => match r {
             Ok(v) => v,
-            Err(why) => return fail(why),
+            Err(why) => return recording.fail(why),
         },
-        // Not a failure: nothing went wrong, the next run does it all.
-        _ = stop.cancelled() => return stopped(),
+        _ = stop.cancelled() => return recording.stopped(),
     };
     let bindings = mirror.bindings()?;
     let plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     if stop.is_cancelled() {
-        return stopped();
+        return recording.stopped();
     }
     info!(
         run = %run_id,
@@ -281,7 +295,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
 
     let outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, stop).await?;
     if let Err(e) = target.flush().await {
-        return fail(RunError::WriteTarget(e));
+        return recording.fail(RunError::WriteTarget(e));
     }
     let (bound_users, bound_departments) = mirror.binding_counts()?;
     let objects = ObjectCounts {
@@ -327,7 +341,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         RunStatus::Partial
     };
     let message = (!reasons.is_empty()).then(|| reasons.join("; "));
-    let record = finish(status, message.as_deref())?;
+    let record = recording.finish(status, message.as_deref())?;
     info!(
         run = %run_id,
         status = status.as_str(),
@@ -338,7 +352,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         bound = record.count(Some("bind"), "ok"),
         failed = outcome.failed,
         held_back = record.count(None, "held_back"),
-        duration_ms = started.elapsed().as_millis() as u64,
+        duration_ms = recording.started.elapsed().as_millis() as u64,
         "Sync run finished"
     );
     Ok(record)
