@@ -114,12 +114,24 @@ impl Client {
         Err(TargetError::Http { method: m, path: path.to_owned(), status, detail, retry_after })
     }
 
-    fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
+    /// `attempt` again on transient failures, with backoff and jitter,
+    /// honouring `Retry-After`; `what` says in the log what is retried.
+    async fn retrying<T, F, Fut>(&self, what: &'static str, attempt: F) -> Result<T, TargetError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, TargetError>>,
+    {
+        let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(self.retries)
-            .with_jitter()
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .when(TargetError::is_transient)
+            .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
+            .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "{what}"))
+            .await
     }
 
     /// One attempt, counted in `orgsync_target_requests_total`.
@@ -145,19 +157,15 @@ impl Client {
         Fut: std::future::Future<Output = Result<Option<String>, TargetError>>,
     {
         let tried = std::sync::atomic::AtomicBool::new(false);
-        (|| async {
+        let attempt = || async {
             if tried.swap(true, std::sync::atomic::Ordering::Relaxed)
                 && let Some(id) = exists().await?
             {
                 return Ok(Created::Found(id));
             }
             self.counted(&Method::POST, path, &[], Some(body)).await.map(|(_, v)| Created::Posted(v))
-        })
-        .retry(self.backoff())
-        .when(TargetError::is_transient)
-        .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
-        .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "Create failed with an unknown outcome; looking for the object before retrying"))
-        .await
+        };
+        self.retrying("Create failed with an unknown outcome; looking for the object before retrying", attempt).await
     }
 
     /// One request with retries on transient failures.
@@ -169,13 +177,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Option<Value>, TargetError> {
         let m = &method;
-        (|| async move { self.counted(m, path, query, body).await })
-            .retry(self.backoff())
-            .when(TargetError::is_transient)
-            .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
-            .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "Transient target error, retrying"))
-            .await
-            .map(|(_, v)| v)
+        self.retrying("Transient target error, retrying", || async move { self.counted(m, path, query, body).await }).await.map(|(_, v)| v)
     }
 
     /// Every resource of an endpoint, page by page (`startIndex`/`count`)
