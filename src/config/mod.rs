@@ -165,13 +165,13 @@ pub fn load_tree(
             .build()
             .and_then(|merged| merged.try_deserialize::<serde_json::Map<String, serde_json::Value>>())
     };
-    merge(&env).map_err(|e| {
+    merge(&env).map_err(|_| {
         // The file alone is valid TOML: the environment is at fault. Name
         // the variables that break it (not their values: they may be secrets).
         let culprits: Vec<&str> = env.iter().filter(|v| merge(std::slice::from_ref(*v)).is_err()).map(|(k, _)| k.as_str()).collect();
         let message = if culprits.is_empty() {
             format!(
-                "the environment overrides ({}) do not fit the file's structure: {e}",
+                "the environment overrides ({}) together do not fit the file's structure",
                 env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
             )
         } else {

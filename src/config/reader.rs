@@ -227,32 +227,25 @@ impl<'a> Reader<'a> {
     /// A secret given inline as `k` or in a file as `k_file` (trailing newline trimmed).
     pub fn secret(&mut self, k: &'static str, k_file: &'static str, errs: &mut Problems) -> Option<Secret> {
         let inline = self.string(k, errs);
-        let file = self.path(k_file, errs);
+        // systemd hands credentials over in $CREDENTIALS_DIRECTORY: a
+        // relative *_file names one there when it is set.
+        let file = self.string(k_file, errs).map(|f| match self.credentials {
+            Some(dir) if Path::new(&f).is_relative() => dir.join(f),
+            _ => self.base.join(f),
+        });
         match (inline, file) {
             (Some(_), Some(_)) => {
                 self.problem(errs, k, format!("set either {} or {}, not both", self.key(k), self.key(k_file)));
                 None
             }
             (Some(v), None) => self.checked_secret(k, v, errs),
-            (None, Some(p)) => {
-                // systemd hands credentials over in $CREDENTIALS_DIRECTORY:
-                // a relative *_file names one there when it is set.
-                let p = match self.credentials {
-                    Some(dir)
-                        if self.map.and_then(|m| m.get(k_file)).and_then(|v| v.as_str()).is_some_and(|f| Path::new(f).is_relative()) =>
-                    {
-                        self.string(k_file, errs).map_or(p, |f| dir.join(f))
-                    }
-                    _ => p,
-                };
-                match std::fs::read_to_string(&p) {
-                    Ok(s) => self.checked_secret(k_file, s.trim_end_matches(['\r', '\n']).to_owned(), errs),
-                    Err(e) => {
-                        self.problem(errs, k_file, format!("cannot read {}: {e}", p.display()));
-                        None
-                    }
+            (None, Some(p)) => match std::fs::read_to_string(&p) {
+                Ok(s) => self.checked_secret(k_file, s.trim_end_matches(['\r', '\n']).to_owned(), errs),
+                Err(e) => {
+                    self.problem(errs, k_file, format!("cannot read {}: {e}", p.display()));
+                    None
                 }
-            }
+            },
             (None, None) => None,
         }
     }
