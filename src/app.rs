@@ -34,9 +34,12 @@ use tracing::{error, info, warn};
 pub enum AppError {
     #[error(transparent)]
     Mirror(#[from] MirrorError),
-    // The cause is part of the message, not a `source()`: `{:#}` would print it twice.
-    #[error("cannot listen on {addr} (daemon.listen): {cause}")]
-    Listen { addr: std::net::SocketAddr, cause: std::io::Error },
+    #[error("cannot listen on {addr} (daemon.listen)")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        cause: std::io::Error,
+    },
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),
     #[error("cannot handle signals: {0}")]
