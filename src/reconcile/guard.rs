@@ -42,7 +42,7 @@ pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot,
             plan.ops.push(op);
         } else {
             held += 1;
-            plan.items.push(held_item(&op));
+            plan.items.push(held_item(&op, "held back by the deletion guard"));
         }
     }
     plan.guard = Some(format!(
@@ -51,13 +51,14 @@ pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot,
     ));
 }
 
-fn held_item(op: &Op) -> Item {
+/// An operation not done but held back, and why.
+pub(super) fn held_item(op: &Op, why: &str) -> Item {
     Item {
         kind: op.kind(),
         op: op.verb(),
         source_id: op.source_id().cloned(),
         target_id: op.target_id().cloned(),
         outcome: ItemOutcome::HeldBack,
-        message: format!("held back by the deletion guard: {}", op.detail()),
+        message: format!("{why}: {}", op.detail()),
     }
 }

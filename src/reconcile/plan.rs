@@ -387,18 +387,7 @@ fn unreadable(source: &Snapshot, p: &mut Plan, user_removals: &mut Vec<Op>) {
     }
     let anonymous = source.unreadable.iter().filter(|r| r.kind == Kind::User && r.source_id.is_none()).count();
     if anonymous > 0 {
-        for op in user_removals.drain(..) {
-            p.items.push(Item {
-                kind: op.kind(),
-                op: op.verb(),
-                source_id: op.source_id().cloned(),
-                target_id: op.target_id().cloned(),
-                outcome: ItemOutcome::HeldBack,
-                message: format!(
-                    "held back: {anonymous} user record(s) from the source had no id, so no account can be judged gone this run: {}",
-                    op.detail()
-                ),
-            });
-        }
+        let why = format!("held back: {anonymous} user record(s) from the source had no id, so no account can be judged gone this run");
+        p.items.extend(user_removals.drain(..).map(|op| guard::held_item(&op, &why)));
     }
 }
