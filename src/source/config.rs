@@ -29,15 +29,12 @@ impl SourceConfig {
         match self {
             SourceConfig::File { .. } => "file",
             SourceConfig::Ldap(_) => "ldap",
-            SourceConfig::Feishu(c) if c.vendor == "Lark" => "lark",
-            SourceConfig::Feishu(_) => "feishu",
+            SourceConfig::Feishu(c) => c.kind(),
             SourceConfig::DingTalk(_) => "dingtalk",
             SourceConfig::WeCom(_) => "wecom",
         }
     }
-}
 
-impl SourceConfig {
     /// The default `policy.users.match_by` for this source. WeCom apps
     /// created since 2022-06-20 receive neither email nor mobile: match on
     /// the userid, which WeCom always returns.

@@ -25,6 +25,13 @@ pub struct FeishuConfig {
     pub concurrency: usize,
 }
 
+impl FeishuConfig {
+    /// The source kind: `lark` for Lark, else `feishu`.
+    pub fn kind(&self) -> &'static str {
+        if self.vendor == "Lark" { "lark" } else { "feishu" }
+    }
+}
+
 pub fn parse(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &mut Problems) -> Option<SourceConfig> {
     let http = config::http_settings(s, default_base, 20, 50, errs);
     let concurrency = config::concurrency(s, errs);

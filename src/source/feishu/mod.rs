@@ -182,7 +182,7 @@ impl FeishuSource {
 
 impl IdentitySource for FeishuSource {
     fn kind(&self) -> &'static str {
-        if self.config.vendor == "Lark" { "lark" } else { "feishu" }
+        self.config.kind()
     }
 
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
