@@ -498,7 +498,11 @@ fn a_long_run_keeps_the_watchdog_fed_and_sigterm_stops_it_within_the_grace_perio
     let took = stopped_at.elapsed();
     assert_eq!(d.wait_exit(Duration::from_secs(1)), 0, "{}", d.log());
     assert!(took < Duration::from_secs(10), "exit took {took:?} (grace period 10 s)");
-    // The first answers may precede the signal's delivery; the last cannot.
+    // The first answers may precede the signal's delivery; once one says
+    // stopping, every later one does, the last included.
+    if let Some(first) = answers.iter().position(|a| *a == (503, 503)) {
+        assert!(answers[first..].iter().all(|a| *a == (503, 503)), "ready again after stopping: {answers:?}");
+    }
     if let Some(last) = answers.last() {
         assert_eq!(*last, (503, 503), "readyz and POST /sync once stopping: {answers:?}");
     }

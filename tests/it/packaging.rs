@@ -107,8 +107,8 @@ fn the_rpm_is_an_rpm_holding_the_binary_unit_and_config() {
         ["/usr/bin/orgsync", "/usr/lib/systemd/system/orgsync.service", "/etc/orgsync/orgsync.toml", "/usr/lib/sysusers.d/orgsync.conf"]
     {
         // The header lists base names and directories apart.
-        let name = f.rsplit('/').next().unwrap();
-        assert!(text.contains(name), "the rpm lacks {f}");
+        let (dir, name) = f.rsplit_once('/').unwrap();
+        assert!(text.contains(&format!("{dir}/")) && text.contains(name), "the rpm lacks {f}");
     }
 }
 
