@@ -11,23 +11,24 @@
 //! DingTalk lists carry no leavers: a user who left disappears, and the
 //! target-only policy decides what happens to their account.
 
+mod api;
 mod config;
 mod mapping;
 
 pub use config::*;
-use mapping::*;
 
 use super::saas::pager::{Page, all_pages};
-use super::saas::{
-    Client, Record, Token, Vendor, Verdict, absent_fields, by_status, json_body, query_token, request_token, split, text, without_id,
-};
+use super::saas::wire::{Item, text};
+use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, query_token, request_token, split};
 use super::{IdentitySource, SourceError};
-use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
+use crate::model::{Department, Snapshot, Unreadable};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
 const TOKEN_PATH: &str = "/gettoken";
@@ -64,26 +65,26 @@ impl Vendor for DingTalkSource {
     }
 
     fn check(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let v = match json_body(status, body) {
-            Ok(v) => v,
+        let (e, v) = match envelope::<api::Envelope>(status, body) {
+            Ok(e) => e,
             Err(verdict) => return verdict,
         };
         // The per-IP flood ban is not an errcode envelope. Retrying would
         // only extend it: fail the run, the next one starts clean.
-        if v.get("status").and_then(Value::as_i64) == Some(1111) {
-            let wait = v.get("wait").and_then(text).unwrap_or_else(|| "5".into());
+        if e.status == Some(1111) {
+            let wait = text(&e.wait).unwrap_or_else(|| "5".into());
             return Verdict::Fatal { code: "1111".into(), message: format!("this server's IP is banned for about {wait} minutes") };
         }
-        let Some(errcode) = v.get("errcode").and_then(text) else {
+        let Some(errcode) = text(&e.errcode) else {
             return by_status(status, format!("HTTP {status}"), "no errcode in the answer".into());
         };
         // errcode 88 wraps the real reason in sub_code / sub_msg.
-        let sub = v.get("sub_code").and_then(text).filter(|s| !s.is_empty() && s != "0");
-        let (code, msg_key) = match sub {
-            Some(s) if errcode == "88" => (s, "sub_msg"),
-            _ => (errcode, "errmsg"),
+        let sub = text(&e.sub_code).filter(|s| s != "0");
+        let (code, message) = match sub {
+            Some(s) if errcode == "88" => (s, e.sub_msg.or(e.errmsg)),
+            _ => (errcode, e.errmsg),
         };
-        let message = v.get(msg_key).or_else(|| v.get("errmsg")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let message = message.unwrap_or_default();
         match code.as_str() {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "40014" | "42001" => Verdict::TokenInvalid { code, message },
@@ -117,34 +118,23 @@ impl DingTalkSource {
         Self { config }
     }
 
-    async fn post(&self, client: &Client, path: &'static str, body: Value) -> Result<Value, SourceError> {
+    /// `result` of one call.
+    async fn post<T: DeserializeOwned>(&self, client: &Client, path: &'static str, body: impl Serialize + Sync) -> Result<T, SourceError> {
         let build = |c: &Client| c.raw(Method::POST, path).json(&body);
-        client.call(self, path, &build).await
-    }
-
-    fn malformed(&self, path: &str, what: &str) -> SourceError {
-        SourceError::Api { vendor: "DingTalk", path: path.to_owned(), message: format!("unexpected answer: {what}") }
+        let answer: api::Answer<T> = client.call(self, path, &build).await?;
+        Ok(answer.result)
     }
 
     /// The ids of `dept`'s direct children.
     async fn children(&self, client: &Client, dept: i64) -> Result<Vec<i64>, SourceError> {
-        let v = self.post(client, LISTSUBID, json!({"dept_id": dept})).await?;
-        let list = v["result"]["dept_id_list"].as_array().ok_or_else(|| self.malformed(LISTSUBID, "no result.dept_id_list"))?;
-        list.iter().map(|d| d.as_i64().ok_or_else(|| self.malformed(LISTSUBID, "a department id that is not an integer"))).collect()
+        let ids: api::SubIds = self.post(client, LISTSUBID, json!({"dept_id": dept})).await?;
+        Ok(ids.dept_id_list)
     }
 
     /// One department (`Err` inside: a record that does not map, kept to be reported).
     async fn department(&self, client: &Client, id: i64, parent: Option<i64>) -> Result<Result<Department, Unreadable>, SourceError> {
-        let v = self.post(client, DEPT_GET, json!({"dept_id": id, "language": "zh_CN"})).await?;
-        let r = Record::new(&v["result"]);
-        let d = Department {
-            source_id: SourceId(id.to_string()),
-            parent_id: parent.map(|p| SourceId(p.to_string())),
-            name: r.required("name").unwrap_or_default(),
-            order: r.text("order").and_then(|o| o.parse().ok()).unwrap_or(0),
-            leader_ids: Vec::new(),
-        };
-        Ok(r.finish(Kind::Department, &d.source_id).map(|()| d))
+        let d: Item<api::Department> = self.post(client, DEPT_GET, json!({"dept_id": id, "language": "zh_CN"})).await?;
+        Ok(mapping::department(id, parent, d))
     }
 
     /// Every department under the roots, one level at a time.
@@ -176,18 +166,22 @@ impl DingTalkSource {
     }
 
     /// Every page of one department's direct members.
-    async fn members(&self, client: &Client, dept: i64) -> Result<Vec<Value>, SourceError> {
+    async fn members(&self, client: &Client, dept: i64) -> Result<Vec<Item<api::User>>, SourceError> {
         all_pages("DingTalk", USER_LIST, 0i64, |cursor| async move {
             let body = json!({"dept_id": dept, "cursor": cursor, "size": PAGE_SIZE, "contain_access_limit": false, "language": "zh_CN"});
-            let v = self.post(client, USER_LIST, body).await?;
-            let r = &v["result"];
-            let items = r["list"].as_array().ok_or_else(|| self.malformed(USER_LIST, "no result.list"))?.clone();
-            let next = match (r["has_more"].as_bool() == Some(true), r["next_cursor"].as_i64()) {
+            let page: api::UserPage = self.post(client, USER_LIST, body).await?;
+            let next = match (page.has_more, page.next_cursor) {
                 (false, _) => None,
                 (true, Some(next)) => Some(next),
-                (true, None) => return Err(self.malformed(USER_LIST, "has_more without a next_cursor")),
+                (true, None) => {
+                    return Err(SourceError::Api {
+                        vendor: "DingTalk",
+                        path: USER_LIST.to_owned(),
+                        message: "unexpected answer: has_more without a next_cursor".into(),
+                    });
+                }
             };
-            Ok(Page { items, next })
+            Ok(Page { items: page.list, next })
         })
         .await
     }
@@ -199,10 +193,10 @@ impl DingTalkSource {
         let (departments, unreadable_departments) = self.departments(client).await?;
         let mut listed: Vec<i64> = c.roots.clone();
         listed.extend(departments.iter().filter_map(|d| d.source_id.0.parse::<i64>().ok()));
-        let lists: Vec<Vec<Value>> =
+        let lists: Vec<Vec<Item<api::User>>> =
             futures::stream::iter(listed).map(|d| self.members(client, d)).buffered(c.concurrency.max(1)).try_collect().await?;
         let order: HashMap<&str, i64> = departments.iter().map(|d| (d.source_id.0.as_str(), d.order)).collect();
-        let (users, mut unreadable) = split(lists.iter().flatten().map(|u| user(u, &c.user_id_type, &order)));
+        let (users, mut unreadable) = split(lists.into_iter().flatten().map(|u| mapping::user(u, &c.user_id_type, &order)));
         unreadable.extend(unreadable_departments);
         let mut users = super::merge_by_id(users);
         super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());

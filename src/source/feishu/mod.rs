@@ -7,23 +7,24 @@
 //! A user listed in several departments is one user with the departments
 //! merged; the primary is the one `orders[].is_primary_dept` marks.
 
+mod api;
 mod config;
 mod mapping;
 
 pub use config::*;
-use mapping::*;
+use mapping::merge_users;
 
 use super::saas::pager::{Page, all_pages};
-use super::saas::{
-    Client, Record, Token, Vendor, Verdict, absent_fields, by_status, header_seconds, json_body, request_token, split, text, without_id,
-};
+use super::saas::wire::{Item, text};
+use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, header_seconds, request_token, split};
 use super::{IdentitySource, SourceError};
-use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
+use crate::model::Snapshot;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::json;
 
 const PAGE_SIZE: &str = "50";
 
@@ -50,12 +51,12 @@ impl Vendor for FeishuSource {
     }
 
     fn check(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let v = match json_body(status, body) {
-            Ok(v) => v,
+        let (e, v) = match envelope::<api::Envelope>(status, body) {
+            Ok(e) => e,
             Err(verdict) => return verdict,
         };
-        let code = v.get("code").and_then(text).unwrap_or_else(|| "-".into());
-        let message = v.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let code = text(&e.code).unwrap_or_else(|| "-".into());
+        let message = e.msg.unwrap_or_default();
         match code.as_str() {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "99991661" | "99991663" | "99991664" | "99991671" => Verdict::TokenInvalid { code, message },
@@ -91,7 +92,12 @@ impl FeishuSource {
     }
 
     /// Every item of a paged list (`has_more` / `page_token`).
-    async fn pages(&self, client: &Client, path: &str, query: Vec<(&'static str, String)>) -> Result<Vec<Value>, SourceError> {
+    async fn pages<T: DeserializeOwned>(
+        &self,
+        client: &Client,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+    ) -> Result<Vec<Item<T>>, SourceError> {
         all_pages(self.config.vendor, path, None, |token: Option<String>| {
             let mut q = query.clone();
             q.push(("page_size", PAGE_SIZE.into()));
@@ -100,11 +106,11 @@ impl FeishuSource {
             }
             async move {
                 let build = |c: &Client| c.raw(Method::GET, path).query(&q);
-                let v = client.call(self, path, &build).await?;
-                let data = &v["data"];
-                let items = data["items"].as_array().cloned().unwrap_or_default();
-                let next = match (data["has_more"].as_bool().unwrap_or(false), data["page_token"].as_str()) {
-                    (true, Some(t)) if !t.is_empty() => Some(Some(t.to_owned())),
+                let page: api::Paged<T> = client.call(self, path, &build).await?;
+                let data = page.data;
+                let items = data.items.unwrap_or_default();
+                let next = match (data.has_more, data.page_token) {
+                    (true, Some(t)) if !t.is_empty() => Some(Some(t)),
                     (true, _) => {
                         return Err(SourceError::Api {
                             vendor: self.config.vendor,
@@ -128,42 +134,22 @@ impl FeishuSource {
         let c = &self.config;
         let client = Client::new(c.vendor, &c.http)?;
         let dept_key = c.department_id_type.as_str();
-        let mut departments: Vec<Department> = Vec::new();
+        let mut departments = Vec::new();
         let mut unreadable_departments = Vec::new();
         for root in &c.roots {
             let path = format!("/open-apis/contact/v3/departments/{root}/children");
             let mut q = self.id_query();
             q.push(("fetch_child", "true".into()));
-            for d in self.pages(&client, &path, q).await? {
-                let r = Record::new(&d);
-                let Some(id) = r.text(dept_key) else {
-                    unreadable_departments.push(without_id(
-                        Kind::Department,
-                        &d,
-                        dept_key,
-                        &["name", "open_department_id", "department_id"],
-                    ));
-                    continue;
-                };
-                let parent = r.text("parent_department_id").filter(|p| p != "0" && p != root);
-                let department = Department {
-                    source_id: SourceId(id),
-                    parent_id: parent.map(SourceId),
-                    name: r.required("name").unwrap_or_default(),
-                    order: r.text("order").and_then(|o| o.parse().ok()).unwrap_or(0),
-                    leader_ids: Vec::new(),
-                };
-                match r.finish(Kind::Department, &department.source_id) {
-                    Ok(()) => departments.push(department),
-                    Err(u) => unreadable_departments.push(u),
-                }
-            }
+            let items: Vec<Item<api::Department>> = self.pages(&client, &path, q).await?;
+            let (ok, bad) = split(items.into_iter().map(|d| mapping::department(d, dept_key, root)));
+            departments.extend(ok);
+            unreadable_departments.extend(bad);
         }
         // Direct members of every department, and of each root itself.
         let mut listed: Vec<String> = c.roots.clone();
         listed.extend(departments.iter().map(|d| d.source_id.0.clone()));
         let client = &client;
-        let lists: Vec<Vec<Value>> = futures::stream::iter(listed)
+        let lists: Vec<Vec<Item<api::User>>> = futures::stream::iter(listed)
             .map(|dept| async move {
                 let mut q = self.id_query();
                 q.push(("department_id", dept));

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod pager;
+pub mod wire;
 
 use super::SourceError;
 use backon::{ExponentialBuilder, Retryable};
@@ -240,7 +241,23 @@ impl Client {
 
     /// One API call with the token, retries and the envelope check.
     /// `build` makes the request (it may be called several times).
-    pub async fn call(
+    /// The answer is read as `T` (the source's `api.rs` type); an answer
+    /// that does not fit fails the call, naming where.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        vendor: &dyn Vendor,
+        path: &str,
+        build: &(dyn Fn(&Client) -> reqwest::RequestBuilder + Sync),
+    ) -> Result<T, SourceError> {
+        let v = self.call_value(vendor, path, build).await?;
+        serde_path_to_error::deserialize::<_, T>(v).map_err(|e| SourceError::Api {
+            vendor: vendor.name(),
+            path: path.to_owned(),
+            message: format!("unexpected answer: {}: {}", e.path(), e.inner()),
+        })
+    }
+
+    async fn call_value(
         &self,
         vendor: &dyn Vendor,
         path: &str,
@@ -346,12 +363,6 @@ pub fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs)
 }
 
-/// A response body as JSON. A body that is not JSON (a 404 page, a
-/// gateway's error) is the verdict itself, judged by the status.
-pub fn json_body(status: u16, body: &[u8]) -> Result<Value, Verdict> {
-    json_or_excerpt(body).map_err(|message| by_status(status, format!("HTTP {status}"), message))
-}
-
 /// A code with no meaning of its own for the vendor, judged by the HTTP
 /// status: 429 is throttling, 5xx worth another attempt, the rest final.
 pub fn by_status(status: u16, code: String, message: String) -> Verdict {
@@ -362,75 +373,24 @@ pub fn by_status(status: u16, code: String, message: String) -> Verdict {
     }
 }
 
-/// A body as JSON, or a short printable excerpt of what it was.
-pub fn json_or_excerpt(body: &[u8]) -> Result<Value, String> {
+/// A body as JSON, or the verdict on a body that is not JSON (judged by
+/// the status) with a short printable excerpt of what it was.
+fn json_or_verdict(status: u16, body: &[u8]) -> Result<Value, Verdict> {
     serde_json::from_slice(body).map_err(|_| {
         let text = crate::redact::excerpt(&String::from_utf8_lossy(body), 120);
-        format!("not JSON: {:?}", text.trim())
+        by_status(status, format!("HTTP {status}"), format!("not JSON: {:?}", text.trim()))
     })
 }
 
-/// A vendor record read strictly: a text field that is missing, null or
-/// blank has no value; one of another type (a list, a table, a boolean) is
-/// a problem, collected, and makes the record unreadable — never a silent
-/// "empty" that would clear the target.
-#[derive(Debug)]
-pub struct Record<'a> {
-    v: &'a Value,
-    problems: std::cell::RefCell<Vec<String>>,
-}
-
-impl<'a> Record<'a> {
-    pub fn new(v: &'a Value) -> Self {
-        Self { v, problems: std::cell::RefCell::new(Vec::new()) }
+/// A vendor's envelope (`E`, its code and message fields) read before the
+/// payload, with the whole answer for [`Verdict::Ok`]. A body that is not
+/// JSON, or an envelope of the wrong shape, is the verdict itself.
+pub fn envelope<E: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<(E, Value), Verdict> {
+    let v = json_or_verdict(status, body)?;
+    match E::deserialize(&v) {
+        Ok(e) => Ok((e, v)),
+        Err(e) => Err(by_status(status, format!("HTTP {status}"), format!("an envelope of an unexpected shape: {e}"))),
     }
-
-    /// A text field (numbers are taken as text: vendors send ids both ways).
-    pub fn text(&self, key: &str) -> Option<String> {
-        match self.v.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(other) => {
-                let kind = match other {
-                    Value::Bool(_) => "a boolean",
-                    Value::Array(_) => "a list",
-                    _ => "a table",
-                };
-                self.problems.borrow_mut().push(format!("{key} is {kind}, not text"));
-                None
-            }
-        }
-    }
-
-    /// A required text field: its absence is a problem too.
-    pub fn required(&self, key: &str) -> Option<String> {
-        let v = self.text(key);
-        if v.is_none() && self.problems.borrow().iter().all(|p| !p.starts_with(key)) {
-            self.problems.borrow_mut().push(format!("no {key}"));
-        }
-        v
-    }
-
-    /// `Ok` when every field read well; else the record, by `id`, is unreadable.
-    pub fn finish(self, kind: crate::model::Kind, id: &crate::model::SourceId) -> Result<(), crate::model::Unreadable> {
-        let problems = self.problems.into_inner();
-        if problems.is_empty() {
-            return Ok(());
-        }
-        Err(crate::model::Unreadable { kind, source_id: Some(id.clone()), message: format!("{kind} {id}: {}", problems.join("; ")) })
-    }
-}
-
-/// A record without its stable id: unreadable, named by whatever else it
-/// carries (other ids, the name) so an admin can find it.
-pub fn without_id(kind: crate::model::Kind, v: &Value, id_key: &str, hints: &[&str]) -> crate::model::Unreadable {
-    let seen: Vec<String> = hints
-        .iter()
-        .filter_map(|k| v.get(*k).filter(|x| !x.is_null()).map(|x| format!("{k} {}", crate::redact::excerpt(&x.to_string(), 80))))
-        .collect();
-    let which = if seen.is_empty() { "nothing else to tell it by".to_owned() } else { seen.join(", ") };
-    crate::model::Unreadable { kind, source_id: None, message: format!("a {kind} record without {id_key} ({which})") }
 }
 
 /// Split mapped records into the readable and the unreadable.
@@ -446,22 +406,4 @@ pub fn split<T>(results: impl IntoIterator<Item = Result<T, crate::model::Unread
         }
     }
     (ok, bad)
-}
-
-/// The fields a vendor did not provide for one record: those none of whose
-/// keys is in it (missing or null). A key present with "" says the field is
-/// empty; a missing key says nothing (a permission the app lacks, an app
-/// created after the vendor stopped sending it). Fields mapped to no key
-/// (`&[]`) are ones the vendor has no notion of: always absent.
-pub fn absent_fields(v: &Value, map: &[(crate::model::UserField, &[&str])]) -> Vec<crate::model::UserField> {
-    map.iter().filter(|(_, keys)| keys.iter().all(|k| v.get(*k).is_none_or(Value::is_null))).map(|(f, _)| *f).collect()
-}
-
-/// A JSON value that may be a string or a number, as text.
-pub fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }

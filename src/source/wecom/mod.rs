@@ -14,23 +14,23 @@
 //! (left) are inactive. WeCom orders larger-first; orgsync's order is
 //! smaller-first, so the order is negated.
 
+mod api;
 mod config;
 mod mapping;
 
 pub use config::*;
-use mapping::*;
 
 use super::saas::pager::{Page, all_pages};
-use super::saas::{
-    Client, Record, Token, Vendor, Verdict, absent_fields, by_status, json_body, query_token, request_token, split, text, without_id,
-};
+use super::saas::wire::{Item, text, without_id};
+use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, query_token, request_token, split};
 use super::{IdentitySource, SourceError};
-use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
+use crate::model::{Department, Kind, Snapshot, Unreadable};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::json;
 use std::collections::HashSet;
 
 const TOKEN_PATH: &str = "/cgi-bin/gettoken";
@@ -69,12 +69,12 @@ impl Vendor for WeComSource {
     }
 
     fn check(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let v = match json_body(status, body) {
-            Ok(v) => v,
+        let (e, v) = match envelope::<api::Envelope>(status, body) {
+            Ok(e) => e,
             Err(verdict) => return verdict,
         };
-        let code = v.get("errcode").and_then(text).unwrap_or_else(|| format!("HTTP {status}"));
-        let message = v.get("errmsg").and_then(Value::as_str).unwrap_or("no errcode in the answer").to_owned();
+        let code = text(&e.errcode).unwrap_or_else(|| format!("HTTP {status}"));
+        let message = e.errmsg.unwrap_or_else(|| "no errcode in the answer".into());
         match code.as_str() {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "40014" | "42001" | "41001" => Verdict::TokenInvalid { code, message },
@@ -106,7 +106,12 @@ impl WeComSource {
         Self { config }
     }
 
-    async fn get(&self, client: &Client, path: &'static str, query: [(&'static str, String); 1]) -> Result<Value, SourceError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        client: &Client,
+        path: &'static str,
+        query: [(&'static str, String); 1],
+    ) -> Result<T, SourceError> {
         let build = |c: &Client| c.raw(Method::GET, path).query(&query);
         client.call(self, path, &build).await
     }
@@ -120,96 +125,95 @@ impl WeComSource {
     /// `department/get`, one request per department.
     async fn departments(&self, client: &Client) -> Result<(Vec<Department>, Vec<Unreadable>), SourceError> {
         let roots: HashSet<i64> = self.config.roots.iter().copied().collect();
-        let (path, key) = match self.config.api {
-            Api::Simplelist => (DEPT_SIMPLELIST, "department_id"),
-            Api::List => (DEPT_LIST, "department"),
-        };
         let mut seen = HashSet::new();
-        let mut rows = Vec::new();
+        let mut rows: Vec<(i64, Option<Item<api::Department>>)> = Vec::new();
         for root in &self.config.roots {
-            let v = self.get(client, path, [("id", root.to_string())]).await?;
-            let list = v[key].as_array().ok_or_else(|| self.malformed(path, &format!("no {key}")))?;
-            for d in list {
-                let id = d["id"].as_i64().ok_or_else(|| self.malformed(path, "a department id that is not an integer"))?;
-                if !roots.contains(&id) && seen.insert(id) {
-                    rows.push(d.clone());
+            let q = [("id", root.to_string())];
+            let listed: Vec<(i64, Option<Item<api::Department>>)> = match self.config.api {
+                Api::Simplelist => {
+                    self.get::<api::SimpleList>(client, DEPT_SIMPLELIST, q).await?.department_id.into_iter().map(|d| (d.id, None)).collect()
                 }
-            }
-        }
-        if self.config.api == Api::Simplelist {
-            rows = futures::stream::iter(rows)
-                .map(|d| async move {
-                    let v = self.get(client, DEPT_GET, [("id", d["id"].to_string())]).await?;
-                    match &v["department"] {
-                        dept if dept["id"] == d["id"] => Ok(dept.clone()),
-                        _ => Err(self.malformed(DEPT_GET, "no department with the id asked for")),
-                    }
-                })
-                .buffered(self.config.concurrency.max(1))
-                .try_collect()
-                .await?;
-        }
-        Ok(split(rows.iter().map(|d| {
-            let r = Record::new(d);
-            let dept = Department {
-                source_id: SourceId(d["id"].to_string()),
-                parent_id: d["parentid"].as_i64().filter(|p| !roots.contains(p) && *p != 0).map(|p| SourceId(p.to_string())),
-                name: r.required("name").unwrap_or_default(),
-                order: -d["order"].as_i64().unwrap_or(0),
-                leader_ids: Vec::new(),
+                Api::List => {
+                    let list: api::DepartmentList = self.get(client, DEPT_LIST, q).await?;
+                    let id = |d: &Item<api::Department>| match d {
+                        Item::Ok(d) => Some(d.id),
+                        Item::Bad(b) => b.scalar("id").and_then(|i| i.parse().ok()),
+                    };
+                    let with_ids: Option<Vec<_>> = list.department.into_iter().map(|d| id(&d).map(|i| (i, Some(d)))).collect();
+                    with_ids.ok_or_else(|| self.malformed(DEPT_LIST, "a department without an integer id"))?
+                }
             };
-            r.finish(Kind::Department, &dept.source_id).map(|()| dept)
-        })))
+            rows.extend(listed.into_iter().filter(|(id, _)| !roots.contains(id) && seen.insert(*id)));
+        }
+        let rows: Vec<(i64, Item<api::Department>)> = futures::stream::iter(rows)
+            .map(|(id, row)| async move {
+                if let Some(row) = row {
+                    return Ok((id, row));
+                }
+                let got: api::DepartmentGet = self.get(client, DEPT_GET, [("id", id.to_string())]).await?;
+                match &got.department {
+                    Item::Ok(d) if d.id != id => Err(self.malformed(DEPT_GET, "no department with the id asked for")),
+                    _ => Ok((id, got.department)),
+                }
+            })
+            .buffered(self.config.concurrency.max(1))
+            .try_collect()
+            .await?;
+        Ok(split(rows.into_iter().map(|(id, d)| mapping::department(id, d, &roots))))
     }
 
     /// Users by `user/list_id` (every page) then `user/get` for each one
-    /// in a department in scope.
-    async fn users_by_id(&self, client: &Client, scope: &HashSet<String>) -> Result<Vec<Value>, SourceError> {
+    /// in a department in scope; the rows without a userid, unreadable.
+    async fn users_by_id(&self, client: &Client, scope: &HashSet<String>) -> Result<(Vec<Item<api::User>>, Vec<Unreadable>), SourceError> {
         let rows = all_pages("WeCom", USER_LIST_ID, String::new(), |cursor| async move {
             let body = json!({"cursor": cursor, "limit": self.config.page_size});
             let build = |c: &Client| c.raw(Method::POST, USER_LIST_ID).json(&body);
-            let v = client.call(self, USER_LIST_ID, &build).await?;
-            let items = v["dept_user"].as_array().ok_or_else(|| self.malformed(USER_LIST_ID, "no dept_user"))?.clone();
+            let page: api::ListId = client.call(self, USER_LIST_ID, &build).await?;
             // An empty next_cursor ends the list.
-            let next = v["next_cursor"].as_str().filter(|c| !c.is_empty()).map(str::to_owned);
-            Ok(Page { items, next })
+            Ok(Page { items: page.dept_user, next: page.next_cursor.filter(|c| !c.is_empty()) })
         })
         .await?;
         let mut ids: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        // A row without a userid is kept as it is: mapped, it is reported
-        // as a user without an id (and holds back disables and deletes).
-        let mut anonymous: Vec<Value> = Vec::new();
+        // A row without a userid is reported as a user without an id (and
+        // holds back disables and deletes).
+        let mut anonymous = Vec::new();
         for row in rows {
-            let Some(user) = row["userid"].as_str().filter(|u| !u.is_empty()) else {
-                anonymous.push(row);
+            let row = match row {
+                Item::Ok(row) => row,
+                Item::Bad(b) => {
+                    anonymous.push(b.unreadable(Kind::User, "userid", &["department"]));
+                    continue;
+                }
+            };
+            let Some(user) = text(&row.userid) else {
+                anonymous.push(without_id(Kind::User, "userid", &[("department", text(&row.department))]));
                 continue;
             };
             // A row without a department is read: user/get says where it is.
-            let in_scope = row.get("department").and_then(text).is_none_or(|d| scope.contains(&d));
-            if in_scope && seen.insert(user.to_owned()) {
-                ids.push(user.to_owned());
+            let in_scope = text(&row.department).is_none_or(|d| scope.contains(&d));
+            if in_scope && seen.insert(user.clone()) {
+                ids.push(user);
             }
         }
-        let mut users: Vec<Value> = futures::stream::iter(ids)
+        let users: Vec<Item<api::User>> = futures::stream::iter(ids)
             .map(|id| self.get(client, USER_GET, [("userid", id)]))
             .buffered(self.config.concurrency.max(1))
             .try_collect()
             .await?;
-        users.extend(anonymous);
-        Ok(users)
+        Ok((users, anonymous))
     }
 
     /// Users by `user/list`, one request per department.
-    async fn users_by_department(&self, client: &Client, scope: &HashSet<String>) -> Result<Vec<Value>, SourceError> {
+    async fn users_by_department(&self, client: &Client, scope: &HashSet<String>) -> Result<Vec<Item<api::User>>, SourceError> {
         let mut listed: Vec<String> = scope.iter().cloned().collect();
         listed.sort();
-        let lists: Vec<Value> = futures::stream::iter(listed)
+        let lists: Vec<api::UserList> = futures::stream::iter(listed)
             .map(|d| self.get(client, USER_LIST, [("department_id", d)]))
             .buffered(self.config.concurrency.max(1))
             .try_collect()
             .await?;
-        Ok(lists.into_iter().flat_map(|v| v["userlist"].as_array().cloned().unwrap_or_default()).collect())
+        Ok(lists.into_iter().flat_map(|l| l.userlist).collect())
     }
 
     async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
@@ -220,11 +224,12 @@ impl WeComSource {
         scope.extend(departments.iter().map(|d| d.source_id.0.clone()));
         // Members of a department that did not map are still read.
         scope.extend(unreadable_departments.iter().filter_map(|u| u.source_id.as_ref()).map(|s| s.0.clone()));
-        let items = match c.api {
+        let (items, anonymous) = match c.api {
             Api::Simplelist => self.users_by_id(&client, &scope).await?,
-            Api::List => self.users_by_department(&client, &scope).await?,
+            Api::List => (self.users_by_department(&client, &scope).await?, Vec::new()),
         };
-        let (users, mut unreadable) = split(items.iter().map(user));
+        let (users, mut unreadable) = split(items.into_iter().map(mapping::user));
+        unreadable.extend(anonymous);
         unreadable.extend(unreadable_departments);
         let mut users = super::merge_by_id(users);
         super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
