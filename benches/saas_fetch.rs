@@ -170,7 +170,7 @@ fn main() {
                 format!("state_dir = \"state\"\n[source]\n{}[target]\nkind = \"file\"\npath = \"out.json\"\n", (v.source)(&base)),
             )
             .unwrap();
-            let mut config = orgsync::config::load(&path).unwrap();
+            let mut config = orgsync::settings::load(&path).unwrap();
             set_rate(&mut config.source, rate.unwrap_or(1_000_000));
             let source = orgsync::source::build(&config.source);
             let t = Instant::now();

@@ -12,10 +12,11 @@
 //!   change, `WATCHDOG=1` at half of `WATCHDOG_USEC`, `RELOADING=1` /
 //!   `READY=1` around reloads, `STOPPING=1`.
 
-use crate::config::{self, Config};
+use crate::config;
 use crate::http::{self, Shared};
 use crate::mirror::{Mirror, MirrorError, RunRecord, StateLock};
 use crate::schedule::{self, Clock, Mode};
+use crate::settings::{self, Config};
 use crate::telemetry::{self, m};
 use crate::trigger::{Trigger, TriggerKind, TriggerQueue};
 use chrono::{DateTime, Utc};
@@ -255,7 +256,7 @@ pub async fn run(
                     reloading.extend(NotifyState::monotonic_usec_now().ok());
                     notify(&reloading);
                     let old = config_rx.borrow().clone();
-                    match config::load(&config_path).map_err(|e| e.to_string()).and_then(|new| {
+                    match settings::load(&config_path).map_err(|e| e.to_string()).and_then(|new| {
                         let new = merge_reload(&old, new);
                         reload_keeps_the_listener_guarded(listen, &new).map(|()| new).map_err(|p| p.to_string())
                     }) {
@@ -329,7 +330,7 @@ mod tests {
     fn config(extra: &str) -> Config {
         let text = format!("[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"file\"\npath = \"out.json\"\n{extra}");
         let tree: serde_json::Map<String, serde_json::Value> = toml::from_str(&text).unwrap();
-        config::validate(&tree, std::path::Path::new("/")).unwrap()
+        settings::validate(&tree, std::path::Path::new("/")).unwrap()
     }
 
     #[test]

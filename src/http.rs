@@ -4,8 +4,8 @@
 //! secret) and `POST /sync` (a manual trigger; bearer token required when one
 //! is configured, and one must be configured beyond loopback).
 
-use crate::config::Config;
 use crate::mirror::{Mirror, RunRecord};
+use crate::settings::Config;
 use crate::trigger::{Queued, Trigger, TriggerKind, TriggerQueue};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};

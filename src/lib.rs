@@ -4,7 +4,9 @@
 //! Map of the crate (the core decides, the edges do I/O):
 //! - [`model`]: departments, users, snapshots, id newtypes — plain data;
 //! - [`reconcile`]: the pure `plan(source, target, bindings, policy)`;
-//! - [`config`]: load TOML + `ORGSYNC__*` env, validate, build typed config;
+//! - [`config`]: load TOML + `ORGSYNC__*` env, validate, build typed config
+//!   (knowing no component); [`settings`]: that config with orgsync's
+//!   sources and targets;
 //! - [`source`]: identity sources (file, ...), each behind `IdentitySource`;
 //! - [`target`]: target systems (SCIM 2.0, file), each behind `Target`;
 //! - [`mirror`]: the SQLite mirror — bindings, runs, run items;
@@ -28,6 +30,7 @@ pub mod model;
 pub mod reconcile;
 pub mod redact;
 pub mod schedule;
+pub mod settings;
 pub mod source;
 pub mod sync;
 pub mod target;

@@ -5,10 +5,11 @@ use anyhow::Result;
 use clap::Parser;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use orgsync::cli::{Cli, Command, Output, RunsCommand};
-use orgsync::config::{self, ConfigError};
+use orgsync::config::ConfigError;
 use orgsync::mirror::{Mirror, RunId, RunRecord, RunStatus, StateLock};
 use orgsync::reconcile::{ItemOutcome, Plan, RunOptions};
 use orgsync::schedule::SystemClock;
+use orgsync::settings;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -35,8 +36,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(cli: &Cli) -> Result<config::Config, ExitCode> {
-    config::load(&cli.config).map_err(|e: ConfigError| {
+fn load(cli: &Cli) -> Result<settings::Config, ExitCode> {
+    settings::load(&cli.config).map_err(|e: ConfigError| {
         eprintln!("error: {}", orgsync::redact::redact(&e.to_string()));
         ExitCode::from(EXIT_CONFIG)
     })
@@ -81,7 +82,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Trigger { allow_deletes, url } => trigger(&cfg, allow_deletes, url).await,
         Command::CheckConfig => {
-            let problems = config::preflight(&cfg);
+            let problems = settings::preflight(&cfg);
             if !problems.is_empty() {
                 eprintln!("{}", orgsync::redact::redact(&ConfigError::Invalid { path: cli.config.clone(), problems }.to_string()));
                 return Ok(ExitCode::from(EXIT_CONFIG));
@@ -163,7 +164,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `orgsync trigger`: POST /sync to the running service.
-async fn trigger(cfg: &config::Config, allow_deletes: u64, url: Option<String>) -> Result<ExitCode> {
+async fn trigger(cfg: &settings::Config, allow_deletes: u64, url: Option<String>) -> Result<ExitCode> {
     let base = url.unwrap_or_else(|| {
         // A wildcard listener is reached over loopback.
         let mut addr = cfg.daemon.listen;

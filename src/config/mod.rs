@@ -3,6 +3,9 @@
 //! problem at once, each with its key path -> typed [`Config`].
 //!
 //! Relative paths in the file are resolved against the config file's directory.
+//!
+//! This module knows no source or target: each component parses its own
+//! section through [`Section`]; [`crate::settings`] names the components.
 
 pub mod reader;
 pub mod secret;
@@ -12,8 +15,6 @@ pub use secret::Secret;
 
 use crate::reconcile::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use crate::schedule::{self, Mode, MonthDay, Schedule};
-use crate::source::SourceConfig;
-use crate::target::TargetConfig;
 use reader::{Problems, Reader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,15 +35,28 @@ pub enum ConfigError {
     Invalid { path: PathBuf, problems: Vec<Problem> },
 }
 
-/// The whole, validated configuration.
+/// A component's section (`[source]`, `[target]`), read by the component.
+pub trait Section: Clone + std::fmt::Debug + Sized {
+    /// The section's typed config; every problem goes to `errs` by its key.
+    fn parse(r: &mut Reader<'_>, errs: &mut Problems) -> Option<Self>;
+}
+
+/// What the policy's defaults need to know of the source.
+pub trait SourceSection: Section {
+    /// The default `policy.users.match_by`.
+    fn default_match_by(&self) -> Vec<MatchKey>;
+}
+
+/// The whole, validated configuration, with the source's (`S`) and the
+/// target's (`T`) sections; [`crate::settings::Config`] names them.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct Settings<S, T> {
     /// Where the mirror (`mirror.db`) and the lock live. Default `/var/lib/orgsync`.
     pub state_dir: PathBuf,
     /// The one identity source (`[source]`).
-    pub source: SourceConfig,
+    pub source: S,
     /// The target system (`[target]`).
-    pub target: TargetConfig,
+    pub target: T,
     /// Discrepancy policies and the deletion guard (`[policy]`).
     pub policy: Policy,
     /// When `orgsync run` syncs (`[schedule]`). Default: manual, one run at start.
@@ -95,24 +109,12 @@ pub const TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_secs(1).
 pub const RETRIES: std::ops::RangeInclusive<u64> = 0..=20;
 
 /// Read and validate the config at `path`, with environment overrides.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+pub fn load<S: SourceSection, T: Section>(path: &Path) -> Result<Settings<S, T>, ConfigError> {
     let tree = load_tree(path, std::env::vars())?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let invalid = |problems| ConfigError::Invalid { path: path.to_owned(), problems: blame_env(problems, std::env::vars()) };
     validate_with(&tree, &base, credentials.as_deref()).map_err(invalid)
-}
-
-/// What `check-config` checks beyond the text: the input files it names
-/// exist (the other commands meet them only when a run reads them).
-pub fn preflight(config: &Config) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if let SourceConfig::File { path } = &config.source
-        && !path.is_file()
-    {
-        problems.push(Problem { key: "source.path".into(), message: format!("{} is not a readable file", path.display()) });
-    }
-    problems
 }
 
 /// Say which problems come from an `ORGSYNC__…` variable rather than the file.
@@ -185,27 +187,30 @@ pub fn load_tree(
 }
 
 /// Pure validation of a merged tree: every problem at once.
-pub fn validate(tree: &serde_json::Map<String, serde_json::Value>, base: &Path) -> Result<Config, Vec<Problem>> {
+pub fn validate<S: SourceSection, T: Section>(
+    tree: &serde_json::Map<String, serde_json::Value>,
+    base: &Path,
+) -> Result<Settings<S, T>, Vec<Problem>> {
     validate_with(tree, base, None)
 }
 
 /// [`validate`], with relative `*_file` secrets read from `credentials`
 /// (`$CREDENTIALS_DIRECTORY`, where systemd puts them) when given.
-pub fn validate_with(
+pub fn validate_with<S: SourceSection, T: Section>(
     tree: &serde_json::Map<String, serde_json::Value>,
     base: &Path,
     credentials: Option<&Path>,
-) -> Result<Config, Vec<Problem>> {
+) -> Result<Settings<S, T>, Vec<Problem>> {
     let mut errs: Problems = Vec::new();
     let mut root = Reader::root(tree, base, credentials);
     let state_dir = root.path("state_dir", &mut errs).unwrap_or_else(|| PathBuf::from("/var/lib/orgsync"));
 
     let mut s = root.table("source", &mut errs);
-    let source = crate::source::config::parse(&mut s, &mut errs);
+    let source = S::parse(&mut s, &mut errs);
     s.finish(&mut errs);
 
     let mut t = root.table("target", &mut errs);
-    let target = crate::target::config::parse(&mut t, &mut errs);
+    let target = T::parse(&mut t, &mut errs);
     t.finish(&mut errs);
 
     let policy = policy(&mut root, source.as_ref(), &mut errs);
@@ -213,12 +218,12 @@ pub fn validate_with(
     let daemon = daemon(&mut root, &mut errs);
     root.finish(&mut errs);
     match (source, target) {
-        (Some(source), Some(target)) if errs.is_empty() => Ok(Config { state_dir, source, target, policy, schedule, daemon }),
+        (Some(source), Some(target)) if errs.is_empty() => Ok(Settings { state_dir, source, target, policy, schedule, daemon }),
         _ => Err(errs),
     }
 }
 
-fn policy(root: &mut Reader<'_>, source: Option<&SourceConfig>, errs: &mut Problems) -> Policy {
+fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mut Problems) -> Policy {
     let mut p = root.table("policy", errs);
     let mut u = p.table("users", errs);
     let mut du = UserPolicy::default();
@@ -390,6 +395,3 @@ fn list_of<T: std::str::FromStr>(r: &mut Reader<'_>, k: &'static str, allowed: &
     }
     Some(out)
 }
-
-#[cfg(test)]
-mod tests;

@@ -46,6 +46,18 @@ impl SourceConfig {
     }
 }
 
+impl crate::config::Section for SourceConfig {
+    fn parse(r: &mut Reader<'_>, errs: &mut Problems) -> Option<Self> {
+        parse(r, errs)
+    }
+}
+
+impl crate::config::SourceSection for SourceConfig {
+    fn default_match_by(&self) -> Vec<MatchKey> {
+        SourceConfig::default_match_by(self)
+    }
+}
+
 /// The `[source]` table, by its `kind`.
 pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     match s.one_of::<String>("kind", SOURCE_KINDS, errs).as_deref() {

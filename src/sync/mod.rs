@@ -8,10 +8,10 @@
 mod apply;
 pub mod worker;
 
-use crate::config::Config;
 use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunId, RunRecord, RunStatus, Sides};
 use crate::model::{Bindings, Snapshot};
 use crate::reconcile::{self, Plan, Policy, RunOptions};
+use crate::settings::Config;
 use crate::source::{self, IdentitySource, SourceError};
 use crate::target::{self, Target, TargetError};
 use crate::telemetry;

@@ -3,9 +3,9 @@
 //! so the daemon's loop never waits for one.
 
 use super::SyncError;
-use crate::config::Config;
 use crate::mirror::{Mirror, RunRecord, RunStatus};
 use crate::reconcile::RunOptions;
+use crate::settings::Config;
 use crate::telemetry::m;
 use crate::trigger::TriggerQueue;
 use std::sync::Arc;

@@ -25,6 +25,12 @@ impl TargetConfig {
     }
 }
 
+impl crate::config::Section for TargetConfig {
+    fn parse(r: &mut Reader<'_>, errs: &mut Problems) -> Option<Self> {
+        parse(r, errs)
+    }
+}
+
 /// The `[target]` table, by its `kind`.
 pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     match t.one_of::<String>("kind", TARGET_KINDS, errs).as_deref() {

@@ -1,7 +1,14 @@
 use super::*;
+use crate::config::{LogFormat, load_tree, validate_with};
+use crate::reconcile::{MatchKey, Policy, TargetOnly};
+use crate::schedule::Mode;
+use crate::source::SourceConfig;
 use crate::source::ldap::Departments;
+use crate::target::TargetConfig;
 use crate::target::scim::ScimAuth;
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
 fn write(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("orgsync.toml");
@@ -404,7 +411,7 @@ fn relative_secret_files_are_read_from_the_credentials_directory_when_given() {
     std::fs::write(creds.join("scim_token"), "from-credentials\n").unwrap();
     let text = "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\nbase_url = \"https://idp.example/scim/v2\"\ntoken_file = \"scim_token\"\n";
     let tree: serde_json::Map<String, serde_json::Value> = toml::from_str(text).unwrap();
-    let c = validate_with(&tree, dir.path(), Some(&creds)).unwrap();
+    let c: Config = validate_with(&tree, dir.path(), Some(&creds)).unwrap();
     match c.target {
         TargetConfig::Scim(s) => assert!(matches!(s.auth, ScimAuth::Bearer(t) if t.expose() == "from-credentials")),
         other => panic!("{other:?}"),
