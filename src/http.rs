@@ -57,11 +57,10 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-fn read_runs(state_dir: std::path::PathBuf, limit: usize) -> Result<Vec<RunRecord>, String> {
-    match Mirror::open_read_only(&state_dir) {
-        Ok(Some(m)) => m.runs(limit).map_err(|e| e.to_string()),
-        Ok(None) => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
+fn read_runs(state_dir: std::path::PathBuf, limit: usize) -> Result<Vec<RunRecord>, crate::mirror::MirrorError> {
+    match Mirror::open_read_only(&state_dir)? {
+        Some(m) => m.runs(limit),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -93,7 +92,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
     let dir = config.state_dir.clone();
     let runs = match tokio::task::spawn_blocking(move || read_runs(dir, 10)).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e }))).into_response(),
+        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e.to_string() }))).into_response(),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))).into_response(),
     };
     let status = runs.iter().find(|r| r.finished_at.is_some()).map_or("never_synced", |r| r.status.as_str());

@@ -91,9 +91,9 @@ pub(super) fn plan_departments<'a>(
         let mut on_chain = HashSet::new();
         let mut cur = start;
         // Walk up until a resolved node, a root, a missing parent or a cycle.
-        let base: Result<usize, String> = loop {
+        let base: Result<usize, BadAncestor> = loop {
             if done[cur] {
-                break depth[cur].map(|d| d + 1).ok_or_else(|| format!("ancestor {} is invalid", src[cur].source_id));
+                break depth[cur].map(|d| d + 1).ok_or_else(|| BadAncestor::Invalid(src[cur].source_id.clone()));
             }
             if !on_chain.insert(cur) {
                 let pos = chain.iter().position(|&c| c == cur).unwrap_or(0);
@@ -112,7 +112,7 @@ pub(super) fn plan_departments<'a>(
                     ));
                 }
                 chain.truncate(pos);
-                break Err(format!("ancestor {} is in a parent cycle", src[cur].source_id));
+                break Err(BadAncestor::InCycle(src[cur].source_id.clone()));
             }
             chain.push(cur);
             match &src[cur].parent_id {
@@ -125,7 +125,7 @@ pub(super) fn plan_departments<'a>(
                         done[cur] = true;
                         depth[cur] = None;
                         p.items.push(invalid_dept(src[cur], msg));
-                        break Err(format!("ancestor {} has a missing parent", src[cur].source_id));
+                        break Err(BadAncestor::MissingParent(src[cur].source_id.clone()));
                     }
                 },
             }
@@ -142,11 +142,11 @@ pub(super) fn plan_departments<'a>(
                     d += 1;
                 }
             }
-            Err(msg) => {
+            Err(bad) => {
                 for &c in chain.iter().rev() {
                     if !done[c] {
                         done[c] = true;
-                        p.items.push(invalid_dept(src[c], msg.clone()));
+                        p.items.push(invalid_dept(src[c], bad.to_string()));
                     }
                 }
             }
@@ -417,4 +417,15 @@ pub(super) fn target_depths(target: &TargetSnapshot) -> Vec<usize> {
             depth
         })
         .collect()
+}
+
+/// Why a department's ancestry cannot be placed (its descendants' items say it).
+#[derive(Debug, thiserror::Error)]
+enum BadAncestor {
+    #[error("ancestor {0} is invalid")]
+    Invalid(SourceId),
+    #[error("ancestor {0} is in a parent cycle")]
+    InCycle(SourceId),
+    #[error("ancestor {0} has a missing parent")]
+    MissingParent(SourceId),
 }
