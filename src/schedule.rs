@@ -11,6 +11,7 @@
 //!
 //! The loop takes a [`Clock`], so tests drive it with paused tokio time.
 
+pub use crate::clock::{Clock, SystemClock, TokioClock};
 use crate::trigger::{Trigger, TriggerKind, TriggerQueue};
 use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -143,41 +144,6 @@ fn local(tz: Tz, t: NaiveDateTime) -> DateTime<Utc> {
                 tz.from_local_datetime(&(t - chrono::Duration::hours(3))).earliest().map(|x| x.offset().fix()).unwrap_or_else(|| Utc.fix());
             DateTime::<Utc>::from_naive_utc_and_offset(t - chrono::Duration::seconds(i64::from(before.local_minus_utc())), Utc)
         }
-    }
-}
-
-/// Wall-clock time, passed in so tests can drive it.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-#[derive(Debug)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// Wall time = `base` + tokio time elapsed since creation, so that
-/// `tokio::time::pause()` moves it.
-#[derive(Debug)]
-pub struct TokioClock {
-    base: DateTime<Utc>,
-    start: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn new(base: DateTime<Utc>) -> Self {
-        Self { base, start: tokio::time::Instant::now() }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(self.start.elapsed()).unwrap_or_default();
-        self.base + elapsed
     }
 }
 

@@ -8,12 +8,13 @@ mod schema;
 
 pub use lock::StateLock;
 
+use crate::clock::{Clock, SystemClock};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub const DB_FILE: &str = "mirror.db";
 
@@ -186,19 +187,26 @@ pub enum BindingChange {
     RemoveTarget(TargetId),
 }
 
-#[derive(Debug)]
 pub struct Mirror {
     path: PathBuf,
     conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror").field("path", &self.path).finish_non_exhaustive()
+    }
 }
 
 impl Mirror {
     /// Open (creating and migrating) the mirror for writing.
     pub fn open(state_dir: &Path) -> Result<Self, MirrorError> {
+        Self::open_with_clock(state_dir, Arc::new(SystemClock))
+    }
+
+    /// [`Mirror::open`] with the clock its timestamps read.
+    pub fn open_with_clock(state_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, MirrorError> {
         std::fs::create_dir_all(state_dir).map_err(|source| MirrorError::StateDir { path: state_dir.to_owned(), source })?;
         let path = state_dir.join(DB_FILE);
         let sql = |source| MirrorError::Sqlite { path: path.clone(), source };
@@ -208,7 +216,12 @@ impl Mirror {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         schema::migrations().to_latest(&mut conn).map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;
-        Ok(Self { path, conn: Mutex::new(conn) })
+        Ok(Self { path, conn: Mutex::new(conn), clock })
+    }
+
+    /// Now, as the mirror stores it.
+    fn now(&self) -> String {
+        self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 
     /// Open an existing mirror read-only (dry runs, `status`); `None` when there is none yet.
@@ -225,7 +238,7 @@ impl Mirror {
         if version == 0 {
             return Ok(None);
         }
-        Ok(Some(Self { path, conn: Mutex::new(conn) }))
+        Ok(Some(Self { path, conn: Mutex::new(conn), clock: Arc::new(SystemClock) }))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, MirrorError> {
@@ -249,18 +262,20 @@ impl Mirror {
 
     /// Mark runs a crash left `running` as failed ("interrupted"). Call with the lock held.
     pub fn mark_interrupted(&self) -> Result<usize, MirrorError> {
+        let now = self.now();
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = 'failed', finished_at = ?1,
                  message = 'interrupted: the process stopped before the run finished' WHERE status = 'running'",
-                [now()],
+                [now],
             )
         })
     }
 
     pub fn start_run(&self, trigger: &str) -> Result<RunId, MirrorError> {
+        let now = self.now();
         self.with(|c| {
-            c.execute("INSERT INTO runs (trigger, started_at, status) VALUES (?1, ?2, 'running')", params![trigger, now()])?;
+            c.execute("INSERT INTO runs (trigger, started_at, status) VALUES (?1, ?2, 'running')", params![trigger, now])?;
             Ok(RunId(c.last_insert_rowid()))
         })
     }
@@ -268,9 +283,10 @@ impl Mirror {
     /// Record one outcome (and its binding change) in one transaction.
     pub fn record(&self, run: RunId, item: &ItemRow<'_>, binding: BindingChange) -> Result<(), MirrorError> {
         let kind = item.kind;
+        let now = self.now();
         self.with(|c| {
             let tx = c.transaction()?;
-            insert_item(&tx, run, item)?;
+            insert_item(&tx, run, item, &now)?;
             match binding {
                 BindingChange::None => {}
                 BindingChange::Set { source_id, target_id, hash } => {
@@ -285,7 +301,7 @@ impl Mirror {
                            target_id = excluded.target_id,
                            hash = COALESCE(excluded.hash, bindings.hash),
                            updated_at = excluded.updated_at",
-                        params![kind.as_str(), source_id.as_str(), target_id.as_str(), hash, now()],
+                        params![kind.as_str(), source_id.as_str(), target_id.as_str(), hash, now],
                     )?;
                 }
                 BindingChange::RemoveSource(s) => {
@@ -305,10 +321,11 @@ impl Mirror {
         if items.is_empty() {
             return Ok(());
         }
+        let now = self.now();
         self.with(|c| {
             let tx = c.transaction()?;
             for item in items {
-                insert_item(&tx, run, item)?;
+                insert_item(&tx, run, item, &now)?;
             }
             tx.commit()
         })
@@ -316,12 +333,13 @@ impl Mirror {
 
     /// Close a run: its status, message, and counts per kind, op and outcome.
     pub fn finish_run(&self, run: RunId, status: RunStatus, message: Option<&str>) -> Result<RunRecord, MirrorError> {
+        let now = self.now();
         self.with(|c| {
             let counts = counts(c, run)?;
             let json = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into());
             c.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, message = ?4, counts = ?5 WHERE id = ?1",
-                params![run, status.as_str(), now(), crate::redact::redact_opt(message), json],
+                params![run, status.as_str(), now, crate::redact::redact_opt(message), json],
             )?;
             Ok(())
         })?;
@@ -399,7 +417,7 @@ impl Mirror {
     }
 }
 
-fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>) -> rusqlite::Result<()> {
+fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>, now: &str) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -412,7 +430,7 @@ fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>) -> r
         i.target_id.map(TargetId::as_str),
         i.outcome,
         crate::redact::redact_opt(i.error),
-        now()
+        now
     ])
     .map(drop)
 }

@@ -8,6 +8,7 @@
 mod apply;
 pub mod worker;
 
+use crate::clock::{Clock, SystemClock};
 use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunId, RunRecord, RunStatus, Sides};
 use crate::model::{Bindings, Snapshot};
 use crate::reconcile::{self, Plan, Policy, RunOptions};
@@ -15,8 +16,8 @@ use crate::settings::Config;
 use crate::source::{self, IdentitySource, SourceError};
 use crate::target::{self, Target, TargetError};
 use crate::telemetry;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -165,6 +166,9 @@ pub struct RunContext<'a> {
     pub concurrency: usize,
     /// Shutdown: no new operation starts.
     pub stop: &'a CancellationToken,
+    /// The run's wall clock (its duration and end); the mirror's
+    /// timestamps read the clock it was opened with.
+    pub clock: &'a dyn Clock,
 }
 
 impl std::fmt::Debug for RunContext<'_> {
@@ -186,13 +190,21 @@ pub async fn run_with_config(
     let target = match target::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,
         // Recorded, counted and logged like any other failed run.
-        Err(e) => return Recording::start(mirror, trigger, source.kind())?.fail(RunError::SetupTarget(e)),
+        Err(e) => return Recording::start(mirror, &SystemClock, trigger, source.kind())?.fail(RunError::SetupTarget(e)),
     };
     let concurrency = match &config.target {
         crate::target::TargetConfig::Scim(c) => c.concurrency,
         crate::target::TargetConfig::File { .. } => 1,
     };
-    let ctx = RunContext { source: source.as_ref(), target: target.as_ref(), mirror, policy: &config.policy, concurrency, stop };
+    let ctx = RunContext {
+        source: source.as_ref(),
+        target: target.as_ref(),
+        mirror,
+        policy: &config.policy,
+        concurrency,
+        stop,
+        clock: &SystemClock,
+    };
     run(&ctx, trigger, options).await
 }
 
@@ -200,22 +212,28 @@ pub async fn run_with_config(
 /// metrics, log).
 struct Recording<'a> {
     mirror: &'a Mirror,
+    clock: &'a dyn Clock,
     id: RunId,
     trigger: &'a str,
-    started: Instant,
+    started: DateTime<Utc>,
 }
 
 impl<'a> Recording<'a> {
-    fn start(mirror: &'a Mirror, trigger: &'a str, source: &str) -> Result<Self, SyncError> {
+    fn start(mirror: &'a Mirror, clock: &'a dyn Clock, trigger: &'a str, source: &str) -> Result<Self, SyncError> {
         let id = mirror.start_run(trigger)?;
         info!(run = %id, trigger, source, "Sync run started");
-        Ok(Self { mirror, id, trigger, started: Instant::now() })
+        Ok(Self { mirror, clock, id, trigger, started: clock.now() })
+    }
+
+    /// Time since the run started, by the run's clock.
+    fn elapsed(&self) -> std::time::Duration {
+        (self.clock.now() - self.started).to_std().unwrap_or_default()
     }
 
     fn finish(&self, status: RunStatus, message: Option<&str>) -> Result<RunRecord, SyncError> {
         let record = self.mirror.finish_run(self.id, status, message)?;
-        let finished = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        telemetry::run_finished(self.trigger, status.as_str(), self.started.elapsed().as_secs_f64(), finished);
+        let finished = self.clock.now().timestamp_millis() as f64 / 1000.0;
+        telemetry::run_finished(self.trigger, status.as_str(), self.elapsed().as_secs_f64(), finished);
         Ok(record)
     }
 
@@ -239,8 +257,8 @@ impl<'a> Recording<'a> {
 /// abandoned (nothing changed), or the operations in flight finish and the
 /// rest are recorded `not_attempted`; the next run picks them up.
 pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
-    let RunContext { source, target, mirror, policy, concurrency, stop } = *ctx;
-    let recording = Recording::start(mirror, trigger, source.kind())?;
+    let RunContext { source, target, mirror, policy, concurrency, stop, clock } = *ctx;
+    let recording = Recording::start(mirror, clock, trigger, source.kind())?;
     let run_id = recording.id;
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
@@ -352,7 +370,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         bound = record.count(Some("bind"), "ok"),
         failed = outcome.failed,
         held_back = record.count(None, "held_back"),
-        duration_ms = recording.started.elapsed().as_millis() as u64,
+        duration_ms = recording.elapsed().as_millis() as u64,
         "Sync run finished"
     );
     Ok(record)

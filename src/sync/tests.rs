@@ -13,12 +13,17 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Memory(Mutex<Snapshot>);
+/// A snapshot in memory; a fetch takes `delay` (tokio time: paused in these tests).
+struct Memory(Mutex<Snapshot>, std::time::Duration);
 
 impl IdentitySource for Memory {
     fn fetch(&self) -> futures::future::BoxFuture<'_, Result<Snapshot, SourceError>> {
         let s = self.0.lock().unwrap().clone();
-        Box::pin(async move { Ok(s) })
+        let delay = self.1;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(s)
+        })
     }
 
     fn kind(&self) -> &'static str {
@@ -158,13 +163,20 @@ struct World {
     source: Memory,
     mirror: Mirror,
     policy: Policy,
+    clock: Arc<crate::clock::TokioClock>,
+}
+
+/// The wall clock of every test world: 2030-01-01T00:00:00Z plus tokio time.
+fn clock() -> Arc<crate::clock::TokioClock> {
+    Arc::new(crate::clock::TokioClock::new("2030-01-01T00:00:00Z".parse().unwrap()))
 }
 
 impl World {
     fn new(snapshot: Snapshot) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let mirror = Mirror::open(dir.path()).unwrap();
-        World { source: Memory(Mutex::new(snapshot)), mirror, policy: Policy::default(), dir }
+        let clock = clock();
+        let mirror = Mirror::open_with_clock(dir.path(), clock.clone()).unwrap();
+        World { source: Memory(Mutex::new(snapshot), std::time::Duration::ZERO), mirror, policy: Policy::default(), dir, clock }
     }
 
     fn target(&self, after: usize, how: Interrupt, stop: &CancellationToken) -> Interrupting {
@@ -172,7 +184,15 @@ impl World {
     }
 
     async fn run_with(&self, target: &Interrupting, stop: &CancellationToken, options: RunOptions) -> RunRecord {
-        let ctx = RunContext { source: &self.source, target, mirror: &self.mirror, policy: &self.policy, concurrency: 4, stop };
+        let ctx = RunContext {
+            source: &self.source,
+            target,
+            mirror: &self.mirror,
+            policy: &self.policy,
+            concurrency: 4,
+            stop,
+            clock: self.clock.as_ref(),
+        };
         run(&ctx, "manual", options).await.unwrap()
     }
 
@@ -195,7 +215,7 @@ impl World {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_first_run_creates_everything_and_the_second_changes_nothing() {
     let w = World::new(org(7, 40));
     let first = w.run().await;
@@ -207,7 +227,7 @@ async fn a_first_run_creates_everything_and_the_second_changes_nothing() {
     assert!(second.counts.is_empty(), "the second run did something: {:?}", second.counts);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_guard_holds_back_mass_removals_until_approved_once() {
     let mut w = World::new(org(3, 50));
     w.policy.users.target_only = TargetOnly::Delete;
@@ -224,7 +244,7 @@ async fn the_guard_holds_back_mass_removals_until_approved_once() {
     assert_eq!(w.target_now().users.len(), 20);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stop_mid_run_records_the_rest_not_attempted_and_the_next_run_finishes() {
     let w = World::new(org(5, 60));
     let stop = CancellationToken::new();
@@ -251,4 +271,16 @@ async fn a_crash_mid_run_is_resumed_by_the_next_run_without_duplicates() {
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
     w.assert_no_duplicates(60, 5);
     assert!(w.run().await.counts.is_empty(), "not converged");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_reads_the_injected_clock_and_paused_time_costs_nothing() {
+    let mut w = World::new(org(2, 5));
+    w.source.1 = std::time::Duration::from_secs(90);
+    let started = std::time::Instant::now();
+    let r = w.run().await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!(r.started_at, "2030-01-01T00:00:00.000Z");
+    assert!(r.finished_at.as_deref().is_some_and(|f| f.starts_with("2030-01-01T00:01:30")), "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the 90 s fetch ran in paused time");
 }
