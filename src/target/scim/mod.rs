@@ -14,7 +14,7 @@
 
 mod client;
 mod config;
-mod schema;
+mod mapping;
 
 use super::{TResult, Target, TargetError};
 use crate::model::{TargetId, TargetSnapshot};
@@ -60,7 +60,7 @@ impl ScimTarget {
                 MatchKey::Email => ("emails.value", &spec.email),
                 MatchKey::Username => ("userName", &spec.username),
                 MatchKey::Mobile => ("phoneNumbers.value", &spec.mobile),
-                MatchKey::EmployeeNo => (schema::EMPLOYEE_NUMBER, &spec.employee_no),
+                MatchKey::EmployeeNo => (mapping::EMPLOYEE_NUMBER, &spec.employee_no),
             };
             if let Some(v) = value
                 && let Some(id) = self.find_one("/Users", format!("{attr} eq {}", quoted(v))).await?
@@ -140,13 +140,13 @@ impl Target for ScimTarget {
         Box::pin(async move {
             let users = self.client.list("/Users", None).await?;
             let groups = self.client.list("/Groups", None).await?;
-            schema::snapshot(&users, &groups)
+            mapping::snapshot(&users, &groups)
         })
     }
 
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
         Box::pin(async move {
-            let body = schema::group_body(spec);
+            let body = mapping::group_body(spec);
             let id = match self.create("/Groups", &body, &spec.external_id).await {
                 Ok(id) => id,
                 Err(e) if e.status() == Some(409) => {
@@ -179,7 +179,7 @@ impl Target for ScimTarget {
         parent: Option<&'a TargetId>,
     ) -> TResult<'a, ()> {
         Box::pin(async move {
-            let ops = schema::group_patch(spec, changes);
+            let ops = mapping::group_patch(spec, changes);
             if !ops.is_empty() {
                 self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
             }
@@ -202,7 +202,7 @@ impl Target for ScimTarget {
 
     fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
         Box::pin(async move {
-            let body = schema::user_body(spec);
+            let body = mapping::user_body(spec);
             let id = match self.create("/Users", &body, &spec.external_id).await {
                 Ok(id) => id,
                 Err(e) if e.status() == Some(409) => {
@@ -215,7 +215,7 @@ impl Target for ScimTarget {
                             self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                         )));
                     };
-                    let ops = schema::user_patch(spec, Field::USER);
+                    let ops = mapping::user_patch(spec, Field::USER);
                     self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
                     id
                 }
@@ -236,7 +236,7 @@ impl Target for ScimTarget {
     ) -> TResult<'a, ()> {
         Box::pin(async move {
             let fields: Vec<Field> = changes.iter().map(|c| c.field).collect();
-            let ops = schema::user_patch(spec, &fields);
+            let ops = mapping::user_patch(spec, &fields);
             if !ops.is_empty() {
                 self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
             }
