@@ -39,10 +39,12 @@ pub enum TargetError {
 }
 
 impl TargetError {
-    /// Worth retrying: timeouts, connection failures, 429 and 5xx.
+    /// Worth retrying: timeouts, connection failures, 408, 429 and 5xx
+    /// except 501 (the server does not implement it: asking again changes
+    /// nothing). Every other 4xx is permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            TargetError::Http { status, .. } => *status == 429 || *status >= 500,
+            TargetError::Http { status, .. } => matches!(*status, 408 | 429) || (*status >= 500 && *status != 501),
             TargetError::Transport { source, .. } => source.is_timeout() || source.is_connect() || source.is_request(),
             _ => false,
         }
@@ -65,6 +67,7 @@ impl TargetError {
     /// A short, bounded label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
+            TargetError::Http { status: 501, .. } => "http_501",
             TargetError::Http { status, .. } if *status >= 500 => "http_5xx",
             TargetError::Http { status: 429, .. } => "http_429",
             TargetError::Http { .. } => "http_4xx",

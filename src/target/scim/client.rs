@@ -106,11 +106,7 @@ impl Client {
             };
             return Ok((status, v));
         }
-        let detail = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
-            .or_else(|| Some(crate::redact::excerpt(&String::from_utf8_lossy(&bytes), 300)))
-            .filter(|s| !s.trim().is_empty());
+        let detail = error_detail(&bytes);
         Err(TargetError::Http { method: m, path: path.to_owned(), status, detail, retry_after })
     }
 
@@ -237,6 +233,55 @@ impl Client {
     }
 }
 
+/// What an error body says: a SCIM error's `detail` (with its `scimType`),
+/// else the first 200 characters of its text, tags and all the whitespace
+/// of an HTML page squeezed out.
+pub fn error_detail(body: &[u8]) -> Option<String> {
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        let detail = v.get("detail").and_then(Value::as_str).map(str::trim).filter(|d| !d.is_empty());
+        let kind = v.get("scimType").and_then(Value::as_str).filter(|t| !t.is_empty());
+        match (detail, kind) {
+            (Some(d), Some(k)) => return Some(crate::redact::excerpt(&format!("{d} ({k})"), 200)),
+            (Some(d), None) => return Some(crate::redact::excerpt(d, 200)),
+            (None, Some(k)) => return Some(k.to_owned()),
+            (None, None) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = if text.trim_start().starts_with('<') { strip_tags(&text) } else { text.into_owned() };
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut: String = text.chars().take(200).collect();
+    let cut = if cut.len() < text.len() { format!("{cut}…") } else { cut };
+    Some(crate::redact::redact(&cut).into_owned()).filter(|s| !s.is_empty())
+}
+
+/// The text of an HTML page: tags, comments, scripts and styles removed.
+/// A reduction for an error message, not a parser: `<` always opens a tag.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        let tag = &rest[open..];
+        let lower = tag.get(..7).unwrap_or(tag).to_ascii_lowercase();
+        let end = if tag.starts_with("<!--") {
+            tag.find("-->").map(|e| e + 3)
+        } else if lower.starts_with("<script") || lower.starts_with("<style") {
+            let close = if lower.starts_with("<script") { "</script" } else { "</style" };
+            tag.to_ascii_lowercase().find(close).and_then(|c| tag[c..].find('>').map(|e| c + e + 1))
+        } else {
+            tag.find('>').map(|e| e + 1)
+        };
+        match end {
+            Some(e) => rest = &tag[e..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +348,21 @@ mod tests {
         let e = client(&base).send(Method::GET, "/Users", &[], None).await.unwrap_err();
         assert_eq!(e.status(), Some(502));
         assert_eq!(count.load(Ordering::SeqCst), 4, "one try plus max_retries = 3");
+    }
+
+    #[test]
+    fn error_bodies_are_reduced_to_what_they_say() {
+        let scim = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"409","scimType":"uniqueness","detail":"userName taken"}"#;
+        assert_eq!(error_detail(scim).as_deref(), Some("userName taken (uniqueness)"));
+        let page = format!(
+            "<!DOCTYPE html><html><head><title>Not Implemented</title><style>body {{ color: red }}</style><script>var x = 1 < 2;</script></head>\n<body><h1>501 &amp; more</h1>{}</body></html>",
+            "<p>traceback line</p>".repeat(50)
+        );
+        let d = error_detail(page.as_bytes()).unwrap();
+        assert!(d.starts_with("Not Implemented 501 & more traceback line"), "{d}");
+        assert!(!d.contains('<') && !d.contains("color") && !d.contains("var x"), "{d}");
+        assert!(d.chars().count() <= 201 && d.ends_with('…'), "{d}");
+        assert_eq!(error_detail(b"plain text").as_deref(), Some("plain text"));
+        assert_eq!(error_detail(b"  "), None);
     }
 }
