@@ -43,28 +43,77 @@ pub fn user_from(v: &Value) -> Option<TargetUser> {
     })
 }
 
-/// Build the snapshot: group members of type Group are child departments,
-/// of type User are memberships. Members that are neither a listed user nor
-/// a listed group (dangling references) are ignored.
+/// What a group member is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Member {
+    User,
+    Group,
+}
+
+/// A member's kind, from its `type`, else from its `$ref` path
+/// (`…/Users/…`, `…/Groups/…`), else from the listed ids when only one kind
+/// has it. `None` when it cannot be told: servers whose users and groups
+/// share ids (integers) and whose members carry neither.
+pub fn member_kind(m: &Value, user_ids: &HashSet<&str>, group_ids: &HashSet<&str>, id: &str) -> Option<Member> {
+    let by_type = m.get("type").and_then(Value::as_str).and_then(|t| match t.to_ascii_lowercase().as_str() {
+        "user" => Some(Member::User),
+        "group" => Some(Member::Group),
+        _ => None,
+    });
+    let by_ref = || {
+        let r = m.get("$ref").and_then(Value::as_str)?;
+        if r.contains("/Users/") {
+            Some(Member::User)
+        } else if r.contains("/Groups/") {
+            Some(Member::Group)
+        } else {
+            None
+        }
+    };
+    by_type.or_else(by_ref).or_else(|| match (user_ids.contains(id), group_ids.contains(id)) {
+        (true, false) => Some(Member::User),
+        (false, true) => Some(Member::Group),
+        _ => None,
+    })
+}
+
+/// Build the snapshot: group members that are groups are child
+/// departments, members that are users are memberships (see
+/// [`member_kind`]). Members that are neither a listed user nor a listed
+/// group (dangling references), or whose kind cannot be told, are left out.
 pub fn snapshot(users: &[Value], groups: &[Value]) -> Result<TargetSnapshot, TargetError> {
     let mut snap = TargetSnapshot::default();
     for u in users {
         snap.users.push(user_from(u).ok_or_else(|| decode("a User without an id"))?);
     }
-    let group_ids: HashSet<String> = groups.iter().filter_map(|g| s(g, "id")).collect();
+    let group_ids: HashSet<&str> = groups.iter().filter_map(|g| g.get("id").and_then(Value::as_str)).collect();
+    let user_ids: HashSet<&str> = users.iter().filter_map(|u| u.get("id").and_then(Value::as_str)).collect();
     let uidx: HashMap<TargetId, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
     let mut parent_of: HashMap<String, TargetId> = HashMap::new();
+    let mut untold = 0usize;
     for g in groups {
         let gid = TargetId(s(g, "id").ok_or_else(|| decode("a Group without an id"))?);
         for m in g.get("members").and_then(Value::as_array).into_iter().flatten() {
             let Some(mid) = s(m, "value") else { continue };
-            let ty = m.get("type").and_then(Value::as_str);
-            if ty != Some("User") && group_ids.contains(&mid) {
-                parent_of.entry(mid).or_insert_with(|| gid.clone());
-            } else if let Some(&i) = uidx.get(&TargetId(mid)) {
-                snap.users[i].departments.push(gid.clone());
+            match member_kind(m, &user_ids, &group_ids, &mid) {
+                Some(Member::Group) if group_ids.contains(mid.as_str()) => {
+                    parent_of.entry(mid).or_insert_with(|| gid.clone());
+                }
+                Some(Member::User) => {
+                    if let Some(&i) = uidx.get(&TargetId(mid)) {
+                        snap.users[i].departments.push(gid.clone());
+                    }
+                }
+                Some(Member::Group) => {}
+                None => untold += 1,
             }
         }
+    }
+    if untold > 0 {
+        tracing::warn!(
+            members = untold,
+            "Group members whose kind the target does not say (no type, no $ref, an id both a user and a group have) were left out"
+        );
     }
     for g in groups {
         let Some(id) = s(g, "id") else { continue };
@@ -184,6 +233,28 @@ mod tests {
         assert!(s.users[0].active);
         assert_eq!(s.departments[1].parent, Some(TargetId::from("g1")));
         assert_eq!(s.departments[0].parent, None);
+    }
+
+    #[test]
+    fn a_member_is_a_user_or_a_group_by_type_or_ref_never_by_a_shared_id() {
+        // django-scim2: users and groups share integer ids.
+        let users = vec![json!({"id": "3", "userName": "u3"}), json!({"id": "4", "userName": "u4"})];
+        let groups = vec![
+            json!({"id": "1", "displayName": "Parent", "members": [
+                {"value": "3"},
+                {"value": "2", "$ref": "https://x/scim/v2/Groups/2"},
+                {"value": "4", "$ref": "https://x/scim/v2/Users/4"}
+            ]}),
+            json!({"id": "2", "displayName": "Child"}),
+            json!({"id": "3", "displayName": "Also 3"}),
+        ];
+        let s = snapshot(&users, &groups).unwrap();
+        assert_eq!(s.departments[1].parent, Some(TargetId::from("1")), "by $ref");
+        assert_eq!(s.departments[2].parent, None, "3 is both a user and a group: not read as either");
+        assert!(s.users[0].departments.is_empty());
+        assert_eq!(s.users[1].departments, vec![TargetId::from("1")], "by $ref");
+        let lower = vec![json!({"id": "3", "displayName": "G", "members": [{"value": "3", "type": "user"}]})];
+        assert_eq!(snapshot(&users, &lower).unwrap().users[0].departments, vec![TargetId::from("3")], "type, any case");
     }
 
     #[test]
