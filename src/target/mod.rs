@@ -34,6 +34,9 @@ pub enum TargetError {
     },
     #[error("target file {path} is not valid: {message}")]
     InvalidFile { path: std::path::PathBuf, message: String },
+    /// Some attributes of a PATCH were refused one by one (the others were applied).
+    #[error("PATCH {path}: the target refused {}: {detail}", attributes.join(", "))]
+    Refused { path: String, attributes: Vec<String>, detail: String },
     #[error("{0}")]
     Other(String),
 }
@@ -74,6 +77,7 @@ impl TargetError {
             TargetError::Transport { .. } => "transport",
             TargetError::Decode { .. } => "decode",
             TargetError::Io { .. } | TargetError::InvalidFile { .. } => "io",
+            TargetError::Refused { .. } => "refused",
             TargetError::Other(_) => "other",
         }
     }

@@ -127,6 +127,17 @@ pub fn snapshot(users: &[Value], groups: &[Value]) -> Result<TargetSnapshot, Tar
     Ok(snap)
 }
 
+/// The attribute a PATCH operation touches, as errors name it: the
+/// enterprise extension's prefix and a value filter are cut off
+/// (`emails[type eq "work"].value` -> `emails`).
+pub fn attribute_of(op: &Value) -> String {
+    let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
+    if let Some(ext) = path.strip_prefix(&format!("{ENTERPRISE}:")) {
+        return ext.to_owned();
+    }
+    path.split('[').next().unwrap_or(path).to_owned()
+}
+
 fn decode(message: &str) -> TargetError {
     TargetError::Decode { method: "GET", path: "/".into(), message: message.into() }
 }

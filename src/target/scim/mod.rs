@@ -115,6 +115,44 @@ impl ScimTarget {
         }
     }
 
+    /// PATCH a user. `active` goes first in a PATCH of its own: a leaver is
+    /// deactivated even when the server refuses another attribute. When the
+    /// rest is refused as a whole (400, 501), each attribute is sent alone:
+    /// what the server takes is applied, what it refuses is named in the
+    /// error.
+    async fn patch_user(&self, id: &TargetId, ops: Vec<Value>) -> Result<(), TargetError> {
+        let path = format!("/Users/{id}");
+        let (active, rest): (Vec<Value>, Vec<Value>) = ops.into_iter().partition(|op| op["path"] == "active");
+        if !active.is_empty() {
+            self.client.send(Method::PATCH, &path, &[], Some(&patch(active))).await?;
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let whole = match self.client.send(Method::PATCH, &path, &[], Some(&patch(rest.clone()))).await {
+            Ok(_) => return Ok(()),
+            Err(e) if rest.len() > 1 && matches!(e.status(), Some(400 | 501)) => e,
+            Err(e) => return Err(e),
+        };
+        tracing::debug!(%id, error = %whole, "A PATCH was refused as a whole; sending its attributes one by one");
+        let mut refused = Vec::new();
+        let mut detail = String::new();
+        for op in rest {
+            let attr = mapping::attribute_of(&op);
+            match self.client.send(Method::PATCH, &path, &[], Some(&patch(vec![op]))).await {
+                Ok(_) => {}
+                Err(e) if matches!(e.status(), Some(400 | 501)) => {
+                    if detail.is_empty() {
+                        detail = e.to_string();
+                    }
+                    refused.push(attr);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if refused.is_empty() { Ok(()) } else { Err(TargetError::Refused { path, attributes: refused, detail }) }
+    }
+
     async fn delete(&self, path: String) -> Result<(), TargetError> {
         match self.client.send(Method::DELETE, &path, &[], None).await {
             Ok(_) => Ok(()),
@@ -215,8 +253,7 @@ impl Target for ScimTarget {
                             self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                         )));
                     };
-                    let ops = mapping::user_patch(spec, Field::USER);
-                    self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
+                    self.patch_user(&id, mapping::user_patch(spec, Field::USER)).await?;
                     id
                 }
                 Err(e) => return Err(e),
@@ -236,10 +273,7 @@ impl Target for ScimTarget {
     ) -> TResult<'a, ()> {
         Box::pin(async move {
             let fields: Vec<Field> = changes.iter().map(|c| c.field).collect();
-            let ops = mapping::user_patch(spec, &fields);
-            if !ops.is_empty() {
-                self.client.send(Method::PATCH, &format!("/Users/{id}"), &[], Some(&patch(ops))).await?;
-            }
+            self.patch_user(id, mapping::user_patch(spec, &fields)).await?;
             if fields.contains(&Field::Departments) {
                 self.set_user_departments(id, old_departments, departments).await?;
             }
