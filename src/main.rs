@@ -91,7 +91,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync { dry_run: true, allow_deletes, output } => {
-            let plan = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes }).await?;
+            let plan = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes, ..RunOptions::default() }).await?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
                 Output::Table => print_plan(&plan),
@@ -105,7 +105,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if n > 0 {
                 tracing::warn!(runs = n, "Marked runs left running by an earlier crash as failed (interrupted)");
             }
-            let options = RunOptions { allow_deletes };
+            let options = RunOptions { allow_deletes, ..RunOptions::default() };
             let record = orgsync::sync::run_on_own_thread(Arc::new(cfg), mirror, "manual", options, stop_on_signal()).await?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),

@@ -2,6 +2,7 @@
 //! matched parent), the tree's depths, creates parents first, updates
 //! (renames, moves), duplicates, and target-only deletes children first.
 
+use super::DepartmentShape;
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, DeptSpec, Field, Item, ItemOutcome, Op, Plan};
 use super::policy::{Policy, SourceOnly, TargetOnly};
@@ -25,18 +26,27 @@ pub(super) struct DeptState<'a> {
     /// Depth in the source tree, None when invalid (cycle/missing parent).
     pub(super) depth: Vec<Option<usize>>,
     pub(super) res: Vec<DeptRes>,
+    /// How the target holds departments.
+    pub(super) shape: DepartmentShape,
 }
 
 impl DeptState<'_> {
     /// The desired target parent of source department `i`:
     /// Some(Some(id)) / Some(None) when known now, None when it depends on a create.
     fn desired_parent(&self, i: usize, target: &TargetSnapshot) -> ParentRes {
-        let Some(pid) = &self.src[i].parent_id else { return ParentRes::Known(None) };
+        let Some(pid) = self.parent(i) else { return ParentRes::Known(None) };
         match self.index.get(pid).map(|&p| &self.res[p]) {
             Some(DeptRes::Matched(t)) => ParentRes::Known(Some(target.departments[*t].id.clone())),
             Some(DeptRes::Created) => ParentRes::Pending,
             _ => ParentRes::Unavailable,
         }
+    }
+}
+
+impl<'a> DeptState<'a> {
+    /// Source department `i`'s parent as the target holds it: none in a flat target.
+    fn parent(&self, i: usize) -> Option<&'a SourceId> {
+        self.src[i].parent_id.as_ref().filter(|_| self.shape == DepartmentShape::Tree)
     }
 }
 
@@ -57,9 +67,11 @@ pub(super) fn plan_departments<'a>(
     target: &TargetSnapshot,
     bindings: &Bindings,
     policy: &Policy,
+    shape: DepartmentShape,
     p: &mut Plan,
     binds: &mut Vec<Op>,
 ) -> (DeptState<'a>, DeptOps) {
+    let tree = shape == DepartmentShape::Tree;
     // Deduplicate source ids: the first wins, the rest are item errors.
     let mut index: HashMap<&'a SourceId, usize> = HashMap::new();
     let mut src: Vec<&'a Department> = Vec::new();
@@ -203,14 +215,14 @@ pub(super) fn plan_departments<'a>(
         let mut by_name: HashMap<(Option<&TargetId>, &str), Vec<usize>> = HashMap::new();
         for (t, d) in target.departments.iter().enumerate() {
             if !claimed[t] {
-                by_name.entry((d.parent.as_ref(), d.name.as_str())).or_default().push(t);
+                by_name.entry((d.parent.as_ref().filter(|_| tree), d.name.as_str())).or_default().push(t);
             }
         }
         for &i in &order {
             if res[i] != DeptRes::Absent {
                 continue;
             }
-            let parent_tid = match &src[i].parent_id {
+            let parent_tid = match src[i].parent_id.as_ref().filter(|_| tree) {
                 None => None,
                 Some(pid) => match index.get(pid).map(|&pi| &res[pi]) {
                     Some(DeptRes::Matched(t)) => Some(&target.departments[*t].id),
@@ -250,7 +262,7 @@ pub(super) fn plan_departments<'a>(
     for &i in &order {
         if res[i] == DeptRes::Absent && matched_how[i].is_none() && policy.departments.source_only == SourceOnly::CreateAndBind {
             // A child can only be created when its parent exists or is created.
-            let parent_ok = match &src[i].parent_id {
+            let parent_ok = match src[i].parent_id.as_ref().filter(|_| tree) {
                 None => true,
                 Some(pid) => index.get(pid).is_some_and(|&pi| res[pi] != DeptRes::Absent),
             };
@@ -260,12 +272,12 @@ pub(super) fn plan_departments<'a>(
         }
     }
 
-    let state = DeptState { src, index, depth, res };
+    let state = DeptState { src, index, depth, res, shape };
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for &i in &order {
         let d = state.src[i];
-        let spec = || DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: d.parent_id.clone() };
+        let spec = || DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: state.parent(i).cloned() };
         match state.res[i] {
             DeptRes::Created => {
                 creates.push(Op::CreateDepartment { source_id: d.source_id.clone(), spec: spec(), depth: state.depth[i].unwrap_or(0) })
@@ -290,11 +302,12 @@ pub(super) fn plan_departments<'a>(
                 if non_empty(&td.external_id) != Some(d.source_id.as_str()) {
                     changes.push(Change { field: Field::ExternalId, from: td.external_id.clone(), to: Some(d.source_id.to_string()) });
                 }
-                let parent_change = match state.desired_parent(i, target) {
-                    ParentRes::Known(want) => want != td.parent,
-                    ParentRes::Pending => true,
-                    ParentRes::Unavailable => false,
-                };
+                let parent_change = tree
+                    && match state.desired_parent(i, target) {
+                        ParentRes::Known(want) => want != td.parent,
+                        ParentRes::Pending => true,
+                        ParentRes::Unavailable => false,
+                    };
                 // An unavailable parent (it will not exist in the target) keeps the
                 // target's parent: apply only moves when `parent` is a change.
                 if parent_change {

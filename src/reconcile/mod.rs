@@ -17,11 +17,29 @@ pub use plan::{Change, DeptSpec, Field, Item, ItemOutcome, Op, Plan, UserSpec, p
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};
 
-/// Per-run knobs that are not policy: the admin's one-time approval.
+/// Per-run knobs that are not policy: the admin's one-time approval, and
+/// what the target can hold.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunOptions {
     /// `--allow-deletes N`: let up to N held-back deletes/disables through once.
     pub allow_deletes: u64,
+    /// How the target holds departments (the target says; see [`DepartmentShape`]).
+    pub departments: DepartmentShape,
+}
+
+/// How a target holds departments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DepartmentShape {
+    /// As a tree: parents are written and compared (moves are updates).
+    #[default]
+    Tree,
+    /// One object per department, no nesting: parents are neither written
+    /// nor compared; names are matched across the whole target.
+    Flat,
+    /// No department objects: no department is created, updated or
+    /// deleted, user memberships are not compared; a user's primary
+    /// department's name is still an attribute.
+    None,
 }
 
 /// Normalise a mobile number for matching: keep digits and a leading `+`.

@@ -8,11 +8,11 @@
 //! 5. disable / delete users;
 //! 6. delete departments, deepest first (children before parents).
 
-use super::RunOptions;
 use super::departments::plan_departments;
 use super::guard;
 use super::policy::Policy;
 use super::users::plan_users;
+use super::{DepartmentShape, RunOptions};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot};
 use serde::Serialize;
 
@@ -354,7 +354,14 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
     let mut p = Plan::default();
     let mut binds = Vec::new();
     let (dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
-        plan_departments(source, target, bindings, policy, &mut p, &mut binds);
+        plan_departments(source, target, bindings, policy, options.departments, &mut p, &mut binds);
+    if options.departments == DepartmentShape::None {
+        // The target holds no departments: nothing to do to them.
+        dept_creates.clear();
+        dept_updates.clear();
+        dept_deletes.clear();
+        binds.retain(|op| op.kind() != Kind::Department);
+    }
     let (mut user_ops, mut user_removals) = plan_users(source, target, bindings, policy, &dept, &mut p, &mut binds);
 
     unreadable(source, &mut p, &mut user_removals);

@@ -213,6 +213,29 @@ proptest! {
     }
 
     #[test]
+    fn every_department_shape_converges_flat_writes_no_parent_and_none_no_department(
+        first in arb_source(), edits in arb_edits(), policy in arb_policy(),
+        shape in prop_oneof![Just(DepartmentShape::Tree), Just(DepartmentShape::Flat), Just(DepartmentShape::None)]
+    ) {
+        let (src, tgt, b) = scenario(&first, &edits, &policy);
+        let options = RunOptions { departments: shape, ..RunOptions::default() };
+        let p1 = plan(&src, &tgt, &b, &policy, options);
+        for op in &p1.ops {
+            match (shape, op) {
+                (DepartmentShape::None, op) => prop_assert_eq!(op.kind(), crate::model::Kind::User, "{:?}", op),
+                (DepartmentShape::Flat, Op::CreateDepartment { spec, .. }) => prop_assert!(spec.parent.is_none(), "{:?}", op),
+                (DepartmentShape::Flat, Op::UpdateDepartment { changes, .. }) => {
+                    prop_assert!(changes.iter().all(|c| c.field != Field::Parent), "{:?}", op)
+                }
+                _ => {}
+            }
+        }
+        let (tgt2, b2) = simulate(&tgt, &b, &p1.ops);
+        let p2 = plan(&src, &tgt2, &b2, &policy, options);
+        prop_assert!(p2.ops.is_empty(), "second plan not empty: {:#?}\nfirst: {:#?}", p2.ops, p1.ops);
+    }
+
+    #[test]
     fn protected_objects_never_appear_in_a_plan(
         first in arb_source(), edits in arb_edits(), policy in arb_policy()
     ) {
@@ -233,7 +256,7 @@ proptest! {
     ) {
         let policy = Policy { guard: Guard { max_deletes, max_delete_percent: pct }, ..policy };
         let (src, tgt, b) = scenario(&first, &edits, &policy);
-        let p = plan(&src, &tgt, &b, &policy, RunOptions { allow_deletes: allow });
+        let p = plan(&src, &tgt, &b, &policy, RunOptions { allow_deletes: allow, ..RunOptions::default() });
         let n = p.ops.iter().filter(|o| o.is_destructive()).count() as u64;
         let total = (tgt.users.len() + tgt.departments.len()) as u64;
         let within = n <= max_deletes && n * 100 <= pct * total
@@ -393,7 +416,7 @@ fn an_empty_source_never_deletes_without_approval() {
     assert!(p.ops.is_empty());
     assert_eq!(p.items[0].outcome, ItemOutcome::HeldBack);
     assert!(p.guard.as_deref().unwrap().contains("no users"));
-    let p = plan(&empty, &tgt, &b, &policy, RunOptions { allow_deletes: 1 });
+    let p = plan(&empty, &tgt, &b, &policy, RunOptions { allow_deletes: 1, ..RunOptions::default() });
     assert!(matches!(&p.ops[..], [Op::DeleteUser { .. }]));
 }
 

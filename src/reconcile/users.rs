@@ -4,9 +4,9 @@
 
 use super::departments::{DeptRes, DeptState};
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
-use super::normalize_mobile;
 use super::plan::{Change, Field, Item, ItemOutcome, Op, Plan, UserSpec};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
+use super::{DepartmentShape, normalize_mobile};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User, non_empty};
 use std::collections::{HashMap, HashSet};
 
@@ -322,7 +322,8 @@ pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> User
         nickname: m(UserField::Nickname, &u.nickname),
         title: m(UserField::Title, &u.title),
         department,
-        departments,
+        // A target without departments holds no memberships.
+        departments: departments.filter(|_| dept.shape != DepartmentShape::None),
         active: u.active,
     }
 }
@@ -361,8 +362,11 @@ pub(super) fn user_changes(
             cmp(name, have, want);
         }
     }
-    if let Some(want) = spec.departments.as_ref().filter(|_| !u.is_absent(UserField::DepartmentIds)) {
+    let departments_known = policy.fields.contains(&UserField::DepartmentIds) && !u.is_absent(UserField::DepartmentIds);
+    if departments_known {
         cmp(Field::Department, &tu.department, &spec.department);
+    }
+    if let Some(want) = spec.departments.as_ref().filter(|_| departments_known) {
         let mut want_t: Vec<Option<&TargetId>> = want
             .iter()
             .map(|s| match dept.index.get(s).map(|&i| &dept.res[i]) {

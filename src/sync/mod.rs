@@ -151,8 +151,10 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
         None => Bindings::default(),
     };
     let source = fetch_source(source::build(&config.source).as_ref(), &config.policy).await?;
-    let target = target::build(&config.target, &config.policy.users.match_by)?.load().await?;
-    Ok(reconcile::plan(&source, &target, &bindings, &config.policy, options))
+    let target = target::build(&config.target, &config.policy.users.match_by)?;
+    let options = RunOptions { departments: target.departments(), ..options };
+    let current = target.load().await?;
+    Ok(reconcile::plan(&source, &current, &bindings, &config.policy, options))
 }
 
 /// Everything one run works with, passed in: the daemon and the CLI build
@@ -275,6 +277,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         _ = stop.cancelled() => return recording.stopped(),
     };
     let bindings = mirror.bindings()?;
+    let options = RunOptions { departments: target.departments(), ..options };
     let plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     if stop.is_cancelled() {
         return recording.stopped();

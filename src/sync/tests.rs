@@ -239,7 +239,7 @@ async fn the_guard_holds_back_mass_removals_until_approved_once() {
     assert_eq!(held.count(Some("delete"), "held_back"), 30);
     assert_eq!(w.target_now().users.len(), 50, "nothing deleted");
     let stop = CancellationToken::new();
-    let approved = w.run_with(&w.target(0, Interrupt::None, &stop), &stop, RunOptions { allow_deletes: 30 }).await;
+    let approved = w.run_with(&w.target(0, Interrupt::None, &stop), &stop, RunOptions { allow_deletes: 30, ..RunOptions::default() }).await;
     assert_eq!(approved.status, RunStatus::Succeeded, "{approved:?}");
     assert_eq!(w.target_now().users.len(), 20);
 }

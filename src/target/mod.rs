@@ -88,6 +88,10 @@ pub type TResult<'a, T> = BoxFuture<'a, Result<T, TargetError>>;
 /// One target system. Departments and users arrive resolved: parents and
 /// memberships as target ids.
 pub trait Target: Send + Sync {
+    /// How this target holds departments (a tree unless it says otherwise).
+    fn departments(&self) -> crate::reconcile::DepartmentShape {
+        crate::reconcile::DepartmentShape::Tree
+    }
     fn load(&self) -> TResult<'_, TargetSnapshot>;
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId>;
     /// `old_parent` / `parent` matter only when `changes` names `parent`.

@@ -27,6 +27,18 @@ fn scim2_server_bin() -> PathBuf {
     p
 }
 
+/// The Python of the venv the SCIM servers are installed in.
+fn scim_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("SCIM_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-scim/bin/python");
+    assert!(p.exists(), "no SCIM server venv at {} and $SCIM_PYTHON is not set: run scripts/test.sh, which installs it", p.display());
+    p
+}
+
+/// A real SCIM server, started per test on a free loopback port, stopped
+/// (by pid) when dropped.
 pub struct Scim {
     child: Child,
     pub base: String,
@@ -35,6 +47,7 @@ pub struct Scim {
 }
 
 impl Scim {
+    /// scim2-server (Python, scim2-models).
     pub fn start(dir: &Path) -> Scim {
         let port = free_port();
         let log = dir.join(format!("scim-{port}.log"));
@@ -44,15 +57,37 @@ impl Scim {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start scim2-server");
-        let base = format!("http://127.0.0.1:{port}/v2");
+        Self::ready(child, format!("http://127.0.0.1:{port}/v2"), log, "scim2-server")
+    }
+
+    /// django-scim2 in the minimal Django project of tests/servers/django_scim:
+    /// users and groups share integer ids, members are users only, PATCH
+    /// takes few attributes, filters are not supported.
+    pub fn django(dir: &Path) -> Scim {
+        let port = free_port();
+        let data = dir.join(format!("django-{port}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let log = dir.join(format!("scim-{port}.log"));
+        let serve = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/django_scim/serve.py");
+        let child = Command::new(scim_python())
+            .arg(serve)
+            .args([&port.to_string(), data.to_str().unwrap(), TOKEN])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start django-scim2");
+        Self::ready(child, format!("http://127.0.0.1:{port}/scim/v2"), log, "django-scim2")
+    }
+
+    fn ready(child: Child, base: String, log: PathBuf, what: &str) -> Scim {
         let http = reqwest::blocking::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = http.get(format!("{base}/ServiceProviderConfig")).bearer_auth(TOKEN).send().is_ok_and(|r| r.status().is_success());
             if ok {
                 break;
             }
-            assert!(Instant::now() < deadline, "scim2-server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            assert!(Instant::now() < deadline, "{what} did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(100));
         }
         Scim { child, base, log, http }

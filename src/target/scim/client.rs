@@ -320,6 +320,7 @@ mod tests {
             concurrency: 1,
             max_retries: 3,
             page_size: 10,
+            departments: crate::reconcile::DepartmentShape::Tree,
         })
         .unwrap()
     }

@@ -2,6 +2,7 @@
 
 use crate::config::Secret;
 use crate::config::reader::{Problems, Reader};
+use crate::reconcile::DepartmentShape;
 use crate::target::TargetConfig;
 use std::time::Duration;
 
@@ -30,6 +31,23 @@ pub struct ScimConfig {
     pub max_retries: usize,
     /// `page_size`: `count` per list request. Default 100.
     pub page_size: usize,
+    /// `departments`: how departments are kept. `nested_groups` (default):
+    /// a group per department, a child group a member of its parent's;
+    /// `groups`: a group per department, no group in a group (most servers
+    /// cannot hold one); `none`: no groups, only the enterprise
+    /// `department` attribute (the primary department's name).
+    pub departments: DepartmentShape,
+}
+
+/// `target.departments`' values.
+pub const DEPARTMENTS: &[&str] = &["nested_groups", "groups", "none"];
+
+fn shape(s: &str) -> DepartmentShape {
+    match s {
+        "groups" => DepartmentShape::Flat,
+        "none" => DepartmentShape::None,
+        _ => DepartmentShape::Tree,
+    }
 }
 
 pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
@@ -61,6 +79,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     if !(1..=1000).contains(&page_size) {
         t.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000"));
     }
+    let departments = t.one_of::<String>("departments", DEPARTMENTS, errs).map_or(DepartmentShape::Tree, |d| shape(&d));
     Some(TargetConfig::Scim(ScimConfig {
         base_url: base_url?,
         auth,
@@ -68,5 +87,6 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         concurrency: concurrency as usize,
         max_retries: max_retries as usize,
         page_size: page_size as usize,
+        departments,
     }))
 }

@@ -18,7 +18,7 @@ mod mapping;
 
 use super::{TResult, Target, TargetError};
 use crate::model::{TargetId, TargetSnapshot};
-use crate::reconcile::{Change, DeptSpec, Field, MatchKey, UserSpec};
+use crate::reconcile::{Change, DepartmentShape, DeptSpec, Field, MatchKey, UserSpec};
 use client::{Client, Created};
 pub use config::{ScimAuth, ScimConfig, parse};
 use reqwest::Method;
@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 #[derive(Debug)]
 pub struct ScimTarget {
     client: Client,
+    /// `target.departments`.
+    shape: DepartmentShape,
     /// `policy.users.match_by`: how a 409 on create finds the existing user.
     match_by: Vec<MatchKey>,
 }
@@ -44,7 +46,7 @@ fn quoted(s: &str) -> String {
 
 impl ScimTarget {
     pub fn new(c: &ScimConfig, match_by: &[MatchKey]) -> Result<Self, TargetError> {
-        Ok(Self { client: Client::new(c)?, match_by: match_by.to_vec() })
+        Ok(Self { client: Client::new(c)?, shape: c.departments, match_by: match_by.to_vec() })
     }
 
     /// After a 409 on create: the existing user that is ours (externalId =
@@ -174,10 +176,15 @@ impl ScimTarget {
 }
 
 impl Target for ScimTarget {
+    fn departments(&self) -> DepartmentShape {
+        self.shape
+    }
+
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
             let users = self.client.list("/Users", None).await?;
-            let groups = self.client.list("/Groups", None).await?;
+            // Without departments, the groups are not orgsync's business.
+            let groups = if self.shape == DepartmentShape::None { Vec::new() } else { self.client.list("/Groups", None).await? };
             mapping::snapshot(&users, &groups)
         })
     }
