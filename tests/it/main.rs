@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod dingtalk;
+mod django;
 mod duplicates;
 mod fake;
 mod fake_dingtalk;
