@@ -210,6 +210,38 @@ pub async fn run_with_config(
     run(&ctx, trigger, options).await
 }
 
+/// The writes the target deferred to its flush, as run items; their
+/// failures count like any other operation's.
+fn record_deferred(mirror: &Mirror, run: RunId, deferred: &[target::Deferred], outcome: &mut apply::Outcome) -> Result<(), SyncError> {
+    let texts: Vec<(&'static str, String)> = deferred
+        .iter()
+        .map(|d| match &d.result {
+            Ok(done) => ("ok", done.clone()),
+            Err(e) => {
+                warn!(run = %run, kind = %d.kind, op = d.op, target_id = %d.target_id, error = %e, "Deferred operation failed");
+                ("failed", e.to_string())
+            }
+        })
+        .collect();
+    let rows: Vec<ItemRow<'_>> = deferred
+        .iter()
+        .zip(&texts)
+        .map(|(d, (outcome, text))| {
+            telemetry::operation(d.kind, d.op, outcome);
+            ItemRow { kind: d.kind, op: d.op, source_id: None, target_id: Some(&d.target_id), outcome, error: Some(text) }
+        })
+        .collect();
+    mirror.record_all(run, &rows)?;
+    for (outcome_text, _) in &texts {
+        if *outcome_text == "ok" {
+            outcome.ok += 1;
+        } else {
+            outcome.failed += 1;
+        }
+    }
+    Ok(())
+}
+
 /// A run being recorded: its row in the mirror, and how it ends (mirror,
 /// metrics, log).
 struct Recording<'a> {
@@ -314,10 +346,12 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         .collect();
     mirror.record_all(run_id, &rows)?;
 
-    let outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, stop).await?;
-    if let Err(e) = target.flush().await {
-        return recording.fail(RunError::WriteTarget(e));
-    }
+    let mut outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, stop).await?;
+    let deferred = match target.flush().await {
+        Ok(d) => d,
+        Err(e) => return recording.fail(RunError::WriteTarget(e)),
+    };
+    record_deferred(mirror, run_id, &deferred, &mut outcome)?;
     let (bound_users, bound_departments) = mirror.binding_counts()?;
     let objects = ObjectCounts {
         users: Sides { source: snapshot.users.len() as u64, target: current.users.len() as u64, bound: bound_users },

@@ -127,7 +127,7 @@ impl Target for Interrupting {
             self.inner.delete_user(id, departments).await
         })
     }
-    fn flush(&self) -> TResult<'_, ()> {
+    fn flush(&self) -> TResult<'_, Vec<crate::target::Deferred>> {
         self.inner.flush()
     }
 }

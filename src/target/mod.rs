@@ -119,8 +119,21 @@ pub trait Target: Send + Sync {
     /// Delete a user, leaving its `departments` first where membership is
     /// kept on the department.
     fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()>;
-    /// Persist buffered state (the file target); a no-op for live services.
-    fn flush(&self) -> TResult<'_, ()>;
+    /// Carry out what the target deferred to the end of the run (the file
+    /// target's document, the SCIM target's group memberships, one request
+    /// per group) and say how each went.
+    fn flush(&self) -> TResult<'_, Vec<Deferred>>;
+}
+
+/// One write a target deferred to [`Target::flush`], and how it went: a run
+/// item (`op`, e.g. `members`) on the object `target_id`.
+#[derive(Debug)]
+pub struct Deferred {
+    pub kind: crate::model::Kind,
+    pub op: &'static str,
+    pub target_id: TargetId,
+    /// What was done ("3 added, 1 removed"), or the error.
+    pub result: Result<String, TargetError>,
 }
 
 pub fn build(config: &TargetConfig, match_by: &[crate::reconcile::MatchKey]) -> Result<Box<dyn Target>, TargetError> {

@@ -46,6 +46,46 @@ fn first_sync_creates_everything_and_the_second_makes_zero_writes() {
     assert_eq!(s["runs"].as_array().unwrap().len(), 2);
 }
 
+/// The membership PATCHes a run made: (group path, count).
+fn group_patches(scim: &Scim, from: usize) -> Vec<(String, usize)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (m, p, _) in &scim.writes()[from..] {
+        if m == "PATCH" && p.contains("/Groups/") {
+            *counts.entry(p.clone()).or_default() += 1;
+        }
+    }
+    counts.into_iter().collect()
+}
+
+#[test]
+fn memberships_go_as_one_patch_per_group_per_run() {
+    // 5 departments (d1, d2, d3 under d0, d4 under d1), 40 users, 8 per department.
+    let (env, scim) = setup("", &org(5, 40));
+    assert_eq!(env.sync(&[]).code, 0);
+    let patches = group_patches(&scim, 0);
+    assert_eq!(patches.len(), 5, "every group gets its members: {patches:?}");
+    assert!(patches.iter().all(|(_, n)| *n == 1), "one PATCH per group: {patches:?}");
+    // Move 10 users from d0..d4 round-robin to the next department.
+    let before = scim.writes().len();
+    let mut doc = org(5, 40);
+    for u in doc["users"].as_array_mut().unwrap().iter_mut().take(10) {
+        let d: usize = u["department_ids"][0].as_str().unwrap()[1..].parse().unwrap();
+        u["department_ids"] = json!([format!("d{}", (d + 1) % 5)]);
+    }
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let patches = group_patches(&scim, before);
+    assert_eq!(patches.len(), 5, "each group gains two and loses two: {patches:?}");
+    assert!(patches.iter().all(|(_, n)| *n == 1), "one PATCH per group: {patches:?}");
+    let groups = scim.groups();
+    for (d, children) in [(0, 3), (1, 1), (2, 0), (3, 0), (4, 0)] {
+        assert_eq!(members(group_named(&groups, &format!("Dept {d}"))).len(), 8 + children, "Dept {d}: its users and child groups");
+    }
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), before, "converged");
+}
+
 #[test]
 fn an_edited_email_is_exactly_one_update() {
     let mut doc = org(3, 5);
@@ -201,8 +241,10 @@ fn runs_show_lists_each_item() {
     let r = env.orgsync(&["runs", "show", "1", "--output", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v["items"].as_array().unwrap().len(), 3);
-    assert!(v["items"].as_array().unwrap().iter().all(|i| i["outcome"] == "ok"));
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "a department, two users, and the department's members in one request: {items:#?}");
+    assert!(items.iter().all(|i| i["outcome"] == "ok"));
+    assert!(items.iter().any(|i| i["op"] == "members" && i["error"].as_str().is_some_and(|e| e.contains("2 added"))), "{items:#?}");
     let r = env.orgsync(&["runs", "show", "1"]);
     assert!(r.stdout.contains("user2") || r.stdout.contains("u1"), "{}", r.stdout);
 }

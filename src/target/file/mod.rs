@@ -138,7 +138,7 @@ impl Target for FileTarget {
         Box::pin(async move { self.with(|s| s.users.retain(|u| &u.id != id)) })
     }
 
-    fn flush(&self) -> TResult<'_, ()> {
+    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
         Box::pin(async move {
             let json = self
                 .with(|s| serde_json::to_vec_pretty(s))?
@@ -149,7 +149,8 @@ impl Target for FileTarget {
             }
             let tmp = self.path.with_extension("json.tmp");
             tokio::fs::write(&tmp, json).await.map_err(io)?;
-            tokio::fs::rename(&tmp, &self.path).await.map_err(io)
+            tokio::fs::rename(&tmp, &self.path).await.map_err(io)?;
+            Ok(Vec::new())
         })
     }
 }

@@ -15,12 +15,14 @@
 mod client;
 mod config;
 mod mapping;
+mod members;
 
-use super::{TResult, Target, TargetError};
-use crate::model::{TargetId, TargetSnapshot};
+use super::{Deferred, TResult, Target, TargetError};
+use crate::model::{Kind, TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DepartmentShape, DeptSpec, Field, MatchKey, UserSpec};
 use client::{Client, Created};
 pub use config::{ScimAuth, ScimConfig, parse};
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -29,9 +31,20 @@ pub struct ScimTarget {
     client: Client,
     /// `target.departments`.
     shape: DepartmentShape,
+    /// Group memberships of this run, sent by `flush`.
+    pending: members::Pending,
+    /// Members per membership request.
+    batch: usize,
+    /// Requests in flight at once (`target.concurrency`).
+    concurrency: usize,
+    /// One membership request per group at a time (removals of deleted users).
+    group_locks: std::sync::Mutex<std::collections::HashMap<TargetId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// `policy.users.match_by`: how a 409 on create finds the existing user.
     match_by: Vec<MatchKey>,
 }
+
+/// Members per membership PATCH, unless the server says less.
+const MEMBERS_PER_REQUEST: usize = 1000;
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -46,7 +59,15 @@ fn quoted(s: &str) -> String {
 
 impl ScimTarget {
     pub fn new(c: &ScimConfig, match_by: &[MatchKey]) -> Result<Self, TargetError> {
-        Ok(Self { client: Client::new(c)?, shape: c.departments, match_by: match_by.to_vec() })
+        Ok(Self {
+            client: Client::new(c)?,
+            shape: c.departments,
+            pending: members::Pending::default(),
+            batch: MEMBERS_PER_REQUEST,
+            concurrency: c.concurrency.max(1),
+            group_locks: std::sync::Mutex::default(),
+            match_by: match_by.to_vec(),
+        })
     }
 
     /// After a 409 on create: the existing user that is ours (externalId =
@@ -103,18 +124,33 @@ impl ScimTarget {
         })
     }
 
-    async fn membership(&self, group: &TargetId, member: &TargetId, kind: &str, add: bool) -> Result<(), TargetError> {
-        let op = if add {
-            json!({"op": "add", "path": "members", "value": [{"value": member.as_str(), "type": kind}]})
-        } else {
-            json!({"op": "remove", "path": format!("members[value eq {}]", quoted(member.as_str()))})
-        };
+    /// Send one group's delta, chunk by chunk. A group deleted meanwhile
+    /// has nothing left to change.
+    async fn send_members(&self, group: &TargetId, delta: &members::Delta) -> Result<(), TargetError> {
+        let lock = self.group_lock(group);
+        let _one_at_a_time = lock.lock().await;
         let path = format!("/Groups/{group}");
-        match self.client.send(Method::PATCH, &path, &[], Some(&patch(vec![op]))).await {
-            // The group is gone: nothing to remove it from.
-            Err(e) if !add && e.status() == Some(404) => Ok(()),
-            other => other.map(|_| ()),
+        for chunk in members::chunks(delta, self.batch) {
+            let by_value = self.pending.by_value();
+            let sent = self.client.send(Method::PATCH, &path, &[], Some(&patch(chunk.ops(by_value)))).await;
+            match sent {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => return Ok(()),
+                Err(e) if !by_value && !chunk.remove.is_empty() && matches!(e.status(), Some(400 | 501)) => {
+                    // Perhaps only the value-list dialect of removal: try it once.
+                    self.client.send(Method::PATCH, &path, &[], Some(&patch(chunk.ops(true)))).await.map_err(|_| e)?;
+                    self.pending.remove_by_value.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(group = %group, "The target takes member removals only as a value list; using that from now on");
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
+    }
+
+    fn group_lock(&self, group: &TargetId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.group_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(group.clone()).or_default().clone()
     }
 
     /// PATCH a user. `active` goes first in a PATCH of its own: a leaver is
@@ -164,14 +200,14 @@ impl ScimTarget {
         }
     }
 
-    async fn set_user_departments(&self, id: &TargetId, old: &[TargetId], new: &[TargetId]) -> Result<(), TargetError> {
+    /// A user's memberships, from `old` to `new`: batched, sent by `flush`.
+    fn set_user_departments(&self, id: &TargetId, old: &[TargetId], new: &[TargetId]) {
         for g in old.iter().filter(|g| !new.contains(g)) {
-            self.membership(g, id, "User", false).await?;
+            self.pending.remove(g, id);
         }
         for g in new.iter().filter(|g| !old.contains(g)) {
-            self.membership(g, id, "User", true).await?;
+            self.pending.add(g, id, mapping::Member::User);
         }
-        Ok(())
     }
 }
 
@@ -209,7 +245,7 @@ impl Target for ScimTarget {
                 Err(e) => return Err(e),
             };
             if let Some(p) = parent {
-                self.membership(p, &id, "Group", true).await?;
+                self.pending.add(p, &id, mapping::Member::Group);
             }
             Ok(id)
         })
@@ -231,10 +267,10 @@ impl Target for ScimTarget {
             if changes.iter().any(|c| c.field == Field::Parent) {
                 // A move: leave the old parent group, join the new one.
                 if let Some(old) = old_parent {
-                    self.membership(old, id, "Group", false).await?;
+                    self.pending.remove(old, id);
                 }
                 if let Some(new) = parent {
-                    self.membership(new, id, "Group", true).await?;
+                    self.pending.add(new, id, mapping::Member::Group);
                 }
             }
             Ok(())
@@ -242,6 +278,7 @@ impl Target for ScimTarget {
     }
 
     fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        self.pending.forget(id);
         Box::pin(self.delete(format!("/Groups/{id}")))
     }
 
@@ -265,7 +302,7 @@ impl Target for ScimTarget {
                 }
                 Err(e) => return Err(e),
             };
-            self.set_user_departments(&id, &[], departments).await?;
+            self.set_user_departments(&id, &[], departments);
             Ok(id)
         })
     }
@@ -282,7 +319,7 @@ impl Target for ScimTarget {
             let fields: Vec<Field> = changes.iter().map(|c| c.field).collect();
             self.patch_user(id, mapping::user_patch(spec, &fields)).await?;
             if fields.contains(&Field::Departments) {
-                self.set_user_departments(id, old_departments, departments).await?;
+                self.set_user_departments(id, old_departments, departments);
             }
             Ok(())
         })
@@ -297,13 +334,31 @@ impl Target for ScimTarget {
 
     fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()> {
         Box::pin(async move {
-            // Servers without referential integrity would keep the member.
-            self.set_user_departments(id, departments, &[]).await?;
+            // Servers without referential integrity would keep the member:
+            // leave each group now, before the user is gone.
+            for g in departments {
+                let delta = members::Delta { remove: [id.clone()].into(), ..Default::default() };
+                self.send_members(g, &delta).await?;
+            }
             self.delete(format!("/Users/{id}")).await
         })
     }
 
-    fn flush(&self) -> TResult<'_, ()> {
-        Box::pin(async { Ok(()) })
+    fn flush(&self) -> TResult<'_, Vec<Deferred>> {
+        Box::pin(async move {
+            let groups = self.pending.take();
+            let done = futures::stream::iter(groups)
+                .map(|(group, delta)| async move {
+                    let result = self
+                        .send_members(&group, &delta)
+                        .await
+                        .map(|()| format!("members: {} added, {} removed", delta.add.len(), delta.remove.len()));
+                    Deferred { kind: Kind::Department, op: "members", target_id: group, result }
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+            Ok(done)
+        })
     }
 }
