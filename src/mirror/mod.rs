@@ -10,6 +10,7 @@ pub use lock::StateLock;
 
 use crate::clock::{Clock, SystemClock};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
+use crate::reconcile::{Field, unkept};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -350,6 +351,81 @@ impl Mirror {
     pub fn set_objects(&self, run: RunId, objects: &ObjectCounts) -> Result<(), MirrorError> {
         let json = serde_json::to_string(objects).unwrap_or_else(|_| "{}".into());
         self.with(|c| c.execute("UPDATE runs SET objects = ?2 WHERE id = ?1", params![run, json]).map(drop))
+    }
+
+    /// What became of the values last sent, per object and field.
+    pub fn unkept(&self) -> Result<unkept::Memory, MirrorError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT kind, source_id, field, value_hash, state, run_id FROM unkept")?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            let mut m = unkept::Memory::new();
+            for row in rows {
+                let (kind, source_id, field, hash, state, run) = row?;
+                let kind = if kind == "department" { Kind::Department } else { Kind::User };
+                // A field or state this version does not know is forgotten.
+                if let (Some(field), Some(state)) = (Field::parse(&field), unkept::Sent::parse(&state)) {
+                    m.insert((kind, SourceId(source_id), field), unkept::Remembered { hash, state, run });
+                }
+            }
+            Ok(m)
+        })
+    }
+
+    /// Remember values sent for one object, with what became of them.
+    pub fn remember_sent(
+        &self,
+        run: RunId,
+        kind: Kind,
+        source_id: &SourceId,
+        sent: &[(Field, String, unkept::Sent)],
+    ) -> Result<(), MirrorError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (field, hash, state) in sent {
+                tx.execute(
+                    "INSERT INTO unkept (kind, source_id, field, value_hash, state, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (kind, source_id, field) DO UPDATE SET
+                       value_hash = excluded.value_hash, state = excluded.state, run_id = excluded.run_id",
+                    params![kind.as_str(), source_id.as_str(), field.as_str(), hash, state.as_str(), run],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Apply what [`unkept::skip_unkept`] found: values not kept, entries to forget.
+    pub fn update_unkept(&self, changes: &unkept::MemoryChanges) -> Result<(), MirrorError> {
+        if changes.not_kept.is_empty() && changes.forget.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (kind, s, f) in &changes.not_kept {
+                tx.execute(
+                    "UPDATE unkept SET state = 'not_kept' WHERE kind = ?1 AND source_id = ?2 AND field = ?3",
+                    params![kind.as_str(), s.as_str(), f.as_str()],
+                )?;
+            }
+            for (kind, s, f) in &changes.forget {
+                tx.execute(
+                    "DELETE FROM unkept WHERE kind = ?1 AND source_id = ?2 AND field = ?3",
+                    params![kind.as_str(), s.as_str(), f.as_str()],
+                )?;
+            }
+            tx.commit()
+        })
     }
 
     /// Bindings per kind: (users, departments).

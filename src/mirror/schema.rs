@@ -39,6 +39,19 @@ pub fn migrations() -> Migrations<'static> {
         ),
         // Object counts seen by each run (source, target, bound), as JSON.
         M::up("ALTER TABLE runs ADD COLUMN objects TEXT;"),
+        // Values sent per object and field, and what became of them (sent,
+        // not_kept, refused): a hash, never the value.
+        M::up(
+            "CREATE TABLE unkept (
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
+            source_id TEXT NOT NULL,
+            field TEXT NOT NULL,
+            value_hash TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('sent', 'not_kept', 'refused')),
+            run_id INTEGER NOT NULL,
+            PRIMARY KEY (kind, source_id, field)
+         );",
+        ),
     ])
 }
 

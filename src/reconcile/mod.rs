@@ -11,6 +11,7 @@ mod matching;
 mod plan;
 mod policy;
 mod simulate;
+pub mod unkept;
 mod users;
 
 pub use plan::{Change, DeptSpec, Field, Item, ItemOutcome, Op, Plan, UserSpec, plan};

@@ -82,6 +82,26 @@ impl Field {
         Field::Active,
     ];
 
+    /// Every field.
+    pub const ALL: &'static [Field] = &[
+        Field::ExternalId,
+        Field::Username,
+        Field::Name,
+        Field::Email,
+        Field::Mobile,
+        Field::EmployeeNo,
+        Field::Nickname,
+        Field::Title,
+        Field::Department,
+        Field::Departments,
+        Field::Active,
+        Field::Parent,
+    ];
+
+    pub fn parse(s: &str) -> Option<Field> {
+        Field::ALL.iter().copied().find(|f| f.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Field::ExternalId => "external_id",
@@ -303,6 +323,9 @@ pub enum ItemOutcome {
     Invalid,
     /// A user's department outside a scoped fetch: normal, said, not done.
     OutOfScope,
+    /// Changes the target does not keep (it rewrites or refuses them): not
+    /// sent again until the source value changes.
+    NotKept,
 }
 
 impl ItemOutcome {
@@ -313,6 +336,7 @@ impl ItemOutcome {
             ItemOutcome::Unmatchable => "unmatchable",
             ItemOutcome::Invalid => "invalid",
             ItemOutcome::OutOfScope => "out_of_scope",
+            ItemOutcome::NotKept => "not_kept",
         }
     }
 }

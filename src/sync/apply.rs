@@ -5,7 +5,9 @@
 
 use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError, RunId};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
+use crate::reconcile::Field;
 use crate::reconcile::Op;
+use crate::reconcile::unkept::{self, Sent};
 use crate::target::{Target, TargetError};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -15,7 +17,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub ok: u64,
+    /// Failed, refused included.
     pub failed: u64,
+    /// Updates of which the target refused some attributes.
+    pub refused: u64,
     /// Skipped because shutdown began.
     pub not_attempted: u64,
 }
@@ -25,6 +30,8 @@ pub struct Outcome {
 enum Applied {
     Ok,
     Failed,
+    /// Some attributes refused by the target (the rest applied).
+    Refused,
     /// Shutdown began before it started.
     NotAttempted,
 }
@@ -112,6 +119,26 @@ impl Ctx<'_> {
         })
     }
 
+    /// After an update: the values sent (all of them when it went through;
+    /// all but the `refused` ones when only those were refused), so that a
+    /// value the target does not keep is not sent every run.
+    fn remember_sent(&self, op: &Op, ok: bool, refused: &[Field]) -> Result<(), MirrorError> {
+        let (kind, source_id, changes) = match op {
+            Op::UpdateUser { source_id, changes, .. } => (Kind::User, source_id, changes),
+            Op::UpdateDepartment { source_id, changes, .. } => (Kind::Department, source_id, changes),
+            _ => return Ok(()),
+        };
+        if !ok && refused.is_empty() {
+            return Ok(());
+        }
+        let sent: Vec<(Field, String, Sent)> = changes
+            .iter()
+            .filter(|c| unkept::remembered(c.field))
+            .map(|c| (c.field, unkept::value_hash(&c.to), if refused.contains(&c.field) { Sent::Refused } else { Sent::Sent }))
+            .collect();
+        self.mirror.remember_sent(self.run, kind, source_id, &sent)
+    }
+
     /// Do one op and record it; `NotAttempted` when shutdown began before
     /// it started (the caller records those together).
     async fn one(&self, op: &Op) -> Result<Applied, MirrorError> {
@@ -119,6 +146,11 @@ impl Ctx<'_> {
             return Ok(Applied::NotAttempted);
         }
         let result = self.run(op).await;
+        let refused: Vec<Field> = match &result {
+            Err(TargetError::Refused { fields, .. }) => fields.clone(),
+            _ => Vec::new(),
+        };
+        self.remember_sent(op, result.is_ok(), &refused)?;
         let (ok, created, change, error) = match result {
             Ok((created, change)) => (true, created, change, None),
             Err(e) => {
@@ -126,7 +158,14 @@ impl Ctx<'_> {
                 (false, None, BindingChange::None, Some(e.to_string()))
             }
         };
-        let outcome = if ok { "ok" } else { "failed" };
+        // Refused: the target took the rest of the update (or nothing else
+        // was in it) and named what it will not take.
+        let refused = !refused.is_empty();
+        let outcome = match (ok, refused) {
+            (true, _) => "ok",
+            (false, true) => "refused",
+            (false, false) => "failed",
+        };
         let row = ItemRow {
             kind: op.kind(),
             op: op.verb(),
@@ -137,7 +176,11 @@ impl Ctx<'_> {
         };
         self.mirror.record(self.run, &row, change)?;
         crate::telemetry::operation(op.kind(), op.verb(), outcome);
-        Ok(if ok { Applied::Ok } else { Applied::Failed })
+        Ok(match (ok, refused) {
+            (true, _) => Applied::Ok,
+            (false, true) => Applied::Refused,
+            (false, false) => Applied::Failed,
+        })
     }
 
     /// Record `ops` as not attempted (shutdown began), in one transaction.
@@ -190,6 +233,10 @@ pub async fn apply(
                 (_, Op::Bind { .. } | Op::Unbind { .. }) => {}
                 (Applied::Ok, _) => outcome.ok += 1,
                 (Applied::Failed, _) => outcome.failed += 1,
+                (Applied::Refused, _) => {
+                    outcome.failed += 1;
+                    outcome.refused += 1;
+                }
             }
         }
         outcome.not_attempted += ctx.not_attempted(skipped.into_iter())?;

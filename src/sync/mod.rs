@@ -154,7 +154,11 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
     let target = target::build(&config.target, &config.policy.users.match_by)?;
     let options = RunOptions { departments: target.departments(), ..options };
     let current = target.load().await?;
-    Ok(reconcile::plan(&source, &current, &bindings, &config.policy, options))
+    let mut plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
+    if let Some(m) = Mirror::open_read_only(&config.state_dir)? {
+        reconcile::unkept::skip_unkept(&mut plan, &m.unkept()?);
+    }
+    Ok(plan)
 }
 
 /// Everything one run works with, passed in: the daemon and the CLI build
@@ -310,7 +314,9 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     };
     let bindings = mirror.bindings()?;
     let options = RunOptions { departments: target.departments(), ..options };
-    let plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
+    let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
+    let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
+    mirror.update_unkept(&memory)?;
     if stop.is_cancelled() {
         return recording.stopped();
     }
@@ -387,7 +393,8 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         reasons.push(format!("{skipped} objects skipped: conflicts or invalid source data (see `orgsync runs show {run_id}`)"));
     }
     let writes = outcome.ok + outcome.failed;
-    let status = if outcome.failed > 0 && outcome.ok == 0 && writes > 0 {
+    // Refusals are partly applied: a run of nothing else is partial.
+    let status = if outcome.failed > outcome.refused && outcome.ok == 0 && writes > 0 {
         reasons.insert(0, "nothing could be applied".into());
         RunStatus::Failed
     } else if reasons.is_empty() {

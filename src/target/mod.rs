@@ -36,7 +36,7 @@ pub enum TargetError {
     InvalidFile { path: std::path::PathBuf, message: String },
     /// Some attributes of a PATCH were refused one by one (the others were applied).
     #[error("PATCH {path}: the target refused {}: {detail}", attributes.join(", "))]
-    Refused { path: String, attributes: Vec<String>, detail: String },
+    Refused { path: String, attributes: Vec<String>, fields: Vec<crate::reconcile::Field>, detail: String },
     #[error("{0}")]
     Other(String),
 }

@@ -3,6 +3,7 @@
 //! attributes, filters are not supported.
 
 use crate::harness::{Env, Scim, org};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Each group's members by userName, keyed by the group's externalId.
@@ -33,4 +34,51 @@ fn groups_mode_writes_each_department_once_with_exactly_its_users() {
         (0..5).map(|d| (format!("d{d}"), (0..12).filter(|u| u % 5 == d).map(|u| format!("user{u}")).collect())).collect();
     assert_eq!(memberships(&scim), want, "no group holds a group, no user is in a department not theirs");
     assert_eq!(scim.users().len(), 12);
+}
+
+#[test]
+fn a_full_cycle_converges_leavers_are_deactivated_and_refusals_are_not_resent() {
+    let env = Env::new();
+    let scim = Scim::django(env.dir.path());
+    env.scim_config(&scim, "departments = \"groups\"\n[policy.users]\ntarget_only = \"disable\"");
+    env.write_org(&org(3, 9));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // django-scim2 derives displayName from the name parts and takes
+    // neither it nor name.formatted in a PATCH (501): refused, said, partial.
+    let r = env.sync(&["--output", "json"]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let run: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(run["status"], "partial", "{run:#}");
+    let shown = env.orgsync(&["runs", "show", "2", "--output", "json"]);
+    let items: Value = serde_json::from_str(&shown.stdout).unwrap();
+    let refused: Vec<&Value> = items["items"].as_array().unwrap().iter().filter(|i| i["outcome"] == "refused").collect();
+    assert_eq!(refused.len(), 9, "{items:#}");
+    assert!(refused[0]["error"].as_str().unwrap().contains("refused displayName"), "{:#}", refused[0]);
+    // Not sent again: the next run writes nothing and succeeds, saying so.
+    let before = scim.writes().len();
+    let r = env.sync(&["--output", "json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let run: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(run["counts"]["user.update.not_kept"], 9, "{run:#}");
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)]);
+    // u0 leaves, u1 moves from d1 to d2.
+    let mut doc = org(3, 9);
+    let users = doc["users"].as_array_mut().unwrap();
+    users.remove(0);
+    users[0]["department_ids"] = json!(["d2"]);
+    env.write_org(&doc);
+    env.sync(&[]);
+    let u0 = scim.users().into_iter().find(|u| u["userName"] == "user0").unwrap();
+    assert_eq!(u0["active"], false, "the leaver is deactivated");
+    let want: Vec<(String, BTreeSet<String>)> = vec![
+        ("d0".into(), ["user0", "user3", "user6"].map(String::from).into()),
+        ("d1".into(), ["user4", "user7"].map(String::from).into()),
+        ("d2".into(), ["user1", "user2", "user5", "user8"].map(String::from).into()),
+    ];
+    assert_eq!(memberships(&scim), want, "u1 moved (removal in the value-list dialect django-scim2 takes)");
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "converged");
+    assert_eq!(scim.users().len(), 9, "no duplicate users");
 }

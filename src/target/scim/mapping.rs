@@ -210,16 +210,17 @@ fn user_value(spec: &UserSpec, field: Field) -> Option<(String, Value)> {
 }
 
 /// PATCH operations for exactly these changed fields.
-pub fn user_patch(spec: &UserSpec, fields: &[Field]) -> Vec<Value> {
+/// The PATCH operations for `fields`, each with the field it carries.
+pub fn user_patch(spec: &UserSpec, fields: &[Field]) -> Vec<(Field, Value)> {
     let mut ops = Vec::new();
     for &f in fields {
         let Some((path, v)) = user_value(spec, f) else { continue };
         let extra = (f == Field::Name).then(|| ("name.formatted".to_owned(), v.clone()));
         for (path, v) in std::iter::once((path, v)).chain(extra) {
             if v.is_null() {
-                ops.push(json!({"op": "remove", "path": path}));
+                ops.push((f, json!({"op": "remove", "path": path})));
             } else {
-                ops.push(json!({"op": "replace", "path": path, "value": v}));
+                ops.push((f, json!({"op": "replace", "path": path, "value": v})));
             }
         }
     }
@@ -273,8 +274,8 @@ mod tests {
         let spec = UserSpec { external_id: "s1".into(), name: Some("N".into()), title: None, ..Default::default() };
         let ops = user_patch(&spec, &[Field::Name, Field::Title]);
         assert_eq!(ops.len(), 3);
-        assert_eq!(ops[1]["path"], "name.formatted");
-        assert_eq!(ops[2], json!({"op": "remove", "path": "title"}));
+        assert_eq!((ops[1].0, &ops[1].1["path"]), (Field::Name, &json!("name.formatted")));
+        assert_eq!(ops[2], (Field::Title, json!({"op": "remove", "path": "title"})));
     }
 
     #[test]

@@ -158,24 +158,30 @@ impl ScimTarget {
     /// rest is refused as a whole (400, 501), each attribute is sent alone:
     /// what the server takes is applied, what it refuses is named in the
     /// error.
-    async fn patch_user(&self, id: &TargetId, ops: Vec<Value>) -> Result<(), TargetError> {
+    async fn patch_user(&self, id: &TargetId, ops: Vec<(Field, Value)>) -> Result<(), TargetError> {
         let path = format!("/Users/{id}");
-        let (active, rest): (Vec<Value>, Vec<Value>) = ops.into_iter().partition(|op| op["path"] == "active");
+        let (active, rest): (Vec<_>, Vec<_>) = ops.into_iter().partition(|(f, _)| *f == Field::Active);
         if !active.is_empty() {
-            self.client.send(Method::PATCH, &path, &[], Some(&patch(active))).await?;
+            self.client.send(Method::PATCH, &path, &[], Some(&patch(active.into_iter().map(|(_, op)| op).collect()))).await?;
         }
         if rest.is_empty() {
             return Ok(());
         }
-        let whole = match self.client.send(Method::PATCH, &path, &[], Some(&patch(rest.clone()))).await {
+        let whole = patch(rest.iter().map(|(_, op)| op.clone()).collect());
+        let whole = match self.client.send(Method::PATCH, &path, &[], Some(&whole)).await {
             Ok(_) => return Ok(()),
-            Err(e) if rest.len() > 1 && matches!(e.status(), Some(400 | 501)) => e,
+            Err(e) if matches!(e.status(), Some(400 | 501)) => e,
             Err(e) => return Err(e),
         };
+        if let [(field, op)] = rest.as_slice() {
+            // One attribute, refused.
+            let detail = whole.to_string();
+            return Err(TargetError::Refused { path, attributes: vec![mapping::attribute_of(op)], fields: vec![*field], detail });
+        }
         tracing::debug!(%id, error = %whole, "A PATCH was refused as a whole; sending its attributes one by one");
-        let mut refused = Vec::new();
+        let mut refused: Vec<(Field, String)> = Vec::new();
         let mut detail = String::new();
-        for op in rest {
+        for (field, op) in rest {
             let attr = mapping::attribute_of(&op);
             match self.client.send(Method::PATCH, &path, &[], Some(&patch(vec![op]))).await {
                 Ok(_) => {}
@@ -183,12 +189,17 @@ impl ScimTarget {
                     if detail.is_empty() {
                         detail = e.to_string();
                     }
-                    refused.push(attr);
+                    refused.push((field, attr));
                 }
                 Err(e) => return Err(e),
             }
         }
-        if refused.is_empty() { Ok(()) } else { Err(TargetError::Refused { path, attributes: refused, detail }) }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let mut fields: Vec<Field> = refused.iter().map(|(f, _)| *f).collect();
+        fields.dedup();
+        Err(TargetError::Refused { path, attributes: refused.into_iter().map(|(_, a)| a).collect(), fields, detail })
     }
 
     async fn delete(&self, path: String) -> Result<(), TargetError> {
@@ -317,10 +328,11 @@ impl Target for ScimTarget {
     ) -> TResult<'a, ()> {
         Box::pin(async move {
             let fields: Vec<Field> = changes.iter().map(|c| c.field).collect();
-            self.patch_user(id, mapping::user_patch(spec, &fields)).await?;
+            // Memberships first: they go whatever the target makes of the attributes.
             if fields.contains(&Field::Departments) {
                 self.set_user_departments(id, old_departments, departments);
             }
+            self.patch_user(id, mapping::user_patch(spec, &fields)).await?;
             Ok(())
         })
     }
