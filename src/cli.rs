@@ -50,6 +50,13 @@ pub enum Command {
     },
     /// Validate the config: exit 0 when valid, 2 (listing every problem) when not.
     CheckConfig,
+    /// Connect to the target, read what it supports (SCIM: its service
+    /// provider config, resource types and schemas) and print how orgsync
+    /// will talk to it. Writes nothing. Exit 0 when reachable, 1 when not.
+    CheckTarget {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Show the last runs.
     Status {
         #[arg(long, value_enum, default_value_t)]

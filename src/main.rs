@@ -90,6 +90,35 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::CheckTarget { output } => {
+            let target = orgsync::target::build(&cfg.target, &cfg.policy.users.match_by)?;
+            let rows = target.check().await?;
+            match output {
+                Output::Json => {
+                    let mut m = serde_json::Map::new();
+                    m.insert("kind".into(), cfg.target.kind().into());
+                    for (k, v) in &rows {
+                        match m.get_mut(*k) {
+                            Some(serde_json::Value::Array(a)) => a.push(v.clone().into()),
+                            Some(other) => *other = serde_json::json!([other.clone(), v]),
+                            None => {
+                                m.insert((*k).to_owned(), v.clone().into());
+                            }
+                        }
+                    }
+                    println!("{}", serde_json::to_string_pretty(&m)?);
+                }
+                Output::Table => {
+                    let mut t = Table::new();
+                    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["target", cfg.target.kind()]);
+                    for (k, v) in rows {
+                        t.add_row(vec![k.to_owned(), v]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sync { dry_run: true, allow_deletes, output } => {
             let plan = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes, ..RunOptions::default() }).await?;
             match output {

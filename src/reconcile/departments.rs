@@ -4,7 +4,7 @@
 
 use super::DepartmentShape;
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
-use super::plan::{Change, DeptSpec, Field, Item, ItemOutcome, Op, Plan};
+use super::plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan};
 use super::policy::{Policy, SourceOnly, TargetOnly};
 use crate::model::{Bindings, Department, Kind, Snapshot, SourceId, TargetDepartment, TargetId, TargetSnapshot, non_empty};
 use std::collections::{HashMap, HashSet};
@@ -28,6 +28,8 @@ pub(super) struct DeptState<'a> {
     pub(super) res: Vec<DeptRes>,
     /// How the target holds departments.
     pub(super) shape: DepartmentShape,
+    /// The user fields the target cannot hold.
+    pub(super) unheld: FieldSet,
 }
 
 impl DeptState<'_> {
@@ -272,7 +274,7 @@ pub(super) fn plan_departments<'a>(
         }
     }
 
-    let state = DeptState { src, index, depth, res, shape };
+    let state = DeptState { src, index, depth, res, shape, unheld: FieldSet::default() };
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for &i in &order {

@@ -14,7 +14,7 @@ mod simulate;
 pub mod unkept;
 mod users;
 
-pub use plan::{Change, DeptSpec, Field, Item, ItemOutcome, Op, Plan, UserSpec, plan};
+pub use plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan, UserSpec, plan};
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};
 
@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub allow_deletes: u64,
     /// How the target holds departments (the target says; see [`DepartmentShape`]).
     pub departments: DepartmentShape,
+    /// User fields the target cannot hold: never compared (the target says).
+    pub unheld: FieldSet,
 }
 
 /// How a target holds departments.

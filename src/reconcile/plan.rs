@@ -126,6 +126,25 @@ impl std::fmt::Display for Field {
     }
 }
 
+/// A set of fields (a bit per field).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FieldSet(u32);
+
+impl FieldSet {
+    fn bit(f: Field) -> u32 {
+        1 << Field::ALL.iter().position(|x| *x == f).unwrap_or(31)
+    }
+
+    #[must_use]
+    pub fn with(self, f: Field) -> Self {
+        FieldSet(self.0 | Self::bit(f))
+    }
+
+    pub fn contains(self, f: Field) -> bool {
+        self.0 & Self::bit(f) != 0
+    }
+}
+
 /// One field that differs, for humans (dry-run) and for apply (which fields to send).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Change {
@@ -377,8 +396,9 @@ impl Plan {
 pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, policy: &Policy, options: RunOptions) -> Plan {
     let mut p = Plan::default();
     let mut binds = Vec::new();
-    let (dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
+    let (mut dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
         plan_departments(source, target, bindings, policy, options.departments, &mut p, &mut binds);
+    dept.unheld = options.unheld;
     if options.departments == DepartmentShape::None {
         // The target holds no departments: nothing to do to them.
         dept_creates.clear();

@@ -444,6 +444,20 @@ fn synced_then_read_without_contact(mark_absent: bool, policy: &Policy) -> Plan 
 }
 
 #[test]
+fn a_field_the_target_cannot_hold_is_never_a_change() {
+    let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
+    let policy = base_policy();
+    let (mut tgt, b) = first_sync(&src, &policy);
+    src.users[0].employee_no = Some("E7".into());
+    src.users[0].nickname = Some("Al".into());
+    tgt.users[0].employee_no = None;
+    let unheld = FieldSet::default().with(Field::EmployeeNo);
+    let p = plan(&src, &tgt, &b, &policy, RunOptions { unheld, ..RunOptions::default() });
+    let [Op::UpdateUser { changes, .. }] = p.ops.as_slice() else { panic!("{:?}", p.ops) };
+    assert_eq!(changes.iter().map(|c| c.field).collect::<Vec<_>>(), [Field::Nickname], "the nickname, not the employee number");
+}
+
+#[test]
 fn a_field_the_source_withheld_never_changes_the_target() {
     let p = synced_then_read_without_contact(true, &base_policy());
     assert!(p.ops.is_empty(), "{:?}", p.ops);

@@ -336,9 +336,11 @@ pub(super) fn user_changes(
     dept: &DeptState<'_>,
     target: &TargetSnapshot,
 ) -> Vec<Change> {
+    let unheld = dept.unheld;
     let mut changes = Vec::new();
+    // A field the target cannot hold is never a change.
     let mut cmp = |field: Field, have: &Option<String>, want: &Option<String>| {
-        if opt(have) != *want {
+        if opt(have) != *want && !unheld.contains(field) {
             changes.push(Change { field, from: opt(have), to: want.clone() });
         }
     };

@@ -152,8 +152,8 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
     };
     let source = fetch_source(source::build(&config.source).as_ref(), &config.policy).await?;
     let target = target::build(&config.target, &config.policy.users.match_by)?;
-    let options = RunOptions { departments: target.departments(), ..options };
     let current = target.load().await?;
+    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), ..options };
     let mut plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
     if let Some(m) = Mirror::open_read_only(&config.state_dir)? {
         reconcile::unkept::skip_unkept(&mut plan, &m.unkept()?);
@@ -313,7 +313,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
         _ = stop.cancelled() => return recording.stopped(),
     };
     let bindings = mirror.bindings()?;
-    let options = RunOptions { departments: target.departments(), ..options };
+    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), ..options };
     let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
     mirror.update_unkept(&memory)?;

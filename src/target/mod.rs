@@ -92,6 +92,15 @@ pub trait Target: Send + Sync {
     fn departments(&self) -> crate::reconcile::DepartmentShape {
         crate::reconcile::DepartmentShape::Tree
     }
+    /// The user fields this target cannot hold (known after [`Target::load`]).
+    fn unheld(&self) -> crate::reconcile::FieldSet {
+        crate::reconcile::FieldSet::default()
+    }
+    /// What `orgsync check-target` prints: how orgsync will talk to the
+    /// target, found without writing anything.
+    fn check(&self) -> TResult<'_, Vec<(&'static str, String)>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
     fn load(&self) -> TResult<'_, TargetSnapshot>;
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId>;
     /// `old_parent` / `parent` matter only when `changes` names `parent`.

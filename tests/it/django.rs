@@ -82,3 +82,29 @@ fn a_full_cycle_converges_leavers_are_deactivated_and_refusals_are_not_resent() 
     assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "converged");
     assert_eq!(scim.users().len(), 9, "no duplicate users");
 }
+
+#[test]
+fn check_target_says_what_the_server_supports_and_writes_nothing() {
+    let env = Env::new();
+    let scim = Scim::django(env.dir.path());
+    env.scim_config(&scim, "departments = \"groups\"");
+    let r = env.orgsync(&["check-target", "--output", "json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v["enterprise extension"].as_str().unwrap().starts_with("no"), "{v:#}");
+    assert!(v["filter"].as_str().unwrap().starts_with("no"), "{v:#}");
+    assert!(v["page size"].as_str().unwrap().starts_with("50"), "django-scim2's maxResults: {v:#}");
+    assert!(v["fields not held"].as_str().unwrap().contains("employee_no"), "{v:#}");
+    assert_eq!(scim.writes(), vec![]);
+    // The same for scim2-server: everything offered.
+    let other = Scim::start(env.dir.path());
+    env.scim_config(&other, "");
+    let r = env.orgsync(&["check-target"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("enterprise extension") && r.stdout.contains("yes (employeeNumber"), "{}", r.stdout);
+    assert!(r.stdout.contains("supported (maxOperations 1000"), "{}", r.stdout);
+    // Nobody listening: exit 1, naming the target.
+    drop(other);
+    let r = env.orgsync(&["check-target"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+}

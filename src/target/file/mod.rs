@@ -31,6 +31,17 @@ fn new_id(prefix: &str) -> TargetId {
 }
 
 impl Target for FileTarget {
+    fn check(&self) -> TResult<'_, Vec<(&'static str, String)>> {
+        Box::pin(async move {
+            let state = match tokio::fs::metadata(&self.path).await {
+                Ok(_) => "exists",
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "not yet written (the first run writes it)",
+                Err(e) => return Err(TargetError::Io { path: self.path.clone(), source: e }),
+            };
+            Ok(vec![("path", self.path.display().to_string()), ("state", state.to_owned())])
+        })
+    }
+
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
             let snap = match tokio::fs::read(&self.path).await {

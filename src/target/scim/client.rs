@@ -28,7 +28,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     retries: usize,
-    pub page_size: usize,
+    page_size: std::sync::atomic::AtomicUsize,
 }
 
 fn method_name(m: &Method) -> &'static str {
@@ -72,7 +72,7 @@ impl Client {
             .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TargetError::Other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, base: c.base_url.as_str().trim_end_matches('/').to_owned(), retries: c.max_retries, page_size: c.page_size })
+        Ok(Self { http, base: c.base_url.as_str().trim_end_matches('/').to_owned(), retries: c.max_retries, page_size: c.page_size.into() })
     }
 
     async fn once(
@@ -181,6 +181,11 @@ impl Client {
     /// paging that does not advance, fails the whole list: a target read
     /// wrong must never look like an empty or shorter one (that would
     /// re-create, or delete, what is there).
+    /// Resources per list request (the server's maxResults may lower it).
+    pub fn set_page_size(&self, n: usize) {
+        self.page_size.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub async fn list(&self, path: &str, filter: Option<String>) -> Result<Vec<Value>, TargetError> {
         let bad = |message: String| TargetError::Decode { method: "GET", path: path.to_owned(), message };
         let mut out: Vec<Value> = Vec::new();
@@ -188,7 +193,8 @@ impl Client {
         let mut total: Option<usize> = None;
         let mut start = 1usize;
         loop {
-            let mut q = vec![("startIndex", start.to_string()), ("count", self.page_size.to_string())];
+            let count = self.page_size.load(std::sync::atomic::Ordering::Relaxed);
+            let mut q = vec![("startIndex", start.to_string()), ("count", count.to_string())];
             if let Some(f) = &filter {
                 q.push(("filter", f.clone()));
             }

@@ -2,7 +2,7 @@
 //! target snapshot built from listed Users and Groups.
 
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
-use crate::reconcile::{Change, DeptSpec, Field, UserSpec};
+use crate::reconcile::{Change, DeptSpec, Field, FieldSet, UserSpec};
 use crate::target::TargetError;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -127,6 +127,23 @@ pub fn snapshot(users: &[Value], groups: &[Value]) -> Result<TargetSnapshot, Tar
     Ok(snap)
 }
 
+/// Whether a resource has `value` in `attr` (a filter's `attr eq value`,
+/// for servers without filters): `userName` and emails compare without
+/// case, as RFC 7643 makes them case-insensitive.
+pub fn has_value(r: &Value, attr: &str, value: &str) -> bool {
+    let eq = |v: &Value, ci: bool| v.as_str().is_some_and(|s| if ci { s.eq_ignore_ascii_case(value) } else { s == value });
+    match attr.split_once('.') {
+        Some((multi, sub)) if !attr.starts_with("urn:") => r
+            .get(multi)
+            .and_then(Value::as_array)
+            .is_some_and(|items| items.iter().any(|i| i.get(sub).is_some_and(|v| eq(v, multi == "emails")))),
+        _ => match attr.strip_prefix(&format!("{ENTERPRISE}:")) {
+            Some(ext) => r.get(ENTERPRISE).and_then(|e| e.get(ext)).is_some_and(|v| eq(v, false)),
+            None => r.get(attr).is_some_and(|v| eq(v, attr == "userName")),
+        },
+    }
+}
+
 /// The attribute a PATCH operation touches, as errors name it: the
 /// enterprise extension's prefix and a value filter are cut off
 /// (`emails[type eq "work"].value` -> `emails`).
@@ -157,12 +174,15 @@ pub fn group_patch(spec: &DeptSpec, changes: &[Change]) -> Vec<Value> {
         .collect()
 }
 
-pub fn user_body(spec: &UserSpec) -> Value {
+/// A user's create body, without the fields the server cannot hold (the
+/// enterprise extension among them when it is not offered).
+pub fn user_body(spec: &UserSpec, unheld: FieldSet) -> Value {
     let mut m = Map::new();
-    m.insert("schemas".into(), json!([USER, ENTERPRISE]));
+    let enterprise = !unheld.contains(Field::EmployeeNo);
+    m.insert("schemas".into(), if enterprise { json!([USER, ENTERPRISE]) } else { json!([USER]) });
     m.insert("externalId".into(), json!(spec.external_id));
     m.insert("active".into(), json!(spec.active));
-    for &f in Field::USER {
+    for &f in Field::USER.iter().filter(|f| !unheld.contains(**f)) {
         if let Some((path, v)) = user_value(spec, f) {
             if v.is_null() {
                 continue;
@@ -210,10 +230,10 @@ fn user_value(spec: &UserSpec, field: Field) -> Option<(String, Value)> {
 }
 
 /// PATCH operations for exactly these changed fields.
-/// The PATCH operations for `fields`, each with the field it carries.
-pub fn user_patch(spec: &UserSpec, fields: &[Field]) -> Vec<(Field, Value)> {
+/// The PATCH operations for `fields` (but the unheld), each with the field it carries.
+pub fn user_patch(spec: &UserSpec, fields: &[Field], unheld: FieldSet) -> Vec<(Field, Value)> {
     let mut ops = Vec::new();
-    for &f in fields {
+    for &f in fields.iter().filter(|f| !unheld.contains(**f)) {
         let Some((path, v)) = user_value(spec, f) else { continue };
         let extra = (f == Field::Name).then(|| ("name.formatted".to_owned(), v.clone()));
         for (path, v) in std::iter::once((path, v)).chain(extra) {
@@ -272,14 +292,14 @@ mod tests {
     #[test]
     fn a_patch_names_only_changed_fields_and_removes_emptied_ones() {
         let spec = UserSpec { external_id: "s1".into(), name: Some("N".into()), title: None, ..Default::default() };
-        let ops = user_patch(&spec, &[Field::Name, Field::Title]);
+        let ops = user_patch(&spec, &[Field::Name, Field::Title], FieldSet::default());
         assert_eq!(ops.len(), 3);
         assert_eq!((ops[1].0, &ops[1].1["path"]), (Field::Name, &json!("name.formatted")));
         assert_eq!(ops[2], (Field::Title, json!({"op": "remove", "path": "title"})));
     }
 
     #[test]
-    fn a_create_body_carries_the_enterprise_extension() {
+    fn a_create_body_carries_the_enterprise_extension_where_the_server_offers_it() {
         let spec = UserSpec {
             external_id: "s1".into(),
             username: Some("alice".into()),
@@ -288,10 +308,23 @@ mod tests {
             active: true,
             ..Default::default()
         };
-        let b = user_body(&spec);
+        let b = user_body(&spec, FieldSet::default());
         assert_eq!(b[ENTERPRISE]["employeeNumber"], "E1");
         assert_eq!(b[ENTERPRISE]["department"], "Eng");
         assert_eq!(b["userName"], "alice");
         assert!(b.get("title").is_none());
+        let b = user_body(&spec, FieldSet::default().with(Field::EmployeeNo).with(Field::Department));
+        assert!(b.get(ENTERPRISE).is_none(), "{b}");
+        assert_eq!(b["schemas"], json!([USER]));
+    }
+
+    #[test]
+    fn a_value_is_found_without_a_filter() {
+        let u = json!({"userName": "Alice", "externalId": "s1", "emails": [{"value": "A@x.test"}], ENTERPRISE: {"employeeNumber": "7"}});
+        assert!(has_value(&u, "userName", "alice"), "case-insensitive");
+        assert!(has_value(&u, "emails.value", "a@x.test"));
+        assert!(has_value(&u, "externalId", "s1") && !has_value(&u, "externalId", "S1"));
+        assert!(has_value(&u, EMPLOYEE_NUMBER, "7"));
+        assert!(!has_value(&u, "phoneNumbers.value", "7"));
     }
 }

@@ -14,12 +14,13 @@
 
 mod client;
 mod config;
+mod discovery;
 mod mapping;
 mod members;
 
 use super::{Deferred, TResult, Target, TargetError};
 use crate::model::{Kind, TargetId, TargetSnapshot};
-use crate::reconcile::{Change, DepartmentShape, DeptSpec, Field, MatchKey, UserSpec};
+use crate::reconcile::{Change, DepartmentShape, DeptSpec, Field, FieldSet, MatchKey, UserSpec};
 use client::{Client, Created};
 pub use config::{ScimAuth, ScimConfig, parse};
 use futures::StreamExt;
@@ -33,8 +34,10 @@ pub struct ScimTarget {
     shape: DepartmentShape,
     /// Group memberships of this run, sent by `flush`.
     pending: members::Pending,
-    /// Members per membership request.
-    batch: usize,
+    /// What the server said it supports, read at each load.
+    dialect: std::sync::RwLock<discovery::Dialect>,
+    /// `target.page_size`.
+    page_size: usize,
     /// Requests in flight at once (`target.concurrency`).
     concurrency: usize,
     /// One membership request per group at a time (removals of deleted users).
@@ -63,7 +66,8 @@ impl ScimTarget {
             client: Client::new(c)?,
             shape: c.departments,
             pending: members::Pending::default(),
-            batch: MEMBERS_PER_REQUEST,
+            dialect: std::sync::RwLock::default(),
+            page_size: c.page_size,
             concurrency: c.concurrency.max(1),
             group_locks: std::sync::Mutex::default(),
             match_by: match_by.to_vec(),
@@ -75,7 +79,7 @@ impl ScimTarget {
     /// that the match keys name. A userName taken by an unrelated account is
     /// not bound: that would take the account over.
     async fn find_existing_user(&self, spec: &UserSpec) -> Result<Option<TargetId>, TargetError> {
-        if let Some(id) = self.find_one("/Users", format!("externalId eq {}", quoted(&spec.external_id))).await? {
+        if let Some(id) = self.find_one("/Users", "externalId", &spec.external_id).await? {
             return Ok(Some(id));
         }
         for key in &self.match_by {
@@ -86,7 +90,7 @@ impl ScimTarget {
                 MatchKey::EmployeeNo => (mapping::EMPLOYEE_NUMBER, &spec.employee_no),
             };
             if let Some(v) = value
-                && let Some(id) = self.find_one("/Users", format!("{attr} eq {}", quoted(v))).await?
+                && let Some(id) = self.find_one("/Users", attr, v).await?
             {
                 return Ok(Some(id));
             }
@@ -97,8 +101,7 @@ impl ScimTarget {
     /// POST a resource carrying `external_id`; a lost answer is found by
     /// externalId before any retry, so it is never created twice.
     async fn create(&self, path: &str, body: &Value, external_id: &str) -> Result<TargetId, TargetError> {
-        let filter = format!("externalId eq {}", quoted(external_id));
-        let exists = || async { Ok(self.find_one(path, filter.clone()).await?.map(|t| t.0)) };
+        let exists = || async { Ok(self.find_one(path, "externalId", external_id).await?.map(|t| t.0)) };
         match self.client.create(path, body, exists).await? {
             Created::Posted(v) => Self::id_of(&v, path),
             Created::Found(id) => {
@@ -116,12 +119,46 @@ impl ScimTarget {
         })
     }
 
-    async fn find_one(&self, path: &str, filter: String) -> Result<Option<TargetId>, TargetError> {
-        let found = self.client.list(path, Some(filter)).await?;
+    /// The one resource whose `attr` is `value`: by filter, or by listing
+    /// them all where the server has no filter (a rare path: lookups
+    /// happen after a 409 or a lost answer).
+    async fn find_one(&self, path: &str, attr: &str, value: &str) -> Result<Option<TargetId>, TargetError> {
+        let found = if self.dialect().filter {
+            self.client.list(path, Some(format!("{attr} eq {}", quoted(value)))).await?
+        } else {
+            let mut all = self.client.list(path, None).await?;
+            all.retain(|r| mapping::has_value(r, attr, value));
+            all
+        };
         Ok(match found.as_slice() {
             [one] => one.get("id").and_then(Value::as_str).map(|s| TargetId(s.to_owned())),
             _ => None,
         })
+    }
+
+    fn dialect(&self) -> discovery::Dialect {
+        self.dialect.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Read what the server supports. A document it does not serve (an
+    /// HTTP error, not JSON) is noted and its defaults assumed; a server
+    /// that cannot be reached fails.
+    async fn discover(&self) -> Result<discovery::Dialect, TargetError> {
+        let mut docs = Vec::new();
+        for path in ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas"] {
+            docs.push(match self.client.send(Method::GET, path, &[], None).await {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err("an empty answer".to_owned()),
+                Err(e @ (TargetError::Http { .. } | TargetError::Decode { .. })) => {
+                    Err(e.status().map_or_else(|| "not JSON".to_owned(), |s| format!("HTTP {s}")))
+                }
+                Err(e) => return Err(e),
+            });
+        }
+        let [spc, rts, schemas] = [&docs[0], &docs[1], &docs[2]].map(|d| d.as_ref().map_err(String::clone));
+        let d = discovery::dialect(spc, rts, schemas);
+        self.client.set_page_size(d.max_results.map_or(self.page_size, |m| m.min(self.page_size)));
+        Ok(d)
     }
 
     /// Send one group's delta, chunk by chunk. A group deleted meanwhile
@@ -130,7 +167,7 @@ impl ScimTarget {
         let lock = self.group_lock(group);
         let _one_at_a_time = lock.lock().await;
         let path = format!("/Groups/{group}");
-        for chunk in members::chunks(delta, self.batch) {
+        for chunk in members::chunks(delta, self.dialect().members_per_request(MEMBERS_PER_REQUEST)) {
             let by_value = self.pending.by_value();
             let sent = self.client.send(Method::PATCH, &path, &[], Some(&patch(chunk.ops(by_value)))).await;
             match sent {
@@ -227,8 +264,24 @@ impl Target for ScimTarget {
         self.shape
     }
 
+    fn unheld(&self) -> FieldSet {
+        self.dialect().unheld()
+    }
+
+    fn check(&self) -> TResult<'_, Vec<(&'static str, String)>> {
+        Box::pin(async move {
+            let d = self.discover().await?;
+            let mut rows = vec![("departments", format!("{:?}", self.shape))];
+            rows.extend(d.rows(self.page_size, d.members_per_request(MEMBERS_PER_REQUEST)));
+            Ok(rows)
+        })
+    }
+
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
+            let d = self.discover().await?;
+            tracing::debug!(dialect = ?d, "What the target supports");
+            *self.dialect.write().unwrap_or_else(std::sync::PoisonError::into_inner) = d;
             let users = self.client.list("/Users", None).await?;
             // Without departments, the groups are not orgsync's business.
             let groups = if self.shape == DepartmentShape::None { Vec::new() } else { self.client.list("/Groups", None).await? };
@@ -243,10 +296,10 @@ impl Target for ScimTarget {
                 Ok(id) => id,
                 Err(e) if e.status() == Some(409) => {
                     // Already there (an earlier run created it): find it and bind it.
-                    let by_ext = self.find_one("/Groups", format!("externalId eq {}", quoted(&spec.external_id))).await?;
+                    let by_ext = self.find_one("/Groups", "externalId", &spec.external_id).await?;
                     let found = match by_ext {
                         Some(id) => Some(id),
-                        None => self.find_one("/Groups", format!("displayName eq {}", quoted(&spec.name))).await?,
+                        None => self.find_one("/Groups", "displayName", &spec.name).await?,
                     };
                     let id = found.ok_or(e)?;
                     let ops = vec![json!({"op": "replace", "path": "externalId", "value": spec.external_id})];
@@ -295,7 +348,7 @@ impl Target for ScimTarget {
 
     fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
         Box::pin(async move {
-            let body = mapping::user_body(spec);
+            let body = mapping::user_body(spec, self.unheld());
             let id = match self.create("/Users", &body, &spec.external_id).await {
                 Ok(id) => id,
                 Err(e) if e.status() == Some(409) => {
@@ -308,7 +361,7 @@ impl Target for ScimTarget {
                             self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                         )));
                     };
-                    self.patch_user(&id, mapping::user_patch(spec, Field::USER)).await?;
+                    self.patch_user(&id, mapping::user_patch(spec, Field::USER, self.unheld())).await?;
                     id
                 }
                 Err(e) => return Err(e),
@@ -332,7 +385,7 @@ impl Target for ScimTarget {
             if fields.contains(&Field::Departments) {
                 self.set_user_departments(id, old_departments, departments);
             }
-            self.patch_user(id, mapping::user_patch(spec, &fields)).await?;
+            self.patch_user(id, mapping::user_patch(spec, &fields, self.unheld())).await?;
             Ok(())
         })
     }
