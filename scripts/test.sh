@@ -10,6 +10,7 @@ need_apt=()
 installed() { for p in "$@"; do [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || return 1; done; }
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)
 command -v promtool >/dev/null || need_apt+=(prometheus)        # promtool check metrics/rules
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)    # systemd-analyze verify
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)                      # a real OpenLDAP per test
@@ -35,6 +36,11 @@ if [ ! -x .venv-scim/bin/scim2-server ] || ! .venv-scim/bin/python -c 'import dj
 fi
 .venv-scim/bin/scim2-server --help >/dev/null || { echo "scim2-server is not runnable" >&2; exit 1; }
 export SCIM2_SERVER="$PWD/.venv-scim/bin/scim2-server" SCIM_PYTHON="$PWD/.venv-scim/bin/python"
+
+# SCIMMY (Node): pinned by tests/servers/scimmy/package-lock.json, into that folder.
+if [ ! -d tests/servers/scimmy/node_modules/scimmy-routers ]; then
+  (cd tests/servers/scimmy && npm ci --no-audit --no-fund --loglevel=error)
+fi
 export PROMTOOL="$(command -v promtool)" SYSTEMD_ANALYZE="$(command -v systemd-analyze)"
 
 # Hygiene first: formatting and lints fail the command.

@@ -79,6 +79,26 @@ impl Scim {
         Self::ready(child, format!("http://127.0.0.1:{port}/scim/v2"), log, "django-scim2")
     }
 
+    /// SCIMMY (npm scimmy + scimmy-routers on express 4) over the in-memory
+    /// store of tests/servers/scimmy.
+    pub fn scimmy(dir: &Path) -> Scim {
+        let port = free_port();
+        let log = dir.join(format!("scim-{port}.log"));
+        let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scimmy/server.mjs");
+        assert!(
+            server.with_file_name("node_modules").join("scimmy-routers").exists(),
+            "SCIMMY is not installed in tests/servers/scimmy: run scripts/test.sh, which installs it"
+        );
+        let child = Command::new("node")
+            .arg(server)
+            .args([&port.to_string(), TOKEN])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start SCIMMY (node)");
+        Self::ready(child, format!("http://127.0.0.1:{port}/scim/v2"), log, "SCIMMY")
+    }
+
     fn ready(child: Child, base: String, log: PathBuf, what: &str) -> Scim {
         let http = reqwest::blocking::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);

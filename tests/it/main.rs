@@ -19,6 +19,7 @@ mod packaging;
 mod proxy;
 mod samba;
 mod scim;
+mod scimmy;
 mod secrets;
 mod slapd;
 mod wecom;

@@ -1,0 +1,88 @@
+//! SCIMMY (npm scimmy 1.3.5 + scimmy-routers 1.3.2 on express 4) over our
+//! in-memory store (tests/servers/scimmy): nested groups, the enterprise
+//! extension, filters, PATCH, paging.
+
+use crate::harness::{Env, Scim, TOKEN, org};
+use serde_json::{Value, json};
+
+fn setup(extra: &str, doc: &Value) -> (Env, Scim) {
+    let env = Env::new();
+    let scim = Scim::scimmy(env.dir.path());
+    env.scim_config(&scim, extra);
+    env.write_org(doc);
+    (env, scim)
+}
+
+fn by_external_id<'a>(objects: &'a [Value], id: &str) -> &'a Value {
+    objects.iter().find(|o| o["externalId"] == id).unwrap_or_else(|| panic!("no {id} in {objects:#?}"))
+}
+
+fn member_ids(g: &Value) -> Vec<&str> {
+    let mut m: Vec<&str> = g["members"].as_array().into_iter().flatten().filter_map(|m| m["value"].as_str()).collect();
+    m.sort();
+    m
+}
+
+fn assert_idle(env: &Env, scim: &Scim) {
+    let before = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "an idle run writes nothing");
+}
+
+#[test]
+fn the_full_cycle_converges_with_idle_runs_writing_nothing() {
+    let (env, scim) = setup("page_size = 50\n[policy.users]\ntarget_only = \"disable\"", &org(13, 250));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!((scim.users().len(), scim.groups().len()), (250, 13));
+    let u3 = scim.user_by_name("user3").unwrap();
+    assert_eq!(u3["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "Dept 3");
+    let groups = scim.groups();
+    let d1 = by_external_id(&groups, "d1")["id"].as_str().unwrap();
+    assert!(member_ids(by_external_id(&groups, "d0")).contains(&d1), "the tree as nested groups");
+    assert!(member_ids(by_external_id(&groups, "d3")).contains(&u3["id"].as_str().unwrap()));
+    assert_idle(&env, &scim);
+
+    // A rename, a move, a leaver, a deactivation, a removed department.
+    let mut doc = org(13, 250);
+    doc["departments"][2]["name"] = json!("Renamed");
+    doc["departments"][12]["parent_id"] = json!("d2");
+    let users = doc["users"].as_array_mut().unwrap();
+    users[5]["active"] = json!(false);
+    users[7]["department_ids"] = json!(["d2"]);
+    users.retain(|u| u["id"] != "u4");
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let groups = scim.groups();
+    assert_eq!(by_external_id(&groups, "d2")["displayName"], "Renamed");
+    let d12 = by_external_id(&groups, "d12")["id"].as_str().unwrap();
+    assert!(member_ids(by_external_id(&groups, "d2")).contains(&d12), "moved under d2");
+    assert!(!member_ids(by_external_id(&groups, "d3")).contains(&d12), "and out of d3");
+    let users = scim.users();
+    assert_eq!(by_external_id(&users, "u4")["active"], false, "the leaver is disabled");
+    assert_eq!(by_external_id(&users, "u5")["active"], false);
+    let u7 = by_external_id(&users, "u7")["id"].as_str().unwrap();
+    assert!(member_ids(by_external_id(&groups, "d2")).contains(&u7) && !member_ids(by_external_id(&groups, "d7")).contains(&u7));
+    assert_idle(&env, &scim);
+}
+
+#[test]
+fn a_foreign_account_holding_a_username_is_a_clean_409_item() {
+    let (env, scim) = setup("", &org(1, 3));
+    // An account nobody synced holds user1's userName, with another email.
+    let foreign =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "user1", "emails": [{"value": "other@x.test"}]});
+    let r = reqwest::blocking::Client::new().post(format!("{}/Users", scim.base)).bearer_auth(TOKEN).json(&foreign).send().unwrap();
+    assert_eq!(r.status(), 201);
+    let r = env.sync(&["--output", "json"]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let shown = env.orgsync(&["runs", "show", "1", "--output", "json"]);
+    let v: Value = serde_json::from_str(&shown.stdout).unwrap();
+    let failed: Vec<&Value> = v["items"].as_array().unwrap().iter().filter(|i| i["outcome"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{v:#}");
+    let e = failed[0]["error"].as_str().unwrap();
+    assert!(e.contains("409") && e.contains("not bound") && !e.contains('<'), "{e}");
+    assert_eq!(scim.users().len(), 3, "the foreign account is left alone, the others created");
+}
