@@ -336,6 +336,13 @@ fn saas_sources_get_their_vendor_defaults() {
         "[source]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\n{FILE_TARGET}[policy.users]\nmatch_by = [\"email\"]\n"
     ));
     assert_eq!(c.policy.users.match_by, [MatchKey::Email], "an explicit match_by wins");
+
+    let c = load_text(&format!("[source]\nkind = \"welink\"\nclient_id = \"2019\"\nclient_secret = \"s\"\n{FILE_TARGET}"));
+    let SourceConfig::WeLink(w) = &c.source else { panic!("{:?}", c.source) };
+    assert_eq!(
+        (w.http.base_url.as_str(), w.http.rate_limit, w.roots.as_slice(), w.concurrency),
+        (crate::source::welink::WELINK_BASE, 20, ["0".to_owned()].as_slice(), 4)
+    );
 }
 
 #[test]
@@ -356,6 +363,10 @@ fn saas_problems_name_the_key() {
     assert!(p.iter().any(|e| e.starts_with("source.base_url: must not contain credentials")), "{p:?}");
     let p = problems(&format!("[source]\nkind = \"feishu\"\napp_id = \"a\"\napp_secret = \"s\"\nconcurrency = 0\n{FILE_TARGET}"), &[]);
     assert!(p.iter().any(|e| e.starts_with("source.concurrency: 0 is out of range 1..=32")), "{p:?}");
+    let p = problems(&format!("[source]\nkind = \"welink\"\nclient_secret = \"s\"\nrate_limit = 41\nroots = [\"\"]\n{FILE_TARGET}"), &[]);
+    assert!(p.iter().any(|e| e.starts_with("source.client_id: ")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.rate_limit: 41 is out of range 1..=40")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.roots: lists an empty department code")), "{p:?}");
 }
 
 #[test]

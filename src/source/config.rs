@@ -4,7 +4,7 @@ use crate::config::reader::{Problems, Reader};
 use crate::reconcile::MatchKey;
 use std::path::PathBuf;
 
-pub const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom"];
+pub const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom", "welink"];
 
 /// `[source]`: `kind` selects the source; the other keys depend on it.
 #[derive(Clone, Debug)]
@@ -22,6 +22,8 @@ pub enum SourceConfig {
     DingTalk(Box<super::dingtalk::DingTalkConfig>),
     /// `kind = "wecom"`: the contact APIs with the Contact Sync secret.
     WeCom(Box<super::wecom::WeComConfig>),
+    /// `kind = "welink"`: Huawei WeLink's contact APIs.
+    WeLink(Box<super::welink::WeLinkConfig>),
 }
 
 impl SourceConfig {
@@ -32,6 +34,7 @@ impl SourceConfig {
             SourceConfig::Feishu(c) => c.kind(),
             SourceConfig::DingTalk(_) => "dingtalk",
             SourceConfig::WeCom(_) => "wecom",
+            SourceConfig::WeLink(_) => "welink",
         }
     }
 
@@ -70,6 +73,7 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         Some("lark") => super::feishu::parse(s, "Lark", super::feishu::LARK_BASE, errs),
         Some("dingtalk") => super::dingtalk::parse(s, errs),
         Some("wecom") => super::wecom::parse(s, errs),
+        Some("welink") => super::welink::parse(s, errs),
         None if !s.has("kind") => {
             s.problem(errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
             None

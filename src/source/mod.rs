@@ -9,6 +9,7 @@ pub mod file;
 pub mod ldap;
 pub mod saas;
 pub mod wecom;
+pub mod welink;
 
 use crate::model::{Snapshot, UserField};
 pub use config::SourceConfig;
@@ -155,6 +156,7 @@ pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
         SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone())),
         SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone())),
         SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone())),
+        SourceConfig::WeLink(c) => Box::new(welink::WeLinkSource::new(c.as_ref().clone())),
         SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone())),
     }
 }
