@@ -1,0 +1,146 @@
+//! Source `welink` through the binary, against the fake WeLink open platform
+//! (tests/it/fake_welink.rs) and a real scim2-server.
+
+use crate::fake_welink::{CLIENT_ID, CLIENT_SECRET, FakeWeLink, org};
+use crate::harness::{Env, Scim};
+
+fn welink_config(env: &Env, scim: &Scim, fake: &FakeWeLink, secret: &str, extra: &str, policy: &str) {
+    std::fs::write(env.path("client-secret"), format!("{secret}\n")).unwrap();
+    let source = format!(
+        "kind = \"welink\"\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client-secret\"\n{extra}",
+        fake.base
+    );
+    env.scim_config_with_source(scim, &source, policy);
+}
+
+fn message(env: &Env) -> String {
+    env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn welink_full_sync_three_levels_deep_then_a_move_and_a_closed_account() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeWeLink::start(org());
+    welink_config(&env, &scim, &fake, CLIENT_SECRET, "", "");
+
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+    assert_eq!(scim.users().len(), 167, "every page of every department, each user once; the 3 never active are not created");
+    assert_eq!(fake.count("users 1022 page"), 3, "the big department: 130 members in pages of 50");
+    let groups = scim.groups();
+    assert_eq!(groups.len(), 22);
+    let u0 = scim.user_by_name("user0@welink").unwrap();
+    assert_eq!(u0["displayName"], "用户0");
+    assert_eq!(u0["phoneNumbers"][0]["value"], "+8615800000000", "E.164");
+    assert_eq!(u0["emails"][0]["value"], "user0@example.test");
+    let ext = &u0["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    assert_eq!((ext["employeeNumber"].as_str(), ext["department"].as_str()), (Some("36000"), Some("部门0")));
+    // Status "3" is active; "1" (not opened), "2" (opening) and "4" (closed) are not, and are not created.
+    assert_eq!(scim.user_by_name("user3@welink").unwrap()["active"], true);
+    for name in ["user1@welink", "user2@welink", "user4@welink"] {
+        assert!(scim.user_by_name(name).is_none(), "{name}");
+    }
+    // user0 is in two departments: a member of both groups.
+    let id0 = u0["id"].as_str().unwrap();
+    let holding: Vec<&str> = groups
+        .iter()
+        .filter(|g| g["members"].as_array().into_iter().flatten().any(|m| m["value"] == id0))
+        .filter_map(|g| g["externalId"].as_str())
+        .collect();
+    assert_eq!(holding.len(), 2, "{holding:?}");
+    assert!(!r.stderr.contains(CLIENT_SECRET) && !r.stdout.contains("wlk-0"), "a secret or token leaked");
+
+    // Move 部门0.0.0 under 部门2; close user 7's account.
+    {
+        let mut w = fake.world.lock().unwrap();
+        let under = w.departments.iter().find(|d| d.2 == "部门2").unwrap().0.clone();
+        w.departments.iter_mut().find(|d| d.2 == "部门0.0.0").unwrap().1 = under;
+        w.users[7].0["userStatus"] = serde_json::json!("4");
+    }
+    let writes = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!scim.writes()[writes..].iter().any(|(m, _, _)| m == "POST"), "nothing recreated");
+    assert_eq!(scim.user_by_name("user7@welink").unwrap()["active"], false, "a closed account is pushed inactive");
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+#[test]
+fn welink_token_expired_mid_fetch_and_throttling_recover_within_the_rate() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.common.knobs.revoke_after = Some(9);
+    world.common.knobs.throttle_every = Some(7);
+    let fake = FakeWeLink::start(world);
+    welink_config(&env, &scim, &fake, CLIENT_SECRET, "rate_limit = 20\n", "");
+    let r = env.sync(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("189 operations"), "22 departments and 167 active users: {}", r.stdout);
+    assert_eq!(fake.count("token"), 2, "one refresh after the token expired");
+    assert!(fake.peak_per_second() <= 21, "rate_limit 20/s exceeded: {}", fake.peak_per_second());
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+#[test]
+fn welink_a_failure_on_page_2_fails_the_run_with_zero_writes() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.common.knobs.fail_page = Some(("1022".into(), 2));
+    let fake = FakeWeLink::start(world);
+    welink_config(&env, &scim, &fake, CLIENT_SECRET, "max_retries = 1\n", "[policy.users]\ntarget_only = \"delete\"\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(scim.writes().is_empty(), "{:?}", scim.writes());
+    let msg = message(&env);
+    assert!(msg.contains("WeLink /api/contact/v1/user/users") && msg.contains("HTTP 500"), "{msg}");
+    assert_eq!(fake.count("users 1022 page 2"), 2, "retried once");
+}
+
+#[test]
+fn welink_a_wrong_secret_fails_naming_the_key_and_a_locked_client_is_not_retried() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org();
+    world.lock_after = Some(2);
+    let fake = FakeWeLink::start(world);
+    welink_config(&env, &scim, &fake, "wrong-secret", "", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = message(&env);
+    assert!(msg.contains("code 10007") && msg.contains("source.client_secret"), "{msg}");
+    for text in [&msg, &r.stdout, &r.stderr] {
+        assert!(!text.contains("wrong-secret"), "the secret leaked: {text}");
+    }
+    assert_eq!(fake.count("token refused"), 1, "a wrong secret is not retried");
+    assert_eq!(env.sync(&[]).code, 1);
+    // Locked now: the right secret is refused too, once, and said so.
+    welink_config(&env, &scim, &fake, CLIENT_SECRET, "", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = message(&env);
+    assert!(msg.contains("code 41403") && msg.contains("not retried"), "{msg}");
+    assert_eq!(fake.count("token refused"), 3);
+    assert!(scim.writes().is_empty());
+}
+
+#[test]
+fn welink_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeWeLink::start(org());
+    welink_config(&env, &scim, &fake, CLIENT_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
+    assert_eq!(env.sync(&[]).code, 0);
+    let active = scim.users().iter().filter(|u| u["active"] == true).count();
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.users[5].0.as_object_mut().unwrap().remove("userId");
+        w.users[6].0["userEmail"] = serde_json::json!(["not", "text"]);
+    }
+    let r = env.sync(&[]);
+    crate::harness::assert_unreadable_records_change_nothing(&env, &scim, &r, active);
+}
