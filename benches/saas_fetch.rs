@@ -4,7 +4,7 @@
 //! vendor's API allows for the same data.
 //!
 //!     cargo bench --bench saas_fetch               # every vendor
-//!     cargo bench --bench saas_fetch -- wecom      # one (feishu, dingtalk, wecom, wecom-list)
+//!     cargo bench --bench saas_fetch -- wecom      # one (feishu, dingtalk, wecom, wecom-list, welink)
 //!
 //! Each vendor runs twice: at the highest `source.rate_limit` the config
 //! accepts (the vendor's documented limit; this is what bounds a real
@@ -24,6 +24,9 @@ mod fake_feishu;
 #[allow(dead_code)]
 #[path = "../tests/it/fake_wecom.rs"]
 mod fake_wecom;
+#[allow(dead_code)]
+#[path = "../tests/it/fake_welink.rs"]
+mod fake_welink;
 
 use orgsync::source::SourceConfig;
 use std::time::Instant;
@@ -35,6 +38,9 @@ struct Vendor {
     name: &'static str,
     /// The `[source]` keys, given the fake's base URL.
     source: fn(&str) -> String,
+    /// The rate measured besides unthrottled: the highest the config
+    /// accepts (the vendor's documented limit), or the default where the
+    /// limit counts per minute too.
     max_rate: u32,
     /// The fewest requests (token included) the API allows for this org.
     minimum: fn(&Org) -> usize,
@@ -48,6 +54,8 @@ struct Org {
     members: Vec<usize>,
     /// User-department rows (WeCom `user/list_id`).
     rows: usize,
+    /// Departments under each top-level department.
+    subtrees: Vec<usize>,
 }
 
 fn pages(n: usize, size: usize) -> usize {
@@ -116,6 +124,28 @@ fn vendors() -> Vec<Vendor> {
             minimum: |o| 1 + 1 + o.members.len() + 1,
             minimum_is: "token + department/list + (D+1) user/list",
         },
+        Vendor {
+            name: "welink",
+            source: |base| {
+                format!(
+                    "kind = \"welink\"\nbase_url = \"{base}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+                    fake_welink::CLIENT_ID,
+                    fake_welink::CLIENT_SECRET
+                )
+            },
+            // The default: WeLink allows 40/s but also 1,500/min per API.
+            max_rate: 20,
+            // The root's children in pages of 100 (it cannot be recursed),
+            // each top department's subtree in pages of 100, and every
+            // department's (and the root's) members in pages of 50.
+            minimum: |o| {
+                1 + pages(o.subtrees.len(), 100)
+                    + o.subtrees.iter().map(|&n| pages(n, 100)).sum::<usize>()
+                    + 1
+                    + o.members.iter().map(|&n| pages(n, 50)).sum::<usize>()
+            },
+            minimum_is: "token + ceil(top/100) + sum ceil(subtree/100) + root + sum ceil(n/50)",
+        },
     ]
 }
 
@@ -131,6 +161,10 @@ fn start(name: &str) -> (String, Box<dyn Fn() -> usize>) {
             let f = fake_dingtalk::FakeDingTalk::start(fake_dingtalk::sized(DEPTS, USERS));
             (f.base.clone(), Box::new(move || f.count("")))
         }
+        "welink" => {
+            let f = fake_welink::FakeWeLink::start(fake_welink::sized(DEPTS, USERS));
+            (f.base.clone(), Box::new(move || f.count("")))
+        }
         _ => {
             let f = fake_wecom::FakeWeCom::start(fake_wecom::sized(DEPTS, USERS));
             (f.base.clone(), Box::new(move || f.count("")))
@@ -143,14 +177,23 @@ fn set_rate(source: &mut SourceConfig, rate: u32) {
         SourceConfig::Feishu(c) => c.http.rate_limit = rate,
         SourceConfig::DingTalk(c) => c.http.rate_limit = rate,
         SourceConfig::WeCom(c) => c.http.rate_limit = rate,
+        SourceConfig::WeLink(c) => c.http.rate_limit = rate,
         other => panic!("not a SaaS source: {}", other.kind()),
     }
 }
 
 fn main() {
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let (_, members) = fake::shape(DEPTS, USERS);
-    let mut org = Org { members: vec![0; DEPTS], rows: 0 };
+    let (parents, members) = fake::shape(DEPTS, USERS);
+    let top_of = |mut k: usize| {
+        while let Some(p) = parents[k] {
+            k = p;
+        }
+        k
+    };
+    let tops: Vec<usize> = (0..DEPTS).filter(|&k| parents[k].is_none()).collect();
+    let subtrees = tops.iter().map(|&t| (0..DEPTS).filter(|&k| k != t && top_of(k) == t).count()).collect();
+    let mut org = Org { members: vec![0; DEPTS], rows: 0, subtrees };
     for ds in &members {
         org.rows += ds.len();
         for &d in ds {
