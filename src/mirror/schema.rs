@@ -52,6 +52,15 @@ pub fn migrations() -> Migrations<'static> {
             PRIMARY KEY (kind, source_id, field)
          );",
         ),
+        // What an incremental source keeps between runs (Entra: the users
+        // and groups it read, and its delta links).
+        M::up(
+            "CREATE TABLE source_state (
+            source TEXT PRIMARY KEY,
+            state BLOB NOT NULL,
+            saved_at TEXT NOT NULL
+         );",
+        ),
     ])
 }
 

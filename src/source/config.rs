@@ -4,7 +4,7 @@ use crate::config::reader::{Problems, Reader};
 use crate::reconcile::MatchKey;
 use std::path::PathBuf;
 
-pub const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom", "welink"];
+pub const SOURCE_KINDS: &[&str] = &["file", "ldap", "feishu", "lark", "dingtalk", "wecom", "welink", "entra"];
 
 /// `[source]`: `kind` selects the source; the other keys depend on it.
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub enum SourceConfig {
     WeCom(Box<super::wecom::WeComConfig>),
     /// `kind = "welink"`: Huawei WeLink's contact APIs.
     WeLink(Box<super::welink::WeLinkConfig>),
+    /// `kind = "entra"`: Microsoft Entra ID through Microsoft Graph.
+    Entra(Box<super::entra::EntraConfig>),
 }
 
 impl SourceConfig {
@@ -35,6 +37,7 @@ impl SourceConfig {
             SourceConfig::DingTalk(_) => "dingtalk",
             SourceConfig::WeCom(_) => "wecom",
             SourceConfig::WeLink(_) => "welink",
+            SourceConfig::Entra(_) => "entra",
         }
     }
 
@@ -74,6 +77,7 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         Some("dingtalk") => super::dingtalk::parse(s, errs),
         Some("wecom") => super::wecom::parse(s, errs),
         Some("welink") => super::welink::parse(s, errs),
+        Some("entra") => super::entra::parse(s, errs),
         None if !s.has("kind") => {
             s.problem(errs, "kind", format!("is required (one of {})", SOURCE_KINDS.join(", ")));
             None

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dingtalk;
+pub mod entra;
 pub mod feishu;
 pub mod file;
 pub mod ldap;
@@ -73,9 +74,25 @@ impl SourceError {
     }
 }
 
+/// A fetch, and the state an incremental source keeps for the next one.
+#[derive(Debug)]
+pub struct Fetched {
+    pub snapshot: Snapshot,
+    /// Saved in the mirror once the fetch succeeded (`None`: nothing to keep).
+    pub state: Option<Vec<u8>>,
+}
+
 pub trait IdentitySource: Send + Sync {
     /// The whole in-scope directory.
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>>;
+
+    /// The whole in-scope directory, given what the last successful fetch
+    /// kept (`state`): a source that reads changes since then (Entra's
+    /// delta) applies them to what it kept. A failed fetch keeps nothing:
+    /// the old state stays.
+    fn fetch_since(&self, _state: Option<Vec<u8>>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
+        Box::pin(async move { Ok(Fetched { snapshot: self.fetch().await?, state: None }) })
+    }
 
     /// The kind, for logs and messages (`file`, `ldap`, `feishu`, ...).
     fn kind(&self) -> &'static str;
@@ -157,6 +174,7 @@ pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
         SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone())),
         SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone())),
         SourceConfig::WeLink(c) => Box::new(welink::WeLinkSource::new(c.as_ref().clone())),
+        SourceConfig::Entra(c) => Box::new(entra::EntraSource::new(c.as_ref().clone())),
         SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone())),
     }
 }

@@ -10,7 +10,7 @@ pub mod worker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunId, RunRecord, RunStatus, Sides};
-use crate::model::{Bindings, Snapshot};
+use crate::model::Bindings;
 use crate::reconcile::{self, Plan, Policy, RunOptions};
 use crate::settings::Config;
 use crate::source::{self, IdentitySource, SourceError};
@@ -114,13 +114,14 @@ pub async fn run_on_own_thread(
 /// Fetch the whole source; fields it withheld are marked absent (they never
 /// change the target), and said once. A document source (the file) is the
 /// whole truth: nothing is withheld there.
-async fn fetch_source(source: &dyn IdentitySource, policy: &Policy) -> Result<Snapshot, SourceError> {
-    let mut snapshot = source.fetch().await?;
+async fn fetch_source(source: &dyn IdentitySource, kept: Option<Vec<u8>>, policy: &Policy) -> Result<source::Fetched, SourceError> {
+    let mut fetched = source.fetch_since(kept).await?;
     if source.is_document() {
-        return Ok(snapshot);
+        return Ok(fetched);
     }
+    let snapshot = &mut fetched.snapshot;
     let total = snapshot.users.len();
-    for (field, users) in source::mark_withheld(&mut snapshot) {
+    for (field, users) in source::mark_withheld(snapshot) {
         // Fields the mapping never carries are no news; say only what the admin maps.
         if !policy.users.fields.contains(&field) {
             continue;
@@ -141,16 +142,23 @@ async fn fetch_source(source: &dyn IdentitySource, policy: &Policy) -> Result<Sn
             );
         }
     }
-    Ok(snapshot)
+    Ok(fetched)
 }
 
 /// Fetch, load and plan without writing anything (not even the mirror).
 pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncError> {
-    let bindings = match Mirror::open_read_only(&config.state_dir)? {
+    let mirror = Mirror::open_read_only(&config.state_dir)?;
+    let bindings = match &mirror {
         Some(m) => m.bindings()?,
         None => Bindings::default(),
     };
-    let source = fetch_source(source::build(&config.source).as_ref(), &config.policy).await?;
+    let built = source::build(&config.source);
+    let kept = match &mirror {
+        Some(m) => m.source_state(built.kind())?,
+        None => None,
+    };
+    // What the source would keep is not kept: a dry run changes nothing.
+    let source = fetch_source(built.as_ref(), kept, &config.policy).await?.snapshot;
     let target = target::build(&config.target, &config.policy.users.match_by)?;
     let current = target.load().await?;
     let options = RunOptions { departments: target.departments(), unheld: target.unheld(), ..options };
@@ -300,18 +308,26 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     let run_id = recording.id;
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
+    let kept = mirror.source_state(source.kind())?;
     let fetched = async {
-        let snapshot = fetch_source(source, policy).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e })?;
+        let fetched = fetch_source(source, kept, policy).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e })?;
         let current = target.load().await.map_err(RunError::ReadTarget)?;
-        Ok::<_, RunError>((snapshot, current))
+        Ok::<_, RunError>((fetched, current))
     };
-    let (snapshot, current) = tokio::select! {
+    let (fetched, current) = tokio::select! {
         r = fetched => match r {
             Ok(v) => v,
             Err(why) => return recording.fail(why),
         },
         _ = stop.cancelled() => return recording.stopped(),
     };
+    // The source's view is complete: what it keeps for its next fetch is
+    // kept now (the plan below compares with the target, so a run that
+    // fails later loses nothing by it).
+    if let Some(state) = &fetched.state {
+        mirror.save_source_state(source.kind(), Some(state))?;
+    }
+    let snapshot = fetched.snapshot;
     let bindings = mirror.bindings()?;
     let options = RunOptions { departments: target.departments(), unheld: target.unheld(), ..options };
     let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);

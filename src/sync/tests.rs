@@ -4,7 +4,7 @@
 //! end-to-end tests through the binary and real servers stay beside these.
 
 use super::*;
-use crate::model::{Department, SourceId, User};
+use crate::model::{Department, Snapshot, SourceId, User};
 use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DeptSpec, Guard, TargetOnly, UserSpec};
 use crate::target::TResult;

@@ -157,6 +157,17 @@ impl Client {
         self.http.request(method, format!("{}{path}", self.base))
     }
 
+    /// A request builder for an absolute URL (a token endpoint on another
+    /// host, a next-page link the vendor gave verbatim), without a token.
+    pub fn raw_url(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, url)
+    }
+
+    /// The base URL (`https://host`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Send a request built by [`Client::raw`] under the rate limit, and
     /// check it with the vendor's rules (no token, no retry). Every HTTP
     /// request, token requests included, counts once in

@@ -35,6 +35,19 @@ pub fn text(t: &Option<Text>) -> Option<String> {
     t.as_ref().and_then(Text::get)
 }
 
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A field that may be missing, null, or set, told apart (a delta record
+/// carries only what changed): `None` missing, `Some(None)` null. Use with
+/// `#[serde(default, deserialize_with = "wire::maybe", skip_serializing_if = "Option::is_none")]`.
+pub fn maybe<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

@@ -1,0 +1,340 @@
+//! Source `entra`: Microsoft Entra ID through Microsoft Graph v1.0
+//! (docs/sources.md section 5), with delta runs.
+//!
+//! Token: the client-credentials grant at
+//! `{authority_host}/{tenant}/oauth2/v2.0/token`, scope `{graph_host}/.default`.
+//!
+//! A **full fetch** reads every user (`/users`, `$select`, `$top=999`,
+//! following `@odata.nextLink` verbatim) and the departments
+//! (`departments.from`):
+//! - `groups`: security groups (`/groups`, with `group_filter`) and each
+//!   group's direct members (users and nested groups, told apart by
+//!   `@odata.type`);
+//! - `administrative_units`: the same for administrative units;
+//! - `department_attribute`: the users' `department` values, no request.
+//!
+//! With `delta` on, a full fetch first asks for delta links that start
+//! "now" (`/users/delta?$deltatoken=latest`, and `/groups/delta` for groups
+//! without a filter), so nothing changed during the listing is missed. It
+//! keeps what it read (in the mirror). A later run follows the delta links
+//! and applies the changes to what it kept: new users in full, changed
+//! users as partial records merged by id, `@removed` `changed`
+//! (soft-deleted) -> inactive, `deleted` -> gone; group renames and
+//! membership changes (`members@delta`). Administrative units and filtered
+//! groups are read in full on every run. A full fetch happens again when
+//! `full_every` has passed, the delta token expired (`syncStateNotFound`),
+//! or nothing was kept. A delta round that fails part-way keeps nothing:
+//! the old links stay.
+
+mod api;
+mod config;
+mod mapping;
+
+pub use config::*;
+
+use super::saas::pager::{Page, all_pages};
+use super::saas::wire::{Item, Text};
+use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, request_token};
+use super::{Fetched, IdentitySource, SourceError};
+use crate::model::{Snapshot, Unreadable};
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use mapping::State;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use std::sync::Mutex;
+
+const VENDOR: &str = "Entra";
+const USERS: &str = "/v1.0/users";
+const USERS_DELTA: &str = "/v1.0/users/delta";
+const GROUPS: &str = "/v1.0/groups";
+const GROUPS_DELTA: &str = "/v1.0/groups/delta";
+const UNITS: &str = "/v1.0/directory/administrativeUnits";
+const TOP: &str = "999";
+
+pub struct EntraSource {
+    config: EntraConfig,
+}
+
+impl std::fmt::Debug for EntraSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntraSource").field("tenant", &self.config.tenant).field("client_id", &self.config.client_id).finish()
+    }
+}
+
+impl Vendor for EntraSource {
+    fn name(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn fetch_token<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<Token, SourceError>> {
+        Box::pin(async move {
+            let c = &self.config;
+            let url = format!("{}/{}/oauth2/v2.0/token", c.authority_host, c.tenant);
+            let scope = format!("{}/.default", client.base());
+            let form = [
+                ("client_id", c.client_id.as_str()),
+                ("client_secret", c.client_secret.expose()),
+                ("scope", scope.as_str()),
+                ("grant_type", "client_credentials"),
+            ];
+            let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+            let req =
+                client.raw_url(Method::POST, &url).header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
+            request_token(client, self, "/oauth2/v2.0/token", req, "access_token", "expires_in").await
+        })
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+        let mut v =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or(reqwest::header::HeaderValue::from_static(""));
+        v.set_sensitive(true);
+        req.header(reqwest::header::AUTHORIZATION, v)
+    }
+
+    fn check(&self, status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
+        if (200..300).contains(&status) {
+            return match envelope::<api::Envelope>(status, body) {
+                Ok((_, v)) => Verdict::Ok(v),
+                Err(verdict) => verdict,
+            };
+        }
+        let e = match envelope::<api::Envelope>(status, body) {
+            Ok((e, _)) => e,
+            Err(verdict) => return verdict,
+        };
+        let (code, message) = match e.error {
+            // OAuth (the token endpoint): the AADSTS code says what is wrong.
+            Some(api::ErrorField::OAuth(kind)) => {
+                let code = e.error_codes.first().map_or(kind, |c| format!("AADSTS{c}"));
+                (code, e.error_description.unwrap_or_default().lines().next().unwrap_or_default().to_owned())
+            }
+            Some(api::ErrorField::Graph { code, message }) => {
+                (code.unwrap_or_else(|| format!("HTTP {status}")), message.unwrap_or_default())
+            }
+            None => (format!("HTTP {status}"), String::new()),
+        };
+        match (status, code.as_str()) {
+            (401, "InvalidAuthenticationToken") => Verdict::TokenInvalid { code, message },
+            (400, "syncStateNotFound") => Verdict::Fatal { code, message },
+            (403, _) => Verdict::Fatal { code, message },
+            _ => by_status(status, code, message),
+        }
+    }
+
+    fn hint(&self, code: &str) -> Option<&'static str> {
+        Some(match code {
+            "AADSTS7000215" => "the client secret is wrong: check source.client_secret (the secret's Value, not its ID)",
+            "AADSTS7000222" => "the client secret has expired: create a new one for the app and update source.client_secret",
+            "AADSTS700016" => "no app with this client id in the tenant: check source.client_id and source.tenant",
+            "AADSTS90002" | "AADSTS900023" => "no such tenant: check source.tenant (its GUID or <name>.onmicrosoft.com)",
+            "Authorization_RequestDenied" => {
+                "the app lacks a permission or its admin consent: grant the application permissions User.Read.All (and GroupMember.Read.All for groups, AdministrativeUnit.Read.All for administrative units), then grant admin consent"
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Whether an error is Graph saying the delta token expired.
+fn is_stale_delta(e: &SourceError) -> bool {
+    matches!(e, SourceError::Api { message, .. } if message.starts_with("code syncStateNotFound"))
+}
+
+impl EntraSource {
+    pub fn new(config: EntraConfig) -> Self {
+        Self { config }
+    }
+
+    fn url(&self, client: &Client, path: &str, query: &[(&str, &str)]) -> String {
+        let mut u =
+            url::Url::parse(&format!("{}{path}", client.base())).unwrap_or_else(|_| url::Url::parse("http://invalid/").expect("a URL"));
+        for (k, v) in query {
+            u.query_pairs_mut().append_pair(k, v);
+        }
+        u.to_string()
+    }
+
+    /// Every page from `first`, following `@odata.nextLink` verbatim;
+    /// the final `@odata.deltaLink` when there is one. `path` names the
+    /// endpoint in errors.
+    async fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &Client,
+        path: &'static str,
+        first: String,
+    ) -> Result<(Vec<Item<T>>, Option<String>), SourceError> {
+        let delta = Mutex::new(None);
+        let delta_ref = &delta;
+        let items = all_pages(VENDOR, path, first, |url: String| async move {
+            let build = |c: &Client| c.raw_url(Method::GET, &url);
+            let page: api::Page<T> = client.call(self, path, &build).await?;
+            if page.delta_link.is_some() {
+                *delta_ref.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = page.delta_link;
+            }
+            Ok(Page { items: page.value, next: page.next_link })
+        })
+        .await?;
+        Ok((items, delta.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)))
+    }
+
+    /// A delta link that starts now (`$deltatoken=latest`).
+    async fn latest(&self, client: &Client, path: &'static str, select: &str) -> Result<String, SourceError> {
+        let first = self.url(client, path, &[("$select", select), ("$deltatoken", "latest")]);
+        let (_, link): (Vec<Item<api::User>>, _) = self.pages(client, path, first).await?;
+        link.ok_or_else(|| SourceError::Api { vendor: VENDOR, path: path.to_owned(), message: "no @odata.deltaLink in the answer".into() })
+    }
+
+    /// Groups delta applies when departments are unfiltered groups.
+    fn groups_by_delta(&self) -> bool {
+        self.config.delta && self.config.departments_from == DepartmentsFrom::Groups && self.config.group_filter.is_none()
+    }
+
+    /// Groups (or administrative units) and their direct members, in full.
+    async fn read_groups(&self, client: &Client, state: &mut State, unreadable: &mut Vec<Unreadable>) -> Result<(), SourceError> {
+        let (path, mut query) = match self.config.departments_from {
+            DepartmentsFrom::DepartmentAttribute => return Ok(()),
+            DepartmentsFrom::Groups => (GROUPS, vec![("$select", "id,displayName,securityEnabled"), ("$top", TOP)]),
+            DepartmentsFrom::AdministrativeUnits => (UNITS, vec![("$select", "id,displayName"), ("$top", TOP)]),
+        };
+        let filter = match &self.config.group_filter {
+            Some(f) => format!("securityEnabled eq true and ({f})"),
+            None => "securityEnabled eq true".to_owned(),
+        };
+        if path == GROUPS {
+            query.push(("$filter", filter.as_str()));
+        }
+        let (groups, _) = self.pages::<api::Group>(client, path, self.url(client, path, &query)).await?;
+        state.groups.clear();
+        let mut ids = Vec::new();
+        for g in groups {
+            if let Item::Ok(g) = &g
+                && let Some(id) = g.id.as_ref().and_then(Text::get)
+            {
+                ids.push(id);
+            }
+            unreadable.extend(mapping::apply_group(state, g));
+        }
+        let members_path: &'static str =
+            if path == GROUPS { "/v1.0/groups/{id}/members" } else { "/v1.0/directory/administrativeUnits/{id}/members" };
+        let members: Vec<(String, Vec<Item<api::Member>>)> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let first = self.url(client, &format!("{path}/{id}/members"), &[("$select", "id"), ("$top", TOP)]);
+                let (m, _) = self.pages::<api::Member>(client, members_path, first).await?;
+                Ok::<_, SourceError>((id, m))
+            })
+            .buffered(self.config.concurrency.max(1))
+            .try_collect()
+            .await?;
+        for (id, list) in members {
+            let g = state.groups.entry(id).or_default();
+            for m in list.into_iter().filter_map(|m| if let Item::Ok(m) = m { Some(m) } else { None }) {
+                let Some(mid) = m.id.as_ref().and_then(Text::get) else { continue };
+                if m.is_user() {
+                    g.users.insert(mid);
+                } else if m.is_group() {
+                    g.groups.insert(mid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything, from the start.
+    async fn full(&self, client: &Client) -> Result<(State, Vec<Unreadable>), SourceError> {
+        let mut state = State { version: mapping::VERSION, full_at: chrono::Utc::now().timestamp(), ..State::default() };
+        let mut unreadable = Vec::new();
+        if self.config.delta {
+            // Links that start now, before the listing: what changes while it runs comes again.
+            state.users_delta = Some(self.latest(client, USERS_DELTA, api::USER_SELECT).await?);
+            if self.groups_by_delta() {
+                state.groups_delta = Some(self.latest(client, GROUPS_DELTA, "displayName,securityEnabled,members").await?);
+            }
+        }
+        let first = self.url(client, USERS, &[("$select", api::USER_SELECT), ("$top", TOP)]);
+        let (users, _) = self.pages::<api::User>(client, USERS, first).await?;
+        for u in users {
+            unreadable.extend(mapping::apply_user(&mut state, u));
+        }
+        self.read_groups(client, &mut state, &mut unreadable).await?;
+        Ok((state, unreadable))
+    }
+
+    /// The changes since `state`'s links, applied to it.
+    async fn delta(&self, client: &Client, mut state: State) -> Result<(State, Vec<Unreadable>), SourceError> {
+        let mut unreadable = Vec::new();
+        let link = state.users_delta.clone().unwrap_or_default();
+        let (users, next) = self.pages::<api::User>(client, USERS_DELTA, link).await?;
+        let changed = users.len();
+        for u in users {
+            unreadable.extend(mapping::apply_user(&mut state, u));
+        }
+        state.users_delta = next.or(state.users_delta);
+        if let Some(link) = state.groups_delta.clone() {
+            let (groups, next) = self.pages::<api::Group>(client, GROUPS_DELTA, link).await?;
+            for g in groups {
+                unreadable.extend(mapping::apply_group(&mut state, g));
+            }
+            state.groups_delta = next.or(state.groups_delta);
+        } else {
+            self.read_groups(client, &mut state, &mut unreadable).await?;
+        }
+        tracing::info!(users_changed = changed, "Entra: a delta round");
+        Ok((state, unreadable))
+    }
+
+    /// The state kept last time, if a delta round may start from it.
+    fn usable(&self, kept: Option<Vec<u8>>) -> Option<State> {
+        if !self.config.delta {
+            return None;
+        }
+        let state: State = serde_json::from_slice(&kept?).ok()?;
+        let age = chrono::Utc::now().timestamp() - state.full_at;
+        let fresh = age >= 0 && (age as u64) < self.config.full_every.as_secs();
+        let links = state.users_delta.is_some() && (state.groups_delta.is_some() == self.groups_by_delta());
+        if state.version != mapping::VERSION || !links {
+            return None;
+        }
+        if !fresh {
+            tracing::info!(age_seconds = age, "Entra: full_every has passed since the last full fetch: a full fetch");
+            return None;
+        }
+        Some(state)
+    }
+
+    async fn fetch_kept(&self, kept: Option<Vec<u8>>) -> Result<Fetched, SourceError> {
+        let client = Client::new(VENDOR, &self.config.http)?;
+        let (state, unreadable) = match self.usable(kept) {
+            Some(state) => match self.delta(&client, state).await {
+                Ok(r) => r,
+                Err(e) if is_stale_delta(&e) => {
+                    tracing::warn!(error = %e, "Entra: the delta token expired; a full fetch instead");
+                    self.full(&client).await?
+                }
+                Err(e) => return Err(e),
+            },
+            None => self.full(&client).await?,
+        };
+        tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "Entra fetch done");
+        let snapshot: Snapshot = mapping::snapshot(&state, self.config.departments_from, unreadable);
+        let kept = if self.config.delta { serde_json::to_vec(&state).ok() } else { None };
+        Ok(Fetched { snapshot, state: kept })
+    }
+}
+
+impl IdentitySource for EntraSource {
+    fn kind(&self) -> &'static str {
+        "entra"
+    }
+
+    fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
+        Box::pin(async move { Ok(self.fetch_kept(None).await?.snapshot) })
+    }
+
+    fn fetch_since(&self, state: Option<Vec<u8>>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
+        Box::pin(self.fetch_kept(state))
+    }
+}
+
+#[cfg(test)]
+mod tests;
