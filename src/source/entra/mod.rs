@@ -147,12 +147,8 @@ impl EntraSource {
     }
 
     fn url(&self, client: &Client, path: &str, query: &[(&str, &str)]) -> String {
-        let mut u =
-            url::Url::parse(&format!("{}{path}", client.base())).unwrap_or_else(|_| url::Url::parse("http://invalid/").expect("a URL"));
-        for (k, v) in query {
-            u.query_pairs_mut().append_pair(k, v);
-        }
-        u.to_string()
+        let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
+        format!("{}{path}?{q}", client.base())
     }
 
     /// Every page from `first`, following `@odata.nextLink` verbatim;
