@@ -1,0 +1,153 @@
+//! Source `entra` through the binary, against the fake Microsoft Graph
+//! (tests/it/fake_graph.rs) and a real scim2-server.
+
+use crate::fake_graph::{CLIENT_ID, CLIENT_SECRET, FakeGraph, TENANT, org, user};
+use crate::harness::{Env, Scim};
+use serde_json::json;
+
+fn entra_config(env: &Env, scim: &Scim, fake: &FakeGraph, secret: &str, extra: &str, policy: &str) {
+    std::fs::write(env.path("client-secret"), format!("{secret}\n")).unwrap();
+    let source = format!(
+        "kind = \"entra\"\ntenant = \"{TENANT}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client-secret\"\n\
+         authority_host = \"{0}\"\ngraph_host = \"{0}\"\n{extra}",
+        fake.base
+    );
+    env.scim_config_with_source(scim, &source, policy);
+}
+
+fn message(env: &Env) -> String {
+    env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned()
+}
+
+/// What the source kept in the mirror (its delta links and snapshot).
+fn kept(env: &Env) -> Option<Vec<u8>> {
+    let db = rusqlite::Connection::open(env.path("state/mirror.db")).unwrap();
+    db.query_row("SELECT state FROM source_state WHERE source = 'entra'", [], |r| r.get(0)).ok()
+}
+
+fn id(i: usize) -> String {
+    user(i)["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn entra_full_then_delta_rounds_touch_exactly_what_changed() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeGraph::start(org(1200));
+    entra_config(&env, &scim, &fake, CLIENT_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
+
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+    assert_eq!(fake.count("users "), 2, "1,200 users in 2 pages of 999");
+    assert_eq!(scim.users().len(), 1200);
+    let groups = scim.groups();
+    assert_eq!(groups.len(), 13, "the security groups, not the mail-only one");
+    let u5 = scim.user_by_name("user5@contoso.com").unwrap();
+    assert_eq!(u5["externalId"], id(5), "the stable id is Graph's id");
+    assert_eq!(u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"], "1005");
+    assert_eq!(u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "Team 1.2", "its team group");
+    assert!(
+        !r.stderr.contains(CLIENT_SECRET) && !r.stderr.contains("eyJfake") && !r.stdout.contains("eyJfake"),
+        "a secret or token leaked"
+    );
+
+    // A rename, a disabled account, a soft-deleted and a hard-deleted user, a new one.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.change(&id(5), json!({"displayName": "Renamed Five"}));
+        w.change(&id(6), json!({"accountEnabled": false}));
+        w.remove(&id(7), "changed");
+        w.remove(&id(8), "deleted");
+        w.add(user(5000));
+    }
+    let before = scim.writes().len();
+    let requests = fake.count("");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fake.count("users "), 2, "no full listing again");
+    assert!(fake.count("") - requests <= 4, "a delta round: {} requests", fake.count("") - requests);
+    let touched: std::collections::BTreeSet<String> =
+        scim.writes()[before..].iter().filter(|(_, p, _)| p.contains("/Users")).map(|(m, p, _)| format!("{m} {p}")).collect();
+    let ext = |i: usize| scim.user_by_name(&format!("user{i}@contoso.com")).unwrap();
+    assert_eq!(ext(5)["displayName"], "Renamed Five");
+    assert_eq!(ext(6)["active"], false, "disabled");
+    assert_eq!(ext(7)["active"], false, "soft-deleted: inactive");
+    assert_eq!(ext(8)["active"], false, "hard-deleted: target-only, disabled by the policy");
+    assert!(ext(5000)["active"] == true, "the new user");
+    let user_writes: Vec<&String> = touched.iter().collect();
+    assert_eq!(user_writes.len(), 5, "exactly the five accounts: {user_writes:?}");
+
+    // An idle delta run: token, users delta, groups delta; nothing written.
+    let before = scim.writes().len();
+    let requests = fake.count("");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(fake.count("") - requests <= 3, "an idle delta run made {} Graph requests", fake.count("") - requests);
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)]);
+
+    // An expired delta token: a full fetch, and nothing to do.
+    fake.world.lock().unwrap().expire_delta_tokens();
+    let before = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fake.count("users "), 4, "a full listing again");
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "converged");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+#[test]
+fn entra_a_failure_on_the_second_users_page_fails_with_zero_writes_and_keeps_the_delta_link() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeGraph::start(org(1200));
+    entra_config(&env, &scim, &fake, CLIENT_SECRET, "max_retries = 1\n", "[policy.users]\ntarget_only = \"delete\"\n");
+    assert_eq!(env.sync(&[]).code, 0);
+    let state = kept(&env).expect("the first run keeps a delta link");
+    // The next run must list everything again (the token expired), and page 2 fails.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.expire_delta_tokens();
+        w.common.knobs.fail_page = Some((String::new(), 2));
+    }
+    let before = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)]);
+    let msg = message(&env);
+    assert!(msg.contains("Entra /v1.0/users") && msg.contains("serviceNotAvailable"), "{msg}");
+    assert_eq!(kept(&env), Some(state), "what was kept is unchanged");
+}
+
+#[test]
+fn entra_throttling_with_and_without_retry_after_and_a_token_expiry_recover() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let mut world = org(300);
+    world.common.knobs.throttle_every = Some(4);
+    world.common.knobs.revoke_after = Some(6);
+    let fake = FakeGraph::start(world);
+    entra_config(&env, &scim, &fake, CLIENT_SECRET, "", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 300);
+    assert_eq!(fake.count("token"), 2, "one refresh after the token expired");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+#[test]
+fn entra_a_wrong_secret_names_aadsts7000215_and_the_key() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let fake = FakeGraph::start(org(10));
+    entra_config(&env, &scim, &fake, "wrong-secret-value", "", "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let msg = message(&env);
+    assert!(msg.contains("AADSTS7000215") && msg.contains("source.client_secret"), "{msg}");
+    for text in [&msg, &r.stdout, &r.stderr] {
+        assert!(!text.contains("wrong-secret-value"), "the secret leaked: {text}");
+    }
+    assert_eq!(fake.count("token refused"), 1, "not retried");
+    assert!(scim.writes().is_empty());
+}
