@@ -26,13 +26,16 @@ pub const CLIENT_SECRET: &str = "fake-entra-secret-never-logged";
 /// Properties outside Graph's default set: a request that does not select them gets none.
 pub const MUST_SELECT: [&str; 3] = ["accountEnabled", "employeeId", "department"];
 
+/// A group: id, displayName, securityEnabled, members (id, is a group).
+pub type GroupRow = (String, String, bool, Vec<(String, bool)>);
+
 #[derive(Default)]
 pub struct World {
     pub base: String,
     /// Users as Graph holds them (full records).
     pub users: Vec<Value>,
     /// id, displayName, securityEnabled, members (id, is a group).
-    pub groups: Vec<(String, String, bool, Vec<(String, bool)>)>,
+    pub groups: Vec<GroupRow>,
     /// Delta records, in order: what each change looks like in a round.
     users_log: Vec<Value>,
     groups_log: Vec<Value>,
@@ -113,17 +116,25 @@ fn gate(w: &mut World, headers: &HeaderMap, what: &str, page: usize) -> Option<R
 }
 
 /// `$top` 1..999 (else 400), no `$skip`; the page size.
-fn top(w: &mut World, q: &HashMap<String, String>, default: usize) -> Result<usize, Response> {
+fn top(w: &mut World, q: &HashMap<String, String>, default: usize) -> Result<usize, Box<Response>> {
     if q.contains_key("$skip") {
         w.common.unexpected.push("$skip".into());
-        return Err(graph_error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", "The query parameter '$skip' is not supported."));
+        return Err(Box::new(graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            "The query parameter '$skip' is not supported.",
+        )));
     }
     match q.get("$top").map(|t| t.parse::<usize>()) {
         None => Ok(default),
         Some(Ok(n)) if (1..=999).contains(&n) => Ok(n),
         _ => {
             w.common.unexpected.push(format!("$top {:?}", q.get("$top")));
-            Err(graph_error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", "Invalid page size specified: must be between 1 and 999."))
+            Err(Box::new(graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                "Invalid page size specified: must be between 1 and 999.",
+            )))
         }
     }
 }
@@ -165,7 +176,7 @@ async fn users(State(w): State<Shared>, headers: HeaderMap, Query(q): Q) -> Resp
     }
     let size = match top(&mut w, &q, 100) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let select = if first {
         let s = q.get("$select").cloned().unwrap_or_default();
@@ -248,7 +259,7 @@ async fn groups(State(w): State<Shared>, headers: HeaderMap, Query(q): Q) -> Res
     }
     let size = match top(&mut w, &q, 100) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !q.contains_key("$skiptoken") && q.get("$filter").map(String::as_str) != Some("securityEnabled eq true") {
         w.common.unexpected.push(format!("groups with $filter {:?}", q.get("$filter")));
@@ -265,7 +276,7 @@ async fn members(State(w): State<Shared>, headers: HeaderMap, Path(id): Path<Str
     }
     let size = match top(&mut w, &q, 100) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(g) = w.groups.iter().find(|g| g.0 == id) else {
         return graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist."));
@@ -359,7 +370,7 @@ pub fn user(i: usize) -> Value {
 pub fn org(users: usize) -> World {
     let mut w = World::default();
     let gid = |k: usize| format!("{:08x}-1111-4000-8000-{:012x}", k, k);
-    let mut groups: Vec<(String, String, bool, Vec<(String, bool)>)> = vec![(gid(0), "Company".into(), true, vec![])];
+    let mut groups: Vec<GroupRow> = vec![(gid(0), "Company".into(), true, vec![])];
     let mut teams = Vec::new();
     for d in 0..3 {
         let div = gid(1 + d);
