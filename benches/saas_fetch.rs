@@ -4,7 +4,10 @@
 //! vendor's API allows for the same data.
 //!
 //!     cargo bench --bench saas_fetch               # every vendor
-//!     cargo bench --bench saas_fetch -- wecom      # one (feishu, dingtalk, wecom, wecom-list, welink)
+//!     cargo bench --bench saas_fetch -- wecom      # one (feishu, dingtalk, wecom, wecom-list, welink, entra)
+//!
+//! Entra reads 20,000 users in 1,000 security groups, then makes an idle
+//! delta run from what the full fetch kept.
 //!
 //! Each vendor runs twice: at the highest `source.rate_limit` the config
 //! accepts (the vendor's documented limit; this is what bounds a real
@@ -22,6 +25,9 @@ mod fake_dingtalk;
 #[path = "../tests/it/fake_feishu.rs"]
 mod fake_feishu;
 #[allow(dead_code)]
+#[path = "../tests/it/fake_graph.rs"]
+mod fake_graph;
+#[allow(dead_code)]
 #[path = "../tests/it/fake_wecom.rs"]
 mod fake_wecom;
 #[allow(dead_code)]
@@ -33,6 +39,8 @@ use std::time::Instant;
 
 const DEPTS: usize = 2_000;
 const USERS: usize = 20_000;
+/// Entra's departments are security groups: 1,000 of them.
+const GROUPS: usize = 1_000;
 
 struct Vendor {
     name: &'static str,
@@ -146,6 +154,22 @@ fn vendors() -> Vec<Vendor> {
             },
             minimum_is: "token + ceil(top/100) + sum ceil(subtree/100) + root + sum ceil(n/50)",
         },
+        Vendor {
+            name: "entra",
+            source: |base| {
+                format!(
+                    "kind = \"entra\"\ntenant = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority_host = \"{base}\"\ngraph_host = \"{base}\"\n",
+                    fake_graph::TENANT,
+                    fake_graph::CLIENT_ID,
+                    fake_graph::CLIENT_SECRET
+                )
+            },
+            max_rate: 20,
+            // Two delta links that start now (users, groups), the users in
+            // pages of 999, the groups in pages of 999, each group's members.
+            minimum: |_| 1 + 2 + pages(USERS, 999) + pages(GROUPS, 999) + GROUPS * pages(USERS / GROUPS, 999),
+            minimum_is: "token + 2 latest delta links + ceil(U/999) + ceil(G/999) + G members",
+        },
     ]
 }
 
@@ -159,6 +183,10 @@ fn start(name: &str) -> (String, Box<dyn Fn() -> usize>) {
         }
         "dingtalk" => {
             let f = fake_dingtalk::FakeDingTalk::start(fake_dingtalk::sized(DEPTS, USERS));
+            (f.base.clone(), Box::new(move || f.count("")))
+        }
+        "entra" => {
+            let f = fake_graph::FakeGraph::start(fake_graph::sized(GROUPS, USERS));
             (f.base.clone(), Box::new(move || f.count("")))
         }
         "welink" => {
@@ -178,6 +206,7 @@ fn set_rate(source: &mut SourceConfig, rate: u32) {
         SourceConfig::DingTalk(c) => c.http.rate_limit = rate,
         SourceConfig::WeCom(c) => c.http.rate_limit = rate,
         SourceConfig::WeLink(c) => c.http.rate_limit = rate,
+        SourceConfig::Entra(c) => c.http.rate_limit = rate,
         other => panic!("not a SaaS source: {}", other.kind()),
     }
 }
@@ -217,11 +246,26 @@ fn main() {
             set_rate(&mut config.source, rate.unwrap_or(1_000_000));
             let source = orgsync::source::build(&config.source);
             let t = Instant::now();
-            let snapshot = runtime.block_on(source.fetch()).unwrap();
+            let fetched = runtime.block_on(source.fetch_since(None)).unwrap();
             let wall = t.elapsed();
-            assert_eq!((snapshot.departments.len(), snapshot.users.len()), (DEPTS, USERS), "{}: a complete fetch", v.name);
+            let depts = if v.name == "entra" { GROUPS } else { DEPTS };
+            assert_eq!((fetched.snapshot.departments.len(), fetched.snapshot.users.len()), (depts, USERS), "{}: a complete fetch", v.name);
             let rate = rate.map_or("none".to_owned(), |r| r.to_string());
             println!("{:<11} {rate:>9} {:>8.1} s {:>9} {:>9}  {}", v.name, wall.as_secs_f64(), requests(), (v.minimum)(&org), v.minimum_is);
+            if let Some(kept) = fetched.state {
+                // An idle delta run from what the full fetch kept.
+                let before = requests();
+                let t = Instant::now();
+                let idle = runtime.block_on(source.fetch_since(Some(kept))).unwrap();
+                assert_eq!(idle.snapshot.users.len(), USERS);
+                let name = format!("{} idle", v.name);
+                println!(
+                    "{name:<11} {rate:>9} {:>8.1} s {:>9} {:>9}  token + users delta + groups delta",
+                    t.elapsed().as_secs_f64(),
+                    requests() - before,
+                    3
+                );
+            }
         }
     }
 }
