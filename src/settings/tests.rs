@@ -339,8 +339,24 @@ fn saas_sources_get_their_vendor_defaults() {
 
     let c = load_text(&format!("[source]\nkind = \"welink\"\nclient_id = \"2019\"\nclient_secret = \"s\"\n{FILE_TARGET}"));
     let SourceConfig::WeLink(w) = &c.source else { panic!("{:?}", c.source) };
+    let welink = (w.http.base_url.clone(), w.http.rate_limit, w.roots.clone(), w.concurrency);
+
+    let c = load_text(&format!(
+        "[source]\nkind = \"entra\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"a\"\nclient_secret = \"s\"\n{FILE_TARGET}"
+    ));
+    let SourceConfig::Entra(e) = &c.source else { panic!("{:?}", c.source) };
     assert_eq!(
-        (w.http.base_url.as_str(), w.http.rate_limit, w.roots.as_slice(), w.concurrency),
+        (e.authority_host.as_str(), e.http.base_url.as_str(), e.departments_from, e.delta, e.full_every),
+        (
+            crate::source::entra::AUTHORITY_HOST,
+            crate::source::entra::GRAPH_HOST,
+            crate::source::entra::DepartmentsFrom::Groups,
+            true,
+            Duration::from_secs(86_400)
+        )
+    );
+    assert_eq!(
+        (welink.0.as_str(), welink.1, welink.2.as_slice(), welink.3),
         (crate::source::welink::WELINK_BASE, 20, ["0".to_owned()].as_slice(), 4)
     );
 }
@@ -367,6 +383,17 @@ fn saas_problems_name_the_key() {
     assert!(p.iter().any(|e| e.starts_with("source.client_id: ")), "{p:?}");
     assert!(p.iter().any(|e| e.starts_with("source.rate_limit: 41 is out of range 1..=40")), "{p:?}");
     assert!(p.iter().any(|e| e.starts_with("source.roots: lists an empty department code")), "{p:?}");
+    let p = problems(
+        &format!(
+            "[source]\nkind = \"entra\"\ntenant = \"bad tenant!\"\nclient_id = \"a\"\nfull_every = \"1s\"\n\
+             [source.departments]\nfrom = \"ous\"\ngroup_filter = \"x\"\n{FILE_TARGET}"
+        ),
+        &[],
+    );
+    assert!(p.iter().any(|e| e.starts_with("source.tenant: \"bad tenant!\" is neither")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.client_secret: is required")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.full_every: ")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("source.departments.from: \"ous\" is not one of")), "{p:?}");
 }
 
 #[test]
