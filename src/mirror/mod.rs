@@ -172,6 +172,15 @@ pub struct ItemRow<'a> {
     pub error: Option<&'a str>,
 }
 
+/// One outcome to record: its item, its binding change, and the values it
+/// sent (for the unkept memory).
+#[derive(Debug)]
+pub struct Recorded<'a> {
+    pub item: ItemRow<'a>,
+    pub binding: BindingChange,
+    pub sent: Vec<(Field, String, unkept::Sent)>,
+}
+
 /// What a recorded outcome does to the bindings, in the same transaction.
 #[derive(Clone, Debug)]
 pub enum BindingChange {
@@ -283,33 +292,49 @@ impl Mirror {
 
     /// Record one outcome (and its binding change) in one transaction.
     pub fn record(&self, run: RunId, item: &ItemRow<'_>, binding: BindingChange) -> Result<(), MirrorError> {
-        let kind = item.kind;
+        self.record_batch(run, &[Recorded { item: *item, binding, sent: Vec::new() }])
+    }
+
+    /// Record outcomes, their binding changes and the values they sent, in
+    /// one transaction.
+    pub fn record_batch(&self, run: RunId, batch: &[Recorded<'_>]) -> Result<(), MirrorError> {
         let now = self.now();
         self.with(|c| {
             let tx = c.transaction()?;
-            insert_item(&tx, run, item, &now)?;
-            match binding {
-                BindingChange::None => {}
-                BindingChange::Set { source_id, target_id, hash } => {
-                    tx.execute(
-                        "DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2 AND source_id <> ?3",
-                        params![kind.as_str(), target_id.as_str(), source_id.as_str()],
-                    )?;
-                    tx.execute(
-                        "INSERT INTO bindings (kind, source_id, target_id, hash, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (kind, source_id) DO UPDATE SET
-                           target_id = excluded.target_id,
-                           hash = COALESCE(excluded.hash, bindings.hash),
-                           updated_at = excluded.updated_at",
-                        params![kind.as_str(), source_id.as_str(), target_id.as_str(), hash, now],
-                    )?;
+            for r in batch {
+                insert_item(&tx, run, &r.item, &now)?;
+                let kind = r.item.kind.as_str();
+                match &r.binding {
+                    BindingChange::None => {}
+                    BindingChange::Set { source_id, target_id, hash } => {
+                        tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2 AND source_id <> ?3")?
+                            .execute(params![kind, target_id.as_str(), source_id.as_str()])?;
+                        tx.prepare_cached(
+                            "INSERT INTO bindings (kind, source_id, target_id, hash, updated_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT (kind, source_id) DO UPDATE SET
+                               target_id = excluded.target_id,
+                               hash = COALESCE(excluded.hash, bindings.hash),
+                               updated_at = excluded.updated_at",
+                        )?
+                        .execute(params![kind, source_id.as_str(), target_id.as_str(), hash, now])?;
+                    }
+                    BindingChange::RemoveSource(s) => {
+                        tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND source_id = ?2")?.execute(params![kind, s.as_str()])?;
+                    }
+                    BindingChange::RemoveTarget(t) => {
+                        tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2")?.execute(params![kind, t.as_str()])?;
+                    }
                 }
-                BindingChange::RemoveSource(s) => {
-                    tx.execute("DELETE FROM bindings WHERE kind = ?1 AND source_id = ?2", params![kind.as_str(), s.as_str()])?;
-                }
-                BindingChange::RemoveTarget(t) => {
-                    tx.execute("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2", params![kind.as_str(), t.as_str()])?;
+                if let Some(source_id) = r.item.source_id {
+                    for (field, hash, state) in &r.sent {
+                        tx.prepare_cached(
+                            "INSERT INTO unkept (kind, source_id, field, value_hash, state, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                             ON CONFLICT (kind, source_id, field) DO UPDATE SET
+                               value_hash = excluded.value_hash, state = excluded.state, run_id = excluded.run_id",
+                        )?
+                        .execute(params![kind, source_id.as_str(), field.as_str(), hash, state.as_str(), run])?;
+                    }
                 }
             }
             tx.commit()
@@ -377,31 +402,6 @@ impl Mirror {
                 }
             }
             Ok(m)
-        })
-    }
-
-    /// Remember values sent for one object, with what became of them.
-    pub fn remember_sent(
-        &self,
-        run: RunId,
-        kind: Kind,
-        source_id: &SourceId,
-        sent: &[(Field, String, unkept::Sent)],
-    ) -> Result<(), MirrorError> {
-        if sent.is_empty() {
-            return Ok(());
-        }
-        self.with(|c| {
-            let tx = c.transaction()?;
-            for (field, hash, state) in sent {
-                tx.execute(
-                    "INSERT INTO unkept (kind, source_id, field, value_hash, state, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (kind, source_id, field) DO UPDATE SET
-                       value_hash = excluded.value_hash, state = excluded.state, run_id = excluded.run_id",
-                    params![kind.as_str(), source_id.as_str(), field.as_str(), hash, state.as_str(), run],
-                )?;
-            }
-            tx.commit()
         })
     }
 

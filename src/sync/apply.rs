@@ -1,9 +1,14 @@
 //! Carry out a plan against the target, phase by phase (see
-//! `reconcile::Op::phase`), with bounded concurrency inside a phase. Each
-//! outcome, with its binding change, is committed to the mirror as soon as it
-//! is known. One failed operation is an item error; the run goes on.
+//! `reconcile::Op::phase`), with bounded concurrency inside a phase; within
+//! a phase operations complete in any order (a slow one holds no slot of a
+//! finished one). Outcomes, with their binding changes, are committed to the
+//! mirror in batches: every 500 outcomes, every 100 ms, and at the end of
+//! each phase. A crash loses at most one batch of records, never an
+//! object: what the lost records said is found again in the target by
+//! externalId on the next run. One failed operation is an item error; the
+//! run goes on.
 
-use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError, RunId};
+use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError, Recorded, RunId};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
 use crate::reconcile::Field;
 use crate::reconcile::Op;
@@ -122,86 +127,94 @@ impl Ctx<'_> {
     /// After an update: the values sent (all of them when it went through;
     /// all but the `refused` ones when only those were refused), so that a
     /// value the target does not keep is not sent every run.
-    fn remember_sent(&self, op: &Op, ok: bool, refused: &[Field]) -> Result<(), MirrorError> {
-        let (kind, source_id, changes) = match op {
-            Op::UpdateUser { source_id, changes, .. } => (Kind::User, source_id, changes),
-            Op::UpdateDepartment { source_id, changes, .. } => (Kind::Department, source_id, changes),
-            _ => return Ok(()),
+    fn sent(op: &Op, ok: bool, refused: &[Field]) -> Vec<(Field, String, Sent)> {
+        let changes = match op {
+            Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => changes,
+            _ => return Vec::new(),
         };
         if !ok && refused.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
-        let sent: Vec<(Field, String, Sent)> = changes
+        changes
             .iter()
             .filter(|c| unkept::remembered(c.field))
             .map(|c| (c.field, unkept::value_hash(&c.to), if refused.contains(&c.field) { Sent::Refused } else { Sent::Sent }))
-            .collect();
-        self.mirror.remember_sent(self.run, kind, source_id, &sent)
+            .collect()
     }
 
-    /// Do one op and record it; `NotAttempted` when shutdown began before
-    /// it started (the caller records those together).
-    async fn one(&self, op: &Op) -> Result<Applied, MirrorError> {
+    /// Do one op; what became of it is recorded by [`Ctx::record`].
+    async fn one<'o>(&self, op: &'o Op) -> Done<'o> {
         if self.stop.is_cancelled() {
-            return Ok(Applied::NotAttempted);
+            return Done { op, applied: Applied::NotAttempted, created: None, change: BindingChange::None, error: None, sent: Vec::new() };
         }
         let result = self.run(op).await;
         let refused: Vec<Field> = match &result {
             Err(TargetError::Refused { fields, .. }) => fields.clone(),
             _ => Vec::new(),
         };
-        self.remember_sent(op, result.is_ok(), &refused)?;
-        let (ok, created, change, error) = match result {
-            Ok((created, change)) => (true, created, change, None),
+        let sent = Self::sent(op, result.is_ok(), &refused);
+        match result {
+            Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent },
             Err(e) => {
                 tracing::warn!(run = %self.run, kind = %op.kind(), op = op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
-                (false, None, BindingChange::None, Some(e.to_string()))
+                // Refused: the target took the rest of the update (or nothing
+                // else was in it) and named what it will not take.
+                let applied = if refused.is_empty() { Applied::Failed } else { Applied::Refused };
+                Done { op, applied, created: None, change: BindingChange::None, error: Some(e.to_string()), sent }
             }
-        };
-        // Refused: the target took the rest of the update (or nothing else
-        // was in it) and named what it will not take.
-        let refused = !refused.is_empty();
-        let outcome = match (ok, refused) {
-            (true, _) => "ok",
-            (false, true) => "refused",
-            (false, false) => "failed",
-        };
-        let row = ItemRow {
-            kind: op.kind(),
-            op: op.verb(),
-            source_id: op.source_id(),
-            target_id: created.as_ref().or(op.target_id()),
-            outcome,
-            error: error.as_deref().or(op.note()),
-        };
-        self.mirror.record(self.run, &row, change)?;
-        crate::telemetry::operation(op.kind(), op.verb(), outcome);
-        Ok(match (ok, refused) {
-            (true, _) => Applied::Ok,
-            (false, true) => Applied::Refused,
-            (false, false) => Applied::Failed,
-        })
+        }
     }
 
-    /// Record `ops` as not attempted (shutdown began), in one transaction.
-    fn not_attempted<'o>(&self, ops: impl Iterator<Item = &'o Op>) -> Result<u64, MirrorError> {
-        let rows: Vec<ItemRow<'_>> = ops
-            .map(|op| {
-                crate::telemetry::operation(op.kind(), op.verb(), "not_attempted");
-                ItemRow {
-                    kind: op.kind(),
-                    op: op.verb(),
-                    source_id: op.source_id(),
-                    target_id: op.target_id(),
-                    outcome: "not_attempted",
-                    error: None,
+    /// Commit outcomes to the mirror in one transaction, and count them.
+    fn record(&self, done: &mut Vec<Done<'_>>) -> Result<(), MirrorError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<Recorded<'_>> = done
+            .iter_mut()
+            .map(|d| {
+                let op = d.op;
+                let outcome = match d.applied {
+                    Applied::Ok => "ok",
+                    Applied::Refused => "refused",
+                    Applied::Failed => "failed",
+                    Applied::NotAttempted => "not_attempted",
+                };
+                crate::telemetry::operation(op.kind(), op.verb(), outcome);
+                Recorded {
+                    item: ItemRow {
+                        kind: op.kind(),
+                        op: op.verb(),
+                        source_id: op.source_id(),
+                        target_id: d.created.as_ref().or(op.target_id()),
+                        outcome,
+                        error: d.error.as_deref().or(if d.applied == Applied::Ok { op.note() } else { None }),
+                    },
+                    binding: std::mem::replace(&mut d.change, BindingChange::None),
+                    sent: std::mem::take(&mut d.sent),
                 }
             })
             .collect();
-        self.mirror.record_all(self.run, &rows)?;
-        Ok(rows.len() as u64)
+        self.mirror.record_batch(self.run, &batch)?;
+        drop(batch);
+        done.clear();
+        Ok(())
     }
 }
+
+/// One operation done (or not attempted), waiting to be recorded.
+struct Done<'o> {
+    op: &'o Op,
+    applied: Applied,
+    created: Option<TargetId>,
+    change: BindingChange,
+    error: Option<String>,
+    sent: Vec<(Field, String, Sent)>,
+}
+
+/// Outcomes per mirror transaction, and the longest they wait.
+const BATCH: usize = 500;
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn apply(
     plan: &crate::reconcile::Plan,
@@ -217,18 +230,14 @@ pub async fn apply(
     let ops = &plan.ops;
     let mut start = 0;
     while start < ops.len() {
-        if stop.is_cancelled() {
-            outcome.not_attempted += ctx.not_attempted(ops[start..].iter())?;
-            break;
-        }
         let phase = ops[start].phase();
         let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
-        let results: Vec<Result<Applied, MirrorError>> =
-            futures::stream::iter(&ops[start..end]).map(|op| ctx.one(op)).buffered(concurrency.max(1)).collect().await;
-        let mut skipped = Vec::new();
-        for (r, op) in results.into_iter().zip(&ops[start..end]) {
-            match (r?, op) {
-                (Applied::NotAttempted, _) => skipped.push(op),
+        let mut done = futures::stream::iter(&ops[start..end]).map(|op| ctx.one(op)).buffer_unordered(concurrency.max(1));
+        let mut pending: Vec<Done<'_>> = Vec::new();
+        let mut since = std::time::Instant::now();
+        while let Some(d) = done.next().await {
+            match (d.applied, d.op) {
+                (Applied::NotAttempted, _) => outcome.not_attempted += 1,
                 // Bind/unbind touch only the mirror: they are not target writes.
                 (_, Op::Bind { .. } | Op::Unbind { .. }) => {}
                 (Applied::Ok, _) => outcome.ok += 1,
@@ -238,8 +247,13 @@ pub async fn apply(
                     outcome.refused += 1;
                 }
             }
+            pending.push(d);
+            if pending.len() >= BATCH || since.elapsed() >= BATCH_WAIT {
+                ctx.record(&mut pending)?;
+                since = std::time::Instant::now();
+            }
         }
-        outcome.not_attempted += ctx.not_attempted(skipped.into_iter())?;
+        ctx.record(&mut pending)?;
         start = end;
     }
     Ok(outcome)
