@@ -222,9 +222,14 @@ async fn a_first_run_creates_everything_and_the_second_changes_nothing() {
     assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
     assert_eq!((first.count(Some("create"), "ok")), 47);
     w.assert_no_duplicates(40, 7);
+    // The same document, written compactly: an idle run must leave it as it is.
+    let path = w.dir.path().join("target.json");
+    let compact = serde_json::to_vec(&w.target_now()).unwrap();
+    std::fs::write(&path, &compact).unwrap();
     let second = w.run().await;
     assert_eq!(second.status, RunStatus::Succeeded);
     assert!(second.counts.is_empty(), "the second run did something: {:?}", second.counts);
+    assert_eq!(std::fs::read(&path).unwrap(), compact, "an idle run rewrote the target file");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,7 +1,8 @@
 //! Target `file`: the target-side directory as one JSON document
 //! (`{"departments": [...], "users": [...]}`, the model's `TargetSnapshot`),
 //! for the quickstart and for apps that import files. Operations change an
-//! in-memory copy; `flush` writes it atomically (temp file + rename).
+//! in-memory copy; `flush` writes it atomically (temp file + rename), and
+//! only when something changed (an idle run leaves the file alone).
 
 use super::{TResult, Target, TargetError};
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
@@ -13,15 +14,19 @@ use std::sync::Mutex;
 pub struct FileTarget {
     path: PathBuf,
     state: Mutex<TargetSnapshot>,
+    /// Changed since it was read (or there is no file yet).
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl FileTarget {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, state: Mutex::new(TargetSnapshot::default()) }
+        Self { path, state: Mutex::new(TargetSnapshot::default()), dirty: true.into() }
     }
 
+    /// Change the in-memory copy.
     fn with<T>(&self, f: impl FnOnce(&mut TargetSnapshot) -> T) -> Result<T, TargetError> {
         let mut s = self.state.lock().map_err(|_| TargetError::Other("file target state poisoned".into()))?;
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(f(&mut s))
     }
 }
@@ -52,6 +57,8 @@ impl Target for FileTarget {
                 Err(source) => return Err(TargetError::Io { path: self.path.clone(), source }),
             };
             self.with(|s| *s = snap.clone())?;
+            // As read: nothing to write unless an operation changes it (or there was no file).
+            self.dirty.store(!tokio::fs::try_exists(&self.path).await.unwrap_or(false), std::sync::atomic::Ordering::Relaxed);
             Ok(snap)
         })
     }
@@ -151,6 +158,9 @@ impl Target for FileTarget {
 
     fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
         Box::pin(async move {
+            if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return Ok(Vec::new());
+            }
             let json = self
                 .with(|s| serde_json::to_vec_pretty(s))?
                 .map_err(|e| TargetError::Other(format!("cannot encode the target file: {e}")))?;
