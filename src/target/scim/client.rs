@@ -72,7 +72,12 @@ impl Client {
             .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TargetError::Other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, base: c.base_url.as_str().trim_end_matches('/').to_owned(), retries: c.max_retries, page_size: c.page_size.into() })
+        Ok(Self {
+            http,
+            base: c.base_url.as_str().trim_end_matches('/').to_owned(),
+            retries: c.max_retries,
+            page_size: c.page_size.unwrap_or(100).into(),
+        })
     }
 
     async fn once(
@@ -325,7 +330,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             concurrency: 1,
             max_retries: 3,
-            page_size: 10,
+            page_size: Some(10),
             departments: crate::reconcile::DepartmentShape::Tree,
         })
         .unwrap()

@@ -29,8 +29,9 @@ pub struct ScimConfig {
     pub concurrency: usize,
     /// `max_retries`: retries of a transient failure (timeout, 429, 5xx). Default 5.
     pub max_retries: usize,
-    /// `page_size`: `count` per list request. Default 100.
-    pub page_size: usize,
+    /// `page_size`: `count` per list request, at most the server's
+    /// `maxResults`. Unset: the server's `maxResults` (up to 1,000), else 100.
+    pub page_size: Option<usize>,
     /// `departments`: how departments are kept. `nested_groups` (default):
     /// a group per department, a child group a member of its parent's;
     /// `groups`: a group per department, no group in a group (most servers
@@ -75,9 +76,9 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         t.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=256"));
     }
     let max_retries = t.u64_in("max_retries", crate::config::RETRIES, errs).unwrap_or(5);
-    let page_size = t.u64("page_size", errs).unwrap_or(100);
-    if !(1..=1000).contains(&page_size) {
-        t.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000"));
+    let page_size = t.u64("page_size", errs);
+    if let Some(n) = page_size.filter(|n| !(1..=1000).contains(n)) {
+        t.problem(errs, "page_size", format!("{n} is out of range 1..=1000"));
     }
     let departments = t.one_of::<String>("departments", DEPARTMENTS, errs).map_or(DepartmentShape::Tree, |d| shape(&d));
     Some(TargetConfig::Scim(ScimConfig {
@@ -86,7 +87,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         timeout,
         concurrency: concurrency as usize,
         max_retries: max_retries as usize,
-        page_size: page_size as usize,
+        page_size: page_size.map(|n| n as usize),
         departments,
     }))
 }

@@ -5,7 +5,7 @@
 //! Servers leave some of these out. Defaults when a document is missing or
 //! unreadable (each said in [`Dialect::notes`]):
 //! - no `/ServiceProviderConfig`: filter and PATCH assumed supported, no
-//!   bulk, no page limit beyond `target.page_size`;
+//!   bulk, pages of `target.page_size` (100 when unset);
 //! - no `/ResourceTypes`: the enterprise extension is sent when
 //!   `/Schemas` lists it, or when `/Schemas` is missing too (as before
 //!   discovery existed);
@@ -160,7 +160,18 @@ impl Dialect {
     }
 
     /// What `orgsync check-target` prints.
-    pub fn rows(&self, page_size: usize, members: usize) -> Vec<(&'static str, String)> {
+    /// Resources per list request: the configured size within the server's
+    /// `maxResults`; unset, the server's `maxResults` (up to 1,000), else 100.
+    pub fn page_size(&self, configured: Option<usize>) -> usize {
+        match (configured, self.max_results) {
+            (Some(c), Some(m)) => c.min(m),
+            (Some(c), None) => c,
+            (None, Some(m)) => m.min(1000),
+            (None, None) => 100,
+        }
+    }
+
+    pub fn rows(&self, page_size: Option<usize>, members: usize) -> Vec<(&'static str, String)> {
         let yes = |b: bool| if b { "yes" } else { "no" };
         let mut rows = vec![
             (
@@ -171,9 +182,10 @@ impl Dialect {
             ("PATCH", if self.patch { "yes".into() } else { "no: updates will be refused (orgsync updates by PATCH only)".into() }),
             (
                 "page size",
-                match self.max_results {
-                    Some(m) if m < page_size => format!("{m} (the server's maxResults; target.page_size is {page_size})"),
-                    _ => page_size.to_string(),
+                match (page_size, self.max_results) {
+                    (Some(c), Some(m)) if m < c => format!("{m} (the server's maxResults; target.page_size is {c})"),
+                    (None, Some(_)) => format!("{} (the server's maxResults)", self.page_size(None)),
+                    _ => self.page_size(page_size).to_string(),
                 },
             ),
             (
@@ -209,6 +221,9 @@ mod tests {
         let d = dialect(Ok(&spc), Ok(&rts), Ok(&schemas));
         assert!(d.enterprise && d.filter && d.patch && d.etag);
         assert_eq!(d.max_results, Some(50));
+        assert_eq!((d.page_size(None), d.page_size(Some(20)), d.page_size(Some(500))), (50, 20, 50));
+        assert_eq!(Dialect { max_results: Some(5000), ..Dialect::default() }.page_size(None), 1000);
+        assert_eq!(Dialect::default().page_size(None), 100);
         assert_eq!(d.members_per_request(1000), 200);
         let unheld = d.unheld();
         assert!(unheld.contains(Field::Nickname) && unheld.contains(Field::Mobile), "no nickName, no phoneNumbers");

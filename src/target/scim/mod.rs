@@ -37,7 +37,7 @@ pub struct ScimTarget {
     /// What the server said it supports, read at each load.
     dialect: std::sync::RwLock<discovery::Dialect>,
     /// `target.page_size`.
-    page_size: usize,
+    page_size: Option<usize>,
     /// Requests in flight at once (`target.concurrency`).
     concurrency: usize,
     /// One membership request per group at a time (removals of deleted users).
@@ -157,7 +157,7 @@ impl ScimTarget {
         }
         let [spc, rts, schemas] = [&docs[0], &docs[1], &docs[2]].map(|d| d.as_ref().map_err(String::clone));
         let d = discovery::dialect(spc, rts, schemas);
-        self.client.set_page_size(d.max_results.map_or(self.page_size, |m| m.min(self.page_size)));
+        self.client.set_page_size(d.page_size(self.page_size));
         Ok(d)
     }
 
