@@ -53,6 +53,8 @@ pub trait SourceSection: Section {
 pub struct Settings<S, T> {
     /// Where the mirror (`mirror.db`) and the lock live. Default `/var/lib/orgsync`.
     pub state_dir: PathBuf,
+    /// `state.keep_runs`: the runs (with their items) the mirror keeps; older ones are pruned after each run. Default 100.
+    pub keep_runs: u64,
     /// The one identity source (`[source]`).
     pub source: S,
     /// The target system (`[target]`).
@@ -204,6 +206,9 @@ pub fn validate_with<S: SourceSection, T: Section>(
     let mut errs: Problems = Vec::new();
     let mut root = Reader::root(tree, base, credentials);
     let state_dir = root.path("state_dir", &mut errs).unwrap_or_else(|| PathBuf::from("/var/lib/orgsync"));
+    let mut st = root.table("state", &mut errs);
+    let keep_runs = st.u64_in("keep_runs", 1..=1_000_000, &mut errs).unwrap_or(100);
+    st.finish(&mut errs);
 
     let mut s = root.table("source", &mut errs);
     let source = S::parse(&mut s, &mut errs);
@@ -218,7 +223,7 @@ pub fn validate_with<S: SourceSection, T: Section>(
     let daemon = daemon(&mut root, &mut errs);
     root.finish(&mut errs);
     match (source, target) {
-        (Some(source), Some(target)) if errs.is_empty() => Ok(Settings { state_dir, source, target, policy, schedule, daemon }),
+        (Some(source), Some(target)) if errs.is_empty() => Ok(Settings { state_dir, keep_runs, source, target, policy, schedule, daemon }),
         _ => Err(errs),
     }
 }

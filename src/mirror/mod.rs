@@ -449,6 +449,26 @@ impl Mirror {
         })
     }
 
+    /// Keep the newest `keep` runs and their items; forget the rest.
+    /// Returns how many runs were pruned.
+    pub fn prune_runs(&self, keep: u64) -> Result<usize, MirrorError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let cutoff: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                    [i64::try_from(keep.saturating_sub(1)).unwrap_or(i64::MAX)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(cutoff) = cutoff else { return Ok(0) };
+            tx.execute("DELETE FROM run_items WHERE run_id < ?1", [cutoff])?;
+            let n = tx.execute("DELETE FROM runs WHERE id < ?1", [cutoff])?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
     /// Bindings per kind: (users, departments).
     pub fn binding_counts(&self) -> Result<(u64, u64), MirrorError> {
         self.with(|c| {

@@ -63,3 +63,24 @@ fn many_items_are_recorded_in_one_call_and_counted() {
     assert_eq!((r.count(Some("create"), "not_attempted"), r.count(None, "not_attempted"), r.count(Some("create"), "ok")), (3, 3, 0));
     assert_eq!(m.items(run).unwrap().len(), 3);
 }
+
+#[test]
+fn old_runs_and_their_items_are_pruned_keeping_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let u = SourceId::from("u1");
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let run = m.start_run("manual").unwrap();
+        let row = ItemRow { kind: Kind::User, op: "update", source_id: Some(&u), target_id: None, outcome: "ok", error: None };
+        m.record(run, &row, BindingChange::None).unwrap();
+        m.finish_run(run, RunStatus::Succeeded, None).unwrap();
+        runs.push(run);
+    }
+    assert_eq!(m.prune_runs(2).unwrap(), 3);
+    assert_eq!(m.runs(10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [runs[4], runs[3]]);
+    assert!(m.items(runs[0]).unwrap().is_empty(), "the items went with their run");
+    assert_eq!(m.items(runs[4]).unwrap().len(), 1);
+    assert_eq!(m.prune_runs(2).unwrap(), 0, "nothing more to prune");
+    assert_eq!(m.prune_runs(100).unwrap(), 0);
+}

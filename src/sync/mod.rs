@@ -219,7 +219,13 @@ pub async fn run_with_config(
         stop,
         clock: &SystemClock,
     };
-    run(&ctx, trigger, options).await
+    let record = run(&ctx, trigger, options).await?;
+    match mirror.prune_runs(config.keep_runs) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(runs = n, keep = config.keep_runs, "Pruned old runs from the mirror"),
+        Err(e) => warn!(error = %e, "Could not prune old runs from the mirror"),
+    }
+    Ok(record)
 }
 
 /// The writes the target deferred to its flush, as run items; their
