@@ -8,8 +8,10 @@
 //!   kinds, same concurrency) to a fresh server; for the idle run, the same
 //!   listing requests.
 //!
-//!     cargo bench --bench e2e              # 100,000 users
-//!     cargo bench --bench e2e -- --quick   # 10,000 users
+//! ```text
+//! cargo bench --bench e2e              # 100,000 users
+//! cargo bench --bench e2e -- --quick   # 10,000 users
+//! ```
 //!
 //! Each run is `orgsync sync` in its own process: wall time and peak RSS
 //! (VmHWM, polled). It ends with one line:

@@ -16,6 +16,7 @@ use crate::reconcile::unkept::{self, Sent};
 use crate::target::{Target, TargetError};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -51,20 +52,30 @@ struct Ctx<'a> {
     target: &'a dyn Target,
     mirror: &'a Mirror,
     run: RunId,
-    bindings: Mutex<Bindings>,
+    /// Department bindings (source -> target, and back), as the run makes
+    /// them: a user's departments and a child's parent resolve through it.
+    departments: Mutex<(HashMap<SourceId, TargetId>, HashMap<TargetId, SourceId>)>,
     stop: &'a CancellationToken,
 }
 
 impl Ctx<'_> {
     fn resolve(&self, id: &SourceId) -> Option<TargetId> {
-        self.bindings.lock().ok()?.departments.get(id).cloned()
+        self.departments.lock().ok()?.0.get(id).cloned()
     }
 
+    /// A department bound in this run (a target bound to one source only).
     fn bind(&self, kind: Kind, s: &SourceId, t: &TargetId) {
-        if let Ok(mut b) = self.bindings.lock() {
-            let map = b.of_mut(kind);
-            map.retain(|_, v| v != t);
-            map.insert(s.clone(), t.clone());
+        if kind != Kind::Department {
+            return;
+        }
+        if let Ok(mut guard) = self.departments.lock() {
+            let (forward, back) = &mut *guard;
+            if let Some(old) = back.insert(t.clone(), s.clone()).filter(|old| old != s) {
+                forward.remove(&old);
+            }
+            if let Some(before) = forward.insert(s.clone(), t.clone()).filter(|before| before != t) {
+                back.remove(&before);
+            }
         }
     }
 
@@ -225,7 +236,8 @@ pub async fn apply(
     concurrency: usize,
     stop: &CancellationToken,
 ) -> Result<Outcome, MirrorError> {
-    let ctx = Ctx { target, mirror, run, bindings: Mutex::new(bindings), stop };
+    let back = bindings.departments.iter().map(|(s, t)| (t.clone(), s.clone())).collect();
+    let ctx = Ctx { target, mirror, run, departments: Mutex::new((bindings.departments, back)), stop };
     let mut outcome = Outcome::default();
     let ops = &plan.ops;
     let mut start = 0;

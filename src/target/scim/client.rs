@@ -181,19 +181,36 @@ impl Client {
         self.retrying("Transient target error, retrying", || async move { self.counted(m, path, query, body).await }).await.map(|(_, v)| v)
     }
 
-    /// Every resource of an endpoint, page by page (`startIndex`/`count`)
-    /// until `totalResults`. Anything that is not a SCIM ListResponse, or
-    /// paging that does not advance, fails the whole list: a target read
-    /// wrong must never look like an empty or shorter one (that would
-    /// re-create, or delete, what is there).
     /// Resources per list request (the server's maxResults may lower it).
     pub fn set_page_size(&self, n: usize) {
         self.page_size.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Every resource of an endpoint: see [`Client::list_each`].
     pub async fn list(&self, path: &str, filter: Option<String>) -> Result<Vec<Value>, TargetError> {
+        let mut out = Vec::new();
+        self.list_each(path, filter, |v| {
+            out.push(v);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Every resource of an endpoint, page by page (`startIndex`/`count`)
+    /// until `totalResults`, each handed to `take` as its page arrives (so
+    /// a caller keeps only what it needs of each). Anything that is not a
+    /// SCIM ListResponse, or paging that does not advance, fails the whole
+    /// list: a target read wrong must never look like an empty or shorter
+    /// one (that would re-create, or delete, what is there).
+    pub async fn list_each(
+        &self,
+        path: &str,
+        filter: Option<String>,
+        mut take: impl FnMut(Value) -> Result<(), TargetError>,
+    ) -> Result<(), TargetError> {
         let bad = |message: String| TargetError::Decode { method: "GET", path: path.to_owned(), message };
-        let mut out: Vec<Value> = Vec::new();
+        let mut read = 0usize;
         let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut total: Option<usize> = None;
         let mut start = 1usize;
@@ -203,11 +220,11 @@ impl Client {
             if let Some(f) = &filter {
                 q.push(("filter", f.clone()));
             }
-            let page =
+            let mut page =
                 self.send(Method::GET, path, &q, None).await?.ok_or_else(|| bad("an empty body instead of a ListResponse".into()))?;
             let page_total = page.get("totalResults").and_then(Value::as_u64).map(|t| t as usize);
-            let items = match page.get("Resources") {
-                Some(Value::Array(a)) => a.clone(),
+            let items = match page.get_mut("Resources").map(Value::take) {
+                Some(Value::Array(a)) => a,
                 None | Some(Value::Null) if page_total == Some(0) => Vec::new(),
                 None | Some(Value::Null) if page_total.is_none() => {
                     return Err(bad("not a ListResponse: neither totalResults nor Resources".into()));
@@ -221,10 +238,10 @@ impl Client {
             // drops it later is read to its end by the other rules.
             let want = *total.get_or_insert(page_total.unwrap_or(items.len()));
             if items.is_empty() {
-                if out.len() < want {
+                if read < want {
                     return Err(bad(format!("an empty page at startIndex {start} though totalResults is {want}")));
                 }
-                return Ok(out);
+                return Ok(());
             }
             for item in &items {
                 if let Some(id) = item.get("id").and_then(Value::as_str)
@@ -236,9 +253,12 @@ impl Client {
                 }
             }
             start += items.len();
-            out.extend(items);
-            if out.len() >= want {
-                return Ok(out);
+            read += items.len();
+            for item in items {
+                take(item)?;
+            }
+            if read >= want {
+                return Ok(());
             }
         }
     }

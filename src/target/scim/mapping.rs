@@ -3,6 +3,7 @@
 
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
 use crate::reconcile::{Change, DeptSpec, Field, FieldSet, UserSpec};
+#[cfg(test)]
 use crate::target::TargetError;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -50,17 +51,15 @@ pub enum Member {
     Group,
 }
 
-/// A member's kind, from its `type`, else from its `$ref` path
-/// (`…/Users/…`, `…/Groups/…`), else from the listed ids when only one kind
-/// has it. `None` when it cannot be told: servers whose users and groups
-/// share ids (integers) and whose members carry neither.
-pub fn member_kind(m: &Value, user_ids: &HashSet<&str>, group_ids: &HashSet<&str>, id: &str) -> Option<Member> {
+/// A member's kind as the member says it: its `type`, else its `$ref`
+/// path (`…/Users/…`, `…/Groups/…`).
+fn said_kind(m: &Value) -> Option<Member> {
     let by_type = m.get("type").and_then(Value::as_str).and_then(|t| match t.to_ascii_lowercase().as_str() {
         "user" => Some(Member::User),
         "group" => Some(Member::Group),
         _ => None,
     });
-    let by_ref = || {
+    by_type.or_else(|| {
         let r = m.get("$ref").and_then(Value::as_str)?;
         if r.contains("/Users/") {
             Some(Member::User)
@@ -69,39 +68,71 @@ pub fn member_kind(m: &Value, user_ids: &HashSet<&str>, group_ids: &HashSet<&str
         } else {
             None
         }
-    };
-    by_type.or_else(by_ref).or_else(|| match (user_ids.contains(id), group_ids.contains(id)) {
-        (true, false) => Some(Member::User),
-        (false, true) => Some(Member::Group),
-        _ => None,
     })
 }
 
-/// Build the snapshot: group members that are groups are child
-/// departments, members that are users are memberships (see
-/// [`member_kind`]). Members that are neither a listed user nor a listed
-/// group (dangling references), or whose kind cannot be told, are left out.
+/// A listed group, as much as the snapshot needs of it.
+#[derive(Debug)]
+pub struct ListedGroup {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub name: String,
+    /// Member ids, with the kind the member says it is.
+    pub members: Vec<(String, Option<Member>)>,
+}
+
+/// A listed group read from its resource; `None` without an id.
+pub fn group_from(v: &Value) -> Option<ListedGroup> {
+    Some(ListedGroup {
+        id: s(v, "id")?,
+        external_id: s(v, "externalId"),
+        name: s(v, "displayName").unwrap_or_default(),
+        members: v
+            .get("members")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((s(m, "value")?, said_kind(m))))
+            .collect(),
+    })
+}
+
+/// Build the snapshot from resources (see [`snapshot_from`]).
+#[cfg(test)]
 pub fn snapshot(users: &[Value], groups: &[Value]) -> Result<TargetSnapshot, TargetError> {
-    let mut snap = TargetSnapshot::default();
-    for u in users {
-        snap.users.push(user_from(u).ok_or_else(|| decode("a User without an id"))?);
-    }
-    let group_ids: HashSet<&str> = groups.iter().filter_map(|g| g.get("id").and_then(Value::as_str)).collect();
-    let user_ids: HashSet<&str> = users.iter().filter_map(|u| u.get("id").and_then(Value::as_str)).collect();
-    let uidx: HashMap<TargetId, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
-    let mut parent_of: HashMap<String, TargetId> = HashMap::new();
+    let users = users.iter().map(|u| user_from(u).ok_or_else(|| decode("a User without an id"))).collect::<Result<Vec<_>, _>>()?;
+    let groups = groups.iter().map(|g| group_from(g).ok_or_else(|| decode("a Group without an id"))).collect::<Result<Vec<_>, _>>()?;
+    Ok(snapshot_from(users, groups))
+}
+
+/// Build the snapshot: group members that are groups are child
+/// departments, members that are users are memberships. A member's kind is
+/// what it says (`type`, `$ref`), else what the listed ids tell when only
+/// one kind has it; an id both a user and a group have (servers whose
+/// users and groups share integer ids) is read as neither. Members that are
+/// neither a listed user nor a listed group (dangling references), or whose
+/// kind cannot be told, are left out.
+pub fn snapshot_from(users: Vec<TargetUser>, groups: Vec<ListedGroup>) -> TargetSnapshot {
+    let mut snap = TargetSnapshot { users, departments: Vec::with_capacity(groups.len()) };
+    let group_ids: HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    let uidx: HashMap<&str, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
+    let mut parent_of: HashMap<&str, &str> = HashMap::new();
+    let mut memberships: Vec<(usize, &str)> = Vec::new();
     let mut untold = 0usize;
-    for g in groups {
-        let gid = TargetId(s(g, "id").ok_or_else(|| decode("a Group without an id"))?);
-        for m in g.get("members").and_then(Value::as_array).into_iter().flatten() {
-            let Some(mid) = s(m, "value") else { continue };
-            match member_kind(m, &user_ids, &group_ids, &mid) {
+    for g in &groups {
+        for (mid, said) in &g.members {
+            let kind = said.or(match (uidx.contains_key(mid.as_str()), group_ids.contains(mid.as_str())) {
+                (true, false) => Some(Member::User),
+                (false, true) => Some(Member::Group),
+                _ => None,
+            });
+            match kind {
                 Some(Member::Group) if group_ids.contains(mid.as_str()) => {
-                    parent_of.entry(mid).or_insert_with(|| gid.clone());
+                    parent_of.entry(mid.as_str()).or_insert(g.id.as_str());
                 }
                 Some(Member::User) => {
-                    if let Some(&i) = uidx.get(&TargetId(mid)) {
-                        snap.users[i].departments.push(gid.clone());
+                    if let Some(&i) = uidx.get(mid.as_str()) {
+                        memberships.push((i, g.id.as_str()));
                     }
                 }
                 Some(Member::Group) => {}
@@ -115,16 +146,21 @@ pub fn snapshot(users: &[Value], groups: &[Value]) -> Result<TargetSnapshot, Tar
             "Group members whose kind the target does not say (no type, no $ref, an id both a user and a group have) were left out"
         );
     }
+    let parents: HashMap<String, TargetId> = parent_of.into_iter().map(|(c, p)| (c.to_owned(), TargetId(p.to_owned()))).collect();
+    let memberships: Vec<(usize, TargetId)> = memberships.into_iter().map(|(i, g)| (i, TargetId(g.to_owned()))).collect();
+    drop(uidx);
+    for (i, g) in memberships {
+        snap.users[i].departments.push(g);
+    }
     for g in groups {
-        let Some(id) = s(g, "id") else { continue };
         snap.departments.push(TargetDepartment {
-            parent: parent_of.get(&id).cloned(),
-            id: TargetId(id),
-            external_id: s(g, "externalId"),
-            name: s(g, "displayName").unwrap_or_default(),
+            parent: parents.get(&g.id).cloned(),
+            id: TargetId(g.id),
+            external_id: g.external_id,
+            name: g.name,
         });
     }
-    Ok(snap)
+    snap
 }
 
 /// Whether a resource has `value` in `attr` (a filter's `attr eq value`,
@@ -155,6 +191,7 @@ pub fn attribute_of(op: &Value) -> String {
     path.split('[').next().unwrap_or(path).to_owned()
 }
 
+#[cfg(test)]
 fn decode(message: &str) -> TargetError {
     TargetError::Decode { method: "GET", path: "/".into(), message: message.into() }
 }

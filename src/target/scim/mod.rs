@@ -55,6 +55,10 @@ fn patch(ops: Vec<Value>) -> Value {
     json!({ "schemas": [PATCH_OP], "Operations": ops })
 }
 
+fn decode_error(path: &str, message: &str) -> TargetError {
+    TargetError::Decode { method: "GET", path: path.to_owned(), message: message.to_owned() }
+}
+
 /// Quote a value for a SCIM filter (RFC 7644 3.4.2.2: a JSON string).
 fn quoted(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
@@ -282,10 +286,26 @@ impl Target for ScimTarget {
             let d = self.discover().await?;
             tracing::debug!(dialect = ?d, "What the target supports");
             *self.dialect.write().unwrap_or_else(std::sync::PoisonError::into_inner) = d;
-            let users = self.client.list("/Users", None).await?;
+            // Each resource is read into what the snapshot needs as its page
+            // arrives: 100,000 users are never held as JSON at once.
+            let mut users = Vec::new();
+            self.client
+                .list_each("/Users", None, |v| {
+                    users.push(mapping::user_from(&v).ok_or_else(|| decode_error("/Users", "a User without an id"))?);
+                    Ok(())
+                })
+                .await?;
+            let mut groups = Vec::new();
             // Without departments, the groups are not orgsync's business.
-            let groups = if self.shape == DepartmentShape::None { Vec::new() } else { self.client.list("/Groups", None).await? };
-            mapping::snapshot(&users, &groups)
+            if self.shape != DepartmentShape::None {
+                self.client
+                    .list_each("/Groups", None, |v| {
+                        groups.push(mapping::group_from(&v).ok_or_else(|| decode_error("/Groups", "a Group without an id"))?);
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Ok(mapping::snapshot_from(users, groups))
         })
     }
 
