@@ -224,8 +224,8 @@ struct Done<'o> {
 }
 
 /// Outcomes per mirror transaction, and the longest they wait.
-const BATCH: usize = 500;
-const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+const BATCH: usize = 2000;
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub async fn apply(
     plan: &crate::reconcile::Plan,
