@@ -452,6 +452,12 @@ impl Mirror {
         })
     }
 
+    /// Fold the write-ahead log into the database and truncate it (after a
+    /// run: the WAL may have grown to ~40 MB during it).
+    pub fn checkpoint(&self) -> Result<(), MirrorError> {
+        self.with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+    }
+
     /// Keep the newest `keep` runs and their items; forget the rest.
     /// Returns how many runs were pruned.
     pub fn prune_runs(&self, keep: u64) -> Result<usize, MirrorError> {

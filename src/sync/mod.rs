@@ -225,6 +225,9 @@ pub async fn run_with_config(
         Ok(n) => tracing::debug!(runs = n, keep = config.keep_runs, "Pruned old runs from the mirror"),
         Err(e) => warn!(error = %e, "Could not prune old runs from the mirror"),
     }
+    if let Err(e) = mirror.checkpoint() {
+        warn!(error = %e, "Could not checkpoint the mirror's write-ahead log");
+    }
     Ok(record)
 }
 
