@@ -15,6 +15,8 @@ mod fake_feishu;
 mod fake_graph;
 mod fake_wecom;
 mod fake_welink;
+#[path = "../servers/fast_scim.rs"]
+mod fast_scim;
 mod feishu;
 mod harness;
 mod ldap;
