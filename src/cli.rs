@@ -50,6 +50,9 @@ pub enum Command {
     },
     /// Validate the config: exit 0 when valid, 2 (listing every problem) when not.
     CheckConfig,
+    /// Run notifications (`[[notify]]`).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Connect to the target, read what it supports (SCIM: its service
     /// provider config, resource types and schemas) and print how orgsync
     /// will talk to it. Writes nothing. Exit 0 when reachable, 1 when not.
@@ -80,4 +83,10 @@ pub enum RunsCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send one test message through each configured channel and report each result.
+    Test,
 }

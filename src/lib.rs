@@ -28,6 +28,7 @@ pub mod config;
 pub mod http;
 pub mod mirror;
 pub mod model;
+pub mod notify;
 pub mod reconcile;
 pub mod redact;
 pub mod schedule;

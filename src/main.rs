@@ -90,6 +90,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Notify(orgsync::cli::NotifyCommand::Test) => {
+            if cfg.notify.is_empty() {
+                println!("no [[notify]] channel is configured");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let msg = orgsync::notify::Message::test(cfg.source.kind());
+            let mut failed = false;
+            for (i, channel) in cfg.notify.iter().enumerate() {
+                match orgsync::notify::send(channel, &msg, chrono::Utc::now()).await {
+                    Ok(()) => println!("notify[{i}] ({}): ok", channel.kind.as_str()),
+                    Err(e) => {
+                        failed = true;
+                        println!("notify[{i}] ({}): failed: {e}", channel.kind.as_str());
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
         Command::CheckTarget { output } => {
             let target = orgsync::target::build(&cfg.target, &cfg.policy.users.match_by)?;
             let rows = target.check().await?;
@@ -135,11 +153,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 tracing::warn!(runs = n, "Marked runs left running by an earlier crash as failed (interrupted)");
             }
             let options = RunOptions { allow_deletes, ..RunOptions::default() };
-            let record = orgsync::sync::run_on_own_thread(Arc::new(cfg), mirror, "manual", options, stop_on_signal()).await?;
+            let cfg = Arc::new(cfg);
+            let record = orgsync::sync::run_on_own_thread(cfg.clone(), mirror.clone(), "manual", options, stop_on_signal()).await?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
                 Output::Table => print_runs(std::slice::from_ref(&record)),
             }
+            // After the run is recorded; each channel waits at most its timeout.
+            orgsync::notify::after_run(&cfg.notify, &mirror, &record, cfg.source.kind(), cfg.daemon.public_url.as_deref(), &SystemClock)
+                .await;
             Ok(status_code(record.status))
         }
         Command::Status { output, limit } => {

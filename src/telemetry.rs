@@ -46,6 +46,7 @@ pub mod m {
     pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "orgsync_config_last_reload_successful";
     pub const BUILD_INFO: &str = "orgsync_build_info";
     pub const RUN_IN_PROGRESS: &str = "orgsync_run_in_progress";
+    pub const NOTIFICATIONS_TOTAL: &str = "orgsync_notifications_total";
 }
 
 /// Statuses a finished run can have (the `status` label).
@@ -78,6 +79,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
     describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
     describe_counter!(m::SOURCE_PAGES_TOTAL, "Pages of lists read from a SaaS source.");
     describe_counter!(m::TARGET_REQUESTS_TOTAL, "Requests to the target system, by outcome.");
+    describe_counter!(m::NOTIFICATIONS_TOTAL, "Run notifications sent, by channel kind and outcome ok|failed.");
     describe_counter!(m::CONFIG_RELOADS_TOTAL, "Config reloads (SIGHUP), by outcome ok|error.");
     describe_gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL, "0 after a rejected reload, 1 at start and after a good one.");
     describe_gauge!(m::BUILD_INFO, "Always 1; the version label says which build runs.");

@@ -7,6 +7,7 @@
 //! This module knows no source or target: each component parses its own
 //! section through [`Section`]; [`crate::settings`] names the components.
 
+pub mod notify;
 pub mod reader;
 pub mod secret;
 
@@ -65,6 +66,8 @@ pub struct Settings<S, T> {
     pub schedule: Schedule,
     /// The service itself (`[daemon]`).
     pub daemon: DaemonConfig,
+    /// Where runs are announced (`[[notify]]`).
+    pub notify: Vec<notify::NotifyConfig>,
 }
 
 /// `daemon.log_format`.
@@ -90,6 +93,8 @@ pub struct DaemonConfig {
     pub log_level: String,
     /// `unready_after_failures`: `/readyz` fails after this many failed runs in a row. Default 3.
     pub unready_after_failures: u64,
+    /// `public_url`: where admins reach this service's HTTP endpoints (said in notifications).
+    pub public_url: Option<String>,
 }
 
 impl Default for DaemonConfig {
@@ -101,6 +106,7 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             unready_after_failures: 3,
+            public_url: None,
         }
     }
 }
@@ -221,9 +227,12 @@ pub fn validate_with<S: SourceSection, T: Section>(
     let policy = policy(&mut root, source.as_ref(), &mut errs);
     let schedule = schedule(&mut root, &mut errs);
     let daemon = daemon(&mut root, &mut errs);
+    let notify = notify::parse(&mut root, &mut errs);
     root.finish(&mut errs);
     match (source, target) {
-        (Some(source), Some(target)) if errs.is_empty() => Ok(Settings { state_dir, keep_runs, source, target, policy, schedule, daemon }),
+        (Some(source), Some(target)) if errs.is_empty() => {
+            Ok(Settings { state_dir, keep_runs, source, target, policy, schedule, daemon, notify })
+        }
         _ => Err(errs),
     }
 }
@@ -307,6 +316,12 @@ fn daemon(root: &mut Reader<'_>, errs: &mut Problems) -> DaemonConfig {
         },
         log_level,
         unready_after_failures: d.u64_in("unready_after_failures", 1..=1000, errs).unwrap_or(dd.unready_after_failures),
+        public_url: if d.has("public_url") {
+            d.url("public_url", &["http", "https"], "must be an http(s):// URL", "nothing secret", errs)
+                .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        } else {
+            None
+        },
     };
     d.finish(errs);
     config

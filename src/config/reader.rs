@@ -70,6 +70,35 @@ impl<'a> Reader<'a> {
         Reader { prefix, map, used: BTreeSet::new(), base: self.base, credentials: self.credentials }
     }
 
+    /// An array of tables (`[[k]]`), each as its own reader (`k[0]`, `k[1]`, …); absent means none.
+    pub fn tables(&mut self, k: &'static str, errs: &mut Problems) -> Vec<Reader<'a>> {
+        let prefix = self.key(k);
+        match self.raw(k) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v {
+                    Value::Object(m) => Some(Reader {
+                        prefix: format!("{prefix}[{i}]"),
+                        map: Some(m),
+                        used: BTreeSet::new(),
+                        base: self.base,
+                        credentials: self.credentials,
+                    }),
+                    other => {
+                        errs.push(Problem { key: format!("{prefix}[{i}]"), message: format!("expected a table, found {}", kind(other)) });
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                errs.push(Problem { key: prefix, message: format!("expected [[{k}]] tables, found {}", kind(other)) });
+                Vec::new()
+            }
+        }
+    }
+
     pub fn string(&mut self, k: &'static str, errs: &mut Problems) -> Option<String> {
         match self.raw(k)? {
             Value::String(s) => Some(s.clone()),

@@ -11,6 +11,7 @@ pub use lock::StateLock;
 use crate::clock::{Clock, SystemClock};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
 use crate::reconcile::{Field, unkept};
+use chrono::DateTime;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -447,6 +448,33 @@ impl Mirror {
                     params![kind, s, now],
                 )?,
                 None => c.execute("DELETE FROM source_state WHERE source = ?1", [kind])?,
+            };
+            Ok(())
+        })
+    }
+
+    /// The last notification on a channel: its condition and when.
+    pub fn notified(&self, channel: &str) -> Result<crate::notify::Last, MirrorError> {
+        let row: Option<(String, String)> = self.with(|c| {
+            c.query_row("SELECT condition, at FROM notified WHERE channel = ?1", [channel], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+        })?;
+        Ok(row.and_then(|(c, at)| {
+            let c = crate::config::notify::Condition::parse(&c)?;
+            let at = DateTime::parse_from_rfc3339(&at).ok()?.with_timezone(&chrono::Utc);
+            Some((c, at))
+        }))
+    }
+
+    /// Keep (or with `None` forget) the last notification on a channel.
+    pub fn set_notified(&self, channel: &str, last: crate::notify::Last) -> Result<(), MirrorError> {
+        self.with(|c| {
+            match last {
+                Some((cond, at)) => c.execute(
+                    "INSERT INTO notified (channel, condition, at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (channel) DO UPDATE SET condition = excluded.condition, at = excluded.at",
+                    params![channel, cond.as_str(), at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                )?,
+                None => c.execute("DELETE FROM notified WHERE channel = ?1", [channel])?,
             };
             Ok(())
         })

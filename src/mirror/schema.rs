@@ -61,6 +61,14 @@ pub fn migrations() -> Migrations<'static> {
             saved_at TEXT NOT NULL
          );",
         ),
+        // The last notification per channel (its place and kind, never its URL).
+        M::up(
+            "CREATE TABLE notified (
+            channel TEXT PRIMARY KEY,
+            condition TEXT NOT NULL,
+            at TEXT NOT NULL
+         );",
+        ),
     ])
 }
 

@@ -35,12 +35,28 @@ impl Worker {
             let config = self.config.borrow().clone();
             metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
             let options = RunOptions { allow_deletes: t.allow_deletes, ..RunOptions::default() };
-            let result = super::run_on_own_thread(config, self.mirror.clone(), t.kind.as_str(), options, self.stop.clone()).await;
+            let result = super::run_on_own_thread(config.clone(), self.mirror.clone(), t.kind.as_str(), options, self.stop.clone()).await;
             metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
             self.queue.done();
             self.count(&result);
             match result {
                 Ok(record) => {
+                    // Announced from a task of its own: it never delays the next run.
+                    if !config.notify.is_empty() {
+                        let (config, mirror, record) = (config.clone(), self.mirror.clone(), record.clone());
+                        tokio::spawn(async move {
+                            let url = config.daemon.public_url.as_deref();
+                            crate::notify::after_run(
+                                &config.notify,
+                                &mirror,
+                                &record,
+                                config.source.kind(),
+                                url,
+                                &crate::clock::SystemClock,
+                            )
+                            .await;
+                        });
+                    }
                     self.done.send_replace(Some(record));
                 }
                 Err(e) => error!(error = %e, "Sync run could not be recorded"),
