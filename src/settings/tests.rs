@@ -456,3 +456,21 @@ fn relative_secret_files_are_read_from_the_credentials_directory_when_given() {
     }
     assert!(validate(&tree, dir.path()).is_err(), "without it the file is looked for next to the config");
 }
+
+#[test]
+fn notify_channels_name_every_problem_and_never_echo_a_url() {
+    let p = problems(
+        &format!(
+            "{MINIMAL}\n[[notify]]\nkind = \"slack\"\nurl = \"ftp://secret-hook\"\n[[notify]]\nkind = \"webhook\"\nsecret = \"s\"\non = [\"failed\", \"always\"]\n\
+             [[notify]]\nkind = \"dingtalk\"\nurl = \"https://oapi.dingtalk.com/robot/send?access_token=T\"\nmin_interval = \"2h\"\nlanguage = \"zh\"\n"
+        ),
+        &[],
+    );
+    assert!(p.iter().any(|e| e.starts_with("notify[0].kind: \"slack\" is not one of")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("notify[0].url: must be an http(s):// URL")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("notify[1].url: is required (or url_file)")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("notify[1].secret: signs only feishu and dingtalk")), "{p:?}");
+    assert!(p.iter().any(|e| e.starts_with("notify[1].on: \"always\" is not one of")), "{p:?}");
+    assert!(!p.iter().any(|e| e.contains("secret-hook") || e.contains("access_token=T")), "a URL echoed: {p:?}");
+    assert!(!p.iter().any(|e| e.starts_with("notify[2]")), "{p:?}");
+}

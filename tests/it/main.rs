@@ -20,6 +20,7 @@ mod fast_scim;
 mod feishu;
 mod harness;
 mod ldap;
+mod notify;
 mod packaging;
 mod proxy;
 mod samba;
