@@ -206,3 +206,27 @@ fn notify_test_sends_through_each_channel_and_reports_each() {
     assert_eq!(out.stdout.matches("failed: HTTP 500").count(), 4, "{}", out.stdout);
     assert!(!out.stdout.contains(WECOM_KEY) && !out.stdout.contains("access_token=T"), "{}", out.stdout);
 }
+
+#[test]
+fn the_service_announces_from_its_own_task() {
+    let env = Env::new();
+    let r = receiver();
+    let port = crate::harness::free_port();
+    std::fs::write(env.path("org.json"), "{ not json").unwrap();
+    let text = format!(
+        "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"file\"\npath = \"target.json\"\n\
+         [daemon]\nlisten = \"127.0.0.1:{port}\"\n[[notify]]\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+        r.base
+    );
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    let mut child = env.command(&["run"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while r.world.lock().unwrap().got.is_empty() {
+        assert!(Instant::now() < deadline, "the run on start was not announced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let hook: Value = serde_json::from_str(&got(&r)[0].1).unwrap();
+    assert_eq!((hook["event"].as_str(), hook["run_id"].as_i64()), (Some("failed"), Some(1)));
+}
