@@ -82,6 +82,9 @@ pub enum RunsCommand {
         id: i64,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+        /// Each item's changes, attribute by attribute (old -> new).
+        #[arg(long)]
+        changes: bool,
     },
 }
 

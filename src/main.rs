@@ -181,7 +181,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Runs { command: RunsCommand::Show { id, output } } => {
+        Command::Runs { command: RunsCommand::Show { id, output, changes } } => {
             let Some(m) = Mirror::open_read_only(&cfg.state_dir)? else {
                 eprintln!("error: no runs recorded yet in {}", cfg.state_dir.display());
                 return Ok(ExitCode::from(EXIT_FAILED));
@@ -207,9 +207,37 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         ]);
                     }
                     println!("{t}");
+                    print_reasons(&items);
+                    if changes {
+                        print_changes(&items);
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// How many accounts and departments went, and why.
+fn print_reasons(items: &[orgsync::mirror::ItemRecord]) {
+    let mut reasons: std::collections::BTreeMap<(String, &str), usize> = std::collections::BTreeMap::new();
+    for i in items.iter().filter(|i| matches!(i.op.as_str(), "disable" | "delete") && i.outcome == "ok") {
+        *reasons.entry((format!("{} {}", i.kind, i.op), i.error.as_deref().unwrap_or("-"))).or_default() += 1;
+    }
+    for ((what, why), n) in reasons {
+        println!("{n} × {what}: {why}");
+    }
+}
+
+/// Each item's changes, old -> new.
+fn print_changes(items: &[orgsync::mirror::ItemRecord]) {
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| "∅".to_owned(), str::to_owned);
+    for i in items {
+        let Some(list) = i.changes.as_ref().and_then(|c| c.as_array()) else { continue };
+        let who = i.source_id.as_deref().or(i.target_id.as_deref()).unwrap_or("-");
+        println!("{} {} {who} ({}):", i.kind, i.op, i.outcome);
+        for c in list {
+            println!("  {}: {} -> {}", c["field"].as_str().unwrap_or("?"), text(&c["from"]), text(&c["to"]));
         }
     }
 }

@@ -159,6 +159,9 @@ pub struct ItemRecord {
     pub outcome: String,
     pub error: Option<String>,
     pub at: String,
+    /// What it changed, attribute by attribute: `[{"field", "from", "to"}]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<serde_json::Value>,
 }
 
 /// One outcome or plan item of a run, as it is written.
@@ -171,6 +174,8 @@ pub struct ItemRow<'a> {
     pub outcome: &'a str,
     /// The error, or for an `ok` outcome a note (e.g. created without a match key).
     pub error: Option<&'a str>,
+    /// What it changed, as JSON (`[{"field", "from", "to"}]`).
+    pub changes: Option<&'a str>,
 }
 
 /// One outcome to record: its item, its binding change, and the values it
@@ -553,8 +558,9 @@ impl Mirror {
 
     pub fn items(&self, run: RunId) -> Result<Vec<ItemRecord>, MirrorError> {
         self.with(|c| {
-            let mut st =
-                c.prepare("SELECT kind, op, source_id, target_id, outcome, error, at FROM run_items WHERE run_id = ?1 ORDER BY id")?;
+            let mut st = c.prepare(
+                "SELECT kind, op, source_id, target_id, outcome, error, at, changes FROM run_items WHERE run_id = ?1 ORDER BY id",
+            )?;
             let rows = st.query_map([run], |r| {
                 Ok(ItemRecord {
                     kind: if r.get::<_, String>(0)? == "department" { Kind::Department } else { Kind::User },
@@ -564,6 +570,7 @@ impl Mirror {
                     outcome: r.get(4)?,
                     error: r.get(5)?,
                     at: r.get(6)?,
+                    changes: r.get::<_, Option<String>>(7)?.and_then(|c| serde_json::from_str(&c).ok()),
                 })
             })?;
             rows.collect()
@@ -573,8 +580,8 @@ impl Mirror {
 
 fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>, now: &str) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at, changes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         run,
@@ -584,7 +591,8 @@ fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>, now:
         i.target_id.map(TargetId::as_str),
         i.outcome,
         crate::redact::redact_opt(i.error),
-        now
+        now,
+        crate::redact::redact_opt(i.changes)
     ])
     .map(drop)
 }

@@ -69,6 +69,8 @@ pub fn migrations() -> Migrations<'static> {
             at TEXT NOT NULL
          );",
         ),
+        // What an item changed, attribute by attribute (JSON: [{field, from, to}]).
+        M::up("ALTER TABLE run_items ADD COLUMN changes TEXT;"),
     ])
 }
 

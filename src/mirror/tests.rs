@@ -6,7 +6,8 @@ fn outcomes_and_bindings_survive_reopening_and_crashed_runs_read_interrupted() {
     let m = Mirror::open(dir.path()).unwrap();
     let run = m.start_run("manual").unwrap();
     let (u1, t1) = (SourceId::from("u1"), TargetId::from("t1"));
-    let row = ItemRow { kind: Kind::User, op: "create", source_id: Some(&u1), target_id: Some(&t1), outcome: "ok", error: None };
+    let row =
+        ItemRow { kind: Kind::User, op: "create", source_id: Some(&u1), target_id: Some(&t1), outcome: "ok", error: None, changes: None };
     m.record(run, &row, BindingChange::Set { source_id: "u1".into(), target_id: "t1".into(), hash: Some("h".into()) }).unwrap();
     drop(m); // a crash: the run is still `running`
     let m = Mirror::open(dir.path()).unwrap();
@@ -24,7 +25,7 @@ fn binding_a_target_moves_it_away_from_its_previous_source() {
     let m = Mirror::open(dir.path()).unwrap();
     let run = m.start_run("manual").unwrap();
     let set = |s: &str| BindingChange::Set { source_id: s.into(), target_id: "t1".into(), hash: None };
-    let row = ItemRow { kind: Kind::User, op: "bind", source_id: None, target_id: None, outcome: "ok", error: None };
+    let row = ItemRow { kind: Kind::User, op: "bind", source_id: None, target_id: None, outcome: "ok", error: None, changes: None };
     m.record(run, &row, set("old")).unwrap();
     m.record(run, &row, set("new")).unwrap();
     let b = m.bindings().unwrap();
@@ -55,7 +56,15 @@ fn many_items_are_recorded_in_one_call_and_counted() {
     let ids: Vec<SourceId> = (0..3).map(|i| SourceId(format!("u{i}"))).collect();
     let rows: Vec<ItemRow<'_>> = ids
         .iter()
-        .map(|s| ItemRow { kind: Kind::User, op: "create", source_id: Some(s), target_id: None, outcome: "not_attempted", error: None })
+        .map(|s| ItemRow {
+            kind: Kind::User,
+            op: "create",
+            source_id: Some(s),
+            target_id: None,
+            outcome: "not_attempted",
+            error: None,
+            changes: None,
+        })
         .collect();
     m.record_all(run, &rows).unwrap();
     let r = m.finish_run(run, RunStatus::Partial, None).unwrap();
@@ -72,7 +81,8 @@ fn old_runs_and_their_items_are_pruned_keeping_the_newest() {
     let mut runs = Vec::new();
     for _ in 0..5 {
         let run = m.start_run("manual").unwrap();
-        let row = ItemRow { kind: Kind::User, op: "update", source_id: Some(&u), target_id: None, outcome: "ok", error: None };
+        let row =
+            ItemRow { kind: Kind::User, op: "update", source_id: Some(&u), target_id: None, outcome: "ok", error: None, changes: None };
         m.record(run, &row, BindingChange::None).unwrap();
         m.finish_run(run, RunStatus::Succeeded, None).unwrap();
         runs.push(run);

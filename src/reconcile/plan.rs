@@ -276,7 +276,43 @@ impl Op {
     pub fn note(&self) -> Option<&str> {
         match self {
             Op::CreateUser { note, .. } => note.as_deref(),
+            // Why an account or a department goes.
+            Op::DisableUser { reason, .. } | Op::DeleteUser { reason, .. } | Op::DeleteDepartment { reason, .. } => Some(reason),
             _ => None,
+        }
+    }
+
+    /// What the op changes, attribute by attribute, for the run log: an
+    /// update's changes; for a create, each attribute it sets (from none).
+    pub fn changes(&self) -> Vec<Change> {
+        let set = |field: Field, v: &Option<String>| v.as_ref().map(|v| Change { field, from: None, to: Some(v.clone()) });
+        match self {
+            Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => changes.clone(),
+            Op::CreateUser { spec, .. } => [
+                set(Field::ExternalId, &Some(spec.external_id.clone())),
+                set(Field::Username, &spec.username),
+                set(Field::Name, &spec.name),
+                set(Field::Email, &spec.email),
+                set(Field::Mobile, &spec.mobile),
+                set(Field::EmployeeNo, &spec.employee_no),
+                set(Field::Nickname, &spec.nickname),
+                set(Field::Title, &spec.title),
+                set(Field::Department, &spec.department),
+                set(Field::Departments, &spec.departments.as_ref().map(|d| d.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))),
+                set(Field::Active, &Some(spec.active.to_string())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Op::CreateDepartment { spec, .. } => [
+                set(Field::ExternalId, &Some(spec.external_id.clone())),
+                set(Field::Name, &Some(spec.name.clone())),
+                set(Field::Parent, &spec.parent.as_ref().map(|p| p.to_string())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            _ => Vec::new(),
         }
     }
 

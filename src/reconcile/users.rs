@@ -278,19 +278,28 @@ pub(super) fn plan_users(
                 continue;
             }
             let source_id = rev.get(&tu.id).map(|s| (*s).clone());
+            // Why it goes: its bound source user left, or it never had one.
+            let bound = source_id.is_some();
+            let why = |policy: &str| {
+                if bound {
+                    format!("left the source (policy.users.target_only = {policy})")
+                } else {
+                    format!("in no source (policy.users.target_only = {policy})")
+                }
+            };
             match up.target_only {
                 TargetOnly::Disable if tu.active => removals.push(Op::DisableUser {
                     target_id: tu.id.clone(),
                     username: tu.username.clone(),
                     source_id,
-                    reason: "no in-scope source user; policy.users.target_only = disable".into(),
+                    reason: why("disable"),
                 }),
                 TargetOnly::Delete => removals.push(Op::DeleteUser {
                     target_id: tu.id.clone(),
                     username: tu.username.clone(),
                     source_id,
                     departments: tu.departments.clone(),
-                    reason: "no in-scope source user; policy.users.target_only = delete".into(),
+                    reason: why("delete"),
                 }),
                 _ => {}
             }

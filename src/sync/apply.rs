@@ -156,7 +156,15 @@ impl Ctx<'_> {
     /// Do one op; what became of it is recorded by [`Ctx::record`].
     async fn one<'o>(&self, op: &'o Op) -> Done<'o> {
         if self.stop.is_cancelled() {
-            return Done { op, applied: Applied::NotAttempted, created: None, change: BindingChange::None, error: None, sent: Vec::new() };
+            return Done {
+                op,
+                applied: Applied::NotAttempted,
+                created: None,
+                change: BindingChange::None,
+                error: None,
+                sent: Vec::new(),
+                changes: None,
+            };
         }
         let result = self.run(op).await;
         let refused: Vec<Field> = match &result {
@@ -165,13 +173,21 @@ impl Ctx<'_> {
         };
         let sent = Self::sent(op, result.is_ok(), &refused);
         match result {
-            Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent },
+            Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent, changes: changes_json(op) },
             Err(e) => {
                 tracing::warn!(run = %self.run, kind = %op.kind(), op = op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
                 // Refused: the target took the rest of the update (or nothing
                 // else was in it) and named what it will not take.
                 let applied = if refused.is_empty() { Applied::Failed } else { Applied::Refused };
-                Done { op, applied, created: None, change: BindingChange::None, error: Some(e.to_string()), sent }
+                Done {
+                    op,
+                    applied,
+                    created: None,
+                    change: BindingChange::None,
+                    error: Some(e.to_string()),
+                    sent,
+                    changes: changes_json(op),
+                }
             }
         }
     }
@@ -200,6 +216,7 @@ impl Ctx<'_> {
                         target_id: d.created.as_ref().or(op.target_id()),
                         outcome,
                         error: d.error.as_deref().or(if d.applied == Applied::Ok { op.note() } else { None }),
+                        changes: d.changes.as_deref(),
                     },
                     binding: std::mem::replace(&mut d.change, BindingChange::None),
                     sent: std::mem::take(&mut d.sent),
@@ -221,6 +238,28 @@ struct Done<'o> {
     change: BindingChange,
     error: Option<String>,
     sent: Vec<(Field, String, Sent)>,
+    /// What it changed, as the run log keeps it (JSON).
+    changes: Option<String>,
+}
+
+/// A value as the run log shows it: long ones cut.
+fn shown(v: &Option<String>) -> serde_json::Value {
+    match v {
+        None => serde_json::Value::Null,
+        Some(s) if s.chars().count() > 120 => serde_json::Value::String(format!("{}…", s.chars().take(120).collect::<String>())),
+        Some(s) => serde_json::Value::String(s.clone()),
+    }
+}
+
+/// An op's changes as the run log keeps them: `[{"field", "from", "to"}]`.
+fn changes_json(op: &Op) -> Option<String> {
+    let changes = op.changes();
+    if changes.is_empty() {
+        return None;
+    }
+    let list: Vec<serde_json::Value> =
+        changes.iter().map(|c| serde_json::json!({"field": c.field.as_str(), "from": shown(&c.from), "to": shown(&c.to)})).collect();
+    serde_json::to_string(&list).ok()
 }
 
 /// Outcomes per mirror transaction, and the longest they wait.

@@ -249,7 +249,7 @@ fn record_deferred(mirror: &Mirror, run: RunId, deferred: &[target::Deferred], o
         .zip(&texts)
         .map(|(d, (outcome, text))| {
             telemetry::operation(d.kind, d.op, outcome);
-            ItemRow { kind: d.kind, op: d.op, source_id: None, target_id: Some(&d.target_id), outcome, error: Some(text) }
+            ItemRow { kind: d.kind, op: d.op, source_id: None, target_id: Some(&d.target_id), outcome, error: Some(text), changes: None }
         })
         .collect();
     mirror.record_all(run, &rows)?;
@@ -372,6 +372,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
                 target_id: item.target_id.as_ref(),
                 outcome: item.outcome.as_str(),
                 error: Some(&item.message),
+                changes: None,
             }
         })
         .collect();

@@ -317,3 +317,29 @@ fn a_user_in_a_department_missing_from_the_file_is_reported_and_the_run_is_parti
     let shown = env.orgsync(&["runs", "show", "1"]);
     assert!(shown.stdout.contains("d-gone") && shown.stdout.contains("invalid"), "{}", shown.stdout);
 }
+
+#[test]
+fn runs_show_changes_says_what_each_item_changed_and_why_accounts_went() {
+    let mut doc = org(2, 4);
+    let (env, _scim) = setup("[policy.users]\ntarget_only = \"disable\"", &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let created = env.orgsync(&["runs", "show", "1", "--output", "json"]);
+    let v: Value = serde_json::from_str(&created.stdout).unwrap();
+    let u0 = v["items"].as_array().unwrap().iter().find(|i| i["op"] == "create" && i["source_id"] == "u0").unwrap();
+    let set: Vec<&str> = u0["changes"].as_array().unwrap().iter().filter_map(|c| c["field"].as_str()).collect();
+    assert!(set.contains(&"email") && set.contains(&"name") && set.contains(&"username"), "a create lists what it sets: {u0}");
+
+    doc["users"][1]["email"] = json!("renamed@example.test");
+    doc["users"][1]["name"] = json!("Renamed One");
+    doc["users"].as_array_mut().unwrap().retain(|u| u["id"] != "u3");
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let r = env.orgsync(&["runs", "show", "2", "--changes"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("email: user1@example.test -> renamed@example.test"), "{}", r.stdout);
+    assert!(r.stdout.contains("name: User 1 -> Renamed One"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 × user disable: left the source (policy.users.target_only = disable)"), "{}", r.stdout);
+    let v: Value = serde_json::from_str(&env.orgsync(&["runs", "show", "2", "--output", "json"]).stdout).unwrap();
+    let update = v["items"].as_array().unwrap().iter().find(|i| i["op"] == "update").unwrap();
+    assert_eq!(update["changes"].as_array().unwrap().len(), 2, "{update}");
+}
