@@ -97,6 +97,16 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
     };
     let status = runs.iter().find(|r| r.finished_at.is_some()).map_or("never_synced", |r| r.status.as_str());
     let objects = runs.iter().find_map(|r| r.objects);
+    let waiting = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || match Mirror::open_read_only(&config.state_dir) {
+            Ok(Some(m)) => crate::sync::waiting_for_deletion(&config, &m).ok().flatten(),
+            _ => None,
+        })
+        .await
+        .ok()
+        .flatten()
+    };
     let next = *s.next_fire.borrow();
     let tz = config.schedule.zone();
     Json(json!({
@@ -111,6 +121,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         "timezone": tz.name(),
         "next_run": next.map(|t| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
         "objects": objects,
+        "waiting_for_deletion": waiting,
         "runs": runs,
     }))
     .into_response()

@@ -165,15 +165,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(status_code(record.status))
         }
         Command::Status { output, limit } => {
-            let runs = match Mirror::open_read_only(&cfg.state_dir)? {
+            let mirror = Mirror::open_read_only(&cfg.state_dir)?;
+            let runs = match &mirror {
                 Some(m) => m.runs(usize::from(limit))?,
                 None => Vec::new(),
             };
+            let waiting = match &mirror {
+                Some(m) => orgsync::sync::waiting_for_deletion(&cfg, m)?,
+                None => None,
+            };
             let status = runs.first().map_or("never_synced", |r| r.status.as_str());
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "status": status, "runs": runs }))?),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "status": status, "waiting_for_deletion": waiting, "runs": runs }))?
+                ),
                 Output::Table => {
                     println!("status: {status}");
+                    if let Some(w) = &waiting {
+                        println!("waiting for deletion: {} (next due {})", w["waiting"], w["next_due"].as_str().unwrap_or("-"));
+                    }
                     if !runs.is_empty() {
                         print_runs(&runs);
                     }

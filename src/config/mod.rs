@@ -252,7 +252,13 @@ fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mu
         fields: list_of(&mut u, "fields", UserField::ALLOWED, errs).unwrap_or(du.fields),
         create_without_match_keys: u.bool("create_without_match_keys", errs).unwrap_or(du.create_without_match_keys),
         clear_when_empty: u.bool("clear_when_empty", errs).unwrap_or(du.clear_when_empty),
+        delete_after: u
+            .duration("delete_after", Duration::from_secs(1)..=Duration::from_secs(3650 * 86_400), errs)
+            .unwrap_or(du.delete_after),
     };
+    if u.has("delete_after") && users.target_only != TargetOnly::DisableThenDelete {
+        u.problem(errs, "delete_after", "applies only with target_only = \"disable_then_delete\"");
+    }
     if u.has("match_by") && users.match_by.is_empty() {
         u.problem(errs, "match_by", format!("must name at least one of {}", MatchKey::ALLOWED.join(", ")));
     }

@@ -201,6 +201,8 @@ pub enum BindingChange {
     RemoveSource(SourceId),
     /// Forget whatever is bound to this target id (it was deleted).
     RemoveTarget(TargetId),
+    /// This user was disabled for a grace period, now (`disable_then_delete`).
+    Disabled(TargetId),
 }
 
 pub struct Mirror {
@@ -268,6 +270,13 @@ impl Mirror {
     pub fn bindings(&self) -> Result<Bindings, MirrorError> {
         self.with(|c| {
             let mut b = Bindings::default();
+            let mut st = c.prepare("SELECT target_id, at FROM disabled_users")?;
+            for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (t, at) = row?;
+                if let Ok(at) = DateTime::parse_from_rfc3339(&at) {
+                    b.disabled.insert(TargetId(t), at.with_timezone(&chrono::Utc));
+                }
+            }
             let mut st = c.prepare("SELECT kind, source_id, target_id FROM bindings")?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
             for row in rows {
@@ -333,7 +342,20 @@ impl Mirror {
                     }
                     BindingChange::RemoveTarget(t) => {
                         tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2")?.execute(params![kind, t.as_str()])?;
+                        tx.prepare_cached("DELETE FROM disabled_users WHERE target_id = ?1")?.execute([t.as_str()])?;
                     }
+                    BindingChange::Disabled(t) => {
+                        tx.prepare_cached("INSERT OR IGNORE INTO disabled_users (target_id, at) VALUES (?1, ?2)")?
+                            .execute(params![t.as_str(), now])?;
+                    }
+                }
+                // A user updated back to active is no longer waiting to be deleted.
+                if r.item.kind == Kind::User
+                    && r.item.op == "update"
+                    && r.item.outcome == "ok"
+                    && let Some(t) = r.item.target_id
+                {
+                    tx.prepare_cached("DELETE FROM disabled_users WHERE target_id = ?1")?.execute([t.as_str()])?;
                 }
                 if let Some(source_id) = r.item.source_id {
                     for (field, hash, state) in &r.sent {
@@ -456,6 +478,11 @@ impl Mirror {
             };
             Ok(())
         })
+    }
+
+    /// Users waiting out a grace period: how many, and the earliest time one was disabled.
+    pub fn grace(&self) -> Result<(u64, Option<String>), MirrorError> {
+        self.with(|c| c.query_row("SELECT COUNT(*), MIN(at) FROM disabled_users", [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))))
     }
 
     /// The last notification on a channel: its condition and when.

@@ -71,6 +71,8 @@ pub fn migrations() -> Migrations<'static> {
         ),
         // What an item changed, attribute by attribute (JSON: [{field, from, to}]).
         M::up("ALTER TABLE run_items ADD COLUMN changes TEXT;"),
+        // Users disabled for a grace period (`disable_then_delete`), and when.
+        M::up("CREATE TABLE disabled_users (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
     ])
 }
 

@@ -207,6 +207,8 @@ pub struct TargetSnapshot {
 pub struct Bindings {
     pub departments: std::collections::HashMap<SourceId, TargetId>,
     pub users: std::collections::HashMap<SourceId, TargetId>,
+    /// Users orgsync disabled under `disable_then_delete`, and when.
+    pub disabled: std::collections::HashMap<TargetId, chrono::DateTime<chrono::Utc>>,
 }
 
 impl Bindings {

@@ -30,6 +30,8 @@ pub(super) struct DeptState<'a> {
     pub(super) shape: DepartmentShape,
     /// The user fields the target cannot hold.
     pub(super) unheld: FieldSet,
+    /// Now, for grace periods.
+    pub(super) now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl DeptState<'_> {
@@ -274,7 +276,7 @@ pub(super) fn plan_departments<'a>(
         }
     }
 
-    let state = DeptState { src, index, depth, res, shape, unheld: FieldSet::default() };
+    let state = DeptState { src, index, depth, res, shape, unheld: FieldSet::default(), now: None };
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for &i in &order {

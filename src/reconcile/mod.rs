@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub departments: DepartmentShape,
     /// User fields the target cannot hold: never compared (the target says).
     pub unheld: FieldSet,
+    /// Now, for grace periods (`disable_then_delete`); `None`: nothing falls due.
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How a target holds departments.

@@ -200,6 +200,9 @@ pub enum Op {
         username: Option<String>,
         source_id: Option<SourceId>,
         reason: String,
+        /// Starts a grace period (`disable_then_delete`): the mirror keeps when.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        grace: bool,
     },
     DeleteUser {
         target_id: TargetId,
@@ -381,6 +384,8 @@ pub enum ItemOutcome {
     /// Changes the target does not keep (it rewrites or refuses them): not
     /// sent again until the source value changes.
     NotKept,
+    /// A disabled leaver waiting out its grace period: deleted when due.
+    Scheduled,
 }
 
 impl ItemOutcome {
@@ -392,6 +397,7 @@ impl ItemOutcome {
             ItemOutcome::Invalid => "invalid",
             ItemOutcome::OutOfScope => "out_of_scope",
             ItemOutcome::NotKept => "not_kept",
+            ItemOutcome::Scheduled => "scheduled",
         }
     }
 }
@@ -435,6 +441,7 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
     let (mut dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
         plan_departments(source, target, bindings, policy, options.departments, &mut p, &mut binds);
     dept.unheld = options.unheld;
+    dept.now = options.now;
     if options.departments == DepartmentShape::None {
         // The target holds no departments: nothing to do to them.
         dept_creates.clear();

@@ -13,6 +13,8 @@ pub enum TargetOnly {
     /// Users only: set `active = false`.
     Disable,
     Delete,
+    /// Users only: disable now, delete when still gone after `delete_after`.
+    DisableThenDelete,
 }
 
 /// What to do with a source object that matches no target object.
@@ -56,7 +58,7 @@ macro_rules! string_enum {
     };
 }
 
-string_enum!(TargetOnly { Ignore => "ignore", Disable => "disable", Delete => "delete" });
+string_enum!(TargetOnly { Ignore => "ignore", Disable => "disable", Delete => "delete", DisableThenDelete => "disable_then_delete" });
 string_enum!(SourceOnly { Ignore => "ignore", CreateAndBind => "create_and_bind" });
 string_enum!(MatchKey { Email => "email", Username => "username", Mobile => "mobile", EmployeeNo => "employee_no" });
 string_enum!(UserField {
@@ -82,6 +84,8 @@ pub struct UserPolicy {
     pub create_without_match_keys: bool,
     /// An empty source field clears the target's value (an absent one never does).
     pub clear_when_empty: bool,
+    /// Under `disable_then_delete`: how long a disabled leaver waits before it is deleted.
+    pub delete_after: std::time::Duration,
 }
 
 impl Default for UserPolicy {
@@ -94,6 +98,7 @@ impl Default for UserPolicy {
             fields: UserField::DEFAULTS.to_vec(),
             create_without_match_keys: true,
             clear_when_empty: true,
+            delete_after: std::time::Duration::from_secs(30 * 86_400),
         }
     }
 }

@@ -160,6 +160,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     fields,
                     create_without_match_keys,
                     clear_when_empty,
+                    delete_after: std::time::Duration::from_secs(86_400),
                 },
                 departments: DepartmentPolicy {
                     target_only: dt,
@@ -602,4 +603,46 @@ fn unreadable_records_are_invalid_items_and_keep_their_accounts() {
     let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
     assert!(p.ops.iter().all(|o| !o.is_destructive()), "{:#?}", p.ops);
     assert!(p.items.iter().any(|i| i.outcome == ItemOutcome::HeldBack && i.message.contains("had no id")), "{:#?}", p.items);
+}
+
+#[test]
+fn a_leaver_is_disabled_then_deleted_after_the_grace_period_and_a_returner_is_reenabled_on_the_same_account() {
+    let mut policy = base_policy();
+    policy.users.target_only = TargetOnly::DisableThenDelete;
+    policy.users.delete_after = std::time::Duration::from_secs(30 * 86_400);
+    policy.users.protected = vec!["p@x".into()];
+    policy.guard = Guard { max_deletes: 100, max_delete_percent: 100 };
+    let full = Snapshot {
+        departments: vec![],
+        users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[]), user("u3", Some("p@x"), &[])],
+        ..Default::default()
+    };
+    let (tgt, mut b) = first_sync(&full, &policy);
+    let gone = Snapshot { users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
+    let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let at = |days: i64| RunOptions { now: Some(t0 + chrono::Duration::days(days)), ..RunOptions::default() };
+    // Day 0: u2 leaves and is disabled, starting its grace period; the protected u3 is never scheduled.
+    let p = plan(&gone, &tgt, &b, &policy, at(0));
+    let [Op::DisableUser { target_id, grace: true, reason, .. }] = p.ops.as_slice() else { panic!("{:?}", p.ops) };
+    assert!(reason.contains("left the source") && reason.contains("30days"), "{reason}");
+    let u2 = target_id.clone();
+    let (tgt, _) = simulate(&tgt, &b, &p.ops);
+    b.disabled.insert(u2.clone(), t0);
+    // Day 10: nothing to do, said as scheduled.
+    let p = plan(&gone, &tgt, &b, &policy, at(10));
+    assert!(p.ops.is_empty(), "{:?}", p.ops);
+    assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::Scheduled).count(), 1);
+    assert!(p.items[0].message.contains("2027-"), "the due date: {}", p.items[0].message);
+    // u2 returns within the grace period: re-enabled on the same account, not re-created.
+    let p = plan(&full, &tgt, &b, &policy, at(20));
+    let [Op::UpdateUser { target_id, changes, .. }] = p.ops.as_slice() else { panic!("{:?}", p.ops) };
+    assert_eq!(target_id, &u2);
+    assert!(changes.iter().any(|c| c.field == Field::Active && c.to.as_deref() == Some("true")));
+    // Still gone after 30 days: deleted.
+    let p = plan(&gone, &tgt, &b, &policy, at(31));
+    let [Op::DeleteUser { target_id, reason, .. }] = p.ops.as_slice() else { panic!("{:?}", p.ops) };
+    assert_eq!(target_id, &u2);
+    assert!(reason.contains("grace period over"), "{reason}");
+    // Without a clock nothing falls due.
+    assert!(plan(&gone, &tgt, &b, &policy, RunOptions::default()).ops.is_empty());
 }

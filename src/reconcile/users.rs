@@ -67,6 +67,7 @@ pub(super) fn plan_users(
     binds: &mut Vec<Op>,
 ) -> (Vec<Op>, Vec<Op>) {
     let up = &policy.users;
+    let now = dept.now;
     let mut seen: HashSet<&SourceId> = HashSet::new();
     let mut src: Vec<&User> = Vec::new();
     for u in &source.users {
@@ -293,6 +294,7 @@ pub(super) fn plan_users(
                     username: tu.username.clone(),
                     source_id,
                     reason: why("disable"),
+                    grace: false,
                 }),
                 TargetOnly::Delete => removals.push(Op::DeleteUser {
                     target_id: tu.id.clone(),
@@ -301,6 +303,46 @@ pub(super) fn plan_users(
                     departments: tu.departments.clone(),
                     reason: why("delete"),
                 }),
+                TargetOnly::DisableThenDelete => {
+                    let grace = chrono::Duration::from_std(up.delete_after).unwrap_or(chrono::Duration::MAX);
+                    match (bindings.disabled.get(&tu.id), now) {
+                        (Some(at), Some(now)) if now - *at >= grace => removals.push(Op::DeleteUser {
+                            target_id: tu.id.clone(),
+                            username: tu.username.clone(),
+                            source_id,
+                            departments: tu.departments.clone(),
+                            reason: format!(
+                                "grace period over: disabled {}, still gone after {} (policy.users.target_only = disable_then_delete)",
+                                at.format("%Y-%m-%d %H:%M UTC"),
+                                humantime::format_duration(up.delete_after)
+                            ),
+                        }),
+                        (Some(at), _) => p.items.push(Item {
+                            kind: Kind::User,
+                            op: "delete",
+                            source_id,
+                            target_id: Some(tu.id.clone()),
+                            outcome: ItemOutcome::Scheduled,
+                            message: format!(
+                                "disabled {}; deleted from {} if still gone",
+                                at.format("%Y-%m-%d %H:%M UTC"),
+                                (*at + grace).format("%Y-%m-%d %H:%M UTC")
+                            ),
+                        }),
+                        // Disabled now (even when already inactive): the grace period starts.
+                        (None, _) => removals.push(Op::DisableUser {
+                            target_id: tu.id.clone(),
+                            username: tu.username.clone(),
+                            source_id,
+                            reason: format!(
+                                "{}; deleted after {} if still gone",
+                                why("disable_then_delete"),
+                                humantime::format_duration(up.delete_after)
+                            ),
+                            grace: true,
+                        }),
+                    }
+                }
                 _ => {}
             }
         }

@@ -474,3 +474,11 @@ fn notify_channels_name_every_problem_and_never_echo_a_url() {
     assert!(!p.iter().any(|e| e.contains("secret-hook") || e.contains("access_token=T")), "a URL echoed: {p:?}");
     assert!(!p.iter().any(|e| e.starts_with("notify[2]")), "{p:?}");
 }
+
+#[test]
+fn delete_after_belongs_to_disable_then_delete() {
+    let p = problems(&format!("{MINIMAL}\n[policy.users]\ntarget_only = \"disable\"\ndelete_after = \"7d\"\n"), &[]);
+    assert!(p.iter().any(|e| e.starts_with("policy.users.delete_after: applies only with target_only = \"disable_then_delete\"")), "{p:?}");
+    let p = problems(&format!("{MINIMAL}\n[policy.users]\ntarget_only = \"disable_then_delete\"\ndelete_after = \"7d\"\n"), &[]);
+    assert!(p.is_empty(), "{p:?}");
+}

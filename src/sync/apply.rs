@@ -120,9 +120,9 @@ impl Ctx<'_> {
                 self.target.update_user(target_id, spec, changes, old_departments, &deps).await?;
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
             }
-            Op::DisableUser { target_id, .. } => {
+            Op::DisableUser { target_id, grace, .. } => {
                 self.target.disable_user(target_id).await?;
-                (None, BindingChange::None)
+                (None, if *grace { BindingChange::Disabled(target_id.clone()) } else { BindingChange::None })
             }
             Op::DeleteUser { target_id, departments, .. } => {
                 self.target.delete_user(target_id, departments).await?;

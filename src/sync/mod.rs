@@ -145,6 +145,21 @@ async fn fetch_source(source: &dyn IdentitySource, kept: Option<Vec<u8>>, policy
     Ok(fetched)
 }
 
+/// Under `disable_then_delete`: how many disabled leavers wait for deletion,
+/// and when the first falls due (for `status` and `/status`).
+pub fn waiting_for_deletion(config: &Config, mirror: &Mirror) -> Result<Option<serde_json::Value>, MirrorError> {
+    if config.policy.users.target_only != reconcile::TargetOnly::DisableThenDelete {
+        return Ok(None);
+    }
+    let (waiting, earliest) = mirror.grace()?;
+    let grace = chrono::Duration::from_std(config.policy.users.delete_after).unwrap_or(chrono::Duration::MAX);
+    let next_due = earliest
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+        .and_then(|at| at.with_timezone(&chrono::Utc).checked_add_signed(grace))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    Ok(Some(serde_json::json!({"waiting": waiting, "next_due": next_due})))
+}
+
 /// Fetch, load and plan without writing anything (not even the mirror).
 pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncError> {
     let mirror = Mirror::open_read_only(&config.state_dir)?;
@@ -161,7 +176,7 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
     let source = fetch_source(built.as_ref(), kept, &config.policy).await?.snapshot;
     let target = target::build(&config.target, &config.policy.users.match_by)?;
     let current = target.load().await?;
-    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), ..options };
+    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), now: Some(chrono::Utc::now()), ..options };
     let mut plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
     if let Some(m) = Mirror::open_read_only(&config.state_dir)? {
         reconcile::unkept::skip_unkept(&mut plan, &m.unkept()?);
@@ -338,7 +353,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     }
     let snapshot = fetched.snapshot;
     let bindings = mirror.bindings()?;
-    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), ..options };
+    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), now: Some(clock.now()), ..options };
     let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
     mirror.update_unkept(&memory)?;

@@ -343,3 +343,40 @@ fn runs_show_changes_says_what_each_item_changed_and_why_accounts_went() {
     let update = v["items"].as_array().unwrap().iter().find(|i| i["op"] == "update").unwrap();
     assert_eq!(update["changes"].as_array().unwrap().len(), 2, "{update}");
 }
+
+#[test]
+fn a_leaver_is_disabled_reenabled_on_return_and_deleted_after_the_grace_period() {
+    let doc = org(1, 4);
+    let (env, scim) = setup(
+        "[policy.users]\ntarget_only = \"disable_then_delete\"\ndelete_after = \"2s\"\n[policy.guard]\nmax_deletes = 10\nmax_delete_percent = 100",
+        &doc,
+    );
+    assert_eq!(env.sync(&[]).code, 0);
+    let id = scim.user_by_name("user2").unwrap()["id"].as_str().unwrap().to_owned();
+    let mut gone = doc.clone();
+    gone["users"].as_array_mut().unwrap().retain(|u| u["id"] != "u2");
+    // Leaves: disabled, waiting.
+    env.write_org(&gone);
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.user_by_name("user2").unwrap()["active"], false);
+    let s = env.status_json();
+    assert_eq!(s["waiting_for_deletion"]["waiting"], 1, "{s}");
+    assert!(s["waiting_for_deletion"]["next_due"].is_string(), "{s}");
+    // Returns: re-enabled on the same account.
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let back = scim.user_by_name("user2").unwrap();
+    assert_eq!((back["id"].as_str(), &back["active"]), (Some(id.as_str()), &json!(true)));
+    assert_eq!(env.status_json()["waiting_for_deletion"]["waiting"], 0);
+    // Leaves again, and stays gone past the grace period: deleted.
+    env.write_org(&gone);
+    assert_eq!(env.sync(&[]).code, 0);
+    let dry = env.sync(&["--dry-run"]);
+    assert!(dry.stdout.contains("scheduled"), "the dry run says what falls due: {}", dry.stdout);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(env.sync(&[]).code, 0);
+    assert!(scim.user_by_name("user2").is_none(), "deleted after the grace period");
+    let r = env.orgsync(&["runs", "show", "5"]);
+    assert!(r.stdout.contains("grace period over"), "{}", r.stdout);
+    assert_eq!(scim.users().len(), 3);
+}
