@@ -68,6 +68,8 @@ pub struct Settings<S, T> {
     pub daemon: DaemonConfig,
     /// Where runs are announced (`[[notify]]`).
     pub notify: Vec<notify::NotifyConfig>,
+    /// Which part of the organisation is synced (`[scope]`).
+    pub scope: crate::reconcile::scope::Scope,
 }
 
 /// `daemon.log_format`.
@@ -228,10 +230,11 @@ pub fn validate_with<S: SourceSection, T: Section>(
     let schedule = schedule(&mut root, &mut errs);
     let daemon = daemon(&mut root, &mut errs);
     let notify = notify::parse(&mut root, &mut errs);
+    let scope = scope(&mut root, &mut errs);
     root.finish(&mut errs);
     match (source, target) {
         (Some(source), Some(target)) if errs.is_empty() => {
-            Ok(Settings { state_dir, keep_runs, source, target, policy, schedule, daemon, notify })
+            Ok(Settings { state_dir, keep_runs, source, target, policy, schedule, daemon, notify, scope })
         }
         _ => Err(errs),
     }
@@ -331,6 +334,25 @@ fn daemon(root: &mut Reader<'_>, errs: &mut Problems) -> DaemonConfig {
     };
     d.finish(errs);
     config
+}
+
+fn scope(root: &mut Reader<'_>, errs: &mut Problems) -> crate::reconcile::scope::Scope {
+    let mut s = root.table("scope", errs);
+    let filter = s.string("filter", errs).and_then(|f| match crate::reconcile::scope::compile(&f) {
+        Ok(node) => Some((f, node)),
+        Err(e) => {
+            s.problem(errs, "filter", e);
+            None
+        }
+    });
+    let scope = crate::reconcile::scope::Scope {
+        include_departments: s.strings("include_departments", errs).unwrap_or_default(),
+        exclude_departments: s.strings("exclude_departments", errs).unwrap_or_default(),
+        exclude_users: s.strings("exclude_users", errs).unwrap_or_default(),
+        filter,
+    };
+    s.finish(errs);
+    scope
 }
 
 fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {

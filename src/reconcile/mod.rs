@@ -10,6 +10,7 @@ mod guard;
 mod matching;
 mod plan;
 mod policy;
+pub mod scope;
 mod simulate;
 pub mod unkept;
 mod users;

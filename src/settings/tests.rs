@@ -482,3 +482,15 @@ fn delete_after_belongs_to_disable_then_delete() {
     let p = problems(&format!("{MINIMAL}\n[policy.users]\ntarget_only = \"disable_then_delete\"\ndelete_after = \"7d\"\n"), &[]);
     assert!(p.is_empty(), "{p:?}");
 }
+
+#[test]
+fn a_scope_filter_is_checked_when_the_config_is_read() {
+    let p = problems(&format!("{MINIMAL}\n[scope]\nexclude_departments = [\"d9\"]\nfilter = \"employee_type != \\\"intern\\\"\"\n"), &[]);
+    assert!(p.iter().any(|e| e.starts_with("scope.filter: unknown field \"employee_type\"")), "{p:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let c =
+        load(&write(dir.path(), &format!("{MINIMAL}\n[scope]\ninclude_departments = [\"d1\"]\nfilter = \"title != \\\"Intern\\\"\"\n")))
+            .unwrap();
+    assert_eq!(c.scope.include_departments, ["d1"]);
+    assert!(c.scope.filter.is_some());
+}

@@ -114,8 +114,17 @@ pub async fn run_on_own_thread(
 /// Fetch the whole source; fields it withheld are marked absent (they never
 /// change the target), and said once. A document source (the file) is the
 /// whole truth: nothing is withheld there.
-async fn fetch_source(source: &dyn IdentitySource, kept: Option<Vec<u8>>, policy: &Policy) -> Result<source::Fetched, SourceError> {
+async fn fetch_source(
+    source: &dyn IdentitySource,
+    kept: Option<Vec<u8>>,
+    policy: &Policy,
+    scope: &reconcile::scope::Scope,
+) -> Result<source::Fetched, SourceError> {
     let mut fetched = source.fetch_since(kept).await?;
+    let (users, departments) = scope.apply(&mut fetched.snapshot);
+    if users + departments > 0 {
+        info!(source = source.kind(), users, departments, "Left out of scope ([scope])");
+    }
     if source.is_document() {
         return Ok(fetched);
     }
@@ -173,7 +182,7 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
         None => None,
     };
     // What the source would keep is not kept: a dry run changes nothing.
-    let source = fetch_source(built.as_ref(), kept, &config.policy).await?.snapshot;
+    let source = fetch_source(built.as_ref(), kept, &config.policy, &config.scope).await?.snapshot;
     let target = target::build(&config.target, &config.policy.users.match_by)?;
     let current = target.load().await?;
     let options = RunOptions { departments: target.departments(), unheld: target.unheld(), now: Some(chrono::Utc::now()), ..options };
@@ -198,6 +207,8 @@ pub struct RunContext<'a> {
     /// The run's wall clock (its duration and end); the mirror's
     /// timestamps read the clock it was opened with.
     pub clock: &'a dyn Clock,
+    /// Which part of the source is synced.
+    pub scope: &'a reconcile::scope::Scope,
 }
 
 impl std::fmt::Debug for RunContext<'_> {
@@ -233,6 +244,7 @@ pub async fn run_with_config(
         concurrency,
         stop,
         clock: &SystemClock,
+        scope: &config.scope,
     };
     let record = run(&ctx, trigger, options).await?;
     match mirror.prune_runs(config.keep_runs) {
@@ -327,14 +339,14 @@ impl<'a> Recording<'a> {
 /// abandoned (nothing changed), or the operations in flight finish and the
 /// rest are recorded `not_attempted`; the next run picks them up.
 pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
-    let RunContext { source, target, mirror, policy, concurrency, stop, clock } = *ctx;
+    let RunContext { source, target, mirror, policy, concurrency, stop, clock, scope } = *ctx;
     let recording = Recording::start(mirror, clock, trigger, source.kind())?;
     let run_id = recording.id;
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let kept = mirror.source_state(source.kind())?;
     let fetched = async {
-        let fetched = fetch_source(source, kept, policy).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e })?;
+        let fetched = fetch_source(source, kept, policy, scope).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e })?;
         let current = target.load().await.map_err(RunError::ReadTarget)?;
         Ok::<_, RunError>((fetched, current))
     };

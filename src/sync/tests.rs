@@ -164,6 +164,7 @@ struct World {
     mirror: Mirror,
     policy: Policy,
     clock: Arc<crate::clock::TokioClock>,
+    scope: reconcile::scope::Scope,
 }
 
 /// The wall clock of every test world: 2030-01-01T00:00:00Z plus tokio time.
@@ -176,7 +177,14 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let clock = clock();
         let mirror = Mirror::open_with_clock(dir.path(), clock.clone()).unwrap();
-        World { source: Memory(Mutex::new(snapshot), std::time::Duration::ZERO), mirror, policy: Policy::default(), dir, clock }
+        World {
+            source: Memory(Mutex::new(snapshot), std::time::Duration::ZERO),
+            mirror,
+            policy: Policy::default(),
+            dir,
+            clock,
+            scope: reconcile::scope::Scope::default(),
+        }
     }
 
     fn target(&self, after: usize, how: Interrupt, stop: &CancellationToken) -> Interrupting {
@@ -192,6 +200,7 @@ impl World {
             concurrency: 4,
             stop,
             clock: self.clock.as_ref(),
+            scope: &self.scope,
         };
         run(&ctx, "manual", options).await.unwrap()
     }
@@ -288,4 +297,22 @@ async fn a_run_reads_the_injected_clock_and_paused_time_costs_nothing() {
     assert_eq!(r.started_at, "2030-01-01T00:00:00.000Z");
     assert!(r.finished_at.as_deref().is_some_and(|f| f.starts_with("2030-01-01T00:01:30")), "{r:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "the 90 s fetch ran in paused time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scope_change_is_target_only_and_held_by_the_guard() {
+    let mut w = World::new(org(5, 60));
+    w.policy.users.target_only = TargetOnly::Delete;
+    w.policy.guard = Guard { max_deletes: 5, max_delete_percent: 100 };
+    assert_eq!(w.run().await.status, RunStatus::Succeeded);
+    // Department d2, a leaf, and its 12 users leave the scope.
+    w.scope.exclude_departments = vec!["d2".into()];
+    let held = w.run().await;
+    assert_eq!(held.status, RunStatus::Partial, "{held:?}");
+    assert_eq!(held.count(None, "held_back"), 12);
+    assert_eq!(w.target_now().users.len(), 60, "nothing deleted beyond the guard");
+    let stop = CancellationToken::new();
+    let approved = w.run_with(&w.target(0, Interrupt::None, &stop), &stop, RunOptions { allow_deletes: 12, ..RunOptions::default() }).await;
+    assert_eq!(approved.count(Some("delete"), "ok"), 12, "{approved:?}");
+    assert_eq!(w.target_now().users.len(), 48);
 }
