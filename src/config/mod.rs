@@ -272,7 +272,11 @@ fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mu
         target_only: d.one_of("target_only", &["ignore", "delete"], errs).unwrap_or_default(),
         source_only: d.one_of("source_only", SourceOnly::ALLOWED, errs).unwrap_or_default(),
         protected: d.strings("protected", errs).unwrap_or_default(),
+        delete_after: d.duration("delete_after", Duration::ZERO..=Duration::from_secs(3650 * 86_400), errs).unwrap_or_default(),
     };
+    if d.has("delete_after") && departments.target_only != TargetOnly::Delete {
+        d.problem(errs, "delete_after", "applies only with target_only = \"delete\"");
+    }
     d.finish(errs);
 
     let mut g = p.table("guard", errs);

@@ -270,7 +270,7 @@ impl Mirror {
     pub fn bindings(&self) -> Result<Bindings, MirrorError> {
         self.with(|c| {
             let mut b = Bindings::default();
-            let mut st = c.prepare("SELECT target_id, at FROM disabled_users")?;
+            let mut st = c.prepare("SELECT target_id, at FROM grace_periods")?;
             for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 let (t, at) = row?;
                 if let Ok(at) = DateTime::parse_from_rfc3339(&at) {
@@ -342,21 +342,14 @@ impl Mirror {
                     }
                     BindingChange::RemoveTarget(t) => {
                         tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2")?.execute(params![kind, t.as_str()])?;
-                        tx.prepare_cached("DELETE FROM disabled_users WHERE target_id = ?1")?.execute([t.as_str()])?;
+                        tx.prepare_cached("DELETE FROM grace_periods WHERE target_id = ?1")?.execute([t.as_str()])?;
                     }
                     BindingChange::Disabled(t) => {
-                        tx.prepare_cached("INSERT OR IGNORE INTO disabled_users (target_id, at) VALUES (?1, ?2)")?
+                        tx.prepare_cached("INSERT OR IGNORE INTO grace_periods (target_id, at) VALUES (?1, ?2)")?
                             .execute(params![t.as_str(), now])?;
                     }
                 }
-                // A user updated back to active is no longer waiting to be deleted.
-                if r.item.kind == Kind::User
-                    && r.item.op == "update"
-                    && r.item.outcome == "ok"
-                    && let Some(t) = r.item.target_id
-                {
-                    tx.prepare_cached("DELETE FROM disabled_users WHERE target_id = ?1")?.execute([t.as_str()])?;
-                }
+
                 if let Some(source_id) = r.item.source_id {
                     for (field, hash, state) in &r.sent {
                         tx.prepare_cached(
@@ -480,9 +473,23 @@ impl Mirror {
         })
     }
 
+    /// Forget when these objects left: they are back (or gone from the target).
+    pub fn unschedule(&self, ids: &[TargetId]) -> Result<(), MirrorError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for t in ids {
+                tx.prepare_cached("DELETE FROM grace_periods WHERE target_id = ?1")?.execute([t.as_str()])?;
+            }
+            tx.commit()
+        })
+    }
+
     /// Users waiting out a grace period: how many, and the earliest time one was disabled.
     pub fn grace(&self) -> Result<(u64, Option<String>), MirrorError> {
-        self.with(|c| c.query_row("SELECT COUNT(*), MIN(at) FROM disabled_users", [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))))
+        self.with(|c| c.query_row("SELECT COUNT(*), MIN(at) FROM grace_periods", [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))))
     }
 
     /// The last notification on a channel: its condition and when.

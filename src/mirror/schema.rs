@@ -72,7 +72,7 @@ pub fn migrations() -> Migrations<'static> {
         // What an item changed, attribute by attribute (JSON: [{field, from, to}]).
         M::up("ALTER TABLE run_items ADD COLUMN changes TEXT;"),
         // Users disabled for a grace period (`disable_then_delete`), and when.
-        M::up("CREATE TABLE disabled_users (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
+        M::up("CREATE TABLE grace_periods (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
     ])
 }
 

@@ -2,10 +2,10 @@
 //! matched parent), the tree's depths, creates parents first, updates
 //! (renames, moves), duplicates, and target-only deletes children first.
 
-use super::DepartmentShape;
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan};
 use super::policy::{Policy, SourceOnly, TargetOnly};
+use super::{DepartmentShape, RunOptions};
 use crate::model::{Bindings, Department, Kind, Snapshot, SourceId, TargetDepartment, TargetId, TargetSnapshot, non_empty};
 use std::collections::{HashMap, HashSet};
 
@@ -71,10 +71,11 @@ pub(super) fn plan_departments<'a>(
     target: &TargetSnapshot,
     bindings: &Bindings,
     policy: &Policy,
-    shape: DepartmentShape,
+    options: RunOptions,
     p: &mut Plan,
     binds: &mut Vec<Op>,
 ) -> (DeptState<'a>, DeptOps) {
+    let shape = options.departments;
     let tree = shape == DepartmentShape::Tree;
     // Deduplicate source ids: the first wins, the rest are item errors.
     let mut index: HashMap<&'a SourceId, usize> = HashMap::new();
@@ -276,7 +277,7 @@ pub(super) fn plan_departments<'a>(
         }
     }
 
-    let state = DeptState { src, index, depth, res, shape, unheld: FieldSet::default(), now: None };
+    let state = DeptState { src, index, depth, res, shape, unheld: FieldSet::default(), now: options.now };
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for &i in &order {
@@ -391,14 +392,44 @@ pub(super) fn plan_departments<'a>(
             if claimed[t] || conflicted_targets.contains(&t) || is_protected_dept(td, &policy.departments.protected) {
                 continue;
             }
-            deletes.push(Op::DeleteDepartment {
+            let delete = |reason: String| Op::DeleteDepartment {
                 target_id: td.id.clone(),
                 name: td.name.clone(),
                 source_id: rev.get(&td.id).map(|s| (*s).clone()),
                 depth: tdepth[t],
                 duplicate_of: None,
-                reason: "no in-scope source department; policy.departments.target_only = delete".into(),
-            });
+                reason,
+            };
+            let grace = policy.departments.delete_after;
+            if grace.is_zero() {
+                deletes.push(delete("no in-scope source department; policy.departments.target_only = delete".into()));
+                continue;
+            }
+            let g = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+            match (bindings.disabled.get(&td.id), options.now) {
+                (Some(at), Some(now)) if now - *at >= g => deletes.push(delete(format!(
+                    "grace period over: gone since {}, still gone after {} (policy.departments.delete_after)",
+                    at.format("%Y-%m-%d %H:%M UTC"),
+                    humantime::format_duration(grace)
+                ))),
+                (Some(at), _) => p.items.push(Item {
+                    kind: Kind::Department,
+                    op: "delete",
+                    source_id: rev.get(&td.id).map(|s| (*s).clone()),
+                    target_id: Some(td.id.clone()),
+                    outcome: ItemOutcome::Scheduled,
+                    message: format!(
+                        "gone since {}; deleted from {} if still gone",
+                        at.format("%Y-%m-%d %H:%M UTC"),
+                        (*at + g).format("%Y-%m-%d %H:%M UTC")
+                    ),
+                }),
+                (None, _) => binds.push(Op::Schedule {
+                    kind: Kind::Department,
+                    target_id: td.id.clone(),
+                    reason: format!("in no source department; deleted after {} if still gone", humantime::format_duration(grace)),
+                }),
+            }
         }
     }
     (state, (creates, updates, deletes))

@@ -174,6 +174,12 @@ pub enum Op {
         spec: DeptSpec,
         depth: usize,
     },
+    /// Start a grace period for a target-only object (the mirror keeps when): it is deleted when still gone after it.
+    Schedule {
+        kind: Kind,
+        target_id: TargetId,
+        reason: String,
+    },
     UpdateDepartment {
         source_id: SourceId,
         target_id: TargetId,
@@ -230,7 +236,7 @@ pub enum Op {
 impl Op {
     pub fn kind(&self) -> Kind {
         match self {
-            Op::Bind { kind, .. } | Op::Unbind { kind, .. } => *kind,
+            Op::Bind { kind, .. } | Op::Unbind { kind, .. } | Op::Schedule { kind, .. } => *kind,
             Op::CreateDepartment { .. } | Op::UpdateDepartment { .. } | Op::DeleteDepartment { .. } => Kind::Department,
             _ => Kind::User,
         }
@@ -240,6 +246,7 @@ impl Op {
     pub fn verb(&self) -> &'static str {
         match self {
             Op::Bind { .. } => "bind",
+            Op::Schedule { .. } => "schedule",
             Op::Unbind { .. } => "unbind",
             Op::CreateDepartment { .. } | Op::CreateUser { .. } => "create",
             Op::UpdateDepartment { .. } | Op::UpdateUser { .. } => "update",
@@ -259,6 +266,7 @@ impl Op {
             Op::DisableUser { source_id, .. } | Op::DeleteUser { source_id, .. } | Op::DeleteDepartment { source_id, .. } => {
                 source_id.as_ref()
             }
+            Op::Schedule { .. } => None,
         }
     }
 
@@ -271,7 +279,8 @@ impl Op {
             | Op::UpdateUser { target_id, .. }
             | Op::DisableUser { target_id, .. }
             | Op::DeleteUser { target_id, .. }
-            | Op::DeleteDepartment { target_id, .. } => Some(target_id),
+            | Op::DeleteDepartment { target_id, .. }
+            | Op::Schedule { target_id, .. } => Some(target_id),
         }
     }
 
@@ -280,7 +289,10 @@ impl Op {
         match self {
             Op::CreateUser { note, .. } => note.as_deref(),
             // Why an account or a department goes.
-            Op::DisableUser { reason, .. } | Op::DeleteUser { reason, .. } | Op::DeleteDepartment { reason, .. } => Some(reason),
+            Op::DisableUser { reason, .. }
+            | Op::DeleteUser { reason, .. }
+            | Op::DeleteDepartment { reason, .. }
+            | Op::Schedule { reason, .. } => Some(reason),
             _ => None,
         }
     }
@@ -319,6 +331,11 @@ impl Op {
         }
     }
 
+    /// Ops that touch only the mirror, never the target.
+    pub fn mirror_only(&self) -> bool {
+        matches!(self, Op::Bind { .. } | Op::Unbind { .. } | Op::Schedule { .. })
+    }
+
     /// Deletes and disables: what the deletion guard counts.
     pub fn is_destructive(&self) -> bool {
         matches!(self, Op::DisableUser { .. } | Op::DeleteUser { .. } | Op::DeleteDepartment { duplicate_of: None, .. })
@@ -329,7 +346,7 @@ impl Op {
     /// level is its own phase.
     pub fn phase(&self) -> (u8, usize) {
         match self {
-            Op::Unbind { .. } | Op::Bind { .. } => (0, 0),
+            Op::Unbind { .. } | Op::Bind { .. } | Op::Schedule { .. } => (0, 0),
             Op::CreateDepartment { depth, .. } => (1, *depth),
             Op::UpdateDepartment { .. } => (2, 0),
             Op::CreateUser { .. } | Op::UpdateUser { .. } => (3, 0),
@@ -350,6 +367,7 @@ impl Op {
         match self {
             Op::Bind { reason, .. }
             | Op::Unbind { reason, .. }
+            | Op::Schedule { reason, .. }
             | Op::DisableUser { reason, .. }
             | Op::DeleteUser { reason, .. }
             | Op::DeleteDepartment { reason, .. } => reason.clone(),
@@ -421,6 +439,9 @@ pub struct Plan {
     pub items: Vec<Item>,
     /// Set when the deletion guard held something back: why.
     pub guard: Option<String>,
+    /// Objects waiting out a grace period that are back (or gone from the
+    /// target): the mirror forgets when they left.
+    pub unscheduled: Vec<TargetId>,
 }
 
 impl Plan {
@@ -430,7 +451,7 @@ impl Plan {
 
     /// Ops that change the target (everything but bind/unbind).
     pub fn writes(&self) -> usize {
-        self.ops.iter().filter(|o| !matches!(o, Op::Bind { .. } | Op::Unbind { .. })).count()
+        self.ops.iter().filter(|o| !o.mirror_only()).count()
     }
 }
 
@@ -439,7 +460,7 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
     let mut p = Plan::default();
     let mut binds = Vec::new();
     let (mut dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
-        plan_departments(source, target, bindings, policy, options.departments, &mut p, &mut binds);
+        plan_departments(source, target, bindings, policy, options, &mut p, &mut binds);
     dept.unheld = options.unheld;
     dept.now = options.now;
     if options.departments == DepartmentShape::None {
@@ -462,6 +483,22 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
     dept_deletes.sort_by_key(|o| o.phase());
     p.ops.append(&mut dept_deletes);
     guard::apply(&mut p, source, target, policy.guard, options);
+    // Waiting objects still target-only keep their time; the rest are back.
+    let waiting: std::collections::HashSet<&TargetId> = p
+        .ops
+        .iter()
+        .filter(|o| matches!(o, Op::DisableUser { .. } | Op::DeleteUser { .. } | Op::DeleteDepartment { .. } | Op::Schedule { .. }))
+        .filter_map(Op::target_id)
+        .chain(
+            p.items
+                .iter()
+                .filter(|i| matches!(i.outcome, ItemOutcome::Scheduled | ItemOutcome::HeldBack))
+                .filter_map(|i| i.target_id.as_ref()),
+        )
+        .collect();
+    let mut back: Vec<TargetId> = bindings.disabled.keys().filter(|t| !waiting.contains(t)).cloned().collect();
+    back.sort();
+    p.unscheduled = back;
     p
 }
 

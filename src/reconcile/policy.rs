@@ -110,6 +110,8 @@ pub struct DepartmentPolicy {
     pub source_only: SourceOnly,
     /// Department names, external ids or target ids that are never touched.
     pub protected: Vec<String>,
+    /// Under `delete`: how long a department stays gone before it is deleted (zero: at once).
+    pub delete_after: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

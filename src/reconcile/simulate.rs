@@ -47,6 +47,8 @@ pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, n
         Op::Unbind { kind, source_id, .. } => {
             bindings.of_mut(*kind).remove(source_id);
         }
+        // The time a grace period starts is the mirror's; nothing in the model changes.
+        Op::Schedule { .. } => {}
         Op::CreateDepartment { source_id, spec, .. } => {
             let id = new_id();
             target.departments.push(dept_from_spec(id.clone(), spec, bindings));

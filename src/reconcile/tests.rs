@@ -166,6 +166,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     target_only: dt,
                     source_only: SourceOnly::CreateAndBind,
                     protected: vec!["Direct 1".into()],
+                    delete_after: std::time::Duration::ZERO,
                 },
                 guard: Guard { max_deletes: u64::MAX, max_delete_percent: 100 },
             }
@@ -645,4 +646,68 @@ fn a_leaver_is_disabled_then_deleted_after_the_grace_period_and_a_returner_is_re
     assert!(reason.contains("grace period over"), "{reason}");
     // Without a clock nothing falls due.
     assert!(plan(&gone, &tgt, &b, &policy, RunOptions::default()).ops.is_empty());
+}
+
+#[test]
+fn a_gone_department_is_deleted_only_after_its_grace_period_and_forgotten_when_it_returns() {
+    let mut policy = base_policy();
+    policy.departments.target_only = TargetOnly::Delete;
+    policy.departments.delete_after = std::time::Duration::from_secs(7 * 86_400);
+    policy.guard = Guard { max_deletes: 100, max_delete_percent: 100 };
+    let full = Snapshot { departments: vec![dept("d1", None, "One"), dept("d2", None, "Two")], ..Default::default() };
+    let (tgt, mut b) = first_sync(&full, &policy);
+    let gone = Snapshot { departments: vec![dept("d1", None, "One")], ..Default::default() };
+    let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let at = |days: i64| RunOptions { now: Some(t0 + chrono::Duration::days(days)), ..RunOptions::default() };
+    let p = plan(&gone, &tgt, &b, &policy, at(0));
+    let [Op::Schedule { target_id, .. }] = p.ops.as_slice() else { panic!("{:?}", p.ops) };
+    let d2 = target_id.clone();
+    assert_eq!(p.writes(), 0, "a schedule writes nothing to the target");
+    b.disabled.insert(d2.clone(), t0);
+    let p = plan(&gone, &tgt, &b, &policy, at(3));
+    assert!(p.ops.is_empty() && p.items.iter().any(|i| i.outcome == ItemOutcome::Scheduled), "{p:?}");
+    assert!(p.unscheduled.is_empty());
+    let p = plan(&gone, &tgt, &b, &policy, at(8));
+    assert!(matches!(p.ops.as_slice(), [Op::DeleteDepartment { target_id, .. }] if *target_id == d2), "{:?}", p.ops);
+    // Back before that: forgotten, nothing deleted.
+    let p = plan(&full, &tgt, &b, &policy, at(3));
+    assert!(p.ops.is_empty(), "{:?}", p.ops);
+    assert_eq!(p.unscheduled, [d2]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn under_disable_then_delete_nothing_is_deleted_early_and_returners_are_never_recreated(
+        first in arb_source(), leave in proptest::collection::vec(any::<bool>(), 30), day in 0i64..60
+    ) {
+        let mut policy = base_policy();
+        policy.users.target_only = TargetOnly::DisableThenDelete;
+        policy.users.delete_after = std::time::Duration::from_secs(30 * 86_400);
+        policy.guard = Guard { max_deletes: u64::MAX, max_delete_percent: 100 };
+        let (tgt, mut b) = first_sync(&first, &policy);
+        let mut gone = first.clone();
+        gone.users = first.users.iter().enumerate().filter(|(i, _)| !leave[*i % 30]).map(|(_, u)| u.clone()).collect();
+        let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let at = |d: i64| RunOptions { now: Some(t0 + chrono::Duration::days(d)), ..RunOptions::default() };
+        let p = plan(&gone, &tgt, &b, &policy, at(0));
+        prop_assert!(!p.ops.iter().any(|o| matches!(o, Op::DeleteUser { .. })), "deleted at once: {:?}", p.ops);
+        for op in &p.ops {
+            if let Op::DisableUser { target_id, grace: true, .. } = op {
+                b.disabled.insert(target_id.clone(), t0);
+            }
+        }
+        let (tgt, b2) = simulate(&tgt, &b, &p.ops);
+        let b = Bindings { disabled: b.disabled.clone(), ..b2 };
+        // Still gone on `day`: deleted only from day 30.
+        let later = plan(&gone, &tgt, &b, &policy, at(day));
+        let deletes = later.ops.iter().filter(|o| matches!(o, Op::DeleteUser { .. })).count();
+        prop_assert!(day >= 30 || deletes == 0, "deleted on day {day}: {:?}", later.ops);
+        // Back on `day` (within the grace period or not yet deleted): re-enabled, never re-created.
+        let back = plan(&first, &tgt, &b, &policy, at(day));
+        let recreated = back.ops.iter().any(|o| matches!(o, Op::CreateUser { source_id, .. } if b.users.contains_key(source_id)));
+        prop_assert!(!recreated, "a bound user re-created: {:?}", back.ops);
+        prop_assert!(!back.ops.iter().any(|o| matches!(o, Op::DeleteUser { .. })), "{:?}", back.ops);
+    }
 }

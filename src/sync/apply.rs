@@ -91,6 +91,7 @@ impl Ctx<'_> {
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: None })
             }
             Op::Unbind { source_id, .. } => (None, BindingChange::RemoveSource(source_id.clone())),
+            Op::Schedule { target_id, .. } => (None, BindingChange::Disabled(target_id.clone())),
             Op::CreateDepartment { source_id, spec, .. } => {
                 let parent = match &spec.parent {
                     None => None,
@@ -290,7 +291,7 @@ pub async fn apply(
             match (d.applied, d.op) {
                 (Applied::NotAttempted, _) => outcome.not_attempted += 1,
                 // Bind/unbind touch only the mirror: they are not target writes.
-                (_, Op::Bind { .. } | Op::Unbind { .. }) => {}
+                (_, op) if op.mirror_only() => {}
                 (Applied::Ok, _) => outcome.ok += 1,
                 (Applied::Failed, _) => outcome.failed += 1,
                 (Applied::Refused, _) => {

@@ -369,6 +369,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
     mirror.update_unkept(&memory)?;
+    mirror.unschedule(&plan.unscheduled)?;
     if stop.is_cancelled() {
         return recording.stopped();
     }
