@@ -7,7 +7,7 @@ use super::plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan
 use super::policy::{Policy, SourceOnly, TargetOnly};
 use super::{DepartmentShape, RunOptions};
 use crate::model::{Bindings, Department, Kind, Snapshot, SourceId, TargetDepartment, TargetId, TargetSnapshot, non_empty};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Where a source department's target counterpart is (or will be).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub(super) fn plan_departments<'a>(
     let shape = options.departments;
     let tree = shape == DepartmentShape::Tree;
     // Deduplicate source ids: the first wins, the rest are item errors.
-    let mut index: HashMap<&'a SourceId, usize> = HashMap::new();
+    let mut index: HashMap<&'a SourceId, usize> = HashMap::default();
     let mut src: Vec<&'a Department> = Vec::new();
     for d in &source.departments {
         if index.contains_key(&d.source_id) {
@@ -105,7 +105,7 @@ pub(super) fn plan_departments<'a>(
             continue;
         }
         let mut chain: Vec<usize> = Vec::new();
-        let mut on_chain = HashSet::new();
+        let mut on_chain = HashSet::default();
         let mut cur = start;
         // Walk up until a resolved node, a root, a missing parent or a cycle.
         let base: Result<usize, BadAncestor> = loop {
@@ -215,9 +215,9 @@ pub(super) fn plan_departments<'a>(
     // Name under parent, parents first.
     let mut order: Vec<usize> = (0..n).filter(|&i| depth[i].is_some()).collect();
     order.sort_by_key(|&i| (depth[i], i));
-    let mut conflicted_targets: HashSet<usize> = HashSet::new();
+    let mut conflicted_targets: HashSet<usize> = HashSet::default();
     {
-        let mut by_name: HashMap<(Option<&TargetId>, &str), Vec<usize>> = HashMap::new();
+        let mut by_name: HashMap<(Option<&TargetId>, &str), Vec<usize>> = HashMap::default();
         for (t, d) in target.departments.iter().enumerate() {
             if !claimed[t] {
                 by_name.entry((d.parent.as_ref().filter(|_| tree), d.name.as_str())).or_default().push(t);

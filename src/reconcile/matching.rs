@@ -6,7 +6,7 @@
 
 use super::plan::Op;
 use crate::model::{Kind, Snapshot, SourceId, TargetId, non_empty};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// The target objects of unreadable records that have an id are left as
 /// they are: claimed, so neither matched to another source object nor
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 pub(super) fn claim_unreadable(
     source: &Snapshot,
     kind: Kind,
-    bound: &HashMap<SourceId, TargetId>,
+    bound: &std::collections::HashMap<SourceId, TargetId>,
     tindex: &HashMap<&TargetId, usize>,
     by_ext: &HashMap<&str, Vec<usize>>,
     claimed: &mut [bool],
@@ -27,7 +27,7 @@ pub(super) fn claim_unreadable(
     }
 }
 
-pub(super) fn reverse(map: &HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &SourceId> {
+pub(super) fn reverse(map: &std::collections::HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &SourceId> {
     map.iter().map(|(s, t)| (t, s)).collect()
 }
 
@@ -37,7 +37,7 @@ pub(super) fn reverse(map: &HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &
 pub(super) fn by_binding(
     kind: Kind,
     sources: &[&SourceId],
-    bound: &HashMap<SourceId, TargetId>,
+    bound: &std::collections::HashMap<SourceId, TargetId>,
     tindex: &HashMap<&TargetId, usize>,
     claimed: &mut [bool],
     unbinds: &mut Vec<Op>,
@@ -68,7 +68,7 @@ pub(super) fn by_binding(
 
 /// Step 2's index: target positions by their (non-blank) externalId.
 pub(super) fn external_id_index<'a>(ids: impl Iterator<Item = &'a Option<String>>) -> HashMap<&'a str, Vec<usize>> {
-    let mut by_ext: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_ext: HashMap<&str, Vec<usize>> = HashMap::default();
     for (t, e) in ids.enumerate() {
         if let Some(e) = non_empty(e) {
             by_ext.entry(e).or_default().push(t);

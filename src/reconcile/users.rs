@@ -8,7 +8,7 @@ use super::plan::{Change, Field, Item, ItemOutcome, Op, Plan, UserSpec};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use super::{DepartmentShape, normalize_mobile};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User, non_empty};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 pub(super) fn opt(v: &Option<String>) -> Option<String> {
     non_empty(v).map(str::to_owned)
@@ -68,7 +68,7 @@ pub(super) fn plan_users(
 ) -> (Vec<Op>, Vec<Op>) {
     let up = &policy.users;
     let now = dept.now;
-    let mut seen: HashSet<&SourceId> = HashSet::new();
+    let mut seen: HashSet<&SourceId> = HashSet::default();
     let mut src: Vec<&User> = Vec::new();
     for u in &source.users {
         if !seen.insert(&u.source_id) {
@@ -110,7 +110,7 @@ pub(super) fn plan_users(
     // Another target user carrying the externalId of a matched source user:
     // a duplicate (servers that enforce unique userNames make it rare). A
     // user account is never deleted on a guess: it is for an admin to judge.
-    let mut conflicted_targets: HashSet<usize> = HashSet::new();
+    let mut conflicted_targets: HashSet<usize> = HashSet::default();
     for i in 0..n {
         let Some(keep) = matched[i] else { continue };
         for &t in by_ext.get(src[i].source_id.as_str()).into_iter().flatten() {
@@ -128,7 +128,7 @@ pub(super) fn plan_users(
     }
     // Match keys in order.
     for &key in &up.match_by {
-        let mut tidx: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut tidx: HashMap<String, Vec<usize>> = HashMap::default();
         for (t, u) in target.users.iter().enumerate() {
             if !claimed[t]
                 && let Some(v) = target_key_value(u, key)
@@ -136,7 +136,7 @@ pub(super) fn plan_users(
                 tidx.entry(v).or_default().push(t);
             }
         }
-        let mut sidx: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut sidx: HashMap<String, Vec<usize>> = HashMap::default();
         for i in 0..n {
             if matched[i].is_none()
                 && !stop[i]
@@ -354,7 +354,7 @@ pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> User
     let fields = &policy.users.fields;
     let m = |f: UserField, v: &Option<String>| if fields.contains(&f) { opt(v) } else { None };
     let departments: Option<Vec<SourceId>> = fields.contains(&UserField::DepartmentIds).then(|| {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         u.department_ids
             .iter()
             .filter(|d| dept.index.get(d).is_some_and(|&i| dept.res[i] != DeptRes::Absent))
