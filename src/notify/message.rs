@@ -26,7 +26,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(condition: Condition, record: &RunRecord, source: &str, items: &[ItemRecord], public_url: Option<&str>) -> Message {
-        let errors = items
+        let mut errors: Vec<String> = items
             .iter()
             .filter(|i| matches!(i.outcome.as_str(), "failed" | "refused" | "invalid" | "conflict" | "held_back"))
             .filter_map(|i| {
@@ -35,7 +35,6 @@ impl Message {
             })
             .take(3)
             .collect();
-        let mut errors: Vec<String> = errors;
         if errors.is_empty()
             && let Some(m) = &record.message
         {

@@ -127,7 +127,7 @@ impl ScimTarget {
     /// them all where the server has no filter (a rare path: lookups
     /// happen after a 409 or a lost answer).
     async fn find_one(&self, path: &str, attr: &str, value: &str) -> Result<Option<TargetId>, TargetError> {
-        let found = if self.dialect().filter {
+        let found = if self.with_dialect(|d| d.filter) {
             self.client.list(path, Some(format!("{attr} eq {}", quoted(value)))).await?
         } else {
             let mut all = self.client.list(path, None).await?;
@@ -140,8 +140,9 @@ impl ScimTarget {
         })
     }
 
-    fn dialect(&self) -> discovery::Dialect {
-        self.dialect.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    /// Read what discovery found (no copy: `unheld` is asked for every user written).
+    fn with_dialect<T>(&self, f: impl FnOnce(&discovery::Dialect) -> T) -> T {
+        f(&self.dialect.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Read what the server supports. A document it does not serve (an
@@ -171,7 +172,7 @@ impl ScimTarget {
         let lock = self.group_lock(group);
         let _one_at_a_time = lock.lock().await;
         let path = format!("/Groups/{group}");
-        for chunk in members::chunks(delta, self.dialect().members_per_request(MEMBERS_PER_REQUEST)) {
+        for chunk in members::chunks(delta, self.with_dialect(|d| d.members_per_request(MEMBERS_PER_REQUEST))) {
             let by_value = self.pending.by_value();
             let sent = self.client.send(Method::PATCH, &path, &[], Some(&patch(chunk.ops(by_value)))).await;
             match sent {
@@ -269,7 +270,7 @@ impl Target for ScimTarget {
     }
 
     fn unheld(&self) -> FieldSet {
-        self.dialect().unheld()
+        self.with_dialect(discovery::Dialect::unheld)
     }
 
     fn check(&self) -> TResult<'_, Vec<(&'static str, String)>> {
