@@ -26,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod ldap;
 pub mod mirror;
 pub mod model;
 pub mod notify;

@@ -138,10 +138,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync { dry_run: true, allow_deletes, output } => {
-            let plan = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes, ..RunOptions::default() }).await?;
+            let dry = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes, ..RunOptions::default() }).await?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-                Output::Table => print_plan(&plan),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&dry)?),
+                Output::Table => {
+                    print_plan(&dry.plan);
+                    if !dry.operations.is_empty() {
+                        println!("{} operations:", cfg.target.kind());
+                        for o in &dry.operations {
+                            println!("  {o}");
+                        }
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

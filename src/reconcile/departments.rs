@@ -30,6 +30,7 @@ pub(super) struct DeptState<'a> {
     pub(super) shape: DepartmentShape,
     /// The user fields the target cannot hold.
     pub(super) unheld: FieldSet,
+    pub(super) primary_only: bool,
     /// Now, for grace periods.
     pub(super) now: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -277,7 +278,7 @@ pub(super) fn plan_departments<'a>(
         }
     }
 
-    let state = DeptState { src, index, depth, res, shape, unheld: FieldSet::default(), now: options.now };
+    let state = DeptState { src, index, depth, res, shape, unheld: FieldSet::default(), primary_only: false, now: options.now };
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for &i in &order {
@@ -304,7 +305,7 @@ pub(super) fn plan_departments<'a>(
                 if td.name != d.name {
                     changes.push(Change { field: Field::Name, from: Some(td.name.clone()), to: Some(d.name.clone()) });
                 }
-                if non_empty(&td.external_id) != Some(d.source_id.as_str()) {
+                if non_empty(&td.external_id) != Some(d.source_id.as_str()) && !options.unheld.contains(Field::ExternalId) {
                     changes.push(Change { field: Field::ExternalId, from: td.external_id.clone(), to: Some(d.source_id.to_string()) });
                 }
                 let parent_change = tree

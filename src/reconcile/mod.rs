@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub departments: DepartmentShape,
     /// User fields the target cannot hold: never compared (the target says).
     pub unheld: FieldSet,
+    /// The target holds one department per user, its primary (the first):
+    /// only that one is written and compared (the target says).
+    pub primary_only: bool,
     /// Now, for grace periods (`disable_then_delete`); `None`: nothing falls due.
     pub now: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -462,6 +462,7 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
     let (mut dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
         plan_departments(source, target, bindings, policy, options, &mut p, &mut binds);
     dept.unheld = options.unheld;
+    dept.primary_only = options.primary_only;
     dept.now = options.now;
     if options.departments == DepartmentShape::None {
         // The target holds no departments: nothing to do to them.

@@ -711,3 +711,34 @@ proptest! {
         prop_assert!(!back.ops.iter().any(|o| matches!(o, Op::DeleteUser { .. })), "{:?}", back.ops);
     }
 }
+
+#[test]
+fn a_target_holding_the_primary_department_only_compares_only_that_one() {
+    let mut src = Snapshot {
+        departments: vec![dept("a", None, "A"), dept("b", None, "B"), dept("c", None, "C")],
+        users: vec![user("u1", Some("a@x"), &["a", "b"])],
+        ..Default::default()
+    };
+    let policy = base_policy();
+    let primary = RunOptions { primary_only: true, ..RunOptions::default() };
+    let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &policy, primary);
+    let (tgt, b) = simulate(&TargetSnapshot::default(), &Bindings::default(), &p.ops);
+    let held = &tgt.users[0].departments;
+    assert_eq!(held.len(), 1, "only the primary is written: {held:?}");
+    assert!(plan(&src, &tgt, &b, &policy, primary).ops.is_empty(), "the second department is never a change");
+    // A second department added: still nothing; the primary changes: a move.
+    src.users[0].department_ids.push("c".into());
+    assert!(plan(&src, &tgt, &b, &policy, primary).ops.is_empty());
+    src.users[0].department_ids.remove(0);
+    let p = plan(&src, &tgt, &b, &policy, primary);
+    assert!(matches!(&p.ops[..], [Op::UpdateUser { changes, .. }] if changes.iter().any(|c| c.field == Field::Departments)), "{:?}", p.ops);
+    // Disabled on both sides: parked, its department is not compared.
+    src.users[0].active = false;
+    let mut parked = tgt.clone();
+    parked.users[0].active = false;
+    parked.users[0].departments.clear();
+    assert!(plan(&src, &parked, &b, &policy, primary).ops.is_empty());
+    // Without the option every department counts.
+    src.users[0].active = true;
+    assert!(!plan(&src, &tgt, &b, &policy, RunOptions::default()).ops.is_empty());
+}

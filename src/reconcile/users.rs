@@ -359,6 +359,7 @@ pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> User
             .iter()
             .filter(|d| dept.index.get(d).is_some_and(|&i| dept.res[i] != DeptRes::Absent))
             .filter(|d| seen.insert(*d))
+            .take(if dept.primary_only { 1 } else { usize::MAX })
             .cloned()
             .collect()
     });
@@ -415,7 +416,10 @@ pub(super) fn user_changes(
             cmp(name, have, want);
         }
     }
-    let departments_known = policy.fields.contains(&UserField::DepartmentIds) && !u.is_absent(UserField::DepartmentIds);
+    // Where a user's entry lives under its department, a disabled user's
+    // place is the disabled area: its department is not compared.
+    let parked = dept.primary_only && !tu.active && !spec.active;
+    let departments_known = policy.fields.contains(&UserField::DepartmentIds) && !u.is_absent(UserField::DepartmentIds) && !parked;
     if departments_known {
         cmp(Field::Department, &tu.department, &spec.department);
     }

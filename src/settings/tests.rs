@@ -73,7 +73,7 @@ max_deletes = -3
     let want = [
         "colour: unknown key",
         "source.path: is required",
-        "target.kind: \"ftp\" is not one of scim, file",
+        "target.kind: \"ftp\" is not one of scim, ldap, file",
         "policy.users.target_only: \"remove\" is not one of ignore, disable, delete",
         "policy.users.match_by[1]: \"phone\" is not one of email, username, mobile, employee_no",
         "policy.departments.target_only: \"disable\" is not one of ignore, delete",
@@ -493,4 +493,62 @@ fn a_scope_filter_is_checked_when_the_config_is_read() {
             .unwrap();
     assert_eq!(c.scope.include_departments, ["d1"]);
     assert!(c.scope.filter.is_some());
+}
+
+const FILE_SOURCE: &str = "[source]\nkind = \"file\"\npath = \"org.json\"\n";
+
+#[test]
+fn an_ldap_target_gets_its_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "secret\n").unwrap();
+    let p = write(
+        dir.path(),
+        &format!(
+            "{FILE_SOURCE}[target]\nkind = \"ldap\"\nurl = \"ldap://127.0.0.1:389\"\nbind_dn = \"cn=admin,dc=x\"\n\
+             bind_password_file = \"pw\"\nusers_dn = \"ou=People,dc=x\"\ndepartments_dn = \"ou=Departments,dc=x\"\n\
+             disable = \"attribute\"\ndisable_attribute = \"nsAccountLock\"\ndisable_value = \"true\"\n"
+        ),
+    );
+    let cfg = load(&p).unwrap();
+    let TargetConfig::Ldap(t) = &cfg.target else { panic!("{:?}", cfg.target) };
+    assert_eq!(t.layout, crate::target::ldap::Layout::OuTree);
+    assert_eq!(t.user_rdn, "uid");
+    assert_eq!(t.user_object_classes, ["top", "person", "organizationalPerson", "inetOrgPerson"]);
+    assert_eq!(t.attributes, crate::target::ldap::Attributes::default());
+    assert_eq!(t.disable, crate::target::ldap::Disable::Attribute { name: "nsAccountLock".into(), value: "true".into() });
+    assert_eq!(t.connection.bind_password.as_ref().unwrap().expose(), "secret");
+    assert_eq!((t.concurrency, t.connection.page_size), (4, 500));
+    assert!(!format!("{t:?}").contains("secret"), "the password stays out of Debug");
+}
+
+#[test]
+fn ldap_target_problems_name_the_key() {
+    let errs = problems(
+        &format!(
+            "{FILE_SOURCE}[target]\nkind = \"ldap\"\nurl = \"ldaps://x\"\nstarttls = true\nbind_dn = \"cn=admin,dc=x\"\n\
+             users_dn = \"People\"\nuser_rdn = \"cn2\"\ndisable = \"move\"\n\
+             [target.departments]\nas = \"tree\"\n[target.attributes]\nphone = \"telephoneNumber\"\n"
+        ),
+        &[],
+    );
+    for want in [
+        "target.starttls: is for ldap:// URLs; ldaps:// is TLS from the start",
+        "target.bind_password: is required (or bind_password_file): orgsync binds to write",
+        "target.users_dn: \"People\" is not a DN (e.g. ou=People,dc=example,dc=com)",
+        "target.departments_dn: is required",
+        "target.departments.as: \"tree\" is not one of ou_tree, groups",
+        "target.disabled_dn: is required with disable = \"move\"",
+    ] {
+        assert!(errs.iter().any(|e| e == want), "missing {want:?} in {errs:#?}");
+    }
+    assert!(errs.iter().any(|e| e.starts_with("target.user_rdn: \"cn2\" is not written from a field")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("target.attributes.phone: unknown key")), "{errs:#?}");
+    let errs = problems(
+        &format!(
+            "{FILE_SOURCE}[target]\nkind = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"cn=a\"\nbind_password = \"p\"\n\
+             users_dn = \"ou=People,dc=x\"\ndepartments_dn = \"ou=D,dc=x\"\n"
+        ),
+        &[],
+    );
+    assert!(errs.iter().any(|e| e.starts_with("target.disable: is required")), "{errs:#?}");
 }

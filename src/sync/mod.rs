@@ -170,7 +170,17 @@ pub fn waiting_for_deletion(config: &Config, mirror: &Mirror) -> Result<Option<s
 }
 
 /// Fetch, load and plan without writing anything (not even the mirror).
-pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncError> {
+/// What `sync --dry-run` shows: the plan, and its writes in the target's
+/// own terms where the target gives them (LDAP: operations with DNs).
+#[derive(Debug, serde::Serialize)]
+pub struct DryRun {
+    #[serde(flatten)]
+    pub plan: Plan,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+}
+
+pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, SyncError> {
     let mirror = Mirror::open_read_only(&config.state_dir)?;
     let bindings = match &mirror {
         Some(m) => m.bindings()?,
@@ -185,12 +195,28 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<Plan, SyncE
     let source = fetch_source(built.as_ref(), kept, &config.policy, &config.scope).await?.snapshot;
     let target = target::build(&config.target, &config.policy.users.match_by)?;
     let current = target.load().await?;
-    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), now: Some(chrono::Utc::now()), ..options };
+    let options = RunOptions {
+        departments: target.departments(),
+        unheld: target.unheld(),
+        primary_only: target.primary_only(),
+        now: Some(chrono::Utc::now()),
+        ..options
+    };
     let mut plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
     if let Some(m) = Mirror::open_read_only(&config.state_dir)? {
         reconcile::unkept::skip_unkept(&mut plan, &m.unkept()?);
     }
-    Ok(plan)
+    let bound: std::collections::HashMap<&crate::model::SourceId, &crate::model::TargetId> = plan
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            reconcile::Op::Bind { kind: crate::model::Kind::Department, source_id, target_id, .. } => Some((source_id, target_id)),
+            _ => None,
+        })
+        .chain(bindings.departments.iter())
+        .collect();
+    let operations = target.describe(&plan.ops, &|s| bound.get(s).map(|t| (*t).clone()));
+    Ok(DryRun { plan, operations })
 }
 
 /// Everything one run works with, passed in: the daemon and the CLI build
@@ -234,6 +260,7 @@ pub async fn run_with_config(
     };
     let concurrency = match &config.target {
         crate::target::TargetConfig::Scim(c) => c.concurrency,
+        crate::target::TargetConfig::Ldap(c) => c.concurrency,
         crate::target::TargetConfig::File { .. } => 1,
     };
     let ctx = RunContext {
@@ -365,7 +392,13 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
     }
     let snapshot = fetched.snapshot;
     let bindings = mirror.bindings()?;
-    let options = RunOptions { departments: target.departments(), unheld: target.unheld(), now: Some(clock.now()), ..options };
+    let options = RunOptions {
+        departments: target.departments(),
+        unheld: target.unheld(),
+        primary_only: target.primary_only(),
+        now: Some(clock.now()),
+        ..options
+    };
     let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
     mirror.update_unkept(&memory)?;

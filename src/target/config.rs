@@ -3,12 +3,13 @@
 use crate::config::reader::{Problems, Reader};
 use std::path::PathBuf;
 
-pub const TARGET_KINDS: &[&str] = &["scim", "file"];
+pub const TARGET_KINDS: &[&str] = &["scim", "ldap", "file"];
 
 /// `[target]`: `kind` selects the target.
 #[derive(Clone, Debug)]
 pub enum TargetConfig {
     Scim(super::scim::ScimConfig),
+    Ldap(Box<super::ldap::LdapTargetConfig>),
     /// `kind = "file"`: the target directory as one JSON document.
     File {
         /// `path`: the JSON file written after each run (required).
@@ -20,6 +21,7 @@ impl TargetConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             TargetConfig::Scim(_) => "scim",
+            TargetConfig::Ldap(_) => "ldap",
             TargetConfig::File { .. } => "file",
         }
     }
@@ -39,6 +41,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
             None
         }),
         Some("scim") => super::scim::parse(t, errs),
+        Some("ldap") => super::ldap::parse(t, errs),
         None if !t.has("kind") => {
             t.problem(errs, "kind", format!("is required (one of {})", TARGET_KINDS.join(", ")));
             None

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod file;
+pub mod ldap;
 pub mod scim;
 
 use crate::model::{TargetId, TargetSnapshot};
@@ -37,6 +38,8 @@ pub enum TargetError {
     /// Some attributes of a PATCH were refused one by one (the others were applied).
     #[error("PATCH {path}: the target refused {}: {detail}", attributes.join(", "))]
     Refused { path: String, attributes: Vec<String>, fields: Vec<crate::reconcile::Field>, detail: String },
+    #[error("LDAP {0}")]
+    Ldap(crate::ldap::LdapError),
     #[error("{0}")]
     Other(String),
 }
@@ -49,6 +52,7 @@ impl TargetError {
         match self {
             TargetError::Http { status, .. } => matches!(*status, 408 | 429) || (*status >= 500 && *status != 501),
             TargetError::Transport { source, .. } => source.is_timeout() || source.is_connect() || source.is_request(),
+            TargetError::Ldap(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -78,6 +82,7 @@ impl TargetError {
             TargetError::Decode { .. } => "decode",
             TargetError::Io { .. } | TargetError::InvalidFile { .. } => "io",
             TargetError::Refused { .. } => "refused",
+            TargetError::Ldap(_) => "ldap",
             TargetError::Other(_) => "other",
         }
     }
@@ -95,6 +100,17 @@ pub trait Target: Send + Sync {
     /// The user fields this target cannot hold (known after [`Target::load`]).
     fn unheld(&self) -> crate::reconcile::FieldSet {
         crate::reconcile::FieldSet::default()
+    }
+    /// Whether a user holds only its primary department here (an entry
+    /// lives under one OU): only that one is written and compared.
+    fn primary_only(&self) -> bool {
+        false
+    }
+    /// For `sync --dry-run`: the plan's writes in the target's own terms
+    /// (the LDAP target: add / modify / modrdn / delete with DNs), after
+    /// [`Target::load`]. `resolve` gives a bound department's target id.
+    fn describe(&self, _ops: &[crate::reconcile::Op], _resolve: &dyn Fn(&crate::model::SourceId) -> Option<TargetId>) -> Vec<String> {
+        Vec::new()
     }
     /// What `orgsync check-target` prints: how orgsync will talk to the
     /// target, found without writing anything.
@@ -149,5 +165,6 @@ pub fn build(config: &TargetConfig, match_by: &[crate::reconcile::MatchKey]) -> 
     Ok(match config {
         TargetConfig::Scim(c) => Box::new(scim::ScimTarget::new(c, match_by)?),
         TargetConfig::File { path } => Box::new(file::FileTarget::new(path.clone())),
+        TargetConfig::Ldap(c) => Box::new(ldap::LdapTarget::new(c)),
     })
 }

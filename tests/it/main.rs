@@ -20,6 +20,7 @@ mod fast_scim;
 mod feishu;
 mod harness;
 mod ldap;
+mod ldap_target;
 mod notify;
 mod packaging;
 mod proxy;

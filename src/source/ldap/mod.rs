@@ -16,9 +16,7 @@ use super::{IdentitySource, SourceError};
 use crate::model::Snapshot;
 pub use config::{LdapConfig, parse};
 use futures::future::BoxFuture;
-use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
-use std::sync::Arc;
+use ldap3::{Ldap, Scope};
 
 #[derive(Debug)]
 pub struct LdapSource {
@@ -38,96 +36,28 @@ impl LdapSource {
         SourceError::LdapEntry { url: self.config.url.to_string(), source }
     }
 
-    fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, SourceError> {
-        let Some(path) = &self.config.ca_file else { return Ok(None) };
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| self.err(format!("cannot read ca_file {}: {e}", path.display())))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| self.err(format!("ca_file {} is not PEM: {e}", path.display())))?;
-            roots.add(cert).map_err(|e| self.err(format!("ca_file {}: {e}", path.display())))?;
+    fn connection(&self) -> crate::ldap::Connection {
+        let c = &self.config;
+        crate::ldap::Connection {
+            url: c.url.clone(),
+            starttls: c.starttls,
+            ca_file: c.ca_file.clone(),
+            tls_insecure: c.tls_insecure,
+            timeout: c.timeout,
+            bind_dn: c.bind_dn.clone(),
+            bind_password: c.bind_password.clone(),
+            page_size: c.page_size,
         }
-        if roots.is_empty() {
-            return Err(self.err(format!("ca_file {} holds no certificate", path.display())));
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| self.err(format!("TLS setup: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Some(Arc::new(config)))
     }
 
     async fn connect(&self) -> Result<Ldap, SourceError> {
-        let c = &self.config;
-        let mut settings = LdapConnSettings::new().set_conn_timeout(c.timeout).set_starttls(c.starttls);
-        if c.tls_insecure {
-            tracing::warn!(url = %c.url, "source.tls_insecure = true: the LDAP server's certificate is NOT checked");
-            settings = settings.set_no_tls_verify(true);
-        } else if let Some(tls) = self.tls()? {
-            settings = settings.set_config(tls);
-        }
-        let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &c.url).await.map_err(|e| {
-            let text = e.to_string();
-            let hint = if text.contains("not valid for name") {
-                "; the certificate does not list this host in its subjectAltName (Samba's self-generated \
-                     certificate lists none): use a URL with a name the certificate lists, or give the server a \
-                     certificate that names it"
-                    .to_owned()
-            } else if text.contains("certificate") {
-                match &c.ca_file {
-                    Some(f) => format!("; the server's certificate is not signed by a CA in ca_file {}", f.display()),
-                    None => "; the server's certificate is not signed by a system CA: set source.ca_file to the CA that issued it".into(),
-                }
-            } else {
-                String::new()
-            };
-            self.err(format!("cannot connect: {e}{hint}"))
-        })?;
-        ldap3::drive!(conn);
-        if let (Some(dn), Some(pw)) = (&c.bind_dn, &c.bind_password) {
-            let res = ldap
-                .with_timeout(c.timeout)
-                .simple_bind(dn, pw.expose())
-                .await
-                .map_err(|e| self.err(format!("bind as {dn} failed: {e}")))?;
-            if res.rc != 0 {
-                let hint = match res.rc {
-                    49 => ": invalid credentials, check bind_dn and bind_password",
-                    8 | 13 => ": the server requires an encrypted connection, use ldaps:// or starttls = true",
-                    _ => "",
-                };
-                return Err(self.err(format!("bind as {dn} failed: LDAP result {} {}{hint}", res.rc, res.text.trim())));
-            }
-        }
-        Ok(ldap)
+        self.connection().connect("source").await.map_err(|e| self.err(e.to_string()))
     }
 
     /// One paged search; every page or an error.
     async fn search(&self, ldap: &mut Ldap, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, SourceError> {
-        let c = &self.config;
-        let adapters: Vec<Box<dyn Adapter<'_, &str, &[&str]>>> =
-            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(c.page_size as i32))];
-        let fail = |e: &dyn std::fmt::Display| self.err(format!("search {filter} under {base}: {e}"));
-        let mut stream =
-            ldap.with_timeout(c.timeout).streaming_search_with(adapters, base, scope, filter, attrs).await.map_err(|e| fail(&e))?;
-        let mut out = Vec::new();
-        loop {
-            match stream.next().await {
-                Ok(Some(raw)) => {
-                    let e = SearchEntry::construct(raw);
-                    out.push(Entry { dn: e.dn, attrs: e.attrs, bin_attrs: e.bin_attrs });
-                }
-                Ok(None) => break,
-                Err(e) => return Err(fail(&e)),
-            }
-        }
-        let res = stream.finish().await;
-        if res.rc != 0 {
-            return Err(fail(&format_args!("LDAP result {} {}", res.rc, res.text.trim())));
-        }
-        Ok(out)
+        let entries = self.connection().search(ldap, base, scope, filter, attrs).await.map_err(|e| self.err(e.to_string()))?;
+        Ok(entries.into_iter().map(|e| Entry { dn: e.dn, attrs: e.attrs, bin_attrs: e.bin_attrs }).collect())
     }
 
     /// Group entries with every member value, reading AD's ranged

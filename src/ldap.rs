@@ -1,0 +1,173 @@
+//! One LDAP connection as orgsync opens it, for the `ldap` source and the
+//! `ldap` target alike: TLS trusting a CA file (or the system's roots),
+//! StartTLS, a simple bind whose failures say what to check, and the paged
+//! search (RFC 2696) that reads every page or fails.
+
+use crate::config::Secret;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to reach and bind to a directory.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// `ldap://host:389` or `ldaps://host:636`.
+    pub url: url::Url,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    pub starttls: bool,
+    /// PEM CA certificates to trust; the system's roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate checks (warned about on every connect).
+    pub tls_insecure: bool,
+    /// Connect and per-operation.
+    pub timeout: Duration,
+    /// Anonymous when absent.
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<Secret>,
+    /// Paged-results page size.
+    pub page_size: u32,
+}
+
+/// Why an LDAP exchange failed. Never holds a password.
+#[derive(Debug, thiserror::Error)]
+pub enum LdapError {
+    /// No connection, TLS refused, or the bind failed.
+    #[error("{0}")]
+    Connect(String),
+    /// The server answered with a result code other than success.
+    #[error("{what}: LDAP result {rc} {text}")]
+    Result { what: String, rc: u32, text: String },
+    /// The exchange itself failed (timeout, connection closed, protocol).
+    #[error("{what}: {source}")]
+    Protocol {
+        what: String,
+        #[source]
+        source: Box<ldap3::LdapError>,
+    },
+}
+
+impl LdapError {
+    /// The server's result code, where it gave one.
+    pub fn rc(&self) -> Option<u32> {
+        match self {
+            LdapError::Result { rc, .. } => Some(*rc),
+            _ => None,
+        }
+    }
+
+    /// Worth retrying: `busy` (51), `unavailable` (52), timeouts and lost
+    /// connections.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LdapError::Result { rc, .. } => matches!(rc, 51 | 52),
+            LdapError::Protocol { .. } => true,
+            LdapError::Connect(_) => false,
+        }
+    }
+}
+
+impl Connection {
+    fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, LdapError> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let err = |m: String| LdapError::Connect(m);
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| err(format!("cannot read ca_file {}: {e}", path.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| err(format!("ca_file {} is not PEM: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| err(format!("ca_file {}: {e}", path.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(err(format!("ca_file {} holds no certificate", path.display())));
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Some(Arc::new(config)))
+    }
+
+    /// Connect and bind. `section` names the config table in hints
+    /// (`source`, `target`).
+    pub async fn connect(&self, section: &str) -> Result<Ldap, LdapError> {
+        let mut settings = LdapConnSettings::new().set_conn_timeout(self.timeout).set_starttls(self.starttls);
+        if self.tls_insecure {
+            tracing::warn!(url = %self.url, "{section}.tls_insecure = true: the LDAP server's certificate is NOT checked");
+            settings = settings.set_no_tls_verify(true);
+        } else if let Some(tls) = self.tls()? {
+            settings = settings.set_config(tls);
+        }
+        let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &self.url).await.map_err(|e| {
+            let text = e.to_string();
+            let hint = if text.contains("not valid for name") {
+                "; the certificate does not list this host in its subjectAltName (Samba's self-generated \
+                     certificate lists none): use a URL with a name the certificate lists, or give the server a \
+                     certificate that names it"
+                    .to_owned()
+            } else if text.contains("certificate") {
+                match &self.ca_file {
+                    Some(f) => format!("; the server's certificate is not signed by a CA in ca_file {}", f.display()),
+                    None => {
+                        format!("; the server's certificate is not signed by a system CA: set {section}.ca_file to the CA that issued it")
+                    }
+                }
+            } else {
+                String::new()
+            };
+            LdapError::Connect(format!("cannot connect: {e}{hint}"))
+        })?;
+        ldap3::drive!(conn);
+        if let (Some(dn), Some(pw)) = (&self.bind_dn, &self.bind_password) {
+            let res = ldap
+                .with_timeout(self.timeout)
+                .simple_bind(dn, pw.expose())
+                .await
+                .map_err(|e| LdapError::Connect(format!("bind as {dn} failed: {e}")))?;
+            if res.rc != 0 {
+                let hint = match res.rc {
+                    49 => ": invalid credentials, check bind_dn and bind_password",
+                    8 | 13 => ": the server requires an encrypted connection, use ldaps:// or starttls = true",
+                    _ => "",
+                };
+                return Err(LdapError::Connect(format!("bind as {dn} failed: LDAP result {} {}{hint}", res.rc, res.text.trim())));
+            }
+        }
+        Ok(ldap)
+    }
+
+    /// One paged search: every page, or an error naming the filter and base.
+    pub async fn search(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, LdapError> {
+        let adapters: Vec<Box<dyn Adapter<'_, &str, &[&str]>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.page_size as i32))];
+        let what = || format!("search {filter} under {base}");
+        let mut stream = ldap
+            .with_timeout(self.timeout)
+            .streaming_search_with(adapters, base, scope, filter, attrs)
+            .await
+            .map_err(|source| LdapError::Protocol { what: what(), source: Box::new(source) })?;
+        let mut out = Vec::new();
+        loop {
+            match stream.next().await {
+                Ok(Some(raw)) => out.push(SearchEntry::construct(raw)),
+                Ok(None) => break,
+                Err(source) => return Err(LdapError::Protocol { what: what(), source: Box::new(source) }),
+            }
+        }
+        let res = stream.finish().await;
+        if res.rc != 0 {
+            return Err(LdapError::Result { what: what(), rc: res.rc, text: res.text.trim().to_owned() });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,694 @@
+//! Target `ldap`: keep an OpenLDAP or 389 Directory Server tree in step.
+//!
+//! Objects are known by their `entryUUID` (389-DS without the entryUUID
+//! plugin: `nsUniqueId`), read back after each add, never by DN: a rename
+//! or a move is a `modrdn` that keeps the binding. The DN of every entry
+//! is kept in memory from the load and followed through each rename.
+//!
+//! Departments are OUs nested like the tree (`ou_tree`, a user's entry
+//! under its primary department's OU) or `groupOfNames` entries, a child
+//! group a member of its parent's (`groups`, users flat). A group keeps an
+//! empty `member` value (the empty DN) because `groupOfNames` must have a
+//! member; it is never read as one.
+//!
+//! Result codes: 68 (entryAlreadyExists) on an add binds the entry when it
+//! appeared after the load (or carries this object's mark), else is a
+//! conflict; 32 (noSuchObject) on a delete is done; 66 (notAllowedOnNonLeaf)
+//! moves the users left in an OU out and tries again; 51/52 and timeouts are
+//! retried with backoff; everything else fails the item naming the DN.
+
+mod config;
+mod describe;
+mod entries;
+
+pub use config::{Attributes, Disable, Layout, LdapTargetConfig, is_under, normalize, parse};
+
+use super::{TResult, Target, TargetError};
+use crate::ldap::LdapError;
+use crate::model::{TargetId, TargetSnapshot};
+use crate::reconcile::{Change, DeptSpec, Field, FieldSet, UserSpec};
+use backon::{ExponentialBuilder, Retryable};
+use entries::{Index, dn_parent, first_rdn, rdn};
+use ldap3::{Ldap, Mod, Scope};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The attributes that name an entry for good, in order of preference.
+const ID_ATTRIBUTES: [&str; 2] = ["entryUUID", "nsUniqueId"];
+
+#[derive(Debug)]
+pub struct LdapTarget {
+    c: LdapTargetConfig,
+    conn: tokio::sync::Mutex<Option<Ldap>>,
+    index: Mutex<Index>,
+    /// Department operations one at a time: a rename moves the DNs of
+    /// everything under it.
+    tree: tokio::sync::Mutex<()>,
+    /// `entryUUID` or `nsUniqueId`, found at the load.
+    id_attr: Mutex<&'static str>,
+}
+
+type Attrs = Vec<(String, HashSet<String>)>;
+
+fn one(v: &str) -> HashSet<String> {
+    HashSet::from([v.to_owned()])
+}
+
+impl LdapTarget {
+    pub fn new(c: &LdapTargetConfig) -> Self {
+        LdapTarget {
+            c: c.clone(),
+            conn: tokio::sync::Mutex::new(None),
+            index: Mutex::new(Index::default()),
+            tree: tokio::sync::Mutex::new(()),
+            id_attr: Mutex::new(ID_ATTRIBUTES[0]),
+        }
+    }
+
+    fn index<T>(&self, f: impl FnOnce(&mut Index) -> T) -> T {
+        let mut i = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut i)
+    }
+
+    fn id_attr(&self) -> &'static str {
+        *self.id_attr.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The open connection, or a new one.
+    async fn ldap(&self) -> Result<Ldap, LdapError> {
+        let mut conn = self.conn.lock().await;
+        if let Some(l) = conn.as_ref() {
+            return Ok(l.clone());
+        }
+        let l = self.c.connection.connect("target").await?;
+        *conn = Some(l.clone());
+        Ok(l)
+    }
+
+    /// One exchange, retried on busy/unavailable/timeouts (a lost
+    /// connection is opened again). `rc` turns a result code into success.
+    async fn exchange<F, Fut>(&self, what: String, ok: &[u32], f: F) -> Result<u32, LdapError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: std::future::Future<Output = ldap3::result::Result<ldap3::LdapResult>>,
+    {
+        let attempt = || async {
+            let ldap = self.ldap().await?;
+            let r = f(ldap).await;
+            crate::telemetry::target_request(match &r {
+                Ok(res) if res.rc == 0 || ok.contains(&res.rc) => "ok",
+                _ => "ldap",
+            });
+            match r {
+                Ok(res) if res.rc == 0 || ok.contains(&res.rc) => Ok(res.rc),
+                Ok(res) => Err(LdapError::Result { what: what.clone(), rc: res.rc, text: res.text.trim().to_owned() }),
+                Err(source) => {
+                    *self.conn.lock().await = None;
+                    Err(LdapError::Protocol { what: what.clone(), source: Box::new(source) })
+                }
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(self.c.max_retries)
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .when(LdapError::is_transient)
+            .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "LDAP operation failed; retrying"))
+            .await
+    }
+
+    async fn add(&self, dn: &str, attrs: Attrs) -> Result<u32, LdapError> {
+        let t = self.c.connection.timeout;
+        self.exchange(format!("add {dn}"), &[68], |mut l| {
+            let attrs = attrs.clone();
+            async move { l.with_timeout(t).add(dn, attrs).await }
+        })
+        .await
+    }
+
+    async fn modify(&self, dn: &str, mods: Vec<Mod<String>>, ok: &[u32]) -> Result<(), LdapError> {
+        if mods.is_empty() {
+            return Ok(());
+        }
+        let t = self.c.connection.timeout;
+        self.exchange(format!("modify {dn}"), ok, |mut l| {
+            let mods = mods.clone();
+            async move { l.with_timeout(t).modify(dn, mods).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    /// `modrdn`, then the kept DN follows (with `subtree`, every DN under it too).
+    async fn modrdn(&self, id: &TargetId, dn: &str, new_rdn: &str, superior: Option<&str>, subtree: bool) -> Result<String, LdapError> {
+        let t = self.c.connection.timeout;
+        self.exchange(
+            format!("modrdn {dn} to {new_rdn}{}", superior.map(|s| format!(" under {s}")).unwrap_or_default()),
+            &[],
+            |mut l| async move { l.with_timeout(t).modifydn(dn, new_rdn, true, superior).await },
+        )
+        .await?;
+        let new = format!("{new_rdn},{}", superior.map_or_else(|| dn_parent(dn).to_owned(), str::to_owned));
+        self.index(|i| i.renamed(id, dn, &new, subtree));
+        Ok(new)
+    }
+
+    /// Delete; an entry already gone is done.
+    async fn delete(&self, dn: &str) -> Result<(), LdapError> {
+        let t = self.c.connection.timeout;
+        self.exchange(format!("delete {dn}"), &[32], |mut l| async move { l.with_timeout(t).delete(dn).await }).await.map(drop)
+    }
+
+    /// Entries under `base` (one level or the subtree).
+    async fn search(&self, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> Result<Vec<ldap3::SearchEntry>, LdapError> {
+        let mut ldap = self.ldap().await?;
+        let r = self.c.connection.search(&mut ldap, base, scope, filter, attrs).await;
+        crate::telemetry::target_request(if r.is_ok() { "ok" } else { "ldap" });
+        r
+    }
+
+    /// The id of the entry at `dn`, read back after an add.
+    async fn read_id(&self, dn: &str) -> Result<TargetId, TargetError> {
+        let id = self.id_attr();
+        let e = self.search(dn, Scope::Base, "(objectClass=*)", &[id]).await?;
+        e.first()
+            .and_then(|e| entries::first(&e.attrs, id))
+            .map(|v| TargetId(v.to_owned()))
+            .ok_or_else(|| TargetError::Other(format!("{dn} was added but has no {id}")))
+    }
+
+    fn dn_of(&self, id: &TargetId) -> Result<String, TargetError> {
+        self.index(|i| i.dn.get(id).cloned()).ok_or_else(|| TargetError::Other(format!("no entry known by {} {id}", self.id_attr())))
+    }
+
+    /// After an add answered 68: the entry is this object's when it was not
+    /// there at the load, or carries this object's mark; else a conflict.
+    async fn existing(&self, dn: &str, external_id: &str) -> Result<TargetId, TargetError> {
+        let id = self.read_id(dn).await?;
+        let ext = &self.c.attributes.external_id;
+        let marked = if ext.is_empty() {
+            false
+        } else {
+            let e = self.search(dn, Scope::Base, "(objectClass=*)", &[ext.as_str()]).await?;
+            e.first().and_then(|e| entries::first(&e.attrs, ext)) == Some(external_id)
+        };
+        if marked || !self.index(|i| i.loaded.contains(&id)) {
+            self.index(|i| i.dn.insert(id.clone(), dn.to_owned()));
+            Ok(id)
+        } else {
+            Err(TargetError::Other(format!(
+                "{dn} already exists and is another object (not matched to source {external_id}; match it by \
+                 policy.users.match_by, or set target.attributes.external_id so orgsync can recognise its own entries)"
+            )))
+        }
+    }
+
+    // --- departments -------------------------------------------------------
+
+    fn dept_dn(&self, name: &str, parent: Option<&TargetId>) -> Result<String, TargetError> {
+        Ok(match self.c.layout {
+            Layout::OuTree => {
+                let base = match parent {
+                    Some(p) => self.dn_of(p)?,
+                    None => self.c.departments_dn.clone(),
+                };
+                format!("{},{base}", rdn("ou", name))
+            }
+            Layout::Groups => format!("{},{}", rdn("cn", name), self.c.departments_dn),
+        })
+    }
+
+    /// The home of a user entry: its primary department's OU (`ou_tree`),
+    /// `disabled_dn` when disabled by moving, else `users_dn`.
+    fn home(&self, departments: &[TargetId], active: bool) -> Result<String, TargetError> {
+        if let (Disable::Move { disabled_dn }, false) = (&self.c.disable, active) {
+            return Ok(disabled_dn.clone());
+        }
+        match (self.c.layout, departments.first()) {
+            (Layout::OuTree, Some(d)) => self.dn_of(d),
+            _ => Ok(self.c.users_dn.clone()),
+        }
+    }
+
+    /// Add or remove `member` values of groups.
+    async fn membership(&self, member: &str, groups: &[TargetId], add: bool) -> Result<(), TargetError> {
+        for g in groups {
+            let gdn = self.dn_of(g)?;
+            let m = if add { Mod::Add("member".to_owned(), one(member)) } else { Mod::Delete("member".to_owned(), one(member)) };
+            // 20: already a member; 16: not one (any more).
+            self.modify(&gdn, vec![m], &[16, 20]).await?;
+        }
+        Ok(())
+    }
+
+    /// In `groups`, `member` values naming `old` name `new` instead.
+    async fn member_renamed(&self, id: &TargetId, old: &str, new: &str) -> Result<(), TargetError> {
+        if self.c.layout != Layout::Groups {
+            return Ok(());
+        }
+        let groups: Vec<TargetId> = self.index(|i| i.groups_of.get(id).map(|g| g.iter().cloned().collect()).unwrap_or_default());
+        for g in groups {
+            let gdn = self.dn_of(&g)?;
+            self.modify(&gdn, vec![Mod::Delete("member".into(), one(old)), Mod::Add("member".into(), one(new))], &[16, 20]).await?;
+        }
+        Ok(())
+    }
+
+    // --- users -------------------------------------------------------------
+
+    /// The attribute each changeable field is written to ("" for none).
+    fn attribute(&self, f: Field) -> &str {
+        let a = &self.c.attributes;
+        match f {
+            Field::Username => &a.username,
+            Field::Name => &a.name,
+            Field::Email => &a.email,
+            Field::Mobile => &a.mobile,
+            Field::EmployeeNo => &a.employee_no,
+            Field::Nickname => &a.nickname,
+            Field::Title => &a.title,
+            Field::Department => &a.department,
+            Field::ExternalId => &a.external_id,
+            Field::Departments | Field::Active | Field::Parent => "",
+        }
+    }
+
+    fn value(spec: &UserSpec, f: Field) -> Option<&str> {
+        match f {
+            Field::Username => spec.username.as_deref(),
+            Field::Name => spec.name.as_deref(),
+            Field::Email => spec.email.as_deref(),
+            Field::Mobile => spec.mobile.as_deref(),
+            Field::EmployeeNo => spec.employee_no.as_deref(),
+            Field::Nickname => spec.nickname.as_deref(),
+            Field::Title => spec.title.as_deref(),
+            Field::Department => spec.department.as_deref(),
+            Field::ExternalId => Some(spec.external_id.as_str()),
+            Field::Departments | Field::Active | Field::Parent => None,
+        }
+        .filter(|v| !v.trim().is_empty())
+    }
+
+    /// `cn` and `sn` are required by `person`: the name, else the username.
+    fn display(spec: &UserSpec) -> Option<&str> {
+        Self::value(spec, Field::Name).or(Self::value(spec, Field::Username))
+    }
+
+    /// The user's RDN (`uid=jdoe`), from the field written to `user_rdn`.
+    fn user_rdn(&self, spec: &UserSpec) -> Result<String, TargetError> {
+        let r = &self.c.user_rdn;
+        let field = [Field::Username, Field::Name, Field::Email, Field::EmployeeNo]
+            .into_iter()
+            .find(|f| self.attribute(*f).eq_ignore_ascii_case(r))
+            .ok_or_else(|| TargetError::Other(format!("user_rdn {r} is not written from any field")))?;
+        let v =
+            Self::value(spec, field).ok_or_else(|| TargetError::Other(format!("the user has no {field} to name its entry ({r}=...)")))?;
+        Ok(rdn(r, v))
+    }
+
+    fn rdn_field(&self, f: Field) -> bool {
+        self.attribute(f).eq_ignore_ascii_case(&self.c.user_rdn)
+    }
+
+    fn user_attrs(&self, spec: &UserSpec) -> Attrs {
+        let mut attrs: Attrs = vec![("objectClass".into(), self.c.user_object_classes.iter().cloned().collect())];
+        let mut put = |attr: &str, v: &str| {
+            if attr.is_empty() {
+                return;
+            }
+            match attrs.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(attr)) {
+                Some((_, vals)) => {
+                    vals.insert(v.to_owned());
+                }
+                None => attrs.push((attr.to_owned(), one(v))),
+            }
+        };
+        for &f in Field::USER {
+            if let Some(v) = Self::value(spec, f) {
+                put(self.attribute(f), v);
+            }
+        }
+        // cn and sn are required by person.
+        if let Some(d) = Self::display(spec) {
+            put(&self.c.attributes.surname, d);
+            if Self::value(spec, Field::Name).is_none() {
+                put(&self.c.attributes.name, d);
+            }
+        }
+        if let (Disable::Attribute { name, value }, false) = (&self.c.disable, spec.active) {
+            put(name, value);
+        }
+        attrs
+    }
+
+    /// Delete a user entry and its `member` values.
+    async fn remove_user(&self, id: &TargetId) -> Result<(), TargetError> {
+        let dn = self.dn_of(id)?;
+        if self.c.layout == Layout::Groups {
+            let groups: Vec<TargetId> = self.index(|i| i.groups_of.get(id).map(|g| g.iter().cloned().collect()).unwrap_or_default());
+            self.membership(&dn, &groups, false).await?;
+        }
+        self.delete(&dn).await?;
+        self.index(|i| i.forget(id));
+        Ok(())
+    }
+
+    /// Set the disabled state per `disable`.
+    async fn set_active(&self, id: &TargetId, active: bool, departments: &[TargetId]) -> Result<(), TargetError> {
+        match &self.c.disable {
+            Disable::Delete if !active => self.remove_user(id).await,
+            Disable::Delete => Ok(()),
+            Disable::Attribute { name, value } => {
+                let dn = self.dn_of(id)?;
+                let values = if active { HashSet::new() } else { one(value) };
+                self.modify(&dn, vec![Mod::Replace(name.clone(), values)], &[]).await.map_err(Into::into)
+            }
+            Disable::Move { .. } => {
+                let dn = self.dn_of(id)?;
+                let home = self.home(departments, active)?;
+                if normalize(dn_parent(&dn)) != normalize(&home) {
+                    let new = self.modrdn(id, &dn, first_rdn(&dn), Some(&home), false).await?;
+                    self.member_renamed(id, &dn, &new).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn protected(&self, dn: &str, uid: Option<&str>) -> bool {
+        normalize(dn) == normalize(&self.c.bind_dn)
+            || self.c.protected.iter().any(|p| normalize(p) == normalize(dn) || uid.is_some_and(|u| u.eq_ignore_ascii_case(p)))
+    }
+}
+
+impl From<LdapError> for TargetError {
+    fn from(e: LdapError) -> Self {
+        TargetError::Ldap(e)
+    }
+}
+
+impl Target for LdapTarget {
+    fn departments(&self) -> crate::reconcile::DepartmentShape {
+        crate::reconcile::DepartmentShape::Tree
+    }
+
+    fn describe(&self, ops: &[crate::reconcile::Op], resolve: &dyn Fn(&crate::model::SourceId) -> Option<TargetId>) -> Vec<String> {
+        self.operations(ops, resolve)
+    }
+
+    fn primary_only(&self) -> bool {
+        self.c.layout == Layout::OuTree
+    }
+
+    fn unheld(&self) -> FieldSet {
+        let mut s = FieldSet::default();
+        for &f in Field::USER {
+            if !matches!(f, Field::Departments | Field::Active) && self.attribute(f).is_empty() {
+                s = s.with(f);
+            }
+        }
+        s
+    }
+
+    fn check(&self) -> TResult<'_, Vec<(&'static str, String)>> {
+        Box::pin(async move {
+            let root = self.search("", Scope::Base, "(objectClass=*)", &["vendorName", "vendorVersion", "supportedControl"]).await?;
+            let vendor = root
+                .first()
+                .and_then(|e| {
+                    entries::first(&e.attrs, "vendorName")
+                        .map(|v| format!("{v} {}", entries::first(&e.attrs, "vendorVersion").unwrap_or("")))
+                })
+                .unwrap_or_else(|| "OpenLDAP (no vendorName)".into());
+            let mut rows = vec![
+                ("url", self.c.connection.url.to_string()),
+                ("bound as", self.c.bind_dn.clone()),
+                ("server", vendor.trim().to_owned()),
+            ];
+            for (key, dn) in [("users_dn", &self.c.users_dn), ("departments_dn", &self.c.departments_dn)] {
+                let found = self.search(dn, Scope::Base, "(objectClass=*)", &ID_ATTRIBUTES).await;
+                rows.push((
+                    key,
+                    match found {
+                        Ok(e) if !e.is_empty() => format!("{dn} (exists)"),
+                        Ok(_) | Err(LdapError::Result { rc: 32, .. }) => format!("{dn} (missing: create it before the first run)"),
+                        Err(e) => return Err(e.into()),
+                    },
+                ));
+            }
+            Ok(rows)
+        })
+    }
+
+    fn load(&self) -> TResult<'_, TargetSnapshot> {
+        Box::pin(async move {
+            // Which attribute names entries for good.
+            let probe = self.search(&self.c.users_dn, Scope::Base, "(objectClass=*)", &ID_ATTRIBUTES).await.map_err(|e| match e {
+                LdapError::Result { rc: 32, .. } => {
+                    TargetError::Other(format!("target.users_dn {} does not exist: create it before the first run", self.c.users_dn))
+                }
+                e => e.into(),
+            })?;
+            let attr = ID_ATTRIBUTES
+                .into_iter()
+                .find(|a| probe.first().is_some_and(|e| entries::first(&e.attrs, a).is_some()))
+                .ok_or_else(|| TargetError::Other("the directory gives entries neither entryUUID nor nsUniqueId".into()))?;
+            *self.id_attr.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = attr;
+            let loaded = entries::load(self, attr).await?;
+            let snapshot = self.index(|i| {
+                *i = loaded.index;
+                loaded.snapshot
+            });
+            Ok(snapshot)
+        })
+    }
+
+    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let _tree = self.tree.lock().await;
+            let dn = self.dept_dn(&spec.name, parent)?;
+            let ext = &self.c.attributes.external_id;
+            let mut attrs: Attrs = match self.c.layout {
+                Layout::OuTree => vec![("objectClass".into(), one("organizationalUnit")), ("ou".into(), one(&spec.name))],
+                Layout::Groups => vec![
+                    ("objectClass".into(), one("groupOfNames")),
+                    ("cn".into(), one(&spec.name)),
+                    // groupOfNames must have a member: the empty DN, never read as one.
+                    ("member".into(), one("")),
+                ],
+            };
+            if !ext.is_empty() {
+                attrs.push((ext.clone(), one(&spec.external_id)));
+            }
+            let id = match self.add(&dn, attrs).await? {
+                68 => self.existing(&dn, &spec.external_id).await?,
+                _ => self.read_id(&dn).await?,
+            };
+            self.index(|i| i.dn.insert(id.clone(), dn.clone()));
+            if let (Layout::Groups, Some(p)) = (self.c.layout, parent) {
+                self.membership(&dn, std::slice::from_ref(p), true).await?;
+                self.index(|i| i.groups_of.entry(id.clone()).or_default().insert(p.clone()));
+            }
+            Ok(id)
+        })
+    }
+
+    fn update_department<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a DeptSpec,
+        changes: &'a [Change],
+        old_parent: Option<&'a TargetId>,
+        parent: Option<&'a TargetId>,
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let _tree = self.tree.lock().await;
+            let dn = self.dn_of(id)?;
+            let renamed = changes.iter().any(|c| c.field == Field::Name);
+            let moved = changes.iter().any(|c| c.field == Field::Parent);
+            let naming = if self.c.layout == Layout::OuTree { "ou" } else { "cn" };
+            let new_rdn = rdn(naming, &spec.name);
+            match self.c.layout {
+                Layout::OuTree if renamed || moved => {
+                    let superior = match parent {
+                        Some(p) => self.dn_of(p)?,
+                        None => self.c.departments_dn.clone(),
+                    };
+                    self.modrdn(id, &dn, &new_rdn, moved.then_some(superior.as_str()), true).await?;
+                }
+                Layout::Groups => {
+                    let mut now = dn.clone();
+                    if renamed {
+                        now = self.modrdn(id, &dn, &new_rdn, None, false).await?;
+                        self.member_renamed(id, &dn, &now).await?;
+                    }
+                    if moved {
+                        if let Some(old) = old_parent {
+                            self.membership(&now, std::slice::from_ref(old), false).await?;
+                        }
+                        if let Some(p) = parent {
+                            self.membership(&now, std::slice::from_ref(p), true).await?;
+                        }
+                        self.index(|i| {
+                            let g = i.groups_of.entry(id.clone()).or_default();
+                            g.clear();
+                            g.extend(parent.cloned());
+                        });
+                    }
+                }
+                Layout::OuTree => {}
+            }
+            let ext = &self.c.attributes.external_id;
+            if !ext.is_empty() && changes.iter().any(|c| c.field == Field::ExternalId) {
+                let dn = self.dn_of(id)?;
+                self.modify(&dn, vec![Mod::Replace(ext.clone(), one(&spec.external_id))], &[]).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let _tree = self.tree.lock().await;
+            let dn = self.dn_of(id)?;
+            if self.c.layout == Layout::Groups {
+                let parents: Vec<TargetId> = self.index(|i| i.groups_of.get(id).map(|g| g.iter().cloned().collect()).unwrap_or_default());
+                self.membership(&dn, &parents, false).await?;
+                self.delete(&dn).await?;
+                self.index(|i| i.forget(id));
+                return Ok(());
+            }
+            match self.delete(&dn).await {
+                Err(LdapError::Result { rc: 66, .. }) => {
+                    // Users orgsync keeps (disabled, or not managed) are left
+                    // in the OU: they move to users_dn, then the OU goes.
+                    let children = self.search(&dn, Scope::OneLevel, "(objectClass=*)", &[self.id_attr()]).await?;
+                    let mut stuck = Vec::new();
+                    for e in &children {
+                        let child = entries::first(&e.attrs, self.id_attr()).map(|v| TargetId(v.to_owned()));
+                        let is_user = child.as_ref().is_some_and(|c| self.index(|i| i.users.contains(c)));
+                        match child.filter(|_| is_user) {
+                            Some(child) => {
+                                let new = self.modrdn(&child, &e.dn, first_rdn(&e.dn), Some(&self.c.users_dn), false).await?;
+                                self.member_renamed(&child, &e.dn, &new).await?;
+                            }
+                            None => stuck.push(e.dn.clone()),
+                        }
+                    }
+                    if !stuck.is_empty() {
+                        return Err(TargetError::Other(format!(
+                            "{dn} still holds entries orgsync does not manage ({}): move or delete them, then the next run deletes it",
+                            stuck.join("; ")
+                        )));
+                    }
+                    self.delete(&dn).await?;
+                }
+                r => r?,
+            }
+            self.index(|i| i.forget(id));
+            Ok(())
+        })
+    }
+
+    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let dn = format!("{},{}", self.user_rdn(spec)?, self.home(departments, spec.active)?);
+            let id = match self.add(&dn, self.user_attrs(spec)).await? {
+                68 => self.existing(&dn, &spec.external_id).await?,
+                _ => self.read_id(&dn).await?,
+            };
+            self.index(|i| {
+                i.dn.insert(id.clone(), dn.clone());
+                i.users.insert(id.clone());
+            });
+            if self.c.layout == Layout::Groups {
+                self.membership(&dn, departments, true).await?;
+                self.index(|i| i.groups_of.entry(id.clone()).or_default().extend(departments.iter().cloned()));
+            }
+            Ok(id)
+        })
+    }
+
+    fn update_user<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a UserSpec,
+        changes: &'a [Change],
+        old_departments: &'a [TargetId],
+        departments: &'a [TargetId],
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let has = |f: Field| changes.iter().any(|c| c.field == f);
+            if has(Field::Active) && !spec.active && self.c.disable == Disable::Delete {
+                return self.remove_user(id).await;
+            }
+            let mut dn = self.dn_of(id)?;
+            // The naming attribute changes by modrdn, not by modify.
+            let rename = changes.iter().any(|c| self.rdn_field(c.field));
+            let home_moves = self.c.layout == Layout::OuTree && has(Field::Departments);
+            let new_rdn = if rename { self.user_rdn(spec)? } else { first_rdn(&dn).to_owned() };
+            let superior = if home_moves { Some(self.home(departments, spec.active)?) } else { None };
+            let stays = superior.as_ref().is_none_or(|s| normalize(s) == normalize(dn_parent(&dn)));
+            if rename || !stays {
+                let new = self.modrdn(id, &dn, &new_rdn, superior.as_deref().filter(|_| !stays), false).await?;
+                self.member_renamed(id, &dn, &new).await?;
+                dn = new;
+            }
+            let mut mods: Vec<Mod<String>> = Vec::new();
+            for c in changes {
+                let attr = self.attribute(c.field);
+                if attr.is_empty() || self.rdn_field(c.field) {
+                    continue;
+                }
+                let v = Self::value(spec, c.field);
+                // cn is required: it falls back to the username rather than go.
+                let v = if c.field == Field::Name { Self::display(spec) } else { v };
+                mods.push(Mod::Replace(attr.to_owned(), v.map(one).unwrap_or_default()));
+                if c.field == Field::Name {
+                    let sn = &self.c.attributes.surname;
+                    if !sn.is_empty() && !sn.eq_ignore_ascii_case(attr) {
+                        mods.push(Mod::Replace(sn.clone(), v.map(one).unwrap_or_default()));
+                    }
+                }
+            }
+            self.modify(&dn, mods, &[]).await?;
+            if self.c.layout == Layout::Groups && has(Field::Departments) {
+                let (old, new): (HashSet<&TargetId>, HashSet<&TargetId>) = (old_departments.iter().collect(), departments.iter().collect());
+                let leave: Vec<TargetId> = old.difference(&new).map(|t| (*t).clone()).collect();
+                let join: Vec<TargetId> = new.difference(&old).map(|t| (*t).clone()).collect();
+                self.membership(&dn, &leave, false).await?;
+                self.membership(&dn, &join, true).await?;
+                self.index(|i| {
+                    let g = i.groups_of.entry(id.clone()).or_default();
+                    g.clear();
+                    g.extend(departments.iter().cloned());
+                });
+            }
+            if has(Field::Active) {
+                self.set_active(id, spec.active, departments).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move { self.set_active(id, false, &[]).await })
+    }
+
+    fn delete_user<'a>(&'a self, id: &'a TargetId, _departments: &'a [TargetId]) -> TResult<'a, ()> {
+        Box::pin(async move { self.remove_user(id).await })
+    }
+
+    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
+        Box::pin(async move {
+            if let Some(mut l) = self.conn.lock().await.take() {
+                let _ = l.unbind().await;
+            }
+            Ok(Vec::new())
+        })
+    }
+}
