@@ -17,6 +17,7 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)    # systemd-analyz
 command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 command -v openssl >/dev/null || need_apt+=(openssl)              # the test CAs
 installed adduser || need_apt+=(adduser)                          # the .deb depends on it
+[ -x /usr/sbin/dscreate ] || need_apt+=(389-ds-base)              # a real 389 Directory Server per test
 # A real Samba AD DC per test run. Provisioning needs three packages samba
 # only recommends (we install without recommends): the AD provisioning
 # scripts, the DSDB modules, and the VFS modules (acl_xattr.so).

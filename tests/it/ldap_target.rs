@@ -2,6 +2,7 @@
 //! free loopback port in its own temp dir and stopped by pid; every
 //! outcome is read back with `ldapsearch`.
 
+use crate::ds389::Ds389;
 use crate::harness::{Env, org};
 use crate::slapd::{ROOT_DN, ROOT_PW, SUFFIX, Slapd, TestCa};
 use serde_json::{Value, json};
@@ -32,8 +33,26 @@ pub fn base_ldif() -> String {
     l
 }
 
-pub fn search(slapd: &Slapd, base: &str, filter: &str) -> Vec<Entry> {
-    let out = slapd.ldap(&["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-b", base, filter, "*", "entryUUID"], "");
+/// A directory server the tests read back with ldap-utils.
+pub trait Directory {
+    fn ldap(&self, args: &[&str], input: &str) -> std::process::Output;
+}
+
+impl Directory for Slapd {
+    fn ldap(&self, args: &[&str], input: &str) -> std::process::Output {
+        Slapd::ldap(self, args, input)
+    }
+}
+
+impl Directory for Ds389 {
+    fn ldap(&self, args: &[&str], input: &str) -> std::process::Output {
+        Ds389::ldap(self, args, input)
+    }
+}
+
+pub fn search(slapd: &dyn Directory, base: &str, filter: &str) -> Vec<Entry> {
+    let out = slapd
+        .ldap(&["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-b", base, filter, "*", "entryUUID", "nsUniqueId", "nsAccountLock"], "");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() || out.status.code() == Some(32), "ldapsearch: {}", String::from_utf8_lossy(&out.stderr));
     text.split("\n\n")
@@ -53,21 +72,25 @@ pub fn search(slapd: &Slapd, base: &str, filter: &str) -> Vec<Entry> {
         .collect()
 }
 
-pub fn users(slapd: &Slapd) -> Vec<Entry> {
+pub fn users(slapd: &dyn Directory) -> Vec<Entry> {
     search(slapd, SUFFIX, "(objectClass=inetOrgPerson)")
 }
 
-pub fn user(slapd: &Slapd, uid: &str) -> Option<Entry> {
+pub fn user(slapd: &dyn Directory, uid: &str) -> Option<Entry> {
     search(slapd, SUFFIX, &format!("(uid={uid})")).into_iter().next()
 }
 
 /// The LDAP target's config over a file source, with `extra` `[target]`
 /// keys and `tail` tables after it.
 pub fn config(env: &Env, url: &str, extra: &str, tail: &str) {
-    std::fs::write(env.path("bind-pw"), format!("{ROOT_PW}\n")).unwrap();
+    config_as(env, url, ROOT_DN, ROOT_PW, extra, tail);
+}
+
+pub fn config_as(env: &Env, url: &str, dn: &str, pw: &str, extra: &str, tail: &str) {
+    std::fs::write(env.path("bind-pw"), format!("{pw}\n")).unwrap();
     let text = format!(
         "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n\
-         [target]\nkind = \"ldap\"\nurl = \"{url}\"\nbind_dn = \"{ROOT_DN}\"\nbind_password_file = \"bind-pw\"\n\
+         [target]\nkind = \"ldap\"\nurl = \"{url}\"\nbind_dn = \"{dn}\"\nbind_password_file = \"bind-pw\"\n\
          users_dn = \"ou=People,{SUFFIX}\"\ndepartments_dn = \"ou=Departments,{SUFFIX}\"\npage_size = 7\n{extra}\n{tail}\n"
     );
     std::fs::write(env.path("orgsync.toml"), text).unwrap();
@@ -281,5 +304,40 @@ fn ldaps_and_starttls_with_a_test_ca_and_a_wrong_password_fails_with_zero_writes
     assert_eq!(users(&slapd).len(), 3);
 
     config(&env, &slapd.url, &format!("{tls}starttls = true\n"), "");
+    assert_idle(&env);
+}
+
+#[test]
+fn ds389_ou_tree_keyed_by_nsuniqueid_locks_leavers_with_nsaccountlock() {
+    let env = Env::new();
+    let ds = Ds389::start(env.dir.path());
+    ds.add(&base_ldif().split("\n\n").skip(1).collect::<Vec<_>>().join("\n\n"));
+    config_as(
+        &env,
+        &ds.url,
+        crate::ds389::ROOT_DN,
+        crate::ds389::ROOT_PW,
+        "disable = \"attribute\"\ndisable_attribute = \"nsAccountLock\"\ndisable_value = \"true\"\n",
+        "[policy.users]\ntarget_only = \"disable\"\n",
+    );
+    let mut doc = org(5, 20);
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    assert_eq!(users(&ds).len(), 20);
+    let d1 = search(&ds, SUFFIX, "(ou=Dept 1)").pop().unwrap();
+    let id = |e: &Entry| e.get("nsUniqueId").or(e.get("entryUUID")).unwrap().to_owned();
+    let d1_id = id(&d1);
+    assert_eq!(user(&ds, "user4").unwrap().dn, format!("uid=user4,ou=Dept 4,ou=Dept 1,ou=Dept 0,ou=Departments,{SUFFIX}"));
+    assert_idle(&env);
+
+    doc["departments"][1]["name"] = json!("Renamed");
+    doc["departments"][4]["parent_id"] = json!("d2");
+    doc["users"].as_array_mut().unwrap().pop();
+    env.write_org(&doc);
+    ok(&env.sync(&["--allow-deletes", "1"]));
+    let renamed = search(&ds, SUFFIX, "(ou=Renamed)").pop().unwrap();
+    assert_eq!(id(&renamed), d1_id, "renamed in place");
+    assert_eq!(user(&ds, "user4").unwrap().dn, format!("uid=user4,ou=Dept 4,ou=Dept 2,ou=Dept 0,ou=Departments,{SUFFIX}"));
+    assert_eq!(user(&ds, "user19").unwrap().get("nsAccountLock"), Some("true"));
     assert_idle(&env);
 }

@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod dingtalk;
 mod django;
+mod ds389;
 mod duplicates;
 mod entra;
 mod fake;
