@@ -303,8 +303,19 @@ fn ldaps_and_starttls_with_a_test_ca_and_a_wrong_password_fails_with_zero_writes
     ok(&env.sync(&[]));
     assert_eq!(users(&slapd).len(), 3);
 
-    config(&env, &slapd.url, &format!("{tls}starttls = true\n"), "");
+    config(&env, &slapd.url, &format!("{tls}starttls = true\n"), "[policy.users]\ntarget_only = \"disable\"\n");
     assert_idle(&env);
+    let check = env.orgsync(&["check-target"]);
+    ok(&check);
+    assert!(check.stdout.contains(&format!("ou=People,{SUFFIX} (exists)")), "{}", check.stdout);
+
+    // disable = "delete": a leaver's entry goes.
+    let mut doc = org(2, 3);
+    doc["users"].as_array_mut().unwrap().pop();
+    env.write_org(&doc);
+    ok(&env.sync(&["--allow-deletes", "1"]));
+    assert!(user(&slapd, "user2").is_none());
+    assert_eq!(users(&slapd).len(), 2);
 }
 
 #[test]
@@ -339,5 +350,30 @@ fn ds389_ou_tree_keyed_by_nsuniqueid_locks_leavers_with_nsaccountlock() {
     assert_eq!(id(&renamed), d1_id, "renamed in place");
     assert_eq!(user(&ds, "user4").unwrap().dn, format!("uid=user4,ou=Dept 4,ou=Dept 2,ou=Dept 0,ou=Departments,{SUFFIX}"));
     assert_eq!(user(&ds, "user19").unwrap().get("nsAccountLock"), Some("true"));
+    assert_idle(&env);
+}
+
+#[test]
+fn feishu_org_into_ldap_then_idle() {
+    use crate::fake_feishu::{APP_ID, APP_SECRET, FakeFeishu, org};
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &base_ldif());
+    let fake = FakeFeishu::start(org());
+    config(&env, &slapd.url, "disable = \"move\"\ndisabled_dn = \"ou=Disabled,dc=example,dc=test\"\n", "");
+    std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
+    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap().replace(
+        "kind = \"file\"\npath = \"org.json\"\n",
+        &format!("kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{APP_ID}\"\napp_secret_file = \"app-secret\"\n", fake.base),
+    );
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    let r = env.sync(&[]);
+    ok(&r);
+    assert_eq!(users(&slapd).len(), 230, "every user once");
+    let ous = search(&slapd, &format!("ou=Departments,{SUFFIX}"), "(objectClass=organizationalUnit)");
+    assert_eq!(ous.len(), 32, "31 departments + the base");
+    let u5 = user(&slapd, "u5").unwrap();
+    assert!(u5.dn.starts_with("uid=u5,ou=Dept 0.1.1,"), "under the primary department: {}", u5.dn);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+    assert!(!r.stderr.contains(APP_SECRET) && !r.stderr.contains(ROOT_PW) && !r.stdout.contains(ROOT_PW));
     assert_idle(&env);
 }

@@ -423,7 +423,7 @@ impl Target for LdapTarget {
                     entries::first(&e.attrs, "vendorName")
                         .map(|v| format!("{v} {}", entries::first(&e.attrs, "vendorVersion").unwrap_or("")))
                 })
-                .unwrap_or_else(|| "OpenLDAP (no vendorName)".into());
+                .unwrap_or_else(|| "(the root DSE names no vendor)".into());
             let mut rows = vec![
                 ("url", self.c.connection.url.to_string()),
                 ("bound as", self.c.bind_dn.clone()),
