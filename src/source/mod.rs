@@ -167,10 +167,12 @@ pub fn mark_withheld(snapshot: &mut Snapshot) -> Vec<(UserField, usize)> {
     out
 }
 
-pub fn build(config: &SourceConfig) -> Box<dyn IdentitySource> {
+/// The configured source; where its API can read only what `scope`
+/// keeps (the LDAP OU tree), it reads only that.
+pub fn build(config: &SourceConfig, scope: &crate::reconcile::scope::Scope) -> Box<dyn IdentitySource> {
     match config {
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
-        SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone())),
+        SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
         SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone())),
         SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone())),
         SourceConfig::WeLink(c) => Box::new(welink::WeLinkSource::new(c.as_ref().clone())),

@@ -186,7 +186,7 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, Syn
         Some(m) => m.bindings()?,
         None => Bindings::default(),
     };
-    let built = source::build(&config.source);
+    let built = source::build(&config.source, &config.scope);
     let kept = match &mirror {
         Some(m) => m.source_state(built.kind())?,
         None => None,
@@ -252,7 +252,7 @@ pub async fn run_with_config(
     options: RunOptions,
     stop: &CancellationToken,
 ) -> Result<RunRecord, SyncError> {
-    let source = source::build(&config.source);
+    let source = source::build(&config.source, &config.scope);
     let target = match target::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,
         // Recorded, counted and logged like any other failed run.

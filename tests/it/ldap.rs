@@ -227,3 +227,34 @@ fn an_attribute_the_bind_account_may_not_read_is_withheld_not_cleared() {
     assert_eq!(emails(), 12, "every email intact");
     assert!(r.stderr.contains("withheld") && r.stderr.contains("email"), "said once: {}", r.stderr);
 }
+
+/// `[scope] include_departments` with OUs as departments: only the
+/// included subtree is searched (fewer entries read), and the result is
+/// what the scope keeps.
+#[test]
+fn an_included_ou_narrows_the_search_to_its_subtree() {
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &tree(40));
+    let out = slapd.ldap(&["ldapsearch", "-x", "-LLL", "-b", &format!("ou=Eng,ou=Corp,{SUFFIX}"), "-s", "base", "entryUUID"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let uuid = text.lines().find_map(|l| l.strip_prefix("entryUUID: ")).unwrap().to_owned();
+    std::fs::write(env.path("bind-pw"), format!("{READER_PW}\n")).unwrap();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        format!(
+            "state_dir = \"state\"\n[source]\nkind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{READER_DN}\"\nbind_password_file = \"bind-pw\"\n\
+             base_dn = \"ou=Corp,{SUFFIX}\"\n[target]\nkind = \"file\"\npath = \"out.json\"\n[scope]\ninclude_departments = [\"{uuid}\"]\n",
+            slapd.url
+        ),
+    )
+    .unwrap();
+    let out = env.command(&["sync"]).env("RUST_LOG", "orgsync=debug").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Users i % 5 in {3, 4} are under ou=Eng: 16 of 40, and only they were read.
+    assert!(stderr.contains("departments=2 users=16"), "the search was not narrowed:\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
+    assert_eq!(doc["users"].as_array().unwrap().len(), 16);
+    let names: HashSet<&str> = doc["departments"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, HashSet::from(["Eng", "Platform"]));
+}

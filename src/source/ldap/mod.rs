@@ -21,11 +21,44 @@ use ldap3::{Ldap, Scope};
 #[derive(Debug)]
 pub struct LdapSource {
     config: LdapConfig,
+    /// `[scope] include_departments` (OU ids): with OUs as departments the
+    /// fetch searches only under them.
+    include: Vec<String>,
 }
 
 impl LdapSource {
     pub fn new(config: LdapConfig) -> Self {
-        Self { config }
+        Self { config, include: Vec::new() }
+    }
+
+    /// Search only under these OUs (by id) where departments are the OU
+    /// tree: what `[scope] include_departments` keeps anyway, read without
+    /// reading the rest. Not for Active Directory (its binary objectGUID).
+    pub fn narrowed_to(mut self, include: &[String]) -> Self {
+        self.include = include.to_vec();
+        self
+    }
+
+    /// The bases to search: `base_dn`, or the included OUs (none inside another).
+    async fn bases(&self, ldap: &mut Ldap) -> Result<Vec<String>, SourceError> {
+        let c = &self.config;
+        if self.include.is_empty() || !matches!(c.departments, Departments::OuTree) || c.flavor == Flavor::ActiveDirectory {
+            return Ok(vec![c.base_dn.clone()]);
+        }
+        let id = c.flavor.id_attribute();
+        let mut dns: Vec<String> = Vec::new();
+        for ou in &self.include {
+            let filter = format!("(&(objectClass=organizationalUnit)({id}={}))", ldap3::ldap_escape(ou.as_str()));
+            match self.search(ldap, &c.base_dn, Scope::Subtree, &filter, &["1.1"]).await?.into_iter().next() {
+                Some(e) => dns.push(e.dn),
+                None => tracing::warn!(ou = %ou, base = %c.base_dn, "scope.include_departments names an OU not found under base_dn"),
+            }
+        }
+        let norm = |d: &str| d.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",");
+        let all = dns.clone();
+        dns.retain(|d| !all.iter().any(|o| o != d && norm(d).ends_with(&format!(",{}", norm(o)))));
+        tracing::debug!(bases = ?dns, "LDAP fetch narrowed to the included OUs");
+        Ok(dns)
     }
 
     fn err(&self, message: impl Into<String>) -> SourceError {
@@ -90,9 +123,14 @@ impl LdapSource {
         let c = &self.config;
         let mut ldap = self.connect().await?;
         let id = c.flavor.id_attribute();
+        let bases = self.bases(&mut ldap).await?;
         let depts = match &c.departments {
             Departments::OuTree => {
-                self.search(&mut ldap, &c.base_dn, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", id]).await?
+                let mut all = Vec::new();
+                for base in &bases {
+                    all.extend(self.search(&mut ldap, base, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", id]).await?);
+                }
+                all
             }
             Departments::Groups { base_dn, filter } => self.groups(&mut ldap, base_dn.as_deref().unwrap_or(&c.base_dn), filter).await?,
             Departments::Attribute(_) => Vec::new(),
@@ -103,7 +141,10 @@ impl LdapSource {
         if let Departments::Attribute(d) = &c.departments {
             attrs.push(d);
         }
-        let users = self.search(&mut ldap, &c.base_dn, Scope::Subtree, &c.user_filter, &attrs).await?;
+        let mut users = Vec::new();
+        for base in &bases {
+            users.extend(self.search(&mut ldap, base, Scope::Subtree, &c.user_filter, &attrs).await?);
+        }
         let _ = ldap.unbind().await;
         tracing::debug!(departments = depts.len(), users = users.len(), "LDAP entries read");
         mapping::snapshot(&depts, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.entry_err(m))
