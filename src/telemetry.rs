@@ -38,6 +38,7 @@ pub mod m {
     pub const SCHEDULE_INTERVAL_SECONDS: &str = "orgsync_schedule_interval_seconds";
     pub const OBJECTS: &str = "orgsync_objects";
     pub const OPERATIONS_TOTAL: &str = "orgsync_operations_total";
+    pub const REMOVALS_TOTAL: &str = "orgsync_removals_total";
     pub const DELETES_HELD_BACK: &str = "orgsync_deletes_held_back";
     pub const SOURCE_REQUESTS_TOTAL: &str = "orgsync_source_requests_total";
     pub const SOURCE_PAGES_TOTAL: &str = "orgsync_source_pages_total";
@@ -75,6 +76,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
         m::OPERATIONS_TOTAL,
         "Planned operations by kind, op and outcome (ok, failed, held_back, conflict, unmatchable, invalid, out_of_scope, not_attempted)."
     );
+    describe_counter!(
+        m::REMOVALS_TOTAL,
+        "Users and departments disabled or deleted, by kind, op and reason (left_source, left_scope, not_in_source, grace_over, duplicate, other)."
+    );
     describe_gauge!(m::DELETES_HELD_BACK, "Deletes/disables the deletion guard held back in the last run.");
     describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
     describe_counter!(m::SOURCE_PAGES_TOTAL, "Pages of lists read from a SaaS source.");
@@ -108,6 +113,11 @@ pub fn last_run(status: &str, finished_unix: f64) {
 
 pub fn operation(kind: crate::model::Kind, op: &'static str, outcome: &'static str) {
     metrics::counter!(m::OPERATIONS_TOTAL, "kind" => kind.as_str(), "op" => op, "outcome" => outcome).increment(1);
+}
+
+/// A disable or delete done, and why (a bounded label: `reconcile::removal_label`).
+pub fn removal(kind: crate::model::Kind, op: &'static str, reason: &'static str) {
+    metrics::counter!(m::REMOVALS_TOTAL, "kind" => kind.as_str(), "op" => op, "reason" => reason).increment(1);
 }
 
 pub fn source_request(outcome: &'static str) {

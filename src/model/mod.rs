@@ -154,6 +154,10 @@ pub struct Snapshot {
     /// reported as `invalid` items, never dropped silently.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<Unreadable>,
+    /// Users `[scope]` left out (by source id): one bound to a target
+    /// account left the scope, not the source, and its item says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub out_of_scope: Vec<SourceId>,
 }
 
 /// A source record that could not be mapped.

@@ -409,7 +409,8 @@ pub(super) fn plan_departments<'a>(
             let g = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
             match (bindings.disabled.get(&td.id), options.now) {
                 (Some(at), Some(now)) if now - *at >= g => deletes.push(delete(format!(
-                    "grace period over: gone since {}, still gone after {} (policy.departments.delete_after)",
+                    "{}: gone since {}, still gone after {} (policy.departments.delete_after)",
+                    super::plan::GRACE_OVER,
                     at.format("%Y-%m-%d %H:%M UTC"),
                     humantime::format_duration(grace)
                 ))),

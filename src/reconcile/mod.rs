@@ -15,7 +15,7 @@ mod simulate;
 pub mod unkept;
 mod users;
 
-pub use plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan, UserSpec, plan};
+pub use plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan, UserSpec, plan, removal_label};
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};
 

@@ -233,6 +233,28 @@ pub enum Op {
     },
 }
 
+/// How a removal's reason begins, one per kind of reason (see [`removal_label`]).
+pub const LEFT_SOURCE: &str = "left the source";
+pub const LEFT_SCOPE: &str = "left the scope";
+pub const NOT_IN_SOURCE: &str = "in no source";
+pub const GRACE_OVER: &str = "grace period over";
+
+/// A bounded label for why a user or department is disabled or deleted
+/// (the `reason` of `orgsync_removals_total`).
+pub fn removal_label(reason: &str) -> &'static str {
+    [
+        (LEFT_SOURCE, "left_source"),
+        (LEFT_SCOPE, "left_scope"),
+        (NOT_IN_SOURCE, "not_in_source"),
+        (GRACE_OVER, "grace_over"),
+        ("no in-scope source department", "not_in_source"),
+        ("an empty duplicate", "duplicate"),
+    ]
+    .iter()
+    .find(|(p, _)| reason.starts_with(p))
+    .map_or("other", |(_, l)| l)
+}
+
 impl Op {
     pub fn kind(&self) -> Kind {
         match self {
@@ -339,6 +361,14 @@ impl Op {
     /// Deletes and disables: what the deletion guard counts.
     pub fn is_destructive(&self) -> bool {
         matches!(self, Op::DisableUser { .. } | Op::DeleteUser { .. } | Op::DeleteDepartment { duplicate_of: None, .. })
+    }
+
+    /// Why a user or department goes (disable, delete).
+    pub fn removal_reason(&self) -> Option<&str> {
+        match self {
+            Op::DisableUser { reason, .. } | Op::DeleteUser { reason, .. } | Op::DeleteDepartment { reason, .. } => Some(reason),
+            _ => None,
+        }
     }
 
     /// Apply runs ops phase by phase; ops of one phase may run concurrently.

@@ -114,7 +114,28 @@ impl Scope {
         let before = (s.users.len(), s.departments.len());
         s.departments.retain(|d| in_scope.contains(d.source_id.as_str()));
         let excluded: HashSet<&str> = self.exclude_users.iter().map(String::as_str).collect();
+        let mut left_out = Vec::new();
         s.users.retain_mut(|u| {
+            let keep = self.keeps(u, department_rules, &include, &in_scope, &excluded);
+            if !keep {
+                left_out.push(u.source_id.clone());
+            }
+            keep
+        });
+        s.out_of_scope.extend(left_out);
+        (before.0 - s.users.len(), before.1 - s.departments.len())
+    }
+
+    /// Whether user `u` stays (its departments out of scope dropped from it).
+    fn keeps(
+        &self,
+        u: &mut User,
+        department_rules: bool,
+        include: &HashSet<&str>,
+        in_scope: &HashSet<String>,
+        excluded: &HashSet<&str>,
+    ) -> bool {
+        {
             if excluded.contains(u.source_id.as_str()) || u.username.as_deref().is_some_and(|n| excluded.contains(n)) {
                 return false;
             }
@@ -130,8 +151,7 @@ impl Scope {
                 Some((_, node)) => node.eval_boolean_with_context(&context(u)).unwrap_or(false),
                 None => true,
             }
-        });
-        (before.0 - s.users.len(), before.1 - s.departments.len())
+        }
     }
 }
 

@@ -742,3 +742,41 @@ fn a_target_holding_the_primary_department_only_compares_only_that_one() {
     src.users[0].active = true;
     assert!(!plan(&src, &tgt, &b, &policy, RunOptions::default()).ops.is_empty());
 }
+
+#[test]
+fn a_user_the_scope_leaves_out_is_removed_for_leaving_the_scope_and_the_label_stays_bounded() {
+    let mut src = Snapshot {
+        departments: vec![dept("a", None, "A"), dept("b", None, "B")],
+        users: vec![user("u1", Some("a@x"), &["a"]), user("u2", Some("b@x"), &["b"]), user("u3", Some("c@x"), &["a"])],
+        ..Default::default()
+    };
+    let mut policy = base_policy();
+    policy.users.target_only = TargetOnly::Disable;
+    policy.guard.max_deletes = 100;
+    policy.guard.max_delete_percent = 100;
+    let (tgt, b) = first_sync(&src, &policy);
+    // u2 leaves the scope (its department is not included), u3 leaves the source.
+    src.users.remove(2);
+    let scope = crate::reconcile::scope::Scope { include_departments: vec!["a".into()], ..Default::default() };
+    scope.apply(&mut src);
+    assert_eq!(src.out_of_scope, vec![SourceId::from("u2")]);
+    let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+    let reasons: Vec<(&str, &str)> = p
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::DisableUser { username, reason, .. } => Some((username.as_deref().unwrap(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{:?}", p.ops);
+    for (who, why) in reasons {
+        let label = crate::reconcile::removal_label(why);
+        match who {
+            "useru2" => assert_eq!(label, "left_scope", "{why}"),
+            "useru3" => assert_eq!(label, "left_source", "{why}"),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(crate::reconcile::removal_label("something new"), "other");
+}

@@ -4,7 +4,7 @@
 
 use super::departments::{DeptRes, DeptState};
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
-use super::plan::{Change, Field, Item, ItemOutcome, Op, Plan, UserSpec};
+use super::plan::{Change, Field, GRACE_OVER, Item, ItemOutcome, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Plan, UserSpec};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use super::{DepartmentShape, normalize_mobile};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User, non_empty};
@@ -274,6 +274,7 @@ pub(super) fn plan_users(
     let mut removals = Vec::new();
     if up.target_only != TargetOnly::Ignore {
         let rev = reverse(&bindings.users);
+        let left_scope: HashSet<&SourceId> = source.out_of_scope.iter().collect();
         for (t, tu) in target.users.iter().enumerate() {
             if claimed[t] || conflicted_targets.contains(&t) || is_protected_user(tu, &up.protected) {
                 continue;
@@ -281,11 +282,14 @@ pub(super) fn plan_users(
             let source_id = rev.get(&tu.id).map(|s| (*s).clone());
             // Why it goes: its bound source user left, or it never had one.
             let bound = source_id.is_some();
+            let left_scope = source_id.as_ref().is_some_and(|s| left_scope.contains(s));
             let why = |policy: &str| {
-                if bound {
-                    format!("left the source (policy.users.target_only = {policy})")
+                if left_scope {
+                    format!("{LEFT_SCOPE} ([scope]; policy.users.target_only = {policy})")
+                } else if bound {
+                    format!("{LEFT_SOURCE} (policy.users.target_only = {policy})")
                 } else {
-                    format!("in no source (policy.users.target_only = {policy})")
+                    format!("{NOT_IN_SOURCE} (policy.users.target_only = {policy})")
                 }
             };
             match up.target_only {
@@ -312,7 +316,7 @@ pub(super) fn plan_users(
                             source_id,
                             departments: tu.departments.clone(),
                             reason: format!(
-                                "grace period over: disabled {}, still gone after {} (policy.users.target_only = disable_then_delete)",
+                                "{GRACE_OVER}: disabled {}, still gone after {} (policy.users.target_only = disable_then_delete)",
                                 at.format("%Y-%m-%d %H:%M UTC"),
                                 humantime::format_duration(up.delete_after)
                             ),

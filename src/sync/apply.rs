@@ -209,6 +209,9 @@ impl Ctx<'_> {
                     Applied::NotAttempted => "not_attempted",
                 };
                 crate::telemetry::operation(op.kind(), op.verb(), outcome);
+                if let (Some(reason), Applied::Ok) = (op.removal_reason(), &d.applied) {
+                    crate::telemetry::removal(op.kind(), op.verb(), crate::reconcile::removal_label(reason));
+                }
                 Recorded {
                     item: ItemRow {
                         kind: op.kind(),

@@ -177,7 +177,7 @@ pub fn snapshot(state: &State, from: DepartmentsFrom, unreadable: Vec<Unreadable
             user(id, u, department_ids)
         })
         .collect();
-    Snapshot { departments, users, scoped: true, unreadable }
+    Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() }
 }
 
 /// One kept user as the model has it: soft-deleted or disabled is inactive.

@@ -162,7 +162,7 @@ impl FeishuSource {
         let (mut users, mut unreadable) = merge_users(lists.into_iter().flatten(), &c.user_id_type);
         super::drop_root_memberships(&mut users, &c.roots);
         unreadable.extend(unreadable_departments);
-        Ok(Snapshot { departments, users, scoped: true, unreadable })
+        Ok(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() })
     }
 }
 

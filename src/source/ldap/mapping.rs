@@ -366,5 +366,5 @@ pub fn snapshot(
     for name in flat {
         depts.push(Department { source_id: SourceId(name.clone()), parent_id: None, name, order: 0, leader_ids: Vec::new() });
     }
-    Ok(Snapshot { departments: depts, users: out, scoped: true, unreadable })
+    Ok(Snapshot { departments: depts, users: out, scoped: true, unreadable, ..Snapshot::default() })
 }

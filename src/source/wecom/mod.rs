@@ -234,7 +234,7 @@ impl WeComSource {
         let mut users = super::merge_by_id(users);
         super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "WeCom fetch done");
-        Ok(Snapshot { departments, users, scoped: true, unreadable })
+        Ok(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() })
     }
 }
 

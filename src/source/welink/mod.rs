@@ -210,7 +210,7 @@ impl WeLinkSource {
         let mut users = super::merge_by_id(users);
         super::drop_root_memberships(&mut users, &c.roots);
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "WeLink fetch done");
-        Ok(Snapshot { departments, users, scoped: true, unreadable })
+        Ok(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() })
     }
 }
 
