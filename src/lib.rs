@@ -38,4 +38,5 @@ pub mod source;
 pub mod sync;
 pub mod target;
 pub mod telemetry;
+pub mod token;
 pub mod trigger;

@@ -28,19 +28,10 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A token and how long it lives.
-pub struct Token {
-    pub value: String,
-    pub ttl: Duration,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("value", &"[redacted]").field("ttl", &self.ttl).finish()
-    }
-}
+pub use crate::token::Token;
+use crate::token::TokenCache;
 
 /// What a response means, decided before parsing the payload.
 #[derive(Debug)]
@@ -97,20 +88,13 @@ pub struct HttpSettings {
     pub token_margin: Duration,
 }
 
-struct Cached {
-    value: String,
-    refresh_at: Instant,
-}
-
 pub struct Client {
     http: reqwest::Client,
     base: String,
     limiter: DefaultDirectRateLimiter,
     retries: usize,
-    margin: Duration,
-    token: tokio::sync::Mutex<Option<Cached>>,
+    token: TokenCache,
     requests: AtomicU64,
-    token_fetches: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -140,10 +124,8 @@ impl Client {
             base: s.base_url.trim_end_matches('/').to_owned(),
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN)),
             retries: s.max_retries,
-            margin: s.token_margin,
-            token: tokio::sync::Mutex::new(None),
+            token: TokenCache::new(s.token_margin),
             requests: AtomicU64::new(0),
-            token_fetches: AtomicU64::new(0),
         })
     }
 
@@ -215,39 +197,12 @@ impl Client {
 
     /// The cached token, or a new one (one refresh at a time).
     async fn token(&self, vendor: &dyn Vendor) -> Result<String, SourceError> {
-        let mut slot = self.token.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| Instant::now() < c.refresh_at) {
-            return Ok(c.value.clone());
-        }
-        self.token_fetches.fetch_add(1, Ordering::Relaxed);
-        let t = vendor.fetch_token(self).await?;
-        // A live token is a secret too: a gateway may echo it back.
-        crate::redact::register(&t.value);
-        let refresh_at = Instant::now() + t.ttl.saturating_sub(self.margin).max(Duration::from_secs(1));
-        *slot = Some(Cached { value: t.value.clone(), refresh_at });
-        Ok(t.value)
-    }
-
-    /// The cached token if it is newer than `had` and no refresh is under
-    /// way; else `had`.
-    fn newer_token(&self, had: String) -> String {
-        match self.token.try_lock() {
-            Ok(slot) => slot.as_ref().map_or(had, |c| c.value.clone()),
-            Err(_) => had,
-        }
-    }
-
-    /// Drop `used` if it is still the cached token (another request may have refreshed it already).
-    async fn invalidate(&self, used: &str) {
-        let mut slot = self.token.lock().await;
-        if slot.as_ref().is_some_and(|c| c.value == used) {
-            *slot = None;
-        }
+        self.token.get(vendor.fetch_token(self)).await
     }
 
     /// How many times a token was fetched.
     pub fn token_fetches(&self) -> u64 {
-        self.token_fetches.load(Ordering::Relaxed)
+        self.token.fetches()
     }
 
     /// One API call with the token, retries and the envelope check.
@@ -287,13 +242,13 @@ impl Client {
             // send with the newest token. Never wait on the token lock while
             // holding a permit (the permits would bunch up into a burst).
             self.limiter.until_ready().await;
-            let token = self.newer_token(token);
+            let token = self.token.newer(token);
             let verdict = self.send_permitted(vendor, vendor.authorize(build(self), &token)).await;
             let fail = |code: String, message: String| api_error(vendor, path, &code, &message);
             match verdict {
                 Verdict::Ok(v) => Ok(v),
                 Verdict::TokenInvalid { code, message } => {
-                    self.invalidate(&token).await;
+                    self.token.invalidate(&token).await;
                     let first = !refreshed.swap(true, Ordering::Relaxed);
                     Err(Attempt { error: fail(code, message), retry: first, wait: Some(Duration::ZERO) })
                 }
