@@ -18,6 +18,9 @@ command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 command -v openssl >/dev/null || need_apt+=(openssl)              # the test CAs
 installed adduser || need_apt+=(adduser)                          # the .deb depends on it
 [ -x /usr/sbin/dscreate ] || need_apt+=(389-ds-base)              # a real 389 Directory Server per test
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)  # a real Keycloak (runs on Java 17)
+command -v mvn >/dev/null || need_apt+=(maven)                     # fetches Keycloak from Maven Central
+command -v unzip >/dev/null || need_apt+=(unzip)
 # A real Samba AD DC per test run. Provisioning needs three packages samba
 # only recommends (we install without recommends): the AD provisioning
 # scripts, the DSDB modules, and the VFS modules (acl_xattr.so).
@@ -43,6 +46,15 @@ if [ ! -d tests/servers/scimmy/node_modules/scimmy-routers ]; then
   (cd tests/servers/scimmy && npm ci --no-audit --no-fund --loglevel=error)
 fi
 export PROMTOOL="$(command -v promtool)" SYSTEMD_ANALYZE="$(command -v systemd-analyze)"
+
+# Keycloak's server distribution from Maven Central (cached in ~/.m2),
+# unpacked into .keycloak/; tests/it/keycloak.rs starts it once per run.
+KEYCLOAK_VERSION=25.0.6   # the last line that runs on Java 17
+if [ ! -x ".keycloak/keycloak-$KEYCLOAK_VERSION/bin/kc.sh" ]; then
+  mvn -q -B dependency:copy -Dartifact="org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip" -DoutputDirectory=.keycloak
+  (cd .keycloak && unzip -q "keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip" && rm "keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip")
+fi
+export KEYCLOAK_HOME="$PWD/.keycloak/keycloak-$KEYCLOAK_VERSION"
 
 # Hygiene first: formatting and lints fail the command.
 cargo fmt --version >/dev/null 2>&1 || { echo "rustfmt is missing: rustup component add rustfmt" >&2; exit 1; }

@@ -25,6 +25,8 @@ impl std::fmt::Display for Problem {
 pub struct Reader<'a> {
     prefix: String,
     map: Option<&'a Map<String, Value>>,
+    /// Values used where `map` has none (a preset); never reported unknown.
+    defaults: Option<&'a Map<String, Value>>,
     used: BTreeSet<&'static str>,
     /// Directory that relative paths are resolved against (the config file's).
     base: &'a Path,
@@ -36,7 +38,38 @@ pub type Problems = Vec<Problem>;
 
 impl<'a> Reader<'a> {
     pub fn root(map: &'a Map<String, Value>, base: &'a Path, credentials: Option<&'a Path>) -> Self {
-        Self { prefix: String::new(), map: Some(map), used: BTreeSet::new(), base, credentials }
+        Self { prefix: String::new(), map: Some(map), defaults: None, used: BTreeSet::new(), base, credentials }
+    }
+
+    /// The same table with `defaults` under it (a preset): a key the config
+    /// does not give is read from them, sub-tables included.
+    pub fn with_defaults(mut self, defaults: &'a Map<String, Value>) -> Self {
+        self.defaults = Some(defaults);
+        self
+    }
+
+    /// [`Reader::with_defaults`] in place.
+    pub fn set_defaults(&mut self, defaults: &'a Map<String, Value>) {
+        self.defaults = Some(defaults);
+    }
+
+    /// Every key of table `k` with its value, the config's over the
+    /// defaults' (for tables of free-form keys: headers, query, params).
+    pub fn entries(&mut self, k: &'static str, errs: &mut Problems) -> Vec<(String, Value)> {
+        self.used.insert(k);
+        let mut out: Vec<(String, Value)> = Vec::new();
+        for m in [self.defaults.and_then(|d| d.get(k)), self.map.and_then(|m| m.get(k))].into_iter().flatten() {
+            match m {
+                Value::Object(m) => {
+                    for (key, v) in m {
+                        out.retain(|(o, _)| o != key);
+                        out.push((key.clone(), v.clone()));
+                    }
+                }
+                other => errs.push(Problem { key: self.key(k), message: format!("expected a table, found {}", kind(other)) }),
+            }
+        }
+        out
     }
 
     pub fn key(&self, k: &str) -> String {
@@ -49,17 +82,18 @@ impl<'a> Reader<'a> {
 
     fn raw(&mut self, k: &'static str) -> Option<&'a Value> {
         self.used.insert(k);
-        self.map.and_then(|m| m.get(k))
+        self.map.and_then(|m| m.get(k)).or_else(|| self.defaults.and_then(|d| d.get(k)))
     }
 
     pub fn has(&self, k: &str) -> bool {
-        self.map.is_some_and(|m| m.contains_key(k))
+        self.map.is_some_and(|m| m.contains_key(k)) || self.defaults.is_some_and(|d| d.contains_key(k))
     }
 
     /// A sub-table; absent means empty.
     pub fn table(&mut self, k: &'static str, errs: &mut Problems) -> Reader<'a> {
         let prefix = self.key(k);
-        let map = match self.raw(k) {
+        self.used.insert(k);
+        let map = match self.map.and_then(|m| m.get(k)) {
             None => None,
             Some(Value::Object(m)) => Some(m),
             Some(other) => {
@@ -67,7 +101,11 @@ impl<'a> Reader<'a> {
                 None
             }
         };
-        Reader { prefix, map, used: BTreeSet::new(), base: self.base, credentials: self.credentials }
+        let defaults = match self.defaults.and_then(|d| d.get(k)) {
+            Some(Value::Object(m)) => Some(m),
+            _ => None,
+        };
+        Reader { prefix, map, defaults, used: BTreeSet::new(), base: self.base, credentials: self.credentials }
     }
 
     /// An array of tables (`[[k]]`), each as its own reader (`k[0]`, `k[1]`, …); absent means none.
@@ -82,6 +120,7 @@ impl<'a> Reader<'a> {
                     Value::Object(m) => Some(Reader {
                         prefix: format!("{prefix}[{i}]"),
                         map: Some(m),
+                        defaults: None,
                         used: BTreeSet::new(),
                         base: self.base,
                         credentials: self.credentials,

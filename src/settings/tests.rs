@@ -73,7 +73,7 @@ max_deletes = -3
     let want = [
         "colour: unknown key",
         "source.path: is required",
-        "target.kind: \"ftp\" is not one of scim, ldap, file",
+        "target.kind: \"ftp\" is not one of scim, ldap, rest, file",
         "policy.users.target_only: \"remove\" is not one of ignore, disable, delete",
         "policy.users.match_by[1]: \"phone\" is not one of email, username, mobile, employee_no",
         "policy.departments.target_only: \"disable\" is not one of ignore, delete",

@@ -261,6 +261,7 @@ pub async fn run_with_config(
     let concurrency = match &config.target {
         crate::target::TargetConfig::Scim(c) => c.concurrency,
         crate::target::TargetConfig::Ldap(c) => c.concurrency,
+        crate::target::TargetConfig::Rest(c) => c.concurrency,
         crate::target::TargetConfig::File { .. } => 1,
     };
     let ctx = RunContext {

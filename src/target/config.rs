@@ -3,13 +3,14 @@
 use crate::config::reader::{Problems, Reader};
 use std::path::PathBuf;
 
-pub const TARGET_KINDS: &[&str] = &["scim", "ldap", "file"];
+pub const TARGET_KINDS: &[&str] = &["scim", "ldap", "rest", "file"];
 
 /// `[target]`: `kind` selects the target.
 #[derive(Clone, Debug)]
 pub enum TargetConfig {
     Scim(super::scim::ScimConfig),
     Ldap(Box<super::ldap::LdapTargetConfig>),
+    Rest(Box<super::rest::RestConfig>),
     /// `kind = "file"`: the target directory as one JSON document.
     File {
         /// `path`: the JSON file written after each run (required).
@@ -22,6 +23,7 @@ impl TargetConfig {
         match self {
             TargetConfig::Scim(_) => "scim",
             TargetConfig::Ldap(_) => "ldap",
+            TargetConfig::Rest(_) => "rest",
             TargetConfig::File { .. } => "file",
         }
     }
@@ -42,6 +44,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         }),
         Some("scim") => super::scim::parse(t, errs),
         Some("ldap") => super::ldap::parse(t, errs),
+        Some("rest") => super::rest::parse(t, errs),
         None if !t.has("kind") => {
             t.problem(errs, "kind", format!("is required (one of {})", TARGET_KINDS.join(", ")));
             None

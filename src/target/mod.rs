@@ -6,6 +6,7 @@
 pub mod config;
 pub mod file;
 pub mod ldap;
+pub mod rest;
 pub mod scim;
 
 use crate::model::{TargetId, TargetSnapshot};
@@ -166,5 +167,6 @@ pub fn build(config: &TargetConfig, match_by: &[crate::reconcile::MatchKey]) -> 
         TargetConfig::Scim(c) => Box::new(scim::ScimTarget::new(c, match_by)?),
         TargetConfig::File { path } => Box::new(file::FileTarget::new(path.clone())),
         TargetConfig::Ldap(c) => Box::new(ldap::LdapTarget::new(c)),
+        TargetConfig::Rest(c) => Box::new(rest::RestTarget::new(c)?),
     })
 }

@@ -96,16 +96,16 @@ pub fn config_as(env: &Env, url: &str, dn: &str, pw: &str, extra: &str, tail: &s
     std::fs::write(env.path("orgsync.toml"), text).unwrap();
 }
 
-fn ok(r: &crate::harness::Run) {
+pub fn ok(r: &crate::harness::Run) {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
-fn last_run(env: &Env) -> Value {
+pub fn last_run(env: &Env) -> Value {
     env.status_json()["runs"][0].clone()
 }
 
 /// A run that wrote nothing: no item at all.
-fn assert_idle(env: &Env) {
+pub fn assert_idle(env: &Env) {
     let dry = env.sync(&["--dry-run"]);
     assert!(dry.stdout.contains("Nothing to do"), "{}", dry.stdout);
     ok(&env.sync(&[]));

@@ -1,0 +1,612 @@
+//! Target `rest`: any HTTP API, described in the config as requests with
+//! templates (minijinja) and JSONPath extraction, or by a preset
+//! (`keycloak`). It gets what the SCIM target gets: bindings, policies,
+//! the guard, dry-run, retries and run records.
+//!
+//! Reading: `users.list` and `departments.list` page by page (page,
+//! offset, cursor or link), objects nested in objects (`children`) read
+//! too and deduplicated by id, each mapped through `fields`; membership
+//! from a user's `departments` field or each department's `members`.
+//! Writing: one request per operation; membership one request per user and
+//! department (`add_member` / `remove_member`); a parent by `set_parent`.
+
+mod config;
+mod template;
+
+pub use config::{Auth, IdFrom, Listing, Paging, Request, Resource, RestConfig, parse};
+
+use super::{TResult, Target, TargetError};
+use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
+use crate::reconcile::{Change, DepartmentShape, DeptSpec, Field, FieldSet, UserSpec};
+use crate::token::{Token, TokenCache};
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+pub struct RestTarget {
+    c: RestConfig,
+    http: reqwest::Client,
+    limiter: DefaultDirectRateLimiter,
+    token: TokenCache,
+}
+
+impl std::fmt::Debug for RestTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestTarget").field("base_url", &self.c.base_url.as_str()).finish()
+    }
+}
+
+/// One answer: status, headers and the body as JSON (null when empty or not JSON).
+struct Answer {
+    headers: HeaderMap,
+    body: Value,
+}
+
+fn method_name(m: &reqwest::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        _ => "HTTP",
+    }
+}
+
+/// A failed answer's body, cut short and without markup.
+fn detail(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let v: Option<Value> = serde_json::from_str(text).ok();
+    let msg = v
+        .as_ref()
+        .and_then(|v| {
+            ["errorMessage", "error_description", "error", "message", "detail"].iter().find_map(|k| v[k].as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| text.chars().take(200).collect());
+    Some(crate::redact::redact(&msg).into_owned())
+}
+
+impl RestTarget {
+    pub fn new(c: &RestConfig) -> Result<Self, TargetError> {
+        let http = reqwest::Client::builder()
+            .timeout(c.timeout)
+            .connect_timeout(c.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TargetError::Other(format!("cannot build the HTTP client: {e}")))?;
+        let rate = NonZeroU32::new(c.rate_limit.max(1)).unwrap_or(NonZeroU32::MIN);
+        Ok(RestTarget {
+            c: c.clone(),
+            http,
+            limiter: RateLimiter::direct(Quota::per_second(rate)),
+            token: TokenCache::new(Duration::from_secs(30)),
+        })
+    }
+
+    /// The values every template sees.
+    fn ctx(&self, extra: Value) -> Value {
+        let mut ctx = json!({"params": self.c.params, "base_url": self.c.base_url.as_str().trim_end_matches('/')});
+        if let (Value::Object(m), Value::Object(e)) = (&mut ctx, extra) {
+            m.extend(e);
+        }
+        ctx
+    }
+
+    fn render(&self, name: &str, ctx: &Value) -> Result<String, TargetError> {
+        self.c.templates.render(name, ctx).map_err(TargetError::Other)
+    }
+
+    async fn fetch_token(&self) -> Result<Token, TargetError> {
+        let Auth::OAuth2 { client_id, client_secret, scope, audience, basic, token_ttl } = &self.c.auth else {
+            return Err(TargetError::Other("no OAuth2 client configured".into()));
+        };
+        let url = self.render("target.auth.token_url", &self.ctx(json!({})))?;
+        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        if !basic {
+            form.extend([("client_id", client_id.as_str()), ("client_secret", client_secret.expose())]);
+        }
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        if let Some(a) = audience {
+            form.push(("audience", a));
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut req = self.http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
+        if *basic {
+            req = req.basic_auth(client_id, Some(client_secret.expose()));
+        }
+        let path = url::Url::parse(&url).map_or_else(|_| "token".to_owned(), |u| u.path().to_owned());
+        crate::telemetry::target_request("token");
+        let resp = req.send().await.map_err(|source| TargetError::Transport { method: "POST", path: path.clone(), source })?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            let why = detail(&body).map(|d| format!("the OAuth2 token request was refused: {d}"));
+            return Err(TargetError::Http { method: "POST", path, status, detail: why, retry_after: None });
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let value = v["access_token"].as_str().filter(|t| !t.is_empty()).ok_or_else(|| TargetError::Decode {
+            method: "POST",
+            path: path.clone(),
+            message: "no access_token in the answer".into(),
+        })?;
+        let ttl = v["expires_in"].as_u64().map_or(*token_ttl, Duration::from_secs);
+        Ok(Token { value: value.to_owned(), ttl })
+    }
+
+    /// One request from its templates (or to `url` verbatim, a next-page
+    /// link), retried on timeouts, 429 and 5xx; an OAuth2 token refused
+    /// with 401 is fetched again once.
+    async fn send(&self, req: &Request, ctx: &Value, url: Option<&str>, extra_query: &[(String, String)]) -> Result<Answer, TargetError> {
+        let path = match url {
+            Some(u) => u.to_owned(),
+            None => self.render(&format!("{}.path", req.name), ctx)?,
+        };
+        let full = if path.starts_with("http://") || path.starts_with("https://") {
+            path.clone()
+        } else {
+            format!("{}{path}", self.c.base_url.as_str().trim_end_matches('/'))
+        };
+        let shown = url::Url::parse(&full).map_or_else(|_| path.clone(), |u| u.path().to_owned());
+        let mut query: Vec<(String, String)> = Vec::new();
+        if url.is_none() {
+            for k in &req.query {
+                query.push((k.clone(), self.render(&format!("{}.query.{k}", req.name), ctx)?));
+            }
+        }
+        query.extend(extra_query.iter().cloned());
+        let mut headers = Vec::new();
+        for k in &req.headers {
+            headers.push((k.clone(), self.render(&format!("{}.headers.{k}", req.name), ctx)?));
+        }
+        let body = if req.body {
+            let text = self.render(&format!("{}.body", req.name), ctx)?;
+            let v: Value = serde_json::from_str(&text).map_err(|e| {
+                TargetError::Other(format!("{}.body did not make JSON ({e}): {}", req.name, text.chars().take(200).collect::<String>()))
+            })?;
+            Some(v)
+        } else {
+            None
+        };
+        let m = method_name(&req.method);
+        let refreshed = std::sync::atomic::AtomicBool::new(false);
+        let attempt = || async {
+            let token = match &self.c.auth {
+                Auth::OAuth2 { .. } => Some(self.token.get(self.fetch_token()).await?),
+                _ => None,
+            };
+            self.limiter.until_ready().await;
+            let mut b = self.http.request(req.method.clone(), &full).query(&query);
+            for (k, v) in &headers {
+                b = b.header(k, v);
+            }
+            b = match &self.c.auth {
+                Auth::None | Auth::OAuth2 { .. } => b,
+                Auth::ApiKey { name, value, in_query: true } => b.query(&[(name.as_str(), value.expose())]),
+                Auth::ApiKey { name, value, in_query: false } => b.header(name, value.expose()),
+                Auth::Bearer(t) => b.bearer_auth(t.expose()),
+                Auth::Basic { username, password } => b.basic_auth(username, Some(password.expose())),
+            };
+            if let Some(t) = &token {
+                b = b.bearer_auth(t);
+            }
+            if let Some(v) = &body {
+                b = b.json(v);
+            }
+            let r = b.send().await;
+            crate::telemetry::target_request(match &r {
+                Ok(resp) if resp.status().is_success() => "ok",
+                Ok(_) => "http_error",
+                Err(_) => "transport",
+            });
+            let resp = r.map_err(|source| TargetError::Transport { method: m, path: shown.clone(), source })?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await.map_err(|source| TargetError::Transport { method: m, path: shown.clone(), source })?;
+            let ok = if req.ok_status.is_empty() { (200..300).contains(&status) } else { req.ok_status.contains(&status) };
+            if ok {
+                return Ok(Answer { body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), headers });
+            }
+            if status == 401
+                && let Some(t) = &token
+                && !refreshed.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                self.token.invalidate(t).await;
+                return Err(TargetError::Http {
+                    method: m,
+                    path: shown.clone(),
+                    status: 503,
+                    detail: Some("token refused (401): fetched again".into()),
+                    retry_after: Some(Duration::ZERO),
+                });
+            }
+            let retry_after = crate::source::saas::header_seconds(&headers, reqwest::header::RETRY_AFTER.as_str());
+            Err(TargetError::Http { method: m, path: shown.clone(), status, detail: detail(&bytes), retry_after })
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(self.c.max_retries)
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .when(TargetError::is_transient)
+            .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
+            .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "target request failed, retrying"))
+            .await
+    }
+
+    /// Every object of a listing, page by page, nested ones included.
+    async fn list(&self, l: &Listing, ctx: &Value) -> Result<Vec<Value>, TargetError> {
+        let mut out = Vec::new();
+        let mut page = 0u64;
+        let mut cursor: Option<String> = None;
+        let mut link: Option<String> = None;
+        let mut seen: HashSet<String> = HashSet::new();
+        let size = l.page_size;
+        loop {
+            let mut q: Vec<(String, String)> = Vec::new();
+            let mut ctx = ctx.clone();
+            match &l.paging {
+                Paging::Page { param, size_param, first } => {
+                    q.push((param.clone(), (first + page).to_string()));
+                    q.push((size_param.clone(), size.to_string()));
+                }
+                Paging::Offset { param, size_param } => {
+                    q.push((param.clone(), (page * size).to_string()));
+                    q.push((size_param.clone(), size.to_string()));
+                }
+                Paging::Cursor { param, .. } => {
+                    if let Some(c) = &cursor {
+                        q.push((param.clone(), c.clone()));
+                    }
+                }
+                Paging::None | Paging::Link { .. } => {}
+            }
+            ctx["page"] = json!(page);
+            ctx["cursor"] = json!(cursor);
+            let a = self.send(&l.request, &ctx, link.as_deref(), &q).await?;
+            let items: Vec<Value> = l.items.all(&a.body).into_iter().cloned().collect();
+            let n = items.len() as u64;
+            let mut stack = items;
+            while let Some(item) = stack.pop() {
+                if let Some(ch) = &l.children {
+                    stack.extend(ch.all(&item).into_iter().cloned());
+                }
+                out.push(item);
+            }
+            page += 1;
+            if page > 100_000 {
+                return Err(TargetError::Other(format!("{}: more than 100,000 pages; stopped", l.request.name)));
+            }
+            let next = match &l.paging {
+                Paging::None => None,
+                Paging::Page { .. } | Paging::Offset { .. } => {
+                    let last = if l.stop_empty { n == 0 } else { n < size };
+                    (!last).then(String::new)
+                }
+                Paging::Cursor { next, .. } => next.text(&a.body).filter(|c| !c.is_empty() && n > 0),
+                Paging::Link { next } => match next {
+                    Some(p) => p.text(&a.body),
+                    None => next_link(&a.headers),
+                }
+                .filter(|u| !u.is_empty()),
+            };
+            let Some(next) = next else { break };
+            if !next.is_empty() && !seen.insert(next.clone()) {
+                return Err(TargetError::Other(format!(
+                    "{}: the server gave the same next page twice ({next}); the list was not read to the end",
+                    l.request.name
+                )));
+            }
+            match &l.paging {
+                Paging::Cursor { .. } => cursor = Some(next),
+                Paging::Link { .. } => link = Some(next),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn id_of(&self, req: &Request, a: &Answer) -> Result<TargetId, TargetError> {
+        let m = method_name(&req.method);
+        let id = match &req.id {
+            Some(IdFrom::Location) => a
+                .headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+                .map(str::to_owned),
+            Some(IdFrom::Path(p)) => p.text(&a.body),
+            None => None,
+        };
+        id.filter(|i| !i.is_empty()).map(TargetId).ok_or_else(|| TargetError::Decode {
+            method: m,
+            path: req.name.clone(),
+            message: "no id in the answer (see the operation's `id`)".into(),
+        })
+    }
+
+    fn user_ctx(spec: &UserSpec) -> Value {
+        json!({
+            "external_id": spec.external_id, "username": spec.username, "name": spec.name, "email": spec.email,
+            "mobile": spec.mobile, "employee_no": spec.employee_no, "nickname": spec.nickname, "title": spec.title,
+            "department": spec.department, "active": spec.active,
+        })
+    }
+
+    async fn membership(&self, user: &TargetId, groups: &[TargetId], add: bool) -> Result<(), TargetError> {
+        let op = if add { &self.c.users.add_member } else { &self.c.users.remove_member };
+        let Some(op) = op else { return Ok(()) };
+        for g in groups {
+            self.send(op, &self.ctx(json!({"user_id": user, "department_id": g, "target_id": user})), None, &[]).await?;
+        }
+        Ok(())
+    }
+
+    fn departments_resource(&self) -> Result<&Resource, TargetError> {
+        self.c.departments.as_ref().ok_or_else(|| TargetError::Other("no [target.departments] configured".into()))
+    }
+}
+
+/// `Link: <url>; rel="next"`.
+fn next_link(h: &HeaderMap) -> Option<String> {
+    let v = h.get(reqwest::header::LINK)?.to_str().ok()?;
+    v.split(',').find(|p| p.contains("rel=\"next\"") || p.contains("rel=next")).and_then(|p| {
+        let s = p.find('<')? + 1;
+        let e = p.find('>')?;
+        Some(p[s..e].to_owned())
+    })
+}
+
+impl Target for RestTarget {
+    fn departments(&self) -> DepartmentShape {
+        match &self.c.departments {
+            None => DepartmentShape::None,
+            Some(d) if d.set_parent.is_some() || d.field("parent").is_some() || d.list.children.is_some() => DepartmentShape::Tree,
+            Some(_) => DepartmentShape::Flat,
+        }
+    }
+
+    fn unheld(&self) -> FieldSet {
+        let mut s = FieldSet::default();
+        for (f, name) in [
+            (Field::ExternalId, "external_id"),
+            (Field::Username, "username"),
+            (Field::Name, "name"),
+            (Field::Email, "email"),
+            (Field::Mobile, "mobile"),
+            (Field::EmployeeNo, "employee_no"),
+            (Field::Nickname, "nickname"),
+            (Field::Title, "title"),
+            (Field::Department, "department"),
+        ] {
+            if self.c.users.field(name).is_none() {
+                s = s.with(f);
+            }
+        }
+        s
+    }
+
+    fn check(&self) -> TResult<'_, Vec<(&'static str, String)>> {
+        Box::pin(async move {
+            let mut rows = vec![("base_url", self.c.base_url.to_string())];
+            if let Some(p) = &self.c.preset {
+                rows.push(("preset", p.clone()));
+            }
+            if let Auth::OAuth2 { .. } = &self.c.auth {
+                self.token.get(self.fetch_token()).await?;
+                rows.push(("auth", "OAuth2 client credentials: token issued".into()));
+            }
+            let mut l = self.c.users.list.clone();
+            l.paging = Paging::None;
+            let users = self.list(&l, &self.ctx(json!({}))).await?;
+            rows.push(("users", format!("listed (first page: {} objects)", users.len())));
+            Ok(rows)
+        })
+    }
+
+    fn load(&self) -> TResult<'_, TargetSnapshot> {
+        Box::pin(async move {
+            let ctx = self.ctx(json!({}));
+            let mut snap = TargetSnapshot::default();
+            let mut member_of: HashMap<String, Vec<TargetId>> = HashMap::new();
+            if let Some(d) = &self.c.departments {
+                let id = d.field("id");
+                let mut seen = HashSet::new();
+                let mut parents: HashMap<String, Option<TargetId>> = HashMap::new();
+                for item in self.list(&d.list, &ctx).await? {
+                    let Some(tid) = id.and_then(|p| p.text(&item)) else { continue };
+                    if !seen.insert(tid.clone()) {
+                        continue;
+                    }
+                    let text = |n: &str| d.field(n).and_then(|p| p.text(&item));
+                    parents.insert(tid.clone(), text("parent").map(TargetId));
+                    snap.departments.push(TargetDepartment {
+                        id: TargetId(tid),
+                        external_id: text("external_id"),
+                        name: text("name").unwrap_or_default(),
+                        parent: None,
+                    });
+                }
+                for dep in &mut snap.departments {
+                    dep.parent = parents.get(dep.id.as_str()).cloned().flatten();
+                }
+                if let Some((members, member_id)) = &d.members {
+                    for dep in &snap.departments {
+                        let ctx = self.ctx(json!({"department_id": dep.id, "target_id": dep.id}));
+                        for m in self.list(members, &ctx).await? {
+                            if let Some(u) = member_id.text(&m) {
+                                member_of.entry(u).or_default().push(dep.id.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            let u = &self.c.users;
+            let mut seen = HashSet::new();
+            for item in self.list(&u.list, &ctx).await? {
+                let text = |n: &str| u.field(n).and_then(|p| p.text(&item));
+                let Some(id) = text("id") else { continue };
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                let departments = match u.field("departments") {
+                    Some(p) => p.all(&item).into_iter().filter_map(|v| v.as_str().map(|s| TargetId(s.to_owned()))).collect(),
+                    None => member_of.remove(&id).unwrap_or_default(),
+                };
+                snap.users.push(TargetUser {
+                    external_id: text("external_id"),
+                    username: text("username"),
+                    name: text("name"),
+                    email: text("email"),
+                    mobile: text("mobile"),
+                    employee_no: text("employee_no"),
+                    nickname: text("nickname"),
+                    title: text("title"),
+                    department: text("department"),
+                    departments,
+                    active: text("active").is_none_or(|a| !matches!(a.to_ascii_lowercase().as_str(), "false" | "0" | "no")),
+                    id: TargetId(id),
+                });
+            }
+            tracing::debug!(users = snap.users.len(), departments = snap.departments.len(), "REST target read");
+            Ok(snap)
+        })
+    }
+
+    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let d = self.departments_resource()?;
+            let ctx = self.ctx(
+                json!({"department": {"external_id": spec.external_id, "name": spec.name}, "parent": parent.map(|p| json!({"id": p}))}),
+            );
+            let a = self.send(&d.create, &ctx, None, &[]).await?;
+            self.id_of(&d.create, &a)
+        })
+    }
+
+    fn update_department<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a DeptSpec,
+        changes: &'a [Change],
+        _old_parent: Option<&'a TargetId>,
+        parent: Option<&'a TargetId>,
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let d = self.departments_resource()?;
+            let ctx = self.ctx(json!({
+                "target_id": id, "department_id": id,
+                "department": {"external_id": spec.external_id, "name": spec.name},
+                "parent": parent.map(|p| json!({"id": p})),
+                "changed": changes.iter().map(|c| c.field).collect::<Vec<_>>(),
+            }));
+            if changes.iter().any(|c| matches!(c.field, Field::Name | Field::ExternalId)) {
+                let op = d.update.as_ref().ok_or_else(|| TargetError::Other("no departments.update configured".into()))?;
+                self.send(op, &ctx, None, &[]).await?;
+            }
+            if changes.iter().any(|c| c.field == Field::Parent) {
+                let op = d.set_parent.as_ref().ok_or_else(|| TargetError::Other("no departments.set_parent configured".into()))?;
+                self.send(op, &ctx, None, &[]).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let d = self.departments_resource()?;
+            let op = d.delete.as_ref().ok_or_else(|| TargetError::Other("no departments.delete configured".into()))?;
+            self.send(op, &self.ctx(json!({"target_id": id, "department_id": id})), None, &[]).await.map(drop)
+        })
+    }
+
+    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+        Box::pin(async move {
+            let u = &self.c.users;
+            let ctx = self.ctx(json!({"user": Self::user_ctx(spec), "departments": departments}));
+            let a = self.send(&u.create, &ctx, None, &[]).await?;
+            let id = self.id_of(&u.create, &a)?;
+            if u.field("departments").is_none() {
+                self.membership(&id, departments, true).await?;
+            }
+            Ok(id)
+        })
+    }
+
+    fn update_user<'a>(
+        &'a self,
+        id: &'a TargetId,
+        spec: &'a UserSpec,
+        changes: &'a [Change],
+        old_departments: &'a [TargetId],
+        departments: &'a [TargetId],
+    ) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let u = &self.c.users;
+            let ctx = self.ctx(json!({
+                "target_id": id, "user_id": id, "user": Self::user_ctx(spec), "departments": departments,
+                "changed": changes.iter().map(|c| c.field).collect::<Vec<_>>(),
+            }));
+            let memberships_apart = u.field("departments").is_none();
+            let attrs = changes
+                .iter()
+                .any(|c| !matches!(c.field, Field::Departments | Field::Active) || (c.field == Field::Departments && !memberships_apart));
+            let disabling = changes.iter().any(|c| c.field == Field::Active) && !spec.active;
+            match (&u.update, &u.disable) {
+                (_, Some(disable)) if disabling && !attrs => {
+                    self.send(disable, &ctx, None, &[]).await?;
+                }
+                (Some(update), _) if attrs || changes.iter().any(|c| c.field == Field::Active) => {
+                    self.send(update, &ctx, None, &[]).await?;
+                }
+                (None, _) if attrs => return Err(TargetError::Other("no users.update configured".into())),
+                _ => {}
+            }
+            if memberships_apart && changes.iter().any(|c| c.field == Field::Departments) {
+                let old: HashSet<&TargetId> = old_departments.iter().collect();
+                let new: HashSet<&TargetId> = departments.iter().collect();
+                let leave: Vec<TargetId> = old.difference(&new).map(|t| (*t).clone()).collect();
+                let join: Vec<TargetId> = new.difference(&old).map(|t| (*t).clone()).collect();
+                self.membership(id, &leave, false).await?;
+                self.membership(id, &join, true).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let u = &self.c.users;
+            let ctx = self.ctx(json!({"target_id": id, "user_id": id, "user": {"active": false}, "changed": ["active"]}));
+            let op = u
+                .disable
+                .as_ref()
+                .or(u.update.as_ref())
+                .ok_or_else(|| TargetError::Other("no users.disable or users.update configured".into()))?;
+            self.send(op, &ctx, None, &[]).await.map(drop)
+        })
+    }
+
+    fn delete_user<'a>(&'a self, id: &'a TargetId, _departments: &'a [TargetId]) -> TResult<'a, ()> {
+        Box::pin(async move {
+            let u = &self.c.users;
+            let op = u.delete.as_ref().ok_or_else(|| TargetError::Other("no users.delete configured".into()))?;
+            self.send(op, &self.ctx(json!({"target_id": id, "user_id": id})), None, &[]).await.map(drop)
+        })
+    }
+
+    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}

@@ -1,0 +1,132 @@
+//! The REST target's templates (minijinja) and paths (JSONPath, RFC 9535,
+//! serde_json_path), compiled when the config is read so that a syntax
+//! error is a config problem naming the key, the line and the column.
+
+use serde_json::Value;
+use serde_json_path::JsonPath;
+use std::sync::Arc;
+
+/// Every template of one target, by name (the config key that holds it).
+#[derive(Clone)]
+pub struct Templates {
+    env: Arc<minijinja::Environment<'static>>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").field("count", &self.env.templates().count()).finish()
+    }
+}
+
+/// `strip_prefix("+86 138…", "+86")` -> `"138…"` (trimmed), the reshaping
+/// phone numbers most often need.
+fn strip_prefix(value: String, prefix: String) -> String {
+    value.strip_prefix(prefix.as_str()).map_or(value.clone(), |s| s.trim_start().to_owned())
+}
+
+/// Collects templates while a config is read.
+pub struct Builder {
+    env: minijinja::Environment<'static>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        let mut env = minijinja::Environment::new();
+        env.add_filter("strip_prefix", strip_prefix);
+        // Nothing is HTML here: values go into JSON through `tojson`.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        Builder { env }
+    }
+}
+
+impl Builder {
+    /// Compile `source` as template `name`; a syntax error says where.
+    pub fn add(&mut self, name: &str, source: &str) -> Result<(), String> {
+        self.env.add_template_owned(name.to_owned(), source.to_owned()).map_err(|e| at(&e, source))
+    }
+
+    pub fn build(self) -> Templates {
+        Templates { env: Arc::new(self.env) }
+    }
+}
+
+/// `line L, column C: what` for an error inside `source`.
+fn at(e: &minijinja::Error, source: &str) -> String {
+    let what = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    match (e.line(), e.range()) {
+        (Some(line), Some(range)) => {
+            let start = source[..range.start.min(source.len())].rfind('\n').map_or(0, |i| i + 1);
+            format!("template error at line {line}, column {}: {what}", range.start.saturating_sub(start) + 1)
+        }
+        (Some(line), None) => format!("template error at line {line}: {what}"),
+        _ => format!("template error: {what}"),
+    }
+}
+
+impl Templates {
+    /// Render template `name` with `ctx`.
+    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        let t = self.env.get_template(name).map_err(|e| e.to_string())?;
+        t.render(ctx).map_err(|e| format!("template {name}: {e}"))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+}
+
+/// A compiled JSONPath and its text.
+#[derive(Clone, Debug)]
+pub struct Path {
+    pub text: String,
+    path: JsonPath,
+}
+
+impl Path {
+    pub fn parse(text: &str) -> Result<Path, String> {
+        JsonPath::parse(text).map(|path| Path { text: text.to_owned(), path }).map_err(|e| format!("not a JSONPath (RFC 9535): {e}"))
+    }
+
+    /// Every node it selects.
+    pub fn all<'v>(&self, v: &'v Value) -> Vec<&'v Value> {
+        self.path.query(v).all()
+    }
+
+    /// The first node, as text (numbers and booleans spelled out; null and
+    /// nothing are `None`).
+    pub fn text(&self, v: &Value) -> Option<String> {
+        match self.path.query(v).all().first()? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            Value::Array(a) => a.first().and_then(|x| x.as_str()).map(str::to_owned),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_say_line_and_column_and_filters_reshape() {
+        let mut b = Builder::default();
+        let e = b.add("users.create.body", "{\n  \"name\": {{ user.name | tojson }},\n  \"x\": {{ user.name | }}\n}").unwrap_err();
+        assert!(e.starts_with("template error at line 3, column"), "{e}");
+        b.add("ok", "{{ user.mobile | strip_prefix('+86') | tojson }} {{ params.realm }}").unwrap();
+        let t = b.build();
+        let out = t.render("ok", &serde_json::json!({"user": {"mobile": "+86 138 0000"}, "params": {"realm": "r"}})).unwrap();
+        assert_eq!(out, "\"138 0000\" r");
+    }
+
+    #[test]
+    fn paths_read_text_and_refuse_bad_syntax() {
+        let v = serde_json::json!({"id": 7, "attributes": {"mobile": ["+86 1"]}, "enabled": false, "x": null});
+        assert_eq!(Path::parse("$.id").unwrap().text(&v).as_deref(), Some("7"));
+        assert_eq!(Path::parse("$.attributes.mobile[0]").unwrap().text(&v).as_deref(), Some("+86 1"));
+        assert_eq!(Path::parse("$.attributes.mobile").unwrap().text(&v).as_deref(), Some("+86 1"));
+        assert_eq!(Path::parse("$.enabled").unwrap().text(&v).as_deref(), Some("false"));
+        assert_eq!(Path::parse("$.x").unwrap().text(&v), None);
+        assert!(Path::parse("$.[").unwrap_err().starts_with("not a JSONPath"));
+    }
+}
