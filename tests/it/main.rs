@@ -14,6 +14,7 @@ mod fake;
 mod fake_dingtalk;
 mod fake_feishu;
 mod fake_graph;
+mod fake_rest;
 mod fake_wecom;
 mod fake_welink;
 #[path = "../servers/fast_scim.rs"]

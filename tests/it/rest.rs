@@ -88,3 +88,124 @@ fn keycloak_preset_initial_idle_renames_moves_leavers_and_a_wrong_secret() {
     assert!(message.contains("401") && message.contains("OAuth2 token request was refused"), "{message}");
     assert!(!message.contains("not-the-secret") && !r.stderr.contains("not-the-secret") && !r.stdout.contains("not-the-secret"));
 }
+
+use crate::fake_rest::{API_KEY, AuthMode, CLIENT_SECRET, FakeHr, PageMode};
+
+/// `config/rest-hr-platform.toml` as shipped, with a file source, the
+/// fake's address, and the auth and paging under test.
+fn hr_config(env: &Env, fake: &FakeHr, auth: AuthMode, paging: PageMode, secret: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config/rest-hr-platform.toml")).unwrap();
+    let cut = |text: &str, from: &str, to: &str, with: &str| {
+        let a = text.find(from).unwrap_or_else(|| panic!("{from} not in the example")) + from.len();
+        let b = a + text[a..].find(to).unwrap_or_else(|| panic!("{to} not after {from}"));
+        format!("{}{with}{}", &text[..a], &text[b..])
+    };
+    let text = cut(&text, "[source]\n", "\n[target]\n", "kind = \"file\"\npath = \"org.json\"\n");
+    let auth_table = match auth {
+        AuthMode::OAuth2Basic => None,
+        AuthMode::ApiKeyHeader => Some("kind = \"api_key\"\nname = \"X-Api-Key\"\nvalue_file = \"acme_key\"\n"),
+        AuthMode::ApiKeyQuery => Some("kind = \"api_key\"\nname = \"api_key\"\nin = \"query\"\nvalue_file = \"acme_key\"\n"),
+        AuthMode::Bearer => Some("kind = \"bearer\"\ntoken_file = \"acme_key\"\n"),
+        AuthMode::Basic => Some("kind = \"basic\"\nusername = \"orgsync\"\npassword_file = \"acme_key\"\n"),
+    };
+    let text = match auth_table {
+        Some(t) => cut(&text, "[target.auth]\n", "\n[target.users.list]", t),
+        None => text,
+    };
+    let page_keys = match paging {
+        PageMode::Cursor => "paging = \"cursor\"\ncursor_param = \"cursor\"\nnext = \"$.meta.next_cursor\"",
+        PageMode::Page => "paging = \"page\"\npage_param = \"page\"\nsize_param = \"per_page\"\npage_size = 4",
+        PageMode::Link => "paging = \"link\"\nnext = \"$.links.next\"",
+    };
+    let text = text
+        .replace("paging = \"cursor\"\ncursor_param = \"cursor\"\nnext = \"$.meta.next_cursor\"", page_keys)
+        .replace("base_url = \"https://hr.example.com\"", &format!("base_url = \"{}\"", fake.base))
+        .replace("state_dir = \"/var/lib/orgsync\"", "state_dir = \"state\"")
+        .replace("page_size = 50", "page_size = 3")
+        .replace("match_by = [\"email\"]", "match_by = [\"email\"]\n[policy.guard]\nmax_delete_percent = 100");
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    std::fs::write(env.path("acme_client_secret"), format!("{secret}\n")).unwrap();
+    std::fs::write(env.path("acme_key"), format!("{API_KEY}\n")).unwrap();
+}
+
+fn writes(fake: &FakeHr) -> usize {
+    ["POST e", "PATCH", "DELETE", "POST o"].iter().map(|p| fake.count(p)).sum()
+}
+
+/// A resync plans no operation and sends no write (a not_kept item may remain).
+fn assert_no_writes(env: &Env, fake: &FakeHr) {
+    let dry = env.sync(&["--dry-run"]);
+    assert!(dry.stdout.contains("Nothing to do") || dry.stdout.contains("0 operations (0 target writes)"), "{}", dry.stdout);
+    let before = writes(fake);
+    ok(&env.sync(&[]));
+    assert_eq!(writes(fake), before, "an idle run wrote");
+}
+
+#[test]
+fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
+    let variants = [
+        (AuthMode::OAuth2Basic, PageMode::Cursor),
+        (AuthMode::ApiKeyHeader, PageMode::Page),
+        (AuthMode::ApiKeyQuery, PageMode::Link),
+        (AuthMode::Bearer, PageMode::Cursor),
+        (AuthMode::Basic, PageMode::Page),
+    ];
+    for (auth, paging) in variants {
+        let env = Env::new();
+        let fake = crate::fake_rest::start(auth, paging);
+        hr_config(&env, &fake, auth, paging, CLIENT_SECRET);
+        let mut doc = org(7, 10);
+        doc["users"][0]["mobile"] = json!("+86 138 0000 0000");
+        env.write_org(&doc);
+        let r = env.sync(&[]);
+        assert_eq!(r.code, 0, "{auth:?}/{paging:?}\n{}\n{}\n{:?}", r.stdout, r.stderr, fake.unexpected());
+        {
+            let w = fake.world.lock().unwrap();
+            assert_eq!(w.employees.len(), 10, "{auth:?}/{paging:?}");
+            assert_eq!(w.units.len(), 7);
+            let e0 = w.employees.values().find(|e| e["login"] == "user0").unwrap();
+            assert_eq!(e0["phone"], "138 0000 0000", "strip_prefix took the +86 off");
+            let unit = |name: &str| w.units.values().find(|u| u["name"] == name).unwrap().clone();
+            assert_eq!(unit("Dept 4")["parent_id"], unit("Dept 1")["id"]);
+            assert_eq!(e0["org_unit_ids"], json!([unit("Dept 0")["id"]]));
+        }
+        // The target keeps the phone without +86 (the template strips it):
+        // sent once more, then a not_kept item, never again.
+        ok(&env.sync(&[]));
+        ok(&env.sync(&[]));
+        let shown = env.orgsync(&["runs", "show", &last_run(&env)["id"].to_string(), "--output", "json"]);
+        assert!(shown.stdout.contains("not_kept"), "{}", shown.stdout);
+        assert_no_writes(&env, &fake);
+        assert_eq!(fake.unexpected(), Vec::<String>::new(), "{auth:?}/{paging:?}");
+        if auth != AuthMode::OAuth2Basic {
+            continue;
+        }
+        // Rename d1, move d4 under d2, user9 leaves.
+        doc["departments"][1]["name"] = json!("Research");
+        doc["departments"][4]["parent_id"] = json!("d2");
+        doc["users"].as_array_mut().unwrap().pop();
+        env.write_org(&doc);
+        ok(&env.sync(&["--allow-deletes", "1"]));
+        {
+            let w = fake.world.lock().unwrap();
+            let unit = |name: &str| w.units.values().find(|u| u["name"] == name).cloned();
+            assert!(unit("Research").is_some() && unit("Dept 1").is_none());
+            assert_eq!(unit("Dept 4").unwrap()["parent_id"], unit("Dept 2").unwrap()["id"]);
+            assert_eq!(w.employees.values().find(|e| e["login"] == "user9").unwrap()["active"], false);
+            // sync ×3, the idle check's dry run and sync, this sync.
+            assert_eq!(w.tokens, 6, "one token per run");
+        }
+        assert_no_writes(&env, &fake);
+        assert_eq!(fake.unexpected(), Vec::<String>::new());
+        // A wrong client secret: failed, the OAuth error named, nothing written.
+        hr_config(&env, &fake, auth, paging, "not-the-secret");
+        let before = writes(&fake);
+        let r = env.sync(&[]);
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        let message = last_run(&env)["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("invalid_client (bad client credentials)"), "{message}");
+        assert!(!format!("{message}{}{}", r.stdout, r.stderr).contains("not-the-secret"));
+        assert_eq!(writes(&fake), before);
+    }
+}

@@ -130,7 +130,14 @@ impl RestTarget {
         let status = resp.status().as_u16();
         let body = resp.bytes().await.unwrap_or_default();
         if !(200..300).contains(&status) {
-            let why = detail(&body).map(|d| format!("the OAuth2 token request was refused: {d}"));
+            // RFC 6749 5.2: `error` names it, `error_description` says more.
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let named = match (v["error"].as_str(), v["error_description"].as_str()) {
+                (Some(e), Some(d)) => Some(format!("{e} ({d})")),
+                (Some(e), None) => Some(e.to_owned()),
+                _ => detail(&body),
+            };
+            let why = named.map(|d| format!("the OAuth2 token request was refused: {}", crate::redact::redact(&d)));
             return Err(TargetError::Http { method: "POST", path, status, detail: why, retry_after: None });
         }
         let v: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -488,7 +495,7 @@ impl Target for RestTarget {
         Box::pin(async move {
             let d = self.departments_resource()?;
             let ctx = self.ctx(
-                json!({"department": {"external_id": spec.external_id, "name": spec.name}, "parent": parent.map(|p| json!({"id": p}))}),
+                json!({"department": {"external_id": spec.external_id, "name": spec.name}, "parent": parent.map(|p| json!({"id": p})), "parent_id": parent}),
             );
             let a = self.send(&d.create, &ctx, None, &[]).await?;
             self.id_of(&d.create, &a)
@@ -509,6 +516,8 @@ impl Target for RestTarget {
                 "target_id": id, "department_id": id,
                 "department": {"external_id": spec.external_id, "name": spec.name},
                 "parent": parent.map(|p| json!({"id": p})),
+                "parent_id": parent,
+                "parent_id": parent,
                 "changed": changes.iter().map(|c| c.field).collect::<Vec<_>>(),
             }));
             if changes.iter().any(|c| matches!(c.field, Field::Name | Field::ExternalId)) {

@@ -19,9 +19,12 @@ impl std::fmt::Debug for Templates {
 }
 
 /// `strip_prefix("+86 138…", "+86")` -> `"138…"` (trimmed), the reshaping
-/// phone numbers most often need.
-fn strip_prefix(value: String, prefix: String) -> String {
-    value.strip_prefix(prefix.as_str()).map_or(value.clone(), |s| s.trim_start().to_owned())
+/// phone numbers most often need; nothing stays nothing.
+fn strip_prefix(value: minijinja::Value, prefix: String) -> minijinja::Value {
+    match value.as_str() {
+        Some(s) => minijinja::Value::from(s.strip_prefix(prefix.as_str()).map_or(s, str::trim_start)),
+        None => value,
+    }
 }
 
 /// Collects templates while a config is read.
@@ -117,6 +120,16 @@ mod tests {
         let t = b.build();
         let out = t.render("ok", &serde_json::json!({"user": {"mobile": "+86 138 0000"}, "params": {"realm": "r"}})).unwrap();
         assert_eq!(out, "\"138 0000\" r");
+        assert_eq!(t.render("ok", &serde_json::json!({"user": {"mobile": null}, "params": {"realm": "r"}})).unwrap(), "null r");
+    }
+
+    #[test]
+    fn a_missing_parent_renders_as_null() {
+        let mut b = Builder::default();
+        b.add("p", "{{ parent_id | tojson }}|{% if parent %}{{ parent.id }}{% endif %}").unwrap();
+        let t = b.build();
+        assert_eq!(t.render("p", &serde_json::json!({"parent": null, "parent_id": null})).unwrap(), "null|");
+        assert_eq!(t.render("p", &serde_json::json!({"parent": {"id": "g1"}, "parent_id": "g1"})).unwrap(), "\"g1\"|g1");
     }
 
     #[test]
