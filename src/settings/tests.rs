@@ -552,3 +552,51 @@ fn ldap_target_problems_name_the_key() {
     );
     assert!(errs.iter().any(|e| e.starts_with("target.disable: is required")), "{errs:#?}");
 }
+
+#[test]
+fn rest_target_template_and_jsonpath_errors_name_the_key_line_and_column() {
+    let errs = problems(
+        &format!(
+            "{FILE_SOURCE}[target]\nkind = \"rest\"\nbase_url = \"https://hr.example.com\"\n\
+             [target.users.list]\npath = \"/users\"\nitems = \"$.data[\"\npaging = \"cursor\"\n\
+             [target.users.fields]\nid = \"$.id\"\nphone = \"$.phone\"\n\
+             [target.users.create]\npath = \"/users\"\nbody = '''\n{{\"name\": {{{{ user.name | tojson }}}},\n \"x\": {{{{ user.name | }}}}}}\n'''\n"
+        ),
+        &[],
+    );
+    assert!(errs.iter().any(|e| e.starts_with("target.users.list.items: not a JSONPath")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("target.users.list.next: is required with paging = \"cursor\"")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("target.users.fields.phone: unknown key")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("target.users.create.body: template error at line 2, column")), "{errs:#?}");
+    let errs = problems(&format!("{FILE_SOURCE}[target]\nkind = \"rest\"\npreset = \"keycloak\"\nbase_url = \"http://kc\"\n"), &[]);
+    assert!(errs.iter().any(|e| e.starts_with("target.params: needs realm")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("target.auth.client_secret: is required")), "{errs:#?}");
+    assert_eq!(errs.len(), 2, "the preset fills everything else: {errs:#?}");
+}
+
+#[test]
+fn the_keycloak_preset_fills_every_operation_and_the_config_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s"), "kc-secret\n").unwrap();
+    let p = write(
+        dir.path(),
+        &format!(
+            "{FILE_SOURCE}[target]\nkind = \"rest\"\npreset = \"keycloak\"\nbase_url = \"http://kc:8080\"\n\
+             [target.params]\nrealm = \"corp\"\n[target.auth]\nclient_secret_file = \"s\"\n\
+             [target.users.list]\npage_size = 7\n"
+        ),
+    );
+    let cfg = load(&p).unwrap();
+    let TargetConfig::Rest(r) = &cfg.target else { panic!("{:?}", cfg.target) };
+    assert!(matches!(&r.auth, crate::target::rest::Auth::OAuth2 { client_id, .. } if client_id == "orgsync"));
+    assert_eq!(r.users.list.page_size, 7, "the config's key wins");
+    assert!(r.users.disable.is_some() && r.users.add_member.is_some() && r.users.remove_member.is_some());
+    let d = r.departments.as_ref().unwrap();
+    assert!(d.set_parent.is_some() && d.members.is_some() && d.list.children.is_some());
+    let ctx = serde_json::json!({"params": {"realm": "corp"}, "parent": null, "base_url": "http://kc:8080"});
+    assert_eq!(r.templates.render("target.departments.create.path", &ctx).unwrap(), "/admin/realms/corp/groups");
+    assert_eq!(
+        r.templates.render("target.auth.token_url", &ctx).unwrap(),
+        "http://kc:8080/realms/corp/protocol/openid-connect/token"
+    );
+}
