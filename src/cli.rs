@@ -86,6 +86,16 @@ pub enum RunsCommand {
         #[arg(long)]
         changes: bool,
     },
+    /// Every target request of one run: method, path, status, time, error
+    /// (never headers, bodies or queries).
+    Requests {
+        id: i64,
+        /// Only the requests that failed (no answer, or 4xx/5xx).
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -200,6 +200,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Runs { command: RunsCommand::Requests { id, failed, output } } => {
+            let Some(m) = Mirror::open_read_only(&cfg.state_dir)? else {
+                eprintln!("error: no runs recorded yet in {}", cfg.state_dir.display());
+                return Ok(ExitCode::from(EXIT_FAILED));
+            };
+            if m.run(RunId(id))?.is_none() {
+                eprintln!("error: no run {id}");
+                return Ok(ExitCode::from(EXIT_FAILED));
+            }
+            let requests = m.requests(RunId(id), failed)?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&requests)?),
+                Output::Table => {
+                    let mut t = table(&["#", "method", "path", "status", "ms", "error"]);
+                    for (n, r) in requests.iter().enumerate() {
+                        t.add_row(vec![
+                            (n + 1).to_string(),
+                            r.method.clone(),
+                            r.path.clone(),
+                            r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                            r.millis.to_string(),
+                            r.error.clone().unwrap_or_default(),
+                        ]);
+                    }
+                    println!("{t}");
+                    println!("{} requests", requests.len());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Runs { command: RunsCommand::Show { id, output, changes } } => {
             let Some(m) = Mirror::open_read_only(&cfg.state_dir)? else {
                 eprintln!("error: no runs recorded yet in {}", cfg.state_dir.display());

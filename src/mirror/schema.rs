@@ -73,6 +73,19 @@ pub fn migrations() -> Migrations<'static> {
         M::up("ALTER TABLE run_items ADD COLUMN changes TEXT;"),
         // Users disabled for a grace period (`disable_then_delete`), and when.
         M::up("CREATE TABLE grace_periods (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
+        // Every target request of a run (never headers, bodies or queries).
+        M::up(
+            "CREATE TABLE run_requests (
+            run_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER,
+            millis INTEGER NOT NULL,
+            error TEXT,
+            PRIMARY KEY (run_id, seq)
+         );",
+        ),
     ])
 }
 

@@ -595,8 +595,5 @@ fn the_keycloak_preset_fills_every_operation_and_the_config_overrides_it() {
     assert!(d.set_parent.is_some() && d.members.is_some() && d.list.children.is_some());
     let ctx = serde_json::json!({"params": {"realm": "corp"}, "parent": null, "base_url": "http://kc:8080"});
     assert_eq!(r.templates.render("target.departments.create.path", &ctx).unwrap(), "/admin/realms/corp/groups");
-    assert_eq!(
-        r.templates.render("target.auth.token_url", &ctx).unwrap(),
-        "http://kc:8080/realms/corp/protocol/openid-connect/token"
-    );
+    assert_eq!(r.templates.render("target.auth.token_url", &ctx).unwrap(), "http://kc:8080/realms/corp/protocol/openid-connect/token");
 }

@@ -367,6 +367,18 @@ impl<'a> Recording<'a> {
 /// abandoned (nothing changed), or the operations in flight finish and the
 /// rest are recorded `not_attempted`; the next run picks them up.
 pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
+    let record = run_recorded(ctx, trigger, options).await;
+    // Whatever became of the run, its requests are kept with it.
+    let requests = ctx.target.requests();
+    if let (Ok(r), false) = (&record, requests.is_empty())
+        && let Err(e) = ctx.mirror.record_requests(r.id, &requests)
+    {
+        warn!(run = %r.id, error = %e, "Could not keep the run's request log");
+    }
+    record
+}
+
+async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
     let RunContext { source, target, mirror, policy, concurrency, stop, clock, scope } = *ctx;
     let recording = Recording::start(mirror, clock, trigger, source.kind())?;
     let run_id = recording.id;

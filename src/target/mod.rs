@@ -91,6 +91,44 @@ impl TargetError {
 
 pub type TResult<'a, T> = BoxFuture<'a, Result<T, TargetError>>;
 
+/// One request a target sent: never headers, bodies or the query (where
+/// secrets may travel), only what says what happened.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The URL's path, without the query.
+    pub path: String,
+    /// The answer's status; none when no answer came.
+    pub status: Option<u16>,
+    pub millis: u64,
+    /// Why it failed, where it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The requests of the run under way, taken by the run at its end.
+#[derive(Debug, Default)]
+pub struct RequestLog(std::sync::Mutex<Vec<RequestRecord>>);
+
+impl RequestLog {
+    /// Record one request that took since `started`.
+    pub fn push(&self, method: &str, path: &str, started: std::time::Instant, status: Option<u16>, error: Option<String>) {
+        let path = path.split('?').next().unwrap_or(path);
+        let r = RequestRecord {
+            method: method.to_owned(),
+            path: crate::redact::redact(path).into_owned(),
+            status,
+            millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error: error.map(|e| crate::redact::redact(&e).into_owned()),
+        };
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(r);
+    }
+
+    pub fn take(&self) -> Vec<RequestRecord> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
 /// One target system. Departments and users arrive resolved: parents and
 /// memberships as target ids.
 pub trait Target: Send + Sync {
@@ -111,6 +149,11 @@ pub trait Target: Send + Sync {
     /// (the LDAP target: add / modify / modrdn / delete with DNs), after
     /// [`Target::load`]. `resolve` gives a bound department's target id.
     fn describe(&self, _ops: &[crate::reconcile::Op], _resolve: &dyn Fn(&crate::model::SourceId) -> Option<TargetId>) -> Vec<String> {
+        Vec::new()
+    }
+    /// The requests sent since the last call (HTTP targets), for the run's
+    /// request log (`orgsync runs requests ID`).
+    fn requests(&self) -> Vec<RequestRecord> {
         Vec::new()
     }
     /// What `orgsync check-target` prints: how orgsync will talk to the

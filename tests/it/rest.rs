@@ -160,6 +160,15 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
         env.write_org(&doc);
         let r = env.sync(&[]);
         assert_eq!(r.code, 0, "{auth:?}/{paging:?}\n{}\n{}\n{:?}", r.stdout, r.stderr, fake.unexpected());
+        // The request log: every request, no query (the API key may ride there).
+        let log = env.orgsync(&["runs", "requests", "1", "--output", "json"]);
+        let log: serde_json::Value = serde_json::from_str(&log.stdout).unwrap();
+        let log = log.as_array().unwrap();
+        let posts = log.iter().filter(|r| r["method"] == "POST" && r["path"] == "/api/v2/employees").count();
+        assert_eq!(posts, 10, "{log:#?}");
+        assert!(log.iter().all(|r| r["status"].as_u64().is_some_and(|s| s < 300)), "{log:#?}");
+        assert!(!serde_json::to_string(log).unwrap().contains(API_KEY), "a secret in the request log");
+        assert_eq!(log.len(), fake.count(""), "one record per request the server saw");
         {
             let w = fake.world.lock().unwrap();
             assert_eq!(w.employees.len(), 10, "{auth:?}/{paging:?}");
@@ -207,5 +216,8 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
         assert!(message.contains("invalid_client (bad client credentials)"), "{message}");
         assert!(!format!("{message}{}{}", r.stdout, r.stderr).contains("not-the-secret"));
         assert_eq!(writes(&fake), before);
+        let id = last_run(&env)["id"].to_string();
+        let failed = env.orgsync(&["runs", "requests", &id, "--failed"]);
+        assert!(failed.stdout.contains("/oauth/token") && failed.stdout.contains("401"), "{}", failed.stdout);
     }
 }

@@ -44,6 +44,17 @@ fn first_sync_creates_everything_and_the_second_makes_zero_writes() {
     let s = env.status_json();
     assert_eq!(s["status"], "succeeded");
     assert_eq!(s["runs"].as_array().unwrap().len(), 2);
+    // Each run's requests are kept: the first's creates, the second's reads only.
+    let log = |id: &str| -> Vec<Value> {
+        let r = env.orgsync(&["runs", "requests", id, "--output", "json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let first = log("1");
+    assert_eq!(first.iter().filter(|r| r["method"] == "POST" && r["path"] == "/Users").count(), 20, "{first:#?}");
+    let second = log("2");
+    assert!(!second.is_empty() && second.iter().all(|r| r["method"] == "GET"), "{second:#?}");
+    assert!(!first.iter().chain(&second).any(|r| r["path"].as_str().unwrap().contains('?')), "queries stay out");
 }
 
 /// The membership PATCHes a run made: (group path, count).

@@ -32,6 +32,7 @@ pub struct RestTarget {
     http: reqwest::Client,
     limiter: DefaultDirectRateLimiter,
     token: TokenCache,
+    log: super::RequestLog,
 }
 
 impl std::fmt::Debug for RestTarget {
@@ -88,6 +89,7 @@ impl RestTarget {
             http,
             limiter: RateLimiter::direct(Quota::per_second(rate)),
             token: TokenCache::new(Duration::from_secs(30)),
+            log: super::RequestLog::default(),
         })
     }
 
@@ -126,8 +128,17 @@ impl RestTarget {
         }
         let path = url::Url::parse(&url).map_or_else(|_| "token".to_owned(), |u| u.path().to_owned());
         crate::telemetry::target_request("token");
-        let resp = req.send().await.map_err(|source| TargetError::Transport { method: "POST", path: path.clone(), source })?;
+        let started = std::time::Instant::now();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(source) => {
+                let e = TargetError::Transport { method: "POST", path: path.clone(), source };
+                self.log.push("POST", &path, started, None, Some(e.to_string()));
+                return Err(e);
+            }
+        };
         let status = resp.status().as_u16();
+        self.log.push("POST", &path, started, Some(status), None);
         let body = resp.bytes().await.unwrap_or_default();
         if !(200..300).contains(&status) {
             // RFC 6749 5.2: `error` names it, `error_description` says more.
@@ -209,7 +220,12 @@ impl RestTarget {
             if let Some(v) = &body {
                 b = b.json(v);
             }
+            let started = std::time::Instant::now();
             let r = b.send().await;
+            match &r {
+                Ok(resp) => self.log.push(m, &shown, started, Some(resp.status().as_u16()), None),
+                Err(e) => self.log.push(m, &shown, started, None, Some(crate::redact::redact(&e.to_string()).into_owned())),
+            }
             crate::telemetry::target_request(match &r {
                 Ok(resp) if resp.status().is_success() => "ok",
                 Ok(_) => "http_error",
@@ -376,6 +392,10 @@ fn next_link(h: &HeaderMap) -> Option<String> {
 }
 
 impl Target for RestTarget {
+    fn requests(&self) -> Vec<super::RequestRecord> {
+        self.log.take()
+    }
+
     fn departments(&self) -> DepartmentShape {
         match &self.c.departments {
             None => DepartmentShape::None,

@@ -29,6 +29,8 @@ pub struct Client {
     base: String,
     retries: usize,
     page_size: std::sync::atomic::AtomicUsize,
+    /// Every request sent, for the run's request log.
+    pub log: crate::target::RequestLog,
 }
 
 fn method_name(m: &Method) -> &'static str {
@@ -77,6 +79,7 @@ impl Client {
             base: c.base_url.as_str().trim_end_matches('/').to_owned(),
             retries: c.max_retries,
             page_size: c.page_size.unwrap_or(100).into(),
+            log: crate::target::RequestLog::default(),
         })
     }
 
@@ -143,8 +146,14 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<(u16, Option<Value>), TargetError> {
+        let started = std::time::Instant::now();
         let r = self.once(method, path, query, body).await;
         crate::telemetry::target_request(r.as_ref().map_or_else(TargetError::metric_label, |_| "ok"));
+        let (status, error) = match &r {
+            Ok((s, _)) => (Some(*s), None),
+            Err(e) => (e.status(), Some(e.to_string())),
+        };
+        self.log.push(method_name(method), path, started, status, error);
         r
     }
 

@@ -265,6 +265,10 @@ impl ScimTarget {
 }
 
 impl Target for ScimTarget {
+    fn requests(&self) -> Vec<crate::target::RequestRecord> {
+        self.client.log.take()
+    }
+
     fn departments(&self) -> DepartmentShape {
         self.shape
     }
