@@ -633,7 +633,7 @@ impl Mirror {
                     error: r.get(4)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            rows.collect::<Result<Vec<_>, _>>()
         })
     }
 
