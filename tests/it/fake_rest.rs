@@ -46,6 +46,11 @@ pub struct Hr {
     pub units: BTreeMap<String, Value>,
     next: usize,
     pub tokens: usize,
+    /// Revoke the current token after this many API requests (once): a
+    /// token that expires in the middle of a run.
+    pub revoke_after: Option<usize>,
+    revoked: bool,
+    api_requests: usize,
 }
 
 impl World for Hr {
@@ -81,6 +86,16 @@ impl Hr {
     /// Auth, tenant (query on reads, header on writes): a refusal when wrong.
     fn gate(&mut self, what: &str, h: &HeaderMap, q: &HashMap<String, String>, write: bool) -> Option<Response> {
         self.common.log.push((std::time::Instant::now(), what.to_owned()));
+        self.api_requests += 1;
+        if self.revoke_after.is_some_and(|n| self.api_requests > n) && !self.revoked {
+            self.revoked = true;
+            self.tokens += 1; // the one in use is no longer valid
+        }
+        let stale = self.auth == AuthMode::OAuth2Basic
+            && h.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|a| a.starts_with("Bearer hr-token-"));
+        if stale && !self.authorized(h, q) {
+            return Some((StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_token"}))).into_response());
+        }
         if !self.authorized(h, q) {
             return Some(unexpected(self, format!("{what}: not authorized as {:?}", self.auth)));
         }
@@ -352,7 +367,18 @@ async fn other(State(s): State<S>, uri: axum::http::Uri, method: axum::http::Met
 pub type FakeHr = Fake<Hr>;
 
 pub fn start(auth: AuthMode, paging: PageMode) -> FakeHr {
-    let hr = Hr { common: Common::default(), auth, paging, employees: BTreeMap::new(), units: BTreeMap::new(), next: 0, tokens: 0 };
+    let hr = Hr {
+        common: Common::default(),
+        auth,
+        paging,
+        employees: BTreeMap::new(),
+        units: BTreeMap::new(),
+        next: 0,
+        tokens: 0,
+        revoke_after: None,
+        revoked: false,
+        api_requests: 0,
+    };
     Fake::serve(hr, |s| {
         Router::new()
             .route("/oauth/token", post(token))

@@ -221,3 +221,20 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
         assert!(failed.stdout.contains("/oauth/token") && failed.stdout.contains("401"), "{}", failed.stdout);
     }
 }
+
+#[test]
+fn an_oauth2_token_revoked_mid_run_is_fetched_again_once() {
+    let env = Env::new();
+    let fake = crate::fake_rest::start(AuthMode::OAuth2Basic, PageMode::Cursor);
+    fake.world.lock().unwrap().revoke_after = Some(8);
+    hr_config(&env, &fake, AuthMode::OAuth2Basic, PageMode::Cursor, CLIENT_SECRET);
+    env.write_org(&org(7, 20));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}\n{:?}", r.stdout, r.stderr, fake.unexpected());
+    assert_eq!(fake.world.lock().unwrap().employees.len(), 20);
+    assert_eq!(fake.count("token"), 2, "one token, then one more after the 401");
+    let log = env.orgsync(&["runs", "requests", "1", "--failed", "--output", "json"]);
+    let failed: Vec<serde_json::Value> = serde_json::from_str(&log.stdout).unwrap();
+    assert!(!failed.is_empty() && failed.iter().all(|r| r["status"] == 401), "{failed:#?}");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
