@@ -115,10 +115,18 @@ impl Keycloak {
     /// `orgsync` whose service account may manage users and query groups.
     /// Returns the client secret.
     pub fn realm(&self, realm: &str) -> String {
+        self.realm_keeping(realm, true)
+    }
+
+    /// [`Keycloak::realm`]; with `unmanaged` false the realm keeps Keycloak's
+    /// default: user attributes its profile does not declare are dropped.
+    pub fn realm_keeping(&self, realm: &str, unmanaged: bool) -> String {
         self.ok("POST", "", Some(json!({"realm": realm, "enabled": true})));
-        let mut profile = self.ok("GET", &format!("/{realm}/users/profile"), None);
-        profile["unmanagedAttributePolicy"] = json!("ENABLED");
-        self.ok("PUT", &format!("/{realm}/users/profile"), Some(profile));
+        if unmanaged {
+            let mut profile = self.ok("GET", &format!("/{realm}/users/profile"), None);
+            profile["unmanagedAttributePolicy"] = json!("ENABLED");
+            self.ok("PUT", &format!("/{realm}/users/profile"), Some(profile));
+        }
         let secret = format!("secret-{realm}");
         self.ok(
             "POST",

@@ -78,6 +78,22 @@ fn keycloak_preset_initial_idle_renames_moves_leavers_and_a_wrong_secret() {
     assert_eq!(users.len(), 300, "nobody deleted or recreated");
     assert_idle(&env);
 
+    // Deletion under the guard: held back, then let through once.
+    let deleting = "[policy.users]\ntarget_only = \"delete\"\n\
+                    fields = [\"name\", \"email\", \"mobile\", \"department_ids\", \"employee_no\", \"title\"]\n\
+                    [policy.guard]\nmax_deletes = 1\n";
+    keycloak_config(&env, kc, realm, &secret, deleting);
+    doc["users"].as_array_mut().unwrap().pop();
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "partial: two deletes held back\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(kc.users(realm).len(), 300, "nothing deleted past the guard");
+    ok(&env.sync(&["--allow-deletes", "2"]));
+    let users = kc.users(realm);
+    assert_eq!(users.len(), 298);
+    assert!(!users.iter().any(|u| u["username"] == "user298" || u["username"] == "user299"));
+    assert_idle(&env);
+
     // A wrong client secret: failed, the OAuth error named, no secret shown.
     keycloak_config(&env, kc, realm, "not-the-secret", policy);
     let r = env.sync(&[]);
@@ -237,4 +253,20 @@ fn an_oauth2_token_revoked_mid_run_is_fetched_again_once() {
     let failed: Vec<serde_json::Value> = serde_json::from_str(&log.stdout).unwrap();
     assert!(!failed.is_empty() && failed.iter().all(|r| r["status"] == 401), "{failed:#?}");
     assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+#[test]
+fn a_keycloak_realm_that_would_drop_the_attributes_fails_the_run_before_writing() {
+    let kc = Keycloak::shared();
+    let realm = "orgsync-strict";
+    let secret = kc.realm_keeping(realm, false);
+    let env = Env::new();
+    keycloak_config(&env, kc, realm, &secret, "");
+    env.write_org(&org(2, 3));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let message = last_run(&env)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("would drop orgsync_id, mobile, employee_no, title") && message.contains("Unmanaged attributes"), "{message}");
+    assert!(kc.users(realm).is_empty(), "nothing written");
+    assert!(kc.groups(realm).is_empty());
 }

@@ -376,6 +376,42 @@ impl RestTarget {
         Ok(())
     }
 
+    /// Keycloak 24+ drops user attributes its realm's user profile does not
+    /// declare, answering 204 all the same: before writing, check that the
+    /// attributes the create body writes will be kept.
+    async fn keycloak_keeps_attributes(&self) -> Result<(), TargetError> {
+        let realm = self.c.params.get("realm").and_then(Value::as_str).unwrap_or_default();
+        let req = Request {
+            name: "keycloak.profile".into(),
+            method: reqwest::Method::GET,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: false,
+            id: None,
+            ok_status: vec![200],
+        };
+        let url = format!("{}/admin/realms/{realm}/users/profile", self.c.base_url.as_str().trim_end_matches('/'));
+        let profile = self.send(&req, &self.ctx(json!({})), Some(&url), &[]).await?.body;
+        if matches!(profile["unmanagedAttributePolicy"].as_str(), Some("ENABLED" | "ADMIN_EDIT")) {
+            return Ok(());
+        }
+        let declared: HashSet<&str> = profile["attributes"].as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
+        let body = self.c.templates.source(&format!("{}.body", self.c.users.create.name));
+        let dropped: Vec<&str> = ["orgsync_id", "mobile", "employee_no", "title"]
+            .into_iter()
+            .filter(|a| body.contains(&format!("\"{a}\"")) && !declared.contains(a))
+            .collect();
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        Err(TargetError::Other(format!(
+            "Keycloak realm {realm} keeps only the user attributes its user profile declares, and would drop {} while \
+             answering 204: enable unmanaged attributes (Realm settings > General > Unmanaged attributes: Enabled) or \
+             declare them in the realm's user profile",
+            dropped.join(", ")
+        )))
+    }
+
     fn departments_resource(&self) -> Result<&Resource, TargetError> {
         self.c.departments.as_ref().ok_or_else(|| TargetError::Other("no [target.departments] configured".into()))
     }
@@ -444,6 +480,9 @@ impl Target for RestTarget {
 
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
+            if self.c.preset.as_deref() == Some("keycloak") {
+                self.keycloak_keeps_attributes().await?;
+            }
             let ctx = self.ctx(json!({}));
             let mut snap = TargetSnapshot::default();
             let mut member_of: HashMap<String, Vec<TargetId>> = HashMap::new();

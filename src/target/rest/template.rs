@@ -76,6 +76,11 @@ impl Templates {
     pub fn has(&self, name: &str) -> bool {
         self.env.get_template(name).is_ok()
     }
+
+    /// A template's source text ("" when there is none).
+    pub fn source(&self, name: &str) -> String {
+        self.env.get_template(name).map(|t| t.source().to_owned()).unwrap_or_default()
+    }
 }
 
 /// A compiled JSONPath and its text.
