@@ -36,6 +36,8 @@ pub enum PageMode {
     Page,
     /// `$.links.next`, a full URL.
     Link,
+    /// The next URL in a `Link: <…>; rel="next"` header.
+    LinkHeader,
 }
 
 pub struct Hr {
@@ -51,6 +53,8 @@ pub struct Hr {
     pub revoke_after: Option<usize>,
     revoked: bool,
     api_requests: usize,
+    /// Every next cursor is the first page's (a server that does not advance).
+    pub repeat_cursor: bool,
 }
 
 impl World for Hr {
@@ -192,18 +196,25 @@ async fn list_employees(State(s): State<S>, h: HeaderMap, Query(q): Query<HashMa
             (Some(p), Some(n)) if p >= 1 => ((p - 1) * n, n),
             _ => return unexpected(&mut w, format!("GET employees page params {q:?}")),
         },
-        PageMode::Link => (q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0), 4),
+        PageMode::Link | PageMode::LinkHeader => (q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0), 4),
     };
     let page: Vec<Value> = all.iter().skip(from).take(size).cloned().collect();
     let more = from + size < all.len();
-    let body = match w.paging {
-        PageMode::Cursor => {
-            json!({"data": page, "meta": {"next_cursor": if more { json!(format!("c{}", from + size)) } else { Value::Null }}})
+    let next_from = if w.repeat_cursor { size } else { from + size };
+    let host = h.get("host").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if w.paging == PageMode::LinkHeader {
+        let mut resp = axum::Json(json!({"data": page})).into_response();
+        if more {
+            let link = format!("<http://{host}/api/v2/employees?tenant=acme&after={next_from}>; rel=\"next\"");
+            resp.headers_mut().insert("link", link.parse().unwrap());
         }
-        PageMode::Page => json!({"data": page}),
+        return resp;
+    }
+    let body = match w.paging {
+        PageMode::Cursor => json!({"data": page, "meta": {"next_cursor": if more { json!(format!("c{next_from}")) } else { Value::Null }}}),
+        PageMode::Page | PageMode::LinkHeader => json!({"data": page}),
         PageMode::Link => {
-            let host = h.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let next = more.then(|| format!("http://{host}/api/v2/employees?tenant=acme&after={}", from + size));
+            let next = more.then(|| format!("http://{host}/api/v2/employees?tenant=acme&after={next_from}"));
             json!({"data": page, "links": {"next": next}})
         }
     };
@@ -378,6 +389,7 @@ pub fn start(auth: AuthMode, paging: PageMode) -> FakeHr {
         revoke_after: None,
         revoked: false,
         api_requests: 0,
+        repeat_cursor: false,
     };
     Fake::serve(hr, |s| {
         Router::new()

@@ -133,6 +133,7 @@ fn hr_config(env: &Env, fake: &FakeHr, auth: AuthMode, paging: PageMode, secret:
         PageMode::Cursor => "paging = \"cursor\"\ncursor_param = \"cursor\"\nnext = \"$.meta.next_cursor\"",
         PageMode::Page => "paging = \"page\"\npage_param = \"page\"\nsize_param = \"per_page\"\npage_size = 4",
         PageMode::Link => "paging = \"link\"\nnext = \"$.links.next\"",
+        PageMode::LinkHeader => "paging = \"link\"",
     };
     let text = text
         .replace("paging = \"cursor\"\ncursor_param = \"cursor\"\nnext = \"$.meta.next_cursor\"", page_keys)
@@ -166,6 +167,7 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
         (AuthMode::ApiKeyQuery, PageMode::Link),
         (AuthMode::Bearer, PageMode::Cursor),
         (AuthMode::Basic, PageMode::Page),
+        (AuthMode::Bearer, PageMode::LinkHeader),
     ];
     for (auth, paging) in variants {
         let env = Env::new();
@@ -269,4 +271,41 @@ fn a_keycloak_realm_that_would_drop_the_attributes_fails_the_run_before_writing(
     assert!(message.contains("would drop orgsync_id, mobile, employee_no, title") && message.contains("Unmanaged attributes"), "{message}");
     assert!(kc.users(realm).is_empty(), "nothing written");
     assert!(kc.groups(realm).is_empty());
+}
+
+#[test]
+fn a_server_repeating_its_cursor_fails_the_read_and_writes_nothing() {
+    let env = Env::new();
+    let fake = crate::fake_rest::start(AuthMode::Bearer, PageMode::Cursor);
+    hr_config(&env, &fake, AuthMode::Bearer, PageMode::Cursor, CLIENT_SECRET);
+    env.write_org(&org(2, 10));
+    ok(&env.sync(&[]));
+    fake.world.lock().unwrap().repeat_cursor = true;
+    let before = writes(&fake);
+    env.write_org(&org(2, 12));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let message = last_run(&env)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("the same next page twice"), "{message}");
+    assert_eq!(writes(&fake), before, "a list not read to the end changes nothing");
+}
+
+#[test]
+fn keycloak_tokens_that_expire_during_the_run_are_fetched_again_ahead_of_expiry() {
+    let kc = Keycloak::shared();
+    let realm = "orgsync-short-tokens";
+    let secret = kc.realm(realm);
+    kc.admin("PUT", &format!("/{realm}"), Some(json!({"accessTokenLifespan": 2})));
+    let env = Env::new();
+    keycloak_config(&env, kc, realm, &secret, "");
+    env.write_org(&org(13, 300));
+    let t = std::time::Instant::now();
+    ok(&env.sync(&[]));
+    let took = t.elapsed();
+    assert_eq!(kc.users(realm).len(), 300);
+    let log = env.orgsync(&["runs", "requests", "1", "--output", "json"]);
+    let log: Vec<serde_json::Value> = serde_json::from_str(&log.stdout).unwrap();
+    let tokens = log.iter().filter(|r| r["path"].as_str().unwrap().ends_with("/openid-connect/token")).count();
+    assert!(took.as_secs_f64() < 2.0 || tokens >= 2, "a {took:?} run on 2 s tokens fetched {tokens}");
+    assert!(log.iter().all(|r| r["status"] != 401), "a request went out with an expired token: {log:#?}");
 }
