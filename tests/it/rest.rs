@@ -204,6 +204,8 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
         let shown = env.orgsync(&["runs", "show", &last_run(&env)["id"].to_string(), "--output", "json"]);
         assert!(shown.stdout.contains("not_kept"), "{}", shown.stdout);
         assert_no_writes(&env, &fake);
+        let check = env.orgsync(&["check-target"]);
+        assert!(check.code == 0 && check.stdout.contains("listed (first page: 4 objects)"), "{}{}", check.stdout, check.stderr);
         assert_eq!(fake.unexpected(), Vec::<String>::new(), "{auth:?}/{paging:?}");
         if auth != AuthMode::OAuth2Basic {
             continue;
@@ -220,8 +222,8 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
             assert!(unit("Research").is_some() && unit("Dept 1").is_none());
             assert_eq!(unit("Dept 4").unwrap()["parent_id"], unit("Dept 2").unwrap()["id"]);
             assert_eq!(w.employees.values().find(|e| e["login"] == "user9").unwrap()["active"], false);
-            // sync ×3, the idle check's dry run and sync, this sync.
-            assert_eq!(w.tokens, 6, "one token per run");
+            // sync ×3, the idle check's dry run and sync, check-target, this sync.
+            assert_eq!(w.tokens, 7, "one token per run");
         }
         assert_no_writes(&env, &fake);
         assert_eq!(fake.unexpected(), Vec::<String>::new());

@@ -270,6 +270,11 @@ impl RestTarget {
 
     /// Every object of a listing, page by page, nested ones included.
     async fn list(&self, l: &Listing, ctx: &Value) -> Result<Vec<Value>, TargetError> {
+        self.list_pages(l, ctx, u64::MAX).await
+    }
+
+    /// The objects of a listing's first `pages` pages.
+    async fn list_pages(&self, l: &Listing, ctx: &Value, pages: u64) -> Result<Vec<Value>, TargetError> {
         let mut out = Vec::new();
         let mut page = 0u64;
         let mut cursor: Option<String> = None;
@@ -308,6 +313,9 @@ impl RestTarget {
                 out.push(item);
             }
             page += 1;
+            if page >= pages {
+                break;
+            }
             if page > 100_000 {
                 return Err(TargetError::Other(format!("{}: more than 100,000 pages; stopped", l.request.name)));
             }
@@ -470,10 +478,12 @@ impl Target for RestTarget {
                 self.token.get(self.fetch_token()).await?;
                 rows.push(("auth", "OAuth2 client credentials: token issued".into()));
             }
-            let mut l = self.c.users.list.clone();
-            l.paging = Paging::None;
-            let users = self.list(&l, &self.ctx(json!({}))).await?;
+            let users = self.list_pages(&self.c.users.list, &self.ctx(json!({})), 1).await?;
             rows.push(("users", format!("listed (first page: {} objects)", users.len())));
+            if let Some(d) = &self.c.departments {
+                let departments = self.list_pages(&d.list, &self.ctx(json!({})), 1).await?;
+                rows.push(("departments", format!("listed (first page: {} objects)", departments.len())));
+            }
             Ok(rows)
         })
     }
