@@ -385,10 +385,13 @@ async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) 
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let kept = mirror.source_state(source.kind())?;
+    // Both reads at once (neither writes): the source's parse and the
+    // target's pages overlap. The first to fail ends both.
     let fetched = async {
-        let fetched = fetch_source(source, kept, policy, scope).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e })?;
-        let current = target.load().await.map_err(RunError::ReadTarget)?;
-        Ok::<_, RunError>((fetched, current))
+        tokio::try_join!(
+            async { fetch_source(source, kept, policy, scope).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e }) },
+            async { target.load().await.map_err(RunError::ReadTarget) },
+        )
     };
     let (fetched, current) = tokio::select! {
         r = fetched => match r {

@@ -36,7 +36,11 @@ impl IdentitySource for FileSource {
         Box::pin(async move {
             // One read is this source's one "request".
             let r = match tokio::fs::read(&self.path).await {
-                Ok(bytes) => api::parse(&bytes).map_err(|source| SourceError::Invalid { path: self.path.clone(), source }),
+                // Parsed off the runtime's thread: the target is read meanwhile.
+                Ok(bytes) => match tokio::task::spawn_blocking(move || api::parse(&bytes)).await {
+                    Ok(parsed) => parsed.map_err(|source| SourceError::Invalid { path: self.path.clone(), source }),
+                    Err(e) => Err(SourceError::Io { path: self.path.clone(), source: std::io::Error::other(e) }),
+                },
                 Err(source) => Err(SourceError::Io { path: self.path.clone(), source }),
             };
             crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));
