@@ -104,13 +104,14 @@ impl Bare {
         (status, loc, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
-    /// Every page of a `first`/`max` listing.
-    async fn pages(&mut self, path: &str, stop_empty: bool) -> Vec<Value> {
+    /// Every page of a `first`/`max` listing, and how many requests it took.
+    async fn pages(&self, path: &str, stop_empty: bool) -> (Vec<Value>, usize) {
         let mut all = Vec::new();
+        let mut n_requests = 0;
         for page in 0.. {
             let sep = if path.contains('?') { '&' } else { '?' };
             let (_, _, v) = self.send(reqwest::Method::GET, format!("{path}{sep}first={}&max=100", page * 100), None).await;
-            self.requests += 1;
+            n_requests += 1;
             let items = v.as_array().cloned().unwrap_or_default();
             let n = items.len();
             all.extend(items);
@@ -118,12 +119,13 @@ impl Bare {
                 break;
             }
         }
-        all
+        (all, n_requests)
     }
 
     /// The idle run's reads: groups (hierarchy), every group's members, users.
     async fn read_all(&mut self) {
-        let groups = self.pages("/groups?briefRepresentation=false&populateHierarchy=true&search=", true).await;
+        let (groups, n) = self.pages("/groups?briefRepresentation=false&populateHierarchy=true&search=", true).await;
+        self.requests += n;
         let mut ids = Vec::new();
         let mut stack = groups;
         while let Some(g) = stack.pop() {
@@ -132,10 +134,20 @@ impl Bare {
         }
         ids.sort();
         ids.dedup();
-        for id in ids {
-            self.pages(&format!("/groups/{id}/members?briefRepresentation=true"), false).await;
-        }
-        self.pages("/users?briefRepresentation=false", false).await;
+        let me = &*self;
+        let n: usize = futures::stream::iter(ids)
+            .map(|id| async move { me.pages(&format!("/groups/{id}/members?briefRepresentation=true"), false).await.1 })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .sum();
+        self.requests += n;
+        let (_, n) = self.pages("/users?briefRepresentation=false", false).await;
+        self.requests += n;
+        // The realm's user profile, read before writing.
+        self.send(reqwest::Method::GET, "/users/profile".into(), None).await;
+        self.requests += 1;
     }
 
     /// The initial run's writes: groups level by level, then each user and its membership.

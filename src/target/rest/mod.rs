@@ -518,11 +518,21 @@ impl Target for RestTarget {
                     dep.parent = parents.get(dep.id.as_str()).cloned().flatten();
                 }
                 if let Some((members, member_id)) = &d.members {
-                    for dep in &snap.departments {
-                        let ctx = self.ctx(json!({"department_id": dep.id, "target_id": dep.id}));
-                        for m in self.list(members, &ctx).await? {
+                    // Each department's members, `concurrency` listings at once.
+                    use futures::StreamExt;
+                    let ids: Vec<TargetId> = snap.departments.iter().map(|d| d.id.clone()).collect();
+                    let mut pending = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        let ctx = self.ctx(json!({"department_id": id, "target_id": id}));
+                        pending.push(Box::pin(async move { self.list(members, &ctx).await.map(|m| (id, m)) })
+                            as futures::future::BoxFuture<'_, Result<(TargetId, Vec<Value>), TargetError>>);
+                    }
+                    let mut listings = futures::stream::iter(pending).buffer_unordered(self.c.concurrency.max(1));
+                    while let Some(r) = listings.next().await {
+                        let (dep, list) = r?;
+                        for m in list {
                             if let Some(u) = member_id.text(&m) {
-                                member_of.entry(u).or_default().push(dep.id.clone());
+                                member_of.entry(u).or_default().push(dep.clone());
                             }
                         }
                     }
