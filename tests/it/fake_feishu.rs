@@ -112,18 +112,59 @@ async fn children(
     if let Some(r) = gate(&mut w, &headers, "children", offset / size + 1, &id) {
         return r;
     }
-    if q.get("fetch_child").map(String::as_str) != Some("true") || id != "0" {
+    if q.get("fetch_child").map(String::as_str) != Some("true") {
         w.common.unexpected.push(format!("children of {id} with {q:?}"));
+    }
+    // Every descendant of `id` ("0": the whole tenant).
+    let under = |d: &str| {
+        let mut at = w.departments.iter().find(|x| x.0 == d).map(|x| x.1.clone());
+        while let Some(p) = at {
+            if p == id {
+                return true;
+            }
+            at = w.departments.iter().find(|x| x.0 == p).map(|x| x.1.clone());
+        }
+        false
+    };
+    if id != "0" && !w.departments.iter().any(|x| x.0 == id) {
+        return error(StatusCode::BAD_REQUEST, 40003, "department not found").into_response();
     }
     let items = w
         .departments
         .iter()
+        .filter(|(d, ..)| id == "0" || under(d))
         .map(|(d, p, n, o)| {
             json!({"name": n, "parent_department_id": p, "department_id": format!("D{d}"), "open_department_id": d,
                    "order": o.to_string(), "status": {"is_deleted": false}, "leaders": []})
         })
         .collect();
     page(items, size, offset, w.common.knobs.repeat_cursor).into_response()
+}
+
+/// `GET departments/:id`: one department.
+async fn department(
+    State(w): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut w = w.lock().unwrap();
+    if let Some(r) = gate(&mut w, &headers, "department", 1, &id) {
+        return r;
+    }
+    if !q.contains_key("department_id_type") {
+        w.common.unexpected.push(format!("department {id} without department_id_type"));
+    }
+    match w.departments.iter().find(|x| x.0 == id) {
+        Some((d, p, n, o)) => envelope(
+            0,
+            "success",
+            json!({"department": {"name": n, "parent_department_id": p, "department_id": format!("D{d}"), "open_department_id": d,
+                   "order": o.to_string(), "status": {"is_deleted": false}, "leaders": []}}),
+        )
+        .into_response(),
+        None => error(StatusCode::BAD_REQUEST, 40003, "department not found"),
+    }
 }
 
 async fn find_by_department(State(w): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -153,6 +194,7 @@ impl FakeFeishu {
             Router::new()
                 .route("/open-apis/auth/v3/tenant_access_token/internal", post(token))
                 .route("/open-apis/contact/v3/departments/{id}/children", get(children))
+                .route("/open-apis/contact/v3/departments/{id}", get(department))
                 .route("/open-apis/contact/v3/users/find_by_department", get(find_by_department))
                 .fallback(not_found)
                 .with_state(world)

@@ -30,6 +30,17 @@ pub struct PageData<T> {
     pub page_token: Option<String>,
 }
 
+/// `departments/:id`: one department, `data.department`.
+#[derive(Debug, Deserialize)]
+pub struct One {
+    pub data: OneData,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OneData {
+    pub department: Item<Department>,
+}
+
 /// `departments/:id/children` items.
 #[derive(Debug, Deserialize)]
 pub struct Department {

@@ -78,6 +78,9 @@ impl Vendor for FeishuSource {
 
 pub struct FeishuSource {
     config: FeishuConfig,
+    /// `[scope] include_departments`: read only their subtrees (when
+    /// `roots` is the whole tenant).
+    include: Vec<String>,
 }
 
 impl std::fmt::Debug for FeishuSource {
@@ -88,7 +91,15 @@ impl std::fmt::Debug for FeishuSource {
 
 impl FeishuSource {
     pub fn new(config: FeishuConfig) -> Self {
-        Self { config }
+        Self { config, include: Vec::new() }
+    }
+
+    /// Read only these departments' subtrees (each department's own record
+    /// too) instead of the whole tenant, when `roots` is the whole tenant:
+    /// what `[scope] include_departments` keeps anyway.
+    pub fn narrowed_to(mut self, include: &[String]) -> Self {
+        self.include = include.to_vec();
+        self
     }
 
     /// Every item of a paged list (`has_more` / `page_token`).
@@ -136,18 +147,38 @@ impl FeishuSource {
         let dept_key = c.department_id_type.as_str();
         let mut departments = Vec::new();
         let mut unreadable_departments = Vec::new();
-        for root in &c.roots {
+        // Included departments are real departments, not containers: read
+        // their own records, and keep their direct members' membership.
+        let narrowed = !self.include.is_empty() && c.roots.iter().all(|r| r == "0");
+        let roots = if narrowed { &self.include } else { &c.roots };
+        if narrowed {
+            for id in roots {
+                let path = format!("/open-apis/contact/v3/departments/{id}");
+                let q = self.id_query();
+                let build = |cl: &Client| cl.raw(Method::GET, &path).query(&q);
+                let one: api::One = client.call(self, &path, &build).await?;
+                match mapping::department(one.data.department, dept_key, "0") {
+                    Ok(d) => departments.push(d),
+                    Err(u) => unreadable_departments.push(u),
+                }
+            }
+        }
+        for root in roots {
             let path = format!("/open-apis/contact/v3/departments/{root}/children");
             let mut q = self.id_query();
             q.push(("fetch_child", "true".into()));
             let items: Vec<Item<api::Department>> = self.pages(&client, &path, q).await?;
-            let (ok, bad) = split(items.into_iter().map(|d| mapping::department(d, dept_key, root)));
+            let (ok, bad) = split(items.into_iter().map(|d| mapping::department(d, dept_key, if narrowed { "0" } else { root })));
             departments.extend(ok);
             unreadable_departments.extend(bad);
         }
         // Direct members of every department, and of each root itself.
-        let mut listed: Vec<String> = c.roots.clone();
+        let mut listed: Vec<String> = roots.clone();
         listed.extend(departments.iter().map(|d| d.source_id.0.clone()));
+        let mut seen = std::collections::HashSet::new();
+        departments.retain(|d| seen.insert(d.source_id.clone()));
+        let mut seen = std::collections::HashSet::new();
+        listed.retain(|d| seen.insert(d.clone()));
         let client = &client;
         let lists: Vec<Vec<Item<api::User>>> = futures::stream::iter(listed)
             .map(|dept| async move {
@@ -160,7 +191,9 @@ impl FeishuSource {
             .await?;
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "{} fetch done", c.vendor);
         let (mut users, mut unreadable) = merge_users(lists.into_iter().flatten(), &c.user_id_type);
-        super::drop_root_memberships(&mut users, &c.roots);
+        if !narrowed {
+            super::drop_root_memberships(&mut users, &c.roots);
+        }
         unreadable.extend(unreadable_departments);
         Ok(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() })
     }
