@@ -174,7 +174,7 @@ pub fn build(config: &SourceConfig, scope: &crate::reconcile::scope::Scope) -> B
         SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
         SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
         SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
-        SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone())),
+        SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
         SourceConfig::WeLink(c) => Box::new(welink::WeLinkSource::new(c.as_ref().clone())),
         SourceConfig::Entra(c) => Box::new(entra::EntraSource::new(c.as_ref().clone())),
         SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone())),

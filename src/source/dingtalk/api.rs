@@ -34,6 +34,7 @@ pub struct SubIds {
 pub struct Department {
     pub name: Option<Text>,
     pub order: Option<Text>,
+    pub parent_id: Option<Text>,
 }
 
 /// `user/list`: one page.

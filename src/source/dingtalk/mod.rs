@@ -18,7 +18,7 @@ mod mapping;
 pub use config::*;
 
 use super::saas::pager::{Page, all_pages};
-use super::saas::wire::{Item, text};
+use super::saas::wire::{Item, Text, text};
 use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, query_token, request_token, split};
 use super::{IdentitySource, SourceError};
 use crate::model::{Department, Snapshot, Unreadable};
@@ -39,6 +39,9 @@ const PAGE_SIZE: u64 = 100;
 
 pub struct DingTalkSource {
     config: DingTalkConfig,
+    /// `[scope] include_departments`: read only their subtrees (when
+    /// `roots` is the whole organisation).
+    include: Vec<i64>,
 }
 
 impl std::fmt::Debug for DingTalkSource {
@@ -115,7 +118,25 @@ impl Vendor for DingTalkSource {
 
 impl DingTalkSource {
     pub fn new(config: DingTalkConfig) -> Self {
-        Self { config }
+        Self { config, include: Vec::new() }
+    }
+
+    /// Read only these departments' subtrees (each one's own record too)
+    /// when `roots` is the whole organisation: what `[scope]
+    /// include_departments` keeps anyway. Ids that are not numbers leave
+    /// the fetch whole.
+    pub fn narrowed_to(mut self, include: &[String]) -> Self {
+        let ids: Vec<i64> = include.iter().filter_map(|i| i.trim().parse().ok()).collect();
+        if ids.len() == include.len() {
+            self.include = ids;
+        }
+        self
+    }
+
+    /// The departments whose subtrees are read, and whether they are the
+    /// included departments (real departments) rather than containers.
+    fn roots(&self) -> (&[i64], bool) {
+        if !self.include.is_empty() && self.config.roots == [1] { (&self.include, true) } else { (&self.config.roots, false) }
     }
 
     /// `result` of one call.
@@ -140,11 +161,23 @@ impl DingTalkSource {
     /// Every department under the roots, one level at a time.
     async fn departments(&self, client: &Client) -> Result<(Vec<Department>, Vec<Unreadable>), SourceError> {
         let width = self.config.concurrency.max(1);
-        let roots: HashSet<i64> = self.config.roots.iter().copied().collect();
-        let mut seen = roots.clone();
-        let roots = &roots;
-        let mut level: Vec<i64> = self.config.roots.clone();
+        let (root_ids, narrowed) = self.roots();
+        let mut seen: HashSet<i64> = root_ids.iter().copied().collect();
+        // Containers give their children no parent; included departments do.
+        let containers: HashSet<i64> = if narrowed { HashSet::new() } else { seen.clone() };
+        let roots = &containers;
+        let mut level: Vec<i64> = root_ids.to_vec();
         let mut out = Vec::new();
+        if narrowed {
+            for &id in root_ids {
+                let d: Item<api::Department> = self.post(client, DEPT_GET, json!({"dept_id": id, "language": "zh_CN"})).await?;
+                let parent = match &d {
+                    Item::Ok(d) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()).filter(|p| *p != 1),
+                    Item::Bad(_) => None,
+                };
+                out.push(mapping::department(id, parent, d));
+            }
+        }
         while !level.is_empty() {
             let kids: Vec<(i64, Vec<i64>)> = futures::stream::iter(level)
                 .map(|d| async move { Ok::<_, SourceError>((d, self.children(client, d).await?)) })
@@ -191,15 +224,21 @@ impl DingTalkSource {
         let client = Client::new("DingTalk", &c.http)?;
         let client = &client;
         let (departments, unreadable_departments) = self.departments(client).await?;
-        let mut listed: Vec<i64> = c.roots.clone();
+        let (roots, narrowed) = self.roots();
+        let mut listed: Vec<i64> = roots.to_vec();
         listed.extend(departments.iter().filter_map(|d| d.source_id.0.parse::<i64>().ok()));
+        let mut seen = HashSet::new();
+        listed.retain(|d| seen.insert(*d));
+        let listed = listed;
         let lists: Vec<Vec<Item<api::User>>> =
             futures::stream::iter(listed).map(|d| self.members(client, d)).buffered(c.concurrency.max(1)).try_collect().await?;
         let order: HashMap<&str, i64> = departments.iter().map(|d| (d.source_id.0.as_str(), d.order)).collect();
         let (users, mut unreadable) = split(lists.into_iter().flatten().map(|u| mapping::user(u, &c.user_id_type, &order)));
         unreadable.extend(unreadable_departments);
         let mut users = super::merge_by_id(users);
-        super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
+        if !narrowed {
+            super::drop_root_memberships(&mut users, &self.config.roots.iter().map(i64::to_string).collect::<Vec<_>>());
+        }
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "DingTalk fetch done");
         Ok(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() })
     }
