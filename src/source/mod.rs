@@ -177,7 +177,7 @@ pub fn build(config: &SourceConfig, scope: &crate::reconcile::scope::Scope) -> B
         SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
         SourceConfig::WeLink(c) => Box::new(welink::WeLinkSource::new(c.as_ref().clone())),
         SourceConfig::Entra(c) => Box::new(entra::EntraSource::new(c.as_ref().clone())),
-        SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone())),
+        SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
     }
 }
 

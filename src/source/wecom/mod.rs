@@ -43,6 +43,9 @@ const USER_LIST: &str = "/cgi-bin/user/list";
 
 pub struct WeComSource {
     config: WeComConfig,
+    /// `[scope] include_departments`: read only their subtrees (when
+    /// `roots` is the whole organisation).
+    include: Vec<i64>,
 }
 
 impl std::fmt::Debug for WeComSource {
@@ -103,7 +106,25 @@ impl Vendor for WeComSource {
 
 impl WeComSource {
     pub fn new(config: WeComConfig) -> Self {
-        Self { config }
+        Self { config, include: Vec::new() }
+    }
+
+    /// Read only these departments' subtrees (each one itself too) when
+    /// `roots` is the whole organisation: what `[scope]
+    /// include_departments` keeps anyway. Ids that are not numbers leave
+    /// the fetch whole.
+    pub fn narrowed_to(mut self, include: &[String]) -> Self {
+        let ids: Vec<i64> = include.iter().filter_map(|i| i.trim().parse().ok()).collect();
+        if ids.len() == include.len() {
+            self.include = ids;
+        }
+        self
+    }
+
+    /// The departments whose subtrees are read, and whether they are the
+    /// included departments (read as departments) rather than containers.
+    fn roots(&self) -> (&[i64], bool) {
+        if !self.include.is_empty() && self.config.roots == [1] { (&self.include, true) } else { (&self.config.roots, false) }
     }
 
     async fn get<T: DeserializeOwned>(
@@ -124,10 +145,13 @@ impl WeComSource {
     /// their children are top level). With `simplelist`, names come from
     /// `department/get`, one request per department.
     async fn departments(&self, client: &Client) -> Result<(Vec<Department>, Vec<Unreadable>), SourceError> {
+        // The configured roots are containers; included departments are not.
         let roots: HashSet<i64> = self.config.roots.iter().copied().collect();
+        let (root_ids, narrowed) = self.roots();
+        let left_out: HashSet<i64> = if narrowed { HashSet::new() } else { roots.clone() };
         let mut seen = HashSet::new();
         let mut rows: Vec<(i64, Option<Item<api::Department>>)> = Vec::new();
-        for root in &self.config.roots {
+        for root in root_ids {
             let q = [("id", root.to_string())];
             let listed: Vec<(i64, Option<Item<api::Department>>)> = match self.config.api {
                 Api::Simplelist => {
@@ -143,7 +167,7 @@ impl WeComSource {
                     with_ids.ok_or_else(|| self.malformed(DEPT_LIST, "a department without an integer id"))?
                 }
             };
-            rows.extend(listed.into_iter().filter(|(id, _)| !roots.contains(id) && seen.insert(*id)));
+            rows.extend(listed.into_iter().filter(|(id, _)| !left_out.contains(id) && seen.insert(*id)));
         }
         let rows: Vec<(i64, Item<api::Department>)> = futures::stream::iter(rows)
             .map(|(id, row)| async move {
@@ -220,7 +244,7 @@ impl WeComSource {
         let c = &self.config;
         let client = Client::new("WeCom", &c.http)?;
         let (departments, unreadable_departments) = self.departments(&client).await?;
-        let mut scope: HashSet<String> = c.roots.iter().map(i64::to_string).collect();
+        let mut scope: HashSet<String> = self.roots().0.iter().map(i64::to_string).collect();
         scope.extend(departments.iter().map(|d| d.source_id.0.clone()));
         // Members of a department that did not map are still read.
         scope.extend(unreadable_departments.iter().filter_map(|u| u.source_id.as_ref()).map(|s| s.0.clone()));
