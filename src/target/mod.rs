@@ -91,6 +91,28 @@ impl TargetError {
 
 pub type TResult<'a, T> = BoxFuture<'a, Result<T, TargetError>>;
 
+/// A request method's name, for errors, logs and the request log.
+pub(crate) fn method_name(m: &reqwest::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        _ => "REQUEST",
+    }
+}
+
+/// How every target retries a transient failure: exponential from 200 ms
+/// to 30 s, with jitter, at most `retries` times.
+pub(crate) fn backoff(retries: usize) -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .with_max_times(retries)
+        .with_jitter()
+}
+
 /// One request a target sent: never headers, bodies or the query (where
 /// secrets may travel), only what says what happened.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

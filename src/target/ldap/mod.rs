@@ -27,12 +27,11 @@ use super::{TResult, Target, TargetError};
 use crate::ldap::LdapError;
 use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DeptSpec, Field, FieldSet, UserSpec};
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use entries::{Index, dn_parent, first_rdn, rdn};
 use ldap3::{Ldap, Mod, Scope};
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// The attributes that name an entry for good, in order of preference.
 const ID_ATTRIBUTES: [&str; 2] = ["entryUUID", "nsUniqueId"];
@@ -109,13 +108,8 @@ impl LdapTarget {
                 }
             }
         };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(30))
-            .with_max_times(self.c.max_retries)
-            .with_jitter();
         attempt
-            .retry(backoff)
+            .retry(super::backoff(self.c.max_retries))
             .when(LdapError::is_transient)
             .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "LDAP operation failed; retrying"))
             .await

@@ -15,11 +15,11 @@ mod template;
 
 pub use config::{Auth, IdFrom, Listing, Paging, Request, Resource, RestConfig, parse};
 
-use super::{TResult, Target, TargetError};
+use super::{TResult, Target, TargetError, method_name};
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
 use crate::reconcile::{Change, DepartmentShape, DeptSpec, Field, FieldSet, UserSpec};
 use crate::token::{Token, TokenCache};
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -45,17 +45,6 @@ impl std::fmt::Debug for RestTarget {
 struct Answer {
     headers: HeaderMap,
     body: Value,
-}
-
-fn method_name(m: &reqwest::Method) -> &'static str {
-    match m.as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        _ => "HTTP",
-    }
 }
 
 /// A failed answer's body, cut short and without markup.
@@ -255,13 +244,8 @@ impl RestTarget {
             let retry_after = crate::source::saas::header_seconds(&headers, reqwest::header::RETRY_AFTER.as_str());
             Err(TargetError::Http { method: m, path: shown.clone(), status, detail: detail(&bytes), retry_after })
         };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(30))
-            .with_max_times(self.c.max_retries)
-            .with_jitter();
         attempt
-            .retry(backoff)
+            .retry(super::backoff(self.c.max_retries))
             .when(TargetError::is_transient)
             .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
             .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "target request failed, retrying"))

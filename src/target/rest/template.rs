@@ -73,10 +73,6 @@ impl Templates {
         t.render(ctx).map_err(|e| format!("template {name}: {e}"))
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.env.get_template(name).is_ok()
-    }
-
     /// A template's source text ("" when there is none).
     pub fn source(&self, name: &str) -> String {
         self.env.get_template(name).map(|t| t.source().to_owned()).unwrap_or_default()

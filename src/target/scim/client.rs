@@ -5,8 +5,8 @@
 //! on 429/503 through backon's `adjust`.
 
 use super::{ScimAuth, ScimConfig};
-use crate::target::TargetError;
-use backon::{ExponentialBuilder, Retryable};
+use crate::target::{TargetError, method_name};
+use backon::Retryable;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
@@ -31,17 +31,6 @@ pub struct Client {
     page_size: std::sync::atomic::AtomicUsize,
     /// Every request sent, for the run's request log.
     pub log: crate::target::RequestLog,
-}
-
-fn method_name(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        _ => "REQUEST",
-    }
 }
 
 impl Client {
@@ -125,13 +114,8 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, TargetError>>,
     {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(30))
-            .with_max_times(self.retries)
-            .with_jitter();
         attempt
-            .retry(backoff)
+            .retry(crate::target::backoff(self.retries))
             .when(TargetError::is_transient)
             .adjust(|e, d| e.retry_after().or(d).map(|d| d.min(Duration::from_secs(300))))
             .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "{what}"))
