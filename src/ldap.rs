@@ -171,3 +171,38 @@ impl Connection {
         Ok(out)
     }
 }
+
+/// A DN for comparing: lower case, no spaces around separators.
+pub fn normalize(dn: &str) -> String {
+    dn.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
+}
+
+/// Whether `dn` is `base` or under it (compared as [`normalize`]d).
+pub fn is_under(dn: &str, base: &str) -> bool {
+    let (dn, base) = (normalize(dn), normalize(base));
+    dn == base || dn.ends_with(&format!(",{base}"))
+}
+
+/// The search bases among `bases` that lie under no other one, each once
+/// (in their order): searching those subtrees reads every entry once.
+pub fn outermost<S: AsRef<str>>(bases: Vec<S>) -> Vec<S> {
+    let norms: Vec<String> = bases.iter().map(|b| normalize(b.as_ref())).collect();
+    let keep: Vec<bool> = (0..bases.len())
+        .map(|i| {
+            let inside = (0..bases.len()).any(|j| norms[j] != norms[i] && is_under(&norms[i], &norms[j]));
+            !inside && !norms[..i].contains(&norms[i])
+        })
+        .collect();
+    bases.into_iter().zip(keep).filter_map(|(b, k)| k.then_some(b)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outermost_bases_drop_what_lies_inside_another_and_repeats() {
+        let got = outermost(vec!["ou=A,dc=x", "ou=B,OU=A, dc=x", "ou=C,dc=x", "ou=a,dc=x", "ou=XA,dc=x"]);
+        assert_eq!(got, vec!["ou=A,dc=x", "ou=C,dc=x", "ou=XA,dc=x"]);
+    }
+}

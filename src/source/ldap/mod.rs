@@ -54,9 +54,7 @@ impl LdapSource {
                 None => tracing::warn!(ou = %ou, base = %c.base_dn, "scope.include_departments names an OU not found under base_dn"),
             }
         }
-        let norm = |d: &str| d.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",");
-        let all = dns.clone();
-        dns.retain(|d| !all.iter().any(|o| o != d && norm(d).ends_with(&format!(",{}", norm(o)))));
+        let dns = crate::ldap::outermost(dns);
         tracing::debug!(bases = ?dns, "LDAP fetch narrowed to the included OUs");
         Ok(dns)
     }

@@ -1,7 +1,7 @@
 //! `[target] kind = "ldap"`: its keys, their defaults and their validation.
 
 use crate::config::reader::{Problems, Reader};
-use crate::ldap::Connection;
+pub use crate::ldap::{Connection, is_under, normalize};
 use crate::target::TargetConfig;
 use std::time::Duration;
 
@@ -95,17 +95,6 @@ pub struct LdapTargetConfig {
     pub concurrency: usize,
     /// `max_retries`: retries of busy/unavailable/timeouts. Default 5.
     pub max_retries: usize,
-}
-
-/// Whether `dn` is `base` or under it (names compared without case or spaces after commas).
-pub fn is_under(dn: &str, base: &str) -> bool {
-    let (dn, base) = (normalize(dn), normalize(base));
-    dn == base || dn.ends_with(&format!(",{base}"))
-}
-
-/// A DN for comparing: lower case, no spaces around separators.
-pub fn normalize(dn: &str) -> String {
-    dn.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
 }
 
 fn dn_shaped(t: &Reader<'_>, key: &str, v: &str, errs: &mut Problems) {

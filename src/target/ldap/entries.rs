@@ -132,15 +132,7 @@ fn user_bases(t: &LdapTarget) -> Vec<&str> {
     if let Disable::Move { disabled_dn } = &c.disable {
         bases.push(disabled_dn);
     }
-    let mut out: Vec<&str> = Vec::new();
-    for b in &bases {
-        if !bases.iter().any(|o| !std::ptr::eq(*o, *b) && normalize(o) != normalize(b) && is_under(b, o))
-            && !out.iter().any(|o| normalize(o) == normalize(b))
-        {
-            out.push(b);
-        }
-    }
-    out
+    crate::ldap::outermost(bases)
 }
 
 pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded, LdapError> {

@@ -182,14 +182,15 @@ impl LdapTarget {
     /// After an add answered 68: the entry is this object's when it was not
     /// there at the load, or carries this object's mark; else a conflict.
     async fn existing(&self, dn: &str, external_id: &str) -> Result<TargetId, TargetError> {
-        let id = self.read_id(dn).await?;
-        let ext = &self.c.attributes.external_id;
-        let marked = if ext.is_empty() {
-            false
-        } else {
-            let e = self.search(dn, Scope::Base, "(objectClass=*)", &[ext.as_str()]).await?;
-            e.first().and_then(|e| entries::first(&e.attrs, ext)) == Some(external_id)
-        };
+        let (attr, ext) = (self.id_attr(), self.c.attributes.external_id.as_str());
+        let attrs: Vec<&str> = [attr, ext].into_iter().filter(|a| !a.is_empty()).collect();
+        let e = self.search(dn, Scope::Base, "(objectClass=*)", &attrs).await?;
+        let e = e.first().ok_or_else(|| TargetError::Other(format!("{dn} exists but cannot be read")))?;
+        let id = entries::first(&e.attrs, attr)
+            .map(|v| TargetId(v.to_owned()))
+            .ok_or_else(|| TargetError::Other(format!("{dn} has no {attr}")))?;
+        // `first` finds nothing for an unset (empty) attribute name.
+        let marked = entries::first(&e.attrs, ext) == Some(external_id);
         if marked || !self.index(|i| i.loaded.contains(&id)) {
             self.index(|i| i.dn.insert(id.clone(), dn.to_owned()));
             Ok(id)
