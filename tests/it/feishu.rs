@@ -166,34 +166,16 @@ fn feishu_an_included_department_narrows_the_fetch_to_its_subtree() {
     let env = Env::new();
     let fake = FakeFeishu::start(org());
     std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
-    std::fs::write(
-        env.path("orgsync.toml"),
-        format!(
-            "state_dir = \"state\"\n[source]\nkind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n\
-             [target]\nkind = \"file\"\npath = \"out.json\"\n[scope]\ninclude_departments = [\"od-1\"]\n",
-            fake.base,
-            crate::fake_feishu::APP_ID
-        ),
-    )
-    .unwrap();
-    let r = env.sync(&[]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(fake.unexpected(), Vec::<String>::new());
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
-    let names: std::collections::BTreeSet<String> =
-        doc["departments"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names.len(), 10, "Dept 1, its 3 children and 6 grandchildren: {names:?}");
-    assert!(names.iter().all(|n| n == "Dept 1" || n.starts_with("Dept 1.")), "{names:?}");
-    // Users with a department in the subtree, as the scope keeps them.
     let world = org();
     let subtree: Vec<String> =
         world.departments.iter().filter(|d| d.0 == "od-1" || d.0.starts_with("od-1-")).map(|d| d.0.clone()).collect();
-    let expected = world
-        .users
-        .iter()
-        .filter(|u| u["department_ids"].as_array().unwrap().iter().any(|d| subtree.contains(&d.as_str().unwrap().to_owned())))
-        .count();
-    assert_eq!(doc["users"].as_array().unwrap().len(), expected);
+    let source = format!(
+        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n",
+        fake.base,
+        crate::fake_feishu::APP_ID
+    );
+    crate::harness::sync_scoped_to_dept1(&env, &source, "od-1", crate::harness::users_in(&world.users, "department_ids", &subtree));
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
     // Read: the one department, its subtree, and the members of those 10 only.
     assert_eq!(fake.count("department"), 1);
     assert_eq!(fake.count("users"), 10, "members listed for the subtree only");

@@ -297,3 +297,33 @@ pub fn assert_unreadable_records_change_nothing(env: &Env, scim: &Scim, run: &Ru
     assert_eq!(active, active_before, "an account was disabled");
     assert!(!scim.writes().iter().any(|(m, _, _)| m == "DELETE"), "a delete was sent");
 }
+
+/// A sync of `source` (the `[source]` table's keys) into a file target with
+/// `[scope] include_departments = [include]`, in each SaaS fake's shape
+/// (Dept 1 with 3 children and 6 grandchildren). Checks the run, that the
+/// target holds Dept 1's subtree and `users` users, and returns nothing
+/// else: what was read is the caller's to check.
+pub fn sync_scoped_to_dept1(env: &Env, source: &str, include: &str, users: usize) {
+    std::fs::write(
+        env.path("orgsync.toml"),
+        format!(
+            "state_dir = \"state\"\n[source]\n{source}[target]\nkind = \"file\"\npath = \"out.json\"\n\
+             [scope]\ninclude_departments = [\"{include}\"]\n"
+        ),
+    )
+    .unwrap();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc: Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
+    let names: std::collections::BTreeSet<String> =
+        doc["departments"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 10, "Dept 1, its 3 children and 6 grandchildren: {names:?}");
+    assert!(names.iter().all(|n| n == "Dept 1" || n.starts_with("Dept 1.")), "{names:?}");
+    assert_eq!(doc["users"].as_array().unwrap().len(), users, "the users the scope keeps");
+}
+
+/// How many of `users` have a department (listed under `key`, ids as
+/// strings or numbers) in the subtree `ids`.
+pub fn users_in(users: &[Value], key: &str, ids: &[String]) -> usize {
+    users.iter().filter(|u| u[key].as_array().unwrap().iter().any(|d| ids.contains(&d.to_string().trim_matches('"').to_owned()))).count()
+}

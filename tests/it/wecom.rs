@@ -240,31 +240,13 @@ fn wecom_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
 fn wecom_an_included_department_narrows_the_fetch_to_its_subtree() {
     let env = Env::new();
     let fake = FakeWeCom::start(org());
-    let top = fake.world.lock().unwrap().departments.iter().find(|d| d.2 == "Dept 1").unwrap().0;
     std::fs::write(env.path("corp-secret"), format!("{CORP_SECRET}\n")).unwrap();
-    std::fs::write(
-        env.path("orgsync.toml"),
-        format!(
-            "state_dir = \"state\"\n[source]\nkind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{CORP_ID}\"\n\
-             corp_secret_file = \"corp-secret\"\n[target]\nkind = \"file\"\npath = \"out.json\"\n\
-             [scope]\ninclude_departments = [\"{top}\"]\n",
-            fake.base
-        ),
-    )
-    .unwrap();
-    let r = env.sync(&[]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(fake.unexpected(), Vec::<String>::new());
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
-    let names: std::collections::BTreeSet<String> =
-        doc["departments"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names.len(), 10, "Dept 1, its 3 children and 6 grandchildren: {names:?}");
-    assert!(names.iter().all(|n| n == "Dept 1" || n.starts_with("Dept 1.")), "{names:?}");
     let world = org();
-    let subtree: Vec<i64> = world.departments.iter().filter(|d| d.2 == "Dept 1" || d.2.starts_with("Dept 1.")).map(|d| d.0).collect();
-    let expected =
-        world.users.iter().filter(|u| u["department"].as_array().unwrap().iter().any(|d| subtree.contains(&d.as_i64().unwrap()))).count();
-    assert_eq!(doc["users"].as_array().unwrap().len(), expected);
+    let subtree: Vec<String> =
+        world.departments.iter().filter(|d| d.2 == "Dept 1" || d.2.starts_with("Dept 1.")).map(|d| d.0.to_string()).collect();
+    let source = format!("kind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{CORP_ID}\"\ncorp_secret_file = \"corp-secret\"\n", fake.base);
+    crate::harness::sync_scoped_to_dept1(&env, &source, &subtree[0], crate::harness::users_in(&world.users, "department", &subtree));
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
     // The organisation's root (1) was never listed.
     assert_eq!(fake.count("department/simplelist 1 ") + fake.count("department/list 1 "), 0);
 }
