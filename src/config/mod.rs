@@ -87,7 +87,9 @@ pub struct DaemonConfig {
     pub listen: std::net::SocketAddr,
     /// `admin_token` / `admin_token_file`: bearer token for `POST /sync`; required when `listen` is not loopback.
     pub admin_token: Option<Secret>,
-    /// `grace_period`: on SIGTERM, how long in-flight operations may take to finish. Default `30s`.
+    /// `grace_period`: on SIGTERM, how long in-flight operations may take to finish. A hard
+    /// deadline: what is still in flight at its end is abandoned and recorded `not_attempted`,
+    /// and the run is recorded within it. Default `30s`.
     pub grace_period: Duration,
     /// `log_format`: `text` (default) or `json`.
     pub log_format: LogFormat,

@@ -56,6 +56,8 @@ struct Ctx<'a> {
     /// them: a user's departments and a child's parent resolve through it.
     departments: Mutex<(HashMap<SourceId, TargetId>, HashMap<TargetId, SourceId>)>,
     stop: &'a CancellationToken,
+    /// The grace period's end: operations in flight are abandoned.
+    abandon: &'a CancellationToken,
 }
 
 impl Ctx<'_> {
@@ -156,18 +158,25 @@ impl Ctx<'_> {
 
     /// Do one op; what became of it is recorded by [`Ctx::record`].
     async fn one<'o>(&self, op: &'o Op) -> Done<'o> {
+        let not_attempted = |error: Option<&str>| Done {
+            op,
+            applied: Applied::NotAttempted,
+            created: None,
+            change: BindingChange::None,
+            error: error.map(str::to_owned),
+            sent: Vec::new(),
+            changes: None,
+        };
         if self.stop.is_cancelled() {
-            return Done {
-                op,
-                applied: Applied::NotAttempted,
-                created: None,
-                change: BindingChange::None,
-                error: None,
-                sent: Vec::new(),
-                changes: None,
-            };
+            return not_attempted(None);
         }
-        let result = self.run(op).await;
+        // The grace period is a hard deadline: an operation still in flight
+        // at its end is dropped (a create whose answer was lost is found
+        // again by externalId on the next run).
+        let result = tokio::select! {
+            r = self.run(op) => r,
+            _ = self.abandon.cancelled() => return not_attempted(Some("abandoned in flight: the grace period ended")),
+        };
         let refused: Vec<Field> = match &result {
             Err(TargetError::Refused { fields, .. }) => fields.clone(),
             _ => Vec::new(),
@@ -266,6 +275,14 @@ fn changes_json(op: &Op) -> Option<String> {
     serde_json::to_string(&list).ok()
 }
 
+/// Shutdown as the apply sees it: `stop` starts no new operation,
+/// `abandon` (the grace period's end) drops the ones in flight.
+#[derive(Clone, Copy, Debug)]
+pub struct Stops<'a> {
+    pub stop: &'a CancellationToken,
+    pub abandon: &'a CancellationToken,
+}
+
 /// Outcomes per mirror transaction, and the longest they wait.
 const BATCH: usize = 2000;
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
@@ -277,10 +294,10 @@ pub async fn apply(
     run: RunId,
     bindings: Bindings,
     concurrency: usize,
-    stop: &CancellationToken,
+    Stops { stop, abandon }: Stops<'_>,
 ) -> Result<Outcome, MirrorError> {
     let back = bindings.departments.iter().map(|(s, t)| (t.clone(), s.clone())).collect();
-    let ctx = Ctx { target, mirror, run, departments: Mutex::new((bindings.departments, back)), stop };
+    let ctx = Ctx { target, mirror, run, departments: Mutex::new((bindings.departments, back)), stop, abandon };
     let mut outcome = Outcome::default();
     let ops = &plan.ops;
     let mut start = 0;

