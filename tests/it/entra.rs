@@ -1,7 +1,7 @@
 //! Source `entra` through the binary, against the fake Microsoft Graph
 //! (tests/it/fake_graph.rs) and a real scim2-server.
 
-use crate::fake_graph::{CLIENT_ID, CLIENT_SECRET, FakeGraph, TENANT, org, user};
+use crate::fake_graph::{CLIENT_ID, CLIENT_SECRET, FakeGraph, Restart, TENANT, org, user};
 use crate::harness::{Env, Scim};
 use serde_json::json;
 
@@ -86,13 +86,22 @@ fn entra_full_then_delta_rounds_touch_exactly_what_changed() {
     assert!(fake.count("") - requests <= 3, "an idle delta run made {} Graph requests", fake.count("") - requests);
     assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)]);
 
-    // An expired delta token: a full fetch, and nothing to do.
-    fake.world.lock().unwrap().expire_delta_tokens();
-    let before = scim.writes().len();
-    let r = env.sync(&[]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(fake.count("users "), 4, "a full listing again");
-    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "converged");
+    // Every "start again" answer: a full fetch, and nothing to do.
+    let mut full = None;
+    for how in [Restart::NotFound, Restart::Invalid, Restart::Required, Restart::Gone] {
+        fake.world.lock().unwrap().expire_delta_tokens_with(how);
+        let (before, listed) = (scim.writes().len(), fake.count("users "));
+        let r = env.sync(&[]);
+        assert_eq!(r.code, 0, "{how:?}: {}\n{}", r.stdout, r.stderr);
+        // The first is the full listing's size (its pages and a new delta link); each answer costs the same.
+        let this = fake.count("users ") - listed;
+        if full.is_none() {
+            assert_eq!(fake.count("users "), 4, "a full listing again");
+        }
+        assert_eq!(*full.get_or_insert(this), this, "{how:?}: a full listing again");
+        assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "{how:?}: converged");
+        assert_eq!(r.stderr.matches("start the delta again").count(), 1, "{how:?}: said once: {}", r.stderr);
+    }
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
 

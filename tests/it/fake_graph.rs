@@ -29,6 +29,20 @@ pub const MUST_SELECT: [&str; 3] = ["accountEnabled", "employeeId", "department"
 /// A group: id, displayName, securityEnabled, members (id, is a group).
 pub type GroupRow = (String, String, bool, Vec<(String, bool)>);
 
+/// Graph's documented answers that tell a delta client to start again.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Restart {
+    /// 400 `syncStateNotFound` (the token is older than 7 days).
+    #[default]
+    NotFound,
+    /// 400 `syncStateInvalid`.
+    Invalid,
+    /// 410 Gone with `resyncRequired`.
+    Required,
+    /// 410 Gone with no body.
+    Gone,
+}
+
 #[derive(Default)]
 pub struct World {
     pub base: String,
@@ -39,8 +53,10 @@ pub struct World {
     /// Delta records, in order: what each change looks like in a round.
     users_log: Vec<Value>,
     groups_log: Vec<Value>,
-    /// Bumped to expire every delta token (`syncStateNotFound`).
+    /// Bumped to expire every delta token.
     generation: u32,
+    /// How a token of an older generation is answered.
+    restart: Restart,
     /// Every `$select` asked for users.
     pub selects: Vec<String>,
     throttled: usize,
@@ -206,7 +222,16 @@ fn delta(w: &mut World, q: &HashMap<String, String>, users: bool, path: &str) ->
         (Some(t), None) => match t.strip_prefix('g').and_then(|t| t.split_once('s')) {
             Some((g, s)) if g.parse::<u32>().ok() == Some(w.generation) => (s.parse::<usize>().unwrap_or(0), 0),
             Some(_) => {
-                return graph_error(StatusCode::BAD_REQUEST, "syncStateNotFound", "The sync state generation is not found. Please resync.");
+                return match w.restart {
+                    Restart::NotFound => {
+                        graph_error(StatusCode::BAD_REQUEST, "syncStateNotFound", "The sync state generation is not found. Please resync.")
+                    }
+                    Restart::Invalid => graph_error(StatusCode::BAD_REQUEST, "syncStateInvalid", "Invalid sync state. Please resync."),
+                    Restart::Required => {
+                        graph_error(StatusCode::GONE, "resyncRequired", "Resync required. Replace any local items with the server's.")
+                    }
+                    Restart::Gone => StatusCode::GONE.into_response(),
+                };
             }
             None => {
                 w.common.unexpected.push(format!("{path} with a token it never gave: {t}"));
@@ -352,7 +377,13 @@ impl World {
 
     /// Expire every delta token (as after 7 days).
     pub fn expire_delta_tokens(&mut self) {
+        self.expire_delta_tokens_with(Restart::NotFound);
+    }
+
+    /// Make every delta token stale, answered as `how` from now on.
+    pub fn expire_delta_tokens_with(&mut self, how: Restart) {
         self.generation += 1;
+        self.restart = how;
     }
 }
 

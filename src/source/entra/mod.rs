@@ -101,6 +101,7 @@ impl Vendor for EntraSource {
         }
         let e = match envelope::<api::Envelope>(status, body) {
             Ok((e, _)) => e,
+            Err(_) if status == 410 => return Verdict::Fatal { code: restart_code(status, String::new()), message: "Gone".into() },
             Err(verdict) => return verdict,
         };
         let (code, message) = match e.error {
@@ -116,7 +117,7 @@ impl Vendor for EntraSource {
         };
         match (status, code.as_str()) {
             (401, "InvalidAuthenticationToken") => Verdict::TokenInvalid { code, message },
-            (400, "syncStateNotFound") => Verdict::Fatal { code, message },
+            _ if starts_again(status, &code) => Verdict::Fatal { code: restart_code(status, code), message },
             (403, _) => Verdict::Fatal { code, message },
             _ => by_status(status, code, message),
         }
@@ -136,9 +137,24 @@ impl Vendor for EntraSource {
     }
 }
 
-/// Whether an error is Graph saying the delta token expired.
+/// Graph's documented "start again" answers to a delta round: the token
+/// expired (`syncStateNotFound`, after 7 days), is not valid any more
+/// (`syncStateInvalid`), or the service asks for a full resync (410 Gone,
+/// `resyncRequired`). Each means a full fetch, never deletions.
+fn starts_again(status: u16, code: &str) -> bool {
+    matches!((status, code), (400, "syncStateNotFound" | "syncStateInvalid") | (410, _))
+}
+
+/// The code a "start again" answer is reported with: a 410 without one of
+/// its own is `resyncRequired`, so [`is_stale_delta`] knows it.
+fn restart_code(status: u16, code: String) -> String {
+    if status == 410 && !code.starts_with("resync") { "resyncRequired (HTTP 410)".to_owned() } else { code }
+}
+
+/// Whether an error is Graph saying to start the delta again.
 fn is_stale_delta(e: &SourceError) -> bool {
-    matches!(e, SourceError::Api { message, .. } if message.starts_with("code syncStateNotFound"))
+    const CODES: [&str; 3] = ["code syncStateNotFound", "code syncStateInvalid", "code resync"];
+    matches!(e, SourceError::Api { message, .. } if CODES.iter().any(|c| message.starts_with(c)))
 }
 
 impl EntraSource {
@@ -304,7 +320,7 @@ impl EntraSource {
             Some(state) => match self.delta(&client, state).await {
                 Ok(r) => r,
                 Err(e) if is_stale_delta(&e) => {
-                    tracing::warn!(error = %e, "Entra: the delta token expired; a full fetch instead");
+                    tracing::warn!(error = %e, "Entra: Graph asks to start the delta again; a full fetch instead");
                     self.full(&client).await?
                 }
                 Err(e) => return Err(e),

@@ -40,6 +40,20 @@ fn oauth_and_graph_errors_are_judged_by_their_codes() {
     assert!(matches!(r.check(403, &h, denied), Verdict::Fatal { code, .. } if code == "Authorization_RequestDenied"));
     let stale = br#"{"error":{"code":"syncStateNotFound","message":"The sync state generation is not found."}}"#;
     assert!(matches!(r.check(400, &h, stale), Verdict::Fatal { code, .. } if code == "syncStateNotFound"));
+    // Every documented "start again" answer is one the fetch falls back on.
+    for (status, body) in [
+        (400, &stale[..]),
+        (400, br#"{"error":{"code":"syncStateInvalid","message":"Invalid sync state."}}"#),
+        (410, br#"{"error":{"code":"resyncRequired","message":"Resync required."}}"#),
+        (410, b""),
+    ] {
+        let Verdict::Fatal { code, message } = r.check(status, &h, body) else { panic!("{status}: not fatal") };
+        let e = crate::source::saas::api_error(&r, "/v1.0/users/delta", &code, &message);
+        assert!(is_stale_delta(&e), "{status} {code}: {e}");
+    }
+    let other = br#"{"error":{"code":"badRequest","message":"Invalid delta token."}}"#;
+    let Verdict::Fatal { code, message } = r.check(400, &h, other) else { panic!("not fatal") };
+    assert!(!is_stale_delta(&crate::source::saas::api_error(&r, "/v1.0/users/delta", &code, &message)));
     assert!(matches!(r.check(429, &h, br#"{"error":{"code":"TooManyRequests","message":"x"}}"#), Verdict::Throttled { .. }));
     assert!(matches!(r.check(503, &h, b"<html>busy</html>"), Verdict::Transient { .. }));
     assert!(matches!(r.check(200, &h, br#"{"value":[]}"#), Verdict::Ok(_)));
