@@ -3,7 +3,9 @@
 //!
 //! - `include_departments` / `exclude_departments`: department subtrees
 //!   (by source id). A department is in scope when it is under an included
-//!   one (or nothing is included) and under no excluded one.
+//!   one (or nothing is included) and under no excluded one. An included
+//!   department whose parent is out of scope is a root of the synced forest,
+//!   at any depth of the source's tree.
 //! - A user is in scope when one of its departments is (or, with no
 //!   department rules, always), its id or username is not in
 //!   `exclude_users`, and `filter` holds. Its departments out of scope are
@@ -77,6 +79,12 @@ impl Scope {
         self.include_departments.is_empty() && self.exclude_departments.is_empty() && self.exclude_users.is_empty() && self.filter.is_none()
     }
 
+    /// The included department ids the snapshot does not have.
+    pub fn unknown_includes(&self, s: &Snapshot) -> Vec<String> {
+        let have: HashSet<&str> = s.departments.iter().map(|d| d.source_id.as_str()).collect();
+        self.include_departments.iter().filter(|i| !have.contains(i.as_str())).cloned().collect()
+    }
+
     /// The snapshot with only what is in scope. Returns how many users and
     /// departments were left out.
     pub fn apply(&self, s: &mut Snapshot) -> (usize, usize) {
@@ -113,7 +121,15 @@ impl Scope {
         let department_rules = !include.is_empty() || !exclude.is_empty();
         let before = (s.users.len(), s.departments.len());
         s.departments.retain(|d| in_scope.contains(d.source_id.as_str()));
-        let excluded: HashSet<&str> = self.exclude_users.iter().map(String::as_str).collect();
+        // An included department whose parent is out of scope is a root of
+        // the synced forest (a top-level department in the target).
+        for d in &mut s.departments {
+            if include.contains(d.source_id.as_str()) && d.parent_id.as_ref().is_some_and(|p| !in_scope.contains(p.as_str())) {
+                d.parent_id = None;
+            }
+        }
+        // Usernames compare as matching compares them: ignoring case.
+        let excluded: HashSet<String> = self.exclude_users.iter().map(|u| u.to_lowercase()).collect();
         let mut left_out = Vec::new();
         s.users.retain_mut(|u| {
             let keep = self.keeps(u, department_rules, &include, &in_scope, &excluded);
@@ -133,10 +149,12 @@ impl Scope {
         department_rules: bool,
         include: &HashSet<&str>,
         in_scope: &HashSet<String>,
-        excluded: &HashSet<&str>,
+        excluded: &HashSet<String>,
     ) -> bool {
         {
-            if excluded.contains(u.source_id.as_str()) || u.username.as_deref().is_some_and(|n| excluded.contains(n)) {
+            if excluded.contains(&u.source_id.as_str().to_lowercase())
+                || u.username.as_deref().is_some_and(|n| excluded.contains(&n.to_lowercase()))
+            {
                 return false;
             }
             if department_rules {
@@ -200,15 +218,35 @@ mod tests {
         assert_eq!(ids(&s), (vec!["a", "a1"], vec!["u1"]));
 
         let mut s = org();
-        let scope = Scope { exclude_departments: vec!["a2".into()], exclude_users: vec!["user.u3".into()], ..Scope::default() };
+        let scope = Scope { exclude_departments: vec!["a2".into()], exclude_users: vec!["User.U3".into()], ..Scope::default() };
         scope.apply(&mut s);
-        assert_eq!(ids(&s).1, ["u1", "u2", "u4"], "u2 stays through b; u4 has no department; u3 is excluded by username");
+        assert_eq!(ids(&s).1, ["u1", "u2", "u4"], "u2 stays through b; u4 has no department; u3 is excluded by username, in any case");
         assert_eq!(s.users[1].department_ids, [SourceId::from("b")], "its out-of-scope department dropped");
 
         let mut s = org();
         let scope = Scope { filter: Some(("title != \"Intern\"".into(), compile("title != \"Intern\"").unwrap())), ..Scope::default() };
         scope.apply(&mut s);
         assert_eq!(ids(&s).1, ["u1", "u3", "u4"]);
+    }
+
+    #[test]
+    fn an_included_department_below_the_top_is_a_root_with_its_subtree_and_members() {
+        let mut s = org();
+        s.departments.push(dept("a1x", Some("a1")));
+        s.users.push(user("u5", &["a1x"], "Engineer"));
+        let scope = Scope { include_departments: vec!["a1".into()], ..Scope::default() };
+        scope.apply(&mut s);
+        assert_eq!(ids(&s), (vec!["a1", "a1x"], vec!["u1", "u5"]));
+        assert_eq!(s.departments[0].parent_id, None, "a1's parent a is out of scope: a1 is a root");
+        assert_eq!(s.departments[1].parent_id, Some(SourceId::from("a1")), "its subtree keeps its shape");
+        // Both an ancestor and a descendant included: the ancestor is the root.
+        let mut s = org();
+        let scope = Scope { include_departments: vec!["a".into(), "a1".into()], ..Scope::default() };
+        scope.apply(&mut s);
+        assert_eq!(
+            s.departments.iter().map(|d| (d.source_id.as_str(), d.parent_id.is_some())).collect::<Vec<_>>(),
+            [("a", false), ("a1", true), ("a2", true)]
+        );
     }
 
     #[test]

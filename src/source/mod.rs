@@ -45,6 +45,10 @@ pub enum SourceError {
     /// retries ran out: worth another run later.
     #[error("{vendor} {path}: {message} (still failing after every retry)")]
     Unavailable { vendor: &'static str, path: String, message: String },
+    /// `scope.include_departments` names departments the source does not
+    /// have: a typo away from leaving everyone out, so nothing is written.
+    #[error("scope.include_departments: no department {} in the source; nothing was changed", .ids.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", "))]
+    UnknownScope { ids: Vec<String> },
 }
 
 impl SourceError {
@@ -56,6 +60,7 @@ impl SourceError {
             SourceError::Ldap { .. } | SourceError::LdapEntry { .. } => "ldap",
             SourceError::Api { .. } => "api",
             SourceError::Unavailable { .. } => "unavailable",
+            SourceError::UnknownScope { .. } => "scope",
         }
     }
 

@@ -121,6 +121,10 @@ async fn fetch_source(
     scope: &reconcile::scope::Scope,
 ) -> Result<source::Fetched, SourceError> {
     let mut fetched = source.fetch_since(kept).await?;
+    let unknown = scope.unknown_includes(&fetched.snapshot);
+    if !unknown.is_empty() {
+        return Err(SourceError::UnknownScope { ids: unknown });
+    }
     let (users, departments) = scope.apply(&mut fetched.snapshot);
     if users + departments > 0 {
         info!(source = source.kind(), users, departments, "Left out of scope ([scope])");

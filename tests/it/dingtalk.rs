@@ -152,11 +152,11 @@ fn dingtalk_an_included_department_narrows_the_fetch_to_its_subtree() {
     std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
     let world = org();
     let subtree: Vec<String> =
-        world.departments.iter().filter(|d| d.2 == "Dept 1" || d.2.starts_with("Dept 1.")).map(|d| d.0.to_string()).collect();
+        world.departments.iter().filter(|d| d.2 == "Dept 1.0" || d.2.starts_with("Dept 1.0.")).map(|d| d.0.to_string()).collect();
     let source = format!("kind = \"dingtalk\"\nbase_url = \"{}\"\napp_key = \"{APP_KEY}\"\napp_secret_file = \"app-secret\"\n", fake.base);
-    crate::harness::sync_scoped_to_dept1(&env, &source, &subtree[0], crate::harness::users_in(&world.users, "dept_id_list", &subtree));
+    crate::harness::sync_scoped_to_dept_1_0(&env, &source, &subtree[0], crate::harness::users_in(&world.users, "dept_id_list", &subtree));
     assert_eq!(fake.unexpected(), Vec::<String>::new());
-    // Members listed for the 10 departments of the subtree only, never for the whole organisation.
+    // Members listed for the 3 departments of the subtree only, never for the whole organisation.
     assert_eq!(fake.count("users 1 "), 0);
     assert_eq!(fake.count("listsubid 1 "), 0);
 }

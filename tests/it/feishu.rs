@@ -168,15 +168,15 @@ fn feishu_an_included_department_narrows_the_fetch_to_its_subtree() {
     std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
     let world = org();
     let subtree: Vec<String> =
-        world.departments.iter().filter(|d| d.0 == "od-1" || d.0.starts_with("od-1-")).map(|d| d.0.clone()).collect();
+        world.departments.iter().filter(|d| d.0 == "od-1-0" || d.0.starts_with("od-1-0-")).map(|d| d.0.clone()).collect();
     let source = format!(
         "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n",
         fake.base,
         crate::fake_feishu::APP_ID
     );
-    crate::harness::sync_scoped_to_dept1(&env, &source, "od-1", crate::harness::users_in(&world.users, "department_ids", &subtree));
+    crate::harness::sync_scoped_to_dept_1_0(&env, &source, "od-1-0", crate::harness::users_in(&world.users, "department_ids", &subtree));
     assert_eq!(fake.unexpected(), Vec::<String>::new());
-    // Read: the one department, its subtree, and the members of those 10 only.
+    // Read: the one department, its subtree, and the members of those 3 only.
     assert_eq!(fake.count("department"), 1);
-    assert_eq!(fake.count("users"), 10, "members listed for the subtree only");
+    assert_eq!(fake.count("users"), 3, "members listed for the subtree only");
 }

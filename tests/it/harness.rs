@@ -299,11 +299,12 @@ pub fn assert_unreadable_records_change_nothing(env: &Env, scim: &Scim, run: &Ru
 }
 
 /// A sync of `source` (the `[source]` table's keys) into a file target with
-/// `[scope] include_departments = [include]`, in each SaaS fake's shape
-/// (Dept 1 with 3 children and 6 grandchildren). Checks the run, that the
-/// target holds Dept 1's subtree and `users` users, and returns nothing
-/// else: what was read is the caller's to check.
-pub fn sync_scoped_to_dept1(env: &Env, source: &str, include: &str, users: usize) {
+/// `[scope] include_departments = [include]`, in each SaaS fake's shape:
+/// `include` is Dept 1.0, below the top, with 2 children. Checks that the
+/// run succeeded, that the target holds Dept 1.0's subtree with Dept 1.0 as
+/// a root, and `users` users each in a department; what was read is the
+/// caller's to check.
+pub fn sync_scoped_to_dept_1_0(env: &Env, source: &str, include: &str, users: usize) {
     std::fs::write(
         env.path("orgsync.toml"),
         format!(
@@ -315,11 +316,16 @@ pub fn sync_scoped_to_dept1(env: &Env, source: &str, include: &str, users: usize
     let r = env.sync(&[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let doc: Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
-    let names: std::collections::BTreeSet<String> =
-        doc["departments"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names.len(), 10, "Dept 1, its 3 children and 6 grandchildren: {names:?}");
-    assert!(names.iter().all(|n| n == "Dept 1" || n.starts_with("Dept 1.")), "{names:?}");
-    assert_eq!(doc["users"].as_array().unwrap().len(), users, "the users the scope keeps");
+    let departments = doc["departments"].as_array().unwrap();
+    let names: std::collections::BTreeSet<String> = departments.iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 3, "Dept 1.0 and its 2 children: {names:?}");
+    assert!(names.iter().all(|n| n == "Dept 1.0" || n.starts_with("Dept 1.0.")), "{names:?}");
+    for d in departments {
+        assert_eq!(d["parent"].is_null(), d["name"] == "Dept 1.0", "Dept 1.0 is the one root: {d}");
+    }
+    let kept = doc["users"].as_array().unwrap();
+    assert_eq!(kept.len(), users, "the users the scope keeps");
+    assert!(kept.iter().all(|u| !u["departments"].as_array().unwrap().is_empty()), "a user without a department");
 }
 
 /// How many of `users` have a department (listed under `key`, ids as

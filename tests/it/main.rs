@@ -31,6 +31,7 @@ mod rest;
 mod samba;
 mod scim;
 mod scimmy;
+mod scope;
 mod secrets;
 mod slapd;
 mod wecom;

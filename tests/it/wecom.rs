@@ -244,9 +244,9 @@ fn wecom_an_included_department_narrows_the_fetch_to_its_subtree() {
     std::fs::write(env.path("corp-secret"), format!("{CORP_SECRET}\n")).unwrap();
     let world = org();
     let subtree: Vec<String> =
-        world.departments.iter().filter(|d| d.2 == "Dept 1" || d.2.starts_with("Dept 1.")).map(|d| d.0.to_string()).collect();
+        world.departments.iter().filter(|d| d.2 == "Dept 1.0" || d.2.starts_with("Dept 1.0.")).map(|d| d.0.to_string()).collect();
     let source = format!("kind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{CORP_ID}\"\ncorp_secret_file = \"corp-secret\"\n", fake.base);
-    crate::harness::sync_scoped_to_dept1(&env, &source, &subtree[0], crate::harness::users_in(&world.users, "department", &subtree));
+    crate::harness::sync_scoped_to_dept_1_0(&env, &source, &subtree[0], crate::harness::users_in(&world.users, "department", &subtree));
     assert_eq!(fake.unexpected(), Vec::<String>::new());
     // The organisation's root (1) was never listed.
     assert_eq!(fake.count("department/simplelist 1 ") + fake.count("department/list 1 "), 0);
