@@ -286,9 +286,15 @@ fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mu
     let guard = Guard {
         max_deletes: g.u64("max_deletes", errs).unwrap_or(dg.max_deletes),
         max_delete_percent: g.u64("max_delete_percent", errs).unwrap_or(dg.max_delete_percent),
+        max_department_deletes: g.u64("max_department_deletes", errs).unwrap_or(dg.max_department_deletes),
+        max_department_delete_percent: g.u64("max_department_delete_percent", errs).unwrap_or(dg.max_department_delete_percent),
     };
-    if guard.max_delete_percent > 100 {
-        g.problem(errs, "max_delete_percent", format!("{} is out of range 0..=100", guard.max_delete_percent));
+    for (key, pct) in
+        [("max_delete_percent", guard.max_delete_percent), ("max_department_delete_percent", guard.max_department_delete_percent)]
+    {
+        if pct > 100 {
+            g.problem(errs, key, format!("{pct} is out of range 0..=100"));
+        }
     }
     g.finish(errs);
     p.finish(errs);

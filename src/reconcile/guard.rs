@@ -1,54 +1,151 @@
-//! The deletion guard: deletes + disables of one run above
-//! `policy.guard.max_deletes` or `max_delete_percent` of the target are held
-//! back as items (the rest of the plan still applies), unless the admin lets
-//! them through once with `--allow-deletes N`. An empty source against a
-//! non-empty target never deletes without that approval.
+//! The deletion guard: per kind, the removals of one run above the kind's
+//! count (`max_deletes`, `max_department_deletes`) or share of the target's
+//! objects of that kind (`max_delete_percent`,
+//! `max_department_delete_percent`) are held back as items (the rest of the
+//! plan still applies), unless the admin lets them through once with
+//! `--allow-deletes N`.
+//!
+//! What counts: user deletes and disables, a user the source turns
+//! inactive (a broken HR export marking everyone inactive would disable
+//! every account), and department deletes. Held department deletes also
+//! hold the membership changes that leave those departments. An empty
+//! source against a non-empty target never removes without approval.
 
 use super::RunOptions;
-use super::plan::{Item, ItemOutcome, Op, Plan};
+use super::plan::{Field, Item, ItemOutcome, Op, Plan};
 use super::policy::Guard;
-use crate::model::{Snapshot, TargetSnapshot};
+use crate::model::{Kind, Snapshot, TargetId, TargetSnapshot};
+use std::collections::HashSet;
 
-pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot, guard: Guard, options: RunOptions) {
-    let wanted = plan.ops.iter().filter(|o| o.is_destructive()).count() as u64;
-    if wanted == 0 {
-        return;
+/// Whether the guard counts `op`, and as which kind.
+pub(super) fn counted(op: &Op) -> Option<Kind> {
+    match op {
+        Op::DisableUser { .. } | Op::DeleteUser { .. } => Some(Kind::User),
+        Op::UpdateUser { .. } if deactivates(op) => Some(Kind::User),
+        Op::DeleteDepartment { .. } if op.is_destructive() => Some(Kind::Department),
+        _ => None,
     }
-    let total = (target.users.len() + target.departments.len()) as u64;
+}
+
+/// A user update that turns an active account inactive.
+fn deactivates(op: &Op) -> bool {
+    matches!(op, Op::UpdateUser { changes, .. } if changes.iter().any(|c| c.field == Field::Active && c.to.as_deref() == Some("false")))
+}
+
+/// Why the removals of one kind trip the guard (none: they do not).
+fn reasons(kind: Kind, wanted: u64, total: u64, empty_source: bool, guard: Guard) -> Vec<String> {
+    let (max, pct, (count_key, pct_key), what) = match kind {
+        Kind::User => (guard.max_deletes, guard.max_delete_percent, ("max_deletes", "max_delete_percent"), "user removals"),
+        Kind::Department => (
+            guard.max_department_deletes,
+            guard.max_department_delete_percent,
+            ("max_department_deletes", "max_department_delete_percent"),
+            "department deletes",
+        ),
+    };
     let mut reasons = Vec::new();
-    if source.users.is_empty() && source.departments.is_empty() {
+    if wanted == 0 {
+        return reasons;
+    }
+    if empty_source {
         reasons.push("the source returned no users and no departments".to_owned());
     }
-    if wanted > guard.max_deletes {
-        reasons.push(format!("{wanted} deletes/disables exceed policy.guard.max_deletes = {}", guard.max_deletes));
+    if wanted > max {
+        reasons.push(format!("{wanted} {what} exceed policy.guard.{count_key} = {max}"));
     }
-    if wanted * 100 > guard.max_delete_percent * total {
-        reasons.push(format!(
-            "{wanted} deletes/disables are more than policy.guard.max_delete_percent = {}% of {total} target objects",
-            guard.max_delete_percent
-        ));
+    if wanted * 100 > pct * total {
+        reasons.push(format!("{wanted} {what} are more than policy.guard.{pct_key} = {pct}% of {total} in the target"));
     }
-    if reasons.is_empty() || options.allow_deletes >= wanted {
+    reasons
+}
+
+pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot, guard: Guard, options: RunOptions) {
+    let empty_source = source.users.is_empty() && source.departments.is_empty();
+    let count = |kind| plan.ops.iter().filter(|o| counted(o) == Some(kind)).count() as u64;
+    let (users, departments) = (count(Kind::User), count(Kind::Department));
+    let mut why = reasons(Kind::User, users, target.users.len() as u64, empty_source, guard);
+    let department_reasons = reasons(Kind::Department, departments, target.departments.len() as u64, empty_source, guard);
+    let tripped: Vec<Kind> = [(Kind::User, !why.is_empty()), (Kind::Department, !department_reasons.is_empty())]
+        .into_iter()
+        .filter_map(|(k, t)| t.then_some(k))
+        .collect();
+    for r in department_reasons {
+        if !why.contains(&r) {
+            why.push(r);
+        }
+    }
+    let wanted: u64 = tripped.iter().map(|k| if *k == Kind::User { users } else { departments }).sum();
+    if tripped.is_empty() || options.allow_deletes >= wanted {
         return;
     }
     let mut allowed = options.allow_deletes;
     let mut held = 0u64;
-    let ops = std::mem::take(&mut plan.ops);
-    for op in ops {
-        if !op.is_destructive() {
-            plan.ops.push(op);
-        } else if allowed > 0 {
-            allowed -= 1;
-            plan.ops.push(op);
-        } else {
-            held += 1;
-            plan.items.push(held_item(&op, "held back by the deletion guard"));
+    let mut held_departments: HashSet<TargetId> = HashSet::new();
+    let mut kept = Vec::with_capacity(plan.ops.len());
+    for op in std::mem::take(&mut plan.ops) {
+        match counted(&op) {
+            Some(kind) if tripped.contains(&kind) && allowed == 0 => {
+                held += 1;
+                if let (Op::DeleteDepartment { target_id, .. }, Kind::Department) = (&op, kind) {
+                    held_departments.insert(target_id.clone());
+                }
+                plan.items.push(held_item(&op, "held back by the deletion guard"));
+                // A deactivation holds back only the `active` change; the rest of the update goes through.
+                if let Some(rest) = without(op, Field::Active) {
+                    kept.push(rest);
+                }
+            }
+            Some(kind) if tripped.contains(&kind) => {
+                allowed -= 1;
+                kept.push(op);
+            }
+            _ => kept.push(op),
         }
     }
+    plan.ops = hold_memberships(kept, &held_departments, &mut plan.items);
     plan.guard = Some(format!(
-        "deletion guard held back {held} of {wanted} deletes/disables: {}; run `orgsync sync --allow-deletes {wanted}` to approve them once",
-        reasons.join("; ")
+        "deletion guard held back {held} of {wanted} removals: {}; run `orgsync sync --allow-deletes {wanted}` to approve them once",
+        why.join("; ")
     ));
+}
+
+/// A user update without its change of `field` (none when nothing else is
+/// left of it, or `op` is not an update).
+fn without(op: Op, field: Field) -> Option<Op> {
+    match op {
+        Op::UpdateUser { source_id, target_id, mut spec, old_departments, mut changes } => {
+            if let Some(c) = changes.iter().find(|c| c.field == field) {
+                match field {
+                    Field::Active => spec.active = c.from.as_deref() != Some("false"),
+                    Field::Departments => spec.departments = None,
+                    _ => {}
+                }
+            }
+            changes.retain(|c| c.field != field);
+            (!changes.is_empty()).then_some(Op::UpdateUser { source_id, target_id, spec, old_departments, changes })
+        }
+        _ => None,
+    }
+}
+
+/// Users leaving a department whose delete is held keep that membership
+/// until the delete is approved: their membership change is held too.
+fn hold_memberships(ops: Vec<Op>, held: &HashSet<TargetId>, items: &mut Vec<Item>) -> Vec<Op> {
+    if held.is_empty() {
+        return ops;
+    }
+    let mut kept = Vec::with_capacity(ops.len());
+    for op in ops {
+        let leaves = matches!(&op, Op::UpdateUser { changes, old_departments, .. }
+            if changes.iter().any(|c| c.field == Field::Departments) && old_departments.iter().any(|d| held.contains(d)));
+        if !leaves {
+            kept.push(op);
+            continue;
+        }
+        items.push(held_item(&op, "membership change held back with the deletion of its department"));
+        kept.extend(without(op, Field::Departments));
+    }
+    kept
 }
 
 /// An operation not done but held back, and why.

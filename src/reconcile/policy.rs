@@ -114,15 +114,31 @@ pub struct DepartmentPolicy {
     pub delete_after: std::time::Duration,
 }
 
+/// The deletion guard's limits, one pair per kind: users (deletes,
+/// disables and deactivations) and departments (deletes) are counted apart,
+/// so an emptied department list cannot hide under a share of all objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Guard {
+    /// Users: `policy.guard.max_deletes`.
     pub max_deletes: u64,
+    /// Users: `policy.guard.max_delete_percent` of the target's users.
     pub max_delete_percent: u64,
+    /// Departments: `policy.guard.max_department_deletes`.
+    pub max_department_deletes: u64,
+    /// Departments: `policy.guard.max_department_delete_percent` of the target's departments.
+    pub max_department_delete_percent: u64,
 }
 
 impl Default for Guard {
     fn default() -> Self {
-        Self { max_deletes: 100, max_delete_percent: 20 }
+        Self { max_deletes: 100, max_delete_percent: 20, max_department_deletes: 20, max_department_delete_percent: 20 }
+    }
+}
+
+impl Guard {
+    /// The same limits for both kinds.
+    pub fn uniform(max_deletes: u64, max_delete_percent: u64) -> Self {
+        Self { max_deletes, max_delete_percent, max_department_deletes: max_deletes, max_department_delete_percent: max_delete_percent }
     }
 }
 

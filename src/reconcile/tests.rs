@@ -2,7 +2,7 @@
 //! for the policy table.
 
 use super::*;
-use crate::model::{Bindings, Department, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User};
+use crate::model::{Bindings, Department, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -168,7 +168,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     protected: vec!["Direct 1".into()],
                     delete_after: std::time::Duration::ZERO,
                 },
-                guard: Guard { max_deletes: u64::MAX, max_delete_percent: 100 },
+                guard: Guard::uniform(u64::MAX, 100),
             }
         })
 }
@@ -256,14 +256,16 @@ proptest! {
         first in arb_source(), edits in arb_edits(), policy in arb_policy(),
         max_deletes in 0u64..6, pct in 0u64..60, allow in prop_oneof![Just(0u64), 0u64..5]
     ) {
-        let policy = Policy { guard: Guard { max_deletes, max_delete_percent: pct }, ..policy };
+        let policy = Policy { guard: Guard::uniform(max_deletes, pct), ..policy };
         let (src, tgt, b) = scenario(&first, &edits, &policy);
         let p = plan(&src, &tgt, &b, &policy, RunOptions { allow_deletes: allow, ..RunOptions::default() });
-        let n = p.ops.iter().filter(|o| o.is_destructive()).count() as u64;
-        let total = (tgt.users.len() + tgt.departments.len()) as u64;
-        let within = n <= max_deletes && n * 100 <= pct * total
-            && !(src.users.is_empty() && src.departments.is_empty());
-        prop_assert!(n == 0 || within || n <= allow, "{n} destructive ops, guard {max_deletes}/{pct}% of {total}, allow {allow}");
+        // Each kind against its own limits and its own share of the target.
+        for (kind, total) in [(Kind::User, tgt.users.len()), (Kind::Department, tgt.departments.len())] {
+            let n = p.ops.iter().filter(|o| super::guard::counted(o) == Some(kind)).count() as u64;
+            let within = n <= max_deletes && n * 100 <= pct * total as u64
+                && !(src.users.is_empty() && src.departments.is_empty());
+            prop_assert!(n == 0 || within || n <= allow, "{n} {kind} removals, guard {max_deletes}/{pct}% of {total}, allow {allow}");
+        }
         let held = p.items.iter().any(|i| i.outcome == ItemOutcome::HeldBack);
         prop_assert_eq!(held, p.guard.is_some());
     }
@@ -361,7 +363,8 @@ fn a_user_with_every_match_key_empty_is_skipped_when_the_policy_says_so() {
 #[test]
 fn an_inactive_source_user_is_pushed_inactive_and_reactivated_on_rehire() {
     let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
-    let policy = base_policy();
+    // One user of one: within the guard only when it allows all.
+    let policy = Policy { guard: Guard::uniform(1, 100), ..base_policy() };
     let (tgt, b) = first_sync(&src, &policy);
     src.users[0].active = false;
     let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
@@ -406,12 +409,64 @@ fn a_cycle_is_an_item_error_for_its_members_and_the_rest_goes_on() {
     assert!(p.items.iter().any(|i| i.message.contains("parent department zz is not in the source")));
 }
 
+/// 50 departments of 10 users each.
+fn fifty_departments() -> Snapshot {
+    let departments = (0..50).map(|i| dept(&format!("d{i}"), None, &format!("Dept {i}"))).collect();
+    let users = (0..500).map(|i| user(&format!("u{i}"), Some(&format!("u{i}@x")), &[&format!("d{}", i % 50)])).collect();
+    Snapshot { departments, users, ..Default::default() }
+}
+
+#[test]
+fn an_emptied_department_list_is_held_back_by_the_departments_own_guard_with_the_memberships_leaving_them() {
+    let src = fifty_departments();
+    let mut policy = base_policy();
+    policy.departments.target_only = TargetOnly::Delete;
+    let (tgt, b) = first_sync(&src, &policy);
+    let emptied = Snapshot { departments: vec![], ..src.clone() };
+    let p = plan(&emptied, &tgt, &b, &policy, RunOptions::default());
+    // 50 of 550 objects is under 20 %; 50 of 50 departments is not.
+    assert!(!p.ops.iter().any(|o| matches!(o, Op::DeleteDepartment { .. })), "{:?}", p.ops);
+    assert!(p.guard.as_deref().unwrap().contains("max_department_delete_percent"), "{:?}", p.guard);
+    assert!(!p.ops.iter().any(|o| o.changes().iter().any(|c| c.field == Field::Departments)), "memberships left held departments");
+    let held = |op: &str| p.items.iter().filter(|i| i.outcome == ItemOutcome::HeldBack && i.op == op).count();
+    assert_eq!((held("delete"), held("update")), (50, 500));
+    // Approved once: the departments go, and the users leave them.
+    let p = plan(&emptied, &tgt, &b, &policy, RunOptions { allow_deletes: 50, ..RunOptions::default() });
+    assert_eq!(p.ops.iter().filter(|o| matches!(o, Op::DeleteDepartment { .. })).count(), 50);
+    assert_eq!(p.ops.iter().filter(|o| o.changes().iter().any(|c| c.field == Field::Departments)).count(), 500);
+}
+
+#[test]
+fn a_source_marking_everyone_inactive_counts_against_the_guard_like_disables() {
+    let mut src = fifty_departments();
+    let mut policy = base_policy();
+    policy.users.target_only = TargetOnly::Disable;
+    policy.guard.max_deletes = 1;
+    let (tgt, b) = first_sync(&src, &policy);
+    for u in &mut src.users {
+        u.active = false;
+        u.name = Some("Left".into());
+    }
+    let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
+    assert!(p.guard.as_deref().unwrap().contains("500 user removals"), "{:?}", p.guard);
+    assert!(!p.ops.iter().any(|o| o.changes().iter().any(|c| c.field == Field::Active)), "an account was turned off");
+    assert_eq!(p.ops.iter().filter(|o| o.changes().iter().any(|c| c.field == Field::Name)).count(), 500, "the rest still goes");
+    assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::HeldBack).count(), 500);
+    // A few leavers are within the limits and go through.
+    let mut few = fifty_departments();
+    few.users[0].active = false;
+    let (tgt, b) = first_sync(&fifty_departments(), &policy);
+    let p = plan(&few, &tgt, &b, &policy, RunOptions::default());
+    assert!(p.guard.is_none(), "{:?}", p.guard);
+    assert!(p.ops.iter().any(|o| o.changes().iter().any(|c| c.field == Field::Active && c.to.as_deref() == Some("false"))));
+}
+
 #[test]
 fn an_empty_source_never_deletes_without_approval() {
     let src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
     let mut policy = base_policy();
     policy.users.target_only = TargetOnly::Delete;
-    policy.guard = Guard { max_deletes: 1000, max_delete_percent: 100 };
+    policy.guard = Guard::uniform(1000, 100);
     let (tgt, b) = first_sync(&src, &policy);
     let empty = Snapshot::default();
     let p = plan(&empty, &tgt, &b, &policy, RunOptions::default());
@@ -579,7 +634,7 @@ fn unreadable_records_are_invalid_items_and_keep_their_accounts() {
     };
     let mut policy = base_policy();
     policy.users.target_only = TargetOnly::Delete;
-    policy.guard = Guard { max_deletes: u64::MAX, max_delete_percent: 100 };
+    policy.guard = Guard::uniform(u64::MAX, 100);
     let (tgt, b) = first_sync(&first, &policy);
     let unreadable = |id: Option<&str>| crate::model::Unreadable {
         kind: crate::model::Kind::User,
@@ -612,7 +667,7 @@ fn a_leaver_is_disabled_then_deleted_after_the_grace_period_and_a_returner_is_re
     policy.users.target_only = TargetOnly::DisableThenDelete;
     policy.users.delete_after = std::time::Duration::from_secs(30 * 86_400);
     policy.users.protected = vec!["p@x".into()];
-    policy.guard = Guard { max_deletes: 100, max_delete_percent: 100 };
+    policy.guard = Guard::uniform(100, 100);
     let full = Snapshot {
         departments: vec![],
         users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("b@x"), &[]), user("u3", Some("p@x"), &[])],
@@ -653,7 +708,7 @@ fn a_gone_department_is_deleted_only_after_its_grace_period_and_forgotten_when_i
     let mut policy = base_policy();
     policy.departments.target_only = TargetOnly::Delete;
     policy.departments.delete_after = std::time::Duration::from_secs(7 * 86_400);
-    policy.guard = Guard { max_deletes: 100, max_delete_percent: 100 };
+    policy.guard = Guard::uniform(100, 100);
     let full = Snapshot { departments: vec![dept("d1", None, "One"), dept("d2", None, "Two")], ..Default::default() };
     let (tgt, mut b) = first_sync(&full, &policy);
     let gone = Snapshot { departments: vec![dept("d1", None, "One")], ..Default::default() };
@@ -685,7 +740,7 @@ proptest! {
         let mut policy = base_policy();
         policy.users.target_only = TargetOnly::DisableThenDelete;
         policy.users.delete_after = std::time::Duration::from_secs(30 * 86_400);
-        policy.guard = Guard { max_deletes: u64::MAX, max_delete_percent: 100 };
+        policy.guard = Guard::uniform(u64::MAX, 100);
         let (tgt, mut b) = first_sync(&first, &policy);
         let mut gone = first.clone();
         gone.users = first.users.iter().enumerate().filter(|(i, _)| !leave[*i % 30]).map(|(_, u)| u.clone()).collect();

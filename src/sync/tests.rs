@@ -252,7 +252,7 @@ async fn a_first_run_creates_everything_and_the_second_changes_nothing() {
 async fn the_guard_holds_back_mass_removals_until_approved_once() {
     let mut w = World::new(org(3, 50));
     w.policy.users.target_only = TargetOnly::Delete;
-    w.policy.guard = Guard { max_deletes: 10, max_delete_percent: 100 };
+    w.policy.guard = Guard::uniform(10, 100);
     w.run().await;
     w.source.0.lock().unwrap().users.truncate(20);
     let held = w.run().await;
@@ -335,7 +335,7 @@ async fn a_run_reads_the_injected_clock_and_paused_time_costs_nothing() {
 async fn a_scope_change_is_target_only_and_held_by_the_guard() {
     let mut w = World::new(org(5, 60));
     w.policy.users.target_only = TargetOnly::Delete;
-    w.policy.guard = Guard { max_deletes: 5, max_delete_percent: 100 };
+    w.policy.guard = Guard::uniform(5, 100);
     assert_eq!(w.run().await.status, RunStatus::Succeeded);
     // Department d2, a leaf, and its 12 users leave the scope.
     w.scope.exclude_departments = vec!["d2".into()];

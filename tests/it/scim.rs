@@ -232,7 +232,8 @@ fn a_dry_run_prints_the_plan_and_writes_nothing_anywhere() {
 #[test]
 fn an_inactive_user_is_pushed_inactive_and_reactivated() {
     let mut doc = org(1, 2);
-    let (env, scim) = setup("", &doc);
+    // One of two users turned inactive is half of them: the guard would hold it.
+    let (env, scim) = setup("[policy.guard]\nmax_delete_percent = 100", &doc);
     assert_eq!(env.sync(&[]).code, 0);
     doc["users"][1]["active"] = json!(false);
     env.write_org(&doc);
@@ -332,7 +333,7 @@ fn a_user_in_a_department_missing_from_the_file_is_reported_and_the_run_is_parti
 #[test]
 fn runs_show_changes_says_what_each_item_changed_and_why_accounts_went() {
     let mut doc = org(2, 4);
-    let (env, _scim) = setup("[policy.users]\ntarget_only = \"disable\"", &doc);
+    let (env, _scim) = setup("[policy.users]\ntarget_only = \"disable\"\n[policy.guard]\nmax_delete_percent = 100", &doc);
     assert_eq!(env.sync(&[]).code, 0);
     let created = env.orgsync(&["runs", "show", "1", "--output", "json"]);
     let v: Value = serde_json::from_str(&created.stdout).unwrap();
