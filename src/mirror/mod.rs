@@ -225,8 +225,16 @@ impl Mirror {
 
     /// [`Mirror::open`] with the clock its timestamps read.
     pub fn open_with_clock(state_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, MirrorError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| MirrorError::StateDir { path: state_dir.to_owned(), source })?;
+        lock::private_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
+        drop(lock::private_file(&path)?);
+        for side in ["-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(side);
+            if std::path::Path::new(&p).exists() {
+                drop(lock::private_file(std::path::Path::new(&p))?);
+            }
+        }
         let sql = |source| MirrorError::Sqlite { path: path.clone(), source };
         let mut conn = Connection::open(&path).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;

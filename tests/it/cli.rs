@@ -104,3 +104,40 @@ fn the_quickstart_example_syncs_to_the_file_target() {
     let r = run(&["sync", "--dry-run"]);
     assert!(r.stdout.contains("Nothing to do"), "{}", r.stdout);
 }
+
+#[test]
+fn the_state_directory_and_the_mirror_are_private_whatever_the_umask_or_an_older_release_left() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.write_org(&crate::harness::org(3, 10));
+    std::fs::write(
+        env.path("orgsync.toml"),
+        "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"file\"\npath = \"out.json\"\n",
+    )
+    .unwrap();
+    let mode = |p: &str| std::fs::metadata(env.path(p)).unwrap().permissions().mode() & 0o777;
+    // A umask that would leave everything readable by all.
+    let mut c = env.command(&["sync"]);
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc_umask(0o022);
+            Ok(())
+        });
+    }
+    assert!(c.status().unwrap().success());
+    assert_eq!((mode("state"), mode("state/mirror.db")), (0o700, 0o600));
+    // An older release's modes are narrowed on the next run.
+    std::fs::set_permissions(env.path("state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(env.path("state/mirror.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!((mode("state"), mode("state/mirror.db")), (0o700, 0o600));
+    for f in std::fs::read_dir(env.path("state")).unwrap() {
+        let f = f.unwrap();
+        assert_eq!(f.metadata().unwrap().permissions().mode() & 0o077, 0, "{:?} is readable by others", f.path());
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "umask"]
+    fn libc_umask(mask: u32) -> u32;
+}
