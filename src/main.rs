@@ -11,6 +11,23 @@ use orgsync::reconcile::{ItemOutcome, Plan, RunOptions};
 use orgsync::schedule::SystemClock;
 use orgsync::settings;
 use std::process::ExitCode;
+
+/// `println!` that never panics: a closed stdout (`orgsync status | head -1`)
+/// ends the output, not the process (a run goes on and is recorded).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics, for the same reason.
+macro_rules! esay {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,14 +40,14 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            esay!("error: cannot start the runtime: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", orgsync::redact::redact(&format!("{e:#}")));
+            esay!("error: {}", orgsync::redact::redact(&format!("{e:#}")));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -38,7 +55,7 @@ fn main() -> ExitCode {
 
 fn load(cli: &Cli) -> Result<settings::Config, ExitCode> {
     settings::load(&cli.config).map_err(|e: ConfigError| {
-        eprintln!("error: {}", orgsync::redact::redact(&e.to_string()));
+        esay!("error: {}", orgsync::redact::redact(&e.to_string()));
         ExitCode::from(EXIT_CONFIG)
     })
 }
@@ -84,25 +101,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::CheckConfig => {
             let problems = settings::preflight(&cfg);
             if !problems.is_empty() {
-                eprintln!("{}", orgsync::redact::redact(&ConfigError::Invalid { path: cli.config.clone(), problems }.to_string()));
+                esay!("{}", orgsync::redact::redact(&ConfigError::Invalid { path: cli.config.clone(), problems }.to_string()));
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
-            println!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());
+            say!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Notify(orgsync::cli::NotifyCommand::Test) => {
             if cfg.notify.is_empty() {
-                println!("no [[notify]] channel is configured");
+                say!("no [[notify]] channel is configured");
                 return Ok(ExitCode::SUCCESS);
             }
             let msg = orgsync::notify::Message::test(cfg.source.kind());
             let mut failed = false;
             for (i, channel) in cfg.notify.iter().enumerate() {
                 match orgsync::notify::send(channel, &msg, chrono::Utc::now()).await {
-                    Ok(()) => println!("notify[{i}] ({}): ok", channel.kind.as_str()),
+                    Ok(()) => say!("notify[{i}] ({}): ok", channel.kind.as_str()),
                     Err(e) => {
                         failed = true;
-                        println!("notify[{i}] ({}): failed: {e}", channel.kind.as_str());
+                        say!("notify[{i}] ({}): failed: {e}", channel.kind.as_str());
                     }
                 }
             }
@@ -124,7 +141,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             }
                         }
                     }
-                    println!("{}", serde_json::to_string_pretty(&m)?);
+                    say!("{}", serde_json::to_string_pretty(&m)?);
                 }
                 Output::Table => {
                     let mut t = Table::new();
@@ -132,7 +149,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     for (k, v) in rows {
                         t.add_row(vec![k.to_owned(), v]);
                     }
-                    println!("{t}");
+                    say!("{t}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -140,13 +157,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync { dry_run: true, allow_deletes, output } => {
             let dry = orgsync::sync::dry_run(&cfg, RunOptions { allow_deletes, ..RunOptions::default() }).await?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&dry)?),
+                Output::Json => say!("{}", serde_json::to_string_pretty(&dry)?),
                 Output::Table => {
                     print_plan(&dry.plan);
                     if !dry.operations.is_empty() {
-                        println!("{} operations:", cfg.target.kind());
+                        say!("{} operations:", cfg.target.kind());
                         for o in &dry.operations {
-                            println!("  {o}");
+                            say!("  {o}");
                         }
                     }
                 }
@@ -164,7 +181,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = Arc::new(cfg);
             let record = orgsync::sync::run_on_own_thread(cfg.clone(), mirror.clone(), "manual", options, stop_on_signal()).await?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+                Output::Json => say!("{}", serde_json::to_string_pretty(&record)?),
                 Output::Table => print_runs(std::slice::from_ref(&record)),
             }
             // After the run is recorded; each channel waits at most its timeout.
@@ -184,14 +201,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let status = runs.first().map_or("never_synced", |r| r.status.as_str());
             match output {
-                Output::Json => println!(
+                Output::Json => say!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "status": status, "waiting_for_deletion": waiting, "runs": runs }))?
                 ),
                 Output::Table => {
-                    println!("status: {status}");
+                    say!("status: {status}");
                     if let Some(w) = &waiting {
-                        println!("waiting for deletion: {} (next due {})", w["waiting"], w["next_due"].as_str().unwrap_or("-"));
+                        say!("waiting for deletion: {} (next due {})", w["waiting"], w["next_due"].as_str().unwrap_or("-"));
                     }
                     if !runs.is_empty() {
                         print_runs(&runs);
@@ -202,16 +219,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Runs { command: RunsCommand::Requests { id, failed, output } } => {
             let Some(m) = Mirror::open_read_only(&cfg.state_dir)? else {
-                eprintln!("error: no runs recorded yet in {}", cfg.state_dir.display());
+                esay!("error: no runs recorded yet in {}", cfg.state_dir.display());
                 return Ok(ExitCode::from(EXIT_FAILED));
             };
             if m.run(RunId(id))?.is_none() {
-                eprintln!("error: no run {id}");
+                esay!("error: no run {id}");
                 return Ok(ExitCode::from(EXIT_FAILED));
             }
             let requests = m.requests(RunId(id), failed)?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&requests)?),
+                Output::Json => say!("{}", serde_json::to_string_pretty(&requests)?),
                 Output::Table => {
                     let mut t = table(&["#", "method", "path", "status", "ms", "error"]);
                     for (n, r) in requests.iter().enumerate() {
@@ -224,24 +241,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             r.error.clone().unwrap_or_default(),
                         ]);
                     }
-                    println!("{t}");
-                    println!("{} requests", requests.len());
+                    say!("{t}");
+                    say!("{} requests", requests.len());
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Runs { command: RunsCommand::Show { id, output, changes } } => {
             let Some(m) = Mirror::open_read_only(&cfg.state_dir)? else {
-                eprintln!("error: no runs recorded yet in {}", cfg.state_dir.display());
+                esay!("error: no runs recorded yet in {}", cfg.state_dir.display());
                 return Ok(ExitCode::from(EXIT_FAILED));
             };
             let Some(run) = m.run(RunId(id))? else {
-                eprintln!("error: no run {id}");
+                esay!("error: no run {id}");
                 return Ok(ExitCode::from(EXIT_FAILED));
             };
             let items = m.items(RunId(id))?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "items": items }))?),
+                Output::Json => say!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "items": items }))?),
                 Output::Table => {
                     print_runs(std::slice::from_ref(&run));
                     let mut t = table(&["kind", "op", "source id", "target id", "outcome", "error"]);
@@ -255,7 +272,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             i.error.clone().unwrap_or_default(),
                         ]);
                     }
-                    println!("{t}");
+                    say!("{t}");
                     print_reasons(&items);
                     if changes {
                         print_changes(&items);
@@ -274,7 +291,7 @@ fn print_reasons(items: &[orgsync::mirror::ItemRecord]) {
         *reasons.entry((format!("{} {}", i.kind, i.op), i.error.as_deref().unwrap_or("-"))).or_default() += 1;
     }
     for ((what, why), n) in reasons {
-        println!("{n} × {what}: {why}");
+        say!("{n} × {what}: {why}");
     }
 }
 
@@ -284,9 +301,9 @@ fn print_changes(items: &[orgsync::mirror::ItemRecord]) {
     for i in items {
         let Some(list) = i.changes.as_ref().and_then(|c| c.as_array()) else { continue };
         let who = i.source_id.as_deref().or(i.target_id.as_deref()).unwrap_or("-");
-        println!("{} {} {who} ({}):", i.kind, i.op, i.outcome);
+        say!("{} {} {who} ({}):", i.kind, i.op, i.outcome);
         for c in list {
-            println!("  {}: {} -> {}", c["field"].as_str().unwrap_or("?"), text(&c["from"]), text(&c["to"]));
+            say!("  {}: {} -> {}", c["field"].as_str().unwrap_or("?"), text(&c["from"]), text(&c["to"]));
         }
     }
 }
@@ -309,7 +326,7 @@ async fn trigger(cfg: &settings::Config, allow_deletes: u64, url: Option<String>
     let resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot reach orgsync at {base} (is `orgsync run` running? daemon.listen = {}): {e}", cfg.daemon.listen);
+            esay!("error: cannot reach orgsync at {base} (is `orgsync run` running? daemon.listen = {}): {e}", cfg.daemon.listen);
             return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
@@ -323,11 +340,11 @@ async fn trigger(cfg: &settings::Config, allow_deletes: u64, url: Option<String>
             "merged" => "a follow-up run was already queued; this request joined it",
             _ => "accepted",
         };
-        println!("{what} (see `orgsync status`)");
+        say!("{what} (see `orgsync status`)");
         Ok(ExitCode::SUCCESS)
     } else {
         let msg = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
-        eprintln!("error: orgsync refused the trigger: HTTP {status} {msg}");
+        esay!("error: orgsync refused the trigger: HTTP {status} {msg}");
         Ok(ExitCode::from(EXIT_FAILED))
     }
 }
@@ -342,7 +359,7 @@ fn print_plan(plan: &Plan) {
     // Out-of-scope departments and users skipped by policy need nobody.
     let informational = |i: &orgsync::reconcile::Item| matches!(i.outcome, ItemOutcome::OutOfScope | ItemOutcome::Unmatchable);
     if plan.ops.is_empty() && plan.items.iter().all(informational) {
-        println!("Nothing to do: the target is in step with the source.");
+        say!("Nothing to do: the target is in step with the source.");
         if plan.items.is_empty() {
             return;
         }
@@ -359,7 +376,7 @@ fn print_plan(plan: &Plan) {
         ]);
     }
     if !plan.ops.is_empty() {
-        println!("{t}");
+        say!("{t}");
     }
     if !plan.items.is_empty() {
         let mut t = table(&["not done", "kind", "op", "source id", "target id", "why"]);
@@ -373,12 +390,12 @@ fn print_plan(plan: &Plan) {
                 i.message.clone(),
             ]);
         }
-        println!("{t}");
+        say!("{t}");
     }
     if let Some(g) = &plan.guard {
-        println!("{g}");
+        say!("{g}");
     }
-    println!(
+    say!(
         "{} operations ({} target writes), {} items not done. Dry run: nothing was changed.",
         plan.ops.len(),
         plan.writes(),
@@ -400,5 +417,5 @@ fn print_runs(runs: &[RunRecord]) {
             r.message.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
 }

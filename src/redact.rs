@@ -69,39 +69,98 @@ pub fn redact_opt(text: Option<&str>) -> Option<Cow<'_, str>> {
     text.map(redact)
 }
 
-/// A log writer that masks secrets in each formatted line.
+/// A log writer that masks secrets in each formatted event. Under
+/// journald (`priority` set) an event is one journal entry at its syslog
+/// priority: the `<N>` prefix systemd reads from a service's stderr, and
+/// the event's inner line breaks folded so that it stays one entry.
 #[derive(Debug)]
-pub struct Writer<W>(pub W);
+pub struct Writer<W> {
+    pub inner: W,
+    pub priority: Option<u8>,
+}
 
 impl<W: std::io::Write> std::io::Write for Writer<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match std::str::from_utf8(buf) {
-            Ok(text) => self.0.write_all(redact(text).as_bytes())?,
-            Err(_) => self.0.write_all(buf)?,
-        }
+        // A log line that cannot be written (stderr closed: `orgsync … 2>&1 | head -1`)
+        // is lost, never an error of the run.
+        let _ = match (std::str::from_utf8(buf), self.priority) {
+            (Ok(text), Some(p)) => self.inner.write_all(journal_entry(&redact(text), p).as_bytes()),
+            (Ok(text), None) => self.inner.write_all(redact(text).as_bytes()),
+            (Err(_), _) => self.inner.write_all(buf),
+        };
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        let _ = self.inner.flush();
+        Ok(())
     }
 }
 
-/// Makes a redacting stderr writer per log event.
+/// One event as one journal entry: `<priority>` then the text with its
+/// inner line breaks folded into ` ⏎ `.
+fn journal_entry(text: &str, priority: u8) -> String {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    format!("<{priority}>{}\n", body.replace("\r\n", "\n").replace('\n', " ⏎ "))
+}
+
+/// The syslog priority of a tracing level (sd-daemon(3)).
+fn priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+    }
+}
+
+/// Makes a redacting stderr writer per log event; `journal`: under
+/// journald, with the event's priority.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Stderr;
+pub struct Stderr {
+    pub journal: bool,
+}
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stderr {
     type Writer = Writer<std::io::Stderr>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        Writer(std::io::stderr())
+        Writer { inner: std::io::stderr(), priority: None }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        Writer { inner: std::io::stderr(), priority: self.journal.then(|| priority(*meta.level())) }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn under_journald_an_event_is_one_entry_at_its_priority() {
+        assert_eq!(journal_entry("WARN x: first\n  second\n", priority(tracing::Level::WARN)), "<4>WARN x: first ⏎   second\n");
+        assert_eq!(journal_entry("ERROR boom\n", priority(tracing::Level::ERROR)), "<3>ERROR boom\n");
+        let mut w = Writer { inner: Vec::new(), priority: Some(6) };
+        std::io::Write::write_all(&mut w, b"INFO done\n").unwrap();
+        assert_eq!(w.inner, b"<6>INFO done\n");
+    }
+
+    #[test]
+    fn a_log_line_that_cannot_be_written_is_not_an_error() {
+        struct Closed;
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+        }
+        let mut w = Writer { inner: Closed, priority: None };
+        assert!(std::io::Write::write_all(&mut w, b"INFO x\n").is_ok());
+        assert!(std::io::Write::flush(&mut w).is_ok());
+    }
 
     #[test]
     fn registered_secrets_are_masked_in_any_text_also_url_encoded() {

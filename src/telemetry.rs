@@ -14,14 +14,27 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // RUST_LOG overrides the configured level; one that does not parse is
+    // said (once the logger is up) and the configured level is used.
+    let (filter, invalid) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match EnvFilter::try_new(&v) {
+            Ok(f) => (f, None),
+            Err(e) => (EnvFilter::new(level), Some((v, e.to_string()))),
+        },
+        _ => (EnvFilter::new(level), None),
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(crate::redact::Stderr).with_target(false).with_ansi(ansi);
+    // Under journald (systemd sets JOURNAL_STREAM): each event one entry, at its priority.
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let writer = crate::redact::Stderr { journal: journal && format == LogFormat::Text };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false).with_ansi(ansi && !journal);
     match (format, journal) {
         (LogFormat::Json, _) => builder.json().flatten_event(true).init(),
         (LogFormat::Text, true) => builder.without_time().init(),
         (LogFormat::Text, false) => builder.init(),
+    }
+    if let Some((value, error)) = invalid {
+        tracing::warn!(rust_log = %value, %error, level, "RUST_LOG is not a valid filter; the configured daemon.log_level is used");
     }
 }
 

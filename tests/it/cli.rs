@@ -141,3 +141,55 @@ unsafe extern "C" {
     #[link_name = "umask"]
     fn libc_umask(mask: u32) -> u32;
 }
+
+fn file_to_file(env: &Env) {
+    env.write_org(&crate::harness::org(3, 10));
+    std::fs::write(
+        env.path("orgsync.toml"),
+        "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"file\"\npath = \"out.json\"\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn closed_stdout_and_stderr_never_fail_a_run_and_a_bad_rust_log_is_said() {
+    let env = Env::new();
+    file_to_file(&env);
+    // Both ends closed before a single line is written (`2>&1 | head -0`).
+    let mut c = env.command(&["sync"]);
+    c.env("RUST_LOG", "trace").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0), "a closed stderr/stdout ended the run");
+    let s = env.status_json();
+    assert_eq!(s["runs"][0]["status"], "succeeded", "{s:#}");
+    let status = {
+        let mut c = env.command(&["status"]);
+        let mut child = c.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        child.wait().unwrap().code()
+    };
+    assert_eq!(status, Some(0), "`orgsync status | head -0` panicked");
+
+    let r: crate::harness::Run = env.command(&["sync"]).env("RUST_LOG", "orgsync=loud").output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("RUST_LOG is not a valid filter").count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn under_journald_each_event_is_one_entry_at_its_priority() {
+    let env = Env::new();
+    file_to_file(&env);
+    let r: crate::harness::Run = env.command(&["sync"]).env("JOURNAL_STREAM", "8:12345").env("RUST_LOG", "info").output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.is_empty());
+    for line in r.stderr.lines() {
+        assert!(line.starts_with("<6>") || line.starts_with("<4>") || line.starts_with("<3>"), "no priority: {line:?}");
+    }
+    // A warning is found by `journalctl -p warning`.
+    std::fs::write(env.path("org.json"), "{ not json").unwrap();
+    let r: crate::harness::Run = env.command(&["sync"]).env("JOURNAL_STREAM", "8:12345").output().unwrap().into();
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.lines().any(|l| l.starts_with("<3>") || l.starts_with("<4>")), "{}", r.stderr);
+}
