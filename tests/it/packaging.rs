@@ -24,13 +24,19 @@ fn the_systemd_unit_verifies_cleanly() {
     for key in [
         "Type=notify",
         "WatchdogSec=",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        // The config is checked before the signal: a reload the service would reject fails.
+        "ExecReload=/usr/bin/orgsync check-config --config /etc/orgsync/orgsync.toml\nExecReload=/bin/kill -HUP $MAINPID",
+        // A config error (exit 2) is not restarted every 10 s forever.
+        "RestartPreventExitStatus=2\n",
         "StateDirectory=orgsync",
         "LoadCredential=",
         "CapabilityBoundingSet=\n",
     ] {
         assert!(unit.contains(key), "the unit lacks {key}");
     }
+    // The stop timeout outlasts the default grace period (30 s): a run in flight is recorded.
+    let stop: u64 = unit.lines().find_map(|l| l.strip_prefix("TimeoutStopSec=")).and_then(|v| v.strip_suffix('s')?.parse().ok()).unwrap();
+    assert!(stop > 30, "TimeoutStopSec={stop}s");
     let path = dir.path().join("orgsync.service");
     std::fs::write(&path, unit.replace("/usr/bin/orgsync", env!("CARGO_BIN_EXE_orgsync"))).unwrap();
     let out = Command::new(tool("SYSTEMD_ANALYZE", "/usr/bin/systemd-analyze")).args(["verify", "--man=no"]).arg(&path).output().unwrap();
@@ -110,6 +116,10 @@ fn the_rpm_is_an_rpm_holding_the_binary_unit_and_config() {
         let (dir, name) = f.rsplit_once('/').unwrap();
         assert!(text.contains(&format!("{dir}/")) && text.contains(name), "the rpm lacks {f}");
     }
+    // The systemd scriptlets: stop on erase, restart a running service on upgrade; and the examples.
+    assert!(text.contains("disable --now orgsync.service"), "no preun scriptlet");
+    assert!(text.contains("try-restart orgsync.service"), "no postun scriptlet");
+    assert!(text.contains("/usr/share/doc/orgsync/examples/") && text.contains("example.toml"), "no examples");
 }
 
 #[test]
@@ -138,6 +148,22 @@ fn the_deb_installs_a_verified_unit_a_system_user_and_a_guarded_config_then_purg
     let stat = run(Command::new("stat").args(["-c", "%a %U %G", "/etc/orgsync/orgsync.toml"]));
     assert_eq!(stat.trim(), "640 root orgsync", "the config's mode and owner");
     assert!(Path::new("/usr/share/orgsync/prometheus/orgsync-alerts.yml").is_file());
+    // The example names its org file: it ships beside it.
+    assert!(Path::new("/usr/share/doc/orgsync/examples/example-org.json").is_file());
+    // Every file it ships: root's, and not writable by others; the binary executable.
+    let files = run(Command::new("dpkg").args(["-L", "orgsync"]));
+    for f in files.lines().filter(|f| Path::new(f).is_file()) {
+        let stat = run(Command::new("stat").args(["-c", "%a %U", f]));
+        let (mode, owner) = stat.trim().split_once(' ').unwrap();
+        let mode = u32::from_str_radix(mode, 8).unwrap();
+        assert_eq!(owner, "root", "{f}");
+        assert_eq!(mode & 0o022, 0, "{f} is writable by group or others: {mode:o}");
+        if f == "/usr/bin/orgsync" {
+            assert_eq!(mode, 0o755);
+        }
+    }
+    let postinst = std::fs::read_to_string("/var/lib/dpkg/info/orgsync.postinst").unwrap();
+    assert!(postinst.contains("try-restart orgsync.service"), "an upgrade does not restart a running service");
 
     run(Command::new("dpkg").args(["--purge", "orgsync"]));
     assert!(!Path::new("/usr/bin/orgsync").exists(), "purged");
