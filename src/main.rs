@@ -112,7 +112,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 say!("no [[notify]] channel is configured");
                 return Ok(ExitCode::SUCCESS);
             }
-            let msg = orgsync::notify::Message::test(cfg.source.kind());
+            let msg = orgsync::notify::Message::test(cfg.source.kind(), &cfg.daemon.instance());
             let mut failed = false;
             for (i, channel) in cfg.notify.iter().enumerate() {
                 match orgsync::notify::send(channel, &msg, chrono::Utc::now()).await {
@@ -185,8 +185,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Output::Table => print_runs(std::slice::from_ref(&record)),
             }
             // After the run is recorded; each channel waits at most its timeout.
-            orgsync::notify::after_run(&cfg.notify, &mirror, &record, cfg.source.kind(), cfg.daemon.public_url.as_deref(), &SystemClock)
-                .await;
+            let instance = cfg.daemon.instance();
+            let origin = orgsync::notify::Origin {
+                source: cfg.source.kind(),
+                instance: &instance,
+                public_url: cfg.daemon.public_url.as_deref(),
+                service: false,
+            };
+            orgsync::notify::after_run(&cfg.notify, &mirror, &record, origin, &SystemClock).await;
             Ok(status_code(record.status))
         }
         Command::Status { output, limit } => {

@@ -99,6 +99,21 @@ pub struct DaemonConfig {
     pub unready_after_failures: u64,
     /// `public_url`: where admins reach this service's HTTP endpoints (said in notifications).
     pub public_url: Option<String>,
+    /// `name`: which orgsync this is, in notifications. Default the host name.
+    pub name: Option<String>,
+}
+
+impl DaemonConfig {
+    /// `name`, else the host name, else `orgsync`.
+    pub fn instance(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "orgsync".into())
+        })
+    }
 }
 
 impl Default for DaemonConfig {
@@ -111,6 +126,7 @@ impl Default for DaemonConfig {
             log_level: "info".into(),
             unready_after_failures: 3,
             public_url: None,
+            name: None,
         }
     }
 }
@@ -337,6 +353,7 @@ fn daemon(root: &mut Reader<'_>, errs: &mut Problems) -> DaemonConfig {
         },
         log_level,
         unready_after_failures: d.u64_in("unready_after_failures", 1..=1000, errs).unwrap_or(dd.unready_after_failures),
+        name: d.string("name", errs).filter(|n| !n.trim().is_empty()),
         public_url: if d.has("public_url") {
             d.url("public_url", &["http", "https"], "must be an http(s):// URL", "nothing secret", errs)
                 .map(|u| u.as_str().trim_end_matches('/').to_owned())

@@ -512,6 +512,38 @@ impl Mirror {
         }))
     }
 
+    /// Set a channel's last notification to `new` only if it is still
+    /// `expected` (a compare-and-set): whether it was set. Announcements
+    /// are claimed this way before they are sent.
+    pub fn claim_notified(&self, channel: &str, expected: crate::notify::Last, new: crate::notify::Last) -> Result<bool, MirrorError> {
+        let stored = |l: crate::notify::Last| l.map(|(c, at)| (c.as_str(), at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+        let (expected, new) = (stored(expected), stored(new));
+        if expected == new {
+            return Ok(true);
+        }
+        // One transaction under the connection's lock: this process's
+        // announcements and another's are serialised alike.
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now: Option<(String, String)> = tx
+                .query_row("SELECT condition, at FROM notified WHERE channel = ?1", [channel], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if now.as_ref().map(|(c, at)| (c.as_str(), at.clone())) != expected {
+                return Ok(false);
+            }
+            match &new {
+                Some((cond, at)) => tx.execute(
+                    "INSERT INTO notified (channel, condition, at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (channel) DO UPDATE SET condition = excluded.condition, at = excluded.at",
+                    params![channel, cond, at],
+                )?,
+                None => tx.execute("DELETE FROM notified WHERE channel = ?1", [channel])?,
+            };
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
     /// Keep (or with `None` forget) the last notification on a channel.
     pub fn set_notified(&self, channel: &str, last: crate::notify::Last) -> Result<(), MirrorError> {
         self.with(|c| {

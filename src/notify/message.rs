@@ -5,11 +5,28 @@ use crate::config::notify::{Condition, Language};
 use crate::mirror::{ItemRecord, RunRecord};
 use serde_json::{Value, json};
 
+/// Where a run came from, as its notification names it.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// The source kind.
+    pub source: &'a str,
+    /// Which orgsync (`daemon.name`, else the host name).
+    pub instance: &'a str,
+    /// `daemon.public_url`.
+    pub public_url: Option<&'a str>,
+    /// Sent by the service (`orgsync run`): the next step is `orgsync
+    /// trigger …`, since `orgsync sync` cannot take the service's lock.
+    pub service: bool,
+}
+
 /// What a notification says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     pub condition: Condition,
     pub source: String,
+    pub instance: String,
+    /// The command that runs a sync where this run ran (`sync` or `trigger`).
+    pub approve_with: &'static str,
     pub run: i64,
     pub status: String,
     pub created: u64,
@@ -25,7 +42,7 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(condition: Condition, record: &RunRecord, source: &str, items: &[ItemRecord], public_url: Option<&str>) -> Message {
+    pub fn new(condition: Condition, record: &RunRecord, origin: Origin<'_>, items: &[ItemRecord]) -> Message {
         let mut errors: Vec<String> = items
             .iter()
             .filter(|i| matches!(i.outcome.as_str(), "failed" | "refused" | "invalid" | "conflict" | "held_back"))
@@ -42,7 +59,9 @@ impl Message {
         }
         Message {
             condition,
-            source: source.to_owned(),
+            source: origin.source.to_owned(),
+            instance: origin.instance.to_owned(),
+            approve_with: if origin.service { "trigger" } else { "sync" },
             run: record.id.0,
             status: record.status.as_str().to_owned(),
             created: record.count(Some("create"), "ok"),
@@ -52,15 +71,17 @@ impl Message {
             failed: record.count(None, "failed") + record.count(None, "refused"),
             held_back: record.count(None, "held_back"),
             errors,
-            status_url: public_url.map(|u| format!("{u}/status")),
+            status_url: origin.public_url.map(|u| format!("{u}/status")),
         }
     }
 
     /// A test message (`orgsync notify test`).
-    pub fn test(source: &str) -> Message {
+    pub fn test(source: &str, instance: &str) -> Message {
         Message {
             condition: Condition::Recovered,
             source: source.to_owned(),
+            instance: instance.to_owned(),
+            approve_with: "sync",
             run: 0,
             status: "test".into(),
             created: 0,
@@ -77,21 +98,24 @@ impl Message {
     /// The chat text.
     pub fn text(&self, language: Language) -> String {
         let zh = language == Language::Zh;
+        let who = &self.instance;
         let headline = match (self.status.as_str(), self.condition, zh) {
-            ("test", _, false) => "orgsync: a test message; this channel works".to_owned(),
-            ("test", _, true) => "orgsync：测试消息，此通道可用".to_owned(),
-            (_, Condition::Failed, false) => format!("orgsync: sync run {} from {} FAILED", self.run, self.source),
-            (_, Condition::Failed, true) => format!("orgsync：来自 {} 的同步 #{} 失败", self.source, self.run),
-            (_, Condition::Partial, false) => format!("orgsync: sync run {} from {} was partial", self.run, self.source),
-            (_, Condition::Partial, true) => format!("orgsync：来自 {} 的同步 #{} 部分完成", self.source, self.run),
+            ("test", _, false) => format!("orgsync on {who}: a test message; this channel works"),
+            ("test", _, true) => format!("orgsync（{who}）：测试消息，此通道可用"),
+            (_, Condition::Failed, false) => format!("orgsync on {who}: sync run {} from {} FAILED", self.run, self.source),
+            (_, Condition::Failed, true) => format!("orgsync（{who}）：来自 {} 的同步 #{} 失败", self.source, self.run),
+            (_, Condition::Partial, false) => format!("orgsync on {who}: sync run {} from {} was partial", self.run, self.source),
+            (_, Condition::Partial, true) => format!("orgsync（{who}）：来自 {} 的同步 #{} 部分完成", self.source, self.run),
             (_, Condition::HeldBack, false) => {
-                format!("orgsync: sync run {} from {} held back {} deletions for approval", self.run, self.source, self.held_back)
+                format!("orgsync on {who}: sync run {} from {} held back {} deletions for approval", self.run, self.source, self.held_back)
             }
             (_, Condition::HeldBack, true) => {
-                format!("orgsync：来自 {} 的同步 #{} 暂缓了 {} 项删除，等待批准", self.source, self.run, self.held_back)
+                format!("orgsync（{who}）：来自 {} 的同步 #{} 暂缓了 {} 项删除，等待批准", self.source, self.run, self.held_back)
             }
-            (_, Condition::Recovered, false) => format!("orgsync: sync from {} recovered (run {} succeeded)", self.source, self.run),
-            (_, Condition::Recovered, true) => format!("orgsync：来自 {} 的同步已恢复（#{} 成功）", self.source, self.run),
+            (_, Condition::Recovered, false) => {
+                format!("orgsync on {who}: sync from {} recovered (run {} succeeded)", self.source, self.run)
+            }
+            (_, Condition::Recovered, true) => format!("orgsync（{who}）：来自 {} 的同步已恢复（#{} 成功）", self.source, self.run),
         };
         if self.status == "test" {
             return headline;
@@ -120,9 +144,9 @@ impl Message {
         }
         if self.condition == Condition::HeldBack {
             lines.push(if zh {
-                format!("确认后批准：orgsync sync --allow-deletes {}", self.held_back)
+                format!("确认后批准：orgsync {} --allow-deletes {}", self.approve_with, self.held_back)
             } else {
-                format!("To approve: orgsync sync --allow-deletes {}", self.held_back)
+                format!("To approve: orgsync {} --allow-deletes {}", self.approve_with, self.held_back)
             });
         }
         if let Some(u) = &self.status_url {
@@ -134,13 +158,13 @@ impl Message {
     /// The generic webhook's JSON.
     pub fn json(&self) -> Value {
         json!({
-            "event": self.condition.as_str(), "source": self.source, "run_id": self.run, "status": self.status,
+            "event": self.condition.as_str(), "source": self.source, "instance": self.instance, "run_id": self.run, "status": self.status,
             "counts": {"created": self.created, "updated": self.updated, "disabled": self.disabled, "deleted": self.deleted,
                        "failed": self.failed, "held_back": self.held_back},
             "errors": self.errors,
             "next": if self.condition == Condition::Recovered { Vec::new() } else {
                 let mut next = vec![format!("orgsync runs show {}", self.run)];
-                if self.condition == Condition::HeldBack { next.push(format!("orgsync sync --allow-deletes {}", self.held_back)); }
+                if self.condition == Condition::HeldBack { next.push(format!("orgsync {} --allow-deletes {}", self.approve_with, self.held_back)); }
                 next
             },
             "status_url": self.status_url,

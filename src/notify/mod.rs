@@ -8,16 +8,26 @@
 //!   again within `min_interval`; a change of condition is announced at
 //!   once. The last announcement per channel is kept in the mirror, so a
 //!   restart stays silent.
-//! - Sending never delays or fails a run: the run is recorded first, each
-//!   channel gets at most its `timeout` (retries with backoff inside it),
-//!   and failures are logged and counted (`orgsync_notifications_total`).
-//! - The vendors' answers are checked (`code` / `StatusCode` / `errcode`).
+//! - An announcement is claimed in the mirror before it is sent (a
+//!   compare-and-set on the channel's last announcement), so however slow
+//!   the bot or frequent the runs, a condition is announced once per
+//!   channel within `min_interval`; a send that fails gives the claim back.
+//! - Sending never delays or fails a run: the run is recorded first, the
+//!   channels are sent to at once, each gets at most its `timeout`, and
+//!   failures are logged and counted (`orgsync_notifications_total`). Only
+//!   transport errors and 5xx are retried (with backoff, inside the
+//!   timeout): a vendor's refusal (a wrong signature, a rate limit) is not.
+//! - The vendors' answers are checked (`code` / `StatusCode` / `errcode`),
+//!   on any HTTP status, and their code and message kept in the error.
+//! - Each vendor's documented size limit is kept in bytes (WeCom text 2,048;
+//!   Feishu's request body 20 KB; DingTalk text 20,000): a longer text is
+//!   cut, with a marker saying how much was left out.
 //! - Webhook URLs and signing secrets are secrets: never logged, never in
 //!   errors, `/status` or the mirror.
 
 mod message;
 
-pub use message::Message;
+pub use message::{Message, Origin};
 
 use crate::clock::Clock;
 use crate::config::notify::{Condition, NotifyConfig, NotifyKind};
@@ -85,9 +95,43 @@ pub fn dingtalk_sign(secret: &str, timestamp_ms: i64) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// The most bytes of text a vendor takes in one message (UTF-8).
+/// WeCom: a text message's `content` is at most 2,048 bytes (errcode
+/// 40058 beyond). Feishu: the whole request body is at most 20 KB; the
+/// text keeps 2 KB clear of it for the envelope and JSON escapes.
+/// DingTalk: a text message's content at most 20,000 bytes.
+pub fn max_bytes(kind: NotifyKind) -> Option<usize> {
+    match kind {
+        NotifyKind::WeCom => Some(2048),
+        NotifyKind::Feishu => Some(18 * 1024),
+        NotifyKind::DingTalk => Some(20_000),
+        NotifyKind::Webhook => None,
+    }
+}
+
+/// `text` within `max` bytes: cut at a character boundary, ending with a
+/// marker that says how many bytes were left out.
+pub fn fit(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    // The marker's own length depends on the count; leave room for the largest.
+    let marker = |n: usize| format!("\n… ({n} more bytes cut)");
+    let room = max.saturating_sub(marker(text.len()).len());
+    let mut cut = room.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &text[..cut], marker(text.len() - cut))
+}
+
 /// The request for one channel: the URL (with DingTalk's signature) and the JSON body.
 pub fn request(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> (String, Value) {
     let text = msg.text(channel.language);
+    let text = match max_bytes(channel.kind) {
+        Some(max) => fit(&text, max),
+        None => text,
+    };
     let url = channel.url.expose().to_owned();
     match channel.kind {
         NotifyKind::Webhook => (url, msg.json()),
@@ -115,24 +159,44 @@ pub fn request(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> (St
     }
 }
 
-/// Judge a vendor's answer: the HTTP status, then the body's own code.
-pub fn judge(kind: NotifyKind, status: u16, body: &[u8]) -> Result<(), String> {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    if !(200..300).contains(&status) {
-        return Err(format!("HTTP {status}"));
+/// Why a message did not get through, and whether trying again may help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendError {
+    pub message: String,
+    /// A transport error or a 5xx: retried. A vendor's refusal is not.
+    pub transient: bool,
+}
+
+impl SendError {
+    fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), transient: false }
     }
+}
+
+/// Judge a vendor's answer: the body's own code (on any HTTP status), then
+/// the status.
+pub fn judge(kind: NotifyKind, status: u16, body: &[u8]) -> Result<(), SendError> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let (code, message) = match kind {
-        NotifyKind::Webhook => return Ok(()),
+        NotifyKind::Webhook => (None, None),
         NotifyKind::Feishu => {
             let code = v.get("code").or_else(|| v.get("StatusCode")).and_then(Value::as_i64);
             (code, v.get("msg").or_else(|| v.get("StatusMessage")).and_then(Value::as_str))
         }
         NotifyKind::DingTalk | NotifyKind::WeCom => (v.get("errcode").and_then(Value::as_i64), v.get("errmsg").and_then(Value::as_str)),
     };
-    match code {
-        Some(0) => Ok(()),
-        Some(c) => Err(format!("code {c}: {}", crate::redact::excerpt(message.unwrap_or_default(), 200))),
-        None => Err("an answer without a code".into()),
+    let said = code.filter(|c| *c != 0).map(|c| format!("code {c}: {}", crate::redact::excerpt(message.unwrap_or_default(), 200)));
+    if !(200..300).contains(&status) {
+        let message = match said {
+            Some(s) => format!("HTTP {status}: {s}"),
+            None => format!("HTTP {status}"),
+        };
+        return Err(SendError { message, transient: status >= 500 });
+    }
+    match (kind, code, said) {
+        (NotifyKind::Webhook, _, _) | (_, Some(0), _) => Ok(()),
+        (_, _, Some(s)) => Err(SendError::permanent(s)),
+        _ => Err(SendError::permanent("an answer without a code")),
     }
 }
 
@@ -144,21 +208,19 @@ pub async fn send(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> 
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let (url, body) = request(channel, msg, now);
+    let transient = |message: &str| SendError { message: message.to_owned(), transient: true };
     let once = || async {
-        let resp = http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| if e.is_timeout() { "timed out".to_owned() } else { "cannot connect".to_owned() })?;
+        let resp =
+            http.post(&url).json(&body).send().await.map_err(|e| transient(if e.is_timeout() { "timed out" } else { "cannot connect" }))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|_| "cannot read the answer".to_owned())?;
+        let bytes = resp.bytes().await.map_err(|_| transient("cannot read the answer"))?;
         judge(channel.kind, status, &bytes)
     };
     let attempts = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2).with_jitter();
-    let result = tokio::time::timeout(channel.timeout, once.retry(attempts))
+    let result = tokio::time::timeout(channel.timeout, once.retry(attempts).when(|e: &SendError| e.transient))
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {:?}", channel.timeout)));
+        .unwrap_or_else(|_| Err(transient(&format!("no answer within {:?}", channel.timeout))))
+        .map_err(|e| e.message);
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     metrics::counter!(crate::telemetry::m::NOTIFICATIONS_TOTAL, "kind" => channel.kind.as_str(), "outcome" => outcome).increment(1);
     result.map_err(|e| crate::redact::redact(&e).into_owned())
@@ -169,44 +231,44 @@ fn key(i: usize, channel: &NotifyConfig) -> String {
     format!("{i}:{}", channel.kind.as_str())
 }
 
-/// After a run is recorded: tell each channel what it announces.
-pub async fn after_run(
-    channels: &[NotifyConfig],
-    mirror: &Mirror,
-    record: &RunRecord,
-    source: &str,
-    public_url: Option<&str>,
-    clock: &dyn Clock,
-) {
+/// After a run is recorded: tell each channel what it announces, all
+/// channels at once.
+pub async fn after_run(channels: &[NotifyConfig], mirror: &Mirror, record: &RunRecord, origin: Origin<'_>, clock: &dyn Clock) {
     if channels.is_empty() {
         return;
     }
     let now = clock.now();
     let now_is = condition(record);
     let errors = if now_is.is_some() { mirror.items(record.id).unwrap_or_default() } else { Vec::new() };
-    for (i, channel) in channels.iter().enumerate() {
+    let errors = &errors;
+    futures::future::join_all(channels.iter().enumerate().map(|(i, channel)| async move {
         let k = key(i, channel);
         let last = mirror.notified(&k).unwrap_or(None);
         let (say, remember) = decide(channel, now_is, last, now);
-        let Some(c) = say else {
-            if remember != last
-                && let Err(e) = mirror.set_notified(&k, remember)
-            {
+        // Claimed before it is sent: another run's announcement that got
+        // here first wins, and this one is not said twice.
+        match mirror.claim_notified(&k, last, remember) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
                 tracing::warn!(error = %e, "Could not keep the notification state");
+                return;
             }
-            continue;
-        };
-        let msg = Message::new(c, record, source, &errors, public_url);
+        }
+        let Some(c) = say else { return };
+        let msg = Message::new(c, record, origin, errors);
         match send(channel, &msg, now).await {
-            Ok(()) => {
-                tracing::info!(channel = %k, condition = c.as_str(), run = %record.id, "Notified");
-                if let Err(e) = mirror.set_notified(&k, remember) {
-                    tracing::warn!(error = %e, "Could not keep the notification time");
+            Ok(()) => tracing::info!(channel = %k, condition = c.as_str(), run = %record.id, "Notified"),
+            Err(e) => {
+                tracing::warn!(channel = %k, condition = c.as_str(), error = %e, "Could not notify");
+                // Not announced: the next run tries again.
+                if let Err(e) = mirror.claim_notified(&k, remember, last) {
+                    tracing::warn!(error = %e, "Could not keep the notification state");
                 }
             }
-            Err(e) => tracing::warn!(channel = %k, condition = c.as_str(), error = %e, "Could not notify"),
         }
-    }
+    }))
+    .await;
 }
 
 #[cfg(test)]

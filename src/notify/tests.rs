@@ -53,7 +53,7 @@ fn signatures_follow_the_vendors_documented_algorithms() {
     ding.kind = NotifyKind::DingTalk;
     ding.url = Secret::new("https://oapi.dingtalk.com/robot/send?access_token=T");
     ding.secret = Some(Secret::new("SECabc"));
-    let (url, body) = request(&ding, &Message::test("file"), at(0));
+    let (url, body) = request(&ding, &Message::test("file", "sync-01"), at(0));
     assert!(url.starts_with("https://oapi.dingtalk.com/robot/send?access_token=T&timestamp=1800000000000&sign="), "{url}");
     assert_eq!(body["msgtype"], "text");
 }
@@ -64,10 +64,58 @@ fn vendor_answers_are_judged_by_their_codes() {
     assert!(judge(NotifyKind::Feishu, 200, br#"{"StatusCode":0,"StatusMessage":"success"}"#).is_ok());
     let e =
         judge(NotifyKind::Feishu, 200, br#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#);
-    assert!(e.unwrap_err().contains("19021"));
-    assert!(
-        judge(NotifyKind::DingTalk, 200, br#"{"errcode":310000,"errmsg":"keywords not in content"}"#).unwrap_err().contains("keywords")
-    );
+    assert!(e.unwrap_err().message.contains("19021"));
+    let e = judge(NotifyKind::DingTalk, 200, br#"{"errcode":310000,"errmsg":"keywords not in content"}"#).unwrap_err();
+    assert!(e.message.contains("keywords") && !e.transient, "a wrong signature or keyword is not retried: {e:?}");
     assert!(judge(NotifyKind::WeCom, 200, br#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
-    assert_eq!(judge(NotifyKind::Webhook, 500, b"x").unwrap_err(), "HTTP 500");
+    assert_eq!(judge(NotifyKind::Webhook, 500, b"x").unwrap_err(), SendError { message: "HTTP 500".into(), transient: true });
+    // Rate limits are refusals too; a non-2xx keeps the vendor's code and message.
+    let e = judge(NotifyKind::WeCom, 200, br#"{"errcode":45009,"errmsg":"api freq out of limit"}"#).unwrap_err();
+    assert!(!e.transient && e.message.contains("45009"), "{e:?}");
+    let e = judge(NotifyKind::Feishu, 400, br#"{"code":9499,"msg":"Bad Request"}"#).unwrap_err();
+    assert_eq!(e, SendError { message: "HTTP 400: code 9499: Bad Request".into(), transient: false });
+    assert!(judge(NotifyKind::Feishu, 503, b"<html>busy</html>").unwrap_err().transient);
+}
+
+#[test]
+fn a_long_text_is_cut_to_the_vendors_limit_in_bytes_with_a_marker() {
+    let chinese = "同步失败：".repeat(400); // 15 bytes each: 6,000 bytes, 2,000 characters
+    let cut = fit(&chinese, 2048);
+    assert!(cut.len() <= 2048, "{} bytes", cut.len());
+    assert!(cut.ends_with("more bytes cut)"), "{cut}");
+    let left: usize = cut.rsplit_once("… (").unwrap().1.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(cut.rsplit_once("\n…").unwrap().0.len() + left, chinese.len(), "the count is what was left out");
+    assert_eq!(fit("short", 2048), "short");
+    // A WeCom message with long errors stays within 2,048 bytes.
+    let mut wecom = channel(&[]);
+    wecom.kind = NotifyKind::WeCom;
+    let mut msg = Message::test("dingtalk", "sync-01");
+    msg.status = "failed".into();
+    msg.condition = Condition::Failed;
+    msg.errors = vec![chinese.clone(), "x".repeat(5000)];
+    let (_, body) = request(&wecom, &msg, at(0));
+    assert!(body["text"]["content"].as_str().unwrap().len() <= 2048);
+}
+
+#[test]
+fn a_message_names_its_instance_and_the_next_step_that_works_where_it_ran() {
+    use crate::mirror::{RunId, RunRecord};
+    let record = RunRecord {
+        id: RunId(7),
+        trigger: "schedule".into(),
+        started_at: String::new(),
+        finished_at: None,
+        status: crate::mirror::RunStatus::Partial,
+        counts: [("user.delete.held_back".to_owned(), 30)].into(),
+        message: None,
+        objects: None,
+    };
+    let origin = Origin { source: "file", instance: "sync-01", public_url: None, service: true };
+    let msg = Message::new(Condition::HeldBack, &record, origin, &[]);
+    let text = msg.text(Language::En);
+    assert!(text.starts_with("orgsync on sync-01:"), "{text}");
+    assert!(text.contains("orgsync trigger --allow-deletes"), "the service holds the lock: {text}");
+    let one_shot = Message::new(Condition::HeldBack, &record, Origin { service: false, ..origin }, &[]);
+    assert!(one_shot.text(Language::Zh).contains("orgsync sync --allow-deletes"));
+    assert_eq!(msg.json()["instance"], "sync-01");
 }

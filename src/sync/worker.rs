@@ -45,16 +45,14 @@ impl Worker {
                     if !config.notify.is_empty() {
                         let (config, mirror, record) = (config.clone(), self.mirror.clone(), record.clone());
                         tokio::spawn(async move {
-                            let url = config.daemon.public_url.as_deref();
-                            crate::notify::after_run(
-                                &config.notify,
-                                &mirror,
-                                &record,
-                                config.source.kind(),
-                                url,
-                                &crate::clock::SystemClock,
-                            )
-                            .await;
+                            let instance = config.daemon.instance();
+                            let origin = crate::notify::Origin {
+                                source: config.source.kind(),
+                                instance: &instance,
+                                public_url: config.daemon.public_url.as_deref(),
+                                service: true,
+                            };
+                            crate::notify::after_run(&config.notify, &mirror, &record, origin, &crate::clock::SystemClock).await;
                         });
                     }
                     self.done.send_replace(Some(record));

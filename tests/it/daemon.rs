@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 const ADMIN: &str = "admin-token-for-tests";
 
-struct Daemon {
-    child: Child,
+pub struct Daemon {
+    pub child: Child,
     port: u16,
     log: PathBuf,
     http: reqwest::blocking::Client,
@@ -20,11 +20,11 @@ struct Daemon {
 
 impl Daemon {
     /// Start `orgsync run` (the config must listen on `port`) and wait for /healthz.
-    fn start(env: &Env, port: u16) -> Daemon {
+    pub fn start(env: &Env, port: u16) -> Daemon {
         Self::start_with(env, port, &[])
     }
 
-    fn start_with(env: &Env, port: u16, vars: &[(&str, &str)]) -> Daemon {
+    pub fn start_with(env: &Env, port: u16, vars: &[(&str, &str)]) -> Daemon {
         let log = env.path(&format!("daemon-{}.log", free_port()));
         let mut cmd = env.command(&["run"]);
         cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
@@ -44,33 +44,33 @@ impl Daemon {
         d
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub fn get(&self, path: &str) -> (u16, String) {
         let r = self.http.get(self.url(path)).send().unwrap();
         (r.status().as_u16(), r.text().unwrap())
     }
 
-    fn status(&self) -> Value {
+    pub fn status(&self) -> Value {
         let (code, body) = self.get("/status");
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
 
-    fn metrics(&self) -> String {
+    pub fn metrics(&self) -> String {
         let (code, body) = self.get("/metrics");
         assert_eq!(code, 200);
         body
     }
 
     /// The value of one sample, e.g. `orgsync_runs_total{trigger="startup",status="succeeded"}`.
-    fn metric(&self, sample: &str) -> f64 {
+    pub fn metric(&self, sample: &str) -> f64 {
         let text = self.metrics();
         text.lines()
             .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
@@ -78,7 +78,7 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
     }
 
-    fn post_sync(&self, query: &str, token: Option<&str>) -> (u16, Value) {
+    pub fn post_sync(&self, query: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.post(self.url(&format!("/sync{query}")));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -87,13 +87,13 @@ impl Daemon {
         (r.status().as_u16(), r.json().unwrap_or_default())
     }
 
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let ok = std::process::Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
         assert!(ok.success());
     }
 
     /// Wait until `f` holds for the recorded runs in /status.
-    fn wait_runs(&self, what: &str, timeout: Duration, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub fn wait_runs(&self, what: &str, timeout: Duration, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let runs = self.status()["runs"].as_array().cloned().unwrap_or_default();
@@ -105,7 +105,7 @@ impl Daemon {
         }
     }
 
-    fn wait_exit(&mut self, timeout: Duration) -> i32 {
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {

@@ -231,3 +231,31 @@ fn the_service_announces_from_its_own_task() {
     let hook: Value = serde_json::from_str(&got(&r)[0].1).unwrap();
     assert_eq!((hook["event"].as_str(), hook["run_id"].as_i64()), (Some("failed"), Some(1)));
 }
+
+#[test]
+fn a_slow_bot_and_a_run_every_second_announce_a_condition_once_per_channel() {
+    let env = Env::new();
+    let r = receiver();
+    let port = crate::harness::free_port();
+    config(&env, &r, "timeout = \"10s\"");
+    // Every run fails, one a second; each announcement takes 2.5 s to be answered.
+    std::fs::write(env.path("org.json"), "{ not json").unwrap();
+    let mut text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap();
+    text =
+        text.replace("[daemon]\n", &format!("[schedule]\nmode = \"interval\"\nevery = \"1s\"\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(env.path("orgsync.toml"), text).unwrap();
+    r.world.lock().unwrap().hang = Some(Duration::from_millis(2500));
+    let d = crate::daemon::Daemon::start(&env, port);
+    // Runs go on while the first announcements wait for their answers.
+    d.wait_runs("five failed runs", Duration::from_secs(120), |runs| runs.iter().filter(|r| r["status"] == "failed").count() >= 5);
+    // Every announcement sent by now has been answered (2.5 s each, all channels at once).
+    std::thread::sleep(Duration::from_secs(4));
+    let seen = got(&r);
+    let mut per_channel: HashMap<&str, usize> = HashMap::new();
+    for (p, _) in &seen {
+        *per_channel.entry(p.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_channel.len(), 4, "every channel announced: {seen:?}");
+    assert!(per_channel.values().all(|n| *n == 1), "announced more than once within min_interval: {per_channel:?}");
+    assert!(seen.iter().all(|(_, t)| !t.contains("orgsync sync --allow-deletes")), "the service names `trigger`");
+}
