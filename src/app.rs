@@ -177,6 +177,7 @@ pub async fn run(
         metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => o).absolute(0);
     }
     metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
+    metrics::gauge!(m::STARTED_TIMESTAMP_SECONDS).set(clock.now().timestamp() as f64);
     metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(1.0);
 
     let (config_tx, config_rx) = watch::channel(Arc::new(config));

@@ -60,6 +60,7 @@ pub mod m {
     pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "orgsync_config_last_reload_successful";
     pub const BUILD_INFO: &str = "orgsync_build_info";
     pub const RUN_IN_PROGRESS: &str = "orgsync_run_in_progress";
+    pub const STARTED_TIMESTAMP_SECONDS: &str = "orgsync_started_timestamp_seconds";
     pub const NOTIFICATIONS_TOTAL: &str = "orgsync_notifications_total";
 }
 
@@ -102,6 +103,11 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
     describe_gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL, "0 after a rejected reload, 1 at start and after a good one.");
     describe_gauge!(m::BUILD_INFO, "Always 1; the version label says which build runs.");
     describe_gauge!(m::RUN_IN_PROGRESS, "1 while a sync run is in progress.");
+    describe_gauge!(
+        m::STARTED_TIMESTAMP_SECONDS,
+        Unit::Seconds,
+        "Unix time the service started (what the no-success alert measures from before any run succeeded)."
+    );
     metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
 }

@@ -580,7 +580,10 @@ impl Mirror {
             let Some(cutoff) = cutoff else { return Ok(0) };
             tx.execute("DELETE FROM run_items WHERE run_id < ?1", [cutoff])?;
             tx.execute("DELETE FROM run_requests WHERE run_id < ?1", [cutoff])?;
-            let n = tx.execute("DELETE FROM runs WHERE id < ?1", [cutoff])?;
+            // The last success is kept (without its items): the no-success
+            // alert measures from it, also after a restart.
+            let n =
+                tx.execute("DELETE FROM runs WHERE id < ?1 AND id IS NOT (SELECT MAX(id) FROM runs WHERE status = 'succeeded')", [cutoff])?;
             tx.commit()?;
             Ok(n)
         })

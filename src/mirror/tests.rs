@@ -94,3 +94,20 @@ fn old_runs_and_their_items_are_pruned_keeping_the_newest() {
     assert_eq!(m.prune_runs(2).unwrap(), 0, "nothing more to prune");
     assert_eq!(m.prune_runs(100).unwrap(), 0);
 }
+
+#[test]
+fn pruning_keeps_the_last_success_when_every_newer_run_was_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let ok = m.start_run("manual").unwrap();
+    m.finish_run(ok, RunStatus::Succeeded, None).unwrap();
+    let when = m.last_success().unwrap();
+    assert!(when.is_some());
+    for _ in 0..5 {
+        let run = m.start_run("schedule").unwrap();
+        m.finish_run(run, RunStatus::Partial, Some("1 of 2 operations failed")).unwrap();
+    }
+    m.prune_runs(2).unwrap();
+    assert_eq!(m.last_success().unwrap(), when, "the last success was pruned: the no-success alert would go blind");
+    assert_eq!(m.runs(10).unwrap().len(), 3, "the two newest and the last success");
+}

@@ -52,7 +52,17 @@ fn the_alert_rules_pass_promtool() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 4 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 5 rules found"));
+    // Every rule has scenarios that fire it and keep it silent: never succeeded,
+    // a long partial streak, held-back deletes, a failed run, a rejected reload, a stuck run.
+    let tests = root().join("packaging/prometheus/orgsync-alerts.test.yml");
+    let text = std::fs::read_to_string(&tests).unwrap();
+    let rules = std::fs::read_to_string(root().join("packaging/prometheus/orgsync-alerts.yml")).unwrap();
+    for rule in rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
+        assert!(text.contains(&format!("alertname: {rule}\n        exp_alerts:\n          - exp_labels")), "no test fires {rule}");
+    }
+    let out = Command::new(tool("PROMTOOL", "/usr/bin/promtool")).args(["test", "rules"]).arg(&tests).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
