@@ -1,16 +1,32 @@
 //! The file source's wire format and its mapping to the model.
+//!
+//! The document is read record by record: a record that cannot be read (a
+//! wrong-typed field, no `id` or `name`, an unknown key) is an `invalid`
+//! item naming it, never a failed run, as the SaaS sources do. What makes
+//! the whole document unusable fails the run: JSON that does not parse, an
+//! unknown top-level key (a typo there would read as "no users"), or an id
+//! used twice (which record is that id?).
 
-use crate::model::{Department, Snapshot, SourceId, User};
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Document {
+struct Document<'a> {
+    #[serde(default, borrow)]
+    departments: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    users: Vec<&'a RawValue>,
+}
+
+/// Whatever id a record that cannot be read has, to name it.
+#[derive(Deserialize)]
+struct IdOnly {
     #[serde(default)]
-    departments: Vec<DeptDto>,
-    #[serde(default)]
-    users: Vec<UserDto>,
+    id: Option<IdValue>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +110,42 @@ fn checked_id(list: &'static str, index: usize, id: IdValue, seen: &mut HashMap<
     Ok(id)
 }
 
+/// A record's checked id; an empty one makes the record unreadable (an
+/// `invalid` item without an id), a duplicate fails the document.
+fn readable_id(
+    kind: Kind,
+    list: &'static str,
+    index: usize,
+    id: IdValue,
+    seen: &mut HashMap<SourceId, usize>,
+    unreadable: &mut Vec<Unreadable>,
+) -> Result<Option<SourceId>, FormatError> {
+    match checked_id(list, index, id, seen) {
+        Ok(id) => Ok(Some(id)),
+        Err(e @ FormatError::EmptyId { .. }) => {
+            unreadable.push(Unreadable { kind, source_id: None, message: format!("{e}: the record cannot be read") });
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One record of `list`, or why it cannot be read (with its id when it has one).
+fn record<T: DeserializeOwned>(kind: Kind, list: &str, index: usize, raw: &RawValue) -> Result<T, Unreadable> {
+    serde_json::from_str(raw.get()).map_err(|e| {
+        let id = serde_json::from_str::<IdOnly>(raw.get())
+            .ok()
+            .and_then(|r| r.id)
+            .map(IdValue::into_id)
+            .filter(|i| !i.as_str().trim().is_empty());
+        // serde's position is within the record, not the file: leave it out.
+        let what = e.to_string();
+        let what = what.split(" at line ").next().unwrap_or(&what);
+        let named = id.as_ref().map(|i| format!(" (id \"{i}\")")).unwrap_or_default();
+        Unreadable { kind, source_id: id, message: format!("{list}[{index}]{named} cannot be read: {what}") }
+    })
+}
+
 /// Parse and check a document. Errors name the offending entry.
 pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
@@ -101,9 +153,17 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     let doc: Document = serde_json::from_slice(bytes)?;
     let mut snap = Snapshot::default();
     let mut seen = HashMap::new();
-    for (i, d) in doc.departments.into_iter().enumerate() {
+    for (i, raw) in doc.departments.into_iter().enumerate() {
+        let d: DeptDto = match record(Kind::Department, "departments", i, raw) {
+            Ok(d) => d,
+            Err(u) => {
+                snap.unreadable.push(u);
+                continue;
+            }
+        };
+        let Some(source_id) = readable_id(Kind::Department, "departments", i, d.id, &mut seen, &mut snap.unreadable)? else { continue };
         snap.departments.push(Department {
-            source_id: checked_id("departments", i, d.id, &mut seen)?,
+            source_id,
             parent_id: d.parent_id.map(IdValue::into_id).filter(|p| !p.as_str().is_empty()),
             name: d.name,
             order: d.order,
@@ -111,9 +171,17 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
         });
     }
     seen.clear();
-    for (i, u) in doc.users.into_iter().enumerate() {
+    for (i, raw) in doc.users.into_iter().enumerate() {
+        let u: UserDto = match record(Kind::User, "users", i, raw) {
+            Ok(u) => u,
+            Err(e) => {
+                snap.unreadable.push(e);
+                continue;
+            }
+        };
+        let Some(source_id) = readable_id(Kind::User, "users", i, u.id, &mut seen, &mut snap.unreadable)? else { continue };
         snap.users.push(User {
-            source_id: checked_id("users", i, u.id, &mut seen)?,
+            source_id,
             username: u.username,
             name: u.name,
             email: u.email,
