@@ -377,3 +377,44 @@ fn feishu_org_into_ldap_then_idle() {
     assert!(!r.stderr.contains(APP_SECRET) && !r.stderr.contains(ROOT_PW) && !r.stdout.contains(ROOT_PW));
     assert_idle(&env);
 }
+
+#[test]
+fn groups_layout_never_shares_one_group_between_departments_named_alike() {
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &base_ldif());
+    config(&env, &slapd.url, "disable = \"delete\"\n[target.departments]\nas = \"groups\"\n", "");
+    // Sales/Team and Support/Team: one name, two departments.
+    let doc = json!({
+        "departments": [
+            {"id": "d0", "name": "HQ"},
+            {"id": "sales", "parent_id": "d0", "name": "Sales"},
+            {"id": "support", "parent_id": "d0", "name": "Support"},
+            {"id": "sales-team", "parent_id": "sales", "name": "Team"},
+            {"id": "support-team", "parent_id": "support", "name": "Team"},
+        ],
+        "users": [
+            {"id": "u0", "username": "seller", "name": "Seller", "email": "seller@example.test", "department_ids": ["sales-team"]},
+            {"id": "u1", "username": "helper", "name": "Helper", "email": "helper@example.test", "department_ids": ["support-team"]},
+        ]
+    });
+    env.write_org(&doc);
+    for _ in 0..2 {
+        let r = env.sync(&[]);
+        assert!(matches!(r.code, 0 | 3), "{}\n{}", r.stdout, r.stderr);
+        // Read through the server: no group holds members of both departments.
+        let people = format!("ou=People,{SUFFIX}");
+        for g in search(&slapd, &format!("ou=Departments,{SUFFIX}"), "(objectClass=groupOfNames)") {
+            let members = g.all("member");
+            let both = members.contains(&format!("uid=seller,{people}")) && members.contains(&format!("uid=helper,{people}"));
+            assert!(!both, "one group for two departments: {g:?}");
+        }
+        let teams = search(&slapd, SUFFIX, "(cn=Team)");
+        assert_eq!(teams.len(), 1, "{teams:?}");
+        let parent_of_team: Vec<String> = search(&slapd, SUFFIX, "(objectClass=groupOfNames)")
+            .into_iter()
+            .filter(|g| g.all("member").contains(&teams[0].dn))
+            .map(|g| g.get("cn").unwrap().to_owned())
+            .collect();
+        assert_eq!(parent_of_team.len(), 1, "the one Team group sits in one parent: {parent_of_team:?}");
+    }
+}

@@ -179,8 +179,12 @@ impl LdapTarget {
         self.index(|i| i.dn.get(id).cloned()).ok_or_else(|| TargetError::Other(format!("no entry known by {} {id}", self.id_attr())))
     }
 
-    /// After an add answered 68: the entry is this object's when it was not
-    /// there at the load, or carries this object's mark; else a conflict.
+    /// After an add answered 68: the entry is this object's when it carries
+    /// this object's mark, or carries no other mark and is no object this
+    /// run knows (not there at the load, not added or bound for another
+    /// object since: a create whose answer was lost). Anything else (two
+    /// departments named alike, another object's entry) is a conflict
+    /// naming both: identity never rests on a name that can repeat.
     async fn existing(&self, dn: &str, external_id: &str) -> Result<TargetId, TargetError> {
         let (attr, ext) = (self.id_attr(), self.c.attributes.external_id.as_str());
         let attrs: Vec<&str> = [attr, ext].into_iter().filter(|a| !a.is_empty()).collect();
@@ -190,16 +194,20 @@ impl LdapTarget {
             .map(|v| TargetId(v.to_owned()))
             .ok_or_else(|| TargetError::Other(format!("{dn} has no {attr}")))?;
         // `first` finds nothing for an unset (empty) attribute name.
-        let marked = entries::first(&e.attrs, ext) == Some(external_id);
-        if marked || !self.index(|i| i.loaded.contains(&id)) {
+        let mark = entries::first(&e.attrs, ext);
+        let known = self.index(|i| i.loaded.contains(&id) || i.dn.contains_key(&id));
+        if mark == Some(external_id) || (mark.is_none() && !known) {
             self.index(|i| i.dn.insert(id.clone(), dn.to_owned()));
-            Ok(id)
-        } else {
-            Err(TargetError::Other(format!(
-                "{dn} already exists and is another object (not matched to source {external_id}; match it by \
-                 policy.users.match_by, or set target.attributes.external_id so orgsync can recognise its own entries)"
-            )))
+            return Ok(id);
         }
+        let whose = match mark {
+            Some(other) => format!("source {other}'s entry"),
+            None => "another object".to_owned(),
+        };
+        Err(TargetError::Other(format!(
+            "conflict: {dn} already exists and is {whose}, not source {external_id}'s; nothing was written to it (match it by \
+             policy.users.match_by, or set target.attributes.external_id so orgsync can recognise its own entries)"
+        )))
     }
 
     // --- departments -------------------------------------------------------
