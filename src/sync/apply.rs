@@ -27,8 +27,11 @@ pub struct Outcome {
     pub failed: u64,
     /// Updates of which the target refused some attributes.
     pub refused: u64,
-    /// Skipped because shutdown began.
+    /// Skipped because shutdown began, or the target became unreachable.
     pub not_attempted: u64,
+    /// The target stopped answering: `unreachable_after` operations in a
+    /// row could not reach it, and the rest were not attempted.
+    pub unreachable: Option<u64>,
 }
 
 /// What became of one operation.
@@ -58,6 +61,12 @@ struct Ctx<'a> {
     stop: &'a CancellationToken,
     /// The grace period's end: operations in flight are abandoned.
     abandon: &'a CancellationToken,
+    /// Operations in a row that could not reach the target, and how many
+    /// end the run (none: never).
+    streak: std::sync::atomic::AtomicUsize,
+    unreachable_after: Option<usize>,
+    /// Fired once the target is judged unreachable: nothing more is tried.
+    dead: CancellationToken,
 }
 
 impl Ctx<'_> {
@@ -167,16 +176,23 @@ impl Ctx<'_> {
             sent: Vec::new(),
             changes: None,
         };
+        const UNREACHABLE: &str = "not attempted: the target is unreachable";
         if self.stop.is_cancelled() {
             return not_attempted(None);
         }
+        if self.dead.is_cancelled() {
+            return not_attempted(Some(UNREACHABLE));
+        }
         // The grace period is a hard deadline: an operation still in flight
         // at its end is dropped (a create whose answer was lost is found
-        // again by externalId on the next run).
+        // again by externalId on the next run). So is one still retrying
+        // once the target is judged unreachable.
         let result = tokio::select! {
             r = self.run(op) => r,
             _ = self.abandon.cancelled() => return not_attempted(Some("abandoned in flight: the grace period ended")),
+            _ = self.dead.cancelled() => return not_attempted(Some(UNREACHABLE)),
         };
+        self.judge_reach(&result);
         let refused: Vec<Field> = match &result {
             Err(TargetError::Refused { fields, .. }) => fields.clone(),
             _ => Vec::new(),
@@ -199,6 +215,22 @@ impl Ctx<'_> {
                     changes: changes_json(op),
                 }
             }
+        }
+    }
+
+    /// Count operations in a row that could not reach the target; at
+    /// `unreachable_after`, the target is dead for this run.
+    fn judge_reach<T>(&self, result: &Result<T, TargetError>) {
+        use std::sync::atomic::Ordering;
+        let Some(after) = self.unreachable_after else { return };
+        match result {
+            Err(e) if e.is_unreachable() => {
+                if self.streak.fetch_add(1, Ordering::SeqCst) + 1 >= after && !self.dead.is_cancelled() {
+                    tracing::error!(run = %self.run, operations = after, error = %e, "The target is unreachable: the rest of the run is not attempted");
+                    self.dead.cancel();
+                }
+            }
+            _ => self.streak.store(0, Ordering::SeqCst),
         }
     }
 
@@ -276,11 +308,14 @@ fn changes_json(op: &Op) -> Option<String> {
 }
 
 /// Shutdown as the apply sees it: `stop` starts no new operation,
-/// `abandon` (the grace period's end) drops the ones in flight.
+/// `abandon` (the grace period's end) drops the ones in flight;
+/// `unreachable_after` operations in a row that cannot reach the target
+/// end it too.
 #[derive(Clone, Copy, Debug)]
 pub struct Stops<'a> {
     pub stop: &'a CancellationToken,
     pub abandon: &'a CancellationToken,
+    pub unreachable_after: Option<usize>,
 }
 
 /// Outcomes per mirror transaction, and the longest they wait.
@@ -294,10 +329,20 @@ pub async fn apply(
     run: RunId,
     bindings: Bindings,
     concurrency: usize,
-    Stops { stop, abandon }: Stops<'_>,
+    Stops { stop, abandon, unreachable_after }: Stops<'_>,
 ) -> Result<Outcome, MirrorError> {
     let back = bindings.departments.iter().map(|(s, t)| (t.clone(), s.clone())).collect();
-    let ctx = Ctx { target, mirror, run, departments: Mutex::new((bindings.departments, back)), stop, abandon };
+    let ctx = Ctx {
+        target,
+        mirror,
+        run,
+        departments: Mutex::new((bindings.departments, back)),
+        stop,
+        abandon,
+        streak: 0.into(),
+        unreachable_after,
+        dead: CancellationToken::new(),
+    };
     let mut outcome = Outcome::default();
     let ops = &plan.ops;
     let mut start = 0;
@@ -328,5 +373,6 @@ pub async fn apply(
         ctx.record(&mut pending)?;
         start = end;
     }
+    outcome.unreachable = ctx.dead.is_cancelled().then_some(unreachable_after.unwrap_or_default() as u64);
     Ok(outcome)
 }

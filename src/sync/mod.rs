@@ -232,6 +232,9 @@ pub struct RunContext<'a> {
     pub policy: &'a Policy,
     /// Operations in flight at once.
     pub concurrency: usize,
+    /// Operations in a row that cannot reach the target before the run
+    /// gives up on it (`target.unreachable_after`; none: never).
+    pub unreachable_after: Option<usize>,
     /// Shutdown: no new operation starts.
     pub stop: &'a CancellationToken,
     /// From `stop`, how long operations in flight may take: at the end of
@@ -266,18 +269,13 @@ pub async fn run_with_config(
         // Recorded, counted and logged like any other failed run.
         Err(e) => return Recording::start(mirror, &SystemClock, trigger, source.kind())?.fail(RunError::SetupTarget(e)),
     };
-    let concurrency = match &config.target {
-        crate::target::TargetConfig::Scim(c) => c.concurrency,
-        crate::target::TargetConfig::Ldap(c) => c.concurrency,
-        crate::target::TargetConfig::Rest(c) => c.concurrency,
-        crate::target::TargetConfig::File { .. } => 1,
-    };
     let ctx = RunContext {
         source: source.as_ref(),
         target: target.as_ref(),
         mirror,
         policy: &config.policy,
-        concurrency,
+        concurrency: config.target.concurrency(),
+        unreachable_after: config.target.unreachable_after(),
         stop,
         grace: config.daemon.grace_period,
         clock: &SystemClock,
@@ -410,7 +408,7 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
 }
 
 async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
-    let RunContext { source, target, mirror, policy, concurrency, stop, grace, clock, scope } = *ctx;
+    let RunContext { source, target, mirror, policy, concurrency, unreachable_after, stop, grace, clock, scope } = *ctx;
     let recording = Recording::start(mirror, clock, trigger, source.kind())?;
     let run_id = recording.id;
 
@@ -488,10 +486,16 @@ async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) 
 
     let abandon = abandon_after(stop, grace);
     let _timer = abandon.clone().drop_guard();
-    let mut outcome = apply::apply(&plan, target, mirror, run_id, bindings, concurrency, apply::Stops { stop, abandon: &abandon }).await?;
-    let deferred = match target.flush().await {
-        Ok(d) => d,
-        Err(e) => return recording.fail(RunError::WriteTarget(e)),
+    let mut outcome =
+        apply::apply(&plan, target, mirror, run_id, bindings, concurrency, apply::Stops { stop, abandon: &abandon, unreachable_after })
+            .await?;
+    // A target judged unreachable is not asked for its deferred writes either.
+    let deferred = match outcome.unreachable {
+        Some(_) => Vec::new(),
+        None => match target.flush().await {
+            Ok(d) => d,
+            Err(e) => return recording.fail(RunError::WriteTarget(e)),
+        },
     };
     record_deferred(mirror, run_id, &deferred, &mut outcome)?;
     let (bound_users, bound_departments) = mirror.binding_counts()?;
@@ -514,7 +518,12 @@ async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) 
     if let Some(g) = &plan.guard {
         reasons.push(g.clone());
     }
-    if outcome.not_attempted > 0 {
+    if let Some(n) = outcome.unreachable {
+        reasons.push(format!(
+            "target unreachable: {n} operations in a row could not reach it; {} operations not attempted (the next run does them)",
+            outcome.not_attempted
+        ));
+    } else if outcome.not_attempted > 0 {
         reasons.push(format!("stopped by shutdown: {} operations not attempted (the next run does them)", outcome.not_attempted));
     }
     if outcome.failed > 0 {
@@ -530,7 +539,9 @@ async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) 
     }
     let writes = outcome.ok + outcome.failed;
     // Refusals are partly applied: a run of nothing else is partial.
-    let status = if outcome.failed > outcome.refused && outcome.ok == 0 && writes > 0 {
+    let status = if outcome.unreachable.is_some() {
+        RunStatus::Failed
+    } else if outcome.failed > outcome.refused && outcome.ok == 0 && writes > 0 {
         reasons.insert(0, "nothing could be applied".into());
         RunStatus::Failed
     } else if reasons.is_empty() {

@@ -45,6 +45,8 @@ enum Interrupt {
     Crash,
     /// SIGTERM while this write hangs (a target that stopped answering).
     StopWhileHung,
+    /// The target dies: this write and every later one find nobody there.
+    Dies,
 }
 
 /// The file target, interrupted at a given write.
@@ -57,8 +59,12 @@ struct Interrupting {
 }
 
 impl Interrupting {
-    async fn tick(&self) {
+    async fn tick(&self) -> Result<(), TargetError> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if matches!(self.how, Interrupt::Dies) && n >= self.after {
+            // As a gateway in front of a dead server answers, after the retries.
+            return Err(TargetError::Http { method: "POST", path: "/Users".into(), status: 503, detail: None, retry_after: None });
+        }
         if n == self.after {
             match self.how {
                 Interrupt::None => {}
@@ -68,8 +74,10 @@ impl Interrupting {
                     self.stop.cancel();
                     futures::future::pending::<()>().await;
                 }
+                Interrupt::Dies => {}
             }
         }
+        Ok(())
     }
 }
 
@@ -79,7 +87,7 @@ impl Target for Interrupting {
     }
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
         Box::pin(async move {
-            self.tick().await;
+            self.tick().await?;
             self.inner.create_department(spec, parent).await
         })
     }
@@ -92,19 +100,19 @@ impl Target for Interrupting {
         parent: Option<&'a TargetId>,
     ) -> TResult<'a, ()> {
         Box::pin(async move {
-            self.tick().await;
+            self.tick().await?;
             self.inner.update_department(id, spec, changes, old_parent, parent).await
         })
     }
     fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
         Box::pin(async move {
-            self.tick().await;
+            self.tick().await?;
             self.inner.delete_department(id).await
         })
     }
     fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
         Box::pin(async move {
-            self.tick().await;
+            self.tick().await?;
             self.inner.create_user(spec, departments).await
         })
     }
@@ -117,19 +125,19 @@ impl Target for Interrupting {
         departments: &'a [TargetId],
     ) -> TResult<'a, ()> {
         Box::pin(async move {
-            self.tick().await;
+            self.tick().await?;
             self.inner.update_user(id, spec, changes, old, departments).await
         })
     }
     fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
         Box::pin(async move {
-            self.tick().await;
+            self.tick().await?;
             self.inner.disable_user(id).await
         })
     }
     fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()> {
         Box::pin(async move {
-            self.tick().await;
+            self.tick().await?;
             self.inner.delete_user(id, departments).await
         })
     }
@@ -204,6 +212,7 @@ impl World {
             mirror: &self.mirror,
             policy: &self.policy,
             concurrency: 4,
+            unreachable_after: Some(5),
             stop,
             grace: GRACE,
             clock: self.clock.as_ref(),
@@ -302,6 +311,22 @@ async fn an_operation_hung_at_sigterm_is_abandoned_at_the_grace_deadline_and_the
     let next = w.run().await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
     w.assert_no_duplicates(60, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_that_dies_mid_run_ends_it_failed_at_once_and_the_next_run_converges() {
+    let w = World::new(org(5, 200));
+    let stop = CancellationToken::new();
+    let dead = w.run_with(&w.target(30, Interrupt::Dies, &stop), &stop, RunOptions::default()).await;
+    assert_eq!(dead.status, RunStatus::Failed, "{dead:?}");
+    assert!(dead.message.as_deref().unwrap_or("").starts_with("target unreachable: 5 operations in a row"), "{dead:?}");
+    // Five failures end it (and the ones in flight with them): the rest are never tried.
+    let failed = dead.count(None, "failed");
+    assert!((5..=8).contains(&failed), "{failed} failed: {:?}", dead.counts);
+    assert!(dead.count(None, "not_attempted") >= 150, "{:?}", dead.counts);
+    let next = w.run().await;
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    w.assert_no_duplicates(200, 5);
 }
 
 #[tokio::test(start_paused = true)]

@@ -27,6 +27,27 @@ impl TargetConfig {
             TargetConfig::File { .. } => "file",
         }
     }
+
+    /// Operations in flight at once.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            TargetConfig::Scim(c) => c.concurrency,
+            TargetConfig::Ldap(c) => c.concurrency,
+            TargetConfig::Rest(c) => c.concurrency,
+            TargetConfig::File { .. } => 1,
+        }
+    }
+
+    /// Operations in a row that could not reach the target before the run
+    /// gives up on it (`unreachable_after`); none for a file.
+    pub fn unreachable_after(&self) -> Option<usize> {
+        match self {
+            TargetConfig::Scim(c) => Some(c.unreachable_after),
+            TargetConfig::Ldap(c) => Some(c.unreachable_after),
+            TargetConfig::Rest(c) => Some(c.unreachable_after),
+            TargetConfig::File { .. } => None,
+        }
+    }
 }
 
 impl crate::config::Section for TargetConfig {

@@ -58,6 +58,18 @@ impl TargetError {
         }
     }
 
+    /// The target could not be reached at all (after the retries): the
+    /// connection was refused or timed out, or a gateway said it is down.
+    /// Several in a row end the run (`unreachable_after`).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            TargetError::Http { status, .. } => matches!(*status, 502..=504),
+            TargetError::Transport { source, .. } => source.is_timeout() || source.is_connect(),
+            TargetError::Ldap(e) => matches!(e, crate::ldap::LdapError::Connect(_) | crate::ldap::LdapError::Protocol { .. }),
+            _ => false,
+        }
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             TargetError::Http { retry_after, .. } => *retry_after,

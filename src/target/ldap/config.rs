@@ -95,6 +95,8 @@ pub struct LdapTargetConfig {
     pub concurrency: usize,
     /// `max_retries`: retries of busy/unavailable/timeouts. Default 5.
     pub max_retries: usize,
+    /// `unreachable_after`: operations in a row that cannot reach the server end the run `failed`. Default 5.
+    pub unreachable_after: usize,
 }
 
 fn dn_shaped(t: &Reader<'_>, key: &str, v: &str, errs: &mut Problems) {
@@ -248,5 +250,6 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         protected: t.strings("protected", errs).unwrap_or_default(),
         concurrency: concurrency as usize,
         max_retries: max_retries as usize,
+        unreachable_after: t.u64_in("unreachable_after", 1..=10_000, errs).unwrap_or(5) as usize,
     })))
 }

@@ -132,6 +132,8 @@ pub struct RestConfig {
     pub timeout: Duration,
     pub concurrency: usize,
     pub max_retries: usize,
+    /// `unreachable_after`: operations in a row that cannot reach the API end the run `failed`. Default 5.
+    pub unreachable_after: usize,
     /// Requests per second.
     pub rate_limit: u32,
     pub auth: Auth,
@@ -332,6 +334,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     let timeout = t.duration("timeout", crate::config::TIMEOUTS, errs).unwrap_or(Duration::from_secs(30));
     let concurrency = t.u64_in("concurrency", 1..=64, errs).unwrap_or(4) as usize;
     let max_retries = t.u64_in("max_retries", crate::config::RETRIES, errs).unwrap_or(5) as usize;
+    let unreachable_after = t.u64_in("unreachable_after", 1..=10_000, errs).unwrap_or(5) as usize;
     let rate_limit = t.u64_in("rate_limit", 1..=1000, errs).unwrap_or(50) as u32;
     let params = Value::Object(t.entries("params", errs).into_iter().collect());
     if preset.as_deref() == Some("keycloak") && params.get("realm").and_then(Value::as_str).is_none_or(str::is_empty) {
@@ -400,6 +403,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         preset,
         timeout,
         concurrency,
+        unreachable_after,
         max_retries,
         rate_limit,
         auth,

@@ -343,6 +343,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             concurrency: 1,
             max_retries: 3,
+            unreachable_after: 5,
             page_size: Some(10),
             departments: crate::reconcile::DepartmentShape::Tree,
         })

@@ -29,6 +29,9 @@ pub struct ScimConfig {
     pub concurrency: usize,
     /// `max_retries`: retries of a transient failure (timeout, 429, 5xx). Default 5.
     pub max_retries: usize,
+    /// `unreachable_after`: operations in a row that cannot reach the server (connection
+    /// refused, timeouts, 502-504, after their retries) end the run `failed`. Default 5.
+    pub unreachable_after: usize,
     /// `page_size`: `count` per list request, at most the server's
     /// `maxResults`. Unset: the server's `maxResults` (up to 1,000), else 100.
     pub page_size: Option<usize>,
@@ -76,6 +79,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         t.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=256"));
     }
     let max_retries = t.u64_in("max_retries", crate::config::RETRIES, errs).unwrap_or(5);
+    let unreachable_after = t.u64_in("unreachable_after", 1..=10_000, errs).unwrap_or(5) as usize;
     let page_size = t.u64("page_size", errs);
     if let Some(n) = page_size.filter(|n| !(1..=1000).contains(n)) {
         t.problem(errs, "page_size", format!("{n} is out of range 1..=1000"));
@@ -87,6 +91,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         timeout,
         concurrency: concurrency as usize,
         max_retries: max_retries as usize,
+        unreachable_after,
         page_size: page_size.map(|n| n as usize),
         departments,
     }))
