@@ -172,9 +172,97 @@ impl Connection {
     }
 }
 
-/// A DN for comparing: lower case, no spaces around separators.
+/// A DN in its RFC 4514 normal form, for comparing DNs: attribute types
+/// lower-cased; values unescaped (`\,` and the hex pair `\2C` alike),
+/// case-folded with runs of spaces made one and unescaped outer spaces
+/// dropped (the caseIgnore matching of `cn`, `ou`, `dc`, `uid`), then
+/// escaped one way (specials as lower-case hex pairs); the values of a
+/// multi-valued RDN sorted. `cn=Roe\, Ann,ou=People` and `CN=Roe\2C
+/// Ann, ou=people` are one DN, as the server says (and slapd's own
+/// `(member=…)` filter agrees). A value given as `#hex` (BER) is kept as
+/// its lower-cased hex.
 pub fn normalize(dn: &str) -> String {
-    dn.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
+    split_unescaped(dn, &[',', ';'])
+        .iter()
+        .map(|rdn| {
+            let mut avas: Vec<String> = split_unescaped(rdn, &['+']).iter().map(|ava| normal_ava(ava)).collect();
+            avas.sort();
+            avas.join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `s` split at each of `seps` that no backslash escapes (a hex pair's
+/// digits are never separators).
+fn split_unescaped<'a>(s: &'a str, seps: &[char]) -> Vec<&'a str> {
+    let mut parts = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if seps.contains(&c) {
+            parts.push(&s[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// One `type=value` in normal form.
+fn normal_ava(ava: &str) -> String {
+    let Some((ty, value)) = ava.split_once('=') else { return ava.trim().to_lowercase() };
+    let ty = ty.trim().to_ascii_lowercase();
+    let value = value.trim_start();
+    if let Some(hex) = value.strip_prefix('#') {
+        return format!("{ty}=#{}", hex.trim().to_ascii_lowercase());
+    }
+    // Unescape to bytes (a hex pair may be one byte of a UTF-8 character),
+    // remembering which trailing spaces were escaped (those count).
+    let (mut bytes, mut kept) = (Vec::with_capacity(value.len()), 0usize);
+    let raw = value.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\\' && i + 1 < raw.len() {
+            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(byte) => {
+                    bytes.push(byte);
+                    i += 3;
+                }
+                None => {
+                    bytes.push(raw[i + 1]);
+                    i += 2;
+                }
+            }
+            kept = bytes.len();
+        } else {
+            bytes.push(b);
+            i += 1;
+            if b != b' ' {
+                kept = bytes.len();
+            }
+        }
+    }
+    bytes.truncate(kept);
+    let text = String::from_utf8_lossy(&bytes).to_lowercase();
+    let folded = text.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    let mut out = String::with_capacity(folded.len() + ty.len() + 1);
+    out.push_str(&ty);
+    out.push('=');
+    for (n, c) in folded.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') || (n == 0 && c == '#');
+        if special {
+            out.push_str(&format!("\\{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Whether `dn` is `base` or under it (compared as [`normalize`]d).
@@ -199,6 +287,25 @@ pub fn outermost<S: AsRef<str>>(bases: Vec<S>) -> Vec<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_compare_in_their_rfc_4514_normal_form() {
+        let same = [
+            ("cn=Roe\\, Ann,ou=People,dc=example,dc=com", "CN=Roe\\2C Ann, ou=people,DC=Example,dc=COM"),
+            ("cn=Roe\\2c  Ann,ou=People", "cn=roe\\, ann,ou=People"),
+            ("cn=A+uid=b,ou=X", "UID=B + CN=a,ou=x"),
+            ("ou=R\\26D,dc=x", "ou=r&d,dc=x"),
+            ("cn=Z\\C3\\BCrich,dc=x", "cn=zürich,dc=x"),
+            ("ou=Sales ,dc=x", "ou=Sales,dc=x"),
+        ];
+        for (a, b) in same {
+            assert_eq!(normalize(a), normalize(b), "{a} vs {b}");
+        }
+        assert_ne!(normalize("cn=Roe\\, Ann,ou=People"), normalize("cn=Roe,cn=Ann,ou=People"), "an escaped comma is no separator");
+        assert_ne!(normalize("cn=a\\+b,dc=x"), normalize("cn=a+b=,dc=x"));
+        assert!(is_under("cn=Roe\\2C Ann,ou=People,dc=x", "OU=people, dc=X"));
+        assert!(!is_under("cn=x,ou=People2,dc=x", "ou=People,dc=x"));
+    }
 
     #[test]
     fn outermost_bases_drop_what_lies_inside_another_and_repeats() {

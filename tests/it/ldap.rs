@@ -258,3 +258,28 @@ fn an_included_ou_narrows_the_search_to_its_subtree() {
     let names: HashSet<&str> = doc["departments"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, HashSet::from(["Eng", "Platform"]));
 }
+
+/// A member value kept as an LDIF import wrote it (`cn=Roe\, Ann,…`) is the
+/// entry the server names `cn=Roe\2C Ann,…`: DNs compare in their RFC 4514
+/// normal form (escapes, hex pairs, case, spaces).
+#[test]
+fn a_group_member_written_with_other_escapes_or_case_is_still_its_user() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let emea = format!("ou=Emea,ou=Sales,ou=Corp,{SUFFIX}");
+    let mut ldif = tree(5);
+    ldif.push_str(&format!(
+        "dn: cn=Roe\\, Ann,{emea}\nobjectClass: inetOrgPerson\nuid: roe\ncn: Roe, Ann\nsn: Roe\nmail: roe@example.test\n\n\
+         dn: cn=Lee\\2B Bo,{emea}\nobjectClass: inetOrgPerson\nuid: lee\ncn: Lee+ Bo\nsn: Lee\nmail: lee@example.test\n\n\
+         dn: cn=Escaped,ou=Groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: Escaped\n\
+         member: cn=Roe\\, Ann,{emea}\nmember: CN=lee\\+ bo, OU=emea,ou=Sales,ou=Corp,{}\n\n",
+        SUFFIX.to_uppercase()
+    ));
+    let slapd = Slapd::start(env.dir.path(), &ldif);
+    let groups = format!("[source.departments]\nfrom = \"groups\"\nbase_dn = \"ou=Groups,{SUFFIX}\"\n");
+    ldap_config(&env, &scim, &slapd.url, READER_PW, &groups);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let members = group_members(&scim);
+    assert!(members["Escaped"].contains("roe") && members["Escaped"].contains("lee"), "{members:?}");
+}

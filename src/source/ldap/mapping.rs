@@ -197,9 +197,10 @@ pub fn parent_dn(dn: &str) -> Option<String> {
     None
 }
 
-/// Case and spaces around separators don't matter in DNs.
+/// A DN in its RFC 4514 normal form (escapes, hex pairs, case, spaces,
+/// multi-valued RDN order): see [`crate::ldap::normalize`].
 pub fn norm_dn(dn: &str) -> String {
-    dn.split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
+    crate::ldap::normalize(dn)
 }
 
 /// How departments are read.
