@@ -47,6 +47,30 @@ pub enum MirrorError {
     Locked { path: PathBuf },
     #[error("mirror {path}: the lock is poisoned")]
     Poisoned { path: PathBuf },
+    /// The file is not a database any more (truncated, overwritten).
+    #[error(
+        "mirror database {path} is damaged ({source}). Stop orgsync, move the file aside (keep it for a look: \
+         `mv {path} {path}.damaged`), and run again: the next run starts a new mirror and binds the target's \
+         objects again by externalId and match keys, without duplicates (run history is lost)",
+        path = path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl MirrorError {
+    /// An SQLite error of the mirror at `path`: a damaged file is said so,
+    /// with the way out.
+    pub fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match source.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => MirrorError::Corrupt { path: path.to_owned(), source },
+            _ => MirrorError::Sqlite { path: path.to_owned(), source },
+        }
+    }
 }
 
 /// A run's status as docs/design.md defines it (`never_synced` is the absence of runs).
@@ -235,7 +259,7 @@ impl Mirror {
                 drop(lock::private_file(std::path::Path::new(&p))?);
             }
         }
-        let sql = |source| MirrorError::Sqlite { path: path.clone(), source };
+        let sql = |source| MirrorError::sqlite(&path, source);
         let mut conn = Connection::open(&path).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
@@ -246,6 +270,16 @@ impl Mirror {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         schema::migrations().to_latest(&mut conn).map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;
         Ok(Self { path, conn: Mutex::new(conn), clock })
+    }
+
+    /// Tests: let the database grow by no page from now on, as a full disk would.
+    #[cfg(test)]
+    pub fn fill_the_disk(&self) {
+        self.with(|c| {
+            let pages: i64 = c.pragma_query_value(None, "page_count", |r| r.get(0))?;
+            c.pragma_update(None, "max_page_count", pages)
+        })
+        .unwrap();
     }
 
     /// Now, as the mirror stores it.
@@ -259,11 +293,10 @@ impl Mirror {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|source| MirrorError::Sqlite { path: path.clone(), source })?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|source| MirrorError::Sqlite { path: path.clone(), source })?;
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| MirrorError::sqlite(&path, source))?;
+        let version: i64 =
+            conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|source| MirrorError::sqlite(&path, source))?;
         if version == 0 {
             return Ok(None);
         }
@@ -272,7 +305,7 @@ impl Mirror {
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, MirrorError> {
         let mut conn = self.conn.lock().map_err(|_| MirrorError::Poisoned { path: self.path.clone() })?;
-        f(&mut conn).map_err(|source| MirrorError::Sqlite { path: self.path.clone(), source })
+        f(&mut conn).map_err(|source| MirrorError::sqlite(&self.path, source))
     }
 
     pub fn bindings(&self) -> Result<Bindings, MirrorError> {

@@ -361,6 +361,16 @@ impl<'a> Recording<'a> {
         self.finish(RunStatus::Failed, Some(&message))
     }
 
+    /// The mirror could not be written: record the run `failed` with why,
+    /// when even that is possible (else the next start marks it
+    /// interrupted), and say it.
+    fn lost(&self, e: MirrorError) -> Result<RunRecord, SyncError> {
+        let message = format!("the mirror could not be written, so the run stopped there: {e}");
+        error!(run = %self.id, %message, "Sync run failed");
+        metrics::counter!(telemetry::m::RUN_FAILURES_TOTAL, "reason" => "mirror").increment(1);
+        self.finish(RunStatus::Failed, Some(&message)).map_err(|_| SyncError::Mirror(e))
+    }
+
     /// Not a failure: nothing went wrong, the next run does it all.
     fn stopped(&self) -> Result<RunRecord, SyncError> {
         warn!(run = %self.id, "Sync run stopped by shutdown before anything was applied");
@@ -408,8 +418,17 @@ pub async fn run(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Re
 }
 
 async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) -> Result<RunRecord, SyncError> {
+    let recording = Recording::start(ctx.mirror, ctx.clock, trigger, ctx.source.kind())?;
+    match run_started(ctx, &recording, options).await {
+        // The mirror refused a write (a full disk): the run ends `failed`
+        // with the reason where it can still be recorded, never `running`.
+        Err(SyncError::Mirror(e)) => recording.lost(e),
+        other => other,
+    }
+}
+
+async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: RunOptions) -> Result<RunRecord, SyncError> {
     let RunContext { source, target, mirror, policy, concurrency, unreachable_after, stop, grace, clock, scope } = *ctx;
-    let recording = Recording::start(mirror, clock, trigger, source.kind())?;
     let run_id = recording.id;
 
     // Fetch everything before touching anything: a failed fetch writes nothing.

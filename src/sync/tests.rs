@@ -47,11 +47,14 @@ enum Interrupt {
     StopWhileHung,
     /// The target dies: this write and every later one find nobody there.
     Dies,
+    /// The disk fills up: the mirror cannot grow from this write on.
+    DiskFull,
 }
 
 /// The file target, interrupted at a given write.
 struct Interrupting {
     inner: FileTarget,
+    mirror: Option<std::sync::Arc<Mirror>>,
     writes: AtomicUsize,
     after: usize,
     how: Interrupt,
@@ -75,6 +78,7 @@ impl Interrupting {
                     futures::future::pending::<()>().await;
                 }
                 Interrupt::Dies => {}
+                Interrupt::DiskFull => self.mirror.as_ref().expect("the mirror to fill").fill_the_disk(),
             }
         }
         Ok(())
@@ -175,7 +179,7 @@ fn org(departments: usize, users: usize) -> Snapshot {
 struct World {
     dir: tempfile::TempDir,
     source: Memory,
-    mirror: Mirror,
+    mirror: std::sync::Arc<Mirror>,
     policy: Policy,
     clock: Arc<crate::clock::TokioClock>,
     scope: reconcile::scope::Scope,
@@ -190,7 +194,7 @@ impl World {
     fn new(snapshot: Snapshot) -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = clock();
-        let mirror = Mirror::open_with_clock(dir.path(), clock.clone()).unwrap();
+        let mirror = std::sync::Arc::new(Mirror::open_with_clock(dir.path(), clock.clone()).unwrap());
         World {
             source: Memory(Mutex::new(snapshot), std::time::Duration::ZERO),
             mirror,
@@ -202,7 +206,14 @@ impl World {
     }
 
     fn target(&self, after: usize, how: Interrupt, stop: &CancellationToken) -> Interrupting {
-        Interrupting { inner: FileTarget::new(self.dir.path().join("target.json")), writes: 0.into(), after, how, stop: stop.clone() }
+        Interrupting {
+            inner: FileTarget::new(self.dir.path().join("target.json")),
+            mirror: Some(self.mirror.clone()),
+            writes: 0.into(),
+            after,
+            how,
+            stop: stop.clone(),
+        }
     }
 
     async fn run_with(&self, target: &Interrupting, stop: &CancellationToken, options: RunOptions) -> RunRecord {
@@ -327,6 +338,30 @@ async fn a_target_that_dies_mid_run_ends_it_failed_at_once_and_the_next_run_conv
     let next = w.run().await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
     w.assert_no_duplicates(200, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_disk_mid_run_ends_it_failed_with_the_reason_never_running() {
+    let w = World::new(org(5, 3000));
+    let stop = CancellationToken::new();
+    let target = w.target(10, Interrupt::DiskFull, &stop);
+    let ctx = RunContext {
+        source: &w.source,
+        target: &target,
+        mirror: &w.mirror,
+        policy: &w.policy,
+        concurrency: 4,
+        unreachable_after: None,
+        stop: &stop,
+        grace: GRACE,
+        clock: w.clock.as_ref(),
+        scope: &w.scope,
+    };
+    let r = run(&ctx, "manual", RunOptions::default()).await.expect("recorded");
+    assert_eq!(r.status, RunStatus::Failed, "{r:?}");
+    let message = r.message.as_deref().unwrap_or_default();
+    assert!(message.contains("the mirror could not be written") && message.contains("full"), "{message}");
+    assert_eq!(w.mirror.runs(1).unwrap()[0].status, RunStatus::Failed, "never left running");
 }
 
 #[tokio::test(start_paused = true)]

@@ -193,3 +193,31 @@ fn under_journald_each_event_is_one_entry_at_its_priority() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.lines().any(|l| l.starts_with("<3>") || l.starts_with("<4>")), "{}", r.stderr);
 }
+
+#[test]
+fn a_damaged_mirror_names_the_file_and_the_way_out_and_moving_it_aside_rebinds() {
+    let env = Env::new();
+    file_to_file(&env);
+    assert_eq!(env.sync(&[]).code, 0);
+    // Half of it gone, as after a disk failure or a bad copy.
+    let db = env.path("state/mirror.db");
+    let bytes = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &bytes[..bytes.len() / 2]).unwrap();
+    let _ = std::fs::remove_file(env.path("state/mirror.db-wal"));
+    let _ = std::fs::remove_file(env.path("state/mirror.db-shm"));
+    let overwritten = |p: &std::path::Path| std::fs::write(p, b"not a database at all, just text").unwrap();
+    for (damage, cmd) in [(None, "status"), (None, "sync"), (Some(overwritten), "status")] {
+        if let Some(d) = damage {
+            d(&db);
+        }
+        let r = env.orgsync(&[cmd]);
+        assert_ne!(r.code, 0, "{cmd}: {}", r.stdout);
+        assert!(r.stderr.contains("is damaged") && r.stderr.contains("move the file aside"), "{cmd}: {}", r.stderr);
+        assert!(r.stderr.contains("mirror.db"), "names the file: {}", r.stderr);
+    }
+    // The way out works: a new mirror, everything bound again, nothing duplicated.
+    std::fs::rename(&db, env.path("state/mirror.db.damaged")).unwrap();
+    assert_eq!(env.sync(&[]).code, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
+    assert_eq!(doc["users"].as_array().unwrap().len(), 10, "no duplicates after the rebind");
+}
