@@ -263,7 +263,13 @@ pub async fn run(
                     }) {
                         Ok(new) => {
                             let new = Arc::new(new);
-                            scheduler = Scheduler::start(&new, &queue, &next_tx, &clock);
+                            // The same times: the next run keeps its time (a
+                            // restarted interval would move it).
+                            if new.schedule.same_timing(&old.schedule) {
+                                tracing::debug!("Schedule unchanged by the reload; the next run keeps its time");
+                            } else {
+                                scheduler = Scheduler::start(&new, &queue, &next_tx, &clock);
+                            }
                             info!(schedule = %new.schedule.describe(), source = new.source.kind(), "Config reloaded");
                             config_tx.send_replace(new);
                             metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "ok").increment(1);

@@ -84,6 +84,12 @@ impl Schedule {
         self.timezone.unwrap_or_else(system_zone)
     }
 
+    /// Whether `other` fires at the same times (a reload that keeps them
+    /// keeps the next run's time too).
+    pub fn same_timing(&self, other: &Schedule) -> bool {
+        self.describe() == other.describe() && self.timezone == other.timezone && self.jitter == other.jitter
+    }
+
     /// A short description for logs and `/status`.
     pub fn describe(&self) -> String {
         match &self.mode {

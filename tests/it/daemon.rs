@@ -323,6 +323,32 @@ fn sigusr1_triggers_a_run_and_sighup_with_a_broken_config_keeps_the_old_one() {
     let s = d.status();
     assert_eq!(s["schedule"], "every 1h");
     assert!(s["next_run"].is_string(), "{s}");
+
+    // A reload that leaves the schedule as it is keeps the next run's time.
+    std::thread::sleep(Duration::from_millis(1100));
+    let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        format!(
+            "{text}
+[policy.guard]
+max_deletes = 7
+"
+        ),
+    )
+    .unwrap();
+    d.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.metric(r#"orgsync_config_reloads_total{outcome="ok"}"#) < 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no second reload recorded:
+{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.status()["next_run"], s["next_run"], "an unchanged schedule moved the next run");
 }
 
 #[test]
