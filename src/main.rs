@@ -55,6 +55,18 @@ fn main() -> ExitCode {
 
 fn load(cli: &Cli) -> Result<settings::Config, ExitCode> {
     settings::load(&cli.config).map_err(|e: ConfigError| {
+        // check-config lists every problem at once, missing input files included.
+        let e = match e {
+            ConfigError::Invalid { path, mut problems } if matches!(cli.command, Command::CheckConfig) => {
+                for p in settings::preflight_tree(&cli.config) {
+                    if !problems.iter().any(|q| q.key == p.key) {
+                        problems.push(p);
+                    }
+                }
+                ConfigError::Invalid { path, problems }
+            }
+            e => e,
+        };
         esay!("error: {}", orgsync::redact::redact(&e.to_string()));
         ExitCode::from(EXIT_CONFIG)
     })
@@ -101,7 +113,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::CheckConfig => {
             let problems = settings::preflight(&cfg);
             if !problems.is_empty() {
-                esay!("{}", orgsync::redact::redact(&ConfigError::Invalid { path: cli.config.clone(), problems }.to_string()));
+                esay!("error: {}", orgsync::redact::redact(&ConfigError::Invalid { path: cli.config.clone(), problems }.to_string()));
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
             say!("{}: ok (source {}, state_dir {})", cli.config.display(), cfg.source.kind(), cfg.state_dir.display());

@@ -17,6 +17,7 @@ pub use secret::Secret;
 use crate::reconcile::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use crate::schedule::{self, Mode, MonthDay, Schedule};
 use reader::{Problems, Reader};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -142,7 +143,15 @@ pub fn load<S: SourceSection, T: Section>(path: &Path) -> Result<Settings<S, T>,
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let invalid = |problems| ConfigError::Invalid { path: path.to_owned(), problems: blame_env(problems, std::env::vars()) };
-    validate_with(&tree, &base, credentials.as_deref()).map_err(invalid)
+    let env_keys = env_keys(std::env::vars());
+    validate_with_env(&tree, &base, credentials.as_deref(), &env_keys).map_err(invalid)
+}
+
+/// The keys the `ORGSYNC__…` variables set, dotted and lower-case.
+pub fn env_keys(env: impl IntoIterator<Item = (String, String)>) -> BTreeSet<String> {
+    env.into_iter()
+        .filter_map(|(var, _)| Some(var.strip_prefix("ORGSYNC__")?.split("__").map(str::to_lowercase).collect::<Vec<_>>().join(".")))
+        .collect()
 }
 
 /// Say which problems come from an `ORGSYNC__…` variable rather than the file.
@@ -229,8 +238,19 @@ pub fn validate_with<S: SourceSection, T: Section>(
     base: &Path,
     credentials: Option<&Path>,
 ) -> Result<Settings<S, T>, Vec<Problem>> {
+    validate_with_env(tree, base, credentials, &BTreeSet::new())
+}
+
+/// [`validate_with`], knowing which keys the environment set (a list given
+/// there is comma-separated).
+pub fn validate_with_env<S: SourceSection, T: Section>(
+    tree: &serde_json::Map<String, serde_json::Value>,
+    base: &Path,
+    credentials: Option<&Path>,
+    env_keys: &BTreeSet<String>,
+) -> Result<Settings<S, T>, Vec<Problem>> {
     let mut errs: Problems = Vec::new();
-    let mut root = Reader::root(tree, base, credentials);
+    let mut root = Reader::root(tree, base, credentials).with_env_keys(env_keys);
     let state_dir = root.path("state_dir", &mut errs).unwrap_or_else(|| PathBuf::from("/var/lib/orgsync"));
     let mut st = root.table("state", &mut errs);
     let keep_runs = st.u64_in("keep_runs", 1..=1_000_000, &mut errs).unwrap_or(100);
@@ -431,6 +451,18 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
         },
     });
     let cron = cron.and_then(|c| match schedule::parse_cron(c.trim()) {
+        // croner takes a seventh field (years); the documented form has six.
+        Ok(_) if c.split_whitespace().count() != 6 => {
+            s.problem(
+                errs,
+                "cron",
+                format!(
+                    "{c:?} has {} fields; write six, like \"0 30 2 * * *\" (sec min hour day month weekday)",
+                    c.split_whitespace().count()
+                ),
+            );
+            None
+        }
         Ok(parsed) => Some((c, parsed)),
         Err(e) => {
             s.problem(errs, "cron", format!("{c:?} is not a cron expression with six fields, like \"0 30 2 * * *\" ({e})"));
@@ -457,8 +489,38 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
         run_on_start: s.bool("run_on_start", errs).unwrap_or(dflt.run_on_start),
         jitter: s.duration("jitter", Duration::ZERO..=Duration::from_secs(86_400), errs).unwrap_or(dflt.jitter),
     };
+    // Keys that would do nothing in this mode are mistakes worth naming.
+    if schedule.timezone.is_some() && matches!(mode_name(&schedule.mode, errs, &s), "manual" | "interval") {
+        s.problem(
+            errs,
+            "timezone",
+            "does nothing with mode = \"manual\" or \"interval\" (it places times of day: daily, weekly, monthly, cron)",
+        );
+    }
+    match &schedule.mode {
+        Mode::Manual if !schedule.jitter.is_zero() && mode_name(&schedule.mode, errs, &s) == "manual" => {
+            s.problem(errs, "jitter", "does nothing with mode = \"manual\" (it delays scheduled runs)");
+        }
+        Mode::Interval { every } if schedule.jitter >= *every => s.problem(
+            errs,
+            "jitter",
+            format!("{} is not shorter than every = {}", humantime::format_duration(schedule.jitter), humantime::format_duration(*every)),
+        ),
+        _ => {}
+    }
     s.finish(errs);
     schedule
+}
+
+/// The mode's name as configured (`Manual` also stands for a mode whose keys
+/// were wrong: then nothing more is said of it).
+fn mode_name(mode: &Mode, errs: &Problems, s: &Reader<'_>) -> &'static str {
+    match mode {
+        Mode::Manual if errs.iter().any(|e| e.key.starts_with(&s.key(""))) => "invalid",
+        Mode::Manual => "manual",
+        Mode::Interval { .. } => "interval",
+        _ => "timed",
+    }
 }
 
 fn list_of<T: std::str::FromStr>(r: &mut Reader<'_>, k: &'static str, allowed: &[&str], errs: &mut Problems) -> Option<Vec<T>> {

@@ -32,13 +32,22 @@ pub struct Reader<'a> {
     base: &'a Path,
     /// `$CREDENTIALS_DIRECTORY`: where relative `*_file` secrets are, when set.
     credentials: Option<&'a Path>,
+    /// Keys (`policy.users.protected`) set by an `ORGSYNC__…` variable:
+    /// there a list is written comma-separated; in the file it is a list.
+    from_env: Option<&'a BTreeSet<String>>,
 }
 
 pub type Problems = Vec<Problem>;
 
 impl<'a> Reader<'a> {
     pub fn root(map: &'a Map<String, Value>, base: &'a Path, credentials: Option<&'a Path>) -> Self {
-        Self { prefix: String::new(), map: Some(map), defaults: None, used: BTreeSet::new(), base, credentials }
+        Self { prefix: String::new(), map: Some(map), defaults: None, used: BTreeSet::new(), base, credentials, from_env: None }
+    }
+
+    /// The same root, knowing which keys the environment set.
+    pub fn with_env_keys(mut self, keys: &'a BTreeSet<String>) -> Self {
+        self.from_env = Some(keys);
+        self
     }
 
     /// The same table with `defaults` under it (a preset): a key the config
@@ -105,7 +114,7 @@ impl<'a> Reader<'a> {
             Some(Value::Object(m)) => Some(m),
             _ => None,
         };
-        Reader { prefix, map, defaults, used: BTreeSet::new(), base: self.base, credentials: self.credentials }
+        Reader { prefix, map, defaults, used: BTreeSet::new(), base: self.base, credentials: self.credentials, from_env: self.from_env }
     }
 
     /// An array of tables (`[[k]]`), each as its own reader (`k[0]`, `k[1]`, …); absent means none.
@@ -124,6 +133,7 @@ impl<'a> Reader<'a> {
                         used: BTreeSet::new(),
                         base: self.base,
                         credentials: self.credentials,
+                        from_env: self.from_env,
                     }),
                     other => {
                         errs.push(Problem { key: format!("{prefix}[{i}]"), message: format!("expected a table, found {}", kind(other)) });
@@ -252,7 +262,14 @@ impl<'a> Reader<'a> {
                 Some(out)
             }
             // From the environment: a comma-separated list.
-            Value::String(s) => Some(s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()),
+            Value::String(s) if self.from_env.is_some_and(|keys| keys.contains(&self.key(k))) => {
+                Some(s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
+            }
+            // In the file, a list is a list: `protected = "admin"` is a mistake, not one name.
+            Value::String(s) => {
+                self.problem(errs, k, format!("expected a list of strings, found a string (write [{s:?}])"));
+                None
+            }
             other => {
                 self.problem(errs, k, format!("expected a list of strings, found {}", kind(other)));
                 None

@@ -33,5 +33,20 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
     problems
 }
 
+/// [`preflight`] for a config that did not validate: what it can say from
+/// the merged tree alone, so that `check-config` lists every problem at once
+/// (a missing secret does not hide a missing source file).
+pub fn preflight_tree(path: &Path) -> Vec<Problem> {
+    let Ok(tree) = crate::config::load_tree(path, std::env::vars()) else { return Vec::new() };
+    let source = tree.get("source").and_then(|s| s.as_object());
+    let file = source.filter(|s| s.get("kind").and_then(|k| k.as_str()) == Some("file")).and_then(|s| s.get("path")?.as_str());
+    let Some(file) = file else { return Vec::new() };
+    let full = path.parent().unwrap_or(Path::new("")).join(file);
+    if full.is_file() {
+        return Vec::new();
+    }
+    vec![Problem { key: "source.path".into(), message: format!("{} is not a readable file", full.display()) }]
+}
+
 #[cfg(test)]
 mod tests;

@@ -20,8 +20,14 @@ fn write(dir: &Path, text: &str) -> PathBuf {
 fn problems(text: &str, env: &[(&str, &str)]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), text);
-    let tree = load_tree(&p, env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
-    match validate(&tree, dir.path()) {
+    let vars = || env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    let tree = load_tree(&p, vars()).unwrap();
+    match crate::config::validate_with_env::<crate::source::SourceConfig, crate::target::TargetConfig>(
+        &tree,
+        dir.path(),
+        None,
+        &crate::config::env_keys(vars()),
+    ) {
         Ok(_) => vec![],
         Err(e) => e.iter().map(ToString::to_string).collect(),
     }
@@ -216,6 +222,35 @@ fn schedule_problems_name_the_key() {
     assert!(cron[0].starts_with("schedule.cron: \"30 2 * * *\" is not a cron expression with six fields"), "{cron:?}");
     let day = problems(&format!("{MINIMAL}\n[schedule]\nmode = \"monthly\"\nday = 31\nat = \"01:00\"\n"), &[]);
     assert_eq!(day, vec!["schedule.day: \"31\" must be 1..=28 (every month has it) or \"last\""]);
+}
+
+#[test]
+fn keys_that_do_nothing_in_the_mode_a_string_for_a_list_and_a_seven_field_cron_are_named() {
+    let errs = problems(
+        &format!(
+            "{MINIMAL}\n[policy.users]\nprotected = \"admin\"\n[schedule]\nmode = \"interval\"\nevery = \"1h\"\ntimezone = \"Asia/Shanghai\"\njitter = \"2h\"\n"
+        ),
+        &[],
+    );
+    let want = [
+        "policy.users.protected: expected a list of strings, found a string (write [\"admin\"])",
+        "schedule.timezone: does nothing with mode = \"manual\" or \"interval\" (it places times of day: daily, weekly, monthly, cron)",
+        "schedule.jitter: 2h is not shorter than every = 1h",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e == w), "missing {w:?} in {errs:#?}");
+    }
+    let manual = problems(&format!("{MINIMAL}\n[schedule]\nmode = \"manual\"\njitter = \"5m\"\n"), &[]);
+    assert_eq!(manual, ["schedule.jitter: does nothing with mode = \"manual\" (it delays scheduled runs)"]);
+    let cron = problems(&format!("{MINIMAL}\n[schedule]\nmode = \"cron\"\ncron = \"0 0 * * * * 2030\"\n"), &[]);
+    assert!(cron[0].starts_with("schedule.cron: \"0 0 * * * * 2030\" has 7 fields"), "{cron:?}");
+    // From the environment a list is comma-separated, and stays a list.
+    let env = problems(MINIMAL, &[("ORGSYNC__POLICY__USERS__PROTECTED", "admin, root")]);
+    assert_eq!(env, Vec::<String>::new());
+    assert!(
+        problems(&format!("{MINIMAL}\n[schedule]\nmode = \"daily\"\nat = \"02:00\"\ntimezone = \"Asia/Shanghai\"\njitter = \"5m\"\n"), &[])
+            .is_empty()
+    );
 }
 
 #[test]

@@ -221,3 +221,25 @@ fn a_damaged_mirror_names_the_file_and_the_way_out_and_moving_it_aside_rebinds()
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
     assert_eq!(doc["users"].as_array().unwrap().len(), 10, "no duplicates after the rebind");
 }
+
+#[test]
+fn check_config_lists_a_missing_secret_and_a_missing_source_file_at_once_each_error_said_once() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"missing-org.json\"\n\
+         [target]\nkind = \"scim\"\nbase_url = \"https://scim.example.test/v2\"\ntoken_file = \"missing-token\"\n",
+    )
+    .unwrap();
+    let r = env.orgsync(&["check-config"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: invalid config"), "{}", r.stderr);
+    assert!(r.stderr.contains("target.token_file: cannot read"), "{}", r.stderr);
+    assert!(r.stderr.contains("source.path: ") && r.stderr.contains("missing-org.json is not a readable file"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("os error 2").count(), 1, "said once: {}", r.stderr);
+    // The source file alone missing: the same prefix as every other error.
+    std::fs::write(env.path("missing-token"), "t\n").unwrap();
+    let r = env.orgsync(&["check-config"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.starts_with("error: invalid config") && r.stderr.contains("missing-org.json"), "{}", r.stderr);
+}
