@@ -4,7 +4,7 @@
 //! is known, so a crash loses nothing and the next run resumes from the truth.
 
 mod lock;
-mod schema;
+pub mod schema;
 
 pub use lock::StateLock;
 
@@ -299,6 +299,17 @@ impl Mirror {
             conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|source| MirrorError::sqlite(&path, source))?;
         if version == 0 {
             return Ok(None);
+        }
+        // A mirror an earlier release wrote: migrated first (as `sync` would),
+        // so that every command reads it. When another process holds it, that
+        // process is this release's service and has migrated it already.
+        if usize::try_from(version).is_ok_and(|v| v < schema::latest())
+            && let Ok(_lock) = StateLock::acquire(state_dir)
+        {
+            drop(conn);
+            drop(Self::open(state_dir)?);
+            tracing::info!(path = %path.display(), from = version, to = schema::latest(), "Migrated a mirror an earlier release wrote");
+            return Self::open_read_only(state_dir);
         }
         Ok(Some(Self { path, conn: Mutex::new(conn), clock: Arc::new(SystemClock) }))
     }

@@ -3,8 +3,18 @@
 
 use rusqlite_migration::{M, Migrations};
 
+/// Every migration, in order: a mirror at version N has had the first N.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
+    Migrations::new(all())
+}
+
+/// The schema version of this release (`user_version` once migrated).
+pub fn latest() -> usize {
+    all().len()
+}
+
+fn all() -> Vec<M<'static>> {
+    vec![
         M::up(
             "CREATE TABLE bindings (
             kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
@@ -86,7 +96,7 @@ pub fn migrations() -> Migrations<'static> {
             PRIMARY KEY (run_id, seq)
          );",
         ),
-    ])
+    ]
 }
 
 #[cfg(test)]
