@@ -49,6 +49,16 @@ impl DeptState<'_> {
 }
 
 impl<'a> DeptState<'a> {
+    /// A target department as the run log names it: by the source id of the
+    /// department matched to it (both sides of a change read alike), else
+    /// as the target's (`target <id>`).
+    pub(super) fn named(&self, t: &TargetId, target: &TargetSnapshot) -> String {
+        self.res
+            .iter()
+            .position(|r| matches!(r, DeptRes::Matched(i) if target.departments[*i].id == *t))
+            .map_or_else(|| format!("target {t}"), |i| self.src[i].source_id.to_string())
+    }
+
     /// Source department `i`'s parent as the target holds it: none in a flat target.
     fn parent(&self, i: usize) -> Option<&'a SourceId> {
         self.src[i].parent_id.as_ref().filter(|_| self.shape == DepartmentShape::Tree)
@@ -319,7 +329,7 @@ pub(super) fn plan_departments<'a>(
                 if parent_change {
                     changes.push(Change {
                         field: Field::Parent,
-                        from: td.parent.as_ref().map(|t| t.to_string()),
+                        from: td.parent.as_ref().map(|t| state.named(t, target)),
                         to: d.parent_id.as_ref().map(|s| s.to_string()),
                     });
                 }

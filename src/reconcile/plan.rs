@@ -349,6 +349,8 @@ impl Op {
             .into_iter()
             .flatten()
             .collect(),
+            // What a disable changes, said like any other change.
+            Op::DisableUser { .. } => vec![Change { field: Field::Active, from: Some("true".into()), to: Some("false".into()) }],
             _ => Vec::new(),
         }
     }

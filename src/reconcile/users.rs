@@ -444,7 +444,7 @@ pub(super) fn user_changes(
         if !same {
             changes.push(Change {
                 field: Field::Departments,
-                from: Some(have.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")),
+                from: Some(have.iter().map(|t| dept.named(t, target)).collect::<Vec<_>>().join(",")),
                 to: Some(want.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")),
             });
         }

@@ -351,9 +351,17 @@ fn runs_show_changes_says_what_each_item_changed_and_why_accounts_went() {
     assert!(r.stdout.contains("email: user1@example.test -> renamed@example.test"), "{}", r.stdout);
     assert!(r.stdout.contains("name: User 1 -> Renamed One"), "{}", r.stdout);
     assert!(r.stdout.contains("1 × user disable: left the source (policy.users.target_only = disable)"), "{}", r.stdout);
+    assert!(r.stdout.contains("active: true -> false"), "a disable says what it changed: {}", r.stdout);
     let v: Value = serde_json::from_str(&env.orgsync(&["runs", "show", "2", "--output", "json"]).stdout).unwrap();
     let update = v["items"].as_array().unwrap().iter().find(|i| i["op"] == "update").unwrap();
     assert_eq!(update["changes"].as_array().unwrap().len(), 2, "{update}");
+
+    // A move: departments named by source id on both sides.
+    doc["users"][0]["department_ids"] = json!(["d1"]);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let r = env.orgsync(&["runs", "show", "3", "--changes"]);
+    assert!(r.stdout.contains("departments: d0 -> d1"), "{}", r.stdout);
 }
 
 #[test]
