@@ -361,6 +361,20 @@ fn a_user_with_every_match_key_empty_is_skipped_when_the_policy_says_so() {
 }
 
 #[test]
+fn clear_when_empty_false_also_keeps_memberships_when_the_source_sends_no_departments() {
+    let src = fifty_departments();
+    let mut policy = base_policy();
+    let (tgt, b) = first_sync(&src, &policy);
+    let mut emptied = src.clone();
+    emptied.users[0].department_ids.clear();
+    let touches = |p: &Plan| p.ops.iter().any(|o| o.changes().iter().any(|c| matches!(c.field, Field::Departments | Field::Department)));
+    assert!(touches(&plan(&emptied, &tgt, &b, &policy, RunOptions::default())), "by default an empty list clears");
+    policy.users.clear_when_empty = false;
+    let p = plan(&emptied, &tgt, &b, &policy, RunOptions::default());
+    assert!(!touches(&p), "kept: {:?}", p.ops);
+}
+
+#[test]
 fn an_inactive_source_user_is_pushed_inactive_and_reactivated_on_rehire() {
     let mut src = Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[])], ..Default::default() };
     // One user of one: within the guard only when it allows all.

@@ -423,7 +423,11 @@ pub(super) fn user_changes(
     // Where a user's entry lives under its department, a disabled user's
     // place is the disabled area: its department is not compared.
     let parked = dept.primary_only && !tu.active && !spec.active;
-    let departments_known = policy.fields.contains(&UserField::DepartmentIds) && !u.is_absent(UserField::DepartmentIds) && !parked;
+    // An emptied department list clears memberships only when the policy
+    // lets an empty field clear the target's value.
+    let emptied = spec.departments.as_ref().is_some_and(Vec::is_empty) && !policy.clear_when_empty;
+    let departments_known =
+        policy.fields.contains(&UserField::DepartmentIds) && !u.is_absent(UserField::DepartmentIds) && !parked && !emptied;
     if departments_known {
         cmp(Field::Department, &tu.department, &spec.department);
     }
