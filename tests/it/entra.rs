@@ -160,3 +160,21 @@ fn entra_a_wrong_secret_names_aadsts7000215_and_the_key() {
     assert_eq!(fake.count("token refused"), 1, "not retried");
     assert!(scim.writes().is_empty());
 }
+
+/// `[scope] include_departments` naming a group below the top (Division 1,
+/// under Company): a root of the synced forest, with its teams and members.
+#[test]
+fn entra_an_included_group_below_the_top_is_a_root_with_its_subtree() {
+    let env = Env::new();
+    let fake = FakeGraph::start(org(18));
+    std::fs::write(env.path("client-secret"), format!("{CLIENT_SECRET}\n")).unwrap();
+    let division = fake.world.lock().unwrap().groups.iter().find(|g| g.1 == "Division 1").unwrap().0.clone();
+    let source = format!(
+        "kind = \"entra\"\ntenant = \"{TENANT}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client-secret\"\n\
+         authority_host = \"{0}\"\ngraph_host = \"{0}\"\n",
+        fake.base
+    );
+    // Users i go into Team (i % 9 / 3).(i % 3): Division 1's teams hold i % 9 in 3..6.
+    crate::harness::sync_scoped_to(&env, &source, &division, "Division 1", &["Team 1.0", "Team 1.1", "Team 1.2"], 6);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

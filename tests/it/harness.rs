@@ -305,6 +305,12 @@ pub fn assert_unreadable_records_change_nothing(env: &Env, scim: &Scim, run: &Ru
 /// a root, and `users` users each in a department; what was read is the
 /// caller's to check.
 pub fn sync_scoped_to_dept_1_0(env: &Env, source: &str, include: &str, users: usize) {
+    sync_scoped_to(env, source, include, "Dept 1.0", &["Dept 1.0.0", "Dept 1.0.1"], users);
+}
+
+/// [`sync_scoped_to_dept_1_0`] for any department below the top: `root`
+/// (the included one, by name) and `children` (its subtree's names).
+pub fn sync_scoped_to(env: &Env, source: &str, include: &str, root: &str, children: &[&str], users: usize) {
     std::fs::write(
         env.path("orgsync.toml"),
         format!(
@@ -317,11 +323,11 @@ pub fn sync_scoped_to_dept_1_0(env: &Env, source: &str, include: &str, users: us
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let doc: Value = serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap();
     let departments = doc["departments"].as_array().unwrap();
-    let names: std::collections::BTreeSet<String> = departments.iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names.len(), 3, "Dept 1.0 and its 2 children: {names:?}");
-    assert!(names.iter().all(|n| n == "Dept 1.0" || n.starts_with("Dept 1.0.")), "{names:?}");
+    let names: std::collections::BTreeSet<&str> = departments.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    let want: std::collections::BTreeSet<&str> = children.iter().copied().chain([root]).collect();
+    assert_eq!(names, want, "{root} and its subtree");
     for d in departments {
-        assert_eq!(d["parent"].is_null(), d["name"] == "Dept 1.0", "Dept 1.0 is the one root: {d}");
+        assert_eq!(d["parent"].is_null(), d["name"] == root, "{root} is the one root: {d}");
     }
     let kept = doc["users"].as_array().unwrap();
     assert_eq!(kept.len(), users, "the users the scope keeps");

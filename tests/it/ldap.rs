@@ -283,3 +283,22 @@ fn a_group_member_written_with_other_escapes_or_case_is_still_its_user() {
     let members = group_members(&scim);
     assert!(members["Escaped"].contains("roe") && members["Escaped"].contains("lee"), "{members:?}");
 }
+
+/// An OU two levels below the base (`ou=Platform,ou=Eng,ou=Corp`) included:
+/// a root of the synced forest with its users, the run succeeded.
+#[test]
+fn an_included_ou_below_the_top_is_a_root_with_its_users() {
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &tree(40));
+    let out =
+        slapd.ldap(&["ldapsearch", "-x", "-LLL", "-b", &format!("ou=Platform,ou=Eng,ou=Corp,{SUFFIX}"), "-s", "base", "entryUUID"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let uuid = text.lines().find_map(|l| l.strip_prefix("entryUUID: ")).unwrap().to_owned();
+    std::fs::write(env.path("bind-pw"), format!("{READER_PW}\n")).unwrap();
+    let source = format!(
+        "kind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{READER_DN}\"\nbind_password_file = \"bind-pw\"\nbase_dn = \"ou=Corp,{SUFFIX}\"\n",
+        slapd.url
+    );
+    // Users i % 5 == 4 live under ou=Platform: 8 of 40.
+    crate::harness::sync_scoped_to(&env, &source, &uuid, "Platform", &[], 8);
+}

@@ -144,3 +144,21 @@ fn welink_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
     let r = env.sync(&[]);
     crate::harness::assert_unreadable_records_change_nothing(&env, &scim, &r, active);
 }
+
+/// `[scope] include_departments` naming a department below the top: it is a
+/// root of the synced forest, with its subtree and every member in it.
+#[test]
+fn welink_an_included_department_below_the_top_is_a_root_with_its_subtree() {
+    let env = Env::new();
+    let fake = FakeWeLink::start(org());
+    std::fs::write(env.path("client-secret"), format!("{CLIENT_SECRET}\n")).unwrap();
+    let world = org();
+    let subtree: Vec<String> =
+        world.departments.iter().filter(|d| d.2 == "部门1.0" || d.2.starts_with("部门1.0.")).map(|d| d.0.clone()).collect();
+    let users = world.users.iter().filter(|(_, ds)| ds.iter().any(|d| subtree.contains(d))).count();
+    assert!(users > 0);
+    let source =
+        format!("kind = \"welink\"\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client-secret\"\n", fake.base);
+    crate::harness::sync_scoped_to(&env, &source, &subtree[0], "部门1.0", &["部门1.0.0", "部门1.0.1"], users);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
