@@ -38,6 +38,11 @@ pub enum Command {
         url: Option<String>,
     },
     /// Run one sync now.
+    ///
+    /// Exit codes: 0 succeeded, 1 failed (source or target unreachable, nothing
+    /// applied), 2 invalid config or usage, 3 partial (some items failed, or
+    /// the deletion guard held deletions back). Under the running service,
+    /// use `orgsync trigger` instead (the service holds the mirror's lock).
     Sync {
         /// Print the plan and change nothing (not even the mirror).
         #[arg(long)]
@@ -45,6 +50,7 @@ pub enum Command {
         /// Let up to N deletes/disables held back by the deletion guard through, once.
         #[arg(long, value_name = "N", default_value_t = 0)]
         allow_deletes: u64,
+        /// How to print: a table for people, or JSON for machines.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -57,11 +63,13 @@ pub enum Command {
     /// provider config, resource types and schemas) and print how orgsync
     /// will talk to it. Writes nothing. Exit 0 when reachable, 1 when not.
     CheckTarget {
+        /// How to print: a table for people, or JSON for machines.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
     /// Show the last runs.
     Status {
+        /// How to print: a table for people, or JSON for machines.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
         /// How many runs to show (at least 1).
@@ -79,7 +87,9 @@ pub enum Command {
 pub enum RunsCommand {
     /// Show one run and its items.
     Show {
+        /// The run's id, as `orgsync status` lists it.
         id: i64,
+        /// How to print: a table for people, or JSON for machines.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
         /// Each item's changes, attribute by attribute (old -> new).
@@ -89,10 +99,12 @@ pub enum RunsCommand {
     /// Every target request of one run: method, path, status, time, error
     /// (never headers, bodies or queries).
     Requests {
+        /// The run's id, as `orgsync status` lists it.
         id: i64,
         /// Only the requests that failed (no answer, or 4xx/5xx).
         #[arg(long)]
         failed: bool,
+        /// How to print: a table for people, or JSON for machines.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },

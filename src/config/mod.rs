@@ -501,11 +501,9 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
         Mode::Manual if !schedule.jitter.is_zero() && mode_name(&schedule.mode, errs, &s) == "manual" => {
             s.problem(errs, "jitter", "does nothing with mode = \"manual\" (it delays scheduled runs)");
         }
-        Mode::Interval { every } if schedule.jitter >= *every => s.problem(
-            errs,
-            "jitter",
-            format!("{} is not shorter than every = {}", humantime::format_duration(schedule.jitter), humantime::format_duration(*every)),
-        ),
+        Mode::Interval { every } if schedule.jitter >= *every => {
+            s.problem(errs, "jitter", format!("{} is not shorter than every = {}", reader::plain(schedule.jitter), reader::plain(*every)))
+        }
         _ => {}
     }
     s.finish(errs);

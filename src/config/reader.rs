@@ -198,7 +198,7 @@ impl<'a> Reader<'a> {
         match humantime::parse_duration(s.trim()) {
             Ok(d) if range.contains(&d) => Some(d),
             Ok(_) => {
-                let (lo, hi) = (humantime::format_duration(*range.start()), humantime::format_duration(*range.end()));
+                let (lo, hi) = (plain(*range.start()), plain(*range.end()));
                 self.problem(errs, k, format!("{s:?} is out of range {lo}..={hi}"));
                 None
             }
@@ -243,7 +243,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn path(&mut self, k: &'static str, errs: &mut Problems) -> Option<PathBuf> {
-        self.string(k, errs).map(|s| self.base.join(s))
+        self.string(k, errs).map(|s| lexical(&self.base.join(s)))
     }
 
     pub fn strings(&mut self, k: &'static str, errs: &mut Problems) -> Option<Vec<String>> {
@@ -316,7 +316,7 @@ impl<'a> Reader<'a> {
         // relative *_file names one there when it is set.
         let file = self.string(k_file, errs).map(|f| match self.credentials {
             Some(dir) if Path::new(&f).is_relative() => dir.join(f),
-            _ => self.base.join(f),
+            _ => lexical(&self.base.join(f)),
         });
         match (inline, file) {
             (Some(_), Some(_)) => {
@@ -378,4 +378,39 @@ fn show(v: &Value) -> String {
         Value::String(s) => format!("{s:?}"),
         other => kind(other).to_owned(),
     }
+}
+
+/// A duration as the docs write it: days, hours, minutes, seconds
+/// (`31d`, `1h 30m`; never humantime's 30.44-day months).
+pub fn plain(d: Duration) -> String {
+    let mut left = d.as_secs();
+    let mut parts = Vec::new();
+    for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if left >= secs {
+            parts.push(format!("{}{unit}", left / secs));
+            left %= secs;
+        }
+    }
+    if parts.is_empty() {
+        return format!("{}ms", d.as_millis());
+    }
+    parts.join(" ")
+}
+
+/// `path` with `.` dropped and each `..` taking away the name before it
+/// (`config/../example-state` -> `example-state`), as errors and logs
+/// should show it. Lexical only: a `..` with no name before it stays.
+pub fn lexical(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
 }

@@ -254,6 +254,26 @@ fn keys_that_do_nothing_in_the_mode_a_string_for_a_list_and_a_seven_field_cron_a
 }
 
 #[test]
+fn ranges_read_as_the_docs_write_them_and_paths_without_detours() {
+    let errs = problems(&format!("{MINIMAL}\n[schedule]\nmode = \"interval\"\nevery = \"40d\"\n"), &[]);
+    assert_eq!(errs, ["schedule.every: \"40d\" is out of range 1s..=31d"]);
+    assert_eq!(crate::config::reader::plain(std::time::Duration::from_secs(90_061)), "1d 1h 1m 1s");
+    let p = crate::config::reader::lexical(Path::new("config/../example-state/./x"));
+    assert_eq!(p, Path::new("example-state/x"));
+    assert_eq!(crate::config::reader::lexical(Path::new("../a")), Path::new("../a"));
+}
+
+#[test]
+fn an_oauth2_client_without_its_secret_names_only_the_secret() {
+    let text = "[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"rest\"\nbase_url = \"https://hr.example.test/api\"\n\
+                [target.auth]\nkind = \"oauth2_client_credentials\"\ntoken_url = \"https://hr.example.test/token\"\nclient_id = \"x\"\n\
+                client_secret_file = \"missing\"\nscope = \"directory.write\"\n";
+    let errs = problems(text, &[]);
+    assert!(errs.iter().any(|e| e.starts_with("target.auth.client_secret_file: cannot read")), "{errs:#?}");
+    assert!(!errs.iter().any(|e| e.contains("scope")), "scope is a known key: {errs:#?}");
+}
+
+#[test]
 fn a_listener_beyond_loopback_needs_an_admin_token() {
     let errs = problems(&format!("{MINIMAL}\n[daemon]\nlisten = \"0.0.0.0:9464\"\n"), &[]);
     assert_eq!(errs.len(), 1, "{errs:?}");

@@ -381,15 +381,10 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
             let basic = a.one_of::<String>("auth_style", &["body", "basic"], errs).as_deref() == Some("basic");
             let token_ttl =
                 a.duration("token_ttl", Duration::from_secs(10)..=Duration::from_secs(86_400), errs).unwrap_or(Duration::from_secs(300));
+            // Read whatever else is wrong, so that a missing secret hides nothing.
+            let (scope, audience) = (a.string("scope", errs), a.string("audience", errs));
             match (client_id, secret) {
-                (Some(client_id), Some(client_secret)) => Auth::OAuth2 {
-                    client_id,
-                    client_secret,
-                    scope: a.string("scope", errs),
-                    audience: a.string("audience", errs),
-                    basic,
-                    token_ttl,
-                },
+                (Some(client_id), Some(client_secret)) => Auth::OAuth2 { client_id, client_secret, scope, audience, basic, token_ttl },
                 _ => Auth::None,
             }
         }
