@@ -41,6 +41,9 @@ pub enum TargetError {
     Refused { path: String, attributes: Vec<String>, fields: Vec<crate::reconcile::Field>, detail: String },
     #[error("LDAP {0}")]
     Ldap(crate::ldap::LdapError),
+    /// An object of this name exists and is another's: nothing was written to it.
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("{0}")]
     Other(String),
 }
@@ -96,6 +99,7 @@ impl TargetError {
             TargetError::Io { .. } | TargetError::InvalidFile { .. } => "io",
             TargetError::Refused { .. } => "refused",
             TargetError::Ldap(_) => "ldap",
+            TargetError::Conflict(_) => "conflict",
             TargetError::Other(_) => "other",
         }
     }

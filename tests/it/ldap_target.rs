@@ -379,12 +379,12 @@ fn feishu_org_into_ldap_then_idle() {
 }
 
 #[test]
-fn groups_layout_never_shares_one_group_between_departments_named_alike() {
+fn groups_layout_gives_departments_named_alike_their_own_groups_with_stable_names() {
     let env = Env::new();
     let slapd = Slapd::start(env.dir.path(), &base_ldif());
     config(&env, &slapd.url, "disable = \"delete\"\n[target.departments]\nas = \"groups\"\n", "");
     // Sales/Team and Support/Team: one name, two departments.
-    let doc = json!({
+    let mut doc = json!({
         "departments": [
             {"id": "d0", "name": "HQ"},
             {"id": "sales", "parent_id": "d0", "name": "Sales"},
@@ -398,23 +398,34 @@ fn groups_layout_never_shares_one_group_between_departments_named_alike() {
         ]
     });
     env.write_org(&doc);
-    for _ in 0..2 {
-        let r = env.sync(&[]);
-        assert!(matches!(r.code, 0 | 3), "{}\n{}", r.stdout, r.stderr);
-        // Read through the server: no group holds members of both departments.
-        let people = format!("ou=People,{SUFFIX}");
-        for g in search(&slapd, &format!("ou=Departments,{SUFFIX}"), "(objectClass=groupOfNames)") {
-            let members = g.all("member");
-            let both = members.contains(&format!("uid=seller,{people}")) && members.contains(&format!("uid=helper,{people}"));
-            assert!(!both, "one group for two departments: {g:?}");
+    ok(&env.sync(&[]));
+    let people = format!("ou=People,{SUFFIX}");
+    let departments = format!("ou=Departments,{SUFFIX}");
+    let group = |cn: &str| search(&slapd, &departments, &format!("(cn={})", ldap3::ldap_escape(cn))).pop();
+    // Read through the server: each Team its own group, in its own parent, with its own member.
+    let check = |second: &str| {
+        let (first, other) = (group("Team").expect("cn=Team"), group(second).unwrap_or_else(|| panic!("no cn={second}")));
+        for (g, parent) in [(&first, "Sales"), (&other, "Support")] {
+            assert_eq!(g.get("ou"), g.get("ou").filter(|o| *o == "Team" || *o == "Squad"), "{g:?}");
+            let holder = group(parent).unwrap();
+            assert!(holder.all("member").contains(&g.dn), "{} not in {parent}: {holder:?}", g.dn);
         }
-        let teams = search(&slapd, SUFFIX, "(cn=Team)");
-        assert_eq!(teams.len(), 1, "{teams:?}");
-        let parent_of_team: Vec<String> = search(&slapd, SUFFIX, "(objectClass=groupOfNames)")
-            .into_iter()
-            .filter(|g| g.all("member").contains(&teams[0].dn))
-            .map(|g| g.get("cn").unwrap().to_owned())
-            .collect();
-        assert_eq!(parent_of_team.len(), 1, "the one Team group sits in one parent: {parent_of_team:?}");
-    }
+        assert!(
+            first.all("member").contains(&format!("uid=seller,{people}")) && !first.all("member").contains(&format!("uid=helper,{people}"))
+        );
+        assert!(
+            other.all("member").contains(&format!("uid=helper,{people}")) && !other.all("member").contains(&format!("uid=seller,{people}"))
+        );
+    };
+    check("Team (Support)");
+    assert_idle(&env);
+
+    // A rename of the disambiguated one: its group follows; the other keeps its name.
+    doc["departments"][4]["name"] = json!("Squad");
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    check("Squad");
+    assert_eq!(group("Squad").unwrap().get("ou"), Some("Squad"));
+    assert!(group("Team (Support)").is_none());
+    assert_idle(&env);
 }

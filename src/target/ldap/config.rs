@@ -80,6 +80,11 @@ pub struct LdapTargetConfig {
     pub departments_dn: String,
     /// `departments.as`: `ou_tree` (default) or `groups`.
     pub layout: Layout,
+    /// `departments.unique_name` (`groups`): the group `cn` used when a
+    /// department's name is taken by another department's group, with
+    /// `{name}` and `{parent}` (the parent group's `cn`). Default
+    /// `"{name} ({parent})"`; a number follows when that is taken too.
+    pub unique_name: String,
     /// `user_object_classes`: default `top, person, organizationalPerson, inetOrgPerson`.
     pub user_object_classes: Vec<String>,
     /// `user_rdn`: the attribute naming a user entry; default `uid`.
@@ -130,6 +135,13 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         Some("groups") => Layout::Groups,
         _ => Layout::OuTree,
     };
+    let unique_name = dp.string("unique_name", errs).unwrap_or_else(|| "{name} ({parent})".into());
+    if !unique_name.contains("{name}") {
+        dp.problem(errs, "unique_name", format!("{unique_name:?} must contain {{name}}"));
+    }
+    if layout != Layout::Groups && dp.has("unique_name") {
+        dp.problem(errs, "unique_name", "is only used with departments.as = \"groups\" (OUs under different parents may share a name)");
+    }
     dp.finish(errs);
     let user_object_classes = t
         .strings("user_object_classes", errs)
@@ -242,6 +254,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         bind_dn: bind_dn?,
         users_dn,
         departments_dn,
+        unique_name,
         layout,
         user_object_classes,
         user_rdn,

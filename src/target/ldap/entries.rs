@@ -148,7 +148,9 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
         Layout::OuTree => ("(objectClass=organizationalUnit)", "ou"),
         Layout::Groups => ("(objectClass=groupOfNames)", "cn"),
     };
-    let mut attrs = vec![naming, id_attr, "member"];
+    // `groups`: a department's name is its group's `ou` when it has one
+    // (its `cn` may have had to differ from the name: `Team (Sales)`).
+    let mut attrs = vec![naming, id_attr, "member", "ou"];
     if !ext.is_empty() {
         attrs.push(ext);
     }
@@ -188,7 +190,10 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
         snapshot.departments.push(TargetDepartment {
             id,
             external_id: first(&e.attrs, ext).map(str::to_owned),
-            name: rdn_value(&e.dn),
+            name: match c.layout {
+                Layout::Groups => first(&e.attrs, "ou").map_or_else(|| rdn_value(&e.dn), str::to_owned),
+                Layout::OuTree => rdn_value(&e.dn),
+            },
             parent,
         });
     }

@@ -204,10 +204,81 @@ impl LdapTarget {
             Some(other) => format!("source {other}'s entry"),
             None => "another object".to_owned(),
         };
-        Err(TargetError::Other(format!(
-            "conflict: {dn} already exists and is {whose}, not source {external_id}'s; nothing was written to it (match it by \
+        Err(TargetError::Conflict(format!(
+            "{dn} already exists and is {whose}, not source {external_id}'s; nothing was written to it (match it by \
              policy.users.match_by, or set target.attributes.external_id so orgsync can recognise its own entries)"
         )))
+    }
+
+    /// Add the entry at `dn`; an "already exists" is judged by [`Self::existing`].
+    async fn added(&self, dn: &str, attrs: Attrs, external_id: &str) -> Result<TargetId, TargetError> {
+        match self.add(dn, attrs).await? {
+            68 => self.existing(dn, external_id).await,
+            _ => self.read_id(dn).await,
+        }
+    }
+
+    /// `groups`: the `cn`s a department's group may take, in order: its
+    /// name; then, when that is another department's, `unique_name` with
+    /// its parent group's name (`Team (Sales)`); then that with a number.
+    /// The department's own name is kept in `ou`, so the planner compares
+    /// names, never the disambiguated `cn`: a group keeps its `cn` for good.
+    fn group_names(&self, name: &str, parent: Option<&TargetId>) -> Vec<String> {
+        let parent = parent.and_then(|p| self.dn_of(p).ok()).map(|dn| entries::rdn_value(&dn));
+        let unique = match &parent {
+            Some(p) => self.c.unique_name.replace("{name}", name).replace("{parent}", p),
+            None => name.to_owned(),
+        };
+        let mut names = vec![name.to_owned()];
+        if unique != name {
+            names.push(unique.clone());
+        }
+        names.extend((2..=9).map(|n| format!("{unique} {n}")));
+        names
+    }
+
+    /// `groups`: add a department's group under the first free name of
+    /// [`Self::group_names`] (a name another department's group has is a
+    /// conflict, never a binding).
+    async fn add_group(&self, spec: &DeptSpec, parent: Option<&TargetId>) -> Result<(TargetId, String), TargetError> {
+        let ext = &self.c.attributes.external_id;
+        let mut conflict = None;
+        for cn in self.group_names(&spec.name, parent) {
+            let dn = format!("{},{}", rdn("cn", &cn), self.c.departments_dn);
+            let mut attrs: Attrs = vec![
+                ("objectClass".into(), one("groupOfNames")),
+                ("cn".into(), one(&cn)),
+                // The department's name, whatever its cn had to be.
+                ("ou".into(), one(&spec.name)),
+                // groupOfNames must have a member: the empty DN, never read as one.
+                ("member".into(), one("")),
+            ];
+            if !ext.is_empty() {
+                attrs.push((ext.clone(), one(&spec.external_id)));
+            }
+            match self.added(&dn, attrs, &spec.external_id).await {
+                Ok(id) => return Ok((id, dn)),
+                Err(e @ TargetError::Conflict(_)) => conflict = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(conflict.unwrap_or_else(|| TargetError::Conflict(format!("no free group name for {}", spec.name))))
+    }
+
+    /// `groups`: rename a department's group to the first free name of
+    /// [`Self::group_names`]; its `ou` follows. Returns the new DN.
+    async fn rename_group(&self, id: &TargetId, dn: &str, name: &str, parent: Option<&TargetId>) -> Result<String, TargetError> {
+        for cn in self.group_names(name, parent) {
+            match self.modrdn(id, dn, &rdn("cn", &cn), None, false).await {
+                Ok(now) => {
+                    self.modify(&now, vec![Mod::Replace("ou".into(), one(name))], &[]).await?;
+                    return Ok(now);
+                }
+                Err(LdapError::Result { rc: 68, .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TargetError::Conflict(format!("no free group name for {name}: {dn} keeps its name")))
     }
 
     // --- departments -------------------------------------------------------
@@ -473,23 +544,17 @@ impl Target for LdapTarget {
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
         Box::pin(async move {
             let _tree = self.tree.lock().await;
-            let dn = self.dept_dn(&spec.name, parent)?;
-            let ext = &self.c.attributes.external_id;
-            let mut attrs: Attrs = match self.c.layout {
-                Layout::OuTree => vec![("objectClass".into(), one("organizationalUnit")), ("ou".into(), one(&spec.name))],
-                Layout::Groups => vec![
-                    ("objectClass".into(), one("groupOfNames")),
-                    ("cn".into(), one(&spec.name)),
-                    // groupOfNames must have a member: the empty DN, never read as one.
-                    ("member".into(), one("")),
-                ],
-            };
-            if !ext.is_empty() {
-                attrs.push((ext.clone(), one(&spec.external_id)));
-            }
-            let id = match self.add(&dn, attrs).await? {
-                68 => self.existing(&dn, &spec.external_id).await?,
-                _ => self.read_id(&dn).await?,
+            let (id, dn) = match self.c.layout {
+                Layout::OuTree => {
+                    let dn = self.dept_dn(&spec.name, parent)?;
+                    let ext = &self.c.attributes.external_id;
+                    let mut attrs: Attrs = vec![("objectClass".into(), one("organizationalUnit")), ("ou".into(), one(&spec.name))];
+                    if !ext.is_empty() {
+                        attrs.push((ext.clone(), one(&spec.external_id)));
+                    }
+                    (self.added(&dn, attrs, &spec.external_id).await?, dn)
+                }
+                Layout::Groups => self.add_group(spec, parent).await?,
             };
             self.index(|i| i.dn.insert(id.clone(), dn.clone()));
             if let (Layout::Groups, Some(p)) = (self.c.layout, parent) {
@@ -526,7 +591,7 @@ impl Target for LdapTarget {
                 Layout::Groups => {
                     let mut now = dn.clone();
                     if renamed {
-                        now = self.modrdn(id, &dn, &new_rdn, None, false).await?;
+                        now = self.rename_group(id, &dn, &spec.name, parent.or(old_parent)).await?;
                         self.member_renamed(id, &dn, &now).await?;
                     }
                     if moved {
