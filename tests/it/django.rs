@@ -108,3 +108,32 @@ fn check_target_says_what_the_server_supports_and_writes_nothing() {
     let r = env.orgsync(&["check-target"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
 }
+
+/// django-scim2 answers 501 to `replace displayName` on a group; a PUT of
+/// the group as it is, renamed, works. The rename goes through (members
+/// kept), later renames go by PUT at once, and every run after settles.
+#[test]
+fn a_group_rename_refused_by_patch_goes_through_by_put_with_its_members_kept() {
+    let env = Env::new();
+    let scim = Scim::django(env.dir.path());
+    env.scim_config(&scim, "departments = \"groups\"");
+    let mut doc = org(3, 9);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    // The users' displayName refusals (see the test above) are learnt first.
+    assert_eq!(env.sync(&[]).code, 3);
+    let before = memberships(&scim);
+    for name in ["Research", "Research & Development"] {
+        doc["departments"][2]["name"] = json!(name);
+        env.write_org(&doc);
+        let r = env.sync(&[]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let groups = scim.groups();
+        let g = groups.iter().find(|g| g["externalId"] == "d2").unwrap();
+        assert_eq!(g["displayName"], name, "{g}");
+        assert_eq!(memberships(&scim), before, "members kept through the PUT");
+        let idle = scim.writes().len();
+        assert_eq!(env.sync(&[]).code, 0);
+        assert_eq!(&scim.writes()[idle..], &[] as &[(String, String, u16)], "settled");
+    }
+}

@@ -400,3 +400,35 @@ fn a_leaver_is_disabled_reenabled_on_return_and_deleted_after_the_grace_period()
     assert!(r.stdout.contains("grace period over"), "{}", r.stdout);
     assert_eq!(scim.users().len(), 3);
 }
+
+/// scim2-server keeps a member reference to a group that was deleted: a
+/// department's group leaves its parent's members before it goes, so the
+/// parent lists no dead member and the next run has nothing to do.
+#[test]
+fn a_deleted_departments_group_leaves_its_parent_first_and_nothing_dead_is_left() {
+    let mut doc = org(4, 8);
+    let (env, scim) = setup("[policy.departments]\ntarget_only = \"delete\"\n[policy.guard]\nmax_department_delete_percent = 100", &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    // d1 (under d0) goes; its users move to d0.
+    doc["departments"].as_array_mut().unwrap().retain(|d| d["id"] != "d1");
+    for u in doc["users"].as_array_mut().unwrap() {
+        if u["department_ids"] == json!(["d1"]) {
+            u["department_ids"] = json!(["d0"]);
+        }
+    }
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let groups = scim.groups();
+    let ids: Vec<&str> = groups.iter().filter_map(|g| g["id"].as_str()).collect();
+    let users = scim.users();
+    for g in &groups {
+        for m in g["members"].as_array().into_iter().flatten() {
+            let v = m["value"].as_str().unwrap();
+            assert!(ids.contains(&v) || users.iter().any(|u| u["id"] == v), "{} lists a dead member {v}: {g:#}", g["displayName"]);
+        }
+    }
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "settled");
+}

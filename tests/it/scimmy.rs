@@ -86,3 +86,51 @@ fn a_foreign_account_holding_a_username_is_a_clean_409_item() {
     assert!(e.contains("409") && e.contains("not bound") && !e.contains('<'), "{e}");
     assert_eq!(scim.users().len(), 3, "the foreign account is left alone, the others created");
 }
+
+/// Our store keeps group names unique, as many SaaS targets do: the second
+/// "Team" gets 409. It is never bound to the first one's group (that would
+/// put its members into the other department): a conflict item, and the
+/// first department's group is left as it is, run after run.
+#[test]
+fn a_server_keeping_group_names_unique_never_gives_one_departments_group_to_another() {
+    let doc = json!({
+        "departments": [
+            {"id": "d0", "name": "HQ"},
+            {"id": "sales", "parent_id": "d0", "name": "Sales"},
+            {"id": "support", "parent_id": "d0", "name": "Support"},
+            {"id": "sales-team", "parent_id": "sales", "name": "Team"},
+            {"id": "support-team", "parent_id": "support", "name": "Team"},
+        ],
+        "users": [
+            {"id": "u0", "username": "seller", "name": "Seller", "email": "seller@example.test", "department_ids": ["sales-team"]},
+            {"id": "u1", "username": "helper", "name": "Helper", "email": "helper@example.test", "department_ids": ["support-team"]},
+        ]
+    });
+    let (env, scim) = setup("", &doc);
+    let mut owner = None;
+    for run in 0..3 {
+        let r = env.sync(&[]);
+        // A failed create is tried again at the next run, then waits (policy.quarantine_after).
+        let want = if run < 2 { 3 } else { 0 };
+        assert_eq!(r.code, want, "run {run}: the conflict is an item\n{}\n{}", r.stdout, r.stderr);
+        let groups = scim.groups();
+        let team: Vec<&Value> = groups.iter().filter(|g| g["displayName"] == "Team").collect();
+        assert_eq!(team.len(), 1, "{groups:#?}");
+        let ext = team[0]["externalId"].as_str().unwrap().to_owned();
+        assert_eq!(owner.get_or_insert(ext.clone()), &ext, "the group changed hands between runs");
+        let users = scim.users();
+        let id_of = |name: &str| users.iter().find(|u| u["userName"] == name).unwrap()["id"].as_str().unwrap().to_owned();
+        let (mine, theirs) = if ext == "sales-team" { ("seller", "helper") } else { ("helper", "seller") };
+        let members = member_ids(team[0]);
+        assert!(members.contains(&id_of(mine).as_str()) && !members.contains(&id_of(theirs).as_str()), "{members:?}");
+    }
+    let items: Value = serde_json::from_str(&env.orgsync(&["runs", "show", "1", "--output", "json"]).stdout).unwrap();
+    assert!(
+        items["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["outcome"] == "failed" && i["error"].as_str().unwrap_or("").contains("conflict")),
+        "{items:#}"
+    );
+}

@@ -44,6 +44,13 @@ pub struct ScimTarget {
     group_locks: std::sync::Mutex<std::collections::HashMap<TargetId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// `policy.users.match_by`: how a 409 on create finds the existing user.
     match_by: Vec<MatchKey>,
+    /// The server refused a group's attributes by PATCH and took them by
+    /// PUT (django-scim2: 501 on `replace displayName`): PUT from then on.
+    group_put: std::sync::atomic::AtomicBool,
+    /// Each group's parent group as the load found it: a group is taken
+    /// out of its parent's members before it is deleted (some servers keep
+    /// a dead member reference otherwise).
+    parents: std::sync::Mutex<std::collections::HashMap<TargetId, TargetId>>,
 }
 
 /// Members per membership PATCH, unless the server says less.
@@ -75,6 +82,8 @@ impl ScimTarget {
             concurrency: c.concurrency.max(1),
             group_locks: std::sync::Mutex::default(),
             match_by: match_by.to_vec(),
+            group_put: false.into(),
+            parents: std::sync::Mutex::default(),
         })
     }
 
@@ -127,16 +136,20 @@ impl ScimTarget {
     /// them all where the server has no filter (a rare path: lookups
     /// happen after a 409 or a lost answer).
     async fn find_one(&self, path: &str, attr: &str, value: &str) -> Result<Option<TargetId>, TargetError> {
-        let found = if self.with_dialect(|d| d.filter) {
+        Ok(match self.find_all(path, attr, value).await?.as_slice() {
+            [one] => one.get("id").and_then(Value::as_str).map(|s| TargetId(s.to_owned())),
+            _ => None,
+        })
+    }
+
+    /// Every resource whose `attr` is `value`, as the server gives it.
+    async fn find_all(&self, path: &str, attr: &str, value: &str) -> Result<Vec<Value>, TargetError> {
+        Ok(if self.with_dialect(|d| d.filter) {
             self.client.list(path, Some(format!("{attr} eq {}", quoted(value)))).await?
         } else {
             let mut all = self.client.list(path, None).await?;
             all.retain(|r| mapping::has_value(r, attr, value));
             all
-        };
-        Ok(match found.as_slice() {
-            [one] => one.get("id").and_then(Value::as_str).map(|s| TargetId(s.to_owned())),
-            _ => None,
         })
     }
 
@@ -244,6 +257,54 @@ impl ScimTarget {
         Err(TargetError::Refused { path, attributes: refused.into_iter().map(|(_, a)| a).collect(), fields, detail })
     }
 
+    /// A group's name or externalId: by PATCH; where the server refuses that
+    /// (400, 501), once by PUT of the group as it is now with the new values
+    /// (its members kept), and by PUT from then on when that works. What
+    /// neither takes is `refused`, remembered and not sent again until the
+    /// source changes it.
+    async fn update_group(&self, id: &TargetId, spec: &DeptSpec, changes: &[Change], ops: Vec<Value>) -> Result<(), TargetError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let path = format!("/Groups/{id}");
+        let refused = if self.group_put.load(Relaxed) {
+            None
+        } else {
+            match self.client.send(Method::PATCH, &path, &[], Some(&patch(ops.clone()))).await {
+                Ok(_) => return Ok(()),
+                Err(e) if matches!(e.status(), Some(400 | 501)) => Some(e),
+                Err(e) => return Err(e),
+            }
+        };
+        let put = async {
+            let mut group = self.client.send(Method::GET, &path, &[], None).await?.unwrap_or_default();
+            if let Some(g) = group.as_object_mut() {
+                g.remove("meta");
+                for c in changes {
+                    match c.field {
+                        Field::Name => g.insert("displayName".into(), json!(spec.name)),
+                        Field::ExternalId => g.insert("externalId".into(), json!(spec.external_id)),
+                        _ => None,
+                    };
+                }
+            }
+            self.client.send(Method::PUT, &path, &[], Some(&group)).await
+        };
+        match put.await {
+            Ok(_) => {
+                if refused.is_some() && !self.group_put.swap(true, Relaxed) {
+                    tracing::info!(group = %id, "The target refuses group changes by PATCH and takes them by PUT; using PUT from now on");
+                }
+                Ok(())
+            }
+            Err(e) if matches!(e.status(), Some(400 | 405 | 501)) => {
+                let fields: Vec<Field> = changes.iter().map(|c| c.field).filter(|f| matches!(f, Field::Name | Field::ExternalId)).collect();
+                let attributes = ops.iter().map(mapping::attribute_of).collect();
+                let detail = refused.map_or_else(|| e.to_string(), |r| format!("{r}; by PUT: {e}"));
+                Err(TargetError::Refused { path, attributes, fields, detail })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn delete(&self, path: String) -> Result<(), TargetError> {
         match self.client.send(Method::DELETE, &path, &[], None).await {
             Ok(_) => Ok(()),
@@ -310,7 +371,10 @@ impl Target for ScimTarget {
                     })
                     .await?;
             }
-            Ok(mapping::snapshot_from(users, groups))
+            let snapshot = mapping::snapshot_from(users, groups);
+            *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
+            Ok(snapshot)
         })
     }
 
@@ -320,16 +384,30 @@ impl Target for ScimTarget {
             let id = match self.create("/Groups", &body, &spec.external_id).await {
                 Ok(id) => id,
                 Err(e) if e.status() == Some(409) => {
-                    // Already there (an earlier run created it): find it and bind it.
-                    let by_ext = self.find_one("/Groups", "externalId", &spec.external_id).await?;
-                    let found = match by_ext {
-                        Some(id) => Some(id),
-                        None => self.find_one("/Groups", "displayName", &spec.name).await?,
-                    };
-                    let id = found.ok_or(e)?;
-                    let ops = vec![json!({"op": "replace", "path": "externalId", "value": spec.external_id})];
-                    self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
-                    id
+                    // Already there: ours (an earlier run created it and its
+                    // answer or binding was lost) is bound; a group of that
+                    // name that carries no mark is taken over; another
+                    // department's group (names repeat: Sales/Team and
+                    // Support/Team on a server that keeps names unique) is a
+                    // conflict, and nothing is written to it.
+                    match self.find_one("/Groups", "externalId", &spec.external_id).await? {
+                        Some(id) => id,
+                        None => {
+                            let named = self.find_all("/Groups", "displayName", &spec.name).await?;
+                            let [g] = named.as_slice() else { return Err(e) };
+                            let id = g.get("id").and_then(Value::as_str).map(|s| TargetId(s.to_owned())).ok_or(e)?;
+                            if let Some(other) = g.get("externalId").and_then(Value::as_str).filter(|x| !x.is_empty()) {
+                                return Err(TargetError::Conflict(format!(
+                                    "the server keeps group names unique and \"{}\" is group {id}, source {other}'s, not source {}'s; \
+                                     nothing was written to it",
+                                    spec.name, spec.external_id
+                                )));
+                            }
+                            let ops = vec![json!({"op": "replace", "path": "externalId", "value": spec.external_id})];
+                            self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
+                            id
+                        }
+                    }
                 }
                 Err(e) => return Err(e),
             };
@@ -351,7 +429,7 @@ impl Target for ScimTarget {
         Box::pin(async move {
             let ops = mapping::group_patch(spec, changes);
             if !ops.is_empty() {
-                self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
+                self.update_group(id, spec, changes, ops).await?;
             }
             if changes.iter().any(|c| c.field == Field::Parent) {
                 // A move: leave the old parent group, join the new one.
@@ -368,7 +446,21 @@ impl Target for ScimTarget {
 
     fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
         self.pending.forget(id);
-        Box::pin(self.delete(format!("/Groups/{id}")))
+        let parent = self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        Box::pin(async move {
+            // Out of its parent's members first: a server that keeps a dead
+            // member reference (scim2-server) would list it for good.
+            if let Some(p) = parent {
+                let delta = members::Delta { remove: [id.clone()].into(), ..members::Delta::default() };
+                match self.send_members(&p, &delta).await {
+                    Ok(()) => {}
+                    // The parent is gone too (deleted first, or by someone else).
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.delete(format!("/Groups/{id}")).await
+        })
     }
 
     fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
