@@ -311,3 +311,39 @@ fn keycloak_tokens_that_expire_during_the_run_are_fetched_again_ahead_of_expiry(
     assert!(took.as_secs_f64() < 2.0 || tokens >= 2, "a {took:?} run on 2 s tokens fetched {tokens}");
     assert!(log.iter().all(|r| r["status"] != 401), "a request went out with an expired token: {log:#?}");
 }
+
+/// A default realm refuses username changes (`editUsernameAllowed` false),
+/// and with them the whole PUT: the rename is a `refused` item, the rest of
+/// the update goes through, and later runs neither resend it nor fail.
+#[test]
+fn keycloak_a_refused_username_change_keeps_the_rest_of_the_update_and_is_not_resent() {
+    let kc = Keycloak::shared();
+    let realm = "orgsync-rename";
+    let secret = kc.realm(realm);
+    let (code, r) = kc.admin("GET", &format!("/{realm}"), None);
+    assert_eq!((code, &r["editUsernameAllowed"]), (200, &json!(false)), "a default realm: {r}");
+    let env = Env::new();
+    keycloak_config(&env, kc, realm, &secret, "");
+    let mut doc = org(2, 4);
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    doc["users"][1]["username"] = json!("renamed1");
+    doc["users"][1]["email"] = json!("renamed1@example.test");
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "partial: one refusal\n{}\n{}", r.stdout, r.stderr);
+    let users = kc.users(realm);
+    let u1 = users.iter().find(|u| u["email"] == "renamed1@example.test").expect("the rest of the update went through");
+    assert_eq!(u1["username"], "user1", "the realm kept the username");
+    let run = last_run(&env);
+    assert_eq!(run["counts"]["user.update.refused"], 1, "{run:#}");
+    // Remembered: the next runs send nothing and are not failed.
+    for _ in 0..2 {
+        let r = env.sync(&[]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        // Only the item saying what is not sent again: no write.
+        let run = last_run(&env);
+        let counts = run["counts"].as_object().unwrap();
+        assert!(counts.keys().all(|k| k.ends_with(".not_kept")), "{run:#}");
+    }
+}

@@ -33,6 +33,11 @@ pub struct RestTarget {
     limiter: DefaultDirectRateLimiter,
     token: TokenCache,
     log: super::RequestLog,
+    /// Keycloak: whether the realm lets a username change
+    /// (`editUsernameAllowed`, false in a default realm), read at the load;
+    /// true when the service account may not read it (then a refusal is
+    /// recognised by Keycloak's answer).
+    username_editable: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RestTarget {
@@ -79,6 +84,7 @@ impl RestTarget {
             limiter: RateLimiter::direct(Quota::per_second(rate)),
             token: TokenCache::new(Duration::from_secs(30)),
             log: super::RequestLog::default(),
+            username_editable: true.into(),
         })
     }
 
@@ -404,6 +410,64 @@ impl RestTarget {
         )))
     }
 
+    /// Keycloak: read the realm's `editUsernameAllowed` (a default realm
+    /// refuses username changes, and with them the whole update).
+    async fn keycloak_username_editable(&self) -> Result<bool, TargetError> {
+        let realm = self.c.params.get("realm").and_then(Value::as_str).unwrap_or_default();
+        let req = Request {
+            name: "keycloak.realm".into(),
+            method: reqwest::Method::GET,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: false,
+            id: None,
+            ok_status: vec![200],
+        };
+        let url = format!("{}/admin/realms/{realm}", self.c.base_url.as_str().trim_end_matches('/'));
+        let realm = self.send(&req, &self.ctx(json!({})), Some(&url), &[]).await?.body;
+        // Without view-realm the answer is partial (no such key): unknown.
+        Ok(realm["editUsernameAllowed"].as_bool().unwrap_or(true))
+    }
+
+    /// The user update itself (not the memberships): `keep` names a
+    /// username change left out (the target keeps its current username).
+    async fn send_user_update(
+        &self,
+        id: &TargetId,
+        spec: &UserSpec,
+        changes: &[Change],
+        departments: &[TargetId],
+        keep: Option<&Change>,
+    ) -> Result<(), TargetError> {
+        let u = &self.c.users;
+        let mut user = Self::user_ctx(spec);
+        let mut changes: Vec<Change> = changes.to_vec();
+        if let Some(r) = keep {
+            user["username"] = json!(r.from);
+            changes.retain(|c| c.field != Field::Username);
+        }
+        let ctx = self.ctx(json!({
+            "target_id": id, "user_id": id, "user": user, "departments": departments,
+            "changed": changes.iter().map(|c| c.field).collect::<Vec<_>>(),
+        }));
+        let memberships_apart = u.field("departments").is_none();
+        let attrs = changes
+            .iter()
+            .any(|c| !matches!(c.field, Field::Departments | Field::Active) || (c.field == Field::Departments && !memberships_apart));
+        let disabling = changes.iter().any(|c| c.field == Field::Active) && !spec.active;
+        match (&u.update, &u.disable) {
+            (_, Some(disable)) if disabling && !attrs => {
+                self.send(disable, &ctx, None, &[]).await?;
+            }
+            (Some(update), _) if attrs || changes.iter().any(|c| c.field == Field::Active) => {
+                self.send(update, &ctx, None, &[]).await?;
+            }
+            (None, _) if attrs => return Err(TargetError::Other("no users.update configured".into())),
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn departments_resource(&self) -> Result<&Resource, TargetError> {
         self.c.departments.as_ref().ok_or_else(|| TargetError::Other("no [target.departments] configured".into()))
     }
@@ -476,6 +540,8 @@ impl Target for RestTarget {
         Box::pin(async move {
             if self.c.preset.as_deref() == Some("keycloak") {
                 self.keycloak_keeps_attributes().await?;
+                let editable = self.keycloak_username_editable().await?;
+                self.username_editable.store(editable, std::sync::atomic::Ordering::Relaxed);
             }
             let ctx = self.ctx(json!({}));
             let mut snap = TargetSnapshot::default();
@@ -625,26 +691,20 @@ impl Target for RestTarget {
         departments: &'a [TargetId],
     ) -> TResult<'a, ()> {
         Box::pin(async move {
-            let u = &self.c.users;
-            let ctx = self.ctx(json!({
-                "target_id": id, "user_id": id, "user": Self::user_ctx(spec), "departments": departments,
-                "changed": changes.iter().map(|c| c.field).collect::<Vec<_>>(),
-            }));
-            let memberships_apart = u.field("departments").is_none();
-            let attrs = changes
-                .iter()
-                .any(|c| !matches!(c.field, Field::Departments | Field::Active) || (c.field == Field::Departments && !memberships_apart));
-            let disabling = changes.iter().any(|c| c.field == Field::Active) && !spec.active;
-            match (&u.update, &u.disable) {
-                (_, Some(disable)) if disabling && !attrs => {
-                    self.send(disable, &ctx, None, &[]).await?;
+            // A username change the realm refuses (known from the realm, or
+            // from Keycloak's answer) is left out of the update, the rest
+            // still goes through, and the rename is said as refused.
+            let rename = changes.iter().find(|c| c.field == Field::Username);
+            let mut refused = rename.filter(|_| !self.username_editable.load(std::sync::atomic::Ordering::Relaxed));
+            let result = match self.send_user_update(id, spec, changes, departments, refused).await {
+                Err(e) if rename.is_some() && refused.is_none() && e.status() == Some(400) && e.to_string().contains("read-only") => {
+                    refused = rename;
+                    self.send_user_update(id, spec, changes, departments, refused).await
                 }
-                (Some(update), _) if attrs || changes.iter().any(|c| c.field == Field::Active) => {
-                    self.send(update, &ctx, None, &[]).await?;
-                }
-                (None, _) if attrs => return Err(TargetError::Other("no users.update configured".into())),
-                _ => {}
-            }
+                other => other,
+            };
+            result?;
+            let memberships_apart = self.c.users.field("departments").is_none();
             if memberships_apart && changes.iter().any(|c| c.field == Field::Departments) {
                 let old: HashSet<&TargetId> = old_departments.iter().collect();
                 let new: HashSet<&TargetId> = departments.iter().collect();
@@ -652,6 +712,16 @@ impl Target for RestTarget {
                 let join: Vec<TargetId> = new.difference(&old).map(|t| (*t).clone()).collect();
                 self.membership(id, &leave, false).await?;
                 self.membership(id, &join, true).await?;
+            }
+            if refused.is_some() {
+                return Err(TargetError::Refused {
+                    path: format!("users/{id}"),
+                    attributes: vec!["username".into()],
+                    fields: vec![Field::Username],
+                    detail: "the Keycloak realm does not allow username changes (Realm settings > Login > Edit username); \
+                             the rest of the update was applied"
+                        .into(),
+                });
             }
             Ok(())
         })
