@@ -76,6 +76,16 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         limit: u16,
     },
+    /// Release objects whose operations kept failing (quarantined, or
+    /// waiting out their backoff): they are tried again at the next run.
+    Retry {
+        /// The object's source id (or target id), as `orgsync status` lists it.
+        #[arg(conflicts_with = "all")]
+        id: Option<String>,
+        /// Every failing object.
+        #[arg(long)]
+        all: bool,
+    },
     /// Inspect recorded runs.
     Runs {
         #[command(subcommand)]

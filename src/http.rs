@@ -97,15 +97,14 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
     };
     let status = runs.iter().find(|r| r.finished_at.is_some()).map_or("never_synced", |r| r.status.as_str());
     let objects = runs.iter().find_map(|r| r.objects);
-    let waiting = {
+    let (waiting, failing) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || match Mirror::open_read_only(&config.state_dir) {
-            Ok(Some(m)) => crate::sync::waiting_for_deletion(&config, &m).ok().flatten(),
-            _ => None,
+            Ok(Some(m)) => (crate::sync::waiting_for_deletion(&config, &m).ok().flatten(), m.failing().unwrap_or_default()),
+            _ => (None, Vec::new()),
         })
         .await
-        .ok()
-        .flatten()
+        .unwrap_or_default()
     };
     let next = *s.next_fire.borrow();
     let tz = config.schedule.zone();
@@ -122,6 +121,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         "next_run": next.map(|t| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
         "objects": objects,
         "waiting_for_deletion": waiting,
+        "failing": failing,
         "runs": runs,
     }))
     .into_response()

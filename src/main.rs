@@ -217,21 +217,66 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Some(m) => orgsync::sync::waiting_for_deletion(&cfg, m)?,
                 None => None,
             };
+            let failing = match &mirror {
+                Some(m) => m.failing()?,
+                None => Vec::new(),
+            };
             let status = runs.first().map_or("never_synced", |r| r.status.as_str());
             match output {
                 Output::Json => say!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "status": status, "waiting_for_deletion": waiting, "runs": runs }))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "status": status, "waiting_for_deletion": waiting, "failing": failing, "runs": runs })
+                    )?
                 ),
                 Output::Table => {
                     say!("status: {status}");
                     if let Some(w) = &waiting {
                         say!("waiting for deletion: {} (next due {})", w["waiting"], w["next_due"].as_str().unwrap_or("-"));
                     }
+                    if !failing.is_empty() {
+                        let q = failing.iter().filter(|f| f.quarantined).count();
+                        say!("failing: {} objects, {q} quarantined (`orgsync retry ID` or `--all` releases them)", failing.len());
+                        let mut t = table(&["kind", "id", "failures", "state", "next try", "last error"]);
+                        for f in &failing {
+                            let state = if f.quarantined { "quarantined" } else { "retry later" };
+                            let next = if f.quarantined { "-" } else { f.next_at.as_str() };
+                            t.add_row(vec![
+                                f.kind.to_string(),
+                                f.id.clone(),
+                                f.failures.to_string(),
+                                state.into(),
+                                next.into(),
+                                f.error.clone(),
+                            ]);
+                        }
+                        say!("{t}");
+                    }
                     if !runs.is_empty() {
                         print_runs(&runs);
                     }
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retry { id, all } => {
+            if id.is_none() && !all {
+                esay!("error: name the object (`orgsync retry ID`, its source or target id) or release every one with --all");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            let Some(_) = Mirror::open_read_only(&cfg.state_dir)? else {
+                say!("nothing to release: no runs recorded yet in {}", cfg.state_dir.display());
+                return Ok(ExitCode::SUCCESS);
+            };
+            // No state lock: the service may hold it; SQLite orders this one
+            // small write with the service's own.
+            let n = Mirror::open(&cfg.state_dir)?.release(id.as_deref())?;
+            match (&id, n) {
+                (Some(id), 0) => {
+                    esay!("error: no failing object {id:?} (see `orgsync status`)");
+                    return Ok(ExitCode::from(EXIT_FAILED));
+                }
+                _ => say!("released {n} object(s): tried again at the next run"),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -61,6 +61,7 @@ pub mod m {
     pub const BUILD_INFO: &str = "orgsync_build_info";
     pub const RUN_IN_PROGRESS: &str = "orgsync_run_in_progress";
     pub const STARTED_TIMESTAMP_SECONDS: &str = "orgsync_started_timestamp_seconds";
+    pub const QUARANTINED: &str = "orgsync_quarantined_objects";
     pub const NOTIFICATIONS_TOTAL: &str = "orgsync_notifications_total";
 }
 
@@ -103,6 +104,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
     describe_gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL, "0 after a rejected reload, 1 at start and after a good one.");
     describe_gauge!(m::BUILD_INFO, "Always 1; the version label says which build runs.");
     describe_gauge!(m::RUN_IN_PROGRESS, "1 while a sync run is in progress.");
+    describe_gauge!(m::QUARANTINED, "Objects left out of every run after failing too often in a row, until `orgsync retry`.");
     describe_gauge!(
         m::STARTED_TIMESTAMP_SECONDS,
         Unit::Seconds,

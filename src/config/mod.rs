@@ -333,8 +333,13 @@ fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mu
         }
     }
     g.finish(errs);
+    let retry = crate::reconcile::Retry {
+        quarantine_after: p
+            .u64_in("quarantine_after", 1..=100, errs)
+            .map_or(crate::reconcile::Retry::default().quarantine_after, |n| n as u32),
+    };
     p.finish(errs);
-    Policy { users, departments, guard }
+    Policy { users, departments, guard, retry }
 }
 
 fn daemon(root: &mut Reader<'_>, errs: &mut Problems) -> DaemonConfig {

@@ -3,8 +3,11 @@
 //! Each operation's outcome is committed in its own transaction as soon as it
 //! is known, so a crash loses nothing and the next run resumes from the truth.
 
+mod failures;
 mod lock;
 pub mod schema;
+
+pub use failures::Failing;
 
 pub use lock::StateLock;
 

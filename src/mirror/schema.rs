@@ -96,6 +96,19 @@ fn all() -> Vec<M<'static>> {
             PRIMARY KEY (run_id, seq)
          );",
         ),
+        // Objects whose operations keep failing: how often in a row, the
+        // last error, when they are tried next, and whether quarantined.
+        M::up(
+            "CREATE TABLE failures (
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
+            key TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            error TEXT NOT NULL,
+            next_at TEXT NOT NULL,
+            quarantined INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (kind, key)
+         );",
+        ),
     ]
 }
 

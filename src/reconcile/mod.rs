@@ -10,13 +10,14 @@ mod guard;
 mod matching;
 mod plan;
 mod policy;
+pub mod retry;
 pub mod scope;
 mod simulate;
 pub mod unkept;
 mod users;
 
 pub use plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan, UserSpec, plan, removal_label};
-pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
+pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, Retry, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};
 
 /// Per-run knobs that are not policy: the admin's one-time approval, and

@@ -436,6 +436,10 @@ pub enum ItemOutcome {
     NotKept,
     /// A disabled leaver waiting out its grace period: deleted when due.
     Scheduled,
+    /// Failed too often in a row: left out of every run until `orgsync retry`.
+    Quarantined,
+    /// Failed lately: tried again when its backoff is over.
+    RetryLater,
 }
 
 impl ItemOutcome {
@@ -448,6 +452,8 @@ impl ItemOutcome {
             ItemOutcome::OutOfScope => "out_of_scope",
             ItemOutcome::NotKept => "not_kept",
             ItemOutcome::Scheduled => "scheduled",
+            ItemOutcome::Quarantined => "quarantined",
+            ItemOutcome::RetryLater => "retry_later",
         }
     }
 }

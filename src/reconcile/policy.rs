@@ -142,9 +142,23 @@ impl Guard {
     }
 }
 
+/// `policy.quarantine_after`: failures in a row before an object is
+/// quarantined (`reconcile::retry`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    pub quarantine_after: u32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { quarantine_after: 5 }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
     pub users: UserPolicy,
     pub departments: DepartmentPolicy,
     pub guard: Guard,
+    pub retry: Retry,
 }

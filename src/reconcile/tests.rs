@@ -169,6 +169,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     delete_after: std::time::Duration::ZERO,
                 },
                 guard: Guard::uniform(u64::MAX, 100),
+                retry: Default::default(),
             }
         })
 }

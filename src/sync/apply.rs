@@ -12,6 +12,7 @@ use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError, Recorded, RunId
 use crate::model::{Bindings, Kind, SourceId, TargetId};
 use crate::reconcile::Field;
 use crate::reconcile::Op;
+use crate::reconcile::retry;
 use crate::reconcile::unkept::{self, Sent};
 use crate::target::{Target, TargetError};
 use futures::StreamExt;
@@ -32,6 +33,9 @@ pub struct Outcome {
     /// The target stopped answering: `unreachable_after` operations in a
     /// row could not reach it, and the rest were not attempted.
     pub unreachable: Option<u64>,
+    /// For `reconcile::retry`: each failed operation's object and error,
+    /// and the objects with earlier failures whose operations went through.
+    pub results: Vec<(retry::Key, Option<String>)>,
 }
 
 /// What became of one operation.
@@ -316,6 +320,8 @@ pub struct Stops<'a> {
     pub stop: &'a CancellationToken,
     pub abandon: &'a CancellationToken,
     pub unreachable_after: Option<usize>,
+    /// Objects with earlier failures: their successes are reported too.
+    pub watched: &'a retry::Failures,
 }
 
 /// Outcomes per mirror transaction, and the longest they wait.
@@ -329,7 +335,7 @@ pub async fn apply(
     run: RunId,
     bindings: Bindings,
     concurrency: usize,
-    Stops { stop, abandon, unreachable_after }: Stops<'_>,
+    Stops { stop, abandon, unreachable_after, watched }: Stops<'_>,
 ) -> Result<Outcome, MirrorError> {
     let back = bindings.departments.iter().map(|(s, t)| (t.clone(), s.clone())).collect();
     let ctx = Ctx {
@@ -353,6 +359,11 @@ pub async fn apply(
         let mut pending: Vec<Done<'_>> = Vec::new();
         let mut since = std::time::Instant::now();
         while let Some(d) = done.next().await {
+            // What `reconcile::retry` judges: failures, and successes of objects that had failed.
+            let failed = matches!(d.applied, Applied::Failed);
+            if let Some(k) = retry::key(d.op).filter(|k| failed || (d.applied != Applied::NotAttempted && watched.contains_key(k))) {
+                outcome.results.push((k, failed.then(|| d.error.clone().unwrap_or_default())));
+            }
             match (d.applied, d.op) {
                 (Applied::NotAttempted, _) => outcome.not_attempted += 1,
                 // Bind/unbind touch only the mirror: they are not target writes.

@@ -466,6 +466,12 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
     mirror.update_unkept(&memory)?;
+    // Objects that keep failing wait out their backoff, or their quarantine.
+    let failures = mirror.failures()?;
+    let held = reconcile::retry::hold(&mut plan, &failures, clock.now());
+    if held > 0 {
+        info!(run = %run_id, objects = held, "Objects that failed lately wait (backoff) or are quarantined; `orgsync status` lists them");
+    }
     mirror.unschedule(&plan.unscheduled)?;
     if stop.is_cancelled() {
         return recording.stopped();
@@ -505,9 +511,16 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
 
     let abandon = abandon_after(stop, grace);
     let _timer = abandon.clone().drop_guard();
-    let mut outcome =
-        apply::apply(&plan, target, mirror, run_id, bindings, concurrency, apply::Stops { stop, abandon: &abandon, unreachable_after })
-            .await?;
+    let mut outcome = apply::apply(
+        &plan,
+        target,
+        mirror,
+        run_id,
+        bindings,
+        concurrency,
+        apply::Stops { stop, abandon: &abandon, unreachable_after, watched: &failures },
+    )
+    .await?;
     // A target judged unreachable is not asked for its deferred writes either.
     let deferred = match outcome.unreachable {
         Some(_) => Vec::new(),
@@ -517,6 +530,15 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         },
     };
     record_deferred(mirror, run_id, &deferred, &mut outcome)?;
+    // A dead target fails whatever was in flight: no object's fault.
+    let mut results = std::mem::take(&mut outcome.results);
+    if outcome.unreachable.is_some() {
+        results.retain(|(_, error)| error.is_none());
+    }
+    let retried = reconcile::retry::after(&failures, results, clock.now(), policy.retry.quarantine_after);
+    mirror.keep_failures(&retried)?;
+    let quarantined = mirror.failing()?.iter().filter(|f| f.quarantined).count();
+    metrics::gauge!(telemetry::m::QUARANTINED).set(quarantined as f64);
     let (bound_users, bound_departments) = mirror.binding_counts()?;
     let objects = ObjectCounts {
         users: Sides { source: snapshot.users.len() as u64, target: current.users.len() as u64, bound: bound_users },
@@ -547,6 +569,12 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     }
     if outcome.failed > 0 {
         reasons.push(format!("{} of {} operations failed (see `orgsync runs show {run_id}`)", outcome.failed, outcome.failed + outcome.ok));
+    }
+    if retried.quarantined > 0 {
+        reasons.push(format!(
+            "{} objects quarantined after {} failures in a row: left out of later runs until `orgsync retry` releases them",
+            retried.quarantined, policy.retry.quarantine_after
+        ));
     }
     // Held back: the guard's reason says it. Unmatchable users were skipped
     // by the admin's policy (create_without_match_keys = false), and a

@@ -54,6 +54,8 @@ enum Interrupt {
 /// The file target, interrupted at a given write.
 struct Interrupting {
     inner: FileTarget,
+    /// A user the target refuses to create (its source id), every time.
+    failing: Option<String>,
     mirror: Option<std::sync::Arc<Mirror>>,
     writes: AtomicUsize,
     after: usize,
@@ -117,6 +119,9 @@ impl Target for Interrupting {
     fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
         Box::pin(async move {
             self.tick().await?;
+            if self.failing.as_deref() == Some(spec.external_id.as_str()) {
+                return Err(TargetError::Http { method: "POST", path: "/Users".into(), status: 400, detail: None, retry_after: None });
+            }
             self.inner.create_user(spec, departments).await
         })
     }
@@ -208,6 +213,7 @@ impl World {
     fn target(&self, after: usize, how: Interrupt, stop: &CancellationToken) -> Interrupting {
         Interrupting {
             inner: FileTarget::new(self.dir.path().join("target.json")),
+            failing: None,
             mirror: Some(self.mirror.clone()),
             writes: 0.into(),
             after,
@@ -362,6 +368,41 @@ async fn a_full_disk_mid_run_ends_it_failed_with_the_reason_never_running() {
     let message = r.message.as_deref().unwrap_or_default();
     assert!(message.contains("the mirror could not be written") && message.contains("full"), "{message}");
     assert_eq!(w.mirror.runs(1).unwrap()[0].status, RunStatus::Failed, "never left running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_object_that_keeps_failing_is_retried_with_backoff_then_quarantined_and_released() {
+    let w = World::new(org(2, 10));
+    let stop = CancellationToken::new();
+    let mut target = w.target(0, Interrupt::None, &stop);
+    target.failing = Some("u3".into());
+    let mut tried = Vec::new();
+    for hour in 0..48 {
+        let r = w.run_with(&target, &stop, RunOptions::default()).await;
+        let failed = r.count(Some("create"), "failed") > 0;
+        if failed {
+            tried.push(hour);
+            // A new failure: partial beside other work, failed alone (nothing else to apply).
+            assert_ne!(r.status, RunStatus::Succeeded, "hour {hour}: {r:?}");
+        } else {
+            // Waiting or quarantined: said, and not a failure of this run.
+            assert_eq!(r.status, RunStatus::Succeeded, "hour {hour}: {r:?}");
+            assert_eq!(r.count(Some("create"), "retry_later") + r.count(Some("create"), "quarantined"), 1, "hour {hour}: {r:?}");
+        }
+        tokio::time::advance(std::time::Duration::from_secs(3600)).await;
+    }
+    // The next run at once, then 1 h, 6 h and 24 h apart; the fifth failure quarantines.
+    assert_eq!(tried, [0, 1, 2, 8, 32]);
+    let failing = w.mirror.failing().unwrap();
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert!(failing[0].quarantined && failing[0].id == "u3" && failing[0].error.contains("400"), "{failing:?}");
+    // Fixed and released: created at the next run, and forgotten.
+    target.failing = None;
+    assert_eq!(w.mirror.release(Some("u3")).unwrap(), 1);
+    let r = w.run_with(&target, &stop, RunOptions::default()).await;
+    assert_eq!((r.status, r.count(Some("create"), "ok")), (RunStatus::Succeeded, 1), "{r:?}");
+    assert!(w.mirror.failing().unwrap().is_empty());
+    w.assert_no_duplicates(10, 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -52,7 +52,7 @@ fn the_alert_rules_pass_promtool() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 5 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"));
     // Every rule has scenarios that fire it and keep it silent: never succeeded,
     // a long partial streak, held-back deletes, a failed run, a rejected reload, a stuck run.
     let tests = root().join("packaging/prometheus/orgsync-alerts.test.yml");
@@ -98,6 +98,12 @@ fn the_grafana_dashboard_is_json_with_panels() {
     let text = std::fs::read_to_string(root().join("packaging/grafana/orgsync-dashboard.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v["panels"].as_array().unwrap().len() >= 10);
+    // Imported by the UI and provisioned from a file alike: no `__inputs`
+    // placeholder (provisioning does not fill it), a data source variable.
+    assert!(v.get("__inputs").is_none() && !text.contains("${DS_"), "a placeholder only the UI import fills");
+    let vars = v["templating"]["list"].as_array().unwrap();
+    assert!(vars.iter().any(|t| t["type"] == "datasource" && t["query"] == "prometheus"), "{vars:?}");
+    assert!(text.matches("\"uid\": \"${datasource}\"").count() >= 10);
 }
 
 fn package(var: &str) -> PathBuf {
