@@ -19,7 +19,7 @@ use std::time::Duration;
 pub enum TargetError {
     #[error("{method} {path}: HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Http { method: &'static str, path: String, status: u16, detail: Option<String>, retry_after: Option<Duration> },
-    #[error("{method} {path}: {source}")]
+    #[error("{method} {path}: {}", cause_chain(source))]
     Transport {
         method: &'static str,
         path: String,
@@ -46,6 +46,24 @@ pub enum TargetError {
     Conflict(String),
     #[error("{0}")]
     Other(String),
+}
+
+/// A transport error with what caused it (`error sending request: tcp
+/// connect error: Connection refused (os error 111)`), without its URL (the
+/// path is said already) and without saying one cause twice.
+pub(crate) fn cause_chain(e: &reqwest::Error) -> String {
+    let first = e.to_string();
+    let mut out = first.split(" for url (").next().unwrap_or(&first).to_owned();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 impl TargetError {

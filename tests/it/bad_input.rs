@@ -95,5 +95,8 @@ fn an_unreachable_target_fails_the_run_with_a_clear_message() {
     assert_eq!(r.code, 1);
     let msg = env.status_json()["runs"][0]["message"].as_str().unwrap().to_owned();
     assert!(msg.starts_with("cannot read the target"), "{msg}");
+    // What went wrong, said once: the cause, not the URL again.
+    assert!(msg.contains("Connection refused") && !msg.contains("for url"), "{msg}");
+    assert_eq!(msg.matches("os error").count(), 1, "{msg}");
     assert!(!msg.contains(crate::harness::TOKEN));
 }
