@@ -274,3 +274,41 @@ fn every_command_works_on_a_mirror_from_any_earlier_release() {
         assert_eq!(s["runs"][0]["status"], "succeeded", "version {version}");
     }
 }
+
+/// A user the target keeps refusing is tried at the next run, then waits,
+/// then is quarantined: later runs succeed without it, `status` lists it,
+/// and `orgsync retry` releases it.
+#[test]
+fn a_user_the_target_keeps_refusing_is_quarantined_listed_and_released_by_retry() {
+    let env = Env::new();
+    let scim = crate::harness::Scim::start(env.dir.path());
+    env.scim_config(&scim, "[policy]\nquarantine_after = 2\n");
+    let mut doc = crate::harness::org(1, 3);
+    // No userName scim2-server takes: an empty one is refused (400) on every create.
+    doc["users"][2]["username"] = serde_json::json!("");
+    doc["users"][2]["email"] = serde_json::Value::Null;
+    env.write_org(&doc);
+    let codes: Vec<i32> = (0..3).map(|_| env.sync(&[]).code).collect();
+    assert_eq!(codes[..2], [3, 1], "partial, then failed alone: {codes:?}");
+    assert_eq!(codes[2], 0, "quarantined after 2 failures: not a failure of later runs");
+    let s = env.status_json();
+    let failing = s["failing"].as_array().unwrap();
+    assert_eq!(failing.len(), 1, "{s:#}");
+    assert_eq!((failing[0]["id"].as_str(), failing[0]["quarantined"].as_bool()), (Some("u2"), Some(true)), "{s:#}");
+    assert_eq!(s["runs"][0]["counts"]["user.create.quarantined"], 1, "{s:#}");
+    let table = env.orgsync(&["status"]);
+    assert!(table.stdout.contains("1 quarantined") && table.stdout.contains("orgsync retry"), "{}", table.stdout);
+    // Fixed in the source, then released: created at the next run.
+    doc["users"][2]["username"] = serde_json::json!("user2");
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    assert!(scim.user_by_name("user2").is_none(), "quarantined: not tried");
+    assert_eq!(env.orgsync(&["retry"]).code, 2, "an id or --all is needed");
+    let r = env.orgsync(&["retry", "u2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("released 1"), "{}", r.stdout);
+    assert_eq!(env.orgsync(&["retry", "u2"]).code, 1, "nothing left to release");
+    assert_eq!(env.sync(&[]).code, 0);
+    assert!(scim.user_by_name("user2").is_some());
+    assert!(env.status_json()["failing"].as_array().unwrap().is_empty());
+}
