@@ -429,3 +429,30 @@ fn groups_layout_gives_departments_named_alike_their_own_groups_with_stable_name
     assert!(group("Team (Support)").is_none());
     assert_idle(&env);
 }
+
+/// `external_id = "employeeType"` (allowed on inetOrgPerson, not on
+/// organizationalUnit): the schema says so before any write, naming the
+/// key, in the run and in check-target; an attribute every class in use
+/// allows works.
+#[test]
+fn a_mark_the_schema_does_not_allow_fails_before_any_write_naming_the_key() {
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &base_ldif());
+    config(&env, &slapd.url, "disable = \"delete\"\n[target.attributes]\nexternal_id = \"employeeType\"\n", "");
+    env.write_org(&org(3, 6));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let message = last_run(&env)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("target.attributes.external_id: employeeType is not allowed on organizationalUnit"), "{message}");
+    assert!(users(&slapd).is_empty(), "nothing was written");
+    assert_eq!(search(&slapd, &format!("ou=Departments,{SUFFIX}"), "(objectClass=organizationalUnit)").len(), 1, "only the base");
+    let check = env.orgsync(&["check-target"]);
+    assert!(check.stdout.contains("employeeType is not allowed"), "{}", check.stdout);
+
+    config(&env, &slapd.url, "disable = \"delete\"\n[target.attributes]\nexternal_id = \"description\"\n", "");
+    ok(&env.sync(&[]));
+    assert_eq!(users(&slapd).len(), 6);
+    let check = env.orgsync(&["check-target"]);
+    assert!(check.stdout.contains("every attribute written is allowed"), "{}", check.stdout);
+    assert_idle(&env);
+}

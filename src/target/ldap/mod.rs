@@ -20,6 +20,7 @@
 mod config;
 mod describe;
 mod entries;
+mod schema;
 
 pub use config::{Attributes, Disable, Layout, LdapTargetConfig, is_under, normalize, parse};
 
@@ -173,6 +174,59 @@ impl LdapTarget {
             .and_then(|e| entries::first(&e.attrs, id))
             .map(|v| TargetId(v.to_owned()))
             .ok_or_else(|| TargetError::Other(format!("{dn} was added but has no {id}")))
+    }
+
+    /// What the directory's schema does not allow of this config: each a
+    /// key and why. Nothing when the schema cannot be read (an ACL): the
+    /// adds then say it themselves.
+    async fn schema_problems(&self) -> Result<Vec<String>, TargetError> {
+        let root = self.search("", Scope::Base, "(objectClass=*)", &["subschemaSubentry"]).await?;
+        let at = root.first().and_then(|e| entries::first(&e.attrs, "subschemaSubentry")).unwrap_or("cn=Subschema").to_owned();
+        let sub = match self.search(&at, Scope::Base, "(objectClass=subschema)", &["objectClasses", "attributeTypes"]).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "The directory's schema cannot be read; attributes are not checked against it");
+                return Ok(Vec::new());
+            }
+        };
+        let Some(sub) = sub.first() else { return Ok(Vec::new()) };
+        let values = |a: &str| entries::all(&sub.attrs, a).to_vec();
+        let schema = schema::Schema::parse(&values("objectClasses"), &values("attributeTypes"));
+        let a = &self.c.attributes;
+        let users: Vec<&str> = self.c.user_object_classes.iter().map(String::as_str).collect();
+        let departments: &[&str] = match self.c.layout {
+            Layout::OuTree => &["organizationalUnit"],
+            Layout::Groups => &["groupOfNames"],
+        };
+        let mut checks: Vec<(&str, &str, &[&str])> = vec![("target.attributes.external_id", &a.external_id, departments)];
+        for (key, attr) in [
+            ("target.attributes.external_id", &a.external_id),
+            ("target.attributes.username", &a.username),
+            ("target.attributes.name", &a.name),
+            ("target.attributes.surname", &a.surname),
+            ("target.attributes.nickname", &a.nickname),
+            ("target.attributes.email", &a.email),
+            ("target.attributes.mobile", &a.mobile),
+            ("target.attributes.employee_no", &a.employee_no),
+            ("target.attributes.title", &a.title),
+            ("target.attributes.department", &a.department),
+        ] {
+            checks.push((key, attr, &users));
+        }
+        if let Disable::Attribute { name, .. } = &self.c.disable {
+            checks.push(("target.disable_attribute", name, &users));
+        }
+        Ok(checks
+            .into_iter()
+            .filter(|(_, attr, _)| !attr.is_empty())
+            .filter(|(_, attr, classes)| schema.allows(classes, attr) == Some(false))
+            .map(|(key, attr, classes)| {
+                format!(
+                    "{key}: {attr} is not allowed on {} entries by the directory's schema; pick an attribute they allow",
+                    classes.join(" + ")
+                )
+            })
+            .collect())
     }
 
     fn dn_of(&self, id: &TargetId) -> Result<String, TargetError> {
@@ -514,6 +568,8 @@ impl Target for LdapTarget {
                     },
                 ));
             }
+            let problems = self.schema_problems().await?;
+            rows.push(("schema", if problems.is_empty() { "every attribute written is allowed".into() } else { problems.join("; ") }));
             Ok(rows)
         })
     }
@@ -532,6 +588,11 @@ impl Target for LdapTarget {
                 .find(|a| probe.first().is_some_and(|e| entries::first(&e.attrs, a).is_some()))
                 .ok_or_else(|| TargetError::Other("the directory gives entries neither entryUUID nor nsUniqueId".into()))?;
             *self.id_attr.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = attr;
+            // An attribute the schema refuses would fail every add: not one is tried.
+            let problems = self.schema_problems().await?;
+            if !problems.is_empty() {
+                return Err(TargetError::Other(format!("nothing was written: {}", problems.join("; "))));
+            }
             let loaded = entries::load(self, attr).await?;
             let snapshot = self.index(|i| {
                 *i = loaded.index;
