@@ -379,17 +379,7 @@ impl RestTarget {
     /// attributes the create body writes will be kept.
     async fn keycloak_keeps_attributes(&self) -> Result<(), TargetError> {
         let realm = self.c.params.get("realm").and_then(Value::as_str).unwrap_or_default();
-        let req = Request {
-            name: "keycloak.profile".into(),
-            method: reqwest::Method::GET,
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: false,
-            id: None,
-            ok_status: vec![200],
-        };
-        let url = format!("{}/admin/realms/{realm}/users/profile", self.c.base_url.as_str().trim_end_matches('/'));
-        let profile = self.send(&req, &self.ctx(json!({})), Some(&url), &[]).await?.body;
+        let profile = self.keycloak_get("keycloak.profile", "/users/profile").await?;
         if matches!(profile["unmanagedAttributePolicy"].as_str(), Some("ENABLED" | "ADMIN_EDIT")) {
             return Ok(());
         }
@@ -413,9 +403,16 @@ impl RestTarget {
     /// Keycloak: read the realm's `editUsernameAllowed` (a default realm
     /// refuses username changes, and with them the whole update).
     async fn keycloak_username_editable(&self) -> Result<bool, TargetError> {
+        let realm = self.keycloak_get("keycloak.realm", "").await?;
+        // Without view-realm the answer is partial (no such key): unknown.
+        Ok(realm["editUsernameAllowed"].as_bool().unwrap_or(true))
+    }
+
+    /// Keycloak: GET `/admin/realms/{realm}{path}`, as the request `name`.
+    async fn keycloak_get(&self, name: &str, path: &str) -> Result<Value, TargetError> {
         let realm = self.c.params.get("realm").and_then(Value::as_str).unwrap_or_default();
         let req = Request {
-            name: "keycloak.realm".into(),
+            name: name.into(),
             method: reqwest::Method::GET,
             query: Vec::new(),
             headers: Vec::new(),
@@ -423,10 +420,8 @@ impl RestTarget {
             id: None,
             ok_status: vec![200],
         };
-        let url = format!("{}/admin/realms/{realm}", self.c.base_url.as_str().trim_end_matches('/'));
-        let realm = self.send(&req, &self.ctx(json!({})), Some(&url), &[]).await?.body;
-        // Without view-realm the answer is partial (no such key): unknown.
-        Ok(realm["editUsernameAllowed"].as_bool().unwrap_or(true))
+        let url = format!("{}/admin/realms/{realm}{path}", self.c.base_url.as_str().trim_end_matches('/'));
+        Ok(self.send(&req, &self.ctx(json!({})), Some(&url), &[]).await?.body)
     }
 
     /// The user update itself (not the memberships): `keep` names a
