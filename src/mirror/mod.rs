@@ -332,6 +332,10 @@ impl Mirror {
                     b.disabled.insert(TargetId(t), at.with_timezone(&chrono::Utc));
                 }
             }
+            let mut st = c.prepare("SELECT target_id FROM tombstones")?;
+            for t in st.query_map([], |r| r.get::<_, String>(0))? {
+                b.tombstones.insert(TargetId(t?));
+            }
             let mut st = c.prepare("SELECT kind, source_id, target_id FROM bindings")?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
             for row in rows {
@@ -382,6 +386,8 @@ impl Mirror {
                     BindingChange::Set { source_id, target_id, hash } => {
                         tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2 AND source_id <> ?3")?
                             .execute(params![kind, target_id.as_str(), source_id.as_str()])?;
+                        // Bound again (a re-hire): no longer a tombstone.
+                        tx.prepare_cached("DELETE FROM tombstones WHERE target_id = ?1")?.execute([target_id.as_str()])?;
                         tx.prepare_cached(
                             "INSERT INTO bindings (kind, source_id, target_id, hash, updated_at)
                              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -398,6 +404,11 @@ impl Mirror {
                     BindingChange::RemoveTarget(t) => {
                         tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2")?.execute(params![kind, t.as_str()])?;
                         tx.prepare_cached("DELETE FROM grace_periods WHERE target_id = ?1")?.execute([t.as_str()])?;
+                        // Deleted: if the target keeps listing it (inactive), it is a tombstone.
+                        if kind == Kind::User.as_str() {
+                            tx.prepare_cached("INSERT OR IGNORE INTO tombstones (target_id, at) VALUES (?1, ?2)")?
+                                .execute(params![t.as_str(), now])?;
+                        }
                     }
                     BindingChange::Disabled(t) => {
                         tx.prepare_cached("INSERT OR IGNORE INTO grace_periods (target_id, at) VALUES (?1, ?2)")?

@@ -109,6 +109,9 @@ fn all() -> Vec<M<'static>> {
             PRIMARY KEY (kind, key)
          );",
         ),
+        // Users deleted with a 2xx that the target still lists, inactive
+        // (a soft delete): never deleted again; a re-hire binds them anew.
+        M::up("CREATE TABLE tombstones (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
     ]
 }
 

@@ -213,6 +213,9 @@ pub struct Bindings {
     pub users: std::collections::HashMap<SourceId, TargetId>,
     /// Users orgsync disabled under `disable_then_delete`, and when.
     pub disabled: std::collections::HashMap<TargetId, chrono::DateTime<chrono::Utc>>,
+    /// Users deleted with a 2xx (a target that soft-deletes may still list
+    /// them, inactive): never deleted again.
+    pub tombstones: std::collections::HashSet<TargetId>,
 }
 
 impl Bindings {

@@ -279,6 +279,10 @@ pub(super) fn plan_users(
             if claimed[t] || conflicted_targets.contains(&t) || is_protected_user(tu, &up.protected) {
                 continue;
             }
+            // Deleted already, and still listed inactive: the target soft-deletes.
+            if !tu.active && bindings.tombstones.contains(&tu.id) {
+                continue;
+            }
             let source_id = rev.get(&tu.id).map(|s| (*s).clone());
             // Why it goes: its bound source user left, or it never had one.
             let bound = source_id.is_some();

@@ -82,6 +82,11 @@ impl Scim {
     /// SCIMMY (npm scimmy + scimmy-routers on express 4) over the in-memory
     /// store of tests/servers/scimmy.
     pub fn scimmy(dir: &Path) -> Scim {
+        Self::scimmy_with(dir, &[])
+    }
+
+    /// [`Scim::scimmy`] with the store's options (`soft-delete`).
+    pub fn scimmy_with(dir: &Path, options: &[&str]) -> Scim {
         let port = free_port();
         let log = dir.join(format!("scim-{port}.log"));
         let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scimmy/server.mjs");
@@ -92,6 +97,7 @@ impl Scim {
         let child = Command::new("node")
             .arg(server)
             .args([&port.to_string(), TOKEN])
+            .args(options)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

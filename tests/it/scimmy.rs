@@ -134,3 +134,36 @@ fn a_server_keeping_group_names_unique_never_gives_one_departments_group_to_anot
         "{items:#}"
     );
 }
+
+/// A store that soft-deletes (DELETE answers 204 and the user stays listed,
+/// inactive, as django-scim2-server does): the user counts as deleted, is
+/// never deleted again, and a re-hire reactivates the same account.
+#[test]
+fn a_soft_deleted_user_is_a_tombstone_never_deleted_again_and_a_rehire_reactivates_it() {
+    let env = Env::new();
+    let scim = Scim::scimmy_with(env.dir.path(), &["soft-delete"]);
+    env.scim_config(&scim, "[policy.users]\ntarget_only = \"delete\"\n[policy.guard]\nmax_delete_percent = 100");
+    let mut doc = org(2, 6);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let id = scim.user_by_name("user5").unwrap()["id"].as_str().unwrap().to_owned();
+    let leaver = doc["users"].as_array_mut().unwrap().pop().unwrap();
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let kept = scim.user_by_name("user5").expect("the store keeps it");
+    assert_eq!(kept["active"], false, "{kept}");
+    let deletes = || scim.writes().iter().filter(|(m, _, _)| m == "DELETE").count();
+    assert_eq!(deletes(), 1);
+    for _ in 0..2 {
+        assert_idle(&env, &scim);
+    }
+    assert_eq!(deletes(), 1, "deleted again");
+    // Back: the same account, active again.
+    doc["users"].as_array_mut().unwrap().push(leaver);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let back = scim.user_by_name("user5").unwrap();
+    assert_eq!((back["id"].as_str(), &back["active"]), (Some(id.as_str()), &json!(true)), "{back}");
+    assert_eq!(scim.users().len(), 6, "no duplicate");
+    assert_idle(&env, &scim);
+}

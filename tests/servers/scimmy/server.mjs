@@ -2,7 +2,10 @@
 // store, for orgsync's tests. SCIMMY parses, validates, filters, pages and
 // applies PATCH operations; this file only keeps the resources.
 //
-//     node server.mjs PORT TOKEN
+//     node server.mjs PORT TOKEN [soft-delete]
+//
+// With `soft-delete`, a deleted User stays listed with `active: false`
+// (204 all the same), as django-scim2-server and several SaaS targets do.
 //
 // Requests are logged to stderr, one line each: "GET /scim/v2/Users HTTP/1.1" 200
 import express from "express";
@@ -10,7 +13,8 @@ import SCIMMY from "scimmy";
 import SCIMMYRouters from "scimmy-routers";
 import {randomUUID} from "node:crypto";
 
-const [port, token] = process.argv.slice(2);
+const [port, token, mode] = process.argv.slice(2);
+const softDelete = mode === "soft-delete";
 
 // One store per resource type; `unique` is the attribute no two may share.
 function declare(type, unique) {
@@ -39,6 +43,10 @@ function declare(type, unique) {
             return resource.filter ? resource.filter.match(all) : all;
         })
         .degress((resource) => {
+            if (softDelete && type === SCIMMY.Resources.User && store.has(resource.id)) {
+                store.get(resource.id).active = false;
+                return;
+            }
             if (!store.delete(resource.id)) throw missing(resource.id);
         });
 }
