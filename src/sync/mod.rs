@@ -465,6 +465,16 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     };
     let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
     let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
+    if !memory.not_kept.is_empty() {
+        // Accepted with a 2xx, yet not there on this read: said once, when found.
+        let named: Vec<String> = memory.not_kept.iter().take(5).map(|(k, id, f)| format!("{k} {id} {f}")).collect();
+        warn!(
+            run = %run_id,
+            values = memory.not_kept.len(),
+            first = %named.join(", "),
+            "The target accepted values it does not keep; they are not sent again until the source changes them (not_kept items)"
+        );
+    }
     mirror.update_unkept(&memory)?;
     // Objects that keep failing wait out their backoff, or their quarantine.
     let failures = mirror.failures()?;

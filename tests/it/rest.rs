@@ -200,7 +200,10 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
         // The target keeps the phone without +86 (the template strips it):
         // sent once more, then a not_kept item, never again.
         ok(&env.sync(&[]));
-        ok(&env.sync(&[]));
+        let found = env.sync(&[]);
+        ok(&found);
+        // Found not kept: a warning naming it, once.
+        assert!(found.stderr.contains("does not keep") && found.stderr.contains("user u0 mobile"), "{}", found.stderr);
         let shown = env.orgsync(&["runs", "show", &last_run(&env)["id"].to_string(), "--output", "json"]);
         assert!(shown.stdout.contains("not_kept"), "{}", shown.stdout);
         assert_no_writes(&env, &fake);
