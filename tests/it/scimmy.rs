@@ -89,11 +89,11 @@ fn a_foreign_account_holding_a_username_is_a_clean_409_item() {
 
 /// Our store keeps group names unique, as many SaaS targets do: the second
 /// "Team" gets 409. It is never bound to the first one's group (that would
-/// put its members into the other department): a conflict item, and the
-/// first department's group is left as it is, run after run.
+/// put its members into the other department): it takes a name of its own,
+/// `Team (Support)`, kept run after run, and a rename finds a free name.
 #[test]
-fn a_server_keeping_group_names_unique_never_gives_one_departments_group_to_another() {
-    let doc = json!({
+fn a_server_keeping_group_names_unique_gives_each_department_its_own_group_with_a_stable_name() {
+    let mut doc = json!({
         "departments": [
             {"id": "d0", "name": "HQ"},
             {"id": "sales", "parent_id": "d0", "name": "Sales"},
@@ -107,32 +107,38 @@ fn a_server_keeping_group_names_unique_never_gives_one_departments_group_to_anot
         ]
     });
     let (env, scim) = setup("", &doc);
-    let mut owner = None;
-    for run in 0..3 {
-        let r = env.sync(&[]);
-        // A failed create is tried again at the next run, then waits (policy.quarantine_after).
-        let want = if run < 2 { 3 } else { 0 };
-        assert_eq!(r.code, want, "run {run}: the conflict is an item\n{}\n{}", r.stdout, r.stderr);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let check = |names: [(&str, &str, &str); 2]| {
         let groups = scim.groups();
-        let team: Vec<&Value> = groups.iter().filter(|g| g["displayName"] == "Team").collect();
-        assert_eq!(team.len(), 1, "{groups:#?}");
-        let ext = team[0]["externalId"].as_str().unwrap().to_owned();
-        assert_eq!(owner.get_or_insert(ext.clone()), &ext, "the group changed hands between runs");
         let users = scim.users();
         let id_of = |name: &str| users.iter().find(|u| u["userName"] == name).unwrap()["id"].as_str().unwrap().to_owned();
-        let (mine, theirs) = if ext == "sales-team" { ("seller", "helper") } else { ("helper", "seller") };
-        let members = member_ids(team[0]);
-        assert!(members.contains(&id_of(mine).as_str()) && !members.contains(&id_of(theirs).as_str()), "{members:?}");
+        for (ext, shown, member) in names {
+            let g = by_external_id(&groups, ext);
+            assert_eq!(g["displayName"], shown, "{g:#}");
+            let members = member_ids(g);
+            assert_eq!(members, [id_of(member).as_str()], "{ext}: {g:#}");
+        }
+    };
+    // Read through the server: each department its own group, with its own member.
+    let (first, second) = {
+        let groups = scim.groups();
+        if by_external_id(&groups, "sales-team")["displayName"] == "Team" { ("sales", "Support") } else { ("support", "Sales") }
+    };
+    let (named, other) = if first == "sales" { ("sales-team", "support-team") } else { ("support-team", "sales-team") };
+    let (m1, m2) = if first == "sales" { ("seller", "helper") } else { ("helper", "seller") };
+    let unique = format!("Team ({second})");
+    check([(named, "Team", m1), (other, unique.as_str(), m2)]);
+    for _ in 0..2 {
+        assert_idle(&env, &scim);
     }
-    let items: Value = serde_json::from_str(&env.orgsync(&["runs", "show", "1", "--output", "json"]).stdout).unwrap();
-    assert!(
-        items["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["outcome"] == "failed" && i["error"].as_str().unwrap_or("").contains("conflict")),
-        "{items:#}"
-    );
+    // The one with its own name is renamed: it goes; the names stay unique.
+    let i = if other == "support-team" { 4 } else { 3 };
+    doc["departments"][i]["name"] = json!("Squad");
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    check([(named, "Team", m1), (other, "Squad", m2)]);
+    assert_idle(&env, &scim);
 }
 
 /// A store that soft-deletes (DELETE answers 204 and the user stays listed,

@@ -17,6 +17,7 @@ mod config;
 mod discovery;
 mod mapping;
 mod members;
+mod unique;
 
 use super::{Deferred, TResult, Target, TargetError};
 use crate::model::{Kind, TargetId, TargetSnapshot};
@@ -51,6 +52,10 @@ pub struct ScimTarget {
     /// out of its parent's members before it is deleted (some servers keep
     /// a dead member reference otherwise).
     parents: std::sync::Mutex<std::collections::HashMap<TargetId, TargetId>>,
+    /// Each group's displayName as the server holds it, where it differs
+    /// from its department's name (`Team (Support)`: the server keeps
+    /// names unique), or as written this run.
+    shown: std::sync::Mutex<std::collections::HashMap<TargetId, String>>,
 }
 
 /// Members per membership PATCH, unless the server says less.
@@ -84,6 +89,7 @@ impl ScimTarget {
             match_by: match_by.to_vec(),
             group_put: false.into(),
             parents: std::sync::Mutex::default(),
+            shown: std::sync::Mutex::default(),
         })
     }
 
@@ -257,6 +263,48 @@ impl ScimTarget {
         Err(TargetError::Refused { path, attributes: refused.into_iter().map(|(_, a)| a).collect(), fields, detail })
     }
 
+    /// The displayName a department's group shows: as loaded or written.
+    fn shown_name(&self, id: &TargetId) -> Option<String> {
+        self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
+    }
+
+    /// The names a department's group may take on a server that keeps
+    /// group names unique: `Team (Support)`, then `Team (Support) 2`, ….
+    fn unique_names(&self, name: &str, parent: Option<&TargetId>) -> Vec<String> {
+        let parent = parent.and_then(|p| self.shown_name(p));
+        unique::names(name, parent.as_deref())
+    }
+
+    /// Create a department's group under the first free unique name (the
+    /// department's own name is another's group): a 409 on one tries the
+    /// next; ours found by externalId is bound.
+    async fn create_unique(&self, spec: &DeptSpec, parent: Option<&TargetId>) -> Result<TargetId, TargetError> {
+        let mut last = None;
+        for name in self.unique_names(&spec.name, parent) {
+            let mut body = mapping::group_body(spec);
+            body["displayName"] = json!(name);
+            match self.create("/Groups", &body, &spec.external_id).await {
+                Ok(id) => {
+                    tracing::info!(group = %id, name, department = spec.external_id, "The server keeps group names unique: this department's group takes a name of its own");
+                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), name);
+                    return Ok(id);
+                }
+                Err(e) if e.status() == Some(409) => {
+                    if let Some(id) = self.find_one("/Groups", "externalId", &spec.external_id).await? {
+                        return Ok(id);
+                    }
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(TargetError::Conflict(format!(
+            "the server keeps group names unique and no free name was found for {} ({})",
+            spec.name,
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
     /// A group's name or externalId: by PATCH; where the server refuses that
     /// (400, 501), once by PUT of the group as it is now with the new values
     /// (its members kept), and by PUT from then on when that works. What
@@ -371,9 +419,10 @@ impl Target for ScimTarget {
                     })
                     .await?;
             }
-            let snapshot = mapping::snapshot_from(users, groups);
+            let mut snapshot = mapping::snapshot_from(users, groups);
             *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
+            *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = unique::read_back(&mut snapshot.departments);
             Ok(snapshot)
         })
     }
@@ -382,7 +431,10 @@ impl Target for ScimTarget {
         Box::pin(async move {
             let body = mapping::group_body(spec);
             let id = match self.create("/Groups", &body, &spec.external_id).await {
-                Ok(id) => id,
+                Ok(id) => {
+                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
+                    id
+                }
                 Err(e) if e.status() == Some(409) => {
                     // Already there: ours (an earlier run created it and its
                     // answer or binding was lost) is bound; a group of that
@@ -396,16 +448,14 @@ impl Target for ScimTarget {
                             let named = self.find_all("/Groups", "displayName", &spec.name).await?;
                             let [g] = named.as_slice() else { return Err(e) };
                             let id = g.get("id").and_then(Value::as_str).map(|s| TargetId(s.to_owned())).ok_or(e)?;
-                            if let Some(other) = g.get("externalId").and_then(Value::as_str).filter(|x| !x.is_empty()) {
-                                return Err(TargetError::Conflict(format!(
-                                    "the server keeps group names unique and \"{}\" is group {id}, source {other}'s, not source {}'s; \
-                                     nothing was written to it",
-                                    spec.name, spec.external_id
-                                )));
+                            if g.get("externalId").and_then(Value::as_str).is_some_and(|x| !x.is_empty()) {
+                                // Another department's: this one takes a name of its own.
+                                self.create_unique(spec, parent).await?
+                            } else {
+                                let ops = vec![json!({"op": "replace", "path": "externalId", "value": spec.external_id})];
+                                self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
+                                id
                             }
-                            let ops = vec![json!({"op": "replace", "path": "externalId", "value": spec.external_id})];
-                            self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await?;
-                            id
                         }
                     }
                 }
@@ -427,9 +477,37 @@ impl Target for ScimTarget {
         parent: Option<&'a TargetId>,
     ) -> TResult<'a, ()> {
         Box::pin(async move {
-            let ops = mapping::group_patch(spec, changes);
+            let mut ops = mapping::group_patch(spec, changes);
+            // Already shown under that name (a name read back): nothing to send.
+            if self.shown_name(id).as_deref() == Some(spec.name.as_str()) {
+                ops.retain(|op| op.get("path").and_then(Value::as_str) != Some("displayName"));
+            }
             if !ops.is_empty() {
-                self.update_group(id, spec, changes, ops).await?;
+                match self.update_group(id, spec, changes, ops).await {
+                    // The new name is another department's group: a name of its own.
+                    Err(e) if e.status() == Some(409) && changes.iter().any(|c| c.field == Field::Name) => {
+                        let mut done = Err(e);
+                        for name in self.unique_names(&spec.name, parent.or(old_parent)) {
+                            let ops = vec![json!({"op": "replace", "path": "displayName", "value": name})];
+                            match self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await {
+                                Ok(_) => {
+                                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), name);
+                                    done = Ok(());
+                                    break;
+                                }
+                                Err(e) if e.status() == Some(409) => done = Err(e),
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        done?;
+                    }
+                    Ok(()) => {
+                        if changes.iter().any(|c| c.field == Field::Name) {
+                            self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             if changes.iter().any(|c| c.field == Field::Parent) {
                 // A move: leave the old parent group, join the new one.
