@@ -137,3 +137,30 @@ fn a_group_rename_refused_by_patch_goes_through_by_put_with_its_members_kept() {
         assert_eq!(&scim.writes()[idle..], &[] as &[(String, String, u16)], "settled");
     }
 }
+
+/// django-scim2 as shipped, with orgsync's default `nested_groups`: users
+/// and groups share integer ids, and adding group N as a member adds user
+/// N. Its numeric ids are seen (from the first create on an empty server)
+/// and no group is written into a group: every group holds exactly its
+/// users, from the first run on; later runs write nothing; check-target
+/// says so.
+#[test]
+fn default_nested_mode_on_django_scim2_writes_memberships_flat_never_a_wrong_user() {
+    let env = Env::new();
+    let scim = Scim::django(env.dir.path());
+    env.scim_config(&scim, "");
+    env.write_org(&org(5, 12));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("ids are plain numbers"), "said: {}", r.stderr);
+    let want: Vec<(String, BTreeSet<String>)> =
+        (0..5).map(|d| (format!("d{d}"), (0..12).filter(|u| u % 5 == d).map(|u| format!("user{u}")).collect())).collect();
+    assert_eq!(memberships(&scim), want, "a group holds exactly its users: no group taken for a user");
+    // The users' displayName refusals are learnt once (see above); then nothing is written.
+    env.sync(&[]);
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)], "settled");
+    let check = env.orgsync(&["check-target"]);
+    assert!(check.stdout.contains("memberships are written flat"), "{}", check.stdout);
+}

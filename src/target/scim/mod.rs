@@ -56,6 +56,16 @@ pub struct ScimTarget {
     /// from its department's name (`Team (Support)`: the server keeps
     /// names unique), or as written this run.
     shown: std::sync::Mutex<std::collections::HashMap<TargetId, String>>,
+    /// The server's ids are plain numbers (django-scim2: users and groups
+    /// share one sequence of integers, and a group added as a member is
+    /// taken for the user of that id). A group member is then ambiguous:
+    /// nested groups are not written, memberships go flat (users only).
+    numeric_ids: std::sync::atomic::AtomicBool,
+}
+
+/// An id a server may give a user and a group alike.
+fn numeric(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Members per membership PATCH, unless the server says less.
@@ -90,6 +100,7 @@ impl ScimTarget {
             group_put: false.into(),
             parents: std::sync::Mutex::default(),
             shown: std::sync::Mutex::default(),
+            numeric_ids: false.into(),
         })
     }
 
@@ -121,13 +132,16 @@ impl ScimTarget {
     /// externalId before any retry, so it is never created twice.
     async fn create(&self, path: &str, body: &Value, external_id: &str) -> Result<TargetId, TargetError> {
         let exists = || async { Ok(self.find_one(path, "externalId", external_id).await?.map(|t| t.0)) };
-        match self.client.create(path, body, exists).await? {
-            Created::Posted(v) => Self::id_of(&v, path),
+        let id = match self.client.create(path, body, exists).await? {
+            Created::Posted(v) => Self::id_of(&v, path)?,
             Created::Found(id) => {
                 tracing::info!(path, external_id, id, "A create whose answer was lost had succeeded; bound to it");
-                Ok(TargetId(id))
+                TargetId(id)
             }
-        }
+        };
+        // The first object of an empty server tells how it makes ids.
+        self.judge_ids(std::iter::once(id.as_str()));
+        Ok(id)
     }
 
     fn id_of(v: &Option<Value>, path: &str) -> Result<TargetId, TargetError> {
@@ -263,6 +277,16 @@ impl ScimTarget {
         Err(TargetError::Refused { path, attributes: refused.into_iter().map(|(_, a)| a).collect(), fields, detail })
     }
 
+    /// Note numeric ids (see `numeric_ids`), said once when first seen.
+    fn judge_ids<'i>(&self, mut ids: impl Iterator<Item = &'i str>) {
+        if self.shape == DepartmentShape::Tree && ids.any(numeric) && !self.numeric_ids.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "The target's ids are plain numbers, which users and groups may share: group members are written flat (users only), \
+                 no group in a group (set target.departments = \"groups\" to say so)"
+            );
+        }
+    }
+
     /// The displayName a department's group shows: as loaded or written.
     fn shown_name(&self, id: &TargetId) -> Option<String> {
         self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
@@ -379,6 +403,9 @@ impl Target for ScimTarget {
     }
 
     fn departments(&self) -> DepartmentShape {
+        if self.shape == DepartmentShape::Tree && self.numeric_ids.load(std::sync::atomic::Ordering::Relaxed) {
+            return DepartmentShape::Flat;
+        }
         self.shape
     }
 
@@ -390,6 +417,20 @@ impl Target for ScimTarget {
         Box::pin(async move {
             let d = self.discover().await?;
             let mut rows = vec![("departments", format!("{:?}", self.shape))];
+            // One resource of each kind tells how the server makes ids.
+            let mut ids = Vec::new();
+            for path in ["/Users", "/Groups"] {
+                let page = self.client.send(Method::GET, path, &[("count", "1".to_owned())], None).await?.unwrap_or_default();
+                ids.extend(page["Resources"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str().map(str::to_owned)));
+            }
+            if self.shape == DepartmentShape::Tree && ids.iter().any(|i| numeric(i)) {
+                rows.push((
+                    "nesting",
+                    "ids are plain numbers, which users and groups may share: a group written as a member could be taken for \
+                     the user of that id, so memberships are written flat (users only), no group in a group"
+                        .into(),
+                ));
+            }
             rows.extend(d.rows(self.page_size, d.members_per_request(MEMBERS_PER_REQUEST)));
             Ok(rows)
         })
@@ -419,6 +460,7 @@ impl Target for ScimTarget {
                     })
                     .await?;
             }
+            self.judge_ids(users.iter().map(|u| u.id.as_str()).chain(groups.iter().map(|g| g.id.as_str())));
             let mut snapshot = mapping::snapshot_from(users, groups);
             *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
@@ -606,7 +648,14 @@ impl Target for ScimTarget {
 
     fn flush(&self) -> TResult<'_, Vec<Deferred>> {
         Box::pin(async move {
-            let groups = self.pending.take();
+            let mut groups = self.pending.take();
+            // Ids found numeric during this run: no group goes in a group.
+            if self.numeric_ids.load(std::sync::atomic::Ordering::Relaxed) {
+                for (_, delta) in &mut groups {
+                    delta.add.retain(|_, kind| *kind != mapping::Member::Group);
+                }
+                groups.retain(|(_, d)| !d.add.is_empty() || !d.remove.is_empty());
+            }
             let done = futures::stream::iter(groups)
                 .map(|(group, delta)| async move {
                     let result = self
