@@ -212,16 +212,10 @@ fn split_unescaped<'a>(s: &'a str, seps: &[char]) -> Vec<&'a str> {
     parts
 }
 
-/// One `type=value` in normal form.
-fn normal_ava(ava: &str) -> String {
-    let Some((ty, value)) = ava.split_once('=') else { return ava.trim().to_lowercase() };
-    let ty = ty.trim().to_ascii_lowercase();
-    let value = value.trim_start();
-    if let Some(hex) = value.strip_prefix('#') {
-        return format!("{ty}=#{}", hex.trim().to_ascii_lowercase());
-    }
-    // Unescape to bytes (a hex pair may be one byte of a UTF-8 character),
-    // remembering which trailing spaces were escaped (those count).
+/// An RDN value's bytes with its escapes undone (`\\,` and the hex pair
+/// `\\2C` alike; a hex pair may be one byte of a UTF-8 character), and how
+/// many of them come before the unescaped trailing spaces.
+pub fn unescape(value: &str) -> (Vec<u8>, usize) {
     let (mut bytes, mut kept) = (Vec::with_capacity(value.len()), 0usize);
     let raw = value.as_bytes();
     let mut i = 0;
@@ -248,6 +242,19 @@ fn normal_ava(ava: &str) -> String {
             }
         }
     }
+    (bytes, kept)
+}
+
+/// One `type=value` in normal form.
+fn normal_ava(ava: &str) -> String {
+    let Some((ty, value)) = ava.split_once('=') else { return ava.trim().to_lowercase() };
+    let ty = ty.trim().to_ascii_lowercase();
+    let value = value.trim_start();
+    if let Some(hex) = value.strip_prefix('#') {
+        return format!("{ty}=#{}", hex.trim().to_ascii_lowercase());
+    }
+    // Unescaped, without the unescaped trailing spaces (escaped ones count).
+    let (mut bytes, kept) = unescape(value);
     bytes.truncate(kept);
     let text = String::from_utf8_lossy(&bytes).to_lowercase();
     let folded = text.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");

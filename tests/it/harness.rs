@@ -345,3 +345,21 @@ pub fn sync_scoped_to(env: &Env, source: &str, include: &str, root: &str, childr
 pub fn users_in(users: &[Value], key: &str, ids: &[String]) -> usize {
     users.iter().filter(|u| u[key].as_array().unwrap().iter().any(|d| ids.contains(&d.to_string().trim_matches('"').to_owned()))).count()
 }
+
+/// Sales/Team and Support/Team: one name, two departments, a user in each
+/// (`seller` in Sales' Team, `helper` in Support's).
+pub fn same_named_teams() -> Value {
+    json!({
+        "departments": [
+            {"id": "d0", "name": "HQ"},
+            {"id": "sales", "parent_id": "d0", "name": "Sales"},
+            {"id": "support", "parent_id": "d0", "name": "Support"},
+            {"id": "sales-team", "parent_id": "sales", "name": "Team"},
+            {"id": "support-team", "parent_id": "support", "name": "Team"},
+        ],
+        "users": [
+            {"id": "u0", "username": "seller", "name": "Seller", "email": "seller@example.test", "department_ids": ["sales-team"]},
+            {"id": "u1", "username": "helper", "name": "Helper", "email": "helper@example.test", "department_ids": ["support-team"]},
+        ]
+    })
+}

@@ -384,19 +384,7 @@ fn groups_layout_gives_departments_named_alike_their_own_groups_with_stable_name
     let slapd = Slapd::start(env.dir.path(), &base_ldif());
     config(&env, &slapd.url, "disable = \"delete\"\n[target.departments]\nas = \"groups\"\n", "");
     // Sales/Team and Support/Team: one name, two departments.
-    let mut doc = json!({
-        "departments": [
-            {"id": "d0", "name": "HQ"},
-            {"id": "sales", "parent_id": "d0", "name": "Sales"},
-            {"id": "support", "parent_id": "d0", "name": "Support"},
-            {"id": "sales-team", "parent_id": "sales", "name": "Team"},
-            {"id": "support-team", "parent_id": "support", "name": "Team"},
-        ],
-        "users": [
-            {"id": "u0", "username": "seller", "name": "Seller", "email": "seller@example.test", "department_ids": ["sales-team"]},
-            {"id": "u1", "username": "helper", "name": "Helper", "email": "helper@example.test", "department_ids": ["support-team"]},
-        ]
-    });
+    let mut doc = crate::harness::same_named_teams();
     env.write_org(&doc);
     ok(&env.sync(&[]));
     let people = format!("ou=People,{SUFFIX}");

@@ -93,19 +93,7 @@ fn a_foreign_account_holding_a_username_is_a_clean_409_item() {
 /// `Team (Support)`, kept run after run, and a rename finds a free name.
 #[test]
 fn a_server_keeping_group_names_unique_gives_each_department_its_own_group_with_a_stable_name() {
-    let mut doc = json!({
-        "departments": [
-            {"id": "d0", "name": "HQ"},
-            {"id": "sales", "parent_id": "d0", "name": "Sales"},
-            {"id": "support", "parent_id": "d0", "name": "Support"},
-            {"id": "sales-team", "parent_id": "sales", "name": "Team"},
-            {"id": "support-team", "parent_id": "support", "name": "Team"},
-        ],
-        "users": [
-            {"id": "u0", "username": "seller", "name": "Seller", "email": "seller@example.test", "department_ids": ["sales-team"]},
-            {"id": "u1", "username": "helper", "name": "Helper", "email": "helper@example.test", "department_ids": ["support-team"]},
-        ]
-    });
+    let mut doc = crate::harness::same_named_teams();
     let (env, scim) = setup("", &doc);
     let r = env.sync(&[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

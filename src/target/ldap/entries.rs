@@ -81,28 +81,7 @@ pub(super) fn first_rdn(dn: &str) -> &str {
 pub(super) fn rdn_value(dn: &str) -> String {
     let r = first_rdn(dn);
     let v = r.split_once('=').map_or(r, |(_, v)| v);
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(h) => {
-                    out.push(h);
-                    i += 3;
-                }
-                None => {
-                    out.push(b[i + 1]);
-                    i += 2;
-                }
-            }
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&crate::ldap::unescape(v).0).into_owned()
 }
 
 /// The first value of an attribute, its name compared without case.
