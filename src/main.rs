@@ -198,12 +198,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             // After the run is recorded; each channel waits at most its timeout.
             let instance = cfg.daemon.instance();
-            let origin = orgsync::notify::Origin {
-                source: cfg.source.kind(),
-                instance: &instance,
-                public_url: cfg.daemon.public_url.as_deref(),
-                service: false,
-            };
+            let origin = orgsync::notify::Origin::of(&cfg, &instance, false);
             orgsync::notify::after_run(&cfg.notify, &mirror, &record, origin, &SystemClock).await;
             Ok(status_code(record.status))
         }

@@ -19,6 +19,13 @@ pub struct Origin<'a> {
     pub service: bool,
 }
 
+impl<'a> Origin<'a> {
+    /// The origin of runs under `config` (`instance` is `config.daemon.instance()`).
+    pub fn of(config: &'a crate::settings::Config, instance: &'a str, service: bool) -> Self {
+        Origin { source: config.source.kind(), instance, public_url: config.daemon.public_url.as_deref(), service }
+    }
+}
+
 /// What a notification says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {

@@ -46,12 +46,7 @@ impl Worker {
                         let (config, mirror, record) = (config.clone(), self.mirror.clone(), record.clone());
                         tokio::spawn(async move {
                             let instance = config.daemon.instance();
-                            let origin = crate::notify::Origin {
-                                source: config.source.kind(),
-                                instance: &instance,
-                                public_url: config.daemon.public_url.as_deref(),
-                                service: true,
-                            };
+                            let origin = crate::notify::Origin::of(&config, &instance, true);
                             crate::notify::after_run(&config.notify, &mirror, &record, origin, &crate::clock::SystemClock).await;
                         });
                     }

@@ -337,17 +337,13 @@ impl LdapTarget {
 
     // --- departments -------------------------------------------------------
 
-    fn dept_dn(&self, name: &str, parent: Option<&TargetId>) -> Result<String, TargetError> {
-        Ok(match self.c.layout {
-            Layout::OuTree => {
-                let base = match parent {
-                    Some(p) => self.dn_of(p)?,
-                    None => self.c.departments_dn.clone(),
-                };
-                format!("{},{base}", rdn("ou", name))
-            }
-            Layout::Groups => format!("{},{}", rdn("cn", name), self.c.departments_dn),
-        })
+    /// `ou_tree`: a department's OU under its parent's (groups are named by [`Self::group_names`]).
+    fn ou_dn(&self, name: &str, parent: Option<&TargetId>) -> Result<String, TargetError> {
+        let base = match parent {
+            Some(p) => self.dn_of(p)?,
+            None => self.c.departments_dn.clone(),
+        };
+        Ok(format!("{},{base}", rdn("ou", name)))
     }
 
     /// The home of a user entry: its primary department's OU (`ou_tree`),
@@ -607,7 +603,7 @@ impl Target for LdapTarget {
             let _tree = self.tree.lock().await;
             let (id, dn) = match self.c.layout {
                 Layout::OuTree => {
-                    let dn = self.dept_dn(&spec.name, parent)?;
+                    let dn = self.ou_dn(&spec.name, parent)?;
                     let ext = &self.c.attributes.external_id;
                     let mut attrs: Attrs = vec![("objectClass".into(), one("organizationalUnit")), ("ou".into(), one(&spec.name))];
                     if !ext.is_empty() {
