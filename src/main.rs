@@ -414,8 +414,10 @@ fn table(header: &[&str]) -> Table {
 }
 
 fn print_plan(plan: &Plan) {
-    // Out-of-scope departments and users skipped by policy need nobody.
-    let informational = |i: &orgsync::reconcile::Item| matches!(i.outcome, ItemOutcome::OutOfScope | ItemOutcome::Unmatchable);
+    // Out-of-scope departments, users skipped by policy and values the
+    // target does not keep need nobody: nothing is written for them.
+    let informational =
+        |i: &orgsync::reconcile::Item| matches!(i.outcome, ItemOutcome::OutOfScope | ItemOutcome::Unmatchable | ItemOutcome::NotKept);
     if plan.ops.is_empty() && plan.items.iter().all(informational) {
         say!("Nothing to do: the target is in step with the source.");
         if plan.items.is_empty() {

@@ -468,10 +468,17 @@ impl Mirror {
         self.with(|c| c.execute("UPDATE runs SET objects = ?2 WHERE id = ?1", params![run, json]).map(drop))
     }
 
-    /// What became of the values last sent, per object and field.
+    /// What became of the values last sent, per object and field. The
+    /// memberships and parents a run sent count only once that run ended
+    /// (succeeded or partial): one that crashed or failed may not have
+    /// written them, which a target does after the run's updates.
     pub fn unkept(&self) -> Result<unkept::Memory, MirrorError> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT kind, source_id, field, value_hash, state, run_id FROM unkept")?;
+            let mut st = c.prepare(
+                "SELECT kind, source_id, field, value_hash, state, run_id FROM unkept u
+                 WHERE NOT (u.field IN ('departments', 'parent') AND u.state = 'sent'
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id AND r.status IN ('succeeded', 'partial')))",
+            )?;
             let rows = st.query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -503,18 +510,25 @@ impl Mirror {
         self.with(|c| {
             let tx = c.transaction()?;
             for (kind, s, f) in &changes.not_kept {
-                tx.execute(
-                    "UPDATE unkept SET state = 'not_kept' WHERE kind = ?1 AND source_id = ?2 AND field = ?3",
-                    params![kind.as_str(), s.as_str(), f.as_str()],
-                )?;
+                tx.prepare_cached("UPDATE unkept SET state = 'not_kept' WHERE kind = ?1 AND source_id = ?2 AND field = ?3")?
+                    .execute(params![kind.as_str(), s.as_str(), f.as_str()])?;
             }
             for (kind, s, f) in &changes.forget {
-                tx.execute(
-                    "DELETE FROM unkept WHERE kind = ?1 AND source_id = ?2 AND field = ?3",
-                    params![kind.as_str(), s.as_str(), f.as_str()],
-                )?;
+                tx.prepare_cached("DELETE FROM unkept WHERE kind = ?1 AND source_id = ?2 AND field = ?3")?.execute(params![
+                    kind.as_str(),
+                    s.as_str(),
+                    f.as_str()
+                ])?;
             }
             tx.commit()
+        })
+    }
+
+    /// Forget the memberships and parents run `run` sent: the target's
+    /// deferred writes of them failed (some), so they are sent again.
+    pub fn forget_sent_links(&self, run: RunId) -> Result<(), MirrorError> {
+        self.with(|c| {
+            c.execute("DELETE FROM unkept WHERE run_id = ?1 AND field IN ('departments', 'parent') AND state = 'sent'", [run.0]).map(drop)
         })
     }
 

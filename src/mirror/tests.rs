@@ -111,3 +111,36 @@ fn pruning_keeps_the_last_success_when_every_newer_run_was_partial() {
     assert_eq!(m.last_success().unwrap(), when, "the last success was pruned: the no-success alert would go blind");
     assert_eq!(m.runs(10).unwrap().len(), 3, "the two newest and the last success");
 }
+
+/// The memberships and parents a run sent count once it ended (a crash or
+/// a failure may have kept the target from writing them), and are
+/// forgotten when the target's deferred writes failed; other fields count
+/// at once.
+#[test]
+fn sent_links_count_only_from_a_run_that_ended_and_wrote_them() {
+    use crate::reconcile::unkept::Sent;
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let u1 = SourceId::from("u1");
+    let row = ItemRow { kind: Kind::User, op: "create", source_id: Some(&u1), target_id: None, outcome: "ok", error: None, changes: None };
+    let send = |run: RunId| {
+        let sent = vec![(Field::Name, "n".to_owned(), Sent::Sent), (Field::Departments, "d".to_owned(), Sent::Sent)];
+        m.record_batch(run, &[Recorded { item: row, binding: BindingChange::None, sent }]).unwrap();
+    };
+    let fields = |m: &Mirror| {
+        let mut f: Vec<Field> = m.unkept().unwrap().into_keys().map(|(_, _, f)| f).collect();
+        f.sort_by_key(|f| f.as_str());
+        f
+    };
+    let run = m.start_run("manual").unwrap();
+    send(run);
+    assert_eq!(fields(&m), [Field::Name], "running (or crashed): only the name counts");
+    m.finish_run(run, RunStatus::Failed, Some("target unreachable")).unwrap();
+    assert_eq!(fields(&m), [Field::Name], "failed: the memberships may not have been written");
+    let run = m.start_run("manual").unwrap();
+    send(run);
+    m.finish_run(run, RunStatus::Partial, None).unwrap();
+    assert_eq!(fields(&m), [Field::Departments, Field::Name]);
+    m.forget_sent_links(run).unwrap();
+    assert_eq!(fields(&m), [Field::Name], "the deferred writes failed: sent again");
+}

@@ -1,12 +1,14 @@
-//! Updates the target does not keep. Some targets rewrite a value (a
-//! `displayName` derived from the name parts) or refuse an attribute (HTTP
-//! 501 for one PATCH path): sending it again every run changes nothing and
-//! hides real changes. The mirror remembers, per object and field, the
-//! value last sent and what became of it; this step takes those changes out
-//! of a plan until the source value changes, and says so in a `not_kept`
-//! item. `active` is never taken out: a leaver is always deactivated; nor
-//! are memberships and parents, which the target writes after the run's
-//! updates (a failure there is its own item, and must be retried).
+//! Values the target does not keep. Some targets rewrite a value (a
+//! `displayName` derived from the name parts), refuse an attribute (HTTP
+//! 501 for one PATCH path), or answer 200 to a member they do not store
+//! (a group added to a group where groups hold users only): sending it
+//! again every run changes nothing and hides real changes. The mirror
+//! remembers, per object and field, the value last created or updated and
+//! what became of it; this step takes those changes out of a plan until the
+//! source value changes, and says so in a `not_kept` item. `active` is
+//! never taken out: a leaver is always deactivated. Memberships and parents
+//! a target writes after the run's updates are forgotten again when that
+//! write fails (see `Mirror::forget_sent_links`), so they are retried.
 
 use super::plan::{Change, Field, Item, ItemOutcome, Op, Plan};
 use crate::model::{Kind, SourceId};
@@ -59,7 +61,7 @@ pub fn value_hash(v: &Option<String>) -> String {
 
 /// Whether a field's unkept values are remembered at all.
 pub fn remembered(field: Field) -> bool {
-    !matches!(field, Field::Active | Field::Departments | Field::Parent)
+    field != Field::Active
 }
 
 /// What the mirror should do after [`skip_unkept`].

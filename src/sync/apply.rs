@@ -151,12 +151,22 @@ impl Ctx<'_> {
         })
     }
 
-    /// After an update: the values sent (all of them when it went through;
-    /// all but the `refused` ones when only those were refused), so that a
-    /// value the target does not keep is not sent every run.
-    fn sent(op: &Op, ok: bool, refused: &[Field]) -> Vec<(Field, String, Sent)> {
+    /// After a create or an update: the values sent (all of them when it
+    /// went through; all but the `refused` ones when only those were
+    /// refused), so that a value the target does not keep (a name it
+    /// derives itself, an address it lower-cases) is found at the next run
+    /// and not sent at all.
+    fn sent(&self, op: &Op, ok: bool, refused: &[Field]) -> Vec<(Field, String, Sent)> {
+        // Memberships went out whole only when every department was in the
+        // target: one still missing is sent when it is there.
+        let whole = match op {
+            Op::CreateUser { spec, .. } | Op::UpdateUser { spec, .. } => {
+                spec.departments.iter().flatten().all(|d| self.resolve(d).is_some())
+            }
+            _ => true,
+        };
         let changes = match op {
-            Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => changes,
+            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } | Op::CreateUser { .. } | Op::CreateDepartment { .. } => op.changes(),
             _ => return Vec::new(),
         };
         if !ok && refused.is_empty() {
@@ -164,7 +174,7 @@ impl Ctx<'_> {
         }
         changes
             .iter()
-            .filter(|c| unkept::remembered(c.field))
+            .filter(|c| unkept::remembered(c.field) && (whole || c.field != Field::Departments))
             .map(|c| (c.field, unkept::value_hash(&c.to), if refused.contains(&c.field) { Sent::Refused } else { Sent::Sent }))
             .collect()
     }
@@ -201,7 +211,7 @@ impl Ctx<'_> {
             Err(TargetError::Refused { fields, .. }) => fields.clone(),
             _ => Vec::new(),
         };
-        let sent = Self::sent(op, result.is_ok(), &refused);
+        let sent = self.sent(op, result.is_ok(), &refused);
         match result {
             Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent, changes: changes_json(op) },
             Err(e) => {

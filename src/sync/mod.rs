@@ -315,6 +315,9 @@ fn record_deferred(mirror: &Mirror, run: RunId, deferred: &[target::Deferred], o
         })
         .collect();
     mirror.record_all(run, &rows)?;
+    if texts.iter().any(|(o, _)| *o == "failed") {
+        mirror.forget_sent_links(run)?;
+    }
     for (outcome_text, _) in &texts {
         if *outcome_text == "ok" {
             outcome.ok += 1;

@@ -54,7 +54,7 @@ enum Interrupt {
 /// The file target, interrupted at a given write.
 struct Interrupting {
     inner: FileTarget,
-    /// A user the target refuses to create (its source id), every time.
+    /// A user or department the target refuses to create (its source id), every time.
     failing: Option<String>,
     mirror: Option<std::sync::Arc<Mirror>>,
     writes: AtomicUsize,
@@ -94,6 +94,9 @@ impl Target for Interrupting {
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
         Box::pin(async move {
             self.tick().await?;
+            if self.failing.as_deref() == Some(spec.external_id.as_str()) {
+                return Err(TargetError::Http { method: "POST", path: "/Groups".into(), status: 400, detail: None, retry_after: None });
+            }
             self.inner.create_department(spec, parent).await
         })
     }
@@ -448,4 +451,26 @@ async fn a_scope_change_is_target_only_and_held_by_the_guard() {
     let approved = w.run_with(&w.target(0, Interrupt::None, &stop), &stop, RunOptions { allow_deletes: 12, ..RunOptions::default() }).await;
     assert_eq!(approved.count(Some("delete"), "ok"), 12, "{approved:?}");
     assert_eq!(w.target_now().users.len(), 48);
+}
+
+/// The values a create sent are remembered (a target that rewrites one is
+/// not sent it again), but memberships only when they went out whole: a
+/// user created while its department's create failed joins it once the
+/// department is there, and then nothing is left to do.
+#[tokio::test(start_paused = true)]
+async fn a_membership_sent_while_its_department_was_missing_is_written_once_it_is_there() {
+    let w = World::new(org(3, 9));
+    let stop = CancellationToken::new();
+    let mut refusing = w.target(0, Interrupt::None, &stop);
+    refusing.failing = Some("d2".into());
+    let first = w.run_with(&refusing, &stop, RunOptions::default()).await;
+    assert_eq!((first.status, first.count(Some("create"), "failed")), (RunStatus::Partial, 1), "{first:?}");
+    let second = w.run().await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    let t = w.target_now();
+    let d2 = t.departments.iter().find(|d| d.external_id.as_deref() == Some("d2")).unwrap().id.clone();
+    let members: Vec<&str> = t.users.iter().filter(|u| u.departments.contains(&d2)).filter_map(|u| u.external_id.as_deref()).collect();
+    assert_eq!(members, ["u2", "u5", "u8"], "{second:?}");
+    let idle = w.run().await;
+    assert!(idle.counts.is_empty(), "{idle:?}");
 }
