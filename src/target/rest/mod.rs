@@ -38,6 +38,10 @@ pub struct RestTarget {
     /// true when the service account may not read it (then a refusal is
     /// recognised by Keycloak's answer).
     username_editable: std::sync::atomic::AtomicBool,
+    /// Keycloak: the user fields its realm drops (its user profile does not
+    /// declare them, unmanaged attributes are off), read at the load; they
+    /// are neither compared nor expected to be kept.
+    dropped: std::sync::Mutex<FieldSet>,
 }
 
 impl std::fmt::Debug for RestTarget {
@@ -85,6 +89,7 @@ impl RestTarget {
             token: TokenCache::new(Duration::from_secs(30)),
             log: super::RequestLog::default(),
             username_editable: true.into(),
+            dropped: std::sync::Mutex::new(FieldSet::default()),
         })
     }
 
@@ -375,29 +380,32 @@ impl RestTarget {
     }
 
     /// Keycloak 24+ drops user attributes its realm's user profile does not
-    /// declare, answering 204 all the same: before writing, check that the
-    /// attributes the create body writes will be kept.
-    async fn keycloak_keeps_attributes(&self) -> Result<(), TargetError> {
-        let realm = self.c.params.get("realm").and_then(Value::as_str).unwrap_or_default();
+    /// declare, answering 204 all the same: before writing, find which of
+    /// the attributes the create body writes will be dropped (as fields).
+    async fn keycloak_dropped(&self) -> Result<Vec<(Field, &'static str)>, TargetError> {
         let profile = self.keycloak_get("keycloak.profile", "/users/profile").await?;
         if matches!(profile["unmanagedAttributePolicy"].as_str(), Some("ENABLED" | "ADMIN_EDIT")) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let declared: HashSet<&str> = profile["attributes"].as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
         let body = self.c.templates.source(&format!("{}.body", self.c.users.create.name));
-        let dropped: Vec<&str> = ["orgsync_id", "mobile", "employee_no", "title"]
+        Ok([(Field::ExternalId, "orgsync_id"), (Field::Mobile, "mobile"), (Field::EmployeeNo, "employee_no"), (Field::Title, "title")]
             .into_iter()
-            .filter(|a| body.contains(&format!("\"{a}\"")) && !declared.contains(a))
-            .collect();
-        if dropped.is_empty() {
-            return Ok(());
-        }
-        Err(TargetError::Other(format!(
-            "Keycloak realm {realm} keeps only the user attributes its user profile declares, and would drop {} while \
-             answering 204: enable unmanaged attributes (Realm settings > General > Unmanaged attributes: Enabled) or \
-             declare them in the realm's user profile",
-            dropped.join(", ")
-        )))
+            .filter(|(_, a)| body.contains(&format!("\"{a}\"")) && !declared.contains(a))
+            .collect())
+    }
+
+    /// What the realm drops, said (the run's warning and check-target).
+    fn dropped_message(&self, dropped: &[(Field, &str)]) -> String {
+        let realm = self.c.params.get("realm").and_then(Value::as_str).unwrap_or_default();
+        let names: Vec<&str> = dropped.iter().map(|(_, a)| *a).collect();
+        let mark = if dropped.iter().any(|(f, _)| *f == Field::ExternalId) { " users are bound by username and email only;" } else { "" };
+        format!(
+            "Keycloak realm {realm} keeps only the user attributes its user profile declares: {} are not kept, so they are \
+             not compared;{mark} to keep them, enable unmanaged attributes (Realm settings > General > Unmanaged \
+             attributes: Enabled) or declare them in the realm's user profile",
+            names.join(", ")
+        )
     }
 
     /// Keycloak: read the realm's `editUsernameAllowed` (a default realm
@@ -492,7 +500,7 @@ impl Target for RestTarget {
     }
 
     fn unheld(&self) -> FieldSet {
-        let mut s = FieldSet::default();
+        let mut s = *self.dropped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (f, name) in [
             (Field::ExternalId, "external_id"),
             (Field::Username, "username"),
@@ -523,6 +531,12 @@ impl Target for RestTarget {
             }
             let users = self.list_pages(&self.c.users.list, &self.ctx(json!({})), 1).await?;
             rows.push(("users", format!("listed (first page: {} objects)", users.len())));
+            if self.c.preset.as_deref() == Some("keycloak") {
+                let dropped = self.keycloak_dropped().await?;
+                if !dropped.is_empty() {
+                    rows.push(("attributes", self.dropped_message(&dropped)));
+                }
+            }
             if let Some(d) = &self.c.departments {
                 let departments = self.list_pages(&d.list, &self.ctx(json!({})), 1).await?;
                 rows.push(("departments", format!("listed (first page: {} objects)", departments.len())));
@@ -534,7 +548,12 @@ impl Target for RestTarget {
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
             if self.c.preset.as_deref() == Some("keycloak") {
-                self.keycloak_keeps_attributes().await?;
+                let dropped = self.keycloak_dropped().await?;
+                if !dropped.is_empty() {
+                    tracing::warn!("{}", self.dropped_message(&dropped));
+                }
+                *self.dropped.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    dropped.iter().fold(FieldSet::default(), |s, (f, _)| s.with(*f));
                 let editable = self.keycloak_username_editable().await?;
                 self.username_editable.store(editable, std::sync::atomic::Ordering::Relaxed);
             }
