@@ -33,10 +33,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # The real SCIM 2.0 servers the tests talk to, in a local venv: scim2-server,
-# and django-scim2 (served by tests/servers/django_scim).
-if [ ! -x .venv-scim/bin/scim2-server ] || ! .venv-scim/bin/python -c 'import django_scim' 2>/dev/null; then
+# django-scim2 and django-scim2-server (both served by tests/servers/django_scim).
+if [ ! -x .venv-scim/bin/scim2-server ] || ! .venv-scim/bin/python -c 'import django_scim, django_scim2_server' 2>/dev/null; then
   python3 -m venv .venv-scim
-  .venv-scim/bin/pip install -q "scim2-server>=0.8,<0.9" "django-scim2==0.23.0" "Django>=5.2,<5.3"
+  .venv-scim/bin/pip install -q "scim2-server>=0.8,<0.9" "django-scim2==0.23.0" "django-scim2-server==1.1.0" "Django>=5.2,<5.3"
 fi
 .venv-scim/bin/scim2-server --help >/dev/null || { echo "scim2-server is not runnable" >&2; exit 1; }
 export SCIM2_SERVER="$PWD/.venv-scim/bin/scim2-server" SCIM_PYTHON="$PWD/.venv-scim/bin/python"

@@ -64,6 +64,18 @@ impl Scim {
     /// users and groups share integer ids, members are users only, PATCH
     /// takes few attributes, filters are not supported.
     pub fn django(dir: &Path) -> Scim {
+        Self::django_project(dir, "scimtest", "django-scim2")
+    }
+
+    /// django-scim2-server 1.1 (a different package) in tests/servers/django_scim/dss:
+    /// Django's own users and groups; a deleted user stays listed, inactive;
+    /// group members are users only, a group given as one is dropped (200
+    /// all the same); a taken group name is a 500; `.test` addresses are refused.
+    pub fn django_server(dir: &Path) -> Scim {
+        Self::django_project(dir, "dss", "django-scim2-server")
+    }
+
+    fn django_project(dir: &Path, project: &str, what: &str) -> Scim {
         let port = free_port();
         let data = dir.join(format!("django-{port}"));
         std::fs::create_dir_all(&data).unwrap();
@@ -71,12 +83,12 @@ impl Scim {
         let serve = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/django_scim/serve.py");
         let child = Command::new(scim_python())
             .arg(serve)
-            .args([&port.to_string(), data.to_str().unwrap(), TOKEN])
+            .args([&port.to_string(), data.to_str().unwrap(), TOKEN, project])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("start django-scim2");
-        Self::ready(child, format!("http://127.0.0.1:{port}/scim/v2"), log, "django-scim2")
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        Self::ready(child, format!("http://127.0.0.1:{port}/scim/v2"), log, what)
     }
 
     /// SCIMMY (npm scimmy + scimmy-routers on express 4) over the in-memory
@@ -85,7 +97,7 @@ impl Scim {
         Self::scimmy_with(dir, &[])
     }
 
-    /// [`Scim::scimmy`] with the store's options (`soft-delete`).
+    /// [`Scim::scimmy`] with the store's options (`soft-delete`, `unique-groups`).
     pub fn scimmy_with(dir: &Path, options: &[&str]) -> Scim {
         let port = free_port();
         let log = dir.join(format!("scim-{port}.log"));

@@ -6,8 +6,12 @@ use crate::harness::{Env, Scim, TOKEN, org};
 use serde_json::{Value, json};
 
 fn setup(extra: &str, doc: &Value) -> (Env, Scim) {
+    setup_with(&[], extra, doc)
+}
+
+fn setup_with(options: &[&str], extra: &str, doc: &Value) -> (Env, Scim) {
     let env = Env::new();
-    let scim = Scim::scimmy(env.dir.path());
+    let scim = Scim::scimmy_with(env.dir.path(), options);
     env.scim_config(&scim, extra);
     env.write_org(doc);
     (env, scim)
@@ -94,7 +98,7 @@ fn a_foreign_account_holding_a_username_is_a_clean_409_item() {
 #[test]
 fn a_server_keeping_group_names_unique_gives_each_department_its_own_group_with_a_stable_name() {
     let mut doc = crate::harness::same_named_teams();
-    let (env, scim) = setup("", &doc);
+    let (env, scim) = setup_with(&["unique-groups"], "", &doc);
     let r = env.sync(&[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let check = |names: [(&str, &str, &str); 2]| {

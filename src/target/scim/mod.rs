@@ -164,13 +164,22 @@ impl ScimTarget {
 
     /// Every resource whose `attr` is `value`, as the server gives it.
     async fn find_all(&self, path: &str, attr: &str, value: &str) -> Result<Vec<Value>, TargetError> {
-        Ok(if self.with_dialect(|d| d.filter) {
-            self.client.list(path, Some(format!("{attr} eq {}", quoted(value)))).await?
-        } else {
-            let mut all = self.client.list(path, None).await?;
-            all.retain(|r| mapping::has_value(r, attr, value));
-            all
-        })
+        let filter = self.with_dialect(|d| d.filter).then(|| format!("{attr} eq {}", quoted(value)));
+        let mut all = self.client.list(path, filter).await?;
+        // Also after a filter: some servers match case-insensitively where SCIM says case matters.
+        all.retain(|r| mapping::has_value(r, attr, value));
+        Ok(all)
+    }
+
+    /// Whether a group create or rename was refused for its name: a 409, or
+    /// a server error while a group shows that name (django-scim2-server's
+    /// database keeps group names unique and it answers 500).
+    async fn name_taken(&self, e: &TargetError, name: &str) -> Result<bool, TargetError> {
+        match e.status() {
+            Some(409) => Ok(true),
+            Some(s) if s >= 500 => Ok(!self.find_all("/Groups", "displayName", name).await?.is_empty()),
+            _ => Ok(false),
+        }
     }
 
     /// Read what discovery found (no copy: `unheld` is asked for every user written).
@@ -313,7 +322,7 @@ impl ScimTarget {
                     self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), name);
                     return Ok(id);
                 }
-                Err(e) if e.status() == Some(409) => {
+                Err(e) if self.name_taken(&e, &name).await? => {
                     if let Some(id) = self.find_one("/Groups", "externalId", &spec.external_id).await? {
                         return Ok(id);
                     }
@@ -477,7 +486,7 @@ impl Target for ScimTarget {
                     self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
                     id
                 }
-                Err(e) if e.status() == Some(409) => {
+                Err(e) if self.name_taken(&e, &spec.name).await? => {
                     // Already there: ours (an earlier run created it and its
                     // answer or binding was lost) is bound; a group of that
                     // name that carries no mark is taken over; another
@@ -527,7 +536,7 @@ impl Target for ScimTarget {
             if !ops.is_empty() {
                 match self.update_group(id, spec, changes, ops).await {
                     // The new name is another department's group: a name of its own.
-                    Err(e) if e.status() == Some(409) && changes.iter().any(|c| c.field == Field::Name) => {
+                    Err(e) if changes.iter().any(|c| c.field == Field::Name) && self.name_taken(&e, &spec.name).await? => {
                         let mut done = Err(e);
                         for name in self.unique_names(&spec.name, parent.or(old_parent)) {
                             let ops = vec![json!({"op": "replace", "path": "displayName", "value": name})];
@@ -537,7 +546,7 @@ impl Target for ScimTarget {
                                     done = Ok(());
                                     break;
                                 }
-                                Err(e) if e.status() == Some(409) => done = Err(e),
+                                Err(e) if self.name_taken(&e, &name).await? => done = Err(e),
                                 Err(e) => return Err(e),
                             }
                         }

@@ -1,6 +1,9 @@
-"""Start django-scim2 on 127.0.0.1:PORT with its database in DIR.
+"""Start a Django SCIM server on 127.0.0.1:PORT with its database in DIR.
 
-    python serve.py PORT DIR TOKEN
+    python serve.py PORT DIR TOKEN [PROJECT]
+
+PROJECT is `scimtest` (django-scim2, the default) or `dss`
+(django-scim2-server).
 
 Requests are logged to stderr, one line each ("GET /scim/v2/Users HTTP/1.1" 200).
 """
@@ -10,7 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 port, directory, token = sys.argv[1], sys.argv[2], sys.argv[3]
-os.environ.update(SCIMTEST_PORT=port, SCIMTEST_DIR=directory, SCIMTEST_TOKEN=token, DJANGO_SETTINGS_MODULE="scimtest.settings")
+project = sys.argv[4] if len(sys.argv) > 4 else "scimtest"
+os.environ.update(SCIMTEST_PORT=port, SCIMTEST_DIR=directory, SCIMTEST_TOKEN=token, DJANGO_SETTINGS_MODULE=f"{project}.settings")
 
 import django  # noqa: E402
 from django.core.management import call_command  # noqa: E402

@@ -2,10 +2,12 @@
 // store, for orgsync's tests. SCIMMY parses, validates, filters, pages and
 // applies PATCH operations; this file only keeps the resources.
 //
-//     node server.mjs PORT TOKEN [soft-delete]
+//     node server.mjs PORT TOKEN [soft-delete] [unique-groups]
 //
-// With `soft-delete`, a deleted User stays listed with `active: false`
-// (204 all the same), as django-scim2-server and several SaaS targets do.
+// userName is unique, as SCIM says. With `soft-delete`, a deleted User stays
+// listed with `active: false` (204 all the same), as django-scim2-server and
+// several SaaS targets do. With `unique-groups`, a second Group with a taken
+// displayName is refused (409), as many SaaS targets do.
 //
 // Requests are logged to stderr, one line each: "GET /scim/v2/Users HTTP/1.1" 200
 import express from "express";
@@ -13,10 +15,10 @@ import SCIMMY from "scimmy";
 import SCIMMYRouters from "scimmy-routers";
 import {randomUUID} from "node:crypto";
 
-const [port, token, mode] = process.argv.slice(2);
-const softDelete = mode === "soft-delete";
+const [port, token, ...options] = process.argv.slice(2);
+const softDelete = options.includes("soft-delete");
 
-// One store per resource type; `unique` is the attribute no two may share.
+// One store per resource type; `unique` is the attribute no two may share (if any).
 function declare(type, unique) {
     const store = new Map();
     const missing = (id) => new SCIMMY.Types.Error(404, null, `Resource ${id} not found`);
@@ -25,7 +27,7 @@ function declare(type, unique) {
             const id = resource.id ?? randomUUID();
             if (resource.id && !store.has(id)) throw missing(id);
             const value = String(instance[unique] ?? "").toLowerCase();
-            for (const other of store.values()) {
+            for (const other of unique ? store.values() : []) {
                 if (other.id !== id && String(other[unique] ?? "").toLowerCase() === value)
                     throw new SCIMMY.Types.Error(409, "uniqueness", `${unique} ${instance[unique]} is already taken`);
             }
@@ -53,7 +55,7 @@ function declare(type, unique) {
 
 SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false);
 declare(SCIMMY.Resources.User, "userName");
-declare(SCIMMY.Resources.Group, "displayName");
+declare(SCIMMY.Resources.Group, options.includes("unique-groups") ? "displayName" : null);
 
 const app = express();
 app.use((req, res, next) => {
