@@ -95,3 +95,49 @@ fn five_kill_9s_during_a_20000_user_sync_leave_no_duplicates() {
     let writes: usize = server.requests().iter().filter(|(m, _)| **m != "GET").map(|(_, n)| n).sum();
     assert_eq!(writes, 0, "nothing left to do");
 }
+
+/// The target dies mid-run (slapd killed -9): the run ends `failed`,
+/// saying the target is unreachable, after a few operations that could not
+/// reach it rather than one try per object; once the server is back, the
+/// next run finishes the job with no duplicate and then writes nothing.
+#[test]
+fn a_target_killed_mid_run_ends_the_run_failed_and_the_next_run_converges() {
+    use crate::ldap_target::{assert_idle, config, last_run, ok, users};
+    let env = Env::new();
+    let mut slapd = crate::slapd::Slapd::start(env.dir.path(), &crate::ldap_target::base_ldif());
+    config(&env, &slapd.url, "disable = \"delete\"\nunreachable_after = 3\n", "");
+    env.write_org(&org(10, 1500));
+    let mut child = env.command(&["sync"]).spawn().unwrap();
+    let people = |s: &crate::slapd::Slapd| {
+        let out = s.ldap(&["ldapsearch", "-x", "-LLL", "-b", crate::slapd::SUFFIX, "(objectClass=inetOrgPerson)", "1.1"], "");
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("dn:")).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while people(&slapd) < 200 {
+        assert!(Instant::now() < deadline, "the sync made no progress");
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the target could be killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    slapd.kill();
+    let killed = Instant::now();
+    let status = child.wait().unwrap();
+    eprintln!("the run ended {:?} after the target died", killed.elapsed());
+    assert_eq!(status.code(), Some(1), "failed");
+    let run = last_run(&env);
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert!(run["message"].as_str().unwrap().starts_with("target unreachable: 3 operations in a row"), "{run:#}");
+    let id = run["id"].to_string();
+    let shown: serde_json::Value = serde_json::from_str(&env.orgsync(&["runs", "show", &id, "--output", "json"]).stdout).unwrap();
+    let items = shown["items"].as_array().unwrap();
+    let tried = items.iter().filter(|i| i["outcome"] == "failed").count();
+    let skipped = items.iter().filter(|i| i["outcome"] == "not_attempted").count();
+    assert!(tried <= 3 + 8, "tries after the target died: {tried} (3 in a row, and those in flight)");
+    assert!(skipped >= 1000, "the rest is not attempted: {skipped}");
+
+    slapd.restart();
+    ok(&env.sync(&[]));
+    let all = users(&slapd);
+    let uids: HashSet<&str> = all.iter().map(|e| e.get("uid").unwrap()).collect();
+    assert_eq!((all.len(), uids.len()), (1500, 1500), "every user once");
+    assert_idle(&env);
+}

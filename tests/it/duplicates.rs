@@ -59,6 +59,55 @@ fn creates_whose_replies_are_lost_are_found_not_made_twice() {
     assert_eq!(scim.writes().len(), before);
 }
 
+/// A crash between an "already exists" answer and its binding. user5's
+/// account is there (an earlier run made it, and lost the binding), but the
+/// load does not list it: its create gets 409, orgsync finds it by its
+/// externalId, and is killed before the update that binds it is answered.
+/// The next run binds it from the list: no duplicate, nothing left to do.
+#[test]
+fn a_crash_between_an_already_exists_answer_and_its_binding_leaves_no_duplicate() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let (proxy, base) = proxy::start(&scim.base);
+    scim.post(
+        "Users",
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "user5", "externalId": "u5",
+                           "emails": [{"value": "user5@example.test", "primary": true}]}),
+    );
+    {
+        let mut w = proxy.world.lock().unwrap();
+        w.knobs.hide_external_id = Some("u5".into());
+        w.knobs.hold = vec![(Method::PATCH, "/Users/")];
+    }
+    config_via(
+        &env,
+        &base,
+        "page_size = 1000
+",
+    );
+    env.write_org(&org(3, 10));
+    let mut child = env.command(&["sync"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxy.world.lock().unwrap().held == 0 {
+        assert!(Instant::now() < deadline, "the bind of the existing account was never tried");
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the crash");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL while the bind is in flight
+    child.wait().unwrap();
+    assert!(scim.requests().iter().any(|(m, p, s)| m == "POST" && p.ends_with("/Users") && *s == 409), "user5's create got 409");
+
+    proxy.world.lock().unwrap().knobs.hide_external_id = None;
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_no_duplicates(&scim, 10, 3);
+    let u5 = scim.user_by_name("user5").unwrap();
+    assert_eq!(u5["name"]["formatted"], "User 5", "bound and brought in line: {u5}");
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), before, "nothing left to do");
+}
+
 #[test]
 fn a_list_answered_with_an_empty_body_fails_the_run_and_changes_nothing() {
     let env = Env::new();

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod converge;
 mod crash;
 mod daemon;
 mod dingtalk;

@@ -1,6 +1,7 @@
 //! A misbehaving gateway in front of a real SCIM server: it forwards every
 //! request, and on cue loses a reply (answers only after the client gave
-//! up), answers a list with an empty body, or ignores `startIndex`.
+//! up), answers a list with an empty body, ignores `startIndex`, leaves a
+//! resource out of lists, or holds a request unanswered.
 
 use crate::fake::{Common, Fake};
 use axum::body::Bytes;
@@ -20,12 +21,19 @@ pub struct Knobs {
     pub empty_list_body: bool,
     /// Forward list GETs with startIndex=1 whatever was asked.
     pub ignore_start_index: bool,
+    /// Leave the resource with this externalId out of unfiltered lists.
+    pub hide_external_id: Option<String>,
+    /// Requests (method, path containing) never answered (the client is
+    /// killed meanwhile); one per entry.
+    pub hold: Vec<(Method, &'static str)>,
 }
 
 pub struct World {
     upstream: String,
     pub knobs: Knobs,
     pub lost: usize,
+    /// Requests held so far.
+    pub held: usize,
     common: Common,
 }
 
@@ -42,21 +50,33 @@ pub type Proxy = Fake<World>;
 pub fn start(upstream: &str) -> (Proxy, String) {
     let path = upstream.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
     let origin = upstream.trim_end_matches(&path).to_owned();
-    let world = World { upstream: origin, knobs: Knobs::default(), lost: 0, common: Common::default() };
+    let world = World { upstream: origin, knobs: Knobs::default(), lost: 0, held: 0, common: Common::default() };
     let proxy = Fake::serve(world, |w| axum::Router::new().fallback(forward).with_state(w));
     let base = format!("{}{path}", proxy.base);
     (proxy, base)
 }
 
 async fn forward(State(w): State<Arc<Mutex<World>>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let (upstream, lose, late, empty, ignore) = {
+    let hold = {
+        let mut g = w.lock().unwrap();
+        let pos = g.knobs.hold.iter().position(|(m, p)| *m == method && uri.path().contains(p));
+        pos.map(|i| {
+            g.knobs.hold.remove(i);
+            g.held += 1;
+        })
+        .is_some()
+    };
+    if hold {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let (upstream, lose, late, empty, ignore, hide) = {
         let mut w = w.lock().unwrap();
         let pos = w.knobs.lose_reply.iter().position(|(m, p)| *m == method && uri.path().ends_with(p));
         let lose = pos.map(|i| w.knobs.lose_reply.remove(i)).is_some();
         if lose {
             w.lost += 1;
         }
-        (w.upstream.clone(), lose, w.knobs.late, w.knobs.empty_list_body, w.knobs.ignore_start_index)
+        (w.upstream.clone(), lose, w.knobs.late, w.knobs.empty_list_body, w.knobs.ignore_start_index, w.knobs.hide_external_id.clone())
     };
     let is_list = method == Method::GET && uri.query().is_some_and(|q| q.contains("startIndex"));
     if is_list && empty {
@@ -79,7 +99,20 @@ async fn forward(State(w): State<Arc<Mutex<World>>>, method: Method, uri: Uri, h
     };
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
     let ctype = resp.headers().get("content-type").cloned();
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let mut bytes = resp.bytes().await.unwrap_or_default();
+    let page = hide.filter(|_| is_list && !uri.query().unwrap_or("").contains("filter=")).and_then(|hidden| {
+        let page: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some((hidden, page))
+    });
+    if let Some((hidden, mut page)) = page
+        && let Some(all) = page["Resources"].as_array_mut()
+    {
+        let before = all.len();
+        all.retain(|r| r["externalId"] != hidden.as_str());
+        let gone = (before - all.len()) as u64;
+        page["totalResults"] = (page["totalResults"].as_u64().unwrap_or(0) - gone).into();
+        bytes = serde_json::to_vec(&page).unwrap().into();
+    }
     if lose {
         // Done upstream; the answer comes after the client stopped waiting.
         tokio::time::sleep(late).await;

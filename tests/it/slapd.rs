@@ -100,6 +100,9 @@ impl TestCa {
 
 pub struct Slapd {
     child: Child,
+    /// Its config dir and `-h` listeners, to start it again.
+    conf: PathBuf,
+    listen: String,
     /// `ldap://127.0.0.1:PORT`
     pub url: String,
     /// `ldaps://127.0.0.1:PORT` when started with TLS.
@@ -177,21 +180,42 @@ impl Slapd {
             Some(s) => format!("{url}/ {s}/"),
             None => format!("{url}/"),
         };
-        let child = Command::new(sbin("slapd"))
+        let conf = dir.join("slapd.d");
+        let child = Self::spawn(&conf, &listen);
+        let s = Slapd { child, conf, listen, url, ldaps_url, ca: tls.map(|t| t.ca.clone()) };
+        s.wait_ready();
+        s
+    }
+
+    fn spawn(conf: &Path, listen: &str) -> Child {
+        Command::new(bin("/usr/sbin", "slapd"))
             .arg("-F")
-            .arg(dir.join("slapd.d"))
-            .args(["-h", &listen, "-d", "0"])
+            .arg(conf)
+            .args(["-h", listen, "-d", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        let s = Slapd { child, url, ldaps_url, ca: tls.map(|t| t.ca.clone()) };
+            .unwrap()
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !s.ldap(&["ldapsearch", "-x", "-b", SUFFIX, "-s", "base"], "").status.success() {
+        while !self.ldap(&["ldapsearch", "-x", "-b", SUFFIX, "-s", "base"], "").status.success() {
             assert!(Instant::now() < deadline, "slapd did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        s
+    }
+
+    /// kill -9, as a crashed or unplugged server.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again on the same ports over the same data.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.conf, &self.listen);
+        self.wait_ready();
     }
 
     /// An ldap-utils command as the root DN (over LDAPS when there is TLS).
