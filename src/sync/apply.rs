@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outcome {
     pub ok: u64,
     /// Failed, refused included.
@@ -36,6 +36,15 @@ pub struct Outcome {
     /// For `reconcile::retry`: each failed operation's object and error,
     /// and the objects with earlier failures whose operations went through.
     pub results: Vec<(retry::Key, Option<String>)>,
+    /// The target's deferred writes flushed before the removals, or why
+    /// that flush failed (the removals were then not attempted).
+    pub deferred: Result<Vec<crate::target::Deferred>, TargetError>,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome { ok: 0, failed: 0, refused: 0, not_attempted: 0, unreachable: None, results: Vec::new(), deferred: Ok(Vec::new()) }
+    }
 }
 
 /// What became of one operation.
@@ -151,22 +160,28 @@ impl Ctx<'_> {
         })
     }
 
-    /// After a create or an update: the values sent (all of them when it
-    /// went through; all but the `refused` ones when only those were
-    /// refused), so that a value the target does not keep (a name it
-    /// derives itself, an address it lower-cases) is found at the next run
-    /// and not sent at all.
-    fn sent(&self, op: &Op, ok: bool, refused: &[Field]) -> Vec<(Field, String, Sent)> {
+    /// After a department's create or any update: the values sent (all of
+    /// them when it went through; all but the `refused` ones when only
+    /// those were refused), so that a value the target does not keep (a
+    /// name it derives itself, a group member it drops) is found at the
+    /// next run and not sent again. After a user's create, the values its
+    /// answer showed not kept.
+    fn sent(&self, op: &Op, ok: bool, refused: &[Field], created: Option<&TargetId>) -> Vec<(Field, String, Sent)> {
         // Memberships went out whole only when every department was in the
         // target: one still missing is sent when it is there.
         let whole = match op {
-            Op::CreateUser { spec, .. } | Op::UpdateUser { spec, .. } => {
-                spec.departments.iter().flatten().all(|d| self.resolve(d).is_some())
-            }
+            Op::UpdateUser { spec, .. } => spec.departments.iter().flatten().all(|d| self.resolve(d).is_some()),
             _ => true,
         };
         let changes = match op {
-            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } | Op::CreateUser { .. } | Op::CreateDepartment { .. } => op.changes(),
+            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } | Op::CreateDepartment { .. } => op.changes(),
+            // Users are many: of a create, only what its answer showed not kept.
+            Op::CreateUser { .. } => {
+                let unkept = created.map(|id| self.target.not_kept_at_create(id)).unwrap_or_default();
+                let mut changes = op.changes();
+                changes.retain(|c| unkept.contains(&c.field));
+                return changes.iter().map(|c| (c.field, unkept::value_hash(&c.to), Sent::NotKept)).collect();
+            }
             _ => return Vec::new(),
         };
         if !ok && refused.is_empty() {
@@ -211,7 +226,11 @@ impl Ctx<'_> {
             Err(TargetError::Refused { fields, .. }) => fields.clone(),
             _ => Vec::new(),
         };
-        let sent = self.sent(op, result.is_ok(), &refused);
+        let created = match &result {
+            Ok((Some(id), _)) => Some(id),
+            _ => None,
+        };
+        let sent = self.sent(op, result.is_ok(), &refused, created);
         match result {
             Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent, changes: changes_json(op) },
             Err(e) => {
@@ -334,6 +353,35 @@ pub struct Stops<'a> {
     pub watched: &'a retry::Failures,
 }
 
+/// The phase of user disables and deletes; department deletes follow.
+const REMOVALS: u8 = 4;
+
+impl Ctx<'_> {
+    /// Tell the target who leaves which groups; where it batches them,
+    /// flush: what it deferred so far goes now, those departures in the
+    /// same batches.
+    async fn flush_before_removals(&self, removals: &[Op]) -> Result<Vec<crate::target::Deferred>, TargetError> {
+        let users: Vec<(&TargetId, &[TargetId])> = removals
+            .iter()
+            .filter_map(|op| match op {
+                Op::DeleteUser { target_id, departments, .. } => Some((target_id, departments.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let departments: Vec<&TargetId> = removals
+            .iter()
+            .filter_map(|op| match op {
+                Op::DeleteDepartment { target_id, .. } => Some(target_id),
+                _ => None,
+            })
+            .collect();
+        if (users.is_empty() && departments.is_empty()) || !self.target.leaving(&users, &departments) {
+            return Ok(Vec::new());
+        }
+        self.target.flush().await
+    }
+}
+
 /// Outcomes per mirror transaction, and the longest they wait.
 const BATCH: usize = 2000;
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
@@ -362,8 +410,17 @@ pub async fn apply(
     let mut outcome = Outcome::default();
     let ops = &plan.ops;
     let mut start = 0;
+    let mut flushed = false;
     while start < ops.len() {
         let phase = ops[start].phase();
+        if phase.0 >= REMOVALS && !flushed && !ctx.dead.is_cancelled() && !stop.is_cancelled() {
+            // The leavers' departures ride in the groups' membership batches.
+            flushed = true;
+            outcome.deferred = ctx.flush_before_removals(&ops[start..]).await;
+            if outcome.deferred.is_err() {
+                break;
+            }
+        }
         let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
         let mut done = futures::stream::iter(&ops[start..end]).map(|op| ctx.one(op)).buffer_unordered(concurrency.max(1));
         let mut pending: Vec<Done<'_>> = Vec::new();

@@ -535,13 +535,16 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     )
     .await?;
     // A target judged unreachable is not asked for its deferred writes either.
-    let deferred = match outcome.unreachable {
-        Some(_) => Vec::new(),
-        None => match target.flush().await {
-            Ok(d) => d,
-            Err(e) => return recording.fail(RunError::WriteTarget(e)),
-        },
+    let mut deferred = match std::mem::replace(&mut outcome.deferred, Ok(Vec::new())) {
+        Ok(d) => d,
+        Err(e) => return recording.fail(RunError::WriteTarget(e)),
     };
+    if outcome.unreachable.is_none() {
+        match target.flush().await {
+            Ok(d) => deferred.extend(d),
+            Err(e) => return recording.fail(RunError::WriteTarget(e)),
+        }
+    }
     record_deferred(mirror, run_id, &deferred, &mut outcome)?;
     // A dead target fails whatever was in flight: no object's fault.
     let mut results = std::mem::take(&mut outcome.results);

@@ -248,6 +248,20 @@ pub trait Target: Send + Sync {
     /// target's document, the SCIM target's group memberships, one request
     /// per group) and say how each went.
     fn flush(&self) -> TResult<'_, Vec<Deferred>>;
+    /// The fields a user just created (`id`) was seen not to keep as sent
+    /// (the create's answer showed them otherwise); asked once per create.
+    fn not_kept_at_create(&self, _id: &TargetId) -> Vec<crate::reconcile::Field> {
+        Vec::new()
+    }
+    /// Before the removals (user disables and deletes, department
+    /// deletes): the users to be deleted with the departments they leave,
+    /// and the departments to be deleted. A target that batches memberships
+    /// carries those departures in the batch of each group, not one request
+    /// per leaver, and answers true: a [`Target::flush`] then sends the
+    /// batches before the removals.
+    fn leaving(&self, _users: &[(&TargetId, &[TargetId])], _departments: &[&TargetId]) -> bool {
+        false
+    }
 }
 
 /// One write a target deferred to [`Target::flush`], and how it went: a run

@@ -97,6 +97,46 @@ fn memberships_go_as_one_patch_per_group_per_run() {
     assert_eq!(scim.writes().len(), before, "converged");
 }
 
+/// Leavers' departures ride in each group's batch with the run's other
+/// member changes: 6 users deleted from 5 groups, 10 moved, and Dept 4
+/// deleted (it leaves Dept 1 in Dept 1's batch) take one PATCH per group,
+/// then the DELETEs; scim2-server (no referential integrity) is left with
+/// no dead member.
+#[test]
+fn leavers_leave_their_groups_in_the_run_s_one_patch_per_group() {
+    let policy = "[policy.users]\ntarget_only = \"delete\"\n[policy.departments]\ntarget_only = \"delete\"\n\
+                  [policy.guard]\nmax_delete_percent = 100\nmax_department_delete_percent = 100\n";
+    let (env, scim) = setup(policy, &org(5, 40));
+    assert_eq!(env.sync(&[]).code, 0);
+    let before = scim.writes().len();
+    let mut doc = org(5, 40);
+    doc["departments"].as_array_mut().unwrap().retain(|d| d["id"] != "d4");
+    for u in doc["users"].as_array_mut().unwrap().iter_mut() {
+        let d: usize = u["department_ids"][0].as_str().unwrap()[1..].parse().unwrap();
+        let i: usize = u["id"].as_str().unwrap()[1..].parse().unwrap();
+        if d == 4 || i < 10 {
+            u["department_ids"] = json!([format!("d{}", (d + 1) % 4)]);
+        }
+    }
+    doc["users"].as_array_mut().unwrap().retain(|u| !["u10", "u11", "u12", "u13", "u15", "u20"].contains(&u["id"].as_str().unwrap()));
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let patches = group_patches(&scim, before);
+    assert!(patches.iter().all(|(_, n)| *n == 1), "one PATCH per group: {patches:?}");
+    let deletes = scim.writes()[before..].iter().filter(|(m, _, _)| m == "DELETE").count();
+    assert_eq!(deletes, 7, "6 users and a group");
+    let (users, groups) = (scim.users(), scim.groups());
+    let ids: std::collections::HashSet<&str> = users.iter().chain(&groups).map(|o| o["id"].as_str().unwrap()).collect();
+    for g in &groups {
+        assert!(members(g).iter().all(|m| ids.contains(m.as_str())), "a dead member in {g:#}");
+    }
+    assert_eq!((users.len(), groups.len()), (34, 4));
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), before, "converged");
+}
+
 #[test]
 fn an_edited_email_is_exactly_one_update() {
     let mut doc = org(3, 5);

@@ -52,6 +52,13 @@ pub struct ScimTarget {
     /// out of its parent's members before it is deleted (some servers keep
     /// a dead member reference otherwise).
     parents: std::sync::Mutex<std::collections::HashMap<TargetId, TargetId>>,
+    /// Users and groups whose departures went in the membership batches
+    /// flushed before the removals (`Target::leaving`), and the groups
+    /// whose batch failed there: a delete leaves those itself.
+    left: std::sync::Mutex<std::collections::HashSet<TargetId>>,
+    /// Created users whose answer showed fields otherwise than sent.
+    created_unkept: std::sync::Mutex<std::collections::HashMap<TargetId, Vec<Field>>>,
+    failed_groups: std::sync::Mutex<std::collections::HashSet<TargetId>>,
     /// Each group's displayName as the server holds it, where it differs
     /// from its department's name (`Team (Support)`: the server keeps
     /// names unique), or as written this run.
@@ -101,6 +108,9 @@ impl ScimTarget {
             parents: std::sync::Mutex::default(),
             shown: std::sync::Mutex::default(),
             numeric_ids: false.into(),
+            left: std::sync::Mutex::default(),
+            created_unkept: std::sync::Mutex::default(),
+            failed_groups: std::sync::Mutex::default(),
         })
     }
 
@@ -130,18 +140,43 @@ impl ScimTarget {
 
     /// POST a resource carrying `external_id`; a lost answer is found by
     /// externalId before any retry, so it is never created twice.
-    async fn create(&self, path: &str, body: &Value, external_id: &str) -> Result<TargetId, TargetError> {
+    /// POST a resource: its id, and the resource as the server answered it
+    /// (none when the answer was lost and it was found by externalId).
+    async fn create(&self, path: &str, body: &Value, external_id: &str) -> Result<(TargetId, Option<Value>), TargetError> {
         let exists = || async { Ok(self.find_one(path, "externalId", external_id).await?.map(|t| t.0)) };
-        let id = match self.client.create(path, body, exists).await? {
-            Created::Posted(v) => Self::id_of(&v, path)?,
+        let (id, stored) = match self.client.create(path, body, exists).await? {
+            Created::Posted(v) => (Self::id_of(&v, path)?, v),
             Created::Found(id) => {
                 tracing::info!(path, external_id, id, "A create whose answer was lost had succeeded; bound to it");
-                TargetId(id)
+                (TargetId(id), None)
             }
         };
         // The first object of an empty server tells how it makes ids.
         self.judge_ids(std::iter::once(id.as_str()));
-        Ok(id)
+        Ok((id, stored))
+    }
+
+    /// The fields a created user's answer shows otherwise than sent: the
+    /// server rewrote or dropped them (django-scim2 derives the name from
+    /// its parts). Judged only on an answer that is the resource (it has
+    /// `userName`), never on one that is only an id.
+    fn unkept_in(&self, spec: &UserSpec, stored: &Value) -> Vec<Field> {
+        let Some(tu) = stored.get("userName").and_then(|_| mapping::user_from(stored)) else { return Vec::new() };
+        let unheld = self.unheld();
+        [
+            (Field::Username, &spec.username, &tu.username),
+            (Field::Name, &spec.name, &tu.name),
+            (Field::Email, &spec.email, &tu.email),
+            (Field::Mobile, &spec.mobile, &tu.mobile),
+            (Field::EmployeeNo, &spec.employee_no, &tu.employee_no),
+            (Field::Nickname, &spec.nickname, &tu.nickname),
+            (Field::Title, &spec.title, &tu.title),
+            (Field::Department, &spec.department, &tu.department),
+        ]
+        .into_iter()
+        .filter(|(f, sent, kept)| sent.is_some() && sent != kept && !unheld.contains(*f))
+        .map(|(f, _, _)| f)
+        .collect()
     }
 
     fn id_of(v: &Option<Value>, path: &str) -> Result<TargetId, TargetError> {
@@ -296,6 +331,14 @@ impl ScimTarget {
         }
     }
 
+    /// Whether `id` left `groups` in the batches flushed before the
+    /// removals (none of them failed there).
+    fn has_left(&self, id: &TargetId, groups: &[TargetId]) -> bool {
+        let left = self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(id);
+        let failed = self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        left && !groups.iter().any(|g| failed.contains(g))
+    }
+
     /// The displayName a department's group shows: as loaded or written.
     fn shown_name(&self, id: &TargetId) -> Option<String> {
         self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
@@ -316,7 +359,7 @@ impl ScimTarget {
         for name in self.unique_names(&spec.name, parent) {
             let mut body = mapping::group_body(spec);
             body["displayName"] = json!(name);
-            match self.create("/Groups", &body, &spec.external_id).await {
+            match self.create("/Groups", &body, &spec.external_id).await.map(|(id, _)| id) {
                 Ok(id) => {
                     tracing::info!(group = %id, name, department = spec.external_id, "The server keeps group names unique: this department's group takes a name of its own");
                     self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), name);
@@ -474,6 +517,8 @@ impl Target for ScimTarget {
             *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
             *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = unique::read_back(&mut snapshot.departments);
+            self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+            self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
             Ok(snapshot)
         })
     }
@@ -481,7 +526,7 @@ impl Target for ScimTarget {
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
         Box::pin(async move {
             let body = mapping::group_body(spec);
-            let id = match self.create("/Groups", &body, &spec.external_id).await {
+            let id = match self.create("/Groups", &body, &spec.external_id).await.map(|(id, _)| id) {
                 Ok(id) => {
                     self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
                     id
@@ -576,6 +621,8 @@ impl Target for ScimTarget {
     fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
         self.pending.forget(id);
         let parent = self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        // Already out of its parent, in the parent's batch.
+        let parent = parent.filter(|p| !self.has_left(id, std::slice::from_ref(p)));
         Box::pin(async move {
             // Out of its parent's members first: a server that keeps a dead
             // member reference (scim2-server) would list it for good.
@@ -596,7 +643,13 @@ impl Target for ScimTarget {
         Box::pin(async move {
             let body = mapping::user_body(spec, self.unheld());
             let id = match self.create("/Users", &body, &spec.external_id).await {
-                Ok(id) => id,
+                Ok((id, stored)) => {
+                    let unkept = stored.map(|v| self.unkept_in(spec, &v)).unwrap_or_default();
+                    if !unkept.is_empty() {
+                        self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), unkept);
+                    }
+                    id
+                }
                 Err(e) if e.status() == Some(409) => {
                     // Already there: find it by our external id or the match keys and
                     // bind it, bringing every mapped attribute in line.
@@ -646,13 +699,40 @@ impl Target for ScimTarget {
     fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()> {
         Box::pin(async move {
             // Servers without referential integrity would keep the member:
-            // leave each group now, before the user is gone.
+            // leave each group now, before the user is gone (unless that
+            // went in the groups' batches already).
+            let departments: &[TargetId] = if self.has_left(id, departments) { &[] } else { departments };
             for g in departments {
                 let delta = members::Delta { remove: [id.clone()].into(), ..Default::default() };
                 self.send_members(g, &delta).await?;
             }
             self.delete(format!("/Users/{id}")).await
         })
+    }
+
+    fn not_kept_at_create(&self, id: &TargetId) -> Vec<Field> {
+        self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id).unwrap_or_default()
+    }
+
+    fn leaving(&self, users: &[(&TargetId, &[TargetId])], departments: &[&TargetId]) -> bool {
+        let going: std::collections::HashSet<&TargetId> = departments.iter().copied().collect();
+        let parents = self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut left = self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for d in departments {
+            // Nothing more is sent to a group that goes.
+            self.pending.forget(d);
+            if let Some(p) = parents.get(*d).filter(|p| !going.contains(p)) {
+                self.pending.remove(p, d);
+            }
+            left.insert((*d).clone());
+        }
+        for (u, groups) in users {
+            for g in groups.iter().filter(|g| !going.contains(g)) {
+                self.pending.remove(g, u);
+            }
+            left.insert((*u).clone());
+        }
+        !left.is_empty()
     }
 
     fn flush(&self) -> TResult<'_, Vec<Deferred>> {
@@ -674,8 +754,10 @@ impl Target for ScimTarget {
                     Deferred { kind: Kind::Department, op: "members", target_id: group, result }
                 })
                 .buffer_unordered(self.concurrency)
-                .collect()
+                .collect::<Vec<_>>()
                 .await;
+            let mut failed = self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            failed.extend(done.iter().filter(|d| d.result.is_err()).map(|d| d.target_id.clone()));
             Ok(done)
         })
     }
