@@ -180,6 +180,62 @@ fn idle_floor(server: &Server, requests: &HashMap<&'static str, usize>, users: u
     t.elapsed()
 }
 
+/// A change cycle on `doc`: every 100th department (from d1) renamed,
+/// every 200th user (from u50) moved from its first department to the
+/// next, every 100th user (from u7) gone. With it, the groups whose name or
+/// members change: the fewest writes are one PATCH per such group (name
+/// and members together), plus one request per user update or delete the
+/// run carried out.
+fn change_cycle(doc: &Value) -> (Value, usize) {
+    use std::collections::HashSet;
+    let mut out = doc.clone();
+    let depts = doc["departments"].as_array().unwrap().len();
+    let renamed: HashSet<String> = (1..depts).step_by(100).map(|i| format!("d{i}")).collect();
+    for d in out["departments"].as_array_mut().unwrap() {
+        if renamed.contains(d["id"].as_str().unwrap()) {
+            d["name"] = json!(format!("{} (renamed)", d["name"].as_str().unwrap()));
+        }
+    }
+    let mut groups = renamed.clone();
+    let mut kept = Vec::new();
+    for (i, u) in out["users"].as_array().unwrap().iter().enumerate() {
+        let mut u = u.clone();
+        let ds: Vec<String> = u["department_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect();
+        if i % 100 == 7 {
+            groups.extend(ds);
+            continue;
+        }
+        if i % 200 == 50 {
+            let n: usize = ds[0][1..].parse().unwrap();
+            let new = format!("d{}", (n + 1) % depts);
+            let mut moved = ds.clone();
+            if ds.contains(&new) {
+                moved.remove(0);
+            } else {
+                moved[0] = new.clone();
+                groups.insert(new);
+            }
+            groups.insert(ds[0].clone());
+            u["department_ids"] = json!(moved);
+        }
+        kept.push(u);
+    }
+    out["users"] = Value::Array(kept);
+    (out, groups.len())
+}
+
+/// The last run's count of `key` (`user.update.ok`).
+fn last_count(config: &std::path::Path, key: &str) -> usize {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+        .arg("--config")
+        .arg(config)
+        .args(["status", "--output", "json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["runs"][0]["counts"][key].as_u64().unwrap_or(0) as usize
+}
+
 fn write_config(dir: &std::path::Path, target: &str) -> std::path::PathBuf {
     let p = dir.join("orgsync.toml");
     std::fs::write(dir.join("token"), "t\n").unwrap();
@@ -250,6 +306,23 @@ fn main() {
     let r = sync(&config);
     line("scim: re-bind, empty mirror", &r, None);
     println!("{:<26} {:?}", "scim: re-bind requests", server.requests());
+    let (cycled, groups_touched) = change_cycle(&changed);
+    std::fs::write(dir.path().join("org.json"), serde_json::to_vec_pretty(&cycled).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}[policy.users]\ntarget_only = \"delete\"\n")).unwrap();
+    let r = sync(&config);
+    line("scim: change cycle", &r, None);
+    let cycle_requests = server.requests();
+    let minimum = groups_touched + last_count(&config, "user.update.ok") + last_count(&config, "user.delete.ok");
+    let writes: usize = cycle_requests.iter().filter(|(m, _)| **m != "GET").map(|(_, n)| n).sum();
+    println!(
+        "{:<26} {:?}: {writes} writes, minimum {minimum} ({:.2}x), {} reads (idle: {})",
+        "scim: change cycle requests",
+        cycle_requests,
+        writes as f64 / minimum as f64,
+        cycle_requests.get("GET").copied().unwrap_or(0),
+        idle_requests.get("GET").copied().unwrap_or(0)
+    );
     println!("{:<26} {:>8.1} MB", "scim: mirror on disk", mirror_mb(dir.path()));
     println!("e2e: initial_file {initial_file:.2}x, initial_scim {initial_scim:.2}x, idle_scim {idle_scim:.2}x, rss_mb {rss_max:.0}");
 }
