@@ -211,7 +211,7 @@ pub struct ItemRow<'a> {
 pub struct Recorded<'a> {
     pub item: ItemRow<'a>,
     pub binding: BindingChange,
-    pub sent: Vec<(Field, String, unkept::Sent)>,
+    pub sent: Vec<unkept::SentValue>,
 }
 
 /// What a recorded outcome does to the bindings, in the same transaction.
@@ -417,13 +417,22 @@ impl Mirror {
                 }
 
                 if let Some(source_id) = r.item.source_id {
-                    for (field, hash, state) in &r.sent {
+                    for v in &r.sent {
                         tx.prepare_cached(
-                            "INSERT INTO unkept (kind, source_id, field, value_hash, state, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                             ON CONFLICT (kind, source_id, field) DO UPDATE SET
-                               value_hash = excluded.value_hash, state = excluded.state, run_id = excluded.run_id",
+                            "INSERT INTO unkept (kind, source_id, field, value_hash, from_hash, state, run_id)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                             ON CONFLICT (kind, source_id, field) DO UPDATE SET value_hash = excluded.value_hash,
+                               from_hash = excluded.from_hash, state = excluded.state, run_id = excluded.run_id",
                         )?
-                        .execute(params![kind, source_id.as_str(), field.as_str(), hash, state.as_str(), run])?;
+                        .execute(params![
+                            kind,
+                            source_id.as_str(),
+                            v.field.as_str(),
+                            v.hash,
+                            v.from,
+                            v.state.as_str(),
+                            run
+                        ])?;
                     }
                 }
             }
@@ -469,15 +478,16 @@ impl Mirror {
     }
 
     /// What became of the values last sent, per object and field. The
-    /// memberships and parents a run sent count only once that run ended
-    /// (succeeded or partial): one that crashed or failed may not have
-    /// written them, which a target does after the run's updates.
+    /// memberships and parents a run sent count only once that run
+    /// succeeded: one that crashed, failed or failed in part may not have
+    /// written them (a target writes them after the run's updates), or a
+    /// department they left may still be there.
     pub fn unkept(&self) -> Result<unkept::Memory, MirrorError> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT kind, source_id, field, value_hash, state, run_id FROM unkept u
+                "SELECT kind, source_id, field, value_hash, from_hash, state, run_id FROM unkept u
                  WHERE NOT (u.field IN ('departments', 'parent') AND u.state = 'sent'
-                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id AND r.status IN ('succeeded', 'partial')))",
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id AND r.status = 'succeeded'))",
             )?;
             let rows = st.query_map([], |r| {
                 Ok((
@@ -485,17 +495,18 @@ impl Mirror {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
                 ))
             })?;
             let mut m = unkept::Memory::new();
             for row in rows {
-                let (kind, source_id, field, hash, state, run) = row?;
+                let (kind, source_id, field, hash, from, state, run) = row?;
                 let kind = if kind == "department" { Kind::Department } else { Kind::User };
                 // A field or state this version does not know is forgotten.
                 if let (Some(field), Some(state)) = (Field::parse(&field), unkept::Sent::parse(&state)) {
-                    m.insert((kind, SourceId(source_id), field), unkept::Remembered { hash, state, run });
+                    m.insert((kind, SourceId(source_id), field), unkept::Remembered { hash, from, state, run });
                 }
             }
             Ok(m)

@@ -112,6 +112,9 @@ fn all() -> Vec<M<'static>> {
         // Users deleted with a 2xx that the target still lists, inactive
         // (a soft delete): never deleted again; a re-hire binds them anew.
         M::up("CREATE TABLE tombstones (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
+        // What the target showed when a remembered value was sent: the value
+        // counts as not kept only while the target still shows that.
+        M::up("ALTER TABLE unkept ADD COLUMN from_hash TEXT;"),
     ]
 }
 

@@ -112,19 +112,21 @@ fn pruning_keeps_the_last_success_when_every_newer_run_was_partial() {
     assert_eq!(m.runs(10).unwrap().len(), 3, "the two newest and the last success");
 }
 
-/// The memberships and parents a run sent count once it ended (a crash or
-/// a failure may have kept the target from writing them), and are
+/// The memberships and parents a run sent count once it succeeded (a crash,
+/// a failure or a partial run may have kept the target from writing them), and are
 /// forgotten when the target's deferred writes failed; other fields count
 /// at once.
 #[test]
 fn sent_links_count_only_from_a_run_that_ended_and_wrote_them() {
-    use crate::reconcile::unkept::Sent;
+    use crate::reconcile::unkept::{Sent, SentValue};
     let dir = tempfile::tempdir().unwrap();
     let m = Mirror::open(dir.path()).unwrap();
     let u1 = SourceId::from("u1");
     let row = ItemRow { kind: Kind::User, op: "create", source_id: Some(&u1), target_id: None, outcome: "ok", error: None, changes: None };
     let send = |run: RunId| {
-        let sent = vec![(Field::Name, "n".to_owned(), Sent::Sent), (Field::Departments, "d".to_owned(), Sent::Sent)];
+        let sent = [Field::Name, Field::Departments]
+            .map(|field| SentValue { field, hash: "n".into(), from: "o".into(), state: Sent::Sent })
+            .to_vec();
         m.record_batch(run, &[Recorded { item: row, binding: BindingChange::None, sent }]).unwrap();
     };
     let fields = |m: &Mirror| {
@@ -140,6 +142,10 @@ fn sent_links_count_only_from_a_run_that_ended_and_wrote_them() {
     let run = m.start_run("manual").unwrap();
     send(run);
     m.finish_run(run, RunStatus::Partial, None).unwrap();
+    assert_eq!(fields(&m), [Field::Name], "partial: a department it left may still be there");
+    let run = m.start_run("manual").unwrap();
+    send(run);
+    m.finish_run(run, RunStatus::Succeeded, None).unwrap();
     assert_eq!(fields(&m), [Field::Departments, Field::Name]);
     m.forget_sent_links(run).unwrap();
     assert_eq!(fields(&m), [Field::Name], "the deferred writes failed: sent again");

@@ -40,12 +40,25 @@ impl Sent {
     }
 }
 
-/// One remembered value: its hash, what became of it, and in which run.
+/// One remembered value: its hash, the hash of what the target showed
+/// when it was sent (none: remembered by an older release), what became
+/// of it, and in which run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Remembered {
     pub hash: String,
+    pub from: Option<String>,
     pub state: Sent,
     pub run: i64,
+}
+
+/// One value a run sent, to remember: the field, the hashes of the value
+/// and of what the target showed then, and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentValue {
+    pub field: Field,
+    pub hash: String,
+    pub from: String,
+    pub state: Sent,
 }
 
 pub type Key = (Kind, SourceId, Field);
@@ -90,7 +103,17 @@ pub fn skip_unkept(plan: &mut Plan, memory: &Memory) -> MemoryChanges {
         changes.retain(|c| {
             let key = (kind, source_id.clone(), c.field);
             planned.insert(key.clone());
-            let Some(m) = memory.get(&key).filter(|m| remembered(c.field) && m.hash == value_hash(&c.to)) else { return true };
+            // Not kept: the same value sent; for memberships and parents
+            // (who may reach what), also the target still showing what it
+            // showed then: one changed since, by someone's hand, is a
+            // difference to correct. (An attribute the target derives, a
+            // name from its parts, may show otherwise after another change.)
+            let links = matches!(c.field, Field::Departments | Field::Parent);
+            let Some(m) = memory.get(&key).filter(|m| {
+                remembered(c.field) && m.hash == value_hash(&c.to) && (!links || m.from.as_ref().is_none_or(|f| *f == value_hash(&c.from)))
+            }) else {
+                return true;
+            };
             let now = if m.state == Sent::Sent { Sent::NotKept } else { m.state };
             if m.state == Sent::Sent {
                 out.not_kept.push(key);
@@ -143,7 +166,7 @@ mod tests {
         entries
             .iter()
             .map(|(id, f, v, s)| {
-                ((Kind::User, SourceId::from(*id), *f), Remembered { hash: value_hash(&Some((*v).into())), state: *s, run: 4 })
+                ((Kind::User, SourceId::from(*id), *f), Remembered { hash: value_hash(&Some((*v).into())), from: None, state: *s, run: 4 })
             })
             .collect()
     }
@@ -170,6 +193,34 @@ mod tests {
         let Op::UpdateUser { changes, .. } = &plan.ops[0] else { panic!() };
         assert_eq!(changes.len(), 2);
         assert!(plan.items.is_empty());
+    }
+
+    /// A membership sent, then undone by hand in the target before the
+    /// next run: not "not kept" (the target shows something else than when
+    /// it was sent), so it is sent again; while the target shows what it
+    /// showed then, it is not kept.
+    #[test]
+    fn a_value_undone_in_the_target_since_it_was_sent_is_sent_again() {
+        let update = |from: &str| Op::UpdateUser {
+            source_id: SourceId::from("u1"),
+            target_id: TargetId::from("u1"),
+            spec: UserSpec::default(),
+            old_departments: vec![],
+            changes: vec![Change { field: Field::Departments, from: Some(from.into()), to: Some("Sales".into()) }],
+        };
+        let remembered = Remembered {
+            hash: value_hash(&Some("Sales".into())),
+            from: Some(value_hash(&Some("Sales,Admins".into()))),
+            state: Sent::Sent,
+            run: 4,
+        };
+        let mem: Memory = [((Kind::User, SourceId::from("u1"), Field::Departments), remembered)].into();
+        let mut plan = Plan { ops: vec![update("Sales,Admins")], ..Plan::default() };
+        skip_unkept(&mut plan, &mem);
+        assert!(plan.ops.is_empty(), "still what it showed: not kept");
+        let mut plan = Plan { ops: vec![update("Sales,Admins,Finance")], ..Plan::default() };
+        skip_unkept(&mut plan, &mem);
+        assert_eq!(plan.ops.len(), 1, "changed by hand since: sent again");
     }
 
     #[test]

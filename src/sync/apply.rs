@@ -13,7 +13,7 @@ use crate::model::{Bindings, Kind, SourceId, TargetId};
 use crate::reconcile::Field;
 use crate::reconcile::Op;
 use crate::reconcile::retry;
-use crate::reconcile::unkept::{self, Sent};
+use crate::reconcile::unkept::{self, Sent, SentValue};
 use crate::target::{Target, TargetError};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -166,7 +166,13 @@ impl Ctx<'_> {
     /// name it derives itself, a group member it drops) is found at the
     /// next run and not sent again. After a user's create, the values its
     /// answer showed not kept.
-    fn sent(&self, op: &Op, ok: bool, refused: &[Field], created: Option<&TargetId>) -> Vec<(Field, String, Sent)> {
+    fn sent(&self, op: &Op, ok: bool, refused: &[Field], created: Option<&TargetId>) -> Vec<SentValue> {
+        let value = |c: &crate::reconcile::Change, state| SentValue {
+            field: c.field,
+            hash: unkept::value_hash(&c.to),
+            from: unkept::value_hash(&c.from),
+            state,
+        };
         // Memberships went out whole only when every department was in the
         // target: one still missing is sent when it is there.
         let whole = match op {
@@ -174,13 +180,22 @@ impl Ctx<'_> {
             _ => true,
         };
         let changes = match op {
-            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } | Op::CreateDepartment { .. } => op.changes(),
-            // Users are many: of a create, only what its answer showed not kept.
+            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } => op.changes(),
+            // Only a create that wrote these values (not one that found the
+            // group there already, named or nested otherwise).
+            Op::CreateDepartment { .. } if created.is_some_and(|id| self.target.created_as_sent(id)) => op.changes(),
+            // Users are many: of a create, only what its answer showed not
+            // kept, with what it showed instead.
             Op::CreateUser { .. } => {
-                let unkept = created.map(|id| self.target.not_kept_at_create(id)).unwrap_or_default();
-                let mut changes = op.changes();
-                changes.retain(|c| unkept.contains(&c.field));
-                return changes.iter().map(|c| (c.field, unkept::value_hash(&c.to), Sent::NotKept)).collect();
+                let shown = created.map(|id| self.target.not_kept_at_create(id)).unwrap_or_default();
+                let changes = op.changes();
+                return shown
+                    .iter()
+                    .filter_map(|(field, instead)| {
+                        let c = changes.iter().find(|c| c.field == *field)?;
+                        Some(SentValue { from: unkept::value_hash(instead), ..value(c, Sent::NotKept) })
+                    })
+                    .collect();
             }
             _ => return Vec::new(),
         };
@@ -190,7 +205,7 @@ impl Ctx<'_> {
         changes
             .iter()
             .filter(|c| unkept::remembered(c.field) && (whole || c.field != Field::Departments))
-            .map(|c| (c.field, unkept::value_hash(&c.to), if refused.contains(&c.field) { Sent::Refused } else { Sent::Sent }))
+            .map(|c| value(c, if refused.contains(&c.field) { Sent::Refused } else { Sent::Sent }))
             .collect()
     }
 
@@ -315,7 +330,7 @@ struct Done<'o> {
     created: Option<TargetId>,
     change: BindingChange,
     error: Option<String>,
-    sent: Vec<(Field, String, Sent)>,
+    sent: Vec<SentValue>,
     /// What it changed, as the run log keeps it (JSON).
     changes: Option<String>,
 }

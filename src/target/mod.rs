@@ -249,9 +249,18 @@ pub trait Target: Send + Sync {
     /// per group) and say how each went.
     fn flush(&self) -> TResult<'_, Vec<Deferred>>;
     /// The fields a user just created (`id`) was seen not to keep as sent
-    /// (the create's answer showed them otherwise); asked once per create.
-    fn not_kept_at_create(&self, _id: &TargetId) -> Vec<crate::reconcile::Field> {
+    /// (the create's answer showed them otherwise), each with what it showed
+    /// instead; asked once per create.
+    fn not_kept_at_create(&self, _id: &TargetId) -> Vec<(crate::reconcile::Field, Option<String>)> {
         Vec::new()
+    }
+    /// Whether a department just created (`id`) was written with the values
+    /// sent (not found there already: an "already exists" bound an existing
+    /// group, named or nested otherwise); asked once per create. Only then
+    /// are its values remembered, so that one the target did not keep is
+    /// not sent again.
+    fn created_as_sent(&self, _id: &TargetId) -> bool {
+        false
     }
     /// Before the removals (user disables and deletes, department
     /// deletes): the users to be deleted with the departments they leave,

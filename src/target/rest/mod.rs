@@ -399,7 +399,11 @@ impl RestTarget {
     fn dropped_message(&self, dropped: &[(Field, &str)]) -> String {
         let realm = self.c.params.get("realm").and_then(Value::as_str).unwrap_or_default();
         let names: Vec<&str> = dropped.iter().map(|(_, a)| *a).collect();
-        let mark = if dropped.iter().any(|(f, _)| *f == Field::ExternalId) { " users are bound by username and email only;" } else { "" };
+        let mark = if dropped.iter().any(|(f, _)| *f == Field::ExternalId) {
+            " users are bound by the match keys (policy.users.match_by) only;"
+        } else {
+            ""
+        };
         format!(
             "Keycloak realm {realm} keeps only the user attributes its user profile declares: {} are not kept, so they are \
              not compared;{mark} to keep them, enable unmanaged attributes (Realm settings > General > Unmanaged \

@@ -28,6 +28,9 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// Fields an answer showed otherwise than sent, each with what it showed.
+type Shown = Vec<(Field, Option<String>)>;
+
 #[derive(Debug)]
 pub struct ScimTarget {
     client: Client,
@@ -57,7 +60,9 @@ pub struct ScimTarget {
     /// whose batch failed there: a delete leaves those itself.
     left: std::sync::Mutex<std::collections::HashSet<TargetId>>,
     /// Created users whose answer showed fields otherwise than sent.
-    created_unkept: std::sync::Mutex<std::collections::HashMap<TargetId, Vec<Field>>>,
+    created_unkept: std::sync::Mutex<std::collections::HashMap<TargetId, Shown>>,
+    /// Groups this run POSTed with the department's values (not found there).
+    posted: std::sync::Mutex<std::collections::HashSet<TargetId>>,
     failed_groups: std::sync::Mutex<std::collections::HashSet<TargetId>>,
     /// Each group's displayName as the server holds it, where it differs
     /// from its department's name (`Team (Support)`: the server keeps
@@ -110,6 +115,7 @@ impl ScimTarget {
             numeric_ids: false.into(),
             left: std::sync::Mutex::default(),
             created_unkept: std::sync::Mutex::default(),
+            posted: std::sync::Mutex::default(),
             failed_groups: std::sync::Mutex::default(),
         })
     }
@@ -160,7 +166,7 @@ impl ScimTarget {
     /// server rewrote or dropped them (django-scim2 derives the name from
     /// its parts). Judged only on an answer that is the resource (it has
     /// `userName`), never on one that is only an id.
-    fn unkept_in(&self, spec: &UserSpec, stored: &Value) -> Vec<Field> {
+    fn unkept_in(&self, spec: &UserSpec, stored: &Value) -> Vec<(Field, Option<String>)> {
         let Some(tu) = stored.get("userName").and_then(|_| mapping::user_from(stored)) else { return Vec::new() };
         let unheld = self.unheld();
         [
@@ -175,7 +181,7 @@ impl ScimTarget {
         ]
         .into_iter()
         .filter(|(f, sent, kept)| sent.is_some() && sent != kept && !unheld.contains(*f))
-        .map(|(f, _, _)| f)
+        .map(|(f, _, kept)| (f, kept.clone()))
         .collect()
     }
 
@@ -209,10 +215,16 @@ impl ScimTarget {
     /// Whether a group create or rename was refused for its name: a 409, or
     /// a server error while a group shows that name (django-scim2-server's
     /// database keeps group names unique and it answers 500).
-    async fn name_taken(&self, e: &TargetError, name: &str) -> Result<bool, TargetError> {
+    /// A server error counts only when another department's group (one
+    /// with an externalId, not `own`) shows the name: never for a group
+    /// nobody marked, which a 409 alone may take over.
+    async fn name_taken(&self, e: &TargetError, name: &str, own: Option<&TargetId>) -> Result<bool, TargetError> {
         match e.status() {
             Some(409) => Ok(true),
-            Some(s) if s >= 500 => Ok(!self.find_all("/Groups", "displayName", name).await?.is_empty()),
+            Some(s) if s >= 500 => Ok(self.find_all("/Groups", "displayName", name).await?.iter().any(|g| {
+                g.get("externalId").and_then(Value::as_str).is_some_and(|x| !x.is_empty())
+                    && own.is_none_or(|o| g.get("id").and_then(Value::as_str) != Some(o.as_str()))
+            })),
             _ => Ok(false),
         }
     }
@@ -331,6 +343,13 @@ impl ScimTarget {
         }
     }
 
+    /// A new group goes into its parent's members at the flush.
+    fn pending_parent(&self, parent: Option<&TargetId>, id: &TargetId) {
+        if let Some(p) = parent {
+            self.pending.add(p, id, mapping::Member::Group);
+        }
+    }
+
     /// Whether `id` left `groups` in the batches flushed before the
     /// removals (none of them failed there).
     fn has_left(&self, id: &TargetId, groups: &[TargetId]) -> bool {
@@ -363,9 +382,10 @@ impl ScimTarget {
                 Ok(id) => {
                     tracing::info!(group = %id, name, department = spec.external_id, "The server keeps group names unique: this department's group takes a name of its own");
                     self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), name);
+                    self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
                     return Ok(id);
                 }
-                Err(e) if self.name_taken(&e, &name).await? => {
+                Err(e) if self.name_taken(&e, &name, None).await? => {
                     if let Some(id) = self.find_one("/Groups", "externalId", &spec.external_id).await? {
                         return Ok(id);
                     }
@@ -518,6 +538,8 @@ impl Target for ScimTarget {
                 snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
             *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = unique::read_back(&mut snapshot.departments);
             self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+            self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+            self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
             self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
             Ok(snapshot)
         })
@@ -529,9 +551,10 @@ impl Target for ScimTarget {
             let id = match self.create("/Groups", &body, &spec.external_id).await.map(|(id, _)| id) {
                 Ok(id) => {
                     self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
+                    self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
                     id
                 }
-                Err(e) if self.name_taken(&e, &spec.name).await? => {
+                Err(e) if self.name_taken(&e, &spec.name, None).await? => {
                     // Already there: ours (an earlier run created it and its
                     // answer or binding was lost) is bound; a group of that
                     // name that carries no mark is taken over; another
@@ -542,6 +565,11 @@ impl Target for ScimTarget {
                         Some(id) => id,
                         None => {
                             let named = self.find_all("/Groups", "displayName", &spec.name).await?;
+                            // Taken, yet no group shows exactly this name: the
+                            // server compares names its own way (ignoring case).
+                            if named.is_empty() {
+                                return self.create_unique(spec, parent).await.inspect(|id| self.pending_parent(parent, id));
+                            }
                             let [g] = named.as_slice() else { return Err(e) };
                             let id = g.get("id").and_then(Value::as_str).map(|s| TargetId(s.to_owned())).ok_or(e)?;
                             if g.get("externalId").and_then(Value::as_str).is_some_and(|x| !x.is_empty()) {
@@ -557,9 +585,7 @@ impl Target for ScimTarget {
                 }
                 Err(e) => return Err(e),
             };
-            if let Some(p) = parent {
-                self.pending.add(p, &id, mapping::Member::Group);
-            }
+            self.pending_parent(parent, &id);
             Ok(id)
         })
     }
@@ -581,7 +607,7 @@ impl Target for ScimTarget {
             if !ops.is_empty() {
                 match self.update_group(id, spec, changes, ops).await {
                     // The new name is another department's group: a name of its own.
-                    Err(e) if changes.iter().any(|c| c.field == Field::Name) && self.name_taken(&e, &spec.name).await? => {
+                    Err(e) if changes.iter().any(|c| c.field == Field::Name) && self.name_taken(&e, &spec.name, Some(id)).await? => {
                         let mut done = Err(e);
                         for name in self.unique_names(&spec.name, parent.or(old_parent)) {
                             let ops = vec![json!({"op": "replace", "path": "displayName", "value": name})];
@@ -591,7 +617,7 @@ impl Target for ScimTarget {
                                     done = Ok(());
                                     break;
                                 }
-                                Err(e) if self.name_taken(&e, &name).await? => done = Err(e),
+                                Err(e) if self.name_taken(&e, &name, Some(id)).await? => done = Err(e),
                                 Err(e) => return Err(e),
                             }
                         }
@@ -701,8 +727,9 @@ impl Target for ScimTarget {
             // Servers without referential integrity would keep the member:
             // leave each group now, before the user is gone (unless that
             // went in the groups' batches already).
-            let departments: &[TargetId] = if self.has_left(id, departments) { &[] } else { departments };
-            for g in departments {
+            let failed = self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let left = self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(id);
+            for g in departments.iter().filter(|g| !left || failed.contains(*g)) {
                 let delta = members::Delta { remove: [id.clone()].into(), ..Default::default() };
                 self.send_members(g, &delta).await?;
             }
@@ -710,7 +737,11 @@ impl Target for ScimTarget {
         })
     }
 
-    fn not_kept_at_create(&self, id: &TargetId) -> Vec<Field> {
+    fn created_as_sent(&self, id: &TargetId) -> bool {
+        self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id)
+    }
+
+    fn not_kept_at_create(&self, id: &TargetId) -> Vec<(Field, Option<String>)> {
         self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id).unwrap_or_default()
     }
 
