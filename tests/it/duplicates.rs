@@ -108,6 +108,53 @@ fn a_crash_between_an_already_exists_answer_and_its_binding_leaves_no_duplicate(
     assert_eq!(scim.writes().len(), before, "nothing left to do");
 }
 
+/// A group's membership batch fails while a leaver was to leave it in that
+/// batch: the leaver leaves it on its own before being deleted, so a
+/// server without referential integrity (scim2-server) keeps no dead
+/// member; the run is partial, and the next one moves the rest.
+#[test]
+fn a_failed_group_batch_still_leaves_no_dead_member_of_a_deleted_user() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    let (proxy, base) = proxy::start(&scim.base);
+    config_via(&env, &base, "[policy.users]\ntarget_only = \"delete\"\n[policy.guard]\nmax_delete_percent = 100\n");
+    let mut doc = org(3, 9);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let groups = scim.groups();
+    let d1 = groups.iter().find(|g| g["externalId"] == "d1").unwrap()["id"].as_str().unwrap().to_owned();
+    // u1 (in d1) leaves; u4 moves from d1 to d2: both ride in d1's batch, which is refused once.
+    doc["users"].as_array_mut().unwrap().retain(|u| u["id"] != "u1");
+    doc["users"].as_array_mut().unwrap().iter_mut().find(|u| u["id"] == "u4").unwrap()["department_ids"] = serde_json::json!(["d2"]);
+    env.write_org(&doc);
+    proxy.world.lock().unwrap().knobs.refuse = vec![(Method::PATCH, format!("/Groups/{d1}"))];
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "partial: d1's batch failed\n{}\n{}", r.stdout, r.stderr);
+    let ids = |what: &str| -> Vec<String> { scim.list(what).iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect() };
+    let (users, all_groups) = (ids("Users"), ids("Groups"));
+    for g in scim.groups() {
+        for m in g["members"].as_array().into_iter().flatten() {
+            let v = m["value"].as_str().unwrap().to_owned();
+            assert!(users.contains(&v) || all_groups.contains(&v), "a dead member {v} in {g:#}");
+        }
+    }
+    assert!(scim.user_by_name("user1").is_none(), "the leaver is deleted");
+    // The next run moves u4 out of d1, then nothing is left to do.
+    assert_eq!(env.sync(&[]).code, 0);
+    let u4 = scim.user_by_name("user4").unwrap()["id"].as_str().unwrap().to_owned();
+    let member_of = |ext: &str| {
+        scim.groups().iter().find(|g| g["externalId"] == ext).unwrap()["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["value"] == u4.as_str())
+    };
+    assert!(!member_of("d1") && member_of("d2"), "u4 moved");
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), before, "nothing left to do");
+}
+
 #[test]
 fn a_list_answered_with_an_empty_body_fails_the_run_and_changes_nothing() {
     let env = Env::new();

@@ -1,7 +1,7 @@
 //! A misbehaving gateway in front of a real SCIM server: it forwards every
 //! request, and on cue loses a reply (answers only after the client gave
 //! up), answers a list with an empty body, ignores `startIndex`, leaves a
-//! resource out of lists, or holds a request unanswered.
+//! resource out of lists, holds a request unanswered, or refuses one.
 
 use crate::fake::{Common, Fake};
 use axum::body::Bytes;
@@ -26,6 +26,9 @@ pub struct Knobs {
     /// Requests (method, path containing) never answered (the client is
     /// killed meanwhile); one per entry.
     pub hold: Vec<(Method, &'static str)>,
+    /// Requests (method, path containing) answered 422 without being
+    /// forwarded; one per entry.
+    pub refuse: Vec<(Method, String)>,
 }
 
 pub struct World {
@@ -68,6 +71,14 @@ async fn forward(State(w): State<Arc<Mutex<World>>>, method: Method, uri: Uri, h
     };
     if hold {
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let refuse = {
+        let mut g = w.lock().unwrap();
+        let pos = g.knobs.refuse.iter().position(|(m, p)| *m == method && uri.path().contains(p.as_str()));
+        pos.map(|i| g.knobs.refuse.remove(i)).is_some()
+    };
+    if refuse {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "refused by the test gateway").into_response();
     }
     let (upstream, lose, late, empty, ignore, hide) = {
         let mut w = w.lock().unwrap();
