@@ -7,7 +7,8 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use orgsync::cli::{Cli, Command, Output, RunsCommand};
 use orgsync::config::ConfigError;
 use orgsync::mirror::{Mirror, RunId, RunRecord, RunStatus, StateLock};
-use orgsync::reconcile::{ItemOutcome, Plan, RunOptions};
+use orgsync::reconcile::unkept::Sent;
+use orgsync::reconcile::{Field, ItemOutcome, Plan, RunOptions};
 use orgsync::schedule::SystemClock;
 use orgsync::settings;
 use std::process::ExitCode;
@@ -139,7 +140,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckTarget { output } => {
             let target = orgsync::target::build(&cfg.target, &cfg.policy.users.match_by)?;
-            let rows = target.check().await?;
+            let mut rows = target.check().await?;
+            // What the runs learnt: groups the target does not keep in their parents.
+            let unnested = match Mirror::open_read_only(&cfg.state_dir)? {
+                Some(m) => m.unkept()?.iter().filter(|((_, _, f), r)| *f == Field::Parent && r.state != Sent::Sent).count(),
+                None => 0,
+            };
+            if unnested > 0 {
+                rows.push(("nesting", unnested_text(unnested)));
+            }
             match output {
                 Output::Json => {
                     let mut m = serde_json::Map::new();
@@ -405,6 +414,14 @@ async fn trigger(cfg: &settings::Config, allow_deletes: u64, url: Option<String>
         esay!("error: orgsync refused the trigger: HTTP {status} {msg}");
         Ok(ExitCode::from(EXIT_FAILED))
     }
+}
+
+/// What check-target says of departments the target did not keep nested.
+fn unnested_text(n: usize) -> String {
+    format!(
+        "{n} departments' groups were not kept in their parents' members after a 2xx (the server does not store groups as \
+         members): the tree stays flat there, users only, and the parent links are not sent again"
+    )
 }
 
 fn table(header: &[&str]) -> Table {

@@ -478,6 +478,15 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
             "The target accepted values it does not keep; they are not sent again until the source changes them (not_kept items)"
         );
     }
+    let unnested = memory.not_kept.iter().filter(|(_, _, f)| *f == reconcile::Field::Parent).count();
+    if unnested > 0 {
+        warn!(
+            run = %run_id,
+            departments = unnested,
+            "The target does not keep groups in groups: departments' groups added to their parents with a 2xx are not there; \
+             the tree stays flat on this target (users only) and the parent links are not sent again"
+        );
+    }
     mirror.update_unkept(&memory)?;
     // Objects that keep failing wait out their backoff, or their quarantine.
     let failures = mirror.failures()?;
