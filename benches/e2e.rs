@@ -182,7 +182,8 @@ fn idle_floor(server: &Server, requests: &HashMap<&'static str, usize>, users: u
 
 /// A change cycle on `doc`: every 100th department (from d1) renamed,
 /// every 200th user (from u50) moved from its first department to the
-/// next, every 100th user (from u7) gone. With it, the groups whose name or
+/// next or, every other one, into a renamed department, every 100th user
+/// (from u7) gone. With it, the groups whose name or
 /// members change: the fewest writes are one PATCH per such group (name
 /// and members together), plus one request per user update or delete the
 /// run carried out.
@@ -206,8 +207,10 @@ fn change_cycle(doc: &Value) -> (Value, usize) {
             continue;
         }
         if i % 200 == 50 {
+            // Every other one into a renamed department: its rename and members in one PATCH.
             let n: usize = ds[0][1..].parse().unwrap();
-            let new = format!("d{}", (n + 1) % depts);
+            let new =
+                if i % 400 == 50 { format!("d{}", 1 + 100 * ((i / 400) % depts.div_ceil(100))) } else { format!("d{}", (n + 1) % depts) };
             let mut moved = ds.clone();
             if ds.contains(&new) {
                 moved.remove(0);

@@ -380,8 +380,10 @@ impl Op {
         match self {
             Op::Unbind { .. } | Op::Bind { .. } | Op::Schedule { .. } => (0, 0),
             Op::CreateDepartment { depth, .. } => (1, *depth),
-            Op::UpdateDepartment { .. } => (2, 0),
-            Op::CreateUser { .. } | Op::UpdateUser { .. } => (3, 0),
+            // Users before department updates: a group's rename then goes
+            // with the run's member changes of that group (one request).
+            Op::CreateUser { .. } | Op::UpdateUser { .. } => (2, 0),
+            Op::UpdateDepartment { .. } => (3, 0),
             Op::DisableUser { .. } | Op::DeleteUser { .. } => (4, 0),
             Op::DeleteDepartment { depth, .. } => (5, usize::MAX - *depth),
         }
@@ -516,8 +518,8 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
     p.ops.append(&mut binds);
     dept_creates.sort_by_key(|o| o.phase());
     p.ops.append(&mut dept_creates);
-    p.ops.append(&mut dept_updates);
     p.ops.append(&mut user_ops);
+    p.ops.append(&mut dept_updates);
     p.ops.append(&mut user_removals);
     dept_deletes.sort_by_key(|o| o.phase());
     p.ops.append(&mut dept_deletes);

@@ -137,6 +137,30 @@ fn leavers_leave_their_groups_in_the_run_s_one_patch_per_group() {
     assert_eq!(scim.writes().len(), before, "converged");
 }
 
+/// A group's rename and the run's member changes of that group are one
+/// PATCH: Dept 1 renamed while three users move in.
+#[test]
+fn a_renamed_group_and_its_member_changes_are_one_patch() {
+    let (env, scim) = setup("", &org(5, 40));
+    assert_eq!(env.sync(&[]).code, 0);
+    let before = scim.writes().len();
+    let mut doc = org(5, 40);
+    doc["departments"][1]["name"] = json!("Research");
+    for u in doc["users"].as_array_mut().unwrap().iter_mut().take(4) {
+        u["department_ids"] = json!(["d1"]);
+    }
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let patches = group_patches(&scim, before);
+    assert_eq!(patches.len(), 4, "Dept 1 and the three groups the users left: {patches:?}");
+    assert!(patches.iter().all(|(_, n)| *n == 1), "one PATCH per group: {patches:?}");
+    let groups = scim.groups();
+    assert_eq!(members(group_named(&groups, "Research")).len(), 8 + 3 + 1, "its users, the three newcomers and Dept 4");
+    let before = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), before, "converged");
+}
+
 #[test]
 fn an_edited_email_is_exactly_one_update() {
     let mut doc = org(3, 5);

@@ -59,6 +59,21 @@ impl Pending {
         self.with(|g| g.remove(group));
     }
 
+    /// One group's delta, taken out of the buffer.
+    pub fn take_one(&self, group: &TargetId) -> Option<Delta> {
+        self.with(|g| g.remove(group)).filter(|d| !d.add.is_empty() || !d.remove.is_empty())
+    }
+
+    /// Put back a delta [`Pending::take_one`] took (not sent after all).
+    pub fn put_back(&self, group: &TargetId, delta: Delta) {
+        for m in delta.remove {
+            self.remove(group, &m);
+        }
+        for (m, kind) in delta.add {
+            self.add(group, &m, kind);
+        }
+    }
+
     /// Every non-empty delta, emptying the buffer.
     pub fn take(&self) -> Vec<(TargetId, Delta)> {
         self.with(std::mem::take).into_iter().filter(|(_, d)| !d.add.is_empty() || !d.remove.is_empty()).collect()

@@ -343,6 +343,41 @@ impl ScimTarget {
         }
     }
 
+    /// A group's own changes (`ops`) and the run's member changes of that
+    /// group in one PATCH, where the server takes PATCH for groups and the
+    /// members fit one request. Whether that went through; if not, the
+    /// member changes wait for the flush and the caller sends the rest as
+    /// it would alone (a taken name, a refusal and PUT are handled there).
+    async fn with_members(&self, id: &TargetId, ops: &[Value]) -> bool {
+        let per_request = self.with_dialect(|d| d.members_per_request(MEMBERS_PER_REQUEST));
+        if self.group_put.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let Some(mut delta) = self.pending.take_one(id) else { return false };
+        // As at the flush: numeric ids, no group in a group.
+        if self.numeric_ids.load(std::sync::atomic::Ordering::Relaxed) {
+            delta.add.retain(|_, kind| *kind != mapping::Member::Group);
+        }
+        let mut chunks = members::chunks(&delta, per_request);
+        if chunks.len() != 1 {
+            self.pending.put_back(id, delta);
+            return false;
+        }
+        let chunk = chunks.remove(0);
+        let lock = self.group_lock(id);
+        let _one_at_a_time = lock.lock().await;
+        let mut all = ops.to_vec();
+        all.extend(chunk.ops(self.pending.by_value()));
+        match self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(all))).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(group = %id, error = %e, "A group's changes with its members in one PATCH were refused; sent apart");
+                self.pending.put_back(id, delta);
+                false
+            }
+        }
+    }
+
     /// A new group goes into its parent's members at the flush.
     fn pending_parent(&self, parent: Option<&TargetId>, id: &TargetId) {
         if let Some(p) = parent {
@@ -604,7 +639,11 @@ impl Target for ScimTarget {
             if self.shown_name(id).as_deref() == Some(spec.name.as_str()) {
                 ops.retain(|op| op.get("path").and_then(Value::as_str) != Some("displayName"));
             }
-            if !ops.is_empty() {
+            if !ops.is_empty() && self.with_members(id, &ops).await {
+                if changes.iter().any(|c| c.field == Field::Name) {
+                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
+                }
+            } else if !ops.is_empty() {
                 match self.update_group(id, spec, changes, ops).await {
                     // The new name is another department's group: a name of its own.
                     Err(e) if changes.iter().any(|c| c.field == Field::Name) && self.name_taken(&e, &spec.name, Some(id)).await? => {
