@@ -8,7 +8,7 @@ pub const TARGET_KINDS: &[&str] = &["scim", "ldap", "rest", "file"];
 /// `[target]`: `kind` selects the target.
 #[derive(Clone, Debug)]
 pub enum TargetConfig {
-    Scim(super::scim::ScimConfig),
+    Scim(Box<super::scim::ScimConfig>),
     Ldap(Box<super::ldap::LdapTargetConfig>),
     Rest(Box<super::rest::RestConfig>),
     /// `kind = "file"`: the target directory as one JSON document.

@@ -8,6 +8,7 @@ pub mod file;
 pub mod ldap;
 pub mod rest;
 pub mod scim;
+pub mod unique;
 
 use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Change, DeptSpec, UserSpec};

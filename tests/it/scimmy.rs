@@ -133,6 +133,38 @@ fn a_server_keeping_group_names_unique_gives_each_department_its_own_group_with_
     assert_idle(&env, &scim);
 }
 
+/// `target.unique_name` names the second "Team" as the admin wants, the
+/// name is read back through it run after run, and a new template renames
+/// such a group once.
+#[test]
+fn the_name_a_repeated_group_takes_follows_the_template() {
+    let doc = crate::harness::same_named_teams();
+    let (env, scim) = setup_with(&["unique-groups"], "unique_name = \"{parent} / {name}\"", &doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let names = || {
+        let groups = scim.groups();
+        let mut n = [by_external_id(&groups, "sales-team"), by_external_id(&groups, "support-team")]
+            .map(|g| g["displayName"].as_str().unwrap().to_owned());
+        n.sort();
+        n
+    };
+    let first = names();
+    assert!(first == ["Sales / Team", "Team"] || first == ["Support / Team", "Team"], "{first:?}");
+    assert_idle(&env, &scim);
+    // Another template: the group named by the old one is renamed once.
+    env.scim_config(&scim, "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let second = names();
+    assert!(second == ["Team", "Team (Sales)"] || second == ["Team", "Team (Support)"], "{second:?}");
+    assert_idle(&env, &scim);
+    // A template that cannot work is named with its key.
+    env.scim_config(&scim, "unique_name = \"{name} ({dept})\"");
+    let r = env.orgsync(&["check-config"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("target.unique_name") && r.stderr.contains("{dept}"), "{}", r.stderr);
+}
+
 /// A store that soft-deletes (DELETE answers 204 and the user stays listed,
 /// inactive, as django-scim2-server does): the user counts as deleted, is
 /// never deleted again, and a re-hire reactivates the same account.

@@ -84,7 +84,7 @@ pub struct LdapTargetConfig {
     /// department's name is taken by another department's group, with
     /// `{name}` and `{parent}` (the parent group's `cn`). Default
     /// `"{name} ({parent})"`; a number follows when that is taken too.
-    pub unique_name: String,
+    pub unique_name: crate::target::unique::Template,
     /// `user_object_classes`: default `top, person, organizationalPerson, inetOrgPerson`.
     pub user_object_classes: Vec<String>,
     /// `user_rdn`: the attribute naming a user entry; default `uid`.
@@ -135,10 +135,12 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         Some("groups") => Layout::Groups,
         _ => Layout::OuTree,
     };
-    let unique_name = dp.string("unique_name", errs).unwrap_or_else(|| "{name} ({parent})".into());
-    if !unique_name.contains("{name}") {
-        dp.problem(errs, "unique_name", format!("{unique_name:?} must contain {{name}}"));
-    }
+    let unique_name = dp.string("unique_name", errs).map_or_else(Default::default, |s| {
+        crate::target::unique::Template::parse(&s).unwrap_or_else(|e| {
+            dp.problem(errs, "unique_name", e);
+            Default::default()
+        })
+    });
     if layout != Layout::Groups && dp.has("unique_name") {
         dp.problem(errs, "unique_name", "is only used with departments.as = \"groups\" (OUs under different parents may share a name)");
     }

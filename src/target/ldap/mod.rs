@@ -280,7 +280,7 @@ impl LdapTarget {
     fn group_names(&self, name: &str, parent: Option<&TargetId>) -> Vec<String> {
         let parent = parent.and_then(|p| self.dn_of(p).ok()).map(|dn| entries::rdn_value(&dn));
         let unique = match &parent {
-            Some(p) => self.c.unique_name.replace("{name}", name).replace("{parent}", p),
+            Some(p) => self.c.unique_name.fill(name, p),
             None => name.to_owned(),
         };
         let mut names = vec![name.to_owned()];

@@ -346,6 +346,7 @@ mod tests {
             unreachable_after: 5,
             page_size: Some(10),
             departments: crate::reconcile::DepartmentShape::Tree,
+            unique_name: Default::default(),
         })
         .unwrap()
     }

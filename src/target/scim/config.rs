@@ -41,6 +41,9 @@ pub struct ScimConfig {
     /// cannot hold one); `none`: no groups, only the enterprise
     /// `department` attribute (the primary department's name).
     pub departments: DepartmentShape,
+    /// `unique_name`: the displayName a department's group takes where the
+    /// server keeps group names unique and its name is another's group.
+    pub unique_name: crate::target::unique::Template,
 }
 
 /// `target.departments`' values.
@@ -85,7 +88,16 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         t.problem(errs, "page_size", format!("{n} is out of range 1..=1000"));
     }
     let departments = t.one_of::<String>("departments", DEPARTMENTS, errs).map_or(DepartmentShape::Tree, |d| shape(&d));
-    Some(TargetConfig::Scim(ScimConfig {
+    let unique_name = t.string("unique_name", errs).map_or_else(Default::default, |s| {
+        crate::target::unique::Template::parse(&s).unwrap_or_else(|e| {
+            t.problem(errs, "unique_name", e);
+            Default::default()
+        })
+    });
+    if departments == DepartmentShape::None && t.has("unique_name") {
+        t.problem(errs, "unique_name", "is not used with departments = \"none\" (no groups are written)");
+    }
+    Some(TargetConfig::Scim(Box::new(ScimConfig {
         base_url: base_url?,
         auth,
         timeout,
@@ -94,5 +106,6 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         unreachable_after,
         page_size: page_size.map(|n| n as usize),
         departments,
-    }))
+        unique_name,
+    })))
 }

@@ -17,7 +17,6 @@ mod config;
 mod discovery;
 mod mapping;
 mod members;
-mod unique;
 
 use super::{Deferred, TResult, Target, TargetError};
 use crate::model::{Kind, TargetId, TargetSnapshot};
@@ -68,6 +67,8 @@ pub struct ScimTarget {
     /// from its department's name (`Team (Support)`: the server keeps
     /// names unique), or as written this run.
     shown: std::sync::Mutex<std::collections::HashMap<TargetId, String>>,
+    /// `target.unique_name`.
+    unique: crate::target::unique::Template,
     /// The server's ids are plain numbers (django-scim2: users and groups
     /// share one sequence of integers, and a group added as a member is
     /// taken for the user of that id). A group member is then ambiguous:
@@ -112,6 +113,7 @@ impl ScimTarget {
             group_put: false.into(),
             parents: std::sync::Mutex::default(),
             shown: std::sync::Mutex::default(),
+            unique: c.unique_name.clone(),
             numeric_ids: false.into(),
             left: std::sync::Mutex::default(),
             created_unkept: std::sync::Mutex::default(),
@@ -385,12 +387,13 @@ impl ScimTarget {
         }
     }
 
-    /// Whether `id` left `groups` in the batches flushed before the
-    /// removals (none of them failed there).
-    fn has_left(&self, id: &TargetId, groups: &[TargetId]) -> bool {
+    /// Of `groups`, those `id` is still in: all of them, unless it left
+    /// them in the batches flushed before the removals, where only those
+    /// whose batch failed remain.
+    fn still_in<'g>(&self, id: &TargetId, groups: impl IntoIterator<Item = &'g TargetId>) -> Vec<TargetId> {
         let left = self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(id);
         let failed = self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        left && !groups.iter().any(|g| failed.contains(g))
+        groups.into_iter().filter(|g| !left || failed.contains(*g)).cloned().collect()
     }
 
     /// The displayName a department's group shows: as loaded or written.
@@ -402,7 +405,7 @@ impl ScimTarget {
     /// group names unique: `Team (Support)`, then `Team (Support) 2`, ….
     fn unique_names(&self, name: &str, parent: Option<&TargetId>) -> Vec<String> {
         let parent = parent.and_then(|p| self.shown_name(p));
-        unique::names(name, parent.as_deref())
+        self.unique.names(name, parent.as_deref())
     }
 
     /// Create a department's group under the first free unique name (the
@@ -571,7 +574,8 @@ impl Target for ScimTarget {
             let mut snapshot = mapping::snapshot_from(users, groups);
             *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
-            *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = unique::read_back(&mut snapshot.departments);
+            *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                crate::target::unique::read_back(&self.unique, &mut snapshot.departments);
             self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
             self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
             self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
@@ -687,7 +691,7 @@ impl Target for ScimTarget {
         self.pending.forget(id);
         let parent = self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
         // Already out of its parent, in the parent's batch.
-        let parent = parent.filter(|p| !self.has_left(id, std::slice::from_ref(p)));
+        let parent = self.still_in(id, parent.as_ref()).pop();
         Box::pin(async move {
             // Out of its parent's members first: a server that keeps a dead
             // member reference (scim2-server) would list it for good.
@@ -766,11 +770,9 @@ impl Target for ScimTarget {
             // Servers without referential integrity would keep the member:
             // leave each group now, before the user is gone (unless that
             // went in the groups' batches already).
-            let failed = self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-            let left = self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(id);
-            for g in departments.iter().filter(|g| !left || failed.contains(*g)) {
+            for g in self.still_in(id, departments) {
                 let delta = members::Delta { remove: [id.clone()].into(), ..Default::default() };
-                self.send_members(g, &delta).await?;
+                self.send_members(&g, &delta).await?;
             }
             self.delete(format!("/Users/{id}")).await
         })
