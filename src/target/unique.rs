@@ -9,6 +9,7 @@
 //! between runs. Pure.
 
 use crate::model::{TargetDepartment, TargetId};
+use crate::reconcile::DeptSpec;
 use std::collections::{HashMap, HashSet};
 
 /// The default of `target.unique_name` (SCIM) and `departments.unique_name` (LDAP).
@@ -111,15 +112,21 @@ impl Template {
         })
     }
 
-    /// The department name behind `shown`, given which names are its parent's.
-    fn base<'a>(&self, shown: &'a str, is_parent: &dyn Fn(&str) -> bool, taken: &dyn Fn(&str) -> bool) -> Option<&'a str> {
+    /// The department name behind `shown`, given which names are its
+    /// parent's, and whether that name is in it after a parent (not a root's `(2)`).
+    fn base<'a>(&self, shown: &'a str, is_parent: &dyn Fn(&str) -> bool, taken: &dyn Fn(&str) -> bool) -> Option<(&'a str, bool)> {
         // A root's `Team (2)`: the plain name is another group's.
         if let Some((head, n)) = shown.strip_suffix(')').and_then(|s| s.rsplit_once(" ("))
             && n.parse::<u32>().is_ok_and(|n| (2..=9).contains(&n))
             && taken(head)
         {
-            return Some(head);
+            return Some((head, false));
         }
+        self.after_parent(shown, is_parent, taken).map(|b| (b, self.parent_first.is_some()))
+    }
+
+    /// [`Self::base`] of a name the template made.
+    fn after_parent<'a>(&self, shown: &'a str, is_parent: &dyn Fn(&str) -> bool, taken: &dyn Fn(&str) -> bool) -> Option<&'a str> {
         // `Team (Support) 2` where `Team (Support)` is there: numbered;
         // else the name may end in a number of its own (`Floor 2`).
         let numbered = unnumbered(shown);
@@ -146,11 +153,108 @@ fn unnumbered(shown: &str) -> Option<&str> {
     }
 }
 
+/// What a target knows of its groups' names in one run: each group's name
+/// as the server shows it, the groups named by the template after their
+/// parent (with the department name in it), and each group's parent.
+#[derive(Debug, Default)]
+pub struct Shown {
+    template: Template,
+    inner: std::sync::Mutex<Known>,
+}
+
+#[derive(Debug, Default)]
+struct Known {
+    names: HashMap<TargetId, String>,
+    /// Named `{name} ({parent})` after the parent it has: id -> its
+    /// department (`{name}` and the mark).
+    after_parent: HashMap<TargetId, DeptSpec>,
+    parents: HashMap<TargetId, TargetId>,
+}
+
+impl Shown {
+    pub fn new(template: Template) -> Self {
+        Self { template, inner: std::sync::Mutex::default() }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// At the load: read the names back ([`read_back`]) and remember what the server shows.
+    pub fn load(&self, departments: &mut [TargetDepartment]) {
+        let parents = departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
+        let (names, after_parent) = read_back(&self.template, departments);
+        *self.known() = Known { names, after_parent, parents };
+    }
+
+    /// The name group `id` shows (as loaded or written this run).
+    pub fn name(&self, id: &TargetId) -> Option<String> {
+        self.known().names.get(id).cloned()
+    }
+
+    /// Whether a group other than `own` shows `name`.
+    pub fn taken(&self, name: &str, own: Option<&TargetId>) -> bool {
+        self.known().names.iter().any(|(id, n)| n == name && Some(id) != own)
+    }
+
+    /// Group `id` now shows its department's own name.
+    pub fn set(&self, id: &TargetId, name: String) {
+        let mut k = self.known();
+        k.names.insert(id.clone(), name);
+        k.after_parent.remove(id);
+    }
+
+    /// Group `id` now shows `name`, one of [`Self::names`] for department
+    /// `spec` under `parent`.
+    pub fn took(&self, id: &TargetId, name: String, spec: &DeptSpec, parent: Option<&TargetId>) {
+        let mut k = self.known();
+        k.names.insert(id.clone(), name);
+        match parent.filter(|_| self.template.parent_first.is_some()) {
+            Some(p) => {
+                k.parents.insert(id.clone(), p.clone());
+                let spec = DeptSpec { external_id: spec.external_id.clone(), name: spec.name.clone(), parent: None };
+                k.after_parent.insert(id.clone(), spec)
+            }
+            None => k.after_parent.remove(id),
+        };
+    }
+
+    /// Group `id` now has `parent`.
+    pub fn moved(&self, id: &TargetId, parent: Option<&TargetId>) {
+        let mut k = self.known();
+        match parent {
+            Some(p) => k.parents.insert(id.clone(), p.clone()),
+            None => k.parents.remove(id),
+        };
+    }
+
+    /// The names to try for department `name` under `parent`'s group, when its own is taken.
+    pub fn names(&self, name: &str, parent: Option<&TargetId>) -> Vec<String> {
+        let parent = parent.and_then(|p| self.name(p));
+        self.template.names(name, parent.as_deref())
+    }
+
+    /// The groups whose name the template made after `parent`'s old name,
+    /// with their departments (name and mark): renamed after the parent's
+    /// new one, so that the next load reads them back (never a rename a run later).
+    pub fn after(&self, parent: &TargetId) -> Vec<(TargetId, DeptSpec)> {
+        let k = self.known();
+        k.after_parent.iter().filter(|(c, _)| k.parents.get(*c) == Some(parent)).map(|(c, d)| (c.clone(), d.clone())).collect()
+    }
+
+    /// Group `id`'s department (name and mark), if its name was made after its parent's.
+    pub fn after_parent(&self, id: &TargetId) -> Option<DeptSpec> {
+        self.known().after_parent.get(id).cloned()
+    }
+}
+
 /// Read each of our groups' displayName back as its department's name
 /// (`Team (Support)` under `Support` -> `Team`); returns every group's
-/// displayName as the server holds it.
-pub fn read_back(template: &Template, departments: &mut [TargetDepartment]) -> HashMap<TargetId, String> {
+/// displayName as the server holds it, and the groups named after their
+/// (nesting) parent with their department's name.
+pub fn read_back(template: &Template, departments: &mut [TargetDepartment]) -> (HashMap<TargetId, String>, HashMap<TargetId, DeptSpec>) {
     let shown: HashMap<TargetId, String> = departments.iter().map(|d| (d.id.clone(), d.name.clone())).collect();
+    let mut after_parent = HashMap::new();
     let all: HashSet<String> = departments.iter().map(|d| d.name.clone()).collect();
     for d in departments.iter_mut() {
         if d.external_id.as_deref().is_none_or(str::is_empty) {
@@ -163,11 +267,15 @@ pub fn read_back(template: &Template, departments: &mut [TargetDepartment]) -> H
             None => d.parent.is_none() && all.contains(p) && p != d.name,
         };
         let taken = |n: &str| all.contains(n) && n != d.name;
-        if let Some(b) = template.base(&d.name, &is_parent, &taken) {
+        if let Some((b, after)) = template.base(&d.name, &is_parent, &taken) {
+            if after && parent.is_some() {
+                let mark = d.external_id.clone().unwrap_or_default();
+                after_parent.insert(d.id.clone(), DeptSpec { external_id: mark, name: b.to_owned(), parent: None });
+            }
             d.name = b.to_owned();
         }
     }
-    shown
+    (shown, after_parent)
 }
 #[cfg(test)]
 mod tests {
@@ -199,7 +307,7 @@ mod tests {
             dept("9", "Floor 2", None, true),
             dept("10", "Floor", None, true),
         ];
-        let shown = read_back(&t, &mut d);
+        let (shown, _) = read_back(&t, &mut d);
         let got: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(got, ["Sales", "Support", "Team", "Team", "Team", "R&D (China)", "Ops (Support)", "Sales", "Floor 2", "Floor"]);
         assert_eq!(shown[&TargetId("4".into())], "Team (Support)", "the server's name is kept for writes");

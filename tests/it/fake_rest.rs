@@ -55,6 +55,18 @@ pub struct Hr {
     api_requests: usize,
     /// Every next cursor is the first page's (a server that does not advance).
     pub repeat_cursor: bool,
+    /// Unit names are unique: 409 for a name another unit has.
+    pub unique_names: bool,
+}
+
+impl Hr {
+    /// A 409 when names are unique and another unit than `own` has `name`.
+    fn name_taken(&self, body: &Value, own: Option<&str>) -> Option<Response> {
+        let name = body["name"].as_str()?;
+        let taken = self.units.iter().any(|(id, u)| u["name"] == name && Some(id.as_str()) != own);
+        (self.unique_names && taken)
+            .then(|| (StatusCode::CONFLICT, axum::Json(json!({"message": format!("a unit named {name} exists")}))).into_response())
+    }
 }
 
 impl World for Hr {
@@ -329,6 +341,9 @@ async fn create_unit(
     if let Some(p) = body["parent_id"].as_str().filter(|p| !w.units.contains_key(*p)) {
         return unexpected(&mut w, format!("POST org-units under a parent that does not exist: {p}"));
     }
+    if let Some(r) = w.name_taken(&body, None) {
+        return r;
+    }
     let id = w.id("ou");
     let mut u = body;
     u["id"] = json!(id);
@@ -351,6 +366,9 @@ async fn patch_unit(
     let moved = shaped(&body, &[("parent_id", "string?")]);
     if rename.is_err() && moved.is_err() {
         return unexpected(&mut w, format!("PATCH org-units/{id}: {body}"));
+    }
+    if let Some(r) = w.name_taken(&body, Some(&id)) {
+        return r;
     }
     let Some(u) = w.units.get_mut(&id) else { return StatusCode::NOT_FOUND.into_response() };
     for (k, v) in body.as_object().unwrap() {
@@ -390,6 +408,7 @@ pub fn start(auth: AuthMode, paging: PageMode) -> FakeHr {
         revoked: false,
         api_requests: 0,
         repeat_cursor: false,
+        unique_names: false,
     };
     Fake::serve(hr, |s| {
         Router::new()

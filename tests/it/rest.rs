@@ -245,6 +245,73 @@ fn the_documented_hr_api_example_works_with_every_auth_kind_and_paging_style() {
     }
 }
 
+/// An API that keeps unit names unique (409 for a second "Team"): the
+/// second takes `departments.unique_name`'s name, never the other's unit,
+/// and keeps it run after run; a rename onto a taken name finds a free one;
+/// a name made after a parent follows the parent's rename and a move in
+/// the same run, so the next run writes nothing.
+#[test]
+fn an_api_keeping_unit_names_unique_gives_each_department_its_own_unit() {
+    let env = Env::new();
+    let fake = crate::fake_rest::start(AuthMode::Bearer, PageMode::Cursor);
+    fake.world.lock().unwrap().unique_names = true;
+    hr_config(&env, &fake, AuthMode::Bearer, PageMode::Cursor, CLIENT_SECRET);
+    let mut doc = crate::harness::same_named_teams();
+    let name_of = |ext: &str| {
+        let w = fake.world.lock().unwrap();
+        w.units.values().find(|u| u["external_ref"] == ext).unwrap_or_else(|| panic!("no unit {ext}"))["name"].as_str().unwrap().to_owned()
+    };
+    // Read through the API: every unit its own name, each user in its own department's unit.
+    let check = |doc: &serde_json::Value| {
+        let w = fake.world.lock().unwrap();
+        let mut names: Vec<&str> = w.units.values().map(|u| u["name"].as_str().unwrap()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), w.units.len(), "{:?}", w.units);
+        assert_eq!(w.units.len(), doc["departments"].as_array().unwrap().len());
+        for u in doc["users"].as_array().unwrap() {
+            let e = w.employees.values().find(|e| e["login"] == u["username"]).unwrap();
+            let unit = w.units.values().find(|x| x["external_ref"] == u["department_ids"][0]).unwrap();
+            assert_eq!(e["org_unit_ids"], json!([unit["id"]]), "{} in its own department's unit", u["username"]);
+        }
+    };
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    check(&doc);
+    let (plain, other, other_parent) =
+        if name_of("sales-team") == "Team" { ("sales-team", "support-team", 2) } else { ("support-team", "sales-team", 1) };
+    let parent_name = doc["departments"][other_parent]["name"].as_str().unwrap().to_owned();
+    assert_eq!(name_of(other), format!("Team ({parent_name})"));
+    assert_eq!(name_of(plain), "Team");
+    assert_no_writes(&env, &fake);
+
+    // Its parent is renamed: the name made after it follows in the same run.
+    doc["departments"][other_parent]["name"] = json!("Helpdesk");
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    check(&doc);
+    assert_eq!(name_of(other), "Team (Helpdesk)");
+    assert_no_writes(&env, &fake);
+
+    // It moves under HQ: named after HQ now.
+    let i = if other == "sales-team" { 3 } else { 4 };
+    doc["departments"][i]["parent_id"] = json!("d0");
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    check(&doc);
+    assert_eq!(name_of(other), "Team (HQ)");
+    assert_no_writes(&env, &fake);
+
+    // A department is renamed onto a taken name: it takes one of its own.
+    doc["departments"][other_parent]["name"] = json!("Team");
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    check(&doc);
+    assert_eq!(name_of(["sales", "support"][other_parent - 1]), "Team (HQ) 2");
+    assert_no_writes(&env, &fake);
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
 #[test]
 fn an_oauth2_token_revoked_mid_run_is_fetched_again_once() {
     let env = Env::new();

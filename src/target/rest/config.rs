@@ -116,6 +116,9 @@ pub struct Resource {
     pub set_parent: Option<Request>,
     /// Departments: each one's member user ids (`members`, `member_id`).
     pub members: Option<(Listing, Path)>,
+    /// Departments: `unique_name`, the name a department takes where the
+    /// API answers 409 because another department has its name.
+    pub unique_name: crate::target::unique::Template,
 }
 
 impl Resource {
@@ -309,7 +312,17 @@ fn resource(t: &mut Reader<'_>, what: &'static str, fields: &[&'static str], b: 
     }
     f.finish(errs);
     let members = listing(&mut r, "members", b, errs).and_then(|(l, id)| Some((l, id?)));
+    let unique_name = match what {
+        "departments" => r.string("unique_name", errs).map_or_else(Default::default, |s| {
+            crate::target::unique::Template::parse(&s).unwrap_or_else(|e| {
+                r.problem(errs, "unique_name", e);
+                Default::default()
+            })
+        }),
+        _ => Default::default(),
+    };
     let res = Resource {
+        unique_name,
         update: request(&mut r, "update", "PUT", b, errs),
         disable: request(&mut r, "disable", "PUT", b, errs),
         delete: request(&mut r, "delete", "DELETE", b, errs),

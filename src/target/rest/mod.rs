@@ -42,6 +42,11 @@ pub struct RestTarget {
     /// declare them, unmanaged attributes are off), read at the load; they
     /// are neither compared nor expected to be kept.
     dropped: std::sync::Mutex<FieldSet>,
+    /// Each department's name as the API shows it (read at the load, or
+    /// as written this run): a 409 for a name another department shows is
+    /// a taken name, and the department takes one of its own
+    /// (`departments.unique_name`).
+    shown: crate::target::unique::Shown,
 }
 
 impl std::fmt::Debug for RestTarget {
@@ -90,7 +95,60 @@ impl RestTarget {
             log: super::RequestLog::default(),
             username_editable: true.into(),
             dropped: std::sync::Mutex::new(FieldSet::default()),
+            shown: crate::target::unique::Shown::new(c.departments.as_ref().map(|d| d.unique_name.clone()).unwrap_or_default()),
         })
+    }
+
+    /// Whether `e` is a 409 for `name` being another department's (one
+    /// other than `own` shows it): a taken name, never a binding.
+    fn name_taken(&self, e: &TargetError, name: &str, own: Option<&TargetId>) -> bool {
+        matches!(e, TargetError::Http { status: 409, .. }) && self.shown.taken(name, own)
+    }
+
+    /// Send `op` (a department's create or update) with the first free of
+    /// the names department `spec` may take under `parent`; the answer and the name taken.
+    async fn with_unique_name(
+        &self,
+        op: &Request,
+        ctx: &mut Value,
+        spec: &DeptSpec,
+        own: Option<&TargetId>,
+        parent: Option<&TargetId>,
+    ) -> Result<(Answer, String), TargetError> {
+        let mut last = None;
+        for name in self.shown.names(&spec.name, parent) {
+            ctx["department"]["name"] = json!(name);
+            match self.send(op, ctx, None, &[]).await {
+                Ok(a) => return Ok((a, name)),
+                Err(e) if self.name_taken(&e, &name, own) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(self.no_free_name(spec, last))
+    }
+
+    /// Rename department `id` (`spec`) to the first free name under
+    /// `parent` (after a move, or its parent's rename).
+    async fn take_unique(&self, id: &TargetId, spec: &DeptSpec, parent: Option<&TargetId>) -> Result<(), TargetError> {
+        let d = self.departments_resource()?;
+        let op = d.update.as_ref().ok_or_else(|| TargetError::Other("no departments.update configured".into()))?;
+        let mut ctx = self.ctx(json!({
+            "target_id": id, "department_id": id,
+            "department": {"external_id": spec.external_id, "name": spec.name},
+            "parent": parent.map(|p| json!({"id": p})), "parent_id": parent, "changed": [Field::Name],
+        }));
+        let (_, name) = self.with_unique_name(op, &mut ctx, spec, Some(id), parent).await?;
+        self.shown.took(id, name, spec, parent);
+        Ok(())
+    }
+
+    fn no_free_name(&self, spec: &DeptSpec, e: Option<TargetError>) -> TargetError {
+        TargetError::Conflict(format!(
+            "department {} ({:?}): its name and every name departments.unique_name gives are other departments'{}",
+            spec.external_id,
+            spec.name,
+            e.map(|e| format!(" ({e})")).unwrap_or_default()
+        ))
     }
 
     /// The values every template sees.
@@ -585,6 +643,7 @@ impl Target for RestTarget {
                 for dep in &mut snap.departments {
                     dep.parent = parents.get(dep.id.as_str()).cloned().flatten();
                 }
+                self.shown.load(&mut snap.departments);
                 if let Some((members, member_id)) = &d.members {
                     // Each department's members, `concurrency` listings at once.
                     use futures::StreamExt;
@@ -641,11 +700,20 @@ impl Target for RestTarget {
     fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
         Box::pin(async move {
             let d = self.departments_resource()?;
-            let ctx = self.ctx(
+            let mut ctx = self.ctx(
                 json!({"department": {"external_id": spec.external_id, "name": spec.name}, "parent": parent.map(|p| json!({"id": p})), "parent_id": parent}),
             );
-            let a = self.send(&d.create, &ctx, None, &[]).await?;
-            self.id_of(&d.create, &a)
+            let id = match self.send(&d.create, &ctx, None, &[]).await {
+                Ok(a) => self.id_of(&d.create, &a).inspect(|id| self.shown.set(id, spec.name.clone()))?,
+                Err(e) if self.name_taken(&e, &spec.name, None) => {
+                    let (a, name) = self.with_unique_name(&d.create, &mut ctx, spec, None, parent).await?;
+                    let id = self.id_of(&d.create, &a)?;
+                    self.shown.took(&id, name, spec, parent);
+                    id
+                }
+                Err(e) => return Err(e),
+            };
+            Ok(id)
         })
     }
 
@@ -667,13 +735,41 @@ impl Target for RestTarget {
                 "parent_id": parent,
                 "changed": changes.iter().map(|c| c.field).collect::<Vec<_>>(),
             }));
+            let renamed = changes.iter().any(|c| c.field == Field::Name);
             if changes.iter().any(|c| matches!(c.field, Field::Name | Field::ExternalId)) {
                 let op = d.update.as_ref().ok_or_else(|| TargetError::Other("no departments.update configured".into()))?;
-                self.send(op, &ctx, None, &[]).await?;
+                let mut ctx = ctx.clone();
+                // A name made by `unique_name` stays while only the mark changes.
+                let name = match renamed {
+                    true => spec.name.clone(),
+                    false => self.shown.name(id).unwrap_or_else(|| spec.name.clone()),
+                };
+                ctx["department"]["name"] = json!(name);
+                match self.send(op, &ctx, None, &[]).await {
+                    Err(e) if renamed && self.name_taken(&e, &name, Some(id)) => {
+                        let (_, name) = self.with_unique_name(op, &mut ctx, spec, Some(id), parent).await?;
+                        self.shown.took(id, name, spec, parent);
+                    }
+                    Ok(_) if renamed => self.shown.set(id, name),
+                    r => drop(r?),
+                }
             }
             if changes.iter().any(|c| c.field == Field::Parent) {
                 let op = d.set_parent.as_ref().ok_or_else(|| TargetError::Other("no departments.set_parent configured".into()))?;
                 self.send(op, &ctx, None, &[]).await?;
+                self.shown.moved(id, parent);
+                // A name made after the old parent is made after the new one.
+                if !renamed && self.shown.after_parent(id).is_some() {
+                    self.take_unique(id, spec, parent).await?;
+                }
+            }
+            if renamed {
+                // The departments named after this one's old name follow its new one.
+                for (child, child_spec) in self.shown.after(id) {
+                    if let Err(e) = self.take_unique(&child, &child_spec, Some(id)).await {
+                        tracing::warn!(department = %child, error = %e, "A department named after its parent could not follow the parent's new name; the next run renames it");
+                    }
+                }
             }
             Ok(())
         })

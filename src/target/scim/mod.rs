@@ -63,12 +63,10 @@ pub struct ScimTarget {
     /// Groups this run POSTed with the department's values (not found there).
     posted: std::sync::Mutex<std::collections::HashSet<TargetId>>,
     failed_groups: std::sync::Mutex<std::collections::HashSet<TargetId>>,
-    /// Each group's displayName as the server holds it, where it differs
-    /// from its department's name (`Team (Support)`: the server keeps
-    /// names unique), or as written this run.
-    shown: std::sync::Mutex<std::collections::HashMap<TargetId, String>>,
-    /// `target.unique_name`.
-    unique: crate::target::unique::Template,
+    /// Each group's displayName as the server holds it (`Team (Support)`
+    /// where the server keeps names unique: `target.unique_name`), or as
+    /// written this run.
+    shown: crate::target::unique::Shown,
     /// The server's ids are plain numbers (django-scim2: users and groups
     /// share one sequence of integers, and a group added as a member is
     /// taken for the user of that id). A group member is then ambiguous:
@@ -112,8 +110,7 @@ impl ScimTarget {
             match_by: match_by.to_vec(),
             group_put: false.into(),
             parents: std::sync::Mutex::default(),
-            shown: std::sync::Mutex::default(),
-            unique: c.unique_name.clone(),
+            shown: crate::target::unique::Shown::new(c.unique_name.clone()),
             numeric_ids: false.into(),
             left: std::sync::Mutex::default(),
             created_unkept: std::sync::Mutex::default(),
@@ -396,16 +393,32 @@ impl ScimTarget {
         groups.into_iter().filter(|g| !left || failed.contains(*g)).cloned().collect()
     }
 
-    /// The displayName a department's group shows: as loaded or written.
-    fn shown_name(&self, id: &TargetId) -> Option<String> {
-        self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
+    /// Rename group `id` (department `base` under `parent`) to the first
+    /// free of the names it may take where the server keeps group names unique.
+    async fn take_unique(&self, id: &TargetId, spec: &DeptSpec, parent: Option<&TargetId>) -> Result<(), TargetError> {
+        let mut last = None;
+        for name in self.shown.names(&spec.name, parent) {
+            let ops = vec![json!({"op": "replace", "path": "displayName", "value": name})];
+            match self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await {
+                Ok(_) => {
+                    self.shown.took(id, name, spec, parent);
+                    return Ok(());
+                }
+                Err(e) if self.name_taken(&e, &name, Some(id)).await? => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| TargetError::Conflict(format!("no free name for group {id}"))))
     }
 
-    /// The names a department's group may take on a server that keeps
-    /// group names unique: `Team (Support)`, then `Team (Support) 2`, ….
-    fn unique_names(&self, name: &str, parent: Option<&TargetId>) -> Vec<String> {
-        let parent = parent.and_then(|p| self.shown_name(p));
-        self.unique.names(name, parent.as_deref())
+    /// After group `id`'s rename: the groups named after its old name take
+    /// its new one, so the next load reads them back unchanged.
+    async fn follow(&self, id: &TargetId) {
+        for (child, spec) in self.shown.after(id) {
+            if let Err(e) = self.take_unique(&child, &spec, Some(id)).await {
+                tracing::warn!(group = %child, error = %e, "A group named after its parent group could not follow the parent's new name; the next run renames it");
+            }
+        }
     }
 
     /// Create a department's group under the first free unique name (the
@@ -413,13 +426,13 @@ impl ScimTarget {
     /// next; ours found by externalId is bound.
     async fn create_unique(&self, spec: &DeptSpec, parent: Option<&TargetId>) -> Result<TargetId, TargetError> {
         let mut last = None;
-        for name in self.unique_names(&spec.name, parent) {
+        for name in self.shown.names(&spec.name, parent) {
             let mut body = mapping::group_body(spec);
             body["displayName"] = json!(name);
             match self.create("/Groups", &body, &spec.external_id).await.map(|(id, _)| id) {
                 Ok(id) => {
                     tracing::info!(group = %id, name, department = spec.external_id, "The server keeps group names unique: this department's group takes a name of its own");
-                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), name);
+                    self.shown.took(&id, name, spec, parent);
                     self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
                     return Ok(id);
                 }
@@ -574,8 +587,7 @@ impl Target for ScimTarget {
             let mut snapshot = mapping::snapshot_from(users, groups);
             *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
-            *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                crate::target::unique::read_back(&self.unique, &mut snapshot.departments);
+            self.shown.load(&mut snapshot.departments);
             self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
             self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
             self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
@@ -589,7 +601,7 @@ impl Target for ScimTarget {
             let body = mapping::group_body(spec);
             let id = match self.create("/Groups", &body, &spec.external_id).await.map(|(id, _)| id) {
                 Ok(id) => {
-                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
+                    self.shown.set(&id, spec.name.clone());
                     self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
                     id
                 }
@@ -638,40 +650,24 @@ impl Target for ScimTarget {
         parent: Option<&'a TargetId>,
     ) -> TResult<'a, ()> {
         Box::pin(async move {
+            let renamed = changes.iter().any(|c| c.field == Field::Name);
             let mut ops = mapping::group_patch(spec, changes);
             // Already shown under that name (a name read back): nothing to send.
-            if self.shown_name(id).as_deref() == Some(spec.name.as_str()) {
+            if self.shown.name(id).as_deref() == Some(spec.name.as_str()) {
                 ops.retain(|op| op.get("path").and_then(Value::as_str) != Some("displayName"));
             }
             if !ops.is_empty() && self.with_members(id, &ops).await {
-                if changes.iter().any(|c| c.field == Field::Name) {
-                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
+                if renamed {
+                    self.shown.set(id, spec.name.clone());
                 }
             } else if !ops.is_empty() {
                 match self.update_group(id, spec, changes, ops).await {
                     // The new name is another department's group: a name of its own.
-                    Err(e) if changes.iter().any(|c| c.field == Field::Name) && self.name_taken(&e, &spec.name, Some(id)).await? => {
-                        let mut done = Err(e);
-                        for name in self.unique_names(&spec.name, parent.or(old_parent)) {
-                            let ops = vec![json!({"op": "replace", "path": "displayName", "value": name})];
-                            match self.client.send(Method::PATCH, &format!("/Groups/{id}"), &[], Some(&patch(ops))).await {
-                                Ok(_) => {
-                                    self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), name);
-                                    done = Ok(());
-                                    break;
-                                }
-                                Err(e) if self.name_taken(&e, &name, Some(id)).await? => done = Err(e),
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        done?;
+                    Err(e) if renamed && self.name_taken(&e, &spec.name, Some(id)).await? => {
+                        self.take_unique(id, spec, parent.or(old_parent)).await?;
                     }
-                    Ok(()) => {
-                        if changes.iter().any(|c| c.field == Field::Name) {
-                            self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), spec.name.clone());
-                        }
-                    }
-                    Err(e) => return Err(e),
+                    Ok(()) if renamed => self.shown.set(id, spec.name.clone()),
+                    r => r?,
                 }
             }
             if changes.iter().any(|c| c.field == Field::Parent) {
@@ -682,6 +678,14 @@ impl Target for ScimTarget {
                 if let Some(new) = parent {
                     self.pending.add(new, id, mapping::Member::Group);
                 }
+                self.shown.moved(id, parent);
+                // A name made after the old parent is made after the new one.
+                if !renamed && self.shown.after_parent(id).is_some() {
+                    self.take_unique(id, spec, parent).await?;
+                }
+            }
+            if renamed {
+                self.follow(id).await;
             }
             Ok(())
         })
