@@ -1,4 +1,4 @@
-//! A fake DingTalk oapi following docs/sources.md sections 2 and 8:
+//! A fake DingTalk oapi following docs/vendor-apis.md sections 2 and 8:
 //! `GET /gettoken?appkey=&appsecret=`, `POST /topapi/...?access_token=`
 //! with JSON bodies, everything HTTP 200 with `errcode`; an invalid token
 //! is `errcode 88` + `sub_code "40014"`, a missing one sub_code `40000`;

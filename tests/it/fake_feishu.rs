@@ -1,4 +1,4 @@
-//! A fake Feishu/Lark open platform following docs/sources.md sections 1 and 8:
+//! A fake Feishu/Lark open platform following docs/vendor-apis.md sections 1 and 8:
 //! the same paths and methods, top-level token fields, `{"code","msg","data"}`
 //! envelopes, `order` as a string, page_size capped at 50 (larger is a
 //! validation error), `page_token` absent on the last page, HTTP 400 with

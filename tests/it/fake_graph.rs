@@ -1,5 +1,5 @@
 //! A fake Microsoft identity platform + Microsoft Graph v1.0 following
-//! docs/sources.md sections 5 and 8: the form-encoded token endpoint
+//! docs/vendor-apis.md sections 5 and 8: the form-encoded token endpoint
 //! (`/{tenant}/oauth2/v2.0/token`) with OAuth errors naming AADSTS codes;
 //! `/v1.0/users` with `$select` (the properties outside Graph's default
 //! set must be asked for), `$top` 1..999 (else 400) and no `$skip` (400),

@@ -1,4 +1,4 @@
-//! A fake WeCom (企业微信) contact API following docs/sources.md sections 3 and
+//! A fake WeCom (企业微信) contact API following docs/vendor-apis.md sections 3 and
 //! 8: `GET /cgi-bin/gettoken?corpid=&corpsecret=`, `GET` APIs with
 //! `?access_token=`, `POST user/list_id` by cursor (limit 1..10000, an empty
 //! `next_cursor` at the end); everything HTTP 200 with `errcode`: 40013 /

@@ -1,4 +1,4 @@
-//! A fake Huawei WeLink open platform following docs/sources.md sections 4
+//! A fake Huawei WeLink open platform following docs/vendor-apis.md sections 4
 //! and 8: `POST /api/auth/v2/tickets` with a JSON body; the token in the
 //! `x-wlk-Authorization` header (no "Bearer"); business errors behind HTTP
 //! 200 with a string `code` on token and department answers and an integer

@@ -166,6 +166,10 @@ fn the_deb_installs_a_verified_unit_a_system_user_and_a_guarded_config_then_purg
     assert!(Path::new("/usr/share/orgsync/prometheus/orgsync-alerts.yml").is_file());
     // The example names its org file: it ships beside it.
     assert!(Path::new("/usr/share/doc/orgsync/examples/example-org.json").is_file());
+    // The reference the README links to ships beside it.
+    for page in ["docs/configuration.md", "docs/operations.md", "docs/sources/ldap.md", "docs/targets/scim.md"] {
+        assert!(Path::new("/usr/share/doc/orgsync").join(page).is_file(), "{page} is not shipped");
+    }
     // Every file it ships: root's, and not writable by others; the binary executable.
     let files = run(Command::new("dpkg").args(["-L", "orgsync"]));
     for f in files.lines().filter(|f| Path::new(f).is_file()) {

@@ -1,4 +1,4 @@
-//! DingTalk's oapi contact APIs on the wire (docs/sources.md section 2).
+//! DingTalk's oapi contact APIs on the wire (docs/vendor-apis.md section 2).
 //! Every record field is optional: field permissions decide what is sent,
 //! and vendors add fields (none is denied).
 

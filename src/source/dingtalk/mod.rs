@@ -1,5 +1,5 @@
 //! Source `dingtalk`: the oapi contact APIs with `?access_token=`
-//! (docs/sources.md section 2).
+//! (docs/vendor-apis.md section 2).
 //!
 //! Departments: `topapi/v2/department/listsubid` one level at a time from
 //! each root (default `1`, the whole organisation), and

@@ -1,4 +1,4 @@
-//! Microsoft Graph v1.0 on the wire (docs/sources.md section 5). Graph
+//! Microsoft Graph v1.0 on the wire (docs/vendor-apis.md section 5). Graph
 //! answers 2xx with the payload, errors as `{"error": {"code", "message"}}`;
 //! the token endpoint's errors are OAuth's
 //! `{"error", "error_description", "error_codes"}`. A delta record carries

@@ -1,5 +1,5 @@
 //! Source `entra`: Microsoft Entra ID through Microsoft Graph v1.0
-//! (docs/sources.md section 5), with delta runs.
+//! (docs/vendor-apis.md section 5), with delta runs.
 //!
 //! Token: the client-credentials grant at
 //! `{authority_host}/{tenant}/oauth2/v2.0/token`, scope `{graph_host}/.default`.

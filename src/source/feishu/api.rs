@@ -1,4 +1,4 @@
-//! Feishu/Lark contact v3 on the wire (docs/sources.md section 1). Every
+//! Feishu/Lark contact v3 on the wire (docs/vendor-apis.md section 1). Every
 //! field is optional: the app's scopes decide what is sent, and vendors add
 //! fields (none is denied).
 

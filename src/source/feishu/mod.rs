@@ -1,5 +1,5 @@
 //! Sources `feishu` and `lark` (one implementation; the default base URLs
-//! differ): contact v3 with a tenant access token (docs/sources.md section 1).
+//! differ): contact v3 with a tenant access token (docs/vendor-apis.md section 1).
 //!
 //! Departments: `departments/:root/children?fetch_child=true` per root,
 //! every page (page_size 50). Users: `users/find_by_department` per

@@ -1,4 +1,4 @@
-//! WeCom's contact APIs on the wire (docs/sources.md section 3). Record
+//! WeCom's contact APIs on the wire (docs/vendor-apis.md section 3). Record
 //! fields are optional: apps created after 2022-06-20 receive no email,
 //! biz_mail or mobile, and vendors add fields (none is denied).
 

@@ -1,5 +1,5 @@
 //! Source `wecom` (企业微信): the contact APIs under `/cgi-bin/` with
-//! `?access_token=` (docs/sources.md section 3).
+//! `?access_token=` (docs/vendor-apis.md section 3).
 //!
 //! `source.api` picks one of two paths:
 //! - `simplelist` (default; the only one open to contact-sync IPs added

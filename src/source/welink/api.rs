@@ -1,4 +1,4 @@
-//! Huawei WeLink's contact APIs on the wire (docs/sources.md section 4).
+//! Huawei WeLink's contact APIs on the wire (docs/vendor-apis.md section 4).
 //! `code` is a string on token and department answers and an integer on
 //! user lists; numbers come as strings (`pageSize`, `deptLevel`): every
 //! field is [`Text`]. Record fields are optional, and vendors add fields.

@@ -1,5 +1,5 @@
 //! Source `welink` (Huawei WeLink): the contact APIs with the token in
-//! `x-wlk-Authorization` (docs/sources.md section 4).
+//! `x-wlk-Authorization` (docs/vendor-apis.md section 4).
 //!
 //! Departments: `v2/departments/list` per root, every page (`offset` is a
 //! page number, `limit` 100). The root `0` cannot be recursed: its direct
