@@ -1,4 +1,6 @@
 use super::*;
+use crate::model::{Kind, SourceId, TargetId};
+use crate::reconcile::Field;
 
 #[test]
 fn outcomes_and_bindings_survive_reopening_and_crashed_runs_read_interrupted() {

@@ -52,8 +52,7 @@ pub fn condition(record: &RunRecord) -> Option<Condition> {
     }
 }
 
-/// The last announcement on a channel: its condition and when.
-pub type Last = Option<(Condition, DateTime<Utc>)>;
+use crate::mirror::Last;
 
 /// Whether `channel` announces a run of condition `now_is` (`None`:
 /// succeeded), given its last announcement, and what to remember.
@@ -160,7 +159,8 @@ pub fn request(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> (St
 }
 
 /// Why a message did not get through, and whether trying again may help.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct SendError {
     pub message: String,
     /// A transport error or a 5xx: retried. A vendor's refusal is not.
@@ -201,12 +201,10 @@ pub fn judge(kind: NotifyKind, status: u16, body: &[u8]) -> Result<(), SendError
 }
 
 /// Send one message on one channel, retrying within its timeout.
-pub async fn send(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> Result<(), String> {
-    let http = reqwest::Client::builder()
-        .timeout(channel.timeout)
-        .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
+pub async fn send(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> Result<(), SendError> {
+    let http = crate::http_client::builder(channel.timeout)
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))?;
     let (url, body) = request(channel, msg, now);
     let transient = |message: &str| SendError { message: message.to_owned(), transient: true };
     let once = || async {
@@ -219,11 +217,10 @@ pub async fn send(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> 
     let attempts = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2).with_jitter();
     let result = tokio::time::timeout(channel.timeout, once.retry(attempts).when(|e: &SendError| e.transient))
         .await
-        .unwrap_or_else(|_| Err(transient(&format!("no answer within {:?}", channel.timeout))))
-        .map_err(|e| e.message);
+        .unwrap_or_else(|_| Err(transient(&format!("no answer within {:?}", channel.timeout))));
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     metrics::counter!(crate::telemetry::m::NOTIFICATIONS_TOTAL, "kind" => channel.kind.as_str(), "outcome" => outcome).increment(1);
-    result.map_err(|e| crate::redact::redact(&e).into_owned())
+    result.map_err(|e| SendError { message: crate::redact::redact(&e.message).into_owned(), ..e })
 }
 
 /// The mirror's key for a channel: its place and kind (never its URL).
