@@ -395,7 +395,7 @@ fn scope(root: &mut Reader<'_>, errs: &mut Problems) -> crate::reconcile::scope:
     let filter = s.string("filter", errs).and_then(|f| match crate::reconcile::scope::compile(&f) {
         Ok(node) => Some((f, node)),
         Err(e) => {
-            s.problem(errs, "filter", e);
+            s.problem(errs, "filter", e.to_string());
             None
         }
     });

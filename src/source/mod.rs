@@ -30,8 +30,16 @@ pub enum SourceError {
         #[source]
         source: file::FormatError,
     },
+    /// The directory could not be reached or refused a search.
+    #[error("LDAP {url}: {source}")]
+    Ldap {
+        url: String,
+        #[source]
+        source: crate::ldap::LdapError,
+    },
+    /// The directory changed under the fetch (an entry vanished mid-read).
     #[error("LDAP {url}: {message}")]
-    Ldap { url: String, message: String },
+    LdapChanged { url: String, message: String },
     #[error("LDAP {url}: {source}")]
     LdapEntry {
         url: String,
@@ -57,7 +65,7 @@ impl SourceError {
         match self {
             SourceError::Io { .. } => "io",
             SourceError::Invalid { .. } => "invalid",
-            SourceError::Ldap { .. } | SourceError::LdapEntry { .. } => "ldap",
+            SourceError::Ldap { .. } | SourceError::LdapChanged { .. } | SourceError::LdapEntry { .. } => "ldap",
             SourceError::Api { .. } => "api",
             SourceError::Unavailable { .. } => "unavailable",
             SourceError::UnknownScope { .. } => "scope",
@@ -65,9 +73,14 @@ impl SourceError {
     }
 
     /// Worth trying again later: the vendor throttled or failed
-    /// transiently through every retry.
+    /// transiently through every retry; the directory was busy, unavailable
+    /// or timed out; it changed under the fetch.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SourceError::Unavailable { .. })
+        match self {
+            SourceError::Unavailable { .. } | SourceError::LdapChanged { .. } => true,
+            SourceError::Ldap { source, .. } => source.is_transient(),
+            _ => false,
+        }
     }
 
     /// The same failure, known to be transient.

@@ -34,20 +34,37 @@ impl Default for Template {
     }
 }
 
+/// Why a `unique_name` template cannot work (the template is in each).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateError {
+    #[error("{0:?} has a `{{` without `}}`")]
+    Unclosed(String),
+    #[error("{0:?} has a `}}` without `{{`")]
+    Unopened(String),
+    #[error("{0:?} has {{{1}}}: only {{name}} and {{parent}} are known")]
+    Unknown(String, String),
+    #[error("{0:?} has {{{1}}} twice")]
+    Twice(String, String),
+    #[error("{0:?} must contain {{name}}")]
+    NoName(String),
+    #[error("{0:?} is the name itself: it must add something, e.g. {DEFAULT:?}")]
+    NameItself(String),
+}
+
 impl Template {
     /// Check `text`; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut rest = text;
         let mut literals = Vec::new();
         let mut order = Vec::new();
         while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').map(|c| open + c).ok_or_else(|| format!("{text:?} has a `{{` without `}}`"))?;
+            let close = rest[open..].find('}').map(|c| open + c).ok_or_else(|| TemplateError::Unclosed(text.into()))?;
             let key = &rest[open + 1..close];
             if key != "name" && key != "parent" {
-                return Err(format!("{text:?} has {{{key}}}: only {{name}} and {{parent}} are known"));
+                return Err(TemplateError::Unknown(text.into(), key.into()));
             }
             if order.contains(&key) {
-                return Err(format!("{text:?} has {{{key}}} twice"));
+                return Err(TemplateError::Twice(text.into(), key.into()));
             }
             literals.push(&rest[..open]);
             order.push(key);
@@ -55,13 +72,13 @@ impl Template {
         }
         literals.push(rest);
         if !order.contains(&"name") {
-            return Err(format!("{text:?} must contain {{name}}"));
+            return Err(TemplateError::NoName(text.into()));
         }
         if order == ["name"] && literals.iter().all(|l| l.is_empty()) {
-            return Err(format!("{text:?} is the name itself: it must add something, e.g. {DEFAULT:?}"));
+            return Err(TemplateError::NameItself(text.into()));
         }
         if literals.iter().any(|l| l.contains('}')) {
-            return Err(format!("{text:?} has a `}}` without `{{`"));
+            return Err(TemplateError::Unopened(text.into()));
         }
         let (prefix, middle, suffix) = match literals.as_slice() {
             [p, s] => (*p, "", *s),
@@ -348,7 +365,7 @@ mod tests {
             ("{name} ({parent", "without"),
             ("{name}} x", "without"),
         ] {
-            let e = Template::parse(text).unwrap_err();
+            let e = Template::parse(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text}: {e}");
         }
         assert_eq!(Template::parse(DEFAULT).unwrap(), Template::default());

@@ -16,7 +16,7 @@ use mapping::merge_users;
 
 use super::saas::pager::{Page, all_pages};
 use super::saas::wire::{Item, text};
-use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, header_seconds, request_token, split};
+use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, request_token, split};
 use super::{IdentitySource, SourceError};
 use crate::model::Snapshot;
 use futures::future::BoxFuture;
@@ -60,7 +60,7 @@ impl Vendor for FeishuSource {
         match code.as_str() {
             "0" if (200..300).contains(&status) => Verdict::Ok(v),
             "99991661" | "99991663" | "99991664" | "99991671" => Verdict::TokenInvalid { code, message },
-            "99991400" => Verdict::Throttled { code, message, wait: header_seconds(headers, "x-ogw-ratelimit-reset") },
+            "99991400" => Verdict::Throttled { code, message, wait: crate::http_client::header_seconds(headers, "x-ogw-ratelimit-reset") },
             _ => by_status(status, code, message),
         }
     }

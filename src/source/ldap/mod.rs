@@ -59,8 +59,12 @@ impl LdapSource {
         Ok(dns)
     }
 
-    fn err(&self, message: impl Into<String>) -> SourceError {
-        SourceError::Ldap { url: self.config.url.to_string(), message: message.into() }
+    fn err(&self, source: crate::ldap::LdapError) -> SourceError {
+        SourceError::Ldap { url: self.config.url.to_string(), source }
+    }
+
+    fn changed(&self, message: String) -> SourceError {
+        SourceError::LdapChanged { url: self.config.url.to_string(), message }
     }
 
     fn entry_err(&self, source: MappingError) -> SourceError {
@@ -82,12 +86,12 @@ impl LdapSource {
     }
 
     async fn connect(&self) -> Result<Ldap, SourceError> {
-        self.connection().connect("source").await.map_err(|e| self.err(e.to_string()))
+        self.connection().connect("source").await.map_err(|e| self.err(e))
     }
 
     /// One paged search; every page or an error.
     async fn search(&self, ldap: &mut Ldap, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, SourceError> {
-        let entries = self.connection().search(ldap, base, scope, filter, attrs).await.map_err(|e| self.err(e.to_string()))?;
+        let entries = self.connection().search(ldap, base, scope, filter, attrs).await.map_err(|e| self.err(e))?;
         Ok(entries.into_iter().map(|e| Entry { dn: e.dn, attrs: e.attrs, bin_attrs: e.bin_attrs }).collect())
     }
 
@@ -103,7 +107,7 @@ impl LdapSource {
                 let mut values = RangedValues::new(g, a).map_err(|m| self.entry_err(m))?;
                 while let Some(range) = values.next_request() {
                     let e = self.search(ldap, &g.dn, Scope::Base, "(objectClass=*)", &[range.as_str()]).await?;
-                    let e = e.first().ok_or_else(|| self.err(format!("{} vanished while its {a} values were read", g.dn)))?;
+                    let e = e.first().ok_or_else(|| self.changed(format!("{} vanished while its {a} values were read", g.dn)))?;
                     values.absorb(e).map_err(|m| self.entry_err(m))?;
                 }
                 let values = values.finish();

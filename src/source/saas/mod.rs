@@ -112,12 +112,11 @@ struct Attempt {
 
 impl Client {
     pub fn new(vendor: &'static str, s: &HttpSettings) -> Result<Self, SourceError> {
-        let http = reqwest::Client::builder()
-            .timeout(s.timeout)
-            .connect_timeout(s.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SourceError::Api { vendor, path: String::new(), message: format!("cannot build the HTTP client: {e}") })?;
+        let http = crate::http_client::builder(s.timeout).build().map_err(|e| SourceError::Api {
+            vendor,
+            path: String::new(),
+            message: format!("cannot build the HTTP client: {e}"),
+        })?;
         let rate = NonZeroU32::new(s.rate_limit.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Self {
             http,
@@ -184,9 +183,11 @@ impl Client {
                 let headers = resp.headers().clone();
                 match resp.bytes().await {
                     Ok(body) => match vendor.check(status, &headers, &body) {
-                        Verdict::Throttled { code, message, wait: None } => {
-                            Verdict::Throttled { code, message, wait: header_seconds(&headers, reqwest::header::RETRY_AFTER.as_str()) }
-                        }
+                        Verdict::Throttled { code, message, wait: None } => Verdict::Throttled {
+                            code,
+                            message,
+                            wait: crate::http_client::header_seconds(&headers, reqwest::header::RETRY_AFTER.as_str()),
+                        },
                         v => v,
                     },
                     Err(e) => Verdict::Transient { code: "transport".into(), message: without_url(&e) },
@@ -321,12 +322,6 @@ fn without_url(e: &reqwest::Error) -> String {
         Some(s) => format!("{kind}: {s}"),
         None => kind.to_owned(),
     }
-}
-
-/// A header holding a number of seconds (`Retry-After`, Feishu's
-/// `x-ogw-ratelimit-reset`). Shared with the SCIM target's client.
-pub fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
-    headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs)
 }
 
 /// A code with no meaning of its own for the vendor, judged by the HTTP

@@ -137,7 +137,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     };
     let unique_name = dp.string("unique_name", errs).map_or_else(Default::default, |s| {
         crate::target::unique::Template::parse(&s).unwrap_or_else(|e| {
-            dp.problem(errs, "unique_name", e);
+            dp.problem(errs, "unique_name", e.to_string());
             Default::default()
         })
     });

@@ -182,7 +182,7 @@ fn template(r: &mut Reader<'_>, key: &'static str, b: &mut Builder, errs: &mut P
         Some(src) => match b.add(&r.key(key), &src) {
             Ok(()) => true,
             Err(e) => {
-                r.problem(errs, key, e);
+                r.problem(errs, key, e.to_string());
                 false
             }
         },
@@ -192,7 +192,7 @@ fn template(r: &mut Reader<'_>, key: &'static str, b: &mut Builder, errs: &mut P
 
 fn path(r: &mut Reader<'_>, key: &'static str, errs: &mut Problems) -> Option<Path> {
     let text = r.string(key, errs)?;
-    Path::parse(&text).map_err(|e| r.problem(errs, key, e)).ok()
+    Path::parse(&text).map_err(|e| r.problem(errs, key, e.to_string())).ok()
 }
 
 /// The request keys of an operation's table `r` (named `name`).
@@ -216,7 +216,7 @@ fn request_in(r: &mut Reader<'_>, name: String, default_method: &str, b: &mut Bu
             };
             match b.add(&key, &src) {
                 Ok(()) => names.push(k),
-                Err(e) => errs.push(crate::config::reader::Problem { key, message: e }),
+                Err(e) => errs.push(crate::config::reader::Problem { key, message: e.to_string() }),
             }
         }
         names
@@ -315,7 +315,7 @@ fn resource(t: &mut Reader<'_>, what: &'static str, fields: &[&'static str], b: 
     let unique_name = match what {
         "departments" => r.string("unique_name", errs).map_or_else(Default::default, |s| {
             crate::target::unique::Template::parse(&s).unwrap_or_else(|e| {
-                r.problem(errs, "unique_name", e);
+                r.problem(errs, "unique_name", e.to_string());
                 Default::default()
             })
         }),

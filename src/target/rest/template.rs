@@ -42,10 +42,38 @@ impl Default for Builder {
     }
 }
 
+/// A template or JSONPath that does not work, with its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// A template that does not compile: where, and what.
+    #[error("{at}")]
+    Syntax {
+        at: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("template {name}: {source}")]
+    Render {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    /// A body template whose output is not JSON (the output cut short).
+    #[error("{name} did not make JSON ({source}): {text}")]
+    NotJson {
+        name: String,
+        text: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("not a JSONPath (RFC 9535): {0}")]
+    Path(#[source] serde_json_path::ParseError),
+}
+
 impl Builder {
     /// Compile `source` as template `name`; a syntax error says where.
-    pub fn add(&mut self, name: &str, source: &str) -> Result<(), String> {
-        self.env.add_template_owned(name.to_owned(), source.to_owned()).map_err(|e| at(&e, source))
+    pub fn add(&mut self, name: &str, source: &str) -> Result<(), TemplateError> {
+        self.env.add_template_owned(name.to_owned(), source.to_owned()).map_err(|e| TemplateError::Syntax { at: at(&e, source), source: e })
     }
 
     pub fn build(self) -> Templates {
@@ -68,9 +96,9 @@ fn at(e: &minijinja::Error, source: &str) -> String {
 
 impl Templates {
     /// Render template `name` with `ctx`.
-    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, String> {
-        let t = self.env.get_template(name).map_err(|e| e.to_string())?;
-        t.render(ctx).map_err(|e| format!("template {name}: {e}"))
+    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        let render = |source| TemplateError::Render { name: name.to_owned(), source };
+        self.env.get_template(name).map_err(render)?.render(ctx).map_err(render)
     }
 
     /// A template's source text ("" when there is none).
@@ -87,8 +115,8 @@ pub struct Path {
 }
 
 impl Path {
-    pub fn parse(text: &str) -> Result<Path, String> {
-        JsonPath::parse(text).map(|path| Path { text: text.to_owned(), path }).map_err(|e| format!("not a JSONPath (RFC 9535): {e}"))
+    pub fn parse(text: &str) -> Result<Path, TemplateError> {
+        JsonPath::parse(text).map(|path| Path { text: text.to_owned(), path }).map_err(TemplateError::Path)
     }
 
     /// Every node it selects.
@@ -116,7 +144,7 @@ mod tests {
     fn syntax_errors_say_line_and_column_and_filters_reshape() {
         let mut b = Builder::default();
         let e = b.add("users.create.body", "{\n  \"name\": {{ user.name | tojson }},\n  \"x\": {{ user.name | }}\n}").unwrap_err();
-        assert!(e.starts_with("template error at line 3, column"), "{e}");
+        assert!(e.to_string().starts_with("template error at line 3, column"), "{e}");
         b.add("ok", "{{ user.mobile | strip_prefix('+86') | tojson }} {{ params.realm }}").unwrap();
         let t = b.build();
         let out = t.render("ok", &serde_json::json!({"user": {"mobile": "+86 138 0000"}, "params": {"realm": "r"}})).unwrap();
@@ -141,6 +169,6 @@ mod tests {
         assert_eq!(Path::parse("$.attributes.mobile").unwrap().text(&v).as_deref(), Some("+86 1"));
         assert_eq!(Path::parse("$.enabled").unwrap().text(&v).as_deref(), Some("false"));
         assert_eq!(Path::parse("$.x").unwrap().text(&v), None);
-        assert!(Path::parse("$.[").unwrap_err().starts_with("not a JSONPath"));
+        assert!(Path::parse("$.[").unwrap_err().to_string().starts_with("not a JSONPath"));
     }
 }

@@ -90,7 +90,7 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     let departments = t.one_of::<String>("departments", DEPARTMENTS, errs).map_or(DepartmentShape::Tree, |d| shape(&d));
     let unique_name = t.string("unique_name", errs).map_or_else(Default::default, |s| {
         crate::target::unique::Template::parse(&s).unwrap_or_else(|e| {
-            t.problem(errs, "unique_name", e);
+            t.problem(errs, "unique_name", e.to_string());
             Default::default()
         })
     });

@@ -74,9 +74,20 @@ fn resources(v: &Value) -> Vec<&Value> {
     }
 }
 
-/// The dialect from the three documents, `None` where the server did not
-/// serve one (`why` says what it answered instead).
-pub fn dialect(spc: Result<&Value, String>, resource_types: Result<&Value, String>, schemas: Result<&Value, String>) -> Dialect {
+/// What the server answered instead of a discovery document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unserved {
+    #[error("HTTP {0}")]
+    Http(u16),
+    #[error("not JSON")]
+    NotJson,
+    #[error("an empty answer")]
+    Empty,
+}
+
+/// The dialect from the three documents, `Err` where the server did not
+/// serve one (saying what it answered instead).
+pub fn dialect(spc: Result<&Value, Unserved>, resource_types: Result<&Value, Unserved>, schemas: Result<&Value, Unserved>) -> Dialect {
     let mut d = Dialect::default();
     match spc {
         Ok(spc) => {
@@ -236,14 +247,14 @@ mod tests {
         // django-scim2: no schemaExtensions, filter not supported.
         let spc = json!({"patch": {"supported": true}, "filter": {"supported": false, "maxResults": 50}, "bulk": {"supported": false}});
         let rts = json!({"Resources": [{"id": "User", "name": "User", "schema": super::super::mapping::USER}]});
-        let d = dialect(Ok(&spc), Ok(&rts), Err("HTTP 404".into()));
+        let d = dialect(Ok(&spc), Ok(&rts), Err(Unserved::Http(404)));
         assert!(!d.enterprise && !d.filter && d.bulk.is_none());
         assert!(d.unheld().contains(Field::EmployeeNo) && d.unheld().contains(Field::Department));
         assert!(d.notes.iter().any(|n| n.contains("no /Schemas (HTTP 404)")), "{:?}", d.notes);
-        let d = dialect(Err("HTTP 404".into()), Err("HTTP 404".into()), Err("HTTP 404".into()));
+        let d = dialect(Err(Unserved::Http(404)), Err(Unserved::Http(404)), Err(Unserved::Http(404)));
         assert_eq!((d.enterprise, d.filter, d.patch), (true, true, true), "as before discovery");
         assert_eq!(d.notes.len(), 3);
         let schemas = json!([{"id": "urn:other"}]);
-        assert!(!dialect(Err("HTTP 501".into()), Err("HTTP 501".into()), Ok(&schemas)).enterprise, "/Schemas without it");
+        assert!(!dialect(Err(Unserved::Http(501)), Err(Unserved::Http(501)), Ok(&schemas)).enterprise, "/Schemas without it");
     }
 }
