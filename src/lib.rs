@@ -1,20 +1,30 @@
 //! orgsync keeps a target system's users and departments in step with one
 //! identity source.
 //!
-//! Map of the crate (the core decides, the edges do I/O):
+//! Map of the crate (the core decides, the edges do I/O; `docs/design.md`
+//! names every module):
 //! - [`model`]: departments, users, snapshots, id newtypes — plain data;
-//! - [`reconcile`]: the pure `plan(source, target, bindings, policy)`;
+//! - [`reconcile`]: the pure `plan(source, target, bindings, policy)`, the
+//!   scope, the guard, the memory of values a target does not keep, retries;
 //! - [`config`]: load TOML + `ORGSYNC__*` env, validate, build typed config
 //!   (knowing no component); [`settings`]: that config with orgsync's
 //!   sources and targets;
-//! - [`source`]: identity sources (file, ...), each behind `IdentitySource`;
-//! - [`target`]: target systems (SCIM 2.0, file), each behind `Target`;
-//! - [`mirror`]: the SQLite mirror — bindings, runs, run items;
+//! - [`source`]: identity sources (file, LDAP/AD, Feishu/Lark, DingTalk,
+//!   WeCom, WeLink, Entra ID), each behind `IdentitySource`;
+//! - [`target`]: target systems (SCIM 2.0, LDAP, REST with a Keycloak
+//!   preset, file), each behind `Target`;
+//! - [`ldap`]: one LDAP connection (TLS, bind, paged search) for the LDAP
+//!   source and target; [`token`]: the bearer-token cache the SaaS sources
+//!   and the REST target share; [`http_client`]: what every HTTP client
+//!   shares (the builder, `Retry-After`, a transport error's causes);
+//! - [`mirror`]: the SQLite mirror — bindings, runs, run items, the
+//!   request log, failing objects, notification state;
 //! - [`sync`]: one run: fetch -> reconcile -> apply -> record; `sync::worker`
 //!   runs one at a time, taking triggers from [`trigger`]'s coalescing queue;
-//! - [`schedule`]: when runs happen; [`http`]: /metrics /healthz /readyz
-//!   /status POST /sync; [`app`]: the daemon (`orgsync run`) wiring,
-//!   signals, systemd notify, shutdown;
+//! - [`notify`]: run notifications to chat tools: deciding (pure) and sending;
+//! - [`schedule`]: when runs happen; [`clock`]: the wall clock, injectable;
+//!   [`http`]: /metrics /healthz /readyz /status POST /sync; [`app`]: the
+//!   daemon (`orgsync run`) wiring, signals, systemd notify, shutdown;
 //! - [`cli`]: the command line; [`telemetry`]: logs and metric names;
 //!   [`redact`]: masks every known secret in whatever leaves the process.
 
@@ -26,6 +36,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod http_client;
 pub mod ldap;
 pub mod mirror;
 pub mod model;

@@ -14,7 +14,7 @@ use crate::reconcile::Field;
 use crate::reconcile::Op;
 use crate::reconcile::retry;
 use crate::reconcile::unkept::{self, Sent, SentValue};
-use crate::target::{Target, TargetError};
+use crate::target::{DepartmentCreate, DepartmentUpdate, Target, TargetError, UserCreate, UserDelete, UserUpdate, Write};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -107,6 +107,11 @@ impl Ctx<'_> {
         ids.iter().flatten().filter_map(|d| self.resolve(d)).collect()
     }
 
+    /// A create's write: the id of what it made.
+    async fn created(&self, w: Write<'_>) -> Result<TargetId, TargetError> {
+        self.target.write(w).await?.ok_or_else(|| TargetError::Unexpected("a create returned no id".into()))
+    }
+
     /// Do one op against the target; return the mirror's binding change.
     async fn run(&self, op: &Op) -> Result<(Option<TargetId>, BindingChange), TargetError> {
         Ok(match op {
@@ -120,41 +125,43 @@ impl Ctx<'_> {
                 let parent = match &spec.parent {
                     None => None,
                     Some(p) => Some(self.resolve(p).ok_or_else(|| {
-                        TargetError::Other(format!("parent department {p} does not exist in the target (its create failed?)"))
+                        TargetError::Missing(format!("parent department {p} does not exist in the target (its create failed?)"))
                     })?),
                 };
-                let id = self.target.create_department(spec, parent.as_ref()).await?;
+                let id = self.created(Write::CreateDepartment(DepartmentCreate { spec, parent: parent.as_ref() })).await?;
                 self.bind(Kind::Department, source_id, &id);
                 (Some(id.clone()), BindingChange::Set { source_id: source_id.clone(), target_id: id, hash: hash(spec) })
             }
             Op::UpdateDepartment { source_id, target_id, spec, old_parent, changes } => {
                 let parent = spec.parent.as_ref().and_then(|p| self.resolve(p));
                 if changes.iter().any(|c| c.field == crate::reconcile::Field::Parent) && spec.parent.is_some() && parent.is_none() {
-                    return Err(TargetError::Other("the new parent department does not exist in the target".into()));
+                    return Err(TargetError::Missing("the new parent department does not exist in the target".into()));
                 }
-                self.target.update_department(target_id, spec, changes, old_parent.as_ref(), parent.as_ref()).await?;
+                let (id, old_parent, parent) = (target_id, old_parent.as_ref(), parent.as_ref());
+                self.target.write(Write::UpdateDepartment(DepartmentUpdate { id, spec, changes, old_parent, parent })).await?;
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
             }
             Op::CreateUser { source_id, spec, .. } => {
                 let deps = self.resolve_all(&spec.departments);
-                let id = self.target.create_user(spec, &deps).await?;
+                let id = self.created(Write::CreateUser(UserCreate { spec, departments: &deps })).await?;
                 (Some(id.clone()), BindingChange::Set { source_id: source_id.clone(), target_id: id, hash: hash(spec) })
             }
             Op::UpdateUser { source_id, target_id, spec, old_departments, changes } => {
                 let deps = self.resolve_all(&spec.departments);
-                self.target.update_user(target_id, spec, changes, old_departments, &deps).await?;
+                let (id, departments) = (target_id, &deps);
+                self.target.write(Write::UpdateUser(UserUpdate { id, spec, changes, old_departments, departments })).await?;
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
             }
             Op::DisableUser { target_id, grace, .. } => {
-                self.target.disable_user(target_id).await?;
+                self.target.write(Write::DisableUser(target_id)).await?;
                 (None, if *grace { BindingChange::Disabled(target_id.clone()) } else { BindingChange::None })
             }
             Op::DeleteUser { target_id, departments, .. } => {
-                self.target.delete_user(target_id, departments).await?;
+                self.target.write(Write::DeleteUser(UserDelete { id: target_id, departments })).await?;
                 (None, BindingChange::RemoveTarget(target_id.clone()))
             }
             Op::DeleteDepartment { target_id, .. } => {
-                self.target.delete_department(target_id).await?;
+                self.target.write(Write::DeleteDepartment(target_id)).await?;
                 (None, BindingChange::RemoveTarget(target_id.clone()))
             }
         })

@@ -6,9 +6,9 @@
 use super::*;
 use crate::model::{Department, Snapshot, SourceId, User};
 use crate::model::{TargetId, TargetSnapshot};
-use crate::reconcile::{Change, DeptSpec, Guard, TargetOnly, UserSpec};
-use crate::target::TResult;
+use crate::reconcile::{Guard, TargetOnly};
 use crate::target::file::FileTarget;
+use crate::target::{TResult, Write};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -91,66 +91,18 @@ impl Target for Interrupting {
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         self.inner.load()
     }
-    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+    fn write<'a>(&'a self, w: Write<'a>) -> TResult<'a, Option<TargetId>> {
         Box::pin(async move {
             self.tick().await?;
-            if self.failing.as_deref() == Some(spec.external_id.as_str()) {
-                return Err(TargetError::Http { method: "POST", path: "/Groups".into(), status: 400, detail: None, retry_after: None });
+            let (failing, path) = match &w {
+                Write::CreateDepartment(op) => (&op.spec.external_id, "/Groups"),
+                Write::CreateUser(op) => (&op.spec.external_id, "/Users"),
+                _ => return self.inner.write(w).await,
+            };
+            if self.failing.as_ref() == Some(failing) {
+                return Err(TargetError::Http { method: "POST", path: path.into(), status: 400, detail: None, retry_after: None });
             }
-            self.inner.create_department(spec, parent).await
-        })
-    }
-    fn update_department<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a DeptSpec,
-        changes: &'a [Change],
-        old_parent: Option<&'a TargetId>,
-        parent: Option<&'a TargetId>,
-    ) -> TResult<'a, ()> {
-        Box::pin(async move {
-            self.tick().await?;
-            self.inner.update_department(id, spec, changes, old_parent, parent).await
-        })
-    }
-    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
-        Box::pin(async move {
-            self.tick().await?;
-            self.inner.delete_department(id).await
-        })
-    }
-    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
-        Box::pin(async move {
-            self.tick().await?;
-            if self.failing.as_deref() == Some(spec.external_id.as_str()) {
-                return Err(TargetError::Http { method: "POST", path: "/Users".into(), status: 400, detail: None, retry_after: None });
-            }
-            self.inner.create_user(spec, departments).await
-        })
-    }
-    fn update_user<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a UserSpec,
-        changes: &'a [Change],
-        old: &'a [TargetId],
-        departments: &'a [TargetId],
-    ) -> TResult<'a, ()> {
-        Box::pin(async move {
-            self.tick().await?;
-            self.inner.update_user(id, spec, changes, old, departments).await
-        })
-    }
-    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
-        Box::pin(async move {
-            self.tick().await?;
-            self.inner.disable_user(id).await
-        })
-    }
-    fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()> {
-        Box::pin(async move {
-            self.tick().await?;
-            self.inner.delete_user(id, departments).await
+            self.inner.write(w).await
         })
     }
     fn flush(&self) -> TResult<'_, Vec<crate::target::Deferred>> {

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub enum TargetError {
     #[error("{method} {path}: HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Http { method: &'static str, path: String, status: u16, detail: Option<String>, retry_after: Option<Duration> },
-    #[error("{method} {path}: {}", cause_chain(source))]
+    #[error("{method} {path}: {}", crate::http_client::cause_chain(source))]
     Transport {
         method: &'static str,
         path: String,
@@ -41,30 +41,36 @@ pub enum TargetError {
     #[error("PATCH {path}: the target refused {}: {detail}", attributes.join(", "))]
     Refused { path: String, attributes: Vec<String>, fields: Vec<crate::reconcile::Field>, detail: String },
     #[error("LDAP {0}")]
-    Ldap(crate::ldap::LdapError),
+    Ldap(#[source] crate::ldap::LdapError),
     /// An object of this name exists and is another's: nothing was written to it.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An operation the config does not describe (a REST request not configured).
+    #[error("no {0} configured")]
+    NotConfigured(&'static str),
+    /// A config value the target cannot use (a header value that is not one).
     #[error("{0}")]
-    Other(String),
-}
-
-/// A transport error with what caused it (`error sending request: tcp
-/// connect error: Connection refused (os error 111)`), without its URL (the
-/// path is said already) and without saying one cause twice.
-pub(crate) fn cause_chain(e: &reqwest::Error) -> String {
-    let first = e.to_string();
-    let mut out = first.split(" for url (").next().unwrap_or(&first).to_owned();
-    let mut next = std::error::Error::source(e);
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
+    InvalidConfig(String),
+    /// A request template that did not render, or rendered something unusable.
+    #[error("{0}")]
+    Template(#[source] rest::TemplateError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// An object the operation needs is not in the target.
+    #[error("{0}")]
+    Missing(String),
+    /// The target answered in a way orgsync cannot go on from (an entry
+    /// without its id, a list that never ends).
+    #[error("{0}")]
+    Unexpected(String),
+    /// An operation that cannot go on until someone acts (an OU that still
+    /// holds entries orgsync does not manage).
+    #[error("{0}")]
+    Blocked(String),
+    /// The directory's schema refuses what the config maps: nothing was written.
+    #[error("nothing was written: {}", .0.join("; "))]
+    Schema(Vec<String>),
 }
 
 impl TargetError {
@@ -119,24 +125,16 @@ impl TargetError {
             TargetError::Refused { .. } => "refused",
             TargetError::Ldap(_) => "ldap",
             TargetError::Conflict(_) => "conflict",
-            TargetError::Other(_) => "other",
+            TargetError::NotConfigured(_) | TargetError::InvalidConfig(_) | TargetError::Template(_) | TargetError::Client(_) => "config",
+            TargetError::Missing(_) => "missing",
+            TargetError::Blocked(_) => "blocked",
+            TargetError::Unexpected(_) => "unexpected",
+            TargetError::Schema(_) => "schema",
         }
     }
 }
 
 pub type TResult<'a, T> = BoxFuture<'a, Result<T, TargetError>>;
-
-/// A request method's name, for errors, logs and the request log.
-pub(crate) fn method_name(m: &reqwest::Method) -> &'static str {
-    match m.as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        _ => "REQUEST",
-    }
-}
 
 /// How every target retries a transient failure: exponential from 200 ms
 /// to 30 s, with jitter, at most `retries` times.
@@ -219,32 +217,8 @@ pub trait Target: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
     fn load(&self) -> TResult<'_, TargetSnapshot>;
-    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId>;
-    /// `old_parent` / `parent` matter only when `changes` names `parent`.
-    fn update_department<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a DeptSpec,
-        changes: &'a [Change],
-        old_parent: Option<&'a TargetId>,
-        parent: Option<&'a TargetId>,
-    ) -> TResult<'a, ()>;
-    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
-    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId>;
-    /// Send exactly the changed fields; `departments` matters only when
-    /// `changes` names `departments`.
-    fn update_user<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a UserSpec,
-        changes: &'a [Change],
-        old_departments: &'a [TargetId],
-        departments: &'a [TargetId],
-    ) -> TResult<'a, ()>;
-    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
-    /// Delete a user, leaving its `departments` first where membership is
-    /// kept on the department.
-    fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()>;
+    /// Carry out one write ([`dispatch`] to the target's [`Operations`]).
+    fn write<'a>(&'a self, w: Write<'a>) -> TResult<'a, Option<TargetId>>;
     /// Carry out what the target deferred to the end of the run (the file
     /// target's document, the SCIM target's group memberships, one request
     /// per group) and say how each went.
@@ -272,6 +246,87 @@ pub trait Target: Send + Sync {
     fn leaving(&self, _users: &[(&TargetId, &[TargetId])], _departments: &[&TargetId]) -> bool {
         false
     }
+}
+
+/// One write to the target, its departments and parents resolved to
+/// target ids: what [`Target::write`] is given.
+#[derive(Clone, Copy, Debug)]
+pub enum Write<'a> {
+    CreateDepartment(DepartmentCreate<'a>),
+    UpdateDepartment(DepartmentUpdate<'a>),
+    DeleteDepartment(&'a TargetId),
+    CreateUser(UserCreate<'a>),
+    UpdateUser(UserUpdate<'a>),
+    DisableUser(&'a TargetId),
+    /// Delete a user, leaving its `departments` first where membership is
+    /// kept on the department.
+    DeleteUser(UserDelete<'a>),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DepartmentCreate<'a> {
+    pub spec: &'a DeptSpec,
+    pub parent: Option<&'a TargetId>,
+}
+
+/// `old_parent` / `parent` matter only when `changes` names `parent`.
+#[derive(Clone, Copy, Debug)]
+pub struct DepartmentUpdate<'a> {
+    pub id: &'a TargetId,
+    pub spec: &'a DeptSpec,
+    pub changes: &'a [Change],
+    pub old_parent: Option<&'a TargetId>,
+    pub parent: Option<&'a TargetId>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UserCreate<'a> {
+    pub spec: &'a UserSpec,
+    pub departments: &'a [TargetId],
+}
+
+/// Send exactly the changed fields; `departments` matters only when
+/// `changes` names `departments`.
+#[derive(Clone, Copy, Debug)]
+pub struct UserUpdate<'a> {
+    pub id: &'a TargetId,
+    pub spec: &'a UserSpec,
+    pub changes: &'a [Change],
+    pub old_departments: &'a [TargetId],
+    pub departments: &'a [TargetId],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UserDelete<'a> {
+    pub id: &'a TargetId,
+    pub departments: &'a [TargetId],
+}
+
+/// The writes of a real target, one method per [`Write`]; its
+/// [`Target::write`] is [`dispatch`].
+pub(crate) trait Operations: Sync {
+    fn create_department<'a>(&'a self, op: DepartmentCreate<'a>) -> TResult<'a, TargetId>;
+    fn update_department<'a>(&'a self, op: DepartmentUpdate<'a>) -> TResult<'a, ()>;
+    fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
+    fn create_user<'a>(&'a self, op: UserCreate<'a>) -> TResult<'a, TargetId>;
+    fn update_user<'a>(&'a self, op: UserUpdate<'a>) -> TResult<'a, ()>;
+    fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()>;
+    fn delete_user<'a>(&'a self, op: UserDelete<'a>) -> TResult<'a, ()>;
+}
+
+/// Hand one write to its operation: the id of what a create made.
+pub(crate) fn dispatch<'a, T: Operations>(target: &'a T, w: Write<'a>) -> TResult<'a, Option<TargetId>> {
+    Box::pin(async move {
+        Ok(match w {
+            Write::CreateDepartment(op) => Some(target.create_department(op).await?),
+            Write::UpdateDepartment(op) => target.update_department(op).await.map(|()| None)?,
+            Write::DeleteDepartment(id) => target.delete_department(id).await.map(|()| None)?,
+            Write::CreateUser(op) => Some(target.create_user(op).await?),
+            Write::UpdateUser(op) => target.update_user(op).await.map(|()| None)?,
+            Write::DisableUser(id) => target.disable_user(id).await.map(|()| None)?,
+            Write::DeleteUser(op) => target.delete_user(op).await.map(|()| None)?,
+        })
+    })
 }
 
 /// One write a target deferred to [`Target::flush`], and how it went: a run

@@ -6,7 +6,7 @@
 
 use super::{TResult, Target, TargetError};
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
-use crate::reconcile::{Change, DeptSpec, Field, UserSpec, remove_department, set_user_field};
+use crate::reconcile::{Field, remove_department, set_user_field};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -25,7 +25,7 @@ impl FileTarget {
 
     /// Change the in-memory copy.
     fn with<T>(&self, f: impl FnOnce(&mut TargetSnapshot) -> T) -> Result<T, TargetError> {
-        let mut s = self.state.lock().map_err(|_| TargetError::Other("file target state poisoned".into()))?;
+        let mut s = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(f(&mut s))
     }
@@ -63,7 +63,35 @@ impl Target for FileTarget {
         })
     }
 
-    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
+        Box::pin(async move {
+            if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return Ok(Vec::new());
+            }
+            let io = |source| TargetError::Io { path: self.path.clone(), source };
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                tokio::fs::create_dir_all(dir).await.map_err(io)?;
+            }
+            // Streamed to a temporary file, then renamed over the old one:
+            // the document is never built whole in memory (42 MB at 100,000 users).
+            let tmp = self.path.with_extension("json.tmp");
+            let file = std::fs::File::create(&tmp).map_err(io)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            self.with(|s| serde_json::to_writer_pretty(&mut w, s))?.map_err(|e| io(e.into()))?;
+            drop(w.into_inner().map_err(|e| io(e.into_error()))?);
+            tokio::fs::rename(&tmp, &self.path).await.map_err(io)?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn write<'a>(&'a self, w: super::Write<'a>) -> TResult<'a, Option<TargetId>> {
+        super::dispatch(self, w)
+    }
+}
+
+impl super::Operations for FileTarget {
+    fn create_department<'a>(&'a self, op: super::DepartmentCreate<'a>) -> TResult<'a, TargetId> {
+        let super::DepartmentCreate { spec, parent } = op;
         Box::pin(async move {
             let id = new_id("d-");
             self.with(|s| {
@@ -78,14 +106,8 @@ impl Target for FileTarget {
         })
     }
 
-    fn update_department<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a DeptSpec,
-        changes: &'a [Change],
-        _old_parent: Option<&'a TargetId>,
-        parent: Option<&'a TargetId>,
-    ) -> TResult<'a, ()> {
+    fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
+        let super::DepartmentUpdate { id, spec, changes, old_parent: _old_parent, parent } = op;
         Box::pin(async move {
             self.with(|s| match s.departments.iter_mut().find(|d| &d.id == id) {
                 Some(d) => {
@@ -99,7 +121,7 @@ impl Target for FileTarget {
                     }
                     Ok(())
                 }
-                None => Err(TargetError::Other(format!("department {id} not found"))),
+                None => Err(TargetError::Missing(format!("department {id} not found"))),
             })?
         })
     }
@@ -108,7 +130,8 @@ impl Target for FileTarget {
         Box::pin(async move { self.with(|s| remove_department(s, id)) })
     }
 
-    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+    fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
+        let super::UserCreate { spec, departments } = op;
         Box::pin(async move {
             let id = new_id("u-");
             let mut u = TargetUser { id: id.clone(), ..TargetUser::default() };
@@ -120,14 +143,8 @@ impl Target for FileTarget {
         })
     }
 
-    fn update_user<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a UserSpec,
-        changes: &'a [Change],
-        _old_departments: &'a [TargetId],
-        departments: &'a [TargetId],
-    ) -> TResult<'a, ()> {
+    fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
+        let super::UserUpdate { id, spec, changes, old_departments: _old_departments, departments } = op;
         Box::pin(async move {
             self.with(|s| match s.users.iter_mut().find(|u| &u.id == id) {
                 Some(u) => {
@@ -136,7 +153,7 @@ impl Target for FileTarget {
                     }
                     Ok(())
                 }
-                None => Err(TargetError::Other(format!("user {id} not found"))),
+                None => Err(TargetError::Missing(format!("user {id} not found"))),
             })?
         })
     }
@@ -152,29 +169,8 @@ impl Target for FileTarget {
     }
 
     // Membership lives on the user here: it goes with it.
-    fn delete_user<'a>(&'a self, id: &'a TargetId, _departments: &'a [TargetId]) -> TResult<'a, ()> {
+    fn delete_user<'a>(&'a self, op: super::UserDelete<'a>) -> TResult<'a, ()> {
+        let super::UserDelete { id, departments: _departments } = op;
         Box::pin(async move { self.with(|s| s.users.retain(|u| &u.id != id)) })
-    }
-
-    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
-        Box::pin(async move {
-            if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                return Ok(Vec::new());
-            }
-            let io = |source| TargetError::Io { path: self.path.clone(), source };
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                tokio::fs::create_dir_all(dir).await.map_err(io)?;
-            }
-            // Streamed to a temporary file, then renamed over the old one:
-            // the document is never built whole in memory (42 MB at 100,000 users).
-            let tmp = self.path.with_extension("json.tmp");
-            let file = std::fs::File::create(&tmp).map_err(io)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            self.with(|s| serde_json::to_writer_pretty(&mut w, s))?
-                .map_err(|e| TargetError::Other(format!("cannot write the target file: {e}")))?;
-            drop(w.into_inner().map_err(|e| io(e.into_error()))?);
-            tokio::fs::rename(&tmp, &self.path).await.map_err(io)?;
-            Ok(Vec::new())
-        })
     }
 }

@@ -27,7 +27,7 @@ pub use config::{Attributes, Disable, Layout, LdapTargetConfig, is_under, normal
 use super::{TResult, Target, TargetError};
 use crate::ldap::LdapError;
 use crate::model::{TargetId, TargetSnapshot};
-use crate::reconcile::{Change, DeptSpec, Field, FieldSet, UserSpec};
+use crate::reconcile::{DeptSpec, Field, FieldSet, UserSpec};
 use backon::Retryable;
 use entries::{Index, dn_parent, first_rdn, rdn};
 use ldap3::{Ldap, Mod, Scope};
@@ -173,7 +173,7 @@ impl LdapTarget {
         e.first()
             .and_then(|e| entries::first(&e.attrs, id))
             .map(|v| TargetId(v.to_owned()))
-            .ok_or_else(|| TargetError::Other(format!("{dn} was added but has no {id}")))
+            .ok_or_else(|| TargetError::Unexpected(format!("{dn} was added but has no {id}")))
     }
 
     /// What the directory's schema does not allow of this config: each a
@@ -230,7 +230,7 @@ impl LdapTarget {
     }
 
     fn dn_of(&self, id: &TargetId) -> Result<String, TargetError> {
-        self.index(|i| i.dn.get(id).cloned()).ok_or_else(|| TargetError::Other(format!("no entry known by {} {id}", self.id_attr())))
+        self.index(|i| i.dn.get(id).cloned()).ok_or_else(|| TargetError::Missing(format!("no entry known by {} {id}", self.id_attr())))
     }
 
     /// After an add answered 68: the entry is this object's when it carries
@@ -243,10 +243,10 @@ impl LdapTarget {
         let (attr, ext) = (self.id_attr(), self.c.attributes.external_id.as_str());
         let attrs: Vec<&str> = [attr, ext].into_iter().filter(|a| !a.is_empty()).collect();
         let e = self.search(dn, Scope::Base, "(objectClass=*)", &attrs).await?;
-        let e = e.first().ok_or_else(|| TargetError::Other(format!("{dn} exists but cannot be read")))?;
+        let e = e.first().ok_or_else(|| TargetError::Unexpected(format!("{dn} exists but cannot be read")))?;
         let id = entries::first(&e.attrs, attr)
             .map(|v| TargetId(v.to_owned()))
-            .ok_or_else(|| TargetError::Other(format!("{dn} has no {attr}")))?;
+            .ok_or_else(|| TargetError::Unexpected(format!("{dn} has no {attr}")))?;
         // `first` finds nothing for an unset (empty) attribute name.
         let mark = entries::first(&e.attrs, ext);
         let known = self.index(|i| i.loaded.contains(&id) || i.dn.contains_key(&id));
@@ -428,9 +428,9 @@ impl LdapTarget {
         let field = [Field::Username, Field::Name, Field::Email, Field::EmployeeNo]
             .into_iter()
             .find(|f| self.attribute(*f).eq_ignore_ascii_case(r))
-            .ok_or_else(|| TargetError::Other(format!("user_rdn {r} is not written from any field")))?;
+            .ok_or_else(|| TargetError::InvalidConfig(format!("user_rdn {r} is not written from any field")))?;
         let v =
-            Self::value(spec, field).ok_or_else(|| TargetError::Other(format!("the user has no {field} to name its entry ({r}=...)")))?;
+            Self::value(spec, field).ok_or_else(|| TargetError::Missing(format!("the user has no {field} to name its entry ({r}=...)")))?;
         Ok(rdn(r, v))
     }
 
@@ -575,19 +575,19 @@ impl Target for LdapTarget {
             // Which attribute names entries for good.
             let probe = self.search(&self.c.users_dn, Scope::Base, "(objectClass=*)", &ID_ATTRIBUTES).await.map_err(|e| match e {
                 LdapError::Result { rc: 32, .. } => {
-                    TargetError::Other(format!("target.users_dn {} does not exist: create it before the first run", self.c.users_dn))
+                    TargetError::Missing(format!("target.users_dn {} does not exist: create it before the first run", self.c.users_dn))
                 }
                 e => e.into(),
             })?;
             let attr = ID_ATTRIBUTES
                 .into_iter()
                 .find(|a| probe.first().is_some_and(|e| entries::first(&e.attrs, a).is_some()))
-                .ok_or_else(|| TargetError::Other("the directory gives entries neither entryUUID nor nsUniqueId".into()))?;
+                .ok_or_else(|| TargetError::Unexpected("the directory gives entries neither entryUUID nor nsUniqueId".into()))?;
             *self.id_attr.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = attr;
             // An attribute the schema refuses would fail every add: not one is tried.
             let problems = self.schema_problems().await?;
             if !problems.is_empty() {
-                return Err(TargetError::Other(format!("nothing was written: {}", problems.join("; "))));
+                return Err(TargetError::Schema(problems));
             }
             let loaded = entries::load(self, attr).await?;
             let snapshot = self.index(|i| {
@@ -598,7 +598,23 @@ impl Target for LdapTarget {
         })
     }
 
-    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
+        Box::pin(async move {
+            if let Some(mut l) = self.conn.lock().await.take() {
+                let _ = l.unbind().await;
+            }
+            Ok(Vec::new())
+        })
+    }
+
+    fn write<'a>(&'a self, w: super::Write<'a>) -> TResult<'a, Option<TargetId>> {
+        super::dispatch(self, w)
+    }
+}
+
+impl super::Operations for LdapTarget {
+    fn create_department<'a>(&'a self, op: super::DepartmentCreate<'a>) -> TResult<'a, TargetId> {
+        let super::DepartmentCreate { spec, parent } = op;
         Box::pin(async move {
             let _tree = self.tree.lock().await;
             let (id, dn) = match self.c.layout {
@@ -622,14 +638,8 @@ impl Target for LdapTarget {
         })
     }
 
-    fn update_department<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a DeptSpec,
-        changes: &'a [Change],
-        old_parent: Option<&'a TargetId>,
-        parent: Option<&'a TargetId>,
-    ) -> TResult<'a, ()> {
+    fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
+        let super::DepartmentUpdate { id, spec, changes, old_parent, parent } = op;
         Box::pin(async move {
             let _tree = self.tree.lock().await;
             let dn = self.dn_of(id)?;
@@ -705,7 +715,7 @@ impl Target for LdapTarget {
                         }
                     }
                     if !stuck.is_empty() {
-                        return Err(TargetError::Other(format!(
+                        return Err(TargetError::Blocked(format!(
                             "{dn} still holds entries orgsync does not manage ({}): move or delete them, then the next run deletes it",
                             stuck.join("; ")
                         )));
@@ -719,7 +729,8 @@ impl Target for LdapTarget {
         })
     }
 
-    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+    fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
+        let super::UserCreate { spec, departments } = op;
         Box::pin(async move {
             let dn = format!("{},{}", self.user_rdn(spec)?, self.home(departments, spec.active)?);
             let id = match self.add(&dn, self.user_attrs(spec)).await? {
@@ -738,14 +749,8 @@ impl Target for LdapTarget {
         })
     }
 
-    fn update_user<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a UserSpec,
-        changes: &'a [Change],
-        old_departments: &'a [TargetId],
-        departments: &'a [TargetId],
-    ) -> TResult<'a, ()> {
+    fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
+        let super::UserUpdate { id, spec, changes, old_departments, departments } = op;
         Box::pin(async move {
             let has = |f: Field| changes.iter().any(|c| c.field == f);
             if has(Field::Active) && !spec.active && self.c.disable == Disable::Delete {
@@ -804,16 +809,8 @@ impl Target for LdapTarget {
         Box::pin(async move { self.set_active(id, false, &[]).await })
     }
 
-    fn delete_user<'a>(&'a self, id: &'a TargetId, _departments: &'a [TargetId]) -> TResult<'a, ()> {
+    fn delete_user<'a>(&'a self, op: super::UserDelete<'a>) -> TResult<'a, ()> {
+        let super::UserDelete { id, departments: _departments } = op;
         Box::pin(async move { self.remove_user(id).await })
-    }
-
-    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
-        Box::pin(async move {
-            if let Some(mut l) = self.conn.lock().await.take() {
-                let _ = l.unbind().await;
-            }
-            Ok(Vec::new())
-        })
     }
 }

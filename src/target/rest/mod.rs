@@ -13,9 +13,12 @@
 mod config;
 mod template;
 
+pub use template::TemplateError;
+
 pub use config::{Auth, IdFrom, Listing, Paging, Request, Resource, RestConfig, parse};
 
-use super::{TResult, Target, TargetError, method_name};
+use super::{TResult, Target, TargetError};
+use crate::http_client::method_name;
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
 use crate::reconcile::{Change, DepartmentShape, DeptSpec, Field, FieldSet, UserSpec};
 use crate::token::{Token, TokenCache};
@@ -80,12 +83,7 @@ fn detail(body: &[u8]) -> Option<String> {
 
 impl RestTarget {
     pub fn new(c: &RestConfig) -> Result<Self, TargetError> {
-        let http = reqwest::Client::builder()
-            .timeout(c.timeout)
-            .connect_timeout(c.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| TargetError::Other(format!("cannot build the HTTP client: {e}")))?;
+        let http = crate::http_client::builder(c.timeout).build().map_err(TargetError::Client)?;
         let rate = NonZeroU32::new(c.rate_limit.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(RestTarget {
             c: c.clone(),
@@ -131,7 +129,7 @@ impl RestTarget {
     /// `parent` (after a move, or its parent's rename).
     async fn take_unique(&self, id: &TargetId, spec: &DeptSpec, parent: Option<&TargetId>) -> Result<(), TargetError> {
         let d = self.departments_resource()?;
-        let op = d.update.as_ref().ok_or_else(|| TargetError::Other("no departments.update configured".into()))?;
+        let op = d.update.as_ref().ok_or_else(|| TargetError::NotConfigured("departments.update"))?;
         let mut ctx = self.ctx(json!({
             "target_id": id, "department_id": id,
             "department": {"external_id": spec.external_id, "name": spec.name},
@@ -161,12 +159,12 @@ impl RestTarget {
     }
 
     fn render(&self, name: &str, ctx: &Value) -> Result<String, TargetError> {
-        self.c.templates.render(name, ctx).map_err(TargetError::Other)
+        self.c.templates.render(name, ctx).map_err(TargetError::Template)
     }
 
     async fn fetch_token(&self) -> Result<Token, TargetError> {
         let Auth::OAuth2 { client_id, client_secret, scope, audience, basic, token_ttl } = &self.c.auth else {
-            return Err(TargetError::Other("no OAuth2 client configured".into()));
+            return Err(TargetError::NotConfigured("OAuth2 client"));
         };
         let url = self.render("target.auth.token_url", &self.ctx(json!({})))?;
         let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
@@ -246,8 +244,12 @@ impl RestTarget {
         }
         let body = if req.body {
             let text = self.render(&format!("{}.body", req.name), ctx)?;
-            let v: Value = serde_json::from_str(&text).map_err(|e| {
-                TargetError::Other(format!("{}.body did not make JSON ({e}): {}", req.name, text.chars().take(200).collect::<String>()))
+            let v: Value = serde_json::from_str(&text).map_err(|source| {
+                TargetError::Template(TemplateError::NotJson {
+                    name: format!("{}.body", req.name),
+                    text: text.chars().take(200).collect(),
+                    source,
+                })
             })?;
             Some(v)
         } else {
@@ -310,7 +312,7 @@ impl RestTarget {
                     retry_after: Some(Duration::ZERO),
                 });
             }
-            let retry_after = crate::source::saas::header_seconds(&headers, reqwest::header::RETRY_AFTER.as_str());
+            let retry_after = crate::http_client::header_seconds(&headers, reqwest::header::RETRY_AFTER.as_str());
             Err(TargetError::Http { method: m, path: shown.clone(), status, detail: detail(&bytes), retry_after })
         };
         attempt
@@ -370,7 +372,7 @@ impl RestTarget {
                 break;
             }
             if page > 100_000 {
-                return Err(TargetError::Other(format!("{}: more than 100,000 pages; stopped", l.request.name)));
+                return Err(TargetError::Unexpected(format!("{}: more than 100,000 pages; stopped", l.request.name)));
             }
             let next = match &l.paging {
                 Paging::None => None,
@@ -387,7 +389,7 @@ impl RestTarget {
             };
             let Some(next) = next else { break };
             if !next.is_empty() && !seen.insert(next.clone()) {
-                return Err(TargetError::Other(format!(
+                return Err(TargetError::Unexpected(format!(
                     "{}: the server gave the same next page twice ({next}); the list was not read to the end",
                     l.request.name
                 )));
@@ -527,14 +529,14 @@ impl RestTarget {
             (Some(update), _) if attrs || changes.iter().any(|c| c.field == Field::Active) => {
                 self.send(update, &ctx, None, &[]).await?;
             }
-            (None, _) if attrs => return Err(TargetError::Other("no users.update configured".into())),
+            (None, _) if attrs => return Err(TargetError::NotConfigured("users.update")),
             _ => {}
         }
         Ok(())
     }
 
     fn departments_resource(&self) -> Result<&Resource, TargetError> {
-        self.c.departments.as_ref().ok_or_else(|| TargetError::Other("no [target.departments] configured".into()))
+        self.c.departments.as_ref().ok_or_else(|| TargetError::NotConfigured("[target.departments]"))
     }
 }
 
@@ -697,7 +699,18 @@ impl Target for RestTarget {
         })
     }
 
-    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn write<'a>(&'a self, w: super::Write<'a>) -> TResult<'a, Option<TargetId>> {
+        super::dispatch(self, w)
+    }
+}
+
+impl super::Operations for RestTarget {
+    fn create_department<'a>(&'a self, op: super::DepartmentCreate<'a>) -> TResult<'a, TargetId> {
+        let super::DepartmentCreate { spec, parent } = op;
         Box::pin(async move {
             let d = self.departments_resource()?;
             let mut ctx = self.ctx(
@@ -717,14 +730,8 @@ impl Target for RestTarget {
         })
     }
 
-    fn update_department<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a DeptSpec,
-        changes: &'a [Change],
-        _old_parent: Option<&'a TargetId>,
-        parent: Option<&'a TargetId>,
-    ) -> TResult<'a, ()> {
+    fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
+        let super::DepartmentUpdate { id, spec, changes, old_parent: _old_parent, parent } = op;
         Box::pin(async move {
             let d = self.departments_resource()?;
             let ctx = self.ctx(json!({
@@ -737,7 +744,7 @@ impl Target for RestTarget {
             }));
             let renamed = changes.iter().any(|c| c.field == Field::Name);
             if changes.iter().any(|c| matches!(c.field, Field::Name | Field::ExternalId)) {
-                let op = d.update.as_ref().ok_or_else(|| TargetError::Other("no departments.update configured".into()))?;
+                let op = d.update.as_ref().ok_or_else(|| TargetError::NotConfigured("departments.update"))?;
                 let mut ctx = ctx.clone();
                 // A name made by `unique_name` stays while only the mark changes.
                 let name = match renamed {
@@ -755,7 +762,7 @@ impl Target for RestTarget {
                 }
             }
             if changes.iter().any(|c| c.field == Field::Parent) {
-                let op = d.set_parent.as_ref().ok_or_else(|| TargetError::Other("no departments.set_parent configured".into()))?;
+                let op = d.set_parent.as_ref().ok_or_else(|| TargetError::NotConfigured("departments.set_parent"))?;
                 self.send(op, &ctx, None, &[]).await?;
                 self.shown.moved(id, parent);
                 // A name made after the old parent is made after the new one.
@@ -778,12 +785,13 @@ impl Target for RestTarget {
     fn delete_department<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
         Box::pin(async move {
             let d = self.departments_resource()?;
-            let op = d.delete.as_ref().ok_or_else(|| TargetError::Other("no departments.delete configured".into()))?;
+            let op = d.delete.as_ref().ok_or_else(|| TargetError::NotConfigured("departments.delete"))?;
             self.send(op, &self.ctx(json!({"target_id": id, "department_id": id})), None, &[]).await.map(drop)
         })
     }
 
-    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+    fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
+        let super::UserCreate { spec, departments } = op;
         Box::pin(async move {
             let u = &self.c.users;
             let ctx = self.ctx(json!({"user": Self::user_ctx(spec), "departments": departments}));
@@ -796,14 +804,8 @@ impl Target for RestTarget {
         })
     }
 
-    fn update_user<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a UserSpec,
-        changes: &'a [Change],
-        old_departments: &'a [TargetId],
-        departments: &'a [TargetId],
-    ) -> TResult<'a, ()> {
+    fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
+        let super::UserUpdate { id, spec, changes, old_departments, departments } = op;
         Box::pin(async move {
             // A username change the realm refuses (known from the realm, or
             // from Keycloak's answer) is left out of the update, the rest
@@ -845,24 +847,17 @@ impl Target for RestTarget {
         Box::pin(async move {
             let u = &self.c.users;
             let ctx = self.ctx(json!({"target_id": id, "user_id": id, "user": {"active": false}, "changed": ["active"]}));
-            let op = u
-                .disable
-                .as_ref()
-                .or(u.update.as_ref())
-                .ok_or_else(|| TargetError::Other("no users.disable or users.update configured".into()))?;
+            let op = u.disable.as_ref().or(u.update.as_ref()).ok_or_else(|| TargetError::NotConfigured("users.disable or users.update"))?;
             self.send(op, &ctx, None, &[]).await.map(drop)
         })
     }
 
-    fn delete_user<'a>(&'a self, id: &'a TargetId, _departments: &'a [TargetId]) -> TResult<'a, ()> {
+    fn delete_user<'a>(&'a self, op: super::UserDelete<'a>) -> TResult<'a, ()> {
+        let super::UserDelete { id, departments: _departments } = op;
         Box::pin(async move {
             let u = &self.c.users;
-            let op = u.delete.as_ref().ok_or_else(|| TargetError::Other("no users.delete configured".into()))?;
+            let op = u.delete.as_ref().ok_or_else(|| TargetError::NotConfigured("users.delete"))?;
             self.send(op, &self.ctx(json!({"target_id": id, "user_id": id})), None, &[]).await.map(drop)
         })
-    }
-
-    fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
-        Box::pin(async { Ok(Vec::new()) })
     }
 }

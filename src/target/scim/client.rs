@@ -5,7 +5,8 @@
 //! on 429/503 through backon's `adjust`.
 
 use super::{ScimAuth, ScimConfig};
-use crate::target::{TargetError, method_name};
+use crate::http_client::method_name;
+use crate::target::TargetError;
 use backon::Retryable;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -37,7 +38,7 @@ impl Client {
     pub fn new(c: &ScimConfig) -> Result<Self, TargetError> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(CONTENT));
-        let bad = |what: &str| TargetError::Other(format!("target.{what} contains characters not allowed in an HTTP header"));
+        let bad = |what: &str| TargetError::InvalidConfig(format!("target.{what} contains characters not allowed in an HTTP header"));
         match &c.auth {
             ScimAuth::Bearer(tok) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {}", tok.expose())).map_err(|_| bad("token"))?;
@@ -56,13 +57,7 @@ impl Client {
             }
             ScimAuth::None => {}
         }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(c.timeout)
-            .connect_timeout(c.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| TargetError::Other(format!("cannot build the HTTP client: {e}")))?;
+        let http = crate::http_client::builder(c.timeout).default_headers(headers).build().map_err(TargetError::Client)?;
         Ok(Self {
             http,
             base: c.base_url.as_str().trim_end_matches('/').to_owned(),
@@ -89,7 +84,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|source| TargetError::Transport { method: m, path: path.to_owned(), source })?;
         let status = resp.status().as_u16();
-        let retry_after = crate::source::saas::header_seconds(resp.headers(), RETRY_AFTER.as_str());
+        let retry_after = crate::http_client::header_seconds(resp.headers(), RETRY_AFTER.as_str());
         let bytes = resp.bytes().await.map_err(|source| TargetError::Transport { method: m, path: path.to_owned(), source })?;
         if (200..300).contains(&status) {
             let v = if bytes.is_empty() {

@@ -241,14 +241,14 @@ impl ScimTarget {
         for path in ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas"] {
             docs.push(match self.client.send(Method::GET, path, &[], None).await {
                 Ok(Some(v)) => Ok(v),
-                Ok(None) => Err("an empty answer".to_owned()),
+                Ok(None) => Err(discovery::Unserved::Empty),
                 Err(e @ (TargetError::Http { .. } | TargetError::Decode { .. })) => {
-                    Err(e.status().map_or_else(|| "not JSON".to_owned(), |s| format!("HTTP {s}")))
+                    Err(e.status().map_or(discovery::Unserved::NotJson, discovery::Unserved::Http))
                 }
                 Err(e) => return Err(e),
             });
         }
-        let [spc, rts, schemas] = [&docs[0], &docs[1], &docs[2]].map(|d| d.as_ref().map_err(String::clone));
+        let [spc, rts, schemas] = [&docs[0], &docs[1], &docs[2]].map(|d| d.as_ref().map_err(|e| *e));
         let d = discovery::dialect(spc, rts, schemas);
         self.client.set_page_size(d.page_size(self.page_size));
         Ok(d)
@@ -596,7 +596,70 @@ impl Target for ScimTarget {
         })
     }
 
-    fn create_department<'a>(&'a self, spec: &'a DeptSpec, parent: Option<&'a TargetId>) -> TResult<'a, TargetId> {
+    fn created_as_sent(&self, id: &TargetId) -> bool {
+        self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id)
+    }
+
+    fn not_kept_at_create(&self, id: &TargetId) -> Vec<(Field, Option<String>)> {
+        self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id).unwrap_or_default()
+    }
+
+    fn leaving(&self, users: &[(&TargetId, &[TargetId])], departments: &[&TargetId]) -> bool {
+        let going: std::collections::HashSet<&TargetId> = departments.iter().copied().collect();
+        let parents = self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut left = self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for d in departments {
+            // Nothing more is sent to a group that goes.
+            self.pending.forget(d);
+            if let Some(p) = parents.get(*d).filter(|p| !going.contains(p)) {
+                self.pending.remove(p, d);
+            }
+            left.insert((*d).clone());
+        }
+        for (u, groups) in users {
+            for g in groups.iter().filter(|g| !going.contains(g)) {
+                self.pending.remove(g, u);
+            }
+            left.insert((*u).clone());
+        }
+        !left.is_empty()
+    }
+
+    fn flush(&self) -> TResult<'_, Vec<Deferred>> {
+        Box::pin(async move {
+            let mut groups = self.pending.take();
+            // Ids found numeric during this run: no group goes in a group.
+            if self.numeric_ids.load(std::sync::atomic::Ordering::Relaxed) {
+                for (_, delta) in &mut groups {
+                    delta.add.retain(|_, kind| *kind != mapping::Member::Group);
+                }
+                groups.retain(|(_, d)| !d.add.is_empty() || !d.remove.is_empty());
+            }
+            let done = futures::stream::iter(groups)
+                .map(|(group, delta)| async move {
+                    let result = self
+                        .send_members(&group, &delta)
+                        .await
+                        .map(|()| format!("members: {} added, {} removed", delta.add.len(), delta.remove.len()));
+                    Deferred { kind: Kind::Department, op: "members", target_id: group, result }
+                })
+                .buffer_unordered(self.concurrency)
+                .collect::<Vec<_>>()
+                .await;
+            let mut failed = self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            failed.extend(done.iter().filter(|d| d.result.is_err()).map(|d| d.target_id.clone()));
+            Ok(done)
+        })
+    }
+
+    fn write<'a>(&'a self, w: super::Write<'a>) -> TResult<'a, Option<TargetId>> {
+        super::dispatch(self, w)
+    }
+}
+
+impl super::Operations for ScimTarget {
+    fn create_department<'a>(&'a self, op: super::DepartmentCreate<'a>) -> TResult<'a, TargetId> {
+        let super::DepartmentCreate { spec, parent } = op;
         Box::pin(async move {
             let body = mapping::group_body(spec);
             let id = match self.create("/Groups", &body, &spec.external_id).await.map(|(id, _)| id) {
@@ -641,14 +704,8 @@ impl Target for ScimTarget {
         })
     }
 
-    fn update_department<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a DeptSpec,
-        changes: &'a [Change],
-        old_parent: Option<&'a TargetId>,
-        parent: Option<&'a TargetId>,
-    ) -> TResult<'a, ()> {
+    fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
+        let super::DepartmentUpdate { id, spec, changes, old_parent, parent } = op;
         Box::pin(async move {
             let renamed = changes.iter().any(|c| c.field == Field::Name);
             let mut ops = mapping::group_patch(spec, changes);
@@ -712,7 +769,8 @@ impl Target for ScimTarget {
         })
     }
 
-    fn create_user<'a>(&'a self, spec: &'a UserSpec, departments: &'a [TargetId]) -> TResult<'a, TargetId> {
+    fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
+        let super::UserCreate { spec, departments } = op;
         Box::pin(async move {
             let body = mapping::user_body(spec, self.unheld());
             let id = match self.create("/Users", &body, &spec.external_id).await {
@@ -727,7 +785,7 @@ impl Target for ScimTarget {
                     // Already there: find it by our external id or the match keys and
                     // bind it, bringing every mapped attribute in line.
                     let Some(id) = self.find_existing_user(spec).await? else {
-                        return Err(TargetError::Other(format!(
+                        return Err(TargetError::Conflict(format!(
                             "{e}: userName {:?} is taken by a target account that none of the match keys ({}) identify as this user; not bound",
                             spec.username.as_deref().unwrap_or_default(),
                             self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
@@ -743,14 +801,8 @@ impl Target for ScimTarget {
         })
     }
 
-    fn update_user<'a>(
-        &'a self,
-        id: &'a TargetId,
-        spec: &'a UserSpec,
-        changes: &'a [Change],
-        old_departments: &'a [TargetId],
-        departments: &'a [TargetId],
-    ) -> TResult<'a, ()> {
+    fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
+        let super::UserUpdate { id, spec, changes, old_departments, departments } = op;
         Box::pin(async move {
             let fields: Vec<Field> = changes.iter().map(|c| c.field).collect();
             // Memberships first: they go whatever the target makes of the attributes.
@@ -769,7 +821,8 @@ impl Target for ScimTarget {
         })
     }
 
-    fn delete_user<'a>(&'a self, id: &'a TargetId, departments: &'a [TargetId]) -> TResult<'a, ()> {
+    fn delete_user<'a>(&'a self, op: super::UserDelete<'a>) -> TResult<'a, ()> {
+        let super::UserDelete { id, departments } = op;
         Box::pin(async move {
             // Servers without referential integrity would keep the member:
             // leave each group now, before the user is gone (unless that
@@ -779,62 +832,6 @@ impl Target for ScimTarget {
                 self.send_members(&g, &delta).await?;
             }
             self.delete(format!("/Users/{id}")).await
-        })
-    }
-
-    fn created_as_sent(&self, id: &TargetId) -> bool {
-        self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id)
-    }
-
-    fn not_kept_at_create(&self, id: &TargetId) -> Vec<(Field, Option<String>)> {
-        self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id).unwrap_or_default()
-    }
-
-    fn leaving(&self, users: &[(&TargetId, &[TargetId])], departments: &[&TargetId]) -> bool {
-        let going: std::collections::HashSet<&TargetId> = departments.iter().copied().collect();
-        let parents = self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut left = self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for d in departments {
-            // Nothing more is sent to a group that goes.
-            self.pending.forget(d);
-            if let Some(p) = parents.get(*d).filter(|p| !going.contains(p)) {
-                self.pending.remove(p, d);
-            }
-            left.insert((*d).clone());
-        }
-        for (u, groups) in users {
-            for g in groups.iter().filter(|g| !going.contains(g)) {
-                self.pending.remove(g, u);
-            }
-            left.insert((*u).clone());
-        }
-        !left.is_empty()
-    }
-
-    fn flush(&self) -> TResult<'_, Vec<Deferred>> {
-        Box::pin(async move {
-            let mut groups = self.pending.take();
-            // Ids found numeric during this run: no group goes in a group.
-            if self.numeric_ids.load(std::sync::atomic::Ordering::Relaxed) {
-                for (_, delta) in &mut groups {
-                    delta.add.retain(|_, kind| *kind != mapping::Member::Group);
-                }
-                groups.retain(|(_, d)| !d.add.is_empty() || !d.remove.is_empty());
-            }
-            let done = futures::stream::iter(groups)
-                .map(|(group, delta)| async move {
-                    let result = self
-                        .send_members(&group, &delta)
-                        .await
-                        .map(|()| format!("members: {} added, {} removed", delta.add.len(), delta.remove.len()));
-                    Deferred { kind: Kind::Department, op: "members", target_id: group, result }
-                })
-                .buffer_unordered(self.concurrency)
-                .collect::<Vec<_>>()
-                .await;
-            let mut failed = self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            failed.extend(done.iter().filter(|d| d.result.is_err()).map(|d| d.target_id.clone()));
-            Ok(done)
         })
     }
 }
