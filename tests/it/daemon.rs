@@ -324,8 +324,12 @@ fn sigusr1_triggers_a_run_and_sighup_with_a_broken_config_keeps_the_old_one() {
     assert_eq!(s["schedule"], "every 1h");
     assert!(s["next_run"].is_string(), "{s}");
 
-    // A reload that leaves the schedule as it is keeps the next run's time.
-    std::thread::sleep(Duration::from_millis(1100));
+    // A reload that leaves the schedule as it is keeps the next run's time:
+    // once the clock is past the second that time was set in (set again, it would differ).
+    let set = chrono::DateTime::parse_from_rfc3339(s["next_run"].as_str().unwrap()).unwrap() - chrono::Duration::hours(1);
+    while chrono::Utc::now() < set + chrono::Duration::seconds(1) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let text = std::fs::read_to_string(env.path("orgsync.toml")).unwrap();
     std::fs::write(
         env.path("orgsync.toml"),

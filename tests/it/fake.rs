@@ -112,12 +112,15 @@ impl Common {
 /// A fake's world: the vendor's data plus what every fake has.
 pub trait World: Send + 'static {
     fn common(&self) -> &Common;
+    fn common_mut(&mut self) -> &mut Common;
 }
 
 /// A running fake: its base URL (`http://127.0.0.1:PORT`) and its world,
 /// which a test may change between runs. The server lives in its own
-/// runtime, dropped with this value.
-pub struct Fake<W> {
+/// runtime, dropped with this value. A request the fake did not expect
+/// fails the test when the fake is dropped, whether or not the test asked
+/// (a test that provokes one on purpose takes it with [`Fake::take_unexpected`]).
+pub struct Fake<W: World> {
     pub base: String,
     pub world: Arc<Mutex<W>>,
     _rt: tokio::runtime::Runtime,
@@ -146,6 +149,22 @@ impl<W: World> Fake<W> {
 
     pub fn unexpected(&self) -> Vec<String> {
         self.world.lock().unwrap().common().unexpected.clone()
+    }
+
+    /// The unexpected requests so far, no longer failing the test.
+    #[allow(dead_code)] // not every test binary provokes one
+    pub fn take_unexpected(&self) -> Vec<String> {
+        std::mem::take(&mut self.world.lock().unwrap().common_mut().unexpected)
+    }
+}
+
+impl<W: World> Drop for Fake<W> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // the test failed already: its own message says why
+        }
+        let unexpected = self.world.lock().map(|w| w.common().unexpected.clone()).unwrap_or_default();
+        assert!(unexpected.is_empty(), "the fake at {} got requests it did not expect: {unexpected:#?}", self.base);
     }
 }
 

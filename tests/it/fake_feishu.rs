@@ -34,6 +34,10 @@ impl crate::fake::World for World {
     fn common(&self) -> &Common {
         &self.common
     }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
 }
 
 type Shared = Arc<Mutex<World>>;

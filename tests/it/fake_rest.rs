@@ -73,6 +73,10 @@ impl World for Hr {
     fn common(&self) -> &Common {
         &self.common
     }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
 }
 
 type S = Arc<Mutex<Hr>>;

@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod dingtalk;
 mod django;
+mod docs;
 mod ds389;
 mod duplicates;
 mod entra;

@@ -44,6 +44,10 @@ impl crate::fake::World for World {
     fn common(&self) -> &Common {
         &self.common
     }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
 }
 
 pub type Proxy = Fake<World>;

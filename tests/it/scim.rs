@@ -457,7 +457,13 @@ fn a_leaver_is_disabled_reenabled_on_return_and_deleted_after_the_grace_period()
     assert_eq!(env.sync(&[]).code, 0);
     let dry = env.sync(&["--dry-run"]);
     assert!(dry.stdout.contains("scheduled"), "the dry run says what falls due: {}", dry.stdout);
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Until the deletion falls due, as the status says (to the second,
+    // rounded down: the due time is before the next second).
+    let due = env.status_json()["waiting_for_deletion"]["next_due"].as_str().unwrap().to_owned();
+    let due = chrono::DateTime::parse_from_rfc3339(&due).unwrap() + chrono::Duration::seconds(1);
+    while chrono::Utc::now() <= due {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(env.sync(&[]).code, 0);
     assert!(scim.user_by_name("user2").is_none(), "deleted after the grace period");
     let r = env.orgsync(&["runs", "show", "5"]);

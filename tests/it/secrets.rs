@@ -71,6 +71,10 @@ impl crate::fake::World for Echo {
     fn common(&self) -> &Common {
         &self.common
     }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
 }
 
 #[test]
