@@ -8,7 +8,7 @@ use orgsync::cli::{Cli, Command, Output, RunsCommand};
 use orgsync::config::ConfigError;
 use orgsync::mirror::{Mirror, RunId, RunRecord, RunStatus, StateLock};
 use orgsync::reconcile::unkept::Sent;
-use orgsync::reconcile::{Field, ItemOutcome, Plan, RunOptions};
+use orgsync::reconcile::{Field, Outcome, Plan, RunOptions, Verb};
 use orgsync::schedule::SystemClock;
 use orgsync::settings;
 use std::process::ExitCode;
@@ -332,10 +332,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     for i in &items {
                         t.add_row(vec![
                             i.kind.to_string(),
-                            i.op.clone(),
+                            i.op.to_string(),
                             i.source_id.clone().unwrap_or_default(),
                             i.target_id.clone().unwrap_or_default(),
-                            i.outcome.clone(),
+                            i.outcome.to_string(),
                             i.error.clone().unwrap_or_default(),
                         ]);
                     }
@@ -354,7 +354,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 /// How many accounts and departments went, and why.
 fn print_reasons(items: &[orgsync::mirror::ItemRecord]) {
     let mut reasons: std::collections::BTreeMap<(String, &str), usize> = std::collections::BTreeMap::new();
-    for i in items.iter().filter(|i| matches!(i.op.as_str(), "disable" | "delete") && i.outcome == "ok") {
+    for i in items.iter().filter(|i| matches!(i.op, Verb::Disable | Verb::Delete) && i.outcome == Outcome::Ok) {
         *reasons.entry((format!("{} {}", i.kind, i.op), i.error.as_deref().unwrap_or("-"))).or_default() += 1;
     }
     for ((what, why), n) in reasons {
@@ -433,8 +433,7 @@ fn table(header: &[&str]) -> Table {
 fn print_plan(plan: &Plan) {
     // Out-of-scope departments, users skipped by policy and values the
     // target does not keep need nobody: nothing is written for them.
-    let informational =
-        |i: &orgsync::reconcile::Item| matches!(i.outcome, ItemOutcome::OutOfScope | ItemOutcome::Unmatchable | ItemOutcome::NotKept);
+    let informational = |i: &orgsync::reconcile::Item| matches!(i.outcome, Outcome::OutOfScope | Outcome::Unmatchable | Outcome::NotKept);
     if plan.ops.is_empty() && plan.items.iter().all(informational) {
         say!("Nothing to do: the target is in step with the source.");
         if plan.items.is_empty() {
@@ -445,7 +444,7 @@ fn print_plan(plan: &Plan) {
     for (i, op) in plan.ops.iter().enumerate() {
         t.add_row(vec![
             (i + 1).to_string(),
-            op.verb().to_owned(),
+            op.verb().to_string(),
             op.kind().to_string(),
             op.source_id().map(|s| s.to_string()).unwrap_or_default(),
             op.target_id().map(|s| s.to_string()).unwrap_or_default(),
@@ -461,7 +460,7 @@ fn print_plan(plan: &Plan) {
             t.add_row(vec![
                 i.outcome.as_str().to_owned(),
                 i.kind.to_string(),
-                i.op.to_owned(),
+                i.op.to_string(),
                 i.source_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
                 i.target_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
                 i.message.clone(),

@@ -132,13 +132,13 @@ pub fn last_run(status: &str, finished_unix: f64) {
     }
 }
 
-pub fn operation(kind: crate::model::Kind, op: &'static str, outcome: &'static str) {
-    metrics::counter!(m::OPERATIONS_TOTAL, "kind" => kind.as_str(), "op" => op, "outcome" => outcome).increment(1);
+pub fn operation(kind: crate::model::Kind, op: crate::reconcile::Verb, outcome: crate::reconcile::Outcome) {
+    metrics::counter!(m::OPERATIONS_TOTAL, "kind" => kind.as_str(), "op" => op.as_str(), "outcome" => outcome.as_str()).increment(1);
 }
 
 /// A disable or delete done, and why (a bounded label: `reconcile::removal_label`).
-pub fn removal(kind: crate::model::Kind, op: &'static str, reason: &'static str) {
-    metrics::counter!(m::REMOVALS_TOTAL, "kind" => kind.as_str(), "op" => op, "reason" => reason).increment(1);
+pub fn removal(kind: crate::model::Kind, op: crate::reconcile::Verb, reason: &'static str) {
+    metrics::counter!(m::REMOVALS_TOTAL, "kind" => kind.as_str(), "op" => op.as_str(), "reason" => reason).increment(1);
 }
 
 pub fn source_request(outcome: &'static str) {

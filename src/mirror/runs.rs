@@ -3,7 +3,7 @@
 
 use super::{BindingChange, Mirror, MirrorError};
 use crate::model::{Kind, SourceId, TargetId};
-use crate::reconcile::unkept;
+use crate::reconcile::{Outcome, Verb, unkept};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -61,6 +61,26 @@ impl rusqlite::types::FromSql for RunId {
     }
 }
 
+/// A vocabulary written to SQLite as its text (`as_str` / `FromStr`): an
+/// unknown text in the file is an error, never a guess.
+macro_rules! sql_text {
+    ($($ty:ty),+) => {$(
+        impl rusqlite::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let text = v.as_str()?;
+                text.parse().map_err(|()| rusqlite::types::FromSqlError::Other(format!("unknown {}: {text:?}", stringify!($ty)).into()))
+            }
+        }
+    )+};
+}
+
+sql_text!(Verb, Outcome);
+
 /// One recorded run.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunRecord {
@@ -79,13 +99,13 @@ pub struct RunRecord {
 impl RunRecord {
     /// How many items had this op and outcome, users and departments together
     /// (`op` `None`: any op).
-    pub fn count(&self, op: Option<&str>, outcome: &str) -> u64 {
+    pub fn count(&self, op: Option<Verb>, outcome: Outcome) -> u64 {
         self.counts
             .iter()
             .filter(|(key, _)| {
                 let mut parts = key.splitn(3, '.');
                 let (_kind, o, out) = (parts.next(), parts.next(), parts.next());
-                op.is_none_or(|op| o == Some(op)) && out == Some(outcome)
+                op.is_none_or(|op| o == Some(op.as_str())) && out == Some(outcome.as_str())
             })
             .map(|(_, n)| n)
             .sum()
@@ -112,10 +132,10 @@ pub struct Sides {
 #[derive(Clone, Debug, Serialize)]
 pub struct ItemRecord {
     pub kind: Kind,
-    pub op: String,
+    pub op: Verb,
     pub source_id: Option<String>,
     pub target_id: Option<String>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub error: Option<String>,
     pub at: String,
     /// What it changed, attribute by attribute: `[{"field", "from", "to"}]`.
@@ -127,10 +147,10 @@ pub struct ItemRecord {
 #[derive(Clone, Copy, Debug)]
 pub struct ItemRow<'a> {
     pub kind: Kind,
-    pub op: &'a str,
+    pub op: Verb,
     pub source_id: Option<&'a SourceId>,
     pub target_id: Option<&'a TargetId>,
-    pub outcome: &'a str,
+    pub outcome: Outcome,
     /// The error, or for an `ok` outcome a note (e.g. created without a match key).
     pub error: Option<&'a str>,
     /// What it changed, as JSON (`[{"field", "from", "to"}]`).

@@ -1,6 +1,6 @@
 use super::*;
 use crate::model::{Kind, SourceId, TargetId};
-use crate::reconcile::Field;
+use crate::reconcile::{Field, Outcome, Verb};
 
 #[test]
 fn outcomes_and_bindings_survive_reopening_and_crashed_runs_read_interrupted() {
@@ -8,8 +8,15 @@ fn outcomes_and_bindings_survive_reopening_and_crashed_runs_read_interrupted() {
     let m = Mirror::open(dir.path()).unwrap();
     let run = m.start_run("manual").unwrap();
     let (u1, t1) = (SourceId::from("u1"), TargetId::from("t1"));
-    let row =
-        ItemRow { kind: Kind::User, op: "create", source_id: Some(&u1), target_id: Some(&t1), outcome: "ok", error: None, changes: None };
+    let row = ItemRow {
+        kind: Kind::User,
+        op: Verb::Create,
+        source_id: Some(&u1),
+        target_id: Some(&t1),
+        outcome: Outcome::Ok,
+        error: None,
+        changes: None,
+    };
     m.record(run, &row, BindingChange::Set { source_id: "u1".into(), target_id: "t1".into(), hash: Some("h".into()) }).unwrap();
     drop(m); // a crash: the run is still `running`
     let m = Mirror::open(dir.path()).unwrap();
@@ -27,7 +34,8 @@ fn binding_a_target_moves_it_away_from_its_previous_source() {
     let m = Mirror::open(dir.path()).unwrap();
     let run = m.start_run("manual").unwrap();
     let set = |s: &str| BindingChange::Set { source_id: s.into(), target_id: "t1".into(), hash: None };
-    let row = ItemRow { kind: Kind::User, op: "bind", source_id: None, target_id: None, outcome: "ok", error: None, changes: None };
+    let row =
+        ItemRow { kind: Kind::User, op: Verb::Bind, source_id: None, target_id: None, outcome: Outcome::Ok, error: None, changes: None };
     m.record(run, &row, set("old")).unwrap();
     m.record(run, &row, set("new")).unwrap();
     let b = m.bindings().unwrap();
@@ -60,10 +68,10 @@ fn many_items_are_recorded_in_one_call_and_counted() {
         .iter()
         .map(|s| ItemRow {
             kind: Kind::User,
-            op: "create",
+            op: Verb::Create,
             source_id: Some(s),
             target_id: None,
-            outcome: "not_attempted",
+            outcome: Outcome::NotAttempted,
             error: None,
             changes: None,
         })
@@ -71,7 +79,14 @@ fn many_items_are_recorded_in_one_call_and_counted() {
     m.record_all(run, &rows).unwrap();
     let r = m.finish_run(run, RunStatus::Partial, None).unwrap();
     assert_eq!(r.counts.get("user.create.not_attempted"), Some(&3));
-    assert_eq!((r.count(Some("create"), "not_attempted"), r.count(None, "not_attempted"), r.count(Some("create"), "ok")), (3, 3, 0));
+    assert_eq!(
+        (
+            r.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::NotAttempted),
+            r.count(None, crate::reconcile::Outcome::NotAttempted),
+            r.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok)
+        ),
+        (3, 3, 0)
+    );
     assert_eq!(m.items(run).unwrap().len(), 3);
 }
 
@@ -83,8 +98,15 @@ fn old_runs_and_their_items_are_pruned_keeping_the_newest() {
     let mut runs = Vec::new();
     for _ in 0..5 {
         let run = m.start_run("manual").unwrap();
-        let row =
-            ItemRow { kind: Kind::User, op: "update", source_id: Some(&u), target_id: None, outcome: "ok", error: None, changes: None };
+        let row = ItemRow {
+            kind: Kind::User,
+            op: Verb::Update,
+            source_id: Some(&u),
+            target_id: None,
+            outcome: Outcome::Ok,
+            error: None,
+            changes: None,
+        };
         m.record(run, &row, BindingChange::None).unwrap();
         m.finish_run(run, RunStatus::Succeeded, None).unwrap();
         runs.push(run);
@@ -124,7 +146,15 @@ fn sent_links_count_only_from_a_run_that_ended_and_wrote_them() {
     let dir = tempfile::tempdir().unwrap();
     let m = Mirror::open(dir.path()).unwrap();
     let u1 = SourceId::from("u1");
-    let row = ItemRow { kind: Kind::User, op: "create", source_id: Some(&u1), target_id: None, outcome: "ok", error: None, changes: None };
+    let row = ItemRow {
+        kind: Kind::User,
+        op: Verb::Create,
+        source_id: Some(&u1),
+        target_id: None,
+        outcome: Outcome::Ok,
+        error: None,
+        changes: None,
+    };
     let send = |run: RunId| {
         let sent = [Field::Name, Field::Departments]
             .map(|field| SentValue { field, hash: "n".into(), from: "o".into(), state: Sent::Sent })
@@ -151,4 +181,28 @@ fn sent_links_count_only_from_a_run_that_ended_and_wrote_them() {
     assert_eq!(fields(&m), [Field::Departments, Field::Name]);
     m.forget_sent_links(run).unwrap();
     assert_eq!(fields(&m), [Field::Name], "the deferred writes failed: sent again");
+}
+
+#[test]
+fn every_op_and_outcome_reads_back_as_written_and_an_unknown_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let run = m.start_run("manual").unwrap();
+    let verbs: Vec<Verb> = Verb::ALLOWED.iter().map(|s| s.parse().unwrap()).collect();
+    let outcomes: Vec<Outcome> = Outcome::ALLOWED.iter().map(|s| s.parse().unwrap()).collect();
+    let pairs: Vec<(Verb, Outcome)> =
+        outcomes.iter().enumerate().map(|(i, &o)| (verbs[i % verbs.len()], o)).chain(verbs.iter().map(|&v| (v, Outcome::Ok))).collect();
+    let rows: Vec<ItemRow<'_>> = pairs
+        .iter()
+        .map(|&(op, outcome)| ItemRow { kind: Kind::User, op, source_id: None, target_id: None, outcome, error: None, changes: None })
+        .collect();
+    m.record_all(run, &rows).unwrap();
+    let back: Vec<(Verb, Outcome)> = m.items(run).unwrap().iter().map(|i| (i.op, i.outcome)).collect();
+    assert_eq!(back, pairs);
+    let r = m.run(run).unwrap().unwrap();
+    assert_eq!(r.count(Some(Verb::Create), Outcome::Ok), 2, "the first outcome (ok) went with create too");
+    assert_eq!(r.count(None, Outcome::Ok), verbs.len() as u64 + 1);
+    m.with(|c| c.execute("UPDATE run_items SET outcome = 'maybe'", [])).unwrap();
+    let e = m.items(run).unwrap_err().to_string();
+    assert!(e.contains("unknown Outcome: \"maybe\""), "{e}");
 }

@@ -52,7 +52,10 @@ impl Message {
     pub fn new(condition: Condition, record: &RunRecord, origin: Origin<'_>, items: &[ItemRecord]) -> Message {
         let mut errors: Vec<String> = items
             .iter()
-            .filter(|i| matches!(i.outcome.as_str(), "failed" | "refused" | "invalid" | "conflict" | "held_back"))
+            .filter(|i| {
+                use crate::reconcile::Outcome::{Conflict, Failed, HeldBack, Invalid, Refused};
+                matches!(i.outcome, Failed | Refused | Invalid | Conflict | HeldBack)
+            })
             .filter_map(|i| {
                 let what = i.source_id.as_deref().or(i.target_id.as_deref()).unwrap_or("-");
                 i.error.as_deref().map(|e| format!("{} {} {what}: {}", i.kind, i.op, crate::redact::excerpt(e, 200)))
@@ -71,12 +74,12 @@ impl Message {
             approve_with: if origin.service { "trigger" } else { "sync" },
             run: record.id.0,
             status: record.status.as_str().to_owned(),
-            created: record.count(Some("create"), "ok"),
-            updated: record.count(Some("update"), "ok"),
-            disabled: record.count(Some("disable"), "ok"),
-            deleted: record.count(Some("delete"), "ok"),
-            failed: record.count(None, "failed") + record.count(None, "refused"),
-            held_back: record.count(None, "held_back"),
+            created: record.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok),
+            updated: record.count(Some(crate::reconcile::Verb::Update), crate::reconcile::Outcome::Ok),
+            disabled: record.count(Some(crate::reconcile::Verb::Disable), crate::reconcile::Outcome::Ok),
+            deleted: record.count(Some(crate::reconcile::Verb::Delete), crate::reconcile::Outcome::Ok),
+            failed: record.count(None, crate::reconcile::Outcome::Failed) + record.count(None, crate::reconcile::Outcome::Refused),
+            held_back: record.count(None, crate::reconcile::Outcome::HeldBack),
             errors,
             status_url: origin.public_url.map(|u| format!("{u}/status")),
         }

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 /// What a run is worth announcing; `None` for a run that succeeded.
 pub fn condition(record: &RunRecord) -> Option<Condition> {
-    if record.count(None, "held_back") > 0 {
+    if record.count(None, crate::reconcile::Outcome::HeldBack) > 0 {
         return Some(Condition::HeldBack);
     }
     match record.status {

@@ -3,7 +3,7 @@
 //! (renames, moves), duplicates, and target-only deletes children first.
 
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
-use super::plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan};
+use super::plan::{Change, DeptSpec, Field, FieldSet, Item, Op, Outcome, Plan, Verb};
 use super::policy::{Policy, SourceOnly, TargetOnly};
 use super::{DepartmentShape, RunOptions};
 use crate::model::{Bindings, Department, Kind, Snapshot, SourceId, TargetDepartment, TargetId, TargetSnapshot, non_empty};
@@ -95,10 +95,10 @@ pub(super) fn plan_departments<'a>(
         if index.contains_key(&d.source_id) {
             p.items.push(Item {
                 kind: Kind::Department,
-                op: "create",
+                op: Verb::Create,
                 source_id: Some(d.source_id.clone()),
                 target_id: None,
-                outcome: ItemOutcome::Invalid,
+                outcome: Outcome::Invalid,
                 message: format!("duplicate source id {}: only the first department with it is used", d.source_id),
             });
             continue;
@@ -258,10 +258,10 @@ pub(super) fn plan_departments<'a>(
                     conflicted_targets.extend(free.iter().copied());
                     p.items.push(Item {
                         kind: Kind::Department,
-                        op: "bind",
+                        op: Verb::Bind,
                         source_id: Some(src[i].source_id.clone()),
                         target_id: None,
-                        outcome: ItemOutcome::Conflict,
+                        outcome: Outcome::Conflict,
                         message: format!(
                             "name {:?} matches several target departments: {}",
                             src[i].name,
@@ -382,10 +382,10 @@ pub(super) fn plan_departments<'a>(
                 conflicted_targets.insert(t);
                 p.items.push(Item {
                     kind: Kind::Department,
-                    op: "delete",
+                    op: Verb::Delete,
                     source_id: Some(state.src[i].source_id.clone()),
                     target_id: Some(td.id.clone()),
-                    outcome: ItemOutcome::Conflict,
+                    outcome: Outcome::Conflict,
                     message: format!(
                         "a duplicate of {} (the same externalId) that holds members or departments: not deleted; merge or remove it",
                         target.departments[keep].id
@@ -426,10 +426,10 @@ pub(super) fn plan_departments<'a>(
                 ))),
                 (Some(at), _) => p.items.push(Item {
                     kind: Kind::Department,
-                    op: "delete",
+                    op: Verb::Delete,
                     source_id: rev.get(&td.id).map(|s| (*s).clone()),
                     target_id: Some(td.id.clone()),
-                    outcome: ItemOutcome::Scheduled,
+                    outcome: Outcome::Scheduled,
                     message: format!(
                         "gone since {}; deleted from {} if still gone",
                         at.format("%Y-%m-%d %H:%M UTC"),
@@ -450,10 +450,10 @@ pub(super) fn plan_departments<'a>(
 pub(super) fn invalid_dept(d: &Department, message: String) -> Item {
     Item {
         kind: Kind::Department,
-        op: "create",
+        op: Verb::Create,
         source_id: Some(d.source_id.clone()),
         target_id: None,
-        outcome: ItemOutcome::Invalid,
+        outcome: Outcome::Invalid,
         message,
     }
 }

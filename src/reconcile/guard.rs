@@ -12,7 +12,7 @@
 //! source against a non-empty target never removes without approval.
 
 use super::RunOptions;
-use super::plan::{Field, Item, ItemOutcome, Op, Plan};
+use super::plan::{Field, Item, Op, Outcome, Plan};
 use super::policy::Guard;
 use crate::model::{Kind, Snapshot, TargetId, TargetSnapshot};
 use std::collections::HashSet;
@@ -155,7 +155,7 @@ pub(super) fn held_item(op: &Op, why: &str) -> Item {
         op: op.verb(),
         source_id: op.source_id().cloned(),
         target_id: op.target_id().cloned(),
-        outcome: ItemOutcome::HeldBack,
+        outcome: Outcome::HeldBack,
         message: format!("{why}: {}", op.detail()),
     }
 }

@@ -16,7 +16,7 @@ mod simulate;
 pub mod unkept;
 mod users;
 
-pub use plan::{Change, DeptSpec, Field, FieldSet, Item, ItemOutcome, Op, Plan, UserSpec, plan, removal_label};
+pub use plan::{Change, DeptSpec, Field, FieldSet, Item, Op, Outcome, Plan, UserSpec, Verb, plan, removal_label};
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, Retry, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};
 

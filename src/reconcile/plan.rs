@@ -265,15 +265,15 @@ impl Op {
     }
 
     /// The short verb used in run items, counts and metrics.
-    pub fn verb(&self) -> &'static str {
+    pub fn verb(&self) -> Verb {
         match self {
-            Op::Bind { .. } => "bind",
-            Op::Schedule { .. } => "schedule",
-            Op::Unbind { .. } => "unbind",
-            Op::CreateDepartment { .. } | Op::CreateUser { .. } => "create",
-            Op::UpdateDepartment { .. } | Op::UpdateUser { .. } => "update",
-            Op::DisableUser { .. } => "disable",
-            Op::DeleteUser { .. } | Op::DeleteDepartment { .. } => "delete",
+            Op::Bind { .. } => Verb::Bind,
+            Op::Schedule { .. } => Verb::Schedule,
+            Op::Unbind { .. } => Verb::Unbind,
+            Op::CreateDepartment { .. } | Op::CreateUser { .. } => Verb::Create,
+            Op::UpdateDepartment { .. } | Op::UpdateUser { .. } => Verb::Update,
+            Op::DisableUser { .. } => Verb::Disable,
+            Op::DeleteUser { .. } | Op::DeleteDepartment { .. } => Verb::Delete,
         }
     }
 
@@ -417,10 +417,20 @@ impl Op {
     }
 }
 
-/// Why an item of the plan is not an operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// What became of an operation or plan item, as a run records it: the
+/// operations' outcomes (`ok`, `failed`, `refused`, `not_attempted`), then
+/// why an item of the plan is not an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ItemOutcome {
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// The target answered with an error (or could not be reached).
+    Failed,
+    /// The target refused a value it does not take (the rest went through).
+    Refused,
+    /// Not tried: the run stopped (shutdown, an unreachable target).
+    NotAttempted,
     /// A deletion or disable the guard held back.
     HeldBack,
     /// A match key value with two candidates: nothing was bound.
@@ -444,31 +454,48 @@ pub enum ItemOutcome {
     RetryLater,
 }
 
-impl ItemOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemOutcome::HeldBack => "held_back",
-            ItemOutcome::Conflict => "conflict",
-            ItemOutcome::Unmatchable => "unmatchable",
-            ItemOutcome::Invalid => "invalid",
-            ItemOutcome::OutOfScope => "out_of_scope",
-            ItemOutcome::NotKept => "not_kept",
-            ItemOutcome::Scheduled => "scheduled",
-            ItemOutcome::Quarantined => "quarantined",
-            ItemOutcome::RetryLater => "retry_later",
-        }
-    }
+super::policy::string_enum!(Outcome {
+    Ok => "ok", Failed => "failed", Refused => "refused", NotAttempted => "not_attempted",
+    HeldBack => "held_back", Conflict => "conflict", Unmatchable => "unmatchable", Invalid => "invalid",
+    OutOfScope => "out_of_scope", NotKept => "not_kept", Scheduled => "scheduled",
+    Quarantined => "quarantined", RetryLater => "retry_later",
+});
+
+/// What an operation or plan item does (or would have done), as a run
+/// records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verb {
+    Create,
+    Update,
+    Disable,
+    Delete,
+    /// Bind a source object to the target object it matched.
+    Bind,
+    /// Forget a binding whose target object is gone.
+    Unbind,
+    /// Start (or keep) a leaver's grace period.
+    Schedule,
+    /// A group's batched membership changes (written at the end of the run).
+    Members,
+    /// A source record that could not be read.
+    Read,
 }
+
+super::policy::string_enum!(Verb {
+    Create => "create", Update => "update", Disable => "disable", Delete => "delete", Bind => "bind",
+    Unbind => "unbind", Schedule => "schedule", Members => "members", Read => "read",
+});
 
 /// Something the plan reports instead of doing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Item {
     pub kind: Kind,
     /// The verb that would have been done (`delete`, `create`, `bind`, ...).
-    pub op: &'static str,
+    pub op: Verb,
     pub source_id: Option<SourceId>,
     pub target_id: Option<TargetId>,
-    pub outcome: ItemOutcome,
+    pub outcome: Outcome,
     pub message: String,
 }
 
@@ -530,12 +557,7 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
         .iter()
         .filter(|o| matches!(o, Op::DisableUser { .. } | Op::DeleteUser { .. } | Op::DeleteDepartment { .. } | Op::Schedule { .. }))
         .filter_map(Op::target_id)
-        .chain(
-            p.items
-                .iter()
-                .filter(|i| matches!(i.outcome, ItemOutcome::Scheduled | ItemOutcome::HeldBack))
-                .filter_map(|i| i.target_id.as_ref()),
-        )
+        .chain(p.items.iter().filter(|i| matches!(i.outcome, Outcome::Scheduled | Outcome::HeldBack)).filter_map(|i| i.target_id.as_ref()))
         .collect();
     let mut back: Vec<TargetId> = bindings.disabled.keys().filter(|t| !waiting.contains(t)).cloned().collect();
     back.sort();
@@ -550,10 +572,10 @@ fn unreadable(source: &Snapshot, p: &mut Plan, user_removals: &mut Vec<Op>) {
     for r in &source.unreadable {
         p.items.push(Item {
             kind: r.kind,
-            op: "read",
+            op: Verb::Read,
             source_id: r.source_id.clone(),
             target_id: None,
-            outcome: ItemOutcome::Invalid,
+            outcome: Outcome::Invalid,
             message: r.message.clone(),
         });
     }

@@ -1,8 +1,6 @@
 //! The admin's discrepancy policies, as typed values (config builds them).
 
 use serde::Serialize;
-use std::fmt;
-use std::str::FromStr;
 
 /// What to do with a target object that matches no in-scope source object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -46,17 +44,18 @@ macro_rules! string_enum {
                 match self { $($ty::$variant => $s),+ }
             }
         }
-        impl FromStr for $ty {
+        impl std::str::FromStr for $ty {
             type Err = ();
             fn from_str(s: &str) -> Result<Self, ()> {
                 match s { $($s => Ok($ty::$variant),)+ _ => Err(()) }
             }
         }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(TargetOnly { Ignore => "ignore", Disable => "disable", Delete => "delete", DisableThenDelete => "disable_then_delete" });
 string_enum!(SourceOnly { Ignore => "ignore", CreateAndBind => "create_and_bind" });

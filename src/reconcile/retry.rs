@@ -6,7 +6,7 @@
 //! it (or it succeeds once the admin fixed it). Pure: the mirror keeps the
 //! failures, this decides.
 
-use super::plan::{Item, ItemOutcome, Op, Plan};
+use super::plan::{Item, Op, Outcome, Plan};
 use crate::model::Kind;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
@@ -60,14 +60,14 @@ pub fn hold(plan: &mut Plan, failures: &Failures, now: DateTime<Utc>) -> usize {
     plan.ops.retain(|op| {
         let Some(f) = key(op).and_then(|k| failures.get(&k)) else { return true };
         let outcome = if f.quarantined {
-            ItemOutcome::Quarantined
+            Outcome::Quarantined
         } else if f.next_at > now {
-            ItemOutcome::RetryLater
+            Outcome::RetryLater
         } else {
             return true;
         };
         let when = match outcome {
-            ItemOutcome::Quarantined => format!("quarantined after {} failures in a row; `orgsync retry` releases it", f.count),
+            Outcome::Quarantined => format!("quarantined after {} failures in a row; `orgsync retry` releases it", f.count),
             _ => format!("failed {} time(s) in a row; tried again after {}", f.count, f.next_at.format("%Y-%m-%d %H:%M UTC")),
         };
         items.push(Item {
@@ -182,7 +182,7 @@ mod tests {
         let mut plan = Plan { ops: vec![create("d1")], ..Plan::default() };
         assert_eq!(hold(&mut plan, &failures, at(1000)), 1);
         assert!(plan.ops.is_empty());
-        assert_eq!(plan.items[0].outcome, ItemOutcome::Quarantined);
+        assert_eq!(plan.items[0].outcome, Outcome::Quarantined);
         assert!(plan.items[0].message.contains("orgsync retry") && plan.items[0].message.contains("HTTP 400"));
     }
 

@@ -267,7 +267,7 @@ proptest! {
                 && !(src.users.is_empty() && src.departments.is_empty());
             prop_assert!(n == 0 || within || n <= allow, "{n} {kind} removals, guard {max_deletes}/{pct}% of {total}, allow {allow}");
         }
-        let held = p.items.iter().any(|i| i.outcome == ItemOutcome::HeldBack);
+        let held = p.items.iter().any(|i| i.outcome == Outcome::HeldBack);
         prop_assert_eq!(held, p.guard.is_some());
     }
 
@@ -322,7 +322,7 @@ fn a_shared_email_in_the_target_binds_nothing_and_names_both_candidates() {
     let p = plan(&src, &tgt, &Bindings::default(), &policy, RunOptions::default());
     assert!(p.ops.is_empty(), "{:?}", p.ops);
     assert_eq!(p.items.len(), 1);
-    assert_eq!(p.items[0].outcome, ItemOutcome::Conflict);
+    assert_eq!(p.items[0].outcome, Outcome::Conflict);
     assert!(p.items[0].message.contains("t1") && p.items[0].message.contains("t2"), "{}", p.items[0].message);
 }
 
@@ -332,7 +332,7 @@ fn two_source_users_sharing_an_email_are_both_conflicts_not_creates() {
         Snapshot { departments: vec![], users: vec![user("u1", Some("a@x"), &[]), user("u2", Some("A@X"), &[])], ..Default::default() };
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
     assert!(p.ops.is_empty());
-    assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::Conflict).count(), 2);
+    assert_eq!(p.items.iter().filter(|i| i.outcome == Outcome::Conflict).count(), 2);
 }
 
 #[test]
@@ -358,7 +358,7 @@ fn a_user_with_every_match_key_empty_is_skipped_when_the_policy_says_so() {
     policy.users.create_without_match_keys = false;
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &policy, RunOptions::default());
     assert!(p.ops.is_empty());
-    assert_eq!(p.items[0].outcome, ItemOutcome::Unmatchable);
+    assert_eq!(p.items[0].outcome, Outcome::Unmatchable);
 }
 
 #[test]
@@ -443,7 +443,7 @@ fn an_emptied_department_list_is_held_back_by_the_departments_own_guard_with_the
     assert!(!p.ops.iter().any(|o| matches!(o, Op::DeleteDepartment { .. })), "{:?}", p.ops);
     assert!(p.guard.as_deref().unwrap().contains("max_department_delete_percent"), "{:?}", p.guard);
     assert!(!p.ops.iter().any(|o| o.changes().iter().any(|c| c.field == Field::Departments)), "memberships left held departments");
-    let held = |op: &str| p.items.iter().filter(|i| i.outcome == ItemOutcome::HeldBack && i.op == op).count();
+    let held = |op: &str| p.items.iter().filter(|i| i.outcome == Outcome::HeldBack && i.op.as_str() == op).count();
     assert_eq!((held("delete"), held("update")), (50, 500));
     // Approved once: the departments go, and the users leave them.
     let p = plan(&emptied, &tgt, &b, &policy, RunOptions { allow_deletes: 50, ..RunOptions::default() });
@@ -466,7 +466,7 @@ fn a_source_marking_everyone_inactive_counts_against_the_guard_like_disables() {
     assert!(p.guard.as_deref().unwrap().contains("500 user removals"), "{:?}", p.guard);
     assert!(!p.ops.iter().any(|o| o.changes().iter().any(|c| c.field == Field::Active)), "an account was turned off");
     assert_eq!(p.ops.iter().filter(|o| o.changes().iter().any(|c| c.field == Field::Name)).count(), 500, "the rest still goes");
-    assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::HeldBack).count(), 500);
+    assert_eq!(p.items.iter().filter(|i| i.outcome == Outcome::HeldBack).count(), 500);
     // A few leavers are within the limits and go through.
     let mut few = fifty_departments();
     few.users[0].active = false;
@@ -486,7 +486,7 @@ fn an_empty_source_never_deletes_without_approval() {
     let empty = Snapshot::default();
     let p = plan(&empty, &tgt, &b, &policy, RunOptions::default());
     assert!(p.ops.is_empty());
-    assert_eq!(p.items[0].outcome, ItemOutcome::HeldBack);
+    assert_eq!(p.items[0].outcome, Outcome::HeldBack);
     assert!(p.guard.as_deref().unwrap().contains("no users"));
     let p = plan(&empty, &tgt, &b, &policy, RunOptions { allow_deletes: 1, ..RunOptions::default() });
     assert!(matches!(&p.ops[..], [Op::DeleteUser { .. }]));
@@ -568,7 +568,7 @@ fn a_department_missing_from_a_file_is_a_data_error_and_outside_a_scoped_fetch_i
         Snapshot { departments: vec![dept("d1", None, "One")], users: vec![user("u1", Some("a@x"), &["d1", "d9"])], ..Default::default() };
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
     assert_eq!(p.items.len(), 1, "{:?}", p.items);
-    assert_eq!(p.items[0].outcome, ItemOutcome::Invalid);
+    assert_eq!(p.items[0].outcome, Outcome::Invalid);
     assert!(p.items[0].message.contains("d9"), "{}", p.items[0].message);
     match &p.ops[..] {
         [_, Op::CreateUser { spec, .. }] => assert_eq!(spec.departments.as_deref(), Some(&[SourceId::from("d1")][..])),
@@ -576,7 +576,7 @@ fn a_department_missing_from_a_file_is_a_data_error_and_outside_a_scoped_fetch_i
     }
     src.scoped = true;
     let p = plan(&src, &TargetSnapshot::default(), &Bindings::default(), &base_policy(), RunOptions::default());
-    assert_eq!(p.items[0].outcome, ItemOutcome::OutOfScope);
+    assert_eq!(p.items[0].outcome, Outcome::OutOfScope);
     assert!(p.items[0].message.contains("outside the sync scope"), "{}", p.items[0].message);
 }
 
@@ -634,7 +634,7 @@ fn duplicate_groups_with_our_external_id_converge_to_one_and_one_in_use_is_a_con
     busy.users.push(TargetUser { id: "t9".into(), departments: vec!["g1".into(), "g3".into()], active: true, ..Default::default() });
     let p = plan(&src, &busy, &Bindings::default(), &base_policy(), RunOptions::default());
     assert!(
-        p.items.iter().any(|i| i.outcome == ItemOutcome::Conflict && i.target_id.as_ref().is_some_and(|t| t.as_str() == "g3")),
+        p.items.iter().any(|i| i.outcome == Outcome::Conflict && i.target_id.as_ref().is_some_and(|t| t.as_str() == "g3")),
         "{:#?}",
         p.items
     );
@@ -668,12 +668,12 @@ fn unreadable_records_are_invalid_items_and_keep_their_accounts() {
         })
         .collect();
     assert_eq!(deleted, [&b.users[&SourceId::from("u3")]], "u2's account is kept, u3's goes: {:#?}", p.ops);
-    assert!(p.items.iter().any(|i| i.outcome == ItemOutcome::Invalid && i.source_id == Some("u2".into())));
+    assert!(p.items.iter().any(|i| i.outcome == Outcome::Invalid && i.source_id == Some("u2".into())));
     // A record with no id at all: nobody can be judged gone.
     src.unreadable.push(unreadable(None));
     let p = plan(&src, &tgt, &b, &policy, RunOptions::default());
     assert!(p.ops.iter().all(|o| !o.is_destructive()), "{:#?}", p.ops);
-    assert!(p.items.iter().any(|i| i.outcome == ItemOutcome::HeldBack && i.message.contains("had no id")), "{:#?}", p.items);
+    assert!(p.items.iter().any(|i| i.outcome == Outcome::HeldBack && i.message.contains("had no id")), "{:#?}", p.items);
 }
 
 #[test]
@@ -702,7 +702,7 @@ fn a_leaver_is_disabled_then_deleted_after_the_grace_period_and_a_returner_is_re
     // Day 10: nothing to do, said as scheduled.
     let p = plan(&gone, &tgt, &b, &policy, at(10));
     assert!(p.ops.is_empty(), "{:?}", p.ops);
-    assert_eq!(p.items.iter().filter(|i| i.outcome == ItemOutcome::Scheduled).count(), 1);
+    assert_eq!(p.items.iter().filter(|i| i.outcome == Outcome::Scheduled).count(), 1);
     assert!(p.items[0].message.contains("2027-"), "the due date: {}", p.items[0].message);
     // u2 returns within the grace period: re-enabled on the same account, not re-created.
     let p = plan(&full, &tgt, &b, &policy, at(20));
@@ -735,7 +735,7 @@ fn a_gone_department_is_deleted_only_after_its_grace_period_and_forgotten_when_i
     assert_eq!(p.writes(), 0, "a schedule writes nothing to the target");
     b.disabled.insert(d2.clone(), t0);
     let p = plan(&gone, &tgt, &b, &policy, at(3));
-    assert!(p.ops.is_empty() && p.items.iter().any(|i| i.outcome == ItemOutcome::Scheduled), "{p:?}");
+    assert!(p.ops.is_empty() && p.items.iter().any(|i| i.outcome == Outcome::Scheduled), "{p:?}");
     assert!(p.unscheduled.is_empty());
     let p = plan(&gone, &tgt, &b, &policy, at(8));
     assert!(matches!(p.ops.as_slice(), [Op::DeleteDepartment { target_id, .. }] if *target_id == d2), "{:?}", p.ops);

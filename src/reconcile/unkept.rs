@@ -10,7 +10,7 @@
 //! a target writes after the run's updates are forgotten again when that
 //! write fails (see `Mirror::forget_sent_links`), so they are retried.
 
-use super::plan::{Change, Field, Item, ItemOutcome, Op, Plan};
+use super::plan::{Change, Field, Item, Op, Outcome, Plan, Verb};
 use crate::model::{Kind, SourceId};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -131,10 +131,10 @@ pub fn skip_unkept(plan: &mut Plan, memory: &Memory) -> MemoryChanges {
                 .collect();
             items.push(Item {
                 kind,
-                op: "update",
+                op: Verb::Update,
                 source_id: Some(source_id.clone()),
                 target_id: Some(target_id.clone()),
-                outcome: ItemOutcome::NotKept,
+                outcome: Outcome::NotKept,
                 message: format!("the target does not keep {}: not sent again until the source value changes", why.join(", ")),
             });
         }
@@ -179,7 +179,7 @@ mod tests {
         let Op::UpdateUser { changes: left, .. } = &plan.ops[0] else { panic!() };
         assert_eq!(left.iter().map(|c| c.field).collect::<Vec<_>>(), [Field::Title], "title still goes");
         assert_eq!(plan.items.len(), 1);
-        assert_eq!(plan.items[0].outcome, ItemOutcome::NotKept);
+        assert_eq!(plan.items[0].outcome, Outcome::NotKept);
         assert!(plan.items[0].message.contains("name (sent in run 4"), "{}", plan.items[0].message);
         assert_eq!(changes.not_kept, [(Kind::User, SourceId::from("u1"), Field::Name)]);
         assert_eq!(changes.forget, [(Kind::User, SourceId::from("u2"), Field::Title)], "u2 has no change planned: the target agrees");

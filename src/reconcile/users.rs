@@ -4,7 +4,7 @@
 
 use super::departments::{DeptRes, DeptState};
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
-use super::plan::{Change, Field, GRACE_OVER, Item, ItemOutcome, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Plan, UserSpec};
+use super::plan::{Change, Field, GRACE_OVER, Item, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Outcome, Plan, UserSpec, Verb};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use super::{DepartmentShape, normalize_mobile};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User, non_empty};
@@ -74,10 +74,10 @@ pub(super) fn plan_users(
         if !seen.insert(&u.source_id) {
             p.items.push(Item {
                 kind: Kind::User,
-                op: "create",
+                op: Verb::Create,
                 source_id: Some(u.source_id.clone()),
                 target_id: None,
-                outcome: ItemOutcome::Invalid,
+                outcome: Outcome::Invalid,
                 message: format!("duplicate source id {}: only the first user with it is used", u.source_id),
             });
             continue;
@@ -117,10 +117,10 @@ pub(super) fn plan_users(
             if t != keep && !claimed[t] && conflicted_targets.insert(t) {
                 p.items.push(Item {
                     kind: Kind::User,
-                    op: "delete",
+                    op: Verb::Delete,
                     source_id: Some(src[i].source_id.clone()),
                     target_id: Some(target.users[t].id.clone()),
-                    outcome: ItemOutcome::Conflict,
+                    outcome: Outcome::Conflict,
                     message: format!("a duplicate of {} (the same externalId): not touched; merge or remove it", target.users[keep].id),
                 });
             }
@@ -156,10 +156,10 @@ pub(super) fn plan_users(
                 let names: Vec<String> = others.iter().map(|&o| src[o].source_id.to_string()).collect();
                 p.items.push(Item {
                     kind: Kind::User,
-                    op: "bind",
+                    op: Verb::Bind,
                     source_id: Some(src[i].source_id.clone()),
                     target_id: None,
-                    outcome: ItemOutcome::Conflict,
+                    outcome: Outcome::Conflict,
                     message: format!("{key} {v:?} is shared by source users {}", names.join(", ")),
                 });
                 if let Some(c) = tidx.get(&v) {
@@ -180,10 +180,10 @@ pub(super) fn plan_users(
                     conflicted_targets.extend(free.iter().copied());
                     p.items.push(Item {
                         kind: Kind::User,
-                        op: "bind",
+                        op: Verb::Bind,
                         source_id: Some(src[i].source_id.clone()),
                         target_id: None,
-                        outcome: ItemOutcome::Conflict,
+                        outcome: Outcome::Conflict,
                         message: format!(
                             "{key} {v:?} matches several target users: {}",
                             free.iter().map(|&t| target.users[t].id.to_string()).collect::<Vec<_>>().join(", ")
@@ -202,13 +202,13 @@ pub(super) fn plan_users(
             let unknown: Vec<&str> = u.department_ids.iter().filter(|d| !dept.index.contains_key(d)).map(SourceId::as_str).collect();
             if !unknown.is_empty() {
                 let (outcome, why) = if source.scoped {
-                    (ItemOutcome::OutOfScope, "outside the sync scope; the user is kept in the departments within it")
+                    (Outcome::OutOfScope, "outside the sync scope; the user is kept in the departments within it")
                 } else {
-                    (ItemOutcome::Invalid, "not in the source: a data error; the user is kept in the departments that exist")
+                    (Outcome::Invalid, "not in the source: a data error; the user is kept in the departments that exist")
                 };
                 p.items.push(Item {
                     kind: Kind::User,
-                    op: if matched[i].is_some() { "update" } else { "create" },
+                    op: if matched[i].is_some() { Verb::Update } else { Verb::Create },
                     source_id: Some(u.source_id.clone()),
                     target_id: matched[i].map(|t| target.users[t].id.clone()),
                     outcome,
@@ -251,10 +251,10 @@ pub(super) fn plan_users(
                 if keyless && !up.create_without_match_keys {
                     p.items.push(Item {
                         kind: Kind::User,
-                        op: "create",
+                        op: Verb::Create,
                         source_id: Some(u.source_id.clone()),
                         target_id: None,
-                        outcome: ItemOutcome::Unmatchable,
+                        outcome: Outcome::Unmatchable,
                         message: format!(
                             "every match key ({}) is empty: not created (policy.users.create_without_match_keys = false)",
                             keys()
@@ -327,10 +327,10 @@ pub(super) fn plan_users(
                         }),
                         (Some(at), _) => p.items.push(Item {
                             kind: Kind::User,
-                            op: "delete",
+                            op: Verb::Delete,
                             source_id,
                             target_id: Some(tu.id.clone()),
-                            outcome: ItemOutcome::Scheduled,
+                            outcome: Outcome::Scheduled,
                             message: format!(
                                 "disabled {}; deleted from {} if still gone",
                                 at.format("%Y-%m-%d %H:%M UTC"),

@@ -256,7 +256,7 @@ impl Ctx<'_> {
         match result {
             Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent, changes: changes_json(op) },
             Err(e) => {
-                tracing::warn!(run = %self.run, kind = %op.kind(), op = op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
+                tracing::warn!(run = %self.run, kind = %op.kind(), op = %op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
                 // Refused: the target took the rest of the update (or nothing
                 // else was in it) and named what it will not take.
                 let applied = if refused.is_empty() { Applied::Failed } else { Applied::Refused };
@@ -299,10 +299,10 @@ impl Ctx<'_> {
             .map(|d| {
                 let op = d.op;
                 let outcome = match d.applied {
-                    Applied::Ok => "ok",
-                    Applied::Refused => "refused",
-                    Applied::Failed => "failed",
-                    Applied::NotAttempted => "not_attempted",
+                    Applied::Ok => crate::reconcile::Outcome::Ok,
+                    Applied::Refused => crate::reconcile::Outcome::Refused,
+                    Applied::Failed => crate::reconcile::Outcome::Failed,
+                    Applied::NotAttempted => crate::reconcile::Outcome::NotAttempted,
                 };
                 crate::telemetry::operation(op.kind(), op.verb(), outcome);
                 if let (Some(reason), Applied::Ok) = (op.removal_reason(), &d.applied) {

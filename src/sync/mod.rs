@@ -11,7 +11,7 @@ pub mod worker;
 use crate::clock::{Clock, SystemClock};
 use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunId, RunRecord, RunStatus, Sides};
 use crate::model::Bindings;
-use crate::reconcile::{self, Plan, Policy, RunOptions};
+use crate::reconcile::{self, Outcome, Plan, Policy, RunOptions};
 use crate::settings::Config;
 use crate::source::{self, IdentitySource, SourceError};
 use crate::target::{self, Target, TargetError};
@@ -296,13 +296,13 @@ pub async fn run_with_config(
 /// The writes the target deferred to its flush, as run items; their
 /// failures count like any other operation's.
 fn record_deferred(mirror: &Mirror, run: RunId, deferred: &[target::Deferred], outcome: &mut apply::Outcome) -> Result<(), SyncError> {
-    let texts: Vec<(&'static str, String)> = deferred
+    let texts: Vec<(Outcome, String)> = deferred
         .iter()
         .map(|d| match &d.result {
-            Ok(done) => ("ok", done.clone()),
+            Ok(done) => (Outcome::Ok, done.clone()),
             Err(e) => {
-                warn!(run = %run, kind = %d.kind, op = d.op, target_id = %d.target_id, error = %e, "Deferred operation failed");
-                ("failed", e.to_string())
+                warn!(run = %run, kind = %d.kind, op = %d.op, target_id = %d.target_id, error = %e, "Deferred operation failed");
+                (Outcome::Failed, e.to_string())
             }
         })
         .collect();
@@ -310,16 +310,24 @@ fn record_deferred(mirror: &Mirror, run: RunId, deferred: &[target::Deferred], o
         .iter()
         .zip(&texts)
         .map(|(d, (outcome, text))| {
-            telemetry::operation(d.kind, d.op, outcome);
-            ItemRow { kind: d.kind, op: d.op, source_id: None, target_id: Some(&d.target_id), outcome, error: Some(text), changes: None }
+            telemetry::operation(d.kind, d.op, *outcome);
+            ItemRow {
+                kind: d.kind,
+                op: d.op,
+                source_id: None,
+                target_id: Some(&d.target_id),
+                outcome: *outcome,
+                error: Some(text),
+                changes: None,
+            }
         })
         .collect();
     mirror.record_all(run, &rows)?;
-    if texts.iter().any(|(o, _)| *o == "failed") {
+    if texts.iter().any(|(o, _)| *o == Outcome::Failed) {
         mirror.forget_sent_links(run)?;
     }
     for (outcome_text, _) in &texts {
-        if *outcome_text == "ok" {
+        if *outcome_text == Outcome::Ok {
             outcome.ok += 1;
         } else {
             outcome.failed += 1;
@@ -511,19 +519,19 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     if let Some(g) = &plan.guard {
         warn!(run = %run_id, "{g}");
     }
-    let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::ItemOutcome::HeldBack).count();
+    let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::Outcome::HeldBack).count();
     metrics::gauge!(telemetry::m::DELETES_HELD_BACK).set(held_back as f64);
     let rows: Vec<ItemRow<'_>> = plan
         .items
         .iter()
         .map(|item| {
-            telemetry::operation(item.kind, item.op, item.outcome.as_str());
+            telemetry::operation(item.kind, item.op, item.outcome);
             ItemRow {
                 kind: item.kind,
                 op: item.op,
                 source_id: item.source_id.as_ref(),
                 target_id: item.target_id.as_ref(),
-                outcome: item.outcome.as_str(),
+                outcome: item.outcome,
                 error: Some(&item.message),
                 changes: None,
             }
@@ -604,8 +612,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     // Held back: the guard's reason says it. Unmatchable users were skipped
     // by the admin's policy (create_without_match_keys = false), and a
     // department outside a scoped fetch is normal: neither is a problem.
-    let skipped =
-        plan.items.iter().filter(|i| matches!(i.outcome, reconcile::ItemOutcome::Conflict | reconcile::ItemOutcome::Invalid)).count();
+    let skipped = plan.items.iter().filter(|i| matches!(i.outcome, reconcile::Outcome::Conflict | reconcile::Outcome::Invalid)).count();
     if skipped > 0 {
         reasons.push(format!("{skipped} objects skipped: conflicts or invalid source data (see `orgsync runs show {run_id}`)"));
     }
@@ -626,13 +633,13 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     info!(
         run = %run_id,
         status = status.as_str(),
-        created = record.count(Some("create"), "ok"),
-        updated = record.count(Some("update"), "ok"),
-        disabled = record.count(Some("disable"), "ok"),
-        deleted = record.count(Some("delete"), "ok"),
-        bound = record.count(Some("bind"), "ok"),
+        created = record.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok),
+        updated = record.count(Some(crate::reconcile::Verb::Update), crate::reconcile::Outcome::Ok),
+        disabled = record.count(Some(crate::reconcile::Verb::Disable), crate::reconcile::Outcome::Ok),
+        deleted = record.count(Some(crate::reconcile::Verb::Delete), crate::reconcile::Outcome::Ok),
+        bound = record.count(Some(crate::reconcile::Verb::Bind), crate::reconcile::Outcome::Ok),
         failed = outcome.failed,
-        held_back = record.count(None, "held_back"),
+        held_back = record.count(None, crate::reconcile::Outcome::HeldBack),
         duration_ms = recording.elapsed().as_millis() as u64,
         "Sync run finished"
     );

@@ -217,7 +217,7 @@ async fn a_first_run_creates_everything_and_the_second_changes_nothing() {
     let w = World::new(org(7, 40));
     let first = w.run().await;
     assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
-    assert_eq!((first.count(Some("create"), "ok")), 47);
+    assert_eq!((first.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok)), 47);
     w.assert_no_duplicates(40, 7);
     // The same document, written compactly: an idle run must leave it as it is.
     let path = w.dir.path().join("target.json");
@@ -238,7 +238,7 @@ async fn the_guard_holds_back_mass_removals_until_approved_once() {
     w.source.0.lock().unwrap().users.truncate(20);
     let held = w.run().await;
     assert_eq!(held.status, RunStatus::Partial);
-    assert_eq!(held.count(Some("delete"), "held_back"), 30);
+    assert_eq!(held.count(Some(crate::reconcile::Verb::Delete), crate::reconcile::Outcome::HeldBack), 30);
     assert_eq!(w.target_now().users.len(), 50, "nothing deleted");
     let stop = CancellationToken::new();
     let approved = w.run_with(&w.target(0, Interrupt::None, &stop), &stop, RunOptions { allow_deletes: 30, ..RunOptions::default() }).await;
@@ -253,8 +253,12 @@ async fn a_stop_mid_run_records_the_rest_not_attempted_and_the_next_run_finishes
     let stopped = w.run_with(&w.target(20, Interrupt::Stop, &stop), &stop, RunOptions::default()).await;
     assert_eq!(stopped.status, RunStatus::Partial, "{stopped:?}");
     assert!(stopped.message.as_deref().unwrap_or("").contains("stopped by shutdown"));
-    let not_attempted = stopped.count(None, "not_attempted");
-    assert!(not_attempted > 0 && stopped.count(Some("create"), "ok") + not_attempted >= 60, "{:?}", stopped.counts);
+    let not_attempted = stopped.count(None, crate::reconcile::Outcome::NotAttempted);
+    assert!(
+        not_attempted > 0 && stopped.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok) + not_attempted >= 60,
+        "{:?}",
+        stopped.counts
+    );
     let next = w.run().await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
     w.assert_no_duplicates(60, 5);
@@ -278,8 +282,14 @@ async fn an_operation_hung_at_sigterm_is_abandoned_at_the_grace_deadline_and_the
     let items = w.mirror.items(stopped.id).unwrap();
     let abandoned: Vec<_> = items.iter().filter(|i| i.error.as_deref().is_some_and(|e| e.contains("abandoned in flight"))).collect();
     assert_eq!(abandoned.len(), 1, "the hung write is recorded: {items:?}");
-    assert_eq!(abandoned[0].outcome, "not_attempted");
-    assert!(stopped.count(Some("create"), "ok") + stopped.count(None, "not_attempted") >= 65, "{:?}", stopped.counts);
+    assert_eq!(abandoned[0].outcome, crate::reconcile::Outcome::NotAttempted);
+    assert!(
+        stopped.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok)
+            + stopped.count(None, crate::reconcile::Outcome::NotAttempted)
+            >= 65,
+        "{:?}",
+        stopped.counts
+    );
     let next = w.run().await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
     w.assert_no_duplicates(60, 5);
@@ -293,9 +303,9 @@ async fn a_target_that_dies_mid_run_ends_it_failed_at_once_and_the_next_run_conv
     assert_eq!(dead.status, RunStatus::Failed, "{dead:?}");
     assert!(dead.message.as_deref().unwrap_or("").starts_with("target unreachable: 5 operations in a row"), "{dead:?}");
     // Five failures end it (and the ones in flight with them): the rest are never tried.
-    let failed = dead.count(None, "failed");
+    let failed = dead.count(None, crate::reconcile::Outcome::Failed);
     assert!((5..=8).contains(&failed), "{failed} failed: {:?}", dead.counts);
-    assert!(dead.count(None, "not_attempted") >= 150, "{:?}", dead.counts);
+    assert!(dead.count(None, crate::reconcile::Outcome::NotAttempted) >= 150, "{:?}", dead.counts);
     let next = w.run().await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
     w.assert_no_duplicates(200, 5);
@@ -334,7 +344,7 @@ async fn an_object_that_keeps_failing_is_retried_with_backoff_then_quarantined_a
     let mut tried = Vec::new();
     for hour in 0..48 {
         let r = w.run_with(&target, &stop, RunOptions::default()).await;
-        let failed = r.count(Some("create"), "failed") > 0;
+        let failed = r.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Failed) > 0;
         if failed {
             tried.push(hour);
             // A new failure: partial beside other work, failed alone (nothing else to apply).
@@ -342,7 +352,12 @@ async fn an_object_that_keeps_failing_is_retried_with_backoff_then_quarantined_a
         } else {
             // Waiting or quarantined: said, and not a failure of this run.
             assert_eq!(r.status, RunStatus::Succeeded, "hour {hour}: {r:?}");
-            assert_eq!(r.count(Some("create"), "retry_later") + r.count(Some("create"), "quarantined"), 1, "hour {hour}: {r:?}");
+            assert_eq!(
+                r.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::RetryLater)
+                    + r.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Quarantined),
+                1,
+                "hour {hour}: {r:?}"
+            );
         }
         tokio::time::advance(std::time::Duration::from_secs(3600)).await;
     }
@@ -355,7 +370,11 @@ async fn an_object_that_keeps_failing_is_retried_with_backoff_then_quarantined_a
     target.failing = None;
     assert_eq!(w.mirror.release(Some("u3")).unwrap(), 1);
     let r = w.run_with(&target, &stop, RunOptions::default()).await;
-    assert_eq!((r.status, r.count(Some("create"), "ok")), (RunStatus::Succeeded, 1), "{r:?}");
+    assert_eq!(
+        (r.status, r.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok)),
+        (RunStatus::Succeeded, 1),
+        "{r:?}"
+    );
     assert!(w.mirror.failing().unwrap().is_empty());
     w.assert_no_duplicates(10, 2);
 }
@@ -397,11 +416,11 @@ async fn a_scope_change_is_target_only_and_held_by_the_guard() {
     w.scope.exclude_departments = vec!["d2".into()];
     let held = w.run().await;
     assert_eq!(held.status, RunStatus::Partial, "{held:?}");
-    assert_eq!(held.count(None, "held_back"), 12);
+    assert_eq!(held.count(None, crate::reconcile::Outcome::HeldBack), 12);
     assert_eq!(w.target_now().users.len(), 60, "nothing deleted beyond the guard");
     let stop = CancellationToken::new();
     let approved = w.run_with(&w.target(0, Interrupt::None, &stop), &stop, RunOptions { allow_deletes: 12, ..RunOptions::default() }).await;
-    assert_eq!(approved.count(Some("delete"), "ok"), 12, "{approved:?}");
+    assert_eq!(approved.count(Some(crate::reconcile::Verb::Delete), crate::reconcile::Outcome::Ok), 12, "{approved:?}");
     assert_eq!(w.target_now().users.len(), 48);
 }
 
@@ -416,7 +435,11 @@ async fn a_membership_sent_while_its_department_was_missing_is_written_once_it_i
     let mut refusing = w.target(0, Interrupt::None, &stop);
     refusing.failing = Some("d2".into());
     let first = w.run_with(&refusing, &stop, RunOptions::default()).await;
-    assert_eq!((first.status, first.count(Some("create"), "failed")), (RunStatus::Partial, 1), "{first:?}");
+    assert_eq!(
+        (first.status, first.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Failed)),
+        (RunStatus::Partial, 1),
+        "{first:?}"
+    );
     let second = w.run().await;
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
     let t = w.target_now();

@@ -334,7 +334,7 @@ pub(crate) fn dispatch<'a, T: Operations>(target: &'a T, w: Write<'a>) -> TResul
 #[derive(Debug)]
 pub struct Deferred {
     pub kind: crate::model::Kind,
-    pub op: &'static str,
+    pub op: crate::reconcile::Verb,
     pub target_id: TargetId,
     /// What was done ("3 added, 1 removed"), or the error.
     pub result: Result<String, TargetError>,

@@ -641,7 +641,7 @@ impl Target for ScimTarget {
                         .send_members(&group, &delta)
                         .await
                         .map(|()| format!("members: {} added, {} removed", delta.add.len(), delta.remove.len()));
-                    Deferred { kind: Kind::Department, op: "members", target_id: group, result }
+                    Deferred { kind: Kind::Department, op: crate::reconcile::Verb::Members, target_id: group, result }
                 })
                 .buffer_unordered(self.concurrency)
                 .collect::<Vec<_>>()
