@@ -21,6 +21,7 @@ use crate::telemetry::{self, m};
 use crate::trigger::{Trigger, TriggerKind, TriggerQueue};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
+use metrics_exporter_prometheus::PrometheusHandle;
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::path::PathBuf;
@@ -142,7 +143,7 @@ fn reload_keeps_the_listener_guarded(bound: std::net::SocketAddr, new: &Config) 
 pub async fn run(
     config_path: PathBuf,
     config: Config,
-    mut signals: impl Stream<Item = i32> + Unpin,
+    signals: impl Stream<Item = i32> + Unpin,
     clock: Arc<dyn Clock>,
 ) -> Result<(), AppError> {
     // The lock first (another daemon on this state dir is the likelier
@@ -151,15 +152,222 @@ pub async fn run(
     let _lock = StateLock::acquire(&config.state_dir)?;
     let listen = config.daemon.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|cause| AppError::Listen { addr: listen, cause })?;
-    let mirror = Arc::new(Mirror::open(&config.state_dir)?);
-    let n = mirror.mark_interrupted()?;
-    if n > 0 {
-        warn!(runs = n, "Marked runs left running by an earlier stop as failed (interrupted)");
+    serve(listener, Service { config_path, config, clock }, signals).await
+}
+
+/// What the service is started with, besides its listener and signals.
+pub struct Service {
+    pub config_path: PathBuf,
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("config_path", &self.config_path).finish_non_exhaustive()
     }
+}
+
+/// The service on a bound listener (the state lock held), until the
+/// signals say stop: SIGHUP reloads, SIGUSR1 triggers a run, SIGTERM /
+/// SIGINT (or the end of the stream) shut down.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Service,
+    mut signals: impl Stream<Item = i32> + Unpin,
+) -> Result<(), AppError> {
+    let mut running = Running::start(listener, service)?;
+    let stopping = running.serve(&mut signals).await;
+    running.stop(stopping, &mut signals).await
+}
+
+/// The parts of a started service.
+struct Running {
+    mirror: Arc<Mirror>,
+    queue: Arc<TriggerQueue>,
+    shared: Arc<Shared>,
+    config: watch::Receiver<Arc<Config>>,
+    next_fire: watch::Receiver<Option<DateTime<Utc>>>,
+    done: watch::Receiver<Option<RunRecord>>,
+    last: Option<RunRecord>,
+    reloader: Reloader,
+    worker: tokio::task::JoinHandle<()>,
+    worker_done: bool,
+    run_stop: CancellationToken,
+    http_stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Open the mirror, restore the metrics, start the HTTP server, the
+    /// schedule and the worker; say READY.
+    fn start(listener: tokio::net::TcpListener, service: Service) -> Result<Self, AppError> {
+        let Service { config_path, config, clock } = service;
+        let listen = listener.local_addr().map_err(|cause| AppError::Listen { addr: config.daemon.listen, cause })?;
+        let mirror = Arc::new(Mirror::open(&config.state_dir)?);
+        let n = mirror.mark_interrupted()?;
+        if n > 0 {
+            warn!(runs = n, "Marked runs left running by an earlier stop as failed (interrupted)");
+        }
+        let (handle, failures, last) = restore_metrics(&mirror, &*clock)?;
+
+        let (config_tx, config_rx) = watch::channel(Arc::new(config));
+        let (next_tx, next_rx) = watch::channel(None);
+        let queue = Arc::new(TriggerQueue::new());
+        let shared = Arc::new(Shared {
+            config: config_rx.clone(),
+            queue: queue.clone(),
+            next_fire: next_rx.clone(),
+            metrics: Some(handle),
+            consecutive_failures: Arc::new(failures.into()),
+            shutting_down: false.into(),
+            started_at: clock.now(),
+        });
+        let http_stop = CancellationToken::new();
+        let server = tokio::spawn(http::serve(listener, shared.clone(), http_stop.clone()));
+
+        let current = config_rx.borrow().clone();
+        let reloader = Reloader {
+            path: config_path,
+            listen,
+            config: config_tx,
+            scheduler: Scheduler::start(&current, &queue, &next_tx, &clock),
+            queue: queue.clone(),
+            next_fire: next_tx,
+            clock,
+        };
+        info!(
+            listen = %listen,
+            source = current.source.kind(),
+            target = current.target.kind(),
+            schedule = %current.schedule.describe(),
+            timezone = current.schedule.zone().name(),
+            state_dir = %current.state_dir.display(),
+            "orgsync is running"
+        );
+        if current.schedule.run_on_start {
+            queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0 });
+        }
+        notify(&[NotifyState::Ready]);
+
+        // The worker: one run at a time, until the queue closes. It is a
+        // task of its own and each run has a thread of its own, so the
+        // service's loop (watchdog, signals) never waits for a run.
+        let run_stop = CancellationToken::new();
+        let (done_tx, done_rx) = watch::channel::<Option<RunRecord>>(None);
+        let worker = tokio::spawn(
+            crate::sync::worker::Worker {
+                queue: queue.clone(),
+                config: config_rx.clone(),
+                mirror: mirror.clone(),
+                stop: run_stop.clone(),
+                consecutive_failures: shared.consecutive_failures.clone(),
+                done: done_tx,
+            }
+            .run(),
+        );
+        Ok(Running {
+            mirror,
+            queue,
+            shared,
+            config: config_rx,
+            next_fire: next_rx,
+            done: done_rx,
+            last,
+            reloader,
+            worker,
+            worker_done: false,
+            run_stop,
+            http_stop,
+            server,
+        })
+    }
+
+    /// Serve until a stopping signal (returned) or the end of the signals.
+    async fn serve(&mut self, signals: &mut (impl Stream<Item = i32> + Unpin)) -> Option<i32> {
+        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        loop {
+            tokio::select! {
+                // Only ends once the queue is closed; kept here so runs progress.
+                _ = &mut self.worker => {
+                    self.worker_done = true;
+                    return None;
+                }
+                _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
+                Ok(()) = self.done.changed() => {
+                    self.last = self.done.borrow().clone();
+                    self.say_status();
+                }
+                Ok(()) = self.next_fire.changed() => {
+                    let next = *self.next_fire.borrow();
+                    metrics::gauge!(m::NEXT_RUN_TIMESTAMP_SECONDS).set(next.map_or(0.0, |t| t.timestamp() as f64));
+                    self.say_status();
+                }
+                sig = signals.next() => match sig {
+                    Some(SIGHUP) => self.reloader.reload(),
+                    Some(SIGUSR1) => {
+                        let queued = self.queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0 });
+                        info!(%queued, "Manual sync requested by SIGUSR1");
+                    }
+                    other => return other,
+                },
+            }
+        }
+    }
+
+    /// systemd's status line: the last run and the next.
+    fn say_status(&self) {
+        let tz = self.config.borrow().schedule.zone();
+        notify(&[NotifyState::Status(&status_line(self.last.as_ref(), *self.next_fire.borrow(), tz))]);
+    }
+
+    /// Shutdown: no new triggers, no new operations; in-flight ones finish
+    /// within the grace period (a second signal stops waiting).
+    async fn stop(self, stopping: Option<i32>, signals: &mut (impl Stream<Item = i32> + Unpin)) -> Result<(), AppError> {
+        let Running { mirror, queue, shared, config, reloader, mut worker, worker_done, run_stop, http_stop, server, .. } = self;
+        let grace = config.borrow().daemon.grace_period;
+        let signal = match stopping {
+            Some(SIGTERM) => "SIGTERM",
+            Some(SIGINT) => "SIGINT",
+            _ => "none (signal stream ended)",
+        };
+        info!(signal, grace_period = ?grace, running = queue.is_running(), "Stopping");
+        notify(&[NotifyState::Stopping]);
+        shared.shutting_down.store(true, Ordering::Relaxed);
+        drop(reloader);
+        queue.close();
+        run_stop.cancel();
+        let finished = worker_done
+            || tokio::select! {
+                r = tokio::time::timeout(grace, &mut worker) => r.is_ok(),
+                _ = async { while let Some(s) = signals.next().await { if s == SIGTERM || s == SIGINT { break } } } => false,
+            };
+        if !finished {
+            // The interrupted run is marked failed; the next start resumes
+            // (bindings and externalId matching keep it free of duplicates).
+            let n = mirror.mark_interrupted()?;
+            warn!(runs = n, "The run did not finish within the grace period; it is recorded as interrupted");
+        }
+        http_stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(e))) => warn!(error = %e, "HTTP listener ended with an error"),
+            Ok(_) => {}
+            Err(_) => warn!("HTTP listener did not stop within 5s"),
+        }
+        info!("Stopped");
+        Ok(())
+    }
+}
+
+/// Install the metrics recorder and set what the mirror knows from before
+/// this start: failures in a row, the last run, the last success. Returns
+/// the recorder, the failures in a row and the last run.
+fn restore_metrics(mirror: &Mirror, clock: &dyn Clock) -> Result<(PrometheusHandle, u64, Option<RunRecord>), AppError> {
     let handle = telemetry::install_metrics().map_err(|e| AppError::Metrics(e.to_string()))?;
     let failures = mirror.consecutive_failures()?;
     metrics::gauge!(m::CONSECUTIVE_FAILURES).set(failures as f64);
-    let mut last = mirror.runs(1)?.into_iter().next();
+    let last = mirror.runs(1)?.into_iter().next();
     if let Some(r) = &last
         && let Some(t) = r.finished_at.as_deref().and_then(unix)
     {
@@ -179,155 +387,56 @@ pub async fn run(
     metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
     metrics::gauge!(m::STARTED_TIMESTAMP_SECONDS).set(clock.now().timestamp() as f64);
     metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(1.0);
+    Ok((handle, failures, last))
+}
 
-    let (config_tx, config_rx) = watch::channel(Arc::new(config));
-    let (next_tx, mut next_rx) = watch::channel(None);
-    let queue = Arc::new(TriggerQueue::new());
-    let shared = Arc::new(Shared {
-        config: config_rx.clone(),
-        queue: queue.clone(),
-        next_fire: next_rx.clone(),
-        metrics: Some(handle),
-        consecutive_failures: Arc::new(failures.into()),
-        shutting_down: false.into(),
-        started_at: clock.now(),
-    });
-    let http_stop = CancellationToken::new();
-    let server = tokio::spawn(http::serve(listener, shared.clone(), http_stop.clone()));
+/// What a SIGHUP needs: the file, the address bound, the config the
+/// service runs with, and the schedule it restarts when the timing changes.
+struct Reloader {
+    path: PathBuf,
+    listen: std::net::SocketAddr,
+    config: watch::Sender<Arc<Config>>,
+    scheduler: Scheduler,
+    queue: Arc<TriggerQueue>,
+    next_fire: watch::Sender<Option<DateTime<Utc>>>,
+    clock: Arc<dyn Clock>,
+}
 
-    let current = config_rx.borrow().clone();
-    let mut scheduler = Scheduler::start(&current, &queue, &next_tx, &clock);
-    info!(
-        listen = %listen,
-        source = current.source.kind(),
-        target = current.target.kind(),
-        schedule = %current.schedule.describe(),
-        timezone = current.schedule.zone().name(),
-        state_dir = %current.state_dir.display(),
-        "orgsync is running"
-    );
-    if current.schedule.run_on_start {
-        queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0 });
-    }
-    notify(&[NotifyState::Ready]);
-
-    // The worker: one run at a time, until the queue closes. It is a task of
-    // its own and each run has a thread of its own, so this loop (watchdog,
-    // signals) never waits for a run.
-    let run_stop = CancellationToken::new();
-    let (done_tx, mut done_rx) = watch::channel::<Option<RunRecord>>(None);
-    let mut worker = tokio::spawn(
-        crate::sync::worker::Worker {
-            queue: queue.clone(),
-            config: config_rx.clone(),
-            mirror: mirror.clone(),
-            stop: run_stop.clone(),
-            consecutive_failures: shared.consecutive_failures.clone(),
-            done: done_tx,
+impl Reloader {
+    /// Read the file again: a valid config takes over (what needs a restart
+    /// stays as running, said in the log); an invalid one is refused with
+    /// the error and the running config stays in force.
+    fn reload(&mut self) {
+        let mut reloading = vec![NotifyState::Reloading];
+        reloading.extend(NotifyState::monotonic_usec_now().ok());
+        notify(&reloading);
+        let old = self.config.borrow().clone();
+        match settings::load(&self.path).map_err(|e| e.to_string()).and_then(|new| {
+            let new = merge_reload(&old, new);
+            reload_keeps_the_listener_guarded(self.listen, &new).map(|()| new).map_err(|p| p.to_string())
+        }) {
+            Ok(new) => {
+                let new = Arc::new(new);
+                // The same times: the next run keeps its time (a restarted
+                // interval would move it).
+                if new.schedule.same_timing(&old.schedule) {
+                    tracing::debug!("Schedule unchanged by the reload; the next run keeps its time");
+                } else {
+                    self.scheduler = Scheduler::start(&new, &self.queue, &self.next_fire, &self.clock);
+                }
+                info!(schedule = %new.schedule.describe(), source = new.source.kind(), "Config reloaded");
+                self.config.send_replace(new);
+                metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "ok").increment(1);
+                metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(1.0);
+            }
+            Err(e) => {
+                error!(error = %e, "Config reload rejected; the running config stays in force");
+                metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "error").increment(1);
+                metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(0.0);
+            }
         }
-        .run(),
-    );
-
-    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let mut stopping_signal = None;
-    let mut worker_done = false;
-    loop {
-        tokio::select! {
-            // Only ends once the queue is closed; kept here so runs progress.
-            _ = &mut worker => {
-                worker_done = true;
-                break;
-            }
-            _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
-            Ok(()) = done_rx.changed() => {
-                last = done_rx.borrow().clone();
-                let tz = config_rx.borrow().schedule.zone();
-                notify(&[NotifyState::Status(&status_line(last.as_ref(), *next_rx.borrow(), tz))]);
-            }
-            Ok(()) = next_rx.changed() => {
-                let tz = config_rx.borrow().schedule.zone();
-                let next = *next_rx.borrow();
-                metrics::gauge!(m::NEXT_RUN_TIMESTAMP_SECONDS).set(next.map_or(0.0, |t| t.timestamp() as f64));
-                notify(&[NotifyState::Status(&status_line(last.as_ref(), next, tz))]);
-            }
-            sig = signals.next() => match sig {
-                Some(SIGHUP) => {
-                    let mut reloading = vec![NotifyState::Reloading];
-                    reloading.extend(NotifyState::monotonic_usec_now().ok());
-                    notify(&reloading);
-                    let old = config_rx.borrow().clone();
-                    match settings::load(&config_path).map_err(|e| e.to_string()).and_then(|new| {
-                        let new = merge_reload(&old, new);
-                        reload_keeps_the_listener_guarded(listen, &new).map(|()| new).map_err(|p| p.to_string())
-                    }) {
-                        Ok(new) => {
-                            let new = Arc::new(new);
-                            // The same times: the next run keeps its time (a
-                            // restarted interval would move it).
-                            if new.schedule.same_timing(&old.schedule) {
-                                tracing::debug!("Schedule unchanged by the reload; the next run keeps its time");
-                            } else {
-                                scheduler = Scheduler::start(&new, &queue, &next_tx, &clock);
-                            }
-                            info!(schedule = %new.schedule.describe(), source = new.source.kind(), "Config reloaded");
-                            config_tx.send_replace(new);
-                            metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "ok").increment(1);
-                            metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(1.0);
-                        }
-                        Err(e) => {
-                            error!(error = %e, "Config reload rejected; the running config stays in force");
-                            metrics::counter!(m::CONFIG_RELOADS_TOTAL, "outcome" => "error").increment(1);
-                            metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(0.0);
-                        }
-                    }
-                    notify(&[NotifyState::Ready]);
-                }
-                Some(SIGUSR1) => {
-                    let queued = queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0 });
-                    info!(%queued, "Manual sync requested by SIGUSR1");
-                }
-                Some(sig) => {
-                    stopping_signal = Some(sig);
-                    break;
-                }
-                None => break,
-            },
-        }
+        notify(&[NotifyState::Ready]);
     }
-
-    // Shutdown: no new triggers, no new operations; in-flight ones finish.
-    let grace = config_rx.borrow().daemon.grace_period;
-    let signal = match stopping_signal {
-        Some(SIGTERM) => "SIGTERM",
-        Some(SIGINT) => "SIGINT",
-        _ => "none (signal stream ended)",
-    };
-    info!(signal, grace_period = ?grace, running = queue.is_running(), "Stopping");
-    notify(&[NotifyState::Stopping]);
-    shared.shutting_down.store(true, Ordering::Relaxed);
-    drop(scheduler);
-    queue.close();
-    run_stop.cancel();
-    let finished = worker_done
-        || tokio::select! {
-            r = tokio::time::timeout(grace, &mut worker) => r.is_ok(),
-            _ = async { while let Some(s) = signals.next().await { if s == SIGTERM || s == SIGINT { break } } } => false,
-        };
-    if !finished {
-        // The interrupted run is marked failed; the next start resumes (bindings
-        // and externalId matching keep it free of duplicates).
-        let n = mirror.mark_interrupted()?;
-        warn!(runs = n, "The run did not finish within the grace period; it is recorded as interrupted");
-    }
-    http_stop.cancel();
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Err(e))) => warn!(error = %e, "HTTP listener ended with an error"),
-        Ok(_) => {}
-        Err(_) => warn!("HTTP listener did not stop within 5s"),
-    }
-    info!("Stopped");
-    Ok(())
 }
 
 #[cfg(test)]
