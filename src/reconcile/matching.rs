@@ -33,16 +33,16 @@ pub(super) fn reverse(map: &std::collections::HashMap<SourceId, TargetId>) -> Ha
 
 /// Step 1, the binding: source `i` whose bound target still exists (and is
 /// not claimed yet) is matched to it; a binding to a target that is gone is
-/// dropped (an unbind).
+/// dropped (an unbind, returned with the matches).
 pub(super) fn by_binding(
     kind: Kind,
     sources: &[&SourceId],
     bound: &std::collections::HashMap<SourceId, TargetId>,
     tindex: &HashMap<&TargetId, usize>,
     claimed: &mut [bool],
-    unbinds: &mut Vec<Op>,
-) -> Vec<Option<usize>> {
-    sources
+) -> (Vec<Option<usize>>, Vec<Op>) {
+    let mut unbinds = Vec::new();
+    let matched = sources
         .iter()
         .map(|s| {
             let tid = bound.get(*s)?;
@@ -63,7 +63,8 @@ pub(super) fn by_binding(
                 }
             }
         })
-        .collect()
+        .collect();
+    (matched, unbinds)
 }
 
 /// Step 2's index: target positions by their (non-blank) externalId.

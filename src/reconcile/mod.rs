@@ -1,9 +1,14 @@
-//! The pure core: `plan(source, target, bindings, policy) -> Plan`.
+//! The pure core: `plan_with(source, target, bindings, history, policy,
+//! options) -> Planned` (and `plan`, with no history).
 //!
 //! No I/O happens here (no tokio, reqwest or rusqlite): the plan is plain data
 //! that `orgsync sync --dry-run` prints and `sync::apply` carries out.
-//! Policy semantics follow docs/design.md's table; see `plan.rs` for matching and
-//! ordering and `guard.rs` for the deletion guard.
+//! Policy semantics follow docs/design.md's table. The stages, each a
+//! function that returns a value: `departments.rs` (with `tree.rs` for
+//! depths) and `users.rs` match (`matching.rs` for what both kinds share),
+//! diff and judge target-only objects; `plan.rs` orders the operations;
+//! `guard.rs` holds back deletions; `unkept.rs` and `retry.rs` apply the
+//! history.
 
 mod departments;
 mod guard;
@@ -13,10 +18,13 @@ mod policy;
 pub mod retry;
 pub mod scope;
 mod simulate;
+mod tree;
 pub mod unkept;
 mod users;
 
-pub use plan::{Change, DeptSpec, Field, FieldSet, Item, Op, Outcome, Plan, UserSpec, Verb, plan, removal_label};
+pub use plan::{
+    Change, DeptSpec, Field, FieldSet, History, Item, Op, Outcome, Plan, Planned, UserSpec, Verb, plan, plan_with, removal_label,
+};
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, Retry, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};
 

@@ -522,36 +522,96 @@ impl Plan {
     }
 }
 
-/// Build the plan. Pure: the same inputs always give the same plan.
+/// What earlier runs left that a plan takes into account, besides the
+/// bindings.
+#[derive(Debug, Default)]
+pub struct History {
+    /// The values sent before and what became of them: one the target did
+    /// not keep is not sent again until the source changes it.
+    pub unkept: super::unkept::Memory,
+    /// Objects that failed lately (they wait out their backoff) or are
+    /// quarantined.
+    pub failures: super::retry::Failures,
+}
+
+/// A plan, and what it found in the [`History`].
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    /// For the mirror's unkept memory: values found not kept, entries to forget.
+    pub memory: super::unkept::MemoryChanges,
+    /// Operations held back by their objects' failures.
+    pub held: usize,
+}
+
+/// Build the plan with no history. Pure: the same inputs always give the
+/// same plan.
 pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, policy: &Policy, options: RunOptions) -> Plan {
-    let mut p = Plan::default();
-    let mut binds = Vec::new();
-    let (mut dept, (mut dept_creates, mut dept_updates, mut dept_deletes)) =
-        plan_departments(source, target, bindings, policy, options, &mut p, &mut binds);
-    dept.unheld = options.unheld;
-    dept.primary_only = options.primary_only;
-    dept.now = options.now;
+    plan_with(source, target, bindings, &History::default(), policy, options).plan
+}
+
+/// Build the plan, in stages: the departments, the users against them, the
+/// unreadable records, the order of the operations, the deletion guard,
+/// then what the history says (values the target does not keep, objects
+/// that wait after failures). Pure.
+pub fn plan_with(
+    source: &Snapshot,
+    target: &TargetSnapshot,
+    bindings: &Bindings,
+    history: &History,
+    policy: &Policy,
+    options: RunOptions,
+) -> Planned {
+    let mut departments = plan_departments(source, target, bindings, policy, options);
     if options.departments == DepartmentShape::None {
         // The target holds no departments: nothing to do to them.
-        dept_creates.clear();
-        dept_updates.clear();
-        dept_deletes.clear();
-        binds.retain(|op| op.kind() != Kind::Department);
+        departments.creates.clear();
+        departments.updates.clear();
+        departments.deletes.clear();
+        departments.binds.retain(|op| op.kind() != Kind::Department);
     }
-    let (mut user_ops, mut user_removals) = plan_users(source, target, bindings, policy, &dept, &mut p, &mut binds);
-
-    unreadable(source, &mut p, &mut user_removals);
-
-    p.ops.append(&mut binds);
-    dept_creates.sort_by_key(|o| o.phase());
-    p.ops.append(&mut dept_creates);
-    p.ops.append(&mut user_ops);
-    p.ops.append(&mut dept_updates);
-    p.ops.append(&mut user_removals);
-    dept_deletes.sort_by_key(|o| o.phase());
-    p.ops.append(&mut dept_deletes);
+    let users = plan_users(source, target, bindings, policy, &departments.state);
+    let (read, user_removals) = unreadable(source, users.removals);
+    let mut p = Plan { items: departments.items, ..Plan::default() };
+    p.items.extend(users.items);
+    p.items.extend(read);
+    p.ops =
+        ordered(departments.binds, users.binds, departments.creates, users.ops, departments.updates, user_removals, departments.deletes);
     guard::apply(&mut p, source, target, policy.guard, options);
-    // Waiting objects still target-only keep their time; the rest are back.
+    p.unscheduled = unscheduled(&p, bindings);
+    let memory = super::unkept::skip_unkept(&mut p, &history.unkept);
+    let held = options.now.map_or(0, |now| super::retry::hold(&mut p, &history.failures, now));
+    Planned { plan: p, memory, held }
+}
+
+/// The run's order: bindings first, departments created parents first,
+/// users created and updated, departments updated, users removed, then
+/// departments deleted children first.
+fn ordered(
+    mut dept_binds: Vec<Op>,
+    user_binds: Vec<Op>,
+    mut dept_creates: Vec<Op>,
+    user_ops: Vec<Op>,
+    dept_updates: Vec<Op>,
+    user_removals: Vec<Op>,
+    mut dept_deletes: Vec<Op>,
+) -> Vec<Op> {
+    dept_binds.extend(user_binds);
+    let mut ops = dept_binds;
+    dept_creates.sort_by_key(|o| o.phase());
+    ops.extend(dept_creates);
+    ops.extend(user_ops);
+    ops.extend(dept_updates);
+    ops.extend(user_removals);
+    dept_deletes.sort_by_key(|o| o.phase());
+    ops.extend(dept_deletes);
+    ops
+}
+
+/// Objects waiting out a grace period that are back (or gone from the
+/// target): the mirror forgets when they left. Those still target-only
+/// keep their time.
+fn unscheduled(p: &Plan, bindings: &Bindings) -> Vec<TargetId> {
     let waiting: std::collections::HashSet<&TargetId> = p
         .ops
         .iter()
@@ -561,27 +621,31 @@ pub fn plan(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, pol
         .collect();
     let mut back: Vec<TargetId> = bindings.disabled.keys().filter(|t| !waiting.contains(t)).cloned().collect();
     back.sort();
-    p.unscheduled = back;
-    p
+    back
 }
 
 /// Records the source could not read are `invalid` items. When a user record
 /// could not even be identified, nobody can say which account it was: no
-/// user is disabled or deleted this run.
-fn unreadable(source: &Snapshot, p: &mut Plan, user_removals: &mut Vec<Op>) {
-    for r in &source.unreadable {
-        p.items.push(Item {
+/// user is disabled or deleted this run (each removal is held back, said).
+/// Returns the items and the removals that stay.
+fn unreadable(source: &Snapshot, user_removals: Vec<Op>) -> (Vec<Item>, Vec<Op>) {
+    let mut items: Vec<Item> = source
+        .unreadable
+        .iter()
+        .map(|r| Item {
             kind: r.kind,
             op: Verb::Read,
             source_id: r.source_id.clone(),
             target_id: None,
             outcome: Outcome::Invalid,
             message: r.message.clone(),
-        });
-    }
+        })
+        .collect();
     let anonymous = source.unreadable.iter().filter(|r| r.kind == Kind::User && r.source_id.is_none()).count();
-    if anonymous > 0 {
-        let why = format!("held back: {anonymous} user record(s) from the source had no id, so no account can be judged gone this run");
-        p.items.extend(user_removals.drain(..).map(|op| guard::held_item(&op, &why)));
+    if anonymous == 0 {
+        return (items, user_removals);
     }
+    let why = format!("held back: {anonymous} user record(s) from the source had no id, so no account can be judged gone this run");
+    items.extend(user_removals.iter().map(|op| guard::held_item(op, &why)));
+    (items, Vec::new())
 }

@@ -4,7 +4,7 @@
 
 use super::departments::{DeptRes, DeptState};
 use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
-use super::plan::{Change, Field, GRACE_OVER, Item, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Outcome, Plan, UserSpec, Verb};
+use super::plan::{Change, Field, GRACE_OVER, Item, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Outcome, UserSpec, Verb};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use super::{DepartmentShape, normalize_mobile};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User, non_empty};
@@ -57,22 +57,46 @@ pub(super) fn is_protected_user(u: &TargetUser, protected: &[String]) -> bool {
     })
 }
 
+/// The users' part of a plan: creates and updates, removals (disables and
+/// deletes), the bindings found or dropped, and what it reports instead.
+pub(super) struct UserPlan {
+    pub(super) ops: Vec<Op>,
+    pub(super) removals: Vec<Op>,
+    pub(super) binds: Vec<Op>,
+    pub(super) items: Vec<Item>,
+}
+
+/// Plan the users in stages: the source's distinct ids, matched and bound,
+/// diffed field by field against the departments' plan, then the
+/// target-only users.
 pub(super) fn plan_users(
     source: &Snapshot,
     target: &TargetSnapshot,
     bindings: &Bindings,
     policy: &Policy,
     dept: &DeptState<'_>,
-    p: &mut Plan,
-    binds: &mut Vec<Op>,
-) -> (Vec<Op>, Vec<Op>) {
-    let up = &policy.users;
-    let now = dept.now;
+) -> UserPlan {
+    let (src, mut items) = distinct(source);
+    let m = match_users(source, &src, target, bindings, &policy.users);
+    items.extend(m.items.iter().cloned());
+    let mut binds = m.unbinds.clone();
+    let diffed = diff(source, &src, &m, target, policy, dept);
+    items.extend(diffed.items);
+    binds.extend(diffed.binds);
+    let (removals, waiting) = target_only(source, &m, target, bindings, &policy.users, dept.now);
+    items.extend(waiting);
+    UserPlan { ops: diffed.ops, removals, binds, items }
+}
+
+/// The source's users by id: the first with an id wins, the rest are
+/// `invalid` items.
+fn distinct(source: &Snapshot) -> (Vec<&User>, Vec<Item>) {
     let mut seen: HashSet<&SourceId> = HashSet::default();
     let mut src: Vec<&User> = Vec::new();
+    let mut items = Vec::new();
     for u in &source.users {
         if !seen.insert(&u.source_id) {
-            p.items.push(Item {
+            items.push(Item {
                 kind: Kind::User,
                 op: Verb::Create,
                 source_id: Some(u.source_id.clone()),
@@ -84,41 +108,57 @@ pub(super) fn plan_users(
         }
         src.push(u);
     }
+    (src, items)
+}
+
+/// How the source users matched: each one's target, how (for the bind's
+/// reason), the ones in a conflict (neither bound nor created), the
+/// targets taken and the targets in a conflict.
+struct Matched {
+    matched: Vec<Option<usize>>,
+    how: Vec<Option<String>>,
+    stop: Vec<bool>,
+    claimed: Vec<bool>,
+    conflicted: HashSet<usize>,
+    unbinds: Vec<Op>,
+    items: Vec<Item>,
+}
+
+/// Match and bind: the binding, then the externalId (our own mark: it
+/// recovers a create whose binding was lost), then the match keys in order.
+fn match_users(source: &Snapshot, src: &[&User], target: &TargetSnapshot, bindings: &Bindings, up: &UserPolicy) -> Matched {
     let n = src.len();
     let tindex: HashMap<&TargetId, usize> = target.users.iter().enumerate().map(|(i, u)| (&u.id, i)).collect();
     let mut claimed = vec![false; target.users.len()];
-    let mut how: Vec<Option<String>> = vec![None; n];
-    let mut stop: Vec<bool> = vec![false; n]; // conflict: neither bind nor create
-
     let ids: Vec<&SourceId> = src.iter().map(|u| &u.source_id).collect();
-    let mut matched = by_binding(Kind::User, &ids, &bindings.users, &tindex, &mut claimed, binds);
-    // Our own mark: external id = source id (recovers a create whose binding was lost).
+    let (matched, unbinds) = by_binding(Kind::User, &ids, &bindings.users, &tindex, &mut claimed);
     let by_ext = external_id_index(target.users.iter().map(|u| &u.external_id));
     claim_unreadable(source, Kind::User, &bindings.users, &tindex, &by_ext, &mut claimed);
-    for i in 0..n {
-        if matched[i].is_some() {
+    let mut m =
+        Matched { matched, how: vec![None; n], stop: vec![false; n], claimed, conflicted: HashSet::default(), unbinds, items: Vec::new() };
+    for (i, u) in src.iter().enumerate() {
+        if m.matched[i].is_some() {
             continue;
         }
-        if let Some(c) = by_ext.get(src[i].source_id.as_str())
-            && let Some(t) = c.iter().copied().find(|&t| !claimed[t])
+        if let Some(c) = by_ext.get(u.source_id.as_str())
+            && let Some(t) = c.iter().copied().find(|&t| !m.claimed[t])
         {
-            claimed[t] = true;
-            matched[i] = Some(t);
-            how[i] = Some("external id equals the source id".into());
+            m.claimed[t] = true;
+            m.matched[i] = Some(t);
+            m.how[i] = Some("external id equals the source id".into());
         }
     }
     // Another target user carrying the externalId of a matched source user:
     // a duplicate (servers that enforce unique userNames make it rare). A
     // user account is never deleted on a guess: it is for an admin to judge.
-    let mut conflicted_targets: HashSet<usize> = HashSet::default();
-    for i in 0..n {
-        let Some(keep) = matched[i] else { continue };
-        for &t in by_ext.get(src[i].source_id.as_str()).into_iter().flatten() {
-            if t != keep && !claimed[t] && conflicted_targets.insert(t) {
-                p.items.push(Item {
+    for (i, u) in src.iter().enumerate() {
+        let Some(keep) = m.matched[i] else { continue };
+        for &t in by_ext.get(u.source_id.as_str()).into_iter().flatten() {
+            if t != keep && !m.claimed[t] && m.conflicted.insert(t) {
+                m.items.push(Item {
                     kind: Kind::User,
                     op: Verb::Delete,
-                    source_id: Some(src[i].source_id.clone()),
+                    source_id: Some(u.source_id.clone()),
                     target_id: Some(target.users[t].id.clone()),
                     outcome: Outcome::Conflict,
                     message: format!("a duplicate of {} (the same externalId): not touched; merge or remove it", target.users[keep].id),
@@ -126,104 +166,107 @@ pub(super) fn plan_users(
             }
         }
     }
-    // Match keys in order.
     for &key in &up.match_by {
-        let mut tidx: HashMap<String, Vec<usize>> = HashMap::default();
-        for (t, u) in target.users.iter().enumerate() {
-            if !claimed[t]
-                && let Some(v) = target_key_value(u, key)
-            {
-                tidx.entry(v).or_default().push(t);
-            }
+        by_key(&mut m, key, src, target);
+    }
+    m
+}
+
+/// Match by one key: a value two source users share is a conflict for
+/// both; one free target user with the value is bound; several are a
+/// conflict.
+fn by_key(m: &mut Matched, key: MatchKey, src: &[&User], target: &TargetSnapshot) {
+    let n = src.len();
+    let mut tidx: HashMap<String, Vec<usize>> = HashMap::default();
+    for (t, u) in target.users.iter().enumerate() {
+        if !m.claimed[t]
+            && let Some(v) = target_key_value(u, key)
+        {
+            tidx.entry(v).or_default().push(t);
         }
-        let mut sidx: HashMap<String, Vec<usize>> = HashMap::default();
-        for i in 0..n {
-            if matched[i].is_none()
-                && !stop[i]
-                && let Some(v) = key_value(src[i], key)
-            {
-                sidx.entry(v).or_default().push(i);
-            }
+    }
+    let mut sidx: HashMap<String, Vec<usize>> = HashMap::default();
+    for (i, u) in src.iter().enumerate() {
+        if m.matched[i].is_none()
+            && !m.stop[i]
+            && let Some(v) = key_value(u, key)
+        {
+            sidx.entry(v).or_default().push(i);
         }
-        for i in 0..n {
-            if matched[i].is_some() || stop[i] {
-                continue;
+    }
+    for i in 0..n {
+        if m.matched[i].is_some() || m.stop[i] {
+            continue;
+        }
+        let Some(v) = key_value(src[i], key) else { continue };
+        let others = &sidx[&v];
+        if others.len() > 1 {
+            m.stop[i] = true;
+            let names: Vec<String> = others.iter().map(|&o| src[o].source_id.to_string()).collect();
+            m.items.push(Item {
+                kind: Kind::User,
+                op: Verb::Bind,
+                source_id: Some(src[i].source_id.clone()),
+                target_id: None,
+                outcome: Outcome::Conflict,
+                message: format!("{key} {v:?} is shared by source users {}", names.join(", ")),
+            });
+            if let Some(c) = tidx.get(&v) {
+                m.conflicted.extend(c.iter().copied());
             }
-            let Some(v) = key_value(src[i], key) else { continue };
-            let others = &sidx[&v];
-            if others.len() > 1 {
-                stop[i] = true;
-                let names: Vec<String> = others.iter().map(|&o| src[o].source_id.to_string()).collect();
-                p.items.push(Item {
+            continue;
+        }
+        let free: Vec<usize> = tidx.get(&v).map(|c| c.iter().copied().filter(|&t| !m.claimed[t]).collect()).unwrap_or_default();
+        match free.len() {
+            0 => {}
+            1 => {
+                m.claimed[free[0]] = true;
+                m.matched[i] = Some(free[0]);
+                m.how[i] = Some(format!("{key} {v:?}"));
+            }
+            _ => {
+                m.stop[i] = true;
+                m.conflicted.extend(free.iter().copied());
+                m.items.push(Item {
                     kind: Kind::User,
                     op: Verb::Bind,
                     source_id: Some(src[i].source_id.clone()),
                     target_id: None,
                     outcome: Outcome::Conflict,
-                    message: format!("{key} {v:?} is shared by source users {}", names.join(", ")),
+                    message: format!(
+                        "{key} {v:?} matches several target users: {}",
+                        free.iter().map(|&t| target.users[t].id.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
                 });
-                if let Some(c) = tidx.get(&v) {
-                    conflicted_targets.extend(c.iter().copied());
-                }
-                continue;
-            }
-            let free: Vec<usize> = tidx.get(&v).map(|c| c.iter().copied().filter(|&t| !claimed[t]).collect()).unwrap_or_default();
-            match free.len() {
-                0 => {}
-                1 => {
-                    claimed[free[0]] = true;
-                    matched[i] = Some(free[0]);
-                    how[i] = Some(format!("{key} {v:?}"));
-                }
-                _ => {
-                    stop[i] = true;
-                    conflicted_targets.extend(free.iter().copied());
-                    p.items.push(Item {
-                        kind: Kind::User,
-                        op: Verb::Bind,
-                        source_id: Some(src[i].source_id.clone()),
-                        target_id: None,
-                        outcome: Outcome::Conflict,
-                        message: format!(
-                            "{key} {v:?} matches several target users: {}",
-                            free.iter().map(|&t| target.users[t].id.to_string()).collect::<Vec<_>>().join(", ")
-                        ),
-                    });
-                }
             }
         }
     }
+}
 
-    let mut ops = Vec::new();
-    for i in 0..n {
-        let u = src[i];
+/// The creates and updates, the binds of what matched by more than a
+/// binding, and the items: departments not in the source, users not created.
+struct Diffed {
+    ops: Vec<Op>,
+    binds: Vec<Op>,
+    items: Vec<Item>,
+}
+
+fn diff(source: &Snapshot, src: &[&User], m: &Matched, target: &TargetSnapshot, policy: &Policy, dept: &DeptState<'_>) -> Diffed {
+    let up = &policy.users;
+    let mut out = Diffed { ops: Vec::new(), binds: Vec::new(), items: Vec::new() };
+    for (i, &u) in src.iter().enumerate() {
         let spec = user_spec(u, policy, dept);
-        if spec.departments.is_some() && !u.is_absent(UserField::DepartmentIds) {
-            let unknown: Vec<&str> = u.department_ids.iter().filter(|d| !dept.index.contains_key(d)).map(SourceId::as_str).collect();
-            if !unknown.is_empty() {
-                let (outcome, why) = if source.scoped {
-                    (Outcome::OutOfScope, "outside the sync scope; the user is kept in the departments within it")
-                } else {
-                    (Outcome::Invalid, "not in the source: a data error; the user is kept in the departments that exist")
-                };
-                p.items.push(Item {
-                    kind: Kind::User,
-                    op: if matched[i].is_some() { Verb::Update } else { Verb::Create },
-                    source_id: Some(u.source_id.clone()),
-                    target_id: matched[i].map(|t| target.users[t].id.clone()),
-                    outcome,
-                    message: format!("department {} {why}", unknown.join(", ")),
-                });
-            }
+        if spec.departments.is_some() {
+            out.items.extend(unknown_departments(source, u, m.matched[i].map(|t| &target.users[t]), dept));
         }
-        match matched[i] {
+        match m.matched[i] {
             Some(t) => {
                 let tu = &target.users[t];
                 if is_protected_user(tu, &up.protected) {
                     continue;
                 }
-                if let Some(how) = &how[i] {
-                    binds.push(Op::Bind {
+                if let Some(how) = &m.how[i] {
+                    out.binds.push(Op::Bind {
                         kind: Kind::User,
                         source_id: u.source_id.clone(),
                         target_id: tu.id.clone(),
@@ -232,7 +275,7 @@ pub(super) fn plan_users(
                 }
                 let changes = user_changes(u, tu, &spec, up, dept, target);
                 if !changes.is_empty() {
-                    ops.push(Op::UpdateUser {
+                    out.ops.push(Op::UpdateUser {
                         source_id: u.source_id.clone(),
                         target_id: tu.id.clone(),
                         spec,
@@ -241,121 +284,151 @@ pub(super) fn plan_users(
                     });
                 }
             }
-            None if stop[i] => {}
-            None => {
-                // A user none of whose match keys has a value cannot match an
-                // existing account: it is source-only. Created, its externalId
-                // keeps every later run from creating it again.
-                let keyless = up.match_by.iter().all(|&k| key_value(u, k).is_none());
-                let keys = || up.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
-                if keyless && !up.create_without_match_keys {
-                    p.items.push(Item {
-                        kind: Kind::User,
-                        op: Verb::Create,
-                        source_id: Some(u.source_id.clone()),
-                        target_id: None,
-                        outcome: Outcome::Unmatchable,
-                        message: format!(
-                            "every match key ({}) is empty: not created (policy.users.create_without_match_keys = false)",
-                            keys()
-                        ),
-                    });
-                    continue;
-                }
-                // A user who already left is not provisioned.
-                if up.source_only == SourceOnly::CreateAndBind && u.active {
-                    let note = keyless.then(|| format!("created without a match key: {} is empty", keys()));
-                    ops.push(Op::CreateUser { source_id: u.source_id.clone(), spec, note });
-                }
-            }
+            None if m.stop[i] => {}
+            None => match source_only(u, spec, up) {
+                Ok(create) => out.ops.extend(create),
+                Err(item) => out.items.push(item),
+            },
         }
     }
+    out
+}
 
-    let mut removals = Vec::new();
-    if up.target_only != TargetOnly::Ignore {
-        let rev = reverse(&bindings.users);
-        let left_scope: HashSet<&SourceId> = source.out_of_scope.iter().collect();
-        for (t, tu) in target.users.iter().enumerate() {
-            if claimed[t] || conflicted_targets.contains(&t) || is_protected_user(tu, &up.protected) {
-                continue;
-            }
-            // Deleted already, and still listed inactive: the target soft-deletes.
-            if !tu.active && bindings.tombstones.contains(&tu.id) {
-                continue;
-            }
-            let source_id = rev.get(&tu.id).map(|s| (*s).clone());
-            // Why it goes: its bound source user left, or it never had one.
-            let bound = source_id.is_some();
-            let left_scope = source_id.as_ref().is_some_and(|s| left_scope.contains(s));
-            let why = |policy: &str| {
-                if left_scope {
-                    format!("{LEFT_SCOPE} ([scope]; policy.users.target_only = {policy})")
-                } else if bound {
-                    format!("{LEFT_SOURCE} (policy.users.target_only = {policy})")
-                } else {
-                    format!("{NOT_IN_SOURCE} (policy.users.target_only = {policy})")
+/// A user's departments that are not in the source: out of the sync scope
+/// (normal, said) or a data error. The user is kept in the ones that exist.
+fn unknown_departments(source: &Snapshot, u: &User, matched: Option<&TargetUser>, dept: &DeptState<'_>) -> Option<Item> {
+    if u.is_absent(UserField::DepartmentIds) {
+        return None;
+    }
+    let unknown: Vec<&str> = u.department_ids.iter().filter(|d| !dept.index.contains_key(d)).map(SourceId::as_str).collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let (outcome, why) = if source.scoped {
+        (Outcome::OutOfScope, "outside the sync scope; the user is kept in the departments within it")
+    } else {
+        (Outcome::Invalid, "not in the source: a data error; the user is kept in the departments that exist")
+    };
+    Some(Item {
+        kind: Kind::User,
+        op: if matched.is_some() { Verb::Update } else { Verb::Create },
+        source_id: Some(u.source_id.clone()),
+        target_id: matched.map(|t| t.id.clone()),
+        outcome,
+        message: format!("department {} {why}", unknown.join(", ")),
+    })
+}
+
+/// A source user no target user matched: created (and bound by its
+/// externalId) under `create_and_bind` when active; not when every match
+/// key is empty and the policy says so (an `unmatchable` item).
+fn source_only(u: &User, spec: UserSpec, up: &UserPolicy) -> Result<Option<Op>, Item> {
+    // A user none of whose match keys has a value cannot match an existing
+    // account: it is source-only. Created, its externalId keeps every later
+    // run from creating it again.
+    let keyless = up.match_by.iter().all(|&k| key_value(u, k).is_none());
+    let keys = || up.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+    if keyless && !up.create_without_match_keys {
+        return Err(Item {
+            kind: Kind::User,
+            op: Verb::Create,
+            source_id: Some(u.source_id.clone()),
+            target_id: None,
+            outcome: Outcome::Unmatchable,
+            message: format!("every match key ({}) is empty: not created (policy.users.create_without_match_keys = false)", keys()),
+        });
+    }
+    // A user who already left is not provisioned.
+    if up.source_only == SourceOnly::CreateAndBind && u.active {
+        let note = keyless.then(|| format!("created without a match key: {} is empty", keys()));
+        return Ok(Some(Op::CreateUser { source_id: u.source_id.clone(), spec, note }));
+    }
+    Ok(None)
+}
+
+/// Target-only users under the policy: disabled, deleted, or disabled and
+/// deleted after `delete_after` (the wait said in a `scheduled` item).
+fn target_only(
+    source: &Snapshot,
+    m: &Matched,
+    target: &TargetSnapshot,
+    bindings: &Bindings,
+    up: &UserPolicy,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+) -> (Vec<Op>, Vec<Item>) {
+    let (mut removals, mut items) = (Vec::new(), Vec::new());
+    if up.target_only == TargetOnly::Ignore {
+        return (removals, items);
+    }
+    let rev = reverse(&bindings.users);
+    let left_scope: HashSet<&SourceId> = source.out_of_scope.iter().collect();
+    for (t, tu) in target.users.iter().enumerate() {
+        if m.claimed[t] || m.conflicted.contains(&t) || is_protected_user(tu, &up.protected) {
+            continue;
+        }
+        // Deleted already, and still listed inactive: the target soft-deletes.
+        if !tu.active && bindings.tombstones.contains(&tu.id) {
+            continue;
+        }
+        let source_id = rev.get(&tu.id).map(|s| (*s).clone());
+        // Why it goes: its bound source user left the scope or the source, or it never had one.
+        let why = |policy: &str| match &source_id {
+            Some(s) if left_scope.contains(s) => format!("{LEFT_SCOPE} ([scope]; policy.users.target_only = {policy})"),
+            Some(_) => format!("{LEFT_SOURCE} (policy.users.target_only = {policy})"),
+            None => format!("{NOT_IN_SOURCE} (policy.users.target_only = {policy})"),
+        };
+        let delete = |reason: String| Op::DeleteUser {
+            target_id: tu.id.clone(),
+            username: tu.username.clone(),
+            source_id: source_id.clone(),
+            departments: tu.departments.clone(),
+            reason,
+        };
+        let disable = |reason: String, grace: bool| Op::DisableUser {
+            target_id: tu.id.clone(),
+            username: tu.username.clone(),
+            source_id: source_id.clone(),
+            reason,
+            grace,
+        };
+        match up.target_only {
+            TargetOnly::Disable if tu.active => removals.push(disable(why("disable"), false)),
+            TargetOnly::Delete => removals.push(delete(why("delete"))),
+            TargetOnly::DisableThenDelete => {
+                let grace = chrono::Duration::from_std(up.delete_after).unwrap_or(chrono::Duration::MAX);
+                match (bindings.disabled.get(&tu.id), now) {
+                    (Some(at), Some(now)) if now - *at >= grace => removals.push(delete(format!(
+                        "{GRACE_OVER}: disabled {}, still gone after {} (policy.users.target_only = disable_then_delete)",
+                        at.format("%Y-%m-%d %H:%M UTC"),
+                        humantime::format_duration(up.delete_after)
+                    ))),
+                    (Some(at), _) => items.push(Item {
+                        kind: Kind::User,
+                        op: Verb::Delete,
+                        source_id: source_id.clone(),
+                        target_id: Some(tu.id.clone()),
+                        outcome: Outcome::Scheduled,
+                        message: format!(
+                            "disabled {}; deleted from {} if still gone",
+                            at.format("%Y-%m-%d %H:%M UTC"),
+                            (*at + grace).format("%Y-%m-%d %H:%M UTC")
+                        ),
+                    }),
+                    // Disabled now (even when already inactive): the grace period starts.
+                    (None, _) => removals.push(disable(
+                        format!(
+                            "{}; deleted after {} if still gone",
+                            why("disable_then_delete"),
+                            humantime::format_duration(up.delete_after)
+                        ),
+                        true,
+                    )),
                 }
-            };
-            match up.target_only {
-                TargetOnly::Disable if tu.active => removals.push(Op::DisableUser {
-                    target_id: tu.id.clone(),
-                    username: tu.username.clone(),
-                    source_id,
-                    reason: why("disable"),
-                    grace: false,
-                }),
-                TargetOnly::Delete => removals.push(Op::DeleteUser {
-                    target_id: tu.id.clone(),
-                    username: tu.username.clone(),
-                    source_id,
-                    departments: tu.departments.clone(),
-                    reason: why("delete"),
-                }),
-                TargetOnly::DisableThenDelete => {
-                    let grace = chrono::Duration::from_std(up.delete_after).unwrap_or(chrono::Duration::MAX);
-                    match (bindings.disabled.get(&tu.id), now) {
-                        (Some(at), Some(now)) if now - *at >= grace => removals.push(Op::DeleteUser {
-                            target_id: tu.id.clone(),
-                            username: tu.username.clone(),
-                            source_id,
-                            departments: tu.departments.clone(),
-                            reason: format!(
-                                "{GRACE_OVER}: disabled {}, still gone after {} (policy.users.target_only = disable_then_delete)",
-                                at.format("%Y-%m-%d %H:%M UTC"),
-                                humantime::format_duration(up.delete_after)
-                            ),
-                        }),
-                        (Some(at), _) => p.items.push(Item {
-                            kind: Kind::User,
-                            op: Verb::Delete,
-                            source_id,
-                            target_id: Some(tu.id.clone()),
-                            outcome: Outcome::Scheduled,
-                            message: format!(
-                                "disabled {}; deleted from {} if still gone",
-                                at.format("%Y-%m-%d %H:%M UTC"),
-                                (*at + grace).format("%Y-%m-%d %H:%M UTC")
-                            ),
-                        }),
-                        // Disabled now (even when already inactive): the grace period starts.
-                        (None, _) => removals.push(Op::DisableUser {
-                            target_id: tu.id.clone(),
-                            username: tu.username.clone(),
-                            source_id,
-                            reason: format!(
-                                "{}; deleted after {} if still gone",
-                                why("disable_then_delete"),
-                                humantime::format_duration(up.delete_after)
-                            ),
-                            grace: true,
-                        }),
-                    }
-                }
-                _ => {}
             }
+            _ => {}
         }
     }
-    (ops, removals)
+    (removals, items)
 }
 
 pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> UserSpec {

@@ -199,17 +199,12 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, Syn
     let source = fetch_source(built.as_ref(), kept, &config.policy, &config.scope).await?.snapshot;
     let target = target::build(&config.target, &config.policy.users.match_by)?;
     let current = target.load().await?;
-    let options = RunOptions {
-        departments: target.departments(),
-        unheld: target.unheld(),
-        primary_only: target.primary_only(),
-        now: Some(chrono::Utc::now()),
-        ..options
+    let history = match &mirror {
+        Some(m) => history(m)?,
+        None => reconcile::History::default(),
     };
-    let mut plan = reconcile::plan(&source, &current, &bindings, &config.policy, options);
-    if let Some(m) = Mirror::open_read_only(&config.state_dir)? {
-        reconcile::unkept::skip_unkept(&mut plan, &m.unkept()?);
-    }
+    let options = against(target.as_ref(), options, chrono::Utc::now());
+    let plan = reconcile::plan_with(&source, &current, &bindings, &history, &config.policy, options).plan;
     let bound: std::collections::HashMap<&crate::model::SourceId, &crate::model::TargetId> = plan
         .ops
         .iter()
@@ -221,6 +216,23 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, Syn
         .collect();
     let operations = target.describe(&plan.ops, &|s| bound.get(s).map(|t| (*t).clone()));
     Ok(DryRun { plan, operations })
+}
+
+/// The options of a plan against this target (after its load): how it
+/// holds departments and user fields, and now.
+fn against(target: &dyn Target, options: RunOptions, now: DateTime<Utc>) -> RunOptions {
+    RunOptions {
+        departments: target.departments(),
+        unheld: target.unheld(),
+        primary_only: target.primary_only(),
+        now: Some(now),
+        ..options
+    }
+}
+
+/// What the mirror remembers that a plan takes into account.
+fn history(mirror: &Mirror) -> Result<reconcile::History, MirrorError> {
+    Ok(reconcile::History { unkept: mirror.unkept()?, failures: mirror.failures()? })
 }
 
 /// Everything one run works with, passed in: the daemon and the CLI build
@@ -444,16 +456,8 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let kept = mirror.source_state(source.kind())?;
-    // Both reads at once (neither writes): the source's parse and the
-    // target's pages overlap. The first to fail ends both.
-    let fetched = async {
-        tokio::try_join!(
-            async { fetch_source(source, kept, policy, scope).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e }) },
-            async { target.load().await.map_err(RunError::ReadTarget) },
-        )
-    };
     let (fetched, current) = tokio::select! {
-        r = fetched => match r {
+        r = read_both(source, target, kept, policy, scope) => match r {
             Ok(v) => v,
             Err(why) => return recording.fail(why),
         },
@@ -467,38 +471,12 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     }
     let snapshot = fetched.snapshot;
     let bindings = mirror.bindings()?;
-    let options = RunOptions {
-        departments: target.departments(),
-        unheld: target.unheld(),
-        primary_only: target.primary_only(),
-        now: Some(clock.now()),
-        ..options
-    };
-    let mut plan = reconcile::plan(&snapshot, &current, &bindings, policy, options);
-    let memory = reconcile::unkept::skip_unkept(&mut plan, &mirror.unkept()?);
-    if !memory.not_kept.is_empty() {
-        // Accepted with a 2xx, yet not there on this read: said once, when found.
-        let named: Vec<String> = memory.not_kept.iter().take(5).map(|(k, id, f)| format!("{k} {id} {f}")).collect();
-        warn!(
-            run = %run_id,
-            values = memory.not_kept.len(),
-            first = %named.join(", "),
-            "The target accepted values it does not keep; they are not sent again until the source changes them (not_kept items)"
-        );
-    }
-    let unnested = memory.not_kept.iter().filter(|(_, _, f)| *f == reconcile::Field::Parent).count();
-    if unnested > 0 {
-        warn!(
-            run = %run_id,
-            departments = unnested,
-            "The target does not keep groups in groups: departments' groups added to their parents with a 2xx are not there; \
-             the tree stays flat on this target (users only) and the parent links are not sent again"
-        );
-    }
+    let options = against(target, options, clock.now());
+    let history = history(mirror)?;
+    let reconcile::Planned { plan, memory, held } = reconcile::plan_with(&snapshot, &current, &bindings, &history, policy, options);
+    say_unkept(run_id, &memory);
     mirror.update_unkept(&memory)?;
     // Objects that keep failing wait out their backoff, or their quarantine.
-    let failures = mirror.failures()?;
-    let held = reconcile::retry::hold(&mut plan, &failures, clock.now());
     if held > 0 {
         info!(run = %run_id, objects = held, "Objects that failed lately wait (backoff) or are quarantined; `orgsync status` lists them");
     }
@@ -519,25 +497,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     if let Some(g) = &plan.guard {
         warn!(run = %run_id, "{g}");
     }
-    let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::Outcome::HeldBack).count();
-    metrics::gauge!(telemetry::m::DELETES_HELD_BACK).set(held_back as f64);
-    let rows: Vec<ItemRow<'_>> = plan
-        .items
-        .iter()
-        .map(|item| {
-            telemetry::operation(item.kind, item.op, item.outcome);
-            ItemRow {
-                kind: item.kind,
-                op: item.op,
-                source_id: item.source_id.as_ref(),
-                target_id: item.target_id.as_ref(),
-                outcome: item.outcome,
-                error: Some(&item.message),
-                changes: None,
-            }
-        })
-        .collect();
-    mirror.record_all(run_id, &rows)?;
+    record_items(mirror, run_id, &plan)?;
 
     let abandon = abandon_after(stop, grace);
     let _timer = abandon.clone().drop_guard();
@@ -548,7 +508,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         run_id,
         bindings,
         concurrency,
-        apply::Stops { stop, abandon: &abandon, unreachable_after, watched: &failures },
+        apply::Stops { stop, abandon: &abandon, unreachable_after, watched: &history.failures },
     )
     .await?;
     // A target judged unreachable is not asked for its deferred writes either.
@@ -568,10 +528,99 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     if outcome.unreachable.is_some() {
         results.retain(|(_, error)| error.is_none());
     }
-    let retried = reconcile::retry::after(&failures, results, clock.now(), policy.retry.quarantine_after);
+    let retried = reconcile::retry::after(&history.failures, results, clock.now(), policy.retry.quarantine_after);
     mirror.keep_failures(&retried)?;
     let quarantined = mirror.failing()?.iter().filter(|f| f.quarantined).count();
     metrics::gauge!(telemetry::m::QUARANTINED).set(quarantined as f64);
+    record_objects(mirror, run_id, &snapshot, &current)?;
+
+    let (status, message) = verdict(&plan, &outcome, &retried, policy, run_id);
+    let record = recording.finish(status, message.as_deref())?;
+    info!(
+        run = %run_id,
+        status = status.as_str(),
+        created = record.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok),
+        updated = record.count(Some(crate::reconcile::Verb::Update), crate::reconcile::Outcome::Ok),
+        disabled = record.count(Some(crate::reconcile::Verb::Disable), crate::reconcile::Outcome::Ok),
+        deleted = record.count(Some(crate::reconcile::Verb::Delete), crate::reconcile::Outcome::Ok),
+        bound = record.count(Some(crate::reconcile::Verb::Bind), crate::reconcile::Outcome::Ok),
+        failed = outcome.failed,
+        held_back = record.count(None, crate::reconcile::Outcome::HeldBack),
+        duration_ms = recording.elapsed().as_millis() as u64,
+        "Sync run finished"
+    );
+    Ok(record)
+}
+
+/// Both reads at once (neither writes): the source's parse and the
+/// target's pages overlap. The first to fail ends both.
+async fn read_both(
+    source: &dyn IdentitySource,
+    target: &dyn Target,
+    kept: Option<Vec<u8>>,
+    policy: &Policy,
+    scope: &reconcile::scope::Scope,
+) -> Result<(source::Fetched, crate::model::TargetSnapshot), RunError> {
+    tokio::try_join!(
+        async { fetch_source(source, kept, policy, scope).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e }) },
+        async { target.load().await.map_err(RunError::ReadTarget) },
+    )
+}
+
+/// Say once, when found, the values the target accepted and does not keep.
+fn say_unkept(run_id: RunId, memory: &reconcile::unkept::MemoryChanges) {
+    if !memory.not_kept.is_empty() {
+        // Accepted with a 2xx, yet not there on this read: said once, when found.
+        let named: Vec<String> = memory.not_kept.iter().take(5).map(|(k, id, f)| format!("{k} {id} {f}")).collect();
+        warn!(
+            run = %run_id,
+            values = memory.not_kept.len(),
+            first = %named.join(", "),
+            "The target accepted values it does not keep; they are not sent again until the source changes them (not_kept items)"
+        );
+    }
+    let unnested = memory.not_kept.iter().filter(|(_, _, f)| *f == reconcile::Field::Parent).count();
+    if unnested > 0 {
+        warn!(
+            run = %run_id,
+            departments = unnested,
+            "The target does not keep groups in groups: departments' groups added to their parents with a 2xx are not there; \
+             the tree stays flat on this target (users only) and the parent links are not sent again"
+        );
+    }
+}
+
+/// The plan's items (what it reports instead of doing) as run items.
+fn record_items(mirror: &Mirror, run_id: RunId, plan: &Plan) -> Result<(), MirrorError> {
+    let held_back = plan.items.iter().filter(|i| i.outcome == reconcile::Outcome::HeldBack).count();
+    metrics::gauge!(telemetry::m::DELETES_HELD_BACK).set(held_back as f64);
+    let rows: Vec<ItemRow<'_>> = plan
+        .items
+        .iter()
+        .map(|item| {
+            telemetry::operation(item.kind, item.op, item.outcome);
+            ItemRow {
+                kind: item.kind,
+                op: item.op,
+                source_id: item.source_id.as_ref(),
+                target_id: item.target_id.as_ref(),
+                outcome: item.outcome,
+                error: Some(&item.message),
+                changes: None,
+            }
+        })
+        .collect();
+    mirror.record_all(run_id, &rows)?;
+    Ok(())
+}
+
+/// What the run saw on each side and bound, recorded with it and as gauges.
+fn record_objects(
+    mirror: &Mirror,
+    run_id: RunId,
+    snapshot: &crate::model::Snapshot,
+    current: &crate::model::TargetSnapshot,
+) -> Result<(), MirrorError> {
     let (bound_users, bound_departments) = mirror.binding_counts()?;
     let objects = ObjectCounts {
         users: Sides { source: snapshot.users.len() as u64, target: current.users.len() as u64, bound: bound_users },
@@ -587,7 +636,19 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
             metrics::gauge!(telemetry::m::OBJECTS, "kind" => kind, "side" => side).set(n as f64);
         }
     }
+    Ok(())
+}
 
+/// The run's status and message from what it did (docs/design.md: run
+/// statuses): failed when the target was unreachable or nothing could be
+/// applied, partial with a reason for each problem, else succeeded.
+fn verdict(
+    plan: &Plan,
+    outcome: &apply::Outcome,
+    retried: &reconcile::retry::Changes,
+    policy: &Policy,
+    run_id: RunId,
+) -> (RunStatus, Option<String>) {
     let mut reasons = Vec::new();
     if let Some(g) = &plan.guard {
         reasons.push(g.clone());
@@ -629,21 +690,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         RunStatus::Partial
     };
     let message = (!reasons.is_empty()).then(|| reasons.join("; "));
-    let record = recording.finish(status, message.as_deref())?;
-    info!(
-        run = %run_id,
-        status = status.as_str(),
-        created = record.count(Some(crate::reconcile::Verb::Create), crate::reconcile::Outcome::Ok),
-        updated = record.count(Some(crate::reconcile::Verb::Update), crate::reconcile::Outcome::Ok),
-        disabled = record.count(Some(crate::reconcile::Verb::Disable), crate::reconcile::Outcome::Ok),
-        deleted = record.count(Some(crate::reconcile::Verb::Delete), crate::reconcile::Outcome::Ok),
-        bound = record.count(Some(crate::reconcile::Verb::Bind), crate::reconcile::Outcome::Ok),
-        failed = outcome.failed,
-        held_back = record.count(None, crate::reconcile::Outcome::HeldBack),
-        duration_ms = recording.elapsed().as_millis() as u64,
-        "Sync run finished"
-    );
-    Ok(record)
+    (status, message)
 }
 
 #[cfg(test)]
