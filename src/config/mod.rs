@@ -455,25 +455,7 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
             }
         },
     });
-    let cron = cron.and_then(|c| match schedule::parse_cron(c.trim()) {
-        // croner takes a seventh field (years); the documented form has six.
-        Ok(_) if c.split_whitespace().count() != 6 => {
-            s.problem(
-                errs,
-                "cron",
-                format!(
-                    "{c:?} has {} fields; write six, like \"0 30 2 * * *\" (sec min hour day month weekday)",
-                    c.split_whitespace().count()
-                ),
-            );
-            None
-        }
-        Ok(parsed) => Some((c, parsed)),
-        Err(e) => {
-            s.problem(errs, "cron", format!("{c:?} is not a cron expression with six fields, like \"0 30 2 * * *\" ({e})"));
-            None
-        }
-    });
+    let cron = cron.and_then(|c| cron_key(&s, errs, c));
     let mode = match (mode.as_str(), every, at, weekday, day, cron) {
         ("interval", Some(every), ..) => Mode::Interval { every },
         ("daily", _, Some(at), ..) => Mode::Daily { at },
@@ -513,6 +495,29 @@ fn schedule(root: &mut Reader<'_>, errs: &mut Problems) -> Schedule {
     }
     s.finish(errs);
     schedule
+}
+
+/// `schedule.cron`: six fields, parsed by croner.
+fn cron_key(s: &Reader<'_>, errs: &mut Problems, c: String) -> Option<(String, croner::Cron)> {
+    match schedule::parse_cron(c.trim()) {
+        // croner takes a seventh field (years); the documented form has six.
+        Ok(_) if c.split_whitespace().count() != 6 => {
+            s.problem(
+                errs,
+                "cron",
+                format!(
+                    "{c:?} has {} fields; write six, like \"0 30 2 * * *\" (sec min hour day month weekday)",
+                    c.split_whitespace().count()
+                ),
+            );
+            None
+        }
+        Ok(parsed) => Some((c, parsed)),
+        Err(e) => {
+            s.problem(errs, "cron", format!("{c:?} is not a cron expression with six fields, like \"0 30 2 * * *\" ({e})"));
+            None
+        }
+    }
 }
 
 /// The mode's name as configured (`Manual` also stands for a mode whose keys

@@ -13,10 +13,9 @@ pub fn latest() -> usize {
     all().len()
 }
 
-fn all() -> Vec<M<'static>> {
-    vec![
-        M::up(
-            "CREATE TABLE bindings (
+/// Each migration's SQL, in order (`M::up`).
+const UP: &[&str] = &[
+    "CREATE TABLE bindings (
             kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
             source_id TEXT NOT NULL,
             target_id TEXT NOT NULL,
@@ -46,13 +45,11 @@ fn all() -> Vec<M<'static>> {
             at TEXT NOT NULL
          );
          CREATE INDEX run_items_run ON run_items (run_id);",
-        ),
-        // Object counts seen by each run (source, target, bound), as JSON.
-        M::up("ALTER TABLE runs ADD COLUMN objects TEXT;"),
-        // Values sent per object and field, and what became of them (sent,
-        // not_kept, refused): a hash, never the value.
-        M::up(
-            "CREATE TABLE unkept (
+    // Object counts seen by each run (source, target, bound), as JSON.
+    "ALTER TABLE runs ADD COLUMN objects TEXT;",
+    // Values sent per object and field, and what became of them (sent,
+    // not_kept, refused): a hash, never the value.
+    "CREATE TABLE unkept (
             kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
             source_id TEXT NOT NULL,
             field TEXT NOT NULL,
@@ -61,31 +58,25 @@ fn all() -> Vec<M<'static>> {
             run_id INTEGER NOT NULL,
             PRIMARY KEY (kind, source_id, field)
          );",
-        ),
-        // What an incremental source keeps between runs (Entra: the users
-        // and groups it read, and its delta links).
-        M::up(
-            "CREATE TABLE source_state (
+    // What an incremental source keeps between runs (Entra: the users
+    // and groups it read, and its delta links).
+    "CREATE TABLE source_state (
             source TEXT PRIMARY KEY,
             state BLOB NOT NULL,
             saved_at TEXT NOT NULL
          );",
-        ),
-        // The last notification per channel (its place and kind, never its URL).
-        M::up(
-            "CREATE TABLE notified (
+    // The last notification per channel (its place and kind, never its URL).
+    "CREATE TABLE notified (
             channel TEXT PRIMARY KEY,
             condition TEXT NOT NULL,
             at TEXT NOT NULL
          );",
-        ),
-        // What an item changed, attribute by attribute (JSON: [{field, from, to}]).
-        M::up("ALTER TABLE run_items ADD COLUMN changes TEXT;"),
-        // Users disabled for a grace period (`disable_then_delete`), and when.
-        M::up("CREATE TABLE grace_periods (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
-        // Every target request of a run (never headers, bodies or queries).
-        M::up(
-            "CREATE TABLE run_requests (
+    // What an item changed, attribute by attribute (JSON: [{field, from, to}]).
+    "ALTER TABLE run_items ADD COLUMN changes TEXT;",
+    // Users disabled for a grace period (`disable_then_delete`), and when.
+    "CREATE TABLE grace_periods (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);",
+    // Every target request of a run (never headers, bodies or queries).
+    "CREATE TABLE run_requests (
             run_id INTEGER NOT NULL,
             seq INTEGER NOT NULL,
             method TEXT NOT NULL,
@@ -95,11 +86,9 @@ fn all() -> Vec<M<'static>> {
             error TEXT,
             PRIMARY KEY (run_id, seq)
          );",
-        ),
-        // Objects whose operations keep failing: how often in a row, the
-        // last error, when they are tried next, and whether quarantined.
-        M::up(
-            "CREATE TABLE failures (
+    // Objects whose operations keep failing: how often in a row, the
+    // last error, when they are tried next, and whether quarantined.
+    "CREATE TABLE failures (
             kind TEXT NOT NULL CHECK (kind IN ('user', 'department')),
             key TEXT NOT NULL,
             count INTEGER NOT NULL,
@@ -108,14 +97,16 @@ fn all() -> Vec<M<'static>> {
             quarantined INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (kind, key)
          );",
-        ),
-        // Users deleted with a 2xx that the target still lists, inactive
-        // (a soft delete): never deleted again; a re-hire binds them anew.
-        M::up("CREATE TABLE tombstones (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);"),
-        // What the target showed when a remembered value was sent: the value
-        // counts as not kept only while the target still shows that.
-        M::up("ALTER TABLE unkept ADD COLUMN from_hash TEXT;"),
-    ]
+    // Users deleted with a 2xx that the target still lists, inactive
+    // (a soft delete): never deleted again; a re-hire binds them anew.
+    "CREATE TABLE tombstones (target_id TEXT PRIMARY KEY, at TEXT NOT NULL);",
+    // What the target showed when a remembered value was sent: the value
+    // counts as not kept only while the target still shows that.
+    "ALTER TABLE unkept ADD COLUMN from_hash TEXT;",
+];
+
+fn all() -> Vec<M<'static>> {
+    UP.iter().map(|sql| M::up(sql)).collect()
 }
 
 #[cfg(test)]

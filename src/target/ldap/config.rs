@@ -130,6 +130,66 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         dns.push(v.unwrap_or_default());
     }
     let [users_dn, departments_dn]: [String; 2] = dns.try_into().unwrap_or_default();
+    let (layout, unique_name) = departments(t, errs);
+    let user_object_classes = t
+        .strings("user_object_classes", errs)
+        .unwrap_or_else(|| ["top", "person", "organizationalPerson", "inetOrgPerson"].map(String::from).to_vec());
+    if user_object_classes.is_empty() {
+        t.problem(errs, "user_object_classes", "must name at least one object class");
+    }
+    let attributes = attributes(t, errs);
+    let user_rdn = t.string("user_rdn", errs).unwrap_or_else(|| "uid".into());
+    let rdn_field = [&attributes.username, &attributes.name, &attributes.email, &attributes.employee_no]
+        .into_iter()
+        .any(|a| a.eq_ignore_ascii_case(&user_rdn));
+    if !rdn_field {
+        t.problem(
+            errs,
+            "user_rdn",
+            format!("{user_rdn:?} is not written from a field: use the attribute of attributes.username, name, email or employee_no"),
+        );
+    }
+    let disable = disable(t, errs, &users_dn, &departments_dn, layout);
+    let page_size = t.u64("page_size", errs).unwrap_or(500);
+    if !(1..=1000).contains(&page_size) {
+        t.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000"));
+    }
+    let concurrency = t.u64("concurrency", errs).unwrap_or(4);
+    if !(1..=64).contains(&concurrency) {
+        t.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=64"));
+    }
+    let max_retries = t.u64_in("max_retries", crate::config::RETRIES, errs).unwrap_or(5);
+    let connection = Connection {
+        url: url?,
+        starttls,
+        ca_file: t.path("ca_file", errs),
+        tls_insecure: t.bool("tls_insecure", errs).unwrap_or(false),
+        timeout: t.duration("timeout", crate::config::TIMEOUTS, errs).unwrap_or(Duration::from_secs(30)),
+        bind_dn: bind_dn.clone(),
+        bind_password,
+        page_size: page_size as u32,
+    };
+    Some(TargetConfig::Ldap(Box::new(LdapTargetConfig {
+        connection,
+        bind_dn: bind_dn?,
+        users_dn,
+        departments_dn,
+        unique_name,
+        layout,
+        user_object_classes,
+        user_rdn,
+        attributes,
+        disable,
+        protected: t.strings("protected", errs).unwrap_or_default(),
+        concurrency: concurrency as usize,
+        max_retries: max_retries as usize,
+        unreachable_after: t.u64_in("unreachable_after", 1..=10_000, errs).unwrap_or(5) as usize,
+    })))
+}
+
+/// `[target.departments]`: the layout, and the name a repeated
+/// department's group takes (`groups` only).
+fn departments(t: &mut Reader<'_>, errs: &mut Problems) -> (Layout, crate::target::unique::Template) {
     let mut dp = t.table("departments", errs);
     let layout = match dp.one_of::<String>("as", &["ou_tree", "groups"], errs).as_deref() {
         Some("groups") => Layout::Groups,
@@ -145,12 +205,11 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         dp.problem(errs, "unique_name", "is only used with departments.as = \"groups\" (OUs under different parents may share a name)");
     }
     dp.finish(errs);
-    let user_object_classes = t
-        .strings("user_object_classes", errs)
-        .unwrap_or_else(|| ["top", "person", "organizationalPerson", "inetOrgPerson"].map(String::from).to_vec());
-    if user_object_classes.is_empty() {
-        t.problem(errs, "user_object_classes", "must name at least one object class");
-    }
+    (layout, unique_name)
+}
+
+/// `[target.attributes]`: which LDAP attribute holds each field.
+fn attributes(t: &mut Reader<'_>, errs: &mut Problems) -> Attributes {
     let mut a = t.table("attributes", errs);
     let d = Attributes::default();
     let mut field = |k: &'static str, default: String| a.string(k, errs).map(|s| s.trim().to_owned()).unwrap_or(default);
@@ -167,23 +226,18 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
         external_id: field("external_id", d.external_id),
     };
     a.finish(errs);
-    let user_rdn = t.string("user_rdn", errs).unwrap_or_else(|| "uid".into());
-    let rdn_field = [&attributes.username, &attributes.name, &attributes.email, &attributes.employee_no]
-        .into_iter()
-        .any(|a| a.eq_ignore_ascii_case(&user_rdn));
-    if !rdn_field {
-        t.problem(
-            errs,
-            "user_rdn",
-            format!("{user_rdn:?} is not written from a field: use the attribute of attributes.username, name, email or employee_no"),
-        );
-    }
+    attributes
+}
+
+/// How a leaver is disabled: an attribute, a move out of the tree, or a
+/// delete; and the keys that go with each, refused with the others.
+fn disable(t: &mut Reader<'_>, errs: &mut Problems, users_dn: &str, departments_dn: &str, layout: Layout) -> Disable {
     let disable = match t.one_of::<String>("disable", &["attribute", "move", "delete"], errs).as_deref() {
         Some("delete") => Disable::Delete,
         Some("move") => match t.string("disabled_dn", errs) {
             Some(dn) => {
                 dn_shaped(t, "disabled_dn", &dn, errs);
-                for (key, base) in [("departments_dn", &departments_dn), ("users_dn", &users_dn)] {
+                for (key, base) in [("departments_dn", departments_dn), ("users_dn", users_dn)] {
                     if !base.is_empty() && is_under(&dn, base) && layout == Layout::OuTree {
                         t.problem(
                             errs,
@@ -232,39 +286,5 @@ pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
             }
         }
     }
-    let page_size = t.u64("page_size", errs).unwrap_or(500);
-    if !(1..=1000).contains(&page_size) {
-        t.problem(errs, "page_size", format!("{page_size} is out of range 1..=1000"));
-    }
-    let concurrency = t.u64("concurrency", errs).unwrap_or(4);
-    if !(1..=64).contains(&concurrency) {
-        t.problem(errs, "concurrency", format!("{concurrency} is out of range 1..=64"));
-    }
-    let max_retries = t.u64_in("max_retries", crate::config::RETRIES, errs).unwrap_or(5);
-    let connection = Connection {
-        url: url?,
-        starttls,
-        ca_file: t.path("ca_file", errs),
-        tls_insecure: t.bool("tls_insecure", errs).unwrap_or(false),
-        timeout: t.duration("timeout", crate::config::TIMEOUTS, errs).unwrap_or(Duration::from_secs(30)),
-        bind_dn: bind_dn.clone(),
-        bind_password,
-        page_size: page_size as u32,
-    };
-    Some(TargetConfig::Ldap(Box::new(LdapTargetConfig {
-        connection,
-        bind_dn: bind_dn?,
-        users_dn,
-        departments_dn,
-        unique_name,
-        layout,
-        user_object_classes,
-        user_rdn,
-        attributes,
-        disable,
-        protected: t.strings("protected", errs).unwrap_or_default(),
-        concurrency: concurrency as usize,
-        max_retries: max_retries as usize,
-        unreachable_after: t.u64_in("unreachable_after", 1..=10_000, errs).unwrap_or(5) as usize,
-    })))
+    disable
 }
