@@ -20,7 +20,7 @@ fn message(env: &Env) -> String {
 #[test]
 fn dingtalk_full_sync_three_levels_deep_then_a_move_and_a_leaver() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeDingTalk::start(org());
     dingtalk_config(&env, &scim, &fake, APP_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
 
@@ -56,7 +56,7 @@ fn dingtalk_full_sync_three_levels_deep_then_a_move_and_a_leaver() {
 #[test]
 fn dingtalk_token_revoked_mid_fetch_and_throttling_recover_within_the_rate() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.revoke_after = Some(10);
     world.common.knobs.throttle_every = Some(15);
@@ -73,7 +73,7 @@ fn dingtalk_token_revoked_mid_fetch_and_throttling_recover_within_the_rate() {
 #[test]
 fn dingtalk_a_failure_on_page_3_fails_the_run_with_zero_writes() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let world = org();
     let big = world.departments.last().unwrap().0.to_string();
     let mut world = world;
@@ -91,7 +91,7 @@ fn dingtalk_a_failure_on_page_3_fails_the_run_with_zero_writes() {
 #[test]
 fn dingtalk_wrong_credentials_and_an_ip_ban_fail_with_the_code_and_what_to_check() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeDingTalk::start(org());
     dingtalk_config(&env, &scim, &fake, "wrong-secret", "", "");
     let r = env.sync(&[]);
@@ -113,7 +113,7 @@ fn dingtalk_wrong_credentials_and_an_ip_ban_fail_with_the_code_and_what_to_check
 #[test]
 fn dingtalk_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.repeat_cursor = true;
     let fake = FakeDingTalk::start(world);
@@ -128,7 +128,7 @@ fn dingtalk_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
 #[test]
 fn dingtalk_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeDingTalk::start(org());
     dingtalk_config(&env, &scim, &fake, APP_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
     assert_eq!(env.sync(&[]).code, 0);

@@ -32,7 +32,7 @@ fn id(i: usize) -> String {
 #[test]
 fn entra_full_then_delta_rounds_touch_exactly_what_changed() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeGraph::start(org(1200));
     entra_config(&env, &scim, &fake, CLIENT_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
 
@@ -108,7 +108,7 @@ fn entra_full_then_delta_rounds_touch_exactly_what_changed() {
 #[test]
 fn entra_a_failure_on_the_second_users_page_fails_with_zero_writes_and_keeps_the_delta_link() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeGraph::start(org(1200));
     entra_config(&env, &scim, &fake, CLIENT_SECRET, "max_retries = 1\n", "[policy.users]\ntarget_only = \"delete\"\n");
     assert_eq!(env.sync(&[]).code, 0);
@@ -131,7 +131,7 @@ fn entra_a_failure_on_the_second_users_page_fails_with_zero_writes_and_keeps_the
 #[test]
 fn entra_throttling_with_and_without_retry_after_and_a_token_expiry_recover() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org(300);
     world.common.knobs.throttle_every = Some(4);
     world.common.knobs.revoke_after = Some(6);
@@ -147,7 +147,7 @@ fn entra_throttling_with_and_without_retry_after_and_a_token_expiry_recover() {
 #[test]
 fn entra_a_wrong_secret_names_aadsts7000215_and_the_key() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeGraph::start(org(10));
     entra_config(&env, &scim, &fake, "wrong-secret-value", "", "");
     let r = env.sync(&[]);

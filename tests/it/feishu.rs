@@ -26,7 +26,7 @@ fn set_status(fake: &FakeFeishu, i: usize, key: &str) {
 #[test]
 fn feishu_full_sync_three_levels_deep_then_a_move_a_frozen_and_a_resigned_user() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeFeishu::start(org());
     feishu_config(&env, &scim, &fake, APP_SECRET, "");
 
@@ -59,7 +59,7 @@ fn feishu_full_sync_three_levels_deep_then_a_move_a_frozen_and_a_resigned_user()
 #[test]
 fn feishu_token_revoked_mid_fetch_and_throttling_recover_within_the_rate() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.revoke_after = Some(10);
     world.common.knobs.throttle_every = Some(15);
@@ -75,7 +75,7 @@ fn feishu_token_revoked_mid_fetch_and_throttling_recover_within_the_rate() {
 #[test]
 fn feishu_a_failure_on_page_3_fails_the_run_with_zero_writes() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.fail_page = Some(("od-big".into(), 3));
     let fake = FakeFeishu::start(world);
@@ -91,7 +91,7 @@ fn feishu_a_failure_on_page_3_fails_the_run_with_zero_writes() {
 #[test]
 fn feishu_wrong_credentials_fail_with_the_vendor_code_and_what_to_check() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeFeishu::start(org());
     feishu_config(&env, &scim, &fake, "wrong-secret", "");
     let r = env.sync(&[]);
@@ -105,7 +105,7 @@ fn feishu_wrong_credentials_fail_with_the_vendor_code_and_what_to_check() {
 #[test]
 fn lark_is_the_same_api_under_its_own_name() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeFeishu::start(org());
     config_of_kind(&env, &scim, &fake, "lark", "wrong-secret", "");
     let r = env.sync(&[]);
@@ -123,7 +123,7 @@ fn lark_is_the_same_api_under_its_own_name() {
 #[test]
 fn feishu_a_repeating_page_token_fails_the_fetch_naming_the_endpoint() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.repeat_cursor = true;
     let fake = FakeFeishu::start(world);
@@ -138,7 +138,7 @@ fn feishu_a_repeating_page_token_fails_the_fetch_naming_the_endpoint() {
 #[test]
 fn feishu_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeFeishu::start(org());
     std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
     let source = format!(

@@ -40,13 +40,27 @@ fn scim_python() -> PathBuf {
 /// A real SCIM server, started per test on a free loopback port, stopped
 /// (by pid) when dropped.
 pub struct Scim {
-    child: Child,
+    server: Server,
     pub base: String,
     log: PathBuf,
     http: reqwest::blocking::Client,
 }
 
+/// A SCIM server's process, or one in this process.
+enum Server {
+    Child(Child),
+    InProcess(crate::fast_scim::Server),
+}
+
 impl Scim {
+    /// The in-memory SCIM server of tests/servers/fast_scim.rs, in this
+    /// process: for tests about a source, not about a SCIM server.
+    pub fn in_process() -> Scim {
+        let server = crate::fast_scim::Server::logged();
+        let base = server.base.clone();
+        Scim { server: Server::InProcess(server), base, log: PathBuf::new(), http: reqwest::blocking::Client::new() }
+    }
+
     /// scim2-server (Python, scim2-models).
     pub fn start(dir: &Path) -> Scim {
         let port = free_port();
@@ -128,11 +142,14 @@ impl Scim {
             assert!(Instant::now() < deadline, "{what} did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(100));
         }
-        Scim { child, base, log, http }
+        Scim { server: Server::Child(child), base, log, http }
     }
 
     /// Requests seen by the server, as (method, path, status) lines.
     pub fn requests(&self) -> Vec<(String, String, u16)> {
+        if let Server::InProcess(s) = &self.server {
+            return s.log();
+        }
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
             .filter_map(|l| {
@@ -200,8 +217,10 @@ impl Scim {
 
 impl Drop for Scim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Server::Child(child) = &mut self.server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -23,7 +23,7 @@ fn set_status(fake: &FakeWeCom, i: usize, status: i64) {
 #[test]
 fn wecom_full_sync_matched_by_userid_then_a_move_and_disabled_left_and_unactivated_users() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     // An account that already exists in the target, with no email (WeCom gives none).
     let existing = scim.post("Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "wc3"}));
     let fake = FakeWeCom::start(org());
@@ -65,7 +65,7 @@ fn wecom_full_sync_matched_by_userid_then_a_move_and_disabled_left_and_unactivat
 fn wecom_token_expiry_mid_fetch_and_throttling_recover_within_the_rate_with_either_api() {
     for (api, requests) in [("simplelist", "user/get"), ("list", "user/list")] {
         let env = Env::new();
-        let scim = Scim::start(env.dir.path());
+        let scim = Scim::in_process();
         let mut world = org();
         world.common.knobs.revoke_after = Some(10);
         world.common.knobs.throttle_every = Some(15);
@@ -84,7 +84,7 @@ fn wecom_token_expiry_mid_fetch_and_throttling_recover_within_the_rate_with_eith
 #[test]
 fn wecom_token_is_refreshed_before_it_expires() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     // orgsync refreshes 5 minutes ahead: a 302 s token is refreshed after 2 s.
     world.common.knobs.token_ttl = Some(302);
@@ -99,7 +99,7 @@ fn wecom_token_is_refreshed_before_it_expires() {
 #[test]
 fn wecom_a_failure_on_page_3_fails_the_run_with_zero_writes() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.fail_page = Some(("all".into(), 3));
     let fake = FakeWeCom::start(world);
@@ -116,7 +116,7 @@ fn wecom_a_failure_on_page_3_fails_the_run_with_zero_writes() {
 #[test]
 fn wecom_wrong_credentials_and_an_untrusted_ip_fail_with_the_code_and_what_to_check() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeWeCom::start(org());
     wecom_config(&env, &scim, &fake, "wrong-secret", "");
     let r = env.sync(&[]);
@@ -137,7 +137,7 @@ fn wecom_wrong_credentials_and_an_untrusted_ip_fail_with_the_code_and_what_to_ch
 #[test]
 fn wecom_a_post_2022_app_keeps_every_email_and_phone_and_a_real_emptying_still_clears() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.full_app = true;
     let fake = FakeWeCom::start(world);
@@ -176,7 +176,7 @@ fn wecom_a_post_2022_app_keeps_every_email_and_phone_and_a_real_emptying_still_c
 #[test]
 fn sigterm_during_the_fetch_records_a_partial_run_that_changed_nothing() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeWeCom::start(org());
     // 1 request a second: the fetch takes minutes.
     wecom_config(&env, &scim, &fake, CORP_SECRET, "rate_limit = 1\n");
@@ -199,7 +199,7 @@ fn sigterm_during_the_fetch_records_a_partial_run_that_changed_nothing() {
 #[test]
 fn wecom_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.repeat_cursor = true;
     let fake = FakeWeCom::start(world);
@@ -215,7 +215,7 @@ fn wecom_a_repeating_cursor_fails_the_fetch_naming_the_endpoint() {
 #[test]
 fn wecom_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeWeCom::start(org());
     std::fs::write(env.path("corp-secret"), format!("{CORP_SECRET}\n")).unwrap();
     let source = format!(

@@ -20,7 +20,7 @@ fn message(env: &Env) -> String {
 #[test]
 fn welink_full_sync_three_levels_deep_then_a_move_and_a_closed_account() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeWeLink::start(org());
     welink_config(&env, &scim, &fake, CLIENT_SECRET, "", "");
 
@@ -71,7 +71,7 @@ fn welink_full_sync_three_levels_deep_then_a_move_and_a_closed_account() {
 #[test]
 fn welink_token_expired_mid_fetch_and_throttling_recover_within_the_rate() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.revoke_after = Some(9);
     world.common.knobs.throttle_every = Some(7);
@@ -88,7 +88,7 @@ fn welink_token_expired_mid_fetch_and_throttling_recover_within_the_rate() {
 #[test]
 fn welink_a_failure_on_page_2_fails_the_run_with_zero_writes() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.common.knobs.fail_page = Some(("1022".into(), 2));
     let fake = FakeWeLink::start(world);
@@ -104,7 +104,7 @@ fn welink_a_failure_on_page_2_fails_the_run_with_zero_writes() {
 #[test]
 fn welink_a_wrong_secret_fails_naming_the_key_and_a_locked_client_is_not_retried() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let mut world = org();
     world.lock_after = Some(2);
     let fake = FakeWeLink::start(world);
@@ -131,7 +131,7 @@ fn welink_a_wrong_secret_fails_naming_the_key_and_a_locked_client_is_not_retried
 #[test]
 fn welink_unreadable_user_records_are_invalid_items_and_nobody_is_disabled() {
     let env = Env::new();
-    let scim = Scim::start(env.dir.path());
+    let scim = Scim::in_process();
     let fake = FakeWeLink::start(org());
     welink_config(&env, &scim, &fake, CLIENT_SECRET, "", "[policy.users]\ntarget_only = \"disable\"\n");
     assert_eq!(env.sync(&[]).code, 0);

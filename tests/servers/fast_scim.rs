@@ -21,6 +21,8 @@ pub struct Store {
     pub groups: Vec<Option<Value>>,
     by_username: HashMap<String, usize>,
     requests: HashMap<&'static str, usize>,
+    /// Every request as (method, path, status), when asked for.
+    log: Option<Vec<(String, String, u16)>>,
 }
 
 pub type S = Arc<Mutex<Store>>;
@@ -204,9 +206,29 @@ pub struct Server {
     _rt: tokio::runtime::Runtime,
 }
 
+/// Keep each request's method, path and status in the store's log.
+async fn record(State(s): State<S>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let resp = next.run(req).await;
+    if let Some(log) = s.lock().unwrap().log.as_mut() {
+        log.push((method, path, resp.status().as_u16()));
+    }
+    resp
+}
+
 impl Server {
     pub fn start() -> Server {
-        let store: S = Arc::default();
+        Self::serve(Store::default())
+    }
+
+    /// A server that keeps a log of every request (see [`Server::log`]).
+    #[allow(dead_code)]
+    pub fn logged() -> Server {
+        Self::serve(Store { log: Some(Vec::new()), ..Store::default() })
+    }
+
+    fn serve(store: Store) -> Server {
+        let store: S = Arc::new(Mutex::new(store));
         let app = Router::new()
             .route("/v2/Users", get(users_get).post(users_post))
             .route("/v2/Users/{id}", axum::routing::patch(user_one).delete(user_one))
@@ -214,12 +236,19 @@ impl Server {
             .route("/v2/Groups/{id}", axum::routing::patch(group_one).delete(group_one))
             .route("/v2/ServiceProviderConfig", get(spc))
             .route("/v2/ResourceTypes", get(resource_types))
+            .layer(axum::middleware::from_fn_with_state(store.clone(), record))
             .with_state(store.clone());
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let base = format!("http://{}/v2", listener.local_addr().unwrap());
         rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
         Server { base, store, _rt: rt }
+    }
+
+    /// Every request so far as (method, path, status), for a [`Server::logged`] one.
+    #[allow(dead_code)]
+    pub fn log(&self) -> Vec<(String, String, u16)> {
+        self.store.lock().unwrap().log.clone().unwrap_or_default()
     }
 
     /// Requests by method since the last call.
