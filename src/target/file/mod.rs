@@ -8,6 +8,8 @@ use super::{TResult, Target, TargetError};
 use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
 use crate::reconcile::{Field, remove_department, set_user_field};
 use std::path::PathBuf;
+
+mod client;
 use std::sync::Mutex;
 
 #[derive(Debug)]
@@ -49,13 +51,7 @@ impl Target for FileTarget {
 
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
-            let snap = match tokio::fs::read(&self.path).await {
-                Ok(b) => {
-                    serde_json::from_slice(&b).map_err(|e| TargetError::InvalidFile { path: self.path.clone(), message: e.to_string() })?
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => TargetSnapshot::default(),
-                Err(source) => return Err(TargetError::Io { path: self.path.clone(), source }),
-            };
+            let snap = client::read(&self.path).await?;
             self.with(|s| *s = snap.clone())?;
             // As read: nothing to write unless an operation changes it (or there was no file).
             self.dirty.store(!tokio::fs::try_exists(&self.path).await.unwrap_or(false), std::sync::atomic::Ordering::Relaxed);
@@ -68,18 +64,7 @@ impl Target for FileTarget {
             if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 return Ok(Vec::new());
             }
-            let io = |source| TargetError::Io { path: self.path.clone(), source };
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                tokio::fs::create_dir_all(dir).await.map_err(io)?;
-            }
-            // Streamed to a temporary file, then renamed over the old one:
-            // the document is never built whole in memory (42 MB at 100,000 users).
-            let tmp = self.path.with_extension("json.tmp");
-            let file = std::fs::File::create(&tmp).map_err(io)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            self.with(|s| serde_json::to_writer_pretty(&mut w, s))?.map_err(|e| io(e.into()))?;
-            drop(w.into_inner().map_err(|e| io(e.into_error()))?);
-            tokio::fs::rename(&tmp, &self.path).await.map_err(io)?;
+            self.with(|s| client::write(&self.path, s))??;
             Ok(Vec::new())
         })
     }
@@ -174,3 +159,6 @@ impl super::Operations for FileTarget {
         Box::pin(async move { self.with(|s| s.users.retain(|u| &u.id != id)) })
     }
 }
+
+#[cfg(test)]
+mod tests;

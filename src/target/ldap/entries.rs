@@ -115,14 +115,34 @@ fn user_bases(t: &LdapTarget) -> Vec<&str> {
 }
 
 pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded, LdapError> {
-    let c = &t.c;
-    let a = &c.attributes;
-    let ext = a.external_id.as_str();
     let mut index = Index::default();
-    let mut snapshot = TargetSnapshot::default();
-    let id_of = |attrs: &HashMap<String, Vec<String>>| first(attrs, id_attr).map(|v| TargetId(v.to_owned()));
+    let tree = departments(t, id_attr, &mut index).await?;
+    let users = users(t, id_attr, &tree, &mut index).await?;
+    index.loaded = index.dn.keys().cloned().collect();
+    let snapshot = TargetSnapshot { departments: tree.departments, users };
+    tracing::debug!(departments = snapshot.departments.len(), users = snapshot.users.len(), "LDAP target read");
+    Ok(Loaded { index, snapshot })
+}
 
-    // Departments, and (groups) who is a member of which.
+/// The departments read, and how to find them: by DN, and (groups) the
+/// groups holding each member DN.
+struct Tree {
+    departments: Vec<TargetDepartment>,
+    by_dn: HashMap<String, TargetId>,
+    member_of: HashMap<String, Vec<TargetId>>,
+}
+
+/// The id of an entry (its `id_attr`).
+fn id_of(attrs: &HashMap<String, Vec<String>>, id_attr: &str) -> Option<TargetId> {
+    first(attrs, id_attr).map(|v| TargetId(v.to_owned()))
+}
+
+/// Departments, and (groups) who is a member of which.
+async fn departments(t: &LdapTarget, id_attr: &'static str, index: &mut Index) -> Result<Tree, LdapError> {
+    let c = &t.c;
+    let ext = c.attributes.external_id.as_str();
+    let id_of = |attrs: &HashMap<String, Vec<String>>| id_of(attrs, id_attr);
+    let mut departments = Vec::new();
     let (filter, naming) = match c.layout {
         Layout::OuTree => ("(objectClass=organizationalUnit)", "ou"),
         Layout::Groups => ("(objectClass=groupOfNames)", "cn"),
@@ -166,7 +186,7 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
                 holders.into_iter().next()
             }
         };
-        snapshot.departments.push(TargetDepartment {
+        departments.push(TargetDepartment {
             id,
             external_id: first(&e.attrs, ext).map(str::to_owned),
             name: match c.layout {
@@ -177,7 +197,16 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
         });
     }
 
-    // Users.
+    Ok(Tree { departments, by_dn: dept_by_dn, member_of })
+}
+
+/// The users under the users' bases (and the disabled DN), once each.
+async fn users(t: &LdapTarget, id_attr: &'static str, tree: &Tree, index: &mut Index) -> Result<Vec<TargetUser>, LdapError> {
+    let c = &t.c;
+    let a = &c.attributes;
+    let ext = a.external_id.as_str();
+    let id_of = |attrs: &HashMap<String, Vec<String>>| id_of(attrs, id_attr);
+    let mut users = Vec::new();
     let class = c.user_object_classes.last().map_or("inetOrgPerson", String::as_str);
     let filter = format!("(objectClass={})", ldap3::ldap_escape(class));
     let mut attrs: Vec<&str> = vec![id_attr, &a.username, &a.name, &a.email, &a.mobile, &a.employee_no, &a.nickname, &a.title];
@@ -202,14 +231,14 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
                 Disable::Delete => true,
             };
             let departments: Vec<TargetId> = match c.layout {
-                Layout::OuTree => dept_by_dn.get(&normalize(dn_parent(&e.dn))).cloned().into_iter().collect(),
-                Layout::Groups => member_of.get(&normalize(&e.dn)).cloned().unwrap_or_default(),
+                Layout::OuTree => tree.by_dn.get(&normalize(dn_parent(&e.dn))).cloned().into_iter().collect(),
+                Layout::Groups => tree.member_of.get(&normalize(&e.dn)).cloned().unwrap_or_default(),
             };
             if c.layout == Layout::Groups {
                 index.groups_of.insert(id.clone(), departments.iter().cloned().collect());
             }
             let get = |name: &str| first(&e.attrs, name).map(str::to_owned);
-            snapshot.users.push(TargetUser {
+            users.push(TargetUser {
                 id: id.clone(),
                 external_id: get(ext),
                 username: get(&a.username),
@@ -227,44 +256,5 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
             index.dn.insert(id, e.dn);
         }
     }
-    index.loaded = index.dn.keys().cloned().collect();
-    tracing::debug!(departments = snapshot.departments.len(), users = snapshot.users.len(), "LDAP target read");
-    Ok(Loaded { index, snapshot })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dn_parts_respect_escapes() {
-        assert_eq!(dn_parent("ou=R\\2cD,ou=Corp,dc=x"), "ou=Corp,dc=x");
-        assert_eq!(dn_parent("ou=R\\,D,dc=x"), "dc=x");
-        assert_eq!(rdn_value("ou=R\\2cD,ou=Corp,dc=x"), "R,D");
-        assert_eq!(rdn_value("ou=R\\,D,dc=x"), "R,D");
-        assert_eq!(rdn_value(&rdn("cn", " #Team, \"A\"+B ")), " #Team, \"A\"+B ");
-        assert_eq!(dn_parent("dc=x"), "");
-    }
-
-    #[test]
-    fn a_rename_moves_the_subtree_and_nothing_else() {
-        let mut i = Index::default();
-        let ids: Vec<TargetId> = (0..4).map(|n| TargetId(n.to_string())).collect();
-        i.dn.insert(ids[0].clone(), "ou=Sales,ou=D,dc=x".into());
-        i.dn.insert(ids[1].clone(), "uid=a,ou=Sales,ou=D,dc=x".into());
-        i.dn.insert(ids[2].clone(), "ou=Emea,OU=Sales, ou=D,dc=x".into());
-        i.dn.insert(ids[3].clone(), "uid=b,ou=PreSales,ou=D,dc=x".into());
-        i.renamed(&ids[0], "ou=Sales,ou=D,dc=x", "ou=Revenue,ou=D,dc=x", true);
-        assert_eq!(i.dn[&ids[0]], "ou=Revenue,ou=D,dc=x");
-        assert_eq!(i.dn[&ids[1]], "uid=a,ou=Revenue,ou=D,dc=x");
-        assert_eq!(i.dn[&ids[2]], "ou=Emea,ou=Revenue,ou=D,dc=x");
-        assert_eq!(i.dn[&ids[3]], "uid=b,ou=PreSales,ou=D,dc=x");
-    }
-
-    #[test]
-    fn under_compares_without_case_or_spaces() {
-        assert!(is_under("uid=a,OU=People, dc=x", "ou=people,dc=x"));
-        assert!(is_under("ou=people,dc=x", "ou=people,dc=x"));
-        assert!(!is_under("ou=xpeople,dc=x", "ou=people,dc=x"));
-    }
+    Ok(users)
 }

@@ -17,9 +17,11 @@
 //! moves the users left in an OU out and tries again; 51/52 and timeouts are
 //! retried with backoff; everything else fails the item naming the DN.
 
+mod client;
 mod config;
 mod describe;
 mod entries;
+mod mapping;
 mod schema;
 
 pub use config::{Attributes, Disable, Layout, LdapTargetConfig, is_under, normalize, parse};
@@ -73,107 +75,6 @@ impl LdapTarget {
 
     fn id_attr(&self) -> &'static str {
         *self.id_attr.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The open connection, or a new one.
-    async fn ldap(&self) -> Result<Ldap, LdapError> {
-        let mut conn = self.conn.lock().await;
-        if let Some(l) = conn.as_ref() {
-            return Ok(l.clone());
-        }
-        let l = self.c.connection.connect("target").await?;
-        *conn = Some(l.clone());
-        Ok(l)
-    }
-
-    /// One exchange, retried on busy/unavailable/timeouts (a lost
-    /// connection is opened again). `rc` turns a result code into success.
-    async fn exchange<F, Fut>(&self, what: String, ok: &[u32], f: F) -> Result<u32, LdapError>
-    where
-        F: Fn(Ldap) -> Fut,
-        Fut: std::future::Future<Output = ldap3::result::Result<ldap3::LdapResult>>,
-    {
-        let attempt = || async {
-            let ldap = self.ldap().await?;
-            let r = f(ldap).await;
-            crate::telemetry::target_request(match &r {
-                Ok(res) if res.rc == 0 || ok.contains(&res.rc) => "ok",
-                _ => "ldap",
-            });
-            match r {
-                Ok(res) if res.rc == 0 || ok.contains(&res.rc) => Ok(res.rc),
-                Ok(res) => Err(LdapError::Result { what: what.clone(), rc: res.rc, text: res.text.trim().to_owned() }),
-                Err(source) => {
-                    *self.conn.lock().await = None;
-                    Err(LdapError::Protocol { what: what.clone(), source: Box::new(source) })
-                }
-            }
-        };
-        attempt
-            .retry(super::backoff(self.c.max_retries))
-            .when(LdapError::is_transient)
-            .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "LDAP operation failed; retrying"))
-            .await
-    }
-
-    async fn add(&self, dn: &str, attrs: Attrs) -> Result<u32, LdapError> {
-        let t = self.c.connection.timeout;
-        self.exchange(format!("add {dn}"), &[68], |mut l| {
-            let attrs = attrs.clone();
-            async move { l.with_timeout(t).add(dn, attrs).await }
-        })
-        .await
-    }
-
-    async fn modify(&self, dn: &str, mods: Vec<Mod<String>>, ok: &[u32]) -> Result<(), LdapError> {
-        if mods.is_empty() {
-            return Ok(());
-        }
-        let t = self.c.connection.timeout;
-        self.exchange(format!("modify {dn}"), ok, |mut l| {
-            let mods = mods.clone();
-            async move { l.with_timeout(t).modify(dn, mods).await }
-        })
-        .await
-        .map(drop)
-    }
-
-    /// `modrdn`, then the kept DN follows (with `subtree`, every DN under it too).
-    async fn modrdn(&self, id: &TargetId, dn: &str, new_rdn: &str, superior: Option<&str>, subtree: bool) -> Result<String, LdapError> {
-        let t = self.c.connection.timeout;
-        self.exchange(
-            format!("modrdn {dn} to {new_rdn}{}", superior.map(|s| format!(" under {s}")).unwrap_or_default()),
-            &[],
-            |mut l| async move { l.with_timeout(t).modifydn(dn, new_rdn, true, superior).await },
-        )
-        .await?;
-        let new = format!("{new_rdn},{}", superior.map_or_else(|| dn_parent(dn).to_owned(), str::to_owned));
-        self.index(|i| i.renamed(id, dn, &new, subtree));
-        Ok(new)
-    }
-
-    /// Delete; an entry already gone is done.
-    async fn delete(&self, dn: &str) -> Result<(), LdapError> {
-        let t = self.c.connection.timeout;
-        self.exchange(format!("delete {dn}"), &[32], |mut l| async move { l.with_timeout(t).delete(dn).await }).await.map(drop)
-    }
-
-    /// Entries under `base` (one level or the subtree).
-    async fn search(&self, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> Result<Vec<ldap3::SearchEntry>, LdapError> {
-        let mut ldap = self.ldap().await?;
-        let r = self.c.connection.search(&mut ldap, base, scope, filter, attrs).await;
-        crate::telemetry::target_request(if r.is_ok() { "ok" } else { "ldap" });
-        r
-    }
-
-    /// The id of the entry at `dn`, read back after an add.
-    async fn read_id(&self, dn: &str) -> Result<TargetId, TargetError> {
-        let id = self.id_attr();
-        let e = self.search(dn, Scope::Base, "(objectClass=*)", &[id]).await?;
-        e.first()
-            .and_then(|e| entries::first(&e.attrs, id))
-            .map(|v| TargetId(v.to_owned()))
-            .ok_or_else(|| TargetError::Unexpected(format!("{dn} was added but has no {id}")))
     }
 
     /// What the directory's schema does not allow of this config: each a
@@ -383,91 +284,6 @@ impl LdapTarget {
     }
 
     // --- users -------------------------------------------------------------
-
-    /// The attribute each changeable field is written to ("" for none).
-    fn attribute(&self, f: Field) -> &str {
-        let a = &self.c.attributes;
-        match f {
-            Field::Username => &a.username,
-            Field::Name => &a.name,
-            Field::Email => &a.email,
-            Field::Mobile => &a.mobile,
-            Field::EmployeeNo => &a.employee_no,
-            Field::Nickname => &a.nickname,
-            Field::Title => &a.title,
-            Field::Department => &a.department,
-            Field::ExternalId => &a.external_id,
-            Field::Departments | Field::Active | Field::Parent => "",
-        }
-    }
-
-    fn value(spec: &UserSpec, f: Field) -> Option<&str> {
-        match f {
-            Field::Username => spec.username.as_deref(),
-            Field::Name => spec.name.as_deref(),
-            Field::Email => spec.email.as_deref(),
-            Field::Mobile => spec.mobile.as_deref(),
-            Field::EmployeeNo => spec.employee_no.as_deref(),
-            Field::Nickname => spec.nickname.as_deref(),
-            Field::Title => spec.title.as_deref(),
-            Field::Department => spec.department.as_deref(),
-            Field::ExternalId => Some(spec.external_id.as_str()),
-            Field::Departments | Field::Active | Field::Parent => None,
-        }
-        .filter(|v| !v.trim().is_empty())
-    }
-
-    /// `cn` and `sn` are required by `person`: the name, else the username.
-    fn display(spec: &UserSpec) -> Option<&str> {
-        Self::value(spec, Field::Name).or(Self::value(spec, Field::Username))
-    }
-
-    /// The user's RDN (`uid=jdoe`), from the field written to `user_rdn`.
-    fn user_rdn(&self, spec: &UserSpec) -> Result<String, TargetError> {
-        let r = &self.c.user_rdn;
-        let field = [Field::Username, Field::Name, Field::Email, Field::EmployeeNo]
-            .into_iter()
-            .find(|f| self.attribute(*f).eq_ignore_ascii_case(r))
-            .ok_or_else(|| TargetError::InvalidConfig(format!("user_rdn {r} is not written from any field")))?;
-        let v =
-            Self::value(spec, field).ok_or_else(|| TargetError::Missing(format!("the user has no {field} to name its entry ({r}=...)")))?;
-        Ok(rdn(r, v))
-    }
-
-    fn rdn_field(&self, f: Field) -> bool {
-        self.attribute(f).eq_ignore_ascii_case(&self.c.user_rdn)
-    }
-
-    fn user_attrs(&self, spec: &UserSpec) -> Attrs {
-        let mut attrs: Attrs = vec![("objectClass".into(), self.c.user_object_classes.iter().cloned().collect())];
-        let mut put = |attr: &str, v: &str| {
-            if attr.is_empty() {
-                return;
-            }
-            match attrs.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(attr)) {
-                Some((_, vals)) => {
-                    vals.insert(v.to_owned());
-                }
-                None => attrs.push((attr.to_owned(), one(v))),
-            }
-        };
-        for &f in Field::USER {
-            if let Some(v) = Self::value(spec, f) {
-                put(self.attribute(f), v);
-            }
-        }
-        // cn and sn are required by person.
-        if let Some(d) = Self::display(spec) {
-            put(&self.c.attributes.surname, d);
-            if Self::value(spec, Field::Name).is_none() {
-                put(&self.c.attributes.name, d);
-            }
-        }
-        if let (Disable::Attribute { name, value }, false) = (&self.c.disable, spec.active) {
-            put(name, value);
-        }
-        attrs
-    }
 
     /// Delete a user entry and its `member` values.
     async fn remove_user(&self, id: &TargetId) -> Result<(), TargetError> {
@@ -814,3 +630,6 @@ impl super::Operations for LdapTarget {
         Box::pin(async move { self.remove_user(id).await })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -835,3 +835,6 @@ impl super::Operations for ScimTarget {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
