@@ -59,10 +59,7 @@ impl crate::config::Section for TargetConfig {
 /// The `[target]` table, by its `kind`.
 pub fn parse(t: &mut Reader<'_>, errs: &mut Problems) -> Option<TargetConfig> {
     match t.one_of::<String>("kind", TARGET_KINDS, errs).as_deref() {
-        Some("file") => t.path("path", errs).map(|path| TargetConfig::File { path }).or_else(|| {
-            t.problem(errs, "path", "is required for target kind \"file\"");
-            None
-        }),
+        Some("file") => super::file::config::parse(t, errs),
         Some("scim") => super::scim::parse(t, errs),
         Some("ldap") => super::ldap::parse(t, errs),
         Some("rest") => super::rest::parse(t, errs),

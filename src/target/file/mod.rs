@@ -4,12 +4,14 @@
 //! in-memory copy; `flush` writes it atomically (temp file + rename), and
 //! only when something changed (an idle run leaves the file alone).
 
+mod client;
+pub mod config;
+mod mapping;
+
 use super::{TResult, Target, TargetError};
-use crate::model::{TargetDepartment, TargetId, TargetSnapshot, TargetUser};
+use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Field, remove_department, set_user_field};
 use std::path::PathBuf;
-
-mod client;
 use std::sync::Mutex;
 
 #[derive(Debug)]
@@ -31,10 +33,6 @@ impl FileTarget {
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(f(&mut s))
     }
-}
-
-fn new_id(prefix: &str) -> TargetId {
-    TargetId(format!("{prefix}{:016x}", rand::random::<u64>()))
 }
 
 impl Target for FileTarget {
@@ -78,15 +76,8 @@ impl super::Operations for FileTarget {
     fn create_department<'a>(&'a self, op: super::DepartmentCreate<'a>) -> TResult<'a, TargetId> {
         let super::DepartmentCreate { spec, parent } = op;
         Box::pin(async move {
-            let id = new_id("d-");
-            self.with(|s| {
-                s.departments.push(TargetDepartment {
-                    id: id.clone(),
-                    external_id: Some(spec.external_id.clone()),
-                    name: spec.name.clone(),
-                    parent: parent.cloned(),
-                })
-            })?;
+            let id = mapping::new_id("d-");
+            self.with(|s| s.departments.push(mapping::department(id.clone(), spec, parent)))?;
             Ok(id)
         })
     }
@@ -118,12 +109,8 @@ impl super::Operations for FileTarget {
     fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
         let super::UserCreate { spec, departments } = op;
         Box::pin(async move {
-            let id = new_id("u-");
-            let mut u = TargetUser { id: id.clone(), ..TargetUser::default() };
-            for &f in Field::USER {
-                set_user_field(&mut u, spec, f, departments);
-            }
-            self.with(|s| s.users.push(u))?;
+            let id = mapping::new_id("u-");
+            self.with(|s| s.users.push(mapping::user(id.clone(), spec, departments)))?;
             Ok(id)
         })
     }
