@@ -9,9 +9,9 @@
 //! - [`config`]: load TOML + `ORGSYNC__*` env, validate, build typed config
 //!   (knowing no component); [`settings`]: that config with orgsync's
 //!   sources and targets;
-//! - [`source`]: identity sources (file, LDAP/AD, Feishu/Lark, DingTalk,
+//! - [`sources`]: identity sources (file, LDAP/AD, Feishu/Lark, DingTalk,
 //!   WeCom, WeLink, Entra ID), each behind `IdentitySource`;
-//! - [`target`]: target systems (SCIM 2.0, LDAP, REST with a Keycloak
+//! - [`targets`]: target systems (SCIM 2.0, LDAP, REST with a Keycloak
 //!   preset, file), each behind `Target`;
 //! - [`ldap`]: one LDAP connection (TLS, bind, paged search) for the LDAP
 //!   source and target; [`token`]: the bearer-token cache the SaaS sources
@@ -45,9 +45,9 @@ pub mod reconcile;
 pub mod redact;
 pub mod schedule;
 pub mod settings;
-pub mod source;
+pub mod sources;
 pub mod sync;
-pub mod target;
+pub mod targets;
 pub mod telemetry;
 pub mod token;
 pub mod trigger;

@@ -5,7 +5,7 @@ use super::{Mirror, MirrorError, RunId};
 
 impl Mirror {
     /// Keep a run's target requests, in the order sent.
-    pub fn record_requests(&self, run: RunId, requests: &[crate::target::RequestRecord]) -> Result<(), MirrorError> {
+    pub fn record_requests(&self, run: RunId, requests: &[crate::targets::RequestRecord]) -> Result<(), MirrorError> {
         self.with(|c| {
             let tx = c.transaction()?;
             {
@@ -31,14 +31,14 @@ impl Mirror {
     }
 
     /// A run's target requests (only the failed ones: no answer, or 4xx/5xx).
-    pub fn requests(&self, run: RunId, failed_only: bool) -> Result<Vec<crate::target::RequestRecord>, MirrorError> {
+    pub fn requests(&self, run: RunId, failed_only: bool) -> Result<Vec<crate::targets::RequestRecord>, MirrorError> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT method, path, status, millis, error FROM run_requests WHERE run_id = ?1
                  AND (?2 = 0 OR status IS NULL OR status >= 400 OR error IS NOT NULL) ORDER BY seq",
             )?;
             let rows = st.query_map(rusqlite::params![run, failed_only], |r| {
-                Ok(crate::target::RequestRecord {
+                Ok(crate::targets::RequestRecord {
                     method: r.get(0)?,
                     path: r.get(1)?,
                     status: r.get(2)?,

@@ -1,11 +1,11 @@
 //! orgsync's configuration: the generic loading and validation of
 //! [`crate::config`] with this product's components — the sources of
-//! [`crate::source`] and the targets of [`crate::target`]. `config` knows no
+//! [`crate::sources`] and the targets of [`crate::targets`]. `config` knows no
 //! component; this module is where they meet (docs/design.md, "Layout").
 
 use crate::config::{ConfigError, Problem};
-use crate::source::SourceConfig;
-use crate::target::TargetConfig;
+use crate::sources::SourceConfig;
+use crate::targets::TargetConfig;
 use std::path::Path;
 
 /// The whole, validated configuration.

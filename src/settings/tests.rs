@@ -2,10 +2,10 @@ use super::*;
 use crate::config::{LogFormat, load_tree, validate_with};
 use crate::reconcile::{MatchKey, Policy, TargetOnly};
 use crate::schedule::Mode;
-use crate::source::SourceConfig;
-use crate::source::ldap::Departments;
-use crate::target::TargetConfig;
-use crate::target::scim::ScimAuth;
+use crate::sources::SourceConfig;
+use crate::sources::ldap::Departments;
+use crate::targets::TargetConfig;
+use crate::targets::scim::ScimAuth;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +22,7 @@ fn problems(text: &str, env: &[(&str, &str)]) -> Vec<String> {
     let p = write(dir.path(), text);
     let vars = || env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     let tree = load_tree(&p, vars()).unwrap();
-    match crate::config::validate_with_env::<crate::source::SourceConfig, crate::target::TargetConfig>(
+    match crate::config::validate_with_env::<crate::sources::SourceConfig, crate::targets::TargetConfig>(
         &tree,
         dir.path(),
         None,
@@ -366,7 +366,7 @@ const FILE_TARGET: &str = "[target]\nkind = \"file\"\npath = \"out.json\"\n";
 fn saas_sources_get_their_vendor_defaults() {
     let c = load_text(&format!("[source]\nkind = \"lark\"\napp_id = \"cli_1\"\napp_secret = \"s\"\n{FILE_TARGET}"));
     let SourceConfig::Feishu(f) = &c.source else { panic!("{:?}", c.source) };
-    assert_eq!((f.vendor, f.http.base_url.as_str(), f.http.rate_limit), ("Lark", crate::source::feishu::LARK_BASE, 20));
+    assert_eq!((f.vendor, f.http.base_url.as_str(), f.http.rate_limit), ("Lark", crate::sources::feishu::LARK_BASE, 20));
     assert_eq!((c.source.kind(), f.roots.as_slice()), ("lark", ["0".to_owned()].as_slice()));
 
     let c = load_text(&format!(
@@ -375,7 +375,7 @@ fn saas_sources_get_their_vendor_defaults() {
     let SourceConfig::DingTalk(d) = &c.source else { panic!("{:?}", c.source) };
     assert_eq!(
         (d.http.base_url.as_str(), d.http.rate_limit, d.user_id_type.as_str()),
-        (crate::source::dingtalk::DINGTALK_BASE, 15, "userid")
+        (crate::sources::dingtalk::DINGTALK_BASE, 15, "userid")
     );
     assert_eq!(d.roots, [1, 9_007_199_254_740_993]);
     assert_eq!(c.policy.users.match_by, [MatchKey::Email]);
@@ -384,7 +384,7 @@ fn saas_sources_get_their_vendor_defaults() {
     let SourceConfig::WeCom(w) = &c.source else { panic!("{:?}", c.source) };
     assert_eq!(
         (w.api, w.page_size, w.roots.as_slice(), w.concurrency),
-        (crate::source::wecom::Api::Simplelist, 10_000, [1_i64].as_slice(), 4)
+        (crate::sources::wecom::Api::Simplelist, 10_000, [1_i64].as_slice(), 4)
     );
     assert_eq!(c.policy.users.match_by, [MatchKey::Username], "WeCom may return no email or mobile");
     let c = load_text(&format!(
@@ -403,16 +403,16 @@ fn saas_sources_get_their_vendor_defaults() {
     assert_eq!(
         (e.authority_host.as_str(), e.http.base_url.as_str(), e.departments_from, e.delta, e.full_every),
         (
-            crate::source::entra::AUTHORITY_HOST,
-            crate::source::entra::GRAPH_HOST,
-            crate::source::entra::DepartmentsFrom::Groups,
+            crate::sources::entra::AUTHORITY_HOST,
+            crate::sources::entra::GRAPH_HOST,
+            crate::sources::entra::DepartmentsFrom::Groups,
             true,
             Duration::from_secs(86_400)
         )
     );
     assert_eq!(
         (welink.0.as_str(), welink.1, welink.2.as_slice(), welink.3),
-        (crate::source::welink::WELINK_BASE, 20, ["0".to_owned()].as_slice(), 4)
+        (crate::sources::welink::WELINK_BASE, 20, ["0".to_owned()].as_slice(), 4)
     );
 }
 
@@ -566,11 +566,11 @@ fn an_ldap_target_gets_its_defaults() {
     );
     let cfg = load(&p).unwrap();
     let TargetConfig::Ldap(t) = &cfg.target else { panic!("{:?}", cfg.target) };
-    assert_eq!(t.layout, crate::target::ldap::Layout::OuTree);
+    assert_eq!(t.layout, crate::targets::ldap::Layout::OuTree);
     assert_eq!(t.user_rdn, "uid");
     assert_eq!(t.user_object_classes, ["top", "person", "organizationalPerson", "inetOrgPerson"]);
-    assert_eq!(t.attributes, crate::target::ldap::Attributes::default());
-    assert_eq!(t.disable, crate::target::ldap::Disable::Attribute { name: "nsAccountLock".into(), value: "true".into() });
+    assert_eq!(t.attributes, crate::targets::ldap::Attributes::default());
+    assert_eq!(t.disable, crate::targets::ldap::Disable::Attribute { name: "nsAccountLock".into(), value: "true".into() });
     assert_eq!(t.connection.bind_password.as_ref().unwrap().expose(), "secret");
     assert_eq!((t.concurrency, t.connection.page_size), (4, 500));
     assert!(!format!("{t:?}").contains("secret"), "the password stays out of Debug");
@@ -643,7 +643,7 @@ fn the_keycloak_preset_fills_every_operation_and_the_config_overrides_it() {
     );
     let cfg = load(&p).unwrap();
     let TargetConfig::Rest(r) = &cfg.target else { panic!("{:?}", cfg.target) };
-    assert!(matches!(&r.auth, crate::target::rest::Auth::OAuth2 { client_id, .. } if client_id == "orgsync"));
+    assert!(matches!(&r.auth, crate::targets::rest::Auth::OAuth2 { client_id, .. } if client_id == "orgsync"));
     assert_eq!(r.users.list.page_size, 7, "the config's key wins");
     assert!(r.users.disable.is_some() && r.users.add_member.is_some() && r.users.remove_member.is_some());
     let d = r.departments.as_ref().unwrap();

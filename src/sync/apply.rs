@@ -14,7 +14,7 @@ use crate::reconcile::Field;
 use crate::reconcile::Op;
 use crate::reconcile::retry;
 use crate::reconcile::unkept::{self, Sent, SentValue};
-use crate::target::{DepartmentCreate, DepartmentUpdate, Target, TargetError, UserCreate, UserDelete, UserUpdate, Write};
+use crate::targets::{DepartmentCreate, DepartmentUpdate, Target, TargetError, UserCreate, UserDelete, UserUpdate, Write};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ pub struct Outcome {
     pub results: Vec<(retry::Key, Option<String>)>,
     /// The target's deferred writes flushed before the removals, or why
     /// that flush failed (the removals were then not attempted).
-    pub deferred: Result<Vec<crate::target::Deferred>, TargetError>,
+    pub deferred: Result<Vec<crate::targets::Deferred>, TargetError>,
 }
 
 impl Default for Outcome {
@@ -382,7 +382,7 @@ impl Ctx<'_> {
     /// Tell the target who leaves which groups; where it batches them,
     /// flush: what it deferred so far goes now, those departures in the
     /// same batches.
-    async fn flush_before_removals(&self, removals: &[Op]) -> Result<Vec<crate::target::Deferred>, TargetError> {
+    async fn flush_before_removals(&self, removals: &[Op]) -> Result<Vec<crate::targets::Deferred>, TargetError> {
         let users: Vec<(&TargetId, &[TargetId])> = removals
             .iter()
             .filter_map(|op| match op {

@@ -13,8 +13,8 @@ use crate::mirror::{ItemRow, Mirror, MirrorError, ObjectCounts, RunId, RunRecord
 use crate::model::Bindings;
 use crate::reconcile::{self, Outcome, Plan, Policy, RunOptions};
 use crate::settings::Config;
-use crate::source::{self, IdentitySource, SourceError};
-use crate::target::{self, Target, TargetError};
+use crate::sources::{self, IdentitySource, SourceError};
+use crate::targets::{self, Target, TargetError};
 use crate::telemetry;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -119,7 +119,7 @@ async fn fetch_source(
     kept: Option<Vec<u8>>,
     policy: &Policy,
     scope: &reconcile::scope::Scope,
-) -> Result<source::Fetched, SourceError> {
+) -> Result<sources::Fetched, SourceError> {
     let mut fetched = source.fetch_since(kept).await?;
     let unknown = scope.unknown_includes(&fetched.snapshot);
     if !unknown.is_empty() {
@@ -134,7 +134,7 @@ async fn fetch_source(
     }
     let snapshot = &mut fetched.snapshot;
     let total = snapshot.users.len();
-    for (field, users) in source::mark_withheld(snapshot) {
+    for (field, users) in sources::mark_withheld(snapshot) {
         // Fields the mapping never carries are no news; say only what the admin maps.
         if !policy.users.fields.contains(&field) {
             continue;
@@ -190,14 +190,14 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, Syn
         Some(m) => m.bindings()?,
         None => Bindings::default(),
     };
-    let built = source::build(&config.source, &config.scope);
+    let built = sources::build(&config.source, &config.scope);
     let kept = match &mirror {
         Some(m) => m.source_state(built.kind())?,
         None => None,
     };
     // What the source would keep is not kept: a dry run changes nothing.
     let source = fetch_source(built.as_ref(), kept, &config.policy, &config.scope).await?.snapshot;
-    let target = target::build(&config.target, &config.policy.users.match_by)?;
+    let target = targets::build(&config.target, &config.policy.users.match_by)?;
     let current = target.load().await?;
     let history = match &mirror {
         Some(m) => history(m)?,
@@ -275,8 +275,8 @@ pub async fn run_with_config(
     options: RunOptions,
     stop: &CancellationToken,
 ) -> Result<RunRecord, SyncError> {
-    let source = source::build(&config.source, &config.scope);
-    let target = match target::build(&config.target, &config.policy.users.match_by) {
+    let source = sources::build(&config.source, &config.scope);
+    let target = match targets::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,
         // Recorded, counted and logged like any other failed run.
         Err(e) => return Recording::start(mirror, &SystemClock, trigger, source.kind())?.fail(RunError::SetupTarget(e)),
@@ -307,7 +307,7 @@ pub async fn run_with_config(
 
 /// The writes the target deferred to its flush, as run items; their
 /// failures count like any other operation's.
-fn record_deferred(mirror: &Mirror, run: RunId, deferred: &[target::Deferred], outcome: &mut apply::Outcome) -> Result<(), SyncError> {
+fn record_deferred(mirror: &Mirror, run: RunId, deferred: &[targets::Deferred], outcome: &mut apply::Outcome) -> Result<(), SyncError> {
     let texts: Vec<(Outcome, String)> = deferred
         .iter()
         .map(|d| match &d.result {
@@ -560,7 +560,7 @@ async fn read_both(
     kept: Option<Vec<u8>>,
     policy: &Policy,
     scope: &reconcile::scope::Scope,
-) -> Result<(source::Fetched, crate::model::TargetSnapshot), RunError> {
+) -> Result<(sources::Fetched, crate::model::TargetSnapshot), RunError> {
     tokio::try_join!(
         async { fetch_source(source, kept, policy, scope).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e }) },
         async { target.load().await.map_err(RunError::ReadTarget) },

@@ -7,8 +7,8 @@ use super::*;
 use crate::model::{Department, Snapshot, SourceId, User};
 use crate::model::{TargetId, TargetSnapshot};
 use crate::reconcile::{Guard, TargetOnly};
-use crate::target::file::FileTarget;
-use crate::target::{TResult, Write};
+use crate::targets::file::FileTarget;
+use crate::targets::{TResult, Write};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,7 +105,7 @@ impl Target for Interrupting {
             self.inner.write(w).await
         })
     }
-    fn flush(&self) -> TResult<'_, Vec<crate::target::Deferred>> {
+    fn flush(&self) -> TResult<'_, Vec<crate::targets::Deferred>> {
         self.inner.flush()
     }
 }

@@ -1,0 +1,58 @@
+//! `[source] kind = "feishu"`: its keys, their defaults and their validation.
+
+use crate::config::Secret;
+use crate::config::reader::{Problems, Reader};
+use crate::sources::SourceConfig;
+use crate::sources::saas::{HttpSettings, config};
+
+pub const FEISHU_BASE: &str = "https://open.feishu.cn";
+pub const LARK_BASE: &str = "https://open.larksuite.com";
+
+/// `kind = "feishu" | "lark"`.
+#[derive(Clone, Debug)]
+pub struct FeishuConfig {
+    /// "Feishu" or "Lark", for messages.
+    pub vendor: &'static str,
+    pub app_id: String,
+    pub app_secret: Secret,
+    pub http: HttpSettings,
+    /// Department ids whose subtrees are read; `"0"` is the whole tenant.
+    pub roots: Vec<String>,
+    /// `open_department_id` (default) or `department_id`.
+    pub department_id_type: String,
+    /// `union_id` (default), `open_id` or `user_id`.
+    pub user_id_type: String,
+    pub concurrency: usize,
+}
+
+impl FeishuConfig {
+    /// The source kind: `lark` for Lark, else `feishu`.
+    pub fn kind(&self) -> &'static str {
+        if self.vendor == "Lark" { "lark" } else { "feishu" }
+    }
+}
+
+pub fn parse(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs: &mut Problems) -> Option<SourceConfig> {
+    let http = config::http_settings(s, default_base, 20, 50, errs);
+    let concurrency = config::concurrency(s, errs);
+    let department_id_type = s
+        .one_of::<String>("department_id_type", &["open_department_id", "department_id"], errs)
+        .unwrap_or_else(|| "open_department_id".into());
+    let user_id_type = s.one_of::<String>("user_id_type", &["union_id", "open_id", "user_id"], errs).unwrap_or_else(|| "union_id".into());
+    let roots = s.strings("roots", errs).unwrap_or_else(|| vec!["0".into()]);
+    if roots.is_empty() {
+        s.problem(errs, "roots", "is empty: list department ids, or leave it out for the whole tenant (\"0\")");
+    }
+    let app_id = s.required_string("app_id", errs);
+    let app_secret = config::required_secret(s, "app_secret", "app_secret_file", errs);
+    Some(SourceConfig::Feishu(Box::new(FeishuConfig {
+        vendor,
+        app_id: app_id?,
+        app_secret: app_secret?,
+        http,
+        roots,
+        department_id_type,
+        user_id_type,
+        concurrency,
+    })))
+}

@@ -1,0 +1,34 @@
+//! `[source] kind = "welink"`: its keys, their defaults and their validation.
+
+use crate::config::Secret;
+use crate::config::reader::{Problems, Reader};
+use crate::sources::SourceConfig;
+use crate::sources::saas::{HttpSettings, config};
+
+pub const WELINK_BASE: &str = "https://open.welink.huaweicloud.com";
+
+/// `kind = "welink"`.
+#[derive(Clone, Debug)]
+pub struct WeLinkConfig {
+    /// `client_id`: the WeLink open platform app's client id.
+    pub client_id: String,
+    /// `client_secret` / `client_secret_file`.
+    pub client_secret: Secret,
+    pub http: HttpSettings,
+    /// Department codes whose subtrees are read; `"0"` is the whole organisation.
+    pub roots: Vec<String>,
+    pub concurrency: usize,
+}
+
+pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
+    // WeLink allows 40 requests/s (and 1,500/min) per client_id per API: stay well under.
+    let http = config::http_settings(s, WELINK_BASE, 20, 40, errs);
+    let concurrency = config::concurrency(s, errs);
+    let roots = s.strings("roots", errs).unwrap_or_else(|| vec!["0".into()]);
+    if roots.is_empty() || roots.iter().any(|r| r.trim().is_empty()) {
+        s.problem(errs, "roots", "lists an empty department code: list deptCodes, or leave it out for the whole organisation (\"0\")");
+    }
+    let client_id = s.required_string("client_id", errs);
+    let client_secret = config::required_secret(s, "client_secret", "client_secret_file", errs);
+    Some(SourceConfig::WeLink(Box::new(WeLinkConfig { client_id: client_id?, client_secret: client_secret?, http, roots, concurrency })))
+}
