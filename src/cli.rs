@@ -23,6 +23,16 @@ pub enum Output {
     Json,
 }
 
+/// How `orgsync plan` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    #[default]
+    Table,
+    Json,
+    /// One line per difference: kind,id,current,proposed,reason,detail.
+    Csv,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The service: run on the configured schedule and serve /metrics,
@@ -85,6 +95,20 @@ pub enum Command {
         /// Every failing object.
         #[arg(long)]
         all: bool,
+    },
+    /// Plan the config given with --config (the proposed one) beside the
+    /// current one, against the current config's mirror and target, and
+    /// print what only one of them would write, with the part of the config
+    /// that explains it and the deletion guard's verdict under each.
+    /// Writes nothing; runs beside the service. Exit 0 (differences or not),
+    /// 2 when a config is invalid.
+    Plan {
+        /// The current config (default: the default config path).
+        #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
+        against: PathBuf,
+        /// How to print: a table for people, JSON or CSV for machines.
+        #[arg(long, value_enum, default_value_t)]
+        output: PlanOutput,
     },
     /// Inspect recorded runs.
     Runs {

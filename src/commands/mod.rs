@@ -4,6 +4,7 @@
 mod check_config;
 mod check_target;
 mod notify;
+mod plan;
 mod retry;
 mod runs;
 mod status;
@@ -40,6 +41,7 @@ pub async fn exec(command: Command, path: &Path, cfg: settings::Config) -> Resul
         Command::Sync { dry_run: true, allow_deletes, output } => sync::dry_run(&cfg, allow_deletes, output).await,
         Command::Sync { dry_run: false, allow_deletes, output } => sync::exec(cfg, allow_deletes, output).await,
         Command::Status { output, limit } => status::exec(&cfg, output, limit),
+        Command::Plan { against, output } => plan::exec(&cfg, &against, output).await,
         Command::Retry { id, all } => retry::exec(&cfg, id, all),
         Command::Runs { command: RunsCommand::Requests { id, failed, output } } => runs::requests(&cfg, id, failed, output),
         Command::Runs { command: RunsCommand::Show { id, output, changes } } => runs::show(&cfg, id, output, changes),

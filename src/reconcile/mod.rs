@@ -10,6 +10,7 @@
 //! `guard.rs` holds back deletions; `unkept.rs` and `retry.rs` apply the
 //! history.
 
+pub mod compare;
 mod departments;
 mod guard;
 mod matching;

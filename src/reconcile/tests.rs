@@ -850,3 +850,54 @@ fn a_user_the_scope_leaves_out_is_removed_for_leaving_the_scope_and_the_label_st
     }
     assert_eq!(crate::reconcile::removal_label("something new"), "other");
 }
+
+/// `orgsync plan`: a policy change, a mapping change and a scope change,
+/// each with the difference it makes and the reason it is put down to.
+#[test]
+fn two_configs_plans_differ_object_by_object_with_the_reason() {
+    use compare::{Changed, Reason, compare};
+    let src = Snapshot {
+        departments: vec![dept("d1", None, "Sales"), dept("d2", None, "Support")],
+        users: vec![user("u1", Some("a@x"), &["d1"]), user("u2", Some("b@x"), &["d2"])],
+        ..Default::default()
+    };
+    // A guard that lets every removal through: each case removes a third or more.
+    let current = Policy { guard: Guard::uniform(100, 100), ..base_policy() };
+    let (mut tgt, b) = first_sync(&src, &current);
+    // Someone only the target has, and a title the source now sends.
+    tgt.users.push(TargetUser { id: "t9".into(), username: Some("old".into()), active: true, ..Default::default() });
+    let mut titled = src.clone();
+    titled.users[0].title = Some("CTO".into());
+    let now = plan(&titled, &tgt, &b, &current, RunOptions::default());
+    assert!(now.ops.iter().all(|o| o.mirror_only()), "in step under the current config: {:?}", now.ops);
+
+    // Policy: target-only users disabled.
+    let mut disabling = current.clone();
+    disabling.users.target_only = TargetOnly::Disable;
+    let next = plan(&titled, &tgt, &b, &disabling, RunOptions::default());
+    let d = compare(&now, &next, Changed { policy: true, ..Changed::default() });
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].id.as_str(), d[0].current, d[0].proposed, d[0].reason), ("t9", None, Some(Verb::Disable), Reason::Policy));
+
+    // Mapping: the title synced too.
+    let mut titles = current.clone();
+    titles.users.fields.push(UserField::Title);
+    let next = plan(&titled, &tgt, &b, &titles, RunOptions::default());
+    let d = compare(&now, &next, Changed { mapping: true, ..Changed::default() });
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].id.as_str(), d[0].proposed, d[0].reason), ("u1", Some(Verb::Update), Reason::Mapping));
+    assert!(d[0].detail.contains("title"), "{}", d[0].detail);
+
+    // Scope: Support left out (its user then leaves the target under a deleting policy).
+    let mut scoped = titled.clone();
+    scoped.departments.retain(|d| d.source_id.as_str() != "d2");
+    scoped.users.retain(|u| u.source_id.as_str() != "u2");
+    let mut deleting = current.clone();
+    deleting.users.target_only = TargetOnly::Delete;
+    let (now, next) =
+        (plan(&titled, &tgt, &b, &deleting, RunOptions::default()), plan(&scoped, &tgt, &b, &deleting, RunOptions::default()));
+    let d = compare(&now, &next, Changed { scope: true, ..Changed::default() });
+    let u2 = d.iter().find(|x| x.id == "u2").expect("u2 differs");
+    assert_eq!((u2.current, u2.proposed, u2.reason), (None, Some(Verb::Delete), Reason::Scope), "{d:?}");
+    assert!(d.iter().all(|x| x.id != "t9"), "deleted under both: no difference: {d:?}");
+}

@@ -218,6 +218,60 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, Syn
     Ok(DryRun { plan, operations })
 }
 
+/// `orgsync plan`: the proposed config's plan beside the current one's,
+/// against the current config's mirror and target. Writes nothing.
+#[derive(Debug, serde::Serialize)]
+pub struct Comparison {
+    /// What differs between the two configs, by part.
+    pub changed: Vec<&'static str>,
+    /// The deletion guard's verdict under each (`None`: nothing held back).
+    pub guard: Guards,
+    pub differences: Vec<reconcile::compare::Difference>,
+    /// Keys of the proposed config that were not used: the mirror and the
+    /// target are the current config's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<&'static str>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Guards {
+    pub current: Option<String>,
+    pub proposed: Option<String>,
+}
+
+pub async fn compare(current: &Config, proposed: &Config, options: RunOptions) -> Result<Comparison, SyncError> {
+    let mut ignored = Vec::new();
+    let mut proposed = proposed.clone();
+    if proposed.state_dir != current.state_dir {
+        ignored.push("state_dir");
+        proposed.state_dir = current.state_dir.clone();
+    }
+    if format!("{:?}", proposed.target) != format!("{:?}", current.target) {
+        ignored.push("target");
+        proposed.target = current.target.clone();
+    }
+    let same_source = format!("{:?}", proposed.source) == format!("{:?}", current.source);
+    let changed = reconcile::compare::Changed {
+        scope: proposed.scope != current.scope || !same_source,
+        mapping: proposed.policy.users.fields != current.policy.users.fields,
+        policy: {
+            let mut p = proposed.policy.clone();
+            p.users.fields = current.policy.users.fields.clone();
+            p != current.policy
+        },
+    };
+    let names =
+        [("source", !same_source), ("scope", proposed.scope != current.scope), ("mapping", changed.mapping), ("policy", changed.policy)];
+    let now = dry_run(current, options).await?.plan;
+    let next = dry_run(&proposed, options).await?.plan;
+    Ok(Comparison {
+        changed: names.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect(),
+        guard: Guards { current: now.guard.clone(), proposed: next.guard.clone() },
+        differences: reconcile::compare::compare(&now, &next, changed),
+        ignored,
+    })
+}
+
 /// The options of a plan against this target (after its load): how it
 /// holds departments and user fields, and now.
 fn against(target: &dyn Target, options: RunOptions, now: DateTime<Utc>) -> RunOptions {

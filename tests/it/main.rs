@@ -28,6 +28,7 @@ mod ldap;
 mod ldap_target;
 mod notify;
 mod packaging;
+mod plan;
 mod proxy;
 mod rest;
 mod samba;
