@@ -60,6 +60,12 @@ pub enum Command {
         /// Let up to N deletes/disables held back by the deletion guard through, once.
         #[arg(long, value_name = "N", default_value_t = 0)]
         allow_deletes: u64,
+        /// On demand: only this object, `user:<source id>` or
+        /// `department:<source id>` (repeatable), with the departments a user
+        /// needs; the same policies, scope and guard. The run's trigger is
+        /// `on_demand` with the objects named.
+        #[arg(long, value_name = "KIND:ID", conflicts_with = "dry_run")]
+        only: Vec<String>,
         /// How to print: a table for people, or JSON for machines.
         #[arg(long, value_enum, default_value_t)]
         output: Output,

@@ -27,7 +27,17 @@ pub async fn dry_run(cfg: &settings::Config, allow_deletes: u64, output: Output)
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn exec(cfg: settings::Config, allow_deletes: u64, output: Output) -> Result<ExitCode> {
+pub async fn exec(cfg: settings::Config, allow_deletes: u64, only: &[String], output: Output) -> Result<ExitCode> {
+    let only = match only {
+        [] => None,
+        values => match orgsync::reconcile::only::Only::parse(values) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                esay!("error: {e}");
+                return Ok(ExitCode::from(super::EXIT_CONFIG));
+            }
+        },
+    };
     let _lock = StateLock::acquire(&cfg.state_dir)?;
     let mirror = Arc::new(Mirror::open(&cfg.state_dir)?);
     let n = mirror.mark_interrupted()?;
@@ -36,7 +46,7 @@ pub async fn exec(cfg: settings::Config, allow_deletes: u64, output: Output) -> 
     }
     let options = RunOptions { allow_deletes, ..RunOptions::default() };
     let cfg = Arc::new(cfg);
-    let record = orgsync::sync::run_on_own_thread(cfg.clone(), mirror.clone(), "manual", options, stop_on_signal()).await?;
+    let record = orgsync::sync::run_on_own_thread(cfg.clone(), mirror.clone(), "manual", options, only, stop_on_signal()).await?;
     match output {
         Output::Json => say!("{}", serde_json::to_string_pretty(&record)?),
         Output::Table => print_runs(std::slice::from_ref(&record)),

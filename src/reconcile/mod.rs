@@ -14,6 +14,7 @@ pub mod compare;
 mod departments;
 mod guard;
 mod matching;
+pub mod only;
 mod plan;
 mod policy;
 pub mod retry;

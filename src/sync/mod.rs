@@ -95,6 +95,7 @@ pub async fn run_on_own_thread(
     mirror: Arc<Mirror>,
     trigger: &'static str,
     options: RunOptions,
+    only: Option<reconcile::only::Only>,
     stop: CancellationToken,
 ) -> Result<RunRecord, SyncError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -102,7 +103,7 @@ pub async fn run_on_own_thread(
         .name("orgsync-run".into())
         .spawn(move || {
             let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(run_with_config(&config, &mirror, trigger, options, &stop)),
+                Ok(rt) => rt.block_on(run_with_config(&config, &mirror, trigger, options, only.as_ref(), &stop)),
                 Err(e) => Err(SyncError::Thread(e)),
             };
             let _ = tx.send(result);
@@ -312,6 +313,8 @@ pub struct RunContext<'a> {
     pub clock: &'a dyn Clock,
     /// Which part of the source is synced.
     pub scope: &'a reconcile::scope::Scope,
+    /// On demand: only these objects (and the departments they need).
+    pub only: Option<&'a reconcile::only::Only>,
 }
 
 impl std::fmt::Debug for RunContext<'_> {
@@ -327,9 +330,13 @@ pub async fn run_with_config(
     mirror: &Mirror,
     trigger: &str,
     options: RunOptions,
+    only: Option<&reconcile::only::Only>,
     stop: &CancellationToken,
 ) -> Result<RunRecord, SyncError> {
     let source = sources::build(&config.source, &config.scope);
+    // An on-demand run says what it was for.
+    let on_demand = only.map(|o| format!("on_demand {o}"));
+    let trigger = on_demand.as_deref().unwrap_or(trigger);
     let target = match targets::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,
         // Recorded, counted and logged like any other failed run.
@@ -346,6 +353,7 @@ pub async fn run_with_config(
         grace: config.daemon.grace_period,
         clock: &SystemClock,
         scope: &config.scope,
+        only,
     };
     let record = run(&ctx, trigger, options).await?;
     match mirror.prune_runs(config.keep_runs) {
@@ -505,7 +513,7 @@ async fn run_recorded(ctx: &RunContext<'_>, trigger: &str, options: RunOptions) 
 }
 
 async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: RunOptions) -> Result<RunRecord, SyncError> {
-    let RunContext { source, target, mirror, policy, concurrency, unreachable_after, stop, grace, clock, scope } = *ctx;
+    let RunContext { source, target, mirror, policy, concurrency, unreachable_after, stop, grace, clock, scope, only } = *ctx;
     let run_id = recording.id;
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
@@ -528,6 +536,10 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     let options = against(target, options, clock.now());
     let history = history(mirror)?;
     let reconcile::Planned { plan, memory, held } = reconcile::plan_with(&snapshot, &current, &bindings, &history, policy, options);
+    let plan = match only {
+        Some(o) => reconcile::only::restrict(plan, o, &snapshot, &bindings),
+        None => plan,
+    };
     say_unkept(run_id, &memory);
     mirror.update_unkept(&memory)?;
     // Objects that keep failing wait out their backoff, or their quarantine.

@@ -189,6 +189,7 @@ impl World {
             grace: GRACE,
             clock: self.clock.as_ref(),
             scope: &self.scope,
+            only: None,
         };
         run(&ctx, "manual", options).await.unwrap()
     }
@@ -327,6 +328,7 @@ async fn a_full_disk_mid_run_ends_it_failed_with_the_reason_never_running() {
         grace: GRACE,
         clock: w.clock.as_ref(),
         scope: &w.scope,
+        only: None,
     };
     let r = run(&ctx, "manual", RunOptions::default()).await.expect("recorded");
     assert_eq!(r.status, RunStatus::Failed, "{r:?}");

@@ -35,7 +35,8 @@ impl Worker {
             let config = self.config.borrow().clone();
             metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
             let options = RunOptions { allow_deletes: t.allow_deletes, ..RunOptions::default() };
-            let result = super::run_on_own_thread(config.clone(), self.mirror.clone(), t.kind.as_str(), options, self.stop.clone()).await;
+            let result =
+                super::run_on_own_thread(config.clone(), self.mirror.clone(), t.kind.as_str(), options, None, self.stop.clone()).await;
             metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
             self.queue.done();
             self.count(&result);

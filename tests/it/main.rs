@@ -27,6 +27,7 @@ mod keycloak;
 mod ldap;
 mod ldap_target;
 mod notify;
+mod on_demand;
 mod packaging;
 mod plan;
 mod proxy;

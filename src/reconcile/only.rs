@@ -1,0 +1,126 @@
+//! On-demand runs (`orgsync sync --only user:<id>`): the plan of the whole
+//! source, restricted to the objects named and what they need (the
+//! departments a new user joins, created parents first).
+
+use super::plan::{Item, Op, Outcome, Plan, Verb};
+use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// The objects an on-demand run is about, by source id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Only {
+    pub users: BTreeSet<SourceId>,
+    pub departments: BTreeSet<SourceId>,
+}
+
+/// Why an `--only` value cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("--only {0:?}: expected user:<source id> or department:<source id>")]
+pub struct OnlyError(pub String);
+
+impl Only {
+    /// `user:<id>` and `department:<id>` values.
+    pub fn parse(values: &[String]) -> Result<Only, OnlyError> {
+        let mut only = Only::default();
+        for v in values {
+            match v.split_once(':') {
+                Some(("user", id)) if !id.trim().is_empty() => only.users.insert(id.trim().into()),
+                Some(("department", id)) if !id.trim().is_empty() => only.departments.insert(id.trim().into()),
+                _ => return Err(OnlyError(v.clone())),
+            };
+        }
+        Ok(only)
+    }
+
+    fn names(&self, kind: Kind, id: &SourceId) -> bool {
+        match kind {
+            Kind::User => self.users.contains(id),
+            Kind::Department => self.departments.contains(id),
+        }
+    }
+}
+
+impl fmt::Display for Only {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let users = self.users.iter().map(|u| format!("user:{u}"));
+        let departments = self.departments.iter().map(|d| format!("department:{d}"));
+        f.write_str(&users.chain(departments).collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// `plan` restricted to the objects `only` names, and to the department
+/// creates (and binds) that the named users' departments need, parents
+/// first. A named object neither in the source nor bound is an `invalid`
+/// item. The guard's verdict stays when it held back one of them.
+pub fn restrict(plan: Plan, only: &Only, source: &Snapshot, bindings: &Bindings) -> Plan {
+    let bound = |kind: Kind, t: &TargetId| {
+        let map = if kind == Kind::User { &bindings.users } else { &bindings.departments };
+        map.iter().any(|(s, b)| b == t && only.names(kind, s))
+    };
+    let named = |kind: Kind, s: Option<&SourceId>, t: Option<&TargetId>| {
+        s.is_some_and(|s| only.names(kind, s)) || t.is_some_and(|t| bound(kind, t))
+    };
+    let kept: Vec<Op> = plan.ops.iter().filter(|op| named(op.kind(), op.source_id(), op.target_id())).cloned().collect();
+    let needed = needed_departments(&plan.ops, &kept);
+    let ops = plan
+        .ops
+        .into_iter()
+        .filter(|op| {
+            named(op.kind(), op.source_id(), op.target_id())
+                || (op.kind() == Kind::Department
+                    && matches!(op, Op::CreateDepartment { .. } | Op::Bind { .. })
+                    && op.source_id().is_some_and(|s| needed.contains(s)))
+        })
+        .collect();
+    let mut items: Vec<Item> = plan.items.into_iter().filter(|i| named(i.kind, i.source_id.as_ref(), i.target_id.as_ref())).collect();
+    items.extend(unknown(only, source, bindings));
+    let guard = plan.guard.filter(|_| items.iter().any(|i| i.outcome == Outcome::HeldBack));
+    let unscheduled = plan.unscheduled.into_iter().filter(|t| bound(Kind::User, t) || bound(Kind::Department, t)).collect();
+    Plan { ops, items, guard, unscheduled }
+}
+
+/// The departments the kept users are written into that this plan creates,
+/// with the parents those creates need.
+fn needed_departments(all: &[Op], kept: &[Op]) -> BTreeSet<SourceId> {
+    let mut needed: BTreeSet<SourceId> = kept
+        .iter()
+        .filter_map(|op| match op {
+            Op::CreateUser { spec, .. } | Op::UpdateUser { spec, .. } => spec.departments.clone(),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    loop {
+        let parents: Vec<SourceId> = all
+            .iter()
+            .filter_map(|op| match op {
+                Op::CreateDepartment { source_id, spec, .. } if needed.contains(source_id) => spec.parent.clone(),
+                _ => None,
+            })
+            .filter(|p| !needed.contains(p))
+            .collect();
+        if parents.is_empty() {
+            return needed;
+        }
+        needed.extend(parents);
+    }
+}
+
+/// Named objects the source does not have and no binding knows.
+fn unknown(only: &Only, source: &Snapshot, bindings: &Bindings) -> Vec<Item> {
+    let users = only.users.iter().filter(|u| !bindings.users.contains_key(*u) && !source.users.iter().any(|s| &s.source_id == *u));
+    let departments = only
+        .departments
+        .iter()
+        .filter(|d| !bindings.departments.contains_key(*d) && !source.departments.iter().any(|s| &s.source_id == *d));
+    let item = |kind: Kind, id: &SourceId| Item {
+        kind,
+        op: Verb::Read,
+        source_id: Some(id.clone()),
+        target_id: None,
+        outcome: Outcome::Invalid,
+        message: format!("--only {kind}:{id}: not in the source, and never synced"),
+    };
+    users.map(|u| item(Kind::User, u)).chain(departments.map(|d| item(Kind::Department, d))).collect()
+}

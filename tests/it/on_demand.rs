@@ -1,0 +1,83 @@
+//! `orgsync sync --only`: one object now, with what it needs, under the
+//! same policies and guard; nothing else is written.
+
+use crate::harness::{Env, org};
+use serde_json::{Value, json};
+
+fn setup(policy: &str) -> (Env, Value) {
+    let env = Env::new();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        format!(
+            "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n\
+             [target]\nkind = \"file\"\npath = \"out.json\"\n{policy}"
+        ),
+    )
+    .unwrap();
+    let doc = org(3, 6);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    (env, doc)
+}
+
+fn target(env: &Env) -> Value {
+    serde_json::from_slice(&std::fs::read(env.path("out.json")).unwrap()).unwrap()
+}
+
+fn user<'a>(t: &'a Value, username: &str) -> Option<&'a Value> {
+    t["users"].as_array().unwrap().iter().find(|u| u["username"] == username)
+}
+
+#[test]
+fn a_new_hire_synced_alone_arrives_with_its_new_department_and_nothing_else_changes() {
+    let (env, mut doc) = setup("");
+    // A new department with a new hire in it, and a rename elsewhere.
+    doc["departments"].as_array_mut().unwrap().push(json!({"id": "d9", "parent_id": "d1", "name": "Labs"}));
+    doc["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "u9", "username": "hire", "email": "hire@example.test", "department_ids": ["d9"]}));
+    doc["users"][0]["name"] = "Renamed".into();
+    env.write_org(&doc);
+    let r = env.sync(&["--only", "user:u9"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let t = target(&env);
+    let labs = t["departments"].as_array().unwrap().iter().find(|d| d["name"] == "Labs").expect("its department is created");
+    assert_eq!(user(&t, "hire").expect("the new hire is there")["departments"], json!([labs["id"]]));
+    assert_eq!(user(&t, "user0").unwrap()["name"], "User 0", "the rename waits for a full run");
+    let run = &env.status_json()["runs"][0];
+    assert_eq!(run["trigger"], "on_demand user:u9");
+    // The next full run does the rest, and only that.
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(user(&target(&env), "user0").unwrap()["name"], "Renamed");
+    assert_eq!(env.status_json()["runs"][0]["counts"], json!({"user.update.ok": 1}));
+}
+
+#[test]
+fn a_leaver_synced_alone_is_disabled_by_the_policy_and_the_guard_still_applies() {
+    let (env, mut doc) = setup("[policy.users]\ntarget_only = \"disable\"\n[policy.guard]\nmax_deletes = 1\n");
+    doc["users"].as_array_mut().unwrap().retain(|u| u["id"] != "u2" && u["id"] != "u3");
+    env.write_org(&doc);
+    let r = env.sync(&["--only", "user:u2"]);
+    assert_eq!(r.code, 3, "two leave: more than max_deletes = 1, held back: {}{}", r.stdout, r.stderr);
+    assert_eq!(user(&target(&env), "user2").unwrap()["active"], true);
+    let r = env.sync(&["--only", "user:u2", "--allow-deletes", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let t = target(&env);
+    assert_eq!(user(&t, "user2").unwrap()["active"], false, "disabled, per the policy");
+    assert_eq!(user(&t, "user3").unwrap()["active"], true, "the other leaver waits for a full run");
+}
+
+#[test]
+fn an_unknown_object_is_an_invalid_item_and_a_bad_value_names_the_flag() {
+    let (env, _) = setup("");
+    let before = std::fs::read(env.path("out.json")).unwrap();
+    let r = env.sync(&["--only", "user:nobody"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let show = env.orgsync(&["runs", "show", "2"]);
+    assert!(show.stdout.contains("not in the source, and never synced"), "{}", show.stdout);
+    assert_eq!(std::fs::read(env.path("out.json")).unwrap(), before, "nothing written");
+    let r = env.sync(&["--only", "person:u1"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--only \"person:u1\": expected user:<source id> or department:<source id>"), "{}", r.stderr);
+}
