@@ -246,7 +246,7 @@ impl Running {
             "orgsync is running"
         );
         if current.schedule.run_on_start {
-            queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0 });
+            queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0, only: None });
         }
         notify(&[NotifyState::Ready]);
 
@@ -307,7 +307,7 @@ impl Running {
                 sig = signals.next() => match sig {
                     Some(SIGHUP) => self.reloader.reload(),
                     Some(SIGUSR1) => {
-                        let queued = self.queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0 });
+                        let queued = self.queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0, only: None });
                         info!(%queued, "Manual sync requested by SIGUSR1");
                     }
                     other => return other,

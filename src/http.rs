@@ -131,6 +131,8 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
 struct SyncQuery {
     #[serde(default)]
     allow_deletes: u64,
+    /// On demand: `user:<id>` / `department:<id>`, comma-separated.
+    only: Option<String>,
 }
 
 /// Equal in time independent of where the strings differ.
@@ -161,8 +163,14 @@ async fn sync(
                 .into_response();
         }
     }
-    let queued = s.queue.push(Trigger { kind: TriggerKind::Http, allow_deletes: q.allow_deletes });
-    tracing::info!(allow_deletes = q.allow_deletes, %queued, "Manual sync requested over HTTP");
+    let only = match q.only.as_deref().map(|o| crate::reconcile::only::Only::parse(&o.split(',').map(str::to_owned).collect::<Vec<_>>())) {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string() }))).into_response(),
+    };
+    let named = only.as_ref().map(ToString::to_string);
+    let queued = s.queue.push(Trigger { kind: TriggerKind::Http, allow_deletes: q.allow_deletes, only });
+    tracing::info!(allow_deletes = q.allow_deletes, only = named.as_deref(), %queued, "Manual sync requested over HTTP");
     let code = if queued == Queued::Refused { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::ACCEPTED };
     (code, Json(json!({ "queued": queued, "allow_deletes": q.allow_deletes }))).into_response()
 }

@@ -38,11 +38,14 @@ impl TriggerKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trigger {
     pub kind: TriggerKind,
     /// The admin's one-time approval for deletions held back by the guard.
     pub allow_deletes: u64,
+    /// On demand (`POST /sync?only=`): only these objects. Merged triggers
+    /// name the objects of both; merged with a full run, the full run.
+    pub only: Option<crate::reconcile::only::Only>,
 }
 
 /// What became of a pushed trigger.
@@ -97,6 +100,14 @@ impl TriggerQueue {
         let queued = match (&mut s.pending, running) {
             (Some(p), _) => {
                 p.allow_deletes = p.allow_deletes.max(t.allow_deletes);
+                p.only = match (p.only.take(), t.only) {
+                    (Some(mut a), Some(b)) => {
+                        a.users.extend(b.users);
+                        a.departments.extend(b.departments);
+                        Some(a)
+                    }
+                    _ => None,
+                };
                 if t.kind.is_manual() && !p.kind.is_manual() {
                     p.kind = t.kind;
                 }
@@ -155,7 +166,7 @@ mod tests {
     use super::*;
 
     fn t(kind: TriggerKind, allow_deletes: u64) -> Trigger {
-        Trigger { kind, allow_deletes }
+        Trigger { kind, allow_deletes, only: None }
     }
 
     #[tokio::test]
@@ -172,6 +183,25 @@ mod tests {
         q.done();
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), q.next()).await;
         assert!(waited.is_err(), "no third run: the follow-up absorbed the other triggers");
+    }
+
+    #[tokio::test]
+    async fn on_demand_triggers_merge_their_objects_and_a_full_run_absorbs_them() {
+        let only =
+            |ids: &[&str]| Some(crate::reconcile::only::Only::parse(&ids.iter().map(|i| format!("user:{i}")).collect::<Vec<_>>()).unwrap());
+        let q = TriggerQueue::new();
+        q.push(t(TriggerKind::Schedule, 0));
+        assert!(q.next().await.is_some());
+        // During a run: two on-demand requests become one follow-up for both.
+        q.push(Trigger { only: only(&["u1"]), ..t(TriggerKind::Http, 0) });
+        assert_eq!(q.push(Trigger { only: only(&["u2"]), ..t(TriggerKind::Http, 0) }), Queued::Merged);
+        q.done();
+        assert_eq!(q.next().await.unwrap().only, only(&["u1", "u2"]));
+        // With a full run queued, an on-demand request is part of it.
+        q.push(Trigger { only: only(&["u3"]), ..t(TriggerKind::Http, 0) });
+        q.push(t(TriggerKind::Schedule, 0));
+        q.done();
+        assert_eq!(q.next().await.unwrap().only, None);
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ impl Worker {
             metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
             let options = RunOptions { allow_deletes: t.allow_deletes, ..RunOptions::default() };
             let result =
-                super::run_on_own_thread(config.clone(), self.mirror.clone(), t.kind.as_str(), options, None, self.stop.clone()).await;
+                super::run_on_own_thread(config.clone(), self.mirror.clone(), t.kind.as_str(), options, t.only, self.stop.clone()).await;
             metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
             self.queue.done();
             self.count(&result);

@@ -124,7 +124,7 @@ impl Drop for Daemon {
     }
 }
 
-fn finished(runs: &[Value]) -> usize {
+pub fn finished(runs: &[Value]) -> usize {
     runs.iter().filter(|r| r["status"] != "running").count()
 }
 

@@ -81,3 +81,38 @@ fn an_unknown_object_is_an_invalid_item_and_a_bad_value_names_the_flag() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--only \"person:u1\": expected user:<source id> or department:<source id>"), "{}", r.stderr);
 }
+
+/// `POST /sync?only=` in the service: queued like any trigger, recorded
+/// as an on-demand run of the objects named; a bad value is a 400.
+#[test]
+fn the_service_takes_an_on_demand_request_over_http() {
+    use crate::daemon::{Daemon, finished};
+    use std::time::Duration;
+    let env = Env::new();
+    let port = crate::harness::free_port();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        format!(
+            "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n\
+             [target]\nkind = \"file\"\npath = \"out.json\"\n\
+             [schedule]\nmode = \"manual\"\nrun_on_start = true\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut doc = org(2, 4);
+    env.write_org(&doc);
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| finished(r) == 1);
+    doc["users"].as_array_mut().unwrap().push(json!({"id": "u9", "username": "hire", "department_ids": ["d1"]}));
+    doc["users"][0]["name"] = "Renamed".into();
+    env.write_org(&doc);
+    assert_eq!(d.post_sync("?only=user:u9,nobody", None).0, 400);
+    let (code, body) = d.post_sync("?only=user:u9", None);
+    assert_eq!(code, 202, "{body}");
+    let runs = d.wait_runs("the on-demand run", Duration::from_secs(60), |r| finished(r) == 2);
+    assert_eq!(runs[0]["trigger"], "on_demand user:u9", "{runs:#?}");
+    assert_eq!(runs[0]["status"], "succeeded", "{runs:#?}");
+    let t = target(&env);
+    assert!(user(&t, "hire").is_some());
+    assert_eq!(user(&t, "user0").unwrap()["name"], "User 0", "only the named object");
+}
