@@ -43,6 +43,10 @@ pub enum Command {
         /// Let up to N deletes/disables held back by the deletion guard through, once.
         #[arg(long, value_name = "N", default_value_t = 0)]
         allow_deletes: u64,
+        /// On demand: only this object, `user:<source id>` or
+        /// `department:<source id>` (repeatable), as `orgsync sync --only`.
+        #[arg(long, value_name = "KIND:ID")]
+        only: Vec<String>,
         /// The service's base URL, when not derived from daemon.listen.
         #[arg(long, value_name = "URL")]
         url: Option<String>,

@@ -34,7 +34,7 @@ pub async fn exec(command: Command, path: &Path, cfg: settings::Config) -> Resul
             orgsync::app::run(path.to_owned(), cfg, signals, Arc::new(SystemClock)).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Trigger { allow_deletes, url } => trigger::exec(&cfg, allow_deletes, url).await,
+        Command::Trigger { allow_deletes, only, url } => trigger::exec(&cfg, allow_deletes, &only, url).await,
         Command::CheckConfig => check_config::exec(path, &cfg),
         Command::Notify(orgsync::cli::NotifyCommand::Test) => notify::exec(&cfg).await,
         Command::CheckTarget { output } => check_target::exec(&cfg, output).await,

@@ -4,7 +4,11 @@ use super::{EXIT_FAILED, ExitCode, Result};
 use orgsync::settings;
 
 /// `orgsync trigger`: POST /sync to the running service.
-pub async fn exec(cfg: &settings::Config, allow_deletes: u64, url: Option<String>) -> Result<ExitCode> {
+pub async fn exec(cfg: &settings::Config, allow_deletes: u64, only: &[String], url: Option<String>) -> Result<ExitCode> {
+    if let Err(e) = orgsync::reconcile::only::Only::parse(only) {
+        esay!("error: {e}");
+        return Ok(ExitCode::from(super::EXIT_CONFIG));
+    }
     let base = url.unwrap_or_else(|| {
         // A wildcard listener is reached over loopback.
         let mut addr = cfg.daemon.listen;
@@ -15,6 +19,9 @@ pub async fn exec(cfg: &settings::Config, allow_deletes: u64, url: Option<String
     });
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
     let mut req = client.post(format!("{}/sync", base.trim_end_matches('/'))).query(&[("allow_deletes", allow_deletes)]);
+    if !only.is_empty() {
+        req = req.query(&[("only", only.join(","))]);
+    }
     if let Some(t) = &cfg.daemon.admin_token {
         req = req.bearer_auth(t.expose());
     }

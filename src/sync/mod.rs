@@ -536,10 +536,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     let options = against(target, options, clock.now());
     let history = history(mirror)?;
     let reconcile::Planned { plan, memory, held } = reconcile::plan_with(&snapshot, &current, &bindings, &history, policy, options);
-    let plan = match only {
-        Some(o) => reconcile::only::restrict(plan, o, &snapshot, &bindings),
-        None => plan,
-    };
+    let plan = if let Some(o) = only { reconcile::only::restrict(plan, o, &snapshot, &bindings) } else { plan };
     say_unkept(run_id, &memory);
     mirror.update_unkept(&memory)?;
     // Objects that keep failing wait out their backoff, or their quarantine.

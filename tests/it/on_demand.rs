@@ -115,4 +115,11 @@ fn the_service_takes_an_on_demand_request_over_http() {
     let t = target(&env);
     assert!(user(&t, "hire").is_some());
     assert_eq!(user(&t, "user0").unwrap()["name"], "User 0", "only the named object");
+    // The same from the command line.
+    assert_eq!(env.orgsync(&["trigger", "--only", "person:u1"]).code, 2);
+    let r = env.orgsync(&["trigger", "--only", "user:u0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let runs = d.wait_runs("the second on-demand run", Duration::from_secs(60), |r| finished(r) == 3);
+    assert_eq!(runs[0]["trigger"], "on_demand user:u0", "{runs:#?}");
+    assert_eq!(user(&target(&env), "user0").unwrap()["name"], "Renamed");
 }
