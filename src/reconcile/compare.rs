@@ -90,13 +90,17 @@ pub fn compare(current: &Plan, proposed: &Plan, changed: Changed) -> Vec<Differe
             continue;
         }
         let updates = [a, b].iter().flatten().all(|w| w.0 == Verb::Update);
-        let reason = match (a, b) {
-            (Some(_), Some(_)) if updates && changed.mapping => Reason::Mapping,
-            (None, _) | (_, None) if changed.scope && !updates => Reason::Scope,
-            _ if updates && changed.mapping => Reason::Mapping,
-            _ if changed.policy || !(changed.scope || changed.mapping) => Reason::Policy,
-            _ if changed.scope => Reason::Scope,
-            _ => Reason::Mapping,
+        let one_side = a.is_none() || b.is_none();
+        let reason = if updates && changed.mapping {
+            Reason::Mapping
+        } else if one_side && changed.scope && !updates {
+            Reason::Scope
+        } else if changed.policy || !(changed.scope || changed.mapping) {
+            Reason::Policy
+        } else if changed.scope {
+            Reason::Scope
+        } else {
+            Reason::Mapping
         };
         let detail = b.or(a).map(|w| w.2.clone()).unwrap_or_default();
         out.push(Difference { kind: key.0, id: key.1.clone(), current: a.map(|w| w.0), proposed: b.map(|w| w.0), detail, reason });

@@ -54,10 +54,13 @@ impl fmt::Display for Only {
 /// first. A named object neither in the source nor bound is an `invalid`
 /// item. The guard's verdict stays when it held back one of them.
 pub fn restrict(plan: Plan, only: &Only, source: &Snapshot, bindings: &Bindings) -> Plan {
-    let bound = |kind: Kind, t: &TargetId| {
-        let map = if kind == Kind::User { &bindings.users } else { &bindings.departments };
-        map.iter().any(|(s, b)| b == t && only.names(kind, s))
-    };
+    // The target ids bound to the objects named, looked up once (a plan
+    // of the whole source may hold an operation for every object).
+    let targets: BTreeSet<(Kind, &TargetId)> = [(Kind::User, &bindings.users), (Kind::Department, &bindings.departments)]
+        .into_iter()
+        .flat_map(|(kind, map)| map.iter().filter(move |(s, _)| only.names(kind, s)).map(move |(_, t)| (kind, t)))
+        .collect();
+    let bound = |kind: Kind, t: &TargetId| targets.contains(&(kind, t));
     let named = |kind: Kind, s: Option<&SourceId>, t: Option<&TargetId>| {
         s.is_some_and(|s| only.names(kind, s)) || t.is_some_and(|t| bound(kind, t))
     };

@@ -186,26 +186,9 @@ pub struct DryRun {
 }
 
 pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, SyncError> {
-    let mirror = Mirror::open_read_only(&config.state_dir)?;
-    let bindings = match &mirror {
-        Some(m) => m.bindings()?,
-        None => Bindings::default(),
-    };
-    let built = sources::build(&config.source, &config.scope);
-    let kept = match &mirror {
-        Some(m) => m.source_state(built.kind())?,
-        None => None,
-    };
-    // What the source would keep is not kept: a dry run changes nothing.
-    let source = fetch_source(built.as_ref(), kept, &config.policy, &config.scope).await?.snapshot;
-    let target = targets::build(&config.target, &config.policy.users.match_by)?;
-    let current = target.load().await?;
-    let history = match &mirror {
-        Some(m) => history(m)?,
-        None => reconcile::History::default(),
-    };
-    let options = against(target.as_ref(), options, chrono::Utc::now());
-    let plan = reconcile::plan_with(&source, &current, &bindings, &history, &config.policy, options).plan;
+    let side = TargetSide::read(config).await?;
+    let source = side.fetch(config).await?;
+    let plan = side.plan(config, &source, options);
     let bound: std::collections::HashMap<&crate::model::SourceId, &crate::model::TargetId> = plan
         .ops
         .iter()
@@ -213,10 +196,50 @@ pub async fn dry_run(config: &Config, options: RunOptions) -> Result<DryRun, Syn
             reconcile::Op::Bind { kind: crate::model::Kind::Department, source_id, target_id, .. } => Some((source_id, target_id)),
             _ => None,
         })
-        .chain(bindings.departments.iter())
+        .chain(side.bindings.departments.iter())
         .collect();
-    let operations = target.describe(&plan.ops, &|s| bound.get(s).map(|t| (*t).clone()));
+    let operations = side.target.describe(&plan.ops, &|s| bound.get(s).map(|t| (*t).clone()));
     Ok(DryRun { plan, operations })
+}
+
+/// What a plan that writes nothing reads once of the target side: the
+/// mirror (read-only, when there is one), its bindings and history, and
+/// the target as it is now.
+struct TargetSide {
+    mirror: Option<Mirror>,
+    bindings: Bindings,
+    history: reconcile::History,
+    target: Box<dyn Target>,
+    current: crate::model::TargetSnapshot,
+}
+
+impl TargetSide {
+    async fn read(config: &Config) -> Result<Self, SyncError> {
+        let mirror = Mirror::open_read_only(&config.state_dir)?;
+        let (bindings, history) = match &mirror {
+            Some(m) => (m.bindings()?, history(m)?),
+            None => (Bindings::default(), reconcile::History::default()),
+        };
+        let target = targets::build(&config.target, &config.policy.users.match_by)?;
+        let current = target.load().await?;
+        Ok(TargetSide { mirror, bindings, history, target, current })
+    }
+
+    /// The source of `config`, fetched as a run would (what it would keep
+    /// for its next fetch is not kept: nothing is written).
+    async fn fetch(&self, config: &Config) -> Result<crate::model::Snapshot, SyncError> {
+        let built = sources::build(&config.source, &config.scope);
+        let kept = match &self.mirror {
+            Some(m) => m.source_state(built.kind())?,
+            None => None,
+        };
+        Ok(fetch_source(built.as_ref(), kept, &config.policy, &config.scope).await?.snapshot)
+    }
+
+    fn plan(&self, config: &Config, source: &crate::model::Snapshot, options: RunOptions) -> Plan {
+        let options = against(self.target.as_ref(), options, chrono::Utc::now());
+        reconcile::plan_with(source, &self.current, &self.bindings, &self.history, &config.policy, options).plan
+    }
 }
 
 /// `orgsync plan`: the proposed config's plan beside the current one's,
@@ -263,8 +286,13 @@ pub async fn compare(current: &Config, proposed: &Config, options: RunOptions) -
     };
     let names =
         [("source", !same_source), ("scope", proposed.scope != current.scope), ("mapping", changed.mapping), ("policy", changed.policy)];
-    let now = dry_run(current, options).await?.plan;
-    let next = dry_run(&proposed, options).await?.plan;
+    // One read of the mirror and the target; the source again only when
+    // what is fetched changed.
+    let side = TargetSide::read(current).await?;
+    let source = side.fetch(current).await?;
+    let proposed_source = if changed.scope { Some(side.fetch(&proposed).await?) } else { None };
+    let now = side.plan(current, &source, options);
+    let next = side.plan(&proposed, proposed_source.as_ref().unwrap_or(&source), options);
     Ok(Comparison {
         changed: names.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect(),
         guard: Guards { current: now.guard.clone(), proposed: next.guard.clone() },
