@@ -1,5 +1,6 @@
 //! The command line (clap). Exit codes: 0 succeeded, 1 failed, 2 invalid
-//! config or usage, 3 partial (including held-back deletions).
+//! config or usage, 3 partial (including held-back deletions), 4 no such
+//! object (`explain`).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -21,6 +22,22 @@ pub enum Output {
     Table,
     /// JSON, for machines.
     Json,
+}
+
+/// What `orgsync explain` explains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExplainKind {
+    User,
+    Department,
+}
+
+impl ExplainKind {
+    pub fn kind(self) -> crate::model::Kind {
+        match self {
+            ExplainKind::User => crate::model::Kind::User,
+            ExplainKind::Department => crate::model::Kind::Department,
+        }
+    }
 }
 
 /// How `orgsync plan` prints.
@@ -119,6 +136,22 @@ pub enum Command {
         /// How to print: a table for people, JSON or CSV for machines.
         #[arg(long, value_enum, default_value_t)]
         output: PlanOutput,
+    },
+    /// Explain one user (by source id, username or email) or department
+    /// (by source id or name): the source's record, read by id where the
+    /// vendor can, the mapped record, the scope's decision, the binding
+    /// and the match keys tried, what the next run does to it and why, the
+    /// difference with the target field by field, what the mirror
+    /// remembers of it, and its last runs' items. Writes nothing. Exit 0;
+    /// 4 when neither the source nor the mirror knows the object.
+    Explain {
+        kind: ExplainKind,
+        /// A source id; for a user also a username or email, for a
+        /// department its name.
+        key: String,
+        /// How to print: readable sections, or JSON for machines.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Inspect recorded runs.
     Runs {

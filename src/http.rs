@@ -1,8 +1,9 @@
 //! The daemon's HTTP listener: `/metrics` (Prometheus text), `/healthz`
 //! (the process answers), `/readyz` (config loaded, mirror readable, not
 //! failing run after run, not shutting down), `/status` (JSON, never a
-//! secret) and `POST /sync` (a manual trigger; bearer token required when one
-//! is configured, and one must be configured beyond loopback).
+//! secret), `POST /sync` (a manual trigger) and `GET /explain` (one object,
+//! as `orgsync explain`); these two need the bearer token when one is
+//! configured, and one must be configured beyond loopback.
 
 use crate::mirror::{Mirror, RunRecord};
 use crate::settings::Config;
@@ -39,6 +40,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/sync", post(sync))
+        .route("/explain", get(explain))
         .with_state(shared)
 }
 
@@ -135,6 +137,55 @@ struct SyncQuery {
     only: Option<String>,
 }
 
+/// The answer to a request without the admin token, when one is configured.
+fn refused(s: &Shared, headers: &HeaderMap, what: &str) -> Option<Response> {
+    let token = s.config.borrow().daemon.admin_token.clone()?;
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    if given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes())) {
+        return None;
+    }
+    tracing::warn!("{what} refused: missing or wrong bearer token");
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({ "error": format!("{what} needs Authorization: Bearer <daemon.admin_token>") })),
+        )
+            .into_response(),
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ExplainQuery {
+    user: Option<String>,
+    department: Option<String>,
+}
+
+/// `GET /explain?user=<id|username|email>` or `?department=<id|name>`:
+/// what `orgsync explain` prints, as JSON (404 when nothing knows it).
+async fn explain(State(s): State<Arc<Shared>>, headers: HeaderMap, Query(q): Query<ExplainQuery>) -> Response {
+    if let Some(refused) = refused(&s, &headers, "GET /explain") {
+        return refused;
+    }
+    let (kind, key) = match (q.user, q.department) {
+        (Some(u), None) => (crate::model::Kind::User, u),
+        (None, Some(d)) => (crate::model::Kind::Department, d),
+        _ => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": "give one of user=<id|username|email> or department=<id|name>" })))
+                .into_response();
+        }
+    };
+    let config = s.config.borrow().clone();
+    match crate::sync::explain::explain(&config, kind, &key).await {
+        Ok(e) => Json(e).into_response(),
+        Err(e @ crate::sync::explain::ExplainError::Unknown { .. }) => {
+            (StatusCode::NOT_FOUND, Json(json!({ "error": e.to_string() }))).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": crate::redact::redact(&format!("{:#}", anyhow::Error::from(e))) })))
+            .into_response(),
+    }
+}
+
 /// Equal in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
@@ -150,18 +201,8 @@ async fn sync(
     let Ok(Query(q)) = query else {
         return (StatusCode::BAD_REQUEST, Json(json!({ "error": "allow_deletes must be a non-negative integer" }))).into_response();
     };
-    let token = s.config.borrow().daemon.admin_token.clone();
-    if let Some(token) = token {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-        if !given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes())) {
-            tracing::warn!("POST /sync refused: missing or wrong bearer token");
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                Json(json!({ "error": "POST /sync needs Authorization: Bearer <daemon.admin_token>" })),
-            )
-                .into_response();
-        }
+    if let Some(refused) = refused(&s, &headers, "POST /sync") {
+        return refused;
     }
     let only = match q.only.as_deref().map(|o| crate::reconcile::only::Only::parse(&o.split(',').map(str::to_owned).collect::<Vec<_>>())) {
         None => None,

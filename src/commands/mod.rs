@@ -3,6 +3,7 @@
 
 mod check_config;
 mod check_target;
+mod explain;
 mod notify;
 mod plan;
 mod retry;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
+pub const EXIT_UNKNOWN: u8 = 4;
 
 /// Run one command with its loaded config.
 pub async fn exec(command: Command, path: &Path, cfg: settings::Config) -> Result<ExitCode> {
@@ -42,6 +44,7 @@ pub async fn exec(command: Command, path: &Path, cfg: settings::Config) -> Resul
         Command::Sync { dry_run: false, allow_deletes, only, output } => sync::exec(cfg, allow_deletes, &only, output).await,
         Command::Status { output, limit } => status::exec(&cfg, output, limit),
         Command::Plan { against, output } => plan::exec(&cfg, &against, output).await,
+        Command::Explain { kind, key, output } => explain::exec(&cfg, kind.kind(), &key, output).await,
         Command::Retry { id, all } => retry::exec(&cfg, id, all),
         Command::Runs { command: RunsCommand::Requests { id, failed, output } } => runs::requests(&cfg, id, failed, output),
         Command::Runs { command: RunsCommand::Show { id, output, changes } } => runs::show(&cfg, id, output, changes),

@@ -409,22 +409,64 @@ impl Mirror {
 
     pub fn items(&self, run: RunId) -> Result<Vec<ItemRecord>, MirrorError> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT kind, op, source_id, target_id, outcome, error, at, changes FROM run_items WHERE run_id = ?1 ORDER BY id",
-            )?;
-            let rows = st.query_map([run], |r| {
-                Ok(ItemRecord {
-                    kind: if r.get::<_, String>(0)? == "department" { Kind::Department } else { Kind::User },
-                    op: r.get(1)?,
-                    source_id: r.get(2)?,
-                    target_id: r.get(3)?,
-                    outcome: r.get(4)?,
-                    error: r.get(5)?,
-                    at: r.get(6)?,
-                    changes: r.get::<_, Option<String>>(7)?.and_then(|c| serde_json::from_str(&c).ok()),
-                })
-            })?;
+            let mut st = c.prepare(&format!("SELECT {ITEM_COLUMNS} FROM run_items WHERE run_id = ?1 ORDER BY id"))?;
+            let rows = st.query_map([run], item_row)?;
             rows.collect()
         })
     }
+
+    /// The last `limit` items of one object (by its source id or its
+    /// target id), newest first, each with its run and the run's trigger.
+    pub fn object_items(
+        &self,
+        kind: Kind,
+        source_id: Option<&SourceId>,
+        target_id: Option<&TargetId>,
+        limit: usize,
+    ) -> Result<Vec<(RunId, String, ItemRecord)>, MirrorError> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT i.run_id, r.trigger, {} FROM run_items i JOIN runs r ON r.id = i.run_id \
+                 WHERE i.kind = ?1 AND (i.source_id = ?2 OR i.target_id = ?3) ORDER BY i.id DESC LIMIT ?4",
+                ITEM_COLUMNS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ")
+            ))?;
+            let rows = st
+                .query_map(params![kind.as_str(), source_id.map(SourceId::as_str), target_id.map(TargetId::as_str), limit as i64], |r| {
+                    Ok((RunId(r.get(0)?), r.get::<_, String>(1)?, item_row_at(r, 2)?))
+                })?;
+            rows.collect()
+        })
+    }
+
+    /// The binding of one object: its target id, and when it was last set.
+    pub fn binding(&self, kind: Kind, source_id: &SourceId) -> Result<Option<(TargetId, String)>, MirrorError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT target_id, updated_at FROM bindings WHERE kind = ?1 AND source_id = ?2",
+                params![kind.as_str(), source_id.as_str()],
+                |r| Ok((TargetId(r.get(0)?), r.get(1)?)),
+            )
+            .optional()
+        })
+    }
+}
+
+const ITEM_COLUMNS: &str = "kind, op, source_id, target_id, outcome, error, at, changes";
+
+fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
+    item_row_at(r, 0)
+}
+
+/// An item from the columns of [`ITEM_COLUMNS`], starting at column `at`.
+fn item_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ItemRecord> {
+    Ok(ItemRecord {
+        kind: if r.get::<_, String>(at)? == "department" { Kind::Department } else { Kind::User },
+        op: r.get(at + 1)?,
+        source_id: r.get(at + 2)?,
+        target_id: r.get(at + 3)?,
+        outcome: r.get(at + 4)?,
+        error: r.get(at + 5)?,
+        at: r.get(at + 6)?,
+        changes: r.get::<_, Option<String>>(at + 7)?.and_then(|c| serde_json::from_str(&c).ok()),
+    })
 }

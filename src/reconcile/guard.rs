@@ -60,7 +60,12 @@ fn reasons(kind: Kind, wanted: u64, total: u64, empty_source: bool, guard: Guard
 }
 
 pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot, guard: Guard, options: RunOptions) {
-    let empty_source = source.users.is_empty() && source.departments.is_empty();
+    judge(plan, source.users.is_empty() && source.departments.is_empty(), target, guard, options);
+}
+
+/// [`apply`], told whether the source came back empty (a source read in
+/// part, by id, never counts as emptied).
+pub(super) fn judge(plan: &mut Plan, empty_source: bool, target: &TargetSnapshot, guard: Guard, options: RunOptions) {
     let count = |kind| plan.ops.iter().filter(|o| counted(o) == Some(kind)).count() as u64;
     let (users, departments) = (count(Kind::User), count(Kind::Department));
     let mut why = reasons(Kind::User, users, target.users.len() as u64, empty_source, guard);

@@ -2,8 +2,9 @@
 //! source, restricted to the objects named and what they need (the
 //! departments a new user joins, created parents first).
 
-use super::plan::{Item, Op, Outcome, Plan, Verb};
-use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId};
+use super::plan::{History, Item, Op, Outcome, Plan, Planned, Verb};
+use super::{Policy, RunOptions};
+use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -33,7 +34,7 @@ impl Only {
         Ok(only)
     }
 
-    fn names(&self, kind: Kind, id: &SourceId) -> bool {
+    pub fn names(&self, kind: Kind, id: &SourceId) -> bool {
         match kind {
             Kind::User => self.users.contains(id),
             Kind::Department => self.departments.contains(id),
@@ -49,11 +50,33 @@ impl fmt::Display for Only {
     }
 }
 
+/// The plan of an on-demand run from the objects read by id (`source`,
+/// narrowed to them and the departments above them): planned as a whole
+/// run plans, restricted to the objects named ([`restrict`]), the guard
+/// judged on what is left (a source read in part is no sign of an emptied
+/// directory), and the memory of unkept values changed only for them.
+pub fn plan(
+    source: &Snapshot,
+    target: &TargetSnapshot,
+    bindings: &Bindings,
+    history: &History,
+    policy: &Policy,
+    options: RunOptions,
+    only: &Only,
+) -> Planned {
+    let Planned { plan, mut memory, held } = super::plan::stages(source, target, bindings, history, policy, options, false);
+    let mut plan = restrict(plan, only, source, bindings);
+    super::guard::judge(&mut plan, false, target, policy.guard, options);
+    memory.not_kept.retain(|(kind, id, _)| only.names(*kind, id));
+    memory.forget.retain(|(kind, id, _)| only.names(*kind, id));
+    Planned { plan, memory, held }
+}
+
 /// `plan` restricted to the objects `only` names, and to the department
 /// creates (and binds) that the named users' departments need, parents
 /// first. A named object neither in the source nor bound is an `invalid`
-/// item. The guard's verdict stays when it held back one of them.
-pub fn restrict(plan: Plan, only: &Only, source: &Snapshot, bindings: &Bindings) -> Plan {
+/// item.
+fn restrict(plan: Plan, only: &Only, source: &Snapshot, bindings: &Bindings) -> Plan {
     // The target ids bound to the objects named, looked up once (a plan
     // of the whole source may hold an operation for every object).
     let targets: BTreeSet<(Kind, &TargetId)> = [(Kind::User, &bindings.users), (Kind::Department, &bindings.departments)]
@@ -78,9 +101,8 @@ pub fn restrict(plan: Plan, only: &Only, source: &Snapshot, bindings: &Bindings)
         .collect();
     let mut items: Vec<Item> = plan.items.into_iter().filter(|i| named(i.kind, i.source_id.as_ref(), i.target_id.as_ref())).collect();
     items.extend(unknown(only, source, bindings));
-    let guard = plan.guard.filter(|_| items.iter().any(|i| i.outcome == Outcome::HeldBack));
     let unscheduled = plan.unscheduled.into_iter().filter(|t| bound(Kind::User, t) || bound(Kind::Department, t)).collect();
-    Plan { ops, items, guard, unscheduled }
+    Plan { ops, items, guard: None, unscheduled }
 }
 
 /// The departments the kept users are written into that this plan creates,
@@ -110,20 +132,21 @@ fn needed_departments(all: &[Op], kept: &[Op]) -> BTreeSet<SourceId> {
     }
 }
 
-/// Named objects the source does not have and no binding knows.
+/// Named objects that no binding knows and the source does not have (an
+/// `invalid` item), or has out of `[scope]` (an `out_of_scope` item).
 fn unknown(only: &Only, source: &Snapshot, bindings: &Bindings) -> Vec<Item> {
     let users = only.users.iter().filter(|u| !bindings.users.contains_key(*u) && !source.users.iter().any(|s| &s.source_id == *u));
     let departments = only
         .departments
         .iter()
         .filter(|d| !bindings.departments.contains_key(*d) && !source.departments.iter().any(|s| &s.source_id == *d));
-    let item = |kind: Kind, id: &SourceId| Item {
-        kind,
-        op: Verb::Read,
-        source_id: Some(id.clone()),
-        target_id: None,
-        outcome: Outcome::Invalid,
-        message: format!("--only {kind}:{id}: not in the source, and never synced"),
+    let item = |kind: Kind, id: &SourceId| {
+        let (outcome, message) = if kind == Kind::User && source.out_of_scope.contains(id) {
+            (Outcome::OutOfScope, format!("--only {kind}:{id}: out of [scope], and never synced"))
+        } else {
+            (Outcome::Invalid, format!("--only {kind}:{id}: not in the source, and never synced"))
+        };
+        Item { kind, op: Verb::Read, source_id: Some(id.clone()), target_id: None, outcome, message }
     };
     users.map(|u| item(Kind::User, u)).chain(departments.map(|d| item(Kind::Department, d))).collect()
 }

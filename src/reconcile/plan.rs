@@ -562,6 +562,20 @@ pub fn plan_with(
     policy: &Policy,
     options: RunOptions,
 ) -> Planned {
+    stages(source, target, bindings, history, policy, options, true)
+}
+
+/// [`plan_with`], with the deletion guard or without it (an on-demand
+/// plan judges it once restricted to the objects named).
+pub(super) fn stages(
+    source: &Snapshot,
+    target: &TargetSnapshot,
+    bindings: &Bindings,
+    history: &History,
+    policy: &Policy,
+    options: RunOptions,
+    guarded: bool,
+) -> Planned {
     let mut departments = plan_departments(source, target, bindings, policy, options);
     if options.departments == DepartmentShape::None {
         // The target holds no departments: nothing to do to them.
@@ -577,7 +591,9 @@ pub fn plan_with(
     p.items.extend(read);
     p.ops =
         ordered(departments.binds, users.binds, departments.creates, users.ops, departments.updates, user_removals, departments.deletes);
-    guard::apply(&mut p, source, target, policy.guard, options);
+    if guarded {
+        guard::apply(&mut p, source, target, policy.guard, options);
+    }
     p.unscheduled = unscheduled(&p, bindings);
     let memory = super::unkept::skip_unkept(&mut p, &history.unkept);
     let held = options.now.map_or(0, |now| super::retry::hold(&mut p, &history.failures, now));

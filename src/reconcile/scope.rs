@@ -151,6 +151,42 @@ impl Scope {
         (before.0 - s.users.len(), before.1 - s.departments.len())
     }
 
+    /// Whether the object `id` of `s` stays in scope, and the rule that
+    /// leaves it out (the first that does on its own, else the department
+    /// rules together).
+    pub fn decide(&self, kind: crate::model::Kind, id: &SourceId, s: &Snapshot) -> (bool, String) {
+        let kept = |scope: &Scope| {
+            let mut one = s.clone();
+            scope.apply(&mut one);
+            match kind {
+                crate::model::Kind::User => one.users.iter().any(|u| &u.source_id == id),
+                crate::model::Kind::Department => one.departments.iter().any(|d| &d.source_id == id),
+            }
+        };
+        if self.is_everything() {
+            return (true, "no [scope] rules: everything is synced".into());
+        }
+        if kept(self) {
+            return (true, "kept by every [scope] rule".into());
+        }
+        let only = |f: fn(&Scope, &mut Scope)| {
+            let mut one = Scope::default();
+            f(self, &mut one);
+            one
+        };
+        let rules: [(String, Scope); 4] = [
+            ("scope.exclude_users lists it".into(), only(|s, o| o.exclude_users = s.exclude_users.clone())),
+            ("not under scope.include_departments".into(), only(|s, o| o.include_departments = s.include_departments.clone())),
+            ("under scope.exclude_departments".into(), only(|s, o| o.exclude_departments = s.exclude_departments.clone())),
+            (
+                format!("scope.filter {:?} is false for it", self.filter.as_ref().map_or("", |f| f.0.as_str())),
+                only(|s, o| o.filter = s.filter.clone()),
+            ),
+        ];
+        let why = rules.iter().find(|(_, rule)| !rule.is_everything() && !kept(rule)).map(|(why, _)| why.clone());
+        (false, why.unwrap_or_else(|| "scope.include_departments and scope.exclude_departments together".into()))
+    }
+
     /// Whether user `u` stays (its departments out of scope dropped from it).
     fn keeps(
         &self,

@@ -12,9 +12,11 @@ pub mod saas;
 pub mod wecom;
 pub mod welink;
 
-use crate::model::{Snapshot, UserField};
+use crate::model::{Kind, Snapshot, SourceId, UserField};
+use crate::reconcile::only::Only;
 pub use config::SourceConfig;
 use futures::future::BoxFuture;
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -112,6 +114,15 @@ pub trait IdentitySource: Send + Sync {
         Box::pin(async move { Ok(Fetched { snapshot: self.fetch().await?, state: None }) })
     }
 
+    /// Only the objects `only` names, with the departments above them
+    /// (to place them in the tree and judge the scope): by the vendor's
+    /// one-object calls where it has them. A named object the source does
+    /// not have is left out (the plan judges it gone). This default reads
+    /// the whole source and keeps those.
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
+        Box::pin(async move { Ok(Objects { snapshot: narrow(self.fetch().await?, only), ..Objects::default() }) })
+    }
+
     /// The kind, for logs and messages (`file`, `ldap`, `feishu`, ...).
     fn kind(&self) -> &'static str;
 
@@ -120,6 +131,48 @@ pub trait IdentitySource: Send + Sync {
     fn is_document(&self) -> bool {
         false
     }
+}
+
+/// Some objects of the source, read by id ([`IdentitySource::fetch_objects`]).
+#[derive(Debug, Default)]
+pub struct Objects {
+    /// The objects found, and the departments above them.
+    pub snapshot: Snapshot,
+    /// The vendor's own record of each object named that was found, as
+    /// fetched (its field names; what it did not send is not there).
+    pub raw: BTreeMap<(Kind, SourceId), serde_json::Value>,
+    /// Requests the vendor was sent (a SaaS source counts them).
+    pub requests: Option<u64>,
+    /// Read by the vendor's one-object calls (not the whole source).
+    pub by_id: bool,
+}
+
+/// `snapshot` with only the objects `only` names, the departments above
+/// them and above the named users' departments (parents before children,
+/// as the source listed them), and the unreadable records naming them.
+pub fn narrow(mut snapshot: Snapshot, only: &Only) -> Snapshot {
+    snapshot.users.retain(|u| only.users.contains(&u.source_id));
+    let parent: std::collections::HashMap<&SourceId, Option<&SourceId>> =
+        snapshot.departments.iter().map(|d| (&d.source_id, d.parent_id.as_ref())).collect();
+    let mut keep: std::collections::HashSet<SourceId> = std::collections::HashSet::new();
+    let starts = only.departments.iter().chain(snapshot.users.iter().flat_map(|u| u.department_ids.iter()));
+    for start in starts {
+        let mut at = Some(start);
+        while let Some(d) = at {
+            if !parent.contains_key(d) || !keep.insert(d.clone()) {
+                break;
+            }
+            at = parent.get(d).copied().flatten();
+        }
+    }
+    snapshot.departments.retain(|d| keep.contains(&d.source_id));
+    snapshot.unreadable.retain(|r| {
+        r.source_id.as_ref().is_some_and(|id| match r.kind {
+            Kind::User => only.users.contains(id),
+            Kind::Department => only.departments.contains(id),
+        })
+    });
+    snapshot
 }
 
 /// Users listed once per department -> one user per source id, with the
@@ -155,7 +208,7 @@ pub fn drop_root_memberships(users: &mut [crate::model::User], roots: &[String])
 }
 
 /// The string fields a user mapping can carry.
-const STRING_FIELDS: [UserField; 6] =
+pub const STRING_FIELDS: [UserField; 6] =
     [UserField::Name, UserField::Email, UserField::Mobile, UserField::EmployeeNo, UserField::Nickname, UserField::Title];
 
 /// A field that no user of a whole fetch has a value for was withheld, not

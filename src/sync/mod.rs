@@ -6,6 +6,7 @@
 //! unmatchable users, invalid source data); otherwise `succeeded`.
 
 mod apply;
+pub mod explain;
 pub mod worker;
 
 use crate::clock::{Clock, SystemClock};
@@ -112,32 +113,55 @@ pub async fn run_on_own_thread(
     rx.await.map_err(|_| SyncError::Thread(std::io::Error::other("the run's thread ended without a result (panic)")))?
 }
 
-/// Fetch the whole source; fields it withheld are marked absent (they never
-/// change the target), and said once. A document source (the file) is the
-/// whole truth: nothing is withheld there.
+/// Fetch the whole source (or, on demand, the objects `only` names, by
+/// id); fields it withheld are marked absent (they never change the
+/// target), and said once. A document source (the file) is the whole
+/// truth: nothing is withheld there. Read by id, a field the object lacks
+/// is taken as withheld: an on-demand run never empties a value.
 async fn fetch_source(
     source: &dyn IdentitySource,
     kept: Option<Vec<u8>>,
     policy: &Policy,
     scope: &reconcile::scope::Scope,
+    only: Option<&reconcile::only::Only>,
 ) -> Result<sources::Fetched, SourceError> {
-    let mut fetched = source.fetch_since(kept).await?;
-    let unknown = scope.unknown_includes(&fetched.snapshot);
-    if !unknown.is_empty() {
-        return Err(SourceError::UnknownScope { ids: unknown });
-    }
-    let (users, departments) = scope.apply(&mut fetched.snapshot);
-    if users + departments > 0 {
+    let mut fetched = match only {
+        Some(only) => sources::Fetched { snapshot: source.fetch_objects(only).await?.snapshot, state: None },
+        None => {
+            let fetched = source.fetch_since(kept).await?;
+            let unknown = scope.unknown_includes(&fetched.snapshot);
+            if !unknown.is_empty() {
+                return Err(SourceError::UnknownScope { ids: unknown });
+            }
+            fetched
+        }
+    };
+    settle(source, &mut fetched.snapshot, policy, scope, only.is_some());
+    Ok(fetched)
+}
+
+/// What a run does to a fetched snapshot before planning: `[scope]`
+/// applied, withheld fields marked absent (said once, unless the objects
+/// were read by id).
+fn settle(
+    source: &dyn IdentitySource,
+    snapshot: &mut crate::model::Snapshot,
+    policy: &Policy,
+    scope: &reconcile::scope::Scope,
+    by_id: bool,
+) {
+    let (users, departments) = scope.apply(snapshot);
+    if users + departments > 0 && !by_id {
         info!(source = source.kind(), users, departments, "Left out of scope ([scope])");
     }
     if source.is_document() {
-        return Ok(fetched);
+        return;
     }
-    let snapshot = &mut fetched.snapshot;
     let total = snapshot.users.len();
     for (field, users) in sources::mark_withheld(snapshot) {
-        // Fields the mapping never carries are no news; say only what the admin maps.
-        if !policy.users.fields.contains(&field) {
+        // Fields the mapping never carries are no news; say only what the
+        // admin maps. Of objects read by id, it is no news either.
+        if !policy.users.fields.contains(&field) || by_id {
             continue;
         }
         let field = field.as_str();
@@ -156,7 +180,6 @@ async fn fetch_source(
             );
         }
     }
-    Ok(fetched)
 }
 
 /// Under `disable_then_delete`: how many disabled leavers wait for deletion,
@@ -233,7 +256,7 @@ impl TargetSide {
             Some(m) => m.source_state(built.kind())?,
             None => None,
         };
-        Ok(fetch_source(built.as_ref(), kept, &config.policy, &config.scope).await?.snapshot)
+        Ok(fetch_source(built.as_ref(), kept, &config.policy, &config.scope, None).await?.snapshot)
     }
 
     fn plan(&self, config: &Config, source: &crate::model::Snapshot, options: RunOptions) -> Plan {
@@ -547,7 +570,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let kept = mirror.source_state(source.kind())?;
     let (fetched, current) = tokio::select! {
-        r = read_both(source, target, kept, policy, scope) => match r {
+        r = read_both(source, target, kept, policy, scope, only) => match r {
             Ok(v) => v,
             Err(why) => return recording.fail(why),
         },
@@ -563,8 +586,10 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     let bindings = mirror.bindings()?;
     let options = against(target, options, clock.now());
     let history = history(mirror)?;
-    let reconcile::Planned { plan, memory, held } = reconcile::plan_with(&snapshot, &current, &bindings, &history, policy, options);
-    let plan = if let Some(o) = only { reconcile::only::restrict(plan, o, &snapshot, &bindings) } else { plan };
+    let reconcile::Planned { plan, memory, held } = match only {
+        Some(o) => reconcile::only::plan(&snapshot, &current, &bindings, &history, policy, options, o),
+        None => reconcile::plan_with(&snapshot, &current, &bindings, &history, policy, options),
+    };
     say_unkept(run_id, &memory);
     mirror.update_unkept(&memory)?;
     // Objects that keep failing wait out their backoff, or their quarantine.
@@ -623,7 +648,10 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     mirror.keep_failures(&retried)?;
     let quarantined = mirror.failing()?.iter().filter(|f| f.quarantined).count();
     metrics::gauge!(telemetry::m::QUARANTINED).set(quarantined as f64);
-    record_objects(mirror, run_id, &snapshot, &current)?;
+    // Objects read by id say nothing of the source's size.
+    if only.is_none() {
+        record_objects(mirror, run_id, &snapshot, &current)?;
+    }
 
     let (status, message) = verdict(&plan, &outcome, &retried, policy, run_id);
     let record = recording.finish(status, message.as_deref())?;
@@ -651,9 +679,10 @@ async fn read_both(
     kept: Option<Vec<u8>>,
     policy: &Policy,
     scope: &reconcile::scope::Scope,
+    only: Option<&reconcile::only::Only>,
 ) -> Result<(sources::Fetched, crate::model::TargetSnapshot), RunError> {
     tokio::try_join!(
-        async { fetch_source(source, kept, policy, scope).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e }) },
+        async { fetch_source(source, kept, policy, scope, only).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e }) },
         async { target.load().await.map_err(RunError::ReadTarget) },
     )
 }

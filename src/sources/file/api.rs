@@ -22,6 +22,23 @@ struct Document<'a> {
     users: Vec<&'a RawValue>,
 }
 
+/// The records `only` names, as the document has them (for `explain`).
+pub fn records(bytes: &[u8], only: &crate::reconcile::only::Only) -> std::collections::BTreeMap<(Kind, SourceId), serde_json::Value> {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Default::default();
+    };
+    let id = |r: &serde_json::Value| match &r["id"] {
+        serde_json::Value::String(s) => Some(SourceId::from(s.trim())),
+        serde_json::Value::Number(n) => Some(SourceId::from(n.to_string().as_str())),
+        _ => None,
+    };
+    [(Kind::User, "users"), (Kind::Department, "departments")]
+        .into_iter()
+        .flat_map(|(kind, key)| doc[key].as_array().into_iter().flatten().map(move |r| (kind, r)))
+        .filter_map(|(kind, r)| id(r).filter(|i| only.names(kind, i)).map(|i| ((kind, i), r.clone())))
+        .collect()
+}
+
 /// Whatever id a record that cannot be read has, to name it.
 #[derive(Deserialize)]
 struct IdOnly {

@@ -7,8 +7,9 @@ mod api;
 
 pub use api::FormatError;
 
-use super::{IdentitySource, SourceError};
+use super::{IdentitySource, Objects, SourceError};
 use crate::model::Snapshot;
+use crate::reconcile::only::Only;
 use futures::future::BoxFuture;
 use std::path::PathBuf;
 
@@ -33,19 +34,41 @@ impl IdentitySource for FileSource {
     }
 
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
+        Box::pin(async move { Ok(self.read(None).await?.snapshot) })
+    }
+
+    /// The document is read whole (it is one local read), and the records
+    /// named are kept as written.
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
         Box::pin(async move {
-            // One read is this source's one "request".
-            let r = match tokio::fs::read(&self.path).await {
-                // Parsed off the runtime's thread: the target is read meanwhile.
-                Ok(bytes) => match tokio::task::spawn_blocking(move || api::parse(&bytes)).await {
-                    Ok(parsed) => parsed.map_err(|source| SourceError::Invalid { path: self.path.clone(), source }),
-                    Err(e) => Err(SourceError::Io { path: self.path.clone(), source: std::io::Error::other(e) }),
-                },
-                Err(source) => Err(SourceError::Io { path: self.path.clone(), source }),
-            };
-            crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));
-            r
+            let objects = self.read(Some(only.clone())).await?;
+            Ok(Objects { snapshot: super::narrow(objects.snapshot, only), ..objects })
         })
+    }
+}
+
+impl FileSource {
+    /// The document, and the records `only` names as written.
+    async fn read(&self, only: Option<Only>) -> Result<Objects, SourceError> {
+        // One read is this source's one "request".
+        let r = match tokio::fs::read(&self.path).await {
+            // Parsed off the runtime's thread: the target is read meanwhile.
+            Ok(bytes) => match tokio::task::spawn_blocking(move || {
+                api::parse(&bytes).map(|snapshot| Objects {
+                    snapshot,
+                    raw: only.map(|o| api::records(&bytes, &o)).unwrap_or_default(),
+                    ..Objects::default()
+                })
+            })
+            .await
+            {
+                Ok(parsed) => parsed.map_err(|source| SourceError::Invalid { path: self.path.clone(), source }),
+                Err(e) => Err(SourceError::Io { path: self.path.clone(), source: std::io::Error::other(e) }),
+            },
+            Err(source) => Err(SourceError::Io { path: self.path.clone(), source }),
+        };
+        crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));
+        r
     }
 }
 
