@@ -263,10 +263,16 @@ async fn resolve(
         }
         _ => (id, "its source id".to_owned()),
     };
-    let objects = source.fetch_objects(&by_id(id.clone())).await?;
-    if has(&objects.snapshot, kind, &id) || bindings.contains_key(&id) {
-        let read = if objects.by_id { "id" } else { "whole source" };
-        return Ok((id, found_by, objects, read));
+    // A vendor answers an id it does not know with an error: then the
+    // query may be a name (unless the id is bound: that error is the answer).
+    match source.fetch_objects(&by_id(id.clone())).await {
+        Ok(objects) if has(&objects.snapshot, kind, &id) || bindings.contains_key(&id) => {
+            let read = if objects.by_id { "id" } else { "whole source" };
+            return Ok((id, found_by, objects, read));
+        }
+        Err(e) if bindings.contains_key(&id) => return Err(e.into()),
+        Err(e) => tracing::debug!(error = %e, "{kind} {id:?} is not a source id the source knows; trying names"),
+        Ok(_) => {}
     }
     // A name the target does not show for a bound object: the source, whole.
     let whole = source.fetch().await?;

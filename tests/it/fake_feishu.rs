@@ -171,6 +171,28 @@ async fn department(
     }
 }
 
+/// `GET users/:id`: one user, by the id of `user_id_type` (default
+/// `open_id`). An id it does not know: an error (the code is the fake's).
+async fn one_user(
+    State(w): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut w = w.lock().unwrap();
+    if let Some(r) = gate(&mut w, &headers, "user", 1, &id) {
+        return r;
+    }
+    let key = q.get("user_id_type").map_or("open_id", String::as_str);
+    if !q.contains_key("department_id_type") {
+        w.common.unexpected.push(format!("user {id} without department_id_type"));
+    }
+    match w.users.iter().find(|u| u[key] == id.as_str()) {
+        Some(u) => envelope(0, "success", json!({"user": u})).into_response(),
+        None => error(StatusCode::BAD_REQUEST, 41050, "no user authority error"),
+    }
+}
+
 async fn find_by_department(State(w): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let mut w = w.lock().unwrap();
     let (size, offset) = match paging(&q) {
@@ -200,6 +222,7 @@ impl FakeFeishu {
                 .route("/open-apis/contact/v3/departments/{id}/children", get(children))
                 .route("/open-apis/contact/v3/departments/{id}", get(department))
                 .route("/open-apis/contact/v3/users/find_by_department", get(find_by_department))
+                .route("/open-apis/contact/v3/users/{id}", get(one_user))
                 .fallback(not_found)
                 .with_state(world)
         })

@@ -180,3 +180,41 @@ fn feishu_an_included_department_narrows_the_fetch_to_its_subtree() {
     assert_eq!(fake.count("department"), 1);
     assert_eq!(fake.count("users"), 3, "members listed for the subtree only");
 }
+
+/// `orgsync explain` and `sync --only` read one user by `users/:id` and
+/// its departments by `departments/:id`, never the whole tenant.
+#[test]
+fn feishu_explains_and_syncs_one_user_by_id() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeFeishu::start(org());
+    feishu_config(&env, &scim, &fake, APP_SECRET, "[scope]\nexclude_users = [\"u6\"]\n");
+    let add_hire = || {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push(("od-new".into(), "od-1".into(), "New Team".into(), 0));
+        w.users.push(crate::fake_feishu::user(230, vec!["od-new".into()], 0));
+    };
+    let rename = || fake.world.lock().unwrap().users[5]["name"] = "Renamed Five".into();
+    let listings = || fake.count("children") + fake.count("users");
+    let sent = crate::explain::check(&crate::explain::Case {
+        env: &env,
+        scim: &scim,
+        bound: ("on_0005", "u5"),
+        excluded: "on_0006",
+        hire: ("on_0230", "u230", "New Team"),
+        renamed: "Renamed Five",
+        add_hire: &add_hire,
+        rename: &rename,
+        requests: &|| Some(fake.count("")),
+    });
+    // A token, the user, its new department and that one's parent: no listing.
+    let log: Vec<String> = fake.world.lock().unwrap().common.log.iter().map(|l| l.1.clone()).collect();
+    assert_eq!(sent, Some(4), "{log:#?}");
+    let before = listings();
+    let (_, e) = crate::explain::explain(&env, &["user", "on_0230"]);
+    assert_eq!(e["source"]["read"], "id");
+    assert_eq!(e["source"]["requests"], 4, "a token, the user, two departments: {e:#}");
+    assert_eq!(e["source"]["raw"]["open_id"], "ou_0230", "the vendor's own record: {e:#}");
+    assert_eq!(listings(), before, "no list request");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

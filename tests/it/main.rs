@@ -12,6 +12,7 @@ mod docs;
 mod ds389;
 mod duplicates;
 mod entra;
+mod explain;
 mod fake;
 mod fake_dingtalk;
 mod fake_feishu;

@@ -14,17 +14,20 @@ mod mapping;
 pub use config::*;
 use mapping::merge_users;
 
+use super::saas::by_id;
 use super::saas::pager::{Page, all_pages};
 use super::saas::wire::{Item, text};
 use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, request_token, split};
-use super::{IdentitySource, SourceError};
-use crate::model::Snapshot;
+use super::{IdentitySource, Objects, SourceError};
+use crate::model::{Kind, Snapshot, SourceId};
+use crate::reconcile::only::Only;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 const PAGE_SIZE: &str = "50";
 
@@ -199,6 +202,53 @@ impl FeishuSource {
     }
 }
 
+impl FeishuSource {
+    /// One record by id: `users/:id` or `departments/:id`, as sent and typed.
+    async fn one<T: DeserializeOwned>(&self, client: &Client, path: &str, key: &str) -> Result<(serde_json::Value, Item<T>), SourceError> {
+        let q = self.id_query();
+        let build = |c: &Client| c.raw(Method::GET, path).query(&q);
+        let answer: serde_json::Value = client.call(self, path, &build).await?;
+        Ok(by_id::record(&answer, &format!("/data/{key}")))
+    }
+
+    /// The users named (`users/:id`), and the departments named and theirs
+    /// with those above them up to a root (`departments/:id`).
+    async fn fetch_by_id(&self, only: &Only) -> Result<Objects, SourceError> {
+        let c = &self.config;
+        let client = Client::new(c.vendor, &c.http)?;
+        let mut raw = BTreeMap::new();
+        let mut items = Vec::new();
+        for id in &only.users {
+            let (r, item) = self.one::<api::User>(&client, &format!("/open-apis/contact/v3/users/{id}"), "user").await?;
+            raw.insert((Kind::User, id.clone()), r);
+            items.push(item);
+        }
+        let (mut users, mut unreadable) = merge_users(items, &c.user_id_type);
+        let narrowed = !self.include.is_empty() && c.roots.iter().all(|r| r == "0");
+        if !narrowed {
+            super::drop_root_memberships(&mut users, &c.roots);
+        }
+        let start: Vec<SourceId> = only.departments.iter().chain(users.iter().flat_map(|u| &u.department_ids)).cloned().collect();
+        let is_top = |d: &SourceId| d.as_str() == "0" || (!narrowed && c.roots.iter().any(|r| r == d.as_str()));
+        let client = &client;
+        let chain = by_id::chain(start, is_top, |id| async move {
+            let (r, item) = self.one::<api::Department>(client, &format!("/open-apis/contact/v3/departments/{id}"), "department").await?;
+            let mut d = mapping::department(item, &c.department_id_type, "0");
+            if let Ok(d) = &mut d
+                && d.parent_id.as_ref().is_some_and(|p| !narrowed && c.roots.iter().any(|r| r == p.as_str()))
+            {
+                d.parent_id = None;
+            }
+            Ok((r, d))
+        })
+        .await?;
+        raw.extend(chain.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
+        unreadable.extend(chain.unreadable);
+        let snapshot = Snapshot { departments: chain.departments, users, scoped: true, unreadable, ..Snapshot::default() };
+        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+    }
+}
+
 impl IdentitySource for FeishuSource {
     fn kind(&self) -> &'static str {
         self.config.kind()
@@ -206,6 +256,10 @@ impl IdentitySource for FeishuSource {
 
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
+    }
+
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
+        Box::pin(self.fetch_by_id(only))
     }
 }
 

@@ -16,6 +16,7 @@
 //! hint; never a token or a secret (tokens travel in headers marked
 //! sensitive or in query strings that errors never print).
 
+pub mod by_id;
 pub mod config;
 pub mod pager;
 pub mod wire;

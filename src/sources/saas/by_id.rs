@@ -1,0 +1,62 @@
+//! Reading objects one by one (`IdentitySource::fetch_objects`): the
+//! departments above a user, walked up by each vendor's one-department
+//! call, and one record as the vendor sent it beside its typed form.
+
+use super::wire::Item;
+use crate::model::{Department, SourceId, Unreadable};
+use crate::sources::SourceError;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+
+/// The departments read by id: mapped, or unreadable, and as sent.
+#[derive(Debug, Default)]
+pub struct Chain {
+    /// Parents before their children.
+    pub departments: Vec<Department>,
+    pub unreadable: Vec<Unreadable>,
+    pub raw: BTreeMap<SourceId, Value>,
+}
+
+/// The departments `start` names and every one above them, each read once
+/// with `read` (its record as sent, and mapped), up to a department
+/// `is_top` says is above what is synced (a root, the tenant's top).
+pub async fn chain<F, Fut>(
+    start: impl IntoIterator<Item = SourceId>,
+    is_top: impl Fn(&SourceId) -> bool,
+    read: F,
+) -> Result<Chain, SourceError>
+where
+    F: Fn(SourceId) -> Fut,
+    Fut: Future<Output = Result<(Value, Result<Department, Unreadable>), SourceError>>,
+{
+    let mut out = Chain::default();
+    let mut seen: HashSet<SourceId> = HashSet::new();
+    let mut wanted: Vec<SourceId> = start.into_iter().collect();
+    while let Some(id) = wanted.pop() {
+        if is_top(&id) || !seen.insert(id.clone()) {
+            continue;
+        }
+        let (raw, mapped) = read(id.clone()).await?;
+        out.raw.insert(id, raw);
+        match mapped {
+            Ok(d) => {
+                wanted.extend(d.parent_id.clone());
+                out.departments.push(d);
+            }
+            Err(u) => out.unreadable.push(u),
+        }
+    }
+    // Read children first (walking up): listed parents first.
+    out.departments.reverse();
+    Ok(out)
+}
+
+/// `answer`'s record at `pointer` (a JSON pointer), as sent and typed.
+pub fn record<T: DeserializeOwned>(answer: &Value, pointer: &str) -> (Value, Item<T>) {
+    let raw = answer.pointer(pointer).cloned().unwrap_or(Value::Null);
+    let item = serde_json::from_value::<Item<T>>(raw.clone())
+        .unwrap_or_else(|e| Item::Bad(super::wire::Bad { problem: e.to_string(), scalars: Vec::new() }));
+    (raw, item)
+}
