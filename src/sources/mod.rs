@@ -120,7 +120,7 @@ pub trait IdentitySource: Send + Sync {
     /// not have is left out (the plan judges it gone). This default reads
     /// the whole source and keeps those.
     fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
-        Box::pin(async move { Ok(Objects { snapshot: narrow(self.fetch().await?, only), ..Objects::default() }) })
+        Box::pin(narrowed(self.fetch(), only))
     }
 
     /// The kind, for logs and messages (`file`, `ldap`, `feishu`, ...).
@@ -145,6 +145,14 @@ pub struct Objects {
     pub requests: Option<u64>,
     /// Read by the vendor's one-object calls (not the whole source).
     pub by_id: bool,
+}
+
+/// The whole source, fetched by `fetch`, narrowed to what `only` names.
+pub async fn narrowed(
+    fetch: impl std::future::Future<Output = Result<Snapshot, SourceError>>,
+    only: &Only,
+) -> Result<Objects, SourceError> {
+    Ok(Objects { snapshot: narrow(fetch.await?, only), ..Objects::default() })
 }
 
 /// `snapshot` with only the objects `only` names, the departments above

@@ -160,3 +160,42 @@ fn dingtalk_an_included_department_narrows_the_fetch_to_its_subtree() {
     assert_eq!(fake.count("users 1 "), 0);
     assert_eq!(fake.count("listsubid 1 "), 0);
 }
+
+/// `orgsync explain` and `sync --only` read one user by `user/get` and its
+/// departments by `department/get`, never the whole organisation.
+#[test]
+fn dingtalk_explains_and_syncs_one_user_by_id() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeDingTalk::start(org());
+    dingtalk_config(&env, &scim, &fake, APP_SECRET, "", "[scope]\nexclude_users = [\"dt6\"]\n");
+    let add_hire = || {
+        let mut w = fake.world.lock().unwrap();
+        let new = ID_BASE + 500;
+        w.departments.push((new, ID_BASE, "New Team".into(), 0));
+        w.users.push(crate::fake_dingtalk::user(900, &[new]));
+    };
+    let rename = || fake.world.lock().unwrap().users[5]["name"] = "Renamed Five".into();
+    let listings = || fake.count("listsubid") + fake.count("users");
+    let sent = crate::explain::check(&crate::explain::Case {
+        env: &env,
+        scim: &scim,
+        bound: ("dt5", "dt5"),
+        excluded: "dt6",
+        hire: ("dt900", "dt900", "New Team"),
+        renamed: "Renamed Five",
+        add_hire: &add_hire,
+        rename: &rename,
+        requests: &|| Some(fake.count("")),
+    });
+    let log: Vec<String> = fake.world.lock().unwrap().common.log.iter().map(|l| l.1.clone()).collect();
+    // A token, the user, its new department and that one's parent.
+    assert_eq!(sent, Some(4), "{log:#?}");
+    let before = listings();
+    let (_, e) = crate::explain::explain(&env, &["user", "dt900"]);
+    assert_eq!(e["source"]["read"], "id");
+    assert_eq!(e["source"]["requests"], 4, "a token, the user, two departments: {e:#}");
+    assert_eq!(e["source"]["raw"]["org_email"], "dt900@example.test", "the vendor's own record: {e:#}");
+    assert_eq!(listings(), before, "no list request");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -143,6 +143,19 @@ async fn user_list(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>
     ok(result)
 }
 
+/// `POST topapi/v2/user/get` `{"userid"}`: one user, with `dept_id_list`.
+async fn user_get(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>) -> Response {
+    let mut w = w.lock().unwrap();
+    let Some(id) = body["userid"].as_str().map(str::to_owned) else { return err(400002, "参数错误: userid") };
+    if let Some(r) = gate(&mut w, &q, &format!("user {id}"), 0, 1) {
+        return r;
+    }
+    match w.users.iter().find(|u| u["userid"] == id.as_str()) {
+        Some(u) => ok(u.clone()),
+        None => err(60121, "找不到该用户"),
+    }
+}
+
 async fn fallback(State(w): State<Shared>, method: Method, uri: Uri) -> Response {
     w.lock().unwrap().common.unexpected.push(format!("{method} {uri}"));
     err(22, &format!("Invalid method[{}]", uri.path()))
@@ -156,6 +169,7 @@ impl FakeDingTalk {
                 .route("/topapi/v2/department/listsubid", post(listsubid))
                 .route("/topapi/v2/department/get", post(department_get))
                 .route("/topapi/v2/user/list", post(user_list))
+                .route("/topapi/v2/user/get", post(user_get))
                 .fallback(fallback)
                 .with_state(world)
         })

@@ -17,11 +17,13 @@ mod mapping;
 
 pub use config::*;
 
+use super::saas::by_id;
 use super::saas::pager::{Page, all_pages};
 use super::saas::wire::{Item, Text, text};
 use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, query_token, request_token, split};
-use super::{IdentitySource, SourceError};
-use crate::model::{Department, Snapshot, Unreadable};
+use super::{IdentitySource, Objects, SourceError};
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable};
+use crate::reconcile::only::Only;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -35,6 +37,7 @@ const TOKEN_PATH: &str = "/gettoken";
 const LISTSUBID: &str = "/topapi/v2/department/listsubid";
 const DEPT_GET: &str = "/topapi/v2/department/get";
 const USER_LIST: &str = "/topapi/v2/user/list";
+const USER_GET: &str = "/topapi/v2/user/get";
 const PAGE_SIZE: u64 = 100;
 
 pub struct DingTalkSource {
@@ -244,6 +247,63 @@ impl DingTalkSource {
     }
 }
 
+impl DingTalkSource {
+    /// `result` of one call, as sent and typed.
+    async fn one<T: DeserializeOwned>(
+        &self,
+        client: &Client,
+        path: &'static str,
+        body: serde_json::Value,
+    ) -> Result<(serde_json::Value, Item<T>), SourceError> {
+        let build = |c: &Client| c.raw(Method::POST, path).json(&body);
+        let answer: serde_json::Value = client.call(self, path, &build).await?;
+        Ok(by_id::record(&answer, "/result"))
+    }
+
+    /// The users named (`user/get`, by userid), and the departments named
+    /// and theirs with those above them up to a root (`department/get`).
+    async fn fetch_by_id(&self, only: &Only) -> Result<Objects, SourceError> {
+        let c = &self.config;
+        let client = Client::new("DingTalk", &c.http)?;
+        let client = &client;
+        let mut raw = std::collections::BTreeMap::new();
+        let mut items = Vec::new();
+        for id in &only.users {
+            let (r, item) = self.one::<api::User>(client, USER_GET, json!({"userid": id.as_str(), "language": "zh_CN"})).await?;
+            raw.insert((Kind::User, id.clone()), r);
+            items.push(item);
+        }
+        let listed = |i: &Item<api::User>| match i {
+            Item::Ok(u) => u.dept_id_list.iter().filter_map(Text::get).map(SourceId).collect(),
+            Item::Bad(_) => Vec::new(),
+        };
+        let (roots, narrowed) = self.roots();
+        let containers: HashSet<i64> = if narrowed { HashSet::new() } else { roots.iter().copied().collect() };
+        let start: Vec<SourceId> = only.departments.iter().cloned().chain(items.iter().flat_map(listed)).collect();
+        let is_top = |d: &SourceId| d.as_str().parse::<i64>().map_or(true, |d| d == 1 || containers.contains(&d));
+        let containers = &containers;
+        let chain = by_id::chain(start, is_top, |id| async move {
+            let dept = id.as_str().parse::<i64>().unwrap_or_default();
+            let (r, item) = self.one::<api::Department>(client, DEPT_GET, json!({"dept_id": dept, "language": "zh_CN"})).await?;
+            let parent = match &item {
+                Item::Ok(d) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()),
+                Item::Bad(_) => None,
+            };
+            Ok((r, mapping::department(dept, parent.filter(|p| *p != 1 && !containers.contains(p)), item)))
+        })
+        .await?;
+        let order: HashMap<&str, i64> = chain.departments.iter().map(|d| (d.source_id.as_str(), d.order)).collect();
+        let (mut users, mut unreadable) = split(items.into_iter().map(|u| mapping::user(u, "userid", &order)));
+        if !narrowed {
+            super::drop_root_memberships(&mut users, &c.roots.iter().map(i64::to_string).collect::<Vec<_>>());
+        }
+        unreadable.extend(chain.unreadable);
+        raw.extend(chain.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
+        let snapshot = Snapshot { departments: chain.departments, users, scoped: true, unreadable, ..Snapshot::default() };
+        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+    }
+}
+
 impl IdentitySource for DingTalkSource {
     fn kind(&self) -> &'static str {
         "dingtalk"
@@ -251,6 +311,12 @@ impl IdentitySource for DingTalkSource {
 
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
+    }
+
+    /// By id where users are keyed by `userid` (what `user/get` takes);
+    /// keyed by `unionid`, the whole source is read.
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
+        if self.config.user_id_type == "userid" { Box::pin(self.fetch_by_id(only)) } else { Box::pin(super::narrowed(self.fetch(), only)) }
     }
 }
 
