@@ -251,3 +251,41 @@ fn wecom_an_included_department_narrows_the_fetch_to_its_subtree() {
     // The organisation's root (1) was never listed.
     assert_eq!(fake.count("department/simplelist 1 ") + fake.count("department/list 1 "), 0);
 }
+
+/// `orgsync explain` and `sync --only` read one user by `user/get` and its
+/// departments by `department/get`, never the whole corp.
+#[test]
+fn wecom_explains_and_syncs_one_user_by_id() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeWeCom::start(org());
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "[scope]\nexclude_users = [\"wc6\"]\n");
+    let add_hire = || {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push((900, 2, "New Team".into(), 0));
+        w.users.push(crate::fake_wecom::user(900, &[900], 900));
+    };
+    let rename = || fake.world.lock().unwrap().users[5]["name"] = "Renamed Five".into();
+    let listings = || fake.count("department/simplelist") + fake.count("department/list") + fake.count("user/list");
+    let sent = crate::explain::check(&crate::explain::Case {
+        env: &env,
+        scim: &scim,
+        bound: ("wc5", "wc5"),
+        excluded: "wc6",
+        hire: ("wc900", "wc900", "New Team"),
+        renamed: "Renamed Five",
+        add_hire: &add_hire,
+        rename: &rename,
+        requests: &|| Some(fake.count("")),
+    });
+    let log: Vec<String> = fake.world.lock().unwrap().common.log.iter().map(|l| l.1.clone()).collect();
+    // A token, the user, its new department and that one's parent.
+    assert_eq!(sent, Some(4), "{log:#?}");
+    let before = listings();
+    let (_, e) = crate::explain::explain(&env, &["user", "wc900"]);
+    assert_eq!(e["source"]["read"], "id");
+    assert_eq!(e["source"]["requests"], 4, "a token, the user, two departments: {e:#}");
+    assert_eq!(e["source"]["raw"]["alias"], "alias900", "the vendor's own record: {e:#}");
+    assert_eq!(listings(), before, "no list request");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -20,11 +20,13 @@ mod mapping;
 
 pub use config::*;
 
+use super::saas::by_id;
 use super::saas::pager::{Page, all_pages};
 use super::saas::wire::{Item, text, without_id};
 use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, query_token, request_token, split};
-use super::{IdentitySource, SourceError};
-use crate::model::{Department, Kind, Snapshot, Unreadable};
+use super::{IdentitySource, Objects, SourceError};
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable};
+use crate::reconcile::only::Only;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -262,6 +264,41 @@ impl WeComSource {
     }
 }
 
+impl WeComSource {
+    /// The users named (`user/get`), and the departments named and theirs
+    /// with those above them up to a root (`department/get`).
+    async fn fetch_by_id(&self, only: &Only) -> Result<Objects, SourceError> {
+        let c = &self.config;
+        let client = Client::new("WeCom", &c.http)?;
+        let client = &client;
+        let mut raw = std::collections::BTreeMap::new();
+        let mut items = Vec::new();
+        for id in &only.users {
+            let answer: serde_json::Value = self.get(client, USER_GET, [("userid", id.to_string())]).await?;
+            let (r, item) = by_id::record::<api::User>(&answer, "");
+            raw.insert((Kind::User, id.clone()), r);
+            items.push(item);
+        }
+        let (mut users, mut unreadable) = split(items.into_iter().map(mapping::user));
+        super::drop_root_memberships(&mut users, &c.roots.iter().map(i64::to_string).collect::<Vec<_>>());
+        let roots: HashSet<i64> = c.roots.iter().copied().collect();
+        let start: Vec<SourceId> = only.departments.iter().chain(users.iter().flat_map(|u| &u.department_ids)).cloned().collect();
+        let is_top = |d: &SourceId| d.as_str().parse::<i64>().map_or(true, |d| roots.contains(&d));
+        let roots = &roots;
+        let chain = by_id::chain(start, is_top, |id| async move {
+            let dept = id.as_str().parse::<i64>().unwrap_or_default();
+            let answer: serde_json::Value = self.get(client, DEPT_GET, [("id", dept.to_string())]).await?;
+            let (r, item) = by_id::record::<api::Department>(&answer, "/department");
+            Ok((r, mapping::department(dept, item, roots)))
+        })
+        .await?;
+        unreadable.extend(chain.unreadable);
+        raw.extend(chain.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
+        let snapshot = Snapshot { departments: chain.departments, users, scoped: true, unreadable, ..Snapshot::default() };
+        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+    }
+}
+
 impl IdentitySource for WeComSource {
     fn kind(&self) -> &'static str {
         "wecom"
@@ -269,6 +306,10 @@ impl IdentitySource for WeComSource {
 
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
         Box::pin(self.fetch_all())
+    }
+
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
+        Box::pin(self.fetch_by_id(only))
     }
 }
 
