@@ -178,3 +178,50 @@ fn entra_an_included_group_below_the_top_is_a_root_with_its_subtree() {
     crate::harness::sync_scoped_to(&env, &source, &division, "Division 1", &["Team 1.0", "Team 1.1", "Team 1.2"], 6);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// `orgsync explain` and `sync --only` read one user by `/users/{id}` and
+/// its groups up the tree by `memberOf`, never the whole tenant; a group
+/// that is not a security group is no department, as in a full fetch.
+#[test]
+fn entra_explains_and_syncs_one_user_by_id() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeGraph::start(org(30));
+    entra_config(&env, &scim, &fake, CLIENT_SECRET, &format!("[scope]\nexclude_users = [\"{}\"]\n", id(6)), "");
+    let hire = user(900);
+    let hire_id = hire["id"].as_str().unwrap().to_owned();
+    let add_hire = || {
+        let mut w = fake.world.lock().unwrap();
+        let team = "0000abcd-1111-4000-8000-00000000abcd".to_owned();
+        let division = w.groups[1].0.clone();
+        w.groups.iter_mut().find(|g| g.0 == division).unwrap().3.push((team.clone(), true));
+        w.groups.push((team, "New Team".into(), true, vec![(hire_id.clone(), false)]));
+        let mail = w.groups.iter_mut().find(|g| !g.2).unwrap();
+        mail.3.push((hire_id.clone(), false));
+        w.users.push(hire.clone());
+    };
+    let rename = || fake.world.lock().unwrap().users[5]["displayName"] = "Renamed Five".into();
+    let listings = || fake.count("users  page") + fake.count("groups  page") + fake.count("members");
+    let sent = crate::explain::check(&crate::explain::Case {
+        env: &env,
+        scim: &scim,
+        bound: (&id(5), "user5@contoso.com"),
+        excluded: &id(6),
+        hire: (&hire_id, "user900@contoso.com", "New Team"),
+        renamed: "Renamed Five",
+        add_hire: &add_hire,
+        rename: &rename,
+        requests: &|| Some(fake.count("")),
+    });
+    let log: Vec<String> = fake.world.lock().unwrap().common.log.iter().map(|l| l.1.clone()).collect();
+    // A token, the user, its groups, then each group's up to Company's (none).
+    assert_eq!(sent, Some(6), "{log:#?}");
+    let before = listings();
+    let (_, e) = crate::explain::explain(&env, &["user", &hire_id]);
+    assert_eq!(e["source"]["read"], "id");
+    assert_eq!(e["source"]["raw"]["userPrincipalName"], "user900@contoso.com", "the vendor's own record: {e:#}");
+    assert_eq!(listings(), before, "no list request");
+    let groups: Vec<String> = scim.groups().iter().map(|g| g["displayName"].as_str().unwrap().to_owned()).collect();
+    assert!(!groups.iter().any(|g| g.contains("mail")), "{groups:?}");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -318,6 +318,62 @@ async fn members(State(w): State<Shared>, headers: HeaderMap, Path(id): Path<Str
     Json(page(&w, &all, &q, size, &format!("/v1.0/groups/{id}/members"))).into_response()
 }
 
+/// `GET /users/{id}` (by id or userPrincipalName), with `$select`.
+async fn one_user(State(w): State<Shared>, headers: HeaderMap, Path(id): Path<String>, Query(q): Q) -> Response {
+    let mut w = w.lock().unwrap();
+    if let Some(r) = gate(&mut w, &headers, &format!("user {id}"), 1) {
+        return r;
+    }
+    let select = q.get("$select").cloned().unwrap_or_default();
+    if MUST_SELECT.iter().any(|p| !select.split(',').any(|s| s == *p)) {
+        w.common.unexpected.push(format!("user {id} without $select of {MUST_SELECT:?}: {select:?}"));
+    }
+    match w.users.iter().find(|u| u["id"] == id.as_str() || u["userPrincipalName"] == id.as_str()) {
+        Some(u) => Json(selected(u, &select)).into_response(),
+        None => graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist.")),
+    }
+}
+
+/// `GET /groups/{id}`, with `$select`.
+async fn one_group(State(w): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let mut w = w.lock().unwrap();
+    if let Some(r) = gate(&mut w, &headers, &format!("group {id}"), 1) {
+        return r;
+    }
+    match w.groups.iter().find(|g| g.0 == id) {
+        Some((id, name, sec, _)) => Json(json!({"id": id, "displayName": name, "securityEnabled": sec})).into_response(),
+        None => graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist.")),
+    }
+}
+
+/// `GET /{users|groups}/{id}/memberOf/microsoft.graph.group`: the groups
+/// it is a direct member of (every kind: the caller keeps the security ones).
+fn member_of(w: &mut World, headers: &HeaderMap, id: &str, is_group: bool, q: &HashMap<String, String>) -> Response {
+    if let Some(r) = gate(w, headers, &format!("memberOf {id}"), 1) {
+        return r;
+    }
+    let size = match top(w, q, 100) {
+        Ok(n) => n,
+        Err(r) => return *r,
+    };
+    let all: Vec<Value> = w
+        .groups
+        .iter()
+        .filter(|g| g.3.iter().any(|(m, g)| m == id && *g == is_group))
+        .map(|(gid, name, sec, _)| json!({"@odata.type": "#microsoft.graph.group", "id": gid, "displayName": name, "securityEnabled": sec}))
+        .collect();
+    let kind = if is_group { "groups" } else { "users" };
+    Json(page(w, &all, q, size, &format!("/v1.0/{kind}/{id}/memberOf/microsoft.graph.group"))).into_response()
+}
+
+async fn user_member_of(State(w): State<Shared>, headers: HeaderMap, Path(id): Path<String>, Query(q): Q) -> Response {
+    member_of(&mut w.lock().unwrap(), &headers, &id, false, &q)
+}
+
+async fn group_member_of(State(w): State<Shared>, headers: HeaderMap, Path(id): Path<String>, Query(q): Q) -> Response {
+    member_of(&mut w.lock().unwrap(), &headers, &id, true, &q)
+}
+
 async fn fallback(State(w): State<Shared>, method: Method, uri: Uri) -> Response {
     w.lock().unwrap().common.unexpected.push(format!("{method} {uri}"));
     graph_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Resource not found for the segment '{}'.", uri.path()))
@@ -333,6 +389,10 @@ impl FakeGraph {
                 .route("/v1.0/groups", get(groups))
                 .route("/v1.0/groups/delta", get(groups_delta))
                 .route("/v1.0/groups/{id}/members", get(members))
+                .route("/v1.0/users/{id}", get(one_user))
+                .route("/v1.0/groups/{id}", get(one_group))
+                .route("/v1.0/users/{id}/memberOf/microsoft.graph.group", get(user_member_of))
+                .route("/v1.0/groups/{id}/memberOf/microsoft.graph.group", get(group_member_of))
                 .fallback(fallback)
                 .with_state(world)
         });

@@ -32,11 +32,13 @@ mod mapping;
 
 pub use config::*;
 
+use super::saas::by_id;
 use super::saas::pager::{Page, all_pages};
 use super::saas::wire::{Item, Text};
 use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, request_token};
-use super::{Fetched, IdentitySource, SourceError};
-use crate::model::{Snapshot, Unreadable};
+use super::{Fetched, IdentitySource, Objects, SourceError};
+use crate::model::{Kind, Snapshot, Unreadable};
+use crate::reconcile::only::Only;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use mapping::State;
@@ -51,6 +53,7 @@ const GROUPS: &str = "/v1.0/groups";
 const GROUPS_DELTA: &str = "/v1.0/groups/delta";
 const UNITS: &str = "/v1.0/directory/administrativeUnits";
 const TOP: &str = "999";
+const MEMBER_OF: &str = "/v1.0/{kind}/{id}/memberOf";
 
 pub struct EntraSource {
     config: EntraConfig,
@@ -334,9 +337,112 @@ impl EntraSource {
     }
 }
 
+impl EntraSource {
+    /// One record by `url` (`path` names it in errors), as sent and typed.
+    async fn one<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &Client,
+        path: &str,
+        url: &str,
+    ) -> Result<(serde_json::Value, Item<T>), SourceError> {
+        let build = |c: &Client| c.raw_url(Method::GET, url);
+        let answer: serde_json::Value = client.call(self, path, &build).await?;
+        Ok(by_id::record(&answer, ""))
+    }
+
+    /// The groups (or administrative units) `what` (`users` or `groups`)
+    /// `id` is a direct member of, as the full fetch would list them
+    /// (groups: security groups only).
+    async fn member_of(&self, client: &Client, what: &str, id: &str, state: &mut State) -> Result<Vec<String>, SourceError> {
+        let (kind, select) = match self.config.departments_from {
+            DepartmentsFrom::AdministrativeUnits => ("administrativeUnit", "id,displayName"),
+            _ => ("group", "id,displayName,securityEnabled"),
+        };
+        let path = format!("/v1.0/{what}/{id}/memberOf/microsoft.graph.{kind}");
+        let first = self.url(client, &path, &[("$select", select), ("$top", TOP)]);
+        let (groups, _) = self.pages::<api::Group>(client, MEMBER_OF, first).await?;
+        let mut ids = Vec::new();
+        for g in groups {
+            if let Item::Ok(g) = &g {
+                let security = g.security_enabled.flatten().unwrap_or(false);
+                if kind == "group" && !security {
+                    continue;
+                }
+                ids.extend(g.id.as_ref().and_then(Text::get));
+            }
+            // Only a group's name and flags: its members are this walk's.
+            if let Some(u) = mapping::apply_group(state, g) {
+                tracing::debug!(problem = %u.message, "Entra: a group of memberOf that does not map");
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The users named (`/users/{id}`), the departments named
+    /// (`/groups/{id}`, `/directory/administrativeUnits/{id}`), and the
+    /// groups each is a direct member of, walked up by `memberOf` (units
+    /// are flat): the state a full fetch holds for them, mapped alike.
+    async fn fetch_by_id(&self, only: &Only) -> Result<Objects, SourceError> {
+        let from = self.config.departments_from;
+        let client = Client::new(VENDOR, &self.config.http)?;
+        let client = &client;
+        let mut state = State { version: mapping::VERSION, ..State::default() };
+        let mut unreadable = Vec::new();
+        let mut raw = std::collections::BTreeMap::new();
+        // (group, a member of it: id and whether a group)
+        let mut wanted: Vec<(String, Option<(String, bool)>)> = Vec::new();
+        for id in &only.users {
+            let url = self.url(client, &format!("{USERS}/{id}"), &[("$select", api::USER_SELECT)]);
+            let (r, item) = self.one::<api::User>(client, USERS, &url).await?;
+            raw.insert((Kind::User, id.clone()), r);
+            unreadable.extend(mapping::apply_user(&mut state, item));
+            if from != DepartmentsFrom::DepartmentAttribute {
+                let groups = self.member_of(client, "users", id.as_str(), &mut state).await?;
+                wanted.extend(groups.into_iter().map(|g| (g, Some((id.to_string(), false)))));
+            }
+        }
+        let (path, select) = match from {
+            DepartmentsFrom::AdministrativeUnits => (UNITS, "id,displayName"),
+            _ => (GROUPS, "id,displayName,securityEnabled"),
+        };
+        for id in only.departments.iter().filter(|_| from != DepartmentsFrom::DepartmentAttribute) {
+            let url = self.url(client, &format!("{path}/{id}"), &[("$select", select)]);
+            let (r, item) = self.one::<api::Group>(client, path, &url).await?;
+            raw.insert((Kind::Department, id.clone()), r);
+            unreadable.extend(mapping::apply_group(&mut state, item));
+            wanted.push((id.to_string(), None));
+        }
+        let mut seen = std::collections::HashSet::new();
+        while let Some((group, member)) = wanted.pop() {
+            let g = state.groups.entry(group.clone()).or_default();
+            match member {
+                Some((m, true)) => g.groups.insert(m),
+                Some((m, false)) => g.users.insert(m),
+                None => false,
+            };
+            if seen.insert(group.clone()) && from == DepartmentsFrom::Groups {
+                let parents = self.member_of(client, "groups", &group, &mut state).await?;
+                wanted.extend(parents.into_iter().map(|p| (p, Some((group.clone(), true)))));
+            }
+        }
+        let snapshot = mapping::snapshot(&state, from, unreadable);
+        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+    }
+}
+
 impl IdentitySource for EntraSource {
     fn kind(&self) -> &'static str {
         "entra"
+    }
+
+    /// By id, unless `group_filter` narrows the groups (an OData filter:
+    /// what it keeps is the whole listing's): then the whole source.
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
+        if self.config.group_filter.is_some() && self.config.departments_from == DepartmentsFrom::Groups {
+            Box::pin(super::narrowed(self.fetch(), only))
+        } else {
+            Box::pin(self.fetch_by_id(only))
+        }
     }
 
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
