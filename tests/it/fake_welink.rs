@@ -180,6 +180,22 @@ async fn users(State(w): State<Shared>, headers: HeaderMap, Query(q): Q, uri: Ur
     .into_response()
 }
 
+/// `GET users?userId=`: one user, answered as the lists are (`data`, a
+/// list of one); an unknown id: an empty list.
+async fn one_user(State(w): State<Shared>, headers: HeaderMap, Query(q): Q) -> Response {
+    let mut w = w.lock().unwrap();
+    let Some(id) = q.get("userId").cloned() else {
+        w.common.unexpected.push("users without userId".into());
+        return Json(json!({"code": 48001, "message": "parameter error"})).into_response();
+    };
+    if let Some(r) = gate(&mut w, &headers, "user", &id, 1, true) {
+        return r;
+    }
+    let found: Vec<Value> = w.users.iter().filter(|(u, _)| u["userId"] == id.as_str()).map(|(u, _)| u.clone()).collect();
+    Json(json!({"code": 0, "message": "OK", "pageNo": 1, "pages": 1, "pageSize": "10", "total": found.len(), "data": found}))
+        .into_response()
+}
+
 async fn fallback(State(w): State<Shared>, method: Method, uri: Uri) -> Response {
     w.lock().unwrap().common.unexpected.push(format!("{method} {uri}"));
     (StatusCode::NOT_FOUND, Json(json!({"code": "404", "message": "Not Found"}))).into_response()
@@ -192,6 +208,7 @@ impl FakeWeLink {
                 .route("/api/auth/v2/tickets", post(tickets))
                 .route("/api/contact/v2/departments/list", get(departments))
                 .route("/api/contact/v1/user/users", get(users))
+                .route("/api/contact/v1/users", get(one_user))
                 .fallback(fallback)
                 .with_state(world)
         })

@@ -162,3 +162,41 @@ fn welink_an_included_department_below_the_top_is_a_root_with_its_subtree() {
     crate::harness::sync_scoped_to(&env, &source, &subtree[0], "部门1.0", &["部门1.0.0", "部门1.0.1"], users);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// `orgsync explain` and `sync --only` read one user by `users?userId=`;
+/// WeLink has no one-department call, so the department tree is listed,
+/// never the members.
+#[test]
+fn welink_explains_and_syncs_one_user_by_id() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeWeLink::start(org());
+    welink_config(&env, &scim, &fake, CLIENT_SECRET, "[scope]\nexclude_users = [\"user8@welink\"]\n", "");
+    let add_hire = || {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push(("1900".into(), "1001".into(), "New Team".into(), 0));
+        w.users.push((crate::fake_welink::user(900, "1900", "3"), vec!["1900".into()]));
+    };
+    let rename = || fake.world.lock().unwrap().users[7].0["userNameCn"] = "Renamed Seven".into();
+    let members = || fake.count("users");
+    let sent = crate::explain::check(&crate::explain::Case {
+        env: &env,
+        scim: &scim,
+        bound: ("user7@welink", "user7@welink"),
+        excluded: "user8@welink",
+        hire: ("user900@welink", "user900@welink", "New Team"),
+        renamed: "Renamed Seven",
+        add_hire: &add_hire,
+        rename: &rename,
+        requests: &|| Some(fake.count("")),
+    });
+    let log: Vec<String> = fake.world.lock().unwrap().common.log.iter().map(|l| l.1.clone()).collect();
+    // A token, the user, the top level and each top department's subtree.
+    assert_eq!(sent, Some(7), "{log:#?}");
+    let before = members();
+    let (_, e) = crate::explain::explain(&env, &["user", "user900@welink"]);
+    assert_eq!(e["source"]["read"], "id");
+    assert_eq!(e["source"]["raw"]["corpUserId"], "36900", "the vendor's own record: {e:#}");
+    assert_eq!(members(), before, "no member listing");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -16,11 +16,13 @@ mod mapping;
 
 pub use config::*;
 
+use super::saas::by_id;
 use super::saas::pager::{Page, all_pages};
 use super::saas::wire::{Item, text};
 use super::saas::{Client, Token, Vendor, Verdict, by_status, envelope, request_token, split};
-use super::{IdentitySource, SourceError};
-use crate::model::{Department, Snapshot, Unreadable};
+use super::{IdentitySource, Objects, SourceError};
+use crate::model::{Department, Kind, Snapshot, Unreadable};
+use crate::reconcile::only::Only;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -32,6 +34,7 @@ const VENDOR: &str = "WeLink";
 const TOKEN_PATH: &str = "/api/auth/v2/tickets";
 const DEPT_LIST: &str = "/api/contact/v2/departments/list";
 const USER_LIST: &str = "/api/contact/v1/user/users";
+const USER_GET: &str = "/api/contact/v1/users";
 const DEPT_PAGE: u64 = 100;
 const USER_PAGE: u64 = 50;
 
@@ -214,9 +217,48 @@ impl WeLinkSource {
     }
 }
 
+impl WeLinkSource {
+    /// The users named (`users?userId=`), and the department tree: WeLink
+    /// has no one-department call, so the departments are listed (not
+    /// their members), then narrowed to the ones above these objects.
+    async fn fetch_by_id(&self, only: &Only) -> Result<Objects, SourceError> {
+        let c = &self.config;
+        let client = Client::new(VENDOR, &c.http)?;
+        let client = &client;
+        let mut raw = std::collections::BTreeMap::new();
+        let mut items = Vec::new();
+        for id in &only.users {
+            let q = [("userId", id.to_string())];
+            let build = |cl: &Client| cl.raw(Method::GET, USER_GET).query(&q);
+            let answer: serde_json::Value = client.call(self, USER_GET, &build).await?;
+            // The record: `data` (a list of one, as the lists, or the object itself); none: no such user.
+            let record = match &answer["data"] {
+                serde_json::Value::Array(a) => a.iter().find(|u| u["userId"] == id.as_str()).cloned(),
+                d @ serde_json::Value::Object(_) if d["userId"] == id.as_str() => Some(d.clone()),
+                _ => None,
+            };
+            let Some(record) = record else { continue };
+            let dept = record["deptCode"].as_str().unwrap_or_default().to_owned();
+            let (r, item) = by_id::record::<api::User>(&record, "");
+            raw.insert((Kind::User, id.clone()), r);
+            items.push((dept, item));
+        }
+        let (mut users, mut unreadable) = split(items.into_iter().map(|(dept, u)| mapping::user(u, &dept)));
+        super::drop_root_memberships(&mut users, &c.roots);
+        let (departments, bad) = self.departments(client).await?;
+        unreadable.extend(bad);
+        let snapshot = super::narrow(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() }, only);
+        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+    }
+}
+
 impl IdentitySource for WeLinkSource {
     fn kind(&self) -> &'static str {
         "welink"
+    }
+
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
+        Box::pin(self.fetch_by_id(only))
     }
 
     fn fetch(&self) -> BoxFuture<'_, Result<Snapshot, SourceError>> {
