@@ -13,10 +13,11 @@ use serde_json::Value;
 pub struct Case<'a> {
     pub env: &'a Env,
     pub scim: &'a Scim,
-    /// A synced user's source id and username, and the one left out of scope.
+    /// A synced user's source id (empty: found by its username) and
+    /// username, and the one left out of scope (an id or a username).
     pub bound: (&'a str, &'a str),
     pub excluded: &'a str,
-    /// A new hire (source id, username) in a new department (its name),
+    /// A new hire (source id, empty: found by username; username) in a new department (its name),
     /// added by `hire()`; `rename()` renames the bound user to `renamed`.
     pub hire: (&'a str, &'a str, &'a str),
     pub renamed: &'a str,
@@ -68,7 +69,11 @@ pub fn check(c: &Case<'_>) -> Option<usize> {
     // A bound user, by username: nothing to do.
     let (code, e) = explain(env, &["user", c.bound.1]);
     assert_eq!(code, 0);
-    assert_eq!(e["source_id"], c.bound.0, "{e:#}");
+    let bound = if c.bound.0.is_empty() { e["source_id"].as_str().unwrap().to_owned() } else { c.bound.0.to_owned() };
+    assert_eq!(e["source_id"], bound.as_str(), "{e:#}");
+    if c.bound.0 != c.bound.1 {
+        assert!(e["found_by"].as_str().unwrap().starts_with("the target's"), "{e:#}");
+    }
     assert_eq!(e["scope"]["in_scope"], true, "{e:#}");
     assert!(e["binding"]["target_id"].is_string(), "{e:#}");
     assert!(e["source"]["mapped"].is_object() && e["target"].is_object(), "{e:#}");
@@ -78,13 +83,13 @@ pub fn check(c: &Case<'_>) -> Option<usize> {
 
     // Its rename: explain's difference is what the on-demand run writes.
     (c.rename)();
-    let (_, e) = explain(env, &["user", c.bound.0]);
+    let (_, e) = explain(env, &["user", &bound]);
     let said = changes(&e["changes"]);
     assert_eq!(said.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["name"], "{e:#}");
     assert_eq!(said[0].2, c.renamed, "{e:#}");
-    let r = env.sync(&["--only", &format!("user:{}", c.bound.0)]);
+    let r = env.sync(&["--only", &format!("user:{bound}")]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert_eq!(changes(&item(env, "update", c.bound.0)["changes"]), said, "explain said what the run then did");
+    assert_eq!(changes(&item(env, "update", &bound)["changes"]), said, "explain said what the run then did");
     assert_eq!(c.scim.user_by_name(c.bound.1).unwrap()["name"]["formatted"], c.renamed);
 
     // Left out by scope: said with the rule.
@@ -95,12 +100,19 @@ pub fn check(c: &Case<'_>) -> Option<usize> {
 
     // A new hire in a new department, read by id and synced alone.
     (c.add_hire)();
-    let (code, e) = explain(env, &["user", c.hire.0]);
+    let hire_id = if c.hire.0.is_empty() {
+        let (_, e) = explain(env, &["user", c.hire.1]);
+        assert!(e["found_by"].as_str().unwrap().starts_with("the source's"), "{e:#}");
+        e["source_id"].as_str().unwrap().to_owned()
+    } else {
+        c.hire.0.to_owned()
+    };
+    let (code, e) = explain(env, &["user", &hire_id]);
     assert_eq!(code, 0);
     assert!(e["binding"].is_null(), "{e:#}");
     assert!(e["operations"].as_array().unwrap().iter().any(|o| o["op"] == "create_user"), "{e:#}");
     let before = (c.requests)();
-    let r = env.sync(&["--only", &format!("user:{}", c.hire.0)]);
+    let r = env.sync(&["--only", &format!("user:{hire_id}")]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let sent = before.and_then(|b| (c.requests)().map(|n| n - b));
     eprintln!("one-user sync: {sent:?} requests");

@@ -302,3 +302,35 @@ fn an_included_ou_below_the_top_is_a_root_with_its_users() {
     // Users i % 5 == 4 live under ou=Platform: 8 of 40.
     crate::harness::sync_scoped_to(&env, &source, &uuid, "Platform", &[], 8);
 }
+
+/// `orgsync explain` and `sync --only` read one user by its entryUUID and
+/// the OU tree, never the other users.
+#[test]
+fn openldap_explains_and_syncs_one_user_by_id() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let slapd = Slapd::start(env.dir.path(), &tree(12));
+    ldap_config(&env, &scim, &slapd.url, READER_PW, "[scope]\nexclude_users = [\"user6\"]\n");
+    let add_hire = || {
+        slapd.modify(&format!(
+            "dn: ou=Labs,ou=Eng,ou=Corp,{SUFFIX}\nchangetype: add\nobjectClass: organizationalUnit\nou: Labs\n\n\
+             dn: uid=hire,ou=Labs,ou=Eng,ou=Corp,{SUFFIX}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: hire\ncn: New Hire\n\
+             sn: Hire\nmail: hire@example.test\n"
+        ));
+    };
+    let rename = || slapd.modify(&format!("dn: uid=user5,ou=Corp,{SUFFIX}\nchangetype: modify\nreplace: cn\ncn: Renamed Five\n"));
+    crate::explain::check(&crate::explain::Case {
+        env: &env,
+        scim: &scim,
+        bound: ("", "user5"),
+        excluded: "user6",
+        hire: ("", "hire", "Labs"),
+        renamed: "Renamed Five",
+        add_hire: &add_hire,
+        rename: &rename,
+        requests: &|| None,
+    });
+    let (_, e) = crate::explain::explain(&env, &["user", "hire"]);
+    assert_eq!(e["source"]["read"], "id", "{e:#}");
+    assert_eq!(e["source"]["raw"]["dn"], format!("uid=hire,ou=Labs,ou=Eng,ou=Corp,{SUFFIX}"), "{e:#}");
+}

@@ -106,6 +106,20 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry as the directory sent it (for `explain`): its DN and text
+    /// attributes; binary ones in hex.
+    pub fn as_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("dn".into(), self.dn.clone().into());
+        for (k, v) in &self.attrs {
+            m.insert(k.clone(), v.clone().into());
+        }
+        for (k, v) in &self.bin_attrs {
+            m.insert(k.clone(), v.iter().map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>()).collect::<Vec<_>>().into());
+        }
+        serde_json::Value::Object(m)
+    }
+
     /// First value of an attribute, names compared case-insensitively.
     pub fn first(&self, name: &str) -> Option<&str> {
         self.attrs
@@ -155,6 +169,27 @@ pub fn guid(b: &[u8]) -> Option<String> {
     let hex = |s: &[u8]| s.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let rev = |s: &[u8]| hex(&s.iter().rev().copied().collect::<Vec<_>>());
     Some(format!("{}-{}-{}-{}-{}", rev(&b[0..4]), rev(&b[4..6]), rev(&b[6..8]), hex(&b[8..10]), hex(&b[10..16])))
+}
+
+/// The filter that finds the entry whose stable id is `id` (AD: the GUID's
+/// bytes, escaped; none when `id` is not a GUID).
+pub fn id_filter(flavor: Flavor, id: &str) -> Option<String> {
+    let value = match flavor {
+        Flavor::OpenLdap | Flavor::Ds389 => ldap3::ldap_escape(id).into_owned(),
+        Flavor::ActiveDirectory => {
+            let hex: String = id.chars().filter(|c| *c != '-').collect();
+            if hex.len() != 32 || !hex.is_ascii() {
+                return None;
+            }
+            let bytes: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect::<Option<_>>()?;
+            let mut b = bytes;
+            b[0..4].reverse();
+            b[4..6].reverse();
+            b[6..8].reverse();
+            b.iter().map(|x| format!("\\{x:02x}")).collect()
+        }
+    };
+    Some(format!("({}={value})", flavor.id_attribute()))
 }
 
 /// AD `accountExpires`: 100-ns ticks since 1601-01-01; 0 and i64::MAX mean never.

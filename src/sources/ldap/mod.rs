@@ -12,8 +12,9 @@ mod mapping;
 
 pub use mapping::{Attributes, Departments, Entry, Flavor, MappingError, RangedValues, account_expired, guid};
 
-use super::{IdentitySource, SourceError};
-use crate::model::Snapshot;
+use super::{IdentitySource, Objects, SourceError};
+use crate::model::{Kind, Snapshot};
+use crate::reconcile::only::Only;
 pub use config::{LdapConfig, parse};
 use futures::future::BoxFuture;
 use ldap3::{Ldap, Scope};
@@ -121,35 +122,84 @@ impl LdapSource {
         Ok(groups)
     }
 
-    async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
+    /// The department entries under `bases` (none where departments are an attribute).
+    async fn department_entries(&self, ldap: &mut Ldap, bases: &[String]) -> Result<Vec<Entry>, SourceError> {
         let c = &self.config;
-        let mut ldap = self.connect().await?;
-        let id = c.flavor.id_attribute();
-        let bases = self.bases(&mut ldap).await?;
-        let depts = match &c.departments {
+        Ok(match &c.departments {
             Departments::OuTree => {
                 let mut all = Vec::new();
-                for base in &bases {
-                    all.extend(self.search(&mut ldap, base, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", id]).await?);
+                for base in bases {
+                    all.extend(
+                        self.search(ldap, base, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", c.flavor.id_attribute()])
+                            .await?,
+                    );
                 }
                 all
             }
-            Departments::Groups { base_dn, filter } => self.groups(&mut ldap, base_dn.as_deref().unwrap_or(&c.base_dn), filter).await?,
+            Departments::Groups { base_dn, filter } => self.groups(ldap, base_dn.as_deref().unwrap_or(&c.base_dn), filter).await?,
             Departments::Attribute(_) => Vec::new(),
-        };
+        })
+    }
+
+    /// The user entries under `bases` that `filter` (with `user_filter`) finds.
+    async fn user_entries(&self, ldap: &mut Ldap, bases: &[String], filter: &str) -> Result<Vec<Entry>, SourceError> {
+        let c = &self.config;
         let a = &c.attributes;
-        let mut attrs: Vec<&str> = vec![id, &a.username, &a.name, &a.email, &a.mobile, &a.employee_no, &a.nickname, &a.title];
+        let mut attrs: Vec<&str> =
+            vec![c.flavor.id_attribute(), &a.username, &a.name, &a.email, &a.mobile, &a.employee_no, &a.nickname, &a.title];
         attrs.extend(c.flavor.status_attributes());
         if let Departments::Attribute(d) = &c.departments {
             attrs.push(d);
         }
         let mut users = Vec::new();
-        for base in &bases {
-            users.extend(self.search(&mut ldap, base, Scope::Subtree, &c.user_filter, &attrs).await?);
+        for base in bases {
+            users.extend(self.search(ldap, base, Scope::Subtree, filter, &attrs).await?);
         }
+        Ok(users)
+    }
+
+    async fn fetch_all(&self) -> Result<Snapshot, SourceError> {
+        let c = &self.config;
+        let mut ldap = self.connect().await?;
+        let bases = self.bases(&mut ldap).await?;
+        let depts = self.department_entries(&mut ldap, &bases).await?;
+        let users = self.user_entries(&mut ldap, &bases, &c.user_filter).await?;
         let _ = ldap.unbind().await;
         tracing::debug!(departments = depts.len(), users = users.len(), "LDAP entries read");
-        mapping::snapshot(&depts, &users, c.flavor, a, &c.departments, chrono::Utc::now().timestamp()).map_err(|m| self.entry_err(m))
+        mapping::snapshot(&depts, &users, c.flavor, &c.attributes, &c.departments, chrono::Utc::now().timestamp())
+            .map_err(|m| self.entry_err(m))
+    }
+
+    /// The users named, one search each by their id attribute; the
+    /// departments as a full fetch reads them (one search of the OUs or
+    /// groups, no user listing), narrowed to the ones above these objects.
+    async fn fetch_by_id(&self, only: &Only) -> Result<Objects, SourceError> {
+        let c = &self.config;
+        let mut ldap = self.connect().await?;
+        let bases = self.bases(&mut ldap).await?;
+        let depts = self.department_entries(&mut ldap, &bases).await?;
+        let mut users = Vec::new();
+        let mut raw = std::collections::BTreeMap::new();
+        for id in &only.users {
+            // An id that cannot be one (a malformed GUID) finds nobody.
+            let Some(by_id) = mapping::id_filter(c.flavor, id.as_str()) else { continue };
+            let found = self.user_entries(&mut ldap, &bases, &format!("(&{}{by_id})", c.user_filter)).await?;
+            if let Some(e) = found.first() {
+                raw.insert((Kind::User, id.clone()), e.as_json());
+            }
+            users.extend(found);
+        }
+        for e in &depts {
+            if let Ok(id) = e.stable_id(c.flavor)
+                && only.departments.contains(&id)
+            {
+                raw.insert((Kind::Department, id), e.as_json());
+            }
+        }
+        let _ = ldap.unbind().await;
+        let snapshot = mapping::snapshot(&depts, &users, c.flavor, &c.attributes, &c.departments, chrono::Utc::now().timestamp())
+            .map_err(|m| self.entry_err(m))?;
+        Ok(Objects { snapshot: super::narrow(snapshot, only), raw, requests: None, by_id: true })
     }
 }
 
@@ -164,6 +214,10 @@ impl IdentitySource for LdapSource {
             crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));
             r
         })
+    }
+
+    fn fetch_objects<'a>(&'a self, only: &'a Only) -> BoxFuture<'a, Result<Objects, SourceError>> {
+        Box::pin(self.fetch_by_id(only))
     }
 }
 

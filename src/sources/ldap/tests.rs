@@ -19,6 +19,25 @@ fn object_guid_text_form_has_its_first_three_fields_little_endian() {
     assert_eq!(guid(&bytes[..15]), None);
 }
 
+proptest::proptest! {
+    /// The filter that finds an AD entry by its id escapes the very bytes
+    /// the id was made from; an OpenLDAP id is escaped as text.
+    #[test]
+    fn an_id_filter_finds_the_bytes_its_guid_came_from(bytes in proptest::array::uniform16(proptest::num::u8::ANY)) {
+        let id = guid(&bytes).unwrap();
+        let escaped: String = bytes.iter().map(|b| format!("\\{b:02x}")).collect();
+        proptest::prop_assert_eq!(id_filter(Flavor::ActiveDirectory, &id), Some(format!("(objectGUID={escaped})")));
+        proptest::prop_assert_eq!(id_filter(Flavor::ActiveDirectory, &id.to_uppercase()), Some(format!("(objectGUID={escaped})")));
+    }
+}
+
+#[test]
+fn an_id_filter_escapes_text_ids_and_refuses_what_is_no_guid() {
+    assert_eq!(id_filter(Flavor::OpenLdap, "a*b)(uid=x").as_deref(), Some("(entryUUID=a\\2ab\\29\\28uid=x)"));
+    assert_eq!(id_filter(Flavor::ActiveDirectory, "not-a-guid"), None);
+    assert_eq!(id_filter(Flavor::ActiveDirectory, "195f3990-b51a-4a1b-9e96-86c66cb18d1é"), None);
+}
+
 #[test]
 fn account_expires_zero_and_max_mean_never() {
     let now = 1_795_000_000; // 2026-11
