@@ -86,7 +86,7 @@ pub enum LogFormat {
 pub struct DaemonConfig {
     /// `listen`: address of `/metrics`, `/healthz`, `/readyz`, `/status`, `POST /sync`. Default `127.0.0.1:9464`.
     pub listen: std::net::SocketAddr,
-    /// `admin_token` / `admin_token_file`: bearer token for `POST /sync`; required when `listen` is not loopback.
+    /// `admin_token` / `admin_token_file`: bearer token for `POST /sync` and `GET /explain`; required when `listen` is not loopback.
     pub admin_token: Option<Secret>,
     /// `grace_period`: on SIGTERM, how long in-flight operations may take to finish. A hard
     /// deadline: what is still in flight at its end is abandoned and recorded `not_attempted`,

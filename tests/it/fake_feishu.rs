@@ -25,6 +25,8 @@ pub struct World {
     /// open_department_id, parent ("0" for top level), name, order.
     pub departments: Vec<(String, String, String, i64)>,
     pub users: Vec<Value>,
+    /// While set, department listings wait (a run in the middle of its fetch).
+    pub stall: Arc<std::sync::atomic::AtomicBool>,
     pub common: Common,
 }
 
@@ -108,6 +110,10 @@ async fn children(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let stall = w.lock().unwrap().stall.clone();
+    while stall.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut w = w.lock().unwrap();
     let (size, offset) = match paging(&q) {
         Ok(p) => p,

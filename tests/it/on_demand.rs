@@ -126,3 +126,59 @@ fn the_service_takes_an_on_demand_request_over_http() {
     assert_eq!(runs[0]["trigger"], "on_demand user:u0", "{runs:#?}");
     assert_eq!(user(&target(&env), "user0").unwrap()["name"], "Renamed");
 }
+
+/// `POST /sync?only=` while a run is still fetching: accepted and queued,
+/// it starts only once that run has finished. `GET /explain` answers as
+/// `orgsync explain --output json` does, behind the admin token.
+#[test]
+fn an_on_demand_request_during_a_run_waits_for_it_and_explain_is_served_behind_the_token() {
+    use crate::daemon::{Daemon, finished};
+    use crate::fake_feishu::{APP_ID, APP_SECRET, FakeFeishu};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let env = Env::new();
+    let scim = crate::harness::Scim::in_process();
+    let fake = FakeFeishu::start(crate::fake_feishu::org());
+    let port = crate::harness::free_port();
+    std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
+    std::fs::write(env.path("admin-token"), "admin-secret-token\n").unwrap();
+    let source = format!("kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{APP_ID}\"\napp_secret_file = \"app-secret\"\n", fake.base);
+    env.scim_config_with_source(
+        &scim,
+        &source,
+        &format!(
+            "[schedule]\nmode = \"manual\"\nrun_on_start = true\n\
+             [daemon]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_file = \"admin-token\"\n"
+        ),
+    );
+    let stall = fake.world.lock().unwrap().stall.clone();
+    stall.store(true, Ordering::SeqCst);
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| r.len() == 1);
+    let (code, body) = d.post_sync("?only=user:on_0005", Some("admin-secret-token"));
+    assert_eq!(code, 202, "{body}");
+    // The first run is still fetching: the on-demand one has not started.
+    let runs = d.status()["runs"].as_array().cloned().unwrap();
+    assert_eq!((runs.len(), runs[0]["status"].as_str()), (1, Some("running")), "{runs:#?}");
+    stall.store(false, Ordering::SeqCst);
+    let runs = d.wait_runs("the on-demand run", Duration::from_secs(120), |r| finished(r) == 2);
+    assert_eq!(runs[0]["trigger"], "on_demand user:on_0005", "{runs:#?}");
+    assert!(runs[0]["started_at"].as_str().unwrap() >= runs[1]["finished_at"].as_str().unwrap(), "never overlapping: {runs:#?}");
+
+    // GET /explain: the token is needed, and the answer is the command's.
+    let url = d.url("/explain?user=u5");
+    let http = reqwest::blocking::Client::new();
+    assert_eq!(http.get(&url).send().unwrap().status().as_u16(), 401);
+    let r = http.get(&url).bearer_auth("admin-secret-token").send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let e: Value = r.json().unwrap();
+    assert_eq!(e["source_id"], "on_0005", "{e:#}");
+    assert_eq!(e["found_by"], "the target's username or email of a bound user", "{e:#}");
+    let text = e.to_string();
+    assert!(!text.contains(APP_SECRET) && !text.contains("admin-secret-token") && !text.contains("t-fake"), "a secret leaked: {text}");
+    let r = http.get(d.url("/explain?user=nobody-at-all")).bearer_auth("admin-secret-token").send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = http.get(d.url("/explain")).bearer_auth("admin-secret-token").send().unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(fake.take_unexpected(), Vec::<String>::new());
+}
