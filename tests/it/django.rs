@@ -72,6 +72,13 @@ fn a_full_cycle_converges_leavers_are_deactivated_and_refusals_are_not_resent() 
     let run: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(run["counts"]["user.update.not_kept"], 9, "{run:#}");
     assert_eq!(&scim.writes()[before..], &[] as &[(String, String, u16)]);
+    // Explain says so: the refused value is remembered, nothing is sent.
+    let (code, e) = crate::explain::explain(&env, &["user", "user2"]);
+    assert_eq!(code, 0);
+    assert!(e["memory"].as_array().unwrap().iter().any(|m| m["field"] == "name" && m["state"] == "refused"), "{e:#}");
+    assert_eq!((&e["operations"], &e["changes"]), (&json!([]), &json!([])), "what the next run does: nothing: {e:#}");
+    assert!(e["items"].as_array().unwrap().iter().any(|i| i["outcome"] == "not_kept"), "{e:#}");
+    assert!(e["history"].as_array().unwrap().iter().any(|h| h["outcome"] == "refused"), "{e:#}");
     // u0 leaves, u1 moves from d1 to d2.
     let mut doc = org(3, 9);
     let users = doc["users"].as_array_mut().unwrap();

@@ -168,3 +168,41 @@ fn the_file_source_explains_and_syncs_one_user() {
     assert_eq!(e["source"]["raw"]["username"], "user1", "{e:#}");
     assert_eq!(e["source"]["read"], "whole source");
 }
+
+/// A department, by name and by id: its rename explained, then written
+/// the same by an on-demand run of it; one left out by scope; an unknown one.
+#[test]
+fn a_department_is_explained_by_name_and_its_rename_is_what_the_run_writes() {
+    use crate::harness::org;
+    let env = Env::new();
+    let scim = Scim::in_process();
+    env.scim_config(&scim, "[scope]\nexclude_departments = [\"d2\"]\n");
+    let mut doc = org(3, 6);
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    let (code, e) = explain(&env, &["department", "Dept 1"]);
+    assert_eq!(code, 0);
+    assert_eq!((e["kind"].as_str(), e["source_id"].as_str()), (Some("department"), Some("d1")), "{e:#}");
+    assert_eq!(e["found_by"], "the target's name of a bound department", "{e:#}");
+    assert!(e["binding"]["target_id"].is_string() && e["target"]["name"] == "Dept 1", "{e:#}");
+    assert!(e["decision"].as_str().unwrap().starts_with("nothing to do"), "{e:#}");
+
+    doc["departments"][1]["name"] = "Renamed Dept".into();
+    env.write_org(&doc);
+    let (_, e) = explain(&env, &["department", "d1"]);
+    let said = changes(&e["changes"]);
+    assert_eq!(said, [("name".to_owned(), Value::from("Dept 1"), Value::from("Renamed Dept"))], "{e:#}");
+    let r = env.sync(&["--only", "department:d1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(changes(&item(&env, "update", "d1")["changes"]), said, "explain said what the run then did");
+    assert!(scim.groups().iter().any(|g| g["displayName"] == "Renamed Dept"));
+
+    let (_, e) = explain(&env, &["department", "d2"]);
+    assert_eq!(
+        (&e["scope"]["in_scope"], &e["scope"]["rule"]),
+        (&Value::from(false), &Value::from("under scope.exclude_departments")),
+        "{e:#}"
+    );
+    let (code, _) = explain(&env, &["department", "No Such Team"]);
+    assert_eq!(code, 4);
+}
