@@ -162,35 +162,7 @@ pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explana
     let plan = planned.plan;
     let operations: Vec<Op> = plan.ops.iter().filter(|o| o.kind() == kind && is_it(o, &source_id, bound.as_ref())).cloned().collect();
     let target_id = bound.clone().or_else(|| operations.iter().find_map(|o| o.target_id().cloned()));
-    let mirror = side.mirror.as_ref();
-    let binding = match mirror {
-        Some(m) => m.binding(kind, &source_id).map_err(SyncError::Mirror)?,
-        None => None,
-    };
-    let history: Vec<HistoryItem> = match mirror {
-        Some(m) => m
-            .object_items(kind, Some(&source_id), target_id.as_ref(), HISTORY)
-            .map_err(SyncError::Mirror)?
-            .into_iter()
-            .map(|(run, trigger, item)| HistoryItem { run, trigger, item })
-            .collect(),
-        None => Vec::new(),
-    };
-    let binding = binding.map(|(target_id, since)| {
-        let how = history
-            .iter()
-            .find(|h| matches!(h.item.op, reconcile::Verb::Bind | reconcile::Verb::Create) && h.item.outcome == reconcile::Outcome::Ok)
-            .map(|h| {
-                format!(
-                    "{} in run {} ({}){}",
-                    h.item.op,
-                    h.run,
-                    h.trigger,
-                    h.item.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
-                )
-            });
-        Binding { target_id, since, how }
-    });
+    let (binding, history) = past(side.mirror.as_ref(), kind, &source_id, target_id.as_ref())?;
     let user = snapshot.users.iter().find(|u| u.source_id == source_id);
     let match_keys = match (kind, user) {
         (Kind::User, Some(u)) => config.policy.users.match_by.iter().map(|k| tried(*k, u, &side.current)).collect(),
@@ -204,19 +176,7 @@ pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explana
         .collect();
     let changes = changes(&operations);
     let decision = decision(&operations, &items, &scope, bound.is_some());
-    let memory = side
-        .history
-        .unkept
-        .iter()
-        .filter(|((k, s, _), r)| *k == kind && s == &source_id && r.state != reconcile::unkept::Sent::Sent)
-        .map(|((_, _, f), r)| Remembered { field: f.to_string(), state: r.state.as_str(), run: r.run })
-        .collect();
-    let failing = side.history.failures.get(&(kind, source_id.to_string())).map(|f| Failing {
-        failures: f.count,
-        error: f.error.clone(),
-        next_at: f.next_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        quarantined: f.quarantined,
-    });
+    let (memory, failing) = remembered(&side.history, kind, &source_id);
     Ok(Explanation {
         kind,
         query: query.to_owned(),
@@ -235,6 +195,56 @@ pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explana
         failing,
         history,
     })
+}
+
+/// The binding the mirror keeps (with how it was made: the item that
+/// created or bound it), and the object's last items.
+fn past(
+    mirror: Option<&crate::mirror::Mirror>,
+    kind: Kind,
+    source_id: &SourceId,
+    target_id: Option<&TargetId>,
+) -> Result<(Option<Binding>, Vec<HistoryItem>), SyncError> {
+    let Some(m) = mirror else { return Ok((None, Vec::new())) };
+    let history: Vec<HistoryItem> = m
+        .object_items(kind, Some(source_id), target_id, HISTORY)?
+        .into_iter()
+        .map(|(run, trigger, item)| HistoryItem { run, trigger, item })
+        .collect();
+    let binding = m.binding(kind, source_id)?.map(|(target_id, since)| {
+        let how = history
+            .iter()
+            .find(|h| matches!(h.item.op, reconcile::Verb::Bind | reconcile::Verb::Create) && h.item.outcome == reconcile::Outcome::Ok)
+            .map(|h| {
+                format!(
+                    "{} in run {} ({}){}",
+                    h.item.op,
+                    h.run,
+                    h.trigger,
+                    h.item.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                )
+            });
+        Binding { target_id, since, how }
+    });
+    Ok((binding, history))
+}
+
+/// What the mirror remembers of the object: values not kept or refused,
+/// and its failures.
+fn remembered(history: &reconcile::History, kind: Kind, source_id: &SourceId) -> (Vec<Remembered>, Option<Failing>) {
+    let memory = history
+        .unkept
+        .iter()
+        .filter(|((k, s, _), r)| *k == kind && s == source_id && r.state != reconcile::unkept::Sent::Sent)
+        .map(|((_, _, f), r)| Remembered { field: f.to_string(), state: r.state.as_str(), run: r.run })
+        .collect();
+    let failing = history.failures.get(&(kind, source_id.to_string())).map(|f| Failing {
+        failures: f.count,
+        error: f.error.clone(),
+        next_at: f.next_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        quarantined: f.quarantined,
+    });
+    (memory, failing)
 }
 
 /// The source id `query` names, how it was found, and the objects read
