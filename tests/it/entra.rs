@@ -213,14 +213,8 @@ fn entra_explains_and_syncs_one_user_by_id() {
         rename: &rename,
         requests: &|| Some(fake.count("")),
     });
-    let log: Vec<String> = fake.world.lock().unwrap().common.log.iter().map(|l| l.1.clone()).collect();
     // A token, the user, its groups, then each group's up to Company's (none).
-    assert_eq!(sent, Some(6), "{log:#?}");
-    let before = listings();
-    let (_, e) = crate::explain::explain(&env, &["user", &hire_id]);
-    assert_eq!(e["source"]["read"], "id");
-    assert_eq!(e["source"]["raw"]["userPrincipalName"], "user900@contoso.com", "the vendor's own record: {e:#}");
-    assert_eq!(listings(), before, "no list request");
+    crate::explain::read_by_id(&env, &hire_id, (sent, 6), Some(6), ("userPrincipalName", "user900@contoso.com"), &listings);
     let groups: Vec<String> = scim.groups().iter().map(|g| g["displayName"].as_str().unwrap().to_owned()).collect();
     assert!(!groups.iter().any(|g| g.contains("mail")), "{groups:?}");
     assert_eq!(fake.unexpected(), Vec::<String>::new());

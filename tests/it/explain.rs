@@ -129,6 +129,29 @@ pub fn check(c: &Case<'_>) -> Option<usize> {
     sent
 }
 
+/// After [`check`], on a SaaS fake: the one-user sync sent `sent` requests
+/// (the fake's log: a token included); explaining the hire again reads it
+/// by id (`requests` by the source's own count, where given), shows the
+/// vendor's `raw` field, and lists nothing (`listings`).
+pub fn read_by_id(
+    env: &Env,
+    hire: &str,
+    sent: (Option<usize>, usize),
+    requests: Option<u64>,
+    raw: (&str, &str),
+    listings: &dyn Fn() -> usize,
+) {
+    assert_eq!(sent.0, Some(sent.1), "requests for a one-user sync");
+    let before = listings();
+    let (_, e) = explain(env, &["user", hire]);
+    assert_eq!(e["source"]["read"], "id", "{e:#}");
+    if let Some(n) = requests {
+        assert_eq!(e["source"]["requests"], n, "{e:#}");
+    }
+    assert_eq!(e["source"]["raw"][raw.0], raw.1, "the vendor's own record: {e:#}");
+    assert_eq!(listings(), before, "no list request");
+}
+
 #[test]
 fn the_file_source_explains_and_syncs_one_user() {
     use crate::harness::org;

@@ -208,13 +208,6 @@ fn feishu_explains_and_syncs_one_user_by_id() {
         requests: &|| Some(fake.count("")),
     });
     // A token, the user, its new department and that one's parent: no listing.
-    let log: Vec<String> = fake.world.lock().unwrap().common.log.iter().map(|l| l.1.clone()).collect();
-    assert_eq!(sent, Some(4), "{log:#?}");
-    let before = listings();
-    let (_, e) = crate::explain::explain(&env, &["user", "on_0230"]);
-    assert_eq!(e["source"]["read"], "id");
-    assert_eq!(e["source"]["requests"], 4, "a token, the user, two departments: {e:#}");
-    assert_eq!(e["source"]["raw"]["open_id"], "ou_0230", "the vendor's own record: {e:#}");
-    assert_eq!(listings(), before, "no list request");
+    crate::explain::read_by_id(&env, "on_0230", (sent, 4), Some(4), ("open_id", "ou_0230"), &listings);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }

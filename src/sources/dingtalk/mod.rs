@@ -293,14 +293,11 @@ impl DingTalkSource {
         })
         .await?;
         let order: HashMap<&str, i64> = chain.departments.iter().map(|d| (d.source_id.as_str(), d.order)).collect();
-        let (mut users, mut unreadable) = split(items.into_iter().map(|u| mapping::user(u, "userid", &order)));
+        let (mut users, unreadable) = split(items.into_iter().map(|u| mapping::user(u, "userid", &order)));
         if !narrowed {
             super::drop_root_memberships(&mut users, &c.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         }
-        unreadable.extend(chain.unreadable);
-        raw.extend(chain.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
-        let snapshot = Snapshot { departments: chain.departments, users, scoped: true, unreadable, ..Snapshot::default() };
-        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+        Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
 }
 

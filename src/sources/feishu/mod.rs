@@ -223,7 +223,7 @@ impl FeishuSource {
             raw.insert((Kind::User, id.clone()), r);
             items.push(item);
         }
-        let (mut users, mut unreadable) = merge_users(items, &c.user_id_type);
+        let (mut users, unreadable) = merge_users(items, &c.user_id_type);
         let narrowed = !self.include.is_empty() && c.roots.iter().all(|r| r == "0");
         if !narrowed {
             super::drop_root_memberships(&mut users, &c.roots);
@@ -242,10 +242,7 @@ impl FeishuSource {
             Ok((r, d))
         })
         .await?;
-        raw.extend(chain.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
-        unreadable.extend(chain.unreadable);
-        let snapshot = Snapshot { departments: chain.departments, users, scoped: true, unreadable, ..Snapshot::default() };
-        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+        Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
 }
 

@@ -3,8 +3,9 @@
 //! call, and one record as the vendor sent it beside its typed form.
 
 use super::wire::Item;
-use crate::model::{Department, SourceId, Unreadable};
-use crate::sources::SourceError;
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User};
+use crate::reconcile::only::Only;
+use crate::sources::{Objects, SourceError};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -51,6 +52,24 @@ where
     // Read children first (walking up): listed parents first.
     out.departments.reverse();
     Ok(out)
+}
+
+impl Chain {
+    /// What was read by id: the users (and the records that did not map),
+    /// these departments, and the records as sent of the objects named.
+    pub fn objects(
+        self,
+        only: &Only,
+        users: Vec<User>,
+        mut unreadable: Vec<Unreadable>,
+        mut raw: BTreeMap<(Kind, SourceId), Value>,
+        requests: u64,
+    ) -> Objects {
+        unreadable.extend(self.unreadable);
+        raw.extend(self.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
+        let snapshot = Snapshot { departments: self.departments, users, scoped: true, unreadable, ..Snapshot::default() };
+        Objects { snapshot, raw, requests: Some(requests), by_id: true }
+    }
 }
 
 /// `answer`'s record at `pointer` (a JSON pointer), as sent and typed.

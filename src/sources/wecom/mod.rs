@@ -279,7 +279,7 @@ impl WeComSource {
             raw.insert((Kind::User, id.clone()), r);
             items.push(item);
         }
-        let (mut users, mut unreadable) = split(items.into_iter().map(mapping::user));
+        let (mut users, unreadable) = split(items.into_iter().map(mapping::user));
         super::drop_root_memberships(&mut users, &c.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         let roots: HashSet<i64> = c.roots.iter().copied().collect();
         let start: Vec<SourceId> = only.departments.iter().chain(users.iter().flat_map(|u| &u.department_ids)).cloned().collect();
@@ -292,10 +292,7 @@ impl WeComSource {
             Ok((r, mapping::department(dept, item, roots)))
         })
         .await?;
-        unreadable.extend(chain.unreadable);
-        raw.extend(chain.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
-        let snapshot = Snapshot { departments: chain.departments, users, scoped: true, unreadable, ..Snapshot::default() };
-        Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+        Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
 }
 
