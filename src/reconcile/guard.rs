@@ -60,16 +60,18 @@ fn reasons(kind: Kind, wanted: u64, total: u64, empty_source: bool, guard: Guard
 }
 
 pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot, guard: Guard, options: RunOptions) {
-    judge(plan, source.users.is_empty() && source.departments.is_empty(), target, guard, options);
+    let totals = (target.users.len() as u64, target.departments.len() as u64);
+    judge(plan, source.users.is_empty() && source.departments.is_empty(), totals, guard, options);
 }
 
 /// [`apply`], told whether the source came back empty (a source read in
-/// part, by id, never counts as emptied).
-pub(super) fn judge(plan: &mut Plan, empty_source: bool, target: &TargetSnapshot, guard: Guard, options: RunOptions) {
+/// part, by id, never counts as emptied) and how many users and
+/// departments the target holds (for the shares).
+pub(super) fn judge(plan: &mut Plan, empty_source: bool, totals: (u64, u64), guard: Guard, options: RunOptions) {
     let count = |kind| plan.ops.iter().filter(|o| counted(o) == Some(kind)).count() as u64;
     let (users, departments) = (count(Kind::User), count(Kind::Department));
-    let mut why = reasons(Kind::User, users, target.users.len() as u64, empty_source, guard);
-    let department_reasons = reasons(Kind::Department, departments, target.departments.len() as u64, empty_source, guard);
+    let mut why = reasons(Kind::User, users, totals.0, empty_source, guard);
+    let department_reasons = reasons(Kind::Department, departments, totals.1, empty_source, guard);
     let tripped: Vec<Kind> = [(Kind::User, !why.is_empty()), (Kind::Department, !department_reasons.is_empty())]
         .into_iter()
         .filter_map(|(k, t)| t.then_some(k))

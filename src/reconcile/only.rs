@@ -66,7 +66,10 @@ pub fn plan(
 ) -> Planned {
     let Planned { plan, mut memory, held } = super::plan::stages(source, target, bindings, history, policy, options, false);
     let mut plan = restrict(plan, only, source, bindings);
-    super::guard::judge(&mut plan, false, target, policy.guard, options);
+    // The target may have been read only for these objects: its size is
+    // at least what the mirror has bound.
+    let totals = (target.users.len().max(bindings.users.len()) as u64, target.departments.len().max(bindings.departments.len()) as u64);
+    super::guard::judge(&mut plan, false, totals, policy.guard, options);
     memory.not_kept.retain(|(kind, id, _)| only.names(*kind, id));
     memory.forget.retain(|(kind, id, _)| only.names(*kind, id));
     Planned { plan, memory, held }

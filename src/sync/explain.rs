@@ -13,6 +13,7 @@ use crate::reconcile::only::Only;
 use crate::reconcile::{self, Change, Item, MatchKey, Op, RunOptions};
 use crate::settings::Config;
 use crate::sources::{self, IdentitySource, Objects};
+use crate::targets::Wanted;
 use serde::Serialize;
 
 /// Why there is nothing to explain.
@@ -131,13 +132,17 @@ pub struct HistoryItem {
 const HISTORY: usize = 20;
 
 pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explanation, ExplainError> {
-    let side = TargetSide::read(config).await?;
+    let mut side = TargetSide::open(config)?;
     let source = sources::build(&config.source, &config.scope);
-    let (source_id, found_by, objects, read) = resolve(&side, source.as_ref(), kind, query).await?;
+    let (source_id, found_by, objects, read) = resolve(&mut side, source.as_ref(), kind, query).await?;
     let only = match kind {
         Kind::User => Only { users: [source_id.clone()].into(), ..Only::default() },
         Kind::Department => Only { departments: [source_id.clone()].into(), ..Only::default() },
     };
+    // The target, for this object only where it can (its account, the
+    // accounts its keys find, the departments).
+    let wanted = Wanted::of(&only, &objects.snapshot, &side.bindings, &config.policy.users.match_by);
+    side.current = side.target.load_for(&wanted).await.map_err(SyncError::Target)?;
     let raw = objects.raw.get(&(kind, source_id.clone())).cloned();
     let mapped = mapped(&objects.snapshot, kind, &source_id);
     let scope = if mapped.is_some() {
@@ -251,7 +256,7 @@ fn remembered(history: &reconcile::History, kind: Kind, source_id: &SourceId) ->
 /// for it: a source id first (bound, or read by id), then the target's
 /// username, email or name of a bound object, then the whole source.
 async fn resolve(
-    side: &TargetSide,
+    side: &mut TargetSide,
     source: &dyn IdentitySource,
     kind: Kind,
     query: &str,
@@ -261,6 +266,17 @@ async fn resolve(
         Kind::Department => Only { departments: [id].into(), ..Only::default() },
     };
     let id = SourceId::from(query);
+    let bound = match kind {
+        Kind::User => side.bindings.users.contains_key(&id),
+        Kind::Department => side.bindings.departments.contains_key(&id),
+    };
+    // Not a bound id: the target's accounts with that username or email
+    // (every department is read anyway).
+    if !bound {
+        let keys =
+            if kind == Kind::User { vec![(MatchKey::Username, query.to_owned()), (MatchKey::Email, query.to_owned())] } else { Vec::new() };
+        side.current = side.target.load_for(&Wanted { keys, ..Wanted::default() }).await.map_err(SyncError::Target)?;
+    }
     let bindings = match kind {
         Kind::User => &side.bindings.users,
         Kind::Department => &side.bindings.departments,

@@ -238,14 +238,20 @@ struct TargetSide {
 
 impl TargetSide {
     async fn read(config: &Config) -> Result<Self, SyncError> {
+        let mut side = Self::open(config)?;
+        side.current = side.target.load().await?;
+        Ok(side)
+    }
+
+    /// The mirror and the target, the target not read yet.
+    fn open(config: &Config) -> Result<Self, SyncError> {
         let mirror = Mirror::open_read_only(&config.state_dir)?;
         let (bindings, history) = match &mirror {
             Some(m) => (m.bindings()?, history(m)?),
             None => (Bindings::default(), reconcile::History::default()),
         };
         let target = targets::build(&config.target, &config.policy.users.match_by)?;
-        let current = target.load().await?;
-        Ok(TargetSide { mirror, bindings, history, target, current })
+        Ok(TargetSide { mirror, bindings, history, target, current: crate::model::TargetSnapshot::default() })
     }
 
     /// The source of `config`, fetched as a run would (what it would keep
@@ -569,8 +575,9 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let kept = mirror.source_state(source.kind())?;
+    let bindings = mirror.bindings()?;
     let (fetched, current) = tokio::select! {
-        r = read_both(source, target, kept, policy, scope, only) => match r {
+        r = read_both(source, target, kept, policy, scope, only.map(|o| (o, &bindings))) => match r {
             Ok(v) => v,
             Err(why) => return recording.fail(why),
         },
@@ -583,7 +590,6 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         mirror.save_source_state(source.kind(), Some(state))?;
     }
     let snapshot = fetched.snapshot;
-    let bindings = mirror.bindings()?;
     let options = against(target, options, clock.now());
     let history = history(mirror)?;
     let reconcile::Planned { plan, memory, held } = match only {
@@ -679,12 +685,21 @@ async fn read_both(
     kept: Option<Vec<u8>>,
     policy: &Policy,
     scope: &reconcile::scope::Scope,
-    only: Option<&reconcile::only::Only>,
+    only: Option<(&reconcile::only::Only, &Bindings)>,
 ) -> Result<(sources::Fetched, crate::model::TargetSnapshot), RunError> {
-    tokio::try_join!(
-        async { fetch_source(source, kept, policy, scope, only).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e }) },
-        async { target.load().await.map_err(RunError::ReadTarget) },
-    )
+    let fetch = |only| async move {
+        fetch_source(source, kept, policy, scope, only).await.map_err(|e| RunError::Fetch { kind: source.kind(), source: e })
+    };
+    match only {
+        // On demand: the objects first, then what the target has of them.
+        Some((only, bindings)) => {
+            let fetched = fetch(Some(only)).await?;
+            let wanted = targets::Wanted::of(only, &fetched.snapshot, bindings, &policy.users.match_by);
+            let current = target.load_for(&wanted).await.map_err(RunError::ReadTarget)?;
+            Ok((fetched, current))
+        }
+        None => tokio::try_join!(fetch(None), async { target.load().await.map_err(RunError::ReadTarget) }),
+    }
 }
 
 /// Say once, when found, the values the target accepted and does not keep.

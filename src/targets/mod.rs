@@ -186,6 +186,50 @@ impl RequestLog {
 
 /// One target system. Departments and users arrive resolved: parents and
 /// memberships as target ids.
+/// The target users an on-demand run or `explain` is about: those bound
+/// to the objects named, and those the named users could match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub users: Vec<TargetId>,
+    /// Match key values (`policy.users.match_by`) of the named users.
+    pub keys: Vec<(crate::reconcile::MatchKey, String)>,
+    /// The named users' source ids, as the externalId they are written with.
+    pub external_ids: Vec<String>,
+}
+
+impl Wanted {
+    /// For the objects named: their bound target users, and the match keys
+    /// and external ids of the named users `source` holds.
+    pub fn of(
+        only: &crate::reconcile::only::Only,
+        source: &crate::model::Snapshot,
+        bindings: &crate::model::Bindings,
+        match_by: &[crate::reconcile::MatchKey],
+    ) -> Wanted {
+        use crate::reconcile::MatchKey;
+        let users: Vec<&crate::model::User> = source.users.iter().filter(|u| only.users.contains(&u.source_id)).collect();
+        let keys = users
+            .iter()
+            .flat_map(|u| {
+                match_by.iter().filter_map(move |k| {
+                    let v = match k {
+                        MatchKey::Email => &u.email,
+                        MatchKey::Username => &u.username,
+                        MatchKey::Mobile => &u.mobile,
+                        MatchKey::EmployeeNo => &u.employee_no,
+                    };
+                    v.as_ref().filter(|v| !v.trim().is_empty()).map(|v| (*k, v.clone()))
+                })
+            })
+            .collect();
+        Wanted {
+            users: only.users.iter().filter_map(|s| bindings.users.get(s).cloned()).collect(),
+            keys,
+            external_ids: only.users.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 pub trait Target: Send + Sync {
     /// How this target holds departments (a tree unless it says otherwise).
     fn departments(&self) -> crate::reconcile::DepartmentShape {
@@ -217,6 +261,12 @@ pub trait Target: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
     fn load(&self) -> TResult<'_, TargetSnapshot>;
+    /// What an on-demand run or `explain` needs of the target: the users
+    /// [`Wanted`] names or could match, and every department (for names
+    /// and memberships). This default reads the whole target.
+    fn load_for<'a>(&'a self, _wanted: &'a Wanted) -> TResult<'a, TargetSnapshot> {
+        self.load()
+    }
     /// Carry out one write ([`dispatch`] to the target's [`Operations`]).
     fn write<'a>(&'a self, w: Write<'a>) -> TResult<'a, Option<TargetId>>;
     /// Carry out what the target deferred to the end of the run (the file

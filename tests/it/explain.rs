@@ -112,8 +112,10 @@ pub fn check(c: &Case<'_>) -> Option<usize> {
     assert!(e["binding"].is_null(), "{e:#}");
     assert!(e["operations"].as_array().unwrap().iter().any(|o| o["op"] == "create_user"), "{e:#}");
     let before = (c.requests)();
+    let lists = c.scim.user_lists();
     let r = env.sync(&["--only", &format!("user:{hire_id}")]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(c.scim.user_lists(), lists, "the target's users are read by filter, not listed");
     let sent = before.and_then(|b| (c.requests)().map(|n| n - b));
     eprintln!("one-user sync: {sent:?} requests");
     let hire = c.scim.user_by_name(c.hire.1).expect("the new hire is in the target");

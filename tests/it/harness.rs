@@ -145,6 +145,14 @@ impl Scim {
         Scim { server: Server::Child(child), base, log, http }
     }
 
+    /// Unfiltered reads of every user so far (the in-process server counts them).
+    pub fn user_lists(&self) -> Option<usize> {
+        match &self.server {
+            Server::InProcess(s) => Some(s.user_lists()),
+            _ => None,
+        }
+    }
+
     /// Requests seen by the server, as (method, path, status) lines.
     pub fn requests(&self) -> Vec<(String, String, u16)> {
         if let Server::InProcess(s) = &self.server {

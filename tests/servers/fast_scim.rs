@@ -23,6 +23,8 @@ pub struct Store {
     requests: HashMap<&'static str, usize>,
     /// Every request as (method, path, status), when asked for.
     log: Option<Vec<(String, String, u16)>>,
+    /// Lists of users without a filter (the whole directory read).
+    user_lists: usize,
 }
 
 pub type S = Arc<Mutex<Store>>;
@@ -122,6 +124,9 @@ fn patch(r: &mut Value, ops: &Value) {
 async fn users_get(State(s): State<S>, Query(q): Query<HashMap<String, String>>) -> Response {
     let mut s = s.lock().unwrap();
     count(&mut s, "GET");
+    if !q.contains_key("filter") && q.get("startIndex").is_none_or(|i| i == "1") {
+        s.user_lists += 1;
+    }
     list(&s.users, &q)
 }
 
@@ -162,8 +167,16 @@ fn index(id: &str) -> Option<usize> {
 
 async fn user_one(State(s): State<S>, method: axum::http::Method, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
     let mut s = s.lock().unwrap();
-    count(&mut s, if method == axum::http::Method::PATCH { "PATCH" } else { "DELETE" });
+    let m = match method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::PATCH => "PATCH",
+        _ => "DELETE",
+    };
+    count(&mut s, m);
     let Some(i) = index(&id).filter(|i| s.users.get(*i).is_some_and(Option::is_some)) else { return err(StatusCode::NOT_FOUND, "no user") };
+    if method == axum::http::Method::GET {
+        return axum::Json(s.users[i].clone()).into_response();
+    }
     if method == axum::http::Method::DELETE {
         s.users[i] = None;
         return StatusCode::NO_CONTENT.into_response();
@@ -176,10 +189,18 @@ async fn user_one(State(s): State<S>, method: axum::http::Method, Path(id): Path
 
 async fn group_one(State(s): State<S>, method: axum::http::Method, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
     let mut s = s.lock().unwrap();
-    count(&mut s, if method == axum::http::Method::PATCH { "PATCH" } else { "DELETE" });
+    let m = match method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::PATCH => "PATCH",
+        _ => "DELETE",
+    };
+    count(&mut s, m);
     let Some(i) = index(&id).filter(|i| s.groups.get(*i).is_some_and(Option::is_some)) else {
         return err(StatusCode::NOT_FOUND, "no group");
     };
+    if method == axum::http::Method::GET {
+        return axum::Json(s.groups[i].clone()).into_response();
+    }
     if method == axum::http::Method::DELETE {
         s.groups[i] = None;
         return StatusCode::NO_CONTENT.into_response();
@@ -231,9 +252,9 @@ impl Server {
         let store: S = Arc::new(Mutex::new(store));
         let app = Router::new()
             .route("/v2/Users", get(users_get).post(users_post))
-            .route("/v2/Users/{id}", axum::routing::patch(user_one).delete(user_one))
+            .route("/v2/Users/{id}", get(user_one).patch(user_one).delete(user_one))
             .route("/v2/Groups", get(groups_get).post(groups_post))
-            .route("/v2/Groups/{id}", axum::routing::patch(group_one).delete(group_one))
+            .route("/v2/Groups/{id}", get(group_one).patch(group_one).delete(group_one))
             .route("/v2/ServiceProviderConfig", get(spc))
             .route("/v2/ResourceTypes", get(resource_types))
             .layer(axum::middleware::from_fn_with_state(store.clone(), record))
@@ -249,6 +270,12 @@ impl Server {
     #[allow(dead_code)]
     pub fn log(&self) -> Vec<(String, String, u16)> {
         self.store.lock().unwrap().log.clone().unwrap_or_default()
+    }
+
+    /// Unfiltered lists of the users so far (each a whole read of them).
+    #[allow(dead_code)]
+    pub fn user_lists(&self) -> usize {
+        self.store.lock().unwrap().user_lists
     }
 
     /// Requests by method since the last call.

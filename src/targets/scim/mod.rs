@@ -92,6 +92,17 @@ fn decode_error(path: &str, message: &str) -> TargetError {
     TargetError::Decode { method: "GET", path: path.to_owned(), message: message.to_owned() }
 }
 
+/// The attribute a match key is found by in a filter.
+fn key_attribute(k: crate::reconcile::MatchKey) -> String {
+    use crate::reconcile::MatchKey;
+    match k {
+        MatchKey::Username => "userName".into(),
+        MatchKey::Email => "emails.value".into(),
+        MatchKey::Mobile => "phoneNumbers.value".into(),
+        MatchKey::EmployeeNo => format!("{}:employeeNumber", mapping::ENTERPRISE),
+    }
+}
+
 /// Quote a value for a SCIM filter (RFC 7644 3.4.2.2: a JSON string).
 fn quoted(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
@@ -236,6 +247,44 @@ impl ScimTarget {
     /// Read what the server supports. A document it does not serve (an
     /// HTTP error, not JSON) is noted and its defaults assumed; a server
     /// that cannot be reached fails.
+    /// What the server supports, found now and kept for the run.
+    async fn discovered(&self) -> Result<discovery::Dialect, TargetError> {
+        let d = self.discover().await?;
+        tracing::debug!(dialect = ?d, "What the target supports");
+        *self.dialect.write().unwrap_or_else(std::sync::PoisonError::into_inner) = d.clone();
+        Ok(d)
+    }
+
+    fn take_user(users: &mut Vec<crate::model::TargetUser>, v: Value) -> Result<(), TargetError> {
+        users.push(mapping::user_from(&v).ok_or_else(|| decode_error("/Users", "a User without an id"))?);
+        Ok(())
+    }
+
+    /// The snapshot of these users and every group (none where the target
+    /// holds no departments); what a run keeps of it is reset.
+    async fn loaded(&self, users: Vec<crate::model::TargetUser>) -> Result<TargetSnapshot, TargetError> {
+        let mut groups = Vec::new();
+        // Without departments, the groups are not orgsync's business.
+        if self.shape != DepartmentShape::None {
+            self.client
+                .list_each("/Groups", None, |v| {
+                    groups.push(mapping::group_from(&v).ok_or_else(|| decode_error("/Groups", "a Group without an id"))?);
+                    Ok(())
+                })
+                .await?;
+        }
+        self.judge_ids(users.iter().map(|u| u.id.as_str()).chain(groups.iter().map(|g| g.id.as_str())));
+        let mut snapshot = mapping::snapshot_from(users, groups);
+        *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
+        self.shown.load(&mut snapshot.departments);
+        self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        Ok(snapshot)
+    }
+
     async fn discover(&self) -> Result<discovery::Dialect, TargetError> {
         let mut docs = Vec::new();
         for path in ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas"] {
@@ -561,38 +610,46 @@ impl Target for ScimTarget {
 
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
-            let d = self.discover().await?;
-            tracing::debug!(dialect = ?d, "What the target supports");
-            *self.dialect.write().unwrap_or_else(std::sync::PoisonError::into_inner) = d;
+            self.discovered().await?;
+            let mut users = Vec::new();
             // Each resource is read into what the snapshot needs as its page
             // arrives: 100,000 users are never held as JSON at once.
-            let mut users = Vec::new();
-            self.client
-                .list_each("/Users", None, |v| {
-                    users.push(mapping::user_from(&v).ok_or_else(|| decode_error("/Users", "a User without an id"))?);
-                    Ok(())
-                })
-                .await?;
-            let mut groups = Vec::new();
-            // Without departments, the groups are not orgsync's business.
-            if self.shape != DepartmentShape::None {
-                self.client
-                    .list_each("/Groups", None, |v| {
-                        groups.push(mapping::group_from(&v).ok_or_else(|| decode_error("/Groups", "a Group without an id"))?);
-                        Ok(())
-                    })
-                    .await?;
+            self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v)).await?;
+            self.loaded(users).await
+        })
+    }
+
+    /// The users bound to the objects named (`GET /Users/{id}`) and those
+    /// their match keys and external ids find (`filter`), and every group;
+    /// where the server has no filter, every user.
+    fn load_for<'a>(&'a self, wanted: &'a super::Wanted) -> TResult<'a, TargetSnapshot> {
+        Box::pin(async move {
+            if !self.discovered().await?.filter {
+                let mut users = Vec::new();
+                self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v)).await?;
+                return self.loaded(users).await;
             }
-            self.judge_ids(users.iter().map(|u| u.id.as_str()).chain(groups.iter().map(|g| g.id.as_str())));
-            let mut snapshot = mapping::snapshot_from(users, groups);
-            *self.parents.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                snapshot.departments.iter().filter_map(|d| Some((d.id.clone(), d.parent.clone()?))).collect();
-            self.shown.load(&mut snapshot.departments);
-            self.left.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-            self.created_unkept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-            self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-            self.failed_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-            Ok(snapshot)
+            let mut users = Vec::new();
+            for id in &wanted.users {
+                match self.client.send(Method::GET, &format!("/Users/{id}"), &[], None).await {
+                    Ok(Some(v)) => Self::take_user(&mut users, v)?,
+                    // Gone from the target: the plan says what follows.
+                    Ok(None) => {}
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let filters = wanted
+                .external_ids
+                .iter()
+                .map(|x| format!("externalId eq {}", quoted(x)))
+                .chain(wanted.keys.iter().map(|(k, v)| format!("{} eq {}", key_attribute(*k), quoted(v))));
+            for filter in filters {
+                self.client.list_each("/Users", Some(filter), |v| Self::take_user(&mut users, v)).await?;
+            }
+            let mut seen = std::collections::HashSet::new();
+            users.retain(|u| seen.insert(u.id.clone()));
+            self.loaded(users).await
         })
     }
 
