@@ -376,9 +376,10 @@ fn restore_metrics(mirror: &Mirror, clock: &dyn Clock) -> Result<(PrometheusHand
     if let Some(t) = mirror.last_success()?.as_deref().and_then(unix) {
         metrics::gauge!(m::LAST_SUCCESS_TIMESTAMP_SECONDS).set(t);
     }
-    for t in TriggerKind::ALL {
+    for t in TriggerKind::ALL.iter().map(|t| t.as_str()).chain(["on_demand"]) {
+        // (An event's run is counted as `event`; an on-demand request's as `on_demand`.)
         for s in telemetry::FINISHED_STATUSES {
-            metrics::counter!(m::RUNS_TOTAL, "trigger" => t.as_str(), "status" => *s).absolute(0);
+            metrics::counter!(m::RUNS_TOTAL, "trigger" => t, "status" => *s).absolute(0);
         }
     }
     for o in ["ok", "error"] {

@@ -41,6 +41,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/status", get(status))
         .route("/sync", post(sync))
         .route("/explain", get(explain))
+        .route("/events/wecom", get(wecom_event).post(wecom_event))
         .with_state(shared)
 }
 
@@ -186,8 +187,75 @@ async fn explain(State(s): State<Arc<Shared>>, headers: HeaderMap, Query(q): Que
     }
 }
 
+/// WeCom's contact-change callback (`[source.events]` of a `wecom`
+/// source): the URL verification (GET: the decrypted `echostr`), and each
+/// event (POST), checked, decrypted and queued as an on-demand run of what
+/// it names. What fails the check is refused (403) and counted, never
+/// acted on. 404 where the source takes no events.
+async fn wecom_event(
+    State(s): State<Arc<Shared>>,
+    method: axum::http::Method,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    body: String,
+) -> Response {
+    use crate::sources::wecom::events::{self, Change};
+    let config = s.config.borrow().clone();
+    let callback = match crate::sources::wecom::callback(&config.source) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("source.events: {e}")).into_response(),
+        None => return (StatusCode::NOT_FOUND, "no [source.events] for wecom").into_response(),
+    };
+    let arg = |k: &str| q.get(k).map(String::as_str);
+    let opened = match (arg("msg_signature"), arg("timestamp"), arg("nonce")) {
+        (Some(sig), Some(ts), Some(nonce)) => {
+            let encrypted = match method {
+                axum::http::Method::GET => arg("echostr").map(str::to_owned).ok_or(events::CallbackError::Unsigned),
+                _ => events::field(&body, "Encrypt").and_then(|e| e.ok_or(events::CallbackError::Xml("no Encrypt".into()))),
+            };
+            encrypted.and_then(|e| callback.open(sig, ts, nonce, &e))
+        }
+        _ => Err(events::CallbackError::Unsigned),
+    };
+    let plain = match opened {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(source = "wecom", error = %e, "Event callback refused");
+            metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "refused").increment(1);
+            return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+        }
+    };
+    if method == axum::http::Method::GET {
+        tracing::info!(source = "wecom", "Event callback URL verified");
+        return plain.into_response();
+    }
+    let only = match events::change(&plain) {
+        Ok(Some(Change::User { id, new_id })) => crate::reconcile::only::Only {
+            users: std::iter::once(id).chain(new_id).map(crate::model::SourceId).collect(),
+            ..Default::default()
+        },
+        Ok(Some(Change::Department { id })) => {
+            crate::reconcile::only::Only { departments: [crate::model::SourceId(id)].into(), ..Default::default() }
+        }
+        Ok(None) => {
+            metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "ignored").increment(1);
+            return StatusCode::OK.into_response();
+        }
+        Err(e) => {
+            tracing::warn!(source = "wecom", error = %e, "Event callback with a message that is not an event");
+            metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "refused").increment(1);
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+        }
+    };
+    metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "accepted").increment(1);
+    let named = only.to_string();
+    let queued = s.queue.push(Trigger { kind: TriggerKind::Event, allow_deletes: 0, only: Some(only) });
+    tracing::info!(source = "wecom", only = %named, %queued, "Change event: an on-demand run");
+    // WeCom takes an empty 200 as received (it retries anything else).
+    StatusCode::OK.into_response()
+}
+
 /// Equal in time independent of where the strings differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     let (x, y) = (Sha256::digest(a), Sha256::digest(b));
     x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0

@@ -63,6 +63,7 @@ pub mod m {
     pub const STARTED_TIMESTAMP_SECONDS: &str = "orgsync_started_timestamp_seconds";
     pub const QUARANTINED: &str = "orgsync_quarantined_objects";
     pub const NOTIFICATIONS_TOTAL: &str = "orgsync_notifications_total";
+    pub const EVENTS_TOTAL: &str = "orgsync_events_total";
 }
 
 /// Statuses a finished run can have (the `status` label).
@@ -78,6 +79,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
         )?
         .install_recorder()?;
     describe_counter!(m::RUNS_TOTAL, "Sync runs finished, by trigger and status.");
+    describe_counter!(m::EVENTS_TOTAL, "Change events received from the source, by source and outcome: accepted, ignored, refused.");
     describe_histogram!(m::RUN_DURATION_SECONDS, Unit::Seconds, "Duration of sync runs.");
     describe_counter!(m::RUN_FAILURES_TOTAL, "Failed runs by reason: fetch, setup_target, read_target, write_target.");
     describe_gauge!(m::LAST_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time the last run finished.");
@@ -116,6 +118,8 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
 
 /// Record a finished run's metrics.
 pub fn run_finished(trigger: &str, status: &str, seconds: f64, finished_unix: f64) {
+    // A bounded label: an on-demand run's trigger names its objects after the first word.
+    let trigger = trigger.split_whitespace().next().unwrap_or(trigger);
     metrics::counter!(m::RUNS_TOTAL, "trigger" => trigger.to_owned(), "status" => status.to_owned()).increment(1);
     metrics::histogram!(m::RUN_DURATION_SECONDS).record(seconds);
     last_run(status, finished_unix);

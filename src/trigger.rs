@@ -19,10 +19,13 @@ pub enum TriggerKind {
     Http,
     /// SIGUSR1.
     Signal,
+    /// A source's change event (a callback): an on-demand run of what it names.
+    Event,
 }
 
 impl TriggerKind {
-    pub const ALL: &[TriggerKind] = &[TriggerKind::Startup, TriggerKind::Schedule, TriggerKind::Http, TriggerKind::Signal];
+    pub const ALL: &[TriggerKind] =
+        &[TriggerKind::Startup, TriggerKind::Schedule, TriggerKind::Http, TriggerKind::Signal, TriggerKind::Event];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +33,7 @@ impl TriggerKind {
             TriggerKind::Schedule => "schedule",
             TriggerKind::Http => "http",
             TriggerKind::Signal => "signal",
+            TriggerKind::Event => "event",
         }
     }
 

@@ -392,7 +392,7 @@ pub async fn run_with_config(
 ) -> Result<RunRecord, SyncError> {
     let source = sources::build(&config.source, &config.scope);
     // An on-demand run says what it was for.
-    let on_demand = only.map(|o| format!("on_demand {o}"));
+    let on_demand = only.map(|o| format!("{} {o}", if trigger == "event" { "event" } else { "on_demand" }));
     let trigger = on_demand.as_deref().unwrap_or(trigger);
     let target = match targets::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,

@@ -125,6 +125,9 @@ fn the_service_takes_an_on_demand_request_over_http() {
     let runs = d.wait_runs("the second on-demand run", Duration::from_secs(60), |r| finished(r) == 3);
     assert_eq!(runs[0]["trigger"], "on_demand user:u0", "{runs:#?}");
     assert_eq!(user(&target(&env), "user0").unwrap()["name"], "Renamed");
+    // Counted under one bounded label, never one per object named.
+    assert_eq!(d.metric("orgsync_runs_total{trigger=\"on_demand\",status=\"succeeded\"}"), 2.0);
+    assert!(!d.metrics().contains("user:"), "an object id in a metric label");
 }
 
 /// `POST /sync?only=` while a run is still fetching: accepted and queued,

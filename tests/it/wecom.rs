@@ -282,3 +282,130 @@ fn wecom_explains_and_syncs_one_user_by_id() {
     crate::explain::read_by_id(&env, "wc900", (sent, 4), Some(4), ("alias", "alias900"), &listings);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// `[source.events]`: WeCom's callback on the service's listener. The URL
+/// verification answers the decrypted echostr; each signed, encrypted
+/// change event is queued as a run of what it names (a new hire arrives
+/// with its new department, a deleted user is disabled as the policy says);
+/// a forged request is refused and counted, never acted on; the token and
+/// key never reach the log.
+#[test]
+fn wecom_change_events_are_verified_decrypted_and_synced_alone() {
+    use crate::daemon::{Daemon, finished};
+    use orgsync::config::Secret;
+    use orgsync::sources::wecom::events::Callback;
+    use std::time::Duration;
+    const TOKEN: &str = "wecom-event-token-never-logged";
+    const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeWeCom::start(org());
+    let port = crate::harness::free_port();
+    std::fs::write(env.path("corp-secret"), format!("{CORP_SECRET}\n")).unwrap();
+    let source = format!(
+        "kind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{CORP_ID}\"\ncorp_secret_file = \"corp-secret\"\n\
+         [source.events]\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\n",
+        fake.base
+    );
+    env.scim_config_with_source(
+        &scim,
+        &source,
+        &format!(
+            "[policy.users]\ntarget_only = \"disable\"\n[schedule]\nmode = \"manual\"\nrun_on_start = true\n\
+             [daemon]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let wecom = Callback::new(Secret::new(TOKEN), KEY, CORP_ID).unwrap();
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| finished(r) == 1);
+    let http = reqwest::blocking::Client::new();
+    let url = d.url("/events/wecom");
+
+    // The URL verification: the decrypted echostr, as is.
+    let echo = wecom.seal("4711080815", [7; 16]);
+    let sig = wecom.signature("1700000000", "n1", &echo);
+    let r = http
+        .get(&url)
+        .query(&[("msg_signature", sig.as_str()), ("timestamp", "1700000000"), ("nonce", "n1"), ("echostr", &echo)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().unwrap(), "4711080815");
+    let r = http
+        .get(&url)
+        .query(&[("msg_signature", "0".repeat(40).as_str()), ("timestamp", "1700000000"), ("nonce", "n1"), ("echostr", &echo)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a wrong signature");
+
+    let post = |change: &str, user: &str, signed: bool| {
+        let event = format!(
+            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+             <CreateTime>1700000001</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event>\
+             <ChangeType>{change}</ChangeType><UserID><![CDATA[{user}]]></UserID></xml>"
+        );
+        let sealed = wecom.seal(&event, [3; 16]);
+        let sig = if signed { wecom.signature("1700000001", "n2", &sealed) } else { "f".repeat(40) };
+        let body = format!(
+            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{sealed}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>"
+        );
+        http.post(&url)
+            .query(&[("msg_signature", sig.as_str()), ("timestamp", "1700000001"), ("nonce", "n2")])
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    // A forged event: refused, nothing runs.
+    assert_eq!(post("create_user", "wc1", false), 403);
+    // A new hire in a new department.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push((900, 2, "New Team".into(), 0));
+        w.users.push(crate::fake_wecom::user(900, &[900], 900));
+    }
+    assert_eq!(post("create_user", "wc900", true), 200);
+    let runs = d.wait_runs("the event's run", Duration::from_secs(60), |r| finished(r) == 2);
+    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:wc900"), Some("succeeded")), "{runs:#?}");
+    let hire = scim.user_by_name("wc900").expect("the new hire is there");
+    let team = scim.groups().into_iter().find(|g| g["displayName"] == "New Team").expect("with its department");
+    assert!(team["members"].as_array().unwrap().iter().any(|m| m["value"] == hire["id"]));
+    // A leaver: gone from WeCom (user/get: 60111), disabled per the policy.
+    fake.world.lock().unwrap().users.retain(|u| u["userid"] != "wc7");
+    assert_eq!(post("delete_user", "wc7", true), 200);
+    let runs = d.wait_runs("the leaver's run", Duration::from_secs(60), |r| finished(r) == 3);
+    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:wc7"), Some("succeeded")), "{runs:#?}");
+    assert_eq!(scim.user_by_name("wc7").unwrap()["active"], false);
+    assert_eq!(scim.user_by_name("wc8").unwrap()["active"], true, "nobody else");
+
+    assert_eq!(d.metric("orgsync_events_total{source=\"wecom\",outcome=\"accepted\"}"), 2.0);
+    assert_eq!(d.metric("orgsync_events_total{source=\"wecom\",outcome=\"refused\"}"), 2.0);
+    assert_eq!(d.metric("orgsync_runs_total{trigger=\"event\",status=\"succeeded\"}"), 2.0);
+    let log = d.log();
+    assert!(!log.contains(TOKEN) && !log.contains(KEY), "a secret in the log");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+/// A wrong `[source.events]` names its key: a key that is not 43
+/// characters of base64, a missing token, a key that is not known.
+#[test]
+fn wecom_events_config_errors_name_the_key() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("orgsync.toml"),
+        "state_dir = \"state\"\n[source]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"x\"\n\
+         [source.events]\nencoding_aes_key = \"short\"\ntokn = \"t\"\n[target]\nkind = \"file\"\npath = \"out.json\"\n",
+    )
+    .unwrap();
+    let r = env.orgsync(&["check-config"]);
+    assert_eq!(r.code, 2);
+    for line in [
+        "source.events.encoding_aes_key: is not an EncodingAESKey",
+        "source.events.token: is required (or token_file)",
+        "source.events.tokn: unknown key",
+    ] {
+        assert!(r.stderr.contains(line), "{line:?} in {}", r.stderr);
+    }
+}

@@ -16,6 +16,7 @@
 
 mod api;
 mod config;
+pub mod events;
 mod mapping;
 
 pub use config::*;
@@ -264,6 +265,22 @@ impl WeComSource {
     }
 }
 
+/// The contact-change callback of a `wecom` source with `[source.events]`.
+pub fn callback(source: &super::SourceConfig) -> Option<Result<events::Callback, &'static str>> {
+    match source {
+        super::SourceConfig::WeCom(c) => {
+            c.events.as_ref().map(|e| events::Callback::new(e.token.clone(), e.encoding_aes_key.expose(), &c.corp_id))
+        }
+        _ => None,
+    }
+}
+
+/// WeCom's answer for a userid it does not have (`user/get`): the user is
+/// gone, not unreadable.
+fn is_no_such_user(e: &SourceError) -> bool {
+    matches!(e, SourceError::Api { message, .. } if message.starts_with("code 60111"))
+}
+
 impl WeComSource {
     /// The users named (`user/get`), and the departments named and theirs
     /// with those above them up to a root (`department/get`).
@@ -274,7 +291,12 @@ impl WeComSource {
         let mut raw = std::collections::BTreeMap::new();
         let mut items = Vec::new();
         for id in &only.users {
-            let answer: serde_json::Value = self.get(client, USER_GET, [("userid", id.to_string())]).await?;
+            let answer: serde_json::Value = match self.get(client, USER_GET, [("userid", id.to_string())]).await {
+                Ok(a) => a,
+                // Gone from WeCom (a delete_user event names it): the plan judges it gone.
+                Err(e) if is_no_such_user(&e) => continue,
+                Err(e) => return Err(e),
+            };
             let (r, item) = by_id::record::<api::User>(&answer, "");
             raw.insert((Kind::User, id.clone()), r);
             items.push(item);

@@ -19,6 +19,7 @@ fn rules() -> WeComSource {
         roots: vec![1],
         page_size: 10000,
         concurrency: 1,
+        events: None,
     })
 }
 
