@@ -8,7 +8,7 @@
 use crate::mirror::{Mirror, RunRecord};
 use crate::settings::Config;
 use crate::trigger::{Queued, Trigger, TriggerKind, TriggerQueue};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,7 +41,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/status", get(status))
         .route("/sync", post(sync))
         .route("/explain", get(explain))
-        .route("/events/wecom", get(wecom_event).post(wecom_event))
+        .route("/events/{source}", get(events).post(events))
         .with_state(shared)
 }
 
@@ -187,71 +187,125 @@ async fn explain(State(s): State<Arc<Shared>>, headers: HeaderMap, Query(q): Que
     }
 }
 
-/// WeCom's contact-change callback (`[source.events]` of a `wecom`
-/// source): the URL verification (GET: the decrypted `echostr`), and each
-/// event (POST), checked, decrypted and queued as an on-demand run of what
-/// it names. What fails the check is refused (403) and counted, never
-/// acted on. 404 where the source takes no events.
-async fn wecom_event(
+/// A source's change events (`[source.events]`): `/events/<source kind>`.
+/// What fails the vendor's checks is refused (403) and counted, never
+/// acted on; a change is queued as an on-demand run of what it names. 404
+/// where the configured source is another or takes no events.
+async fn events(
     State(s): State<Arc<Shared>>,
+    Path(kind): Path<String>,
     method: axum::http::Method,
+    headers: HeaderMap,
     Query(q): Query<std::collections::HashMap<String, String>>,
-    body: String,
+    body: axum::body::Bytes,
 ) -> Response {
-    use crate::sources::wecom::events::{self, Change};
     let config = s.config.borrow().clone();
+    let Some(source) = [config.source.kind()].into_iter().find(|k| *k == kind) else {
+        return (StatusCode::NOT_FOUND, format!("the source is not {kind}")).into_response();
+    };
+    match source {
+        "wecom" => wecom_event(&s, &config, method, &q, &body),
+        "feishu" | "lark" if method == axum::http::Method::POST => feishu_event(&s, &config, source, &headers, &body),
+        _ => (StatusCode::NOT_FOUND, format!("no change events for {source}")).into_response(),
+    }
+}
+
+/// An event refused: said, counted, 403.
+fn refused_event(source: &'static str, e: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(source, error = %e, "Event callback refused");
+    metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => source, "outcome" => "refused").increment(1);
+    (StatusCode::FORBIDDEN, e.to_string()).into_response()
+}
+
+/// An event acted on: a run of what it names (all of the source: `None`).
+fn queue_event(s: &Shared, source: &'static str, only: Option<crate::reconcile::only::Only>) {
+    metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => source, "outcome" => "accepted").increment(1);
+    let named = only.as_ref().map_or_else(|| "everything".to_owned(), ToString::to_string);
+    let queued = s.queue.push(Trigger { kind: TriggerKind::Event, allow_deletes: 0, only });
+    tracing::info!(source, only = %named, %queued, "Change event: a run of what it names");
+}
+
+fn ignored_event(source: &'static str, what: &str) {
+    tracing::debug!(source, event = what, "Event not about users or departments: ignored");
+    metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => source, "outcome" => "ignored").increment(1);
+}
+
+/// WeCom (`[source.events]` of a `wecom` source): the URL verification
+/// (GET: the decrypted `echostr`), and each `change_contact` event (POST).
+fn wecom_event(
+    s: &Shared,
+    config: &Config,
+    method: axum::http::Method,
+    q: &std::collections::HashMap<String, String>,
+    body: &[u8],
+) -> Response {
+    use crate::sources::wecom::events::{self, CallbackError, Change};
     let callback = match crate::sources::wecom::callback(&config.source) {
         Some(Ok(c)) => c,
         Some(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("source.events: {e}")).into_response(),
         None => return (StatusCode::NOT_FOUND, "no [source.events] for wecom").into_response(),
     };
+    let body = String::from_utf8_lossy(body);
     let arg = |k: &str| q.get(k).map(String::as_str);
     let opened = match (arg("msg_signature"), arg("timestamp"), arg("nonce")) {
         (Some(sig), Some(ts), Some(nonce)) => {
             let encrypted = match method {
-                axum::http::Method::GET => arg("echostr").map(str::to_owned).ok_or(events::CallbackError::Unsigned),
-                _ => events::field(&body, "Encrypt").and_then(|e| e.ok_or(events::CallbackError::Xml("no Encrypt".into()))),
+                axum::http::Method::GET => arg("echostr").map(str::to_owned).ok_or(CallbackError::Unsigned),
+                _ => events::field(&body, "Encrypt").and_then(|e| e.ok_or(CallbackError::Xml("no Encrypt".into()))),
             };
             encrypted.and_then(|e| callback.open(sig, ts, nonce, &e))
         }
-        _ => Err(events::CallbackError::Unsigned),
+        _ => Err(CallbackError::Unsigned),
     };
     let plain = match opened {
         Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(source = "wecom", error = %e, "Event callback refused");
-            metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "refused").increment(1);
-            return (StatusCode::FORBIDDEN, e.to_string()).into_response();
-        }
+        Err(e) => return refused_event("wecom", &e),
     };
     if method == axum::http::Method::GET {
         tracing::info!(source = "wecom", "Event callback URL verified");
         return plain.into_response();
     }
-    let only = match events::change(&plain) {
-        Ok(Some(Change::User { id, new_id })) => crate::reconcile::only::Only {
-            users: std::iter::once(id).chain(new_id).map(crate::model::SourceId).collect(),
-            ..Default::default()
-        },
+    match events::change(&plain) {
+        Ok(Some(Change::User { id, new_id })) => {
+            let users = std::iter::once(id).chain(new_id).map(crate::model::SourceId).collect();
+            queue_event(s, "wecom", Some(crate::reconcile::only::Only { users, ..Default::default() }));
+        }
         Ok(Some(Change::Department { id })) => {
-            crate::reconcile::only::Only { departments: [crate::model::SourceId(id)].into(), ..Default::default() }
+            let departments = [crate::model::SourceId(id)].into();
+            queue_event(s, "wecom", Some(crate::reconcile::only::Only { departments, ..Default::default() }));
         }
-        Ok(None) => {
-            metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "ignored").increment(1);
-            return StatusCode::OK.into_response();
-        }
-        Err(e) => {
-            tracing::warn!(source = "wecom", error = %e, "Event callback with a message that is not an event");
-            metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "refused").increment(1);
-            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
-        }
-    };
-    metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => "wecom", "outcome" => "accepted").increment(1);
-    let named = only.to_string();
-    let queued = s.queue.push(Trigger { kind: TriggerKind::Event, allow_deletes: 0, only: Some(only) });
-    tracing::info!(source = "wecom", only = %named, %queued, "Change event: an on-demand run");
+        Ok(None) => ignored_event("wecom", "not change_contact on users or departments"),
+        Err(e) => return refused_event("wecom", &e),
+    }
     // WeCom takes an empty 200 as received (it retries anything else).
     StatusCode::OK.into_response()
+}
+
+/// Feishu/Lark (`[source.events]` of a `feishu` or `lark` source): the URL
+/// verification (`{"challenge"}`) and each contact event; the scope's
+/// change is a full run.
+fn feishu_event(s: &Shared, config: &Config, source: &'static str, headers: &HeaderMap, body: &[u8]) -> Response {
+    use crate::sources::feishu::events::{Received, Signed};
+    let Some(callback) = crate::sources::feishu::callback(&config.source) else {
+        return (StatusCode::NOT_FOUND, format!("no [source.events] for {source}")).into_response();
+    };
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let signed = Signed {
+        timestamp: header("x-lark-request-timestamp"),
+        nonce: header("x-lark-request-nonce"),
+        signature: header("x-lark-signature"),
+    };
+    match callback.receive(signed, body) {
+        Ok(Received::Challenge(c)) => {
+            tracing::info!(source, "Event callback URL verified");
+            return Json(json!({ "challenge": c })).into_response();
+        }
+        Ok(Received::Change(only)) => queue_event(s, source, Some(only)),
+        Ok(Received::Scope) => queue_event(s, source, None),
+        Ok(Received::Ignored(what)) => ignored_event(source, &what),
+        Err(e) => return refused_event(source, &e),
+    }
+    Json(json!({ "msg": "success" })).into_response()
 }
 
 /// Equal in time independent of where the strings differ.

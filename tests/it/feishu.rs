@@ -211,3 +211,74 @@ fn feishu_explains_and_syncs_one_user_by_id() {
     crate::explain::read_by_id(&env, "on_0230", (sent, 4), Some(4), ("open_id", "ou_0230"), &listings);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// `[source.events]` with an Encrypt Key: the encrypted URL verification
+/// is answered with its challenge; a signed, encrypted contact event is
+/// queued as a run of the user it names (the new hire arrives with its new
+/// department); an unsigned or wrongly signed one is refused and counted.
+#[test]
+fn feishu_contact_events_are_verified_decrypted_and_synced_alone() {
+    use crate::daemon::{Daemon, finished};
+    use orgsync::config::Secret;
+    use orgsync::sources::feishu::events::Callback;
+    use std::time::Duration;
+    const TOKEN: &str = "feishu-verification-token-never-logged";
+    const KEY: &str = "feishu-encrypt-key-never-logged";
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeFeishu::start(org());
+    let port = crate::harness::free_port();
+    std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
+    let source = format!(
+        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n\
+         [source.events]\nverification_token = \"{TOKEN}\"\nencrypt_key = \"{KEY}\"\n",
+        fake.base,
+        crate::fake_feishu::APP_ID
+    );
+    env.scim_config_with_source(
+        &scim,
+        &source,
+        &format!("[schedule]\nmode = \"manual\"\nrun_on_start = true\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let feishu = Callback::new(Secret::new(TOKEN), Some(Secret::new(KEY)), "union_id", "open_department_id");
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| finished(r) == 1);
+    let http = reqwest::blocking::Client::new();
+    let url = d.url("/events/feishu");
+    let send = |plain: &str, sign: Option<&str>| {
+        let body = feishu.seal(plain, [5; 16]);
+        let mut req = http.post(&url).header("content-type", "application/json").body(body.clone());
+        if let Some(nonce) = sign {
+            let sig = feishu.signature("1700000000", "n1", body.as_bytes()).unwrap();
+            req =
+                req.header("X-Lark-Request-Timestamp", "1700000000").header("X-Lark-Request-Nonce", nonce).header("X-Lark-Signature", sig);
+        }
+        let r = req.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (code, body) = send(&format!(r#"{{"challenge":"ch-42","token":"{TOKEN}","type":"url_verification"}}"#), None);
+    assert_eq!((code, body.as_str()), (200, r#"{"challenge":"ch-42"}"#));
+
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push(("od-new".into(), "od-1".into(), "New Team".into(), 0));
+        w.users.push(crate::fake_feishu::user(230, vec!["od-new".into()], 0));
+    }
+    let created = serde_json::json!({"schema": "2.0", "header": {"event_id": "e1", "event_type": "contact.user.created_v3",
+        "create_time": "1700000000000", "token": TOKEN, "app_id": crate::fake_feishu::APP_ID, "tenant_key": "tk"},
+        "event": {"object": {"open_id": "ou_0230", "union_id": "on_0230", "department_ids": ["od-new"]}}})
+    .to_string();
+    assert_eq!(send(&created, None).0, 403, "unsigned");
+    assert_eq!(send(&created, Some("n2")).0, 403, "signed over another nonce");
+    assert_eq!(send(&created, Some("n1")), (200, r#"{"msg":"success"}"#.to_owned()));
+    let runs = d.wait_runs("the event's run", Duration::from_secs(60), |r| finished(r) == 2);
+    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:on_0230"), Some("succeeded")), "{runs:#?}");
+    let hire = scim.user_by_name("u230").expect("the new hire is there");
+    let team = scim.groups().into_iter().find(|g| g["displayName"] == "New Team").expect("with its department");
+    assert!(team["members"].as_array().unwrap().iter().any(|m| m["value"] == hire["id"]));
+    assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"refused\"}"), 2.0);
+    assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"accepted\"}"), 1.0);
+    let log = d.log();
+    assert!(!log.contains(TOKEN) && !log.contains(KEY), "a secret in the log");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -23,6 +23,18 @@ pub struct FeishuConfig {
     /// `union_id` (default), `open_id` or `user_id`.
     pub user_id_type: String,
     pub concurrency: usize,
+    /// `[source.events]`: the HTTP callback's Verification Token and, when
+    /// the app sets one, its Encrypt Key (Events and Callbacks → Encryption).
+    pub events: Option<Events>,
+}
+
+/// `[source.events]` of a `feishu` or `lark` source.
+#[derive(Clone, Debug)]
+pub struct Events {
+    /// `verification_token` / `verification_token_file`.
+    pub verification_token: Secret,
+    /// `encrypt_key` / `encrypt_key_file`: bodies must then be encrypted and signed.
+    pub encrypt_key: Option<Secret>,
 }
 
 impl FeishuConfig {
@@ -45,6 +57,15 @@ pub fn parse(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs:
     }
     let app_id = s.required_string("app_id", errs);
     let app_secret = config::required_secret(s, "app_secret", "app_secret_file", errs);
+    let events = if s.has("events") {
+        let mut e = s.table("events", errs);
+        let verification_token = config::required_secret(&mut e, "verification_token", "verification_token_file", errs);
+        let encrypt_key = e.secret("encrypt_key", "encrypt_key_file", errs);
+        e.finish(errs);
+        verification_token.map(|verification_token| Events { verification_token, encrypt_key })
+    } else {
+        None
+    };
     Some(SourceConfig::Feishu(Box::new(FeishuConfig {
         vendor,
         app_id: app_id?,
@@ -54,5 +75,6 @@ pub fn parse(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs:
         department_id_type,
         user_id_type,
         concurrency,
+        events,
     })))
 }

@@ -9,6 +9,7 @@
 
 mod api;
 mod config;
+pub mod events;
 mod mapping;
 
 pub use config::*;
@@ -199,6 +200,17 @@ impl FeishuSource {
         }
         unreadable.extend(unreadable_departments);
         Ok(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() })
+    }
+}
+
+/// The HTTP callback of a `feishu` or `lark` source with `[source.events]`.
+pub fn callback(source: &super::SourceConfig) -> Option<events::Callback> {
+    match source {
+        super::SourceConfig::Feishu(c) => c
+            .events
+            .as_ref()
+            .map(|e| events::Callback::new(e.verification_token.clone(), e.encrypt_key.clone(), &c.user_id_type, &c.department_id_type)),
+        _ => None,
     }
 }
 

@@ -21,6 +21,7 @@ fn rules() -> FeishuSource {
         department_id_type: "open_department_id".into(),
         user_id_type: "union_id".into(),
         concurrency: 1,
+        events: None,
     })
 }
 
