@@ -283,7 +283,7 @@ fn wecom_event(
 
 /// Feishu/Lark (`[source.events]` of a `feishu` or `lark` source): the URL
 /// verification (`{"challenge"}`) and each contact event; the scope's
-/// change is a full run.
+/// change and deletions are a full run.
 fn feishu_event(s: &Shared, config: &Config, source: &'static str, headers: &HeaderMap, body: &[u8]) -> Response {
     use crate::sources::feishu::events::{Received, Signed};
     let Some(callback) = crate::sources::feishu::callback(&config.source) else {
@@ -301,7 +301,7 @@ fn feishu_event(s: &Shared, config: &Config, source: &'static str, headers: &Hea
             return Json(json!({ "challenge": c })).into_response();
         }
         Ok(Received::Change(only)) => queue_event(s, source, Some(only)),
-        Ok(Received::Scope) => queue_event(s, source, None),
+        Ok(Received::Full) => queue_event(s, source, None),
         Ok(Received::Ignored(what)) => ignored_event(source, &what),
         Err(e) => return refused_event(source, &e),
     }

@@ -40,8 +40,10 @@ pub enum Received {
     Challenge(String),
     /// A contact change: an on-demand run of these objects.
     Change(Only),
-    /// The app's contact scope changed: a full run.
-    Scope,
+    /// A full run: the app's contact scope changed, or something was
+    /// deleted (Feishu's answer for a deleted id by id is not documented;
+    /// a full read sees it gone).
+    Full,
     /// Another event: answered, not acted on.
     Ignored(String),
 }
@@ -155,17 +157,15 @@ impl Callback {
         let object = &v["event"]["object"];
         let id = |key: &str| object.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(SourceId::from);
         Ok(match event_type {
-            "contact.user.created_v3" | "contact.user.updated_v3" | "contact.user.deleted_v3" => match id(&self.user_id_type) {
+            "contact.user.created_v3" | "contact.user.updated_v3" => match id(&self.user_id_type) {
                 Some(u) => Received::Change(Only { users: [u].into(), ..Only::default() }),
                 None => Received::Ignored(format!("{event_type} without the user's {}", self.user_id_type)),
             },
-            "contact.department.created_v3" | "contact.department.updated_v3" | "contact.department.deleted_v3" => {
-                match id(&self.department_id_type) {
-                    Some(d) => Received::Change(Only { departments: [d].into(), ..Only::default() }),
-                    None => Received::Ignored(format!("{event_type} without the department's {}", self.department_id_type)),
-                }
-            }
-            "contact.scope.updated_v3" => Received::Scope,
+            "contact.department.created_v3" | "contact.department.updated_v3" => match id(&self.department_id_type) {
+                Some(d) => Received::Change(Only { departments: [d].into(), ..Only::default() }),
+                None => Received::Ignored(format!("{event_type} without the department's {}", self.department_id_type)),
+            },
+            "contact.scope.updated_v3" | "contact.user.deleted_v3" | "contact.department.deleted_v3" => Received::Full,
             other => Received::Ignored(other.to_owned()),
         })
     }
@@ -193,13 +193,15 @@ mod tests {
             c.receive(Signed::default(), user.as_bytes()),
             Ok(Received::Change(Only { users: ["ou_a".into()].into(), ..Only::default() }))
         );
-        let dept = event("contact.department.deleted_v3", serde_json::json!({"open_department_id": "od-1", "department_id": "D1"}), "VT");
+        let dept = event("contact.department.updated_v3", serde_json::json!({"open_department_id": "od-1", "department_id": "D1"}), "VT");
         assert_eq!(
             c.receive(Signed::default(), dept.as_bytes()),
             Ok(Received::Change(Only { departments: ["od-1".into()].into(), ..Only::default() }))
         );
-        let scope = event("contact.scope.updated_v3", serde_json::json!({}), "VT");
-        assert_eq!(c.receive(Signed::default(), scope.as_bytes()), Ok(Received::Scope));
+        for full in ["contact.scope.updated_v3", "contact.user.deleted_v3", "contact.department.deleted_v3"] {
+            let e = event(full, serde_json::json!({"open_id": "ou_a", "open_department_id": "od-1"}), "VT");
+            assert_eq!(c.receive(Signed::default(), e.as_bytes()), Ok(Received::Full), "{full}");
+        }
         assert!(matches!(
             c.receive(Signed::default(), event("im.message.receive_v1", Value::Null, "VT").as_bytes()),
             Ok(Received::Ignored(_))
