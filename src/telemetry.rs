@@ -119,10 +119,13 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
 /// Record a finished run's metrics.
 pub fn run_finished(trigger: &str, status: &str, seconds: f64, finished_unix: f64) {
     // A bounded label: an on-demand run's trigger names its objects after the first word.
-    let trigger = trigger.split_whitespace().next().unwrap_or(trigger);
-    metrics::counter!(m::RUNS_TOTAL, "trigger" => trigger.to_owned(), "status" => status.to_owned()).increment(1);
+    let (label, objects) = trigger.split_once(' ').unwrap_or((trigger, ""));
+    metrics::counter!(m::RUNS_TOTAL, "trigger" => label.to_owned(), "status" => status.to_owned()).increment(1);
     metrics::histogram!(m::RUN_DURATION_SECONDS).record(seconds);
-    last_run(status, finished_unix);
+    // The last run's gauges are the whole sync's: a run of some objects leaves them.
+    if objects.is_empty() {
+        last_run(status, finished_unix);
+    }
 }
 
 /// Set the `last_run_*` gauges (also at start, from the mirror).

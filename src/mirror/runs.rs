@@ -373,18 +373,22 @@ impl Mirror {
     /// When the last succeeded run finished.
     pub fn last_success(&self) -> Result<Option<String>, MirrorError> {
         self.with(|c| {
-            c.query_row("SELECT finished_at FROM runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
-                .optional()
-                .map(Option::flatten)
+            c.query_row(&format!("SELECT finished_at FROM runs WHERE status = 'succeeded' AND {WHOLE} ORDER BY id DESC LIMIT 1"), [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::flatten)
         })
     }
 
-    /// Finished runs that failed since the last one that did not.
+    /// Finished whole runs that failed since the last one that did not.
     pub fn consecutive_failures(&self) -> Result<u64, MirrorError> {
         self.with(|c| {
             c.query_row(
-                "SELECT COUNT(*) FROM runs WHERE status = 'failed'
-                 AND id > COALESCE((SELECT MAX(id) FROM runs WHERE status IN ('succeeded', 'partial')), 0)",
+                &format!(
+                    "SELECT COUNT(*) FROM runs WHERE status = 'failed' AND {WHOLE}
+                     AND id > COALESCE((SELECT MAX(id) FROM runs WHERE status IN ('succeeded', 'partial') AND {WHOLE}), 0)"
+                ),
                 [],
                 |r| r.get::<_, i64>(0),
             )
@@ -438,6 +442,24 @@ impl Mirror {
         })
     }
 
+    /// User disables and deletes done by on-demand and event runs since
+    /// the last full run (for the deletion guard of the next one).
+    pub fn removals_since_full_run(&self) -> Result<u64, MirrorError> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM run_items i JOIN runs r ON r.id = i.run_id \
+                 WHERE i.kind = 'user' AND i.op IN ('disable', 'delete') AND i.outcome = 'ok' \
+                 AND r.trigger LIKE '% %' \
+                 AND r.id > COALESCE((SELECT MAX(id) FROM runs WHERE status <> 'running' AND {WHOLE}), 0)"
+                ),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+        })
+    }
+
     /// The binding of one object: its target id, and when it was last set.
     pub fn binding(&self, kind: Kind, source_id: &SourceId) -> Result<Option<(TargetId, String)>, MirrorError> {
         self.with(|c| {
@@ -450,6 +472,10 @@ impl Mirror {
         })
     }
 }
+
+/// Runs of the whole source (not an on-demand or event run of some
+/// objects, whose trigger names them): the sync's health is theirs.
+const WHOLE: &str = "trigger NOT LIKE '% %'";
 
 const ITEM_COLUMNS: &str = "kind, op, source_id, target_id, outcome, error, at, changes";
 

@@ -158,6 +158,12 @@ pub struct Snapshot {
     /// account left the scope, not the source, and its item says so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub out_of_scope: Vec<SourceId>,
+    /// Read in part, by id (an on-demand run), for these users and
+    /// departments: every target object bound to a source object neither
+    /// read nor named is left as it is (never matched to another, never
+    /// taken for target-only). A named one not read is gone.
+    #[serde(skip)]
+    pub partial: Option<(std::collections::BTreeSet<SourceId>, std::collections::BTreeSet<SourceId>)>,
 }
 
 /// A source record that could not be mapped.

@@ -2,7 +2,7 @@
 //! matched parent), the tree's depths, creates parents first, updates
 //! (renames, moves), duplicates, and target-only deletes children first.
 
-use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
+use super::matching::{by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, DeptSpec, Field, FieldSet, Item, Op, Outcome, Verb};
 use super::policy::{Policy, SourceOnly, TargetOnly};
 use super::{DepartmentShape, RunOptions};
@@ -207,6 +207,7 @@ fn match_departments(
         }
     }
     claim_unreadable(source, Kind::Department, &bindings.departments, &tindex.by_id, &tindex.by_ext, &mut claimed);
+    claim_unread(source, Kind::Department, &bindings.departments, &tindex.by_id, &mut claimed);
     for i in 0..n {
         if res[i] != DeptRes::Absent {
             continue;

@@ -70,7 +70,8 @@ pub(super) fn apply(plan: &mut Plan, source: &Snapshot, target: &TargetSnapshot,
 pub(super) fn judge(plan: &mut Plan, empty_source: bool, totals: (u64, u64), guard: Guard, options: RunOptions) {
     let count = |kind| plan.ops.iter().filter(|o| counted(o) == Some(kind)).count() as u64;
     let (users, departments) = (count(Kind::User), count(Kind::Department));
-    let mut why = reasons(Kind::User, users, totals.0, empty_source, guard);
+    // Removals of on-demand runs since the last full run count too (none in a full run).
+    let mut why = reasons(Kind::User, users + options.prior_removals, totals.0, empty_source, guard);
     let department_reasons = reasons(Kind::Department, departments, totals.1, empty_source, guard);
     let tripped: Vec<Kind> = [(Kind::User, !why.is_empty()), (Kind::Department, !department_reasons.is_empty())]
         .into_iter()

@@ -27,6 +27,31 @@ pub(super) fn claim_unreadable(
     }
 }
 
+/// A snapshot read in part: the targets bound to source objects it does
+/// not hold, and that were not named (a named one not read is gone), are
+/// claimed, as a whole run's binding step would claim them.
+pub(super) fn claim_unread(
+    source: &Snapshot,
+    kind: Kind,
+    bound: &std::collections::HashMap<SourceId, TargetId>,
+    tindex: &HashMap<&TargetId, usize>,
+    claimed: &mut [bool],
+) {
+    let Some((users, departments)) = &source.partial else { return };
+    let (read, named): (std::collections::HashSet<&SourceId>, _) = match kind {
+        Kind::User => (source.users.iter().map(|u| &u.source_id).collect(), users),
+        Kind::Department => (source.departments.iter().map(|d| &d.source_id).collect(), departments),
+    };
+    for (s, t) in bound {
+        if !read.contains(s)
+            && !named.contains(s)
+            && let Some(&i) = tindex.get(t)
+        {
+            claimed[i] = true;
+        }
+    }
+}
+
 pub(super) fn reverse(map: &std::collections::HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &SourceId> {
     map.iter().map(|(s, t)| (t, s)).collect()
 }

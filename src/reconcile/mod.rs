@@ -45,6 +45,10 @@ pub struct RunOptions {
     pub primary_only: bool,
     /// Now, for grace periods (`disable_then_delete`); `None`: nothing falls due.
     pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// On demand: user removals the on-demand and event runs since the
+    /// last full run made; the guard counts them with this run's, so a
+    /// stream of events removes no more than one full run could.
+    pub prior_removals: u64,
 }
 
 /// How a target holds departments.

@@ -64,6 +64,7 @@ pub fn plan(
     options: RunOptions,
     only: &Only,
 ) -> Planned {
+    let source = &Snapshot { partial: Some((only.users.clone(), only.departments.clone())), ..source.clone() };
     let Planned { plan, mut memory, held } = super::plan::stages(source, target, bindings, history, policy, options, false);
     let mut plan = restrict(plan, only, source, bindings);
     // The target may have been read only for these objects: its size is
@@ -108,13 +109,16 @@ fn restrict(plan: Plan, only: &Only, source: &Snapshot, bindings: &Bindings) -> 
     Plan { ops, items, guard: None, unscheduled }
 }
 
-/// The departments the kept users are written into that this plan creates,
-/// with the parents those creates need.
+/// The departments the kept users are written into, and the parents of
+/// the kept departments, that this plan creates, with the parents those
+/// creates need.
 fn needed_departments(all: &[Op], kept: &[Op]) -> BTreeSet<SourceId> {
+    // The named users' departments, and the parents of the named departments.
     let mut needed: BTreeSet<SourceId> = kept
         .iter()
         .filter_map(|op| match op {
             Op::CreateUser { spec, .. } | Op::UpdateUser { spec, .. } => spec.departments.clone(),
+            Op::CreateDepartment { spec, .. } | Op::UpdateDepartment { spec, .. } => spec.parent.clone().map(|p| vec![p]),
             _ => None,
         })
         .flatten()

@@ -3,7 +3,7 @@
 //! target-only policy.
 
 use super::departments::{DeptRes, DeptState};
-use super::matching::{by_binding, claim_unreadable, external_id_index, reverse};
+use super::matching::{by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, Field, GRACE_OVER, Item, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Outcome, UserSpec, Verb};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use super::{DepartmentShape, normalize_mobile};
@@ -134,6 +134,7 @@ fn match_users(source: &Snapshot, src: &[&User], target: &TargetSnapshot, bindin
     let (matched, unbinds) = by_binding(Kind::User, &ids, &bindings.users, &tindex, &mut claimed);
     let by_ext = external_id_index(target.users.iter().map(|u| &u.external_id));
     claim_unreadable(source, Kind::User, &bindings.users, &tindex, &by_ext, &mut claimed);
+    claim_unread(source, Kind::User, &bindings.users, &tindex, &mut claimed);
     let mut m =
         Matched { matched, how: vec![None; n], stop: vec![false; n], claimed, conflicted: HashSet::default(), unbinds, items: Vec::new() };
     for (i, u) in src.iter().enumerate() {

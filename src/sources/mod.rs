@@ -157,7 +157,8 @@ pub async fn narrowed(
 
 /// `snapshot` with only the objects `only` names, the departments above
 /// them and above the named users' departments (parents before children,
-/// as the source listed them), and the unreadable records naming them.
+/// as the source listed them), the unreadable records naming them, and the
+/// user records without an id (which hold back removals).
 pub fn narrow(mut snapshot: Snapshot, only: &Only) -> Snapshot {
     snapshot.users.retain(|u| only.users.contains(&u.source_id));
     let parent: std::collections::HashMap<&SourceId, Option<&SourceId>> =
@@ -174,11 +175,12 @@ pub fn narrow(mut snapshot: Snapshot, only: &Only) -> Snapshot {
         }
     }
     snapshot.departments.retain(|d| keep.contains(&d.source_id));
-    snapshot.unreadable.retain(|r| {
-        r.source_id.as_ref().is_some_and(|id| match r.kind {
-            Kind::User => only.users.contains(id),
-            Kind::Department => only.departments.contains(id),
-        })
+    // A user record without an id is kept: it holds back every removal, as in a whole run.
+    snapshot.unreadable.retain(|r| match (&r.source_id, r.kind) {
+        (None, Kind::User) => true,
+        (Some(id), Kind::User) => only.users.contains(id),
+        (Some(id), Kind::Department) => only.departments.contains(id),
+        (None, Kind::Department) => false,
     });
     snapshot
 }

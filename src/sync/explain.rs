@@ -48,8 +48,9 @@ pub struct Explanation {
     pub match_keys: Vec<KeyTried>,
     /// The target's object now (bound, or the one the plan binds).
     pub target: Option<serde_json::Value>,
-    /// What the next run does to it (the operations), and what it reports
-    /// instead of doing (held back, not kept, invalid...).
+    /// What an on-demand run of it does (its operations, and those of the
+    /// departments it needs created first), and what it reports instead of
+    /// doing (held back, not kept, invalid...).
     pub operations: Vec<Op>,
     pub items: Vec<Item>,
     /// The decision in words.
@@ -139,10 +140,6 @@ pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explana
         Kind::User => Only { users: [source_id.clone()].into(), ..Only::default() },
         Kind::Department => Only { departments: [source_id.clone()].into(), ..Only::default() },
     };
-    // The target, for this object only where it can (its account, the
-    // accounts its keys find, the departments).
-    let wanted = Wanted::of(&only, &objects.snapshot, &side.bindings, &config.policy.users.match_by);
-    side.current = side.target.load_for(&wanted).await.map_err(SyncError::Target)?;
     let raw = objects.raw.get(&(kind, source_id.clone())).cloned();
     let mapped = mapped(&objects.snapshot, kind, &source_id);
     let scope = if mapped.is_some() {
@@ -153,20 +150,35 @@ pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explana
     };
     let mut snapshot = objects.snapshot.clone();
     settle(source.as_ref(), &mut snapshot, &config.policy, &config.scope, true);
+    // The target, for this object only where it can (its account, the
+    // accounts its keys find, the departments).
+    let wanted = Wanted::of(&only, &snapshot, &side.bindings, &config.policy.users.match_by);
+    side.current = side.target.load_for(&wanted).await.map_err(SyncError::Target)?;
     let not_sent: Vec<&'static str> = match snapshot.users.iter().find(|u| kind == Kind::User && u.source_id == source_id) {
         Some(u) => sources::STRING_FIELDS.iter().filter(|f| u.is_absent(**f)).map(|f| f.as_str()).collect(),
         None => Vec::new(),
     };
-    let options = against(side.target.as_ref(), RunOptions::default(), chrono::Utc::now());
-    let planned = reconcile::only::plan(&snapshot, &side.current, &side.bindings, &side.history, &config.policy, options, &only);
+    let mut options = against(side.target.as_ref(), RunOptions::default(), chrono::Utc::now());
+    if let Some(m) = &side.mirror {
+        options.prior_removals = m.removals_since_full_run().map_err(SyncError::Mirror)?;
+    }
+    let inputs = super::OnDemand {
+        snapshot: &snapshot,
+        bindings: &side.bindings,
+        history: &side.history,
+        policy: &config.policy,
+        options,
+        only: &only,
+    };
+    let planned = super::on_demand_plan(side.target.as_ref(), &mut side.current, &inputs).await.map_err(SyncError::Target)?;
     let bound = match kind {
         Kind::User => side.bindings.users.get(&source_id),
         Kind::Department => side.bindings.departments.get(&source_id),
     }
     .cloned();
     let plan = planned.plan;
-    let operations: Vec<Op> = plan.ops.iter().filter(|o| o.kind() == kind && is_it(o, &source_id, bound.as_ref())).cloned().collect();
-    let target_id = bound.clone().or_else(|| operations.iter().find_map(|o| o.target_id().cloned()));
+    let own: Vec<Op> = plan.ops.iter().filter(|o| o.kind() == kind && is_it(o, &source_id, bound.as_ref())).cloned().collect();
+    let target_id = bound.clone().or_else(|| own.iter().find_map(|o| o.target_id().cloned()));
     let (binding, history) = past(side.mirror.as_ref(), kind, &source_id, target_id.as_ref())?;
     let user = snapshot.users.iter().find(|u| u.source_id == source_id);
     let match_keys = match (kind, user) {
@@ -179,8 +191,8 @@ pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explana
         .filter(|i| i.kind == kind && (i.source_id.as_ref() == Some(&source_id) || (i.target_id.is_some() && i.target_id == target_id)))
         .cloned()
         .collect();
-    let changes = changes(&operations);
-    let decision = decision(&operations, &items, &scope, bound.is_some());
+    let changes = changes(&own);
+    let decision = decision(&plan.ops, &items, &scope, bound.is_some());
     let (memory, failing) = remembered(&side.history, kind, &source_id);
     Ok(Explanation {
         kind,
@@ -192,7 +204,7 @@ pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explana
         binding,
         match_keys,
         target: target_id.as_ref().and_then(|t| target_record(&side.current, kind, t)),
-        operations,
+        operations: plan.ops.clone(),
         items,
         decision,
         changes,
@@ -440,7 +452,7 @@ fn decision(ops: &[Op], items: &[Item], scope: &ScopeDecision, bound: bool) -> S
 }
 
 fn describe(op: &Op) -> String {
-    match op {
+    let what = match op {
         Op::Bind { target_id, reason, .. } => format!("bind to {target_id}: {reason}"),
         Op::Unbind { target_id, reason, .. } => format!("unbind from {target_id}: {reason}"),
         Op::CreateDepartment { .. } | Op::CreateUser { .. } => "create (policy source_only = create)".into(),
@@ -450,7 +462,9 @@ fn describe(op: &Op) -> String {
         Op::Schedule { reason, .. } => format!("start the grace period: {reason}"),
         Op::DisableUser { reason, .. } => format!("disable: {reason}"),
         Op::DeleteUser { reason, .. } | Op::DeleteDepartment { reason, .. } => format!("delete: {reason}"),
-    }
+    };
+    let id = op.source_id().map(ToString::to_string).or_else(|| op.target_id().map(ToString::to_string)).unwrap_or_default();
+    format!("{} {id} {what}", op.kind())
 }
 
 fn target_record(t: &TargetSnapshot, kind: Kind, id: &TargetId) -> Option<serde_json::Value> {

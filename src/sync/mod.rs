@@ -590,10 +590,20 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         mirror.save_source_state(source.kind(), Some(state))?;
     }
     let snapshot = fetched.snapshot;
-    let options = against(target, options, clock.now());
+    let mut options = against(target, options, clock.now());
+    if only.is_some() {
+        options.prior_removals = mirror.removals_since_full_run()?;
+    }
     let history = history(mirror)?;
+    let mut current = current;
     let reconcile::Planned { plan, memory, held } = match only {
-        Some(o) => reconcile::only::plan(&snapshot, &current, &bindings, &history, policy, options, o),
+        Some(o) => {
+            let inputs = OnDemand { snapshot: &snapshot, bindings: &bindings, history: &history, policy, options, only: o };
+            match on_demand_plan(target, &mut current, &inputs).await {
+                Ok(p) => p,
+                Err(e) => return recording.fail(RunError::ReadTarget(e)),
+            }
+        }
         None => reconcile::plan_with(&snapshot, &current, &bindings, &history, policy, options),
     };
     say_unkept(run_id, &memory);
@@ -700,6 +710,34 @@ async fn read_both(
         }
         None => tokio::try_join!(fetch(None), async { target.load().await.map_err(RunError::ReadTarget) }),
     }
+}
+
+/// What an on-demand plan is made from, but the target.
+pub(crate) struct OnDemand<'a> {
+    pub snapshot: &'a crate::model::Snapshot,
+    pub bindings: &'a Bindings,
+    pub history: &'a reconcile::History,
+    pub policy: &'a Policy,
+    pub options: RunOptions,
+    pub only: &'a reconcile::only::Only,
+}
+
+/// The plan of the objects named. Where the target was read only for them
+/// and the plan creates an account, the target is read whole and the plan
+/// made again: an account a filter did not find (a mobile written another
+/// way, a server comparing case) must not get a duplicate.
+pub(crate) async fn on_demand_plan(
+    target: &dyn Target,
+    current: &mut crate::model::TargetSnapshot,
+    i: &OnDemand<'_>,
+) -> Result<reconcile::Planned, TargetError> {
+    let planned = reconcile::only::plan(i.snapshot, current, i.bindings, i.history, i.policy, i.options, i.only);
+    let creates = planned.plan.ops.iter().any(|o| matches!(o, reconcile::Op::CreateUser { .. }));
+    if !(creates && target.reads_in_part()) {
+        return Ok(planned);
+    }
+    *current = target.load().await?;
+    Ok(reconcile::only::plan(i.snapshot, current, i.bindings, i.history, i.policy, i.options, i.only))
 }
 
 /// Say once, when found, the values the target accepted and does not keep.

@@ -35,11 +35,15 @@ impl Worker {
             let config = self.config.borrow().clone();
             metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
             let options = RunOptions { allow_deletes: t.allow_deletes, ..RunOptions::default() };
+            // A run of some objects says nothing of the sync's health: only whole runs count.
+            let whole = t.only.is_none();
             let result =
                 super::run_on_own_thread(config.clone(), self.mirror.clone(), t.kind.as_str(), options, t.only, self.stop.clone()).await;
             metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
             self.queue.done();
-            self.count(&result);
+            if whole {
+                self.count(&result);
+            }
             match result {
                 Ok(record) => {
                     // Announced from a task of its own: it never delays the next run.

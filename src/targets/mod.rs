@@ -267,6 +267,11 @@ pub trait Target: Send + Sync {
     fn load_for<'a>(&'a self, _wanted: &'a Wanted) -> TResult<'a, TargetSnapshot> {
         self.load()
     }
+
+    /// Whether [`Target::load_for`] reads less than the whole target.
+    fn reads_in_part(&self) -> bool {
+        false
+    }
     /// Carry out one write ([`dispatch`] to the target's [`Operations`]).
     fn write<'a>(&'a self, w: Write<'a>) -> TResult<'a, Option<TargetId>>;
     /// Carry out what the target deferred to the end of the run (the file

@@ -87,8 +87,10 @@ pub fn check(c: &Case<'_>) -> Option<usize> {
     let said = changes(&e["changes"]);
     assert_eq!(said.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["name"], "{e:#}");
     assert_eq!(said[0].2, c.renamed, "{e:#}");
+    let lists = c.scim.user_lists();
     let r = env.sync(&["--only", &format!("user:{bound}")]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(c.scim.user_lists(), lists, "an update reads the target's users by id and filter, never listed");
     assert_eq!(changes(&item(env, "update", &bound)["changes"]), said, "explain said what the run then did");
     assert_eq!(c.scim.user_by_name(c.bound.1).unwrap()["name"]["formatted"], c.renamed);
 
@@ -115,7 +117,11 @@ pub fn check(c: &Case<'_>) -> Option<usize> {
     let lists = c.scim.user_lists();
     let r = env.sync(&["--only", &format!("user:{hire_id}")]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert_eq!(c.scim.user_lists(), lists, "the target's users are read by filter, not listed");
+    assert_eq!(
+        c.scim.user_lists(),
+        lists.map(|n| n + 1),
+        "a create reads the target's users whole once (no duplicate of an account a filter missed)"
+    );
     let sent = before.and_then(|b| (c.requests)().map(|n| n - b));
     eprintln!("one-user sync: {sent:?} requests");
     let hire = c.scim.user_by_name(c.hire.1).expect("the new hire is in the target");

@@ -282,3 +282,31 @@ fn feishu_contact_events_are_verified_decrypted_and_synced_alone() {
     assert!(!log.contains(TOKEN) && !log.contains(KEY), "a secret in the log");
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// With `roots` below the top, a user read by id is what a whole read
+/// under those roots lists: one in a department outside them is not
+/// synced, and no department above or beside the roots is created.
+#[test]
+fn feishu_a_user_read_by_id_outside_the_roots_is_not_synced() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeFeishu::start(org());
+    feishu_config(&env, &scim, &fake, APP_SECRET, "roots = [\"od-1\"]\n");
+    assert_eq!(env.sync(&[]).code, 0);
+    let groups_before = scim.groups().len();
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push(("od-new".into(), "od-1".into(), "New Team".into(), 0));
+        w.users.push(crate::fake_feishu::user(230, vec!["od-new".into()], 0));
+        w.users.push(crate::fake_feishu::user(231, vec!["od-2-0".into()], 0));
+    }
+    let r = env.sync(&["--only", "user:on_0230", "--only", "user:on_0231"]);
+    assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
+    assert!(scim.user_by_name("u230").is_some(), "under the root: synced");
+    assert!(scim.user_by_name("u231").is_none(), "outside the roots: not listed by a whole read, not synced");
+    let names: Vec<String> = scim.groups().iter().map(|g| g["displayName"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), groups_before + 1, "only New Team: {names:?}");
+    assert!(names.contains(&"New Team".to_owned()) && !names.iter().any(|n| n == "Dept 1" || n.starts_with("Dept 2")), "{names:?}");
+    // A whole run agrees: nothing to do.
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+}

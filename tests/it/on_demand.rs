@@ -69,6 +69,46 @@ fn a_leaver_synced_alone_is_disabled_by_the_policy_and_the_guard_still_applies()
     let t = target(&env);
     assert_eq!(user(&t, "user2").unwrap()["active"], false, "disabled, per the policy");
     assert_eq!(user(&t, "user3").unwrap()["active"], true, "the other leaver waits for a full run");
+    // On-demand runs together remove no more than one full run may: the
+    // second leaver alone is held back too, until a full run.
+    let r = env.sync(&["--only", "user:u3"]);
+    assert_eq!(r.code, 3, "u2's disable counts against max_deletes = 1: {}{}", r.stdout, r.stderr);
+    assert_eq!(user(&target(&env), "user3").unwrap()["active"], true);
+    assert_eq!(env.sync(&["--allow-deletes", "1"]).code, 0);
+    assert_eq!(user(&target(&env), "user3").unwrap()["active"], false);
+}
+
+/// A new hire whose email an account bound to someone else (not named,
+/// so not read) has: that account is not taken (a whole run would see it
+/// bound), and is left as it is.
+#[test]
+fn a_new_hire_never_takes_an_account_bound_to_someone_not_read() {
+    let (env, mut doc) = setup("");
+    let before = user(&target(&env), "user1").unwrap().clone();
+    doc["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "u9", "username": "hire", "name": "New Hire", "email": "user1@example.test", "department_ids": ["d1"]}));
+    env.write_org(&doc);
+    let r = env.sync(&["--only", "user:u9"]);
+    assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
+    assert_eq!(user(&target(&env), "user1").unwrap(), &before, "user1's account untouched");
+}
+
+/// A named new department under a new parent: both are created, parent first.
+#[test]
+fn a_new_department_synced_alone_gets_its_new_parent_first() {
+    let (env, mut doc) = setup("");
+    let departments = doc["departments"].as_array_mut().unwrap();
+    departments.push(json!({"id": "d8", "parent_id": "d0", "name": "Research"}));
+    departments.push(json!({"id": "d9", "parent_id": "d8", "name": "Labs"}));
+    env.write_org(&doc);
+    let r = env.sync(&["--only", "department:d9"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let t = target(&env);
+    let by_name = |n: &str| t["departments"].as_array().unwrap().iter().find(|d| d["name"] == n).cloned();
+    let research = by_name("Research").expect("the new parent is created");
+    assert_eq!(by_name("Labs").expect("and the department")["parent"], research["id"]);
 }
 
 #[test]

@@ -409,3 +409,18 @@ fn wecom_events_config_errors_name_the_key() {
         assert!(r.stderr.contains(line), "{line:?} in {}", r.stderr);
     }
 }
+
+/// A department WeCom no longer has (department/get: 60123), synced alone,
+/// is gone: the run does not fail on it.
+#[test]
+fn wecom_a_department_gone_from_wecom_synced_alone_does_not_fail_the_run() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeWeCom::start(org());
+    wecom_config(&env, &scim, &fake, CORP_SECRET, "");
+    assert_eq!(env.sync(&[]).code, 0);
+    fake.world.lock().unwrap().departments.retain(|d| d.0 != 7);
+    let r = env.sync(&["--only", "department:7"]);
+    assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
+    assert_ne!(env.status_json()["runs"][0]["status"], "failed");
+}

@@ -282,14 +282,15 @@ impl DingTalkSource {
         let start: Vec<SourceId> = only.departments.iter().cloned().chain(items.iter().flat_map(listed)).collect();
         let is_top = |d: &SourceId| d.as_str().parse::<i64>().map_or(true, |d| d == 1 || containers.contains(&d));
         let containers = &containers;
-        let chain = by_id::chain(start, is_top, |id| async move {
+        let mut chain = by_id::chain(start, is_top, |id| async move {
             let dept = id.as_str().parse::<i64>().unwrap_or_default();
             let (r, item) = self.one::<api::Department>(client, DEPT_GET, json!({"dept_id": dept, "language": "zh_CN"})).await?;
             let parent = match &item {
                 Item::Ok(d) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()),
                 Item::Bad(_) => None,
             };
-            Ok((r, mapping::department(dept, parent.filter(|p| *p != 1 && !containers.contains(p)), item)))
+            let sent = parent.filter(|p| *p != 1).map(|p| SourceId(p.to_string()));
+            Ok((r, mapping::department(dept, parent.filter(|p| *p != 1 && !containers.contains(p)), item), sent))
         })
         .await?;
         let order: HashMap<&str, i64> = chain.departments.iter().map(|d| (d.source_id.as_str(), d.order)).collect();
@@ -297,6 +298,10 @@ impl DingTalkSource {
         if !narrowed {
             super::drop_root_memberships(&mut users, &c.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         }
+        // Configured roots other than the whole organisation: only what is under them.
+        let roots: Option<HashSet<SourceId>> =
+            (!narrowed && containers.iter().any(|r| *r != 1)).then(|| containers.iter().map(|r| SourceId(r.to_string())).collect());
+        chain.confine(&mut users, roots.as_ref());
         Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
 }

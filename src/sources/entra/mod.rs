@@ -358,7 +358,7 @@ impl EntraSource {
             DepartmentsFrom::AdministrativeUnits => ("administrativeUnit", "id,displayName"),
             _ => ("group", "id,displayName,securityEnabled"),
         };
-        let path = format!("/v1.0/{what}/{id}/memberOf/microsoft.graph.{kind}");
+        let path = format!("/v1.0/{what}/{}/memberOf/microsoft.graph.{kind}", by_id::segment(id));
         let first = self.url(client, &path, &[("$select", select), ("$top", TOP)]);
         let (groups, _) = self.pages::<api::Group>(client, MEMBER_OF, first).await?;
         let mut ids = Vec::new();
@@ -392,7 +392,7 @@ impl EntraSource {
         // (group, a member of it: id and whether a group)
         let mut wanted: Vec<(String, Option<(String, bool)>)> = Vec::new();
         for id in &only.users {
-            let url = self.url(client, &format!("{USERS}/{id}"), &[("$select", api::USER_SELECT)]);
+            let url = self.url(client, &format!("{USERS}/{}", by_id::segment(id.as_str())), &[("$select", api::USER_SELECT)]);
             let (r, item) = self.one::<api::User>(client, USERS, &url).await?;
             raw.insert((Kind::User, id.clone()), r);
             unreadable.extend(mapping::apply_user(&mut state, item));
@@ -406,7 +406,7 @@ impl EntraSource {
             _ => (GROUPS, "id,displayName,securityEnabled"),
         };
         for id in only.departments.iter().filter(|_| from != DepartmentsFrom::DepartmentAttribute) {
-            let url = self.url(client, &format!("{path}/{id}"), &[("$select", select)]);
+            let url = self.url(client, &format!("{path}/{}", by_id::segment(id.as_str())), &[("$select", select)]);
             let (r, item) = self.one::<api::Group>(client, path, &url).await?;
             raw.insert((Kind::Department, id.clone()), r);
             unreadable.extend(mapping::apply_group(&mut state, item));

@@ -28,7 +28,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 const PAGE_SIZE: &str = "50";
 
@@ -231,7 +231,8 @@ impl FeishuSource {
         let mut raw = BTreeMap::new();
         let mut items = Vec::new();
         for id in &only.users {
-            let (r, item) = self.one::<api::User>(&client, &format!("/open-apis/contact/v3/users/{id}"), "user").await?;
+            let (r, item) =
+                self.one::<api::User>(&client, &format!("/open-apis/contact/v3/users/{}", by_id::segment(id.as_str())), "user").await?;
             raw.insert((Kind::User, id.clone()), r);
             items.push(item);
         }
@@ -243,17 +244,24 @@ impl FeishuSource {
         let start: Vec<SourceId> = only.departments.iter().chain(users.iter().flat_map(|u| &u.department_ids)).cloned().collect();
         let is_top = |d: &SourceId| d.as_str() == "0" || (!narrowed && c.roots.iter().any(|r| r == d.as_str()));
         let client = &client;
-        let chain = by_id::chain(start, is_top, |id| async move {
-            let (r, item) = self.one::<api::Department>(client, &format!("/open-apis/contact/v3/departments/{id}"), "department").await?;
+        let mut chain = by_id::chain(start, is_top, |id| async move {
+            let (r, item) = self
+                .one::<api::Department>(client, &format!("/open-apis/contact/v3/departments/{}", by_id::segment(id.as_str())), "department")
+                .await?;
             let mut d = mapping::department(item, &c.department_id_type, "0");
+            let parent = d.as_ref().ok().and_then(|d| d.parent_id.clone());
             if let Ok(d) = &mut d
                 && d.parent_id.as_ref().is_some_and(|p| !narrowed && c.roots.iter().any(|r| r == p.as_str()))
             {
                 d.parent_id = None;
             }
-            Ok((r, d))
+            Ok((r, d, parent))
         })
         .await?;
+        // Configured roots other than the whole tenant: only what is under them.
+        let roots: Option<HashSet<SourceId>> =
+            (!narrowed && c.roots.iter().any(|r| r != "0")).then(|| c.roots.iter().map(|r| SourceId::from(r.as_str())).collect());
+        chain.confine(&mut users, roots.as_ref());
         Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
 }

@@ -18,10 +18,12 @@ pub struct Chain {
     pub departments: Vec<Department>,
     pub unreadable: Vec<Unreadable>,
     pub raw: BTreeMap<SourceId, Value>,
+    /// Each department's parent as the vendor sent it (none at the top).
+    pub parents: BTreeMap<SourceId, Option<SourceId>>,
 }
 
 /// The departments `start` names and every one above them, each read once
-/// with `read` (its record as sent, and mapped), up to a department
+/// with `read` (its record as sent, mapped, and its parent as sent), up to a department
 /// `is_top` says is above what is synced (a root, the tenant's top).
 pub async fn chain<F, Fut>(
     start: impl IntoIterator<Item = SourceId>,
@@ -30,7 +32,7 @@ pub async fn chain<F, Fut>(
 ) -> Result<Chain, SourceError>
 where
     F: Fn(SourceId) -> Fut,
-    Fut: Future<Output = Result<(Value, Result<Department, Unreadable>), SourceError>>,
+    Fut: Future<Output = Result<(Value, Result<Department, Unreadable>, Option<SourceId>), SourceError>>,
 {
     let mut out = Chain::default();
     let mut seen: HashSet<SourceId> = HashSet::new();
@@ -39,13 +41,12 @@ where
         if is_top(&id) || !seen.insert(id.clone()) {
             continue;
         }
-        let (raw, mapped) = read(id.clone()).await?;
-        out.raw.insert(id, raw);
+        let (raw, mapped, parent) = read(id.clone()).await?;
+        out.raw.insert(id.clone(), raw);
+        wanted.extend(parent.clone());
+        out.parents.insert(id, parent);
         match mapped {
-            Ok(d) => {
-                wanted.extend(d.parent_id.clone());
-                out.departments.push(d);
-            }
+            Ok(d) => out.departments.push(d),
             Err(u) => out.unreadable.push(u),
         }
     }
@@ -55,6 +56,33 @@ where
 }
 
 impl Chain {
+    /// Only what a whole read under `roots` would list (none: the whole
+    /// tenant is read): the departments below a root, and the users'
+    /// memberships in those; a user with memberships, none of them there,
+    /// is not listed.
+    pub fn confine(&mut self, users: &mut Vec<User>, roots: Option<&HashSet<SourceId>>) {
+        let Some(roots) = roots else { return };
+        let under = |id: &SourceId| {
+            let mut at = id.clone();
+            for _ in 0..=self.parents.len() {
+                match self.parents.get(&at).cloned().flatten() {
+                    Some(p) if roots.contains(&p) => return true,
+                    Some(p) => at = p,
+                    None => return false,
+                }
+            }
+            false
+        };
+        let outside: HashSet<SourceId> = self.parents.keys().filter(|d| !under(d)).cloned().collect();
+        self.departments.retain(|d| !outside.contains(&d.source_id));
+        self.raw.retain(|d, _| !outside.contains(d));
+        users.retain_mut(|u| {
+            let had = !u.department_ids.is_empty();
+            u.department_ids.retain(|d| !outside.contains(d));
+            !had || !u.department_ids.is_empty()
+        });
+    }
+
     /// What was read by id: the users (and the records that did not map),
     /// these departments, and the records as sent of the objects named.
     pub fn objects(
@@ -70,6 +98,11 @@ impl Chain {
         let snapshot = Snapshot { departments: self.departments, users, scoped: true, unreadable, ..Snapshot::default() };
         Objects { snapshot, raw, requests: Some(requests), by_id: true }
     }
+}
+
+/// An id as one segment of a URL path (percent-encoded: an id is data).
+pub fn segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 /// `answer`'s record at `pointer` (a JSON pointer), as sent and typed.

@@ -275,10 +275,17 @@ pub fn callback(source: &super::SourceConfig) -> Option<Result<events::Callback,
     }
 }
 
-/// WeCom's answer for a userid it does not have (`user/get`): the user is
-/// gone, not unreadable.
-fn is_no_such_user(e: &SourceError) -> bool {
-    matches!(e, SourceError::Api { message, .. } if message.starts_with("code 60111"))
+/// WeCom's answer for a userid (60111) or department id (60123) it does
+/// not have: the object is gone, not unreadable.
+fn is_no_such(e: &SourceError) -> bool {
+    matches!(e, SourceError::Api { message, .. } if message.starts_with("code 60111") || message.starts_with("code 60123"))
+}
+
+/// The mark of a department found gone while walking up (left out, not reported).
+const GONE: &str = "gone from WeCom";
+
+fn gone(id: i64) -> Unreadable {
+    crate::sources::saas::wire::invalid(Kind::Department, SourceId(id.to_string()), GONE)
 }
 
 impl WeComSource {
@@ -294,7 +301,7 @@ impl WeComSource {
             let answer: serde_json::Value = match self.get(client, USER_GET, [("userid", id.to_string())]).await {
                 Ok(a) => a,
                 // Gone from WeCom (a delete_user event names it): the plan judges it gone.
-                Err(e) if is_no_such_user(&e) => continue,
+                Err(e) if is_no_such(&e) => continue,
                 Err(e) => return Err(e),
             };
             let (r, item) = by_id::record::<api::User>(&answer, "");
@@ -307,13 +314,28 @@ impl WeComSource {
         let start: Vec<SourceId> = only.departments.iter().chain(users.iter().flat_map(|u| &u.department_ids)).cloned().collect();
         let is_top = |d: &SourceId| d.as_str().parse::<i64>().map_or(true, |d| roots.contains(&d));
         let roots = &roots;
-        let chain = by_id::chain(start, is_top, |id| async move {
+        let mut chain = by_id::chain(start, is_top, |id| async move {
             let dept = id.as_str().parse::<i64>().unwrap_or_default();
-            let answer: serde_json::Value = self.get(client, DEPT_GET, [("id", dept.to_string())]).await?;
+            let answer: serde_json::Value = match self.get(client, DEPT_GET, [("id", dept.to_string())]).await {
+                Ok(a) => a,
+                // Gone (a delete_party event names it): not read, the plan judges it gone.
+                Err(e) if is_no_such(&e) => serde_json::Value::Null,
+                Err(e) => return Err(e),
+            };
             let (r, item) = by_id::record::<api::Department>(&answer, "/department");
-            Ok((r, mapping::department(dept, item, roots)))
+            let sent = match &item {
+                Item::Ok(d) => d.parentid.filter(|p| *p != 0).map(|p| SourceId(p.to_string())),
+                Item::Bad(_) => None,
+            };
+            let mapped = if answer.is_null() { Err(gone(dept)) } else { mapping::department(dept, item, roots) };
+            Ok((r, mapped, sent))
         })
         .await?;
+        // Configured roots other than the whole company: only what is under them.
+        let whole = c.roots == [1];
+        let roots: Option<HashSet<SourceId>> = (!whole).then(|| c.roots.iter().map(|r| SourceId(r.to_string())).collect());
+        chain.confine(&mut users, roots.as_ref());
+        chain.unreadable.retain(|u| !u.message.ends_with(GONE));
         Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
 }

@@ -237,7 +237,15 @@ impl WeLinkSource {
                 d @ serde_json::Value::Object(_) if d["userId"] == id.as_str() => Some(d.clone()),
                 _ => None,
             };
-            let Some(record) = record else { continue };
+            // No record and no error: the answer's shape is not documented
+            // for sure, so this is no proof the user is gone.
+            let Some(record) = record else {
+                return Err(SourceError::Api {
+                    vendor: VENDOR,
+                    path: USER_GET.to_owned(),
+                    message: format!("no record for userId {id:?} in the answer"),
+                });
+            };
             let dept = record["deptCode"].as_str().unwrap_or_default().to_owned();
             let (r, item) = by_id::record::<api::User>(&record, "");
             raw.insert((Kind::User, id.clone()), r);
@@ -246,6 +254,9 @@ impl WeLinkSource {
         let (mut users, mut unreadable) = split(items.into_iter().map(|(dept, u)| mapping::user(u, &dept)));
         super::drop_root_memberships(&mut users, &c.roots);
         let (departments, bad) = self.departments(client).await?;
+        // A user in a department outside the roots is not listed by a whole read.
+        let listed: HashSet<&str> = departments.iter().map(|d| d.source_id.as_str()).collect();
+        users.retain(|u| u.department_ids.is_empty() || u.department_ids.iter().any(|d| listed.contains(d.as_str())));
         unreadable.extend(bad);
         let snapshot = super::narrow(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() }, only);
         Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })

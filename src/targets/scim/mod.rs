@@ -619,6 +619,10 @@ impl Target for ScimTarget {
         })
     }
 
+    fn reads_in_part(&self) -> bool {
+        true
+    }
+
     /// The users bound to the objects named (`GET /Users/{id}`) and those
     /// their match keys and external ids find (`filter`), and every group;
     /// where the server has no filter, every user.
