@@ -17,6 +17,7 @@
 //! sensitive or in query strings that errors never print).
 
 pub mod by_id;
+pub mod callback;
 pub mod config;
 pub mod pager;
 pub mod wire;
