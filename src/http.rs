@@ -205,6 +205,7 @@ async fn events(
     };
     match source {
         "wecom" => wecom_event(&s, &config, method, &q, &body),
+        "dingtalk" if method == axum::http::Method::POST => dingtalk_event(&s, &config, &q, &body),
         "feishu" | "lark" if method == axum::http::Method::POST => feishu_event(&s, &config, source, &headers, &body),
         _ => (StatusCode::NOT_FOUND, format!("no change events for {source}")).into_response(),
     }
@@ -219,6 +220,9 @@ fn refused_event(source: &'static str, e: &dyn std::fmt::Display) -> Response {
 
 /// An event acted on: a run of what it names (all of the source: `None`).
 fn queue_event(s: &Shared, source: &'static str, only: Option<crate::reconcile::only::Only>) {
+    if only.as_ref().is_some_and(|o| o.users.is_empty() && o.departments.is_empty()) {
+        return ignored_event(source, "a change that names no object");
+    }
     metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => source, "outcome" => "accepted").increment(1);
     let named = only.as_ref().map_or_else(|| "everything".to_owned(), ToString::to_string);
     let queued = s.queue.push(Trigger { kind: TriggerKind::Event, allow_deletes: 0, only });
@@ -279,6 +283,38 @@ fn wecom_event(
     }
     // WeCom takes an empty 200 as received (it retries anything else).
     StatusCode::OK.into_response()
+}
+
+/// DingTalk (`[source.events]` of a `dingtalk` source): `{"encrypt"}`
+/// signed in the query; the URL check and each contact event are answered
+/// with the encrypted "success".
+fn dingtalk_event(s: &Shared, config: &Config, q: &std::collections::HashMap<String, String>, body: &[u8]) -> Response {
+    use crate::sources::dingtalk::events::{self, CallbackError, Received};
+    let callback = match crate::sources::dingtalk::callback(&config.source) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("source.events: {e}")).into_response(),
+        None => return (StatusCode::NOT_FOUND, "no [source.events] for dingtalk").into_response(),
+    };
+    let arg = |a: &str, b: &str| q.get(a).or_else(|| q.get(b)).map(String::as_str);
+    let (signature, timestamp, nonce) = (arg("msg_signature", "signature"), arg("timestamp", "timeStamp"), arg("nonce", "nonce"));
+    let encrypted = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("encrypt").and_then(serde_json::Value::as_str).map(str::to_owned));
+    let opened = match (signature, timestamp, nonce, encrypted) {
+        (Some(sig), Some(ts), Some(nonce), Some(e)) => callback.open(sig, ts, nonce, &e).map(|p| (p, ts, nonce)),
+        _ => Err(CallbackError::Unsigned),
+    };
+    let (plain, ts, nonce) = match opened {
+        Ok(p) => p,
+        Err(e) => return refused_event("dingtalk", &e),
+    };
+    match events::received(&plain) {
+        Ok(Received::CheckUrl) => tracing::info!(source = "dingtalk", "Event callback URL verified"),
+        Ok(Received::Change(only)) => queue_event(s, "dingtalk", Some(only)),
+        Ok(Received::Ignored(what)) => ignored_event("dingtalk", &what),
+        Err(e) => return refused_event("dingtalk", &e),
+    }
+    Json(events::success(&callback, ts, nonce, rand::random())).into_response()
 }
 
 /// Feishu/Lark (`[source.events]` of a `feishu` or `lark` source): the URL

@@ -192,3 +192,75 @@ fn dingtalk_explains_and_syncs_one_user_by_id() {
     crate::explain::read_by_id(&env, "dt900", (sent, 4), Some(4), ("org_email", "dt900@example.test"), &listings);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// `[source.events]` (HTTP push): the URL check and each signed, encrypted
+/// event are answered with the encrypted "success"; a user_add_org is a
+/// run of the new hire, a user_leave_org (user/get: 60121) disables the
+/// leaver per the policy; a forged event is refused and counted.
+#[test]
+fn dingtalk_events_are_verified_decrypted_and_synced_alone() {
+    use crate::daemon::{Daemon, finished};
+    use orgsync::config::Secret;
+    use orgsync::sources::dingtalk::events::Callback;
+    use std::time::Duration;
+    const TOKEN: &str = "dingtalk-event-token-never-logged";
+    const KEY: &str = "o5fLqJ3bPq9YzK2sXwVtUr8MnLkJhGfDsA1qW2eR3tY";
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeDingTalk::start(org());
+    let port = crate::harness::free_port();
+    dingtalk_config(
+        &env,
+        &scim,
+        &fake,
+        APP_SECRET,
+        &format!("[source.events]\ntoken = \"{TOKEN}\"\naes_key = \"{KEY}\"\n"),
+        &format!(
+            "[policy.users]\ntarget_only = \"disable\"\n[schedule]\nmode = \"manual\"\nrun_on_start = true\n\
+             [daemon]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let ding = Callback::new(Secret::new(TOKEN), KEY, APP_KEY).unwrap();
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| finished(r) == 1);
+    let http = reqwest::blocking::Client::new();
+    let url = d.url("/events/dingtalk");
+    let send = |plain: &str, signed: bool| {
+        let encrypt = ding.seal(plain, [4; 16]);
+        let sig = if signed { ding.signature("1700000000", "n1", &encrypt) } else { "0".repeat(40) };
+        let r = http
+            .post(&url)
+            .query(&[("msg_signature", sig.as_str()), ("timestamp", "1700000000"), ("nonce", "n1")])
+            .json(&serde_json::json!({ "encrypt": encrypt }))
+            .send()
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    // The URL check: the encrypted "success", signed.
+    let (code, answer) = send(r#"{"EventType":"check_url"}"#, true);
+    assert_eq!(code, 200);
+    let opened = ding.open(answer["msg_signature"].as_str().unwrap(), "1700000000", "n1", answer["encrypt"].as_str().unwrap());
+    assert_eq!(opened.as_deref(), Ok("success"));
+    assert_eq!(send(r#"{"EventType":"user_add_org","UserId":["dt1"]}"#, false).0, 403, "forged");
+
+    {
+        let mut w = fake.world.lock().unwrap();
+        let new = ID_BASE + 500;
+        w.departments.push((new, ID_BASE, "New Team".into(), 0));
+        w.users.push(crate::fake_dingtalk::user(900, &[new]));
+    }
+    assert_eq!(send(r#"{"CorpId":"ding1","EventType":"user_add_org","UserId":["dt900"],"TimeStamp":"1700000000000"}"#, true).0, 200);
+    let runs = d.wait_runs("the event's run", Duration::from_secs(60), |r| finished(r) == 2);
+    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:dt900"), Some("succeeded")), "{runs:#?}");
+    assert!(scim.user_by_name("dt900").is_some());
+    fake.world.lock().unwrap().users.retain(|u| u["userid"] != "dt7");
+    assert_eq!(send(r#"{"EventType":"user_leave_org","UserId":["dt7"]}"#, true).0, 200);
+    let runs = d.wait_runs("the leaver's run", Duration::from_secs(60), |r| finished(r) == 3);
+    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:dt7"), Some("succeeded")), "{runs:#?}");
+    assert_eq!(scim.user_by_name("dt7").unwrap()["active"], false);
+    assert_eq!(d.metric("orgsync_events_total{source=\"dingtalk\",outcome=\"refused\"}"), 1.0);
+    let log = d.log();
+    assert!(!log.contains(TOKEN) && !log.contains(KEY), "a secret in the log");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -22,6 +22,9 @@ pub struct DingTalkConfig {
     /// `userid` (default) or `unionid`.
     pub user_id_type: String,
     pub concurrency: usize,
+    /// `[source.events]`: the event subscription's `token` and `aes_key`
+    /// (the app's Event Subscription page, HTTP push).
+    pub events: Option<config::CallbackKeys>,
 }
 
 pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
@@ -33,6 +36,7 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     let agent_id = s.string("agent_id", errs);
     let app_key = s.required_string("app_key", errs);
     let app_secret = config::required_secret(s, "app_secret", "app_secret_file", errs);
+    let events = config::callback_keys(s, "aes_key", "aes_key_file", errs);
     Some(SourceConfig::DingTalk(Box::new(DingTalkConfig {
         app_key: app_key?,
         app_secret: app_secret?,
@@ -41,5 +45,6 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         roots,
         user_id_type,
         concurrency,
+        events,
     })))
 }

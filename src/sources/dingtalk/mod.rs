@@ -13,6 +13,7 @@
 
 mod api;
 mod config;
+pub mod events;
 mod mapping;
 
 pub use config::*;
@@ -106,9 +107,10 @@ impl Vendor for DingTalkSource {
                 "the AppKey or AppSecret is wrong: check source.app_key and source.app_secret (the app's Credentials page)"
             }
             "40035" => "a required parameter is missing: check source.app_key and source.app_secret are set",
-            "60011" | "60121" => {
+            "60011" => {
                 "the app lacks a contact permission: grant \"Address book read-only\" (通讯录只读权限) and the email/mobile field permissions, then publish"
             }
+            "60121" => "no such user in DingTalk (left, or a userid of another organisation)",
             "90020" => "the organisation's monthly API call quota is used up",
             "1111" => {
                 "more than 10,000 calls in 20 s came from this IP (other tools on it?): lower source.rate_limit; the ban lifts after 5 minutes"
@@ -269,7 +271,12 @@ impl DingTalkSource {
         let mut raw = std::collections::BTreeMap::new();
         let mut items = Vec::new();
         for id in &only.users {
-            let (r, item) = self.one::<api::User>(client, USER_GET, json!({"userid": id.as_str(), "language": "zh_CN"})).await?;
+            let (r, item) = match self.one::<api::User>(client, USER_GET, json!({"userid": id.as_str(), "language": "zh_CN"})).await {
+                Ok(found) => found,
+                // Gone (a user_leave_org event names it): the plan judges it gone.
+                Err(e) if is_no_such(&e) => continue,
+                Err(e) => return Err(e),
+            };
             raw.insert((Kind::User, id.clone()), r);
             items.push(item);
         }
@@ -284,7 +291,12 @@ impl DingTalkSource {
         let containers = &containers;
         let mut chain = by_id::chain(start, is_top, |id| async move {
             let dept = id.as_str().parse::<i64>().unwrap_or_default();
-            let (r, item) = self.one::<api::Department>(client, DEPT_GET, json!({"dept_id": dept, "language": "zh_CN"})).await?;
+            let (r, item) = match self.one::<api::Department>(client, DEPT_GET, json!({"dept_id": dept, "language": "zh_CN"})).await {
+                Ok(found) => found,
+                // Gone (an org_dept_remove event names it): not read, the plan judges it gone.
+                Err(e) if is_no_such(&e) => return Ok((serde_json::Value::Null, by_id::gone(&id), None)),
+                Err(e) => return Err(e),
+            };
             let parent = match &item {
                 Item::Ok(d) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()),
                 Item::Bad(_) => None,
@@ -304,6 +316,23 @@ impl DingTalkSource {
         chain.confine(&mut users, roots.as_ref());
         Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
+}
+
+/// The event callback of a `dingtalk` source with `[source.events]` (the
+/// receiver: the AppKey).
+pub fn callback(source: &super::SourceConfig) -> Option<Result<events::Callback, &'static str>> {
+    match source {
+        super::SourceConfig::DingTalk(c) => {
+            c.events.as_ref().map(|e| events::Callback::new(e.token.clone(), e.aes_key.expose(), &c.app_key))
+        }
+        _ => None,
+    }
+}
+
+/// DingTalk's answer for a userid (60121, 找不到该用户) or department id
+/// (60003, 部门不存在) it does not have: the object is gone.
+fn is_no_such(e: &SourceError) -> bool {
+    matches!(e, SourceError::Api { message, .. } if message.starts_with("code 60121") || message.starts_with("code 60003"))
 }
 
 impl IdentitySource for DingTalkSource {

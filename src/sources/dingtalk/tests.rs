@@ -20,6 +20,7 @@ fn rules() -> DingTalkSource {
         roots: vec![1],
         user_id_type: "userid".into(),
         concurrency: 1,
+        events: None,
     })
 }
 

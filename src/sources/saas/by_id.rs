@@ -55,6 +55,14 @@ where
     Ok(out)
 }
 
+/// What a department the vendor says it does not have (read while walking
+/// up, or named) maps to: left out of the snapshot, not reported.
+pub fn gone(id: &SourceId) -> Result<Department, Unreadable> {
+    Err(Unreadable { kind: Kind::Department, source_id: Some(id.clone()), message: GONE.to_owned() })
+}
+
+const GONE: &str = "gone from the source";
+
 impl Chain {
     /// Only what a whole read under `roots` would list (none: the whole
     /// tenant is read): the departments below a root, and the users'
@@ -93,7 +101,7 @@ impl Chain {
         mut raw: BTreeMap<(Kind, SourceId), Value>,
         requests: u64,
     ) -> Objects {
-        unreadable.extend(self.unreadable);
+        unreadable.extend(self.unreadable.into_iter().filter(|u| u.message != GONE));
         raw.extend(self.raw.into_iter().filter(|(d, _)| only.departments.contains(d)).map(|(d, r)| ((Kind::Department, d), r)));
         let snapshot = Snapshot { departments: self.departments, users, scoped: true, unreadable, ..Snapshot::default() };
         Objects { snapshot, raw, requests: Some(requests), by_id: true }

@@ -52,3 +52,29 @@ pub fn integer_roots(s: &mut Reader<'_>, errs: &mut Problems) -> Vec<i64> {
     }
     roots
 }
+
+/// `[source.events]` of a source whose callbacks use the shared message
+/// crypto ([`crate::sources::saas::callback`]): a token and a 43-character
+/// AES key (`key` / `key_file`), the key checked here.
+#[derive(Clone, Debug)]
+pub struct CallbackKeys {
+    pub token: Secret,
+    pub aes_key: Secret,
+}
+
+/// `[source.events]`, when there is one: `token` / `token_file` and the key.
+pub fn callback_keys(s: &mut Reader<'_>, key: &'static str, key_file: &'static str, errs: &mut Problems) -> Option<CallbackKeys> {
+    if !s.has("events") {
+        return None;
+    }
+    let mut e = s.table("events", errs);
+    let token = required_secret(&mut e, "token", "token_file", errs);
+    let aes_key = required_secret(&mut e, key, key_file, errs);
+    if let Some(k) = &aes_key
+        && let Err(why) = super::callback::Callback::new(Secret::new(""), k.expose(), "")
+    {
+        e.problem(errs, key, why);
+    }
+    e.finish(errs);
+    token.zip(aes_key).map(|(token, aes_key)| CallbackKeys { token, aes_key })
+}

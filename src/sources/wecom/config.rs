@@ -39,18 +39,9 @@ pub struct WeComConfig {
     /// `page_size`: rows per `user/list_id` page (1..=10000, default 10000).
     pub page_size: u32,
     pub concurrency: usize,
-    /// `[source.events]`: the contact-change callback's Token and
-    /// EncodingAESKey (Contact Sync → Receive event server).
-    pub events: Option<Events>,
-}
-
-/// `[source.events]` of a `wecom` source.
-#[derive(Clone, Debug)]
-pub struct Events {
-    /// `token` / `token_file`.
-    pub token: Secret,
-    /// `encoding_aes_key` / `encoding_aes_key_file`: 43 characters.
-    pub encoding_aes_key: Secret,
+    /// `[source.events]`: the contact-change callback's `token` and
+    /// `encoding_aes_key` (Contact Sync → Receive event server).
+    pub events: Option<config::CallbackKeys>,
 }
 
 pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
@@ -66,20 +57,7 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     }
     let corp_id = s.required_string("corp_id", errs);
     let corp_secret = config::required_secret(s, "corp_secret", "corp_secret_file", errs);
-    let events = if s.has("events") {
-        let mut e = s.table("events", errs);
-        let token = config::required_secret(&mut e, "token", "token_file", errs);
-        let key = config::required_secret(&mut e, "encoding_aes_key", "encoding_aes_key_file", errs);
-        if let Some(k) = &key
-            && let Err(why) = super::events::Callback::new(Secret::new(""), k.expose(), "")
-        {
-            e.problem(errs, "encoding_aes_key", why);
-        }
-        e.finish(errs);
-        token.zip(key).map(|(token, encoding_aes_key)| Events { token, encoding_aes_key })
-    } else {
-        None
-    };
+    let events = config::callback_keys(s, "encoding_aes_key", "encoding_aes_key_file", errs);
     Some(SourceConfig::WeCom(Box::new(WeComConfig {
         corp_id: corp_id?,
         corp_secret: corp_secret?,

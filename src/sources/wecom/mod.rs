@@ -268,9 +268,7 @@ impl WeComSource {
 /// The contact-change callback of a `wecom` source with `[source.events]`.
 pub fn callback(source: &super::SourceConfig) -> Option<Result<events::Callback, &'static str>> {
     match source {
-        super::SourceConfig::WeCom(c) => {
-            c.events.as_ref().map(|e| events::Callback::new(e.token.clone(), e.encoding_aes_key.expose(), &c.corp_id))
-        }
+        super::SourceConfig::WeCom(c) => c.events.as_ref().map(|e| events::Callback::new(e.token.clone(), e.aes_key.expose(), &c.corp_id)),
         _ => None,
     }
 }
@@ -279,13 +277,6 @@ pub fn callback(source: &super::SourceConfig) -> Option<Result<events::Callback,
 /// not have: the object is gone, not unreadable.
 fn is_no_such(e: &SourceError) -> bool {
     matches!(e, SourceError::Api { message, .. } if message.starts_with("code 60111") || message.starts_with("code 60123"))
-}
-
-/// The mark of a department found gone while walking up (left out, not reported).
-const GONE: &str = "gone from WeCom";
-
-fn gone(id: i64) -> Unreadable {
-    crate::sources::saas::wire::invalid(Kind::Department, SourceId(id.to_string()), GONE)
 }
 
 impl WeComSource {
@@ -327,7 +318,7 @@ impl WeComSource {
                 Item::Ok(d) => d.parentid.filter(|p| *p != 0).map(|p| SourceId(p.to_string())),
                 Item::Bad(_) => None,
             };
-            let mapped = if answer.is_null() { Err(gone(dept)) } else { mapping::department(dept, item, roots) };
+            let mapped = if answer.is_null() { by_id::gone(&id) } else { mapping::department(dept, item, roots) };
             Ok((r, mapped, sent))
         })
         .await?;
@@ -335,7 +326,6 @@ impl WeComSource {
         let whole = c.roots == [1];
         let roots: Option<HashSet<SourceId>> = (!whole).then(|| c.roots.iter().map(|r| SourceId(r.to_string())).collect());
         chain.confine(&mut users, roots.as_ref());
-        chain.unreadable.retain(|u| !u.message.ends_with(GONE));
         Ok(chain.objects(only, users, unreadable, raw, client.requests()))
     }
 }
