@@ -211,6 +211,17 @@ async fn events(
     }
 }
 
+/// A source's callback as configured, or the answer when there is none (404)
+/// or its key is unusable (500; the config check names it first).
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn configured<T>(source: &str, callback: Option<Result<T, &'static str>>) -> Result<T, Response> {
+    match callback {
+        Some(Ok(c)) => Ok(c),
+        Some(Err(e)) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("source.events: {e}")).into_response()),
+        None => Err((StatusCode::NOT_FOUND, format!("no [source.events] for {source}")).into_response()),
+    }
+}
+
 /// An event refused: said, counted, 403.
 fn refused_event(source: &'static str, e: &dyn std::fmt::Display) -> Response {
     tracing::warn!(source, error = %e, "Event callback refused");
@@ -244,10 +255,9 @@ fn wecom_event(
     body: &[u8],
 ) -> Response {
     use crate::sources::wecom::events::{self, CallbackError, Change};
-    let callback = match crate::sources::wecom::callback(&config.source) {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("source.events: {e}")).into_response(),
-        None => return (StatusCode::NOT_FOUND, "no [source.events] for wecom").into_response(),
+    let callback = match configured("wecom", crate::sources::wecom::callback(&config.source)) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let body = String::from_utf8_lossy(body);
     let arg = |k: &str| q.get(k).map(String::as_str);
@@ -290,10 +300,9 @@ fn wecom_event(
 /// with the encrypted "success".
 fn dingtalk_event(s: &Shared, config: &Config, q: &std::collections::HashMap<String, String>, body: &[u8]) -> Response {
     use crate::sources::dingtalk::events::{self, CallbackError, Received};
-    let callback = match crate::sources::dingtalk::callback(&config.source) {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("source.events: {e}")).into_response(),
-        None => return (StatusCode::NOT_FOUND, "no [source.events] for dingtalk").into_response(),
+    let callback = match configured("dingtalk", crate::sources::dingtalk::callback(&config.source)) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let arg = |a: &str, b: &str| q.get(a).or_else(|| q.get(b)).map(String::as_str);
     let (signature, timestamp, nonce) = (arg("msg_signature", "signature"), arg("timestamp", "timeStamp"), arg("nonce", "nonce"));

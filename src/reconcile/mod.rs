@@ -29,6 +29,7 @@ pub use plan::{
 };
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, Retry, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};
+pub use users::{normalized as normalized_key, target_user_key, user_key};
 
 /// Per-run knobs that are not policy: the admin's one-time approval, and
 /// what the target can hold.

@@ -16,7 +16,7 @@ pub(super) fn opt(v: &Option<String>) -> Option<String> {
 
 /// A match key's value in comparable form: email and username
 /// case-insensitive, mobile normalised, empty values absent.
-pub(super) fn normalized(key: MatchKey, raw: &Option<String>) -> Option<String> {
+pub fn normalized(key: MatchKey, raw: &Option<String>) -> Option<String> {
     let v = non_empty(raw)?;
     match key {
         MatchKey::Email | MatchKey::Username => Some(v.to_lowercase()),
@@ -25,28 +25,32 @@ pub(super) fn normalized(key: MatchKey, raw: &Option<String>) -> Option<String> 
     }
 }
 
+/// A source user's value for a match key, as the source gave it.
+pub fn user_key(u: &User, key: MatchKey) -> &Option<String> {
+    match key {
+        MatchKey::Email => &u.email,
+        MatchKey::Username => &u.username,
+        MatchKey::Mobile => &u.mobile,
+        MatchKey::EmployeeNo => &u.employee_no,
+    }
+}
+
+/// A target account's value for a match key, as the target holds it.
+pub fn target_user_key(u: &TargetUser, key: MatchKey) -> &Option<String> {
+    match key {
+        MatchKey::Email => &u.email,
+        MatchKey::Username => &u.username,
+        MatchKey::Mobile => &u.mobile,
+        MatchKey::EmployeeNo => &u.employee_no,
+    }
+}
+
 pub(super) fn key_value(u: &User, key: MatchKey) -> Option<String> {
-    normalized(
-        key,
-        match key {
-            MatchKey::Email => &u.email,
-            MatchKey::Username => &u.username,
-            MatchKey::Mobile => &u.mobile,
-            MatchKey::EmployeeNo => &u.employee_no,
-        },
-    )
+    normalized(key, user_key(u, key))
 }
 
 pub(super) fn target_key_value(u: &TargetUser, key: MatchKey) -> Option<String> {
-    normalized(
-        key,
-        match key {
-            MatchKey::Email => &u.email,
-            MatchKey::Username => &u.username,
-            MatchKey::Mobile => &u.mobile,
-            MatchKey::EmployeeNo => &u.employee_no,
-        },
-    )
+    normalized(key, target_user_key(u, key))
 }
 
 pub(super) fn is_protected_user(u: &TargetUser, protected: &[String]) -> bool {

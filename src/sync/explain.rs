@@ -371,27 +371,15 @@ fn is_it(op: &Op, source_id: &SourceId, bound: Option<&TargetId>) -> bool {
 }
 
 fn tried(key: MatchKey, u: &crate::model::User, t: &TargetSnapshot) -> KeyTried {
-    let norm = |v: &str| match key {
-        MatchKey::Mobile => reconcile::normalize_mobile(v),
-        _ => v.trim().to_lowercase(),
-    };
-    let pick = |x: &crate::model::TargetUser| -> Option<String> {
-        match key {
-            MatchKey::Email => x.email.clone(),
-            MatchKey::Username => x.username.clone(),
-            MatchKey::Mobile => x.mobile.clone(),
-            MatchKey::EmployeeNo => x.employee_no.clone(),
-        }
-    };
-    let value = match key {
-        MatchKey::Email => u.email.clone(),
-        MatchKey::Username => u.username.clone(),
-        MatchKey::Mobile => u.mobile.clone(),
-        MatchKey::EmployeeNo => u.employee_no.clone(),
-    }
-    .filter(|v| !v.trim().is_empty());
-    let target_ids = match &value {
-        Some(v) => t.users.iter().filter(|x| pick(x).is_some_and(|p| norm(&p) == norm(v))).map(|x| x.id.clone()).collect(),
+    let value = crate::model::non_empty(reconcile::user_key(u, key)).map(str::to_owned);
+    let wanted = reconcile::normalized_key(key, reconcile::user_key(u, key));
+    let target_ids = match &wanted {
+        Some(w) => t
+            .users
+            .iter()
+            .filter(|x| reconcile::normalized_key(key, reconcile::target_user_key(x, key)).as_ref() == Some(w))
+            .map(|x| x.id.clone())
+            .collect(),
         None => Vec::new(),
     };
     KeyTried { key, value, target_ids }

@@ -206,19 +206,12 @@ impl Wanted {
         bindings: &crate::model::Bindings,
         match_by: &[crate::reconcile::MatchKey],
     ) -> Wanted {
-        use crate::reconcile::MatchKey;
         let users: Vec<&crate::model::User> = source.users.iter().filter(|u| only.users.contains(&u.source_id)).collect();
         let keys = users
             .iter()
             .flat_map(|u| {
                 match_by.iter().filter_map(move |k| {
-                    let v = match k {
-                        MatchKey::Email => &u.email,
-                        MatchKey::Username => &u.username,
-                        MatchKey::Mobile => &u.mobile,
-                        MatchKey::EmployeeNo => &u.employee_no,
-                    };
-                    v.as_ref().filter(|v| !v.trim().is_empty()).map(|v| (*k, v.clone()))
+                    crate::reconcile::user_key(u, *k).as_ref().filter(|v| !v.trim().is_empty()).map(|v| (*k, v.clone()))
                 })
             })
             .collect();

@@ -78,3 +78,18 @@ pub fn callback_keys(s: &mut Reader<'_>, key: &'static str, key_file: &'static s
     e.finish(errs);
     token.zip(aes_key).map(|(token, aes_key)| CallbackKeys { token, aes_key })
 }
+
+/// `[scope] include_departments` as integer department ids (DingTalk,
+/// WeCom), to read only their subtrees; ids that are not all numbers leave
+/// the fetch whole (none).
+pub fn integer_include(include: &[String]) -> Vec<i64> {
+    let ids: Vec<i64> = include.iter().filter_map(|i| i.trim().parse().ok()).collect();
+    if ids.len() == include.len() { ids } else { Vec::new() }
+}
+
+/// The departments whose subtrees are read, and whether they are the
+/// included departments (real departments) rather than the configured
+/// roots (containers; `[1]` is the whole organisation).
+pub fn read_roots<'a>(roots: &'a [i64], include: &'a [i64]) -> (&'a [i64], bool) {
+    if !include.is_empty() && roots == [1] { (include, true) } else { (roots, false) }
+}

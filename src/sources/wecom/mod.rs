@@ -117,17 +117,14 @@ impl WeComSource {
     /// include_departments` keeps anyway. Ids that are not numbers leave
     /// the fetch whole.
     pub fn narrowed_to(mut self, include: &[String]) -> Self {
-        let ids: Vec<i64> = include.iter().filter_map(|i| i.trim().parse().ok()).collect();
-        if ids.len() == include.len() {
-            self.include = ids;
-        }
+        self.include = super::saas::config::integer_include(include);
         self
     }
 
     /// The departments whose subtrees are read, and whether they are the
     /// included departments (read as departments) rather than containers.
     fn roots(&self) -> (&[i64], bool) {
-        if !self.include.is_empty() && self.config.roots == [1] { (&self.include, true) } else { (&self.config.roots, false) }
+        super::saas::config::read_roots(&self.config.roots, &self.include)
     }
 
     async fn get<T: DeserializeOwned>(

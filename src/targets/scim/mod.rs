@@ -93,13 +93,13 @@ fn decode_error(path: &str, message: &str) -> TargetError {
 }
 
 /// The attribute a match key is found by in a filter.
-fn key_attribute(k: crate::reconcile::MatchKey) -> String {
+fn key_attribute(k: crate::reconcile::MatchKey) -> &'static str {
     use crate::reconcile::MatchKey;
     match k {
-        MatchKey::Username => "userName".into(),
-        MatchKey::Email => "emails.value".into(),
-        MatchKey::Mobile => "phoneNumbers.value".into(),
-        MatchKey::EmployeeNo => format!("{}:employeeNumber", mapping::ENTERPRISE),
+        MatchKey::Username => "userName",
+        MatchKey::Email => "emails.value",
+        MatchKey::Mobile => "phoneNumbers.value",
+        MatchKey::EmployeeNo => mapping::EMPLOYEE_NUMBER,
     }
 }
 
@@ -139,11 +139,12 @@ impl ScimTarget {
             return Ok(Some(id));
         }
         for key in &self.match_by {
-            let (attr, value) = match key {
-                MatchKey::Email => ("emails.value", &spec.email),
-                MatchKey::Username => ("userName", &spec.username),
-                MatchKey::Mobile => ("phoneNumbers.value", &spec.mobile),
-                MatchKey::EmployeeNo => (mapping::EMPLOYEE_NUMBER, &spec.employee_no),
+            let attr = key_attribute(*key);
+            let value = match key {
+                MatchKey::Email => &spec.email,
+                MatchKey::Username => &spec.username,
+                MatchKey::Mobile => &spec.mobile,
+                MatchKey::EmployeeNo => &spec.employee_no,
             };
             if let Some(v) = value
                 && let Some(id) = self.find_one("/Users", attr, v).await?
