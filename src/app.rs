@@ -217,6 +217,7 @@ impl Running {
         let shared = Arc::new(Shared {
             config: config_rx.clone(),
             queue: queue.clone(),
+            events: crate::events::Events::new(queue.clone()),
             next_fire: next_rx.clone(),
             metrics: Some(handle),
             consecutive_failures: Arc::new(failures.into()),
@@ -225,6 +226,8 @@ impl Running {
         });
         let http_stop = CancellationToken::new();
         let server = tokio::spawn(http::serve(listener, shared.clone(), http_stop.clone()));
+        // The source's event stream, when `[source.events]` asks for one.
+        tokio::spawn(crate::events::hold_stream(config_rx.clone(), shared.events.clone(), http_stop.clone()));
 
         let current = config_rx.borrow().clone();
         let reloader = Reloader {
@@ -246,7 +249,7 @@ impl Running {
             "orgsync is running"
         );
         if current.schedule.run_on_start {
-            queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0, only: None });
+            queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0, only: None, events: Vec::new() });
         }
         notify(&[NotifyState::Ready]);
 
@@ -307,7 +310,7 @@ impl Running {
                 sig = signals.next() => match sig {
                     Some(SIGHUP) => self.reloader.reload(),
                     Some(SIGUSR1) => {
-                        let queued = self.queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0, only: None });
+                        let queued = self.queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0, only: None, events: Vec::new() });
                         info!(%queued, "Manual sync requested by SIGUSR1");
                     }
                     other => return other,

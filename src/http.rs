@@ -1,6 +1,6 @@
 //! The daemon's HTTP listener: `/metrics` (Prometheus text), `/healthz`
 //! (the process answers), `/readyz` (config loaded, mirror readable, not
-//! failing run after run, not shutting down), `/status` (JSON, never a
+//! failing run after run, not shutting down, the event stream not down), `/status` (JSON, never a
 //! secret), `POST /sync` (a manual trigger) and `GET /explain` (one object,
 //! as `orgsync explain`); these two need the bearer token when one is
 //! configured, and one must be configured beyond loopback.
@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Shared {
     pub config: watch::Receiver<Arc<Config>>,
     pub queue: Arc<TriggerQueue>,
+    /// Change events on their way to a run; the event stream's state.
+    pub events: Arc<crate::events::Events>,
     pub next_fire: watch::Receiver<Option<DateTime<Utc>>>,
     pub metrics: Option<PrometheusHandle>,
     pub consecutive_failures: Arc<AtomicU64>,
@@ -83,6 +85,10 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     if failures >= config.daemon.unready_after_failures {
         problems.push(format!("the last {failures} runs failed"));
     }
+    if let Some(st) = s.events.stream_state().filter(|st| !st.connected) {
+        let since = st.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        problems.push(format!("the {} event stream is down since {since}: {}", st.source, st.error.unwrap_or_default()));
+    }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -124,6 +130,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         "next_run": next.map(|t| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
         "objects": objects,
         "waiting_for_deletion": waiting,
+        "event_stream": s.events.stream_state(),
         "failing": failing,
         "runs": runs,
     }))
@@ -229,21 +236,12 @@ fn refused_event(source: &'static str, e: &dyn std::fmt::Display) -> Response {
     (StatusCode::FORBIDDEN, e.to_string()).into_response()
 }
 
-/// An event acted on: a run of what it names (all of the source: `None`).
-fn queue_event(s: &Shared, source: &'static str, only: Option<crate::reconcile::only::Only>) {
-    if only.as_ref().is_some_and(|o| o.users.is_empty() && o.departments.is_empty()) {
-        return ignored_event(source, "a change that names no object");
-    }
-    metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => source, "outcome" => "accepted").increment(1);
-    let named = only.as_ref().map_or_else(|| "everything".to_owned(), ToString::to_string);
-    let queued = s.queue.push(Trigger { kind: TriggerKind::Event, allow_deletes: 0, only });
-    tracing::info!(source, only = %named, %queued, "Change event: a run of what it names");
+/// A checked event: de-duplicated, coalesced, then a run of what it names.
+fn take_event(s: &Shared, config: &Config, event: crate::events::Event) {
+    s.events.receive(event, config.source.event_window().unwrap_or_default());
 }
 
-fn ignored_event(source: &'static str, what: &str) {
-    tracing::debug!(source, event = what, "Event not about users or departments: ignored");
-    metrics::counter!(crate::telemetry::m::EVENTS_TOTAL, "source" => source, "outcome" => "ignored").increment(1);
-}
+use crate::events::ignored as ignored_event;
 
 /// WeCom (`[source.events]` of a `wecom` source): the URL verification
 /// (GET: the decrypted `echostr`), and each `change_contact` event (POST).
@@ -279,14 +277,21 @@ fn wecom_event(
         tracing::info!(source = "wecom", "Event callback URL verified");
         return plain.into_response();
     }
+    let only = |users, departments| crate::events::Change::Objects(crate::reconcile::only::Only { users, departments });
+    // WeCom gives no event id: a redelivery is the same message.
+    let event = |change| crate::events::Event {
+        source: "wecom",
+        id: crate::events::digest(plain.as_bytes()),
+        kind: events::field(&plain, "ChangeType").ok().flatten().unwrap_or_default(),
+        change,
+    };
     match events::change(&plain) {
         Ok(Some(Change::User { id, new_id })) => {
             let users = std::iter::once(id).chain(new_id).map(crate::model::SourceId).collect();
-            queue_event(s, "wecom", Some(crate::reconcile::only::Only { users, ..Default::default() }));
+            take_event(s, config, event(only(users, Default::default())));
         }
         Ok(Some(Change::Department { id })) => {
-            let departments = [crate::model::SourceId(id)].into();
-            queue_event(s, "wecom", Some(crate::reconcile::only::Only { departments, ..Default::default() }));
+            take_event(s, config, event(only(Default::default(), [crate::model::SourceId(id)].into())));
         }
         Ok(None) => ignored_event("wecom", "not change_contact on users or departments"),
         Err(e) => return refused_event("wecom", &e),
@@ -319,7 +324,10 @@ fn dingtalk_event(s: &Shared, config: &Config, q: &std::collections::HashMap<Str
     };
     match events::received(&plain) {
         Ok(Received::CheckUrl) => tracing::info!(source = "dingtalk", "Event callback URL verified"),
-        Ok(Received::Change(only)) => queue_event(s, "dingtalk", Some(only)),
+        // The HTTP push gives no event id: a redelivery is the same message.
+        Ok(Received::Change(kind, change)) => {
+            take_event(s, config, crate::events::Event { source: "dingtalk", id: crate::events::digest(plain.as_bytes()), kind, change });
+        }
         Ok(Received::Ignored(what)) => ignored_event("dingtalk", &what),
         Err(e) => return refused_event("dingtalk", &e),
     }
@@ -345,8 +353,7 @@ fn feishu_event(s: &Shared, config: &Config, source: &'static str, headers: &Hea
             tracing::info!(source, "Event callback URL verified");
             return Json(json!({ "challenge": c })).into_response();
         }
-        Ok(Received::Change(only)) => queue_event(s, source, Some(only)),
-        Ok(Received::Full) => queue_event(s, source, None),
+        Ok(Received::Event { id, kind, change }) => take_event(s, config, crate::events::Event { source, id, kind, change }),
         Ok(Received::Ignored(what)) => ignored_event(source, &what),
         Err(e) => return refused_event(source, &e),
     }
@@ -377,7 +384,7 @@ async fn sync(
         Some(Err(e)) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string() }))).into_response(),
     };
     let named = only.as_ref().map(ToString::to_string);
-    let queued = s.queue.push(Trigger { kind: TriggerKind::Http, allow_deletes: q.allow_deletes, only });
+    let queued = s.queue.push(Trigger { kind: TriggerKind::Http, allow_deletes: q.allow_deletes, only, events: Vec::new() });
     tracing::info!(allow_deletes = q.allow_deletes, only = named.as_deref(), %queued, "Manual sync requested over HTTP");
     let code = if queued == Queued::Refused { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::ACCEPTED };
     (code, Json(json!({ "queued": queued, "allow_deletes": q.allow_deletes }))).into_response()

@@ -35,6 +35,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod http_client;
 pub mod ldap;

@@ -64,6 +64,7 @@ pub mod m {
     pub const QUARANTINED: &str = "orgsync_quarantined_objects";
     pub const NOTIFICATIONS_TOTAL: &str = "orgsync_notifications_total";
     pub const EVENTS_TOTAL: &str = "orgsync_events_total";
+    pub const EVENT_STREAM_UP: &str = "orgsync_event_stream_up";
 }
 
 /// Statuses a finished run can have (the `status` label).
@@ -79,7 +80,11 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
         )?
         .install_recorder()?;
     describe_counter!(m::RUNS_TOTAL, "Sync runs finished, by trigger and status.");
-    describe_counter!(m::EVENTS_TOTAL, "Change events received from the source, by source and outcome: accepted, ignored, refused.");
+    describe_counter!(
+        m::EVENTS_TOTAL,
+        "Change events received from the source, by source and outcome: accepted, duplicate, ignored, refused."
+    );
+    describe_gauge!(m::EVENT_STREAM_UP, "1 while the event stream to the source (DingTalk Stream, Feishu long connection) is connected.");
     describe_histogram!(m::RUN_DURATION_SECONDS, Unit::Seconds, "Duration of sync runs.");
     describe_counter!(m::RUN_FAILURES_TOTAL, "Failed runs by reason: fetch, setup_target, read_target, write_target.");
     describe_gauge!(m::LAST_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time the last run finished.");
@@ -98,7 +103,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus
         "Users and departments disabled or deleted, by kind, op and reason (left_source, left_scope, not_in_source, grace_over, duplicate, other)."
     );
     describe_gauge!(m::DELETES_HELD_BACK, "Deletes/disables the deletion guard held back in the last run.");
-    describe_counter!(m::SOURCE_REQUESTS_TOTAL, "Requests to the identity source, by outcome.");
+    describe_counter!(
+        m::SOURCE_REQUESTS_TOTAL,
+        "Requests to the identity source, by outcome and run kind (full, on_demand, event; none outside a run)."
+    );
     describe_counter!(m::SOURCE_PAGES_TOTAL, "Pages of lists read from a SaaS source.");
     describe_counter!(m::TARGET_REQUESTS_TOTAL, "Requests to the target system, by outcome.");
     describe_counter!(m::NOTIFICATIONS_TOTAL, "Run notifications sent, by channel kind and outcome ok|failed.");
@@ -148,8 +156,20 @@ pub fn removal(kind: crate::model::Kind, op: crate::reconcile::Verb, reason: &'s
     metrics::counter!(m::REMOVALS_TOTAL, "kind" => kind.as_str(), "op" => op.as_str(), "reason" => reason).increment(1);
 }
 
+thread_local! {
+    /// The kind of run this thread makes (each run has a thread of its own).
+    static RUN_KIND: std::cell::Cell<&'static str> = const { std::cell::Cell::new("none") };
+}
+
+/// Label this thread's source requests with the kind of run it makes:
+/// `full`, `on_demand` or `event`.
+pub fn set_run_kind(kind: &'static str) {
+    RUN_KIND.with(|k| k.set(kind));
+}
+
 pub fn source_request(outcome: &'static str) {
-    metrics::counter!(m::SOURCE_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
+    let run = RUN_KIND.with(std::cell::Cell::get);
+    metrics::counter!(m::SOURCE_REQUESTS_TOTAL, "outcome" => outcome, "run" => run).increment(1);
 }
 
 pub fn source_page() {

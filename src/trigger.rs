@@ -50,6 +50,8 @@ pub struct Trigger {
     /// On demand (`POST /sync?only=`): only these objects. Merged triggers
     /// name the objects of both; merged with a full run, the full run.
     pub only: Option<crate::reconcile::only::Only>,
+    /// The change events a run covers (`<type> <id>`), listed on the run.
+    pub events: Vec<String>,
 }
 
 /// What became of a pushed trigger.
@@ -112,6 +114,7 @@ impl TriggerQueue {
                     }
                     _ => None,
                 };
+                p.events.extend(t.events);
                 if t.kind.is_manual() && !p.kind.is_manual() {
                     p.kind = t.kind;
                 }
@@ -170,7 +173,7 @@ mod tests {
     use super::*;
 
     fn t(kind: TriggerKind, allow_deletes: u64) -> Trigger {
-        Trigger { kind, allow_deletes, only: None }
+        Trigger { kind, allow_deletes, only: None, events: Vec::new() }
     }
 
     #[tokio::test]

@@ -46,7 +46,8 @@ pub async fn exec(cfg: settings::Config, allow_deletes: u64, only: &[String], ou
     }
     let options = RunOptions { allow_deletes, ..RunOptions::default() };
     let cfg = Arc::new(cfg);
-    let record = orgsync::sync::run_on_own_thread(cfg.clone(), mirror.clone(), "manual", options, only, stop_on_signal()).await?;
+    let record =
+        orgsync::sync::run_on_own_thread(cfg.clone(), mirror.clone(), "manual", Vec::new(), options, only, stop_on_signal()).await?;
     match output {
         Output::Json => say!("{}", serde_json::to_string_pretty(&record)?),
         Output::Table => print_runs(std::slice::from_ref(&record)),

@@ -29,6 +29,16 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
+    /// `[source.events] window`, where the source takes events.
+    pub fn event_window(&self) -> Option<std::time::Duration> {
+        match self {
+            SourceConfig::Feishu(c) => c.events.as_ref().map(|e| e.window),
+            SourceConfig::DingTalk(c) => c.events.as_ref().map(super::dingtalk::Events::window),
+            SourceConfig::WeCom(c) => c.events.as_ref().map(|e| e.window),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::File { .. } => "file",

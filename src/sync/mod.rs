@@ -95,6 +95,7 @@ pub async fn run_on_own_thread(
     config: Arc<Config>,
     mirror: Arc<Mirror>,
     trigger: &'static str,
+    events: Vec<String>,
     options: RunOptions,
     only: Option<reconcile::only::Only>,
     stop: CancellationToken,
@@ -103,8 +104,13 @@ pub async fn run_on_own_thread(
     std::thread::Builder::new()
         .name("orgsync-run".into())
         .spawn(move || {
+            crate::telemetry::set_run_kind(match (&only, trigger) {
+                (None, _) => "full",
+                (Some(_), "event") => "event",
+                (Some(_), _) => "on_demand",
+            });
             let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(run_with_config(&config, &mirror, trigger, options, only.as_ref(), &stop)),
+                Ok(rt) => rt.block_on(run_with_config(&config, &mirror, trigger, &events, options, only.as_ref(), &stop)),
                 Err(e) => Err(SyncError::Thread(e)),
             };
             let _ = tx.send(result);
@@ -380,20 +386,40 @@ impl std::fmt::Debug for RunContext<'_> {
     }
 }
 
+/// What a run is recorded as: its trigger; a run of some objects (`on_demand
+/// …`, `event …`) names them, an event run its first events.
+fn label(trigger: &str, only: Option<&reconcile::only::Only>, events: &[String]) -> String {
+    const LISTED: usize = 10;
+    let mut label = match only {
+        Some(o) => format!("{} {o}", if trigger == "event" { "event" } else { "on_demand" }),
+        None => trigger.to_owned(),
+    };
+    // A full run lists none: its trigger has no space, as a whole run's.
+    if only.is_some() && !events.is_empty() {
+        let mut listed = events.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
+        if events.len() > LISTED {
+            listed.push_str(&format!(", +{} more", events.len() - LISTED));
+        }
+        label.push_str(&format!(" (events: {listed})"));
+    }
+    label
+}
+
 /// A real run of the configured source and target. The caller holds the
 /// state-dir lock. Returns the recorded run.
 pub async fn run_with_config(
     config: &Config,
     mirror: &Mirror,
     trigger: &str,
+    events: &[String],
     options: RunOptions,
     only: Option<&reconcile::only::Only>,
     stop: &CancellationToken,
 ) -> Result<RunRecord, SyncError> {
     let source = sources::build(&config.source, &config.scope);
-    // An on-demand run says what it was for.
-    let on_demand = only.map(|o| format!("{} {o}", if trigger == "event" { "event" } else { "on_demand" }));
-    let trigger = on_demand.as_deref().unwrap_or(trigger);
+    // An on-demand run says what it was for; an event run, the events too.
+    let label = label(trigger, only, events);
+    let trigger = label.as_str();
     let target = match targets::build(&config.target, &config.policy.users.match_by) {
         Ok(t) => t,
         // Recorded, counted and logged like any other failed run.

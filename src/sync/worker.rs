@@ -37,8 +37,16 @@ impl Worker {
             let options = RunOptions { allow_deletes: t.allow_deletes, ..RunOptions::default() };
             // A run of some objects says nothing of the sync's health: only whole runs count.
             let whole = t.only.is_none();
-            let result =
-                super::run_on_own_thread(config.clone(), self.mirror.clone(), t.kind.as_str(), options, t.only, self.stop.clone()).await;
+            let result = super::run_on_own_thread(
+                config.clone(),
+                self.mirror.clone(),
+                t.kind.as_str(),
+                t.events,
+                options,
+                t.only,
+                self.stop.clone(),
+            )
+            .await;
             metrics::gauge!(m::RUN_IN_PROGRESS).set(0.0);
             self.queue.done();
             if whole {

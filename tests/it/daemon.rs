@@ -124,6 +124,13 @@ impl Drop for Daemon {
     }
 }
 
+/// A run's trigger without the events it lists, and its status: an event
+/// run is `event user:u1 (events: user_add_org e1, …)`.
+pub fn trigger_and_status(run: &Value) -> (&str, &str) {
+    let trigger = run["trigger"].as_str().unwrap_or_default();
+    (trigger.split(" (events: ").next().unwrap_or_default(), run["status"].as_str().unwrap_or_default())
+}
+
 pub fn finished(runs: &[Value]) -> usize {
     runs.iter().filter(|r| r["status"] != "running").count()
 }

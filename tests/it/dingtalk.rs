@@ -250,17 +250,168 @@ fn dingtalk_events_are_verified_decrypted_and_synced_alone() {
         w.departments.push((new, ID_BASE, "New Team".into(), 0));
         w.users.push(crate::fake_dingtalk::user(900, &[new]));
     }
-    assert_eq!(send(r#"{"CorpId":"ding1","EventType":"user_add_org","UserId":["dt900"],"TimeStamp":"1700000000000"}"#, true).0, 200);
+    let hire = r#"{"CorpId":"ding1","EventType":"user_add_org","UserId":["dt900"],"TimeStamp":"1700000000000"}"#;
+    assert_eq!(send(hire, true).0, 200);
     let runs = d.wait_runs("the event's run", Duration::from_secs(60), |r| finished(r) == 2);
-    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:dt900"), Some("succeeded")), "{runs:#?}");
+    assert!(runs[0]["trigger"].as_str().unwrap().contains("(events: user_add_org "), "the run lists its event: {runs:#?}");
+    assert_eq!(crate::daemon::trigger_and_status(&runs[0]), ("event user:dt900", "succeeded"), "{runs:#?}");
     assert!(scim.user_by_name("dt900").is_some());
+    // The same message again (a redelivery): answered, not acted on again
+    // (the leaver's run below is the next run).
+    assert_eq!(send(hire, true).0, 200);
+    assert_eq!(d.metric("orgsync_events_total{source=\"dingtalk\",outcome=\"duplicate\"}"), 1.0);
     fake.world.lock().unwrap().users.retain(|u| u["userid"] != "dt7");
     assert_eq!(send(r#"{"EventType":"user_leave_org","UserId":["dt7"]}"#, true).0, 200);
     let runs = d.wait_runs("the leaver's run", Duration::from_secs(60), |r| finished(r) == 3);
-    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:dt7"), Some("succeeded")), "{runs:#?}");
+    assert_eq!(crate::daemon::trigger_and_status(&runs[0]), ("event user:dt7", "succeeded"), "{runs:#?}");
     assert_eq!(scim.user_by_name("dt7").unwrap()["active"], false);
     assert_eq!(d.metric("orgsync_events_total{source=\"dingtalk\",outcome=\"refused\"}"), 1.0);
     let log = d.log();
     assert!(!log.contains(TOKEN) && !log.contains(KEY), "a secret in the log");
     assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+/// `[source.events]` in Stream mode: the service opens the connection
+/// (`connections/open`, then the WebSocket), acknowledges each frame,
+/// answers pings, and runs what each contact event names, read by id:
+/// a hire into a new department, a change, a move, a leaver, each with no
+/// list request. A redelivered event is acknowledged and not acted on; an
+/// event about someone out of scope writes nothing. When the stream drops
+/// and the gateway refuses to reopen it, /readyz, /status and the metric
+/// say so; once back, a full run catches the change missed meanwhile.
+#[test]
+fn dingtalk_stream_events_reach_the_target_read_by_id() {
+    use crate::daemon::{Daemon, finished, trigger_and_status};
+    use serde_json::json;
+    use std::time::Duration;
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeDingTalk::start_with_stream(org());
+    let port = crate::harness::free_port();
+    dingtalk_config(
+        &env,
+        &scim,
+        &fake,
+        APP_SECRET,
+        &format!("[source.events]\ngateway_url = \"{}\"\nwindow = \"200ms\"\n", fake.base),
+        &format!(
+            "[policy.users]\ntarget_only = \"disable\"\n[scope]\nexclude_users = [\"dt3\"]\n\
+             [schedule]\nmode = \"manual\"\nrun_on_start = true\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| finished(r) == 1);
+    fake.wait_connections(1, "the stream");
+    assert_eq!(d.get("/readyz").0, 200);
+    assert_eq!(d.status()["event_stream"]["connected"], true);
+
+    // A ping's data is echoed.
+    let ping = fake.system_frame("ping", r#"{"opaque":"p-1"}"#);
+    assert!(fake.push_frame(&ping));
+    let id = ping["headers"]["messageId"].as_str().unwrap().to_owned();
+    let ack = wait_for(|| fake.ack_of(&id), "the ping's answer");
+    assert_eq!((ack["code"].as_u64(), ack["data"].as_str()), (Some(200), Some(r#"{"opaque":"p-1"}"#)));
+
+    let lists = |fake: &FakeDingTalk| fake.count("listsubid") + fake.count("users ");
+    let listed = lists(&fake);
+    let mut runs_so_far = 1;
+    let mut event = |event_id: &str, event_type: &str, data: serde_json::Value, what: &str| {
+        let frame = fake.event_frame(event_id, event_type, &data);
+        assert!(fake.push_frame(&frame));
+        let message = frame["headers"]["messageId"].as_str().unwrap().to_owned();
+        let ack = wait_for(|| fake.ack_of(&message), "the event's acknowledgement");
+        assert_eq!((ack["code"].as_u64(), ack["data"].as_str()), (Some(200), Some(r#"{"message":"success","status":"SUCCESS"}"#)));
+        runs_so_far += 1;
+        let runs = d.wait_runs(what, Duration::from_secs(60), |r| finished(r) == runs_so_far);
+        let named = format!(
+            "event {}",
+            data.get("userId").map_or_else(|| format!("department:{}", data["deptId"][0]), |u| format!("user:{}", u[0].as_str().unwrap()))
+        );
+        assert_eq!(trigger_and_status(&runs[0]), (named.as_str(), "succeeded"), "{what}: {runs:#?}");
+        frame
+    };
+
+    // A hire into a department not yet bound: the department comes first.
+    let new = ID_BASE + 500;
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push((new, ID_BASE, "New Team".into(), 0));
+        w.users.push(crate::fake_dingtalk::user(900, &[new]));
+    }
+    event("ev-hire", "user_add_org", json!({"timeStamp": "1", "userId": ["dt900"], "optStaffId": "m"}), "the hire");
+    let hire = scim.user_by_name("dt900").expect("the new hire is there");
+    let team = scim.groups().into_iter().find(|g| g["displayName"] == "New Team").expect("with its department");
+    assert!(team["members"].as_array().unwrap().iter().any(|m| m["value"] == hire["id"]));
+
+    // A change, and a move to the new department.
+    {
+        let mut w = fake.world.lock().unwrap();
+        let u = w.users.iter_mut().find(|u| u["userid"] == "dt5").unwrap();
+        u["name"] = json!("Renamed Five");
+        u["dept_id_list"] = json!([new]);
+    }
+    event("ev-change", "user_modify_org", json!({"timeStamp": "2", "userId": ["dt5"], "diffInfo": []}), "the change");
+    let five = scim.user_by_name("dt5").unwrap();
+    assert_eq!(five["displayName"], "Renamed Five", "{five}");
+    let team = scim.groups().into_iter().find(|g| g["displayName"] == "New Team").unwrap();
+    assert!(team["members"].as_array().unwrap().iter().any(|m| m["value"] == five["id"]), "moved: {team}");
+
+    // A leaver (user/get: 60121), disabled per the policy; its redelivery is not acted on.
+    fake.world.lock().unwrap().users.retain(|u| u["userid"] != "dt7");
+    let leaver = event("ev-leave", "user_leave_org", json!({"timeStamp": "3", "userId": ["dt7"]}), "the leaver");
+    assert_eq!(scim.user_by_name("dt7").unwrap()["active"], false);
+    let mut again = leaver.clone();
+    again["headers"]["messageId"] = json!("msg-redelivered");
+    assert!(fake.push_frame(&again));
+    wait_for(|| fake.ack_of("msg-redelivered"), "the redelivery's acknowledgement");
+    assert_eq!(d.metric("orgsync_events_total{source=\"dingtalk\",outcome=\"duplicate\"}"), 1.0);
+
+    // Someone out of scope changes: the run writes nothing.
+    let writes = scim.writes().len();
+    fake.world.lock().unwrap().users.iter_mut().find(|u| u["userid"] == "dt3").unwrap()["name"] = json!("Out Of Scope");
+    event("ev-scope", "user_modify_org", json!({"timeStamp": "4", "userId": ["dt3"]}), "the out-of-scope change");
+    assert_eq!(scim.writes().len(), writes, "no write for someone out of scope");
+    assert!(scim.user_by_name("dt3").is_none());
+    assert_eq!(lists(&fake), listed, "events are read by id: no list request since the first run");
+
+    // The stream drops and the gateway is down: said everywhere.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.stream.refuse_open = true;
+        w.users.push(crate::fake_dingtalk::user(901, &[new]));
+    }
+    fake.drop_stream();
+    wait_for(|| (d.get("/readyz").0 == 503).then_some(()), "/readyz saying the stream is down");
+    assert!(d.get("/readyz").1.contains("dingtalk event stream is down"), "{}", d.get("/readyz").1);
+    assert_eq!(d.status()["event_stream"]["connected"], false);
+    assert_eq!(d.metric("orgsync_event_stream_up{source=\"dingtalk\"}"), 0.0);
+    let opens = fake.count("stream open");
+    wait_for(|| (fake.count("stream open") >= opens + 2).then_some(()), "another attempt after a wait");
+    // Back: reconnected, ready; a full run catches what no event said.
+    fake.world.lock().unwrap().stream.refuse_open = false;
+    fake.wait_connections(2, "the stream again");
+    wait_for(|| (d.get("/readyz").0 == 200).then_some(()), "/readyz ready again");
+    assert_eq!(d.metric("orgsync_event_stream_up{source=\"dingtalk\"}"), 1.0);
+    assert_eq!(d.status()["event_stream"]["reconnects"], 1);
+    assert!(scim.user_by_name("dt901").is_none());
+    assert_eq!(d.post_sync("", None).0, 202);
+    let runs = d.wait_runs("the full run", Duration::from_secs(60), |r| finished(r) == runs_so_far + 1);
+    assert_eq!(trigger_and_status(&runs[0]), ("http", "succeeded"), "{runs:#?}");
+    assert!(scim.user_by_name("dt901").is_some(), "the full run catches what was missed");
+    assert!(d.metric("orgsync_source_requests_total{outcome=\"ok\",run=\"event\"}") >= 4.0);
+    let log = d.log();
+    assert!(!log.contains(APP_SECRET), "a secret in the log");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+/// Poll `f` until it gives a value (at most two minutes).
+fn wait_for<T>(f: impl Fn() -> Option<T>, what: &str) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

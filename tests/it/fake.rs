@@ -138,6 +138,12 @@ impl<W: World> Fake<W> {
         Fake { base, world, _rt: rt }
     }
 
+    /// Run a task of the fake's own (another listener) in its runtime.
+    #[allow(dead_code)] // not every test binary serves another listener
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self._rt.spawn(task);
+    }
+
     /// Requests whose log line starts with `prefix` ("" for all).
     pub fn count(&self, prefix: &str) -> usize {
         self.world.lock().unwrap().common().count(prefix)

@@ -272,10 +272,13 @@ fn feishu_contact_events_are_verified_decrypted_and_synced_alone() {
     assert_eq!(send(&created, Some("n2")).0, 403, "signed over another nonce");
     assert_eq!(send(&created, Some("n1")), (200, r#"{"msg":"success"}"#.to_owned()));
     let runs = d.wait_runs("the event's run", Duration::from_secs(60), |r| finished(r) == 2);
-    assert_eq!((runs[0]["trigger"].as_str(), runs[0]["status"].as_str()), (Some("event user:on_0230"), Some("succeeded")), "{runs:#?}");
+    assert_eq!(crate::daemon::trigger_and_status(&runs[0]), ("event user:on_0230", "succeeded"), "{runs:#?}");
     let hire = scim.user_by_name("u230").expect("the new hire is there");
     let team = scim.groups().into_iter().find(|g| g["displayName"] == "New Team").expect("with its department");
     assert!(team["members"].as_array().unwrap().iter().any(|m| m["value"] == hire["id"]));
+    // Feishu pushes again when unsure of delivery, with the same event_id: not acted on again.
+    assert_eq!(send(&created, Some("n1")), (200, r#"{"msg":"success"}"#.to_owned()));
+    assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"duplicate\"}"), 1.0);
     assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"refused\"}"), 2.0);
     assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"accepted\"}"), 1.0);
     let log = d.log();

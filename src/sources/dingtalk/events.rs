@@ -4,6 +4,7 @@
 //! the URL check (`check_url`), and the change an event names. Every
 //! answer is the encrypted "success".
 
+pub use crate::events::Change;
 use crate::model::SourceId;
 use crate::reconcile::only::Only;
 pub use crate::sources::saas::callback::{Callback, CallbackError};
@@ -14,8 +15,8 @@ use serde_json::Value;
 pub enum Received {
     /// The URL check: answered, nothing else.
     CheckUrl,
-    /// A contact change: an on-demand run of these objects.
-    Change(Only),
+    /// A contact change (its `EventType`): a run of the objects it names.
+    Change(String, Change),
     /// Another event: answered, not acted on.
     Ignored(String),
 }
@@ -24,6 +25,22 @@ pub enum Received {
 /// JSON: `EventType`, `UserId[]`, `DeptId[]`).
 pub fn received(plain: &str) -> Result<Received, CallbackError> {
     let v: Value = serde_json::from_str(plain).map_err(|e| CallbackError::Xml(format!("not JSON: {e}")))?;
+    let event = v.get("EventType").and_then(Value::as_str).unwrap_or_default();
+    if event == "check_url" {
+        return Ok(Received::CheckUrl);
+    }
+    Ok(change(event, &v, "UserId", "DeptId"))
+}
+
+/// The event of a Stream message (`headers.eventType`; `data`, a JSON
+/// string, in camelCase: `userId[]`, `deptId[]`).
+pub fn streamed(event_type: &str, data: &str) -> Result<Received, CallbackError> {
+    let v: Value = serde_json::from_str(data).map_err(|e| CallbackError::Xml(format!("data is not JSON: {e}")))?;
+    Ok(change(event_type, &v, "userId", "deptId"))
+}
+
+/// What an event of this type asks for, its ids under these keys.
+fn change(event: &str, v: &Value, users: &str, departments: &str) -> Received {
     let ids = |key: &str| -> std::collections::BTreeSet<SourceId> {
         v.get(key)
             .and_then(Value::as_array)
@@ -37,17 +54,12 @@ pub fn received(plain: &str) -> Result<Received, CallbackError> {
             .filter(|s| !s.as_str().is_empty())
             .collect()
     };
-    let event = v.get("EventType").and_then(Value::as_str).unwrap_or_default();
-    Ok(match event {
-        "check_url" => Received::CheckUrl,
-        "user_add_org" | "user_modify_org" | "user_leave_org" | "user_active_org" => {
-            Received::Change(Only { users: ids("UserId"), ..Only::default() })
-        }
-        "org_dept_create" | "org_dept_modify" | "org_dept_remove" => {
-            Received::Change(Only { departments: ids("DeptId"), ..Only::default() })
-        }
-        other => Received::Ignored(other.to_owned()),
-    })
+    let only = match event {
+        "user_add_org" | "user_modify_org" | "user_leave_org" | "user_active_org" => Only { users: ids(users), ..Only::default() },
+        "org_dept_create" | "org_dept_modify" | "org_dept_remove" => Only { departments: ids(departments), ..Only::default() },
+        other => return Received::Ignored(other.to_owned()),
+    };
+    Received::Change(event.to_owned(), Change::Objects(only))
 }
 
 /// The encrypted "success" every event is answered with.
@@ -65,9 +77,21 @@ mod tests {
     fn events_name_their_users_or_departments() {
         let add =
             r#"{"CorpId":"ding1","EventType":"user_add_org","UserId":["184919295227658120"],"OptStaffId":"m","TimeStamp":"1640921671286"}"#;
-        assert_eq!(received(add).unwrap(), Received::Change(Only { users: ["184919295227658120".into()].into(), ..Only::default() }));
+        let users = |ids: &[&str]| Change::Objects(Only { users: ids.iter().map(|i| SourceId::from(*i)).collect(), ..Only::default() });
+        assert_eq!(received(add).unwrap(), Received::Change("user_add_org".into(), users(&["184919295227658120"])));
         let dept = r#"{"CorpId":"ding1","EventType":"org_dept_create","DeptId":[581208264],"TimeStamp":"1640669222083"}"#;
-        assert_eq!(received(dept).unwrap(), Received::Change(Only { departments: ["581208264".into()].into(), ..Only::default() }));
+        let dept_change = Change::Objects(Only { departments: ["581208264".into()].into(), ..Only::default() });
+        assert_eq!(received(dept).unwrap(), Received::Change("org_dept_create".into(), dept_change.clone()));
+        // Stream mode: the type in the headers, camelCase data.
+        assert_eq!(
+            streamed("user_leave_org", r#"{"timeStamp":"1","userId":["u1","u2"]}"#).unwrap(),
+            Received::Change("user_leave_org".into(), users(&["u1", "u2"]))
+        );
+        assert_eq!(
+            streamed("org_dept_create", r#"{"timeStamp":"1","deptId":[581208264]}"#).unwrap(),
+            Received::Change("org_dept_create".into(), dept_change)
+        );
+        assert!(streamed("user_add_org", "{").is_err());
         assert_eq!(received(r#"{"EventType":"check_url"}"#).unwrap(), Received::CheckUrl);
         assert_eq!(received(r#"{"EventType":"label_conf_add"}"#).unwrap(), Received::Ignored("label_conf_add".into()));
         assert!(received("<xml/>").is_err());

@@ -15,6 +15,7 @@ mod api;
 mod config;
 pub mod events;
 mod mapping;
+pub mod stream;
 
 pub use config::*;
 
@@ -319,9 +320,10 @@ impl DingTalkSource {
 /// receiver: the AppKey).
 pub fn callback(source: &super::SourceConfig) -> Option<Result<events::Callback, &'static str>> {
     match source {
-        super::SourceConfig::DingTalk(c) => {
-            c.events.as_ref().map(|e| events::Callback::new(e.token.clone(), e.aes_key.expose(), &c.app_key))
-        }
+        super::SourceConfig::DingTalk(c) => match c.events.as_ref()? {
+            config::Events::Http(e) => Some(events::Callback::new(e.token.clone(), e.aes_key.expose(), &c.app_key)),
+            config::Events::Stream { .. } => None,
+        },
         _ => None,
     }
 }

@@ -35,6 +35,8 @@ pub struct Events {
     pub verification_token: Secret,
     /// `encrypt_key` / `encrypt_key_file`: bodies must then be encrypted and signed.
     pub encrypt_key: Option<Secret>,
+    /// `window`: events this close together make one run.
+    pub window: std::time::Duration,
 }
 
 impl FeishuConfig {
@@ -61,8 +63,9 @@ pub fn parse(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs:
         let mut e = s.table("events", errs);
         let verification_token = config::required_secret(&mut e, "verification_token", "verification_token_file", errs);
         let encrypt_key = e.secret("encrypt_key", "encrypt_key_file", errs);
+        let window = config::event_window(&mut e, errs);
         e.finish(errs);
-        verification_token.map(|verification_token| Events { verification_token, encrypt_key })
+        verification_token.map(|verification_token| Events { verification_token, encrypt_key, window })
     } else {
         None
     };

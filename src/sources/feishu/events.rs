@@ -9,6 +9,7 @@
 //! raw body)).
 
 use crate::config::Secret;
+pub use crate::events::Change;
 use crate::model::SourceId;
 use crate::reconcile::only::Only;
 use aes::cipher::block_padding::Pkcs7;
@@ -38,12 +39,11 @@ pub enum CallbackError {
 pub enum Received {
     /// The URL verification: answer `{"challenge": …}`.
     Challenge(String),
-    /// A contact change: an on-demand run of these objects.
-    Change(Only),
-    /// A full run: the app's contact scope changed, or something was
-    /// deleted (Feishu's answer for a deleted id by id is not documented;
-    /// a full read sees it gone).
-    Full,
+    /// A contact event (`header.event_id`, `header.event_type`): a run of
+    /// the objects it names, or a full run when the app's contact scope
+    /// changed or something was deleted (Feishu's answer for a deleted id
+    /// read by id is not documented; a full read sees it gone).
+    Event { id: String, kind: String, change: Change },
     /// Another event: answered, not acted on.
     Ignored(String),
 }
@@ -153,21 +153,31 @@ impl Callback {
         if !token_ok(header.get("token").and_then(Value::as_str)) {
             return Err(CallbackError::Token);
         }
+        Ok(self.event(&v))
+    }
+
+    /// The change a schema-2.0 event names (checked already: from the
+    /// callback, or from the long connection, which carries no token).
+    pub fn event(&self, v: &Value) -> Received {
+        let header = &v["header"];
         let event_type = header.get("event_type").and_then(Value::as_str).unwrap_or_default();
+        let event_id =
+            header.get("event_id").and_then(Value::as_str).map_or_else(|| crate::events::digest(v.to_string().as_bytes()), str::to_owned);
         let object = &v["event"]["object"];
         let id = |key: &str| object.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(SourceId::from);
-        Ok(match event_type {
+        let change = match event_type {
             "contact.user.created_v3" | "contact.user.updated_v3" => match id(&self.user_id_type) {
-                Some(u) => Received::Change(Only { users: [u].into(), ..Only::default() }),
-                None => Received::Ignored(format!("{event_type} without the user's {}", self.user_id_type)),
+                Some(u) => Change::Objects(Only { users: [u].into(), ..Only::default() }),
+                None => return Received::Ignored(format!("{event_type} without the user's {}", self.user_id_type)),
             },
             "contact.department.created_v3" | "contact.department.updated_v3" => match id(&self.department_id_type) {
-                Some(d) => Received::Change(Only { departments: [d].into(), ..Only::default() }),
-                None => Received::Ignored(format!("{event_type} without the department's {}", self.department_id_type)),
+                Some(d) => Change::Objects(Only { departments: [d].into(), ..Only::default() }),
+                None => return Received::Ignored(format!("{event_type} without the department's {}", self.department_id_type)),
             },
-            "contact.scope.updated_v3" | "contact.user.deleted_v3" | "contact.department.deleted_v3" => Received::Full,
-            other => Received::Ignored(other.to_owned()),
-        })
+            "contact.scope.updated_v3" | "contact.user.deleted_v3" | "contact.department.deleted_v3" => Change::Everything,
+            other => return Received::Ignored(other.to_owned()),
+        };
+        Received::Event { id: event_id, kind: event_type.to_owned(), change }
     }
 }
 
@@ -177,6 +187,10 @@ mod tests {
 
     fn callback(encrypted: bool) -> Callback {
         Callback::new(Secret::new("VT"), encrypted.then(|| Secret::new("encrypt-key")), "open_id", "open_department_id")
+    }
+
+    fn objects(kind: &str, only: Only) -> Received {
+        Received::Event { id: "e1".into(), kind: kind.into(), change: Change::Objects(only) }
     }
 
     fn event(event_type: &str, object: Value, token: &str) -> String {
@@ -191,16 +205,20 @@ mod tests {
         let user = event("contact.user.updated_v3", serde_json::json!({"open_id": "ou_a", "union_id": "on_a"}), "VT");
         assert_eq!(
             c.receive(Signed::default(), user.as_bytes()),
-            Ok(Received::Change(Only { users: ["ou_a".into()].into(), ..Only::default() }))
+            Ok(objects("contact.user.updated_v3", Only { users: ["ou_a".into()].into(), ..Only::default() }))
         );
         let dept = event("contact.department.updated_v3", serde_json::json!({"open_department_id": "od-1", "department_id": "D1"}), "VT");
         assert_eq!(
             c.receive(Signed::default(), dept.as_bytes()),
-            Ok(Received::Change(Only { departments: ["od-1".into()].into(), ..Only::default() }))
+            Ok(objects("contact.department.updated_v3", Only { departments: ["od-1".into()].into(), ..Only::default() }))
         );
         for full in ["contact.scope.updated_v3", "contact.user.deleted_v3", "contact.department.deleted_v3"] {
             let e = event(full, serde_json::json!({"open_id": "ou_a", "open_department_id": "od-1"}), "VT");
-            assert_eq!(c.receive(Signed::default(), e.as_bytes()), Ok(Received::Full), "{full}");
+            assert_eq!(
+                c.receive(Signed::default(), e.as_bytes()),
+                Ok(Received::Event { id: "e1".into(), kind: full.into(), change: Change::Everything }),
+                "{full}"
+            );
         }
         assert!(matches!(
             c.receive(Signed::default(), event("im.message.receive_v1", Value::Null, "VT").as_bytes()),
@@ -224,7 +242,10 @@ mod tests {
         let body = c.seal(&event("contact.user.created_v3", serde_json::json!({"open_id": "ou_b"}), "VT"), [9; 16]);
         let sig = c.signature("1700000000", "n", body.as_bytes()).unwrap();
         let signed = Signed { timestamp: Some("1700000000"), nonce: Some("n"), signature: Some(&sig) };
-        assert_eq!(c.receive(signed, body.as_bytes()), Ok(Received::Change(Only { users: ["ou_b".into()].into(), ..Only::default() })));
+        assert_eq!(
+            c.receive(signed, body.as_bytes()),
+            Ok(objects("contact.user.created_v3", Only { users: ["ou_b".into()].into(), ..Only::default() }))
+        );
         let wrong = Signed { nonce: Some("m"), ..signed };
         assert_eq!(c.receive(wrong, body.as_bytes()), Err(CallbackError::Signature));
         assert_eq!(c.receive(Signed::default(), body.as_bytes()), Err(CallbackError::Signature));

@@ -60,6 +60,14 @@ pub fn integer_roots(s: &mut Reader<'_>, errs: &mut Problems) -> Vec<i64> {
 pub struct CallbackKeys {
     pub token: Secret,
     pub aes_key: Secret,
+    /// `window`: events this close together make one run.
+    pub window: Duration,
+}
+
+/// `[source.events] window`: how long the first event of a run waits for
+/// others (default 1 s, at most 5 minutes).
+pub fn event_window(e: &mut Reader<'_>, errs: &mut Problems) -> Duration {
+    e.duration("window", Duration::ZERO..=Duration::from_secs(300), errs).unwrap_or(Duration::from_secs(1))
 }
 
 /// `[source.events]`, when there is one: `token` / `token_file` and the key.
@@ -68,15 +76,22 @@ pub fn callback_keys(s: &mut Reader<'_>, key: &'static str, key_file: &'static s
         return None;
     }
     let mut e = s.table("events", errs);
-    let token = required_secret(&mut e, "token", "token_file", errs);
-    let aes_key = required_secret(&mut e, key, key_file, errs);
+    let keys = callback_keys_in(&mut e, key, key_file, errs);
+    e.finish(errs);
+    keys
+}
+
+/// The callback's keys in an open `[source.events]` table.
+pub fn callback_keys_in(e: &mut Reader<'_>, key: &'static str, key_file: &'static str, errs: &mut Problems) -> Option<CallbackKeys> {
+    let token = required_secret(e, "token", "token_file", errs);
+    let aes_key = required_secret(e, key, key_file, errs);
+    let window = event_window(e, errs);
     if let Some(k) = &aes_key
         && let Err(why) = super::callback::Callback::new(Secret::new(""), k.expose(), "")
     {
         e.problem(errs, key, why);
     }
-    e.finish(errs);
-    token.zip(aes_key).map(|(token, aes_key)| CallbackKeys { token, aes_key })
+    token.zip(aes_key).map(|(token, aes_key)| CallbackKeys { token, aes_key, window })
 }
 
 /// `[scope] include_departments` as integer department ids (DingTalk,
