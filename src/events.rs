@@ -9,8 +9,9 @@
 //!   one trigger, which the queue merges further while a run is going;
 //! - listed on the run they cause.
 //!
-//! The stream's state (DingTalk Stream, Feishu's long connection) is kept
-//! here too, for `/readyz`, `/status` and `orgsync_event_stream_up`.
+//! The stream the service holds (DingTalk Stream, Feishu's long connection)
+//! is kept up here too ([`hold_stream`]), and its state kept for `/readyz`,
+//! `/status` and `orgsync_event_stream_up`.
 
 use crate::reconcile::only::Only;
 use crate::settings::Config;
@@ -225,6 +226,7 @@ impl Events {
 pub fn stream_of(source: &SourceConfig) -> Option<&'static str> {
     match source {
         SourceConfig::DingTalk(c) => matches!(c.events, Some(crate::sources::dingtalk::Events::Stream { .. })).then_some("dingtalk"),
+        SourceConfig::Feishu(c) => c.events.as_ref().is_some_and(|e| e.long_connection).then(|| c.kind()),
         _ => None,
     }
 }
@@ -235,6 +237,10 @@ async fn session(source: &SourceConfig, events: &Arc<Events>, connected: &(dyn F
             Some(crate::sources::dingtalk::Events::Stream { gateway, window }) => {
                 crate::sources::dingtalk::stream::session(c, gateway, events, *window, connected).await
             }
+            _ => std::future::pending().await,
+        },
+        SourceConfig::Feishu(c) => match &c.events {
+            Some(e) if e.long_connection => crate::sources::feishu::stream::session(c, events, e.window, connected).await,
             _ => std::future::pending().await,
         },
         _ => std::future::pending().await,

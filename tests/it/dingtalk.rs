@@ -377,10 +377,10 @@ fn dingtalk_stream_events_reach_the_target_read_by_id() {
     // The stream drops and the gateway is down: said everywhere.
     {
         let mut w = fake.world.lock().unwrap();
-        w.stream.refuse_open = true;
+        w.stream.socket.refuse_open = true;
         w.users.push(crate::fake_dingtalk::user(901, &[new]));
     }
-    fake.drop_stream();
+    fake.drop_socket();
     wait_for(|| (d.get("/readyz").0 == 503).then_some(()), "/readyz saying the stream is down");
     assert!(d.get("/readyz").1.contains("dingtalk event stream is down"), "{}", d.get("/readyz").1);
     assert_eq!(d.status()["event_stream"]["connected"], false);
@@ -388,7 +388,7 @@ fn dingtalk_stream_events_reach_the_target_read_by_id() {
     let opens = fake.count("stream open");
     wait_for(|| (fake.count("stream open") >= opens + 2).then_some(()), "another attempt after a wait");
     // Back: reconnected, ready; a full run catches what no event said.
-    fake.world.lock().unwrap().stream.refuse_open = false;
+    fake.world.lock().unwrap().stream.socket.refuse_open = false;
     fake.wait_connections(2, "the stream again");
     wait_for(|| (d.get("/readyz").0 == 200).then_some(()), "/readyz ready again");
     assert_eq!(d.metric("orgsync_event_stream_up{source=\"dingtalk\"}"), 1.0);

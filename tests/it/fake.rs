@@ -194,3 +194,122 @@ pub fn shape(depts: usize, users: usize) -> (Vec<Option<usize>>, Vec<Vec<usize>>
         .collect();
     (parents, members)
 }
+
+/// A fake vendor's WebSocket (DingTalk Stream, Feishu's long connection):
+/// on a port of its own, one live connection at a time, which the test
+/// sends frames on and reads the client's frames from.
+#[derive(Default)]
+pub struct Socket {
+    /// `ws://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The endpoint request is answered with the vendor's "busy" error.
+    pub refuse_open: bool,
+    /// The live connection: what is sent to the client.
+    pub to_client: Option<tokio::sync::mpsc::UnboundedSender<tokio_tungstenite::tungstenite::Message>>,
+    /// Connections accepted so far.
+    pub connections: usize,
+    /// The client's text and binary frames, in order.
+    pub received: Vec<tokio_tungstenite::tungstenite::Message>,
+    /// WebSocket-level pings the client sent.
+    pub pings: usize,
+}
+
+/// A world with a [`Socket`]; `admit` checks the handshake's URI.
+pub trait Sockets: World {
+    fn socket(&mut self) -> &mut Socket;
+    fn admit(&self, uri: &axum::http::Uri) -> bool;
+}
+
+#[allow(dead_code)] // not every test binary opens a socket
+impl<W: Sockets> Fake<W> {
+    /// Listen for the client's WebSocket.
+    pub fn serve_socket(&self) {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        self.world.lock().unwrap().socket().endpoint = format!("ws://{}", std_listener.local_addr().unwrap());
+        let w = self.world.clone();
+        self.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(socket_connection(tcp, w.clone()));
+            }
+        });
+    }
+
+    /// Send a frame on the live connection (false when there is none).
+    pub fn send(&self, m: tokio_tungstenite::tungstenite::Message) -> bool {
+        let mut w = self.world.lock().unwrap();
+        w.socket().to_client.as_ref().is_some_and(|tx| tx.send(m).is_ok())
+    }
+
+    /// Close the live connection, as a network failure would.
+    pub fn drop_socket(&self) {
+        self.world.lock().unwrap().socket().to_client = None;
+    }
+
+    /// Wait until the client has opened this many connections.
+    pub fn wait_connections(&self, n: usize, what: &str) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            {
+                let mut w = self.world.lock().unwrap();
+                let s = w.socket();
+                if s.connections >= n && s.to_client.is_some() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{what}: the client never opened connection {n}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The client's frames so far.
+    pub fn received(&self) -> Vec<tokio_tungstenite::tungstenite::Message> {
+        self.world.lock().unwrap().socket().received.clone()
+    }
+}
+
+async fn socket_connection<W: Sockets>(tcp: tokio::net::TcpStream, w: Arc<Mutex<W>>) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    let world = w.clone();
+    #[allow(clippy::result_large_err)] // the error is the handshake answer tungstenite takes
+    let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if world.lock().unwrap().admit(req.uri()) {
+            Ok(resp)
+        } else {
+            let mut refused = ErrorResponse::new(Some("refused".into()));
+            *refused.status_mut() = axum::http::StatusCode::FORBIDDEN;
+            Err(refused)
+        }
+    };
+    let ws = match tokio_tungstenite::accept_hdr_async(tcp, check).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            w.lock().unwrap().common_mut().unexpected.push(format!("a WebSocket handshake refused: {e}"));
+            return;
+        }
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    {
+        let mut w = w.lock().unwrap();
+        w.socket().to_client = Some(tx);
+        w.socket().connections += 1;
+    }
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(m) => if sink.send(m).await.is_err() { break },
+                None => { let _ = sink.close().await; break }
+            },
+            inc = stream.next() => match inc {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => w.lock().unwrap().socket().received.push(m),
+                Some(Ok(Message::Ping(_))) => w.lock().unwrap().socket().pings += 1,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}

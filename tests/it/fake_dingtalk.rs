@@ -39,21 +39,24 @@ pub struct World {
 /// The Stream gateway's side: `connections/open` and the WebSocket.
 #[derive(Default)]
 pub struct StreamSide {
-    /// `ws://127.0.0.1:PORT/connect`, the endpoint `connections/open` gives.
-    pub endpoint: String,
+    pub socket: crate::fake::Socket,
     /// Tickets given out; a connection must present the last one.
     pub tickets: Vec<String>,
-    /// `connections/open` answers HTTP 503 (the gateway is down).
-    pub refuse_open: bool,
-    /// The live connection: what is sent to the client.
-    pub to_client: Option<tokio::sync::mpsc::UnboundedSender<String>>,
-    /// WebSockets accepted so far.
-    pub connections: usize,
-    /// Every frame the client sent (its acknowledgements), in order.
-    pub acks: Vec<Value>,
-    /// WebSocket-level pings the client sent.
-    pub pings: usize,
     messages: usize,
+}
+
+impl crate::fake::Sockets for World {
+    fn socket(&mut self) -> &mut crate::fake::Socket {
+        &mut self.stream.socket
+    }
+
+    /// `/connect?ticket=` with the last ticket given.
+    fn admit(&self, uri: &Uri) -> bool {
+        let ticket = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "ticket")
+            .map(|(_, v)| v.into_owned());
+        uri.path() == "/connect" && ticket.is_some() && ticket.as_ref() == self.stream.tickets.last()
+    }
 }
 
 pub type FakeDingTalk = Fake<World>;
@@ -211,65 +214,12 @@ async fn connections_open(State(w): State<Shared>, Json(body): Json<Value>) -> R
     if !subscribed {
         w.common.unexpected.push(format!("connections/open without the EVENT * subscription: {body}"));
     }
-    if w.stream.refuse_open {
+    if w.stream.socket.refuse_open {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"code": "ServiceUnavailable", "message": "系统繁忙"}))).into_response();
     }
     let ticket = format!("ticket+{}/{}", w.stream.tickets.len() + 1, APP_KEY);
     w.stream.tickets.push(ticket.clone());
-    Json(json!({"endpoint": w.stream.endpoint, "ticket": ticket})).into_response()
-}
-
-/// One Stream WebSocket: the ticket checked in the handshake; frames queued
-/// by the test are sent; what the client sends is kept.
-async fn stream_connection(tcp: tokio::net::TcpStream, w: Shared) {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response as WsResponse};
-    let expected = w.lock().unwrap().stream.tickets.last().cloned();
-    #[allow(clippy::result_large_err)] // the error is the handshake answer tungstenite takes
-    let check = |req: &Request, resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
-        let ticket = url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-            .find(|(k, _)| k == "ticket")
-            .map(|(_, v)| v.into_owned());
-        if req.uri().path() == "/connect" && ticket.is_some() && ticket == expected {
-            Ok(resp)
-        } else {
-            let mut refused = ErrorResponse::new(Some("invalid ticket".into()));
-            *refused.status_mut() = StatusCode::FORBIDDEN;
-            Err(refused)
-        }
-    };
-    let ws = match tokio_tungstenite::accept_hdr_async(tcp, check).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            w.lock().unwrap().common.unexpected.push(format!("a Stream handshake refused: {e}"));
-            return;
-        }
-    };
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    {
-        let mut w = w.lock().unwrap();
-        w.stream.to_client = Some(tx);
-        w.stream.connections += 1;
-    }
-    loop {
-        tokio::select! {
-            out = rx.recv() => match out {
-                Some(text) => if sink.send(Message::Text(text.into())).await.is_err() { break },
-                None => { let _ = sink.close().await; break }
-            },
-            inc = stream.next() => match inc {
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap_or_else(|_| json!({"not json": t.to_string()}));
-                    w.lock().unwrap().stream.acks.push(v);
-                }
-                Some(Ok(Message::Ping(_))) => w.lock().unwrap().stream.pings += 1,
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
+    Json(json!({"endpoint": format!("{}/connect", w.stream.socket.endpoint), "ticket": ticket})).into_response()
 }
 
 impl FakeDingTalk {
@@ -277,23 +227,13 @@ impl FakeDingTalk {
     /// WebSocket on a port of its own.
     pub fn start_with_stream(world: World) -> FakeDingTalk {
         let fake = FakeDingTalk::start(world);
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        fake.world.lock().unwrap().stream.endpoint = format!("ws://{}/connect", std_listener.local_addr().unwrap());
-        let w = fake.world.clone();
-        fake.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(stream_connection(tcp, w.clone()));
-            }
-        });
+        fake.serve_socket();
         fake
     }
 
     /// Send a frame on the live connection (false when there is none).
     pub fn push_frame(&self, frame: &Value) -> bool {
-        let w = self.world.lock().unwrap();
-        w.stream.to_client.as_ref().is_some_and(|tx| tx.send(frame.to_string()).is_ok())
+        self.send(tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into()))
     }
 
     /// A contact event as Stream mode sends it (EVENTS.md §2.2), under a
@@ -318,23 +258,12 @@ impl FakeDingTalk {
             "data": data})
     }
 
-    /// Close the live connection, as a network failure would.
-    pub fn drop_stream(&self) {
-        self.world.lock().unwrap().stream.to_client = None;
-    }
-
     /// The acknowledgement of a messageId, when it came.
     pub fn ack_of(&self, message_id: &str) -> Option<Value> {
-        self.world.lock().unwrap().stream.acks.iter().find(|a| a["headers"]["messageId"] == message_id).cloned()
-    }
-
-    /// Wait until the client has opened this many connections.
-    pub fn wait_connections(&self, n: usize, what: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while self.world.lock().unwrap().stream.connections < n || self.world.lock().unwrap().stream.to_client.is_none() {
-            assert!(std::time::Instant::now() < deadline, "{what}: the client never opened connection {n}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        self.received()
+            .into_iter()
+            .filter_map(|m| m.into_text().ok().and_then(|t| serde_json::from_str::<Value>(t.as_str()).ok()))
+            .find(|a| a["headers"]["messageId"] == message_id)
     }
 }
 

@@ -28,9 +28,146 @@ pub struct World {
     /// While set, department listings wait (a run in the middle of its fetch).
     pub stall: Arc<std::sync::atomic::AtomicBool>,
     pub common: Common,
+    /// The long connection (EVENTS.md §1.4).
+    pub long: LongSide,
 }
 
 pub type FakeFeishu = Fake<World>;
+
+/// The long connection's side: `callback/ws/endpoint` and the WebSocket.
+#[derive(Default)]
+pub struct LongSide {
+    pub socket: crate::fake::Socket,
+    /// `device_id`s given out; a connection must present the last one.
+    pub devices: Vec<String>,
+    /// `ClientConfig.PingInterval` given, in seconds (default 120).
+    pub ping_interval: Option<u64>,
+    pub messages: u64,
+}
+
+/// The service id the endpoint URL carries and every frame repeats.
+pub const SERVICE_ID: i32 = 33;
+
+/// `pbbp2.Header` (EVENTS.md §1.4), defined here apart from the client's.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PbHeader {
+    #[prost(string, required, tag = "1")]
+    pub key: String,
+    #[prost(string, required, tag = "2")]
+    pub value: String,
+}
+
+/// `pbbp2.Frame` (EVENTS.md §1.4).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PbFrame {
+    #[prost(uint64, required, tag = "1")]
+    pub seq_id: u64,
+    #[prost(uint64, required, tag = "2")]
+    pub log_id: u64,
+    #[prost(int32, required, tag = "3")]
+    pub service: i32,
+    #[prost(int32, required, tag = "4")]
+    pub method: i32,
+    #[prost(message, repeated, tag = "5")]
+    pub headers: Vec<PbHeader>,
+    #[prost(string, optional, tag = "6")]
+    pub payload_encoding: Option<String>,
+    #[prost(string, optional, tag = "7")]
+    pub payload_type: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "8")]
+    pub payload: Option<Vec<u8>>,
+    #[prost(string, optional, tag = "9")]
+    pub log_id_new: Option<String>,
+}
+
+#[allow(dead_code)] // benches/saas_fetch.rs takes the fake without the long connection
+impl PbFrame {
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers.iter().find(|h| h.key == key).map(|h| h.value.as_str())
+    }
+}
+
+impl crate::fake::Sockets for World {
+    fn socket(&mut self) -> &mut crate::fake::Socket {
+        &mut self.long.socket
+    }
+
+    /// `/ws?device_id=…&service_id=…` with the last device id given.
+    fn admit(&self, uri: &axum::http::Uri) -> bool {
+        let q: HashMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+        uri.path() == "/ws" && q.get("device_id") == self.long.devices.last() && q.get("service_id") == Some(&SERVICE_ID.to_string())
+    }
+}
+
+/// `POST /callback/ws/endpoint` with `{"AppID", "AppSecret"}`.
+async fn ws_endpoint(State(w): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let mut w = w.lock().unwrap();
+    w.common.log.push((std::time::Instant::now(), "ws endpoint".into()));
+    if headers.get("locale").is_none() {
+        w.common.unexpected.push("callback/ws/endpoint without the locale header".into());
+    }
+    if body["AppID"] != APP_ID || body["AppSecret"] != APP_SECRET {
+        return Json(json!({"code": 1000040344, "msg": "no credential"})).into_response();
+    }
+    if w.long.socket.refuse_open {
+        return Json(json!({"code": 1, "msg": "system busy"})).into_response();
+    }
+    let device = format!("dev-{}", w.long.devices.len() + 1);
+    w.long.devices.push(device.clone());
+    let url = format!("{}/ws?device_id={device}&service_id={SERVICE_ID}", w.long.socket.endpoint);
+    let ping = w.long.ping_interval.unwrap_or(120);
+    Json(json!({"code": 0, "msg": "ok", "data": {"URL": url,
+        "ClientConfig": {"ReconnectCount": -1, "ReconnectInterval": 120, "ReconnectNonce": 30, "PingInterval": ping}}}))
+    .into_response()
+}
+
+#[allow(dead_code)] // benches/saas_fetch.rs takes the fake without the long connection
+impl FakeFeishu {
+    /// The fake with the long connection.
+    pub fn start_with_long_connection(world: World) -> FakeFeishu {
+        let fake = FakeFeishu::start(world);
+        fake.serve_socket();
+        fake
+    }
+
+    /// Send a schema-2.0 event on the long connection in `parts` data
+    /// frames (`sum`, `seq`); its message_id.
+    pub fn push_event(&self, event: &Value, parts: usize) -> String {
+        let id = {
+            let mut w = self.world.lock().unwrap();
+            w.long.messages += 1;
+            format!("msg-{}", w.long.messages)
+        };
+        let bytes = event.to_string().into_bytes();
+        let size = bytes.len().div_ceil(parts);
+        for (seq, part) in bytes.chunks(size).enumerate() {
+            let h = |k: &str, v: String| PbHeader { key: k.into(), value: v };
+            let frame = PbFrame {
+                seq_id: seq as u64 + 1,
+                log_id: 7,
+                service: SERVICE_ID,
+                method: 1,
+                headers: vec![
+                    h("type", "event".into()),
+                    h("message_id", id.clone()),
+                    h("sum", parts.to_string()),
+                    h("seq", seq.to_string()),
+                    h("trace_id", "tr".into()),
+                    h("timestamp", "1700000000000".into()),
+                ],
+                payload: Some(part.to_vec()),
+                ..PbFrame::default()
+            };
+            assert!(self.send(tokio_tungstenite::tungstenite::Message::Binary(prost::Message::encode_to_vec(&frame).into())));
+        }
+        id
+    }
+
+    /// The client's frames, decoded.
+    pub fn frames(&self) -> Vec<PbFrame> {
+        self.received().into_iter().filter_map(|m| <PbFrame as prost::Message>::decode(m.into_data().as_ref()).ok()).collect()
+    }
+}
 
 impl crate::fake::World for World {
     fn common(&self) -> &Common {
@@ -229,6 +366,7 @@ impl FakeFeishu {
                 .route("/open-apis/contact/v3/departments/{id}", get(department))
                 .route("/open-apis/contact/v3/users/find_by_department", get(find_by_department))
                 .route("/open-apis/contact/v3/users/{id}", get(one_user))
+                .route("/callback/ws/endpoint", post(ws_endpoint))
                 .fallback(not_found)
                 .with_state(world)
         })

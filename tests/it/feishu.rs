@@ -313,3 +313,99 @@ fn feishu_a_user_read_by_id_outside_the_roots_is_not_synced() {
     // A whole run agrees: nothing to do.
     assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
 }
+
+/// `[source.events]` over the long connection (no public URL): the
+/// endpoint request with the app's credentials, the WebSocket with its
+/// device and service ids, pings at the interval the server gives, and
+/// each event (whole, or in parts) acknowledged with its own frame and
+/// `{"code":200}`, then run by id: a hire into a new department, a leaver
+/// (Feishu keeps resigned users: read by id, disabled). A redelivered event
+/// is not acted on again; nothing is listed.
+#[test]
+fn feishu_long_connection_events_are_acknowledged_and_synced_by_id() {
+    use crate::daemon::{Daemon, finished, trigger_and_status};
+    use serde_json::json;
+    use std::time::Duration;
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let mut world = org();
+    world.long.ping_interval = Some(1);
+    let fake = FakeFeishu::start_with_long_connection(world);
+    let port = crate::harness::free_port();
+    std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
+    let source = format!(
+        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret_file = \"app-secret\"\n[source.events]\nwindow = \"100ms\"\n",
+        fake.base,
+        crate::fake_feishu::APP_ID
+    );
+    env.scim_config_with_source(
+        &scim,
+        &source,
+        &format!(
+            "[policy.users]\ntarget_only = \"disable\"\n[schedule]\nmode = \"manual\"\nrun_on_start = true\n\
+             [daemon]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| finished(r) == 1);
+    fake.wait_connections(1, "the long connection");
+    let service = crate::fake_feishu::SERVICE_ID;
+    wait_until(|| fake.frames().iter().any(|f| f.method == 0 && f.header("type") == Some("ping") && f.service == service), "a ping");
+    let listed = fake.count("children") + fake.count("users ");
+    let acked = |id: &str| {
+        fake.frames().into_iter().find(|f| f.method == 1 && f.header("message_id") == Some(id)).map(|f| {
+            assert!(f.header("biz_rt").is_some(), "the answer says how long it took");
+            serde_json::from_slice::<serde_json::Value>(&f.payload.unwrap()).unwrap()
+        })
+    };
+    let event = |event_id: &str, event_type: &str, object: serde_json::Value| {
+        json!({"schema": "2.0", "header": {"event_id": event_id, "event_type": event_type, "create_time": "1700000000000",
+            "token": "", "app_id": crate::fake_feishu::APP_ID, "tenant_key": "tk"}, "event": {"object": object}})
+    };
+
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push(("od-new".into(), "od-1".into(), "New Team".into(), 0));
+        w.users.push(crate::fake_feishu::user(230, vec!["od-new".into()], 0));
+    }
+    let hire =
+        event("ev-hire", "contact.user.created_v3", json!({"open_id": "ou_0230", "union_id": "on_0230", "department_ids": ["od-new"]}));
+    let id = fake.push_event(&hire, 3);
+    wait_until(|| acked(&id).is_some(), "the hire's acknowledgement");
+    assert_eq!(acked(&id).unwrap()["code"], 200);
+    let runs = d.wait_runs("the hire's run", Duration::from_secs(60), |r| finished(r) == 2);
+    assert_eq!(trigger_and_status(&runs[0]), ("event user:on_0230", "succeeded"), "{runs:#?}");
+    let hire_account = scim.user_by_name("u230").expect("the new hire is there");
+    let team = scim.groups().into_iter().find(|g| g["displayName"] == "New Team").expect("with its department");
+    assert!(team["members"].as_array().unwrap().iter().any(|m| m["value"] == hire_account["id"]));
+
+    // A leaver: resigned, out of every department; read by id, disabled.
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.users[7]["status"]["is_resigned"] = true.into();
+        w.users[7]["department_ids"] = json!([]);
+    }
+    let left =
+        event("ev-left", "contact.user.deleted_v3", json!({"open_id": "ou_0007", "union_id": "on_0007", "status": {"is_resigned": true}}));
+    fake.push_event(&left, 1);
+    let runs = d.wait_runs("the leaver's run", Duration::from_secs(60), |r| finished(r) == 3);
+    assert_eq!(trigger_and_status(&runs[0]), ("event user:on_0007", "succeeded"), "{runs:#?}");
+    assert_eq!(scim.user_by_name("u7").unwrap()["active"], false);
+    // Pushed again (same event_id): acknowledged, not acted on again.
+    let again = fake.push_event(&left, 1);
+    wait_until(|| acked(&again).is_some(), "the redelivery's acknowledgement");
+    assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"duplicate\"}"), 1.0);
+    assert_eq!(fake.count("children") + fake.count("users "), listed, "events are read by id: no list request since the first run");
+    assert_eq!(d.status()["event_stream"]["connected"], true);
+    let log = d.log();
+    assert!(!log.contains(APP_SECRET), "a secret in the log");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+fn wait_until(f: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -31,8 +31,12 @@ pub struct FeishuConfig {
 /// `[source.events]` of a `feishu` or `lark` source.
 #[derive(Clone, Debug)]
 pub struct Events {
-    /// `verification_token` / `verification_token_file`.
-    pub verification_token: Secret,
+    /// `delivery = "long_connection"` (the default without a
+    /// `verification_token`): the connection the service opens, as the
+    /// official SDKs do; else `"http"`, the callback.
+    pub long_connection: bool,
+    /// `verification_token` / `verification_token_file` (the callback's).
+    pub verification_token: Option<Secret>,
     /// `encrypt_key` / `encrypt_key_file`: bodies must then be encrypted and signed.
     pub encrypt_key: Option<Secret>,
     /// `window`: events this close together make one run.
@@ -61,11 +65,23 @@ pub fn parse(s: &mut Reader<'_>, vendor: &'static str, default_base: &str, errs:
     let app_secret = config::required_secret(s, "app_secret", "app_secret_file", errs);
     let events = if s.has("events") {
         let mut e = s.table("events", errs);
-        let verification_token = config::required_secret(&mut e, "verification_token", "verification_token_file", errs);
-        let encrypt_key = e.secret("encrypt_key", "encrypt_key_file", errs);
+        let keyed = e.has("verification_token") || e.has("verification_token_file");
+        let long_connection = e.one_of::<String>("delivery", &["long_connection", "http"], errs).map_or(!keyed, |d| d == "long_connection");
         let window = config::event_window(&mut e, errs);
+        let events = if long_connection {
+            for k in ["verification_token", "encrypt_key"] {
+                if e.has(k) || e.has(&format!("{k}_file")) {
+                    e.problem(errs, k, "is for delivery = \"http\"; the long connection uses the app's credentials");
+                }
+            }
+            Some(Events { long_connection, verification_token: None, encrypt_key: None, window })
+        } else {
+            let verification_token = config::required_secret(&mut e, "verification_token", "verification_token_file", errs);
+            let encrypt_key = e.secret("encrypt_key", "encrypt_key_file", errs);
+            verification_token.map(|t| Events { long_connection, verification_token: Some(t), encrypt_key, window })
+        };
         e.finish(errs);
-        verification_token.map(|verification_token| Events { verification_token, encrypt_key, window })
+        events
     } else {
         None
     };

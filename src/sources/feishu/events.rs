@@ -41,8 +41,8 @@ pub enum Received {
     Challenge(String),
     /// A contact event (`header.event_id`, `header.event_type`): a run of
     /// the objects it names, or a full run when the app's contact scope
-    /// changed or something was deleted (Feishu's answer for a deleted id
-    /// read by id is not documented; a full read sees it gone).
+    /// changed or a department was deleted (Feishu's answer for a deleted
+    /// department read by id is not documented; a full read sees it gone).
     Event { id: String, kind: String, change: Change },
     /// Another event: answered, not acted on.
     Ignored(String),
@@ -166,7 +166,9 @@ impl Callback {
         let object = &v["event"]["object"];
         let id = |key: &str| object.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(SourceId::from);
         let change = match event_type {
-            "contact.user.created_v3" | "contact.user.updated_v3" => match id(&self.user_id_type) {
+            // A leaver is read by id too: Feishu keeps resigned users
+            // (`status.is_resigned`), which the mapping makes inactive.
+            "contact.user.created_v3" | "contact.user.updated_v3" | "contact.user.deleted_v3" => match id(&self.user_id_type) {
                 Some(u) => Change::Objects(Only { users: [u].into(), ..Only::default() }),
                 None => return Received::Ignored(format!("{event_type} without the user's {}", self.user_id_type)),
             },
@@ -174,7 +176,7 @@ impl Callback {
                 Some(d) => Change::Objects(Only { departments: [d].into(), ..Only::default() }),
                 None => return Received::Ignored(format!("{event_type} without the department's {}", self.department_id_type)),
             },
-            "contact.scope.updated_v3" | "contact.user.deleted_v3" | "contact.department.deleted_v3" => Change::Everything,
+            "contact.scope.updated_v3" | "contact.department.deleted_v3" => Change::Everything,
             other => return Received::Ignored(other.to_owned()),
         };
         Received::Event { id: event_id, kind: event_type.to_owned(), change }
@@ -212,7 +214,12 @@ mod tests {
             c.receive(Signed::default(), dept.as_bytes()),
             Ok(objects("contact.department.updated_v3", Only { departments: ["od-1".into()].into(), ..Only::default() }))
         );
-        for full in ["contact.scope.updated_v3", "contact.user.deleted_v3", "contact.department.deleted_v3"] {
+        let left = event("contact.user.deleted_v3", serde_json::json!({"open_id": "ou_a", "status": {"is_resigned": true}}), "VT");
+        assert_eq!(
+            c.receive(Signed::default(), left.as_bytes()),
+            Ok(objects("contact.user.deleted_v3", Only { users: ["ou_a".into()].into(), ..Only::default() }))
+        );
+        for full in ["contact.scope.updated_v3", "contact.department.deleted_v3"] {
             let e = event(full, serde_json::json!({"open_id": "ou_a", "open_department_id": "od-1"}), "VT");
             assert_eq!(
                 c.receive(Signed::default(), e.as_bytes()),

@@ -11,6 +11,7 @@ mod api;
 mod config;
 pub mod events;
 mod mapping;
+pub mod stream;
 
 pub use config::*;
 use mapping::merge_users;
@@ -206,10 +207,11 @@ impl FeishuSource {
 /// The HTTP callback of a `feishu` or `lark` source with `[source.events]`.
 pub fn callback(source: &super::SourceConfig) -> Option<events::Callback> {
     match source {
-        super::SourceConfig::Feishu(c) => c
-            .events
-            .as_ref()
-            .map(|e| events::Callback::new(e.verification_token.clone(), e.encrypt_key.clone(), &c.user_id_type, &c.department_id_type)),
+        super::SourceConfig::Feishu(c) => {
+            let e = c.events.as_ref()?;
+            let token = e.verification_token.clone()?;
+            Some(events::Callback::new(token, e.encrypt_key.clone(), &c.user_id_type, &c.department_id_type))
+        }
         _ => None,
     }
 }
