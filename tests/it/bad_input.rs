@@ -100,3 +100,36 @@ fn an_unreachable_target_fails_the_run_with_a_clear_message() {
     assert_eq!(msg.matches("os error").count(), 1, "{msg}");
     assert!(!msg.contains(crate::harness::TOKEN));
 }
+
+/// `[source.events]` of each vendor: check-config names every wrong key.
+#[test]
+fn event_settings_errors_name_the_key() {
+    let check = |source: &str, lines: &[&str]| {
+        let env = Env::new();
+        std::fs::write(
+            env.path("orgsync.toml"),
+            format!("state_dir = \"state\"\n[source]\n{source}[target]\nkind = \"file\"\npath = \"out.json\"\n"),
+        )
+        .unwrap();
+        let r = env.orgsync(&["check-config"]);
+        assert_eq!(r.code, 2, "{source}: {}{}", r.stdout, r.stderr);
+        for line in lines {
+            assert!(r.stderr.contains(line), "{line:?} in {}", r.stderr);
+        }
+    };
+    let dingtalk = "kind = \"dingtalk\"\napp_key = \"k\"\napp_secret = \"s\"\n[source.events]\n";
+    check(
+        &format!("{dingtalk}delivery = \"carrier\"\ngateway_url = \"ftp://gw\"\nwindow = \"10h\"\n"),
+        &[
+            "source.events.delivery: \"carrier\" is not one of stream, http",
+            "source.events.gateway_url: \"ftp://gw\" must be http(s)",
+            "source.events.window: \"10h\" is out of range",
+        ],
+    );
+    check(&format!("{dingtalk}token = \"t\"\ndelivery = \"stream\"\n"), &["source.events.token: is for delivery = \"http\""]);
+    check(&format!("{dingtalk}delivery = \"http\"\n"), &["source.events.token: is required", "source.events.aes_key: is required"]);
+    let feishu = "kind = \"feishu\"\napp_id = \"cli_1\"\napp_secret = \"s\"\n[source.events]\n";
+    check(&format!("{feishu}delivery = \"http\"\n"), &["source.events.verification_token: is required"]);
+    check(&format!("{feishu}encrypt_key = \"k\"\n"), &["source.events.encrypt_key: is for delivery = \"http\""]);
+    check(&format!("{feishu}delivery = \"long_connection\"\nwindow = \"soon\"\n"), &["source.events.window: \"soon\" is not a duration"]);
+}

@@ -397,6 +397,23 @@ fn feishu_long_connection_events_are_acknowledged_and_synced_by_id() {
     assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"duplicate\"}"), 1.0);
     assert_eq!(fake.count("children") + fake.count("users "), listed, "events are read by id: no list request since the first run");
     assert_eq!(d.status()["event_stream"]["connected"], true);
+
+    // An event during a full run is acknowledged at once; its run waits for the full run.
+    let stall = fake.world.lock().unwrap().stall.clone();
+    stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(d.post_sync("", None).0, 202);
+    wait_until(|| d.status()["run_in_progress"] == true, "the full run");
+    fake.world.lock().unwrap().users[9]["name"] = json!("Changed Nine");
+    let id = fake.push_event(&event("ev-nine", "contact.user.updated_v3", json!({"union_id": "on_0009"})), 1);
+    wait_until(|| acked(&id).is_some(), "the acknowledgement, during the run");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(finished(&d.status()["runs"].as_array().unwrap().clone()), 3, "the event's run has not started beside the full run");
+    stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    let runs = d.wait_runs("the full run, then the event's", Duration::from_secs(60), |r| finished(r) == 5);
+    assert_eq!(trigger_and_status(&runs[1]), ("http", "succeeded"), "{runs:#?}");
+    assert_eq!(trigger_and_status(&runs[0]), ("event user:on_0009", "succeeded"), "{runs:#?}");
+    assert!(runs[0]["started_at"].as_str() >= runs[1]["finished_at"].as_str(), "never overlapping: {runs:#?}");
+    assert_eq!(scim.user_by_name("u9").unwrap()["displayName"], "Changed Nine");
     let log = d.log();
     assert!(!log.contains(APP_SECRET), "a secret in the log");
     assert_eq!(fake.unexpected(), Vec::<String>::new());
