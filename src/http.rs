@@ -214,6 +214,7 @@ async fn events(
         "wecom" => wecom_event(&s, &config, method, &q, &body),
         "dingtalk" if method == axum::http::Method::POST => dingtalk_event(&s, &config, &q, &body),
         "feishu" | "lark" if method == axum::http::Method::POST => feishu_event(&s, &config, source, &headers, &body),
+        "welink" if method == axum::http::Method::POST => welink_event(&s, &config, &body),
         _ => (StatusCode::NOT_FOUND, format!("no change events for {source}")).into_response(),
     }
 }
@@ -358,6 +359,30 @@ fn feishu_event(s: &Shared, config: &Config, source: &'static str, headers: &Hea
         Err(e) => return refused_event(source, &e),
     }
     Json(json!({ "msg": "success" })).into_response()
+}
+
+/// WeLink (`[source.events]` of a `welink` source): `{"encrypt"}` sealed
+/// with AES-GCM, its timestamp within 30 minutes; the `test` event and every
+/// other are answered with the encrypted success.
+fn welink_event(s: &Shared, config: &Config, body: &[u8]) -> Response {
+    use crate::sources::welink::events::Received;
+    let callback = match configured("welink", crate::sources::welink::callback(&config.source)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (received, timestamp, plain) = match callback.receive(body, Utc::now().timestamp()) {
+        Ok(r) => r,
+        Err(e) => return refused_event("welink", &e),
+    };
+    match received {
+        Received::Test => tracing::info!(source = "welink", "Event callback URL verified"),
+        // WeLink documents no event id: a redelivery is the same message.
+        Received::Change(kind, change) => {
+            take_event(s, config, crate::events::Event { source: "welink", id: crate::events::digest(plain.as_bytes()), kind, change });
+        }
+        Received::Ignored(what) => ignored_event("welink", &what),
+    }
+    Json(callback.success(&timestamp, rand::random())).into_response()
 }
 
 /// Equal in time independent of where the strings differ.

@@ -35,6 +35,7 @@ impl SourceConfig {
             SourceConfig::Feishu(c) => c.events.as_ref().map(|e| e.window),
             SourceConfig::DingTalk(c) => c.events.as_ref().map(super::dingtalk::Events::window),
             SourceConfig::WeCom(c) => c.events.as_ref().map(|e| e.window),
+            SourceConfig::WeLink(c) => c.events.as_ref().map(|e| e.window),
             _ => None,
         }
     }

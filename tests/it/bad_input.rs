@@ -132,4 +132,7 @@ fn event_settings_errors_name_the_key() {
     check(&format!("{feishu}delivery = \"http\"\n"), &["source.events.verification_token: is required"]);
     check(&format!("{feishu}encrypt_key = \"k\"\n"), &["source.events.encrypt_key: is for delivery = \"http\""]);
     check(&format!("{feishu}delivery = \"long_connection\"\nwindow = \"soon\"\n"), &["source.events.window: \"soon\" is not a duration"]);
+    let welink = "kind = \"welink\"\nclient_id = \"c\"\nclient_secret = \"not-an-aes-key\"\n[source.events]\n";
+    check(welink, &["source.events.aes_key: is required: the client secret is not 16, 24 or 32 characters"]);
+    check(&format!("{welink}aes_key = \"short\"\n"), &["source.events.aes_key: must be 16, 24 or 32 characters"]);
 }

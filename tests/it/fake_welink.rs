@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub const CLIENT_ID: &str = "20190828163922073733756";
-pub const CLIENT_SECRET: &str = "fake-welink-secret-never-logged";
+/// 32 characters: the event callback's AES-256-GCM key too.
+pub const CLIENT_SECRET: &str = "fake-welink-secret-never-logged!";
 
 #[derive(Default)]
 pub struct World {

@@ -194,3 +194,66 @@ fn welink_explains_and_syncs_one_user_by_id() {
     crate::explain::read_by_id(&env, "user900@welink", (sent, 7), Some(7), ("corpUserId", "36900"), &members);
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// `[source.events]`: WeLink's callback (AES-GCM, the client secret the
+/// key, the timestamp within 30 minutes). The `test` event and every event
+/// are answered with the encrypted success echoing the timestamp; a hire
+/// is a run of the user it names, read by id; another key, a stale
+/// timestamp or a plain body is refused; a redelivery is not acted on again.
+#[test]
+fn welink_events_are_decrypted_checked_and_synced_alone() {
+    use crate::daemon::{Daemon, finished, trigger_and_status};
+    use orgsync::sources::welink::events::Callback;
+    use serde_json::json;
+    use std::time::Duration;
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeWeLink::start(org());
+    let port = crate::harness::free_port();
+    welink_config(
+        &env,
+        &scim,
+        &fake,
+        CLIENT_SECRET,
+        "[source.events]\nwindow = \"0s\"\n",
+        &format!("[schedule]\nmode = \"manual\"\nrun_on_start = true\n[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let d = Daemon::start(&env, port);
+    d.wait_runs("the first run", Duration::from_secs(60), |r| finished(r) == 1);
+    let welink = Callback::new(CLIENT_SECRET).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let send = |c: &Callback, event: serde_json::Value| {
+        let r = http.post(d.url("/events/welink")).json(&json!({ "encrypt": c.seal(&event.to_string(), [6; 16]) })).send().unwrap();
+        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let ts = now().to_string();
+    let (code, answer) = send(&welink, json!({"eventType": "test", "timestamp": ts}));
+    assert_eq!(code, 200);
+    let opened: serde_json::Value = serde_json::from_str(&welink.open(answer["encrypt"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(opened, json!({"msg": "success", "timestamp": ts}));
+    let other = Callback::new("another-key-of-thirty-two-chars!").unwrap();
+    assert_eq!(send(&other, json!({"eventType": "test", "timestamp": ts})).0, 403, "another key");
+    let stale = (now() - 3600).to_string();
+    assert_eq!(send(&welink, json!({"eventType": "userChange", "timestamp": stale, "userId": "user7@welink"})).0, 403, "stale");
+    let plain = http.post(d.url("/events/welink")).json(&json!({"eventType": "test"})).send().unwrap();
+    assert_eq!(plain.status().as_u16(), 403, "not encrypted");
+
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.departments.push(("1900".into(), "1001".into(), "New Team".into(), 0));
+        w.users.push((crate::fake_welink::user(900, "1900", "3"), vec!["1900".into()]));
+    }
+    let (listed, read) = (fake.count("users"), fake.count("user "));
+    let hire = json!({"eventType": "userAdd", "timestamp": now().to_string(), "userId": "user900@welink"});
+    assert_eq!(send(&welink, hire.clone()).0, 200);
+    let runs = d.wait_runs("the hire's run", Duration::from_secs(60), |r| finished(r) == 2);
+    assert_eq!(trigger_and_status(&runs[0]), ("event user:user900@welink", "succeeded"), "{runs:#?}");
+    assert!(scim.user_by_name("user900@welink").is_some());
+    assert_eq!(send(&welink, hire).0, 200, "a redelivery is answered");
+    assert_eq!(d.metric("orgsync_events_total{source=\"welink\",outcome=\"duplicate\"}"), 1.0);
+    assert_eq!(d.metric("orgsync_events_total{source=\"welink\",outcome=\"refused\"}"), 3.0);
+    assert_eq!((fake.count("users"), fake.count("user ")), (listed, read + 1), "one user read by id, no member list");
+    assert!(!d.log().contains(CLIENT_SECRET), "a secret in the log");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

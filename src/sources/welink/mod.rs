@@ -12,6 +12,7 @@
 
 mod api;
 mod config;
+pub mod events;
 mod mapping;
 
 pub use config::*;
@@ -260,6 +261,18 @@ impl WeLinkSource {
         unreadable.extend(bad);
         let snapshot = super::narrow(Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() }, only);
         Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
+    }
+}
+
+/// The event callback of a WeLink source with `[source.events]` (`None`
+/// for another source, or without), or why its key cannot be used.
+pub fn callback(source: &super::SourceConfig) -> Option<Result<events::Callback, &'static str>> {
+    match source {
+        super::SourceConfig::WeLink(c) => {
+            let e = c.events.as_ref()?;
+            Some(events::Callback::new(e.aes_key.as_ref().unwrap_or(&c.client_secret).expose()))
+        }
+        _ => None,
     }
 }
 

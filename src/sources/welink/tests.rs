@@ -18,6 +18,7 @@ fn rules() -> WeLinkSource {
         http,
         roots: vec!["0".into()],
         concurrency: 1,
+        events: None,
     })
 }
 
