@@ -39,6 +39,7 @@ pub mod events;
 pub mod http;
 pub mod http_client;
 pub mod ldap;
+pub mod mapping;
 pub mod mirror;
 pub mod model;
 pub mod notify;

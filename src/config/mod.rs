@@ -47,6 +47,11 @@ pub trait Section: Clone + std::fmt::Debug + Sized {
 pub trait SourceSection: Section {
     /// The default `policy.users.match_by`.
     fn default_match_by(&self) -> Vec<MatchKey>;
+
+    /// Why `[mapping]`'s expressions cannot apply to this source (`None`: they can).
+    fn mapping_unsupported(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The whole, validated configuration, with the source's (`S`) and the
@@ -71,6 +76,8 @@ pub struct Settings<S, T> {
     pub notify: Vec<notify::NotifyConfig>,
     /// Which part of the organisation is synced (`[scope]`).
     pub scope: crate::reconcile::scope::Scope,
+    /// Model fields set by expressions over the source's records (`[mapping]`).
+    pub mapping: crate::mapping::Mapping,
 }
 
 /// `daemon.log_format`.
@@ -269,13 +276,45 @@ pub fn validate_with_env<S: SourceSection, T: Section>(
     let daemon = daemon(&mut root, &mut errs);
     let notify = notify::parse(&mut root, &mut errs);
     let scope = scope(&mut root, &mut errs);
+    let mapping = mapping(&mut root, &mut errs);
+    if !mapping.is_empty()
+        && let Some(why) = source.as_ref().and_then(SourceSection::mapping_unsupported)
+    {
+        root.problem(&mut errs, "mapping", why);
+    }
     root.finish(&mut errs);
     match (source, target) {
         (Some(source), Some(target)) if errs.is_empty() => {
-            Ok(Settings { state_dir, keep_runs, source, target, policy, schedule, daemon, notify, scope })
+            Ok(Settings { state_dir, keep_runs, source, target, policy, schedule, daemon, notify, scope, mapping })
         }
         _ => Err(errs),
     }
+}
+
+/// `[mapping.users]` and `[mapping.departments]`: each expression compiled,
+/// a syntax error named by its key, line and column.
+fn mapping(root: &mut Reader<'_>, errs: &mut Problems) -> crate::mapping::Mapping {
+    use crate::mapping::{Builder, Field};
+    let mut b = Builder::default();
+    let mut m = root.table("mapping", errs);
+    let mut u = m.table("users", errs);
+    for field in Field::ALL {
+        if let Some(expr) = u.string(field.key(), errs)
+            && let Err(e) = b.user(field, &expr)
+        {
+            u.problem(errs, field.key(), e);
+        }
+    }
+    u.finish(errs);
+    let mut d = m.table("departments", errs);
+    if let Some(expr) = d.string("name", errs)
+        && let Err(e) = b.department_name(&expr)
+    {
+        d.problem(errs, "name", e);
+    }
+    d.finish(errs);
+    m.finish(errs);
+    b.build()
 }
 
 fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mut Problems) -> Policy {

@@ -12,7 +12,8 @@ pub mod saas;
 pub mod wecom;
 pub mod welink;
 
-use crate::model::{Kind, Snapshot, SourceId, UserField};
+use crate::mapping::Mapping;
+use crate::model::{Department, Kind, Snapshot, SourceId, Unreadable, User, UserField};
 use crate::reconcile::only::Only;
 pub use config::SourceConfig;
 use futures::future::BoxFuture;
@@ -250,15 +251,50 @@ pub fn mark_withheld(snapshot: &mut Snapshot) -> Vec<(UserField, usize)> {
 
 /// The configured source; where its API can read only what `scope`
 /// keeps (the LDAP OU tree), it reads only that.
-pub fn build(config: &SourceConfig, scope: &crate::reconcile::scope::Scope) -> Box<dyn IdentitySource> {
+/// `mapping`'s expressions set the fields they name.
+pub fn build(config: &SourceConfig, scope: &crate::reconcile::scope::Scope, mapping: &Mapping) -> Box<dyn IdentitySource> {
+    let include = &scope.include_departments;
+    let m = mapping.clone();
     match config {
-        SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone())),
-        SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
-        SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
-        SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
-        SourceConfig::WeLink(c) => Box::new(welink::WeLinkSource::new(c.as_ref().clone())),
-        SourceConfig::Entra(c) => Box::new(entra::EntraSource::new(c.as_ref().clone())),
-        SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone()).narrowed_to(&scope.include_departments)),
+        SourceConfig::File { path } => Box::new(file::FileSource::new(path.clone()).mapped(m)),
+        SourceConfig::Ldap(c) => Box::new(ldap::LdapSource::new(c.as_ref().clone()).narrowed_to(include).mapped(m)),
+        SourceConfig::Feishu(c) => Box::new(feishu::FeishuSource::new(c.as_ref().clone()).narrowed_to(include).mapped(m)),
+        SourceConfig::DingTalk(c) => Box::new(dingtalk::DingTalkSource::new(c.as_ref().clone()).narrowed_to(include).mapped(m)),
+        SourceConfig::WeLink(c) => Box::new(welink::WeLinkSource::new(c.as_ref().clone()).mapped(m)),
+        SourceConfig::Entra(c) => Box::new(entra::EntraSource::new(c.as_ref().clone()).mapped(m)),
+        SourceConfig::WeCom(c) => Box::new(wecom::WeComSource::new(c.as_ref().clone()).narrowed_to(include).mapped(m)),
+    }
+}
+
+/// `user`, as a source's fixed mapping made it from `raw`, with the fields
+/// `mapping` sets; an expression that fails makes the record `invalid`,
+/// naming the field.
+pub fn mapped(mapping: &Mapping, raw: &serde_json::Value, user: Result<User, Unreadable>) -> Result<User, Unreadable> {
+    let mut user = user?;
+    match mapping.user(raw, &mut user) {
+        Ok(()) => Ok(user),
+        Err(failed) => Err(Unreadable {
+            kind: Kind::User,
+            message: format!("{} {}: {failed}", Kind::User, user.source_id),
+            source_id: Some(user.source_id),
+        }),
+    }
+}
+
+/// [`mapped`], for a department.
+pub fn mapped_department(
+    mapping: &Mapping,
+    raw: &serde_json::Value,
+    department: Result<Department, Unreadable>,
+) -> Result<Department, Unreadable> {
+    let mut d = department?;
+    match mapping.department(raw, &mut d) {
+        Ok(()) => Ok(d),
+        Err(failed) => Err(Unreadable {
+            kind: Kind::Department,
+            message: format!("{} {}: {failed}", Kind::Department, d.source_id),
+            source_id: Some(d.source_id),
+        }),
     }
 }
 

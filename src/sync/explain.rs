@@ -134,7 +134,7 @@ const HISTORY: usize = 20;
 
 pub async fn explain(config: &Config, kind: Kind, query: &str) -> Result<Explanation, ExplainError> {
     let mut side = TargetSide::open(config)?;
-    let source = sources::build(&config.source, &config.scope);
+    let source = sources::build(&config.source, &config.scope, &config.mapping);
     let (source_id, found_by, objects, read) = resolve(&mut side, source.as_ref(), kind, query).await?;
     let only = match kind {
         Kind::User => Only { users: [source_id.clone()].into(), ..Only::default() },

@@ -263,7 +263,7 @@ impl TargetSide {
     /// The source of `config`, fetched as a run would (what it would keep
     /// for its next fetch is not kept: nothing is written).
     async fn fetch(&self, config: &Config) -> Result<crate::model::Snapshot, SyncError> {
-        let built = sources::build(&config.source, &config.scope);
+        let built = sources::build(&config.source, &config.scope, &config.mapping);
         let kept = match &self.mirror {
             Some(m) => m.source_state(built.kind())?,
             None => None,
@@ -416,7 +416,7 @@ pub async fn run_with_config(
     only: Option<&reconcile::only::Only>,
     stop: &CancellationToken,
 ) -> Result<RunRecord, SyncError> {
-    let source = sources::build(&config.source, &config.scope);
+    let source = sources::build(&config.source, &config.scope, &config.mapping);
     // An on-demand run says what it was for; an event run, the events too.
     let label = label(trigger, only, events);
     let trigger = label.as_str();

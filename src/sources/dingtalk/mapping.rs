@@ -2,16 +2,18 @@
 //! `Unreadable`, returned beside the others, never dropped.
 
 use super::api;
+use crate::mapping::Mapping;
 use crate::model::{Department, Kind, SourceId, Unreadable, User, UserField};
 use crate::sources::saas::wire::{Item, absent_fields, invalid, text, without_id};
+use crate::sources::{mapped, mapped_department};
 use std::collections::HashMap;
 
 /// One listed user. Departments are sorted by department order (smaller
 /// first; the roots, which are not departments, last), so the primary is
 /// the first by order.
-pub(super) fn user(u: Item<api::User>, user_id_type: &str, order: &HashMap<&str, i64>) -> Result<User, Unreadable> {
-    let u = match u {
-        Item::Ok(u) => u,
+pub(super) fn user(u: Item<api::User>, user_id_type: &str, order: &HashMap<&str, i64>, m: &Mapping) -> Result<User, Unreadable> {
+    let (u, raw) = match u {
+        Item::Ok(u, raw) => (u, raw),
         Item::Bad(b) => return Err(b.unreadable(Kind::User, user_id_type, &["name", "userid", "unionid", "job_number"])),
     };
     let Some(id) = text(u.id(user_id_type)) else {
@@ -24,44 +26,52 @@ pub(super) fn user(u: Item<api::User>, user_id_type: &str, order: &HashMap<&str,
         Some(cc) if !m.starts_with('+') => format!("+{cc} {m}"),
         _ => m,
     });
-    Ok(User {
-        source_id: SourceId(id),
-        username: text(&u.userid),
-        name: text(&u.name),
-        email: text(&u.org_email).or_else(|| text(&u.email)),
-        mobile,
-        employee_no: text(&u.job_number),
-        nickname: None,
-        title: text(&u.title),
-        department_ids: depts.into_iter().map(SourceId).collect(),
-        active: true,
-        // Email and mobile need field permissions; DingTalk has no nickname.
-        absent: absent_fields(&[
-            (UserField::Name, &[&u.name]),
-            (UserField::Email, &[&u.org_email, &u.email]),
-            (UserField::Mobile, &[&u.mobile]),
-            (UserField::EmployeeNo, &[&u.job_number]),
-            (UserField::Nickname, &[]),
-            (UserField::Title, &[&u.title]),
-        ]),
-    })
+    mapped(
+        m,
+        &raw,
+        Ok(User {
+            source_id: SourceId(id),
+            username: text(&u.userid),
+            name: text(&u.name),
+            email: text(&u.org_email).or_else(|| text(&u.email)),
+            mobile,
+            employee_no: text(&u.job_number),
+            nickname: None,
+            title: text(&u.title),
+            department_ids: depts.into_iter().map(SourceId).collect(),
+            active: true,
+            // Email and mobile need field permissions; DingTalk has no nickname.
+            absent: absent_fields(&[
+                (UserField::Name, &[&u.name]),
+                (UserField::Email, &[&u.org_email, &u.email]),
+                (UserField::Mobile, &[&u.mobile]),
+                (UserField::EmployeeNo, &[&u.job_number]),
+                (UserField::Nickname, &[]),
+                (UserField::Title, &[&u.title]),
+            ]),
+        }),
+    )
 }
 
 /// One department read by `department/get`.
-pub(super) fn department(id: i64, parent: Option<i64>, d: Item<api::Department>) -> Result<Department, Unreadable> {
+pub(super) fn department(id: i64, parent: Option<i64>, d: Item<api::Department>, m: &Mapping) -> Result<Department, Unreadable> {
     let source_id = SourceId(id.to_string());
-    let d = match d {
-        Item::Ok(d) => d,
+    let (d, raw) = match d {
+        Item::Ok(d, raw) => (d, raw),
         Item::Bad(b) => return Err(invalid(Kind::Department, source_id, &b.problem)),
     };
     let Some(name) = text(&d.name) else {
         return Err(invalid(Kind::Department, source_id, "no name"));
     };
-    Ok(Department {
-        source_id,
-        parent_id: parent.map(|p| SourceId(p.to_string())),
-        name,
-        order: text(&d.order).and_then(|o| o.parse().ok()).unwrap_or(0),
-        leader_ids: Vec::new(),
-    })
+    mapped_department(
+        m,
+        &raw,
+        Ok(Department {
+            source_id,
+            parent_id: parent.map(|p| SourceId(p.to_string())),
+            name,
+            order: text(&d.order).and_then(|o| o.parse().ok()).unwrap_or(0),
+            leader_ids: Vec::new(),
+        }),
+    )
 }

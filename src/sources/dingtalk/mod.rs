@@ -47,6 +47,8 @@ pub struct DingTalkSource {
     /// `[scope] include_departments`: read only their subtrees (when
     /// `roots` is the whole organisation).
     include: Vec<i64>,
+    /// `[mapping]`: fields set by expressions over the records.
+    mapping: crate::mapping::Mapping,
 }
 
 impl std::fmt::Debug for DingTalkSource {
@@ -124,7 +126,13 @@ impl Vendor for DingTalkSource {
 
 impl DingTalkSource {
     pub fn new(config: DingTalkConfig) -> Self {
-        Self { config, include: Vec::new() }
+        Self { config, include: Vec::new(), mapping: Default::default() }
+    }
+
+    /// Fields set by `[mapping]`'s expressions over each record.
+    pub fn mapped(mut self, mapping: crate::mapping::Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// Read only these departments' subtrees (each one's own record too)
@@ -158,7 +166,7 @@ impl DingTalkSource {
     /// One department (`Err` inside: a record that does not map, kept to be reported).
     async fn department(&self, client: &Client, id: i64, parent: Option<i64>) -> Result<Result<Department, Unreadable>, SourceError> {
         let d: Item<api::Department> = self.post(client, DEPT_GET, json!({"dept_id": id, "language": "zh_CN"})).await?;
-        Ok(mapping::department(id, parent, d))
+        Ok(mapping::department(id, parent, d, &self.mapping))
     }
 
     /// Every department under the roots, one level at a time.
@@ -175,10 +183,10 @@ impl DingTalkSource {
             for &id in root_ids {
                 let d: Item<api::Department> = self.post(client, DEPT_GET, json!({"dept_id": id, "language": "zh_CN"})).await?;
                 let parent = match &d {
-                    Item::Ok(d) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()).filter(|p| *p != 1),
+                    Item::Ok(d, ..) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()).filter(|p| *p != 1),
                     Item::Bad(_) => None,
                 };
-                out.push(mapping::department(id, parent, d));
+                out.push(mapping::department(id, parent, d, &self.mapping));
             }
         }
         while !level.is_empty() {
@@ -236,7 +244,7 @@ impl DingTalkSource {
         let lists: Vec<Vec<Item<api::User>>> =
             futures::stream::iter(listed).map(|d| self.members(client, d)).buffered(c.concurrency.max(1)).try_collect().await?;
         let order: HashMap<&str, i64> = departments.iter().map(|d| (d.source_id.0.as_str(), d.order)).collect();
-        let (users, mut unreadable) = split(lists.into_iter().flatten().map(|u| mapping::user(u, &c.user_id_type, &order)));
+        let (users, mut unreadable) = split(lists.into_iter().flatten().map(|u| mapping::user(u, &c.user_id_type, &order, &self.mapping)));
         unreadable.extend(unreadable_departments);
         let mut users = super::merge_by_id(users);
         if !narrowed {
@@ -279,7 +287,7 @@ impl DingTalkSource {
             items.push(item);
         }
         let listed = |i: &Item<api::User>| match i {
-            Item::Ok(u) => u.dept_id_list.iter().filter_map(Text::get).map(SourceId).collect(),
+            Item::Ok(u, ..) => u.dept_id_list.iter().filter_map(Text::get).map(SourceId).collect(),
             Item::Bad(_) => Vec::new(),
         };
         let (roots, narrowed) = self.roots();
@@ -296,15 +304,15 @@ impl DingTalkSource {
                 Err(e) => return Err(e),
             };
             let parent = match &item {
-                Item::Ok(d) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()),
+                Item::Ok(d, ..) => d.parent_id.as_ref().and_then(Text::get).and_then(|p| p.parse::<i64>().ok()),
                 Item::Bad(_) => None,
             };
             let sent = parent.filter(|p| *p != 1).map(|p| SourceId(p.to_string()));
-            Ok((r, mapping::department(dept, parent.filter(|p| *p != 1 && !containers.contains(p)), item), sent))
+            Ok((r, mapping::department(dept, parent.filter(|p| *p != 1 && !containers.contains(p)), item, &self.mapping), sent))
         })
         .await?;
         let order: HashMap<&str, i64> = chain.departments.iter().map(|d| (d.source_id.as_str(), d.order)).collect();
-        let (mut users, unreadable) = split(items.into_iter().map(|u| mapping::user(u, "userid", &order)));
+        let (mut users, unreadable) = split(items.into_iter().map(|u| mapping::user(u, "userid", &order, &self.mapping)));
         if !narrowed {
             super::drop_root_memberships(&mut users, &c.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         }

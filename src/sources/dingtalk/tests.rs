@@ -52,24 +52,24 @@ fn a_listed_user_maps_with_departments_by_order_and_int64_ids() {
         "job_number": "4", "title": "技术总监", "email": "p@x.test", "org_email": "test@xxx.com",
         "dept_id_list": [1, 9007199254740993_i64, 3], "active": false});
     let order: HashMap<&str, i64> = [("9007199254740993", 5), ("3", 1)].into_iter().collect();
-    let got = mapping::user(item(u.clone()), "userid", &order).unwrap();
+    let got = mapping::user(item(u.clone()), "userid", &order, &Default::default()).unwrap();
     assert_eq!(got.source_id.0, "zhangsan");
     assert_eq!(got.email.as_deref(), Some("test@xxx.com"), "the organisation email first");
     assert_eq!(got.mobile.as_deref(), Some("+86 18513027676"));
     let ids: Vec<&str> = got.department_ids.iter().map(|d| d.0.as_str()).collect();
     assert_eq!(ids, ["3", "9007199254740993", "1"], "by department order, exact int64, the root last");
     assert!(got.active, "`active` is app activation, not employment");
-    assert_eq!(mapping::user(item(u), "unionid", &order).unwrap().source_id.0, "z21H");
+    assert_eq!(mapping::user(item(u), "unionid", &order, &Default::default()).unwrap().source_id.0, "z21H");
 }
 
 #[test]
 fn records_that_do_not_map_are_reported_by_id_where_they_have_one() {
     let order = HashMap::new();
-    let e = mapping::user(item(json!({"unionid": "z", "name": "Zed"})), "userid", &order).unwrap_err();
+    let e = mapping::user(item(json!({"unionid": "z", "name": "Zed"})), "userid", &order, &Default::default()).unwrap_err();
     assert!(e.source_id.is_none() && e.message.contains("without userid") && e.message.contains("Zed"), "{e:?}");
-    let e = mapping::user(item(json!({"userid": "u1", "dept_id_list": [true]})), "userid", &order).unwrap_err();
+    let e = mapping::user(item(json!({"userid": "u1", "dept_id_list": [true]})), "userid", &order, &Default::default()).unwrap_err();
     assert_eq!(e.source_id.as_ref().map(|s| s.0.as_str()), Some("u1"));
     assert!(e.message.contains("dept_id_list[0] is a boolean, not text"), "{e:?}");
-    let e = mapping::department(7, None, item(json!({"name": {"zh": "x"}}))).unwrap_err();
+    let e = mapping::department(7, None, item(json!({"name": {"zh": "x"}})), &Default::default()).unwrap_err();
     assert!(e.message.contains("department 7: name is a table"), "{e:?}");
 }

@@ -48,7 +48,7 @@ fn text(v: &Option<Option<Text>>) -> Option<String> {
 /// unreadable ones are returned.
 pub fn apply_user(state: &mut State, item: Item<api::User>) -> Option<Unreadable> {
     let u = match item {
-        Item::Ok(u) => u,
+        Item::Ok(u, ..) => u,
         Item::Bad(b) => return Some(b.unreadable(Kind::User, "id", &["userPrincipalName", "mail", "displayName"])),
     };
     let Some(id) = u.id.as_ref().and_then(Text::get) else {
@@ -73,7 +73,7 @@ pub fn apply_user(state: &mut State, item: Item<api::User>) -> Option<Unreadable
 /// A group record of a groups delta round (or its initial round) into the state.
 pub fn apply_group(state: &mut State, item: Item<api::Group>) -> Option<Unreadable> {
     let g = match item {
-        Item::Ok(g) => g,
+        Item::Ok(g, ..) => g,
         Item::Bad(b) => return Some(b.unreadable(Kind::Department, "id", &["displayName"])),
     };
     let Some(id) = g.id.as_ref().and_then(Text::get) else {

@@ -57,6 +57,8 @@ const MEMBER_OF: &str = "/v1.0/{kind}/{id}/memberOf";
 
 pub struct EntraSource {
     config: EntraConfig,
+    /// `[mapping]`: fields set by expressions over the records.
+    mapping: crate::mapping::Mapping,
 }
 
 impl std::fmt::Debug for EntraSource {
@@ -162,7 +164,13 @@ fn is_stale_delta(e: &SourceError) -> bool {
 
 impl EntraSource {
     pub fn new(config: EntraConfig) -> Self {
-        Self { config }
+        Self { config, mapping: Default::default() }
+    }
+
+    /// Fields set by `[mapping]`'s expressions over each record.
+    pub fn mapped(mut self, mapping: crate::mapping::Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     fn url(&self, client: &Client, path: &str, query: &[(&str, &str)]) -> String {
@@ -223,7 +231,7 @@ impl EntraSource {
         state.groups.clear();
         let mut ids = Vec::new();
         for g in groups {
-            if let Item::Ok(g) = &g
+            if let Item::Ok(g, ..) = &g
                 && let Some(id) = g.id.as_ref().and_then(Text::get)
             {
                 ids.push(id);
@@ -243,7 +251,7 @@ impl EntraSource {
             .await?;
         for (id, list) in members {
             let g = state.groups.entry(id).or_default();
-            for m in list.into_iter().filter_map(|m| if let Item::Ok(m) = m { Some(m) } else { None }) {
+            for m in list.into_iter().filter_map(|m| if let Item::Ok(m, ..) = m { Some(m) } else { None }) {
                 let Some(mid) = m.id.as_ref().and_then(Text::get) else { continue };
                 if m.is_user() {
                     g.users.insert(mid);
@@ -363,7 +371,7 @@ impl EntraSource {
         let (groups, _) = self.pages::<api::Group>(client, MEMBER_OF, first).await?;
         let mut ids = Vec::new();
         for g in groups {
-            if let Item::Ok(g) = &g {
+            if let Item::Ok(g, ..) = &g {
                 let security = g.security_enabled.flatten().unwrap_or(false);
                 if kind == "group" && !security {
                     continue;

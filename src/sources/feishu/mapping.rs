@@ -2,16 +2,18 @@
 //! `Unreadable`, returned beside the others, never dropped.
 
 use super::api;
+use crate::mapping::Mapping;
 use crate::model::{Department, Kind, SourceId, Unreadable, User, UserField};
 use crate::sources::saas::split;
 use crate::sources::saas::wire::{Item, absent_fields, invalid, text, without_id};
+use crate::sources::{mapped, mapped_department};
 
 /// Users listed per department -> one user per id, departments merged, the
 /// primary (`orders[].is_primary_dept`) first; the records that do not map
 /// are returned beside them, never dropped.
-pub fn merge_users(items: impl IntoIterator<Item = Item<api::User>>, user_id_type: &str) -> (Vec<User>, Vec<Unreadable>) {
+pub fn merge_users(items: impl IntoIterator<Item = Item<api::User>>, user_id_type: &str, m: &Mapping) -> (Vec<User>, Vec<Unreadable>) {
     let (users, unreadable) = split(items.into_iter().map(|u| match u {
-        Item::Ok(u) => user(u, user_id_type),
+        Item::Ok(u, raw) => mapped(m, &raw, user(u, user_id_type)),
         Item::Bad(b) => Err(b.unreadable(Kind::User, user_id_type, &["name", "open_id", "union_id", "user_id", "employee_no"])),
     }));
     (crate::sources::merge_by_id(users), unreadable)
@@ -58,9 +60,9 @@ pub(super) fn user(u: api::User, user_id_type: &str) -> Result<User, Unreadable>
 }
 
 /// One department under `root`: a parent that is the root (or `0`) is none.
-pub(super) fn department(d: Item<api::Department>, id_type: &str, root: &str) -> Result<Department, Unreadable> {
-    let d = match d {
-        Item::Ok(d) => d,
+pub(super) fn department(d: Item<api::Department>, id_type: &str, root: &str, m: &Mapping) -> Result<Department, Unreadable> {
+    let (d, raw) = match d {
+        Item::Ok(d, raw) => (d, raw),
         Item::Bad(b) => return Err(b.unreadable(Kind::Department, id_type, &["name", "open_department_id", "department_id"])),
     };
     let Some(id) = text(d.id(id_type)) else {
@@ -71,11 +73,15 @@ pub(super) fn department(d: Item<api::Department>, id_type: &str, root: &str) ->
     let Some(name) = text(&d.name) else {
         return Err(invalid(Kind::Department, source_id, "no name"));
     };
-    Ok(Department {
-        source_id,
-        parent_id: text(&d.parent_department_id).filter(|p| p != "0" && p != root).map(SourceId),
-        name,
-        order: text(&d.order).and_then(|o| o.parse().ok()).unwrap_or(0),
-        leader_ids: Vec::new(),
-    })
+    mapped_department(
+        m,
+        &raw,
+        Ok(Department {
+            source_id,
+            parent_id: text(&d.parent_department_id).filter(|p| p != "0" && p != root).map(SourceId),
+            name,
+            order: text(&d.order).and_then(|o| o.parse().ok()).unwrap_or(0),
+            leader_ids: Vec::new(),
+        }),
+    )
 }

@@ -86,6 +86,8 @@ pub struct FeishuSource {
     /// `[scope] include_departments`: read only their subtrees (when
     /// `roots` is the whole tenant).
     include: Vec<String>,
+    /// `[mapping]`: fields set by expressions over the records.
+    mapping: crate::mapping::Mapping,
 }
 
 impl std::fmt::Debug for FeishuSource {
@@ -96,7 +98,13 @@ impl std::fmt::Debug for FeishuSource {
 
 impl FeishuSource {
     pub fn new(config: FeishuConfig) -> Self {
-        Self { config, include: Vec::new() }
+        Self { config, include: Vec::new(), mapping: Default::default() }
+    }
+
+    /// Fields set by `[mapping]`'s expressions over each record.
+    pub fn mapped(mut self, mapping: crate::mapping::Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// Read only these departments' subtrees (each department's own record
@@ -162,7 +170,7 @@ impl FeishuSource {
                 let q = self.id_query();
                 let build = |cl: &Client| cl.raw(Method::GET, &path).query(&q);
                 let one: api::One = client.call(self, &path, &build).await?;
-                match mapping::department(one.data.department, dept_key, "0") {
+                match mapping::department(one.data.department, dept_key, "0", &self.mapping) {
                     Ok(d) => departments.push(d),
                     Err(u) => unreadable_departments.push(u),
                 }
@@ -173,7 +181,8 @@ impl FeishuSource {
             let mut q = self.id_query();
             q.push(("fetch_child", "true".into()));
             let items: Vec<Item<api::Department>> = self.pages(&client, &path, q).await?;
-            let (ok, bad) = split(items.into_iter().map(|d| mapping::department(d, dept_key, if narrowed { "0" } else { root })));
+            let (ok, bad) =
+                split(items.into_iter().map(|d| mapping::department(d, dept_key, if narrowed { "0" } else { root }, &self.mapping)));
             departments.extend(ok);
             unreadable_departments.extend(bad);
         }
@@ -195,7 +204,7 @@ impl FeishuSource {
             .try_collect()
             .await?;
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "{} fetch done", c.vendor);
-        let (mut users, mut unreadable) = merge_users(lists.into_iter().flatten(), &c.user_id_type);
+        let (mut users, mut unreadable) = merge_users(lists.into_iter().flatten(), &c.user_id_type, &self.mapping);
         if !narrowed {
             super::drop_root_memberships(&mut users, &c.roots);
         }
@@ -238,7 +247,7 @@ impl FeishuSource {
             raw.insert((Kind::User, id.clone()), r);
             items.push(item);
         }
-        let (mut users, unreadable) = merge_users(items, &c.user_id_type);
+        let (mut users, unreadable) = merge_users(items, &c.user_id_type, &self.mapping);
         let narrowed = !self.include.is_empty() && c.roots.iter().all(|r| r == "0");
         if !narrowed {
             super::drop_root_memberships(&mut users, &c.roots);
@@ -250,7 +259,7 @@ impl FeishuSource {
             let (r, item) = self
                 .one::<api::Department>(client, &format!("/open-apis/contact/v3/departments/{}", by_id::segment(id.as_str())), "department")
                 .await?;
-            let mut d = mapping::department(item, &c.department_id_type, "0");
+            let mut d = mapping::department(item, &c.department_id_type, "0", &self.mapping);
             let parent = d.as_ref().ok().and_then(|d| d.parent_id.clone());
             if let Ok(d) = &mut d
                 && d.parent_id.as_ref().is_some_and(|p| !narrowed && c.roots.iter().any(|r| r == p.as_str()))

@@ -51,7 +51,7 @@ fn users_in_several_departments_are_one_user_with_the_primary_first() {
     let a_again = json!({"union_id": "on_1", "name": "Ann", "department_ids": ["od-c"], "status": {}});
     let frozen = json!({"union_id": "on_2", "department_ids": [], "status": {"is_frozen": true}});
     let resigned = json!({"union_id": "on_3", "department_ids": [], "status": {"is_resigned": true}});
-    let (users, unreadable) = merge_users([a, a_again, frozen, resigned].map(item), "union_id");
+    let (users, unreadable) = merge_users([a, a_again, frozen, resigned].map(item), "union_id", &Default::default());
     assert_eq!(unreadable, []);
     assert_eq!(users.len(), 3);
     let ids: Vec<&str> = users[0].department_ids.iter().map(|d| d.0.as_str()).collect();
@@ -64,19 +64,25 @@ fn records_that_do_not_map_are_reported_by_id_where_they_have_one() {
     let no_id = json!({"open_id": "ou_9", "name": "Nobody", "department_ids": []});
     let wrong = json!({"union_id": "on_5", "email": ["a@x"], "department_ids": []});
     let wrong_status = json!({"union_id": "on_6", "status": {"is_frozen": "yes"}});
-    let (users, unreadable) = merge_users([no_id, wrong, wrong_status].map(item), "union_id");
+    let (users, unreadable) = merge_users([no_id, wrong, wrong_status].map(item), "union_id", &Default::default());
     assert!(users.is_empty());
     let ids: Vec<Option<&str>> = unreadable.iter().map(|u| u.source_id.as_ref().map(|s| s.0.as_str())).collect();
     assert_eq!(ids, [None, Some("on_5"), Some("on_6")]);
     assert!(unreadable[0].message.contains("without union_id") && unreadable[0].message.contains("ou_9"), "{}", unreadable[0].message);
     assert!(unreadable[1].message.contains("email is a list, not text"), "{}", unreadable[1].message);
     assert!(unreadable[2].message.contains("status.is_frozen"), "{}", unreadable[2].message);
-    let unnamed = mapping::department(item(json!({"open_department_id": "od-1", "parent_department_id": "0"})), "open_department_id", "0");
+    let unnamed = mapping::department(
+        item(json!({"open_department_id": "od-1", "parent_department_id": "0"})),
+        "open_department_id",
+        "0",
+        &Default::default(),
+    );
     assert!(unnamed.unwrap_err().message.contains("od-1: no name"));
     let top = mapping::department(
         item(json!({"open_department_id": "od-2", "name": "R&D", "parent_department_id": "0", "order": "5"})),
         "open_department_id",
         "0",
+        &Default::default(),
     );
     let top = top.unwrap();
     assert_eq!((top.parent_id, top.order), (None, 5));

@@ -164,7 +164,18 @@ fn record<T: DeserializeOwned>(kind: Kind, list: &str, index: usize, raw: &RawVa
 }
 
 /// Parse and check a document. Errors name the offending entry.
+#[cfg(test)]
 pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+    parse_mapped(bytes, &crate::mapping::Mapping::default())
+}
+
+/// A record as JSON, for `[mapping]`'s expressions (only when it has some).
+fn as_value(mapping: &crate::mapping::Mapping, raw: &RawValue) -> serde_json::Value {
+    if mapping.is_empty() { serde_json::Value::Null } else { serde_json::from_str(raw.get()).unwrap_or_default() }
+}
+
+/// [`parse`], with the fields `mapping` sets.
+pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
     // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let doc: Document = serde_json::from_slice(bytes)?;
@@ -179,13 +190,17 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
             }
         };
         let Some(source_id) = readable_id(Kind::Department, "departments", i, d.id, &mut seen, &mut snap.unreadable)? else { continue };
-        snap.departments.push(Department {
+        let department = Department {
             source_id,
             parent_id: d.parent_id.map(IdValue::into_id).filter(|p| !p.as_str().is_empty()),
             name: d.name,
             order: d.order,
             leader_ids: d.leader_ids.into_iter().map(IdValue::into_id).collect(),
-        });
+        };
+        match crate::sources::mapped_department(mapping, &as_value(mapping, raw), Ok(department)) {
+            Ok(d) => snap.departments.push(d),
+            Err(u) => snap.unreadable.push(u),
+        }
     }
     seen.clear();
     for (i, raw) in doc.users.into_iter().enumerate() {
@@ -197,7 +212,7 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
             }
         };
         let Some(source_id) = readable_id(Kind::User, "users", i, u.id, &mut seen, &mut snap.unreadable)? else { continue };
-        snap.users.push(User {
+        let user = User {
             source_id,
             username: u.username,
             name: u.name,
@@ -210,7 +225,11 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
             active: u.active,
             // The document is the whole truth: a missing key is empty.
             absent: Vec::new(),
-        });
+        };
+        match crate::sources::mapped(mapping, &as_value(mapping, raw), Ok(user)) {
+            Ok(u) => snap.users.push(u),
+            Err(u) => snap.unreadable.push(u),
+        }
     }
     Ok(snap)
 }

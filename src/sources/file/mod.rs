@@ -16,11 +16,19 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub struct FileSource {
     path: PathBuf,
+    /// `[mapping]`: fields set by expressions over the records.
+    mapping: crate::mapping::Mapping,
 }
 
 impl FileSource {
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self { path, mapping: Default::default() }
+    }
+
+    /// Fields set by `[mapping]`'s expressions over each record.
+    pub fn mapped(mut self, mapping: crate::mapping::Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 }
 
@@ -51,10 +59,11 @@ impl FileSource {
     /// The document, and the records `only` names as written.
     async fn read(&self, only: Option<Only>) -> Result<Objects, SourceError> {
         // One read is this source's one "request".
+        let mapping = self.mapping.clone();
         let r = match tokio::fs::read(&self.path).await {
             // Parsed off the runtime's thread: the target is read meanwhile.
             Ok(bytes) => match tokio::task::spawn_blocking(move || {
-                api::parse(&bytes).map(|snapshot| Objects {
+                api::parse_mapped(&bytes, &mapping).map(|snapshot| Objects {
                     snapshot,
                     raw: only.map(|o| api::records(&bytes, &o)).unwrap_or_default(),
                     ..Objects::default()

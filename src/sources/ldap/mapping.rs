@@ -120,6 +120,21 @@ impl Entry {
         serde_json::Value::Object(m)
     }
 
+    /// The entry for `[mapping]`'s expressions: its DN, and each text
+    /// attribute as its value, or its list of values when it has several.
+    pub fn as_record(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("dn".into(), self.dn.clone().into());
+        for (k, v) in &self.attrs {
+            let value = match v.as_slice() {
+                [one] => one.clone().into(),
+                many => many.to_vec().into(),
+            };
+            m.insert(k.clone(), value);
+        }
+        serde_json::Value::Object(m)
+    }
+
     /// First value of an attribute, names compared case-insensitively.
     pub fn first(&self, name: &str) -> Option<&str> {
         self.attrs
@@ -325,8 +340,10 @@ pub fn snapshot(
     attrs: &Attributes,
     departments: &Departments,
     now_unix: i64,
+    mapping: &crate::mapping::Mapping,
 ) -> Result<Snapshot, MappingError> {
     let mut depts: Vec<Department> = Vec::new();
+    let mut unreadable = Vec::new();
     let mut by_dn: HashMap<String, SourceId> = HashMap::new();
     for e in dept_entries {
         by_dn.insert(norm_dn(&e.dn), e.stable_id(flavor)?);
@@ -358,11 +375,15 @@ pub fn snapshot(
             _ => (parent_dn(&e.dn).and_then(|p| by_dn.get(&p).cloned()), "ou"),
         };
         let name = e.first(name_attr).map(str::to_owned).unwrap_or_else(|| e.dn.clone());
-        depts.push(Department { source_id: id, parent_id: parent, name, order: 0, leader_ids: Vec::new() });
+        let department = Department { source_id: id, parent_id: parent, name, order: 0, leader_ids: Vec::new() };
+        let record = if mapping.is_empty() { serde_json::Value::Null } else { e.as_record() };
+        match crate::sources::mapped_department(mapping, &record, Ok(department)) {
+            Ok(d) => depts.push(d),
+            Err(u) => unreadable.push(u),
+        }
     }
     let mut flat: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::with_capacity(users.len());
-    let mut unreadable = Vec::new();
     for e in users {
         let source_id = match e.stable_id(flavor) {
             Ok(id) => id,
@@ -383,7 +404,7 @@ pub fn snapshot(
                 None => Vec::new(),
             },
         };
-        out.push(User {
+        let user = User {
             source_id,
             username: field(&attrs.username),
             name: field(&attrs.name),
@@ -397,7 +418,12 @@ pub fn snapshot(
             // An attribute missing from one entry is empty (the directory
             // says there is none); missing from all: see `sources::mark_withheld`.
             absent: Vec::new(),
-        });
+        };
+        let record = if mapping.is_empty() { serde_json::Value::Null } else { e.as_record() };
+        match crate::sources::mapped(mapping, &record, Ok(user)) {
+            Ok(u) => out.push(u),
+            Err(u) => unreadable.push(u),
+        }
     }
     for name in flat {
         depts.push(Department { source_id: SourceId(name.clone()), parent_id: None, name, order: 0, leader_ids: Vec::new() });

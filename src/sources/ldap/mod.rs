@@ -25,11 +25,19 @@ pub struct LdapSource {
     /// `[scope] include_departments` (OU ids): with OUs as departments the
     /// fetch searches only under them.
     include: Vec<String>,
+    /// `[mapping]`: fields set by expressions over the records.
+    mapping: crate::mapping::Mapping,
 }
 
 impl LdapSource {
     pub fn new(config: LdapConfig) -> Self {
-        Self { config, include: Vec::new() }
+        Self { config, include: Vec::new(), mapping: Default::default() }
+    }
+
+    /// Fields set by `[mapping]`'s expressions over each record.
+    pub fn mapped(mut self, mapping: crate::mapping::Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// Search only under these OUs (by id) where departments are the OU
@@ -151,6 +159,10 @@ impl LdapSource {
         if let Departments::Attribute(d) = &c.departments {
             attrs.push(d);
         }
+        // Expressions may name any attribute: all the user attributes.
+        if !self.mapping.is_empty() {
+            attrs.push("*");
+        }
         let mut users = Vec::new();
         for base in bases {
             users.extend(self.search(ldap, base, Scope::Subtree, filter, &attrs).await?);
@@ -166,7 +178,7 @@ impl LdapSource {
         let users = self.user_entries(&mut ldap, &bases, &c.user_filter).await?;
         let _ = ldap.unbind().await;
         tracing::debug!(departments = depts.len(), users = users.len(), "LDAP entries read");
-        mapping::snapshot(&depts, &users, c.flavor, &c.attributes, &c.departments, chrono::Utc::now().timestamp())
+        mapping::snapshot(&depts, &users, c.flavor, &c.attributes, &c.departments, chrono::Utc::now().timestamp(), &self.mapping)
             .map_err(|m| self.entry_err(m))
     }
 
@@ -197,8 +209,9 @@ impl LdapSource {
             }
         }
         let _ = ldap.unbind().await;
-        let snapshot = mapping::snapshot(&depts, &users, c.flavor, &c.attributes, &c.departments, chrono::Utc::now().timestamp())
-            .map_err(|m| self.entry_err(m))?;
+        let snapshot =
+            mapping::snapshot(&depts, &users, c.flavor, &c.attributes, &c.departments, chrono::Utc::now().timestamp(), &self.mapping)
+                .map_err(|m| self.entry_err(m))?;
         Ok(Objects { snapshot: super::narrow(snapshot, only), raw, requests: None, by_id: true })
     }
 }

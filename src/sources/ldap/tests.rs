@@ -86,7 +86,8 @@ fn ou_tree_gives_parents_from_dns_and_users_their_ou() {
         entry("ou=Sales,ou=Corp,dc=ex", &[("ou", "Sales"), ("entryUUID", "B")]),
     ];
     let users = [entry("uid=jd,ou=Sales,ou=Corp,dc=ex", &[("uid", "jd"), ("cn", "J D"), ("entryUUID", "C"), ("mail", "jd@ex")])];
-    let s = snapshot(&ous, &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0).unwrap();
+    let s = snapshot(&ous, &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0, &Default::default())
+        .unwrap();
     assert_eq!(s.departments[0].parent_id, None);
     assert_eq!(s.departments[1].parent_id, Some(SourceId("a".into())));
     assert_eq!(s.users[0].department_ids, vec![SourceId("b".into())]);
@@ -97,13 +98,15 @@ fn ou_tree_gives_parents_from_dns_and_users_their_ou() {
 #[test]
 fn a_user_entry_without_a_stable_id_is_unreadable_and_a_department_entry_fails_the_fetch() {
     let users = [entry("uid=x,dc=ex", &[("uid", "x")]), entry("uid=y,dc=ex", &[("uid", "y"), ("entryUUID", "B1")])];
-    let s = snapshot(&[], &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0).unwrap();
+    let s = snapshot(&[], &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0, &Default::default())
+        .unwrap();
     assert_eq!(s.users.len(), 1);
     assert_eq!(s.unreadable.len(), 1);
     assert_eq!(s.unreadable[0].source_id, None, "no id: it holds back every disable and delete");
     assert!(s.unreadable[0].message.contains("uid=x,dc=ex: no entryUUID"), "{}", s.unreadable[0].message);
     let ous = [entry("ou=a,dc=ex", &[("ou", "a")])];
-    let err = snapshot(&ous, &[], Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0).unwrap_err();
+    let err = snapshot(&ous, &[], Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &Departments::OuTree, 0, &Default::default())
+        .unwrap_err();
     assert!(err.to_string().contains("ou=a,dc=ex: no entryUUID"), "{err}");
 }
 
@@ -115,7 +118,7 @@ fn attribute_departments_are_flat_and_distinct() {
         entry("uid=c,dc=ex", &[("entryUUID", "3"), ("departmentNumber", "Ops")]),
     ];
     let deps = Departments::Attribute("departmentNumber".into());
-    let s = snapshot(&[], &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &deps, 0).unwrap();
+    let s = snapshot(&[], &users, Flavor::OpenLdap, &Flavor::OpenLdap.default_attributes(), &deps, 0, &Default::default()).unwrap();
     let names: Vec<&str> = s.departments.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, vec!["Ops", "R&D"]);
     assert_eq!(s.users[2].department_ids, vec![SourceId("Ops".into())]);
@@ -145,7 +148,7 @@ fn groups_nest_through_member_dns_and_users_get_every_group_listing_them() {
     let users = [ad_user("CN=Ann,OU=People,DC=ex", 10), ad_user("CN=Bob,OU=People,DC=ex", 11), ad_user("CN=Cid,OU=People,DC=ex", 12)];
     let deps = Departments::Groups { base_dn: None, filter: "(objectClass=group)".into() };
     let f = Flavor::ActiveDirectory;
-    let s = snapshot(&groups, &users, f, &f.default_attributes(), &deps, 0).unwrap();
+    let s = snapshot(&groups, &users, f, &f.default_attributes(), &deps, 0, &Default::default()).unwrap();
     let id = |b: u8| SourceId(guid(&[b; 16]).unwrap());
     let parents: Vec<(&str, Option<SourceId>)> = s.departments.iter().map(|d| (d.name.as_str(), d.parent_id.clone())).collect();
     assert_eq!(parents, vec![("Eng", None), ("Platform", Some(id(1))), ("Sales", None)]);
@@ -165,7 +168,7 @@ fn unique_member_values_with_a_uid_suffix_still_match() {
     let users = [entry("uid=a,dc=ex", &[("entryUUID", "U")])];
     let deps = Departments::Groups { base_dn: None, filter: "(cn=*)".into() };
     let f = Flavor::OpenLdap;
-    let s = snapshot(&[g], &users, f, &f.default_attributes(), &deps, 0).unwrap();
+    let s = snapshot(&[g], &users, f, &f.default_attributes(), &deps, 0, &Default::default()).unwrap();
     assert_eq!(s.users[0].department_ids, vec![SourceId("g".into())]);
 }
 

@@ -82,10 +82,11 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// One record of a list: typed, or what was wrong with it.
+/// One record of a list: typed (with the record as the vendor sent it,
+/// for `[mapping]`'s expressions), or what was wrong with it.
 #[derive(Debug)]
 pub enum Item<T> {
-    Ok(T),
+    Ok(T, Value),
     Bad(Bad),
 }
 
@@ -101,8 +102,9 @@ pub struct Bad {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Item<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
-        Ok(match serde_path_to_error::deserialize::<_, T>(&v) {
-            Ok(t) => Item::Ok(t),
+        let typed = serde_path_to_error::deserialize::<_, T>(&v);
+        Ok(match typed {
+            Ok(t) => Item::Ok(t, v),
             Err(e) => {
                 let inner = e.inner().to_string();
                 let path = e.path().to_string();
@@ -192,10 +194,10 @@ mod tests {
 
     #[test]
     fn text_is_a_string_or_a_number_and_blank_is_none() {
-        let Item::Ok(u) = item::<U>(serde_json::json!({"id": 7, "email": "  ", "depts": ["a", 2]})) else { panic!() };
+        let Item::Ok(u, ..) = item::<U>(serde_json::json!({"id": 7, "email": "  ", "depts": ["a", 2]})) else { panic!() };
         assert_eq!((text(&u.id), text(&u.email)), (Some("7".into()), None));
         assert_eq!(u.depts.iter().filter_map(Text::get).collect::<Vec<_>>(), ["a", "2"]);
-        let Item::Ok(u) = item::<U>(serde_json::json!({"email": null})) else { panic!() };
+        let Item::Ok(u, ..) = item::<U>(serde_json::json!({"email": null})) else { panic!() };
         assert!(u.id.is_none() && u.email.is_none());
     }
 

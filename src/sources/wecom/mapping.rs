@@ -2,14 +2,16 @@
 //! `Unreadable`, returned beside the others, never dropped.
 
 use super::api;
+use crate::mapping::Mapping;
 use crate::model::{Department, Kind, SourceId, Unreadable, User, UserField};
 use crate::sources::saas::wire::{Item, absent_fields, invalid, text, without_id};
+use crate::sources::{mapped, mapped_department};
 use std::collections::HashSet;
 
 /// One user from `user/get` or `user/list`: `main_department` first.
-pub(super) fn user(u: Item<api::User>) -> Result<User, Unreadable> {
-    let u = match u {
-        Item::Ok(u) => u,
+pub(super) fn user(u: Item<api::User>, m: &Mapping) -> Result<User, Unreadable> {
+    let (u, raw) = match u {
+        Item::Ok(u, raw) => (u, raw),
         Item::Bad(b) => return Err(b.unreadable(Kind::User, "userid", &["name", "open_userid", "alias"])),
     };
     let Some(id) = text(&u.userid) else {
@@ -20,44 +22,52 @@ pub(super) fn user(u: Item<api::User>) -> Result<User, Unreadable> {
         depts.retain(|d| *d != main);
         depts.insert(0, main);
     }
-    Ok(User {
-        source_id: SourceId(id.clone()),
-        username: Some(id),
-        name: text(&u.name),
-        email: text(&u.email).or_else(|| text(&u.biz_mail)),
-        mobile: text(&u.mobile),
-        employee_no: None,
-        nickname: text(&u.alias).or_else(|| text(&u.english_name)),
-        title: text(&u.position),
-        department_ids: depts.into_iter().map(SourceId).collect(),
-        active: u.status == Some(1),
-        // Apps created after 2022-06-20 receive no email, biz_mail or
-        // mobile; WeCom has no employee number field.
-        absent: absent_fields(&[
-            (UserField::Name, &[&u.name]),
-            (UserField::Email, &[&u.email, &u.biz_mail]),
-            (UserField::Mobile, &[&u.mobile]),
-            (UserField::EmployeeNo, &[]),
-            (UserField::Nickname, &[&u.alias, &u.english_name]),
-            (UserField::Title, &[&u.position]),
-        ]),
-    })
+    mapped(
+        m,
+        &raw,
+        Ok(User {
+            source_id: SourceId(id.clone()),
+            username: Some(id),
+            name: text(&u.name),
+            email: text(&u.email).or_else(|| text(&u.biz_mail)),
+            mobile: text(&u.mobile),
+            employee_no: None,
+            nickname: text(&u.alias).or_else(|| text(&u.english_name)),
+            title: text(&u.position),
+            department_ids: depts.into_iter().map(SourceId).collect(),
+            active: u.status == Some(1),
+            // Apps created after 2022-06-20 receive no email, biz_mail or
+            // mobile; WeCom has no employee number field.
+            absent: absent_fields(&[
+                (UserField::Name, &[&u.name]),
+                (UserField::Email, &[&u.email, &u.biz_mail]),
+                (UserField::Mobile, &[&u.mobile]),
+                (UserField::EmployeeNo, &[]),
+                (UserField::Nickname, &[&u.alias, &u.english_name]),
+                (UserField::Title, &[&u.position]),
+            ]),
+        }),
+    )
 }
 
 /// One department by `id`: a parent that is a root (or 0) is none; WeCom
 /// orders larger-first, orgsync smaller-first.
-pub(super) fn department(id: i64, d: Item<api::Department>, roots: &HashSet<i64>) -> Result<Department, Unreadable> {
+pub(super) fn department(id: i64, d: Item<api::Department>, roots: &HashSet<i64>, m: &Mapping) -> Result<Department, Unreadable> {
     let source_id = SourceId(id.to_string());
-    let d = match d {
-        Item::Ok(d) => d,
+    let (d, raw) = match d {
+        Item::Ok(d, raw) => (d, raw),
         Item::Bad(b) => return Err(invalid(Kind::Department, source_id, &b.problem)),
     };
     let Some(name) = text(&d.name) else { return Err(invalid(Kind::Department, source_id, "no name")) };
-    Ok(Department {
-        source_id,
-        parent_id: d.parentid.filter(|p| !roots.contains(p) && *p != 0).map(|p| SourceId(p.to_string())),
-        name,
-        order: -d.order.unwrap_or(0),
-        leader_ids: Vec::new(),
-    })
+    mapped_department(
+        m,
+        &raw,
+        Ok(Department {
+            source_id,
+            parent_id: d.parentid.filter(|p| !roots.contains(p) && *p != 0).map(|p| SourceId(p.to_string())),
+            name,
+            order: -d.order.unwrap_or(0),
+            leader_ids: Vec::new(),
+        }),
+    )
 }

@@ -49,6 +49,8 @@ pub struct WeComSource {
     /// `[scope] include_departments`: read only their subtrees (when
     /// `roots` is the whole organisation).
     include: Vec<i64>,
+    /// `[mapping]`: fields set by expressions over the records.
+    mapping: crate::mapping::Mapping,
 }
 
 impl std::fmt::Debug for WeComSource {
@@ -109,7 +111,13 @@ impl Vendor for WeComSource {
 
 impl WeComSource {
     pub fn new(config: WeComConfig) -> Self {
-        Self { config, include: Vec::new() }
+        Self { config, include: Vec::new(), mapping: Default::default() }
+    }
+
+    /// Fields set by `[mapping]`'s expressions over each record.
+    pub fn mapped(mut self, mapping: crate::mapping::Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// Read only these departments' subtrees (each one itself too) when
@@ -160,7 +168,7 @@ impl WeComSource {
                 Api::List => {
                     let list: api::DepartmentList = self.get(client, DEPT_LIST, q).await?;
                     let id = |d: &Item<api::Department>| match d {
-                        Item::Ok(d) => Some(d.id),
+                        Item::Ok(d, ..) => Some(d.id),
                         Item::Bad(b) => b.scalar("id").and_then(|i| i.parse().ok()),
                     };
                     let with_ids: Option<Vec<_>> = list.department.into_iter().map(|d| id(&d).map(|i| (i, Some(d)))).collect();
@@ -176,14 +184,14 @@ impl WeComSource {
                 }
                 let got: api::DepartmentGet = self.get(client, DEPT_GET, [("id", id.to_string())]).await?;
                 match &got.department {
-                    Item::Ok(d) if d.id != id => Err(self.malformed(DEPT_GET, "no department with the id asked for")),
+                    Item::Ok(d, ..) if d.id != id => Err(self.malformed(DEPT_GET, "no department with the id asked for")),
                     _ => Ok((id, got.department)),
                 }
             })
             .buffered(self.config.concurrency.max(1))
             .try_collect()
             .await?;
-        Ok(split(rows.into_iter().map(|(id, d)| mapping::department(id, d, &roots))))
+        Ok(split(rows.into_iter().map(|(id, d)| mapping::department(id, d, &roots, &self.mapping))))
     }
 
     /// Users by `user/list_id` (every page) then `user/get` for each one
@@ -204,7 +212,7 @@ impl WeComSource {
         let mut anonymous = Vec::new();
         for row in rows {
             let row = match row {
-                Item::Ok(row) => row,
+                Item::Ok(row, ..) => row,
                 Item::Bad(b) => {
                     anonymous.push(b.unreadable(Kind::User, "userid", &["department"]));
                     continue;
@@ -252,7 +260,7 @@ impl WeComSource {
             Api::Simplelist => self.users_by_id(&client, &scope).await?,
             Api::List => (self.users_by_department(&client, &scope).await?, Vec::new()),
         };
-        let (users, mut unreadable) = split(items.into_iter().map(mapping::user));
+        let (users, mut unreadable) = split(items.into_iter().map(|u| mapping::user(u, &self.mapping)));
         unreadable.extend(anonymous);
         unreadable.extend(unreadable_departments);
         let mut users = super::merge_by_id(users);
@@ -296,7 +304,7 @@ impl WeComSource {
             raw.insert((Kind::User, id.clone()), r);
             items.push(item);
         }
-        let (mut users, unreadable) = split(items.into_iter().map(mapping::user));
+        let (mut users, unreadable) = split(items.into_iter().map(|u| mapping::user(u, &self.mapping)));
         super::drop_root_memberships(&mut users, &c.roots.iter().map(i64::to_string).collect::<Vec<_>>());
         let roots: HashSet<i64> = c.roots.iter().copied().collect();
         let start: Vec<SourceId> = only.departments.iter().chain(users.iter().flat_map(|u| &u.department_ids)).cloned().collect();
@@ -312,10 +320,10 @@ impl WeComSource {
             };
             let (r, item) = by_id::record::<api::Department>(&answer, "/department");
             let sent = match &item {
-                Item::Ok(d) => d.parentid.filter(|p| *p != 0).map(|p| SourceId(p.to_string())),
+                Item::Ok(d, ..) => d.parentid.filter(|p| *p != 0).map(|p| SourceId(p.to_string())),
                 Item::Bad(_) => None,
             };
-            let mapped = if answer.is_null() { by_id::gone(&id) } else { mapping::department(dept, item, roots) };
+            let mapped = if answer.is_null() { by_id::gone(&id) } else { mapping::department(dept, item, roots, &self.mapping) };
             Ok((r, mapped, sent))
         })
         .await?;

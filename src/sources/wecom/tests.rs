@@ -48,7 +48,7 @@ fn a_user_maps_with_the_main_department_first_and_status() {
     let u = json!({"userid": "zhangsan", "name": "李四", "department": [1, 2], "order": [1, 2], "position": "后台工程师",
         "mobile": "13800000000", "gender": "1", "email": "", "biz_mail": "zhangsan@qyycs2.wecom.work", "is_leader_in_dept": [1, 0],
         "alias": "jackzhang", "status": 1, "main_department": 2});
-    let got = mapping::user(item(u.clone())).unwrap();
+    let got = mapping::user(item(u.clone()), &Default::default()).unwrap();
     assert_eq!(got.username.as_deref(), Some("zhangsan"));
     assert_eq!(got.email.as_deref(), Some("zhangsan@qyycs2.wecom.work"), "an empty email falls back to biz_mail");
     let ids: Vec<&str> = got.department_ids.iter().map(|d| d.0.as_str()).collect();
@@ -57,21 +57,27 @@ fn a_user_maps_with_the_main_department_first_and_status() {
     for status in [2, 4, 5] {
         let mut u = u.clone();
         u["status"] = status.into();
-        assert!(!mapping::user(item(u.clone())).unwrap().active, "status {status}");
+        assert!(!mapping::user(item(u.clone()), &Default::default()).unwrap().active, "status {status}");
     }
     // Apps created after 2022-06-20 get neither email nor mobile.
-    let bare = mapping::user(item(json!({"userid": "u2", "name": "N", "department": [3], "status": 1}))).unwrap();
+    let bare = mapping::user(item(json!({"userid": "u2", "name": "N", "department": [3], "status": 1})), &Default::default()).unwrap();
     assert_eq!((bare.email, bare.mobile), (None, None));
 }
 
 #[test]
 fn records_that_do_not_map_are_reported_by_id_where_they_have_one() {
-    let e = mapping::user(item(json!({"name": "N", "status": 1}))).unwrap_err();
+    let e = mapping::user(item(json!({"name": "N", "status": 1})), &Default::default()).unwrap_err();
     assert!(e.source_id.is_none() && e.message.contains("without userid"), "{e:?}");
-    let e = mapping::user(item(json!({"userid": "u1", "status": "active"}))).unwrap_err();
+    let e = mapping::user(item(json!({"userid": "u1", "status": "active"})), &Default::default()).unwrap_err();
     assert_eq!(e.source_id.as_ref().map(|s| s.0.as_str()), Some("u1"));
     let roots = HashSet::from([1]);
-    let d = mapping::department(5, item(json!({"id": 5, "parentid": 1, "name": "R&D", "order": 100})), &roots).unwrap();
+    let d =
+        mapping::department(5, item(json!({"id": 5, "parentid": 1, "name": "R&D", "order": 100})), &roots, &Default::default()).unwrap();
     assert_eq!((d.parent_id, d.order), (None, -100));
-    assert!(mapping::department(6, item(json!({"id": 6, "parentid": 1})), &roots).unwrap_err().message.contains("6: no name"));
+    assert!(
+        mapping::department(6, item(json!({"id": 6, "parentid": 1})), &roots, &Default::default())
+            .unwrap_err()
+            .message
+            .contains("6: no name")
+    );
 }

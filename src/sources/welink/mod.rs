@@ -41,6 +41,8 @@ const USER_PAGE: u64 = 50;
 
 pub struct WeLinkSource {
     config: WeLinkConfig,
+    /// `[mapping]`: fields set by expressions over the records.
+    mapping: crate::mapping::Mapping,
 }
 
 impl std::fmt::Debug for WeLinkSource {
@@ -115,7 +117,13 @@ impl Vendor for WeLinkSource {
 
 impl WeLinkSource {
     pub fn new(config: WeLinkConfig) -> Self {
-        Self { config }
+        Self { config, mapping: Default::default() }
+    }
+
+    /// Fields set by `[mapping]`'s expressions over each record.
+    pub fn mapped(mut self, mapping: crate::mapping::Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     fn malformed(path: &str, what: String) -> SourceError {
@@ -158,7 +166,7 @@ impl WeLinkSource {
                 // The organisation's root cannot be recursed: its children, then each subtree.
                 let children = self.departments_of(client, root, false).await?;
                 let codes: Vec<String> =
-                    children.iter().filter_map(|d| if let Item::Ok(d) = d { text(&d.dept_code) } else { None }).collect();
+                    children.iter().filter_map(|d| if let Item::Ok(d, ..) = d { text(&d.dept_code) } else { None }).collect();
                 listings.push(children);
                 let subtrees: Vec<Vec<Item<api::Department>>> = futures::stream::iter(codes)
                     .map(|c| async move { self.departments_of(client, &c, true).await })
@@ -170,7 +178,7 @@ impl WeLinkSource {
                 listings.push(self.departments_of(client, root, true).await?);
             }
         }
-        let (departments, unreadable) = split(listings.into_iter().flatten().map(|d| mapping::department(d, roots)));
+        let (departments, unreadable) = split(listings.into_iter().flatten().map(|d| mapping::department(d, roots, &self.mapping)));
         // Overlapping roots list a department twice: once is enough.
         let mut seen = HashSet::new();
         let departments = departments.into_iter().filter(|d| seen.insert(d.source_id.clone())).collect();
@@ -209,7 +217,7 @@ impl WeLinkSource {
         listed.extend(unreadable_departments.iter().filter_map(|u| u.source_id.as_ref()).map(|s| s.0.clone()));
         let lists: Vec<Vec<(String, Item<api::User>)>> =
             futures::stream::iter(listed).map(|d| self.members(client, d)).buffered(c.concurrency.max(1)).try_collect().await?;
-        let (users, mut unreadable) = split(lists.into_iter().flatten().map(|(dept, u)| mapping::user(u, &dept)));
+        let (users, mut unreadable) = split(lists.into_iter().flatten().map(|(dept, u)| mapping::user(u, &dept, &self.mapping)));
         unreadable.extend(unreadable_departments);
         let mut users = super::merge_by_id(users);
         super::drop_root_memberships(&mut users, &c.roots);
@@ -252,7 +260,7 @@ impl WeLinkSource {
             raw.insert((Kind::User, id.clone()), r);
             items.push((dept, item));
         }
-        let (mut users, mut unreadable) = split(items.into_iter().map(|(dept, u)| mapping::user(u, &dept)));
+        let (mut users, mut unreadable) = split(items.into_iter().map(|(dept, u)| mapping::user(u, &dept, &self.mapping)));
         super::drop_root_memberships(&mut users, &c.roots);
         let (departments, bad) = self.departments(client).await?;
         // A user in a department outside the roots is not listed by a whole read.

@@ -47,7 +47,7 @@ fn a_user_maps_with_its_own_department_first_a_normalised_mobile_and_its_status(
     let u = json!({"userStatus": "3", "userId": "zhangsan1@welink", "deptCode": "10001", "deptNameCn": "测试部门",
         "mobileNumber": "+86-15811847236", "phoneNumber": "+86-15811847236", "landlineNumber": "0755-88888888",
         "userNameCn": "张三", "userNameEn": "zhangshan", "sex": "M", "corpUserId": "36188", "userEmail": "zhangshan4@126.com"});
-    let got = mapping::user(item(u.clone()), "10002").unwrap();
+    let got = mapping::user(item(u.clone()), "10002", &Default::default()).unwrap();
     assert_eq!((got.source_id.as_str(), got.username.as_deref()), ("zhangsan1@welink", Some("zhangsan1@welink")));
     assert_eq!(got.name.as_deref(), Some("张三"));
     assert_eq!(got.mobile.as_deref(), Some("+8615811847236"));
@@ -58,11 +58,11 @@ fn a_user_maps_with_its_own_department_first_a_normalised_mobile_and_its_status(
     for status in ["1", "2", "4"] {
         let mut u = u.clone();
         u["userStatus"] = json!(status);
-        assert!(!mapping::user(item(u), "10001").unwrap().active, "status {status}");
+        assert!(!mapping::user(item(u), "10001", &Default::default()).unwrap().active, "status {status}");
     }
-    let e = mapping::user(item(json!({"userNameCn": "无名", "corpUserId": "9"})), "1").unwrap_err();
+    let e = mapping::user(item(json!({"userNameCn": "无名", "corpUserId": "9"})), "1", &Default::default()).unwrap_err();
     assert!(e.source_id.is_none() && e.message.contains("without userId") && e.message.contains("无名"), "{e:?}");
-    let e = mapping::user(item(json!({"userId": "a@t", "userEmail": ["x"]})), "1").unwrap_err();
+    let e = mapping::user(item(json!({"userId": "a@t", "userEmail": ["x"]})), "1", &Default::default()).unwrap_err();
     assert_eq!(e.source_id.as_ref().map(|s| s.as_str()), Some("a@t"));
 }
 
@@ -71,12 +71,21 @@ fn departments_map_with_string_codes_and_roots_as_no_parent() {
     let roots = vec!["0".to_owned()];
     let d =
         json!({"deptCode": "1", "deptNameCn": "产品销售部", "deptNameEn": "Sales Dept", "fatherCode": "0", "deptLevel": "2", "orderNo": 1});
-    let got = mapping::department(item(d), &roots).unwrap();
+    let got = mapping::department(item(d), &roots, &Default::default()).unwrap();
     assert_eq!((got.source_id.as_str(), got.name.as_str(), got.parent_id, got.order), ("1", "产品销售部", None, 1));
-    let child =
-        mapping::department(item(json!({"deptCode": "11", "deptNameEn": "Sub", "fatherCode": "1", "orderNo": "2"})), &roots).unwrap();
+    let child = mapping::department(
+        item(json!({"deptCode": "11", "deptNameEn": "Sub", "fatherCode": "1", "orderNo": "2"})),
+        &roots,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!((child.name.as_str(), child.parent_id.as_ref().map(|p| p.as_str()), child.order), ("Sub", Some("1"), 2));
-    assert!(mapping::department(item(json!({"deptCode": "12", "fatherCode": "1"})), &roots).unwrap_err().message.contains("12: no name"));
+    assert!(
+        mapping::department(item(json!({"deptCode": "12", "fatherCode": "1"})), &roots, &Default::default())
+            .unwrap_err()
+            .message
+            .contains("12: no name")
+    );
 }
 
 #[test]

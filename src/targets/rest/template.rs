@@ -18,15 +18,6 @@ impl std::fmt::Debug for Templates {
     }
 }
 
-/// `strip_prefix("+86 138…", "+86")` -> `"138…"` (trimmed), the reshaping
-/// phone numbers most often need; nothing stays nothing.
-fn strip_prefix(value: minijinja::Value, prefix: String) -> minijinja::Value {
-    match value.as_str() {
-        Some(s) => minijinja::Value::from(s.strip_prefix(prefix.as_str()).map_or(s, str::trim_start)),
-        None => value,
-    }
-}
-
 /// Collects templates while a config is read.
 pub struct Builder {
     env: minijinja::Environment<'static>,
@@ -35,7 +26,7 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         let mut env = minijinja::Environment::new();
-        env.add_filter("strip_prefix", strip_prefix);
+        env.add_filter("strip_prefix", crate::mapping::strip_prefix);
         // Nothing is HTML here: values go into JSON through `tojson`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Builder { env }
