@@ -1,0 +1,117 @@
+//! `[mapping]`: fields set by expressions over the source's own records,
+//! through the binary, judged by the SCIM server's own state.
+
+use crate::fake_dingtalk::{APP_KEY, APP_SECRET, FakeDingTalk, org as dingtalk_org};
+use crate::harness::{Env, Scim, org};
+use serde_json::json;
+
+fn dingtalk_source(fake: &FakeDingTalk) -> String {
+    format!("kind = \"dingtalk\"\nbase_url = \"{}\"\napp_key = \"{APP_KEY}\"\napp_secret = \"{APP_SECRET}\"\n", fake.base)
+}
+
+/// The invalid items of run `id`: their errors.
+fn invalid(env: &Env, id: &str) -> Vec<String> {
+    let shown: serde_json::Value = serde_json::from_str(&env.orgsync(&["runs", "show", id, "--output", "json"]).stdout).unwrap();
+    shown["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["outcome"] == "invalid")
+        .filter_map(|i| i["error"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn dingtalk_email_from_email_and_a_pinyin_username_then_a_failing_record_is_an_item() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeDingTalk::start(dingtalk_org());
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.users[0]["name"] = json!("张三");
+        w.users[1]["name"] = json!("李 四");
+        w.users[2]["work_place"] = json!("Hangzhou");
+    }
+    let mapping = "[mapping.users]\nemail = \"email\"\n\
+                   username = \"name | pinyin | replace(' ', '') | lower\"\n\
+                   employee_no = \"work_place or job_number\"\nnickname = \"record.nick\"\n";
+    env.scim_config_with_source(&scim, &dingtalk_source(&fake), mapping);
+    let r = env.orgsync(&["check-config"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.users().len(), 270);
+    let zhang = scim.user_by_name("zhangsan").expect("张三 is zhangsan");
+    assert_eq!(zhang["emails"][0]["value"], "private0@example.test", "the email from `email`, not `org_email`: {zhang}");
+    assert!(scim.user_by_name("lisi").is_some(), "李 四 is lisi");
+    let u2 = scim.user_by_name("user2").unwrap();
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    assert_eq!(u2[enterprise]["employeeNumber"], "Hangzhou", "a field the fixed mapping does not read: {u2}");
+    assert_eq!(scim.user_by_name("user3").unwrap()[enterprise]["employeeNumber"], "J3", "an empty work_place falls back");
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"), "mapped values are stable");
+
+    // One record the expression fails on: an invalid item naming the field; nobody else changes.
+    fake.world.lock().unwrap().users[9]["nick"] = json!(["a", "b"]);
+    let writes = scim.writes().len();
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let items = invalid(&env, "2");
+    assert!(items.iter().any(|e| e.contains("dt9") && e.contains("mapping.users.nickname") && e.contains("is a list")), "{items:?}");
+    assert_eq!(scim.writes().len(), writes, "nothing written");
+    assert_eq!(scim.user_by_name("user9").unwrap()["active"], true, "the record that did not map is not taken as gone");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+/// Each source's fixed mapping written out as expressions changes nothing.
+#[test]
+fn the_default_mapping_written_out_changes_nothing() {
+    // The file source: its fields are the model's.
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let mut o = org(7, 30);
+    o["users"][3]["mobile"] = json!("+86 13800000000");
+    o["users"][4]["title"] = json!("Boss");
+    env.write_org(&o);
+    env.scim_config(&scim, "");
+    assert_eq!(env.sync(&[]).code, 0);
+    let explicit = "[mapping.users]\nusername = \"username\"\nname = \"name\"\nemail = \"email\"\nmobile = \"mobile\"\n\
+                    employee_no = \"employee_no\"\nnickname = \"nickname\"\ntitle = \"title\"\n\
+                    [mapping.departments]\nname = \"name\"\n";
+    env.scim_config(&scim, explicit);
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{}\n{}", r.stdout, r.stderr);
+
+    // DingTalk: userid, org_email before email, the state code before the mobile.
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeDingTalk::start(dingtalk_org());
+    fake.world.lock().unwrap().users[5]["org_email"] = json!("");
+    env.scim_config_with_source(&scim, &dingtalk_source(&fake), "");
+    assert_eq!(env.sync(&[]).code, 0);
+    let explicit = "[mapping.users]\nusername = \"userid\"\nname = \"name\"\nemail = \"org_email or email\"\n\
+                    mobile = \"('+' ~ state_code ~ ' ' ~ mobile) if mobile and state_code and mobile is not startingwith('+') else mobile\"\n\
+                    employee_no = \"job_number\"\ntitle = \"title\"\n[mapping.departments]\nname = \"name\"\n";
+    env.scim_config_with_source(&scim, &dingtalk_source(&fake), explicit);
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.user_by_name("dt5").unwrap()["emails"][0]["value"], "private5@example.test");
+}
+
+#[test]
+fn an_expression_that_does_not_compile_names_the_key_line_and_column() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    env.write_org(&org(1, 1));
+    env.scim_config(
+        &scim,
+        "[mapping.users]\nusername = \"email | | lower\"\ntitle = \"title | no_such_filter\"\n[mapping.departments]\nnom = \"x\"\n",
+    );
+    let r = env.orgsync(&["check-config"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("mapping.users.username") && out.contains("line 1, column 9"), "{out}");
+    assert!(out.contains("mapping.users.title") && out.contains("no_such_filter"), "{out}");
+    assert!(out.contains("mapping.departments.nom"), "an unknown key is named: {out}");
+    assert_eq!(env.sync(&[]).code, 2, "nothing runs on an invalid mapping");
+}
