@@ -402,6 +402,14 @@ mod tests {
     }
 
     #[test]
+    fn a_character_with_several_readings_takes_the_documented_one() {
+        let m = mapping(&[(Field::Username, "name | pinyin")]);
+        for (name, want) in [("单", "dan"), ("曾", "ceng"), ("张三", "zhangsan")] {
+            assert_eq!(mapped(&m, json!({ "name": name })).unwrap().username.as_deref(), Some(want), "{name}");
+        }
+    }
+
+    #[test]
     fn a_value_makes_an_absent_field_present_and_nothing_keeps_it_absent() {
         let m = mapping(&[(Field::Email, "email"), (Field::Mobile, "mobile")]);
         let mut u = User { source_id: "1".into(), absent: vec![UserField::Email, UserField::Mobile], ..User::default() };
