@@ -79,7 +79,9 @@ fn stop_on_signal() -> CancellationToken {
 fn print_plan(plan: &Plan) {
     // Out-of-scope departments, users skipped by policy and values the
     // target does not keep need nobody: nothing is written for them.
-    let informational = |i: &orgsync::reconcile::Item| matches!(i.outcome, Outcome::OutOfScope | Outcome::Unmatchable | Outcome::NotKept);
+    let informational = |i: &orgsync::reconcile::Item| {
+        matches!(i.outcome, Outcome::OutOfScope | Outcome::Unmatchable | Outcome::NotKept | Outcome::MadeUnique)
+    };
     if plan.ops.is_empty() && plan.items.iter().all(informational) {
         say!("Nothing to do: the target is in step with the source.");
         if plan.items.is_empty() {

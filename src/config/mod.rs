@@ -276,7 +276,9 @@ pub fn validate_with_env<S: SourceSection, T: Section>(
     let daemon = daemon(&mut root, &mut errs);
     let notify = notify::parse(&mut root, &mut errs);
     let scope = scope(&mut root, &mut errs);
-    let mapping = mapping(&mut root, &mut errs);
+    let (mapping, unique) = mapping(&mut root, &mut errs);
+    let mut policy = policy;
+    policy.users.unique = unique;
     if !mapping.is_empty()
         && let Some(why) = source.as_ref().and_then(SourceSection::mapping_unsupported)
     {
@@ -293,11 +295,12 @@ pub fn validate_with_env<S: SourceSection, T: Section>(
 
 /// `[mapping.users]` and `[mapping.departments]`: each expression compiled,
 /// a syntax error named by its key, line and column.
-fn mapping(root: &mut Reader<'_>, errs: &mut Problems) -> crate::mapping::Mapping {
+fn mapping(root: &mut Reader<'_>, errs: &mut Problems) -> (crate::mapping::Mapping, Vec<MatchKey>) {
     use crate::mapping::{Builder, Field};
     let mut b = Builder::default();
     let mut m = root.table("mapping", errs);
     let mut u = m.table("users", errs);
+    let unique = list_of(&mut u, "unique", &["username", "email"], errs).unwrap_or_default();
     for field in Field::ALL {
         if let Some(expr) = u.string(field.key(), errs)
             && let Err(e) = b.user(field, &expr)
@@ -314,7 +317,7 @@ fn mapping(root: &mut Reader<'_>, errs: &mut Problems) -> crate::mapping::Mappin
     }
     d.finish(errs);
     m.finish(errs);
-    b.build()
+    (b.build(), unique)
 }
 
 fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mut Problems) -> Policy {
@@ -335,6 +338,7 @@ fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mu
         delete_after: u
             .duration("delete_after", Duration::from_secs(1)..=Duration::from_secs(3650 * 86_400), errs)
             .unwrap_or(du.delete_after),
+        unique: Vec::new(),
     };
     if u.has("delete_after") && users.target_only != TargetOnly::DisableThenDelete {
         u.problem(errs, "delete_after", "applies only with target_only = \"disable_then_delete\"");

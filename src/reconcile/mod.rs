@@ -21,6 +21,7 @@ pub mod retry;
 pub mod scope;
 mod simulate;
 mod tree;
+pub mod unique;
 pub mod unkept;
 mod users;
 

@@ -452,13 +452,16 @@ pub enum Outcome {
     Quarantined,
     /// Failed lately: tried again when its backoff is over.
     RetryLater,
+    /// A username (or email) another user has, given a number
+    /// (`[mapping.users] unique`): said, and done with the user's operation.
+    MadeUnique,
 }
 
 super::policy::string_enum!(Outcome {
     Ok => "ok", Failed => "failed", Refused => "refused", NotAttempted => "not_attempted",
     HeldBack => "held_back", Conflict => "conflict", Unmatchable => "unmatchable", Invalid => "invalid",
     OutOfScope => "out_of_scope", NotKept => "not_kept", Scheduled => "scheduled",
-    Quarantined => "quarantined", RetryLater => "retry_later",
+    Quarantined => "quarantined", RetryLater => "retry_later", MadeUnique => "made_unique",
 });
 
 /// What an operation or plan item does (or would have done), as a run
@@ -576,6 +579,14 @@ pub(super) fn stages(
     options: RunOptions,
     guarded: bool,
 ) -> Planned {
+    let resolved;
+    let (source, unique) = match super::unique::resolve(source, target, bindings, &policy.users.unique) {
+        Some((s, items)) => {
+            resolved = s;
+            (&resolved, items)
+        }
+        None => (source, Vec::new()),
+    };
     let mut departments = plan_departments(source, target, bindings, policy, options);
     if options.departments == DepartmentShape::None {
         // The target holds no departments: nothing to do to them.
@@ -587,6 +598,7 @@ pub(super) fn stages(
     let users = plan_users(source, target, bindings, policy, &departments.state);
     let (read, user_removals) = unreadable(source, users.removals);
     let mut p = Plan { items: departments.items, ..Plan::default() };
+    p.items.extend(unique);
     p.items.extend(users.items);
     p.items.extend(read);
     p.ops =

@@ -85,6 +85,8 @@ pub struct UserPolicy {
     pub clear_when_empty: bool,
     /// Under `disable_then_delete`: how long a disabled leaver waits before it is deleted.
     pub delete_after: std::time::Duration,
+    /// `[mapping.users] unique`: values two users would share get a number.
+    pub unique: Vec<MatchKey>,
 }
 
 impl Default for UserPolicy {
@@ -98,6 +100,7 @@ impl Default for UserPolicy {
             create_without_match_keys: true,
             clear_when_empty: true,
             delete_after: std::time::Duration::from_secs(30 * 86_400),
+            unique: Vec::new(),
         }
     }
 }

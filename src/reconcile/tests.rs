@@ -161,6 +161,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     create_without_match_keys,
                     clear_when_empty,
                     delete_after: std::time::Duration::from_secs(86_400),
+                    unique: Vec::new(),
                 },
                 departments: DepartmentPolicy {
                     target_only: dt,

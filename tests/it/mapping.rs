@@ -115,3 +115,50 @@ fn an_expression_that_does_not_compile_names_the_key_line_and_column() {
     assert!(out.contains("mapping.departments.nom"), "an unknown key is named: {out}");
     assert_eq!(env.sync(&[]).code, 2, "nothing runs on an invalid mapping");
 }
+
+/// Two users named 张三: `zhangsan` and `zhangsan2`, stable when the source
+/// lists them the other way round, and the leaver's name not given to the
+/// next 张三 while the leaver's account exists.
+#[test]
+fn two_zhang_sans_get_zhangsan_and_zhangsan2_and_keep_them() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let person = |id: &str, name: &str| json!({"id": id, "name": name, "email": format!("{id}@example.test"), "department_ids": ["d0"]});
+    let mut o =
+        json!({"departments": [{"id": "d0", "name": "HQ"}], "users": [person("u2", "张三"), person("u1", "张三"), person("u3", "李四")]});
+    env.write_org(&o);
+    env.scim_config(
+        &scim,
+        "[mapping.users]\nusername = \"name | pinyin\"\nunique = [\"username\"]\n[policy.users]\ntarget_only = \"disable\"\n",
+    );
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let email_of = |name: &str| scim.user_by_name(name).map(|u| u["emails"][0]["value"].as_str().unwrap().to_owned());
+    assert_eq!(email_of("zhangsan").as_deref(), Some("u1@example.test"), "the first by source id keeps the name");
+    assert_eq!(email_of("zhangsan2").as_deref(), Some("u2@example.test"));
+    assert_eq!(email_of("lisi").as_deref(), Some("u3@example.test"));
+    let shown: serde_json::Value = serde_json::from_str(&env.orgsync(&["runs", "show", "1", "--output", "json"]).stdout).unwrap();
+    let made: Vec<&serde_json::Value> = shown["items"].as_array().unwrap().iter().filter(|i| i["outcome"] == "made_unique").collect();
+    assert_eq!(made.len(), 1, "{shown:#}");
+    assert_eq!(made[0]["source_id"], "u2");
+    assert!(made[0]["error"].as_str().unwrap().contains("zhangsan2"), "{:?}", made[0]);
+
+    // The source lists them the other way round: nothing moves.
+    o["users"].as_array_mut().unwrap().reverse();
+    env.write_org(&o);
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{}\n{}", r.stdout, r.stderr);
+
+    // u1 (zhangsan) leaves; a new 张三 joins: not zhangsan while u1's account exists.
+    o["users"].as_array_mut().unwrap().retain(|u| u["id"] != "u1");
+    o["users"].as_array_mut().unwrap().push(person("u0", "张三"));
+    env.write_org(&o);
+    let r = env.sync(&["--allow-deletes", "1"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(scim.user_by_name("zhangsan").unwrap()["active"], false, "the leaver's account, disabled, keeps its name");
+    assert_eq!(email_of("zhangsan").as_deref(), Some("u1@example.test"));
+    assert_eq!(email_of("zhangsan2").as_deref(), Some("u2@example.test"), "u2 keeps its number");
+    assert_eq!(email_of("zhangsan3").as_deref(), Some("u0@example.test"), "the newcomer takes the next free one");
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{}\n{}", r.stdout, r.stderr);
+}
