@@ -177,7 +177,13 @@ fn measure(v: &dyn Vendor) {
         let t = Instant::now();
         v.change(i, &name);
         wait("the change in the target", || {
-            scim.store.lock().unwrap().users.iter().flatten().any(|u| u["userName"] == username.as_str() && u["displayName"] == name.as_str())
+            scim.store
+                .lock()
+                .unwrap()
+                .users
+                .iter()
+                .flatten()
+                .any(|u| u["userName"] == username.as_str() && u["displayName"] == name.as_str())
         });
         latencies.push(t.elapsed().as_secs_f64());
         wait("the event run recorded", || finished(&http, port) == k as u64 + 2);
@@ -192,7 +198,11 @@ fn measure(v: &dyn Vendor) {
     let daily_events = 30 * full + 30 * CHANGED_PER_DAY * per_event;
     println!("{}: {USERS} users in {DEPTS} departments", v.name());
     println!("  full run:                      {full:>9} calls ({full_s:.1} s)");
-    println!("  one changed user, by event:    {per_event:>9} calls (median of {CHANGES}; min {}, max {})", event_calls[0], event_calls[event_calls.len() - 1]);
+    println!(
+        "  one changed user, by event:    {per_event:>9} calls (median of {CHANGES}; min {}, max {})",
+        event_calls[0],
+        event_calls[event_calls.len() - 1]
+    );
     println!("  30 days, hourly full polling:  {hourly:>9} calls");
     println!(
         "  30 days, daily full + events:  {daily_events:>9} calls ({:.1} % of polling; {CHANGED_PER_DAY} changes a day, each its own run)",

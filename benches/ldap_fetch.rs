@@ -55,7 +55,7 @@ fn main() {
         let path = dir.path().join("orgsync.toml");
         std::fs::write(&path, toml).unwrap();
         let config = orgsync::settings::load(&path).unwrap();
-        let source = orgsync::sources::build(&config.source, &config.scope);
+        let source = orgsync::sources::build(&config.source, &config.scope, &config.mapping);
         let (empty, bindings, policy) = (TargetSnapshot::default(), Bindings::default(), Policy::default());
         let label = format!("orgsync fetch + plan, page_size {page_size}");
         ours.push(time(&label, RUNS, "entries", || {

@@ -244,7 +244,7 @@ fn main() {
             .unwrap();
             let mut config = orgsync::settings::load(&path).unwrap();
             set_rate(&mut config.source, rate.unwrap_or(1_000_000));
-            let source = orgsync::sources::build(&config.source, &config.scope);
+            let source = orgsync::sources::build(&config.source, &config.scope, &config.mapping);
             let t = Instant::now();
             let fetched = runtime.block_on(source.fetch_since(None)).unwrap();
             let wall = t.elapsed();

@@ -105,7 +105,9 @@ pub fn resolve(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, 
                 _ => open.push(i),
             }
         }
-        // The rest take the first free number.
+        // The rest take the first free number: bound users (a target that
+        // does not show the value) before new ones.
+        open.sort_by_key(|&i| !bindings.users.contains_key(&out.users[i].source_id));
         for i in open {
             let want = value(&out.users[i], key).unwrap_or_default().to_owned();
             let mut n = 1;
