@@ -15,7 +15,9 @@
 //!
 //! Each run is `orgsync sync` in its own process: wall time and peak RSS
 //! (VmHWM, polled). It ends with one line:
-//! `e2e: initial_file X.XXx, initial_scim X.XXx, idle_scim X.XXx, rss_mb N`.
+//! `e2e: initial_file X.XXx, initial_scim X.XXx, idle_scim X.XXx, mapping X.XXx, rss_mb N`
+//! (`mapping`: an idle run with every field from a `[mapping]` expression,
+//! as a ratio to the same run with the fixed mapping).
 
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -264,6 +266,29 @@ fn main() {
     let r = sync(&config);
     rss_max = rss_max.max(r.rss_mb);
     line("file: idle resync", &r, Some(floor));
+    let idle = r.wall;
+    // The same run with every field from an expression ([mapping], issue 29):
+    // the values come out the same, so it is idle too; its cost is the ratio.
+    let fixed = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{fixed}[mapping.users]\nusername = \"email | email_local\"\nname = \"name | trim\"\nemail = \"email | lower\"\n\
+             mobile = \"mobile\"\nemployee_no = \"employee_no\"\nnickname = \"nickname\"\ntitle = \"title or none\"\n\
+             [mapping.departments]\nname = \"name\"\n"
+        ),
+    )
+    .unwrap();
+    let r = sync(&config);
+    rss_max = rss_max.max(r.rss_mb);
+    line("file: idle, [mapping]", &r, Some(floor));
+    let mapping_ratio = r.wall.as_secs_f64() / idle.as_secs_f64();
+    println!(
+        "{:<26} {mapping_ratio:>8.2}x the fixed mapping's idle run ({:.2} s more per {n} users)",
+        "mapping: cost",
+        (r.wall.as_secs_f64() - idle.as_secs_f64()).max(0.0)
+    );
+    std::fs::write(&config, fixed).unwrap();
     let mut changed = doc.clone();
     for u in changed["users"].as_array_mut().unwrap().iter_mut().step_by(100) {
         u["name"] = json!(format!("{} (changed)", u["name"].as_str().unwrap()));
@@ -327,5 +352,7 @@ fn main() {
         idle_requests.get("GET").copied().unwrap_or(0)
     );
     println!("{:<26} {:>8.1} MB", "scim: mirror on disk", mirror_mb(dir.path()));
-    println!("e2e: initial_file {initial_file:.2}x, initial_scim {initial_scim:.2}x, idle_scim {idle_scim:.2}x, rss_mb {rss_max:.0}");
+    println!(
+        "e2e: initial_file {initial_file:.2}x, initial_scim {initial_scim:.2}x, idle_scim {idle_scim:.2}x, mapping {mapping_ratio:.2}x, rss_mb {rss_max:.0}"
+    );
 }

@@ -80,6 +80,8 @@ pub struct Mapping {
     env: Option<Arc<Environment<'static>>>,
     users: Vec<(Field, String)>,
     department_name: Option<String>,
+    /// An expression names `mapped` (the fixed mapping's result is then made for it).
+    uses_mapped: bool,
 }
 
 impl std::fmt::Debug for Mapping {
@@ -92,6 +94,9 @@ impl std::fmt::Debug for Mapping {
 /// Marks "nothing" in a rendered value (text never starts with it).
 const NOTHING: &str = "\u{0}";
 const USERS: &str = "users.";
+/// Each user field's template, by `Field as usize`.
+const USER_TEMPLATES: [&str; 7] =
+    ["users.username", "users.name", "users.email", "users.mobile", "users.employee_no", "users.nickname", "users.title"];
 const DEPARTMENT_NAME: &str = "departments.name";
 
 /// What a field's expression made of a value: its text, or an error.
@@ -244,6 +249,7 @@ impl Builder {
 
     pub fn build(self) -> Mapping {
         let mut m = self.mapping;
+        m.uses_mapped = m.users.iter().map(|(_, s)| s.as_str()).chain(m.department_name.as_deref()).any(|s| s.contains("mapped"));
         if !m.users.is_empty() || m.department_name.is_some() {
             m.env = Some(Arc::new(self.env));
         }
@@ -294,9 +300,10 @@ impl Mapping {
         if self.users.is_empty() {
             return Ok(());
         }
-        let ctx = context(raw, J::from_serialize(&*user));
+        let mapped = if self.uses_mapped { J::from_serialize(&*user) } else { J::UNDEFINED };
+        let ctx = context(raw, mapped);
         for (field, _) in &self.users {
-            let v = render(env, &format!("{USERS}{}", field.key()), &ctx)?;
+            let v = render(env, USER_TEMPLATES[*field as usize], &ctx)?;
             if v.is_some()
                 && let Some(m) = field.model()
             {
@@ -323,18 +330,11 @@ impl Mapping {
 }
 
 /// The record's fields as variables, the record as `record`, the fixed
-/// mapping's result as `mapped`.
+/// mapping's result as `mapped` (converted once, merged without copying).
 fn context(raw: &Value, mapped: J) -> J {
     let record = J::from_serialize(raw);
-    let mut vars: std::collections::BTreeMap<String, J> = std::collections::BTreeMap::new();
-    if let Value::Object(m) = raw {
-        for (k, v) in m {
-            vars.insert(k.clone(), J::from_serialize(v));
-        }
-    }
-    vars.insert("record".into(), record);
-    vars.insert("mapped".into(), mapped);
-    J::from(vars)
+    let own = minijinja::context! { record => record.clone(), mapped => mapped };
+    if raw.is_object() { minijinja::value::merge_maps([own, record]) } else { own }
 }
 
 #[cfg(test)]
@@ -353,6 +353,13 @@ mod tests {
     fn mapped(m: &Mapping, raw: Value) -> Result<User, Failed> {
         let mut u = User { source_id: "1".into(), name: Some("fixed".into()), email: Some("org@x.cn".into()), ..User::default() };
         m.user(&raw, &mut u).map(|()| u)
+    }
+
+    #[test]
+    fn each_field_has_its_template() {
+        for f in Field::ALL {
+            assert_eq!(USER_TEMPLATES[f as usize], format!("{USERS}{}", f.key()));
+        }
     }
 
     #[test]

@@ -47,11 +47,6 @@ pub trait Section: Clone + std::fmt::Debug + Sized {
 pub trait SourceSection: Section {
     /// The default `policy.users.match_by`.
     fn default_match_by(&self) -> Vec<MatchKey>;
-
-    /// Why `[mapping]`'s expressions cannot apply to this source (`None`: they can).
-    fn mapping_unsupported(&self) -> Option<String> {
-        None
-    }
 }
 
 /// The whole, validated configuration, with the source's (`S`) and the
@@ -279,11 +274,6 @@ pub fn validate_with_env<S: SourceSection, T: Section>(
     let (mapping, unique) = mapping(&mut root, &mut errs);
     let mut policy = policy;
     policy.users.unique = unique;
-    if !mapping.is_empty()
-        && let Some(why) = source.as_ref().and_then(SourceSection::mapping_unsupported)
-    {
-        root.problem(&mut errs, "mapping", why);
-    }
     root.finish(&mut errs);
     match (source, target) {
         (Some(source), Some(target)) if errs.is_empty() => {

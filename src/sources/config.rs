@@ -73,11 +73,6 @@ impl crate::config::SourceSection for SourceConfig {
     fn default_match_by(&self) -> Vec<MatchKey> {
         SourceConfig::default_match_by(self)
     }
-
-    fn mapping_unsupported(&self) -> Option<String> {
-        matches!(self, SourceConfig::Entra(_))
-            .then(|| "expressions over Entra's records are not supported yet (its delta runs keep typed records only); remove [mapping] for this source".to_owned())
-    }
 }
 
 /// The `[source]` table, by its `kind`.

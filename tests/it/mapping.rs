@@ -162,3 +162,103 @@ fn two_zhang_sans_get_zhangsan_and_zhangsan2_and_keep_them() {
     let r = env.sync(&["--dry-run"]);
     assert!(r.stdout.contains("Nothing to do"), "{}\n{}", r.stdout, r.stderr);
 }
+
+/// One sync with the fixed mapping, then a dry run with `explicit`: nothing to do.
+fn explicit_plans_nothing(source: &str, explicit: &str, tweak: impl FnOnce()) {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    tweak();
+    env.scim_config_with_source(&scim, source, "");
+    let r = env.sync(&[]);
+    assert!(r.code == 0 || r.code == 3, "{}\n{}", r.stdout, r.stderr);
+    env.scim_config_with_source(&scim, source, explicit);
+    assert_eq!(env.orgsync(&["check-config"]).code, 0);
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{explicit}\n{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn the_default_mapping_of_feishu_wecom_and_welink_written_out_changes_nothing() {
+    use crate::{fake_feishu, fake_wecom, fake_welink};
+    let feishu = fake_feishu::FakeFeishu::start(fake_feishu::org());
+    let source = format!(
+        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n",
+        feishu.base,
+        fake_feishu::APP_ID,
+        fake_feishu::APP_SECRET
+    );
+    let explicit = "[mapping.users]\nusername = \"user_id or email\"\nname = \"name\"\nemail = \"email or enterprise_email\"\n\
+                    mobile = \"mobile if mobile_visible != false else none\"\nemployee_no = \"employee_no\"\n\
+                    nickname = \"nickname or en_name\"\ntitle = \"job_title\"\n[mapping.departments]\nname = \"name\"\n";
+    explicit_plans_nothing(&source, explicit, || {
+        let mut w = feishu.world.lock().unwrap();
+        w.users[1]["en_name"] = json!("Lei");
+        w.users[2]["mobile_visible"] = json!(false);
+    });
+
+    let wecom = fake_wecom::FakeWeCom::start(fake_wecom::org());
+    let source = format!(
+        "kind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n",
+        wecom.base,
+        fake_wecom::CORP_ID,
+        fake_wecom::CORP_SECRET
+    );
+    let explicit = "[mapping.users]\nusername = \"userid\"\nname = \"name\"\nemail = \"email or biz_mail\"\nmobile = \"mobile\"\n\
+                    nickname = \"alias or english_name\"\ntitle = \"position\"\n[mapping.departments]\nname = \"name\"\n";
+    explicit_plans_nothing(&source, explicit, || ());
+
+    let welink = fake_welink::FakeWeLink::start(fake_welink::org());
+    let source = format!(
+        "kind = \"welink\"\nbase_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+        welink.base,
+        fake_welink::CLIENT_ID,
+        fake_welink::CLIENT_SECRET
+    );
+    let explicit = "[mapping.users]\nusername = \"userId\"\nname = \"userNameCn or userNameEn\"\nemail = \"userEmail\"\n\
+                    mobile = \"(('+' if mobileNumber | trim is startingwith('+') else '') ~ (mobileNumber | regex_replace('[^0-9]', ''))) if mobileNumber else none\"\n\
+                    employee_no = \"corpUserId\"\nnickname = \"userNameEn\"\ntitle = \"position\"\n\
+                    [mapping.departments]\nname = \"deptNameCn or deptNameEn\"\n";
+    explicit_plans_nothing(&source, explicit, || ());
+}
+
+/// Entra: a property beyond orgsync's own `$select` (`user_properties`),
+/// kept through delta rounds: a change to it arrives by delta.
+#[test]
+fn entra_user_properties_reach_expressions_and_delta_rounds_keep_them() {
+    use crate::fake_graph::{CLIENT_ID, CLIENT_SECRET, FakeGraph, TENANT, org, user};
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let mut world = org(30);
+    for u in &mut world.users {
+        let i: usize = u["surname"].as_str().unwrap().parse().unwrap();
+        u["givenName"] = json!(format!("Office {}", i % 3));
+    }
+    let fake = FakeGraph::start(world);
+    let source = format!(
+        "kind = \"entra\"\ntenant = \"{TENANT}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+         authority_host = \"{0}\"\ngraph_host = \"{0}\"\nuser_properties = [\"givenName\"]\n",
+        fake.base
+    );
+    env.scim_config_with_source(
+        &scim,
+        &source,
+        "[mapping.users]\nemployee_no = \"givenName | lower\"\nusername = \"mail | email_local\"\n",
+    );
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    assert_eq!(scim.user_by_name("user4").unwrap()[enterprise]["employeeNumber"], "office 1");
+    assert!(fake.world.lock().unwrap().selects.iter().all(|s| s.ends_with(",givenName")), "the property is selected");
+
+    // A delta round carries the changed property only: the others are kept.
+    let id = user(4)["id"].as_str().unwrap().to_owned();
+    fake.world.lock().unwrap().change(&id, json!({"givenName": "Remote"}));
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let u4 = scim.user_by_name("user4").unwrap();
+    assert_eq!(u4[enterprise]["employeeNumber"], "remote", "{u4}");
+    assert_eq!(u4["emails"][0]["value"], "user4@contoso.com");
+    assert_eq!(scim.user_by_name("user5").unwrap()[enterprise]["employeeNumber"], "office 2");
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -69,6 +69,9 @@ pub struct User {
     pub account_enabled: Maybe<bool>,
     #[serde(rename = "@removed", skip_serializing_if = "Option::is_none")]
     pub removed: Option<Removed>,
+    /// Every other property selected (`user_properties`), for `[mapping]`'s expressions.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl User {
@@ -88,6 +91,7 @@ impl User {
         take(&mut self.department, changed.department);
         take(&mut self.job_title, changed.job_title);
         take(&mut self.account_enabled, changed.account_enabled);
+        self.other.extend(changed.other);
         self.removed = changed.removed;
     }
 }

@@ -52,6 +52,8 @@ pub struct EntraConfig {
     /// `full_every`: a full fetch at least this often even with delta on.
     pub full_every: Duration,
     pub concurrency: usize,
+    /// `user_properties`: more user properties to read (`$select`), for `[mapping]`.
+    pub user_properties: Vec<String>,
 }
 
 /// A tenant: a GUID or a domain name (letters, digits, dots, hyphens).
@@ -83,6 +85,15 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
     let client_id = s.required_string("client_id", errs);
     let client_secret = config::required_secret(s, "client_secret", "client_secret_file", errs);
     let delta = s.bool("delta", errs).unwrap_or(true);
+    let user_properties = s.strings("user_properties", errs).unwrap_or_default();
+    for (i, p) in user_properties.iter().enumerate() {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            errs.push(crate::config::Problem {
+                key: format!("{}[{i}]", s.key("user_properties")),
+                message: format!("{p:?} is not a Graph property name (letters, digits, _)"),
+            });
+        }
+    }
     let full_every =
         s.duration("full_every", Duration::from_secs(60)..=Duration::from_secs(30 * 86_400), errs).unwrap_or(Duration::from_secs(86_400));
     let mut d = s.table("departments", errs);
@@ -105,5 +116,6 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         delta,
         full_every,
         concurrency,
+        user_properties,
     })))
 }

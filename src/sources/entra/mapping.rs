@@ -34,6 +34,10 @@ pub struct State {
     pub groups_delta: Option<String>,
     /// When the last full fetch was (Unix seconds).
     pub full_at: i64,
+    /// The users' `$select` of that fetch (empty: orgsync's own, kept
+    /// before `user_properties` existed).
+    #[serde(default)]
+    pub select: String,
 }
 
 fn flat<T: Clone>(v: &Option<Option<T>>) -> Option<T> {
@@ -112,7 +116,7 @@ pub fn apply_group(state: &mut State, item: Item<api::Group>) -> Option<Unreadab
 }
 
 /// The snapshot the state makes.
-pub fn snapshot(state: &State, from: DepartmentsFrom, unreadable: Vec<Unreadable>) -> Snapshot {
+pub fn snapshot(state: &State, from: DepartmentsFrom, unreadable: Vec<Unreadable>, m: &crate::mapping::Mapping) -> Snapshot {
     let mut unreadable = unreadable;
     let skip: BTreeSet<String> = unreadable.iter().filter_map(|u| u.source_id.as_ref()).map(|s| s.0.clone()).collect();
     // Departments, and each user's, by department id.
@@ -165,18 +169,18 @@ pub fn snapshot(state: &State, from: DepartmentsFrom, unreadable: Vec<Unreadable
             }
         }
     }
-    let users = state
-        .users
-        .iter()
-        .filter(|(id, _)| !skip.contains(*id))
-        .map(|(id, u)| {
-            let department_ids: Vec<SourceId> = match from {
-                DepartmentsFrom::DepartmentAttribute => text(&u.department).into_iter().map(SourceId).collect(),
-                _ => member_of.get(id.as_str()).into_iter().flatten().map(|d| SourceId(d.clone())).collect(),
-            };
-            user(id, u, department_ids)
-        })
-        .collect();
+    let mut users = Vec::with_capacity(state.users.len());
+    for (id, u) in state.users.iter().filter(|(id, _)| !skip.contains(*id)) {
+        let department_ids: Vec<SourceId> = match from {
+            DepartmentsFrom::DepartmentAttribute => text(&u.department).into_iter().map(SourceId).collect(),
+            _ => member_of.get(id.as_str()).into_iter().flatten().map(|d| SourceId(d.clone())).collect(),
+        };
+        let record = if m.is_empty() { serde_json::Value::Null } else { serde_json::to_value(u).unwrap_or_default() };
+        match crate::sources::mapped(m, &record, Ok(user(id, u, department_ids))) {
+            Ok(u) => users.push(u),
+            Err(e) => unreadable.push(e),
+        }
+    }
     Snapshot { departments, users, scoped: true, unreadable, ..Snapshot::default() }
 }
 

@@ -173,6 +173,11 @@ impl EntraSource {
         self
     }
 
+    /// The user properties every request selects, with `user_properties`.
+    fn user_select(&self) -> String {
+        std::iter::once(api::USER_SELECT).chain(self.config.user_properties.iter().map(String::as_str)).collect::<Vec<_>>().join(",")
+    }
+
     fn url(&self, client: &Client, path: &str, query: &[(&str, &str)]) -> String {
         let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
         format!("{}{path}?{q}", client.base())
@@ -265,16 +270,17 @@ impl EntraSource {
 
     /// Everything, from the start.
     async fn full(&self, client: &Client) -> Result<(State, Vec<Unreadable>), SourceError> {
-        let mut state = State { version: mapping::VERSION, full_at: chrono::Utc::now().timestamp(), ..State::default() };
+        let mut state =
+            State { version: mapping::VERSION, full_at: chrono::Utc::now().timestamp(), select: self.user_select(), ..State::default() };
         let mut unreadable = Vec::new();
         if self.config.delta {
             // Links that start now, before the listing: what changes while it runs comes again.
-            state.users_delta = Some(self.latest(client, USERS_DELTA, api::USER_SELECT).await?);
+            state.users_delta = Some(self.latest(client, USERS_DELTA, &self.user_select()).await?);
             if self.groups_by_delta() {
                 state.groups_delta = Some(self.latest(client, GROUPS_DELTA, "displayName,securityEnabled,members").await?);
             }
         }
-        let first = self.url(client, USERS, &[("$select", api::USER_SELECT), ("$top", TOP)]);
+        let first = self.url(client, USERS, &[("$select", &self.user_select()), ("$top", TOP)]);
         let (users, _) = self.pages::<api::User>(client, USERS, first).await?;
         for u in users {
             unreadable.extend(mapping::apply_user(&mut state, u));
@@ -318,6 +324,12 @@ impl EntraSource {
         if state.version != mapping::VERSION || !links {
             return None;
         }
+        // Properties added to (or taken from) `user_properties`: the kept
+        // users and links lack them.
+        if state.select != self.user_select() && !(state.select.is_empty() && self.config.user_properties.is_empty()) {
+            tracing::info!("Entra: source.user_properties changed since the last full fetch: a full fetch");
+            return None;
+        }
         if !fresh {
             tracing::info!(age_seconds = age, "Entra: full_every has passed since the last full fetch: a full fetch");
             return None;
@@ -339,7 +351,7 @@ impl EntraSource {
             None => self.full(&client).await?,
         };
         tracing::debug!(requests = client.requests(), tokens = client.token_fetches(), "Entra fetch done");
-        let snapshot: Snapshot = mapping::snapshot(&state, self.config.departments_from, unreadable);
+        let snapshot: Snapshot = mapping::snapshot(&state, self.config.departments_from, unreadable, &self.mapping);
         let kept = if self.config.delta { serde_json::to_vec(&state).ok() } else { None };
         Ok(Fetched { snapshot, state: kept })
     }
@@ -400,7 +412,7 @@ impl EntraSource {
         // (group, a member of it: id and whether a group)
         let mut wanted: Vec<(String, Option<(String, bool)>)> = Vec::new();
         for id in &only.users {
-            let url = self.url(client, &format!("{USERS}/{}", by_id::segment(id.as_str())), &[("$select", api::USER_SELECT)]);
+            let url = self.url(client, &format!("{USERS}/{}", by_id::segment(id.as_str())), &[("$select", &self.user_select())]);
             let (r, item) = self.one::<api::User>(client, USERS, &url).await?;
             raw.insert((Kind::User, id.clone()), r);
             unreadable.extend(mapping::apply_user(&mut state, item));
@@ -433,7 +445,7 @@ impl EntraSource {
                 wanted.extend(parents.into_iter().map(|p| (p, Some((group.clone(), true)))));
             }
         }
-        let snapshot = mapping::snapshot(&state, from, unreadable);
+        let snapshot = mapping::snapshot(&state, from, unreadable, &self.mapping);
         Ok(Objects { snapshot, raw, requests: Some(client.requests()), by_id: true })
     }
 }

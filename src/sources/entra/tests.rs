@@ -23,6 +23,7 @@ fn rules(from: DepartmentsFrom) -> EntraSource {
         delta: true,
         full_every: std::time::Duration::from_secs(86_400),
         concurrency: 1,
+        user_properties: Vec::new(),
     })
 }
 
@@ -82,7 +83,7 @@ fn a_delta_round_merges_partial_records_and_both_removals() {
         &mut s,
         item(json!({"id": "u3", "userPrincipalName": "new@contoso.com", "displayName": "New", "accountEnabled": true})),
     );
-    let snap = mapping::snapshot(&s, DepartmentsFrom::DepartmentAttribute, vec![]);
+    let snap = mapping::snapshot(&s, DepartmentsFrom::DepartmentAttribute, vec![], &Default::default());
     let by = |id: &str| snap.users.iter().find(|u| u.source_id.as_str() == id).unwrap();
     assert_eq!(by("u1").name.as_deref(), Some("Adele Smith"));
     assert_eq!(by("u1").email.as_deref(), Some("adele@contoso.com"), "what the partial record left out is kept");
@@ -92,7 +93,7 @@ fn a_delta_round_merges_partial_records_and_both_removals() {
     assert_eq!(snap.departments.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["Retail", "Sales"]);
     mapping::apply_user(&mut s, item(json!({"id": "u2", "@removed": {"reason": "deleted"}})));
     mapping::apply_user(&mut s, item(json!({"id": "u1", "accountEnabled": false})));
-    let snap = mapping::snapshot(&s, DepartmentsFrom::DepartmentAttribute, vec![]);
+    let snap = mapping::snapshot(&s, DepartmentsFrom::DepartmentAttribute, vec![], &Default::default());
     assert_eq!(snap.users.len(), 2, "a hard-deleted user is gone");
     assert!(!snap.users[0].active, "disabled");
     // What is kept survives a round trip through the mirror.
@@ -114,7 +115,7 @@ fn nested_groups_are_a_tree_and_a_group_under_two_is_invalid() {
     ] {
         assert_eq!(mapping::apply_group(&mut s, item(g)), None);
     }
-    let snap = mapping::snapshot(&s, DepartmentsFrom::Groups, vec![]);
+    let snap = mapping::snapshot(&s, DepartmentsFrom::Groups, vec![], &Default::default());
     let ids: Vec<&str> = snap.departments.iter().map(|d| d.source_id.as_str()).collect();
     assert_eq!(ids, ["g1", "g2", "g3"], "no mail-only group; g4 is under two");
     assert_eq!(snap.departments[1].parent_id.as_ref().map(|p| p.as_str()), Some("g1"));
@@ -129,7 +130,7 @@ fn nested_groups_are_a_tree_and_a_group_under_two_is_invalid() {
         ),
     );
     mapping::apply_group(&mut s, item(json!({"id": "g3", "@removed": {"reason": "deleted"}})));
-    let snap = mapping::snapshot(&s, DepartmentsFrom::Groups, vec![]);
+    let snap = mapping::snapshot(&s, DepartmentsFrom::Groups, vec![], &Default::default());
     assert!(snap.users.iter().all(|u| u.department_ids.iter().all(|d| d.as_str() != "g2")));
     assert!(snap.departments.iter().any(|d| d.source_id.as_str() == "g4"), "g4 has one parent now");
 }
