@@ -94,6 +94,10 @@ impl std::fmt::Debug for Mapping {
 /// Marks "nothing" in a rendered value (text never starts with it).
 const NOTHING: &str = "\u{0}";
 const USERS: &str = "users.";
+/// Every user field's expression in one template, parted by [`SEPARATOR`]:
+/// one render per record (a render's own cost is most of an expression's).
+const ALL_USER_FIELDS: &str = "users";
+const SEPARATOR: char = '\u{1f}';
 /// Each user field's template, by `Field as usize`.
 const USER_TEMPLATES: [&str; 7] =
     ["users.username", "users.name", "users.email", "users.mobile", "users.employee_no", "users.nickname", "users.title"];
@@ -104,7 +108,8 @@ fn value(v: J) -> Result<String, Error> {
     use minijinja::value::ValueKind;
     match v.kind() {
         ValueKind::Undefined | ValueKind::None => Ok(NOTHING.to_owned()),
-        ValueKind::String => Ok(v.as_str().map(str::to_owned).unwrap_or_default()),
+        // The unit separator parts the fields of one render (`ALL_USER_FIELDS`).
+        ValueKind::String => Ok(v.as_str().map(|s| s.replace(SEPARATOR, "")).unwrap_or_default()),
         ValueKind::Number => Ok(v.to_string()),
         ValueKind::Bool => Err(Error::new(ErrorKind::InvalidOperation, "is a boolean, not text")),
         ValueKind::Seq | ValueKind::Iterable => {
@@ -247,7 +252,12 @@ impl Builder {
         Ok(())
     }
 
-    pub fn build(self) -> Mapping {
+    pub fn build(mut self) -> Mapping {
+        let all: Vec<String> = self.mapping.users.iter().map(|(_, s)| wrap(s)).collect();
+        if !all.is_empty() {
+            // Each part compiled alone already: together they compile too.
+            let _ = self.env.add_template_owned(ALL_USER_FIELDS, all.join(&SEPARATOR.to_string()));
+        }
         let mut m = self.mapping;
         m.uses_mapped = m.users.iter().map(|(_, s)| s.as_str()).chain(m.department_name.as_deref()).any(|s| s.contains("mapped"));
         if !m.users.is_empty() || m.department_name.is_some() {
@@ -302,8 +312,19 @@ impl Mapping {
         }
         let mapped = if self.uses_mapped { J::from_serialize(&*user) } else { J::UNDEFINED };
         let ctx = context(raw, mapped);
-        for (field, _) in &self.users {
-            let v = render(env, USER_TEMPLATES[*field as usize], &ctx)?;
+        let values: Vec<Option<String>> = match env.get_template(ALL_USER_FIELDS).and_then(|t| t.render(&ctx)) {
+            Ok(all) => all.split(SEPARATOR).map(|v| (!v.is_empty() && v != NOTHING).then(|| v.to_owned())).collect(),
+            // Which field failed: each alone, the first to fail names it.
+            Err(_) => {
+                let mut values = Vec::with_capacity(self.users.len());
+                for (field, _) in &self.users {
+                    values.push(render(env, USER_TEMPLATES[*field as usize], &ctx)?);
+                }
+                values
+            }
+        };
+        debug_assert_eq!(values.len(), self.users.len());
+        for ((field, _), v) in self.users.iter().zip(values) {
             if v.is_some()
                 && let Some(m) = field.model()
             {

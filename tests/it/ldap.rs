@@ -334,3 +334,31 @@ fn openldap_explains_and_syncs_one_user_by_id() {
     assert_eq!(e["source"]["read"], "id", "{e:#}");
     assert_eq!(e["source"]["raw"]["dn"], format!("uid=hire,ou=Labs,ou=Eng,ou=Corp,{SUFFIX}"), "{e:#}");
 }
+
+/// `[mapping]` over LDAP entries: the fixed mapping written out changes
+/// nothing, and an attribute it does not read (`sn`) can be mapped.
+#[test]
+fn ldap_mapping_explicit_default_changes_nothing_and_any_attribute_maps() {
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let slapd = Slapd::start(env.dir.path(), &tree(12));
+    std::fs::write(env.path("bind-pw"), format!("{READER_PW}\n")).unwrap();
+    let source = format!(
+        "kind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{READER_DN}\"\nbind_password_file = \"bind-pw\"\nbase_dn = \"ou=Corp,{SUFFIX}\"\n",
+        slapd.url
+    );
+    env.scim_config_with_source(&scim, &source, "");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let explicit = "[mapping.users]\nusername = \"uid\"\nname = \"cn\"\nemail = \"mail\"\nmobile = \"mobile\"\n\
+                    employee_no = \"employeeNumber\"\nnickname = \"displayName\"\ntitle = \"title\"\n\
+                    [mapping.departments]\nname = \"ou\"\n";
+    env.scim_config_with_source(&scim, &source, explicit);
+    let r = env.sync(&["--dry-run"]);
+    assert!(r.stdout.contains("Nothing to do"), "{}\n{}", r.stdout, r.stderr);
+    env.scim_config_with_source(&scim, &source, "[mapping.users]\nemployee_no = \"'S-' ~ sn\"\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    assert_eq!(scim.user_by_name("user3").unwrap()[enterprise]["employeeNumber"], "S-3", "sn, which the fixed mapping does not read");
+}

@@ -70,6 +70,7 @@ fn the_default_mapping_written_out_changes_nothing() {
     let env = Env::new();
     let scim = Scim::in_process();
     let mut o = org(7, 30);
+    o["users"][2]["attributes"] = json!({"cost_center": "CC-7"});
     o["users"][3]["mobile"] = json!("+86 13800000000");
     o["users"][4]["title"] = json!("Boss");
     env.write_org(&o);
@@ -81,6 +82,11 @@ fn the_default_mapping_written_out_changes_nothing() {
     env.scim_config(&scim, explicit);
     let r = env.sync(&["--dry-run"]);
     assert!(r.stdout.contains("Nothing to do"), "{}\n{}", r.stdout, r.stderr);
+    // A field of the HR system's own, from `attributes`.
+    env.scim_config(&scim, "[mapping.users]\nemployee_no = \"attributes.cost_center\"\n");
+    assert_eq!(env.sync(&[]).code, 0);
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    assert_eq!(scim.user_by_name("user2").unwrap()[enterprise]["employeeNumber"], "CC-7");
 
     // DingTalk: userid, org_email before email, the state code before the mobile.
     let env = Env::new();

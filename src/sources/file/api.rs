@@ -81,6 +81,11 @@ struct UserDto {
     department_ids: Vec<IdValue>,
     #[serde(default = "yes")]
     active: bool,
+    /// Fields of the HR system's own (`cost_center`), for `[mapping]`'s
+    /// expressions (`attributes.cost_center`); nothing without them.
+    #[serde(default)]
+    #[allow(dead_code)]
+    attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 fn yes() -> bool {
