@@ -229,7 +229,7 @@ impl Builder {
         }
         self.env.add_template_owned(name.clone(), wrap(source)).map_err(|e| at(&e, source))?;
         // A filter, test or function unknown is found only by rendering: once, with no record.
-        let tried = self.env.get_template(&name).and_then(|t| t.render(context(&Value::Null, J::UNDEFINED)));
+        let tried = self.env.get_template(&name).and_then(|t| t.render(context(Value::Null, J::UNDEFINED)));
         match tried {
             Err(e) if matches!(e.kind(), ErrorKind::UnknownFilter | ErrorKind::UnknownTest | ErrorKind::UnknownFunction) => {
                 Err(at(&e, source))
@@ -305,7 +305,7 @@ impl Mapping {
     /// `user`, as the fixed mapping made it from `raw`, with each field
     /// that has an expression set by it. A field set to a value is no
     /// longer absent; one left empty stays absent if it was.
-    pub fn user(&self, raw: &Value, user: &mut User) -> Result<(), Failed> {
+    pub fn user(&self, raw: Value, user: &mut User) -> Result<(), Failed> {
         let Some(env) = &self.env else { return Ok(()) };
         if self.users.is_empty() {
             return Ok(());
@@ -337,7 +337,7 @@ impl Mapping {
 
     /// `department`'s name set by `[mapping.departments] name`; an empty
     /// name is an error (a department needs one).
-    pub fn department(&self, raw: &Value, department: &mut Department) -> Result<(), Failed> {
+    pub fn department(&self, raw: Value, department: &mut Department) -> Result<(), Failed> {
         let (Some(env), Some(_)) = (&self.env, &self.department_name) else { return Ok(()) };
         let ctx = context(raw, J::from_serialize(&*department));
         match render(env, DEPARTMENT_NAME, &ctx)? {
@@ -350,12 +350,37 @@ impl Mapping {
     }
 }
 
+/// A record as an expression sees it: a field is converted to minijinja's
+/// value when an expression reads it, not before.
+#[derive(Debug)]
+struct Record(serde_json::Map<String, Value>);
+
+impl minijinja::value::Object for Record {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &J) -> Option<J> {
+        self.0.get(key.as_str()?).map(J::from_serialize)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        use minijinja::value::ObjectExt;
+        self.mapped_enumerator(|this| Box::new(this.0.keys().map(|k| J::from(k.as_str()))))
+    }
+}
+
 /// The record's fields as variables, the record as `record`, the fixed
-/// mapping's result as `mapped` (converted once, merged without copying).
-fn context(raw: &Value, mapped: J) -> J {
-    let record = J::from_serialize(raw);
-    let own = minijinja::context! { record => record.clone(), mapped => mapped };
-    if raw.is_object() { minijinja::value::merge_maps([own, record]) } else { own }
+/// mapping's result as `mapped`.
+fn context(raw: Value, mapped: J) -> J {
+    match raw {
+        Value::Object(m) => {
+            let record = J::from_object(Record(m));
+            let own = minijinja::context! { record => record.clone(), mapped => mapped };
+            minijinja::value::merge_maps([own, record])
+        }
+        other => minijinja::context! { record => J::from_serialize(&other), mapped => mapped },
+    }
 }
 
 #[cfg(test)]
@@ -373,7 +398,7 @@ mod tests {
 
     fn mapped(m: &Mapping, raw: Value) -> Result<User, Failed> {
         let mut u = User { source_id: "1".into(), name: Some("fixed".into()), email: Some("org@x.cn".into()), ..User::default() };
-        m.user(&raw, &mut u).map(|()| u)
+        m.user(raw, &mut u).map(|()| u)
     }
 
     #[test]
@@ -441,7 +466,7 @@ mod tests {
     fn a_value_makes_an_absent_field_present_and_nothing_keeps_it_absent() {
         let m = mapping(&[(Field::Email, "email"), (Field::Mobile, "mobile")]);
         let mut u = User { source_id: "1".into(), absent: vec![UserField::Email, UserField::Mobile], ..User::default() };
-        m.user(&json!({"email": "a@x.cn"}), &mut u).unwrap();
+        m.user(json!({"email": "a@x.cn"}), &mut u).unwrap();
         assert_eq!(u.absent, vec![UserField::Mobile]);
     }
 
@@ -477,9 +502,9 @@ mod tests {
         b.department_name("record.name_en | default(name)").unwrap();
         let m = b.build();
         let mut d = Department { source_id: "d".into(), parent_id: None, name: "研发".into(), order: 0, leader_ids: vec![] };
-        m.department(&json!({"name": "研发", "name_en": "R&D"}), &mut d).unwrap();
+        m.department(json!({"name": "研发", "name_en": "R&D"}), &mut d).unwrap();
         assert_eq!(d.name, "R&D");
-        let e = m.department(&json!({}), &mut d).unwrap_err();
+        let e = m.department(json!({}), &mut d).unwrap_err();
         assert_eq!(e.key, "mapping.departments.name");
     }
 }

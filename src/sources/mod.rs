@@ -269,7 +269,7 @@ pub fn build(config: &SourceConfig, scope: &crate::reconcile::scope::Scope, mapp
 /// `user`, as a source's fixed mapping made it from `raw`, with the fields
 /// `mapping` sets; an expression that fails makes the record `invalid`,
 /// naming the field.
-pub fn mapped(mapping: &Mapping, raw: &serde_json::Value, user: Result<User, Unreadable>) -> Result<User, Unreadable> {
+pub fn mapped(mapping: &Mapping, raw: serde_json::Value, user: Result<User, Unreadable>) -> Result<User, Unreadable> {
     let mut user = user?;
     match mapping.user(raw, &mut user) {
         Ok(()) => Ok(user),
@@ -284,7 +284,7 @@ pub fn mapped(mapping: &Mapping, raw: &serde_json::Value, user: Result<User, Unr
 /// [`mapped`], for a department.
 pub fn mapped_department(
     mapping: &Mapping,
-    raw: &serde_json::Value,
+    raw: serde_json::Value,
     department: Result<Department, Unreadable>,
 ) -> Result<Department, Unreadable> {
     let mut d = department?;

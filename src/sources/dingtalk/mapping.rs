@@ -28,7 +28,7 @@ pub(super) fn user(u: Item<api::User>, user_id_type: &str, order: &HashMap<&str,
     });
     mapped(
         m,
-        &raw,
+        raw,
         Ok(User {
             source_id: SourceId(id),
             username: text(&u.userid),
@@ -65,7 +65,7 @@ pub(super) fn department(id: i64, parent: Option<i64>, d: Item<api::Department>,
     };
     mapped_department(
         m,
-        &raw,
+        raw,
         Ok(Department {
             source_id,
             parent_id: parent.map(|p| SourceId(p.to_string())),

@@ -176,7 +176,7 @@ pub fn snapshot(state: &State, from: DepartmentsFrom, unreadable: Vec<Unreadable
             _ => member_of.get(id.as_str()).into_iter().flatten().map(|d| SourceId(d.clone())).collect(),
         };
         let record = if m.is_empty() { serde_json::Value::Null } else { serde_json::to_value(u).unwrap_or_default() };
-        match crate::sources::mapped(m, &record, Ok(user(id, u, department_ids))) {
+        match crate::sources::mapped(m, record, Ok(user(id, u, department_ids))) {
             Ok(u) => users.push(u),
             Err(e) => unreadable.push(e),
         }

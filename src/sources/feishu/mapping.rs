@@ -13,7 +13,7 @@ use crate::sources::{mapped, mapped_department};
 /// are returned beside them, never dropped.
 pub fn merge_users(items: impl IntoIterator<Item = Item<api::User>>, user_id_type: &str, m: &Mapping) -> (Vec<User>, Vec<Unreadable>) {
     let (users, unreadable) = split(items.into_iter().map(|u| match u {
-        Item::Ok(u, raw) => mapped(m, &raw, user(u, user_id_type)),
+        Item::Ok(u, raw) => mapped(m, raw, user(u, user_id_type)),
         Item::Bad(b) => Err(b.unreadable(Kind::User, user_id_type, &["name", "open_id", "union_id", "user_id", "employee_no"])),
     }));
     (crate::sources::merge_by_id(users), unreadable)
@@ -75,7 +75,7 @@ pub(super) fn department(d: Item<api::Department>, id_type: &str, root: &str, m:
     };
     mapped_department(
         m,
-        &raw,
+        raw,
         Ok(Department {
             source_id,
             parent_id: text(&d.parent_department_id).filter(|p| p != "0" && p != root).map(SourceId),

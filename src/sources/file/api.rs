@@ -202,7 +202,7 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             order: d.order,
             leader_ids: d.leader_ids.into_iter().map(IdValue::into_id).collect(),
         };
-        match crate::sources::mapped_department(mapping, &as_value(mapping, raw), Ok(department)) {
+        match crate::sources::mapped_department(mapping, as_value(mapping, raw), Ok(department)) {
             Ok(d) => snap.departments.push(d),
             Err(u) => snap.unreadable.push(u),
         }
@@ -231,7 +231,7 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             // The document is the whole truth: a missing key is empty.
             absent: Vec::new(),
         };
-        match crate::sources::mapped(mapping, &as_value(mapping, raw), Ok(user)) {
+        match crate::sources::mapped(mapping, as_value(mapping, raw), Ok(user)) {
             Ok(u) => snap.users.push(u),
             Err(u) => snap.unreadable.push(u),
         }

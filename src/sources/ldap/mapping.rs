@@ -377,7 +377,7 @@ pub fn snapshot(
         let name = e.first(name_attr).map(str::to_owned).unwrap_or_else(|| e.dn.clone());
         let department = Department { source_id: id, parent_id: parent, name, order: 0, leader_ids: Vec::new() };
         let record = if mapping.is_empty() { serde_json::Value::Null } else { e.as_record() };
-        match crate::sources::mapped_department(mapping, &record, Ok(department)) {
+        match crate::sources::mapped_department(mapping, record, Ok(department)) {
             Ok(d) => depts.push(d),
             Err(u) => unreadable.push(u),
         }
@@ -420,7 +420,7 @@ pub fn snapshot(
             absent: Vec::new(),
         };
         let record = if mapping.is_empty() { serde_json::Value::Null } else { e.as_record() };
-        match crate::sources::mapped(mapping, &record, Ok(user)) {
+        match crate::sources::mapped(mapping, record, Ok(user)) {
             Ok(u) => out.push(u),
             Err(u) => unreadable.push(u),
         }

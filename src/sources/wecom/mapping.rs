@@ -24,7 +24,7 @@ pub(super) fn user(u: Item<api::User>, m: &Mapping) -> Result<User, Unreadable> 
     }
     mapped(
         m,
-        &raw,
+        raw,
         Ok(User {
             source_id: SourceId(id.clone()),
             username: Some(id),
@@ -61,7 +61,7 @@ pub(super) fn department(id: i64, d: Item<api::Department>, roots: &HashSet<i64>
     let Some(name) = text(&d.name) else { return Err(invalid(Kind::Department, source_id, "no name")) };
     mapped_department(
         m,
-        &raw,
+        raw,
         Ok(Department {
             source_id,
             parent_id: d.parentid.filter(|p| !roots.contains(p) && *p != 0).map(|p| SourceId(p.to_string())),

@@ -31,7 +31,7 @@ pub(super) fn user(u: Item<api::User>, listed: &str, m: &Mapping) -> Result<User
     }
     mapped(
         m,
-        &raw,
+        raw,
         Ok(User {
             source_id: SourceId(id.clone()),
             username: Some(id),
@@ -71,7 +71,7 @@ pub(super) fn department(d: Item<api::Department>, roots: &[String], m: &Mapping
     };
     mapped_department(
         m,
-        &raw,
+        raw,
         Ok(Department {
             source_id,
             parent_id: text(&d.father_code).filter(|p| p != "0" && !roots.contains(p)).map(SourceId),
