@@ -213,6 +213,8 @@ impl Default for Builder {
     fn default() -> Self {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // A field some records lack, and what is below it, is nothing.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         env.add_filter("__value", value);
         env.add_filter("strip_prefix", strip_prefix);
         env.add_filter("email_local", email_local);
@@ -424,7 +426,7 @@ mod tests {
             (Field::Title, "record[\"x-title\"] | trim"),
             (Field::Nickname, "mapped.name ~ \"!\""),
             (Field::EmployeeNo, "job_number"),
-            (Field::Mobile, "missing"),
+            (Field::Mobile, "missing.below.that"),
         ]);
         let u = mapped(&m, json!({"email": "Li.Lei@x.cn", "x-title": " Boss ", "job_number": 42})).unwrap();
         assert_eq!(u.email.as_deref(), Some("Li.Lei@x.cn"));
