@@ -82,6 +82,10 @@ pub struct Mapping {
     department_name: Option<String>,
     /// An expression names `mapped` (the fixed mapping's result is then made for it).
     uses_mapped: bool,
+    /// The record fields the user expressions read (`None`: the whole record, through `record`).
+    user_fields: Option<std::collections::BTreeSet<String>>,
+    /// The same for the department expression.
+    department_fields: Option<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Mapping {
@@ -143,14 +147,15 @@ fn regex_replace(value: J, pattern: String, replacement: String) -> Result<J, Er
     thread_local! {
         static CACHE: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> = Default::default();
     }
-    let Some(s) = value.as_str() else { return Ok(value) };
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
+        // The pattern first, with a value or without: check-config's trial render finds a bad one.
         if !c.contains_key(&pattern) {
             let re = regex::Regex::new(&pattern)
-                .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("regex_replace: {pattern:?} is not a regex: {e}")))?;
+                .map_err(|e| Error::new(ErrorKind::SyntaxError, format!("regex_replace: {pattern:?} is not a regex: {e}")))?;
             c.insert(pattern.clone(), re);
         }
+        let Some(s) = value.as_str() else { return Ok(value) };
         Ok(J::from(c[&pattern].replace_all(s, replacement.as_str()).into_owned()))
     })
 }
@@ -233,7 +238,12 @@ impl Builder {
         // A filter, test or function unknown is found only by rendering: once, with no record.
         let tried = self.env.get_template(&name).and_then(|t| t.render(context(Value::Null, J::UNDEFINED)));
         match tried {
-            Err(e) if matches!(e.kind(), ErrorKind::UnknownFilter | ErrorKind::UnknownTest | ErrorKind::UnknownFunction) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnknownFilter | ErrorKind::UnknownTest | ErrorKind::UnknownFunction | ErrorKind::SyntaxError
+                ) =>
+            {
                 Err(at(&e, source))
             }
             _ => Ok(()),
@@ -260,7 +270,29 @@ impl Builder {
             // Each part compiled alone already: together they compile too.
             let _ = self.env.add_template_owned(ALL_USER_FIELDS, all.join(&SEPARATOR.to_string()));
         }
+        let fields = |names: Vec<&str>| -> Option<std::collections::BTreeSet<String>> {
+            let mut out = std::collections::BTreeSet::new();
+            for name in names {
+                let t = self.env.get_template(name).ok()?;
+                for v in t.undeclared_variables(false) {
+                    match v.as_str() {
+                        "record" => return None,
+                        "mapped" => {}
+                        _ => {
+                            out.insert(v);
+                        }
+                    }
+                }
+            }
+            Some(out)
+        };
+        let users: Vec<&str> = self.mapping.users.iter().map(|(f, _)| USER_TEMPLATES[*f as usize]).collect();
+        let user_fields = fields(users);
+        let department_fields =
+            if self.mapping.department_name.is_some() { fields(vec![DEPARTMENT_NAME]) } else { Some(Default::default()) };
         let mut m = self.mapping;
+        m.user_fields = user_fields;
+        m.department_fields = department_fields;
         m.uses_mapped = m.users.iter().map(|(_, s)| s.as_str()).chain(m.department_name.as_deref()).any(|s| s.contains("mapped"));
         if !m.users.is_empty() || m.department_name.is_some() {
             m.env = Some(Arc::new(self.env));
@@ -294,9 +326,45 @@ fn render(env: &Environment<'static>, name: &str, ctx: &J) -> Result<Option<Stri
 }
 
 impl Mapping {
+    /// The fields set by expressions that gave nothing for every user of a
+    /// whole fetch: most likely a typo (`emial`), so withheld, not cleared,
+    /// and said in a warning. Returns the keys.
+    pub fn withhold_all_empty(&self, users: &mut [User]) -> Vec<&'static str> {
+        let mut said = Vec::new();
+        if users.is_empty() {
+            return said;
+        }
+        for (field, _) in &self.users {
+            if users.iter_mut().all(|u| field.slot(u).is_none()) {
+                if let Some(m) = field.model() {
+                    users.iter_mut().for_each(|u| u.withhold(m));
+                }
+                said.push(field.key());
+            }
+        }
+        said
+    }
+
     /// No expression configured: the fixed mappings stand.
     pub fn is_empty(&self) -> bool {
         self.env.is_none()
+    }
+
+    /// The record fields the user expressions read: `None` when they read
+    /// the whole record (`record[...]`).
+    pub fn user_fields(&self) -> Option<&std::collections::BTreeSet<String>> {
+        self.user_fields.as_ref()
+    }
+
+    /// The record fields the department expression reads (`None`: the whole record).
+    pub fn department_fields(&self) -> Option<&std::collections::BTreeSet<String>> {
+        self.department_fields.as_ref()
+    }
+
+    /// `[mapping.departments] name` is set: a record without a name of its
+    /// own may still get one from it.
+    pub fn names_departments(&self) -> bool {
+        self.department_name.is_some()
     }
 
     /// The user fields it sets, with their expressions.
@@ -404,6 +472,14 @@ mod tests {
     }
 
     #[test]
+    fn the_fields_read_are_known_unless_the_whole_record_is() {
+        let m = mapping(&[(Field::Email, "email or biz_mail"), (Field::Nickname, "mapped.name ~ alias | lower")]);
+        let got: Vec<&str> = m.user_fields().unwrap().iter().map(String::as_str).collect();
+        assert_eq!(got, ["alias", "biz_mail", "email"]);
+        assert!(mapping(&[(Field::Title, "record[\"x-title\"]")]).user_fields().is_none());
+    }
+
+    #[test]
     fn each_field_has_its_template() {
         for f in Field::ALL {
             assert_eq!(USER_TEMPLATES[f as usize], format!("{USERS}{}", f.key()));
@@ -482,8 +558,6 @@ mod tests {
         let e = mapped(&m, json!({"title": "x"})).unwrap_err();
         assert_eq!(e.key, "mapping.users.title");
         assert!(e.message.contains("tones"), "{e}");
-        let m = mapping(&[(Field::Title, "title | regex_replace(\"(\", \"\")")]);
-        assert!(mapped(&m, json!({"title": "x"})).unwrap_err().message.contains("not a regex"));
     }
 
     #[test]
@@ -496,6 +570,8 @@ mod tests {
         let e = b.user(Field::Username, "email | no_such_filter").unwrap_err();
         assert!(e.contains("no_such_filter") || e.contains("unknown filter"), "{e}");
         assert!(b.user(Field::Username, "  ").unwrap_err().contains("is empty"));
+        let e = b.user(Field::Title, "title | regex_replace('(', '')").unwrap_err();
+        assert!(e.contains("not a regex"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub struct Changed {
     /// `[scope]` (or the source itself): which objects are synced.
     pub scope: bool,
-    /// `policy.users.fields`: which fields are synced.
+    /// `policy.users.fields` and `[mapping]`: which fields are synced, and their values.
     pub mapping: bool,
     /// The rest of `[policy]`: what is done with what differs.
     pub policy: bool,

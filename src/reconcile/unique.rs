@@ -13,7 +13,7 @@
 
 use super::plan::{Item, Outcome, Verb};
 use super::policy::MatchKey;
-use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetSnapshot, TargetUser, User};
+use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User};
 use std::collections::{HashMap, HashSet};
 
 fn value(u: &User, key: MatchKey) -> Option<&str> {
@@ -75,19 +75,25 @@ pub fn resolve(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, 
     if keys.is_empty() || source.users.is_empty() {
         return None;
     }
-    let accounts: HashMap<&crate::model::TargetId, &TargetUser> = target.users.iter().map(|u| (&u.id, u)).collect();
+    let accounts: HashMap<&TargetId, &TargetUser> = target.users.iter().map(|u| (&u.id, u)).collect();
     let in_source: HashSet<&SourceId> = source.users.iter().map(|u| &u.source_id).collect();
     let mut out = source.clone();
     let mut items = Vec::new();
+    // Accounts bound to users of this snapshot: those users' values are decided here.
+    let own: HashSet<&TargetId> = bindings.users.iter().filter(|(s, _)| in_source.contains(s)).map(|(_, t)| t).collect();
+    let bound: HashSet<&TargetId> = bindings.users.values().collect();
     for &key in keys {
-        // Held by accounts whose users this snapshot does not have.
-        let mut taken: HashSet<String> = bindings
-            .users
-            .iter()
-            .filter(|(s, _)| !in_source.contains(s))
-            .filter_map(|(_, t)| accounts.get(t).and_then(|a| target_value(a, key)))
-            .map(str::to_lowercase)
-            .collect();
+        let lower = |v: &str| v.to_lowercase();
+        // Every other account holds its value: a leaver's, anyone's an
+        // on-demand run did not read, one nobody is bound to.
+        let mut taken: HashSet<String> =
+            target.users.iter().filter(|a| !own.contains(&a.id)).filter_map(|a| target_value(a, key)).map(lower).collect();
+        // A value an account nobody is bound to holds is left to matching:
+        // one claimant takes that account over, several are a conflict.
+        let unbound: HashSet<String> =
+            target.users.iter().filter(|a| !bound.contains(&a.id)).filter_map(|a| target_value(a, key)).map(lower).collect();
+        // What some user wants as it is: never given to another as a number.
+        let wanted: HashSet<String> = out.users.iter().filter_map(|u| value(u, key)).map(lower).collect();
         // Bound users keep what their account holds, first by source id.
         let mut order: Vec<usize> = (0..out.users.len()).filter(|&i| value(&out.users[i], key).is_some()).collect();
         order.sort_by(|&a, &b| out.users[a].source_id.cmp(&out.users[b].source_id));
@@ -97,37 +103,45 @@ pub fn resolve(source: &Snapshot, target: &TargetSnapshot, bindings: &Bindings, 
             let want = value(u, key).unwrap_or_default();
             let held = bindings.users.get(&u.source_id).and_then(|t| accounts.get(t)).and_then(|a| target_value(a, key));
             match held {
-                Some(h) if is_numbered(h, want, key) && !taken.contains(&h.to_lowercase()) => {
-                    taken.insert(h.to_lowercase());
+                Some(h) if is_numbered(h, want, key) && !taken.contains(&lower(h)) => {
+                    taken.insert(lower(h));
                     let h = h.to_owned();
                     set(&mut out.users[i], key, h);
                 }
+                _ if unbound.contains(&lower(want)) => {}
                 _ => open.push(i),
             }
         }
-        // The rest take the first free number: bound users (a target that
-        // does not show the value) before new ones.
+        // Then each value as it is to its first claimant: bound users (a
+        // target that does not show the value) before new ones.
         open.sort_by_key(|&i| !bindings.users.contains_key(&out.users[i].source_id));
+        let mut rest = Vec::new();
         for i in open {
+            let want = lower(value(&out.users[i], key).unwrap_or_default());
+            if taken.insert(want) {
+                continue;
+            }
+            rest.push(i);
+        }
+        // The others take the first number nobody holds or wants.
+        for i in rest {
             let want = value(&out.users[i], key).unwrap_or_default().to_owned();
-            let mut n = 1;
-            while taken.contains(&numbered(&want, key, n).to_lowercase()) {
+            let mut n = 2;
+            while taken.contains(&lower(&numbered(&want, key, n))) || wanted.contains(&lower(&numbered(&want, key, n))) {
                 n += 1;
             }
             let got = numbered(&want, key, n);
-            taken.insert(got.to_lowercase());
-            if n > 1 {
-                let u = &out.users[i];
-                let verb = if bindings.users.contains_key(&u.source_id) { Verb::Update } else { Verb::Create };
-                items.push(Item {
-                    kind: Kind::User,
-                    op: verb,
-                    source_id: Some(u.source_id.clone()),
-                    target_id: bindings.users.get(&u.source_id).cloned(),
-                    outcome: Outcome::MadeUnique,
-                    message: format!("{key} {want:?} is another user's: this user's is {got:?} ([mapping.users] unique)"),
-                });
-            }
+            taken.insert(lower(&got));
+            let u = &out.users[i];
+            let verb = if bindings.users.contains_key(&u.source_id) { Verb::Update } else { Verb::Create };
+            items.push(Item {
+                kind: Kind::User,
+                op: verb,
+                source_id: Some(u.source_id.clone()),
+                target_id: bindings.users.get(&u.source_id).cloned(),
+                outcome: Outcome::MadeUnique,
+                message: format!("{key} {want:?} is another user's: this user's is {got:?} ([mapping.users] unique)"),
+            });
             set(&mut out.users[i], key, got);
         }
     }
@@ -200,6 +214,25 @@ mod tests {
         let target = TargetSnapshot { users: vec![account("t-a", "zhangsan2")], ..TargetSnapshot::default() };
         let (got, _) = resolve(&s, &target, &bindings, &[MatchKey::Username]).unwrap();
         assert_eq!(names(&got), pairs(&[("a", "zhangsan2"), ("c", "zhangsan")]));
+    }
+
+    #[test]
+    fn a_value_an_unbound_account_holds_is_left_to_matching_and_numbers_skip_held_and_wanted_values() {
+        // An account nobody is bound to holds zhangsan: both claimants keep
+        // zhangsan (matching reports the conflict); zhangsan2, held by
+        // another unbound account, is never given as a number.
+        let target = TargetSnapshot { users: vec![account("t1", "zhangsan"), account("t2", "lisi2")], ..TargetSnapshot::default() };
+        let s = Snapshot {
+            users: vec![user("a", "zhangsan"), user("b", "zhangsan"), user("c", "lisi"), user("d", "lisi"), user("e", "lisi3")],
+            ..Snapshot::default()
+        };
+        let (got, items) = resolve(&s, &target, &Bindings::default(), &[MatchKey::Username]).unwrap();
+        assert_eq!(
+            names(&got),
+            pairs(&[("a", "zhangsan"), ("b", "zhangsan"), ("c", "lisi"), ("d", "lisi4"), ("e", "lisi3")]),
+            "lisi2 is held, lisi3 is wanted as it is"
+        );
+        assert_eq!(items.len(), 1);
     }
 
     #[test]

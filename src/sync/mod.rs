@@ -310,12 +310,17 @@ pub async fn compare(current: &Config, proposed: &Config, options: RunOptions) -
         proposed.target = current.target.clone();
     }
     let same_source = format!("{:?}", proposed.source) == format!("{:?}", current.source);
+    // `[mapping]`'s expressions change what is fetched; its `unique` what is planned.
+    let expressions = format!("{:?}", proposed.mapping) != format!("{:?}", current.mapping);
     let changed = reconcile::compare::Changed {
         scope: proposed.scope != current.scope || !same_source,
-        mapping: proposed.policy.users.fields != current.policy.users.fields,
+        mapping: proposed.policy.users.fields != current.policy.users.fields
+            || expressions
+            || proposed.policy.users.unique != current.policy.users.unique,
         policy: {
             let mut p = proposed.policy.clone();
             p.users.fields = current.policy.users.fields.clone();
+            p.users.unique = current.policy.users.unique.clone();
             p != current.policy
         },
     };
@@ -325,7 +330,7 @@ pub async fn compare(current: &Config, proposed: &Config, options: RunOptions) -
     // what is fetched changed.
     let side = TargetSide::read(current).await?;
     let source = side.fetch(current).await?;
-    let proposed_source = if changed.scope { Some(side.fetch(&proposed).await?) } else { None };
+    let proposed_source = if changed.scope || expressions { Some(side.fetch(&proposed).await?) } else { None };
     let now = side.plan(current, &source, options);
     let next = side.plan(&proposed, proposed_source.as_ref().unwrap_or(&source), options);
     Ok(Comparison {
@@ -759,7 +764,9 @@ pub(crate) async fn on_demand_plan(
 ) -> Result<reconcile::Planned, TargetError> {
     let planned = reconcile::only::plan(i.snapshot, current, i.bindings, i.history, i.policy, i.options, i.only);
     let creates = planned.plan.ops.iter().any(|o| matches!(o, reconcile::Op::CreateUser { .. }));
-    if !(creates && target.reads_in_part()) {
+    // Unique values are judged against every account, not the few read.
+    let unique = !i.policy.users.unique.is_empty() && !planned.plan.ops.is_empty();
+    if !((creates || unique) && target.reads_in_part()) {
         return Ok(planned);
     }
     *current = target.load().await?;

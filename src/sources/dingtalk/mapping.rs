@@ -60,7 +60,7 @@ pub(super) fn department(id: i64, parent: Option<i64>, d: Item<api::Department>,
         Item::Ok(d, raw) => (d, raw),
         Item::Bad(b) => return Err(invalid(Kind::Department, source_id, &b.problem)),
     };
-    let Some(name) = text(&d.name) else {
+    let Some(name) = text(&d.name).or_else(|| m.names_departments().then(String::new)) else {
         return Err(invalid(Kind::Department, source_id, "no name"));
     };
     mapped_department(

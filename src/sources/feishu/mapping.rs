@@ -70,7 +70,7 @@ pub(super) fn department(d: Item<api::Department>, id_type: &str, root: &str, m:
         return Err(without_id(Kind::Department, id_type, &hints.map(|(k, v)| (k, text(v)))));
     };
     let source_id = SourceId(id);
-    let Some(name) = text(&d.name) else {
+    let Some(name) = text(&d.name).or_else(|| m.names_departments().then(String::new)) else {
         return Err(invalid(Kind::Department, source_id, "no name"));
     };
     mapped_department(

@@ -236,5 +236,13 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             Err(u) => snap.unreadable.push(u),
         }
     }
+    // A document is the whole truth, but an expression that gives nothing
+    // for anyone is more likely a typo than everyone's email gone.
+    for key in mapping.withhold_all_empty(&mut snap.users) {
+        tracing::warn!(
+            field = key,
+            "[mapping.users] {key} gave nothing for every user: withheld (the target's values are kept); check the expression"
+        );
+    }
     Ok(snap)
 }

@@ -105,16 +105,44 @@ pub struct Entry {
     pub bin_attrs: HashMap<String, Vec<Vec<u8>>>,
 }
 
+/// Attributes that hold credentials: never in a record `explain` shows or
+/// an expression reads, whatever a search returned (`*` with a privileged bind).
+const CREDENTIALS: &[&str] = &[
+    "userpassword",
+    "authpassword",
+    "unicodepwd",
+    "dbcspwd",
+    "ntpwdhistory",
+    "lmpwdhistory",
+    "pwdhistory",
+    "supplementalcredentials",
+    "sambantpassword",
+    "sambalmpassword",
+    "sambapasswordhistory",
+    "krbprincipalkey",
+    "krbextradata",
+    "ipanthash",
+    "userpkcs12",
+    "ms-mcs-admpwd",
+    "msds-keycredentiallink",
+    "msds-managedpassword",
+];
+
+fn is_credential(attribute: &str) -> bool {
+    let a = attribute.split(';').next().unwrap_or(attribute).to_ascii_lowercase();
+    CREDENTIALS.contains(&a.as_str())
+}
+
 impl Entry {
     /// The entry as the directory sent it (for `explain`): its DN and text
-    /// attributes; binary ones in hex.
+    /// attributes; binary ones in hex; never a credential attribute.
     pub fn as_json(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
         m.insert("dn".into(), self.dn.clone().into());
-        for (k, v) in &self.attrs {
+        for (k, v) in self.attrs.iter().filter(|(k, _)| !is_credential(k)) {
             m.insert(k.clone(), v.clone().into());
         }
-        for (k, v) in &self.bin_attrs {
+        for (k, v) in self.bin_attrs.iter().filter(|(k, _)| !is_credential(k)) {
             m.insert(k.clone(), v.iter().map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>()).collect::<Vec<_>>().into());
         }
         serde_json::Value::Object(m)
@@ -125,7 +153,7 @@ impl Entry {
     pub fn as_record(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
         m.insert("dn".into(), self.dn.clone().into());
-        for (k, v) in &self.attrs {
+        for (k, v) in self.attrs.iter().filter(|(k, _)| !is_credential(k)) {
             let value = match v.as_slice() {
                 [one] => one.clone().into(),
                 many => many.to_vec().into(),

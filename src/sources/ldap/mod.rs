@@ -98,6 +98,14 @@ impl LdapSource {
         self.connection().connect("source").await.map_err(|e| self.err(e))
     }
 
+    /// The attributes `[mapping.departments]` reads (all where it reads `record`).
+    fn department_attributes(&self) -> Vec<&str> {
+        match self.mapping.department_fields() {
+            Some(names) => names.iter().map(String::as_str).collect(),
+            None => vec!["*"],
+        }
+    }
+
     /// One paged search; every page or an error.
     async fn search(&self, ldap: &mut Ldap, base: &str, scope: Scope, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, SourceError> {
         let entries = self.connection().search(ldap, base, scope, filter, attrs).await.map_err(|e| self.err(e))?;
@@ -110,6 +118,7 @@ impl LdapSource {
         let flavor = self.config.flavor;
         let mut attrs = vec!["cn", flavor.id_attribute()];
         attrs.extend(flavor.member_attributes());
+        attrs.extend(self.department_attributes());
         let mut groups = self.search(ldap, base, Scope::Subtree, filter, &attrs).await?;
         for g in &mut groups {
             for a in flavor.member_attributes() {
@@ -138,8 +147,12 @@ impl LdapSource {
                 let mut all = Vec::new();
                 for base in bases {
                     all.extend(
-                        self.search(ldap, base, Scope::Subtree, "(objectClass=organizationalUnit)", &["ou", c.flavor.id_attribute()])
-                            .await?,
+                        self.search(ldap, base, Scope::Subtree, "(objectClass=organizationalUnit)", &{
+                            let mut attrs = vec!["ou", c.flavor.id_attribute()];
+                            attrs.extend(self.department_attributes());
+                            attrs
+                        })
+                        .await?,
                     );
                 }
                 all
@@ -159,9 +172,13 @@ impl LdapSource {
         if let Departments::Attribute(d) = &c.departments {
             attrs.push(d);
         }
-        // Expressions may name any attribute: all the user attributes.
+        // The attributes the expressions read (all user attributes where one reads `record`).
+        let read = self.mapping.user_fields();
         if !self.mapping.is_empty() {
-            attrs.push("*");
+            match read {
+                Some(names) => attrs.extend(names.iter().map(String::as_str)),
+                None => attrs.push("*"),
+            }
         }
         let mut users = Vec::new();
         for base in bases {

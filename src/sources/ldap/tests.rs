@@ -210,3 +210,16 @@ fn a_plain_member_attribute_needs_no_more_requests_and_an_empty_range_is_an_erro
     bad.attrs.insert("member;range=0-abc".into(), vec!["x".into()]);
     assert!(RangedValues::new(&bad, "member").unwrap_err().to_string().contains("unreadable range"));
 }
+
+#[test]
+fn credential_attributes_never_reach_explain_or_an_expression() {
+    let e = entry(
+        "uid=a,ou=Corp,dc=x",
+        &[("uid", "a"), ("userPassword", "{SSHA}secret"), ("sambaNTPassword", "ABC"), ("unicodePwd;binary", "x"), ("sn", "A")],
+    );
+    for record in [e.as_json(), e.as_record()] {
+        let text = record.to_string();
+        assert!(!text.contains("secret") && !text.contains("ABC") && !text.to_lowercase().contains("unicodepwd"), "{text}");
+        assert_eq!(record["sn"], if record["sn"].is_array() { serde_json::json!(["A"]) } else { serde_json::json!("A") });
+    }
+}

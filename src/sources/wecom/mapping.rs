@@ -58,7 +58,9 @@ pub(super) fn department(id: i64, d: Item<api::Department>, roots: &HashSet<i64>
         Item::Ok(d, raw) => (d, raw),
         Item::Bad(b) => return Err(invalid(Kind::Department, source_id, &b.problem)),
     };
-    let Some(name) = text(&d.name) else { return Err(invalid(Kind::Department, source_id, "no name")) };
+    let Some(name) = text(&d.name).or_else(|| m.names_departments().then(String::new)) else {
+        return Err(invalid(Kind::Department, source_id, "no name"));
+    };
     mapped_department(
         m,
         raw,

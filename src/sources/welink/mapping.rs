@@ -66,7 +66,7 @@ pub(super) fn department(d: Item<api::Department>, roots: &[String], m: &Mapping
         return Err(without_id(Kind::Department, "deptCode", &hints));
     };
     let source_id = SourceId(code);
-    let Some(name) = text(&d.dept_name_cn).or_else(|| text(&d.dept_name_en)) else {
+    let Some(name) = text(&d.dept_name_cn).or_else(|| text(&d.dept_name_en)).or_else(|| m.names_departments().then(String::new)) else {
         return Err(invalid(Kind::Department, source_id, "no name"));
     };
     mapped_department(
