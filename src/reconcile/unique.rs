@@ -13,35 +13,20 @@
 
 use super::plan::{Item, Outcome, Verb};
 use super::policy::MatchKey;
+use super::users::{target_user_key, user_key, user_key_mut};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User};
 use std::collections::{HashMap, HashSet};
 
 fn value(u: &User, key: MatchKey) -> Option<&str> {
-    match key {
-        MatchKey::Username => u.username.as_deref(),
-        MatchKey::Email => u.email.as_deref(),
-        MatchKey::Mobile => u.mobile.as_deref(),
-        MatchKey::EmployeeNo => u.employee_no.as_deref(),
-    }
-    .filter(|v| !v.trim().is_empty())
+    user_key(u, key).as_deref().filter(|v| !v.trim().is_empty())
 }
 
 fn target_value(u: &TargetUser, key: MatchKey) -> Option<&str> {
-    match key {
-        MatchKey::Username => u.username.as_deref(),
-        MatchKey::Email => u.email.as_deref(),
-        MatchKey::Mobile => u.mobile.as_deref(),
-        MatchKey::EmployeeNo => u.employee_no.as_deref(),
-    }
+    target_user_key(u, key).as_deref()
 }
 
 fn set(u: &mut User, key: MatchKey, v: String) {
-    match key {
-        MatchKey::Username => u.username = Some(v),
-        MatchKey::Email => u.email = Some(v),
-        MatchKey::Mobile => u.mobile = Some(v),
-        MatchKey::EmployeeNo => u.employee_no = Some(v),
-    }
+    *user_key_mut(u, key) = Some(v);
 }
 
 /// `value` with number `n` (1: itself); an email takes it before the `@`.

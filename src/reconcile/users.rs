@@ -35,6 +35,16 @@ pub fn user_key(u: &User, key: MatchKey) -> &Option<String> {
     }
 }
 
+/// [`user_key`], to set.
+pub fn user_key_mut(u: &mut User, key: MatchKey) -> &mut Option<String> {
+    match key {
+        MatchKey::Email => &mut u.email,
+        MatchKey::Username => &mut u.username,
+        MatchKey::Mobile => &mut u.mobile,
+        MatchKey::EmployeeNo => &mut u.employee_no,
+    }
+}
+
 /// A target account's value for a match key, as the target holds it.
 pub fn target_user_key(u: &TargetUser, key: MatchKey) -> &Option<String> {
     match key {
