@@ -166,7 +166,7 @@ fn interval_runs_are_recorded_metrics_move_and_promtool_accepts_them() {
     assert_eq!(d.metric(r#"orgsync_objects{kind="user",side="bound"}"#), 20.0);
     assert_eq!(d.metric(r#"orgsync_operations_total{kind="user",op="create",outcome="ok"}"#), 20.0);
     assert!(d.metric(r#"orgsync_target_requests_total{outcome="ok"}"#) > 20.0);
-    assert!(d.metric(r#"orgsync_source_requests_total{outcome="ok"}"#) >= 3.0);
+    assert!(d.metric(r#"orgsync_source_requests_total{outcome="ok",run="full"}"#) >= 3.0);
     assert_eq!(d.metric(r#"orgsync_last_run_status{status="succeeded"}"#), 1.0);
     assert_eq!(d.metric("orgsync_schedule_interval_seconds"), 1.0);
     assert!(d.metric("orgsync_last_success_timestamp_seconds") > 1.7e9);
