@@ -35,6 +35,8 @@ fn directory(users: usize, depts: usize) -> Snapshot {
             title: Some("Engineer".into()),
             department_ids: vec![SourceId(format!("d{}", i % depts)), SourceId(format!("d{}", (i * 7) % depts))],
             active: i % 50 != 0,
+            manager_id: (i > 0).then(|| SourceId(format!("u{}", (i - 1) / 8))),
+            attributes: Default::default(),
             absent: vec![],
         })
         .collect();

@@ -28,11 +28,13 @@ pub enum Field {
     EmployeeNo,
     Nickname,
     Title,
+    /// The manager's source user id.
+    Manager,
 }
 
 impl Field {
-    pub const ALL: [Field; 7] =
-        [Field::Username, Field::Name, Field::Email, Field::Mobile, Field::EmployeeNo, Field::Nickname, Field::Title];
+    pub const ALL: [Field; 8] =
+        [Field::Username, Field::Name, Field::Email, Field::Mobile, Field::EmployeeNo, Field::Nickname, Field::Title, Field::Manager];
 
     /// Its key under `[mapping.users]`.
     pub fn key(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Field {
             Field::EmployeeNo => "employee_no",
             Field::Nickname => "nickname",
             Field::Title => "title",
+            Field::Manager => "manager",
         }
     }
 
@@ -57,6 +60,34 @@ impl Field {
             Field::EmployeeNo => Some(UserField::EmployeeNo),
             Field::Nickname => Some(UserField::Nickname),
             Field::Title => Some(UserField::Title),
+            Field::Manager => Some(UserField::Manager),
+        }
+    }
+
+    fn is_set(self, u: &User) -> bool {
+        match self {
+            Field::Manager => u.manager_id.is_some(),
+            _ => self.text(u).is_some(),
+        }
+    }
+
+    fn set(self, u: &mut User, v: Option<String>) {
+        match self {
+            Field::Manager => u.manager_id = v.map(crate::model::SourceId),
+            _ => *self.slot(u) = v,
+        }
+    }
+
+    fn text(self, u: &User) -> &Option<String> {
+        match self {
+            Field::Username => &u.username,
+            Field::Name => &u.name,
+            Field::Email => &u.email,
+            Field::Mobile => &u.mobile,
+            Field::EmployeeNo => &u.employee_no,
+            Field::Nickname => &u.nickname,
+            Field::Title => &u.title,
+            Field::Manager => &None,
         }
     }
 
@@ -69,6 +100,8 @@ impl Field {
             Field::EmployeeNo => &mut u.employee_no,
             Field::Nickname => &mut u.nickname,
             Field::Title => &mut u.title,
+            // Set through `set`.
+            Field::Manager => unreachable!("the manager is set through Field::set"),
         }
     }
 }
@@ -79,6 +112,8 @@ impl Field {
 pub struct Mapping {
     env: Option<Arc<Environment<'static>>>,
     users: Vec<(Field, String)>,
+    /// `[mapping.attributes]`: (name, expression).
+    attributes: Vec<(String, String)>,
     department_name: Option<String>,
     /// An expression names `mapped` (the fixed mapping's result is then made for it).
     uses_mapped: bool,
@@ -91,7 +126,11 @@ pub struct Mapping {
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let users: Vec<(&str, &str)> = self.users.iter().map(|(f, s)| (f.key(), s.as_str())).collect();
-        f.debug_struct("Mapping").field("users", &users).field("department_name", &self.department_name).finish()
+        f.debug_struct("Mapping")
+            .field("users", &users)
+            .field("attributes", &self.attributes)
+            .field("department_name", &self.department_name)
+            .finish()
     }
 }
 
@@ -103,8 +142,17 @@ const USERS: &str = "users.";
 const ALL_USER_FIELDS: &str = "users";
 const SEPARATOR: char = '\u{1f}';
 /// Each user field's template, by `Field as usize`.
-const USER_TEMPLATES: [&str; 7] =
-    ["users.username", "users.name", "users.email", "users.mobile", "users.employee_no", "users.nickname", "users.title"];
+const USER_TEMPLATES: [&str; 8] = [
+    "users.username",
+    "users.name",
+    "users.email",
+    "users.mobile",
+    "users.employee_no",
+    "users.nickname",
+    "users.title",
+    "users.manager",
+];
+const ATTRIBUTES: &str = "attributes.";
 const DEPARTMENT_NAME: &str = "departments.name";
 
 /// What a field's expression made of a value: its text, or an error.
@@ -257,6 +305,13 @@ impl Builder {
         Ok(())
     }
 
+    /// `[mapping.attributes] <name> = "<expression>"`.
+    pub fn attribute(&mut self, name: &str, source: &str) -> Result<(), String> {
+        self.add(format!("{ATTRIBUTES}{name}"), source)?;
+        self.mapping.attributes.push((name.to_owned(), source.to_owned()));
+        Ok(())
+    }
+
     /// `[mapping.departments] name = "<expression>"`.
     pub fn department_name(&mut self, source: &str) -> Result<(), String> {
         self.add(DEPARTMENT_NAME.to_owned(), source)?;
@@ -265,7 +320,7 @@ impl Builder {
     }
 
     pub fn build(mut self) -> Mapping {
-        let all: Vec<String> = self.mapping.users.iter().map(|(_, s)| wrap(s)).collect();
+        let all: Vec<String> = self.mapping.users.iter().map(|(_, s)| s).chain(self.mapping.attributes.iter().map(|(_, s)| s)).map(|s| wrap(s)).collect();
         if !all.is_empty() {
             // Each part compiled alone already: together they compile too.
             let _ = self.env.add_template_owned(ALL_USER_FIELDS, all.join(&SEPARATOR.to_string()));
@@ -286,15 +341,23 @@ impl Builder {
             }
             Some(out)
         };
-        let users: Vec<&str> = self.mapping.users.iter().map(|(f, _)| USER_TEMPLATES[*f as usize]).collect();
+        let names: Vec<String> = self.mapping.attributes.iter().map(|(n, _)| format!("{ATTRIBUTES}{n}")).collect();
+        let users: Vec<&str> =
+            self.mapping.users.iter().map(|(f, _)| USER_TEMPLATES[*f as usize]).chain(names.iter().map(String::as_str)).collect();
         let user_fields = fields(users);
         let department_fields =
             if self.mapping.department_name.is_some() { fields(vec![DEPARTMENT_NAME]) } else { Some(Default::default()) };
         let mut m = self.mapping;
         m.user_fields = user_fields;
         m.department_fields = department_fields;
-        m.uses_mapped = m.users.iter().map(|(_, s)| s.as_str()).chain(m.department_name.as_deref()).any(|s| s.contains("mapped"));
-        if !m.users.is_empty() || m.department_name.is_some() {
+        m.uses_mapped = m
+            .users
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .chain(m.attributes.iter().map(|(_, s)| s.as_str()))
+            .chain(m.department_name.as_deref())
+            .any(|s| s.contains("mapped"));
+        if !m.users.is_empty() || !m.attributes.is_empty() || m.department_name.is_some() {
             m.env = Some(Arc::new(self.env));
         }
         m
@@ -335,7 +398,7 @@ impl Mapping {
             return said;
         }
         for (field, _) in &self.users {
-            if users.iter_mut().all(|u| field.slot(u).is_none()) {
+            if users.iter().all(|u| !field.is_set(u)) {
                 if let Some(m) = field.model() {
                     users.iter_mut().for_each(|u| u.withhold(m));
                 }
@@ -367,6 +430,11 @@ impl Mapping {
         self.department_name.is_some()
     }
 
+    /// `[mapping.attributes]`: the extra attributes' names.
+    pub fn attribute_names(&self) -> Vec<String> {
+        self.attributes.iter().map(|(n, _)| n.clone()).collect()
+    }
+
     /// The user fields it sets, with their expressions.
     pub fn users(&self) -> impl Iterator<Item = (Field, &str)> {
         self.users.iter().map(|(f, s)| (*f, s.as_str()))
@@ -377,7 +445,7 @@ impl Mapping {
     /// longer absent; one left empty stays absent if it was.
     pub fn user(&self, raw: Value, user: &mut User) -> Result<(), Failed> {
         let Some(env) = &self.env else { return Ok(()) };
-        if self.users.is_empty() {
+        if self.users.is_empty() && self.attributes.is_empty() {
             return Ok(());
         }
         let mapped = if self.uses_mapped { J::from_serialize(&*user) } else { J::UNDEFINED };
@@ -386,21 +454,31 @@ impl Mapping {
             Ok(all) => all.split(SEPARATOR).map(|v| (!v.is_empty() && v != NOTHING).then(|| v.to_owned())).collect(),
             // Which field failed: each alone, the first to fail names it.
             Err(_) => {
-                let mut values = Vec::with_capacity(self.users.len());
+                let mut values = Vec::with_capacity(self.users.len() + self.attributes.len());
                 for (field, _) in &self.users {
                     values.push(render(env, USER_TEMPLATES[*field as usize], &ctx)?);
+                }
+                for (name, _) in &self.attributes {
+                    values.push(render(env, &format!("{ATTRIBUTES}{name}"), &ctx)?);
                 }
                 values
             }
         };
-        debug_assert_eq!(values.len(), self.users.len());
-        for ((field, _), v) in self.users.iter().zip(values) {
+        debug_assert_eq!(values.len(), self.users.len() + self.attributes.len());
+        let mut values = values.into_iter();
+        for ((field, _), v) in self.users.iter().zip(values.by_ref()) {
             if v.is_some()
                 && let Some(m) = field.model()
             {
                 user.absent.retain(|a| *a != m);
             }
-            *field.slot(user) = v;
+            field.set(user, v);
+        }
+        for ((name, _), v) in self.attributes.iter().zip(values) {
+            match v {
+                Some(v) => user.attributes.insert(name.clone(), v),
+                None => user.attributes.remove(name),
+            };
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use orgsync::reconcile::unkept::Sent;
 use orgsync::settings;
 
 pub async fn exec(cfg: &settings::Config, output: Output) -> Result<ExitCode> {
-    let target = orgsync::targets::build(&cfg.target, &cfg.policy.users.match_by)?;
+    let target = orgsync::targets::build(&cfg.target, &cfg.policy.users)?;
     let mut rows = target.check().await?;
     // What the runs learnt: groups the target does not keep in their parents.
     let unnested = match Mirror::open_read_only(&cfg.state_dir)? {

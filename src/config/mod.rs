@@ -274,6 +274,7 @@ pub fn validate_with_env<S: SourceSection, T: Section>(
     let (mapping, unique) = mapping(&mut root, &mut errs);
     let mut policy = policy;
     policy.users.unique = unique;
+    policy.users.attributes = mapping.attribute_names();
     root.finish(&mut errs);
     match (source, target) {
         (Some(source), Some(target)) if errs.is_empty() => {
@@ -299,6 +300,20 @@ fn mapping(root: &mut Reader<'_>, errs: &mut Problems) -> (crate::mapping::Mappi
         }
     }
     u.finish(errs);
+    let attributes = m.entries("attributes", errs);
+    let at = |name: &str| format!("mapping.attributes.{name}");
+    for (name, v) in &attributes {
+        let named = name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+        let result = match v {
+            _ if !named => Err("is not an attribute name (a letter, then letters, digits, _ - . or :)".to_owned()),
+            serde_json::Value::String(expr) => b.attribute(name, expr),
+            _ => Err("expected a string (an expression)".to_owned()),
+        };
+        if let Err(e) = result {
+            errs.push(Problem { key: at(name), message: e });
+        }
+    }
     let mut d = m.table("departments", errs);
     if let Some(expr) = d.string("name", errs)
         && let Err(e) = b.department_name(&expr)
@@ -329,6 +344,7 @@ fn policy<S: SourceSection>(root: &mut Reader<'_>, source: Option<&S>, errs: &mu
             .duration("delete_after", Duration::from_secs(1)..=Duration::from_secs(3650 * 86_400), errs)
             .unwrap_or(du.delete_after),
         unique: Vec::new(),
+        attributes: Vec::new(),
     };
     if u.has("delete_after") && users.target_only != TargetOnly::DisableThenDelete {
         u.problem(errs, "delete_after", "applies only with target_only = \"disable_then_delete\"");

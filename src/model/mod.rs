@@ -88,6 +88,8 @@ pub enum UserField {
     Nickname,
     Title,
     DepartmentIds,
+    /// The user's manager (a source user id).
+    Manager,
 }
 
 /// A user as the source reports it.
@@ -109,6 +111,14 @@ pub struct User {
     /// Primary department first.
     pub department_ids: Vec<SourceId>,
     pub active: bool,
+    /// The user's manager, by the source's user id (an LDAP source gives
+    /// the DN when it is not one of the users read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_id: Option<SourceId>,
+    /// Fields beyond the model's (`[mapping.attributes]`): by name; a name
+    /// missing is empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
     /// Fields the source did not provide for this record (see above).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<UserField>,
@@ -124,6 +134,7 @@ impl User {
             UserField::EmployeeNo => self.employee_no.as_deref(),
             UserField::Nickname => self.nickname.as_deref(),
             UserField::Title => self.title.as_deref(),
+            UserField::Manager => self.manager_id.as_ref().map(SourceId::as_str),
             UserField::DepartmentIds => None,
         }
     }
@@ -184,6 +195,10 @@ pub struct TargetDepartment {
     pub external_id: Option<String>,
     pub name: String,
     pub parent: Option<TargetId>,
+    /// The leaders' target ids, where the target holds them (LDAP `owner`);
+    /// `None`: it holds none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaders: Option<Vec<TargetId>>,
 }
 
 /// A user as the target holds it.
@@ -203,6 +218,12 @@ pub struct TargetUser {
     /// Departments the user is a member of; order carries no meaning.
     pub departments: Vec<TargetId>,
     pub active: bool,
+    /// The manager's target id (a SCIM id, a DN), as the target holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<TargetId>,
+    /// The extra attributes (`[mapping.attributes]`) the target holds, by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// The target's current users and departments.

@@ -13,6 +13,7 @@
 pub mod compare;
 mod departments;
 mod guard;
+mod managers;
 mod matching;
 pub mod only;
 mod plan;

@@ -43,6 +43,19 @@ pub struct UserSpec {
     /// Departments by source id, primary first; `None` when departments are not mapped.
     pub departments: Option<Vec<SourceId>>,
     pub active: bool,
+    /// The manager, by source id: resolved to its target id when the
+    /// operation is applied (it may be created earlier in the same run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager: Option<SourceId>,
+    /// The extra attributes to write (`[mapping.attributes]`), by the
+    /// target's name for them; `None` clears one.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, Option<String>>,
+    /// An update's account's manager now (its target id): what a target
+    /// that writes the whole user (a REST PUT) writes back when the
+    /// manager does not change.
+    #[serde(skip)]
+    pub holds_manager: Option<TargetId>,
 }
 
 /// A field of a target object that an update can change.
@@ -64,6 +77,10 @@ pub enum Field {
     Active,
     /// A department's parent (a move).
     Parent,
+    /// A user's manager.
+    Manager,
+    /// A user's extra attributes (`[mapping.attributes]`), written together.
+    Attributes,
 }
 
 impl Field {
@@ -80,6 +97,8 @@ impl Field {
         Field::Department,
         Field::Departments,
         Field::Active,
+        Field::Manager,
+        Field::Attributes,
     ];
 
     /// Every field.
@@ -96,6 +115,8 @@ impl Field {
         Field::Departments,
         Field::Active,
         Field::Parent,
+        Field::Manager,
+        Field::Attributes,
     ];
 
     pub fn parse(s: &str) -> Option<Field> {
@@ -116,6 +137,8 @@ impl Field {
             Field::Departments => "departments",
             Field::Active => "active",
             Field::Parent => "parent",
+            Field::Manager => "manager",
+            Field::Attributes => "attributes",
         }
     }
 }
@@ -201,6 +224,17 @@ pub enum Op {
         old_departments: Vec<TargetId>,
         changes: Vec<Change>,
     },
+    /// Set a user's manager once both exist: after the run's creates, so a
+    /// manager created in the same run is referenced in it. `target_id` is
+    /// none for a user this run creates (resolved when applied).
+    SetManager {
+        source_id: SourceId,
+        target_id: Option<TargetId>,
+        /// The whole user as the create or update wrote it, `manager` set.
+        spec: UserSpec,
+        /// The manager the target holds now.
+        from: Option<TargetId>,
+    },
     DisableUser {
         target_id: TargetId,
         username: Option<String>,
@@ -231,6 +265,11 @@ pub enum Op {
         duplicate_of: Option<TargetId>,
         reason: String,
     },
+}
+
+/// Extra attributes as a change shows them: `name=value, name=∅`.
+pub fn attributes_text(a: &std::collections::BTreeMap<String, Option<String>>) -> Option<String> {
+    (!a.is_empty()).then(|| a.iter().map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("∅"))).collect::<Vec<_>>().join(", "))
 }
 
 /// How a removal's reason begins, one per kind of reason (see [`removal_label`]).
@@ -271,7 +310,7 @@ impl Op {
             Op::Schedule { .. } => Verb::Schedule,
             Op::Unbind { .. } => Verb::Unbind,
             Op::CreateDepartment { .. } | Op::CreateUser { .. } => Verb::Create,
-            Op::UpdateDepartment { .. } | Op::UpdateUser { .. } => Verb::Update,
+            Op::UpdateDepartment { .. } | Op::UpdateUser { .. } | Op::SetManager { .. } => Verb::Update,
             Op::DisableUser { .. } => Verb::Disable,
             Op::DeleteUser { .. } | Op::DeleteDepartment { .. } => Verb::Delete,
         }
@@ -284,6 +323,7 @@ impl Op {
             | Op::CreateDepartment { source_id, .. }
             | Op::UpdateDepartment { source_id, .. }
             | Op::CreateUser { source_id, .. }
+            | Op::SetManager { source_id, .. }
             | Op::UpdateUser { source_id, .. } => Some(source_id),
             Op::DisableUser { source_id, .. } | Op::DeleteUser { source_id, .. } | Op::DeleteDepartment { source_id, .. } => {
                 source_id.as_ref()
@@ -295,6 +335,7 @@ impl Op {
     pub fn target_id(&self) -> Option<&TargetId> {
         match self {
             Op::CreateDepartment { .. } | Op::CreateUser { .. } => None,
+            Op::SetManager { target_id, .. } => target_id.as_ref(),
             Op::Bind { target_id, .. }
             | Op::Unbind { target_id, .. }
             | Op::UpdateDepartment { target_id, .. }
@@ -337,6 +378,8 @@ impl Op {
                 set(Field::Department, &spec.department),
                 set(Field::Departments, &spec.departments.as_ref().map(|d| d.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))),
                 set(Field::Active, &Some(spec.active.to_string())),
+                set(Field::Manager, &spec.manager.as_ref().map(|m| m.to_string())),
+                set(Field::Attributes, &attributes_text(&spec.attributes)),
             ]
             .into_iter()
             .flatten()
@@ -349,6 +392,11 @@ impl Op {
             .into_iter()
             .flatten()
             .collect(),
+            Op::SetManager { spec, from, .. } => vec![Change {
+                field: Field::Manager,
+                from: from.as_ref().map(|f| f.to_string()),
+                to: spec.manager.as_ref().map(|m| m.to_string()),
+            }],
             // What a disable changes, said like any other change.
             Op::DisableUser { .. } => vec![Change { field: Field::Active, from: Some("true".into()), to: Some("false".into()) }],
             _ => Vec::new(),
@@ -383,6 +431,8 @@ impl Op {
             // Users before department updates: a group's rename then goes
             // with the run's member changes of that group (one request).
             Op::CreateUser { .. } | Op::UpdateUser { .. } => (2, 0),
+            // After every user create: the manager exists by now.
+            Op::SetManager { .. } => (2, 1),
             Op::UpdateDepartment { .. } => (3, 0),
             Op::DisableUser { .. } | Op::DeleteUser { .. } => (4, 0),
             Op::DeleteDepartment { depth, .. } => (5, usize::MAX - *depth),
@@ -413,6 +463,7 @@ impl Op {
                 note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
             ),
             Op::UpdateDepartment { changes, .. } | Op::UpdateUser { changes, .. } => changes_text(changes),
+            Op::SetManager { .. } => changes_text(&self.changes()),
         }
     }
 }
@@ -595,7 +646,8 @@ pub(super) fn stages(
         departments.deletes.clear();
         departments.binds.retain(|op| op.kind() != Kind::Department);
     }
-    let users = plan_users(source, target, bindings, policy, &departments.state);
+    let mut users = plan_users(source, target, bindings, policy, &departments.state);
+    users.ops.append(&mut users.managers);
     let (read, user_removals) = unreadable(source, users.removals);
     let mut p = Plan { items: departments.items, ..Plan::default() };
     p.items.extend(unique);

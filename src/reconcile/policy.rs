@@ -62,13 +62,13 @@ string_enum!(SourceOnly { Ignore => "ignore", CreateAndBind => "create_and_bind"
 string_enum!(MatchKey { Email => "email", Username => "username", Mobile => "mobile", EmployeeNo => "employee_no" });
 string_enum!(UserField {
     Name => "name", Email => "email", Mobile => "mobile", EmployeeNo => "employee_no",
-    Nickname => "nickname", Title => "title", DepartmentIds => "department_ids",
+    Nickname => "nickname", Title => "title", DepartmentIds => "department_ids", Manager => "manager",
 });
 
 impl UserField {
     /// docs/design.md: the default mapping.
     pub const DEFAULTS: &'static [UserField] =
-        &[UserField::Name, UserField::Email, UserField::Mobile, UserField::DepartmentIds, UserField::EmployeeNo, UserField::Nickname];
+        &[UserField::Name, UserField::Email, UserField::Mobile, UserField::DepartmentIds, UserField::EmployeeNo, UserField::Nickname, UserField::Manager];
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +87,8 @@ pub struct UserPolicy {
     pub delete_after: std::time::Duration,
     /// `[mapping.users] unique`: values two users would share get a number.
     pub unique: Vec<MatchKey>,
+    /// `[mapping.attributes]`: the extra attributes kept in step, by the target's name.
+    pub attributes: Vec<String>,
 }
 
 impl Default for UserPolicy {
@@ -101,6 +103,7 @@ impl Default for UserPolicy {
             clear_when_empty: true,
             delete_after: std::time::Duration::from_secs(30 * 86_400),
             unique: Vec::new(),
+            attributes: Vec::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub fn dept_from_spec(id: TargetId, spec: &DeptSpec, bindings: &Bindings) -> Tar
         external_id: Some(spec.external_id.clone()),
         name: spec.name.clone(),
         parent: spec.parent.as_ref().and_then(|p| resolve(bindings, p)),
+        leaders: None,
     }
 }
 
@@ -33,6 +34,8 @@ pub fn user_from_spec(id: TargetId, spec: &UserSpec, bindings: &Bindings) -> Tar
         department: spec.department.clone(),
         departments: spec.departments.iter().flatten().filter_map(|d| resolve(bindings, d)).collect(),
         active: spec.active,
+        manager: spec.manager.as_ref().and_then(|m| bindings.users.get(m).cloned()),
+        attributes: spec.attributes.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect(),
     }
 }
 
@@ -68,11 +71,18 @@ pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, n
             bindings.of_mut(Kind::User).insert(source_id.clone(), id);
         }
         Op::UpdateUser { target_id, spec, changes, .. } => {
-            let departments = user_from_spec(target_id.clone(), spec, bindings).departments;
+            let new = user_from_spec(target_id.clone(), spec, bindings);
             if let Some(u) = target.users.iter_mut().find(|u| &u.id == target_id) {
                 for c in changes {
-                    set_user_field(u, spec, c.field, &departments);
+                    set_user_field(u, spec, c.field, &new.departments, new.manager.as_ref());
                 }
+            }
+        }
+        Op::SetManager { source_id, target_id, spec, .. } => {
+            let id = target_id.clone().or_else(|| bindings.users.get(source_id).cloned());
+            let manager = spec.manager.as_ref().and_then(|m| bindings.users.get(m).cloned());
+            if let Some(u) = target.users.iter_mut().find(|u| Some(&u.id) == id.as_ref()) {
+                u.manager = manager;
             }
         }
         Op::DisableUser { target_id, .. } => {
@@ -94,7 +104,7 @@ pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, n
 /// Set one changed field of a target user from the spec; `departments` are
 /// the spec's departments resolved to target ids. An update sends exactly the
 /// changed fields; everything else keeps the target's value.
-pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: Field, departments: &[TargetId]) {
+pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: Field, departments: &[TargetId], manager: Option<&TargetId>) {
     match field {
         Field::ExternalId => u.external_id = Some(spec.external_id.clone()),
         Field::Username => u.username = spec.username.clone(),
@@ -107,6 +117,15 @@ pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: Field, departm
         Field::Department => u.department = spec.department.clone(),
         Field::Departments => u.departments = departments.to_vec(),
         Field::Active => u.active = spec.active,
+        Field::Manager => u.manager = manager.cloned(),
+        Field::Attributes => {
+            for (k, v) in &spec.attributes {
+                match v {
+                    Some(v) => u.attributes.insert(k.clone(), v.clone()),
+                    None => u.attributes.remove(k),
+                };
+            }
+        }
         // A department's field.
         Field::Parent => {}
     }

@@ -126,6 +126,7 @@ fn apply_edits(src: &mut Snapshot, tgt: &mut TargetSnapshot, edits: &[Edit]) {
                 external_id: None,
                 name: format!("Direct {n}"),
                 parent: None,
+                leaders: None,
             }),
             _ => {}
         }
@@ -162,6 +163,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     clear_when_empty,
                     delete_after: std::time::Duration::from_secs(86_400),
                     unique: Vec::new(),
+                    attributes: Vec::new(),
                 },
                 departments: DepartmentPolicy {
                     target_only: dt,
@@ -593,6 +595,7 @@ fn duplicate_groups_with_our_external_id_converge_to_one_and_one_in_use_is_a_con
         external_id: Some(ext.into()),
         name: name.into(),
         parent: None,
+        leaders: None,
     };
     // d1 was created three times (lost answers); d2 twice, and the second copy holds a member.
     let tgt = TargetSnapshot {

@@ -156,6 +156,7 @@ mod tests {
             department: None,
             departments: vec![],
             active: true,
+            ..TargetUser::default()
         }
     }
 

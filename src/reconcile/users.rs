@@ -3,6 +3,7 @@
 //! target-only policy.
 
 use super::departments::{DeptRes, DeptState};
+use super::managers::{Managers, Want};
 use super::matching::{by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, Field, GRACE_OVER, Item, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Outcome, UserSpec, Verb};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
@@ -78,6 +79,8 @@ pub(super) struct UserPlan {
     pub(super) removals: Vec<Op>,
     pub(super) binds: Vec<Op>,
     pub(super) items: Vec<Item>,
+    /// Managers set after the creates (`Op::SetManager`).
+    pub(super) managers: Vec<Op>,
 }
 
 /// Plan the users in stages: the source's distinct ids, matched and bound,
@@ -94,12 +97,25 @@ pub(super) fn plan_users(
     let m = match_users(source, &src, target, bindings, &policy.users);
     items.extend(m.items.iter().cloned());
     let mut binds = m.unbinds.clone();
-    let diffed = diff(source, &src, &m, target, policy, dept);
+    let mut managers = Managers::new(source, bindings);
+    for (i, u) in src.iter().enumerate() {
+        match m.matched[i] {
+            Some(t) => {
+                managers.target_of.insert(&u.source_id, &target.users[t].id);
+            }
+            None if !m.stop[i] && creates(u, &policy.users) => {
+                managers.created.insert(&u.source_id);
+            }
+            None => {}
+        }
+    }
+    let diffed = diff(source, &src, &m, target, policy, dept, &managers);
     items.extend(diffed.items);
+    items.extend(managers.items());
     binds.extend(diffed.binds);
     let (removals, waiting) = target_only(source, &m, target, bindings, &policy.users, dept.now);
     items.extend(waiting);
-    UserPlan { ops: diffed.ops, removals, binds, items }
+    UserPlan { ops: diffed.ops, removals, binds, items, managers: diffed.managers }
 }
 
 /// The source's users by id: the first with an id wins, the rest are
@@ -262,15 +278,36 @@ fn by_key(m: &mut Matched, key: MatchKey, src: &[&User], target: &TargetSnapshot
 /// binding, and the items: departments not in the source, users not created.
 struct Diffed {
     ops: Vec<Op>,
+    managers: Vec<Op>,
     binds: Vec<Op>,
     items: Vec<Item>,
 }
 
-fn diff(source: &Snapshot, src: &[&User], m: &Matched, target: &TargetSnapshot, policy: &Policy, dept: &DeptState<'_>) -> Diffed {
+fn diff(
+    source: &Snapshot,
+    src: &[&User],
+    m: &Matched,
+    target: &TargetSnapshot,
+    policy: &Policy,
+    dept: &DeptState<'_>,
+    managers: &Managers<'_>,
+) -> Diffed {
     let up = &policy.users;
-    let mut out = Diffed { ops: Vec::new(), binds: Vec::new(), items: Vec::new() };
+    let mut out = Diffed { ops: Vec::new(), managers: Vec::new(), binds: Vec::new(), items: Vec::new() };
+    let manages = up.fields.contains(&UserField::Manager) && !dept.unheld.contains(Field::Manager);
     for (i, &u) in src.iter().enumerate() {
-        let spec = user_spec(u, policy, dept);
+        let mut spec = user_spec(u, policy, dept);
+        let manager = if manages && !u.is_absent(UserField::Manager) { managers.want(u) } else { Want::Unknown };
+        if let Want::Set(_) = manager {
+            spec.manager = u.manager_id.clone();
+        }
+        // Set once the manager's account exists (created in this run).
+        let later = |target_id: Option<TargetId>, spec: &UserSpec, from: Option<TargetId>| Op::SetManager {
+            source_id: u.source_id.clone(),
+            target_id,
+            spec: UserSpec { manager: u.manager_id.clone(), ..spec.clone() },
+            from,
+        };
         if spec.departments.is_some() {
             out.items.extend(unknown_departments(source, u, m.matched[i].map(|t| &target.users[t]), dept));
         }
@@ -288,7 +325,11 @@ fn diff(source: &Snapshot, src: &[&User], m: &Matched, target: &TargetSnapshot, 
                         reason: format!("matched by {how}"),
                     });
                 }
-                let changes = user_changes(u, tu, &spec, up, dept, target);
+                spec.holds_manager = tu.manager.clone();
+                let changes = user_changes(u, tu, &spec, up, dept, target, &manager);
+                if manager == Want::Later {
+                    out.managers.push(later(Some(tu.id.clone()), &spec, tu.manager.clone()));
+                }
                 if !changes.is_empty() {
                     out.ops.push(Op::UpdateUser {
                         source_id: u.source_id.clone(),
@@ -301,6 +342,10 @@ fn diff(source: &Snapshot, src: &[&User], m: &Matched, target: &TargetSnapshot, 
             }
             None if m.stop[i] => {}
             None => match source_only(u, spec, up) {
+                Ok(Some(Op::CreateUser { spec, source_id, note })) if manager == Want::Later => {
+                    out.managers.push(later(None, &spec, None));
+                    out.ops.push(Op::CreateUser { source_id, spec, note });
+                }
                 Ok(create) => out.ops.extend(create),
                 Err(item) => out.items.push(item),
             },
@@ -341,7 +386,7 @@ fn source_only(u: &User, spec: UserSpec, up: &UserPolicy) -> Result<Option<Op>, 
     // A user none of whose match keys has a value cannot match an existing
     // account: it is source-only. Created, its externalId keeps every later
     // run from creating it again.
-    let keyless = up.match_by.iter().all(|&k| key_value(u, k).is_none());
+    let keyless = is_keyless(u, up);
     let keys = || up.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
     if keyless && !up.create_without_match_keys {
         return Err(Item {
@@ -359,6 +404,15 @@ fn source_only(u: &User, spec: UserSpec, up: &UserPolicy) -> Result<Option<Op>, 
         return Ok(Some(Op::CreateUser { source_id: u.source_id.clone(), spec, note }));
     }
     Ok(None)
+}
+
+fn is_keyless(u: &User, up: &UserPolicy) -> bool {
+    up.match_by.iter().all(|&k| key_value(u, k).is_none())
+}
+
+/// Whether [`source_only`] creates this unmatched user.
+fn creates(u: &User, up: &UserPolicy) -> bool {
+    up.source_only == SourceOnly::CreateAndBind && u.active && (up.create_without_match_keys || !is_keyless(u, up))
 }
 
 /// Target-only users under the policy: disabled, deleted, or disabled and
@@ -460,6 +514,16 @@ pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> User
             .collect()
     });
     let department = departments.as_ref().and_then(|d| d.first()).and_then(|d| dept.index.get(d)).map(|&i| dept.src[i].name.clone());
+    let clear = policy.users.clear_when_empty;
+    let attributes = policy
+        .users
+        .attributes
+        .iter()
+        .filter_map(|a| {
+            let v = u.attributes.get(a).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
+            (v.is_some() || clear).then(|| (a.clone(), v))
+        })
+        .collect();
     UserSpec {
         external_id: u.source_id.to_string(),
         username: opt(&u.username).or_else(|| opt(&u.email)),
@@ -473,6 +537,9 @@ pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> User
         // A target without departments holds no memberships.
         departments: departments.filter(|_| dept.shape != DepartmentShape::None),
         active: u.active,
+        manager: None,
+        attributes,
+        holds_manager: None,
     }
 }
 
@@ -483,6 +550,7 @@ pub(super) fn user_changes(
     policy: &UserPolicy,
     dept: &DeptState<'_>,
     target: &TargetSnapshot,
+    manager: &Want<'_>,
 ) -> Vec<Change> {
     let unheld = dept.unheld;
     let mut changes = Vec::new();
@@ -547,6 +615,32 @@ pub(super) fn user_changes(
     }
     if tu.active != spec.active {
         changes.push(Change { field: Field::Active, from: Some(tu.active.to_string()), to: Some(spec.active.to_string()) });
+    }
+    let want = match manager {
+        Want::Set(t) => Some(Some(*t)),
+        Want::Empty if policy.clear_when_empty => Some(None),
+        _ => None,
+    };
+    if let Some(want) = want
+        && tu.manager.as_ref() != want
+    {
+        changes.push(Change { field: Field::Manager, from: tu.manager.as_ref().map(|t| t.to_string()), to: want.map(|t| t.to_string()) });
+    }
+    if !unheld.contains(Field::Attributes) {
+        let differ: std::collections::BTreeMap<String, Option<String>> = spec
+            .attributes
+            .iter()
+            .filter(|(k, want)| tu.attributes.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()) != want.as_deref())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !differ.is_empty() {
+            let have = differ.keys().map(|k| (k.clone(), tu.attributes.get(k).cloned())).collect();
+            changes.push(Change {
+                field: Field::Attributes,
+                from: super::plan::attributes_text(&have),
+                to: super::plan::attributes_text(&differ),
+            });
+        }
     }
     changes
 }

@@ -71,6 +71,8 @@ struct Ctx<'a> {
     /// Department bindings (source -> target, and back), as the run makes
     /// them: a user's departments and a child's parent resolve through it.
     departments: Mutex<(HashMap<SourceId, TargetId>, HashMap<TargetId, SourceId>)>,
+    /// User bindings as the run makes them: a manager resolves through it.
+    users: Mutex<HashMap<SourceId, TargetId>>,
     stop: &'a CancellationToken,
     /// The grace period's end: operations in flight are abandoned.
     abandon: &'a CancellationToken,
@@ -87,9 +89,16 @@ impl Ctx<'_> {
         self.departments.lock().ok()?.0.get(id).cloned()
     }
 
-    /// A department bound in this run (a target bound to one source only).
+    fn resolve_user(&self, id: &SourceId) -> Option<TargetId> {
+        self.users.lock().ok()?.get(id).cloned()
+    }
+
+    /// An object bound in this run (a target bound to one source only).
     fn bind(&self, kind: Kind, s: &SourceId, t: &TargetId) {
-        if kind != Kind::Department {
+        if kind == Kind::User {
+            if let Ok(mut users) = self.users.lock() {
+                users.insert(s.clone(), t.clone());
+            }
             return;
         }
         if let Ok(mut guard) = self.departments.lock() {
@@ -143,14 +152,31 @@ impl Ctx<'_> {
             }
             Op::CreateUser { source_id, spec, .. } => {
                 let deps = self.resolve_all(&spec.departments);
-                let id = self.created(Write::CreateUser(UserCreate { spec, departments: &deps })).await?;
+                let manager = spec.manager.as_ref().and_then(|m| self.resolve_user(m));
+                let id = self.created(Write::CreateUser(UserCreate { spec, departments: &deps, manager: manager.as_ref() })).await?;
+                self.bind(Kind::User, source_id, &id);
                 (Some(id.clone()), BindingChange::Set { source_id: source_id.clone(), target_id: id, hash: hash(spec) })
             }
             Op::UpdateUser { source_id, target_id, spec, old_departments, changes } => {
                 let deps = self.resolve_all(&spec.departments);
-                let (id, departments) = (target_id, &deps);
-                self.target.write(Write::UpdateUser(UserUpdate { id, spec, changes, old_departments, departments })).await?;
+                let manager = match changes.iter().any(|c| c.field == Field::Manager) {
+                    true => spec.manager.as_ref().and_then(|m| self.resolve_user(m)),
+                    false => spec.holds_manager.clone(),
+                };
+                let (id, departments, manager) = (target_id, &deps, manager.as_ref());
+                self.target.write(Write::UpdateUser(UserUpdate { id, spec, changes, old_departments, departments, manager })).await?;
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
+            }
+            Op::SetManager { source_id, target_id, spec, .. } => {
+                let missing = |what: String| TargetError::Missing(format!("{what} is not in the target (its create failed?)"));
+                let id = target_id.clone().or_else(|| self.resolve_user(source_id)).ok_or_else(|| missing(format!("user {source_id}")))?;
+                let m = spec.manager.as_ref().ok_or_else(|| TargetError::Unexpected("no manager to set".into()))?;
+                let manager = self.resolve_user(m).ok_or_else(|| missing(format!("manager {m}")))?;
+                let deps = self.resolve_all(&spec.departments);
+                let changes = op.changes();
+                let update = UserUpdate { id: &id, spec, changes: &changes, old_departments: &[], departments: &deps, manager: Some(&manager) };
+                self.target.write(Write::UpdateUser(update)).await?;
+                (None, BindingChange::None)
             }
             Op::DisableUser { target_id, grace, .. } => {
                 self.target.write(Write::DisableUser(target_id)).await?;
@@ -187,7 +213,7 @@ impl Ctx<'_> {
             _ => true,
         };
         let changes = match op {
-            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } => op.changes(),
+            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } | Op::SetManager { .. } => op.changes(),
             // Only a create that wrote these values (not one that found the
             // group there already, named or nested otherwise).
             Op::CreateDepartment { .. } if created.is_some_and(|id| self.target.created_as_sent(id)) => op.changes(),
@@ -423,6 +449,7 @@ pub async fn apply(
         mirror,
         run,
         departments: Mutex::new((bindings.departments, back)),
+        users: Mutex::new(bindings.users.into_iter().collect()),
         stop,
         abandon,
         streak: 0.into(),

@@ -392,6 +392,7 @@ fn changes(ops: &[Op]) -> Vec<Change> {
     for op in ops {
         match op {
             Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => out.extend(changes.iter().cloned()),
+            Op::SetManager { .. } => out.extend(op.changes()),
             Op::CreateUser { spec, .. } => out.extend(created(spec)),
             Op::CreateDepartment { spec, .. } => {
                 out.push(Change { field: reconcile::Field::Name, from: None, to: Some(spec.name.clone()) })
@@ -447,6 +448,7 @@ fn describe(op: &Op) -> String {
         Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => {
             format!("update {}", changes.iter().map(|c| c.field.to_string()).collect::<Vec<_>>().join(", "))
         }
+        Op::SetManager { .. } => "set the manager once it exists (after the run's creates)".into(),
         Op::Schedule { reason, .. } => format!("start the grace period: {reason}"),
         Op::DisableUser { reason, .. } => format!("disable: {reason}"),
         Op::DeleteUser { reason, .. } | Op::DeleteDepartment { reason, .. } => format!("delete: {reason}"),

@@ -256,7 +256,7 @@ impl TargetSide {
             Some(m) => (m.bindings()?, history(m)?),
             None => (Bindings::default(), reconcile::History::default()),
         };
-        let target = targets::build(&config.target, &config.policy.users.match_by)?;
+        let target = targets::build(&config.target, &config.policy.users)?;
         Ok(TargetSide { mirror, bindings, history, target, current: crate::model::TargetSnapshot::default() })
     }
 
@@ -425,7 +425,7 @@ pub async fn run_with_config(
     // An on-demand run says what it was for; an event run, the events too.
     let label = label(trigger, only, events);
     let trigger = label.as_str();
-    let target = match targets::build(&config.target, &config.policy.users.match_by) {
+    let target = match targets::build(&config.target, &config.policy.users) {
         Ok(t) => t,
         // Recorded, counted and logged like any other failed run.
         Err(e) => return Recording::start(mirror, &SystemClock, trigger, source.kind())?.fail(RunError::SetupTarget(e)),

@@ -331,6 +331,8 @@ pub struct DepartmentUpdate<'a> {
 pub struct UserCreate<'a> {
     pub spec: &'a UserSpec,
     pub departments: &'a [TargetId],
+    /// `spec.manager` resolved: its account's target id.
+    pub manager: Option<&'a TargetId>,
 }
 
 /// Send exactly the changed fields; `departments` matters only when
@@ -342,6 +344,8 @@ pub struct UserUpdate<'a> {
     pub changes: &'a [Change],
     pub old_departments: &'a [TargetId],
     pub departments: &'a [TargetId],
+    /// `spec.manager` resolved (matters only when `changes` names `manager`).
+    pub manager: Option<&'a TargetId>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -388,11 +392,11 @@ pub struct Deferred {
     pub result: Result<String, TargetError>,
 }
 
-pub fn build(config: &TargetConfig, match_by: &[crate::reconcile::MatchKey]) -> Result<Box<dyn Target>, TargetError> {
+pub fn build(config: &TargetConfig, users: &crate::reconcile::UserPolicy) -> Result<Box<dyn Target>, TargetError> {
     Ok(match config {
-        TargetConfig::Scim(c) => Box::new(scim::ScimTarget::new(c, match_by)?),
+        TargetConfig::Scim(c) => Box::new(scim::ScimTarget::new(c, users)?),
         TargetConfig::File { path } => Box::new(file::FileTarget::new(path.clone())),
-        TargetConfig::Ldap(c) => Box::new(ldap::LdapTarget::new(c)),
-        TargetConfig::Rest(c) => Box::new(rest::RestTarget::new(c)?),
+        TargetConfig::Ldap(c) => Box::new(ldap::LdapTarget::new(c, users)),
+        TargetConfig::Rest(c) => Box::new(rest::RestTarget::new(c, users)?),
     })
 }

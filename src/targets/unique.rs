@@ -304,6 +304,7 @@ mod tests {
             external_id: ours.then(|| format!("src-{id}")),
             name: name.into(),
             parent: parent.map(|p| TargetId(p.into())),
+            leaders: None,
         }
     }
 

@@ -41,6 +41,8 @@ pub(super) fn user(u: Item<api::User>, user_id_type: &str, order: &HashMap<&str,
             department_ids: depts.into_iter().map(SourceId).collect(),
             active: true,
             // Email and mobile need field permissions; DingTalk has no nickname.
+            manager_id: None,
+            attributes: Default::default(),
             absent: absent_fields(&[
                 (UserField::Name, &[&u.name]),
                 (UserField::Email, &[&u.org_email, &u.email]),

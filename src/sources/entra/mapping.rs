@@ -210,6 +210,8 @@ fn user(id: &str, u: &api::User, department_ids: Vec<SourceId>) -> User {
         title: text(&u.job_title),
         department_ids,
         active: flat(&u.account_enabled) != Some(false) && u.removed.is_none(),
+        manager_id: None,
+        attributes: Default::default(),
         absent,
     }
 }

@@ -55,6 +55,8 @@ pub(super) fn user(u: api::User, user_id_type: &str) -> Result<User, Unreadable>
         title: text(&u.job_title),
         department_ids: depts.into_iter().map(SourceId).collect(),
         active: !inactive,
+        manager_id: None,
+        attributes: Default::default(),
         absent,
     })
 }

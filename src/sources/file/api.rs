@@ -229,6 +229,8 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             department_ids: u.department_ids.into_iter().map(IdValue::into_id).collect(),
             active: u.active,
             // The document is the whole truth: a missing key is empty.
+            manager_id: None,
+            attributes: Default::default(),
             absent: Vec::new(),
         };
         match crate::sources::mapped(mapping, as_value(mapping, raw), Ok(user)) {

@@ -445,6 +445,8 @@ pub fn snapshot(
             active: active(e, flavor, now_unix),
             // An attribute missing from one entry is empty (the directory
             // says there is none); missing from all: see `sources::mark_withheld`.
+            manager_id: None,
+            attributes: Default::default(),
             absent: Vec::new(),
         };
         let record = if mapping.is_empty() { serde_json::Value::Null } else { e.as_record() };

@@ -38,6 +38,8 @@ pub(super) fn user(u: Item<api::User>, m: &Mapping) -> Result<User, Unreadable> 
             active: u.status == Some(1),
             // Apps created after 2022-06-20 receive no email, biz_mail or
             // mobile; WeCom has no employee number field.
+            manager_id: None,
+            attributes: Default::default(),
             absent: absent_fields(&[
                 (UserField::Name, &[&u.name]),
                 (UserField::Email, &[&u.email, &u.biz_mail]),

@@ -43,6 +43,8 @@ pub(super) fn user(u: Item<api::User>, listed: &str, m: &Mapping) -> Result<User
             title: text(&u.position),
             department_ids: departments,
             active: text(&u.user_status).as_deref() == Some("3"),
+            manager_id: None,
+            attributes: Default::default(),
             absent: absent_fields(&[
                 (UserField::Name, &[&u.user_name_cn, &u.user_name_en]),
                 (UserField::Email, &[&u.user_email]),

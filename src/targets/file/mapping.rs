@@ -11,14 +11,14 @@ pub(super) fn new_id(prefix: &str) -> TargetId {
 
 /// A department as created: its externalId, name and parent.
 pub(super) fn department(id: TargetId, spec: &DeptSpec, parent: Option<&TargetId>) -> TargetDepartment {
-    TargetDepartment { id, external_id: Some(spec.external_id.clone()), name: spec.name.clone(), parent: parent.cloned() }
+    TargetDepartment { id, external_id: Some(spec.external_id.clone()), name: spec.name.clone(), parent: parent.cloned(), leaders: None }
 }
 
 /// A user as created: every field the plan sends.
-pub(super) fn user(id: TargetId, spec: &UserSpec, departments: &[TargetId]) -> TargetUser {
+pub(super) fn user(id: TargetId, spec: &UserSpec, departments: &[TargetId], manager: Option<&TargetId>) -> TargetUser {
     let mut u = TargetUser { id, ..TargetUser::default() };
     for &f in Field::USER {
-        set_user_field(&mut u, spec, f, departments);
+        set_user_field(&mut u, spec, f, departments, manager);
     }
     u
 }

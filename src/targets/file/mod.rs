@@ -107,21 +107,21 @@ impl super::Operations for FileTarget {
     }
 
     fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
-        let super::UserCreate { spec, departments } = op;
+        let super::UserCreate { spec, departments, manager } = op;
         Box::pin(async move {
             let id = mapping::new_id("u-");
-            self.with(|s| s.users.push(mapping::user(id.clone(), spec, departments)))?;
+            self.with(|s| s.users.push(mapping::user(id.clone(), spec, departments, manager)))?;
             Ok(id)
         })
     }
 
     fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
-        let super::UserUpdate { id, spec, changes, old_departments: _old_departments, departments } = op;
+        let super::UserUpdate { id, spec, changes, old_departments: _old_departments, departments, manager } = op;
         Box::pin(async move {
             self.with(|s| match s.users.iter_mut().find(|u| &u.id == id) {
                 Some(u) => {
                     for c in changes {
-                        set_user_field(u, spec, c.field, departments);
+                        set_user_field(u, spec, c.field, departments, manager);
                     }
                     Ok(())
                 }

@@ -20,7 +20,7 @@ fn what_is_written_reads_back_and_an_idle_run_leaves_the_file_alone() {
         let d = t.write(Write::CreateDepartment(DepartmentCreate { spec: &spec, parent: None })).await.unwrap().unwrap();
         let user = UserSpec { external_id: "u1".into(), username: Some("ann".into()), active: true, ..UserSpec::default() };
         let departments = [d.clone()];
-        t.write(Write::CreateUser(UserCreate { spec: &user, departments: &departments })).await.unwrap().unwrap();
+        t.write(Write::CreateUser(UserCreate { spec: &user, departments: &departments, manager: None })).await.unwrap().unwrap();
         let renamed = DeptSpec { name: "Revenue".into(), ..spec.clone() };
         let changes = [Change { field: Field::Name, from: Some("Sales".into()), to: Some("Revenue".into()) }];
         let update = DepartmentUpdate { id: &d, spec: &renamed, changes: &changes, old_parent: None, parent: None };

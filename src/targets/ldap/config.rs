@@ -47,6 +47,8 @@ pub struct Attributes {
     /// Where orgsync's mark (the source id) is kept on users, departments
     /// and groups; default none (entries are then matched by their keys).
     pub external_id: String,
+    /// The manager's DN; default `manager` (inetOrgPerson, AD).
+    pub manager: String,
 }
 
 impl Default for Attributes {
@@ -62,6 +64,7 @@ impl Default for Attributes {
             title: "title".into(),
             department: String::new(),
             external_id: String::new(),
+            manager: "manager".into(),
         }
     }
 }
@@ -224,6 +227,7 @@ fn attributes(t: &mut Reader<'_>, errs: &mut Problems) -> Attributes {
         title: field("title", d.title),
         department: field("department", d.department),
         external_id: field("external_id", d.external_id),
+        manager: field("manager", d.manager),
     };
     a.finish(errs);
     attributes

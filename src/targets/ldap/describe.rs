@@ -64,6 +64,11 @@ impl LdapTarget {
                     let dn = known(target_id);
                     self.describe_update(&mut out, &dn, spec, changes, |d| dept(&planned, d));
                 }
+                Op::SetManager { target_id, spec, .. } => {
+                    let dn = target_id.as_ref().map_or_else(|| "<the user created above>".to_owned(), known);
+                    let m = spec.manager.as_ref().map_or_else(String::new, |m| format!(" (the DN of {m})"));
+                    out.push(format!("modify {dn}: replace {}{m}", self.c.attributes.manager));
+                }
                 Op::DisableUser { target_id, .. } => out.push(self.disable_text(&known(target_id), false)),
                 Op::DeleteUser { target_id, .. } | Op::DeleteDepartment { target_id, .. } => {
                     out.push(format!("delete {}", known(target_id)))
@@ -98,11 +103,14 @@ impl LdapTarget {
                 out.push(format!("modrdn {dn} to {r}{}", under.unwrap_or_default()));
             }
         }
-        let attrs: Vec<&str> = changes
+        let mut attrs: Vec<&str> = changes
             .iter()
             .map(|c| self.attribute(c.field))
             .filter(|a| !a.is_empty() && !a.eq_ignore_ascii_case(&self.c.user_rdn))
             .collect();
+        if has(Field::Attributes) {
+            attrs.extend(spec.attributes.keys().map(String::as_str));
+        }
         if !attrs.is_empty() {
             out.push(format!("modify {dn}: replace {}", attrs.join(", ")));
         }

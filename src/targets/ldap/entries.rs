@@ -194,6 +194,7 @@ async fn departments(t: &LdapTarget, id_attr: &'static str, index: &mut Index) -
                 Layout::OuTree => rdn_value(&e.dn),
             },
             parent,
+            leaders: None,
         });
     }
 
@@ -210,10 +211,13 @@ async fn users(t: &LdapTarget, id_attr: &'static str, tree: &Tree, index: &mut I
     let class = c.user_object_classes.last().map_or("inetOrgPerson", String::as_str);
     let filter = format!("(objectClass={})", ldap3::ldap_escape(class));
     let mut attrs: Vec<&str> = vec![id_attr, &a.username, &a.name, &a.email, &a.mobile, &a.employee_no, &a.nickname, &a.title];
-    attrs.extend([a.department.as_str(), ext]);
+    attrs.extend([a.department.as_str(), ext, a.manager.as_str()]);
+    attrs.extend(t.extras.iter().map(String::as_str));
     if let Disable::Attribute { name, .. } = &c.disable {
         attrs.push(name);
     }
+    // Each user's manager DN, resolved once every user is read.
+    let mut managers: Vec<(usize, String)> = Vec::new();
     attrs.retain(|a| !a.is_empty());
     for base in user_bases(t) {
         for e in t.search(base, Scope::Subtree, &filter, &attrs).await? {
@@ -238,6 +242,9 @@ async fn users(t: &LdapTarget, id_attr: &'static str, tree: &Tree, index: &mut I
                 index.groups_of.insert(id.clone(), departments.iter().cloned().collect());
             }
             let get = |name: &str| first(&e.attrs, name).map(str::to_owned);
+            if let Some(m) = get(&a.manager).filter(|_| !a.manager.is_empty()) {
+                managers.push((users.len(), m));
+            }
             users.push(TargetUser {
                 id: id.clone(),
                 external_id: get(ext),
@@ -251,10 +258,18 @@ async fn users(t: &LdapTarget, id_attr: &'static str, tree: &Tree, index: &mut I
                 department: get(&a.department),
                 departments,
                 active,
+                manager: None,
+                attributes: t.extras.iter().filter_map(|x| Some((x.clone(), get(x)?))).collect(),
             });
             index.users.insert(id.clone());
             index.dn.insert(id, e.dn);
         }
+    }
+    // A DN no user has (a manager outside the users' bases, a stale DN
+    // after a rename without refint) is no manager orgsync knows.
+    let by_dn: HashMap<String, TargetId> = users.iter().filter_map(|u| Some((normalize(index.dn.get(&u.id)?), u.id.clone()))).collect();
+    for (i, dn) in managers {
+        users[i].manager = by_dn.get(&normalize(&dn)).cloned();
     }
     Ok(users)
 }

@@ -2,6 +2,7 @@
 //! the display name and the object classes.
 
 use super::*;
+use crate::reconcile::Change;
 
 impl LdapTarget {
     /// The attribute each changeable field is written to ("" for none).
@@ -17,7 +18,9 @@ impl LdapTarget {
             Field::Title => &a.title,
             Field::Department => &a.department,
             Field::ExternalId => &a.external_id,
-            Field::Departments | Field::Active | Field::Parent => "",
+            Field::Manager => &a.manager,
+            // Each extra attribute by its own name (`extras`).
+            Field::Departments | Field::Active | Field::Parent | Field::Attributes => "",
         }
     }
 
@@ -32,7 +35,8 @@ impl LdapTarget {
             Field::Title => spec.title.as_deref(),
             Field::Department => spec.department.as_deref(),
             Field::ExternalId => Some(spec.external_id.as_str()),
-            Field::Departments | Field::Active | Field::Parent => None,
+            // Resolved to a DN when written; the extras by name.
+            Field::Departments | Field::Active | Field::Parent | Field::Manager | Field::Attributes => None,
         }
         .filter(|v| !v.trim().is_empty())
     }
@@ -58,7 +62,22 @@ impl LdapTarget {
         self.attribute(f).eq_ignore_ascii_case(&self.c.user_rdn)
     }
 
-    pub(super) fn user_attrs(&self, spec: &UserSpec) -> Attrs {
+    /// The modifications that write `changes`' manager (its DN) and extra attributes.
+    pub(super) fn reference_mods(&self, spec: &UserSpec, changes: &[Change], manager: Option<&str>) -> Vec<Mod<String>> {
+        let mut mods = Vec::new();
+        let has = |f: Field| changes.iter().any(|c| c.field == f);
+        if has(Field::Manager) && !self.c.attributes.manager.is_empty() {
+            mods.push(Mod::Replace(self.c.attributes.manager.clone(), manager.map(one).unwrap_or_default()));
+        }
+        if has(Field::Attributes) {
+            for (name, v) in &spec.attributes {
+                mods.push(Mod::Replace(name.clone(), v.as_deref().map(one).unwrap_or_default()));
+            }
+        }
+        mods
+    }
+
+    pub(super) fn user_attrs(&self, spec: &UserSpec, manager: Option<&str>) -> Attrs {
         let mut attrs: Attrs = vec![("objectClass".into(), self.c.user_object_classes.iter().cloned().collect())];
         let mut put = |attr: &str, v: &str| {
             if attr.is_empty() {
@@ -85,6 +104,14 @@ impl LdapTarget {
         }
         if let (Disable::Attribute { name, value }, false) = (&self.c.disable, spec.active) {
             put(name, value);
+        }
+        if let Some(dn) = manager {
+            put(&self.c.attributes.manager, dn);
+        }
+        for (name, v) in &spec.attributes {
+            if let Some(v) = v {
+                put(name, v);
+            }
         }
         attrs
     }

@@ -49,6 +49,10 @@ pub struct LdapTarget {
     tree: tokio::sync::Mutex<()>,
     /// `entryUUID` or `nsUniqueId`, found at the load.
     id_attr: Mutex<&'static str>,
+    /// `[mapping.attributes]`: extra attributes, by their LDAP names.
+    extras: Vec<String>,
+    /// The schema does not allow the manager attribute on users (found at the load).
+    no_manager: std::sync::atomic::AtomicBool,
 }
 
 type Attrs = Vec<(String, HashSet<String>)>;
@@ -58,8 +62,10 @@ fn one(v: &str) -> HashSet<String> {
 }
 
 impl LdapTarget {
-    pub fn new(c: &LdapTargetConfig) -> Self {
+    pub fn new(c: &LdapTargetConfig, users: &crate::reconcile::UserPolicy) -> Self {
         LdapTarget {
+            extras: users.attributes.clone(),
+            no_manager: false.into(),
             c: c.clone(),
             conn: tokio::sync::Mutex::new(None),
             index: Mutex::new(Index::default()),
@@ -117,6 +123,12 @@ impl LdapTarget {
         if let Disable::Attribute { name, .. } = &self.c.disable {
             checks.push(("target.disable_attribute", name, &users));
         }
+        for name in &self.extras {
+            checks.push(("mapping.attributes", name, &users));
+        }
+        // A directory whose user classes cannot hold a manager: not written (no error).
+        let no_manager = a.manager.is_empty() || schema.allows(&users, &a.manager) == Some(false);
+        self.no_manager.store(no_manager, std::sync::atomic::Ordering::Relaxed);
         Ok(checks
             .into_iter()
             .filter(|(_, attr, _)| !attr.is_empty())
@@ -128,6 +140,14 @@ impl LdapTarget {
                 )
             })
             .collect())
+    }
+
+    /// The DN of a user's manager, written to the manager attribute (none when the schema refuses it).
+    fn manager_dn(&self, manager: Option<&TargetId>) -> Result<Option<String>, TargetError> {
+        match manager {
+            Some(m) if !self.no_manager.load(std::sync::atomic::Ordering::Relaxed) => self.dn_of(m).map(Some),
+            _ => Ok(None),
+        }
     }
 
     fn dn_of(&self, id: &TargetId) -> Result<String, TargetError> {
@@ -347,9 +367,12 @@ impl Target for LdapTarget {
     fn unheld(&self) -> FieldSet {
         let mut s = FieldSet::default();
         for &f in Field::USER {
-            if !matches!(f, Field::Departments | Field::Active) && self.attribute(f).is_empty() {
+            if !matches!(f, Field::Departments | Field::Active | Field::Attributes) && self.attribute(f).is_empty() {
                 s = s.with(f);
             }
+        }
+        if self.no_manager.load(std::sync::atomic::Ordering::Relaxed) {
+            s = s.with(Field::Manager);
         }
         s
     }
@@ -546,10 +569,11 @@ impl super::Operations for LdapTarget {
     }
 
     fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
-        let super::UserCreate { spec, departments } = op;
+        let super::UserCreate { spec, departments, manager } = op;
         Box::pin(async move {
             let dn = format!("{},{}", self.user_rdn(spec)?, self.home(departments, spec.active)?);
-            let id = match self.add(&dn, self.user_attrs(spec)).await? {
+            let manager = self.manager_dn(manager)?;
+            let id = match self.add(&dn, self.user_attrs(spec, manager.as_deref())).await? {
                 68 => self.existing(&dn, &spec.external_id).await?,
                 _ => self.read_id(&dn).await?,
             };
@@ -566,7 +590,7 @@ impl super::Operations for LdapTarget {
     }
 
     fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
-        let super::UserUpdate { id, spec, changes, old_departments, departments } = op;
+        let super::UserUpdate { id, spec, changes, old_departments, departments, manager } = op;
         Box::pin(async move {
             let has = |f: Field| changes.iter().any(|c| c.field == f);
             if has(Field::Active) && !spec.active && self.c.disable == Disable::Delete {
@@ -601,6 +625,7 @@ impl super::Operations for LdapTarget {
                     }
                 }
             }
+            mods.extend(self.reference_mods(spec, changes, self.manager_dn(manager)?.as_deref()));
             self.modify(&dn, mods, &[]).await?;
             if self.c.layout == Layout::Groups && has(Field::Departments) {
                 let (old, new): (HashSet<&TargetId>, HashSet<&TargetId>) = (old_departments.iter().collect(), departments.iter().collect());

@@ -158,6 +158,8 @@ pub const USER_FIELDS: &[&str] = &[
     "nickname",
     "title",
     "department",
+    "manager",
+    "attributes",
     "active",
     "departments",
 ];

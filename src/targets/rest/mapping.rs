@@ -36,11 +36,34 @@ impl RestTarget {
         })
     }
 
-    pub(super) fn user_ctx(spec: &UserSpec) -> Value {
+    /// What templates see of a user: `user.manager_id` is the manager's
+    /// target id, `user.attributes` the extra attributes by name (none: clear).
+    pub(super) fn user_ctx(spec: &UserSpec, manager: Option<&TargetId>) -> Value {
         json!({
             "external_id": spec.external_id, "username": spec.username, "name": spec.name, "email": spec.email,
             "mobile": spec.mobile, "employee_no": spec.employee_no, "nickname": spec.nickname, "title": spec.title,
-            "department": spec.department, "active": spec.active,
+            "department": spec.department, "active": spec.active, "manager_id": manager, "attributes": spec.attributes,
         })
+    }
+
+    /// The extra attributes a listed user holds: under the `attributes`
+    /// field's object, by name (a list gives its first value).
+    pub(super) fn extras_of(&self, item: &Value) -> std::collections::BTreeMap<String, String> {
+        let Some(holder) = self.c.users.field("attributes").and_then(|p| p.all(item).first().copied()) else { return Default::default() };
+        self.extras
+            .iter()
+            .filter_map(|name| {
+                let v = match holder.get(name)? {
+                    Value::Array(a) => a.first()?.clone(),
+                    v => v.clone(),
+                };
+                let text = match v {
+                    Value::String(s) => s,
+                    Value::Null => return None,
+                    other => other.to_string(),
+                };
+                Some((name.clone(), text)).filter(|(_, t)| !t.trim().is_empty())
+            })
+            .collect()
     }
 }

@@ -47,6 +47,8 @@ pub struct RestTarget {
     /// declare them, unmanaged attributes are off), read at the load; they
     /// are neither compared nor expected to be kept.
     dropped: std::sync::Mutex<FieldSet>,
+    /// `[mapping.attributes]`: the extra attributes' names.
+    extras: Vec<String>,
     /// Each department's name as the API shows it (read at the load, or
     /// as written this run): a 409 for a name another department shows is
     /// a taken name, and the department takes one of its own
@@ -93,10 +95,11 @@ struct Rendered {
 }
 
 impl RestTarget {
-    pub fn new(c: &RestConfig) -> Result<Self, TargetError> {
+    pub fn new(c: &RestConfig, users: &crate::reconcile::UserPolicy) -> Result<Self, TargetError> {
         let http = crate::http_client::builder(c.timeout).build().map_err(TargetError::Client)?;
         let rate = NonZeroU32::new(c.rate_limit.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(RestTarget {
+            extras: users.attributes.clone(),
             c: c.clone(),
             http,
             limiter: RateLimiter::direct(Quota::per_second(rate)),
@@ -179,9 +182,39 @@ impl RestTarget {
         }
         let declared: HashSet<&str> = profile["attributes"].as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
         let body = self.c.templates.source(&format!("{}.body", self.c.users.create.name));
-        Ok([(Field::ExternalId, "orgsync_id"), (Field::Mobile, "mobile"), (Field::EmployeeNo, "employee_no"), (Field::Title, "title")]
+        Ok([
+            (Field::ExternalId, "orgsync_id"),
+            (Field::Mobile, "mobile"),
+            (Field::EmployeeNo, "employee_no"),
+            (Field::Title, "title"),
+            (Field::Manager, "manager"),
+        ]
             .into_iter()
             .filter(|(_, a)| body.contains(&format!("\"{a}\"")) && !declared.contains(a))
+            .collect())
+    }
+
+    /// `[mapping.attributes]` names the realm's user profile would drop:
+    /// each said (nothing is written while one is).
+    async fn keycloak_undeclared_extras(&self) -> Result<Vec<String>, TargetError> {
+        if self.extras.is_empty() {
+            return Ok(Vec::new());
+        }
+        let profile = self.keycloak_get("keycloak.profile", "/users/profile").await?;
+        if matches!(profile["unmanagedAttributePolicy"].as_str(), Some("ENABLED" | "ADMIN_EDIT")) {
+            return Ok(Vec::new());
+        }
+        let declared: HashSet<&str> = profile["attributes"].as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
+        Ok(self
+            .extras
+            .iter()
+            .filter(|x| !declared.contains(x.as_str()))
+            .map(|x| {
+                format!(
+                    "[mapping.attributes] {x}: the Keycloak realm's user profile does not declare it and unmanaged attributes \
+                     are off, so Keycloak would drop it; declare it in the realm's user profile or enable unmanaged attributes"
+                )
+            })
             .collect())
     }
 
@@ -234,10 +267,11 @@ impl RestTarget {
         spec: &UserSpec,
         changes: &[Change],
         departments: &[TargetId],
+        manager: Option<&TargetId>,
         keep: Option<&Change>,
     ) -> Result<(), TargetError> {
         let u = &self.c.users;
-        let mut user = Self::user_ctx(spec);
+        let mut user = Self::user_ctx(spec, manager);
         let mut changes: Vec<Change> = changes.to_vec();
         if let Some(r) = keep {
             user["username"] = json!(r.from);
@@ -305,6 +339,8 @@ impl Target for RestTarget {
             (Field::Nickname, "nickname"),
             (Field::Title, "title"),
             (Field::Department, "department"),
+            (Field::Manager, "manager"),
+            (Field::Attributes, "attributes"),
         ] {
             if self.c.users.field(name).is_none() {
                 s = s.with(f);
@@ -348,6 +384,10 @@ impl Target for RestTarget {
                 }
                 *self.dropped.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     dropped.iter().fold(FieldSet::default(), |s, (f, _)| s.with(*f));
+                let undeclared = self.keycloak_undeclared_extras().await?;
+                if !undeclared.is_empty() {
+                    return Err(TargetError::Schema(undeclared));
+                }
                 let editable = self.keycloak_username_editable().await?;
                 self.username_editable.store(editable, std::sync::atomic::Ordering::Relaxed);
             }
@@ -370,6 +410,7 @@ impl Target for RestTarget {
                         external_id: text("external_id"),
                         name: text("name").unwrap_or_default(),
                         parent: None,
+                        leaders: None,
                     });
                 }
                 for dep in &mut snap.departments {
@@ -421,6 +462,8 @@ impl Target for RestTarget {
                     department: text("department"),
                     departments,
                     active: text("active").is_none_or(|a| !matches!(a.to_ascii_lowercase().as_str(), "false" | "0" | "no")),
+                    manager: text("manager").map(TargetId),
+                    attributes: self.extras_of(&item),
                     id: TargetId(id),
                 });
             }
@@ -521,10 +564,10 @@ impl super::Operations for RestTarget {
     }
 
     fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
-        let super::UserCreate { spec, departments } = op;
+        let super::UserCreate { spec, departments, manager } = op;
         Box::pin(async move {
             let u = &self.c.users;
-            let ctx = self.ctx(json!({"user": Self::user_ctx(spec), "departments": departments}));
+            let ctx = self.ctx(json!({"user": Self::user_ctx(spec, manager), "departments": departments}));
             let a = self.send(&u.create, &ctx, None, &[]).await?;
             let id = self.id_of(&u.create, &a)?;
             if u.field("departments").is_none() {
@@ -535,17 +578,17 @@ impl super::Operations for RestTarget {
     }
 
     fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
-        let super::UserUpdate { id, spec, changes, old_departments, departments } = op;
+        let super::UserUpdate { id, spec, changes, old_departments, departments, manager } = op;
         Box::pin(async move {
             // A username change the realm refuses (known from the realm, or
             // from Keycloak's answer) is left out of the update, the rest
             // still goes through, and the rename is said as refused.
             let rename = changes.iter().find(|c| c.field == Field::Username);
             let mut refused = rename.filter(|_| !self.username_editable.load(std::sync::atomic::Ordering::Relaxed));
-            let result = match self.send_user_update(id, spec, changes, departments, refused).await {
+            let result = match self.send_user_update(id, spec, changes, departments, manager, refused).await {
                 Err(e) if rename.is_some() && refused.is_none() && e.status() == Some(400) && e.to_string().contains("read-only") => {
                     refused = rename;
-                    self.send_user_update(id, spec, changes, departments, refused).await
+                    self.send_user_update(id, spec, changes, departments, manager, refused).await
                 }
                 other => other,
             };

@@ -38,6 +38,11 @@ pub struct Dialect {
     pub etag: bool,
     /// The User schema's attribute names (lower case), when served.
     pub user_attributes: Option<BTreeSet<String>>,
+    /// Every schema `/Schemas` lists, with its attribute names (lower case).
+    pub schemas: Option<std::collections::BTreeMap<String, BTreeSet<String>>>,
+    /// Where each `[mapping.attributes]` name goes: its SCIM path (a core
+    /// attribute, or `urn:…:attribute` in an extension), by name.
+    pub extras: Vec<(String, String)>,
     /// What was assumed, and why.
     pub notes: Vec<String>,
 }
@@ -53,6 +58,8 @@ impl Default for Dialect {
             bulk: None,
             etag: false,
             user_attributes: None,
+            schemas: None,
+            extras: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -129,6 +136,16 @@ pub fn dialect(spc: Result<&Value, Unserved>, resource_types: Result<&Value, Uns
     }
     match &schemas {
         Ok(s) => {
+            d.schemas = Some(
+                resources(s)
+                    .into_iter()
+                    .filter_map(|r| {
+                        let id = r.get("id").and_then(Value::as_str)?;
+                        let names = r.get("attributes").and_then(Value::as_array).into_iter().flatten();
+                        Some((id.to_owned(), names.filter_map(|a| a.get("name").and_then(Value::as_str)).map(str::to_ascii_lowercase).collect()))
+                    })
+                    .collect(),
+            );
             let user = resources(s).into_iter().find(|r| r.get("id").and_then(Value::as_str) == Some(super::mapping::USER));
             d.user_attributes = user
                 .and_then(|u| u.get("attributes"))
@@ -159,7 +176,45 @@ impl Dialect {
                 }
             }
         }
+        // The enterprise extension's `manager`, unless /Schemas shows it without one.
+        let listed = self.schemas.as_ref().and_then(|s| s.get(ENTERPRISE));
+        if !self.enterprise || listed.is_some_and(|a| !a.contains("manager")) {
+            set = set.with(Field::Manager);
+        }
         set
+    }
+
+    /// Where each extra attribute goes: a name with a schema URN
+    /// (`urn:…:User:badge`) into that schema, where `/Schemas` lists it
+    /// with the attribute; a bare name into the enterprise extension where
+    /// it has it (`costCenter`, `organization`, `division`), else a core
+    /// attribute (`userType`, `locale`). Without `/Schemas`: a bare name
+    /// of the enterprise extension's (RFC 7643 4.3), any URN as written.
+    /// `Err` names each the server cannot hold.
+    pub fn place_extras(&self, names: &[String]) -> Result<Vec<(String, String)>, Vec<String>> {
+        const ENTERPRISE_ATTRS: [&str; 3] = ["costcenter", "organization", "division"];
+        let has = |schema: &str, attr: &str| match &self.schemas {
+            Some(s) => s.get(schema).is_some_and(|a| a.contains(&attr.to_ascii_lowercase())),
+            None => schema != ENTERPRISE || ENTERPRISE_ATTRS.contains(&attr.to_ascii_lowercase().as_str()),
+        };
+        let (mut placed, mut unheld) = (Vec::new(), Vec::new());
+        for name in names {
+            let path = match name.rsplit_once(':') {
+                Some((schema, attr)) if name.starts_with("urn:") => has(schema, attr).then(|| name.clone()),
+                Some(_) => None,
+                None if self.enterprise && has(ENTERPRISE, name) => Some(format!("{ENTERPRISE}:{name}")),
+                None => self.user_attributes.as_ref().is_some_and(|a| a.contains(&name.to_ascii_lowercase())).then(|| name.clone()),
+            };
+            match path {
+                Some(p) => placed.push((name.clone(), p)),
+                None => unheld.push(format!(
+                    "[mapping.attributes] {name}: the server's /Schemas lists it in no schema it offers for users \
+                     (a bare name is looked for in the enterprise extension and the core User schema; \
+                     name another schema's attribute as urn:…:attribute)"
+                )),
+            }
+        }
+        if unheld.is_empty() { Ok(placed) } else { Err(unheld) }
     }
 
     /// Members per membership request: 1,000, or the server's bulk limit if lower.

@@ -26,7 +26,23 @@ fn pick(v: &Value, attr: &str, ty: &str) -> Option<String> {
         .or_else(|| items.first().and_then(|i| s(i, "value")))
 }
 
-pub fn user_from(v: &Value) -> Option<TargetUser> {
+/// An attribute's value at a SCIM path (`userType`, `urn:…:costCenter`), as text.
+fn at_path(v: &Value, path: &str) -> Option<String> {
+    let found = match path.rsplit_once(':') {
+        Some((schema, attr)) => v.get(schema)?.get(attr)?,
+        None => v.get(path)?,
+    };
+    match found {
+        Value::String(s) => Some(s.clone()).filter(|s| !s.trim().is_empty()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A listed User as the model sees it; `extras` are the extra attributes'
+/// (name, path).
+pub fn user_from(v: &Value, extras: &[(String, String)]) -> Option<TargetUser> {
     let ent = v.get(ENTERPRISE).cloned().unwrap_or(Value::Null);
     Some(TargetUser {
         id: TargetId(s(v, "id")?),
@@ -41,6 +57,8 @@ pub fn user_from(v: &Value) -> Option<TargetUser> {
         department: s(&ent, "department"),
         departments: Vec::new(),
         active: v.get("active").and_then(Value::as_bool).unwrap_or(true),
+        manager: ent.get("manager").and_then(|m| s(m, "value")).map(TargetId),
+        attributes: extras.iter().filter_map(|(name, path)| Some((name.clone(), at_path(v, path)?))).collect(),
     })
 }
 
@@ -100,7 +118,7 @@ pub fn group_from(v: &Value) -> Option<ListedGroup> {
 /// Build the snapshot from resources (see [`snapshot_from`]).
 #[cfg(test)]
 pub fn snapshot(users: &[Value], groups: &[Value]) -> Result<TargetSnapshot, TargetError> {
-    let users = users.iter().map(|u| user_from(u).ok_or_else(|| decode("a User without an id"))).collect::<Result<Vec<_>, _>>()?;
+    let users = users.iter().map(|u| user_from(u, &[]).ok_or_else(|| decode("a User without an id"))).collect::<Result<Vec<_>, _>>()?;
     let groups = groups.iter().map(|g| group_from(g).ok_or_else(|| decode("a Group without an id"))).collect::<Result<Vec<_>, _>>()?;
     Ok(snapshot_from(users, groups))
 }
@@ -158,6 +176,7 @@ pub fn snapshot_from(users: Vec<TargetUser>, groups: Vec<ListedGroup>) -> Target
             id: TargetId(g.id),
             external_id: g.external_id,
             name: g.name,
+            leaders: None,
         });
     }
     snap
@@ -213,10 +232,22 @@ pub fn group_patch(spec: &DeptSpec, changes: &[Change]) -> Vec<Value> {
 
 /// A user's create body, without the fields the server cannot hold (the
 /// enterprise extension among them when it is not offered).
-pub fn user_body(spec: &UserSpec, unheld: FieldSet) -> Value {
+pub fn user_body(spec: &UserSpec, unheld: FieldSet, extras: &[(String, String)], manager: Option<&TargetId>) -> Value {
     let mut m = Map::new();
     let enterprise = !unheld.contains(Field::EmployeeNo);
-    m.insert("schemas".into(), if enterprise { json!([USER, ENTERPRISE]) } else { json!([USER]) });
+    let mut schemas = vec![USER.to_owned()];
+    if enterprise {
+        schemas.push(ENTERPRISE.to_owned());
+    }
+    if let Some(id) = manager.filter(|_| !unheld.contains(Field::Manager)) {
+        put_path(&mut m, &mut schemas, &format!("{ENTERPRISE}:manager"), json!({"value": id.as_str()}));
+    }
+    for (name, path) in extras {
+        if let Some(Some(v)) = spec.attributes.get(name) {
+            put_path(&mut m, &mut schemas, path, json!(v));
+        }
+    }
+    m.insert("schemas".into(), json!(schemas));
     m.insert("externalId".into(), json!(spec.external_id));
     m.insert("active".into(), json!(spec.active));
     for &f in Field::USER.iter().filter(|f| !unheld.contains(**f)) {
@@ -244,6 +275,23 @@ pub fn user_body(spec: &UserSpec, unheld: FieldSet) -> Value {
     Value::Object(m)
 }
 
+/// Set `path` (core, or `urn:…:attribute`) in a resource body, its schema listed.
+fn put_path(m: &mut Map<String, Value>, schemas: &mut Vec<String>, path: &str, v: Value) {
+    match path.rsplit_once(':') {
+        Some((schema, attr)) => {
+            if !schemas.iter().any(|s| s == schema) {
+                schemas.push(schema.to_owned());
+            }
+            if let Some(o) = m.entry(schema).or_insert_with(|| json!({})).as_object_mut() {
+                o.insert(attr.to_owned(), v);
+            }
+        }
+        None => {
+            m.insert(path.to_owned(), v);
+        }
+    }
+}
+
 /// (SCIM path, value) of one field; `Value::Null` means remove. `name` also
 /// sets `name.formatted` (see `user_patch`).
 fn user_value(spec: &UserSpec, field: Field) -> Option<(String, Value)> {
@@ -261,15 +309,36 @@ fn user_value(spec: &UserSpec, field: Field) -> Option<(String, Value)> {
         Field::Title => ("title".into(), opt(&spec.title)),
         Field::Department => (format!("{ENTERPRISE}:department"), opt(&spec.department)),
         Field::Active => ("active".into(), json!(spec.active)),
-        // Memberships live on the groups; a parent is a department's.
-        Field::Departments | Field::Parent => return None,
+        // Memberships live on the groups; a parent is a department's; the
+        // manager and extra attributes need more than the spec (see `user_patch`).
+        Field::Departments | Field::Parent | Field::Manager | Field::Attributes => return None,
     })
 }
 
 /// PATCH operations for exactly these changed fields.
 /// The PATCH operations for `fields` (but the unheld), each with the field it carries.
-pub fn user_patch(spec: &UserSpec, fields: &[Field], unheld: FieldSet) -> Vec<(Field, Value)> {
+pub fn user_patch(
+    spec: &UserSpec,
+    fields: &[Field],
+    unheld: FieldSet,
+    extras: &[(String, String)],
+    manager: Option<&TargetId>,
+) -> Vec<(Field, Value)> {
     let mut ops = Vec::new();
+    let set = |path: &str, v: Option<Value>| match v {
+        Some(v) => json!({"op": "replace", "path": path, "value": v}),
+        None => json!({"op": "remove", "path": path}),
+    };
+    if fields.contains(&Field::Manager) && !unheld.contains(Field::Manager) {
+        ops.push((Field::Manager, set(&format!("{ENTERPRISE}:manager"), manager.map(|m| json!({"value": m.as_str()})))));
+    }
+    if fields.contains(&Field::Attributes) {
+        for (name, path) in extras {
+            if let Some(v) = spec.attributes.get(name) {
+                ops.push((Field::Attributes, set(path, v.as_ref().map(|v| json!(v)))));
+            }
+        }
+    }
     for &f in fields.iter().filter(|f| !unheld.contains(**f)) {
         let Some((path, v)) = user_value(spec, f) else { continue };
         let extra = (f == Field::Name).then(|| ("name.formatted".to_owned(), v.clone()));

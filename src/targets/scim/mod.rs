@@ -47,6 +47,8 @@ pub struct ScimTarget {
     group_locks: std::sync::Mutex<std::collections::HashMap<TargetId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// `policy.users.match_by`: how a 409 on create finds the existing user.
     match_by: Vec<MatchKey>,
+    /// `[mapping.attributes]`: the extra attributes' names.
+    attributes: Vec<String>,
     /// The server refused a group's attributes by PATCH and took them by
     /// PUT (django-scim2: 501 on `replace displayName`): PUT from then on.
     group_put: std::sync::atomic::AtomicBool,
@@ -109,7 +111,8 @@ fn quoted(s: &str) -> String {
 }
 
 impl ScimTarget {
-    pub fn new(c: &ScimConfig, match_by: &[MatchKey]) -> Result<Self, TargetError> {
+    pub fn new(c: &ScimConfig, users: &crate::reconcile::UserPolicy) -> Result<Self, TargetError> {
+        let match_by = &users.match_by;
         Ok(Self {
             client: Client::new(c)?,
             shape: c.departments,
@@ -118,7 +121,8 @@ impl ScimTarget {
             page_size: c.page_size,
             concurrency: c.concurrency.max(1),
             group_locks: std::sync::Mutex::default(),
-            match_by: match_by.to_vec(),
+            match_by: match_by.clone(),
+            attributes: users.attributes.clone(),
             group_put: false.into(),
             parents: std::sync::Mutex::default(),
             shown: crate::targets::unique::Shown::new(c.unique_name.clone()),
@@ -178,7 +182,7 @@ impl ScimTarget {
     /// its parts). Judged only on an answer that is the resource (it has
     /// `userName`), never on one that is only an id.
     fn unkept_in(&self, spec: &UserSpec, stored: &Value) -> Vec<(Field, Option<String>)> {
-        let Some(tu) = stored.get("userName").and_then(|_| mapping::user_from(stored)) else { return Vec::new() };
+        let Some(tu) = stored.get("userName").and_then(|_| mapping::user_from(stored, &self.extras())) else { return Vec::new() };
         let unheld = self.unheld();
         [
             (Field::Username, &spec.username, &tu.username),
@@ -240,6 +244,11 @@ impl ScimTarget {
         }
     }
 
+    /// Where the extra attributes go (found by discovery).
+    fn extras(&self) -> Vec<(String, String)> {
+        self.with_dialect(|d| d.extras.clone())
+    }
+
     /// Read what discovery found (no copy: `unheld` is asked for every user written).
     fn with_dialect<T>(&self, f: impl FnOnce(&discovery::Dialect) -> T) -> T {
         f(&self.dialect.read().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -250,14 +259,15 @@ impl ScimTarget {
     /// that cannot be reached fails.
     /// What the server supports, found now and kept for the run.
     async fn discovered(&self) -> Result<discovery::Dialect, TargetError> {
-        let d = self.discover().await?;
+        let mut d = self.discover().await?;
+        d.extras = d.place_extras(&self.attributes).map_err(TargetError::Schema)?;
         tracing::debug!(dialect = ?d, "What the target supports");
         *self.dialect.write().unwrap_or_else(std::sync::PoisonError::into_inner) = d.clone();
         Ok(d)
     }
 
-    fn take_user(users: &mut Vec<crate::model::TargetUser>, v: Value) -> Result<(), TargetError> {
-        users.push(mapping::user_from(&v).ok_or_else(|| decode_error("/Users", "a User without an id"))?);
+    fn take_user(users: &mut Vec<crate::model::TargetUser>, v: Value, extras: &[(String, String)]) -> Result<(), TargetError> {
+        users.push(mapping::user_from(&v, extras).ok_or_else(|| decode_error("/Users", "a User without an id"))?);
         Ok(())
     }
 
@@ -611,11 +621,11 @@ impl Target for ScimTarget {
 
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
-            self.discovered().await?;
+            let extras = self.discovered().await?.extras;
             let mut users = Vec::new();
             // Each resource is read into what the snapshot needs as its page
             // arrives: 100,000 users are never held as JSON at once.
-            self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v)).await?;
+            self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v, &extras)).await?;
             self.loaded(users).await
         })
     }
@@ -629,15 +639,17 @@ impl Target for ScimTarget {
     /// where the server has no filter, every user.
     fn load_for<'a>(&'a self, wanted: &'a super::Wanted) -> TResult<'a, TargetSnapshot> {
         Box::pin(async move {
-            if !self.discovered().await?.filter {
+            let d = self.discovered().await?;
+            let extras = d.extras;
+            if !d.filter {
                 let mut users = Vec::new();
-                self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v)).await?;
+                self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v, &extras)).await?;
                 return self.loaded(users).await;
             }
             let mut users = Vec::new();
             for id in &wanted.users {
                 match self.client.send(Method::GET, &format!("/Users/{id}"), &[], None).await {
-                    Ok(Some(v)) => Self::take_user(&mut users, v)?,
+                    Ok(Some(v)) => Self::take_user(&mut users, v, &extras)?,
                     // Gone from the target: the plan says what follows.
                     Ok(None) => {}
                     Err(e) if e.status() == Some(404) => {}
@@ -650,7 +662,7 @@ impl Target for ScimTarget {
                 .map(|x| format!("externalId eq {}", quoted(x)))
                 .chain(wanted.keys.iter().map(|(k, v)| format!("{} eq {}", key_attribute(*k), quoted(v))));
             for filter in filters {
-                self.client.list_each("/Users", Some(filter), |v| Self::take_user(&mut users, v)).await?;
+                self.client.list_each("/Users", Some(filter), |v| Self::take_user(&mut users, v, &extras)).await?;
             }
             let mut seen = std::collections::HashSet::new();
             users.retain(|u| seen.insert(u.id.clone()));
@@ -832,9 +844,9 @@ impl super::Operations for ScimTarget {
     }
 
     fn create_user<'a>(&'a self, op: super::UserCreate<'a>) -> TResult<'a, TargetId> {
-        let super::UserCreate { spec, departments } = op;
+        let super::UserCreate { spec, departments, manager } = op;
         Box::pin(async move {
-            let body = mapping::user_body(spec, self.unheld());
+            let body = mapping::user_body(spec, self.unheld(), &self.extras(), manager);
             let id = match self.create("/Users", &body, &spec.external_id).await {
                 Ok((id, stored)) => {
                     let unkept = stored.map(|v| self.unkept_in(spec, &v)).unwrap_or_default();
@@ -853,7 +865,7 @@ impl super::Operations for ScimTarget {
                             self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                         )));
                     };
-                    self.patch_user(&id, mapping::user_patch(spec, Field::USER, self.unheld())).await?;
+                    self.patch_user(&id, mapping::user_patch(spec, &[Field::USER, &[Field::Manager, Field::Attributes]].concat(), self.unheld(), &self.extras(), manager)).await?;
                     id
                 }
                 Err(e) => return Err(e),
@@ -864,14 +876,14 @@ impl super::Operations for ScimTarget {
     }
 
     fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
-        let super::UserUpdate { id, spec, changes, old_departments, departments } = op;
+        let super::UserUpdate { id, spec, changes, old_departments, departments, manager } = op;
         Box::pin(async move {
             let fields: Vec<Field> = changes.iter().map(|c| c.field).collect();
             // Memberships first: they go whatever the target makes of the attributes.
             if fields.contains(&Field::Departments) {
                 self.set_user_departments(id, old_departments, departments);
             }
-            self.patch_user(id, mapping::user_patch(spec, &fields, self.unheld())).await?;
+            self.patch_user(id, mapping::user_patch(spec, &fields, self.unheld(), &self.extras(), manager)).await?;
             Ok(())
         })
     }

@@ -43,7 +43,7 @@ fn a_member_is_a_user_or_a_group_by_type_or_ref_never_by_a_shared_id() {
 #[test]
 fn a_patch_names_only_changed_fields_and_removes_emptied_ones() {
     let spec = UserSpec { external_id: "s1".into(), name: Some("N".into()), title: None, ..Default::default() };
-    let ops = user_patch(&spec, &[Field::Name, Field::Title], FieldSet::default());
+    let ops = user_patch(&spec, &[Field::Name, Field::Title], FieldSet::default(), &[], None);
     assert_eq!(ops.len(), 3);
     assert_eq!((ops[1].0, &ops[1].1["path"]), (Field::Name, &json!("name.formatted")));
     assert_eq!(ops[2], (Field::Title, json!({"op": "remove", "path": "title"})));
@@ -59,12 +59,12 @@ fn a_create_body_carries_the_enterprise_extension_where_the_server_offers_it() {
         active: true,
         ..Default::default()
     };
-    let b = user_body(&spec, FieldSet::default());
+    let b = user_body(&spec, FieldSet::default(), &[], None);
     assert_eq!(b[ENTERPRISE]["employeeNumber"], "E1");
     assert_eq!(b[ENTERPRISE]["department"], "Eng");
     assert_eq!(b["userName"], "alice");
     assert!(b.get("title").is_none());
-    let b = user_body(&spec, FieldSet::default().with(Field::EmployeeNo).with(Field::Department));
+    let b = user_body(&spec, FieldSet::default().with(Field::EmployeeNo).with(Field::Department), &[], None);
     assert!(b.get(ENTERPRISE).is_none(), "{b}");
     assert_eq!(b["schemas"], json!([USER]));
 }

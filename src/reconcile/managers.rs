@@ -1,0 +1,105 @@
+//! Managers: a user's manager, by source id, resolved to the target id of
+//! the account it is bound or matched to; one created in the same run is
+//! set after the creates (an `Op::SetManager`). A manager outside the
+//! scope, or in the source without an account, leaves the field as it is
+//! and is reported once per run; one who left (inactive, or gone from the
+//! source) empties it, cleared under `clear_when_empty`.
+
+use super::plan::{Item, Outcome, Verb};
+use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, User};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
+
+/// What a user's manager field should become.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Want<'a> {
+    /// The manager's account.
+    Set(&'a TargetId),
+    /// The manager's account is created in this run: set afterwards.
+    Later,
+    /// No manager (none given, or the manager left).
+    Empty,
+    /// The manager has no account orgsync knows: left as it is.
+    Unknown,
+}
+
+/// Everything needed to resolve managers, built once per plan.
+pub(super) struct Managers<'a> {
+    /// Source users matched (or bound) to a target account in this plan.
+    pub(super) target_of: HashMap<&'a SourceId, &'a TargetId>,
+    /// Source users this plan creates.
+    pub(super) created: HashSet<&'a SourceId>,
+    source: &'a Snapshot,
+    active: HashMap<&'a SourceId, bool>,
+    out_of_scope: HashSet<&'a SourceId>,
+    bindings: &'a Bindings,
+    /// Managers without an account, and their reports (for one item each).
+    unknown: std::cell::RefCell<BTreeMap<SourceId, (&'static str, Vec<SourceId>)>>,
+}
+
+impl<'a> Managers<'a> {
+    pub(super) fn new(source: &'a Snapshot, bindings: &'a Bindings) -> Self {
+        Managers {
+            target_of: HashMap::default(),
+            created: HashSet::default(),
+            source,
+            active: source.users.iter().map(|u| (&u.source_id, u.active)).collect(),
+            out_of_scope: source.out_of_scope.iter().collect(),
+            bindings,
+            unknown: Default::default(),
+        }
+    }
+
+    /// What `u`'s manager should be.
+    pub(super) fn want(&self, u: &User) -> Want<'_> {
+        let Some(m) = &u.manager_id else { return Want::Empty };
+        let unknown = |why: &'static str| {
+            self.unknown.borrow_mut().entry(m.clone()).or_insert_with(|| (why, Vec::new())).1.push(u.source_id.clone());
+            Want::Unknown
+        };
+        match self.active.get(m) {
+            // A manager who left: the field empties.
+            Some(false) => Want::Empty,
+            Some(true) => match self.target_of.get(m) {
+                Some(t) => Want::Set(t),
+                None if self.created.contains(m) => Want::Later,
+                None => unknown("has no account in the target (not created or not matched)"),
+            },
+            None if self.out_of_scope.contains(m) => unknown("is outside the sync scope"),
+            None => {
+                let unread = self.source.partial.as_ref().is_some_and(|(users, _)| !users.contains(m));
+                match self.bindings.users.get(m) {
+                    // Not read by an on-demand run: its account stands.
+                    Some(t) if unread => Want::Set(t),
+                    // Bound, and gone from the source: a leaver.
+                    Some(_) => Want::Empty,
+                    None if unread => unknown("was not read by this run and has no account"),
+                    None => unknown("is not in the source"),
+                }
+            }
+        }
+    }
+
+    /// One item per manager without an account, naming their reports.
+    pub(super) fn items(self) -> Vec<Item> {
+        self.unknown
+            .into_inner()
+            .into_iter()
+            .map(|(m, (why, reports))| {
+                let shown: Vec<&str> = reports.iter().take(5).map(SourceId::as_str).collect();
+                let more = if reports.len() > shown.len() { format!(" and {} more", reports.len() - shown.len()) } else { String::new() };
+                Item {
+                    kind: Kind::User,
+                    op: Verb::Update,
+                    source_id: Some(m.clone()),
+                    target_id: None,
+                    outcome: Outcome::OutOfScope,
+                    message: format!(
+                        "manager {m} {why}: the manager of {}{more} is left as the target holds it",
+                        shown.join(", ")
+                    ),
+                }
+            })
+            .collect()
+    }
+}
