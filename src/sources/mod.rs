@@ -218,9 +218,16 @@ pub fn drop_root_memberships(users: &mut [crate::model::User], roots: &[String])
     }
 }
 
-/// The string fields a user mapping can carry.
-pub const STRING_FIELDS: [UserField; 6] =
-    [UserField::Name, UserField::Email, UserField::Mobile, UserField::EmployeeNo, UserField::Nickname, UserField::Title];
+/// The string fields a user mapping can carry (the manager by its id).
+pub const STRING_FIELDS: [UserField; 7] = [
+    UserField::Name,
+    UserField::Email,
+    UserField::Mobile,
+    UserField::EmployeeNo,
+    UserField::Nickname,
+    UserField::Title,
+    UserField::Manager,
+];
 
 /// A field that no user of a whole fetch has a value for was withheld, not
 /// emptied: an LDAP attribute the bind account may not read (an ACL), a

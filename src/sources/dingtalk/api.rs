@@ -35,6 +35,8 @@ pub struct Department {
     pub name: Option<Text>,
     pub order: Option<Text>,
     pub parent_id: Option<Text>,
+    /// The department's managers (`department/get`).
+    pub dept_manager_userid_list: Option<Vec<Text>>,
 }
 
 /// `user/list`: one page.
@@ -59,6 +61,9 @@ pub struct User {
     pub title: Option<Text>,
     #[serde(default)]
     pub dept_id_list: Vec<Text>,
+    /// The direct manager: confirmed on `user/get`; `user/list` may lack it
+    /// (then absent, never cleared).
+    pub manager_userid: Option<Text>,
 }
 
 impl User {

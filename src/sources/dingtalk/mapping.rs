@@ -41,7 +41,7 @@ pub(super) fn user(u: Item<api::User>, user_id_type: &str, order: &HashMap<&str,
             department_ids: depts.into_iter().map(SourceId).collect(),
             active: true,
             // Email and mobile need field permissions; DingTalk has no nickname.
-            manager_id: None,
+            manager_id: text(&u.manager_userid).map(SourceId),
             attributes: Default::default(),
             absent: absent_fields(&[
                 (UserField::Name, &[&u.name]),
@@ -50,6 +50,7 @@ pub(super) fn user(u: Item<api::User>, user_id_type: &str, order: &HashMap<&str,
                 (UserField::EmployeeNo, &[&u.job_number]),
                 (UserField::Nickname, &[]),
                 (UserField::Title, &[&u.title]),
+                (UserField::Manager, &[&u.manager_userid]),
             ]),
         }),
     )
@@ -73,7 +74,7 @@ pub(super) fn department(id: i64, parent: Option<i64>, d: Item<api::Department>,
             parent_id: parent.map(|p| SourceId(p.to_string())),
             name,
             order: text(&d.order).and_then(|o| o.parse().ok()).unwrap_or(0),
-            leader_ids: Vec::new(),
+            leader_ids: d.dept_manager_userid_list.iter().flatten().filter_map(|l| l.get()).map(SourceId).collect(),
         }),
     )
 }

@@ -67,6 +67,10 @@ pub struct User {
     pub job_title: Maybe<Text>,
     #[serde(default, deserialize_with = "wire::maybe", skip_serializing_if = "Option::is_none")]
     pub account_enabled: Maybe<bool>,
+    /// `$expand=manager($select=id)` on a full fetch: the manager, or
+    /// none (`Some(None)`); never read: `None` (absent).
+    #[serde(default, deserialize_with = "wire::maybe", skip_serializing_if = "Option::is_none")]
+    pub manager: Maybe<Reference>,
     #[serde(rename = "@removed", skip_serializing_if = "Option::is_none")]
     pub removed: Option<Removed>,
     /// Every other property selected (`user_properties`), for `[mapping]`'s expressions.
@@ -91,10 +95,20 @@ impl User {
         take(&mut self.department, changed.department);
         take(&mut self.job_title, changed.job_title);
         take(&mut self.account_enabled, changed.account_enabled);
+        take(&mut self.manager, changed.manager);
         self.other.extend(changed.other);
         self.removed = changed.removed;
     }
 }
+
+/// A directory object named by its id (a manager).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Reference {
+    pub id: Option<Text>,
+}
+
+/// What a full fetch expands: each user's manager, its id only.
+pub const MANAGER_EXPAND: &str = "manager($select=id)";
 
 /// The properties every user request selects (`accountEnabled`,
 /// `employeeId` and `department` are not in Graph's default set).

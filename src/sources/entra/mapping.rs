@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The kept state's format; another version is ignored (a full fetch follows).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// A group (or administrative unit) and its direct members.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -193,6 +193,7 @@ fn user(id: &str, u: &api::User, department_ids: Vec<SourceId>) -> User {
         (UserField::Mobile, u.mobile_phone.is_none() && u.business_phones.is_none()),
         (UserField::EmployeeNo, u.employee_id.is_none()),
         (UserField::Title, u.job_title.is_none()),
+        (UserField::Manager, u.manager.is_none()),
     ]
     .into_iter()
     .filter_map(|(f, missing)| missing.then_some(f))
@@ -210,7 +211,7 @@ fn user(id: &str, u: &api::User, department_ids: Vec<SourceId>) -> User {
         title: text(&u.job_title),
         department_ids,
         active: flat(&u.account_enabled) != Some(false) && u.removed.is_none(),
-        manager_id: None,
+        manager_id: flat(&u.manager).and_then(|m| m.id).and_then(|t| t.get()).map(SourceId),
         attributes: Default::default(),
         absent,
     }

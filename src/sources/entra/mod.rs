@@ -280,9 +280,16 @@ impl EntraSource {
                 state.groups_delta = Some(self.latest(client, GROUPS_DELTA, "displayName,securityEnabled,members").await?);
             }
         }
-        let first = self.url(client, USERS, &[("$select", &self.user_select()), ("$top", TOP)]);
+        // With `$expand` Graph pages at most 100 users, whatever `$top` says:
+        // the links are followed all the same.
+        let select = self.user_select();
+        let first = self.url(client, USERS, &[("$select", &select), ("$expand", api::MANAGER_EXPAND), ("$top", TOP)]);
         let (users, _) = self.pages::<api::User>(client, USERS, first).await?;
-        for u in users {
+        for mut u in users {
+            // Expanded: a user it lists no manager for has none.
+            if let crate::sources::saas::wire::Item::Ok(u, _) = &mut u {
+                u.manager.get_or_insert(None);
+            }
             unreadable.extend(mapping::apply_user(&mut state, u));
         }
         self.read_groups(client, &mut state, &mut unreadable).await?;

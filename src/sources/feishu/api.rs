@@ -50,6 +50,8 @@ pub struct Department {
     pub parent_department_id: Option<Text>,
     /// A number as text ("10").
     pub order: Option<Text>,
+    /// The department's main leader (a user id of the configured type).
+    pub leader_user_id: Option<Text>,
 }
 
 impl Department {
@@ -83,6 +85,8 @@ pub struct User {
     #[serde(default)]
     pub orders: Vec<Order>,
     pub status: Option<Status>,
+    /// The direct manager (a user id of the configured type).
+    pub leader_user_id: Option<Text>,
 }
 
 impl User {

@@ -38,6 +38,7 @@ pub(super) fn user(u: api::User, user_id_type: &str) -> Result<User, Unreadable>
         (UserField::EmployeeNo, &[&u.employee_no]),
         (UserField::Nickname, &[&u.nickname, &u.en_name]),
         (UserField::Title, &[&u.job_title]),
+        (UserField::Manager, &[&u.leader_user_id]),
     ]);
     // A mobile the user hides from the app says nothing about the number.
     let hidden = u.mobile_visible == Some(false);
@@ -55,7 +56,7 @@ pub(super) fn user(u: api::User, user_id_type: &str) -> Result<User, Unreadable>
         title: text(&u.job_title),
         department_ids: depts.into_iter().map(SourceId).collect(),
         active: !inactive,
-        manager_id: None,
+        manager_id: text(&u.leader_user_id).map(SourceId),
         attributes: Default::default(),
         absent,
     })
@@ -83,7 +84,7 @@ pub(super) fn department(d: Item<api::Department>, id_type: &str, root: &str, m:
             parent_id: text(&d.parent_department_id).filter(|p| p != "0" && p != root).map(SourceId),
             name,
             order: text(&d.order).and_then(|o| o.parse().ok()).unwrap_or(0),
-            leader_ids: Vec::new(),
+            leader_ids: text(&d.leader_user_id).map(SourceId).into_iter().collect(),
         }),
     )
 }

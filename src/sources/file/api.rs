@@ -81,6 +81,9 @@ struct UserDto {
     department_ids: Vec<IdValue>,
     #[serde(default = "yes")]
     active: bool,
+    /// The manager's `id`.
+    #[serde(default)]
+    manager_id: Option<IdValue>,
     /// Fields of the HR system's own (`cost_center`), for `[mapping]`'s
     /// expressions (`attributes.cost_center`); nothing without them.
     #[serde(default)]
@@ -229,7 +232,7 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             department_ids: u.department_ids.into_iter().map(IdValue::into_id).collect(),
             active: u.active,
             // The document is the whole truth: a missing key is empty.
-            manager_id: None,
+            manager_id: u.manager_id.map(IdValue::into_id).filter(|m| !m.as_str().is_empty()),
             attributes: Default::default(),
             absent: Vec::new(),
         };

@@ -61,6 +61,7 @@ pub fn parse(s: &mut Reader<'_>, errs: &mut Problems) -> Option<SourceConfig> {
         employee_no: a.string("employee_no", errs).unwrap_or(d.employee_no),
         nickname: a.string("nickname", errs).unwrap_or(d.nickname),
         title: a.string("title", errs).unwrap_or(d.title),
+        manager: a.string("manager", errs).unwrap_or(d.manager),
     };
     a.finish(errs);
     let mut dp = s.table("departments", errs);

@@ -27,6 +27,8 @@ pub struct Attributes {
     pub employee_no: String,
     pub nickname: String,
     pub title: String,
+    /// The manager's DN (`manager` in every flavor).
+    pub manager: String,
 }
 
 impl Flavor {
@@ -41,6 +43,7 @@ impl Flavor {
                 employee_no: s("employeeNumber"),
                 nickname: s("displayName"),
                 title: s("title"),
+                manager: s("manager"),
             },
             Flavor::ActiveDirectory => Attributes {
                 username: s("sAMAccountName"),
@@ -50,6 +53,7 @@ impl Flavor {
                 employee_no: s("employeeID"),
                 nickname: s("givenName"),
                 title: s("title"),
+                manager: s("manager"),
             },
         }
     }
@@ -445,7 +449,8 @@ pub fn snapshot(
             active: active(e, flavor, now_unix),
             // An attribute missing from one entry is empty (the directory
             // says there is none); missing from all: see `sources::mark_withheld`.
-            manager_id: None,
+            // A DN here, made the manager's id once every user is read.
+            manager_id: field(&attrs.manager).filter(|_| !attrs.manager.is_empty()).map(SourceId),
             attributes: Default::default(),
             absent: Vec::new(),
         };
@@ -453,6 +458,14 @@ pub fn snapshot(
         match crate::sources::mapped(mapping, record, Ok(user)) {
             Ok(u) => out.push(u),
             Err(u) => unreadable.push(u),
+        }
+    }
+    // A manager DN of a user read is that user's id; another stays a DN
+    // (outside the bases or the filter: no account orgsync knows).
+    let ids: HashMap<String, SourceId> = users.iter().filter_map(|e| Some((norm_dn(&e.dn), e.stable_id(flavor).ok()?))).collect();
+    for u in &mut out {
+        if let Some(id) = u.manager_id.as_ref().and_then(|m| ids.get(&norm_dn(m.as_str()))) {
+            u.manager_id = Some(id.clone());
         }
     }
     for name in flat {

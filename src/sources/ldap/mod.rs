@@ -167,7 +167,7 @@ impl LdapSource {
         let c = &self.config;
         let a = &c.attributes;
         let mut attrs: Vec<&str> =
-            vec![c.flavor.id_attribute(), &a.username, &a.name, &a.email, &a.mobile, &a.employee_no, &a.nickname, &a.title];
+            vec![c.flavor.id_attribute(), &a.username, &a.name, &a.email, &a.mobile, &a.employee_no, &a.nickname, &a.title, &a.manager];
         attrs.extend(c.flavor.status_attributes());
         if let Departments::Attribute(d) = &c.departments {
             attrs.push(d);

@@ -42,6 +42,8 @@ pub struct Department {
     pub name: Option<Text>,
     /// Larger first.
     pub order: Option<i64>,
+    /// The department's leaders (user ids).
+    pub department_leader: Option<Vec<Text>>,
 }
 
 /// `user/list_id`: one page of (user, department) rows.
@@ -80,4 +82,6 @@ pub struct User {
     pub main_department: Option<Text>,
     /// 1 active; 2 disabled, 4 not activated, 5 left.
     pub status: Option<i64>,
+    /// The direct managers (user ids); the first is the manager.
+    pub direct_leader: Option<Vec<Text>>,
 }

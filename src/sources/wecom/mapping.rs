@@ -4,7 +4,7 @@
 use super::api;
 use crate::mapping::Mapping;
 use crate::model::{Department, Kind, SourceId, Unreadable, User, UserField};
-use crate::sources::saas::wire::{Item, absent_fields, invalid, text, without_id};
+use crate::sources::saas::wire::{Item, Text, absent_fields, invalid, text, without_id};
 use crate::sources::{mapped, mapped_department};
 use std::collections::HashSet;
 
@@ -22,6 +22,7 @@ pub(super) fn user(u: Item<api::User>, m: &Mapping) -> Result<User, Unreadable> 
         depts.retain(|d| *d != main);
         depts.insert(0, main);
     }
+    let leaders_listed: Option<Text> = u.direct_leader.as_ref().map(|_| Text::default());
     mapped(
         m,
         raw,
@@ -38,9 +39,11 @@ pub(super) fn user(u: Item<api::User>, m: &Mapping) -> Result<User, Unreadable> 
             active: u.status == Some(1),
             // Apps created after 2022-06-20 receive no email, biz_mail or
             // mobile; WeCom has no employee number field.
-            manager_id: None,
+            manager_id: u.direct_leader.iter().flatten().find_map(|l| l.get()).map(SourceId),
             attributes: Default::default(),
             absent: absent_fields(&[
+                // Absent when the record leaves the key out; an empty list is no manager.
+                (UserField::Manager, &[&leaders_listed]),
                 (UserField::Name, &[&u.name]),
                 (UserField::Email, &[&u.email, &u.biz_mail]),
                 (UserField::Mobile, &[&u.mobile]),
@@ -71,7 +74,7 @@ pub(super) fn department(id: i64, d: Item<api::Department>, roots: &HashSet<i64>
             parent_id: d.parentid.filter(|p| !roots.contains(p) && *p != 0).map(|p| SourceId(p.to_string())),
             name,
             order: -d.order.unwrap_or(0),
-            leader_ids: Vec::new(),
+            leader_ids: d.department_leader.iter().flatten().filter_map(|l| l.get()).map(SourceId).collect(),
         }),
     )
 }

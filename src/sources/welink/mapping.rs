@@ -52,6 +52,8 @@ pub(super) fn user(u: Item<api::User>, listed: &str, m: &Mapping) -> Result<User
                 (UserField::EmployeeNo, &[&u.corp_user_id]),
                 (UserField::Nickname, &[&u.user_name_en]),
                 (UserField::Title, &[&u.position]),
+                // WeLink's user APIs give no manager.
+                (UserField::Manager, &[]),
             ]),
         }),
     )
