@@ -103,6 +103,8 @@ const UP: &[&str] = &[
     // What the target showed when a remembered value was sent: the value
     // counts as not kept only while the target still shows that.
     "ALTER TABLE unkept ADD COLUMN from_hash TEXT;",
+    // Users whose manager has no account, said once: the manager's hash.
+    "CREATE TABLE said_managers (source_id TEXT PRIMARY KEY, manager_hash TEXT NOT NULL);",
 ];
 
 fn all() -> Vec<M<'static>> {

@@ -43,13 +43,32 @@ impl Mirror {
         })
     }
 
-    /// Apply what [`unkept::skip_unkept`] found: values not kept, entries to forget.
+    /// Users whose manager has no account, said already: the manager's hash.
+    pub fn said_managers(&self) -> Result<std::collections::HashMap<SourceId, String>, MirrorError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT source_id, manager_hash FROM said_managers")?;
+            let rows = st.query_map([], |r| Ok((SourceId(r.get(0)?), r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Apply what [`unkept::skip_unkept`] found: values not kept, entries
+    /// to forget, the managers said.
     pub fn update_unkept(&self, changes: &unkept::MemoryChanges) -> Result<(), MirrorError> {
-        if changes.not_kept.is_empty() && changes.forget.is_empty() {
+        if changes.not_kept.is_empty() && changes.forget.is_empty() && changes.said.is_none() {
             return Ok(());
         }
         self.with(|c| {
             let tx = c.transaction()?;
+            if let Some((said, all)) = &changes.said {
+                if *all {
+                    tx.execute("DELETE FROM said_managers", [])?;
+                }
+                for (s, hash) in said {
+                    tx.prepare_cached("INSERT OR REPLACE INTO said_managers (source_id, manager_hash) VALUES (?1, ?2)")?
+                        .execute(params![s.as_str(), hash])?;
+                }
+            }
             for (kind, s, f) in &changes.not_kept {
                 tx.prepare_cached("UPDATE unkept SET state = 'not_kept' WHERE kind = ?1 AND source_id = ?2 AND field = ?3")?
                     .execute(params![kind.as_str(), s.as_str(), f.as_str()])?;

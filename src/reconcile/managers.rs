@@ -80,26 +80,45 @@ impl<'a> Managers<'a> {
         }
     }
 
-    /// One item per manager without an account, naming their reports.
-    pub(super) fn items(self) -> Vec<Item> {
-        self.unknown
-            .into_inner()
-            .into_iter()
-            .map(|(m, (why, reports))| {
-                let shown: Vec<&str> = reports.iter().take(5).map(SourceId::as_str).collect();
-                let more = if reports.len() > shown.len() { format!(" and {} more", reports.len() - shown.len()) } else { String::new() };
-                Item {
-                    kind: Kind::User,
-                    op: Verb::Update,
-                    source_id: Some(m.clone()),
-                    target_id: None,
-                    outcome: Outcome::OutOfScope,
-                    message: format!(
-                        "manager {m} {why}: the manager of {}{more} is left as the target holds it",
-                        shown.join(", ")
-                    ),
-                }
-            })
-            .collect()
+    /// The managers without an account, with their reports.
+    pub(super) fn unresolved(self) -> Vec<Unresolved> {
+        self.unknown.into_inner().into_iter().map(|(manager, (why, reports))| Unresolved { manager, why, reports }).collect()
     }
+}
+
+/// A manager without an account, and the users whose manager it is.
+#[derive(Debug)]
+pub(super) struct Unresolved {
+    manager: SourceId,
+    why: &'static str,
+    reports: Vec<SourceId>,
+}
+
+/// One item per manager without an account, naming the reports not said
+/// before (`said`: each report's manager when last said, hashed); and
+/// every report with its manager, to remember.
+pub(super) fn report(unresolved: Vec<Unresolved>, said: &std::collections::HashMap<SourceId, String>) -> (Vec<Item>, Vec<(SourceId, String)>) {
+    let mut items = Vec::new();
+    let mut now = Vec::new();
+    for Unresolved { manager: m, why, reports } in unresolved {
+        let hash = super::unkept::value_hash(&Some(m.to_string()));
+        let new: Vec<&SourceId> = reports.iter().filter(|r| said.get(*r) != Some(&hash)).collect();
+        if !new.is_empty() {
+            let shown: Vec<&str> = new.iter().take(5).map(|r| r.as_str()).collect();
+            let more = if new.len() > shown.len() { format!(" and {} more", new.len() - shown.len()) } else { String::new() };
+            items.push(Item {
+                kind: Kind::User,
+                op: Verb::Update,
+                source_id: Some(m.clone()),
+                target_id: None,
+                outcome: Outcome::OutOfScope,
+                message: format!(
+                    "manager {m} {why}: the manager of {}{more} is left as the target holds it (said once)",
+                    shown.join(", ")
+                ),
+            });
+        }
+        now.extend(reports.into_iter().map(|r| (r, hash.clone())));
+    }
+    (items, now)
 }

@@ -586,6 +586,8 @@ pub struct History {
     /// Objects that failed lately (they wait out their backoff) or are
     /// quarantined.
     pub failures: super::retry::Failures,
+    /// Users whose manager has no account, said already: the manager's hash.
+    pub said: std::collections::HashMap<SourceId, String>,
 }
 
 /// A plan, and what it found in the [`History`].
@@ -653,13 +655,16 @@ pub(super) fn stages(
     p.items.extend(unique);
     p.items.extend(users.items);
     p.items.extend(read);
+    let (said, reports) = super::managers::report(std::mem::take(&mut users.unresolved), &history.said);
+    p.items.extend(said);
     p.ops =
         ordered(departments.binds, users.binds, departments.creates, users.ops, departments.updates, user_removals, departments.deletes);
     if guarded {
         guard::apply(&mut p, source, target, policy.guard, options);
     }
     p.unscheduled = unscheduled(&p, bindings);
-    let memory = super::unkept::skip_unkept(&mut p, &history.unkept);
+    let mut memory = super::unkept::skip_unkept(&mut p, &history.unkept);
+    memory.said = Some((reports, source.partial.is_none()));
     let held = options.now.map_or(0, |now| super::retry::hold(&mut p, &history.failures, now));
     Planned { plan: p, memory, held }
 }

@@ -84,6 +84,9 @@ pub struct MemoryChanges {
     pub not_kept: Vec<Key>,
     /// Entries with no change planned any more: the target agrees now.
     pub forget: Vec<Key>,
+    /// Users whose manager has no account, with the manager's hash (said
+    /// once); `true`: these are all of them (a full run), else add them.
+    pub said: Option<(Vec<(SourceId, String)>, bool)>,
 }
 
 /// Take the changes the target does not keep out of `plan`'s updates (an

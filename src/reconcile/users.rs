@@ -81,6 +81,8 @@ pub(super) struct UserPlan {
     pub(super) items: Vec<Item>,
     /// Managers set after the creates (`Op::SetManager`).
     pub(super) managers: Vec<Op>,
+    /// Managers without an account.
+    pub(super) unresolved: Vec<super::managers::Unresolved>,
 }
 
 /// Plan the users in stages: the source's distinct ids, matched and bound,
@@ -111,11 +113,11 @@ pub(super) fn plan_users(
     }
     let diffed = diff(source, &src, &m, target, policy, dept, &managers);
     items.extend(diffed.items);
-    items.extend(managers.items());
+
     binds.extend(diffed.binds);
     let (removals, waiting) = target_only(source, &m, target, bindings, &policy.users, dept.now);
     items.extend(waiting);
-    UserPlan { ops: diffed.ops, removals, binds, items, managers: diffed.managers }
+    UserPlan { ops: diffed.ops, removals, binds, items, managers: diffed.managers, unresolved: managers.unresolved() }
 }
 
 /// The source's users by id: the first with an id wins, the rest are

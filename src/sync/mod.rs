@@ -355,7 +355,7 @@ fn against(target: &dyn Target, options: RunOptions, now: DateTime<Utc>) -> RunO
 
 /// What the mirror remembers that a plan takes into account.
 fn history(mirror: &Mirror) -> Result<reconcile::History, MirrorError> {
-    Ok(reconcile::History { unkept: mirror.unkept()?, failures: mirror.failures()? })
+    Ok(reconcile::History { unkept: mirror.unkept()?, failures: mirror.failures()?, said: mirror.said_managers()? })
 }
 
 /// Everything one run works with, passed in: the daemon and the CLI build

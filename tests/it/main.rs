@@ -27,6 +27,7 @@ mod harness;
 mod keycloak;
 mod ldap;
 mod ldap_target;
+mod managers;
 mod mapping;
 mod notify;
 mod on_demand;

@@ -345,7 +345,7 @@ fn a_keycloak_realm_dropping_the_attributes_is_synced_without_them_and_says_so()
     let r = env.sync(&[]);
     ok(&r);
     assert!(
-        r.stderr.contains("orgsync_id, mobile, employee_no, title are not kept") && r.stderr.contains("Unmanaged attributes"),
+        r.stderr.contains("orgsync_id, mobile, employee_no, title, manager are not kept") && r.stderr.contains("Unmanaged attributes"),
         "{}",
         r.stderr
     );

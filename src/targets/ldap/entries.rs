@@ -18,6 +18,10 @@ pub(super) struct Index {
     pub users: HashSet<TargetId>,
     /// Ids present at the load (an add that meets one of these is a conflict).
     pub loaded: HashSet<TargetId>,
+    /// Each user's manager and the DN written for it: a manager renamed or
+    /// moved since (its OU too) is written anew at the end of the run, as
+    /// refint would.
+    pub managers: HashMap<TargetId, (TargetId, String)>,
 }
 
 impl Index {
@@ -42,6 +46,7 @@ impl Index {
         self.dn.remove(id);
         self.groups_of.remove(id);
         self.users.remove(id);
+        self.managers.remove(id);
         for g in self.groups_of.values_mut() {
             g.remove(id);
         }
@@ -270,6 +275,9 @@ async fn users(t: &LdapTarget, id_attr: &'static str, tree: &Tree, index: &mut I
     let by_dn: HashMap<String, TargetId> = users.iter().filter_map(|u| Some((normalize(index.dn.get(&u.id)?), u.id.clone()))).collect();
     for (i, dn) in managers {
         users[i].manager = by_dn.get(&normalize(&dn)).cloned();
+        if let Some(m) = &users[i].manager {
+            index.managers.insert(users[i].id.clone(), (m.clone(), dn));
+        }
     }
     Ok(users)
 }

@@ -123,8 +123,9 @@ impl LdapTarget {
         if let Disable::Attribute { name, .. } = &self.c.disable {
             checks.push(("target.disable_attribute", name, &users));
         }
-        for name in &self.extras {
-            checks.push(("mapping.attributes", name, &users));
+        let extra_keys: Vec<String> = self.extras.iter().map(|x| format!("mapping.attributes.{x}")).collect();
+        for (key, name) in extra_keys.iter().zip(&self.extras) {
+            checks.push((key, name, &users));
         }
         // A directory whose user classes cannot hold a manager: not written (no error).
         let no_manager = a.manager.is_empty() || schema.allows(&users, &a.manager) == Some(false);
@@ -140,6 +141,49 @@ impl LdapTarget {
                 )
             })
             .collect())
+    }
+
+    /// Users whose manager's DN changed in this run (a rename, a move, its
+    /// OU's): the manager attribute written anew, each an item.
+    async fn managers_follow(&self) -> Vec<super::Deferred> {
+        let attr = &self.c.attributes.manager;
+        let stale: Vec<(TargetId, String, String)> = self.index(|i| {
+            i.managers
+                .iter()
+                .filter_map(|(user, (m, written))| {
+                    let now = i.dn.get(m)?;
+                    (normalize(now) != normalize(written)).then(|| (user.clone(), i.dn.get(user).cloned().unwrap_or_default(), now.clone()))
+                })
+                .collect()
+        });
+        let mut out = Vec::new();
+        for (user, dn, now) in stale {
+            let result = self.modify(&dn, vec![Mod::Replace(attr.clone(), one(&now))], &[]).await;
+            if result.is_ok() {
+                self.index(|i| {
+                    i.managers.entry(user.clone()).and_modify(|(_, w)| *w = now.clone());
+                });
+            }
+            out.push(super::Deferred {
+                kind: crate::model::Kind::User,
+                op: crate::reconcile::Verb::Update,
+                target_id: user,
+                result: result.map(|()| format!("{attr}: the manager's new DN {now}")).map_err(TargetError::from),
+            });
+        }
+        out
+    }
+
+    /// Remember the manager DN written for `user` (none: no manager).
+    fn wrote_manager(&self, user: &TargetId, manager: Option<&TargetId>, dn: Option<&str>) {
+        self.index(|i| match (manager, dn) {
+            (Some(m), Some(dn)) => {
+                i.managers.insert(user.clone(), (m.clone(), dn.to_owned()));
+            }
+            _ => {
+                i.managers.remove(user);
+            }
+        });
     }
 
     /// The DN of a user's manager, written to the manager attribute (none when the schema refuses it).
@@ -439,10 +483,11 @@ impl Target for LdapTarget {
 
     fn flush(&self) -> TResult<'_, Vec<super::Deferred>> {
         Box::pin(async move {
+            let done = self.managers_follow().await;
             if let Some(mut l) = self.conn.lock().await.take() {
                 let _ = l.unbind().await;
             }
-            Ok(Vec::new())
+            Ok(done)
         })
     }
 
@@ -572,11 +617,12 @@ impl super::Operations for LdapTarget {
         let super::UserCreate { spec, departments, manager } = op;
         Box::pin(async move {
             let dn = format!("{},{}", self.user_rdn(spec)?, self.home(departments, spec.active)?);
-            let manager = self.manager_dn(manager)?;
-            let id = match self.add(&dn, self.user_attrs(spec, manager.as_deref())).await? {
+            let manager_dn = self.manager_dn(manager)?;
+            let id = match self.add(&dn, self.user_attrs(spec, manager_dn.as_deref())).await? {
                 68 => self.existing(&dn, &spec.external_id).await?,
                 _ => self.read_id(&dn).await?,
             };
+            self.wrote_manager(&id, manager, manager_dn.as_deref());
             self.index(|i| {
                 i.dn.insert(id.clone(), dn.clone());
                 i.users.insert(id.clone());
@@ -625,8 +671,12 @@ impl super::Operations for LdapTarget {
                     }
                 }
             }
-            mods.extend(self.reference_mods(spec, changes, self.manager_dn(manager)?.as_deref()));
+            let manager_dn = self.manager_dn(manager)?;
+            mods.extend(self.reference_mods(spec, changes, manager_dn.as_deref()));
             self.modify(&dn, mods, &[]).await?;
+            if has(Field::Manager) {
+                self.wrote_manager(id, manager, manager_dn.as_deref());
+            }
             if self.c.layout == Layout::Groups && has(Field::Departments) {
                 let (old, new): (HashSet<&TargetId>, HashSet<&TargetId>) = (old_departments.iter().collect(), departments.iter().collect());
                 let leave: Vec<TargetId> = old.difference(&new).map(|t| (*t).clone()).collect();

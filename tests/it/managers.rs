@@ -1,0 +1,153 @@
+//! Managers and extra attributes (`[mapping.attributes]`), through the
+//! binary, judged by each target's own state: scim2-server's enterprise
+//! extension, slapd's `manager` DN and schema-checked attributes, and a
+//! Keycloak realm's user attributes.
+
+use crate::harness::{Env, Scim, org};
+use crate::keycloak::Keycloak;
+use crate::ldap_target::{assert_idle, base_ldif, config, last_run, ok, user};
+use crate::slapd::{SUFFIX, Slapd};
+use serde_json::{Value, json};
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// Six users: u1 reports to u0, u2 to u1, u3 and u4 manage each other, u5's
+/// manager is nobody the source has; u0..u2 have a cost center.
+fn managed_org() -> Value {
+    let mut doc = org(3, 6);
+    for (u, m) in [(1, "u0"), (2, "u1"), (3, "u4"), (4, "u3"), (5, "ghost")] {
+        doc["users"][u]["manager_id"] = json!(m);
+    }
+    for u in 0..3 {
+        doc["users"][u]["attributes"] = json!({"cost_center": format!("CC-{u}")});
+    }
+    doc
+}
+
+/// The items of run `id` with `outcome`: their errors.
+fn items(env: &Env, id: &str, outcome: &str) -> Vec<String> {
+    let shown: Value = serde_json::from_str(&env.orgsync(&["runs", "show", id, "--output", "json"]).stdout).unwrap();
+    shown["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["outcome"] == outcome)
+        .map(|i| i["error"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn managers_created_in_the_same_run_and_a_cost_center_reach_scim2_server_then_leavers_clear_them() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    env.scim_config(&scim, "[mapping.attributes]\ncostCenter = \"attributes.cost_center\"\n");
+    let mut doc = managed_org();
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(env.status_json()["status"], "succeeded", "a manager nobody has is said, not a failure");
+    let id = |name: &str| scim.user_by_name(name).unwrap()["id"].as_str().unwrap().to_owned();
+    let manager = |name: &str| scim.user_by_name(name).unwrap()[ENTERPRISE]["manager"]["value"].as_str().map(str::to_owned);
+    // Every manager was created in this very run: referenced in it.
+    assert_eq!(manager("user1"), Some(id("user0")));
+    assert_eq!(manager("user2"), Some(id("user1")));
+    assert_eq!((manager("user3"), manager("user4")), (Some(id("user4")), Some(id("user3"))), "a cycle is written as given");
+    assert_eq!(manager("user0"), None);
+    assert_eq!(manager("user5"), None, "a manager the source does not have is left absent");
+    assert_eq!(scim.user_by_name("user2").unwrap()[ENTERPRISE]["costCenter"], "CC-2");
+    let said = items(&env, "1", "out_of_scope");
+    assert_eq!(said.iter().filter(|m| m.contains("manager ghost")).count(), 1, "reported once: {said:?}");
+    let writes = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), writes, "idle: {:?}", &scim.writes()[writes..]);
+
+    // user0 leaves (inactive): user1's manager is cleared; user2 moves to user3; a cost center changes.
+    doc["users"][0]["active"] = json!(false);
+    doc["users"][2]["manager_id"] = json!("u3");
+    doc["users"][1]["attributes"] = json!({"cost_center": "CC-9"});
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(manager("user1"), None, "a leaver's reports lose the manager (clear_when_empty)");
+    assert_eq!(manager("user2"), Some(id("user3")));
+    assert_eq!(scim.user_by_name("user1").unwrap()[ENTERPRISE]["costCenter"], "CC-9");
+    let writes = scim.writes().len();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(scim.writes().len(), writes, "idle after the change cycle: {:?}", &scim.writes()[writes..]);
+}
+
+#[test]
+fn an_attribute_the_scim_server_has_no_schema_for_fails_before_any_write_naming_it() {
+    let env = Env::new();
+    let scim = Scim::start(env.dir.path());
+    env.scim_config(&scim, "[mapping.attributes]\nbadgeColour = \"attributes.cost_center\"\n");
+    env.write_org(&managed_org());
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let message = last_run(&env)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("[mapping.attributes] badgeColour") && message.contains("/Schemas"), "{message}");
+    assert!(scim.users().is_empty(), "nothing was written");
+}
+
+#[test]
+fn ldap_manager_is_the_manager_s_dn_and_extra_attributes_are_checked_against_the_schema() {
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &base_ldif());
+    let tail = "[mapping.attributes]\nemployeeType = \"attributes.cost_center\"\n";
+    config(&env, &slapd.url, "disable = \"delete\"\n", tail);
+    let mut doc = managed_org();
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    let dn = |uid: &str| user(&slapd, uid).unwrap().dn;
+    assert_eq!(user(&slapd, "user1").unwrap().get("manager"), Some(dn("user0").as_str()));
+    assert_eq!(user(&slapd, "user3").unwrap().get("manager"), Some(dn("user4").as_str()));
+    assert_eq!(user(&slapd, "user4").unwrap().get("manager"), Some(dn("user3").as_str()));
+    assert_eq!(user(&slapd, "user5").unwrap().get("manager"), None);
+    assert_eq!(user(&slapd, "user0").unwrap().get("employeeType"), Some("CC-0"));
+    assert_idle(&env);
+
+    // The manager moves to another department (a new DN): the report follows.
+    doc["users"][0]["department_ids"] = json!(["d2"]);
+    doc["users"][1]["attributes"] = json!({});
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    assert!(dn("user0").contains("ou=Dept 2"), "{}", dn("user0"));
+    assert_eq!(user(&slapd, "user1").unwrap().get("manager"), Some(dn("user0").as_str()));
+    assert_eq!(user(&slapd, "user1").unwrap().get("employeeType"), None, "an emptied attribute is cleared");
+    assert_idle(&env);
+
+    // An attribute the schema does not allow on users: the run fails naming it, writing nothing.
+    config(&env, &slapd.url, "disable = \"delete\"\n", "[mapping.attributes]\nfavouriteColour = \"attributes.cost_center\"\n");
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let message = last_run(&env)["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("mapping.attributes.favouriteColour: favouriteColour is not allowed on"), "{message}");
+    let _ = SUFFIX;
+}
+
+#[test]
+fn keycloak_holds_the_manager_and_extra_attributes_as_user_attributes() {
+    let kc = Keycloak::shared();
+    let realm = "orgsync-managers";
+    let secret = kc.realm(realm);
+    let env = Env::new();
+    crate::rest::keycloak_config(&env, kc, realm, &secret, "[mapping.attributes]\ncost_center = \"attributes.cost_center\"\n");
+    let mut doc = managed_org();
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    let users = kc.users(realm);
+    let by = |name: &str| users.iter().find(|u| u["username"] == name).unwrap().clone();
+    assert_eq!(by("user1")["attributes"]["manager"][0], by("user0")["id"], "{}", by("user1"));
+    assert_eq!(by("user3")["attributes"]["manager"][0], by("user4")["id"]);
+    assert_eq!(by("user2")["attributes"]["cost_center"][0], "CC-2");
+    assert!(by("user5")["attributes"]["manager"].is_null());
+    assert_idle(&env);
+    // A mobile change rewrites the whole user (PUT): the manager stays.
+    doc["users"][1]["mobile"] = json!("+86 138 0000 0001");
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    let users = kc.users(realm);
+    let u1 = users.iter().find(|u| u["username"] == "user1").unwrap();
+    let u0 = users.iter().find(|u| u["username"] == "user0").unwrap();
+    assert_eq!((u1["attributes"]["mobile"][0].as_str(), &u1["attributes"]["manager"][0]), (Some("+86 138 0000 0001"), &u0["id"]));
+    assert_idle(&env);
+}
