@@ -161,7 +161,16 @@ async fn user_list(State(w): State<Shared>, Query(q): Q, Json(body): Json<Value>
     let members: Vec<&Value> =
         w.users.iter().filter(|u| u["dept_id_list"].as_array().unwrap().iter().any(|d| d.as_i64() == Some(id))).collect();
     let end = (cursor + size).min(members.len());
-    let mut result = json!({"has_more": end < members.len(), "list": members[cursor.min(end)..end]});
+    // The documented list schema has no `manager_userid` (user/get has it).
+    let list: Vec<Value> = members[cursor.min(end)..end]
+        .iter()
+        .map(|u| {
+            let mut u = (*u).clone();
+            u.as_object_mut().map(|o| o.remove("manager_userid"));
+            u
+        })
+        .collect();
+    let mut result = json!({"has_more": end < members.len(), "list": list});
     if end < members.len() {
         result["next_cursor"] = json!(if w.common.knobs.repeat_cursor { size } else { end });
     }

@@ -331,7 +331,7 @@ async fn one_user(
         w.common.unexpected.push(format!("user {id} without department_id_type"));
     }
     match w.users.iter().find(|u| u[key] == id.as_str()) {
-        Some(u) => envelope(0, "success", json!({"user": u})).into_response(),
+        Some(u) => envelope(0, "success", json!({"user": leader_as(&w.users, u, key)})).into_response(),
         None => error(StatusCode::BAD_REQUEST, 41050, "no user authority error"),
     }
 }
@@ -348,8 +348,25 @@ async fn find_by_department(State(w): State<Shared>, headers: HeaderMap, Query(q
     if let Some(r) = gate(&mut w, &headers, "users", offset / size + 1, &dept) {
         return r;
     }
-    let items = w.users.iter().filter(|u| u["department_ids"].as_array().unwrap().iter().any(|d| d == &dept)).cloned().collect();
+    let key = q.get("user_id_type").map_or("open_id", String::as_str);
+    let items = w
+        .users
+        .iter()
+        .filter(|u| u["department_ids"].as_array().unwrap().iter().any(|d| d == &dept))
+        .map(|u| leader_as(&w.users, u, key))
+        .collect();
     page(items, size, offset, w.common.knobs.repeat_cursor).into_response()
+}
+
+/// A user with its `leader_user_id` (kept as the leader's open_id) given
+/// in the id type asked for, as Feishu gives it.
+fn leader_as(users: &[Value], u: &Value, key: &str) -> Value {
+    let mut u = u.clone();
+    if let Some(open) = u["leader_user_id"].as_str().filter(|l| !l.is_empty()) {
+        let leader = users.iter().find(|l| l["open_id"] == open).map_or(Value::Null, |l| l[key].clone());
+        u["leader_user_id"] = leader;
+    }
+    u
 }
 
 async fn not_found(State(w): State<Shared>, uri: axum::http::Uri) -> Response {

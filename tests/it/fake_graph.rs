@@ -59,6 +59,8 @@ pub struct World {
     restart: Restart,
     /// Every `$select` asked for users.
     pub selects: Vec<String>,
+    /// The `$expand` of the listing under way (its next links keep it).
+    expand: Option<String>,
     throttled: usize,
     pub common: Common,
 }
@@ -208,7 +210,31 @@ async fn users(State(w): State<Shared>, headers: HeaderMap, Query(q): Q) -> Resp
     if MUST_SELECT.iter().any(|p| !select.split(',').any(|s| s == *p)) {
         w.common.unexpected.push(format!("users without $select of {MUST_SELECT:?}: {select:?}"));
     }
-    let all: Vec<Value> = w.users.iter().map(|u| selected(u, &select)).collect();
+    // `$expand=manager($select=id)`: the manager's id (kept as `_manager`);
+    // with `$expand` a page holds at most 100 users, whatever `$top` says.
+    if first {
+        w.expand = q.get("$expand").cloned();
+    }
+    let expand = w.expand.clone();
+    let size = match expand.as_deref() {
+        None => size,
+        Some("manager($select=id)") => size.min(100),
+        Some(other) => {
+            w.common.unexpected.push(format!("$expand {other}"));
+            return graph_error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", "Unsupported $expand.");
+        }
+    };
+    let all: Vec<Value> = w
+        .users
+        .iter()
+        .map(|u| {
+            let mut v = selected(u, &select);
+            if let (Some(_), Some(m)) = (&expand, u["_manager"].as_str()) {
+                v["manager"] = json!({"@odata.type": "#microsoft.graph.user", "id": m});
+            }
+            v
+        })
+        .collect();
     Json(page(&w, &all, &q, size, "/v1.0/users")).into_response()
 }
 

@@ -151,3 +151,114 @@ fn keycloak_holds_the_manager_and_extra_attributes_as_user_attributes() {
     assert_eq!((u1["attributes"]["mobile"][0].as_str(), &u1["attributes"]["manager"][0]), (Some("+86 138 0000 0001"), &u0["id"]));
     assert_idle(&env);
 }
+
+/// The SCIM user whose externalId is `ext`.
+fn by_external_id(scim: &Scim, ext: &str) -> Value {
+    scim.users().into_iter().find(|u| u["externalId"] == ext).unwrap_or_else(|| panic!("no user {ext}"))
+}
+
+/// `ext`'s manager as the SCIM server holds it, as the manager's externalId.
+fn manager_of(scim: &Scim, ext: &str) -> Option<String> {
+    let users = scim.users();
+    let m = users.iter().find(|u| u["externalId"] == ext)?[ENTERPRISE]["manager"]["value"].as_str()?.to_owned();
+    users.iter().find(|u| u["id"] == m.as_str()).and_then(|u| u["externalId"].as_str()).map(str::to_owned)
+}
+
+#[test]
+fn feishu_wecom_and_entra_give_their_managers_by_default_and_a_custom_field_reaches_the_target() {
+    use crate::{fake_feishu, fake_graph, fake_wecom};
+    // Feishu: leader_user_id (in the id type asked for), and a field of the tenant's own.
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let feishu = fake_feishu::FakeFeishu::start(fake_feishu::org());
+    let (boss, report) = {
+        let mut w = feishu.world.lock().unwrap();
+        let boss_open = w.users[0]["open_id"].clone();
+        w.users[1]["leader_user_id"] = boss_open;
+        w.users[0]["work_station"] = json!("B-1");
+        (w.users[0]["union_id"].as_str().unwrap().to_owned(), w.users[1]["union_id"].as_str().unwrap().to_owned())
+    };
+    let source = format!(
+        "kind = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n",
+        feishu.base,
+        fake_feishu::APP_ID,
+        fake_feishu::APP_SECRET
+    );
+    env.scim_config_with_source(&scim, &source, "[mapping.attributes]\ncostCenter = \"work_station\"\n");
+    ok(&env.sync(&[]));
+    assert_eq!(manager_of(&scim, &report), Some(boss.clone()));
+    assert_eq!(by_external_id(&scim, &boss)[ENTERPRISE]["costCenter"], "B-1");
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+    assert_eq!(feishu.unexpected(), Vec::<String>::new());
+
+    // WeCom: the first of direct_leader.
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let wecom = fake_wecom::FakeWeCom::start(fake_wecom::org());
+    {
+        let mut w = wecom.world.lock().unwrap();
+        w.users[2]["direct_leader"] = json!(["wc0", "wc1"]);
+    }
+    let source = format!(
+        "kind = \"wecom\"\nbase_url = \"{}\"\ncorp_id = \"{}\"\ncorp_secret = \"{}\"\n",
+        wecom.base,
+        fake_wecom::CORP_ID,
+        fake_wecom::CORP_SECRET
+    );
+    env.scim_config_with_source(&scim, &source, "");
+    ok(&env.sync(&[]));
+    assert_eq!(manager_of(&scim, "wc2"), Some("wc0".to_owned()));
+    assert_eq!(manager_of(&scim, "wc3"), None);
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+    assert_eq!(wecom.unexpected(), Vec::<String>::new());
+
+    // Entra: $expand=manager($select=id) on the full fetch (pages of 100), kept through delta rounds.
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let mut world = fake_graph::org(150);
+    let boss = world.users[0]["id"].as_str().unwrap().to_owned();
+    world.users[120]["_manager"] = json!(boss);
+    let report = world.users[120]["id"].as_str().unwrap().to_owned();
+    let fake = fake_graph::FakeGraph::start(world);
+    let source = format!(
+        "kind = \"entra\"\ntenant = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority_host = \"{3}\"\ngraph_host = \"{3}\"\n",
+        fake_graph::TENANT,
+        fake_graph::CLIENT_ID,
+        fake_graph::CLIENT_SECRET,
+        fake.base
+    );
+    env.scim_config_with_source(&scim, &source, "");
+    ok(&env.sync(&[]));
+    assert_eq!(manager_of(&scim, &report), Some(boss));
+    // A delta round says nothing of managers: they are kept, nothing is cleared.
+    ok(&env.sync(&[]));
+    assert!(manager_of(&scim, &report).is_some());
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
+
+/// DingTalk's `manager_userid` is documented on `user/get` only: a full run
+/// (`user/list`) leaves managers as they are; a run by id sets one.
+#[test]
+fn dingtalk_managers_come_from_user_get_and_full_runs_never_clear_them() {
+    use crate::fake_dingtalk::{APP_KEY, APP_SECRET, FakeDingTalk, org as dingtalk_org};
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let fake = FakeDingTalk::start(dingtalk_org());
+    let (boss, report) = {
+        let mut w = fake.world.lock().unwrap();
+        let boss = w.users[0]["userid"].as_str().unwrap().to_owned();
+        w.users[1]["manager_userid"] = json!(boss);
+        (boss, w.users[1]["userid"].as_str().unwrap().to_owned())
+    };
+    let source = format!("kind = \"dingtalk\"\nbase_url = \"{}\"\napp_key = \"{APP_KEY}\"\napp_secret = \"{APP_SECRET}\"\n", fake.base);
+    env.scim_config_with_source(&scim, &source, "");
+    ok(&env.sync(&[]));
+    assert_eq!(manager_of(&scim, &report), None, "user/list gives no manager: nothing written");
+    ok(&env.sync(&["--only", &format!("user:{report}")]));
+    assert_eq!(manager_of(&scim, &report), Some(boss.clone()), "user/get gives it");
+    ok(&env.sync(&[]));
+    assert_eq!(manager_of(&scim, &report), Some(boss), "a full run does not clear what it cannot see");
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}
