@@ -32,6 +32,7 @@ fn arb_source() -> impl Strategy<Value = Snapshot> {
                 proptest::collection::vec(0usize..12, 0..3), // departments
                 any::<bool>(),                               // title set
                 proptest::bool::weighted(0.9),               // active
+                proptest::option::weighted(0.5, 0usize..35), // manager: one of the users, or nobody the source has
             ),
             nu,
         );
@@ -46,12 +47,13 @@ fn arb_source() -> impl Strategy<Value = Snapshot> {
             let users = users
                 .into_iter()
                 .enumerate()
-                .map(|(i, (email, deps, title, active))| {
+                .map(|(i, (email, deps, title, active, manager))| {
                     let deps: Vec<String> = deps.into_iter().filter(|&d| d < nd).map(|d| format!("d{d}")).collect();
                     let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
                     let mut u = user(&format!("u{i}"), email.map(|e| format!("p{e}@x.test")).as_deref(), &deps);
                     u.title = title.then(|| "Engineer".into());
                     u.active = active;
+                    u.manager_id = manager.map(|m| SourceId(format!("u{m}")));
                     u
                 })
                 .collect();
@@ -216,6 +218,31 @@ proptest! {
         let (tgt2, b2) = simulate(&tgt, &b, &p1.ops);
         let p2 = plan(&src, &tgt2, &b2, &policy, RunOptions::default());
         prop_assert!(p2.ops.is_empty(), "second plan not empty: {:#?}\nfirst: {:#?}", p2.ops, p1.ops);
+    }
+
+    /// After one run, a bound user whose manager is an active user with an
+    /// account holds that account as its manager: a manager created in the
+    /// same run included, cycles too.
+    #[test]
+    fn after_one_run_every_bound_user_holds_its_active_manager_s_account(
+        first in arb_source(), edits in arb_edits(), policy in arb_policy()
+    ) {
+        // The first run into an empty target (everyone created in it), and a run after edits.
+        for (src, tgt, b) in [(first.clone(), TargetSnapshot::default(), Bindings::default()), scenario(&first, &edits, &policy)] {
+            let p1 = plan(&src, &tgt, &b, &policy, RunOptions::default());
+            let (tgt2, b2) = simulate(&tgt, &b, &p1.ops);
+            let protected = protected_ids(&tgt2, &policy);
+            let active: HashMap<&SourceId, bool> = src.users.iter().map(|u| (&u.source_id, u.active)).collect();
+            for u in &src.users {
+                let (Some(t), Some(m)) = (b2.users.get(&u.source_id), &u.manager_id) else { continue };
+                let (Some(true), Some(tm)) = (active.get(m).copied(), b2.users.get(m)) else { continue };
+                if protected.contains(t) || !policy.users.fields.contains(&UserField::Manager) {
+                    continue;
+                }
+                let held = tgt2.users.iter().find(|x| &x.id == t).and_then(|x| x.manager.as_ref());
+                prop_assert_eq!(held, Some(tm), "user {} manager {}: {:#?}", u.source_id, m, p1.ops);
+            }
+        }
     }
 
     #[test]

@@ -262,3 +262,32 @@ fn dingtalk_managers_come_from_user_get_and_full_runs_never_clear_them() {
     assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
+
+/// LDAP `manager` is a DN: the user read with it is the manager; a DN
+/// outside the base is no manager orgsync knows (said, left alone).
+#[test]
+fn an_ldap_source_manager_dn_is_the_manager_read_and_one_outside_the_base_is_said() {
+    use crate::slapd::{READER_DN, READER_PW, tree};
+    let env = Env::new();
+    let scim = Scim::in_process();
+    let slapd = Slapd::start(env.dir.path(), &tree(10));
+    let dn = |uid: &str| crate::ldap_target::search(&slapd, SUFFIX, &format!("(uid={uid})")).pop().unwrap().dn;
+    let add_manager = |uid: &str, manager: &str| {
+        slapd.modify(&format!("dn: {}\nchangetype: modify\nreplace: manager\nmanager: {manager}\n", dn(uid)));
+    };
+    add_manager("user1", &dn("user0"));
+    add_manager("user2", &format!("uid=ghost,ou=Elsewhere,{SUFFIX}"));
+    std::fs::write(env.path("bind-pw"), format!("{READER_PW}\n")).unwrap();
+    let source = format!(
+        "kind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{READER_DN}\"\nbind_password_file = \"bind-pw\"\nbase_dn = \"ou=Corp,{SUFFIX}\"\n",
+        slapd.url
+    );
+    env.scim_config_with_source(&scim, &source, "");
+    ok(&env.sync(&[]));
+    let ext = |uid: &str| scim.user_by_name(uid).unwrap()["externalId"].as_str().unwrap().to_owned();
+    assert_eq!(manager_of(&scim, &ext("user1")), Some(ext("user0")), "the DN made the manager's entryUUID");
+    assert_eq!(manager_of(&scim, &ext("user2")), None);
+    let said = items(&env, "1", "out_of_scope");
+    assert!(said.iter().any(|m| m.contains("uid=ghost") && m.contains("is not in the source")), "{said:?}");
+    assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
+}
