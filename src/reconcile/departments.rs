@@ -60,7 +60,7 @@ impl<'a> DeptState<'a> {
     }
 
     /// Source department `i`'s parent as the target holds it: none in a flat target.
-    fn parent(&self, i: usize) -> Option<&'a SourceId> {
+    pub(super) fn parent(&self, i: usize) -> Option<&'a SourceId> {
         self.src[i].parent_id.as_ref().filter(|_| self.shape == DepartmentShape::Tree)
     }
 }
@@ -314,7 +314,7 @@ fn diff(state: &DeptState<'_>, m: &Matched, target: &TargetSnapshot, policy: &Po
     let mut out = Diffed { creates: Vec::new(), updates: Vec::new(), binds: Vec::new() };
     for &i in &m.order {
         let d = state.src[i];
-        let spec = || DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: state.parent(i).cloned() };
+        let spec = || DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: state.parent(i).cloned(), leaders: vec![] };
         match state.res[i] {
             DeptRes::Created => {
                 out.creates.push(Op::CreateDepartment { source_id: d.source_id.clone(), spec: spec(), depth: state.depth[i].unwrap_or(0) })

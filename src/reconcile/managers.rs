@@ -122,3 +122,58 @@ pub(super) fn report(unresolved: Vec<Unresolved>, said: &std::collections::HashM
     }
     (items, now)
 }
+
+/// The departments' leaders, where the target holds them: each leader's
+/// account (one created in this run included), set after the run's user
+/// creates and department updates (`Op::SetLeaders`). A leader without an
+/// account is left out; when no department of the source names a leader,
+/// the source gives none and nothing is changed.
+pub(super) fn leaders(
+    dept: &super::departments::DeptState<'_>,
+    target: &crate::model::TargetSnapshot,
+    managers: &Managers<'_>,
+    clear_when_empty: bool,
+) -> Vec<super::plan::Op> {
+    use super::departments::DeptRes;
+    use super::plan::{DeptSpec, Op};
+    if dept.unheld.contains(super::plan::Field::Leaders) || dept.src.iter().all(|d| d.leader_ids.is_empty()) {
+        return Vec::new();
+    }
+    let mut ops = Vec::new();
+    for (i, d) in dept.src.iter().enumerate() {
+        let (target_id, have) = match dept.res[i] {
+            DeptRes::Matched(t) => match &target.departments[t].leaders {
+                Some(have) => (Some(target.departments[t].id.clone()), have.clone()),
+                None => continue,
+            },
+            DeptRes::Created if !d.leader_ids.is_empty() => (None, Vec::new()),
+            _ => continue,
+        };
+        let mut later = false;
+        let mut want: Vec<SourceId> = Vec::new();
+        let mut want_t: Vec<&TargetId> = Vec::new();
+        for l in &d.leader_ids {
+            if managers.active.get(l) != Some(&true) || want.contains(l) {
+                continue;
+            }
+            match managers.target_of.get(l) {
+                Some(t) => want_t.push(t),
+                None if managers.created.contains(l) => later = true,
+                None => continue,
+            }
+            want.push(l.clone());
+        }
+        let mut have_sorted: Vec<&TargetId> = have.iter().collect();
+        have_sorted.sort();
+        have_sorted.dedup();
+        want_t.sort();
+        let same = !later && want_t == have_sorted;
+        if same || (want.is_empty() && !clear_when_empty) {
+            continue;
+        }
+        let spec = DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: dept.parent(i).cloned(), leaders: want };
+        let from = (!have.is_empty()).then(|| have.iter().map(TargetId::as_str).collect::<Vec<_>>().join(","));
+        ops.push(Op::SetLeaders { source_id: d.source_id.clone(), target_id, spec, from });
+    }
+    ops
+}

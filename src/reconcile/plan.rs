@@ -24,6 +24,10 @@ pub struct DeptSpec {
     pub external_id: String,
     pub name: String,
     pub parent: Option<SourceId>,
+    /// The leaders, by source id (`Op::SetLeaders`): resolved to their
+    /// accounts when applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leaders: Vec<SourceId>,
 }
 
 /// The desired target-side form of a user; unmapped fields are `None` and
@@ -81,6 +85,8 @@ pub enum Field {
     Manager,
     /// A user's extra attributes (`[mapping.attributes]`), written together.
     Attributes,
+    /// A department's leaders (LDAP `owner`).
+    Leaders,
 }
 
 impl Field {
@@ -117,6 +123,7 @@ impl Field {
         Field::Parent,
         Field::Manager,
         Field::Attributes,
+        Field::Leaders,
     ];
 
     pub fn parse(s: &str) -> Option<Field> {
@@ -139,6 +146,7 @@ impl Field {
             Field::Parent => "parent",
             Field::Manager => "manager",
             Field::Attributes => "attributes",
+            Field::Leaders => "leaders",
         }
     }
 }
@@ -235,6 +243,17 @@ pub enum Op {
         /// The manager the target holds now.
         from: Option<TargetId>,
     },
+    /// Set a department's leaders once their accounts exist: after the
+    /// run's user creates and department updates. `target_id` is none for a
+    /// department this run creates.
+    SetLeaders {
+        source_id: SourceId,
+        target_id: Option<TargetId>,
+        /// The department as the run writes it, `leaders` set.
+        spec: DeptSpec,
+        /// The leaders the target holds now, as the run log shows them.
+        from: Option<String>,
+    },
     DisableUser {
         target_id: TargetId,
         username: Option<String>,
@@ -298,7 +317,9 @@ impl Op {
     pub fn kind(&self) -> Kind {
         match self {
             Op::Bind { kind, .. } | Op::Unbind { kind, .. } | Op::Schedule { kind, .. } => *kind,
-            Op::CreateDepartment { .. } | Op::UpdateDepartment { .. } | Op::DeleteDepartment { .. } => Kind::Department,
+            Op::CreateDepartment { .. } | Op::UpdateDepartment { .. } | Op::DeleteDepartment { .. } | Op::SetLeaders { .. } => {
+                Kind::Department
+            }
             _ => Kind::User,
         }
     }
@@ -310,7 +331,7 @@ impl Op {
             Op::Schedule { .. } => Verb::Schedule,
             Op::Unbind { .. } => Verb::Unbind,
             Op::CreateDepartment { .. } | Op::CreateUser { .. } => Verb::Create,
-            Op::UpdateDepartment { .. } | Op::UpdateUser { .. } | Op::SetManager { .. } => Verb::Update,
+            Op::UpdateDepartment { .. } | Op::UpdateUser { .. } | Op::SetManager { .. } | Op::SetLeaders { .. } => Verb::Update,
             Op::DisableUser { .. } => Verb::Disable,
             Op::DeleteUser { .. } | Op::DeleteDepartment { .. } => Verb::Delete,
         }
@@ -324,6 +345,7 @@ impl Op {
             | Op::UpdateDepartment { source_id, .. }
             | Op::CreateUser { source_id, .. }
             | Op::SetManager { source_id, .. }
+            | Op::SetLeaders { source_id, .. }
             | Op::UpdateUser { source_id, .. } => Some(source_id),
             Op::DisableUser { source_id, .. } | Op::DeleteUser { source_id, .. } | Op::DeleteDepartment { source_id, .. } => {
                 source_id.as_ref()
@@ -335,7 +357,7 @@ impl Op {
     pub fn target_id(&self) -> Option<&TargetId> {
         match self {
             Op::CreateDepartment { .. } | Op::CreateUser { .. } => None,
-            Op::SetManager { target_id, .. } => target_id.as_ref(),
+            Op::SetManager { target_id, .. } | Op::SetLeaders { target_id, .. } => target_id.as_ref(),
             Op::Bind { target_id, .. }
             | Op::Unbind { target_id, .. }
             | Op::UpdateDepartment { target_id, .. }
@@ -397,6 +419,11 @@ impl Op {
                 from: from.as_ref().map(|f| f.to_string()),
                 to: spec.manager.as_ref().map(|m| m.to_string()),
             }],
+            Op::SetLeaders { spec, from, .. } => vec![Change {
+                field: Field::Leaders,
+                from: from.clone(),
+                to: Some(spec.leaders.iter().map(SourceId::as_str).collect::<Vec<_>>().join(",")),
+            }],
             // What a disable changes, said like any other change.
             Op::DisableUser { .. } => vec![Change { field: Field::Active, from: Some("true".into()), to: Some("false".into()) }],
             _ => Vec::new(),
@@ -434,6 +461,8 @@ impl Op {
             // After every user create: the manager exists by now.
             Op::SetManager { .. } => (2, 1),
             Op::UpdateDepartment { .. } => (3, 0),
+            // After the user creates and the department updates: both exist, named as they end.
+            Op::SetLeaders { .. } => (3, 1),
             Op::DisableUser { .. } | Op::DeleteUser { .. } => (4, 0),
             Op::DeleteDepartment { depth, .. } => (5, usize::MAX - *depth),
         }
@@ -463,7 +492,7 @@ impl Op {
                 note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
             ),
             Op::UpdateDepartment { changes, .. } | Op::UpdateUser { changes, .. } => changes_text(changes),
-            Op::SetManager { .. } => changes_text(&self.changes()),
+            Op::SetManager { .. } | Op::SetLeaders { .. } => changes_text(&self.changes()),
         }
     }
 }
@@ -657,8 +686,9 @@ pub(super) fn stages(
     p.items.extend(read);
     let (said, reports) = super::managers::report(std::mem::take(&mut users.unresolved), &history.said);
     p.items.extend(said);
-    p.ops =
-        ordered(departments.binds, users.binds, departments.creates, users.ops, departments.updates, user_removals, departments.deletes);
+    let mut dept_updates = departments.updates;
+    dept_updates.append(&mut users.leaders);
+    p.ops = ordered(departments.binds, users.binds, departments.creates, users.ops, dept_updates, user_removals, departments.deletes);
     if guarded {
         guard::apply(&mut p, source, target, policy.guard, options);
     }

@@ -78,6 +78,13 @@ pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, n
                 }
             }
         }
+        Op::SetLeaders { source_id, target_id, spec, .. } => {
+            let id = target_id.clone().or_else(|| bindings.departments.get(source_id).cloned());
+            let leaders: Vec<TargetId> = spec.leaders.iter().filter_map(|l| bindings.users.get(l).cloned()).collect();
+            if let Some(d) = target.departments.iter_mut().find(|d| Some(&d.id) == id.as_ref()) {
+                d.leaders = Some(leaders);
+            }
+        }
         Op::SetManager { source_id, target_id, spec, .. } => {
             let id = target_id.clone().or_else(|| bindings.users.get(source_id).cloned());
             let manager = spec.manager.as_ref().and_then(|m| bindings.users.get(m).cloned());
@@ -126,8 +133,8 @@ pub fn set_user_field(u: &mut TargetUser, spec: &UserSpec, field: Field, departm
                 };
             }
         }
-        // A department's field.
-        Field::Parent => {}
+        // A department's fields.
+        Field::Parent | Field::Leaders => {}
     }
 }
 

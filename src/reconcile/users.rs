@@ -83,6 +83,8 @@ pub(super) struct UserPlan {
     pub(super) managers: Vec<Op>,
     /// Managers without an account.
     pub(super) unresolved: Vec<super::managers::Unresolved>,
+    /// Departments' leaders set after the creates and updates (`Op::SetLeaders`).
+    pub(super) leaders: Vec<Op>,
 }
 
 /// Plan the users in stages: the source's distinct ids, matched and bound,
@@ -117,7 +119,8 @@ pub(super) fn plan_users(
     binds.extend(diffed.binds);
     let (removals, waiting) = target_only(source, &m, target, bindings, &policy.users, dept.now);
     items.extend(waiting);
-    UserPlan { ops: diffed.ops, removals, binds, items, managers: diffed.managers, unresolved: managers.unresolved() }
+    let leaders = super::managers::leaders(dept, target, &managers, policy.users.clear_when_empty);
+    UserPlan { ops: diffed.ops, removals, binds, items, managers: diffed.managers, unresolved: managers.unresolved(), leaders }
 }
 
 /// The source's users by id: the first with an id wins, the rest are

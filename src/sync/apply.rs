@@ -147,7 +147,8 @@ impl Ctx<'_> {
                     return Err(TargetError::Missing("the new parent department does not exist in the target".into()));
                 }
                 let (id, old_parent, parent) = (target_id, old_parent.as_ref(), parent.as_ref());
-                self.target.write(Write::UpdateDepartment(DepartmentUpdate { id, spec, changes, old_parent, parent })).await?;
+                let update = DepartmentUpdate { id, spec, changes, old_parent, parent, leaders: &[] };
+                self.target.write(Write::UpdateDepartment(update)).await?;
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
             }
             Op::CreateUser { source_id, spec, .. } => {
@@ -166,6 +167,19 @@ impl Ctx<'_> {
                 let (id, departments, manager) = (target_id, &deps, manager.as_ref());
                 self.target.write(Write::UpdateUser(UserUpdate { id, spec, changes, old_departments, departments, manager })).await?;
                 (None, BindingChange::Set { source_id: source_id.clone(), target_id: target_id.clone(), hash: hash(spec) })
+            }
+            Op::SetLeaders { source_id, target_id, spec, .. } => {
+                let id = target_id
+                    .clone()
+                    .or_else(|| self.resolve(source_id))
+                    .ok_or_else(|| TargetError::Missing(format!("department {source_id} is not in the target (its create failed?)")))?;
+                // A leader whose create failed is left out (the next run adds it).
+                let leaders: Vec<TargetId> = spec.leaders.iter().filter_map(|l| self.resolve_user(l)).collect();
+                let parent = spec.parent.as_ref().and_then(|p| self.resolve(p));
+                let changes = op.changes();
+                let update = DepartmentUpdate { id: &id, spec, changes: &changes, old_parent: None, parent: parent.as_ref(), leaders: &leaders };
+                self.target.write(Write::UpdateDepartment(update)).await?;
+                (None, BindingChange::None)
             }
             Op::SetManager { source_id, target_id, spec, .. } => {
                 let missing = |what: String| TargetError::Missing(format!("{what} is not in the target (its create failed?)"));
@@ -213,7 +227,7 @@ impl Ctx<'_> {
             _ => true,
         };
         let changes = match op {
-            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } | Op::SetManager { .. } => op.changes(),
+            Op::UpdateUser { .. } | Op::UpdateDepartment { .. } | Op::SetManager { .. } | Op::SetLeaders { .. } => op.changes(),
             // Only a create that wrote these values (not one that found the
             // group there already, named or nested otherwise).
             Op::CreateDepartment { .. } if created.is_some_and(|id| self.target.created_as_sent(id)) => op.changes(),

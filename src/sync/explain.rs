@@ -392,7 +392,7 @@ fn changes(ops: &[Op]) -> Vec<Change> {
     for op in ops {
         match op {
             Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => out.extend(changes.iter().cloned()),
-            Op::SetManager { .. } => out.extend(op.changes()),
+            Op::SetManager { .. } | Op::SetLeaders { .. } => out.extend(op.changes()),
             Op::CreateUser { spec, .. } => out.extend(created(spec)),
             Op::CreateDepartment { spec, .. } => {
                 out.push(Change { field: reconcile::Field::Name, from: None, to: Some(spec.name.clone()) })
@@ -449,6 +449,7 @@ fn describe(op: &Op) -> String {
             format!("update {}", changes.iter().map(|c| c.field.to_string()).collect::<Vec<_>>().join(", "))
         }
         Op::SetManager { .. } => "set the manager once it exists (after the run's creates)".into(),
+        Op::SetLeaders { .. } => "set the leaders once they exist (after the run's creates)".into(),
         Op::Schedule { reason, .. } => format!("start the grace period: {reason}"),
         Op::DisableUser { reason, .. } => format!("disable: {reason}"),
         Op::DeleteUser { reason, .. } | Op::DeleteDepartment { reason, .. } => format!("delete: {reason}"),

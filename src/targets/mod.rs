@@ -325,6 +325,8 @@ pub struct DepartmentUpdate<'a> {
     pub changes: &'a [Change],
     pub old_parent: Option<&'a TargetId>,
     pub parent: Option<&'a TargetId>,
+    /// `spec.leaders` resolved (matters only when `changes` names `leaders`).
+    pub leaders: &'a [TargetId],
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -291,3 +291,34 @@ fn an_ldap_source_manager_dn_is_the_manager_read_and_one_outside_the_base_is_sai
     assert!(said.iter().any(|m| m.contains("uid=ghost") && m.contains("is not in the source")), "{said:?}");
     assert!(env.sync(&["--dry-run"]).stdout.contains("Nothing to do"));
 }
+
+/// Department leaders as `owner` on LDAP groups: a leader created in the
+/// same run is referenced in it; a change of leader is one modify; idle after.
+#[test]
+fn department_leaders_are_the_owners_of_ldap_groups() {
+    use crate::ldap_target::search;
+    let env = Env::new();
+    let slapd = Slapd::start(env.dir.path(), &base_ldif());
+    config(&env, &slapd.url, "disable = \"delete\"\n[target.departments]\nas = \"groups\"\n", "");
+    let mut doc = org(3, 6);
+    doc["departments"][1]["leader_ids"] = json!(["u1", "u4"]);
+    doc["departments"][2]["leader_ids"] = json!(["ghost"]);
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    let owners = |name: &str| {
+        let mut o = search(&slapd, SUFFIX, &format!("(cn={name})")).pop().unwrap().all("owner");
+        o.sort();
+        o
+    };
+    let people = format!("ou=People,{SUFFIX}");
+    assert_eq!(owners("Dept 1"), vec![format!("uid=user1,{people}"), format!("uid=user4,{people}")]);
+    assert!(owners("Dept 2").is_empty(), "a leader without an account is left out");
+    assert!(owners("Dept 0").is_empty());
+    assert_idle(&env);
+
+    doc["departments"][1]["leader_ids"] = json!(["u2"]);
+    env.write_org(&doc);
+    ok(&env.sync(&[]));
+    assert_eq!(owners("Dept 1"), vec![format!("uid=user2,{people}")]);
+    assert_idle(&env);
+}

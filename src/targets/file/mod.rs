@@ -83,7 +83,7 @@ impl super::Operations for FileTarget {
     }
 
     fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
-        let super::DepartmentUpdate { id, spec, changes, old_parent: _old_parent, parent } = op;
+        let super::DepartmentUpdate { id, spec, changes, old_parent: _old_parent, parent, .. } = op;
         Box::pin(async move {
             self.with(|s| match s.departments.iter_mut().find(|d| &d.id == id) {
                 Some(d) => {

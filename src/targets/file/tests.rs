@@ -16,14 +16,14 @@ fn what_is_written_reads_back_and_an_idle_run_leaves_the_file_alone() {
     rt().block_on(async {
         let t = FileTarget::new(path.clone());
         assert_eq!(t.load().await.unwrap(), TargetSnapshot::default(), "no file yet: empty");
-        let spec = DeptSpec { external_id: "d1".into(), name: "Sales".into(), parent: None };
+        let spec = DeptSpec { external_id: "d1".into(), name: "Sales".into(), parent: None, leaders: vec![] };
         let d = t.write(Write::CreateDepartment(DepartmentCreate { spec: &spec, parent: None })).await.unwrap().unwrap();
         let user = UserSpec { external_id: "u1".into(), username: Some("ann".into()), active: true, ..UserSpec::default() };
         let departments = [d.clone()];
         t.write(Write::CreateUser(UserCreate { spec: &user, departments: &departments, manager: None })).await.unwrap().unwrap();
         let renamed = DeptSpec { name: "Revenue".into(), ..spec.clone() };
         let changes = [Change { field: Field::Name, from: Some("Sales".into()), to: Some("Revenue".into()) }];
-        let update = DepartmentUpdate { id: &d, spec: &renamed, changes: &changes, old_parent: None, parent: None };
+        let update = DepartmentUpdate { id: &d, spec: &renamed, changes: &changes, old_parent: None, parent: None, leaders: &[] };
         assert_eq!(t.write(Write::UpdateDepartment(update)).await.unwrap(), None, "an update makes nothing");
         t.flush().await.unwrap();
 

@@ -49,6 +49,9 @@ pub struct Attributes {
     pub external_id: String,
     /// The manager's DN; default `manager` (inetOrgPerson, AD).
     pub manager: String,
+    /// A department's leaders' DNs; default `owner` (groupOfNames allows
+    /// it; the standard organizationalUnit does not: then not written).
+    pub leader: String,
 }
 
 impl Default for Attributes {
@@ -65,6 +68,7 @@ impl Default for Attributes {
             department: String::new(),
             external_id: String::new(),
             manager: "manager".into(),
+            leader: "owner".into(),
         }
     }
 }
@@ -228,6 +232,7 @@ fn attributes(t: &mut Reader<'_>, errs: &mut Problems) -> Attributes {
         department: field("department", d.department),
         external_id: field("external_id", d.external_id),
         manager: field("manager", d.manager),
+        leader: field("leader", d.leader),
     };
     a.finish(errs);
     attributes

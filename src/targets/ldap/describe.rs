@@ -64,6 +64,10 @@ impl LdapTarget {
                     let dn = known(target_id);
                     self.describe_update(&mut out, &dn, spec, changes, |d| dept(&planned, d));
                 }
+                Op::SetLeaders { target_id, source_id, .. } => {
+                    let dn = target_id.as_ref().map_or_else(|| dept(&planned, source_id), known);
+                    out.push(format!("modify {dn}: replace {} (the leaders' DNs)", self.c.attributes.leader));
+                }
                 Op::SetManager { target_id, spec, .. } => {
                     let dn = target_id.as_ref().map_or_else(|| "<the user created above>".to_owned(), known);
                     let m = spec.manager.as_ref().map_or_else(String::new, |m| format!(" (the DN of {m})"));

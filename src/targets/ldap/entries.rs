@@ -124,7 +124,15 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
     let tree = departments(t, id_attr, &mut index).await?;
     let users = users(t, id_attr, &tree, &mut index).await?;
     index.loaded = index.dn.keys().cloned().collect();
-    let snapshot = TargetSnapshot { departments: tree.departments, users };
+    let mut departments = tree.departments;
+    // Leaders as user ids; a DN no user has is none orgsync knows. Not
+    // held (the schema refuses the attribute): none.
+    let user_by_dn: HashMap<String, TargetId> = users.iter().filter_map(|u| Some((normalize(index.dn.get(&u.id)?), u.id.clone()))).collect();
+    let held = !t.no_leader.load(std::sync::atomic::Ordering::Relaxed);
+    for d in &mut departments {
+        d.leaders = d.leaders.take().filter(|_| held).map(|dns| dns.iter().filter_map(|dn| user_by_dn.get(&normalize(&dn.0)).cloned()).collect());
+    }
+    let snapshot = TargetSnapshot { departments, users };
     tracing::debug!(departments = snapshot.departments.len(), users = snapshot.users.len(), "LDAP target read");
     Ok(Loaded { index, snapshot })
 }
@@ -155,6 +163,9 @@ async fn departments(t: &LdapTarget, id_attr: &'static str, index: &mut Index) -
     // `groups`: a department's name is its group's `ou` when it has one
     // (its `cn` may have had to differ from the name: `Team (Sales)`).
     let mut attrs = vec![naming, id_attr, "member", "ou"];
+    if !c.attributes.leader.is_empty() {
+        attrs.push(&c.attributes.leader);
+    }
     if !ext.is_empty() {
         attrs.push(ext);
     }
@@ -191,6 +202,9 @@ async fn departments(t: &LdapTarget, id_attr: &'static str, index: &mut Index) -
                 holders.into_iter().next()
             }
         };
+        // The leaders' DNs, made ids once the users are read.
+        let leaders = (!c.attributes.leader.is_empty())
+            .then(|| all(&e.attrs, &c.attributes.leader).iter().map(|dn| TargetId(dn.clone())).collect::<Vec<_>>());
         departments.push(TargetDepartment {
             id,
             external_id: first(&e.attrs, ext).map(str::to_owned),
@@ -199,7 +213,7 @@ async fn departments(t: &LdapTarget, id_attr: &'static str, index: &mut Index) -
                 Layout::OuTree => rdn_value(&e.dn),
             },
             parent,
-            leaders: None,
+            leaders,
         });
     }
 

@@ -20,7 +20,7 @@ impl LdapTarget {
             Field::ExternalId => &a.external_id,
             Field::Manager => &a.manager,
             // Each extra attribute by its own name (`extras`).
-            Field::Departments | Field::Active | Field::Parent | Field::Attributes => "",
+            Field::Departments | Field::Active | Field::Parent | Field::Attributes | Field::Leaders => "",
         }
     }
 
@@ -36,7 +36,7 @@ impl LdapTarget {
             Field::Department => spec.department.as_deref(),
             Field::ExternalId => Some(spec.external_id.as_str()),
             // Resolved to a DN when written; the extras by name.
-            Field::Departments | Field::Active | Field::Parent | Field::Manager | Field::Attributes => None,
+            Field::Departments | Field::Active | Field::Parent | Field::Manager | Field::Attributes | Field::Leaders => None,
         }
         .filter(|v| !v.trim().is_empty())
     }

@@ -53,6 +53,8 @@ pub struct LdapTarget {
     extras: Vec<String>,
     /// The schema does not allow the manager attribute on users (found at the load).
     no_manager: std::sync::atomic::AtomicBool,
+    /// The schema does not allow the leader attribute on departments.
+    no_leader: std::sync::atomic::AtomicBool,
 }
 
 type Attrs = Vec<(String, HashSet<String>)>;
@@ -66,6 +68,7 @@ impl LdapTarget {
         LdapTarget {
             extras: users.attributes.clone(),
             no_manager: false.into(),
+            no_leader: false.into(),
             c: c.clone(),
             conn: tokio::sync::Mutex::new(None),
             index: Mutex::new(Index::default()),
@@ -130,6 +133,8 @@ impl LdapTarget {
         // A directory whose user classes cannot hold a manager: not written (no error).
         let no_manager = a.manager.is_empty() || schema.allows(&users, &a.manager) == Some(false);
         self.no_manager.store(no_manager, std::sync::atomic::Ordering::Relaxed);
+        let no_leader = a.leader.is_empty() || schema.allows(departments, &a.leader) == Some(false);
+        self.no_leader.store(no_leader, std::sync::atomic::Ordering::Relaxed);
         Ok(checks
             .into_iter()
             .filter(|(_, attr, _)| !attr.is_empty())
@@ -418,6 +423,9 @@ impl Target for LdapTarget {
         if self.no_manager.load(std::sync::atomic::Ordering::Relaxed) {
             s = s.with(Field::Manager);
         }
+        if self.no_leader.load(std::sync::atomic::Ordering::Relaxed) {
+            s = s.with(Field::Leaders);
+        }
         s
     }
 
@@ -523,7 +531,7 @@ impl super::Operations for LdapTarget {
     }
 
     fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
-        let super::DepartmentUpdate { id, spec, changes, old_parent, parent } = op;
+        let super::DepartmentUpdate { id, spec, changes, old_parent, parent, leaders } = op;
         Box::pin(async move {
             let _tree = self.tree.lock().await;
             let dn = self.dn_of(id)?;
@@ -565,6 +573,11 @@ impl super::Operations for LdapTarget {
             if !ext.is_empty() && changes.iter().any(|c| c.field == Field::ExternalId) {
                 let dn = self.dn_of(id)?;
                 self.modify(&dn, vec![Mod::Replace(ext.clone(), one(&spec.external_id))], &[]).await?;
+            }
+            if changes.iter().any(|c| c.field == Field::Leaders) && !self.no_leader.load(std::sync::atomic::Ordering::Relaxed) {
+                let dn = self.dn_of(id)?;
+                let dns: HashSet<String> = leaders.iter().map(|l| self.dn_of(l)).collect::<Result<_, _>>()?;
+                self.modify(&dn, vec![Mod::Replace(self.c.attributes.leader.clone(), dns)], &[]).await?;
             }
             Ok(())
         })

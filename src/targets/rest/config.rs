@@ -163,7 +163,7 @@ pub const USER_FIELDS: &[&str] = &[
     "active",
     "departments",
 ];
-pub const DEPARTMENT_FIELDS: &[&str] = &["id", "external_id", "name", "parent"];
+pub const DEPARTMENT_FIELDS: &[&str] = &["id", "external_id", "name", "parent", "leaders"];
 
 /// `preset = "keycloak"`: every operation of the Keycloak Admin REST API.
 static KEYCLOAK: LazyLock<Map<String, Value>> = LazyLock::new(|| {

@@ -346,6 +346,9 @@ impl Target for RestTarget {
                 s = s.with(f);
             }
         }
+        if self.c.departments.as_ref().and_then(|d| d.field("leaders")).is_none() {
+            s = s.with(Field::Leaders);
+        }
         s
     }
 
@@ -410,7 +413,18 @@ impl Target for RestTarget {
                         external_id: text("external_id"),
                         name: text("name").unwrap_or_default(),
                         parent: None,
-                        leaders: None,
+                        // Every value the `leaders` field selects: the leaders' user ids.
+                        leaders: d.field("leaders").map(|p| {
+                            p.all(&item)
+                                .into_iter()
+                                .flat_map(|v| match v {
+                                    Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                                    Value::String(s) => vec![s.clone()],
+                                    _ => Vec::new(),
+                                })
+                                .map(TargetId)
+                                .collect()
+                        }),
                     });
                 }
                 for dep in &mut snap.departments {
@@ -504,19 +518,18 @@ impl super::Operations for RestTarget {
     }
 
     fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
-        let super::DepartmentUpdate { id, spec, changes, old_parent: _old_parent, parent } = op;
+        let super::DepartmentUpdate { id, spec, changes, old_parent: _old_parent, parent, leaders } = op;
         Box::pin(async move {
             let d = self.departments_resource()?;
             let ctx = self.ctx(json!({
                 "target_id": id, "department_id": id,
-                "department": {"external_id": spec.external_id, "name": spec.name},
+                "department": {"external_id": spec.external_id, "name": spec.name, "leader_ids": leaders},
                 "parent": parent.map(|p| json!({"id": p})),
-                "parent_id": parent,
                 "parent_id": parent,
                 "changed": changes.iter().map(|c| c.field).collect::<Vec<_>>(),
             }));
             let renamed = changes.iter().any(|c| c.field == Field::Name);
-            if changes.iter().any(|c| matches!(c.field, Field::Name | Field::ExternalId)) {
+            if changes.iter().any(|c| matches!(c.field, Field::Name | Field::ExternalId | Field::Leaders)) {
                 let op = d.update.as_ref().ok_or_else(|| TargetError::NotConfigured("departments.update"))?;
                 let mut ctx = ctx.clone();
                 // A name made by `unique_name` stays while only the mark changes.

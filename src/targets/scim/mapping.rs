@@ -311,7 +311,7 @@ fn user_value(spec: &UserSpec, field: Field) -> Option<(String, Value)> {
         Field::Active => ("active".into(), json!(spec.active)),
         // Memberships live on the groups; a parent is a department's; the
         // manager and extra attributes need more than the spec (see `user_patch`).
-        Field::Departments | Field::Parent | Field::Manager | Field::Attributes => return None,
+        Field::Departments | Field::Parent | Field::Manager | Field::Attributes | Field::Leaders => return None,
     })
 }
 

@@ -779,7 +779,7 @@ impl super::Operations for ScimTarget {
     }
 
     fn update_department<'a>(&'a self, op: super::DepartmentUpdate<'a>) -> TResult<'a, ()> {
-        let super::DepartmentUpdate { id, spec, changes, old_parent, parent } = op;
+        let super::DepartmentUpdate { id, spec, changes, old_parent, parent, .. } = op;
         Box::pin(async move {
             let renamed = changes.iter().any(|c| c.field == Field::Name);
             let mut ops = mapping::group_patch(spec, changes);
