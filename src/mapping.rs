@@ -142,16 +142,8 @@ const USERS: &str = "users.";
 const ALL_USER_FIELDS: &str = "users";
 const SEPARATOR: char = '\u{1f}';
 /// Each user field's template, by `Field as usize`.
-const USER_TEMPLATES: [&str; 8] = [
-    "users.username",
-    "users.name",
-    "users.email",
-    "users.mobile",
-    "users.employee_no",
-    "users.nickname",
-    "users.title",
-    "users.manager",
-];
+const USER_TEMPLATES: [&str; 8] =
+    ["users.username", "users.name", "users.email", "users.mobile", "users.employee_no", "users.nickname", "users.title", "users.manager"];
 const ATTRIBUTES: &str = "attributes.";
 const DEPARTMENT_NAME: &str = "departments.name";
 
@@ -320,7 +312,8 @@ impl Builder {
     }
 
     pub fn build(mut self) -> Mapping {
-        let all: Vec<String> = self.mapping.users.iter().map(|(_, s)| s).chain(self.mapping.attributes.iter().map(|(_, s)| s)).map(|s| wrap(s)).collect();
+        let all: Vec<String> =
+            self.mapping.users.iter().map(|(_, s)| s).chain(self.mapping.attributes.iter().map(|(_, s)| s)).map(|s| wrap(s)).collect();
         if !all.is_empty() {
             // Each part compiled alone already: together they compile too.
             let _ = self.env.add_template_owned(ALL_USER_FIELDS, all.join(&SEPARATOR.to_string()));

@@ -97,7 +97,10 @@ pub(super) struct Unresolved {
 /// One item per manager without an account, naming the reports not said
 /// before (`said`: each report's manager when last said, hashed); and
 /// every report with its manager, to remember.
-pub(super) fn report(unresolved: Vec<Unresolved>, said: &std::collections::HashMap<SourceId, String>) -> (Vec<Item>, Vec<(SourceId, String)>) {
+pub(super) fn report(
+    unresolved: Vec<Unresolved>,
+    said: &std::collections::HashMap<SourceId, String>,
+) -> (Vec<Item>, Vec<(SourceId, String)>) {
     let mut items = Vec::new();
     let mut now = Vec::new();
     for Unresolved { manager: m, why, reports } in unresolved {
@@ -112,10 +115,7 @@ pub(super) fn report(unresolved: Vec<Unresolved>, said: &std::collections::HashM
                 source_id: Some(m.clone()),
                 target_id: None,
                 outcome: Outcome::OutOfScope,
-                message: format!(
-                    "manager {m} {why}: the manager of {}{more} is left as the target holds it (said once)",
-                    shown.join(", ")
-                ),
+                message: format!("manager {m} {why}: the manager of {}{more} is left as the target holds it (said once)", shown.join(", ")),
             });
         }
         now.extend(reports.into_iter().map(|r| (r, hash.clone())));

@@ -67,8 +67,15 @@ string_enum!(UserField {
 
 impl UserField {
     /// docs/design.md: the default mapping.
-    pub const DEFAULTS: &'static [UserField] =
-        &[UserField::Name, UserField::Email, UserField::Mobile, UserField::DepartmentIds, UserField::EmployeeNo, UserField::Nickname, UserField::Manager];
+    pub const DEFAULTS: &'static [UserField] = &[
+        UserField::Name,
+        UserField::Email,
+        UserField::Mobile,
+        UserField::DepartmentIds,
+        UserField::EmployeeNo,
+        UserField::Nickname,
+        UserField::Manager,
+    ];
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

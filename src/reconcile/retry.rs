@@ -139,7 +139,11 @@ mod tests {
     }
 
     fn create(id: &str) -> Op {
-        Op::CreateDepartment { source_id: id.into(), spec: DeptSpec { external_id: id.into(), name: id.into(), parent: None, leaders: vec![] }, depth: 0 }
+        Op::CreateDepartment {
+            source_id: id.into(),
+            spec: DeptSpec { external_id: id.into(), name: id.into(), parent: None, leaders: vec![] },
+            depth: 0,
+        }
     }
 
     /// Run `runs` runs at the given hours in which `d1` always fails.

@@ -177,7 +177,8 @@ impl Ctx<'_> {
                 let leaders: Vec<TargetId> = spec.leaders.iter().filter_map(|l| self.resolve_user(l)).collect();
                 let parent = spec.parent.as_ref().and_then(|p| self.resolve(p));
                 let changes = op.changes();
-                let update = DepartmentUpdate { id: &id, spec, changes: &changes, old_parent: None, parent: parent.as_ref(), leaders: &leaders };
+                let update =
+                    DepartmentUpdate { id: &id, spec, changes: &changes, old_parent: None, parent: parent.as_ref(), leaders: &leaders };
                 self.target.write(Write::UpdateDepartment(update)).await?;
                 (None, BindingChange::None)
             }
@@ -188,7 +189,8 @@ impl Ctx<'_> {
                 let manager = self.resolve_user(m).ok_or_else(|| missing(format!("manager {m}")))?;
                 let deps = self.resolve_all(&spec.departments);
                 let changes = op.changes();
-                let update = UserUpdate { id: &id, spec, changes: &changes, old_departments: &[], departments: &deps, manager: Some(&manager) };
+                let update =
+                    UserUpdate { id: &id, spec, changes: &changes, old_departments: &[], departments: &deps, manager: Some(&manager) };
                 self.target.write(Write::UpdateUser(update)).await?;
                 (None, BindingChange::None)
             }

@@ -165,6 +165,7 @@ const EMPLOYEE: &[(&str, &str)] = &[
     ("employee_number", "string?"),
     ("active", "bool"),
     ("org_unit_ids", "array"),
+    ("manager_id", "string?"),
 ];
 
 async fn token(State(s): State<S>, h: HeaderMap, body: String) -> Response {
@@ -368,7 +369,8 @@ async fn patch_unit(
     }
     let rename = shaped(&body, &[("external_ref", "string"), ("name", "string")]);
     let moved = shaped(&body, &[("parent_id", "string?")]);
-    if rename.is_err() && moved.is_err() {
+    let leaders = shaped(&body, &[("leader_ids", "array")]);
+    if rename.is_err() && moved.is_err() && leaders.is_err() {
         return unexpected(&mut w, format!("PATCH org-units/{id}: {body}"));
     }
     if let Some(r) = w.name_taken(&body, Some(&id)) {

@@ -431,3 +431,33 @@ fn keycloak_a_refused_username_change_keeps_the_rest_of_the_update_and_is_not_re
         assert!(counts.keys().all(|k| k.ends_with(".not_kept")), "{run:#}");
     }
 }
+
+/// The HR example writes each employee's manager (`user.manager_id`) and
+/// each unit's leaders (`department.leader_ids`), a manager and a leader
+/// created in the same run included; the next run writes nothing.
+#[test]
+fn the_hr_example_writes_managers_and_unit_leaders() {
+    let env = Env::new();
+    let fake = crate::fake_rest::start(AuthMode::Bearer, PageMode::Cursor);
+    hr_config(&env, &fake, AuthMode::Bearer, PageMode::Cursor, CLIENT_SECRET);
+    let mut doc = org(3, 5);
+    doc["users"][1]["manager_id"] = json!("u0");
+    doc["users"][2]["manager_id"] = json!("u1");
+    doc["departments"][1]["leader_ids"] = json!(["u3"]);
+    env.write_org(&doc);
+    let r = env.sync(&[]);
+    assert_eq!(r.code, 0, "{}\n{}\n{:?}", r.stdout, r.stderr, fake.unexpected());
+    {
+        let w = fake.world.lock().unwrap();
+        let e = |login: &str| w.employees.values().find(|e| e["login"] == login).unwrap().clone();
+        assert_eq!(e("user1")["manager_id"], e("user0")["id"]);
+        assert_eq!(e("user2")["manager_id"], e("user1")["id"]);
+        assert!(e("user0")["manager_id"].is_null());
+        let unit = w.units.values().find(|u| u["name"] == "Dept 1").unwrap();
+        assert_eq!(unit["leader_ids"], json!([e("user3")["id"]]));
+    }
+    let before = writes(&fake);
+    ok(&env.sync(&[]));
+    assert_eq!(writes(&fake), before, "idle");
+    assert_eq!(fake.unexpected(), Vec::<String>::new());
+}

@@ -127,10 +127,12 @@ pub(super) async fn load(t: &LdapTarget, id_attr: &'static str) -> Result<Loaded
     let mut departments = tree.departments;
     // Leaders as user ids; a DN no user has is none orgsync knows. Not
     // held (the schema refuses the attribute): none.
-    let user_by_dn: HashMap<String, TargetId> = users.iter().filter_map(|u| Some((normalize(index.dn.get(&u.id)?), u.id.clone()))).collect();
+    let user_by_dn: HashMap<String, TargetId> =
+        users.iter().filter_map(|u| Some((normalize(index.dn.get(&u.id)?), u.id.clone()))).collect();
     let held = !t.no_leader.load(std::sync::atomic::Ordering::Relaxed);
     for d in &mut departments {
-        d.leaders = d.leaders.take().filter(|_| held).map(|dns| dns.iter().filter_map(|dn| user_by_dn.get(&normalize(&dn.0)).cloned()).collect());
+        d.leaders =
+            d.leaders.take().filter(|_| held).map(|dns| dns.iter().filter_map(|dn| user_by_dn.get(&normalize(&dn.0)).cloned()).collect());
     }
     let snapshot = TargetSnapshot { departments, users };
     tracing::debug!(departments = snapshot.departments.len(), users = snapshot.users.len(), "LDAP target read");

@@ -189,9 +189,9 @@ impl RestTarget {
             (Field::Title, "title"),
             (Field::Manager, "manager"),
         ]
-            .into_iter()
-            .filter(|(_, a)| body.contains(&format!("\"{a}\"")) && !declared.contains(a))
-            .collect())
+        .into_iter()
+        .filter(|(_, a)| body.contains(&format!("\"{a}\"")) && !declared.contains(a))
+        .collect())
     }
 
     /// `[mapping.attributes]` names the realm's user profile would drop:

@@ -142,7 +142,10 @@ pub fn dialect(spc: Result<&Value, Unserved>, resource_types: Result<&Value, Uns
                     .filter_map(|r| {
                         let id = r.get("id").and_then(Value::as_str)?;
                         let names = r.get("attributes").and_then(Value::as_array).into_iter().flatten();
-                        Some((id.to_owned(), names.filter_map(|a| a.get("name").and_then(Value::as_str)).map(str::to_ascii_lowercase).collect()))
+                        Some((
+                            id.to_owned(),
+                            names.filter_map(|a| a.get("name").and_then(Value::as_str)).map(str::to_ascii_lowercase).collect(),
+                        ))
                     })
                     .collect(),
             );

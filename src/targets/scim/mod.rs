@@ -865,7 +865,17 @@ impl super::Operations for ScimTarget {
                             self.match_by.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
                         )));
                     };
-                    self.patch_user(&id, mapping::user_patch(spec, &[Field::USER, &[Field::Manager, Field::Attributes]].concat(), self.unheld(), &self.extras(), manager)).await?;
+                    self.patch_user(
+                        &id,
+                        mapping::user_patch(
+                            spec,
+                            &[Field::USER, &[Field::Manager, Field::Attributes]].concat(),
+                            self.unheld(),
+                            &self.extras(),
+                            manager,
+                        ),
+                    )
+                    .await?;
                     id
                 }
                 Err(e) => return Err(e),
