@@ -96,6 +96,37 @@ pub fn skip_unkept(plan: &mut Plan, memory: &Memory) -> MemoryChanges {
     let mut out = MemoryChanges::default();
     let mut planned: std::collections::HashSet<Key> = std::collections::HashSet::new();
     let mut items = Vec::new();
+    // A manager or leaders set after the creates, on an object that exists:
+    // the same value sent before, while the target still shows what it
+    // showed then, is not kept.
+    plan.ops.retain(|op| {
+        let (kind, source_id, target_id) = match op {
+            Op::SetManager { source_id, target_id: Some(t), .. } => (Kind::User, source_id, t),
+            Op::SetLeaders { source_id, target_id: Some(t), .. } => (Kind::Department, source_id, t),
+            _ => return true,
+        };
+        let Some(c) = op.changes().pop() else { return true };
+        let key = (kind, source_id.clone(), c.field);
+        planned.insert(key.clone());
+        let Some(m) = memory
+            .get(&key)
+            .filter(|m| m.hash == value_hash(&c.to) && m.from.as_ref().is_none_or(|f| *f == value_hash(&c.from)))
+        else {
+            return true;
+        };
+        if m.state == Sent::Sent {
+            out.not_kept.push(key);
+        }
+        items.push(Item {
+            kind,
+            op: Verb::Update,
+            source_id: Some(source_id.clone()),
+            target_id: Some(target_id.clone()),
+            outcome: Outcome::NotKept,
+            message: format!("the target does not keep {} (sent in run {}): not sent again until the source value changes", c.field, m.run),
+        });
+        false
+    });
     plan.ops.retain_mut(|op| {
         let (kind, source_id, target_id, changes) = match op {
             Op::UpdateUser { source_id, target_id, changes, .. } => (Kind::User, source_id, target_id, changes),
@@ -186,6 +217,29 @@ mod tests {
         assert!(plan.items[0].message.contains("name (sent in run 4"), "{}", plan.items[0].message);
         assert_eq!(changes.not_kept, [(Kind::User, SourceId::from("u1"), Field::Name)]);
         assert_eq!(changes.forget, [(Kind::User, SourceId::from("u2"), Field::Title)], "u2 has no change planned: the target agrees");
+    }
+
+    /// A manager set after the creates that the target did not keep (the
+    /// same value, the target showing the same as then): not sent again.
+    #[test]
+    fn a_manager_the_target_did_not_keep_is_not_set_again_until_it_changes() {
+        let set = |m: &str| Op::SetManager {
+            source_id: SourceId::from("u1"),
+            target_id: Some(TargetId::from("t1")),
+            spec: UserSpec { manager: Some(SourceId::from(m)), ..UserSpec::default() },
+            from: None,
+        };
+        let mut mem = memory(&[("u1", Field::Manager, "u0", Sent::Sent)]);
+        mem.values_mut().for_each(|r| r.from = Some(value_hash(&None)));
+        let mut plan = Plan { ops: vec![set("u0")], ..Plan::default() };
+        let changes = skip_unkept(&mut plan, &mem);
+        assert!(plan.ops.is_empty(), "{:?}", plan.ops);
+        assert_eq!(plan.items[0].outcome, Outcome::NotKept);
+        assert_eq!(changes.not_kept, [(Kind::User, SourceId::from("u1"), Field::Manager)]);
+        assert!(changes.forget.is_empty(), "still planned: remembered");
+        let mut plan = Plan { ops: vec![set("u9")], ..Plan::default() };
+        skip_unkept(&mut plan, &mem);
+        assert_eq!(plan.ops.len(), 1, "another manager is sent");
     }
 
     #[test]
