@@ -108,9 +108,7 @@ pub fn skip_unkept(plan: &mut Plan, memory: &Memory) -> MemoryChanges {
         let Some(c) = op.changes().pop() else { return true };
         let key = (kind, source_id.clone(), c.field);
         planned.insert(key.clone());
-        let Some(m) = memory
-            .get(&key)
-            .filter(|m| m.hash == value_hash(&c.to) && m.from.as_ref().is_none_or(|f| *f == value_hash(&c.from)))
+        let Some(m) = memory.get(&key).filter(|m| m.hash == value_hash(&c.to) && m.from.as_ref().is_none_or(|f| *f == value_hash(&c.from)))
         else {
             return true;
         };
