@@ -305,8 +305,38 @@ fn mapping(root: &mut Reader<'_>, errs: &mut Problems) -> (crate::mapping::Mappi
     for (name, v) in &attributes {
         let named = name.starts_with(|c: char| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+        // orgsync's own fields' names in some target: two writers of one attribute never agree.
+        const OWN: &[&str] = &[
+            "id",
+            "externalId",
+            "userName",
+            "displayName",
+            "name",
+            "emails",
+            "phoneNumbers",
+            "nickName",
+            "title",
+            "active",
+            "employeeNumber",
+            "department",
+            "manager",
+            "orgsync_id",
+            "mobile",
+            "employee_no",
+            "username",
+            "email",
+            "enabled",
+            "firstName",
+            "attributes",
+            "groups",
+            "members",
+        ];
         let result = match v {
             _ if !named => Err("is not an attribute name (a letter, then letters, digits, _ - . or :)".to_owned()),
+            _ if OWN.iter().any(|o| o.eq_ignore_ascii_case(name)) => Err(format!(
+                "is one of orgsync's own fields in some target ({}): map that field under [mapping.users] instead",
+                OWN.join(", ")
+            )),
             serde_json::Value::String(expr) => b.attribute(name, expr),
             _ => Err("expected a string (an expression)".to_owned()),
         };

@@ -314,8 +314,13 @@ fn diff(state: &DeptState<'_>, m: &Matched, target: &TargetSnapshot, policy: &Po
     let mut out = Diffed { creates: Vec::new(), updates: Vec::new(), binds: Vec::new() };
     for &i in &m.order {
         let d = state.src[i];
-        let spec =
-            || DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: state.parent(i).cloned(), leaders: vec![] };
+        let spec = || DeptSpec {
+            external_id: d.source_id.to_string(),
+            name: d.name.clone(),
+            parent: state.parent(i).cloned(),
+            leaders: vec![],
+            leader_accounts: vec![],
+        };
         match state.res[i] {
             DeptRes::Created => {
                 out.creates.push(Op::CreateDepartment { source_id: d.source_id.clone(), spec: spec(), depth: state.depth[i].unwrap_or(0) })

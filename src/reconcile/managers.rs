@@ -32,6 +32,8 @@ pub(super) struct Managers<'a> {
     source: &'a Snapshot,
     active: HashMap<&'a SourceId, bool>,
     out_of_scope: HashSet<&'a SourceId>,
+    /// Users whose record could not be read: their accounts stand.
+    unreadable: HashSet<&'a SourceId>,
     bindings: &'a Bindings,
     /// Managers without an account, and their reports (for one item each).
     unknown: std::cell::RefCell<BTreeMap<SourceId, (&'static str, Vec<SourceId>)>>,
@@ -45,6 +47,7 @@ impl<'a> Managers<'a> {
             source,
             active: source.users.iter().map(|u| (&u.source_id, u.active)).collect(),
             out_of_scope: source.out_of_scope.iter().collect(),
+            unreadable: source.unreadable.iter().filter(|r| r.kind == Kind::User).filter_map(|r| r.source_id.as_ref()).collect(),
             bindings,
             unknown: Default::default(),
         }
@@ -53,26 +56,34 @@ impl<'a> Managers<'a> {
     /// What `u`'s manager should be.
     pub(super) fn want(&self, u: &User) -> Want<'_> {
         let Some(m) = &u.manager_id else { return Want::Empty };
-        let unknown = |why: &'static str| {
+        let (want, why) = self.resolve(m);
+        if let Some(why) = why {
             self.unknown.borrow_mut().entry(m.clone()).or_insert_with(|| (why, Vec::new())).1.push(u.source_id.clone());
-            Want::Unknown
-        };
+        }
+        want
+    }
+
+    /// What user `m`'s account is, and why it is unknown when it is one to say.
+    pub(super) fn resolve(&self, m: &SourceId) -> (Want<'_>, Option<&'static str>) {
+        let unknown = |why: &'static str| (Want::Unknown, Some(why));
         match self.active.get(m) {
-            // A manager who left: the field empties.
-            Some(false) => Want::Empty,
+            // One who left: the field empties.
+            Some(false) => (Want::Empty, None),
             Some(true) => match self.target_of.get(m) {
-                Some(t) => Want::Set(t),
-                None if self.created.contains(m) => Want::Later,
+                Some(t) => (Want::Set(t), None),
+                None if self.created.contains(m) => (Want::Later, None),
                 None => unknown("has no account in the target (not created or not matched)"),
             },
             None if self.out_of_scope.contains(m) => unknown("is outside the sync scope"),
+            // Its record could not be read this run: nothing is known of it.
+            None if self.unreadable.contains(m) => (Want::Unknown, None),
             None => {
                 let unread = self.source.partial.as_ref().is_some_and(|(users, _)| !users.contains(m));
                 match self.bindings.users.get(m) {
                     // Not read by an on-demand run: its account stands.
-                    Some(t) if unread => Want::Set(t),
+                    Some(t) if unread => (Want::Set(t), None),
                     // Bound, and gone from the source: a leaver.
-                    Some(_) => Want::Empty,
+                    Some(_) => (Want::Empty, None),
                     None if unread => unknown("was not read by this run and has no account"),
                     None => unknown("is not in the source"),
                 }
@@ -150,18 +161,36 @@ pub(super) fn leaders(
             _ => continue,
         };
         let mut later = false;
+        let mut unknown = false;
         let mut want: Vec<SourceId> = Vec::new();
         let mut want_t: Vec<&TargetId> = Vec::new();
+        let mut accounts: Vec<Option<TargetId>> = Vec::new();
         for l in &d.leader_ids {
-            if managers.active.get(l) != Some(&true) || want.contains(l) {
+            if want.contains(l) {
                 continue;
             }
-            match managers.target_of.get(l) {
-                Some(t) => want_t.push(t),
-                None if managers.created.contains(l) => later = true,
-                None => continue,
-            }
+            // As for a manager: a leader who left is no leader; one whose
+            // account orgsync does not know leaves the department as it is.
+            let t = match managers.resolve(l).0 {
+                Want::Set(t) => t,
+                Want::Later => {
+                    later = true;
+                    accounts.push(None);
+                    want.push(l.clone());
+                    continue;
+                }
+                Want::Empty => continue,
+                Want::Unknown => {
+                    unknown = true;
+                    break;
+                }
+            };
+            want_t.push(t);
+            accounts.push(Some(t.clone()));
             want.push(l.clone());
+        }
+        if unknown {
+            continue;
         }
         let mut have_sorted: Vec<&TargetId> = have.iter().collect();
         have_sorted.sort();
@@ -171,7 +200,13 @@ pub(super) fn leaders(
         if same || (want.is_empty() && !clear_when_empty) {
             continue;
         }
-        let spec = DeptSpec { external_id: d.source_id.to_string(), name: d.name.clone(), parent: dept.parent(i).cloned(), leaders: want };
+        let spec = DeptSpec {
+            external_id: d.source_id.to_string(),
+            name: d.name.clone(),
+            parent: dept.parent(i).cloned(),
+            leaders: want,
+            leader_accounts: accounts,
+        };
         let from = (!have.is_empty()).then(|| have.iter().map(TargetId::as_str).collect::<Vec<_>>().join(","));
         ops.push(Op::SetLeaders { source_id: d.source_id.clone(), target_id, spec, from });
     }

@@ -27,7 +27,8 @@ pub mod unkept;
 mod users;
 
 pub use plan::{
-    Change, DeptSpec, Field, FieldSet, History, Item, Op, Outcome, Plan, Planned, UserSpec, Verb, plan, plan_with, removal_label,
+    Change, DeptSpec, Field, FieldSet, History, Item, Op, Outcome, Plan, Planned, UserSpec, Verb, attributes_text, plan, plan_with,
+    removal_label,
 };
 pub use policy::{DepartmentPolicy, Guard, MatchKey, Policy, Retry, SourceOnly, TargetOnly, UserField, UserPolicy};
 pub use simulate::{remove_department, set_user_field, simulate};

@@ -28,6 +28,10 @@ pub struct DeptSpec {
     /// accounts when applied.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub leaders: Vec<SourceId>,
+    /// Each leader's account where the plan knows it (none: created in
+    /// this run, resolved when applied).
+    #[serde(skip)]
+    pub leader_accounts: Vec<Option<TargetId>>,
 }
 
 /// The desired target-side form of a user; unmapped fields are `None` and
@@ -60,6 +64,15 @@ pub struct UserSpec {
     /// manager does not change.
     #[serde(skip)]
     pub holds_manager: Option<TargetId>,
+    /// `manager`'s account, where the plan knows it (a protected account
+    /// matched by its keys is never bound): the apply resolves only the
+    /// others (created in the same run).
+    #[serde(skip)]
+    pub manager_account: Option<TargetId>,
+    /// An update's account's extra attributes now: what a target that
+    /// writes the whole user writes back for those `attributes` leaves out.
+    #[serde(skip)]
+    pub holds_attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// A field of a target object that an update can change.
@@ -694,7 +707,9 @@ pub(super) fn stages(
     }
     p.unscheduled = unscheduled(&p, bindings);
     let mut memory = super::unkept::skip_unkept(&mut p, &history.unkept);
-    memory.said = Some((reports, source.partial.is_none()));
+    // A run of a few objects says nothing of managers (its items are
+    // restricted to the objects named): a full run says them.
+    memory.said = source.partial.is_none().then_some((reports, true));
     let held = options.now.map_or(0, |now| super::retry::hold(&mut p, &history.failures, now));
     Planned { plan: p, memory, held }
 }

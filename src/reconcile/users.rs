@@ -300,11 +300,17 @@ fn diff(
     let up = &policy.users;
     let mut out = Diffed { ops: Vec::new(), managers: Vec::new(), binds: Vec::new(), items: Vec::new() };
     let manages = up.fields.contains(&UserField::Manager) && !dept.unheld.contains(Field::Manager);
+    // An extra attribute no user of the read has: withheld (a typo, a field
+    // the source does not send), never cleared.
+    let withheld: HashSet<&str> =
+        up.attributes.iter().map(String::as_str).filter(|a| src.iter().all(|u| !u.attributes.contains_key(*a))).collect();
     for (i, &u) in src.iter().enumerate() {
         let mut spec = user_spec(u, policy, dept);
+        spec.attributes.retain(|k, _| !withheld.contains(k.as_str()));
         let manager = if manages && !u.is_absent(UserField::Manager) { managers.want(u) } else { Want::Unknown };
-        if let Want::Set(_) = manager {
+        if let Want::Set(t) = manager {
             spec.manager = u.manager_id.clone();
+            spec.manager_account = Some(t.clone());
         }
         // Set once the manager's account exists (created in this run).
         let later = |target_id: Option<TargetId>, spec: &UserSpec, from: Option<TargetId>| Op::SetManager {
@@ -331,7 +337,10 @@ fn diff(
                     });
                 }
                 spec.holds_manager = tu.manager.clone();
+                spec.holds_attributes = tu.attributes.clone();
                 let changes = user_changes(u, tu, &spec, up, dept, target, &manager);
+                // An update writes the attributes that differ (the rest the target has).
+                spec.attributes.retain(|k, want| tu.attributes.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) != want.as_deref());
                 if manager == Want::Later {
                     out.managers.push(later(Some(tu.id.clone()), &spec, tu.manager.clone()));
                 }
@@ -545,6 +554,8 @@ pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> User
         manager: None,
         attributes,
         holds_manager: None,
+        manager_account: None,
+        holds_attributes: Default::default(),
     }
 }
 

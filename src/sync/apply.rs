@@ -93,6 +93,32 @@ impl Ctx<'_> {
         self.users.lock().ok()?.get(id).cloned()
     }
 
+    /// A spec's manager: the account the plan found, else the one made in this run.
+    fn manager_of(&self, spec: &crate::reconcile::UserSpec) -> Option<TargetId> {
+        spec.manager_account.clone().or_else(|| spec.manager.as_ref().and_then(|m| self.resolve_user(m)))
+    }
+
+    /// Why an operation that sets a reference waits: the account it names
+    /// (a manager, or the user itself) was not made in this run, its
+    /// create failed or waits out a backoff. Not attempted, not the
+    /// report's failure: the next run sets it once the account exists.
+    fn waits(&self, op: &Op) -> Option<String> {
+        match op {
+            Op::SetManager { source_id, target_id, spec, .. } => {
+                let user = target_id.is_some() || self.resolve_user(source_id).is_some();
+                let manager = self.manager_of(spec).is_some();
+                (!user || !manager).then(|| {
+                    let who = if user { "the manager's account" } else { "the user's account" };
+                    format!("not attempted: {who} was not created in this run (its create failed or waits); set once it exists")
+                })
+            }
+            Op::SetLeaders { source_id, target_id: None, .. } if self.resolve(source_id).is_none() => {
+                Some("not attempted: the department was not created in this run; its leaders are set once it exists".into())
+            }
+            _ => None,
+        }
+    }
+
     /// An object bound in this run (a target bound to one source only).
     fn bind(&self, kind: Kind, s: &SourceId, t: &TargetId) {
         if kind == Kind::User {
@@ -153,7 +179,7 @@ impl Ctx<'_> {
             }
             Op::CreateUser { source_id, spec, .. } => {
                 let deps = self.resolve_all(&spec.departments);
-                let manager = spec.manager.as_ref().and_then(|m| self.resolve_user(m));
+                let manager = self.manager_of(spec);
                 let id = self.created(Write::CreateUser(UserCreate { spec, departments: &deps, manager: manager.as_ref() })).await?;
                 self.bind(Kind::User, source_id, &id);
                 (Some(id.clone()), BindingChange::Set { source_id: source_id.clone(), target_id: id, hash: hash(spec) })
@@ -161,7 +187,7 @@ impl Ctx<'_> {
             Op::UpdateUser { source_id, target_id, spec, old_departments, changes } => {
                 let deps = self.resolve_all(&spec.departments);
                 let manager = match changes.iter().any(|c| c.field == Field::Manager) {
-                    true => spec.manager.as_ref().and_then(|m| self.resolve_user(m)),
+                    true => self.manager_of(spec),
                     false => spec.holds_manager.clone(),
                 };
                 let (id, departments, manager) = (target_id, &deps, manager.as_ref());
@@ -174,7 +200,9 @@ impl Ctx<'_> {
                     .or_else(|| self.resolve(source_id))
                     .ok_or_else(|| TargetError::Missing(format!("department {source_id} is not in the target (its create failed?)")))?;
                 // A leader whose create failed is left out (the next run adds it).
-                let leaders: Vec<TargetId> = spec.leaders.iter().filter_map(|l| self.resolve_user(l)).collect();
+                let known = spec.leader_accounts.iter().cloned().chain(std::iter::repeat(None));
+                let leaders: Vec<TargetId> =
+                    spec.leaders.iter().zip(known).filter_map(|(l, t)| t.or_else(|| self.resolve_user(l))).collect();
                 let parent = spec.parent.as_ref().and_then(|p| self.resolve(p));
                 let changes = op.changes();
                 let update =
@@ -186,7 +214,7 @@ impl Ctx<'_> {
                 let missing = |what: String| TargetError::Missing(format!("{what} is not in the target (its create failed?)"));
                 let id = target_id.clone().or_else(|| self.resolve_user(source_id)).ok_or_else(|| missing(format!("user {source_id}")))?;
                 let m = spec.manager.as_ref().ok_or_else(|| TargetError::Unexpected("no manager to set".into()))?;
-                let manager = self.resolve_user(m).ok_or_else(|| missing(format!("manager {m}")))?;
+                let manager = self.manager_of(spec).ok_or_else(|| missing(format!("manager {m}")))?;
                 let deps = self.resolve_all(&spec.departments);
                 let changes = op.changes();
                 let update =
@@ -275,6 +303,9 @@ impl Ctx<'_> {
         }
         if self.dead.is_cancelled() {
             return not_attempted(Some(UNREACHABLE));
+        }
+        if let Some(why) = self.waits(op) {
+            return not_attempted(Some(&why));
         }
         // The grace period is a hard deadline: an operation still in flight
         // at its end is dropped (a create whose answer was lost is found

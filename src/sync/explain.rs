@@ -419,6 +419,8 @@ fn created(spec: &reconcile::UserSpec) -> Vec<Change> {
         (F::Department, spec.department.clone()),
         (F::Departments, departments),
         (F::Active, Some(spec.active.to_string())),
+        (F::Manager, spec.manager.as_ref().map(SourceId::to_string)),
+        (F::Attributes, reconcile::attributes_text(&spec.attributes)),
     ]
     .into_iter()
     .filter(|(_, to)| to.is_some())

@@ -229,7 +229,13 @@ impl Shown {
         match parent.filter(|_| self.template.parent_first.is_some()) {
             Some(p) => {
                 k.parents.insert(id.clone(), p.clone());
-                let spec = DeptSpec { external_id: spec.external_id.clone(), name: spec.name.clone(), parent: None, leaders: vec![] };
+                let spec = DeptSpec {
+                    external_id: spec.external_id.clone(),
+                    name: spec.name.clone(),
+                    parent: None,
+                    leaders: vec![],
+                    leader_accounts: vec![],
+                };
                 k.after_parent.insert(id.clone(), spec)
             }
             None => k.after_parent.remove(id),
@@ -287,7 +293,10 @@ pub fn read_back(template: &Template, departments: &mut [TargetDepartment]) -> (
         if let Some((b, after)) = template.base(&d.name, &is_parent, &taken) {
             if after && parent.is_some() {
                 let mark = d.external_id.clone().unwrap_or_default();
-                after_parent.insert(d.id.clone(), DeptSpec { external_id: mark, name: b.to_owned(), parent: None, leaders: vec![] });
+                after_parent.insert(
+                    d.id.clone(),
+                    DeptSpec { external_id: mark, name: b.to_owned(), parent: None, leaders: vec![], leader_accounts: vec![] },
+                );
             }
             d.name = b.to_owned();
         }

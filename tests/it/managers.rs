@@ -73,6 +73,15 @@ fn managers_created_in_the_same_run_and_a_cost_center_reach_scim2_server_then_le
     let writes = scim.writes().len();
     assert_eq!(env.sync(&[]).code, 0);
     assert_eq!(scim.writes().len(), writes, "idle after the change cycle: {:?}", &scim.writes()[writes..]);
+
+    // A document without `manager_id` says nothing of managers (as before
+    // they were synced): the target's are kept; `null` is none.
+    doc["users"][2].as_object_mut().unwrap().remove("manager_id");
+    doc["users"][3]["manager_id"] = Value::Null;
+    env.write_org(&doc);
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(manager("user2"), Some(id("user3")), "kept");
+    assert_eq!(manager("user3"), None, "null clears it");
 }
 
 #[test]

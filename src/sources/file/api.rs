@@ -59,6 +59,11 @@ struct DeptDto {
     leader_ids: Vec<IdValue>,
 }
 
+/// A key given (even as `null`) is `Some`; a key left out stays `None` (serde's default).
+fn some<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserDto {
@@ -81,9 +86,11 @@ struct UserDto {
     department_ids: Vec<IdValue>,
     #[serde(default = "yes")]
     active: bool,
-    /// The manager's `id`.
-    #[serde(default)]
-    manager_id: Option<IdValue>,
+    /// The manager's `id`; `null` for none. A document without the key
+    /// says nothing of managers: the target's are kept (as before managers
+    /// were synced).
+    #[serde(default, deserialize_with = "some")]
+    manager_id: Option<Option<IdValue>>,
     /// Fields of the HR system's own (`cost_center`), for `[mapping]`'s
     /// expressions (`attributes.cost_center`); nothing without them.
     #[serde(default)]
@@ -232,9 +239,9 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             department_ids: u.department_ids.into_iter().map(IdValue::into_id).collect(),
             active: u.active,
             // The document is the whole truth: a missing key is empty.
-            manager_id: u.manager_id.map(IdValue::into_id).filter(|m| !m.as_str().is_empty()),
+            absent: if u.manager_id.is_none() { vec![crate::model::UserField::Manager] } else { Vec::new() },
+            manager_id: u.manager_id.flatten().map(IdValue::into_id).filter(|m| !m.as_str().is_empty()),
             attributes: Default::default(),
-            absent: Vec::new(),
         };
         match crate::sources::mapped(mapping, as_value(mapping, raw), Ok(user)) {
             Ok(u) => snap.users.push(u),

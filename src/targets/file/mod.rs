@@ -36,6 +36,11 @@ impl FileTarget {
 }
 
 impl Target for FileTarget {
+    /// The document keeps no department leaders.
+    fn unheld(&self) -> crate::reconcile::FieldSet {
+        crate::reconcile::FieldSet::default().with(Field::Leaders)
+    }
+
     fn check(&self) -> TResult<'_, Vec<(&'static str, String)>> {
         Box::pin(async move {
             let state = match tokio::fs::metadata(&self.path).await {

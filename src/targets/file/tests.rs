@@ -16,7 +16,7 @@ fn what_is_written_reads_back_and_an_idle_run_leaves_the_file_alone() {
     rt().block_on(async {
         let t = FileTarget::new(path.clone());
         assert_eq!(t.load().await.unwrap(), TargetSnapshot::default(), "no file yet: empty");
-        let spec = DeptSpec { external_id: "d1".into(), name: "Sales".into(), parent: None, leaders: vec![] };
+        let spec = DeptSpec { external_id: "d1".into(), name: "Sales".into(), parent: None, leaders: vec![], leader_accounts: vec![] };
         let d = t.write(Write::CreateDepartment(DepartmentCreate { spec: &spec, parent: None })).await.unwrap().unwrap();
         let user = UserSpec { external_id: "u1".into(), username: Some("ann".into()), active: true, ..UserSpec::default() };
         let departments = [d.clone()];

@@ -90,6 +90,11 @@ impl LdapTarget {
     /// key and why. Nothing when the schema cannot be read (an ACL): the
     /// adds then say it themselves.
     async fn schema_problems(&self) -> Result<Vec<String>, TargetError> {
+        // Until the schema says otherwise: no leaders on OUs (the standard
+        // organizationalUnit has no `owner`), managers where configured.
+        let a = &self.c.attributes;
+        self.no_leader.store(a.leader.is_empty() || self.c.layout == Layout::OuTree, std::sync::atomic::Ordering::Relaxed);
+        self.no_manager.store(a.manager.is_empty(), std::sync::atomic::Ordering::Relaxed);
         let root = self.search("", Scope::Base, "(objectClass=*)", &["subschemaSubentry"]).await?;
         let at = root.first().and_then(|e| entries::first(&e.attrs, "subschemaSubentry")).unwrap_or("cn=Subschema").to_owned();
         let sub = match self.search(&at, Scope::Base, "(objectClass=subschema)", &["objectClasses", "attributeTypes"]).await {
@@ -102,7 +107,6 @@ impl LdapTarget {
         let Some(sub) = sub.first() else { return Ok(Vec::new()) };
         let values = |a: &str| entries::all(&sub.attrs, a).to_vec();
         let schema = schema::Schema::parse(&values("objectClasses"), &values("attributeTypes"));
-        let a = &self.c.attributes;
         let users: Vec<&str> = self.c.user_object_classes.iter().map(String::as_str).collect();
         let departments: &[&str] = match self.c.layout {
             Layout::OuTree => &["organizationalUnit"],
@@ -670,7 +674,8 @@ impl super::Operations for LdapTarget {
             let mut mods: Vec<Mod<String>> = Vec::new();
             for c in changes {
                 let attr = self.attribute(c.field);
-                if attr.is_empty() || self.rdn_field(c.field) {
+                // The manager goes as a DN (`reference_mods`).
+                if attr.is_empty() || self.rdn_field(c.field) || c.field == Field::Manager {
                     continue;
                 }
                 let v = Self::value(spec, c.field);
@@ -684,7 +689,7 @@ impl super::Operations for LdapTarget {
                     }
                 }
             }
-            let manager_dn = self.manager_dn(manager)?;
+            let manager_dn = if has(Field::Manager) { self.manager_dn(manager)? } else { None };
             mods.extend(self.reference_mods(spec, changes, manager_dn.as_deref()));
             self.modify(&dn, mods, &[]).await?;
             if has(Field::Manager) {

@@ -42,8 +42,17 @@ impl RestTarget {
         json!({
             "external_id": spec.external_id, "username": spec.username, "name": spec.name, "email": spec.email,
             "mobile": spec.mobile, "employee_no": spec.employee_no, "nickname": spec.nickname, "title": spec.title,
-            "department": spec.department, "active": spec.active, "manager_id": manager, "attributes": spec.attributes,
+            "department": spec.department, "active": spec.active, "manager_id": manager, "attributes": Self::attributes_ctx(spec),
         })
+    }
+
+    /// The extra attributes to write, with those the update leaves as the
+    /// account has them (a template that writes the whole user keeps them).
+    fn attributes_ctx(spec: &UserSpec) -> std::collections::BTreeMap<String, Option<String>> {
+        let mut all: std::collections::BTreeMap<String, Option<String>> =
+            spec.holds_attributes.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        all.extend(spec.attributes.clone());
+        all
     }
 
     /// The extra attributes a listed user holds: under the `attributes`

@@ -184,6 +184,8 @@ impl Dialect {
         if !self.enterprise || listed.is_some_and(|a| !a.contains("manager")) {
             set = set.with(Field::Manager);
         }
+        // Groups have no leaders in SCIM.
+        set = set.with(Field::Leaders);
         set
     }
 
@@ -203,6 +205,10 @@ impl Dialect {
         let (mut placed, mut unheld) = (Vec::new(), Vec::new());
         for name in names {
             let path = match name.rsplit_once(':') {
+                // A core attribute named by its URN is the core attribute.
+                Some((schema, attr)) if schema == super::mapping::USER => {
+                    self.user_attributes.as_ref().is_none_or(|a| a.contains(&attr.to_ascii_lowercase())).then(|| attr.to_owned())
+                }
                 Some((schema, attr)) if name.starts_with("urn:") => has(schema, attr).then(|| name.clone()),
                 Some(_) => None,
                 None if self.enterprise && has(ENTERPRISE, name) => Some(format!("{ENTERPRISE}:{name}")),

@@ -28,12 +28,16 @@ fn pick(v: &Value, attr: &str, ty: &str) -> Option<String> {
 
 /// An attribute's value at a SCIM path (`userType`, `urn:…:costCenter`), as text.
 fn at_path(v: &Value, path: &str) -> Option<String> {
+    // Attribute names are case-insensitive (RFC 7643 2.1).
+    let get = |v: &'_ Value, k: &str| -> Option<Value> {
+        v.as_object()?.iter().find(|(name, _)| name.eq_ignore_ascii_case(k)).map(|(_, x)| x.clone())
+    };
     let found = match path.rsplit_once(':') {
-        Some((schema, attr)) => v.get(schema)?.get(attr)?,
-        None => v.get(path)?,
+        Some((schema, attr)) => get(&get(v, schema)?, attr)?,
+        None => get(v, path)?,
     };
     match found {
-        Value::String(s) => Some(s.clone()).filter(|s| !s.trim().is_empty()),
+        Value::String(s) => Some(s).filter(|s| !s.trim().is_empty()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,

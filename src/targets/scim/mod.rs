@@ -105,6 +105,13 @@ fn key_attribute(k: crate::reconcile::MatchKey) -> &'static str {
     }
 }
 
+/// The fields written to an account a create found there already: every
+/// mapped one (`Field::USER` has the manager and the extra attributes), the
+/// manager only when there is one to set (an unknown one is left as it is).
+fn adopted_fields(manager: bool) -> Vec<Field> {
+    Field::USER.iter().copied().filter(|f| manager || *f != Field::Manager).collect()
+}
+
 /// Quote a value for a SCIM filter (RFC 7644 3.4.2.2: a JSON string).
 fn quoted(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
@@ -867,13 +874,7 @@ impl super::Operations for ScimTarget {
                     };
                     self.patch_user(
                         &id,
-                        mapping::user_patch(
-                            spec,
-                            &[Field::USER, &[Field::Manager, Field::Attributes]].concat(),
-                            self.unheld(),
-                            &self.extras(),
-                            manager,
-                        ),
+                        mapping::user_patch(spec, &adopted_fields(manager.is_some()), self.unheld(), &self.extras(), manager),
                     )
                     .await?;
                     id
