@@ -932,3 +932,26 @@ fn two_configs_plans_differ_object_by_object_with_the_reason() {
     assert_eq!((u2.current, u2.proposed, u2.reason), (None, Some(Verb::Delete), Reason::Scope), "{d:?}");
     assert!(d.iter().all(|x| x.id != "t9"), "deleted under both: no difference: {d:?}");
 }
+
+/// A manager whose account is protected (matched by its keys, never bound)
+/// is still its reports' manager: the plan carries the account it found.
+#[test]
+fn a_protected_manager_matched_by_its_keys_is_carried_to_the_apply() {
+    let mut boss = user("boss", Some("ceo@x.test"), &[]);
+    boss.active = true;
+    let mut report = user("r1", Some("r1@x.test"), &[]);
+    report.manager_id = Some(SourceId::from("boss"));
+    let src = Snapshot { users: vec![boss, report], ..Default::default() };
+    let ceo = TargetUser { id: TargetId::from("t-ceo"), email: Some("ceo@x.test".into()), active: true, ..Default::default() };
+    let tgt = TargetSnapshot { users: vec![ceo], ..Default::default() };
+    let mut policy = Policy::default();
+    policy.users.protected = vec!["ceo@x.test".into()];
+    let p = plan(&src, &tgt, &Bindings::default(), &policy, RunOptions::default());
+    let create = p.ops.iter().find_map(|o| match o {
+        Op::CreateUser { source_id, spec, .. } if source_id.as_str() == "r1" => Some(spec),
+        _ => None,
+    });
+    let spec = create.unwrap_or_else(|| panic!("{:#?}", p.ops));
+    assert_eq!(spec.manager_account, Some(TargetId::from("t-ceo")), "{:#?}", p.ops);
+    assert!(!p.ops.iter().any(|o| o.target_id() == Some(&TargetId::from("t-ceo"))), "the protected account is not touched");
+}

@@ -111,7 +111,8 @@ fn an_expression_that_does_not_compile_names_the_key_line_and_column() {
     env.write_org(&org(1, 1));
     env.scim_config(
         &scim,
-        "[mapping.users]\nusername = \"email | | lower\"\ntitle = \"title | no_such_filter\"\n[mapping.departments]\nnom = \"x\"\n",
+        "[mapping.users]\nusername = \"email | | lower\"\ntitle = \"title | no_such_filter\"\n[mapping.departments]\nnom = \"x\"\n\
+         [mapping.attributes]\ncostCenter = \"attributes.cc | | x\"\ntitle = \"attributes.cc\"\n\"bad name\" = \"x\"\n",
     );
     let r = env.orgsync(&["check-config"]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
@@ -119,6 +120,9 @@ fn an_expression_that_does_not_compile_names_the_key_line_and_column() {
     assert!(out.contains("mapping.users.username") && out.contains("line 1, column 9"), "{out}");
     assert!(out.contains("mapping.users.title") && out.contains("no_such_filter"), "{out}");
     assert!(out.contains("mapping.departments.nom"), "an unknown key is named: {out}");
+    assert!(out.contains("mapping.attributes.costCenter") && out.contains("line 1"), "{out}");
+    assert!(out.contains("mapping.attributes.title") && out.contains("one of orgsync's own fields"), "{out}");
+    assert!(out.contains("mapping.attributes.bad name") && out.contains("not an attribute name"), "{out}");
     assert_eq!(env.sync(&[]).code, 2, "nothing runs on an invalid mapping");
 }
 
