@@ -89,6 +89,18 @@ pub struct MemoryChanges {
     pub said: Option<(Vec<(SourceId, String)>, bool)>,
 }
 
+/// The `not_kept` item of an object: what it does not keep.
+fn not_kept(kind: Kind, source_id: &SourceId, target_id: &crate::model::TargetId, what: String) -> Item {
+    Item {
+        kind,
+        op: Verb::Update,
+        source_id: Some(source_id.clone()),
+        target_id: Some(target_id.clone()),
+        outcome: Outcome::NotKept,
+        message: format!("the target does not keep {what}: not sent again until the source value changes"),
+    }
+}
+
 /// Take the changes the target does not keep out of `plan`'s updates (an
 /// update left with no change is dropped), each reported as a `not_kept`
 /// item naming the fields.
@@ -115,14 +127,7 @@ pub fn skip_unkept(plan: &mut Plan, memory: &Memory) -> MemoryChanges {
         if m.state == Sent::Sent {
             out.not_kept.push(key);
         }
-        items.push(Item {
-            kind,
-            op: Verb::Update,
-            source_id: Some(source_id.clone()),
-            target_id: Some(target_id.clone()),
-            outcome: Outcome::NotKept,
-            message: format!("the target does not keep {} (sent in run {}): not sent again until the source value changes", c.field, m.run),
-        });
+        items.push(not_kept(kind, source_id, target_id, format!("{} (sent in run {})", c.field, m.run)));
         false
     });
     plan.ops.retain_mut(|op| {
@@ -161,14 +166,7 @@ pub fn skip_unkept(plan: &mut Plan, memory: &Memory) -> MemoryChanges {
                     _ => format!("{} (sent in run {}, the target still differs)", c.field, m.run),
                 })
                 .collect();
-            items.push(Item {
-                kind,
-                op: Verb::Update,
-                source_id: Some(source_id.clone()),
-                target_id: Some(target_id.clone()),
-                outcome: Outcome::NotKept,
-                message: format!("the target does not keep {}: not sent again until the source value changes", why.join(", ")),
-            });
+            items.push(not_kept(kind, source_id, target_id, why.join(", ")));
         }
         !changes.is_empty()
     });
