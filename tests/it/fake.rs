@@ -218,6 +218,10 @@ pub struct Socket {
 pub trait Sockets: World {
     fn socket(&mut self) -> &mut Socket;
     fn admit(&self, uri: &axum::http::Uri) -> bool;
+    /// The server's own answer to a client frame (a Feishu `pong`), sent at once.
+    fn answer(&self, _m: &tokio_tungstenite::tungstenite::Message) -> Option<tokio_tungstenite::tungstenite::Message> {
+        None
+    }
 }
 
 #[allow(dead_code)] // not every test binary opens a socket
@@ -305,7 +309,17 @@ async fn socket_connection<W: Sockets>(tcp: tokio::net::TcpStream, w: Arc<Mutex<
                 None => { let _ = sink.close().await; break }
             },
             inc = stream.next() => match inc {
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => w.lock().unwrap().socket().received.push(m),
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let answer = {
+                        let mut w = w.lock().unwrap();
+                        let answer = w.answer(&m);
+                        w.socket().received.push(m);
+                        answer
+                    };
+                    if let Some(a) = answer && sink.send(a).await.is_err() {
+                        break;
+                    }
+                }
                 Some(Ok(Message::Ping(_))) => w.lock().unwrap().socket().pings += 1,
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}

@@ -97,6 +97,21 @@ impl crate::fake::Sockets for World {
         let q: HashMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
         uri.path() == "/ws" && q.get("device_id") == self.long.devices.last() && q.get("service_id") == Some(&SERVICE_ID.to_string())
     }
+
+    /// A `ping` control frame is answered with a `pong` (no new ClientConfig),
+    /// as the server does: a client that hears nothing for a while reconnects.
+    fn answer(&self, m: &tokio_tungstenite::tungstenite::Message) -> Option<tokio_tungstenite::tungstenite::Message> {
+        let ping = <PbFrame as prost::Message>::decode(m.clone().into_data().as_ref()).ok()?;
+        (ping.method == 0 && ping.header("type") == Some("ping")).then(|| {
+            let pong = PbFrame {
+                service: ping.service,
+                method: 0,
+                headers: vec![PbHeader { key: "type".into(), value: "pong".into() }],
+                ..PbFrame::default()
+            };
+            tokio_tungstenite::tungstenite::Message::Binary(prost::Message::encode_to_vec(&pong).into())
+        })
+    }
 }
 
 /// `POST /callback/ws/endpoint` with `{"AppID", "AppSecret"}`.

@@ -329,7 +329,7 @@ fn feishu_long_connection_events_are_acknowledged_and_synced_by_id() {
     let env = Env::new();
     let scim = Scim::in_process();
     let mut world = org();
-    world.long.ping_interval = Some(1);
+    world.long.ping_interval = Some(5);
     let fake = FakeFeishu::start_with_long_connection(world);
     let port = crate::harness::free_port();
     std::fs::write(env.path("app-secret"), format!("{APP_SECRET}\n")).unwrap();
@@ -397,6 +397,7 @@ fn feishu_long_connection_events_are_acknowledged_and_synced_by_id() {
     assert_eq!(d.metric("orgsync_events_total{source=\"feishu\",outcome=\"duplicate\"}"), 1.0);
     assert_eq!(fake.count("children") + fake.count("users "), listed, "events are read by id: no list request since the first run");
     assert_eq!(d.status()["event_stream"]["connected"], true);
+    assert_eq!(fake.world.lock().unwrap().long.socket.connections, 1, "pongs keep the one connection open");
 
     // An event during a full run is acknowledged at once; its run waits for the full run.
     let stall = fake.world.lock().unwrap().stall.clone();
