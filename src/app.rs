@@ -223,6 +223,9 @@ impl Running {
             consecutive_failures: Arc::new(failures.into()),
             shutting_down: false.into(),
             started_at: clock.now(),
+            mirror: mirror.clone(),
+            config_path: config_path.clone(),
+            web: crate::web::Sessions::default(),
         });
         let http_stop = CancellationToken::new();
         let server = tokio::spawn(http::serve(listener, shared.clone(), http_stop.clone()));

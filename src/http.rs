@@ -33,6 +33,12 @@ pub struct Shared {
     pub consecutive_failures: Arc<AtomicU64>,
     pub shutting_down: AtomicBool,
     pub started_at: DateTime<Utc>,
+    /// The service's mirror (the admin page's actions write to it).
+    pub mirror: Arc<Mirror>,
+    /// The config file (the admin page's check reads it as it is on disk).
+    pub config_path: std::path::PathBuf,
+    /// The admin page's sessions.
+    pub web: crate::web::Sessions,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -44,12 +50,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sync", post(sync))
         .route("/explain", get(explain))
         .route("/events/{source}", get(events).post(events))
+        .merge(crate::web::routes())
         .with_state(shared)
 }
 
 /// Serve until `stop`.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(shared)).with_graceful_shutdown(stop.cancelled_owned()).await
+    axum::serve(listener, router(shared).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

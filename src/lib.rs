@@ -53,3 +53,4 @@ pub mod targets;
 pub mod telemetry;
 pub mod token;
 pub mod trigger;
+pub mod web;

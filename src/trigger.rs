@@ -21,11 +21,13 @@ pub enum TriggerKind {
     Signal,
     /// A source's change event (a callback): an on-demand run of what it names.
     Event,
+    /// The admin page's approval of held-back deletions.
+    Web,
 }
 
 impl TriggerKind {
     pub const ALL: &[TriggerKind] =
-        &[TriggerKind::Startup, TriggerKind::Schedule, TriggerKind::Http, TriggerKind::Signal, TriggerKind::Event];
+        &[TriggerKind::Startup, TriggerKind::Schedule, TriggerKind::Http, TriggerKind::Signal, TriggerKind::Event, TriggerKind::Web];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,11 +36,12 @@ impl TriggerKind {
             TriggerKind::Http => "http",
             TriggerKind::Signal => "signal",
             TriggerKind::Event => "event",
+            TriggerKind::Web => "web",
         }
     }
 
     fn is_manual(self) -> bool {
-        matches!(self, TriggerKind::Http | TriggerKind::Signal)
+        matches!(self, TriggerKind::Http | TriggerKind::Signal | TriggerKind::Web)
     }
 }
 

@@ -104,6 +104,12 @@ pub struct DaemonConfig {
     pub public_url: Option<String>,
     /// `name`: which orgsync this is, in notifications. Default the host name.
     pub name: Option<String>,
+    /// `web_actions`: the admin page may approve or reject held-back
+    /// deletions and release quarantined objects. Default false (read-only).
+    pub web_actions: bool,
+    /// `web_actions_over_plain_http`: allow those actions from clients
+    /// beyond loopback over plain HTTP (not through a TLS proxy). Default false.
+    pub web_actions_over_plain_http: bool,
 }
 
 impl DaemonConfig {
@@ -130,6 +136,8 @@ impl Default for DaemonConfig {
             unready_after_failures: 3,
             public_url: None,
             name: None,
+            web_actions: false,
+            web_actions_over_plain_http: false,
         }
     }
 }
@@ -458,6 +466,8 @@ fn daemon(root: &mut Reader<'_>, errs: &mut Problems) -> DaemonConfig {
         log_level,
         unready_after_failures: d.u64_in("unready_after_failures", 1..=1000, errs).unwrap_or(dd.unready_after_failures),
         name: d.string("name", errs).filter(|n| !n.trim().is_empty()),
+        web_actions: d.bool("web_actions", errs).unwrap_or(dd.web_actions),
+        web_actions_over_plain_http: d.bool("web_actions_over_plain_http", errs).unwrap_or(dd.web_actions_over_plain_http),
         public_url: if d.has("public_url") {
             d.url("public_url", &["http", "https"], "must be an http(s):// URL", "nothing secret", errs)
                 .map(|u| u.as_str().trim_end_matches('/').to_owned())

@@ -3,6 +3,7 @@
 //! Each operation's outcome is committed in its own transaction as soon as it
 //! is known, so a crash loses nothing and the next run resumes from the truth.
 
+mod actions;
 mod bindings;
 mod failures;
 mod lock;
@@ -13,11 +14,12 @@ pub mod schema;
 mod source_state;
 mod unkept;
 
+pub use actions::{AdminAction, held_back};
 pub use bindings::BindingChange;
 pub use failures::Failing;
 pub use lock::StateLock;
 pub use notified::Last;
-pub use runs::{ItemRecord, ItemRow, ObjectCounts, Recorded, RunId, RunRecord, RunStatus, Sides};
+pub use runs::{ItemFilter, ItemRecord, ItemRow, ObjectCounts, Recorded, RunId, RunRecord, RunStatus, Sides};
 
 use crate::clock::{Clock, SystemClock};
 use rusqlite::{Connection, OpenFlags};

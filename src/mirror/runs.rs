@@ -128,6 +128,14 @@ pub struct Sides {
     pub bound: u64,
 }
 
+/// Which of a run's items to show (`None`: any).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ItemFilter {
+    pub kind: Option<Kind>,
+    pub op: Option<Verb>,
+    pub outcome: Option<Outcome>,
+}
+
 /// One recorded operation outcome or plan item of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct ItemRecord {
@@ -401,6 +409,45 @@ impl Mirror {
             let mut st = c.prepare(&format!("{RUN_SELECT} ORDER BY id DESC LIMIT ?1"))?;
             let rows = st.query_map([limit as i64], run_row)?.collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(|r| with_live_counts(c, r)).collect()
+        })
+    }
+
+    /// Runs newest first, `limit` of them after the first `offset`, and how many there are.
+    pub fn runs_page(&self, offset: usize, limit: usize) -> Result<(u64, Vec<RunRecord>), MirrorError> {
+        self.with(|c| {
+            let total: i64 = c.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+            let mut st = c.prepare(&format!("{RUN_SELECT} ORDER BY id DESC LIMIT ?1 OFFSET ?2"))?;
+            let rows = st.query_map([limit as i64, offset as i64], run_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok((total as u64, rows.into_iter().map(|r| with_live_counts(c, r)).collect::<Result<_, _>>()?))
+        })
+    }
+
+    /// The latest finished run that read the whole source (its objects are
+    /// recorded): where the guard's held-back deletions are.
+    pub fn last_full_run(&self) -> Result<Option<RunRecord>, MirrorError> {
+        self.with(|c| {
+            let r = c
+                .query_row(
+                    &format!("{RUN_SELECT} WHERE finished_at IS NOT NULL AND objects IS NOT NULL ORDER BY id DESC LIMIT 1"),
+                    [],
+                    run_row,
+                )
+                .optional()?;
+            r.map(|r| with_live_counts(c, r)).transpose()
+        })
+    }
+
+    /// One run's items that match `filter`, `limit` of them after the
+    /// first `offset`, and how many match.
+    pub fn items_page(&self, run: RunId, filter: &ItemFilter, offset: usize, limit: usize) -> Result<(u64, Vec<ItemRecord>), MirrorError> {
+        let (kind, op, outcome) = (filter.kind.map(Kind::as_str), filter.op.map(Verb::as_str), filter.outcome.map(Outcome::as_str));
+        const WHERE: &str = "WHERE run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR op = ?3) AND (?4 IS NULL OR outcome = ?4)";
+        self.with(|c| {
+            let total: i64 =
+                c.query_row(&format!("SELECT count(*) FROM run_items {WHERE}"), params![run, kind, op, outcome], |r| r.get(0))?;
+            let mut st = c.prepare(&format!("SELECT {ITEM_COLUMNS} FROM run_items {WHERE} ORDER BY id LIMIT ?5 OFFSET ?6"))?;
+            let rows = st.query_map(params![run, kind, op, outcome, limit as i64, offset as i64], item_row)?;
+            Ok((total as u64, rows.collect::<Result<_, _>>()?))
         })
     }
 

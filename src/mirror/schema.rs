@@ -105,6 +105,18 @@ const UP: &[&str] = &[
     "ALTER TABLE unkept ADD COLUMN from_hash TEXT;",
     // Users whose manager has no account, said once: the manager's hash.
     "CREATE TABLE said_managers (source_id TEXT PRIMARY KEY, manager_hash TEXT NOT NULL);",
+    // What admins did on the web page (approve, reject, retry): who, from
+    // where, when. `held` is the digest of the held-back deletions a
+    // rejection keeps silent (the latest rejection counts).
+    "CREATE TABLE admin_actions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            who TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            held TEXT
+         );",
 ];
 
 fn all() -> Vec<M<'static>> {

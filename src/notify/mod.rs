@@ -238,6 +238,14 @@ pub async fn after_run(channels: &[NotifyConfig], mirror: &Mirror, record: &RunR
     let now_is = condition(record);
     let errors = if now_is.is_some() { mirror.items(record.id).unwrap_or_default() } else { Vec::new() };
     let errors = &errors;
+    // Held-back deletions an admin rejected stay silent while they are the same.
+    if now_is == Some(Condition::HeldBack) {
+        let (_, held) = crate::mirror::held_back(errors);
+        if held.is_some() && mirror.rejected().ok().flatten() == held {
+            tracing::info!(run = %record.id, "Held-back deletions rejected on the admin page: not announced again until they change");
+            return;
+        }
+    }
     futures::future::join_all(channels.iter().enumerate().map(|(i, channel)| async move {
         let k = key(i, channel);
         let last = mirror.notified(&k).unwrap_or(None);

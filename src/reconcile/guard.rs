@@ -17,6 +17,10 @@ use super::policy::Guard;
 use crate::model::{Kind, Snapshot, TargetId, TargetSnapshot};
 use std::collections::HashSet;
 
+/// How a removal the guard held back is said (its item's message starts so);
+/// a membership change held with a department's deletion is said otherwise.
+pub const HELD_BY_GUARD: &str = "held back by the deletion guard";
+
 /// Whether the guard counts `op`, and as which kind.
 pub(super) fn counted(op: &Op) -> Option<Kind> {
     match op {
@@ -97,7 +101,7 @@ pub(super) fn judge(plan: &mut Plan, empty_source: bool, totals: (u64, u64), gua
                 if let (Op::DeleteDepartment { target_id, .. }, Kind::Department) = (&op, kind) {
                     held_departments.insert(target_id.clone());
                 }
-                plan.items.push(held_item(&op, "held back by the deletion guard"));
+                plan.items.push(held_item(&op, HELD_BY_GUARD));
                 // A deactivation holds back only the `active` change; the rest of the update goes through.
                 if let Some(rest) = without(op, Field::Active) {
                     kept.push(rest);

@@ -26,6 +26,7 @@ pub mod unique;
 pub mod unkept;
 mod users;
 
+pub use guard::HELD_BY_GUARD;
 pub use plan::{
     Change, DeptSpec, Field, FieldSet, History, Item, Op, Outcome, Plan, Planned, UserSpec, Verb, attributes_text, plan, plan_with,
     removal_label,

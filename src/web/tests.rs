@@ -1,0 +1,310 @@
+//! The admin page in process: the router served on a loopback port with
+//! the client's address set by the test (a peer beyond loopback), read
+//! with a real HTTP client.
+
+use crate::http::Shared;
+use crate::mirror::{ItemRow, Mirror, ObjectCounts, RunStatus};
+use crate::model::{Kind, SourceId, TargetId};
+use crate::reconcile::{Outcome, Verb};
+use crate::trigger::TriggerQueue;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const TOKEN: &str = "tok-3d9f-admin-secret";
+const SCIM_TOKEN: &str = "scim-bearer-77aa-secret";
+
+struct Page {
+    base: String,
+    shared: Arc<Shared>,
+    _dir: tempfile::TempDir,
+}
+
+/// The service's state with `extra` config (under `[daemon]`), held-back
+/// deletions in its last run, one quarantined object; served as if every
+/// client were `peer`.
+async fn serve(daemon: &str, peer: &str) -> Page {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("org.json"), r#"{"departments": [], "users": []}"#).unwrap();
+    std::fs::write(dir.path().join("scim-token"), format!("{SCIM_TOKEN}\n")).unwrap();
+    let path = dir.path().join("orgsync.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\n\
+             base_url = \"http://127.0.0.1:9/scim/v2\"\ntoken_file = \"scim-token\"\n[daemon]\n{daemon}\n"
+        ),
+    )
+    .unwrap();
+    let config = crate::settings::load(&path).unwrap();
+    let mirror = Arc::new(Mirror::open(&config.state_dir).unwrap());
+    held_back_run(&mirror);
+    let queue = Arc::new(TriggerQueue::new());
+    let (_, config_rx) = tokio::sync::watch::channel(Arc::new(config));
+    let (_, next_rx) = tokio::sync::watch::channel(None);
+    let shared = Arc::new(Shared {
+        config: config_rx,
+        queue: queue.clone(),
+        events: crate::events::Events::new(queue),
+        next_fire: next_rx,
+        metrics: None,
+        consecutive_failures: Default::default(),
+        shutting_down: false.into(),
+        started_at: chrono::Utc::now(),
+        mirror,
+        config_path: path,
+        web: super::Sessions::default(),
+    });
+    let peer: SocketAddr = peer.parse().unwrap();
+    let app = crate::http::router(shared.clone()).layer(axum::extract::connect_info::MockConnectInfo(peer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Page { base, shared, _dir: dir }
+}
+
+/// A full run whose guard held back three user deletions, one of them
+/// with a membership change; and an object quarantined.
+fn held_back_run(m: &Mirror) {
+    let run = m.start_run("schedule").unwrap();
+    let ids: Vec<(SourceId, TargetId)> = (1..=3).map(|n| (SourceId(format!("u{n}")), TargetId(format!("t-{n}")))).collect();
+    let mut rows: Vec<ItemRow<'_>> = ids
+        .iter()
+        .map(|(s, t)| ItemRow {
+            kind: Kind::User,
+            op: Verb::Delete,
+            source_id: Some(s),
+            target_id: Some(t),
+            outcome: Outcome::HeldBack,
+            error: Some("held back by the deletion guard: delete user"),
+            changes: None,
+        })
+        .collect();
+    rows.push(ItemRow {
+        kind: Kind::User,
+        op: Verb::Update,
+        source_id: Some(&ids[0].0),
+        target_id: Some(&ids[0].1),
+        outcome: Outcome::HeldBack,
+        error: Some("membership change held back with the deletion of its department: update"),
+        changes: None,
+    });
+    rows.push(ItemRow {
+        kind: Kind::User,
+        op: Verb::Create,
+        source_id: Some(&ids[1].0),
+        target_id: None,
+        outcome: Outcome::Ok,
+        error: None,
+        changes: Some(r#"[{"field":"email","from":null,"to":"a@example.com"}]"#),
+    });
+    m.record_all(run, &rows).unwrap();
+    m.set_objects(run, &ObjectCounts::default()).unwrap();
+    m.finish_run(run, RunStatus::Partial, Some("deletion guard held back 3 of 3 removals")).unwrap();
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The session cookie a login sets (`name=value` and its attributes).
+async fn login(p: &Page, headers: &[(&str, &str)]) -> (String, String) {
+    let mut req = client().post(format!("{}/login", p.base)).form(&[("token", TOKEN), ("next", "/deletions")]);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/deletions");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    (set.split(';').next().unwrap().to_owned(), set)
+}
+
+async fn get(p: &Page, path: &str, cookie: Option<&str>) -> (u16, String) {
+    let mut req = client().get(format!("{}{path}", p.base));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    html[at..at + 64].to_owned()
+}
+
+fn digest(html: &str) -> String {
+    let at = html.find("name=\"held\" value=\"").expect("the held set's digest") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn beyond_loopback_the_token_is_asked_once_and_kept_in_a_strict_http_only_cookie() {
+    let p = serve(&format!("listen = \"0.0.0.0:9464\"\nadmin_token = \"{TOKEN}\""), "10.1.2.3:5555").await;
+    let r = client().get(format!("{}/runs/1?outcome=held_back", p.base)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login?next=%2Fruns%2F1%3Foutcome%3Dheld_back");
+    assert_eq!(get(&p, "/deletions", Some("orgsync_session=made-up")).await.0, 303);
+    let wrong = client().post(format!("{}/login", p.base)).form(&[("token", "guess")]).send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+
+    let (cookie, set) = login(&p, &[]).await;
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"), "{set}");
+    let (status, html) = get(&p, "/deletions", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("t-3") && html.contains("<strong id=\"removals\">3</strong>"), "{html}");
+    // Behind a TLS proxy the cookie is Secure.
+    let (_, set) = login(&p, &[("x-forwarded-proto", "https")]).await;
+    assert!(set.contains("; Secure"), "{set}");
+    // A bearer client needs no session.
+    let r = client().get(format!("{}/", p.base)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Logged out: the session is gone.
+    let (_, html) = get(&p, "/", Some(&cookie)).await;
+    let out = client().post(format!("{}/logout", p.base)).header("cookie", &cookie).form(&[("csrf", csrf(&html))]).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(get(&p, "/", Some(&cookie)).await.0, 303);
+}
+
+#[tokio::test]
+async fn actions_need_the_csrf_token_web_actions_and_tls_beyond_loopback() {
+    let post = |p: &Page, path: &str, cookie: &str, form: Vec<(&'static str, String)>| {
+        client().post(format!("{}{path}", p.base)).header("cookie", cookie.to_owned()).form(&form).send()
+    };
+    // Read-only by default: the page says so and offers no button; a POST is refused.
+    let p = serve(&format!("listen = \"0.0.0.0:9464\"\nadmin_token = \"{TOKEN}\""), "10.1.2.3:5555").await;
+    let (cookie, _) = login(&p, &[]).await;
+    let (_, html) = get(&p, "/deletions", Some(&cookie)).await;
+    assert!(html.contains("id=\"read-only\"") && !html.contains("id=\"approve\""), "{html}");
+    let r = post(&p, "/deletions/reject", &cookie, vec![("csrf", csrf(&html)), ("held", "x".into())]).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("daemon.web_actions = true"));
+
+    // Allowed, but over plain HTTP from beyond loopback: refused.
+    let p = serve(&format!("listen = \"0.0.0.0:9464\"\nadmin_token = \"{TOKEN}\"\nweb_actions = true"), "10.1.2.3:5555").await;
+    let (cookie, _) = login(&p, &[]).await;
+    let (_, html) = get(&p, "/deletions", Some(&cookie)).await;
+    assert!(html.contains("web_actions_over_plain_http"), "{html}");
+    let form = vec![("csrf", csrf(&html)), ("held", digest(&html))];
+    let r = post(&p, "/deletions/reject", &cookie, form.clone()).await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Through a TLS proxy: no CSRF token, a wrong one, a stale held set are refused; then it is recorded.
+    let tls = |path: &'static str, form: Vec<(&'static str, String)>| {
+        client()
+            .post(format!("{}{path}", p.base))
+            .header("cookie", cookie.clone())
+            .header("x-forwarded-proto", "https")
+            .form(&form)
+            .send()
+    };
+    assert_eq!(tls("/deletions/reject", vec![("held", digest_of(&p))]).await.unwrap().status(), 403);
+    assert_eq!(tls("/deletions/reject", vec![("csrf", "0".repeat(64)), ("held", digest_of(&p))]).await.unwrap().status(), 403);
+    assert_eq!(tls("/deletions/reject", vec![("csrf", csrf(&html)), ("held", "stale".into())]).await.unwrap().status(), 409);
+    assert!(p.shared.mirror.actions(10).unwrap().is_empty(), "nothing refused is recorded");
+    assert_eq!(tls("/deletions/reject", form.clone()).await.unwrap().status(), 200);
+    let actions = p.shared.mirror.actions(10).unwrap();
+    assert_eq!((actions[0].who.as_str(), actions[0].peer.as_str(), actions[0].action.as_str()), ("token", "10.1.2.3", "reject"));
+    assert_eq!(p.shared.mirror.rejected().unwrap(), Some(digest_of(&p)));
+    assert!(!p.shared.queue.is_running(), "a rejection starts no run");
+    // Approve: a run allowed exactly the three removals (not the membership change).
+    assert_eq!(tls("/deletions/approve", form).await.unwrap().status(), 200);
+    let t = p.shared.queue.next().await.unwrap();
+    assert_eq!((t.kind, t.allow_deletes, t.only), (crate::trigger::TriggerKind::Web, 3, None));
+    assert_eq!(p.shared.mirror.rejected().unwrap(), None, "an approval ends the rejection");
+
+    // Plain HTTP beyond loopback allowed by the admin.
+    let p = serve(
+        &format!("listen = \"0.0.0.0:9464\"\nadmin_token = \"{TOKEN}\"\nweb_actions = true\nweb_actions_over_plain_http = true"),
+        "10.1.2.3:5555",
+    )
+    .await;
+    let (cookie, _) = login(&p, &[]).await;
+    let (_, html) = get(&p, "/quarantine", Some(&cookie)).await;
+    let r = post(&p, "/quarantine/retry", &cookie, vec![("csrf", csrf(&get(&p, "/", Some(&cookie)).await.1))]).await.unwrap();
+    assert_eq!(r.status(), 200, "{html}");
+    assert_eq!(p.shared.mirror.actions(1).unwrap()[0].detail, "all (0 released)");
+}
+
+fn digest_of(p: &Page) -> String {
+    let items = p.shared.mirror.items(crate::mirror::RunId(1)).unwrap();
+    crate::mirror::held_back(&items).1.unwrap()
+}
+
+#[tokio::test]
+async fn on_loopback_without_a_token_the_viewer_is_loopback_and_forms_still_need_their_csrf_token() {
+    let p = serve("web_actions = true", "127.0.0.1:40000").await;
+    let r = client().get(format!("{}/deletions", p.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = r.text().await.unwrap();
+    assert!(html.contains("loopback") && html.contains("id=\"approve\""), "{html}");
+    let form = |csrf: Option<String>| {
+        let mut f = vec![("held", digest_of(&p))];
+        f.extend(csrf.map(|c| ("csrf", c)));
+        client().post(format!("{}/deletions/approve", p.base)).header("cookie", cookie.clone()).form(&f).send()
+    };
+    assert_eq!(form(None).await.unwrap().status(), 403, "a cross-site form has no token");
+    assert_eq!(form(Some(csrf(&html))).await.unwrap().status(), 200);
+    assert_eq!(p.shared.mirror.actions(1).unwrap()[0].who, "loopback");
+}
+
+#[tokio::test]
+async fn pages_follow_accept_language_and_the_switch() {
+    let p = serve("", "127.0.0.1:40000").await;
+    let html = |lang: Option<&str>, cookie: Option<&str>| {
+        let mut r = client().get(format!("{}/", p.base));
+        if let Some(l) = lang {
+            r = r.header("accept-language", l);
+        }
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(html(None, None).await.contains("Run history"));
+    assert!(html(Some("zh-CN,zh;q=0.9,en;q=0.8"), None).await.contains("同步记录"));
+    assert!(html(Some("fr, en;q=0.5, zh;q=0.7"), None).await.contains("同步记录"), "zh is preferred over en");
+    let r = client().get(format!("{}/lang/zh?back=%2Fruns%2F1", p.base)).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/runs/1");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(html(Some("en"), Some(&cookie)).await.contains("<html lang=\"zh\">"));
+    // Never a redirect off the site.
+    let r = client().get(format!("{}/lang/en?back=%2F%2Fevil.example", p.base)).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/");
+}
+
+#[tokio::test]
+async fn every_page_renders_and_no_secret_reaches_any() {
+    let p = serve(&format!("admin_token = \"{TOKEN}\"\nweb_actions = true"), "127.0.0.1:40000").await;
+    crate::redact::register(TOKEN);
+    crate::redact::register(SCIM_TOKEN);
+    let (cookie, _) = login(&p, &[]).await;
+    for path in [
+        "/",
+        "/?page=2",
+        "/runs/1",
+        "/runs/1?kind=user&op=delete&outcome=held_back",
+        "/runs/1?outcome=bogus",
+        "/runs/99",
+        "/deletions",
+        "/quarantine",
+        "/lookup",
+        "/lookup?q=u1",
+        "/check",
+        "/check?run=1",
+        "/login",
+    ] {
+        let (status, html) = get(&p, path, Some(&cookie)).await;
+        assert!([200, 400, 404, 502].contains(&status), "{path}: {status} {html}");
+        assert!(html.starts_with("<!doctype html>"), "{path}: {html}");
+        assert!(!html.contains(TOKEN) && !html.contains(SCIM_TOKEN), "{path} shows a secret");
+    }
+    let (_, run) = get(&p, "/runs/1?outcome=held_back&kind=user", Some(&cookie)).await;
+    assert_eq!(run.matches("<tr class=\"item\">").count(), 4, "{run}");
+    let (_, run) = get(&p, "/runs/1?op=create", Some(&cookie)).await;
+    assert!(run.contains("a@example.com") && run.matches("<tr class=\"item\">").count() == 1, "{run}");
+    let (_, check) = get(&p, "/check?run=1", Some(&cookie)).await;
+    assert!(check.contains("id=\"config-ok\""), "{check}");
+}
