@@ -31,7 +31,7 @@ async fn serve(daemon: &str, peer: &str) -> Page {
         &path,
         format!(
             "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\n\
-             base_url = \"http://127.0.0.1:9/scim/v2\"\ntoken_file = \"scim-token\"\n[daemon]\n{daemon}\n"
+             base_url = \"http://127.0.0.1:9/scim/v2\"\ntoken_file = \"scim-token\"\nmax_retries = 0\n[daemon]\n{daemon}\n"
         ),
     )
     .unwrap();
@@ -187,9 +187,21 @@ async fn actions_need_the_csrf_token_web_actions_and_tls_beyond_loopback() {
     let (cookie, _) = login(&p, &[]).await;
     let (_, html) = get(&p, "/deletions", Some(&cookie)).await;
     assert!(html.contains("web_actions_over_plain_http"), "{html}");
-    let form = vec![("csrf", csrf(&html)), ("held", digest(&html))];
-    let r = post(&p, "/deletions/reject", &cookie, form.clone()).await.unwrap();
+    let r = post(&p, "/deletions/reject", &cookie, vec![("csrf", csrf(&html)), ("held", digest_of(&p))]).await.unwrap();
     assert_eq!(r.status(), 403);
+    // Through a TLS proxy the page offers the buttons.
+    let html = client()
+        .get(format!("{}/deletions", p.base))
+        .header("cookie", cookie.clone())
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"approve\"") && html.contains("id=\"reject\""), "{html}");
+    let form = vec![("csrf", csrf(&html)), ("held", digest(&html))];
     // Through a TLS proxy: no CSRF token, a wrong one, a stale held set are refused; then it is recorded.
     let tls = |path: &'static str, form: Vec<(&'static str, String)>| {
         client()
