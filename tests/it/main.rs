@@ -2,6 +2,7 @@
 //! `scim2-server` (PyPI). One test binary (each extra file is another link).
 
 mod bad_input;
+mod browser;
 mod cli;
 mod converge;
 mod crash;
@@ -42,4 +43,5 @@ mod scope;
 mod secrets;
 mod slapd;
 mod wecom;
+mod web;
 mod welink;

@@ -21,7 +21,7 @@ const DING_SECRET: &str = "SECdingtalk-signing-secret-never-logged";
 const WECOM_KEY: &str = "wecom-robot-key-never-logged";
 
 #[derive(Default)]
-struct World {
+pub(crate) struct World {
     /// (path, what the message said), one per accepted request.
     got: Vec<(String, String)>,
     /// Requests whose shape or signature was wrong.
@@ -99,7 +99,7 @@ async fn receive(State(w): State<Shared>, uri: Uri, Query(q): Query<HashMap<Stri
     ok.into_response()
 }
 
-fn receiver() -> Fake<World> {
+pub(crate) fn receiver() -> Fake<World> {
     Fake::serve(World::default(), |w| Router::new().fallback(receive).with_state(w))
 }
 
@@ -119,7 +119,7 @@ fn config(env: &Env, r: &Fake<World>, extra: &str) {
     std::fs::write(env.path("orgsync.toml"), text).unwrap();
 }
 
-fn got(r: &Fake<World>) -> Vec<(String, String)> {
+pub(crate) fn got(r: &Fake<World>) -> Vec<(String, String)> {
     std::mem::take(&mut r.world.lock().unwrap().got)
 }
 
