@@ -21,6 +21,11 @@ installed adduser || need_apt+=(adduser)                          # the .deb dep
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)  # a real Keycloak (runs on Java 17)
 command -v mvn >/dev/null || need_apt+=(maven)                     # fetches Keycloak from Maven Central
 command -v unzip >/dev/null || need_apt+=(unzip)
+# A real headless browser for the admin page's tests (driven over WebDriver),
+# and a font with Chinese glyphs for its screenshots.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+installed fonts-wqy-microhei || need_apt+=(fonts-wqy-microhei)
 # A real Samba AD DC per test run. Provisioning needs three packages samba
 # only recommends (we install without recommends): the AD provisioning
 # scripts, the DSDB modules, and the VFS modules (acl_xattr.so).
@@ -46,6 +51,7 @@ if [ ! -d tests/servers/scimmy/node_modules/scimmy-routers ]; then
   (cd tests/servers/scimmy && npm ci --no-audit --no-fund --loglevel=error)
 fi
 export PROMTOOL="$(command -v promtool)" SYSTEMD_ANALYZE="$(command -v systemd-analyze)"
+export CHROMIUM="$(command -v chromium)" CHROMEDRIVER="$(command -v chromedriver)"
 
 # Keycloak's server distribution from Maven Central (cached in ~/.m2),
 # unpacked into .keycloak/; tests/it/keycloak.rs starts it once per run.
@@ -63,16 +69,19 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --all-targets --locked
 
-# The packages, built as README says; a test installs the .deb and purges it.
+# The packages, made as README says but from the debug build the tests use:
+# a test installs the .deb and purges it, another reads the .rpm. What they
+# test is the packaging (files, unit, scripts, config); a release build would
+# add ten minutes of building to this command. The binary is stripped first
+# (it runs the same; packing 280 MB of debug info takes minutes).
 # The packaging tools live in ~/.cargo/bin, so later runs reuse them.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 command -v cargo-deb >/dev/null || cargo install --locked --quiet cargo-deb
 command -v cargo-generate-rpm >/dev/null || cargo install --locked --quiet cargo-generate-rpm
-cargo build --release --locked
 rm -rf target/debian target/generate-rpm
-cargo deb --no-build --strip --quiet
-strip target/release/orgsync
-cargo generate-rpm
+strip target/debug/orgsync
+cargo deb --no-build --profile dev --quiet
+cargo generate-rpm --profile dev
 ORGSYNC_DEB="$(ls "$PWD"/target/debian/orgsync_*.deb)"
 ORGSYNC_RPM="$(ls "$PWD"/target/generate-rpm/orgsync-*.rpm)"
 export ORGSYNC_DEB ORGSYNC_RPM
