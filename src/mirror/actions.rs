@@ -46,11 +46,9 @@ impl Mirror {
     /// was about, when it was a rejection (an approval ends it).
     pub fn rejected(&self) -> Result<Option<String>, MirrorError> {
         self.with(|c| {
-            c.query_row(
-                "SELECT action, held FROM admin_actions WHERE action IN ('approve', 'reject') ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
-            )
+            c.query_row("SELECT action, held FROM admin_actions WHERE action IN ('approve', 'reject') ORDER BY id DESC LIMIT 1", [], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
             .optional()
         })
         .map(|row| row.and_then(|(action, held)| (action == "reject").then_some(held).flatten()))
@@ -70,9 +68,7 @@ pub fn held_back(items: &[super::ItemRecord]) -> (u64, Option<String>) {
     }
     let mut lines: Vec<String> = held
         .iter()
-        .map(|i| {
-            format!("{} {} {} {}", i.kind, i.op, i.target_id.as_deref().unwrap_or(""), i.source_id.as_deref().unwrap_or(""))
-        })
+        .map(|i| format!("{} {} {} {}", i.kind, i.op, i.target_id.as_deref().unwrap_or(""), i.source_id.as_deref().unwrap_or("")))
         .collect();
     lines.sort_unstable();
     let digest = Sha256::digest(lines.join("\n").as_bytes());

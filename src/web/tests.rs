@@ -204,12 +204,7 @@ async fn actions_need_the_csrf_token_web_actions_and_tls_beyond_loopback() {
     let form = vec![("csrf", csrf(&html)), ("held", digest(&html))];
     // Through a TLS proxy: no CSRF token, a wrong one, a stale held set are refused; then it is recorded.
     let tls = |path: &'static str, form: Vec<(&'static str, String)>| {
-        client()
-            .post(format!("{}{path}", p.base))
-            .header("cookie", cookie.clone())
-            .header("x-forwarded-proto", "https")
-            .form(&form)
-            .send()
+        client().post(format!("{}{path}", p.base)).header("cookie", cookie.clone()).header("x-forwarded-proto", "https").form(&form).send()
     };
     assert_eq!(tls("/deletions/reject", vec![("held", digest_of(&p))]).await.unwrap().status(), 403);
     assert_eq!(tls("/deletions/reject", vec![("csrf", "0".repeat(64)), ("held", digest_of(&p))]).await.unwrap().status(), 403);

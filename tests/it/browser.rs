@@ -14,7 +14,11 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn binary(var: &str, default: &str) -> PathBuf {
     let p = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    assert!(p.exists(), "{} not found and ${var} is not set: run scripts/test.sh, which installs chromium and chromium-driver", p.display());
+    assert!(
+        p.exists(),
+        "{} not found and ${var} is not set: run scripts/test.sh, which installs chromium and chromium-driver",
+        p.display()
+    );
     p
 }
 
@@ -46,7 +50,12 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !http.get(format!("{base}/status")).send().ok().and_then(|r| r.json::<Value>().ok()).is_some_and(|s| s["value"]["ready"] == true)
+        while !http
+            .get(format!("{base}/status"))
+            .send()
+            .ok()
+            .and_then(|r| r.json::<Value>().ok())
+            .is_some_and(|s| s["value"]["ready"] == true)
         {
             assert!(Instant::now() < deadline, "chromedriver did not become ready");
             std::thread::sleep(Duration::from_millis(100));
@@ -65,7 +74,8 @@ impl Browser {
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = if self.session.is_empty() { format!("{}{path}", self.base) } else { format!("{}/session/{}{path}", self.base, self.session) };
+        let url =
+            if self.session.is_empty() { format!("{}{path}", self.base) } else { format!("{}/session/{}{path}", self.base, self.session) };
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
             req = req.json(&b);

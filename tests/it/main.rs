@@ -42,6 +42,6 @@ mod scimmy;
 mod scope;
 mod secrets;
 mod slapd;
-mod wecom;
 mod web;
+mod wecom;
 mod welink;
