@@ -252,7 +252,7 @@ impl Running {
             "orgsync is running"
         );
         if current.schedule.run_on_start {
-            queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0, only: None, events: Vec::new() });
+            queue.push(Trigger { kind: TriggerKind::Startup, allow_deletes: 0, approved: None, only: None, events: Vec::new() });
         }
         notify(&[NotifyState::Ready]);
 
@@ -313,7 +313,7 @@ impl Running {
                 sig = signals.next() => match sig {
                     Some(SIGHUP) => self.reloader.reload(),
                     Some(SIGUSR1) => {
-                        let queued = self.queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0, only: None, events: Vec::new() });
+                        let queued = self.queue.push(Trigger { kind: TriggerKind::Signal, allow_deletes: 0, approved: None, only: None, events: Vec::new() });
                         info!(%queued, "Manual sync requested by SIGUSR1");
                     }
                     other => return other,

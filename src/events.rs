@@ -190,7 +190,8 @@ impl Events {
         let Some(p) = self.state.lock().ok().and_then(|mut s| s.pending.take()) else { return };
         let named = p.only.as_ref().map_or_else(|| "everything".to_owned(), ToString::to_string);
         let events = p.covers.len();
-        let queued = self.queue.push(Trigger { kind: TriggerKind::Event, allow_deletes: 0, only: p.only, events: p.covers });
+        let queued =
+            self.queue.push(Trigger { kind: TriggerKind::Event, allow_deletes: 0, approved: None, only: p.only, events: p.covers });
         tracing::info!(events, only = %named, %queued, "Change events: a run of what they name");
     }
 

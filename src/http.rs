@@ -418,7 +418,8 @@ async fn sync(
         Some(Err(e)) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e.to_string() }))).into_response(),
     };
     let named = only.as_ref().map(ToString::to_string);
-    let queued = s.queue.push(Trigger { kind: TriggerKind::Http, allow_deletes: q.allow_deletes, only, events: Vec::new() });
+    let queued =
+        s.queue.push(Trigger { kind: TriggerKind::Http, allow_deletes: q.allow_deletes, approved: None, only, events: Vec::new() });
     tracing::info!(allow_deletes = q.allow_deletes, only = named.as_deref(), %queued, "Manual sync requested over HTTP");
     let code = if queued == Queued::Refused { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::ACCEPTED };
     (code, Json(json!({ "queued": queued, "allow_deletes": q.allow_deletes }))).into_response()

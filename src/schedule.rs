@@ -197,7 +197,7 @@ pub async fn run(
         if !sleep_until(clock.as_ref(), fire_at, &stop).await {
             return;
         }
-        queue.push(Trigger { kind: TriggerKind::Schedule, allow_deletes: 0, only: None, events: Vec::new() });
+        queue.push(Trigger { kind: TriggerKind::Schedule, allow_deletes: 0, approved: None, only: None, events: Vec::new() });
         let now = clock.now();
         prev = match schedule.mode {
             // Keep the interval's cadence, but don't replay runs missed

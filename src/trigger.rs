@@ -50,6 +50,8 @@ pub struct Trigger {
     pub kind: TriggerKind,
     /// The admin's one-time approval for deletions held back by the guard.
     pub allow_deletes: u64,
+    /// The admin page's approval of the held-back removals it showed (their digest).
+    pub approved: Option<u64>,
     /// On demand (`POST /sync?only=`): only these objects. Merged triggers
     /// name the objects of both; merged with a full run, the full run.
     pub only: Option<crate::reconcile::only::Only>,
@@ -109,6 +111,7 @@ impl TriggerQueue {
         let queued = match (&mut s.pending, running) {
             (Some(p), _) => {
                 p.allow_deletes = p.allow_deletes.max(t.allow_deletes);
+                p.approved = t.approved.or(p.approved);
                 p.only = match (p.only.take(), t.only) {
                     (Some(mut a), Some(b)) => {
                         a.users.extend(b.users);
@@ -176,7 +179,7 @@ mod tests {
     use super::*;
 
     fn t(kind: TriggerKind, allow_deletes: u64) -> Trigger {
-        Trigger { kind, allow_deletes, only: None, events: Vec::new() }
+        Trigger { kind, allow_deletes, approved: None, only: None, events: Vec::new() }
     }
 
     #[tokio::test]

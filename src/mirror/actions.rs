@@ -42,13 +42,32 @@ impl Mirror {
         })
     }
 
+    /// A rejection in force ends (a full run held nothing back): recorded
+    /// as an `expire` action of orgsync's own.
+    pub fn end_rejection(&self, at: &str) -> Result<(), MirrorError> {
+        if self.rejected()?.is_none() {
+            return Ok(());
+        }
+        let a = AdminAction {
+            at: at.to_owned(),
+            who: "orgsync".into(),
+            peer: String::new(),
+            action: "expire".into(),
+            detail: "a full run held nothing back: the rejection ended".into(),
+        };
+        self.record_action(&a, None)
+    }
+
     /// The held-back deletions' digest the latest approval or rejection
-    /// was about, when it was a rejection (an approval ends it).
+    /// was about, when it was a rejection still in force (an approval, or a
+    /// full run that held nothing back, ends it).
     pub fn rejected(&self) -> Result<Option<String>, MirrorError> {
         self.with(|c| {
-            c.query_row("SELECT action, held FROM admin_actions WHERE action IN ('approve', 'reject') ORDER BY id DESC LIMIT 1", [], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })
+            c.query_row(
+                "SELECT action, held FROM admin_actions WHERE action IN ('approve', 'reject', 'expire') ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
             .optional()
         })
         .map(|row| row.and_then(|(action, held)| (action == "reject").then_some(held).flatten()))
@@ -56,21 +75,18 @@ impl Mirror {
 }
 
 /// The held-back deletions of a run: how many removals the guard held
-/// (what `--allow-deletes` must allow), and a digest of every held item,
-/// the same for the same held set in any order (`None` when none is held).
+/// (what `--allow-deletes` must allow), and their digest (the same for the
+/// same removals in any order; what an approval names), `None` when none.
 pub fn held_back(items: &[super::ItemRecord]) -> (u64, Option<String>) {
     use crate::reconcile::Outcome;
-    use sha2::{Digest, Sha256};
-    let held: Vec<&super::ItemRecord> = items.iter().filter(|i| i.outcome == Outcome::HeldBack).collect();
-    let removals = held.iter().filter(|i| i.error.as_deref().is_some_and(|e| e.starts_with(crate::reconcile::HELD_BY_GUARD))).count();
-    if held.is_empty() {
+    let removals: Vec<&super::ItemRecord> = items
+        .iter()
+        .filter(|i| i.outcome == Outcome::HeldBack && i.error.as_deref().is_some_and(|e| e.starts_with(crate::reconcile::HELD_BY_GUARD)))
+        .collect();
+    if removals.is_empty() {
         return (0, None);
     }
-    let mut lines: Vec<String> = held
-        .iter()
-        .map(|i| format!("{} {} {} {}", i.kind, i.op, i.target_id.as_deref().unwrap_or(""), i.source_id.as_deref().unwrap_or("")))
-        .collect();
-    lines.sort_unstable();
-    let digest = Sha256::digest(lines.join("\n").as_bytes());
-    (removals as u64, Some(digest.iter().take(12).map(|b| format!("{b:02x}")).collect()))
+    let ids: Vec<Option<crate::model::TargetId>> = removals.iter().map(|i| i.target_id.clone().map(crate::model::TargetId)).collect();
+    let digest = crate::reconcile::removals_digest(removals.iter().zip(&ids).map(|(i, t)| (i.kind, i.op, t.as_ref())));
+    (removals.len() as u64, Some(format!("{digest:016x}")))
 }

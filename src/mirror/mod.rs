@@ -147,6 +147,8 @@ impl Mirror {
         }
         let conn =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| MirrorError::sqlite(&path, source))?;
+        // A run writing at the same moment is waited for, not an error.
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|source| MirrorError::sqlite(&path, source))?;
         let version: i64 =
             conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|source| MirrorError::sqlite(&path, source))?;
         if version == 0 {

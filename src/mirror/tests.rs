@@ -206,3 +206,28 @@ fn every_op_and_outcome_reads_back_as_written_and_an_unknown_one_is_an_error() {
     let e = m.items(run).unwrap_err().to_string();
     assert!(e.contains("unknown Outcome: \"maybe\""), "{e}");
 }
+
+#[test]
+fn a_rejection_lasts_until_an_approval_or_a_full_run_holding_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let action = |what: &str| crate::mirror::AdminAction {
+        at: "2026-12-03T00:00:00Z".into(),
+        who: "token".into(),
+        peer: "10.0.0.1".into(),
+        action: what.into(),
+        detail: "3 removals".into(),
+    };
+    assert_eq!(m.rejected().unwrap(), None);
+    m.record_action(&action("reject"), Some("abc")).unwrap();
+    m.record_action(&action("retry"), None).unwrap();
+    assert_eq!(m.rejected().unwrap().as_deref(), Some("abc"), "a retry does not end it");
+    m.end_rejection("2026-12-03T01:00:00Z").unwrap();
+    assert_eq!(m.rejected().unwrap(), None);
+    assert_eq!(m.actions(1).unwrap()[0].who, "orgsync");
+    m.end_rejection("2026-12-03T02:00:00Z").unwrap();
+    assert_eq!(m.actions(5).unwrap().iter().filter(|a| a.action == "expire").count(), 1, "ended once");
+    m.record_action(&action("reject"), Some("def")).unwrap();
+    m.record_action(&action("approve"), Some("def")).unwrap();
+    assert_eq!(m.rejected().unwrap(), None);
+}

@@ -52,6 +52,16 @@ pub fn condition(record: &RunRecord) -> Option<Condition> {
     }
 }
 
+/// What a run is worth announcing besides its held-back deletions.
+fn beyond_held(record: &RunRecord) -> Option<Condition> {
+    use crate::reconcile::Outcome::{Conflict, Failed, Invalid, NotAttempted, Refused};
+    if record.status == RunStatus::Failed {
+        return Some(Condition::Failed);
+    }
+    let problems: u64 = [Failed, Refused, NotAttempted, Invalid, Conflict].into_iter().map(|o| record.count(None, o)).sum();
+    (problems > 0).then_some(Condition::Partial)
+}
+
 use crate::mirror::Last;
 
 /// Whether `channel` announces a run of condition `now_is` (`None`:
@@ -231,19 +241,30 @@ fn key(i: usize, channel: &NotifyConfig) -> String {
 /// After a run is recorded: tell each channel what it announces, all
 /// channels at once.
 pub async fn after_run(channels: &[NotifyConfig], mirror: &Mirror, record: &RunRecord, origin: Origin<'_>, clock: &dyn Clock) {
+    let mut now_is = condition(record);
+    // A full run that holds nothing back ends a rejection: the same removals
+    // held back again later are news.
+    if now_is != Some(Condition::HeldBack) && record.objects.is_some() {
+        mirror.end_rejection(&clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "Could not end the rejection of held-back deletions");
+        });
+    }
     if channels.is_empty() {
         return;
     }
     let now = clock.now();
-    let now_is = condition(record);
     let errors = if now_is.is_some() { mirror.items(record.id).unwrap_or_default() } else { Vec::new() };
     let errors = &errors;
-    // Held-back deletions an admin rejected stay silent while they are the same.
+    // Held-back deletions an admin rejected stay silent while they are the
+    // same; what else went wrong in the run is still said.
     if now_is == Some(Condition::HeldBack) {
         let (_, held) = crate::mirror::held_back(errors);
         if held.is_some() && mirror.rejected().ok().flatten() == held {
-            tracing::info!(run = %record.id, "Held-back deletions rejected on the admin page: not announced again until they change");
-            return;
+            now_is = beyond_held(record);
+            if now_is.is_none() {
+                tracing::info!(run = %record.id, "Held-back deletions rejected on the admin page: not announced again until they change");
+                return;
+            }
         }
     }
     futures::future::join_all(channels.iter().enumerate().map(|(i, channel)| async move {

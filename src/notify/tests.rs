@@ -119,3 +119,24 @@ fn a_message_names_its_instance_and_the_next_step_that_works_where_it_ran() {
     assert!(one_shot.text(Language::Zh).contains("orgsync sync --allow-deletes"));
     assert_eq!(msg.json()["instance"], "sync-01");
 }
+
+/// A held-back set an admin rejected is silent, but not the rest of the run.
+#[test]
+fn a_rejected_held_back_run_still_says_what_else_went_wrong() {
+    use crate::mirror::{RunId, RunRecord, RunStatus};
+    let record = |status, counts: &[(&str, u64)]| RunRecord {
+        id: RunId(7),
+        trigger: "schedule".into(),
+        started_at: "2026-12-03T00:00:00Z".into(),
+        finished_at: Some("2026-12-03T00:00:01Z".into()),
+        status,
+        counts: counts.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+        message: None,
+        objects: None,
+    };
+    let held = [("user.delete.held_back", 3)];
+    assert_eq!(super::condition(&record(RunStatus::Partial, &held)), Some(Condition::HeldBack));
+    assert_eq!(super::beyond_held(&record(RunStatus::Partial, &held)), None);
+    assert_eq!(super::beyond_held(&record(RunStatus::Partial, &[held[0], ("user.update.failed", 1)])), Some(Condition::Partial));
+    assert_eq!(super::beyond_held(&record(RunStatus::Failed, &held)), Some(Condition::Failed));
+}

@@ -21,6 +21,16 @@ use std::collections::HashSet;
 /// a membership change held with a department's deletion is said otherwise.
 pub const HELD_BY_GUARD: &str = "held back by the deletion guard";
 
+/// A digest of a set of removals (kind, verb, target id), the same in any
+/// order: what the admin page shows and approves, and what a run holds back.
+pub fn removals_digest<'a>(removals: impl Iterator<Item = (Kind, super::Verb, Option<&'a TargetId>)>) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut lines: Vec<String> = removals.map(|(k, v, t)| format!("{k} {v} {}", t.map_or("", TargetId::as_str))).collect();
+    lines.sort_unstable();
+    let digest = Sha256::digest(lines.join("\n").as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
 /// Whether the guard counts `op`, and as which kind.
 pub(super) fn counted(op: &Op) -> Option<Kind> {
     match op {
@@ -90,6 +100,14 @@ pub(super) fn judge(plan: &mut Plan, empty_source: bool, totals: (u64, u64), gua
     if tripped.is_empty() || options.allow_deletes >= wanted {
         return;
     }
+    let mut changed = false;
+    if let Some(approved) = options.approved {
+        let removals = plan.ops.iter().filter(|o| counted(o).is_some_and(|k| tripped.contains(&k)));
+        if removals_digest(removals.map(|o| (o.kind(), o.verb(), o.target_id()))) == approved {
+            return;
+        }
+        changed = true;
+    }
     let mut allowed = options.allow_deletes;
     let mut held = 0u64;
     let mut held_departments: HashSet<TargetId> = HashSet::new();
@@ -115,8 +133,9 @@ pub(super) fn judge(plan: &mut Plan, empty_source: bool, totals: (u64, u64), gua
         }
     }
     plan.ops = hold_memberships(kept, &held_departments, &mut plan.items);
+    let changed = if changed { " (the removals approved on the admin page are not these: look at them again)" } else { "" };
     plan.guard = Some(format!(
-        "deletion guard held back {held} of {wanted} removals: {}; run `orgsync sync --allow-deletes {wanted}` to approve them once",
+        "deletion guard held back {held} of {wanted} removals{changed}: {}; run `orgsync sync --allow-deletes {wanted}` to approve them once",
         why.join("; ")
     ));
 }

@@ -26,7 +26,7 @@ pub mod unique;
 pub mod unkept;
 mod users;
 
-pub use guard::HELD_BY_GUARD;
+pub use guard::{HELD_BY_GUARD, removals_digest};
 pub use plan::{
     Change, DeptSpec, Field, FieldSet, History, Item, Op, Outcome, Plan, Planned, UserSpec, Verb, attributes_text, plan, plan_with,
     removal_label,
@@ -41,6 +41,10 @@ pub use users::{normalized as normalized_key, target_user_key, user_key};
 pub struct RunOptions {
     /// `--allow-deletes N`: let up to N held-back deletes/disables through once.
     pub allow_deletes: u64,
+    /// The admin page's approval: the digest ([`guard::removals_digest`])
+    /// of the removals it showed. All of them go through if the guard would
+    /// hold back exactly those; otherwise none (beyond `allow_deletes`).
+    pub approved: Option<u64>,
     /// How the target holds departments (the target says; see [`DepartmentShape`]).
     pub departments: DepartmentShape,
     /// User fields the target cannot hold: never compared (the target says).

@@ -955,3 +955,30 @@ fn a_protected_manager_matched_by_its_keys_is_carried_to_the_apply() {
     assert_eq!(spec.manager_account, Some(TargetId::from("t-ceo")), "{:#?}", p.ops);
     assert!(!p.ops.iter().any(|o| o.target_id() == Some(&TargetId::from("t-ceo"))), "the protected account is not touched");
 }
+
+/// The admin page approves the removals it showed (their digest): exactly
+/// those go; if the source changed since and others are held, none goes.
+#[test]
+fn an_approval_of_the_removals_shown_applies_exactly_them_or_none() {
+    let src = fifty_departments();
+    let mut policy = base_policy();
+    policy.users.target_only = TargetOnly::Delete;
+    policy.guard.max_deletes = 1;
+    let (tgt, b) = first_sync(&src, &policy);
+    let mut fewer = src.clone();
+    fewer.users.truncate(src.users.len() - 5);
+    let held = plan(&fewer, &tgt, &b, &policy, RunOptions::default());
+    let shown: Vec<&crate::reconcile::Item> = held.items.iter().filter(|i| i.outcome == Outcome::HeldBack).collect();
+    assert_eq!(shown.len(), 5);
+    let digest = super::removals_digest(shown.iter().map(|i| (i.kind, i.op, i.target_id.as_ref())));
+    let approved = RunOptions { approved: Some(digest), ..RunOptions::default() };
+    let p = plan(&fewer, &tgt, &b, &policy, approved);
+    assert!(p.guard.is_none(), "{:?}", p.guard);
+    assert_eq!(p.ops.iter().filter(|o| matches!(o, Op::DeleteUser { .. })).count(), 5);
+    // One more left since the page was shown: nothing goes, and the guard says why.
+    fewer.users.pop();
+    let p = plan(&fewer, &tgt, &b, &policy, approved);
+    assert!(!p.ops.iter().any(|o| matches!(o, Op::DeleteUser { .. })), "{:?}", p.ops);
+    assert!(p.guard.as_deref().unwrap().contains("approved on the admin page are not these"), "{:?}", p.guard);
+    assert_eq!(p.items.iter().filter(|i| i.outcome == Outcome::HeldBack).count(), 6);
+}

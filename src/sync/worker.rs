@@ -34,7 +34,7 @@ impl Worker {
         while let Some(t) = self.queue.next().await {
             let config = self.config.borrow().clone();
             metrics::gauge!(m::RUN_IN_PROGRESS).set(1.0);
-            let options = RunOptions { allow_deletes: t.allow_deletes, ..RunOptions::default() };
+            let options = RunOptions { allow_deletes: t.allow_deletes, approved: t.approved, ..RunOptions::default() };
             // A run of some objects says nothing of the sync's health: only whole runs count.
             let whole = t.only.is_none();
             let result = super::run_on_own_thread(

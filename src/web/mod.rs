@@ -59,6 +59,17 @@ const TEMPLATES: &[(&str, &str)] = &[
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // Every value is masked before it is escaped: a secret is found as it is,
+    // whatever characters it has (`/`, `&`), and nothing else is touched.
+    env.set_formatter(|out, state, value| {
+        let Some(text) = value.as_str() else { return minijinja::escape_formatter(out, state, value) };
+        let value = match crate::redact::redact(text) {
+            std::borrow::Cow::Borrowed(_) => value.clone(),
+            std::borrow::Cow::Owned(m) if value.is_safe() => Value::from_safe_string(m),
+            std::borrow::Cow::Owned(m) => Value::from(m),
+        };
+        minijinja::escape_formatter(out, state, &value)
+    });
     for (name, source) in TEMPLATES {
         // A template that does not compile is said here and its page answers 500 (the tests render every page).
         if let Err(e) = env.add_template(name, source) {
@@ -82,9 +93,7 @@ fn render(v: &Viewer, status: StatusCode, name: &str, here: &str, page: Value) -
     };
     let html = ENV.get_template(name).and_then(|t| t.render(context! { ..page, ..base }));
     let mut r = match html {
-        Ok(html) => {
-            (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::redact::redact(&html).into_owned()).into_response()
-        }
+        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
         Err(e) => {
             tracing::error!(template = name, error = %format!("{e:#}"), "The admin page could not be rendered");
             (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered; the service log says why\n").into_response()
@@ -93,6 +102,7 @@ fn render(v: &Viewer, status: StatusCode, name: &str, here: &str, page: Value) -
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -121,17 +131,36 @@ fn see_other(to: &str) -> Response {
 /// The viewer, or the way to the login form.
 #[allow(clippy::result_large_err)] // the error is the answer itself
 fn who(s: &Shared, headers: &HeaderMap, peer: SocketAddr, uri: &Uri) -> Result<Viewer, Response> {
-    auth::viewer(s, headers, peer).map_err(|LoginFirst| {
-        let next = uri.path_and_query().map_or("/", |p| p.as_str());
-        see_other(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
+    auth::viewer(s, headers, peer).map_err(|e| match e {
+        LoginFirst::Login => {
+            let next = uri.path_and_query().map_or("/", |p| p.as_str());
+            see_other(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
+        }
+        LoginFirst::WrongHost => wrong_host(),
+        LoginFirst::Proxied => proxied(),
     })
+}
+
+/// A request a proxy forwarded, to a service without an admin token.
+fn proxied() -> Response {
+    (StatusCode::FORBIDDEN, "behind a proxy the admin page needs daemon.admin_token (else everyone it forwards would be loopback)\n")
+        .into_response()
+}
+
+/// A request naming another host than this loopback listener.
+fn wrong_host() -> Response {
+    (StatusCode::MISDIRECTED_REQUEST, "this listener answers to localhost, 127.0.0.1 or [::1] only (no daemon.admin_token)\n")
+        .into_response()
 }
 
 /// A POST's viewer: let in, its CSRF token right, allowed to act.
 #[allow(clippy::result_large_err)] // the error is the answer itself
 fn actor(s: &Shared, headers: &HeaderMap, peer: SocketAddr, csrf: Option<&str>, back: &str) -> Result<Viewer, Response> {
-    let Ok(v) = auth::viewer(s, headers, peer) else {
-        return Err((StatusCode::UNAUTHORIZED, "log in first: this needs the admin token\n").into_response());
+    let v = match auth::viewer(s, headers, peer) {
+        Ok(v) => v,
+        Err(LoginFirst::Login) => return Err((StatusCode::UNAUTHORIZED, "log in first: this needs the admin token\n").into_response()),
+        Err(LoginFirst::WrongHost) => return Err(wrong_host()),
+        Err(LoginFirst::Proxied) => return Err(proxied()),
     };
     let tr = v.lang.texts();
     if !v.csrf_ok(csrf) {
@@ -202,7 +231,12 @@ fn run_view(r: &crate::mirror::RunRecord) -> Value {
 
 #[derive(Debug, serde::Deserialize)]
 struct PageQuery {
-    page: Option<usize>,
+    page: Option<String>,
+}
+
+/// A page number as asked (1 when it is not one), within reason.
+fn page_number(asked: Option<&str>) -> usize {
+    asked.and_then(|p| p.trim().parse::<usize>().ok()).unwrap_or(1).clamp(1, 1 << 24)
 }
 
 async fn home(
@@ -216,19 +250,20 @@ async fn home(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let page = q.page.unwrap_or(1).max(1);
+    let page = page_number(q.page.as_deref());
     let offset = (page - 1) * RUNS_PER_PAGE;
     let read = read(&s, move |m| {
         let (total, runs) = m.runs_page(offset, RUNS_PER_PAGE)?;
         let last = m.runs(1)?.into_iter().next();
         let full = m.last_full_run()?;
         let quarantined = m.failing()?.iter().filter(|f| f.quarantined).count();
-        Ok((total, runs, last, full, quarantined))
+        let removals = held(m)?.removals;
+        Ok((total, runs, last, full, quarantined, removals))
     })
     .await;
-    let (total, runs, last, full, quarantined) = match read {
+    let (total, runs, last, full, quarantined, removals) = match read {
         Ok(Some(r)) => r,
-        Ok(None) => (0, Vec::new(), None, None, 0),
+        Ok(None) => (0, Vec::new(), None, None, 0, 0),
         Err(r) => return r,
     };
     let config = s.config.borrow().clone();
@@ -249,7 +284,7 @@ async fn home(
             running => s.queue.is_running(),
             last => last.as_ref().map(run_view),
             objects => full.as_ref().and_then(|r| r.objects),
-            held => full.as_ref().map_or(0, |r| r.count(None, Outcome::HeldBack)),
+            held => removals,
             quarantined => quarantined,
             stream => stream,
             runs => runs.iter().map(run_view).collect::<Vec<_>>(),
@@ -264,7 +299,7 @@ struct ItemQuery {
     kind: Option<String>,
     op: Option<String>,
     outcome: Option<String>,
-    page: Option<usize>,
+    page: Option<String>,
 }
 
 /// A filter's value: empty or `any` is none; anything else must be one of `allowed`.
@@ -313,12 +348,12 @@ async fn run(
         Ok(f) => f,
         Err(bad) => return message(&v, StatusCode::BAD_REQUEST, tr["filter"], &format!("{bad:?}?"), &format!("/runs/{id}")),
     };
-    let page = q.page.unwrap_or(1).max(1);
+    let page = page_number(q.page.as_deref());
     let offset = (page - 1) * ITEMS_PER_PAGE;
     let found = read(&s, move |m| {
         let Some(run) = m.run(RunId(id))? else { return Ok(None) };
         let (matching, items) = m.items_page(RunId(id), &filter, offset, ITEMS_PER_PAGE)?;
-        let requests = m.requests(RunId(id), false)?;
+        let requests = m.requests_page(RunId(id), REQUESTS_SHOWN)?;
         Ok(Some((run, matching, items, requests)))
     })
     .await;
@@ -340,7 +375,8 @@ async fn run(
         q.append_pair("page", &page.to_string());
         format!("/runs/{id}?{}", q.finish())
     };
-    let more_requests = requests.len().saturating_sub(REQUESTS_SHOWN);
+    let (logged, requests) = requests;
+    let more_requests = (logged as usize).saturating_sub(requests.len());
     render(
         &v,
         StatusCode::OK,
@@ -368,7 +404,7 @@ async fn run(
             pages => pages,
             newer => (page > 1).then(|| link(page - 1)),
             older => (page < pages).then(|| link(page + 1)),
-            requests => requests.iter().take(REQUESTS_SHOWN).collect::<Vec<_>>(),
+            requests => requests,
             more_requests => more_requests,
         },
     )
@@ -450,7 +486,7 @@ async fn decide(s: Arc<Shared>, peer: SocketAddr, headers: HeaderMap, form: Held
     let action = AdminAction {
         at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         who: v.who.to_owned(),
-        peer: peer.ip().to_string(),
+        peer: auth::client(&headers, peer),
         action: if approve { "approve" } else { "reject" }.to_owned(),
         detail: format!("{} removals held back by run {run}", h.removals),
     };
@@ -461,11 +497,12 @@ async fn decide(s: Arc<Shared>, peer: SocketAddr, headers: HeaderMap, form: Held
     if approve {
         let queued = s.queue.push(crate::trigger::Trigger {
             kind: crate::trigger::TriggerKind::Web,
-            allow_deletes: h.removals,
+            allow_deletes: 0,
+            approved: u64::from_str_radix(&form.held, 16).ok(),
             only: None,
             events: Vec::new(),
         });
-        tracing::info!(who = v.who, peer = %peer.ip(), allow_deletes = h.removals, run, %queued, "Held-back deletions approved on the admin page");
+        tracing::info!(who = v.who, peer = %peer.ip(), removals = h.removals, run, %queued, "Held-back deletions approved on the admin page");
         message(&v, StatusCode::OK, tr["done"], tr["approved"], "/deletions")
     } else {
         tracing::info!(who = v.who, peer = %peer.ip(), removals = h.removals, run, "Held-back deletions rejected on the admin page");
@@ -525,7 +562,7 @@ async fn retry(
     let action = AdminAction {
         at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         who: v.who.to_owned(),
-        peer: peer.ip().to_string(),
+        peer: auth::client(&headers, peer),
         action: "retry".to_owned(),
         detail: id.clone().unwrap_or_else(|| "all".to_owned()),
     };
@@ -538,7 +575,7 @@ async fn retry(
     match released {
         Ok(n) => {
             tracing::info!(who = v.who, peer = %peer.ip(), released = n, "Failing objects released on the admin page");
-            message(&v, StatusCode::OK, tr["done"], tr["released"], "/quarantine")
+            message(&v, StatusCode::OK, tr["done"], &format!("{} ({n})", tr["released"]), "/quarantine")
         }
         Err(r) => r,
     }
@@ -641,7 +678,10 @@ struct LoginQuery {
 
 /// Where to go after the login: a path of this site, never another site.
 fn local(next: Option<&str>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or("/").to_owned()
+    // Visible ASCII only: a browser drops tabs and newlines, so `/\t/x` would be `//x`, another site.
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && n.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'\\'))
+        .unwrap_or("/")
+        .to_owned()
 }
 
 fn anonymous(headers: &HeaderMap, peer: SocketAddr) -> Viewer {
@@ -674,7 +714,7 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = local(form.next.as_deref());
-    match auth::login(&s, &headers, &form.token) {
+    match auth::login(&s, &headers, peer, &form.token) {
         Some(cookie) => {
             tracing::info!(peer = %peer.ip(), "Logged in to the admin page with the admin token");
             let mut r = see_other(&next);

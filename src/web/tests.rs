@@ -10,12 +10,19 @@ use crate::trigger::TriggerQueue;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-const TOKEN: &str = "tok-3d9f-admin-secret";
-const SCIM_TOKEN: &str = "scim-bearer-77aa-secret";
+// Secrets with characters HTML escapes: a mask applied after escaping would miss them.
+const TOKEN: &str = "tok/3d9f&admin<secret>";
+const SCIM_TOKEN: &str = "scim/bearer&77aa'secret";
+const HOOK: &str = "http://127.0.0.1:9/hook/T0P&s3cret";
+/// A secret known only after the mirror recorded it (a token added since):
+/// the mirror keeps it as given, the page masks it.
+const LATE: &str = "late/6c1e&secret";
 
 struct Page {
     base: String,
     shared: Arc<Shared>,
+    /// A reload: the config the service now runs with.
+    reload: tokio::sync::watch::Sender<Arc<crate::settings::Config>>,
     _dir: tempfile::TempDir,
 }
 
@@ -31,15 +38,27 @@ async fn serve(daemon: &str, peer: &str) -> Page {
         &path,
         format!(
             "state_dir = \"state\"\n[source]\nkind = \"file\"\npath = \"org.json\"\n[target]\nkind = \"scim\"\n\
-             base_url = \"http://127.0.0.1:9/scim/v2\"\ntoken_file = \"scim-token\"\nmax_retries = 0\n[daemon]\n{daemon}\n"
+             base_url = \"http://127.0.0.1:9/scim/v2\"\ntoken_file = \"scim-token\"\nmax_retries = 0\n\
+             [[notify]]\nkind = \"webhook\"\nurl = \"{HOOK}\"\n[daemon]\n{daemon}\n"
         ),
     )
     .unwrap();
     let config = crate::settings::load(&path).unwrap();
+    crate::redact::register(TOKEN);
+    crate::redact::register(SCIM_TOKEN);
+    crate::redact::register(HOOK);
     let mirror = Arc::new(Mirror::open(&config.state_dir).unwrap());
     held_back_run(&mirror);
+    crate::redact::register(LATE);
+    // One quarantined object, one waiting for its next try.
+    let failed = |id: &str, quarantined| {
+        let f = crate::reconcile::retry::Failure { count: 5, error: "409".into(), next_at: chrono::Utc::now(), quarantined };
+        ((Kind::User, id.to_owned()), f)
+    };
+    let changes = crate::reconcile::retry::Changes { failed: vec![failed("u7", true), failed("u8", false)], ..Default::default() };
+    mirror.keep_failures(&changes).unwrap();
     let queue = Arc::new(TriggerQueue::new());
-    let (_, config_rx) = tokio::sync::watch::channel(Arc::new(config));
+    let (reload, config_rx) = tokio::sync::watch::channel(Arc::new(config));
     let (_, next_rx) = tokio::sync::watch::channel(None);
     let shared = Arc::new(Shared {
         config: config_rx,
@@ -59,7 +78,7 @@ async fn serve(daemon: &str, peer: &str) -> Page {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Page { base, shared, _dir: dir }
+    Page { base, shared, reload, _dir: dir }
 }
 
 /// A full run whose guard held back three user deletions, one of them
@@ -97,6 +116,17 @@ fn held_back_run(m: &Mirror) {
         error: None,
         changes: Some(r#"[{"field":"email","from":null,"to":"a@example.com"}]"#),
     });
+    // What a careless server might echo: the page masks it (the mirror keeps what it was given).
+    let echoed = format!("the server said: Authorization: Bearer {LATE}, hook {HOOK}");
+    rows.push(ItemRow {
+        kind: Kind::User,
+        op: Verb::Update,
+        source_id: Some(&ids[2].0),
+        target_id: Some(&ids[2].1),
+        outcome: Outcome::Failed,
+        error: Some(&echoed),
+        changes: None,
+    });
     m.record_all(run, &rows).unwrap();
     m.set_objects(run, &ObjectCounts::default()).unwrap();
     m.finish_run(run, RunStatus::Partial, Some("deletion guard held back 3 of 3 removals")).unwrap();
@@ -108,13 +138,17 @@ fn client() -> reqwest::Client {
 
 /// The session cookie a login sets (`name=value` and its attributes).
 async fn login(p: &Page, headers: &[(&str, &str)]) -> (String, String) {
-    let mut req = client().post(format!("{}/login", p.base)).form(&[("token", TOKEN), ("next", "/deletions")]);
+    login_for(p, headers, "/deletions").await
+}
+
+async fn login_for(p: &Page, headers: &[(&str, &str)], next: &str) -> (String, String) {
+    let mut req = client().post(format!("{}/login", p.base)).form(&[("token", TOKEN), ("next", next)]);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/deletions");
+    assert_eq!(r.headers()["location"], next);
     let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     (set.split(';').next().unwrap().to_owned(), set)
 }
@@ -182,9 +216,9 @@ async fn actions_need_the_csrf_token_web_actions_and_tls_beyond_loopback() {
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("daemon.web_actions = true"));
 
-    // Allowed, but over plain HTTP from beyond loopback: refused.
+    // Allowed, but over plain HTTP from beyond loopback: refused (the login came through a TLS proxy).
     let p = serve(&format!("listen = \"0.0.0.0:9464\"\nadmin_token = \"{TOKEN}\"\nweb_actions = true"), "10.1.2.3:5555").await;
-    let (cookie, _) = login(&p, &[]).await;
+    let (cookie, _) = login(&p, &[("x-forwarded-proto", "https")]).await;
     let (_, html) = get(&p, "/deletions", Some(&cookie)).await;
     assert!(html.contains("web_actions_over_plain_http"), "{html}");
     let r = post(&p, "/deletions/reject", &cookie, vec![("csrf", csrf(&html)), ("held", digest_of(&p))]).await.unwrap();
@@ -218,7 +252,8 @@ async fn actions_need_the_csrf_token_web_actions_and_tls_beyond_loopback() {
     // Approve: a run allowed exactly the three removals (not the membership change).
     assert_eq!(tls("/deletions/approve", form).await.unwrap().status(), 200);
     let t = p.shared.queue.next().await.unwrap();
-    assert_eq!((t.kind, t.allow_deletes, t.only), (crate::trigger::TriggerKind::Web, 3, None));
+    let approved = u64::from_str_radix(&digest_of(&p), 16).ok();
+    assert_eq!((t.kind, t.allow_deletes, t.approved, t.only), (crate::trigger::TriggerKind::Web, 0, approved, None));
     assert_eq!(p.shared.mirror.rejected().unwrap(), None, "an approval ends the rejection");
 
     // Plain HTTP beyond loopback allowed by the admin.
@@ -231,7 +266,8 @@ async fn actions_need_the_csrf_token_web_actions_and_tls_beyond_loopback() {
     let (_, html) = get(&p, "/quarantine", Some(&cookie)).await;
     let r = post(&p, "/quarantine/retry", &cookie, vec![("csrf", csrf(&get(&p, "/", Some(&cookie)).await.1))]).await.unwrap();
     assert_eq!(r.status(), 200, "{html}");
-    assert_eq!(p.shared.mirror.actions(1).unwrap()[0].detail, "all (0 released)");
+    assert_eq!(p.shared.mirror.actions(1).unwrap()[0].detail, "all (2 released)");
+    assert!(p.shared.mirror.failing().unwrap().is_empty());
 }
 
 fn digest_of(p: &Page) -> String {
@@ -285,33 +321,132 @@ async fn pages_follow_accept_language_and_the_switch() {
 #[tokio::test]
 async fn every_page_renders_and_no_secret_reaches_any() {
     let p = serve(&format!("admin_token = \"{TOKEN}\"\nweb_actions = true"), "127.0.0.1:40000").await;
-    crate::redact::register(TOKEN);
-    crate::redact::register(SCIM_TOKEN);
     let (cookie, _) = login(&p, &[]).await;
-    for path in [
-        "/",
-        "/?page=2",
-        "/runs/1",
-        "/runs/1?kind=user&op=delete&outcome=held_back",
-        "/runs/1?outcome=bogus",
-        "/runs/99",
-        "/deletions",
-        "/quarantine",
-        "/lookup",
-        "/lookup?q=u1",
-        "/check",
-        "/check?run=1",
-        "/login",
+    for (path, want) in [
+        ("/", 200),
+        ("/?page=2", 200),
+        ("/?page=99999999999999999999", 200),
+        ("/runs/1", 200),
+        ("/runs/1?kind=user&op=delete&outcome=held_back", 200),
+        ("/runs/1?outcome=failed", 200),
+        ("/runs/1?page=18446744073709551615", 200),
+        ("/runs/1?outcome=bogus", 400),
+        ("/runs/99", 404),
+        ("/deletions", 200),
+        ("/quarantine", 200),
+        ("/lookup", 200),
+        ("/lookup?q=u1", 502),
+        ("/check", 200),
+        ("/check?run=1", 200),
+        ("/login", 200),
     ] {
         let (status, html) = get(&p, path, Some(&cookie)).await;
-        assert!([200, 400, 404, 502].contains(&status), "{path}: {status} {html}");
+        assert_eq!(status, want, "{path}: {html}");
         assert!(html.starts_with("<!doctype html>"), "{path}: {html}");
-        assert!(!html.contains(TOKEN) && !html.contains(SCIM_TOKEN), "{path} shows a secret");
+        // No part of a secret, raw or escaped.
+        for part in ["3d9f", "77aa", "T0P", "6c1e"] {
+            assert!(!html.contains(part), "{path} shows a secret: {html}");
+        }
     }
     let (_, run) = get(&p, "/runs/1?outcome=held_back&kind=user", Some(&cookie)).await;
     assert_eq!(run.matches("<tr class=\"item\">").count(), 4, "{run}");
     let (_, run) = get(&p, "/runs/1?op=create", Some(&cookie)).await;
     assert!(run.contains("a@example.com") && run.matches("<tr class=\"item\">").count() == 1, "{run}");
+    let (_, run) = get(&p, "/runs/1?outcome=failed", Some(&cookie)).await;
+    assert!(run.contains("Authorization: Bearer &lt;redacted&gt;, hook &lt;redacted&gt;"), "the echo is shown, masked: {run}");
     let (_, check) = get(&p, "/check?run=1", Some(&cookie)).await;
     assert!(check.contains("id=\"config-ok\""), "{check}");
+    let (_, home) = get(&p, "/", Some(&cookie)).await;
+    assert!(home.contains("<span id=\"held-count\">3</span>"), "three removals, not the membership change: {home}");
+    let (_, q) = get(&p, "/quarantine", Some(&cookie)).await;
+    assert!(q.contains("u7") && q.contains("u8") && q.contains("quarantined") && q.contains("retry later"), "{q}");
+}
+
+#[tokio::test]
+async fn retry_releases_the_one_object_named() {
+    let p = serve("web_actions = true", "127.0.0.1:40000").await;
+    let r = client().get(format!("{}/quarantine", p.base)).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = r.text().await.unwrap();
+    let form = [("csrf", csrf(&html)), ("id", "u7".to_owned())];
+    let r = client().post(format!("{}/quarantine/retry", p.base)).header("cookie", &cookie).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("(1)"));
+    let left: Vec<String> = p.shared.mirror.failing().unwrap().into_iter().map(|f| f.id).collect();
+    assert_eq!(left, ["u8"]);
+    assert_eq!(p.shared.mirror.actions(1).unwrap()[0].detail, "u7 (1 released)");
+}
+
+#[tokio::test]
+async fn redirects_stay_on_the_site_and_a_foreign_host_is_refused_without_a_token() {
+    let p = serve("", "127.0.0.1:40000").await;
+    for back in ["%2F%2Fevil.example", "%2F%09%2Fevil.example", "%2F%5C%5Cevil.example", "https%3A%2F%2Fevil.example", "%2F%0A%2Fevil"] {
+        let r = client().get(format!("{}/lang/en?back={back}", p.base)).send().await.unwrap();
+        assert_eq!(r.headers()["location"], "/", "{back}");
+    }
+    // A page of another site whose name resolves here (DNS rebinding) gets nothing.
+    let r = client().get(format!("{}/deletions", p.base)).header("host", "evil.example:9464").send().await.unwrap();
+    assert_eq!(r.status(), 421);
+    let r = client().get(format!("{}/deletions", p.base)).header("host", "localhost:9464").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Nor does a proxy on this host forward strangers to a page without a token.
+    let r = client().get(format!("{}/", p.base)).header("x-forwarded-for", "203.0.113.9").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn a_session_opened_over_plain_http_never_acts_and_a_new_token_ends_old_sessions() {
+    let p = serve(&format!("listen = \"0.0.0.0:9464\"\nadmin_token = \"{TOKEN}\"\nweb_actions = true"), "10.1.2.3:5555").await;
+    // Logged in over plain HTTP: the cookie crossed the network in clear.
+    let (cookie, _) = login(&p, &[]).await;
+    let page = |headers: Vec<(&'static str, String)>| {
+        let mut r = client().get(format!("{}/deletions", p.base)).header("cookie", cookie.clone());
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    // A forged X-Forwarded-Proto does not make that session one that may act.
+    let html = page(vec![("x-forwarded-proto", "https".into())]).await;
+    assert!(html.contains("id=\"read-only\""), "{html}");
+    let form = [("csrf", csrf(&html)), ("held", digest_of(&p))];
+    let r = client()
+        .post(format!("{}/deletions/reject", p.base))
+        .header("cookie", &cookie)
+        .header("x-forwarded-proto", "https")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A reload with another token ends the sessions of the old one.
+    let mut config = (**p.reload.borrow()).clone();
+    config.daemon.admin_token = Some(crate::config::Secret::new("a-new-admin-token"));
+    p.reload.send(Arc::new(config)).unwrap();
+    assert_eq!(get(&p, "/deletions", Some(&cookie)).await.0, 303);
+    // A local proxy forwarding for someone is beyond loopback too, and recorded so.
+    let q = serve(&format!("admin_token = \"{TOKEN}\"\nweb_actions = true"), "127.0.0.1:40000").await;
+    let (cookie, _) = login_for(&q, &[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")], "/").await;
+    let html = client()
+        .get(format!("{}/deletions", q.base))
+        .header("cookie", &cookie)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("web_actions_over_plain_http"), "plain HTTP through the proxy: {html}");
+    let r = client()
+        .post(format!("{}/deletions/reject", q.base))
+        .header("cookie", &cookie)
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .form(&[("csrf", csrf(&html)), ("held", digest_of(&q))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(q.shared.mirror.actions(1).unwrap()[0].peer, "127.0.0.1 for 203.0.113.9");
 }

@@ -149,6 +149,11 @@ impl Browser {
         self.call(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text})));
     }
 
+    /// The window's size (a phone's: 390 × 844).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height})));
+    }
+
     /// Keep a screenshot of the page as `name`.png.
     pub fn screenshot(&self, name: &str) {
         use base64::Engine as _;
