@@ -218,4 +218,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("down", "down", "已断开"),
     ("not_found", "Not found", "未找到"),
     ("refused", "Refused", "已拒绝"),
+    ("status_succeeded", "succeeded", "成功"),
+    ("status_partial", "partial", "部分成功"),
+    ("status_failed", "failed", "失败"),
+    ("status_running", "running", "进行中"),
 ];
