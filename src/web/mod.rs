@@ -147,6 +147,19 @@ fn proxied() -> Response {
         .into_response()
 }
 
+/// A page's viewer and the page's path, or the answer instead: the way to
+/// the login form, or a refusal.
+struct Looking(Viewer, String);
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for Looking {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &Arc<Shared>) -> Result<Self, Response> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, s).await.map_err(IntoResponse::into_response)?;
+        who(s, &parts.headers, peer, &parts.uri).map(|v| Looking(v, parts.uri.path().to_owned()))
+    }
+}
+
 /// A request naming another host than this loopback listener.
 fn wrong_host() -> Response {
     (StatusCode::MISDIRECTED_REQUEST, "this listener answers to localhost, 127.0.0.1 or [::1] only (no daemon.admin_token)\n")
@@ -239,17 +252,7 @@ fn page_number(asked: Option<&str>) -> usize {
     asked.and_then(|p| p.trim().parse::<usize>().ok()).unwrap_or(1).clamp(1, 1 << 24)
 }
 
-async fn home(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<PageQuery>,
-) -> Response {
-    let v = match who(&s, &headers, peer, &uri) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn home(State(s): State<Arc<Shared>>, Looking(v, here): Looking, Query(q): Query<PageQuery>) -> Response {
     let page = page_number(q.page.as_deref());
     let offset = (page - 1) * RUNS_PER_PAGE;
     let read = read(&s, move |m| {
@@ -275,7 +278,7 @@ async fn home(
         &v,
         StatusCode::OK,
         "home.html",
-        uri.path(),
+        &here,
         context! {
             source => config.source.kind(),
             target => config.target.kind(),
@@ -325,16 +328,10 @@ struct KindParam(Kind);
 
 async fn run(
     State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
+    Looking(v, here): Looking,
     Path(id): Path<i64>,
     q: Result<Query<ItemQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let v = match who(&s, &headers, peer, &uri) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let tr = v.lang.texts();
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let filter = (|| {
@@ -381,7 +378,7 @@ async fn run(
         &v,
         StatusCode::OK,
         "run.html",
-        uri.path(),
+        &here,
         context! {
             run => run_view(&run),
             items => items.iter().map(|i| context! {
@@ -431,11 +428,7 @@ fn held(m: &Mirror) -> Result<Held, crate::mirror::MirrorError> {
     Ok(Held { run, items, removals, digest, rejected, actions: m.actions(50)? })
 }
 
-async fn deletions(State(s): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, uri: Uri) -> Response {
-    let v = match who(&s, &headers, peer, &uri) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn deletions(State(s): State<Arc<Shared>>, Looking(v, here): Looking) -> Response {
     let h = match read(&s, held).await {
         Ok(Some(h)) => h,
         Ok(None) => Held { run: None, items: Vec::new(), removals: 0, digest: None, rejected: false, actions: Vec::new() },
@@ -445,7 +438,7 @@ async fn deletions(State(s): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<
         &v,
         StatusCode::OK,
         "deletions.html",
-        uri.path(),
+        &here,
         context! {
             run => h.run.as_ref().map(run_view),
             items => h.items.iter().map(|i| context! {
@@ -528,16 +521,12 @@ async fn reject(
     decide(s, peer, headers, form, false).await
 }
 
-async fn quarantine(State(s): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, uri: Uri) -> Response {
-    let v = match who(&s, &headers, peer, &uri) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn quarantine(State(s): State<Arc<Shared>>, Looking(v, here): Looking) -> Response {
     let failing = match read(&s, |m| m.failing()).await {
         Ok(f) => f.unwrap_or_default(),
         Err(r) => return r,
     };
-    render(&v, StatusCode::OK, "quarantine.html", uri.path(), context! { failing => failing, may_not => v.may_not_act(&s) })
+    render(&v, StatusCode::OK, "quarantine.html", &here, context! { failing => failing, may_not => v.may_not_act(&s) })
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -587,17 +576,7 @@ struct LookupQuery {
     kind: Option<String>,
 }
 
-async fn lookup(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<LookupQuery>,
-) -> Response {
-    let v = match who(&s, &headers, peer, &uri) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn lookup(State(s): State<Arc<Shared>>, Looking(v, here): Looking, Query(q): Query<LookupQuery>) -> Response {
     let tr = v.lang.texts();
     let kind = if q.kind.as_deref() == Some("department") { Kind::Department } else { Kind::User };
     let query = q.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned);
@@ -615,7 +594,7 @@ async fn lookup(
             }
         }
     }
-    render(&v, status, "lookup.html", uri.path(), context! { query => query, kind => kind.as_str(), answer => answer, error => error })
+    render(&v, status, "lookup.html", &here, context! { query => query, kind => kind.as_str(), answer => answer, error => error })
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -623,19 +602,9 @@ struct CheckQuery {
     run: Option<String>,
 }
 
-async fn check(
-    State(s): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<CheckQuery>,
-) -> Response {
-    let v = match who(&s, &headers, peer, &uri) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn check(State(s): State<Arc<Shared>>, Looking(v, here): Looking, Query(q): Query<CheckQuery>) -> Response {
     if q.run.is_none() {
-        return render(&v, StatusCode::OK, "check.html", uri.path(), context! { ran => false });
+        return render(&v, StatusCode::OK, "check.html", &here, context! { ran => false });
     }
     // check-config: the file as it is on disk now (what a reload would load).
     let path = s.config_path.clone();
@@ -659,7 +628,7 @@ async fn check(
         &v,
         StatusCode::OK,
         "check.html",
-        uri.path(),
+        &here,
         context! {
             ran => true,
             config_path => s.config_path.display().to_string(),
