@@ -55,14 +55,13 @@ impl Worker {
             match result {
                 Ok(record) => {
                     // Announced from a task of its own: it never delays the next run.
-                    if !config.notify.is_empty() {
-                        let (config, mirror, record) = (config.clone(), self.mirror.clone(), record.clone());
-                        tokio::spawn(async move {
-                            let instance = config.daemon.instance();
-                            let origin = crate::notify::Origin::of(&config, &instance, true);
-                            crate::notify::after_run(&config.notify, &mirror, &record, origin, &crate::clock::SystemClock).await;
-                        });
-                    }
+                    // (Without channels it only ends a rejection the run made stale.)
+                    let (config, mirror, recorded) = (config.clone(), self.mirror.clone(), record.clone());
+                    tokio::spawn(async move {
+                        let instance = config.daemon.instance();
+                        let origin = crate::notify::Origin::of(&config, &instance, true);
+                        crate::notify::after_run(&config.notify, &mirror, &recorded, origin, &crate::clock::SystemClock).await;
+                    });
                     self.done.send_replace(Some(record));
                 }
                 Err(e) => error!(error = %e, "Sync run could not be recorded"),

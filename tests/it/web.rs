@@ -109,6 +109,8 @@ fn the_admin_page_in_a_browser_shows_runs_filters_items_and_approves_exactly_the
     let mut kept: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
     kept.sort();
     assert_eq!(left, kept, "exactly the held-back ones were deleted: {gone:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(crate::notify::got(&hook), Vec::new(), "nothing more said: the rejected set, then its approval");
     b.go(&d.url("/deletions"));
     assert!(!b.all("#held-none").is_empty());
     assert!(b.texts("#action-table tbody tr")[0].contains("approve"));
