@@ -157,8 +157,7 @@ struct SyncQuery {
 /// The answer to a request without the admin token, when one is configured.
 fn refused(s: &Shared, headers: &HeaderMap, what: &str) -> Option<Response> {
     let token = s.config.borrow().daemon.admin_token.clone()?;
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    if given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes())) {
+    if bearer_is(headers, &token) {
         return None;
     }
     tracing::warn!("{what} refused: missing or wrong bearer token");
@@ -392,6 +391,12 @@ fn welink_event(s: &Shared, config: &Config, body: &[u8]) -> Response {
         Received::Ignored(what) => ignored_event("welink", &what),
     }
     Json(callback.success(&timestamp, rand::random())).into_response()
+}
+
+/// Whether the request's `Authorization: Bearer` is `token`.
+pub(crate) fn bearer_is(headers: &HeaderMap, token: &crate::config::Secret) -> bool {
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes()))
 }
 
 /// Equal in time independent of where the strings differ.

@@ -86,7 +86,6 @@ pub fn held_back(items: &[super::ItemRecord]) -> (u64, Option<String>) {
     if removals.is_empty() {
         return (0, None);
     }
-    let ids: Vec<Option<crate::model::TargetId>> = removals.iter().map(|i| i.target_id.clone().map(crate::model::TargetId)).collect();
-    let digest = crate::reconcile::removals_digest(removals.iter().zip(&ids).map(|(i, t)| (i.kind, i.op, t.as_ref())));
+    let digest = crate::reconcile::removals_digest(removals.iter().map(|i| (i.kind, i.op, i.target_id.as_deref())));
     (removals.len() as u64, Some(format!("{digest:016x}")))
 }

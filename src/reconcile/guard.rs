@@ -23,9 +23,9 @@ pub const HELD_BY_GUARD: &str = "held back by the deletion guard";
 
 /// A digest of a set of removals (kind, verb, target id), the same in any
 /// order: what the admin page shows and approves, and what a run holds back.
-pub fn removals_digest<'a>(removals: impl Iterator<Item = (Kind, super::Verb, Option<&'a TargetId>)>) -> u64 {
+pub fn removals_digest<'a>(removals: impl Iterator<Item = (Kind, super::Verb, Option<&'a str>)>) -> u64 {
     use sha2::{Digest, Sha256};
-    let mut lines: Vec<String> = removals.map(|(k, v, t)| format!("{k} {v} {}", t.map_or("", TargetId::as_str))).collect();
+    let mut lines: Vec<String> = removals.map(|(k, v, t)| format!("{k} {v} {}", t.unwrap_or(""))).collect();
     lines.sort_unstable();
     let digest = Sha256::digest(lines.join("\n").as_bytes());
     u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
@@ -103,7 +103,7 @@ pub(super) fn judge(plan: &mut Plan, empty_source: bool, totals: (u64, u64), gua
     let mut changed = false;
     if let Some(approved) = options.approved {
         let removals = plan.ops.iter().filter(|o| counted(o).is_some_and(|k| tripped.contains(&k)));
-        if removals_digest(removals.map(|o| (o.kind(), o.verb(), o.target_id()))) == approved {
+        if removals_digest(removals.map(|o| (o.kind(), o.verb(), o.target_id().map(TargetId::as_str)))) == approved {
             return;
         }
         changed = true;

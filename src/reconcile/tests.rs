@@ -970,7 +970,7 @@ fn an_approval_of_the_removals_shown_applies_exactly_them_or_none() {
     let held = plan(&fewer, &tgt, &b, &policy, RunOptions::default());
     let shown: Vec<&crate::reconcile::Item> = held.items.iter().filter(|i| i.outcome == Outcome::HeldBack).collect();
     assert_eq!(shown.len(), 5);
-    let digest = super::removals_digest(shown.iter().map(|i| (i.kind, i.op, i.target_id.as_ref())));
+    let digest = super::removals_digest(shown.iter().map(|i| (i.kind, i.op, i.target_id.as_ref().map(crate::model::TargetId::as_str))));
     let approved = RunOptions { approved: Some(digest), ..RunOptions::default() };
     let p = plan(&fewer, &tgt, &b, &policy, approved);
     assert!(p.guard.is_none(), "{:?}", p.guard);

@@ -95,6 +95,12 @@ pub fn over_tls(headers: &HeaderMap) -> bool {
         .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
 }
 
+/// Whether this request's credentials stay off the network in clear: it
+/// came over TLS, or straight from loopback.
+fn guarded(headers: &HeaderMap, peer: SocketAddr) -> bool {
+    over_tls(headers) || !beyond_loopback(headers, peer)
+}
+
 /// Whether the request came from beyond loopback: a peer elsewhere, or a
 /// proxy on this host forwarding for someone (`X-Forwarded-For`).
 pub fn beyond_loopback(headers: &HeaderMap, peer: SocketAddr) -> bool {
@@ -209,15 +215,11 @@ pub fn viewer(s: &Shared, headers: &HeaderMap, peer: SocketAddr) -> Result<Viewe
     }
     match token {
         Some(token) => {
-            let bearer = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|g| crate::http::same(g.trim().as_bytes(), token.expose().as_bytes()));
-            if bearer { Ok(make("token", None, None, None, tls || !beyond)) } else { Err(LoginFirst::Login) }
+            let bearer = crate::http::bearer_is(headers, &token);
+            if bearer { Ok(make("token", None, None, None, guarded(headers, peer))) } else { Err(LoginFirst::Login) }
         }
         None => {
-            let (id, sess) = s.web.open("loopback", None, tls || !beyond);
+            let (id, sess) = s.web.open("loopback", None, guarded(headers, peer));
             Ok(make("loopback", Some(sess.csrf), Some(id.clone()), Some(session_cookie(&id, tls)), sess.guarded))
         }
     }
@@ -229,9 +231,8 @@ pub fn login(s: &Shared, headers: &HeaderMap, peer: SocketAddr, given: &str) -> 
     if !crate::http::same(given.trim().as_bytes(), token.expose().as_bytes()) {
         return None;
     }
-    let tls = over_tls(headers);
-    let (id, _) = s.web.open("token", Some(token_digest(token.expose())), tls || !beyond_loopback(headers, peer));
-    Some(session_cookie(&id, tls))
+    let (id, _) = s.web.open("token", Some(token_digest(token.expose())), guarded(headers, peer));
+    Some(session_cookie(&id, over_tls(headers)))
 }
 
 /// End the viewer's session: the cookie that clears it.

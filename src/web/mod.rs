@@ -131,14 +131,21 @@ fn see_other(to: &str) -> Response {
 /// The viewer, or the way to the login form.
 #[allow(clippy::result_large_err)] // the error is the answer itself
 fn who(s: &Shared, headers: &HeaderMap, peer: SocketAddr, uri: &Uri) -> Result<Viewer, Response> {
-    auth::viewer(s, headers, peer).map_err(|e| match e {
-        LoginFirst::Login => {
+    auth::viewer(s, headers, peer).map_err(|e| not_let_in(e, Some(uri)))
+}
+
+/// The answer to a request not let in: the login form for a page (`uri`),
+/// 401 for an action; a wrong Host or a forwarded request without a token, refused.
+fn not_let_in(e: LoginFirst, uri: Option<&Uri>) -> Response {
+    match (e, uri) {
+        (LoginFirst::Login, Some(uri)) => {
             let next = uri.path_and_query().map_or("/", |p| p.as_str());
             see_other(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
         }
-        LoginFirst::WrongHost => wrong_host(),
-        LoginFirst::Proxied => proxied(),
-    })
+        (LoginFirst::Login, None) => (StatusCode::UNAUTHORIZED, "log in first: this needs the admin token\n").into_response(),
+        (LoginFirst::WrongHost, _) => wrong_host(),
+        (LoginFirst::Proxied, _) => proxied(),
+    }
 }
 
 /// A request a proxy forwarded, to a service without an admin token.
@@ -169,12 +176,7 @@ fn wrong_host() -> Response {
 /// A POST's viewer: let in, its CSRF token right, allowed to act.
 #[allow(clippy::result_large_err)] // the error is the answer itself
 fn actor(s: &Shared, headers: &HeaderMap, peer: SocketAddr, csrf: Option<&str>, back: &str) -> Result<Viewer, Response> {
-    let v = match auth::viewer(s, headers, peer) {
-        Ok(v) => v,
-        Err(LoginFirst::Login) => return Err((StatusCode::UNAUTHORIZED, "log in first: this needs the admin token\n").into_response()),
-        Err(LoginFirst::WrongHost) => return Err(wrong_host()),
-        Err(LoginFirst::Proxied) => return Err(proxied()),
-    };
+    let v = auth::viewer(s, headers, peer).map_err(|e| not_let_in(e, None))?;
     let tr = v.lang.texts();
     if !v.csrf_ok(csrf) {
         tracing::warn!(peer = %peer, "An admin page action refused: its CSRF token is missing or wrong");
@@ -260,7 +262,7 @@ async fn home(State(s): State<Arc<Shared>>, Looking(v, here): Looking, Query(q):
         let last = m.runs(1)?.into_iter().next();
         let full = m.last_full_run()?;
         let quarantined = m.failing()?.iter().filter(|f| f.quarantined).count();
-        let removals = held(m)?.removals;
+        let removals = held_items(m, full.as_ref())?.1;
         Ok((total, runs, last, full, quarantined, removals))
     })
     .await;
@@ -417,13 +419,22 @@ struct Held {
     actions: Vec<AdminAction>,
 }
 
-fn held(m: &Mirror) -> Result<Held, crate::mirror::MirrorError> {
-    let run = m.last_full_run()?;
-    let items = match &run {
+/// A full run's held-back items, how many removals they are, and their digest.
+fn held_items(
+    m: &Mirror,
+    run: Option<&crate::mirror::RunRecord>,
+) -> Result<(Vec<crate::mirror::ItemRecord>, u64, Option<String>), crate::mirror::MirrorError> {
+    let items = match run {
         Some(r) => m.items_page(r.id, &ItemFilter { outcome: Some(Outcome::HeldBack), ..ItemFilter::default() }, 0, usize::MAX >> 1)?.1,
         None => Vec::new(),
     };
     let (removals, digest) = crate::mirror::held_back(&items);
+    Ok((items, removals, digest))
+}
+
+fn held(m: &Mirror) -> Result<Held, crate::mirror::MirrorError> {
+    let run = m.last_full_run()?;
+    let (items, removals, digest) = held_items(m, run.as_ref())?;
     let rejected = digest.is_some() && m.rejected()? == digest;
     Ok(Held { run, items, removals, digest, rejected, actions: m.actions(50)? })
 }

@@ -86,47 +86,32 @@ async fn serve(daemon: &str, peer: &str) -> Page {
 fn held_back_run(m: &Mirror) {
     let run = m.start_run("schedule").unwrap();
     let ids: Vec<(SourceId, TargetId)> = (1..=3).map(|n| (SourceId(format!("u{n}")), TargetId(format!("t-{n}")))).collect();
-    let mut rows: Vec<ItemRow<'_>> = ids
-        .iter()
-        .map(|(s, t)| ItemRow {
-            kind: Kind::User,
-            op: Verb::Delete,
-            source_id: Some(s),
-            target_id: Some(t),
-            outcome: Outcome::HeldBack,
-            error: Some("held back by the deletion guard: delete user"),
-            changes: None,
-        })
-        .collect();
-    rows.push(ItemRow {
+    // A user's item on user `n` (1-3), with or without its target id.
+    let row = |n: usize, op, outcome, error, targeted: bool| ItemRow {
         kind: Kind::User,
-        op: Verb::Update,
-        source_id: Some(&ids[0].0),
-        target_id: Some(&ids[0].1),
-        outcome: Outcome::HeldBack,
-        error: Some("membership change held back with the deletion of its department: update"),
+        op,
+        source_id: Some(&ids[n - 1].0),
+        target_id: targeted.then_some(&ids[n - 1].1),
+        outcome,
+        error,
         changes: None,
-    });
+    };
+    let mut rows: Vec<ItemRow<'_>> =
+        (1..=3).map(|n| row(n, Verb::Delete, Outcome::HeldBack, Some("held back by the deletion guard: delete user"), true)).collect();
+    rows.push(row(
+        1,
+        Verb::Update,
+        Outcome::HeldBack,
+        Some("membership change held back with the deletion of its department: update"),
+        true,
+    ));
     rows.push(ItemRow {
-        kind: Kind::User,
-        op: Verb::Create,
-        source_id: Some(&ids[1].0),
-        target_id: None,
-        outcome: Outcome::Ok,
-        error: None,
         changes: Some(r#"[{"field":"email","from":null,"to":"a@example.com"}]"#),
+        ..row(2, Verb::Create, Outcome::Ok, None, false)
     });
     // What a careless server might echo: the page masks it (the mirror keeps what it was given).
     let echoed = format!("the server said: Authorization: Bearer {LATE}, hook {HOOK}");
-    rows.push(ItemRow {
-        kind: Kind::User,
-        op: Verb::Update,
-        source_id: Some(&ids[2].0),
-        target_id: Some(&ids[2].1),
-        outcome: Outcome::Failed,
-        error: Some(&echoed),
-        changes: None,
-    });
+    rows.push(row(3, Verb::Update, Outcome::Failed, Some(&echoed), true));
     m.record_all(run, &rows).unwrap();
     m.set_objects(run, &ObjectCounts::default()).unwrap();
     m.finish_run(run, RunStatus::Partial, Some("deletion guard held back 3 of 3 removals")).unwrap();
