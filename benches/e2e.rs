@@ -9,13 +9,20 @@
 //!   listing requests.
 //!
 //! ```text
-//! cargo bench --bench e2e              # 100,000 users
-//! cargo bench --bench e2e -- --quick   # 10,000 users
+//! cargo bench --bench e2e                      # 100,000 users
+//! cargo bench --bench e2e -- --quick           # 10,000 users
+//! cargo bench --bench e2e -- --users 1000000   # any count
 //! ```
 //!
 //! Each run is `orgsync sync` in its own process: wall time and peak RSS
-//! (VmHWM, polled). It ends with one line:
-//! `e2e: initial_file X.XXx, initial_scim X.XXx, idle_scim X.XXx, mapping X.XXx, rss_mb N`
+//! (VmHWM, polled). The floors of the resyncs are the same reads (parsing
+//! the source document, and the target document or the target's listing
+//! requests); a changed run's floor adds the same writes (the target
+//! document once, or the same count of PATCH requests). The initial file
+//! sync is also set beside its floor extended by the mirror's SQLite writes
+//! (a binding and a run item per object, in one transaction). It ends with
+//! one line:
+//! `e2e: users N, initial_file X.XXx (mirror X.XXx), idle_file X.XXx, changed_file X.XXx, initial_scim X.XXx, idle_scim X.XXx, changed_scim X.XXx, mapping X.XXx, rss_mb N`
 //! (`mapping`: an idle run with every field from a `[mapping]` expression,
 //! as a ratio to the same run with the fixed mapping).
 
@@ -112,6 +119,82 @@ fn file_floor(dir: &std::path::Path) -> Duration {
     let t = Instant::now();
     let doc: Value = serde_json::from_slice(&std::fs::read(dir.join("org.json")).unwrap()).unwrap();
     std::fs::write(dir.join("floor.json"), serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    t.elapsed()
+}
+
+/// The file resync's floor: the same reads, the source and the target
+/// document parsed; with `write`, the target document written once.
+fn file_resync_floor(dir: &std::path::Path, write: bool) -> Duration {
+    let t = Instant::now();
+    let source: Value = serde_json::from_slice(&std::fs::read(dir.join("org.json")).unwrap()).unwrap();
+    let target: Value = serde_json::from_slice(&std::fs::read(dir.join("target.json")).unwrap()).unwrap();
+    if write {
+        std::fs::write(dir.join("floor.json"), serde_json::to_vec_pretty(&target).unwrap()).unwrap();
+    }
+    drop(std::hint::black_box(source));
+    t.elapsed()
+}
+
+/// The mirror's floor: what an initial sync must keep on disk (one
+/// binding and one run item per object) written the fastest way, in one
+/// transaction with cached statements, into a mirror of orgsync's schema.
+fn mirror_floor(doc: &Value) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    drop(orgsync::mirror::Mirror::open(dir.path()).unwrap());
+    let mut c = rusqlite::Connection::open(dir.path().join("mirror.db")).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    let objects: Vec<(&str, &str)> = doc["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| ("department", d["id"].as_str().unwrap()))
+        .chain(doc["users"].as_array().unwrap().iter().map(|u| ("user", u["id"].as_str().unwrap())))
+        .collect();
+    let t = Instant::now();
+    let tx = c.transaction().unwrap();
+    tx.execute("INSERT INTO runs (trigger, started_at, status) VALUES ('manual', '2026-01-01T00:00:00Z', 'running')", []).unwrap();
+    let run = tx.last_insert_rowid();
+    {
+        let mut bind = tx
+            .prepare("INSERT INTO bindings (kind, source_id, target_id, hash, updated_at) VALUES (?1, ?2, ?3, ?4, '2026-01-01T00:00:00Z')")
+            .unwrap();
+        let mut item = tx
+            .prepare(
+                "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, at) \
+                 VALUES (?1, ?2, 'create', ?3, ?4, 'ok', '2026-01-01T00:00:00Z')",
+            )
+            .unwrap();
+        for (k, (kind, id)) in objects.iter().enumerate() {
+            let target = format!("t{k}");
+            bind.execute(rusqlite::params![kind, id, target, "0123456789abcdef"]).unwrap();
+            item.execute(rusqlite::params![run, kind, id, target]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    t.elapsed()
+}
+
+/// The changed SCIM run's writes: a PATCH request to each of `ids` from a bare client,
+/// same concurrency, each replacing one user's displayName.
+fn patch_floor(server: &Server, ids: &[String]) -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    rt.block_on(async {
+        futures::stream::iter(ids.iter().enumerate())
+            .map(|(k, id)| {
+                let (http, base) = (http.clone(), server.base.clone());
+                async move {
+                    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "displayName", "value": format!("Floor {k}")}]});
+                    http.patch(format!("{base}/Users/{id}")).json(&body).send().await.unwrap().bytes().await.unwrap()
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .for_each(|_| async {})
+            .await;
+    });
     t.elapsed()
 }
 
@@ -248,12 +331,30 @@ fn write_config(dir: &std::path::Path, target: &str) -> std::path::PathBuf {
     p
 }
 
+/// Peak RSS over the runs so far, and each run kind's.
+#[derive(Default)]
+struct Peaks(Vec<(&'static str, f64)>);
+
+impl Peaks {
+    fn add(&mut self, what: &'static str, ran: &Ran) {
+        self.0.push((what, ran.rss_mb));
+    }
+
+    fn max(&self) -> f64 {
+        self.0.iter().map(|p| p.1).fold(0.0, f64::max)
+    }
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let n = if quick { 10_000 } else { 100_000 };
+    let args: Vec<String> = std::env::args().collect();
+    let n = match args.iter().position(|a| a == "--users") {
+        Some(i) => args.get(i + 1).and_then(|v| v.replace('_', "").parse().ok()).expect("--users N"),
+        None if args.iter().any(|a| a == "--quick") => 10_000,
+        None => 100_000,
+    };
     let doc = org(n);
     println!("e2e: {n} users in {} departments, release binary, concurrency {CONCURRENCY}", n / 10);
-    let mut rss_max: f64 = 0.0;
+    let mut peaks = Peaks::default();
 
     // file -> file
     let dir = tempfile::tempdir().unwrap();
@@ -261,11 +362,20 @@ fn main() {
     let config = write_config(dir.path(), "kind = \"file\"\npath = \"target.json\"");
     let floor = file_floor(dir.path());
     let r = sync(&config);
-    rss_max = rss_max.max(r.rss_mb);
+    peaks.add("file initial", &r);
     let initial_file = line("file: initial sync", &r, Some(floor));
+    let with_mirror = floor + mirror_floor(&doc);
+    let initial_file_mirror = r.wall.as_secs_f64() / with_mirror.as_secs_f64();
+    println!(
+        "{:<26} {:>8.2} s  floor {:>7.2} s  {initial_file_mirror:>6.2}x  (the floor with a binding and an item per object in SQLite)",
+        "file: initial, mirror",
+        r.wall.as_secs_f64(),
+        with_mirror.as_secs_f64()
+    );
+    let idle_floor_file = file_resync_floor(dir.path(), false);
     let r = sync(&config);
-    rss_max = rss_max.max(r.rss_mb);
-    line("file: idle resync", &r, Some(floor));
+    peaks.add("file idle", &r);
+    let idle_file = line("file: idle resync", &r, Some(idle_floor_file));
     let idle = r.wall;
     // The same run with every field from an expression ([mapping], issue 29):
     // the values come out the same, so it is idle too; its cost is the ratio.
@@ -280,8 +390,8 @@ fn main() {
     )
     .unwrap();
     let r = sync(&config);
-    rss_max = rss_max.max(r.rss_mb);
-    line("file: idle, [mapping]", &r, Some(floor));
+    peaks.add("file idle, mapping", &r);
+    line("file: idle, [mapping]", &r, Some(idle_floor_file));
     let mapping_ratio = r.wall.as_secs_f64() / idle.as_secs_f64();
     println!(
         "{:<26} {mapping_ratio:>8.2}x the fixed mapping's idle run ({:.2} s more per {n} users)",
@@ -294,12 +404,16 @@ fn main() {
         u["name"] = json!(format!("{} (changed)", u["name"].as_str().unwrap()));
     }
     std::fs::write(dir.path().join("org.json"), serde_json::to_vec_pretty(&changed).unwrap()).unwrap();
+    let changed_floor = file_resync_floor(dir.path(), true);
     let r = sync(&config);
-    line("file: 1 % changed", &r, Some(floor));
+    peaks.add("file 1 % changed", &r);
+    let changed_file = line("file: 1 % changed", &r, Some(changed_floor));
     std::fs::remove_dir_all(dir.path().join("state")).unwrap();
     let r = sync(&config);
-    line("file: re-bind, empty mirror", &r, Some(floor));
+    peaks.add("file re-bind", &r);
+    line("file: re-bind, empty mirror", &r, Some(idle_floor_file));
     println!("{:<26} {:>8.1} MB", "file: mirror on disk", mirror_mb(dir.path()));
+    drop(dir);
 
     // file -> SCIM
     let dir = tempfile::tempdir().unwrap();
@@ -311,34 +425,38 @@ fn main() {
     );
     let r = sync(&config);
     let initial_requests = server.requests();
-    rss_max = rss_max.max(r.rss_mb);
+    peaks.add("scim initial", &r);
     let floor = scim_floor(&doc, &initial_requests);
     let initial_scim = line("scim: initial sync", &r, Some(floor));
     println!("{:<26} {:?}", "scim: initial requests", initial_requests);
     let r = sync(&config);
     let idle_requests = server.requests();
-    rss_max = rss_max.max(r.rss_mb);
+    peaks.add("scim idle", &r);
     let (users_in, groups_in) = {
         let s = server.store.lock().unwrap();
         (s.users.iter().flatten().count(), s.groups.iter().flatten().count())
     };
-    let floor = idle_floor(&server, &idle_requests, users_in, groups_in);
+    let idle_floor_scim = idle_floor(&server, &idle_requests, users_in, groups_in);
     server.requests();
-    let idle_scim = line("scim: idle resync", &r, Some(floor));
+    let idle_scim = line("scim: idle resync", &r, Some(idle_floor_scim));
     println!("{:<26} {:?}", "scim: idle requests", idle_requests);
     std::fs::write(dir.path().join("org.json"), serde_json::to_vec_pretty(&changed).unwrap()).unwrap();
     let r = sync(&config);
-    line("scim: 1 % changed", &r, None);
-    println!("{:<26} {:?}", "scim: 1 % requests", server.requests());
+    peaks.add("scim 1 % changed", &r);
+    let changed_requests = server.requests();
+    let changed_run = r;
+    println!("{:<26} {:?}", "scim: 1 % requests", changed_requests);
     std::fs::remove_dir_all(dir.path().join("state")).unwrap();
     let r = sync(&config);
-    line("scim: re-bind, empty mirror", &r, None);
+    peaks.add("scim re-bind", &r);
+    line("scim: re-bind, empty mirror", &r, Some(idle_floor_scim));
     println!("{:<26} {:?}", "scim: re-bind requests", server.requests());
     let (cycled, groups_touched) = change_cycle(&changed);
     std::fs::write(dir.path().join("org.json"), serde_json::to_vec_pretty(&cycled).unwrap()).unwrap();
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}[policy.users]\ntarget_only = \"delete\"\n")).unwrap();
     let r = sync(&config);
+    peaks.add("scim change cycle", &r);
     line("scim: change cycle", &r, None);
     let cycle_requests = server.requests();
     let minimum = groups_touched + last_count(&config, "user.update.ok") + last_count(&config, "user.delete.ok");
@@ -352,7 +470,21 @@ fn main() {
         idle_requests.get("GET").copied().unwrap_or(0)
     );
     println!("{:<26} {:>8.1} MB", "scim: mirror on disk", mirror_mb(dir.path()));
+    // The 1 % changed run's floor: the idle reads and as many PATCH requests
+    // as it wrote, made last (they change the server's names).
+    let written: usize = changed_requests.iter().filter(|(m, _)| **m != "GET").map(|(_, n)| n).sum();
+    let ids: Vec<String> = {
+        let s = server.store.lock().unwrap();
+        let all: Vec<&str> = s.users.iter().flatten().filter_map(|u| u["id"].as_str()).collect();
+        (0..written).map(|k| all[(k * 100) % all.len()].to_owned()).collect()
+    };
+    let changed_floor = idle_floor_scim + patch_floor(&server, &ids);
+    let changed_scim = line("scim: 1 % changed", &changed_run, Some(changed_floor));
+    println!("{:<26} {}", "peak RSS per run (MB)", peaks.0.iter().map(|(w, mb)| format!("{w} {mb:.0}")).collect::<Vec<_>>().join(", "));
     println!(
-        "e2e: initial_file {initial_file:.2}x, initial_scim {initial_scim:.2}x, idle_scim {idle_scim:.2}x, mapping {mapping_ratio:.2}x, rss_mb {rss_max:.0}"
+        "e2e: users {n}, initial_file {initial_file:.2}x (mirror {initial_file_mirror:.2}x), idle_file {idle_file:.2}x, \
+         changed_file {changed_file:.2}x, initial_scim {initial_scim:.2}x, idle_scim {idle_scim:.2}x, changed_scim {changed_scim:.2}x, \
+         mapping {mapping_ratio:.2}x, rss_mb {:.0}",
+        peaks.max()
     );
 }
