@@ -195,6 +195,8 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let doc: Document = serde_json::from_slice(bytes)?;
     let mut snap = Snapshot::default();
+    snap.departments.reserve_exact(doc.departments.len());
+    snap.users.reserve_exact(doc.users.len());
     let mut seen = HashMap::new();
     for (i, raw) in doc.departments.into_iter().enumerate() {
         let d: DeptDto = match record(Kind::Department, "departments", i, raw) {

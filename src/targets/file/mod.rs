@@ -1,37 +1,75 @@
 //! Target `file`: the target-side directory as one JSON document
 //! (`{"departments": [...], "users": [...]}`, the model's `TargetSnapshot`),
 //! for the quickstart and for apps that import files. Operations change an
-//! in-memory copy; `flush` writes it atomically (temp file + rename), and
-//! only when something changed (an idle run leaves the file alone).
+//! in-memory copy, read when the first operation comes (an idle run holds
+//! the document once, in the plan's snapshot); `flush` writes it atomically
+//! (temp file + rename), and only when something changed (an idle run
+//! leaves the file alone).
 
 mod client;
 pub mod config;
 mod mapping;
 
 use super::{TResult, Target, TargetError};
-use crate::model::{TargetId, TargetSnapshot};
+use crate::model::{TargetId, TargetSnapshot, TargetUser};
 use crate::reconcile::{Field, remove_department, set_user_field};
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 #[derive(Debug)]
 pub struct FileTarget {
     path: PathBuf,
-    state: Mutex<TargetSnapshot>,
+    state: Mutex<Doc>,
     /// Changed since it was read (or there is no file yet).
     dirty: std::sync::atomic::AtomicBool,
 }
 
+/// The in-memory copy of the document, once an operation needs it.
+#[derive(Debug, Default)]
+struct Doc {
+    /// `None`: not read since `load` (what `load` read is the plan's).
+    snapshot: Option<TargetSnapshot>,
+    /// Where each user is in `snapshot.users` (built when first needed).
+    users: Option<FxHashMap<TargetId, usize>>,
+}
+
+impl Doc {
+    fn user(&mut self, id: &TargetId) -> Option<&mut TargetUser> {
+        let s = self.snapshot.as_mut()?;
+        let at = self.users.get_or_insert_with(|| s.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect());
+        at.get(id).copied().and_then(|i| s.users.get_mut(i))
+    }
+}
+
 impl FileTarget {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, state: Mutex::new(TargetSnapshot::default()), dirty: true.into() }
+        Self { path, state: Mutex::new(Doc { snapshot: Some(TargetSnapshot::default()), users: None }), dirty: true.into() }
     }
 
-    /// Change the in-memory copy.
-    fn with<T>(&self, f: impl FnOnce(&mut TargetSnapshot) -> T) -> Result<T, TargetError> {
-        let mut s = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
+    /// Change the in-memory copy (read from the file first if need be).
+    fn with_doc<T>(&self, f: impl FnOnce(&mut Doc) -> T) -> Result<T, TargetError> {
+        let mut d = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
+        if d.snapshot.is_none() {
+            d.snapshot = Some(client::read_now(&self.path)?);
+            d.users = None;
+        }
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(f(&mut s))
+        Ok(f(&mut d))
+    }
+
+    /// Change the in-memory copy's lists.
+    fn with<T>(&self, f: impl FnOnce(&mut TargetSnapshot) -> T) -> Result<T, TargetError> {
+        self.with_doc(|d| {
+            let s = d.snapshot.get_or_insert_with(TargetSnapshot::default);
+            let users = s.users.len();
+            let out = f(s);
+            // Users removed or reordered: the index is built again when needed.
+            if s.users.len() < users {
+                d.users = None;
+            }
+            out
+        })
     }
 }
 
@@ -55,7 +93,8 @@ impl Target for FileTarget {
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
             let snap = client::read(&self.path).await?;
-            self.with(|s| *s = snap.clone())?;
+            // Read again only if an operation comes: an idle run holds it once.
+            *self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))? = Doc::default();
             // As read: nothing to write unless an operation changes it (or there was no file).
             self.dirty.store(!tokio::fs::try_exists(&self.path).await.unwrap_or(false), std::sync::atomic::Ordering::Relaxed);
             Ok(snap)
@@ -67,7 +106,9 @@ impl Target for FileTarget {
             if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 return Ok(Vec::new());
             }
-            self.with(|s| client::write(&self.path, s))??;
+            let d = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
+            // Not read since the load: there was no file, and nothing came.
+            client::write(&self.path, d.snapshot.as_ref().unwrap_or(&TargetSnapshot::default()))?;
             Ok(Vec::new())
         })
     }
@@ -115,7 +156,13 @@ impl super::Operations for FileTarget {
         let super::UserCreate { spec, departments, manager } = op;
         Box::pin(async move {
             let id = mapping::new_id("u-");
-            self.with(|s| s.users.push(mapping::user(id.clone(), spec, departments, manager)))?;
+            self.with_doc(|d| {
+                let s = d.snapshot.get_or_insert_with(TargetSnapshot::default);
+                if let Some(at) = &mut d.users {
+                    at.insert(id.clone(), s.users.len());
+                }
+                s.users.push(mapping::user(id.clone(), spec, departments, manager));
+            })?;
             Ok(id)
         })
     }
@@ -123,7 +170,7 @@ impl super::Operations for FileTarget {
     fn update_user<'a>(&'a self, op: super::UserUpdate<'a>) -> TResult<'a, ()> {
         let super::UserUpdate { id, spec, changes, old_departments: _old_departments, departments, manager } = op;
         Box::pin(async move {
-            self.with(|s| match s.users.iter_mut().find(|u| &u.id == id) {
+            self.with_doc(|d| match d.user(id) {
                 Some(u) => {
                     for c in changes {
                         set_user_field(u, spec, c.field, departments, manager);
@@ -137,8 +184,8 @@ impl super::Operations for FileTarget {
 
     fn disable_user<'a>(&'a self, id: &'a TargetId) -> TResult<'a, ()> {
         Box::pin(async move {
-            self.with(|s| {
-                if let Some(u) = s.users.iter_mut().find(|u| &u.id == id) {
+            self.with_doc(|d| {
+                if let Some(u) = d.user(id) {
                     u.active = false;
                 }
             })

@@ -41,3 +41,46 @@ fn what_is_written_reads_back_and_an_idle_run_leaves_the_file_alone() {
         assert!(!path.with_extension("json.tmp").exists());
     });
 }
+
+/// A load keeps no copy of the document: the first change reads it again,
+/// and updates, disables, deletes and creates after it all land in it.
+#[test]
+fn changes_after_a_load_land_in_the_document_read_again() {
+    use crate::targets::UserUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("directory.json");
+    rt().block_on(async {
+        let t = FileTarget::new(path.clone());
+        t.load().await.unwrap();
+        let mut ids = Vec::new();
+        for n in ["ann", "bob", "cy"] {
+            let user = UserSpec { external_id: n.into(), username: Some(n.into()), active: true, ..UserSpec::default() };
+            ids.push(t.write(Write::CreateUser(UserCreate { spec: &user, departments: &[], manager: None })).await.unwrap().unwrap());
+        }
+        t.flush().await.unwrap();
+
+        // The next run: loaded, then changed.
+        assert_eq!(t.load().await.unwrap().users.len(), 3);
+        let renamed = UserSpec { external_id: "bob".into(), username: Some("robert".into()), active: true, ..UserSpec::default() };
+        let changes = [Change { field: Field::Username, from: Some("bob".into()), to: Some("robert".into()) }];
+        let update = UserUpdate { id: &ids[1], spec: &renamed, changes: &changes, old_departments: &[], departments: &[], manager: None };
+        t.write(Write::UpdateUser(update)).await.unwrap();
+        t.write(Write::DeleteUser(crate::targets::UserDelete { id: &ids[0], departments: &[] })).await.unwrap();
+        // After a delete the positions moved: the index is made again.
+        t.write(Write::DisableUser(&ids[2])).await.unwrap();
+        let dee = UserSpec { external_id: "dee".into(), username: Some("dee".into()), active: true, ..UserSpec::default() };
+        let new = t.write(Write::CreateUser(UserCreate { spec: &dee, departments: &[], manager: None })).await.unwrap().unwrap();
+        let changes = [Change { field: Field::Username, from: Some("dee".into()), to: Some("dora".into()) }];
+        let dora = UserSpec { username: Some("dora".into()), ..dee.clone() };
+        let update = UserUpdate { id: &new, spec: &dora, changes: &changes, old_departments: &[], departments: &[], manager: None };
+        t.write(Write::UpdateUser(update)).await.unwrap();
+        let missing = crate::model::TargetId::from("u-gone");
+        let update = UserUpdate { id: &missing, spec: &dora, changes: &changes, old_departments: &[], departments: &[], manager: None };
+        assert!(t.write(Write::UpdateUser(update)).await.is_err(), "an unknown id is an error, not a silent no-op");
+        t.flush().await.unwrap();
+
+        let read = FileTarget::new(path.clone()).load().await.unwrap();
+        let users: Vec<(&str, bool)> = read.users.iter().map(|u| (u.username.as_deref().unwrap(), u.active)).collect();
+        assert_eq!(users, [("robert", true), ("cy", false), ("dora", true)]);
+    });
+}
