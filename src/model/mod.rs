@@ -236,8 +236,8 @@ pub struct TargetSnapshot {
 /// Source id -> target id links, per kind, as kept in the mirror.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bindings {
-    pub departments: std::collections::HashMap<SourceId, TargetId>,
-    pub users: std::collections::HashMap<SourceId, TargetId>,
+    pub departments: rustc_hash::FxHashMap<SourceId, TargetId>,
+    pub users: rustc_hash::FxHashMap<SourceId, TargetId>,
     /// Users orgsync disabled under `disable_then_delete`, and when.
     pub disabled: std::collections::HashMap<TargetId, chrono::DateTime<chrono::Utc>>,
     /// Users deleted with a 2xx (a target that soft-deletes may still list
@@ -246,7 +246,7 @@ pub struct Bindings {
 }
 
 impl Bindings {
-    pub fn of_mut(&mut self, kind: Kind) -> &mut std::collections::HashMap<SourceId, TargetId> {
+    pub fn of_mut(&mut self, kind: Kind) -> &mut rustc_hash::FxHashMap<SourceId, TargetId> {
         match kind {
             Kind::Department => &mut self.departments,
             Kind::User => &mut self.users,

@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap as HashMap;
 pub(super) fn claim_unreadable(
     source: &Snapshot,
     kind: Kind,
-    bound: &std::collections::HashMap<SourceId, TargetId>,
+    bound: &HashMap<SourceId, TargetId>,
     tindex: &HashMap<&TargetId, usize>,
     by_ext: &HashMap<&str, Vec<usize>>,
     claimed: &mut [bool],
@@ -33,7 +33,7 @@ pub(super) fn claim_unreadable(
 pub(super) fn claim_unread(
     source: &Snapshot,
     kind: Kind,
-    bound: &std::collections::HashMap<SourceId, TargetId>,
+    bound: &HashMap<SourceId, TargetId>,
     tindex: &HashMap<&TargetId, usize>,
     claimed: &mut [bool],
 ) {
@@ -52,7 +52,7 @@ pub(super) fn claim_unread(
     }
 }
 
-pub(super) fn reverse(map: &std::collections::HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &SourceId> {
+pub(super) fn reverse(map: &HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &SourceId> {
     map.iter().map(|(s, t)| (t, s)).collect()
 }
 
@@ -62,7 +62,7 @@ pub(super) fn reverse(map: &std::collections::HashMap<SourceId, TargetId>) -> Ha
 pub(super) fn by_binding(
     kind: Kind,
     sources: &[&SourceId],
-    bound: &std::collections::HashMap<SourceId, TargetId>,
+    bound: &HashMap<SourceId, TargetId>,
     tindex: &HashMap<&TargetId, usize>,
     claimed: &mut [bool],
 ) -> (Vec<Option<usize>>, Vec<Op>) {

@@ -16,8 +16,8 @@ use crate::reconcile::retry;
 use crate::reconcile::unkept::{self, Sent, SentValue};
 use crate::targets::{DepartmentCreate, DepartmentUpdate, Target, TargetError, UserCreate, UserDelete, UserUpdate, Write};
 use futures::StreamExt;
+use rustc_hash::FxHashMap as HashMap;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
