@@ -233,7 +233,9 @@ pub enum Op {
     },
     CreateUser {
         source_id: SourceId,
-        spec: UserSpec,
+        /// Boxed: an `Op` is as large as its largest variant, and most
+        /// plans are binds.
+        spec: Box<UserSpec>,
         /// Said in the run item, e.g. that the user was created without a match key.
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
@@ -241,7 +243,7 @@ pub enum Op {
     UpdateUser {
         source_id: SourceId,
         target_id: TargetId,
-        spec: UserSpec,
+        spec: Box<UserSpec>,
         old_departments: Vec<TargetId>,
         changes: Vec<Change>,
     },
@@ -252,7 +254,7 @@ pub enum Op {
         source_id: SourceId,
         target_id: Option<TargetId>,
         /// The whole user as the create or update wrote it, `manager` set.
-        spec: UserSpec,
+        spec: Box<UserSpec>,
         /// The manager the target holds now.
         from: Option<TargetId>,
     },

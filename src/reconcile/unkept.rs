@@ -186,7 +186,7 @@ mod tests {
         Op::UpdateUser {
             source_id: SourceId::from(id),
             target_id: TargetId::from(id),
-            spec: UserSpec::default(),
+            spec: Box::default(),
             old_departments: vec![],
             changes: changes.iter().map(|(f, v)| Change { field: *f, from: None, to: Some((*v).to_owned()) }).collect(),
         }
@@ -222,7 +222,7 @@ mod tests {
         let set = |m: &str| Op::SetManager {
             source_id: SourceId::from("u1"),
             target_id: Some(TargetId::from("t1")),
-            spec: UserSpec { manager: Some(SourceId::from(m)), ..UserSpec::default() },
+            spec: Box::new(UserSpec { manager: Some(SourceId::from(m)), ..UserSpec::default() }),
             from: None,
         };
         let mut mem = memory(&[("u1", Field::Manager, "u0", Sent::Sent)]);
@@ -257,7 +257,7 @@ mod tests {
         let update = |from: &str| Op::UpdateUser {
             source_id: SourceId::from("u1"),
             target_id: TargetId::from("u1"),
-            spec: UserSpec::default(),
+            spec: Box::default(),
             old_departments: vec![],
             changes: vec![Change { field: Field::Departments, from: Some(from.into()), to: Some("Sales".into()) }],
         };

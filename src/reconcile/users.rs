@@ -316,7 +316,7 @@ fn diff(
         let later = |target_id: Option<TargetId>, spec: &UserSpec, from: Option<TargetId>| Op::SetManager {
             source_id: u.source_id.clone(),
             target_id,
-            spec: UserSpec { manager: u.manager_id.clone(), ..spec.clone() },
+            spec: Box::new(UserSpec { manager: u.manager_id.clone(), ..spec.clone() }),
             from,
         };
         if spec.departments.is_some() {
@@ -348,7 +348,7 @@ fn diff(
                     out.ops.push(Op::UpdateUser {
                         source_id: u.source_id.clone(),
                         target_id: tu.id.clone(),
-                        spec,
+                        spec: Box::new(spec),
                         old_departments: tu.departments.clone(),
                         changes,
                     });
@@ -415,7 +415,7 @@ fn source_only(u: &User, spec: UserSpec, up: &UserPolicy) -> Result<Option<Op>, 
     // A user who already left is not provisioned.
     if up.source_only == SourceOnly::CreateAndBind && u.active {
         let note = keyless.then(|| format!("created without a match key: {} is empty", keys()));
-        return Ok(Some(Op::CreateUser { source_id: u.source_id.clone(), spec, note }));
+        return Ok(Some(Op::CreateUser { source_id: u.source_id.clone(), spec: Box::new(spec), note }));
     }
     Ok(None)
 }
