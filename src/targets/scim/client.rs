@@ -197,6 +197,45 @@ impl Client {
         filter: Option<String>,
         mut take: impl FnMut(Value) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
+        self.list_pages(path, filter, |page| page.into_iter().try_for_each(&mut take)).await
+    }
+
+    /// [`Client::list_each`], each resource made into a `T` by `convert` on
+    /// a thread of its own while the next page is read, so that reading
+    /// and converting overlap (at most two pages wait for it). The first
+    /// resource `convert` refuses fails the list.
+    pub async fn list_converted<T: Send + 'static>(
+        &self,
+        path: &str,
+        filter: Option<String>,
+        convert: impl Fn(Value) -> Result<T, TargetError> + Send + 'static,
+    ) -> Result<Vec<T>, TargetError> {
+        let (pages, waiting) = std::sync::mpsc::sync_channel::<Vec<Value>>(2);
+        let worker = std::thread::Builder::new()
+            .name("orgsync-read".into())
+            .spawn(move || waiting.into_iter().flatten().map(convert).collect::<Result<Vec<T>, TargetError>>())
+            .map_err(|e| TargetError::Unexpected(format!("no thread to read {path} with: {e}")))?;
+        let listed = self
+            .list_pages(path, filter, |page| {
+                // Refused: the converter stopped at a resource it could not take (said below).
+                pages.send(page).map_err(|_| TargetError::Unexpected(format!("reading {path} stopped")))
+            })
+            .await;
+        drop(pages);
+        let converted = worker.join().map_err(|_| TargetError::Unexpected(format!("reading {path} failed")))?;
+        // The converter's error first: a refused send is its consequence.
+        let users = converted?;
+        listed?;
+        Ok(users)
+    }
+
+    /// The pages of [`Client::list_each`], each handed to `take` whole.
+    async fn list_pages(
+        &self,
+        path: &str,
+        filter: Option<String>,
+        mut take: impl FnMut(Vec<Value>) -> Result<(), TargetError>,
+    ) -> Result<(), TargetError> {
         let bad = |message: String| TargetError::Decode { method: "GET", path: path.to_owned(), message };
         let mut read = 0usize;
         let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -242,9 +281,7 @@ impl Client {
             }
             start += items.len();
             read += items.len();
-            for item in items {
-                take(item)?;
-            }
+            take(items)?;
             if read >= want {
                 return Ok(());
             }
@@ -305,6 +342,7 @@ fn strip_tags(html: &str) -> String {
 mod tests {
     use super::*;
     use crate::targets::scim::ScimAuth;
+    use serde_json::json;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -386,5 +424,58 @@ mod tests {
         assert!(d.chars().count() <= 201 && d.ends_with('…'), "{d}");
         assert_eq!(error_detail(b"plain text").as_deref(), Some("plain text"));
         assert_eq!(error_detail(b"  "), None);
+    }
+
+    /// A server paging `users` by `startIndex` and `count`.
+    async fn serve_pages(users: Vec<Value>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let users = users.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    loop {
+                        let Ok(n) = sock.read(&mut buf).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        let q = |k: &str| -> usize {
+                            head.split(['?', '&', ' ']).find_map(|p| p.strip_prefix(k)?.strip_prefix('=')?.parse().ok()).unwrap()
+                        };
+                        let (start, count) = (q("startIndex"), q("count"));
+                        let page: Vec<&Value> = users.iter().skip(start - 1).take(count).collect();
+                        let body = json!({"totalResults": users.len(), "startIndex": start, "Resources": page}).to_string();
+                        let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/v2")
+    }
+
+    fn id_of(v: Value) -> Result<String, TargetError> {
+        v["id"].as_str().map(str::to_owned).ok_or_else(|| TargetError::Unexpected(format!("no id: {v}")))
+    }
+
+    /// Converted on a thread of its own, page by page: every resource in
+    /// the order listed; the first one `convert` refuses is the error.
+    #[tokio::test]
+    async fn a_list_converted_beside_the_reading_keeps_the_order_and_the_first_refusal() {
+        let users: Vec<Value> = (0..25).map(|i| json!({"id": format!("u{i}")})).collect();
+        let base = serve_pages(users.clone()).await;
+        let ids = client(&base).list_converted("/Users", None, id_of).await.unwrap();
+        assert_eq!(ids, (0..25).map(|i| format!("u{i}")).collect::<Vec<_>>());
+
+        let mut broken = users;
+        broken[16] = json!({"userName": "no id"});
+        let base = serve_pages(broken).await;
+        let e = client(&base).list_converted("/Users", None, id_of).await.unwrap_err();
+        assert!(e.to_string().contains("no id"), "{e}");
     }
 }

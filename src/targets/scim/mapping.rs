@@ -47,7 +47,8 @@ fn at_path(v: &Value, path: &str) -> Option<String> {
 /// A listed User as the model sees it; `extras` are the extra attributes'
 /// (name, path).
 pub fn user_from(v: &Value, extras: &[(String, String)]) -> Option<TargetUser> {
-    let ent = v.get(ENTERPRISE).cloned().unwrap_or(Value::Null);
+    static NONE: Value = Value::Null;
+    let ent = v.get(ENTERPRISE).unwrap_or(&NONE);
     Some(TargetUser {
         id: TargetId(s(v, "id")?),
         external_id: s(v, "externalId"),
@@ -55,10 +56,10 @@ pub fn user_from(v: &Value, extras: &[(String, String)]) -> Option<TargetUser> {
         name: s(v, "displayName").or_else(|| v.get("name").and_then(|n| s(n, "formatted"))),
         email: pick(v, "emails", "work"),
         mobile: pick(v, "phoneNumbers", "mobile"),
-        employee_no: s(&ent, "employeeNumber"),
+        employee_no: s(ent, "employeeNumber"),
         nickname: s(v, "nickName"),
         title: s(v, "title"),
-        department: s(&ent, "department"),
+        department: s(ent, "department"),
         departments: Vec::new(),
         active: v.get("active").and_then(Value::as_bool).unwrap_or(true),
         manager: ent.get("manager").and_then(|m| s(m, "value")).map(TargetId),

@@ -273,8 +273,12 @@ impl ScimTarget {
         Ok(d)
     }
 
+    fn user(v: Value, extras: &[(String, String)]) -> Result<crate::model::TargetUser, TargetError> {
+        mapping::user_from(&v, extras).ok_or_else(|| decode_error("/Users", "a User without an id"))
+    }
+
     fn take_user(users: &mut Vec<crate::model::TargetUser>, v: Value, extras: &[(String, String)]) -> Result<(), TargetError> {
-        users.push(mapping::user_from(&v, extras).ok_or_else(|| decode_error("/Users", "a User without an id"))?);
+        users.push(Self::user(v, extras)?);
         Ok(())
     }
 
@@ -629,10 +633,10 @@ impl Target for ScimTarget {
     fn load(&self) -> TResult<'_, TargetSnapshot> {
         Box::pin(async move {
             let extras = self.discovered().await?.extras;
-            let mut users = Vec::new();
             // Each resource is read into what the snapshot needs as its page
-            // arrives: 100,000 users are never held as JSON at once.
-            self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v, &extras)).await?;
+            // arrives (100,000 users are never held as JSON at once), while
+            // the next page is read.
+            let users = self.client.list_converted("/Users", None, move |v| Self::user(v, &extras)).await?;
             self.loaded(users).await
         })
     }
@@ -649,8 +653,7 @@ impl Target for ScimTarget {
             let d = self.discovered().await?;
             let extras = d.extras;
             if !d.filter {
-                let mut users = Vec::new();
-                self.client.list_each("/Users", None, |v| Self::take_user(&mut users, v, &extras)).await?;
+                let users = self.client.list_converted("/Users", None, move |v| Self::user(v, &extras)).await?;
                 return self.loaded(users).await;
             }
             let mut users = Vec::new();
