@@ -5,8 +5,8 @@ use crate::model::TargetSnapshot;
 use crate::targets::TargetError;
 use std::path::Path;
 
-/// The document at `path`; none yet is an empty directory.
-pub(super) async fn read(path: &Path) -> Result<TargetSnapshot, TargetError> {
+/// The document at `path`; `None`: there is none yet.
+pub(super) async fn read(path: &Path) -> Result<Option<TargetSnapshot>, TargetError> {
     let owned = path.to_owned();
     tokio::task::spawn_blocking(move || read_now(&owned))
         .await
@@ -16,11 +16,12 @@ pub(super) async fn read(path: &Path) -> Result<TargetSnapshot, TargetError> {
 /// [`read`], on this thread (an operation's first change). Parsed as it
 /// is read: the document (42 MB at 100,000 users) is never in memory as
 /// text beside the records made from it.
-pub(super) fn read_now(path: &Path) -> Result<TargetSnapshot, TargetError> {
+pub(super) fn read_now(path: &Path) -> Result<Option<TargetSnapshot>, TargetError> {
     match std::fs::File::open(path) {
         Ok(f) => serde_json::from_reader(std::io::BufReader::with_capacity(1 << 16, f))
+            .map(Some)
             .map_err(|e| TargetError::InvalidFile { path: path.to_owned(), message: e.to_string() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TargetSnapshot::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(TargetError::Io { path: path.to_owned(), source }),
     }
 }

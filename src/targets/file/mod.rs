@@ -51,7 +51,7 @@ impl FileTarget {
     fn with_doc<T>(&self, f: impl FnOnce(&mut Doc) -> T) -> Result<T, TargetError> {
         let mut d = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
         if d.snapshot.is_none() {
-            d.snapshot = Some(client::read_now(&self.path)?);
+            d.snapshot = Some(client::read_now(&self.path)?.unwrap_or_default());
             d.users = None;
         }
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -96,8 +96,8 @@ impl Target for FileTarget {
             // Read again only if an operation comes: an idle run holds it once.
             *self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))? = Doc::default();
             // As read: nothing to write unless an operation changes it (or there was no file).
-            self.dirty.store(!tokio::fs::try_exists(&self.path).await.unwrap_or(false), std::sync::atomic::Ordering::Relaxed);
-            Ok(snap)
+            self.dirty.store(snap.is_none(), std::sync::atomic::Ordering::Relaxed);
+            Ok(snap.unwrap_or_default())
         })
     }
 
@@ -107,8 +107,17 @@ impl Target for FileTarget {
                 return Ok(Vec::new());
             }
             let d = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
-            // Not read since the load: there was no file, and nothing came.
-            client::write(&self.path, d.snapshot.as_ref().unwrap_or(&TargetSnapshot::default()))?;
+            match &d.snapshot {
+                Some(s) => client::write(&self.path, s)?,
+                // Not read since the load: there was no file then and no
+                // change came. An empty directory is written, never over a
+                // document that appeared since.
+                None => {
+                    if matches!(std::fs::metadata(&self.path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+                        client::write(&self.path, &TargetSnapshot::default())?;
+                    }
+                }
+            }
             Ok(Vec::new())
         })
     }

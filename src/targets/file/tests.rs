@@ -84,3 +84,27 @@ fn changes_after_a_load_land_in_the_document_read_again() {
         assert_eq!(users, [("robert", true), ("cy", false), ("dora", true)]);
     });
 }
+
+/// A flush after a load that found no file and no change writes an empty
+/// directory, but never over a document that appeared since.
+#[test]
+fn a_flush_never_writes_an_empty_directory_over_a_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("directory.json");
+    rt().block_on(async {
+        let t = FileTarget::new(path.clone());
+        assert_eq!(t.load().await.unwrap(), TargetSnapshot::default());
+        let other = FileTarget::new(path.clone());
+        let user = UserSpec { external_id: "u1".into(), username: Some("ann".into()), active: true, ..UserSpec::default() };
+        other.write(Write::CreateUser(UserCreate { spec: &user, departments: &[], manager: None })).await.unwrap();
+        other.flush().await.unwrap();
+        t.flush().await.unwrap();
+        assert_eq!(FileTarget::new(path.clone()).load().await.unwrap().users.len(), 1, "the document that appeared is kept");
+
+        let empty = dir.path().join("empty.json");
+        let t = FileTarget::new(empty.clone());
+        t.load().await.unwrap();
+        t.flush().await.unwrap();
+        assert!(empty.exists(), "no file and no change: an empty directory is written");
+    });
+}
