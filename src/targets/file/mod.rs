@@ -28,15 +28,18 @@ pub struct FileTarget {
 /// The in-memory copy of the document, once an operation needs it.
 #[derive(Debug, Default)]
 struct Doc {
-    /// `None`: not read since `load` (what `load` read is the plan's).
-    snapshot: Option<TargetSnapshot>,
-    /// Where each user is in `snapshot.users` (built when first needed).
+    /// `snapshot` holds the document: false since `load` (what `load`
+    /// read is the plan's) until an operation comes.
+    read: bool,
+    snapshot: TargetSnapshot,
+    /// Where each user is in `snapshot.users` (built when first needed,
+    /// dropped when users are removed).
     users: Option<FxHashMap<TargetId, usize>>,
 }
 
 impl Doc {
     fn user(&mut self, id: &TargetId) -> Option<&mut TargetUser> {
-        let s = self.snapshot.as_mut()?;
+        let s = &mut self.snapshot;
         let at = self.users.get_or_insert_with(|| s.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect());
         at.get(id).copied().and_then(|i| s.users.get_mut(i))
     }
@@ -44,32 +47,22 @@ impl Doc {
 
 impl FileTarget {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, state: Mutex::new(Doc { snapshot: Some(TargetSnapshot::default()), users: None }), dirty: true.into() }
+        Self { path, state: Mutex::new(Doc { read: true, ..Doc::default() }), dirty: true.into() }
     }
 
     /// Change the in-memory copy (read from the file first if need be).
     fn with_doc<T>(&self, f: impl FnOnce(&mut Doc) -> T) -> Result<T, TargetError> {
         let mut d = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
-        if d.snapshot.is_none() {
-            d.snapshot = Some(client::read_now(&self.path)?.unwrap_or_default());
-            d.users = None;
+        if !d.read {
+            *d = Doc { read: true, snapshot: client::read_now(&self.path)?.unwrap_or_default(), users: None };
         }
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(f(&mut d))
     }
 
-    /// Change the in-memory copy's lists.
+    /// Change the in-memory copy's lists (no user moves).
     fn with<T>(&self, f: impl FnOnce(&mut TargetSnapshot) -> T) -> Result<T, TargetError> {
-        self.with_doc(|d| {
-            let s = d.snapshot.get_or_insert_with(TargetSnapshot::default);
-            let users = s.users.len();
-            let out = f(s);
-            // Users removed or reordered: the index is built again when needed.
-            if s.users.len() < users {
-                d.users = None;
-            }
-            out
-        })
+        self.with_doc(|d| f(&mut d.snapshot))
     }
 }
 
@@ -107,16 +100,12 @@ impl Target for FileTarget {
                 return Ok(Vec::new());
             }
             let d = self.state.lock().map_err(|_| TargetError::Unexpected("file target state poisoned".into()))?;
-            match &d.snapshot {
-                Some(s) => client::write(&self.path, s)?,
-                // Not read since the load: there was no file then and no
-                // change came. An empty directory is written, never over a
-                // document that appeared since.
-                None => {
-                    if matches!(std::fs::metadata(&self.path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
-                        client::write(&self.path, &TargetSnapshot::default())?;
-                    }
-                }
+            // Not read since the load: there was no file then and no change
+            // came. An empty directory is written, never over a document
+            // that appeared since.
+            let appeared = !d.read && !matches!(std::fs::metadata(&self.path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+            if !appeared {
+                client::write(&self.path, &d.snapshot)?;
             }
             Ok(Vec::new())
         })
@@ -166,11 +155,10 @@ impl super::Operations for FileTarget {
         Box::pin(async move {
             let id = mapping::new_id("u-");
             self.with_doc(|d| {
-                let s = d.snapshot.get_or_insert_with(TargetSnapshot::default);
                 if let Some(at) = &mut d.users {
-                    at.insert(id.clone(), s.users.len());
+                    at.insert(id.clone(), d.snapshot.users.len());
                 }
-                s.users.push(mapping::user(id.clone(), spec, departments, manager));
+                d.snapshot.users.push(mapping::user(id.clone(), spec, departments, manager));
             })?;
             Ok(id)
         })
@@ -204,7 +192,13 @@ impl super::Operations for FileTarget {
     // Membership lives on the user here: it goes with it.
     fn delete_user<'a>(&'a self, op: super::UserDelete<'a>) -> TResult<'a, ()> {
         let super::UserDelete { id, departments: _departments } = op;
-        Box::pin(async move { self.with(|s| s.users.retain(|u| &u.id != id)) })
+        Box::pin(async move {
+            self.with_doc(|d| {
+                d.snapshot.users.retain(|u| &u.id != id);
+                // The users after it moved: the index is built again when needed.
+                d.users = None;
+            })
+        })
     }
 }
 
