@@ -322,9 +322,11 @@ fn diff(state: &DeptState<'_>, m: &Matched, target: &TargetSnapshot, policy: &Po
             leader_accounts: vec![],
         };
         match state.res[i] {
-            DeptRes::Created => {
-                out.creates.push(Op::CreateDepartment { source_id: d.source_id.clone(), spec: spec(), depth: state.depth[i].unwrap_or(0) })
-            }
+            DeptRes::Created => out.creates.push(Op::CreateDepartment {
+                source_id: d.source_id.clone(),
+                spec: Box::new(spec()),
+                depth: state.depth[i].unwrap_or(0),
+            }),
             DeptRes::Matched(t) => {
                 let td = &target.departments[t];
                 if is_protected_dept(td, &policy.departments.protected) {
@@ -343,7 +345,7 @@ fn diff(state: &DeptState<'_>, m: &Matched, target: &TargetSnapshot, policy: &Po
                     out.updates.push(Op::UpdateDepartment {
                         source_id: d.source_id.clone(),
                         target_id: td.id.clone(),
-                        spec: spec(),
+                        spec: Box::new(spec()),
                         old_parent: td.parent.clone(),
                         changes,
                     });

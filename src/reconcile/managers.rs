@@ -208,7 +208,7 @@ pub(super) fn leaders(
             leader_accounts: accounts,
         };
         let from = (!have.is_empty()).then(|| have.iter().map(TargetId::as_str).collect::<Vec<_>>().join(","));
-        ops.push(Op::SetLeaders { source_id: d.source_id.clone(), target_id, spec, from });
+        ops.push(Op::SetLeaders { source_id: d.source_id.clone(), target_id, spec: Box::new(spec), from });
     }
     ops
 }

@@ -141,7 +141,7 @@ mod tests {
     fn create(id: &str) -> Op {
         Op::CreateDepartment {
             source_id: id.into(),
-            spec: DeptSpec { external_id: id.into(), name: id.into(), parent: None, leaders: vec![], leader_accounts: vec![] },
+            spec: Box::new(DeptSpec { external_id: id.into(), name: id.into(), parent: None, leaders: vec![], leader_accounts: vec![] }),
             depth: 0,
         }
     }

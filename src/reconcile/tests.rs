@@ -317,7 +317,8 @@ proptest! {
             }
         }
         for (i, op) in p.ops.iter().enumerate() {
-            if let Op::CreateDepartment { spec: DeptSpec { parent: Some(parent), .. }, .. } = op
+            if let Op::CreateDepartment { spec, .. } = op
+                && let Some(parent) = &spec.parent
                 && let Some(&pi) = created.get(parent)
             {
                 prop_assert!(pi < i, "child create {i} before parent create {pi}");
