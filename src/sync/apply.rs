@@ -287,8 +287,8 @@ impl Ctx<'_> {
     }
 
     /// Do one op; what became of it is recorded by [`Ctx::record`].
-    async fn one<'o>(&self, op: &'o Op) -> Done<'o> {
-        let not_attempted = |error: Option<&str>| Done {
+    async fn one(&self, op: Op) -> Done {
+        let not_attempted = |op, error: Option<&str>| Done {
             op,
             applied: Applied::NotAttempted,
             created: None,
@@ -299,22 +299,22 @@ impl Ctx<'_> {
         };
         const UNREACHABLE: &str = "not attempted: the target is unreachable";
         if self.stop.is_cancelled() {
-            return not_attempted(None);
+            return not_attempted(op, None);
         }
         if self.dead.is_cancelled() {
-            return not_attempted(Some(UNREACHABLE));
+            return not_attempted(op, Some(UNREACHABLE));
         }
-        if let Some(why) = self.waits(op) {
-            return not_attempted(Some(&why));
+        if let Some(why) = self.waits(&op) {
+            return not_attempted(op, Some(&why));
         }
         // The grace period is a hard deadline: an operation still in flight
         // at its end is dropped (a create whose answer was lost is found
         // again by externalId on the next run). So is one still retrying
         // once the target is judged unreachable.
         let result = tokio::select! {
-            r = self.run(op) => r,
-            _ = self.abandon.cancelled() => return not_attempted(Some("abandoned in flight: the grace period ended")),
-            _ = self.dead.cancelled() => return not_attempted(Some(UNREACHABLE)),
+            r = self.run(&op) => r,
+            _ = self.abandon.cancelled() => return not_attempted(op, Some("abandoned in flight: the grace period ended")),
+            _ = self.dead.cancelled() => return not_attempted(op, Some(UNREACHABLE)),
         };
         self.judge_reach(&result);
         let refused: Vec<Field> = match &result {
@@ -325,23 +325,16 @@ impl Ctx<'_> {
             Ok((Some(id), _)) => Some(id),
             _ => None,
         };
-        let sent = self.sent(op, result.is_ok(), &refused, created);
+        let sent = self.sent(&op, result.is_ok(), &refused, created);
+        let changes = changes_json(&op);
         match result {
-            Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent, changes: changes_json(op) },
+            Ok((created, change)) => Done { op, applied: Applied::Ok, created, change, error: None, sent, changes },
             Err(e) => {
                 tracing::warn!(run = %self.run, kind = %op.kind(), op = %op.verb(), source_id = ?op.source_id().map(SourceId::as_str), error = %e, "Operation failed");
                 // Refused: the target took the rest of the update (or nothing
                 // else was in it) and named what it will not take.
                 let applied = if refused.is_empty() { Applied::Failed } else { Applied::Refused };
-                Done {
-                    op,
-                    applied,
-                    created: None,
-                    change: BindingChange::None,
-                    error: Some(e.to_string()),
-                    sent,
-                    changes: changes_json(op),
-                }
+                Done { op, applied, created: None, change: BindingChange::None, error: Some(e.to_string()), sent, changes }
             }
         }
     }
@@ -363,14 +356,14 @@ impl Ctx<'_> {
     }
 
     /// Commit outcomes to the mirror in one transaction, and count them.
-    fn record(&self, done: &mut Vec<Done<'_>>) -> Result<(), MirrorError> {
+    fn record(&self, done: &mut Vec<Done>) -> Result<(), MirrorError> {
         if done.is_empty() {
             return Ok(());
         }
         let batch: Vec<Recorded<'_>> = done
             .iter_mut()
             .map(|d| {
-                let op = d.op;
+                let op = &d.op;
                 let outcome = match d.applied {
                     Applied::Ok => crate::reconcile::Outcome::Ok,
                     Applied::Refused => crate::reconcile::Outcome::Refused,
@@ -404,8 +397,8 @@ impl Ctx<'_> {
 }
 
 /// One operation done (or not attempted), waiting to be recorded.
-struct Done<'o> {
-    op: &'o Op,
+struct Done {
+    op: Op,
     applied: Applied,
     created: Option<TargetId>,
     change: BindingChange,
@@ -416,22 +409,30 @@ struct Done<'o> {
 }
 
 /// A value as the run log shows it: long ones cut.
-fn shown(v: &Option<String>) -> serde_json::Value {
+fn shown(v: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
     match v {
-        None => serde_json::Value::Null,
-        Some(s) if s.chars().count() > 120 => serde_json::Value::String(format!("{}…", s.chars().take(120).collect::<String>())),
-        Some(s) => serde_json::Value::String(s.clone()),
+        None => None,
+        Some(s) if s.chars().count() > 120 => Some(format!("{}…", s.chars().take(120).collect::<String>()).into()),
+        Some(s) => Some(s.as_str().into()),
     }
 }
 
-/// An op's changes as the run log keeps them: `[{"field", "from", "to"}]`.
+/// One change as the run log keeps it.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    field: &'static str,
+    from: Option<std::borrow::Cow<'a, str>>,
+    to: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// An op's changes as the run log keeps it: `[{"field", "from", "to"}]`,
+/// written straight from the changes (no JSON tree per item).
 fn changes_json(op: &Op) -> Option<String> {
     let changes = op.changes();
     if changes.is_empty() {
         return None;
     }
-    let list: Vec<serde_json::Value> =
-        changes.iter().map(|c| serde_json::json!({"field": c.field.as_str(), "from": shown(&c.from), "to": shown(&c.to)})).collect();
+    let list: Vec<Shown<'_>> = changes.iter().map(|c| Shown { field: c.field.as_str(), from: shown(&c.from), to: shown(&c.to) }).collect();
     serde_json::to_string(&list).ok()
 }
 
@@ -482,7 +483,7 @@ const BATCH: usize = 2000;
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub async fn apply(
-    plan: &crate::reconcile::Plan,
+    mut ops: Vec<Op>,
     target: &dyn Target,
     mirror: &Mirror,
     run: RunId,
@@ -504,30 +505,31 @@ pub async fn apply(
         dead: CancellationToken::new(),
     };
     let mut outcome = Outcome::default();
-    let ops = &plan.ops;
-    let mut start = 0;
     let mut flushed = false;
-    while start < ops.len() {
-        let phase = ops[start].phase();
+    // Each phase's operations are taken out of the plan, and each is
+    // dropped once recorded: a run's memory does not hold every create's
+    // spec beside the accounts made from them.
+    while let Some(first) = ops.first() {
+        let phase = first.phase();
         if phase.0 >= REMOVALS && !flushed && !ctx.dead.is_cancelled() && !stop.is_cancelled() {
             // The leavers' departures ride in the groups' membership batches.
             flushed = true;
-            outcome.deferred = ctx.flush_before_removals(&ops[start..]).await;
+            outcome.deferred = ctx.flush_before_removals(&ops).await;
             if outcome.deferred.is_err() {
                 break;
             }
         }
-        let end = ops[start..].iter().position(|o| o.phase() != phase).map_or(ops.len(), |p| start + p);
-        let mut done = futures::stream::iter(&ops[start..end]).map(|op| ctx.one(op)).buffer_unordered(concurrency.max(1));
-        let mut pending: Vec<Done<'_>> = Vec::new();
+        let end = ops.iter().position(|o| o.phase() != phase).unwrap_or(ops.len());
+        let mut done = futures::stream::iter(ops.drain(..end)).map(|op| ctx.one(op)).buffer_unordered(concurrency.max(1));
+        let mut pending: Vec<Done> = Vec::new();
         let mut since = std::time::Instant::now();
         while let Some(d) = done.next().await {
             // What `reconcile::retry` judges: failures, and successes of objects that had failed.
             let failed = matches!(d.applied, Applied::Failed);
-            if let Some(k) = retry::key(d.op).filter(|k| failed || (d.applied != Applied::NotAttempted && watched.contains_key(k))) {
+            if let Some(k) = retry::key(&d.op).filter(|k| failed || (d.applied != Applied::NotAttempted && watched.contains_key(k))) {
                 outcome.results.push((k, failed.then(|| d.error.clone().unwrap_or_default())));
             }
-            match (d.applied, d.op) {
+            match (d.applied, &d.op) {
                 (Applied::NotAttempted, _) => outcome.not_attempted += 1,
                 // Bind/unbind touch only the mirror: they are not target writes.
                 (_, op) if op.mirror_only() => {}
@@ -545,8 +547,46 @@ pub async fn apply(
             }
         }
         ctx.record(&mut pending)?;
-        start = end;
     }
     outcome.unreachable = ctx.dead.is_cancelled().then_some(unreachable_after.unwrap_or_default() as u64);
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod changes_tests {
+    use super::*;
+    use crate::reconcile::{Change, Field, UserSpec};
+
+    /// The run log's changes: each field with its old and new value, null
+    /// for none, values past 120 characters cut (by character, not byte).
+    #[test]
+    fn changes_are_kept_as_json_with_long_values_cut() {
+        let long = "名".repeat(130);
+        let op = Op::UpdateUser {
+            source_id: "u1".into(),
+            target_id: "t1".into(),
+            spec: Box::default(),
+            old_departments: vec![],
+            changes: vec![
+                Change { field: Field::Name, from: None, to: Some("Zhang \"San\"".into()) },
+                Change { field: Field::Title, from: Some(long.clone()), to: None },
+            ],
+        };
+        let json: serde_json::Value = serde_json::from_str(&changes_json(&op).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"field": "name", "from": null, "to": "Zhang \"San\""},
+                {"field": "title", "from": format!("{}…", "名".repeat(120)), "to": null},
+            ])
+        );
+        let none = Op::UpdateUser {
+            source_id: "u1".into(),
+            target_id: "t1".into(),
+            spec: Box::<UserSpec>::default(),
+            old_departments: vec![],
+            changes: vec![],
+        };
+        assert_eq!(changes_json(&none), None);
+    }
 }

@@ -606,13 +606,29 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let kept = mirror.source_state(source.kind())?;
-    let bindings = mirror.bindings()?;
-    let (fetched, current) = tokio::select! {
-        r = read_both(source, target, kept, policy, scope, only.map(|o| (o, &bindings))) => match r {
-            Ok(v) => v,
-            Err(why) => return recording.fail(why),
-        },
-        _ = stop.cancelled() => return recording.stopped(),
+    let (bindings, read) = match only {
+        Some(o) => {
+            let bindings = mirror.bindings()?;
+            let read = until_stopped(stop, read_both(source, target, kept, policy, scope, Some((o, &bindings)))).await;
+            (bindings, read)
+        }
+        None => {
+            // The reads start first: the bindings load while the documents
+            // parse on threads of their own, or the first pages come.
+            let mut reads = std::pin::pin!(read_both(source, target, kept, policy, scope, None));
+            let first = futures::poll!(reads.as_mut());
+            let bindings = mirror.bindings()?;
+            let read = match first {
+                std::task::Poll::Ready(r) => Some(r),
+                std::task::Poll::Pending => until_stopped(stop, reads).await,
+            };
+            (bindings, read)
+        }
+    };
+    let (fetched, current) = match read {
+        Some(Ok(v)) => v,
+        Some(Err(why)) => return recording.fail(why),
+        None => return recording.stopped(),
     };
     // The source's view is complete: what it keeps for its next fetch is
     // kept now (the plan below compares with the target, so a run that
@@ -627,7 +643,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     }
     let history = history(mirror)?;
     let mut current = current;
-    let reconcile::Planned { plan, memory, held } = match only {
+    let reconcile::Planned { mut plan, memory, held } = match only {
         Some(o) => {
             let inputs = OnDemand { snapshot: &snapshot, bindings: &bindings, history: &history, policy, options, only: o };
             match on_demand_plan(target, &mut current, &inputs).await {
@@ -661,11 +677,15 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         warn!(run = %run_id, "{g}");
     }
     record_items(mirror, run_id, &plan)?;
+    // The plan holds what the apply needs: both directories go before it
+    // starts (at 100,000 users, the target's grows back as it is written).
+    let counts = sides(&snapshot, &current);
+    drop((snapshot, current));
 
     let abandon = abandon_after(stop, grace);
     let _timer = abandon.clone().drop_guard();
     let mut outcome = apply::apply(
-        &plan,
+        std::mem::take(&mut plan.ops),
         target,
         mirror,
         run_id,
@@ -697,7 +717,7 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
     metrics::gauge!(telemetry::m::QUARANTINED).set(quarantined as f64);
     // Objects read by id say nothing of the source's size.
     if only.is_none() {
-        record_objects(mirror, run_id, &snapshot, &current)?;
+        record_objects(mirror, run_id, counts)?;
     }
 
     let (status, message) = verdict(&plan, &outcome, &retried, policy, run_id);
@@ -716,6 +736,14 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         "Sync run finished"
     );
     Ok(record)
+}
+
+/// `work`'s result, or none when `stop` fires first.
+async fn until_stopped<T>(stop: &CancellationToken, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        r = work => Some(r),
+        _ = stop.cancelled() => None,
+    }
 }
 
 /// Both reads at once (neither writes): the source's parse and the
@@ -821,21 +849,16 @@ fn record_items(mirror: &Mirror, run_id: RunId, plan: &Plan) -> Result<(), Mirro
 }
 
 /// What the run saw on each side and bound, recorded with it and as gauges.
-fn record_objects(
-    mirror: &Mirror,
-    run_id: RunId,
-    snapshot: &crate::model::Snapshot,
-    current: &crate::model::TargetSnapshot,
-) -> Result<(), MirrorError> {
+/// Users and departments on each side, the bound ones counted later.
+fn sides(snapshot: &crate::model::Snapshot, current: &crate::model::TargetSnapshot) -> (Sides, Sides) {
+    let side = |source: usize, target: usize| Sides { source: source as u64, target: target as u64, bound: 0 };
+    (side(snapshot.users.len(), current.users.len()), side(snapshot.departments.len(), current.departments.len()))
+}
+
+fn record_objects(mirror: &Mirror, run_id: RunId, (users, departments): (Sides, Sides)) -> Result<(), MirrorError> {
     let (bound_users, bound_departments) = mirror.binding_counts()?;
-    let objects = ObjectCounts {
-        users: Sides { source: snapshot.users.len() as u64, target: current.users.len() as u64, bound: bound_users },
-        departments: Sides {
-            source: snapshot.departments.len() as u64,
-            target: current.departments.len() as u64,
-            bound: bound_departments,
-        },
-    };
+    let objects =
+        ObjectCounts { users: Sides { bound: bound_users, ..users }, departments: Sides { bound: bound_departments, ..departments } };
     mirror.set_objects(run_id, &objects)?;
     for (kind, sides) in [("user", objects.users), ("department", objects.departments)] {
         for (side, n) in [("source", sides.source), ("target", sides.target), ("bound", sides.bound)] {
