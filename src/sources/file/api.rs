@@ -13,15 +13,6 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Document<'a> {
-    #[serde(default, borrow)]
-    departments: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    users: Vec<&'a RawValue>,
-}
-
 /// The records `only` names, as the document has them (for `explain`).
 pub fn records(bytes: &[u8], only: &crate::reconcile::only::Only) -> std::collections::BTreeMap<(Kind, SourceId), serde_json::Value> {
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
@@ -178,35 +169,28 @@ fn record<T: DeserializeOwned>(kind: Kind, list: &str, index: usize, raw: &RawVa
     })
 }
 
-/// Parse and check a document. Errors name the offending entry.
-#[cfg(test)]
-pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
-    parse_mapped(bytes, &crate::mapping::Mapping::default())
+/// The document's records as they are read, each mapped at once.
+struct Records<'m> {
+    mapping: &'m crate::mapping::Mapping,
+    snap: Snapshot,
+    /// Ids seen so far, departments' and users'.
+    seen: [HashMap<SourceId, usize>; 2],
+    /// What failed the whole document (a duplicate id), beside the JSON error that stopped the read.
+    failed: Option<FormatError>,
 }
 
-/// A record as JSON, for `[mapping]`'s expressions (only when it has some).
-fn as_value(mapping: &crate::mapping::Mapping, raw: &RawValue) -> serde_json::Value {
-    if mapping.is_empty() { serde_json::Value::Null } else { serde_json::from_str(raw.get()).unwrap_or_default() }
-}
-
-/// [`parse`], with the fields `mapping` sets.
-pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
-    // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let doc: Document = serde_json::from_slice(bytes)?;
-    let mut snap = Snapshot::default();
-    snap.departments.reserve_exact(doc.departments.len());
-    snap.users.reserve_exact(doc.users.len());
-    let mut seen = HashMap::new();
-    for (i, raw) in doc.departments.into_iter().enumerate() {
+impl Records<'_> {
+    fn department(&mut self, i: usize, raw: &RawValue) -> Result<(), FormatError> {
         let d: DeptDto = match record(Kind::Department, "departments", i, raw) {
             Ok(d) => d,
             Err(u) => {
-                snap.unreadable.push(u);
-                continue;
+                self.snap.unreadable.push(u);
+                return Ok(());
             }
         };
-        let Some(source_id) = readable_id(Kind::Department, "departments", i, d.id, &mut seen, &mut snap.unreadable)? else { continue };
+        let Some(source_id) = readable_id(Kind::Department, "departments", i, d.id, &mut self.seen[0], &mut self.snap.unreadable)? else {
+            return Ok(());
+        };
         let department = Department {
             source_id,
             parent_id: d.parent_id.map(IdValue::into_id).filter(|p| !p.as_str().is_empty()),
@@ -214,21 +198,24 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             order: d.order,
             leader_ids: d.leader_ids.into_iter().map(IdValue::into_id).collect(),
         };
-        match crate::sources::mapped_department(mapping, as_value(mapping, raw), Ok(department)) {
-            Ok(d) => snap.departments.push(d),
-            Err(u) => snap.unreadable.push(u),
+        match crate::sources::mapped_department(self.mapping, as_value(self.mapping, raw), Ok(department)) {
+            Ok(d) => self.snap.departments.push(d),
+            Err(u) => self.snap.unreadable.push(u),
         }
+        Ok(())
     }
-    seen.clear();
-    for (i, raw) in doc.users.into_iter().enumerate() {
+
+    fn user(&mut self, i: usize, raw: &RawValue) -> Result<(), FormatError> {
         let u: UserDto = match record(Kind::User, "users", i, raw) {
             Ok(u) => u,
             Err(e) => {
-                snap.unreadable.push(e);
-                continue;
+                self.snap.unreadable.push(e);
+                return Ok(());
             }
         };
-        let Some(source_id) = readable_id(Kind::User, "users", i, u.id, &mut seen, &mut snap.unreadable)? else { continue };
+        let Some(source_id) = readable_id(Kind::User, "users", i, u.id, &mut self.seen[1], &mut self.snap.unreadable)? else {
+            return Ok(());
+        };
         let user = User {
             source_id,
             username: u.username,
@@ -245,11 +232,115 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
             manager_id: u.manager_id.flatten().map(IdValue::into_id).filter(|m| !m.as_str().is_empty()),
             attributes: Default::default(),
         };
-        match crate::sources::mapped(mapping, as_value(mapping, raw), Ok(user)) {
-            Ok(u) => snap.users.push(u),
-            Err(u) => snap.unreadable.push(u),
+        match crate::sources::mapped(self.mapping, as_value(self.mapping, raw), Ok(user)) {
+            Ok(u) => self.snap.users.push(u),
+            Err(u) => self.snap.unreadable.push(u),
         }
+        Ok(())
     }
+}
+
+/// The document: `{"departments": [...], "users": [...]}`, either left out.
+impl<'de> serde::de::DeserializeSeed<'de> for &mut Records<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Records<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object with `departments` and `users`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::Error;
+        const KEYS: &[&str] = &["departments", "users"];
+        let mut done = [false; 2];
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some(k) = KEYS.iter().position(|x| *x == key) else { return Err(A::Error::unknown_field(&key, KEYS)) };
+            if std::mem::replace(&mut done[k], true) {
+                return Err(A::Error::duplicate_field(KEYS[k]));
+            }
+            map.next_value_seed(List { records: &mut *self, users: k == 1 })?;
+        }
+        Ok(())
+    }
+}
+
+/// One list of the document, each record mapped as it is read.
+struct List<'r, 'm> {
+    records: &'r mut Records<'m>,
+    users: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for List<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for List<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            let r = if self.users { self.records.user(i, &raw) } else { self.records.department(i, &raw) };
+            if let Err(e) = r {
+                let said = e.to_string();
+                self.records.failed = Some(e);
+                return Err(serde::de::Error::custom(said));
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Parse and check a document. Errors name the offending entry.
+#[cfg(test)]
+pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+    parse_mapped(bytes, &crate::mapping::Mapping::default())
+}
+
+/// A record as JSON, for `[mapping]`'s expressions (only when it has some).
+fn as_value(mapping: &crate::mapping::Mapping, raw: &RawValue) -> serde_json::Value {
+    if mapping.is_empty() { serde_json::Value::Null } else { serde_json::from_str(raw.get()).unwrap_or_default() }
+}
+
+/// [`parse`], with the fields `mapping` sets.
+pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
+    parse_reader(bytes, mapping)
+}
+
+/// [`parse_mapped`], reading the document as it parses it: one record's
+/// text at a time is in memory, never the whole document's beside the
+/// records made from it.
+pub fn parse_reader(read: impl std::io::Read, mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
+    use std::io::BufRead;
+    let mut read = std::io::BufReader::with_capacity(1 << 16, read);
+    // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
+    if read.fill_buf().map_err(serde_json::Error::io)?.starts_with(b"\xEF\xBB\xBF") {
+        read.consume(3);
+    }
+    let mut records = Records { mapping, snap: Snapshot::default(), seen: [HashMap::new(), HashMap::new()], failed: None };
+    let mut de = serde_json::Deserializer::from_reader(read);
+    let parsed = serde::de::DeserializeSeed::deserialize(&mut records, &mut de).and_then(|()| de.end());
+    if let Some(e) = records.failed {
+        return Err(e);
+    }
+    parsed?;
+    let mut snap = records.snap;
     // A document is the whole truth, but an expression that gives nothing
     // for anyone is more likely a typo than everyone's email gone.
     for key in mapping.withhold_all_empty(&mut snap.users) {

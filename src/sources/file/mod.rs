@@ -58,26 +58,39 @@ impl IdentitySource for FileSource {
 impl FileSource {
     /// The document, and the records `only` names as written.
     async fn read(&self, only: Option<Only>) -> Result<Objects, SourceError> {
-        // One read is this source's one "request".
-        let mapping = self.mapping.clone();
-        let r = match tokio::fs::read(&self.path).await {
-            // Parsed off the runtime's thread: the target is read meanwhile.
-            Ok(bytes) => match tokio::task::spawn_blocking(move || {
-                api::parse_mapped(&bytes, &mapping).map(|snapshot| Objects {
-                    snapshot,
-                    raw: only.map(|o| api::records(&bytes, &o)).unwrap_or_default(),
-                    ..Objects::default()
-                })
-            })
-            .await
-            {
-                Ok(parsed) => parsed.map_err(|source| SourceError::Invalid { path: self.path.clone(), source }),
-                Err(e) => Err(SourceError::Io { path: self.path.clone(), source: std::io::Error::other(e) }),
-            },
-            Err(source) => Err(SourceError::Io { path: self.path.clone(), source }),
+        // One read is this source's one "request". Parsed off the runtime's
+        // thread: the target is read meanwhile.
+        let (mapping, path) = (self.mapping.clone(), self.path.clone());
+        let r = match tokio::task::spawn_blocking(move || read_now(&path, &mapping, only)).await {
+            Ok(r) => r,
+            Err(e) => Err(SourceError::Io { path: self.path.clone(), source: std::io::Error::other(e) }),
         };
         crate::telemetry::source_request(r.as_ref().map_or_else(SourceError::metric_label, |_| "ok"));
         r
+    }
+}
+
+/// [`FileSource::read`], on this thread. A full read parses the document as
+/// it reads it (never its whole text beside the records); one for a few
+/// objects keeps the text to show their records as written.
+fn read_now(path: &std::path::Path, mapping: &crate::mapping::Mapping, only: Option<Only>) -> Result<Objects, SourceError> {
+    let io = |source| SourceError::Io { path: path.to_owned(), source };
+    let invalid = |source| match source {
+        // A read that failed midway is the disk's fault, not the document's.
+        api::FormatError::Json(e) if e.is_io() => io(e.into()),
+        source => SourceError::Invalid { path: path.to_owned(), source },
+    };
+    match only {
+        None => {
+            let file = std::fs::File::open(path).map_err(io)?;
+            let snapshot = api::parse_reader(file, mapping).map_err(invalid)?;
+            Ok(Objects { snapshot, ..Objects::default() })
+        }
+        Some(only) => {
+            let bytes = std::fs::read(path).map_err(io)?;
+            let snapshot = api::parse_mapped(&bytes, mapping).map_err(invalid)?;
+            Ok(Objects { snapshot, raw: api::records(&bytes, &only), ..Objects::default() })
+        }
     }
 }
 

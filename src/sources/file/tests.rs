@@ -52,3 +52,38 @@ fn a_record_that_cannot_be_read_is_reported_by_id_and_the_rest_is_read() {
     assert!(got[5].0.is_none() && got[5].1.contains("users[3].id is empty"), "{got:?}");
     assert!(!got.iter().any(|(_, m)| m.contains(" at line ")), "positions within a record mislead: {got:?}");
 }
+
+#[test]
+fn a_list_given_twice_or_not_a_list_fails_the_document() {
+    let twice = parse(br#"{"users":[{"id":"u1"}],"users":[]}"#).unwrap_err().to_string();
+    assert!(twice.contains("duplicate field `users`"), "{twice}");
+    assert!(parse(br#"{"users":{"id":"u1"}}"#).is_err());
+    assert!(parse(br#"[{"id":"u1"}]"#).is_err());
+    assert!(parse(br#"{"users":[]} trailing"#).is_err(), "text after the document");
+    let none = parse(br#"{}"#).unwrap();
+    assert!(none.users.is_empty() && none.departments.is_empty());
+}
+
+/// Read as it is parsed, from a reader handing out a few bytes at a time:
+/// the same records, the same checks.
+#[test]
+fn a_document_read_in_pieces_parses_the_same() {
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let doc =
+        "\u{FEFF}{\"users\":[{\"id\":\"u1\",\"name\":\"张三\"},{\"id\":\"u2\",\"emial\":1}],\"departments\":[{\"id\":7,\"name\":\"HQ\"}]}";
+    let s = super::api::parse_reader(Trickle(doc.as_bytes()), &crate::mapping::Mapping::default()).unwrap();
+    assert_eq!(s, parse(doc.as_bytes()).unwrap());
+    assert_eq!(s.users[0].name.as_deref(), Some("张三"));
+    assert_eq!(s.departments[0].source_id.as_str(), "7");
+    assert_eq!(s.unreadable.len(), 1);
+    let e = super::api::parse_reader(Trickle(br#"{"users":[{"id":"u1"},{"id":"u1"}]}"#), &crate::mapping::Mapping::default()).unwrap_err();
+    assert!(matches!(e, super::FormatError::DuplicateId { index: 1, first: 0, .. }), "{e}");
+}
