@@ -12,6 +12,8 @@
 //! cargo bench --bench e2e                      # 100,000 users
 //! cargo bench --bench e2e -- --quick           # 10,000 users
 //! cargo bench --bench e2e -- --users 1000000   # any count
+//! cargo bench --bench e2e -- --serve           # after the first SCIM sync, keep
+//!                                              # its server up to profile runs by hand
 //! ```
 //!
 //! Each run is `orgsync sync` in its own process: wall time and peak RSS
@@ -425,6 +427,12 @@ fn main() {
     );
     let r = sync(&config);
     let initial_requests = server.requests();
+    if args.iter().any(|a| a == "--serve") {
+        // To profile a SCIM run by hand: the server and the synced directory stay up until stdin closes.
+        println!("serving: orgsync --config {} sync (stdin closes to stop)", config.display());
+        std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
+        return;
+    }
     peaks.add("scim initial", &r);
     let floor = scim_floor(&doc, &initial_requests);
     let initial_scim = line("scim: initial sync", &r, Some(floor));

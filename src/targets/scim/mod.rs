@@ -286,13 +286,12 @@ impl ScimTarget {
     /// holds no departments); what a run keeps of it is reset.
     async fn loaded(&self, users: Vec<crate::model::TargetUser>) -> Result<TargetSnapshot, TargetError> {
         let mut groups = Vec::new();
-        // Without departments, the groups are not orgsync's business.
+        // Without departments, the groups are not orgsync's business. Read
+        // as the users are: each page converted while the next is read.
         if self.shape != DepartmentShape::None {
-            self.client
-                .list_each("/Groups", None, |v| {
-                    groups.push(mapping::group_from(&v).ok_or_else(|| decode_error("/Groups", "a Group without an id"))?);
-                    Ok(())
-                })
+            groups = self
+                .client
+                .list_converted("/Groups", None, |v| mapping::group_from(&v).ok_or_else(|| decode_error("/Groups", "a Group without an id")))
                 .await?;
         }
         self.judge_ids(users.iter().map(|u| u.id.as_str()).chain(groups.iter().map(|g| g.id.as_str())));
