@@ -606,7 +606,6 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
 
     // Fetch everything before touching anything: a failed fetch writes nothing.
     let kept = mirror.source_state(source.kind())?;
-    dbg_rss("start");
     let (bindings, read) = match only {
         Some(o) => {
             let bindings = mirror.bindings()?;
@@ -619,7 +618,6 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
             let mut reads = std::pin::pin!(read_both(source, target, kept, policy, scope, None));
             let first = futures::poll!(reads.as_mut());
             let bindings = mirror.bindings()?;
-            dbg_rss("bindings");
             let read = match first {
                 std::task::Poll::Ready(r) => Some(r),
                 std::task::Poll::Pending => until_stopped(stop, reads).await,
@@ -639,7 +637,6 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         mirror.save_source_state(source.kind(), Some(state))?;
     }
     let snapshot = fetched.snapshot;
-    dbg_rss("read_both");
     let mut options = against(target, options, clock.now());
     if only.is_some() {
         options.prior_removals = mirror.removals_since_full_run()?;
@@ -656,7 +653,6 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
         }
         None => reconcile::plan_with(&snapshot, &current, &bindings, &history, policy, options),
     };
-    dbg_rss("plan");
     say_unkept(run_id, &memory);
     mirror.update_unkept(&memory)?;
     // Objects that keep failing wait out their backoff, or their quarantine.
@@ -709,7 +705,6 @@ async fn run_started(ctx: &RunContext<'_>, recording: &Recording<'_>, options: R
             Err(e) => return recording.fail(RunError::WriteTarget(e)),
         }
     }
-    dbg_rss("applied");
     record_deferred(mirror, run_id, &deferred, &mut outcome)?;
     // A dead target fails whatever was in flight: no object's fault.
     let mut results = std::mem::take(&mut outcome.results);
@@ -929,10 +924,3 @@ fn verdict(
 
 #[cfg(test)]
 mod tests;
-
-pub fn dbg_rss(at: &str) {
-    if std::env::var_os("ORGSYNC_DBG").is_none() { return; }
-    let t = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let g = |k: &str| t.lines().find(|l| l.starts_with(k)).map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string()).unwrap_or_default();
-    eprintln!("DBG {at}: rss {} hwm {} t {:?}", g("VmRSS:"), g("VmHWM:"), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 100000);
-}

@@ -84,7 +84,6 @@ fn read_now(path: &std::path::Path, mapping: &crate::mapping::Mapping, only: Opt
         None => {
             let file = std::fs::File::open(path).map_err(io)?;
             let snapshot = api::parse_reader(file, mapping).map_err(invalid)?;
-            crate::sync::dbg_rss("source parsed");
             Ok(Objects { snapshot, ..Objects::default() })
         }
         Some(only) => {

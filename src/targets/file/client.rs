@@ -8,7 +8,7 @@ use std::path::Path;
 /// The document at `path`; `None`: there is none yet.
 pub(super) async fn read(path: &Path) -> Result<Option<TargetSnapshot>, TargetError> {
     let owned = path.to_owned();
-    tokio::task::spawn_blocking(move || read_now(&owned).inspect(|_| crate::sync::dbg_rss("target parsed")))
+    tokio::task::spawn_blocking(move || read_now(&owned))
         .await
         .map_err(|e| TargetError::Unexpected(format!("reading {}: {e}", path.display())))?
 }

@@ -291,7 +291,9 @@ impl ScimTarget {
         if self.shape != DepartmentShape::None {
             groups = self
                 .client
-                .list_converted("/Groups", None, |v| mapping::group_from(&v).ok_or_else(|| decode_error("/Groups", "a Group without an id")))
+                .list_converted("/Groups", None, |v| {
+                    mapping::group_from(&v).ok_or_else(|| decode_error("/Groups", "a Group without an id"))
+                })
                 .await?;
         }
         self.judge_ids(users.iter().map(|u| u.id.as_str()).chain(groups.iter().map(|g| g.id.as_str())));
