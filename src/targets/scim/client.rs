@@ -4,7 +4,7 @@
 //! failures (timeouts, connection errors, 429, 5xx), and honour `Retry-After`
 //! on 429/503 through backon's `adjust`.
 
-use super::{ScimAuth, ScimConfig};
+use super::{ScimAuth, ScimConfig, decode_error};
 use crate::http_client::method_name;
 use crate::targets::TargetError;
 use backon::Retryable;
@@ -67,13 +67,13 @@ impl Client {
         })
     }
 
-    async fn once(
+    async fn once<T: serde::de::DeserializeOwned>(
         &self,
         method: &Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<(u16, Option<Value>), TargetError> {
+    ) -> Result<(u16, Option<T>), TargetError> {
         let m = method_name(method);
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if !query.is_empty() {
@@ -118,13 +118,13 @@ impl Client {
     }
 
     /// One attempt, counted in `orgsync_target_requests_total`.
-    async fn counted(
+    async fn counted<T: serde::de::DeserializeOwned>(
         &self,
         method: &Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<(u16, Option<Value>), TargetError> {
+    ) -> Result<(u16, Option<T>), TargetError> {
         let started = std::time::Instant::now();
         let r = self.once(method, path, query, body).await;
         crate::telemetry::target_request(r.as_ref().map_or_else(TargetError::metric_label, |_| "ok"));
@@ -165,6 +165,17 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Option<Value>, TargetError> {
+        self.send_as(method, path, query, body).await
+    }
+
+    /// [`Client::send`], the body read as a `T`.
+    async fn send_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Option<T>, TargetError> {
         let m = &method;
         self.retrying("Transient target error, retrying", || async move { self.counted(m, path, query, body).await }).await.map(|(_, v)| v)
     }
@@ -197,23 +208,31 @@ impl Client {
         filter: Option<String>,
         mut take: impl FnMut(Value) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
-        self.list_pages(path, filter, |page| page.into_iter().try_for_each(&mut take)).await
+        let mut seen = Seen::default();
+        self.list_pages(path, filter, |page| seen.each(path, page, &mut take)).await
     }
 
-    /// [`Client::list_each`], each resource made into a `T` by `convert` on
-    /// a thread of its own while the next page is read, so that reading
-    /// and converting overlap (at most two pages wait for it). The first
-    /// resource `convert` refuses fails the list.
+    /// [`Client::list_each`], each resource parsed and made into a `T` by
+    /// `convert` on a thread of its own while the next page is read, so
+    /// that reading and converting overlap (at most two pages wait for
+    /// it). The first resource `convert` refuses fails the list.
     pub async fn list_converted<T: Send + 'static>(
         &self,
         path: &str,
         filter: Option<String>,
         convert: impl Fn(Value) -> Result<T, TargetError> + Send + 'static,
     ) -> Result<Vec<T>, TargetError> {
-        let (pages, waiting) = std::sync::mpsc::sync_channel::<Vec<Value>>(2);
+        let (pages, waiting) = std::sync::mpsc::sync_channel::<Listed>(2);
+        let at = path.to_owned();
         let worker = std::thread::Builder::new()
             .name("orgsync-read".into())
-            .spawn(move || waiting.into_iter().flatten().map(convert).collect::<Result<Vec<T>, TargetError>>())
+            .spawn(move || {
+                let (mut seen, mut out) = (Seen::default(), Vec::new());
+                for page in waiting {
+                    seen.each(&at, page, |v| convert(v).map(|t| out.push(t)))?;
+                }
+                Ok::<_, TargetError>(out)
+            })
             .map_err(|e| TargetError::Unexpected(format!("no thread to read {path} with: {e}")))?;
         let listed = self
             .list_pages(path, filter, |page| {
@@ -229,16 +248,16 @@ impl Client {
         Ok(users)
     }
 
-    /// The pages of [`Client::list_each`], each handed to `take` whole.
+    /// The pages of [`Client::list_each`], each handed to `take` whole,
+    /// its resources still text.
     async fn list_pages(
         &self,
         path: &str,
         filter: Option<String>,
-        mut take: impl FnMut(Vec<Value>) -> Result<(), TargetError>,
+        mut take: impl FnMut(Listed) -> Result<(), TargetError>,
     ) -> Result<(), TargetError> {
-        let bad = |message: String| TargetError::Decode { method: "GET", path: path.to_owned(), message };
+        let bad = |message: String| decode_error(path, &message);
         let mut read = 0usize;
-        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut total: Option<usize> = None;
         let mut start = 1usize;
         loop {
@@ -247,19 +266,19 @@ impl Client {
             if let Some(f) = &filter {
                 q.push(("filter", f.clone()));
             }
-            let mut page =
-                self.send(Method::GET, path, &q, None).await?.ok_or_else(|| bad("an empty body instead of a ListResponse".into()))?;
-            let page_total = page.get("totalResults").and_then(Value::as_u64).map(|t| t as usize);
-            let items = match page.get_mut("Resources").map(Value::take) {
-                Some(Value::Array(a)) => a,
-                None | Some(Value::Null) if page_total == Some(0) => Vec::new(),
-                None | Some(Value::Null) if page_total.is_none() => {
+            let page: Page =
+                self.send_as(Method::GET, path, &q, None).await?.ok_or_else(|| bad("an empty body instead of a ListResponse".into()))?;
+            let page_total = page.total.map(|t| t as usize);
+            let items = match page.resources {
+                Resources::List(a) => a,
+                Resources::Missing | Resources::Null if page_total == Some(0) => Vec::new(),
+                Resources::Missing | Resources::Null if page_total.is_none() => {
                     return Err(bad("not a ListResponse: neither totalResults nor Resources".into()));
                 }
-                None | Some(Value::Null) => {
+                Resources::Missing | Resources::Null => {
                     return Err(bad(format!("totalResults is {} but there is no Resources list", page_total.unwrap_or(0))));
                 }
-                Some(_) => return Err(bad("Resources is not a list".into())),
+                Resources::NotAList => return Err(bad("Resources is not a list".into())),
             };
             // The first page's count is the one to reach; a server that
             // drops it later is read to its end by the other rules.
@@ -270,22 +289,148 @@ impl Client {
                 }
                 return Ok(());
             }
-            for item in &items {
-                if let Some(id) = item.get("id").and_then(Value::as_str)
-                    && !seen.insert(id.to_owned())
-                {
-                    return Err(bad(format!(
-                        "id {id} came again at startIndex {start}: the server does not page (does it ignore startIndex?)"
-                    )));
-                }
-            }
-            start += items.len();
-            read += items.len();
-            take(items)?;
+            let n = items.len();
+            take(Listed { start, items })?;
+            start += n;
+            read += n;
             if read >= want {
                 return Ok(());
             }
         }
+    }
+}
+
+/// One page's resources, each still its text, and the `startIndex` it
+/// was asked for.
+struct Listed {
+    start: usize,
+    items: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// The ids listed so far: one listed again means the server does not page.
+#[derive(Default)]
+struct Seen(std::collections::HashSet<String>);
+
+impl Seen {
+    /// Each resource of `page` parsed and handed to `take`; an id listed
+    /// before fails the list.
+    fn each(&mut self, path: &str, page: Listed, mut take: impl FnMut(Value) -> Result<(), TargetError>) -> Result<(), TargetError> {
+        for raw in page.items {
+            let v: Value = serde_json::from_str(raw.get()).map_err(|e| decode_error(path, &e.to_string()))?;
+            drop(raw);
+            if let Some(id) = v.get("id").and_then(Value::as_str)
+                && !self.0.insert(id.to_owned())
+            {
+                return Err(decode_error(
+                    path,
+                    &format!("id {id} came again at startIndex {}: the server does not page (does it ignore startIndex?)", page.start),
+                ));
+            }
+            take(v)?;
+        }
+        Ok(())
+    }
+}
+
+/// A ListResponse as paging needs it: `totalResults`, and `Resources`
+/// with each resource kept as its text, to be parsed where it is used
+/// (on the converter's thread). Any other JSON reads as neither.
+#[derive(Default)]
+struct Page {
+    total: Option<u64>,
+    resources: Resources,
+}
+
+#[derive(Default)]
+enum Resources {
+    #[default]
+    Missing,
+    Null,
+    List(Vec<Box<serde_json::value::RawValue>>),
+    NotAList,
+}
+
+/// The visitor methods of every JSON scalar, each making `$made`: a
+/// ListResponse, or its `Resources`, that is a string or a number is
+/// neither.
+macro_rules! scalars {
+    ($made:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($made)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($made)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($made)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($made)
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($made)
+        }
+    };
+}
+
+impl<'de> serde::Deserialize<'de> for Page {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Page;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a SCIM ListResponse")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Page, A::Error> {
+                let mut page = Page::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "totalResults" => page.total = map.next_value::<Value>()?.as_u64(),
+                        "Resources" => page.resources = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(page)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Page, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Page::default())
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Page, E> {
+                Ok(Page::default())
+            }
+            scalars!(Page::default());
+        }
+        d.deserialize_any(V)
+    }
+}
+impl<'de> serde::Deserialize<'de> for Resources {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Resources;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of resources")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Resources, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Resources::List(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Resources, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Resources::NotAList)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Resources, E> {
+                Ok(Resources::Null)
+            }
+            scalars!(Resources::NotAList);
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -350,6 +495,11 @@ mod tests {
     /// A one-route HTTP server answering with `responses` in turn (then 200),
     /// counting requests.
     async fn serve(responses: Vec<&'static str>) -> (String, Arc<AtomicU64>) {
+        serve_body(responses, r#"{"totalResults":0,"Resources":[]}"#).await
+    }
+
+    /// [`serve`], every answer with `body`.
+    async fn serve_body(responses: Vec<&'static str>, body: &'static str) -> (String, Arc<AtomicU64>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let count = Arc::new(AtomicU64::new(0));
@@ -361,7 +511,6 @@ mod tests {
                 let mut buf = vec![0u8; 4096];
                 let _ = sock.read(&mut buf).await;
                 let head = responses.get(n).copied().unwrap_or("200 OK");
-                let body = r#"{"totalResults":0,"Resources":[]}"#;
                 let resp = format!("HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
                 let _ = sock.write_all(resp.as_bytes()).await;
             }
@@ -477,5 +626,36 @@ mod tests {
         let base = serve_pages(broken).await;
         let e = client(&base).list_converted("/Users", None, id_of).await.unwrap_err();
         assert!(e.to_string().contains("no id"), "{e}");
+    }
+
+    /// What is not a ListResponse, or pages that do not advance, fail the
+    /// list, through either way of reading it; what is one is read whole.
+    #[tokio::test]
+    async fn a_list_is_read_whole_or_fails() {
+        async fn both(body: &'static str) -> Result<Vec<String>, String> {
+            let (base, _) = serve_body(vec![], body).await;
+            let mut each = Vec::new();
+            let listed = client(&base).list_each("/Users", None, |v| id_of(v).map(|id| each.push(id))).await.map(|_| each);
+            let converted = client(&base).list_converted("/Users", None, id_of).await;
+            let (listed, converted) = (listed.map_err(|e| e.to_string()), converted.map_err(|e| e.to_string()));
+            assert_eq!(listed, converted, "{body}");
+            listed
+        }
+        let fails = |r: Result<Vec<String>, String>, said: &str| {
+            let e = r.unwrap_err();
+            assert!(e.contains(said), "{e} does not say {said}");
+        };
+        fails(both(r#"{"totalResults":2,"Resources":{"id":"a"}}"#).await, "Resources is not a list");
+        fails(both(r#"{"totalResults":2,"Resources":"a"}"#).await, "Resources is not a list");
+        fails(both(r#"[{"id":"a"}]"#).await, "not a ListResponse");
+        fails(both(r#""a""#).await, "not a ListResponse");
+        fails(both(r#"{"totalResults":3}"#).await, "totalResults is 3 but there is no Resources list");
+        fails(both(r#"{"totalResults":3,"Resources":null}"#).await, "totalResults is 3 but there is no Resources list");
+        fails(both(r#"{"totalResults":4,"Resources":[{"id":"a"},{"id":"b"}]}"#).await, "id a came again at startIndex 3");
+        fails(both(r#"{"totalResults":2,"Resources":[{"id":"a"},{"id":"a"}]}"#).await, "id a came again at startIndex 1");
+        fails(both(r#"{"totalResults":2,"Resources":[{"id":"a"},{"id":}]}"#).await, "GET /Users");
+        assert_eq!(both(r#"{"totalResults":0}"#).await, Ok(vec![]));
+        let unsaid = r#"{"schemas":[],"totalResults":"two","itemsPerPage":2,"Resources":[{"id":"a","x":[1,{"y":null}]},{"id":"b"}]}"#;
+        assert_eq!(both(unsaid).await, Ok(vec!["a".to_owned(), "b".to_owned()]));
     }
 }
