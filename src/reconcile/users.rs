@@ -571,14 +571,15 @@ pub(super) fn user_changes(
     let unheld = dept.unheld;
     let mut changes = Vec::new();
     // A field the target cannot hold is never a change.
-    let mut cmp = |field: Field, have: &Option<String>, want: &Option<String>| {
-        if opt(have) != *want && !unheld.contains(field) {
-            changes.push(Change { field, from: opt(have), to: want.clone() });
+    // Compared borrowed: an idle run compares every field of every user.
+    let mut cmp = |field: Field, have: &Option<String>, want: Option<&str>| {
+        if non_empty(have) != want && !unheld.contains(field) {
+            changes.push(Change { field, from: opt(have), to: want.map(str::to_owned) });
         }
     };
-    cmp(Field::ExternalId, &tu.external_id, &Some(spec.external_id.clone()));
+    cmp(Field::ExternalId, &tu.external_id, Some(&spec.external_id));
     if spec.username.is_some() {
-        cmp(Field::Username, &tu.username, &spec.username);
+        cmp(Field::Username, &tu.username, spec.username.as_deref());
     }
     let pairs: [(UserField, Field, &Option<String>, &Option<String>); 6] = [
         (UserField::Name, Field::Name, &tu.name, &spec.name),
@@ -593,7 +594,7 @@ pub(super) fn user_changes(
         // clears it only when the policy allows.
         let keep = u.is_absent(f) || (want.is_none() && !policy.clear_when_empty);
         if policy.fields.contains(&f) && !keep {
-            cmp(name, have, want);
+            cmp(name, have, want.as_deref());
         }
     }
     // Where a user's entry lives under its department, a disabled user's
@@ -605,7 +606,7 @@ pub(super) fn user_changes(
     let departments_known =
         policy.fields.contains(&UserField::DepartmentIds) && !u.is_absent(UserField::DepartmentIds) && !parked && !emptied;
     if departments_known {
-        cmp(Field::Department, &tu.department, &spec.department);
+        cmp(Field::Department, &tu.department, spec.department.as_deref());
     }
     if let Some(want) = spec.departments.as_ref().filter(|_| departments_known) {
         let mut want_t: Vec<Option<&TargetId>> = want
