@@ -231,6 +231,8 @@ impl Client {
                 for page in waiting {
                     seen.each(&at, page, |v| convert(v).map(|t| out.push(t)))?;
                 }
+                // Grown by doubling: up to a third of it empty room, held through the run.
+                out.shrink_to_fit();
                 Ok::<_, TargetError>(out)
             })
             .map_err(|e| TargetError::Unexpected(format!("no thread to read {path} with: {e}")))?;
