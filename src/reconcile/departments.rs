@@ -2,7 +2,7 @@
 //! matched parent), the tree's depths, creates parents first, updates
 //! (renames, moves), duplicates, and target-only deletes children first.
 
-use super::matching::{by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
+use super::matching::{ByExternalId, by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, DeptSpec, Field, FieldSet, Item, Op, Outcome, Verb};
 use super::policy::{Policy, SourceOnly, TargetOnly};
 use super::{DepartmentShape, RunOptions};
@@ -149,14 +149,14 @@ fn distinct(source: &Snapshot) -> (Vec<&Department>, HashMap<&SourceId, usize>, 
 /// each holds (member users and child departments).
 struct TargetIndex<'t> {
     by_id: HashMap<&'t TargetId, usize>,
-    by_ext: HashMap<&'t str, Vec<usize>>,
+    by_ext: ByExternalId<'t>,
     used: Vec<usize>,
 }
 
 impl<'t> TargetIndex<'t> {
     fn new(target: &'t TargetSnapshot) -> Self {
         let by_id: HashMap<&TargetId, usize> = target.departments.iter().enumerate().map(|(i, d)| (&d.id, i)).collect();
-        let by_ext = external_id_index(target.departments.iter().map(|d| &d.external_id));
+        let by_ext = external_id_index(target.departments.iter().map(|d| &d.external_id).enumerate());
         let mut used = vec![0usize; target.departments.len()];
         let members = target.users.iter().flat_map(|u| &u.departments);
         let children = target.departments.iter().filter_map(|d| d.parent.as_ref());

@@ -16,7 +16,7 @@ pub(super) fn claim_unreadable(
     kind: Kind,
     bound: &HashMap<SourceId, TargetId>,
     tindex: &HashMap<&TargetId, usize>,
-    by_ext: &HashMap<&str, Vec<usize>>,
+    by_ext: &ByExternalId<'_>,
     claimed: &mut [bool],
 ) {
     for id in source.unreadable.iter().filter(|r| r.kind == kind).filter_map(|r| r.source_id.as_ref()) {
@@ -92,10 +92,14 @@ pub(super) fn by_binding(
     (matched, unbinds)
 }
 
-/// Step 2's index: target positions by their (non-blank) externalId.
-pub(super) fn external_id_index<'a>(ids: impl Iterator<Item = &'a Option<String>>) -> HashMap<&'a str, Vec<usize>> {
-    let mut by_ext: HashMap<&str, Vec<usize>> = HashMap::default();
-    for (t, e) in ids.enumerate() {
+/// Step 2's index: target positions by their (non-blank) externalId. Most
+/// have one: kept in place, not in a list of its own (100,000 of them).
+pub(super) type ByExternalId<'a> = HashMap<&'a str, smallvec::SmallVec<[usize; 1]>>;
+
+/// [`ByExternalId`] of these positions and their ids.
+pub(super) fn external_id_index<'a>(ids: impl Iterator<Item = (usize, &'a Option<String>)>) -> ByExternalId<'a> {
+    let mut by_ext = ByExternalId::default();
+    for (t, e) in ids {
         if let Some(e) = non_empty(e) {
             by_ext.entry(e).or_default().push(t);
         }

@@ -167,7 +167,10 @@ fn match_users(source: &Snapshot, src: &[&User], target: &TargetSnapshot, bindin
     let mut claimed = vec![false; target.users.len()];
     let ids: Vec<&SourceId> = src.iter().map(|u| &u.source_id).collect();
     let (matched, unbinds) = by_binding(Kind::User, &ids, &bindings.users, &tindex, &mut claimed);
-    let by_ext = external_id_index(target.users.iter().map(|u| &u.external_id));
+    // Of the targets the bindings left free: every use below skips a
+    // claimed target, and a claimed one is never freed (an idle run's
+    // index is empty).
+    let by_ext = external_id_index(target.users.iter().map(|u| &u.external_id).enumerate().filter(|&(t, _)| !claimed[t]));
     claim_unreadable(source, Kind::User, &bindings.users, &tindex, &by_ext, &mut claimed);
     claim_unread(source, Kind::User, &bindings.users, &tindex, &mut claimed);
     let mut m =
