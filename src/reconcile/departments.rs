@@ -337,7 +337,7 @@ fn diff(state: &DeptState<'_>, m: &Matched, target: &TargetSnapshot, policy: &Po
                         kind: Kind::Department,
                         source_id: d.source_id.clone(),
                         target_id: td.id.clone(),
-                        reason: format!("matched by {how}"),
+                        reason: format!("matched by {how}").into(),
                     });
                 }
                 let changes = changes(state, i, td, target, options);

@@ -205,7 +205,8 @@ pub enum Op {
         kind: Kind,
         source_id: SourceId,
         target_id: TargetId,
-        reason: String,
+        /// Most are one of a few fixed texts (a re-bind is 100,000 of them).
+        reason: std::borrow::Cow<'static, str>,
     },
     Unbind {
         kind: Kind,
@@ -494,8 +495,8 @@ impl Op {
                 .join("; ")
         }
         match self {
-            Op::Bind { reason, .. }
-            | Op::Unbind { reason, .. }
+            Op::Bind { reason, .. } => reason.to_string(),
+            Op::Unbind { reason, .. }
             | Op::Schedule { reason, .. }
             | Op::DisableUser { reason, .. }
             | Op::DeleteUser { reason, .. }

@@ -10,6 +10,7 @@ use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPol
 use super::{DepartmentShape, normalize_mobile};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot, TargetUser, User, non_empty};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::borrow::Cow;
 
 pub(super) fn opt(v: &Option<String>) -> Option<String> {
     non_empty(v).map(str::to_owned)
@@ -151,7 +152,8 @@ fn distinct(source: &Snapshot) -> (Vec<&User>, Vec<Item>) {
 /// targets taken and the targets in a conflict.
 struct Matched {
     matched: Vec<Option<usize>>,
-    how: Vec<Option<String>>,
+    /// Why each matched (its bind's reason), where not by its binding.
+    how: Vec<Option<Cow<'static, str>>>,
     stop: Vec<bool>,
     claimed: Vec<bool>,
     conflicted: HashSet<usize>,
@@ -184,7 +186,7 @@ fn match_users(source: &Snapshot, src: &[&User], target: &TargetSnapshot, bindin
         {
             m.claimed[t] = true;
             m.matched[i] = Some(t);
-            m.how[i] = Some("external id equals the source id".into());
+            m.how[i] = Some(Cow::Borrowed("matched by external id equals the source id"));
         }
     }
     // Another target user carrying the externalId of a matched source user:
@@ -261,7 +263,7 @@ fn by_key(m: &mut Matched, key: MatchKey, src: &[&User], target: &TargetSnapshot
             1 => {
                 m.claimed[free[0]] = true;
                 m.matched[i] = Some(free[0]);
-                m.how[i] = Some(format!("{key} {v:?}"));
+                m.how[i] = Some(Cow::Owned(format!("matched by {key} {v:?}")));
             }
             _ => {
                 m.stop[i] = true;
@@ -336,7 +338,7 @@ fn diff(
                         kind: Kind::User,
                         source_id: u.source_id.clone(),
                         target_id: tu.id.clone(),
-                        reason: format!("matched by {how}"),
+                        reason: how.clone(),
                     });
                 }
                 spec.holds_manager = tu.manager.clone();
