@@ -323,12 +323,9 @@ fn as_value(mapping: &crate::mapping::Mapping, raw: &RawValue) -> serde_json::Va
     if mapping.is_empty() { serde_json::Value::Null } else { serde_json::from_str(raw.get()).unwrap_or_default() }
 }
 
-/// [`parse`], with the fields `mapping` sets: the text parsed in place
-/// (serde_json reads a slice several times faster than a reader).
+/// [`parse`], with the fields `mapping` sets.
 pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
-    // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    parse_from(serde_json::Deserializer::from_slice(bytes), mapping)
+    parse_reader(bytes, mapping)
 }
 
 /// [`parse_mapped`], reading the document as it parses it: one record's
@@ -337,18 +334,12 @@ pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<S
 pub fn parse_reader(read: impl std::io::Read, mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
     use std::io::BufRead;
     let mut read = std::io::BufReader::with_capacity(1 << 16, read);
+    // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
     if read.fill_buf().map_err(serde_json::Error::io)?.starts_with(b"\xEF\xBB\xBF") {
         read.consume(3);
     }
-    parse_from(serde_json::Deserializer::from_reader(read), mapping)
-}
-
-/// The document `de` reads.
-fn parse_from<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-    mapping: &crate::mapping::Mapping,
-) -> Result<Snapshot, FormatError> {
     let mut records = Records { mapping, snap: Snapshot::default(), seen: [HashMap::new(), HashMap::new()], failed: None };
+    let mut de = serde_json::Deserializer::from_reader(read);
     let parsed = serde::de::DeserializeSeed::deserialize(&mut records, &mut de).and_then(|()| de.end());
     if let Some(e) = records.failed {
         return Err(e);

@@ -70,25 +70,10 @@ impl FileSource {
     }
 }
 
-/// Documents up to this size are read whole and parsed in place, a
-/// quarter less CPU than parsing as they are read (100,000 users are
-/// ~30 MB); a larger one is parsed as it is read, its text never beside
-/// the records made from it.
-const READ_WHOLE_UP_TO: u64 = 64 << 20;
-
-/// [`FileSource::read`], on this thread. A read for a few objects keeps
-/// the text to show their records as written.
+/// [`FileSource::read`], on this thread. A full read parses the document as
+/// it reads it (never its whole text beside the records); one for a few
+/// objects keeps the text to show their records as written.
 fn read_now(path: &std::path::Path, mapping: &crate::mapping::Mapping, only: Option<Only>) -> Result<Objects, SourceError> {
-    read_with(path, mapping, only, READ_WHOLE_UP_TO)
-}
-
-/// [`read_now`], reading whole documents up to `whole_up_to` bytes.
-fn read_with(
-    path: &std::path::Path,
-    mapping: &crate::mapping::Mapping,
-    only: Option<Only>,
-    whole_up_to: u64,
-) -> Result<Objects, SourceError> {
     let io = |source| SourceError::Io { path: path.to_owned(), source };
     let invalid = |source| match source {
         // A read that failed midway is the disk's fault, not the document's.
@@ -97,16 +82,9 @@ fn read_with(
     };
     match only {
         None => {
-            let mut file = std::fs::File::open(path).map_err(io)?;
-            let size = file.metadata().map_err(io)?.len();
-            let snapshot = if size <= whole_up_to {
-                let mut bytes = Vec::with_capacity(size as usize + 1);
-                std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
-                api::parse_mapped(&bytes, mapping)
-            } else {
-                api::parse_reader(file, mapping)
-            };
-            Ok(Objects { snapshot: snapshot.map_err(invalid)?, ..Objects::default() })
+            let file = std::fs::File::open(path).map_err(io)?;
+            let snapshot = api::parse_reader(file, mapping).map_err(invalid)?;
+            Ok(Objects { snapshot, ..Objects::default() })
         }
         Some(only) => {
             let bytes = std::fs::read(path).map_err(io)?;

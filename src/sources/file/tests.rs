@@ -87,26 +87,3 @@ fn a_document_read_in_pieces_parses_the_same() {
     let e = super::api::parse_reader(Trickle(br#"{"users":[{"id":"u1"},{"id":"u1"}]}"#), &crate::mapping::Mapping::default()).unwrap_err();
     assert!(matches!(e, super::FormatError::DuplicateId { index: 1, first: 0, .. }), "{e}");
 }
-
-/// A document read whole (parsed in place) and one parsed as it is read
-/// give the same records, the same unreadable ones, the same failures.
-#[test]
-fn a_document_read_whole_or_as_it_is_read_gives_the_same() {
-    let dir = tempfile::tempdir().unwrap();
-    let read = |text: &str, whole_up_to: u64| {
-        let path = dir.path().join("org.json");
-        std::fs::write(&path, text).unwrap();
-        super::read_with(&path, &crate::mapping::Mapping::default(), None, whole_up_to).map(|o| o.snapshot).map_err(|e| e.to_string())
-    };
-    let good = "\u{FEFF}{\"departments\":[{\"id\":7,\"name\":\"HQ\"}],\"users\":[{\"id\":\"u1\",\"name\":\"张三\",\"department_ids\":[7]},{\"id\":\"u2\",\"emial\":1}]}";
-    let whole = read(good, u64::MAX).unwrap();
-    assert_eq!(whole, read(good, 0).unwrap());
-    assert_eq!((whole.users.len(), whole.unreadable.len()), (1, 1));
-    assert_eq!(whole.users[0].department_ids[0].as_str(), "7");
-    for bad in [r#"{"users":[{"id":"u1"},{"id":"u1"}]}"#, r#"{"users":[{"id":"u1"}"#, r#"{"usres":[]}"#] {
-        // serde_json places a reader's error one column further on.
-        let cut = |e: String| e.split(" column ").next().unwrap_or_default().to_owned();
-        let e = read(bad, u64::MAX).unwrap_err();
-        assert_eq!(cut(e), cut(read(bad, 0).unwrap_err()), "{bad}");
-    }
-}
