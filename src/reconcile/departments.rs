@@ -2,7 +2,7 @@
 //! matched parent), the tree's depths, creates parents first, updates
 //! (renames, moves), duplicates, and target-only deletes children first.
 
-use super::matching::{ByExternalId, by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
+use super::matching::{BY_EXTERNAL_ID, ByExternalId, by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, DeptSpec, Field, FieldSet, Item, Op, Outcome, Verb};
 use super::policy::{Policy, SourceOnly, TargetOnly};
 use super::{DepartmentShape, RunOptions};
@@ -219,7 +219,7 @@ fn match_departments(
             if let Some(t) = pick {
                 claimed[t] = true;
                 res[i] = DeptRes::Matched(t);
-                how[i] = Some("external id equals the source id");
+                how[i] = Some(BY_EXTERNAL_ID);
             }
         }
     }
@@ -257,7 +257,7 @@ fn by_name(m: &mut Matched, src: &[&Department], index: &HashMap<&SourceId, usiz
             1 => {
                 m.claimed[free[0]] = true;
                 m.res[i] = DeptRes::Matched(free[0]);
-                m.how[i] = Some("same name under the same parent");
+                m.how[i] = Some("matched by same name under the same parent");
             }
             _ => {
                 m.conflicted.extend(free.iter().copied());
@@ -337,7 +337,7 @@ fn diff(state: &DeptState<'_>, m: &Matched, target: &TargetSnapshot, policy: &Po
                         kind: Kind::Department,
                         source_id: d.source_id.clone(),
                         target_id: td.id.clone(),
-                        reason: format!("matched by {how}").into(),
+                        reason: how.into(),
                     });
                 }
                 let changes = changes(state, i, td, target, options);

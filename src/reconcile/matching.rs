@@ -92,6 +92,9 @@ pub(super) fn by_binding(
     (matched, unbinds)
 }
 
+/// The reason of a bind by step 2.
+pub(super) const BY_EXTERNAL_ID: &str = "matched by external id equals the source id";
+
 /// Step 2's index: target positions by their (non-blank) externalId. Most
 /// have one: kept in place, not in a list of its own (100,000 of them).
 pub(super) type ByExternalId<'a> = HashMap<&'a str, smallvec::SmallVec<[usize; 1]>>;

@@ -4,7 +4,7 @@
 
 use super::departments::{DeptRes, DeptState};
 use super::managers::{Managers, Want};
-use super::matching::{by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
+use super::matching::{BY_EXTERNAL_ID, by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, Field, GRACE_OVER, Item, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Outcome, UserSpec, Verb};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
 use super::{DepartmentShape, normalize_mobile};
@@ -186,7 +186,7 @@ fn match_users(source: &Snapshot, src: &[&User], target: &TargetSnapshot, bindin
         {
             m.claimed[t] = true;
             m.matched[i] = Some(t);
-            m.how[i] = Some(Cow::Borrowed("matched by external id equals the source id"));
+            m.how[i] = Some(Cow::Borrowed(BY_EXTERNAL_ID));
         }
     }
     // Another target user carrying the externalId of a matched source user:
