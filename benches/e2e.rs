@@ -18,10 +18,11 @@
 //!
 //! Each run is `orgsync sync` in its own process: wall time and peak RSS
 //! (VmHWM, polled). The idle runs and their floors are each the best of
-//! three (one at a million users): a VM's timings vary by ±15 %. The floors of the resyncs are the same reads (parsing
-//! the source document, and the target document or the target's listing
-//! requests); a changed run's floor adds the same writes (the target
-//! document once, or the same count of PATCH requests). The initial file
+//! three (one at a million users): a VM's timings vary by ±15 %. The
+//! floors of the resyncs are the same reads (parsing the source document,
+//! and the target document or the target's listing requests); a changed
+//! run's floor adds the same writes (the target document once, or the
+//! same count of PATCH requests). The initial file
 //! sync is also set beside its floor extended by the mirror's SQLite writes
 //! (a binding and a run item per object, in one transaction). It ends with
 //! one line:
