@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Installed, not merely known to dpkg (a removed package keeps its config).
 installed() { for p in "$@"; do [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || return 1; done; }
+command -v cc >/dev/null || need_apt+=(gcc libc6-dev)           # the bundled SQLite and mimalloc are C
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)
