@@ -38,6 +38,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod http_client;
+pub mod json_lists;
 pub mod ldap;
 pub mod mapping;
 pub mod mirror;

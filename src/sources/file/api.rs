@@ -154,13 +154,10 @@ fn readable_id(
 }
 
 /// One record of `list`, or why it cannot be read (with its id when it has one).
-fn record<T: DeserializeOwned>(kind: Kind, list: &str, index: usize, raw: &RawValue) -> Result<T, Unreadable> {
-    serde_json::from_str(raw.get()).map_err(|e| {
-        let id = serde_json::from_str::<IdOnly>(raw.get())
-            .ok()
-            .and_then(|r| r.id)
-            .map(IdValue::into_id)
-            .filter(|i| !i.as_str().trim().is_empty());
+fn record<T: DeserializeOwned>(kind: Kind, list: &str, index: usize, raw: &[u8]) -> Result<T, Unreadable> {
+    serde_json::from_slice(raw).map_err(|e| {
+        let id =
+            serde_json::from_slice::<IdOnly>(raw).ok().and_then(|r| r.id).map(IdValue::into_id).filter(|i| !i.as_str().trim().is_empty());
         // serde's position is within the record, not the file: leave it out.
         let what = e.to_string();
         let what = what.split(" at line ").next().unwrap_or(&what);
@@ -179,8 +176,24 @@ struct Records<'m> {
     failed: Option<FormatError>,
 }
 
-impl Records<'_> {
-    fn department(&mut self, i: usize, raw: &RawValue) -> Result<(), FormatError> {
+impl<'m> Records<'m> {
+    fn new(mapping: &'m crate::mapping::Mapping) -> Self {
+        Records { mapping, snap: Snapshot::default(), seen: [HashMap::new(), HashMap::new()], failed: None }
+    }
+
+    /// The whole document by serde_json's reader: every record's text is
+    /// copied out byte by byte (slower than `json_lists`), and its answer
+    /// on any document is the reference.
+    fn read_all(&mut self, read: impl std::io::Read) -> Result<(), FormatError> {
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, read));
+        let parsed = serde::de::DeserializeSeed::deserialize(&mut *self, &mut de).and_then(|()| de.end());
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        Ok(parsed?)
+    }
+
+    fn department(&mut self, i: usize, raw: &[u8]) -> Result<(), FormatError> {
         let d: DeptDto = match record(Kind::Department, "departments", i, raw) {
             Ok(d) => d,
             Err(u) => {
@@ -205,7 +218,7 @@ impl Records<'_> {
         Ok(())
     }
 
-    fn user(&mut self, i: usize, raw: &RawValue) -> Result<(), FormatError> {
+    fn user(&mut self, i: usize, raw: &[u8]) -> Result<(), FormatError> {
         let u: UserDto = match record(Kind::User, "users", i, raw) {
             Ok(u) => u,
             Err(e) => {
@@ -300,7 +313,8 @@ impl<'de> serde::de::Visitor<'de> for List<'_, '_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            let r = if self.users { self.records.user(i, &raw) } else { self.records.department(i, &raw) };
+            let raw = raw.get().as_bytes();
+            let r = if self.users { self.records.user(i, raw) } else { self.records.department(i, raw) };
             if let Err(e) = r {
                 let said = e.to_string();
                 self.records.failed = Some(e);
@@ -319,33 +333,69 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, FormatError> {
 }
 
 /// A record as JSON, for `[mapping]`'s expressions (only when it has some).
-fn as_value(mapping: &crate::mapping::Mapping, raw: &RawValue) -> serde_json::Value {
-    if mapping.is_empty() { serde_json::Value::Null } else { serde_json::from_str(raw.get()).unwrap_or_default() }
+fn as_value(mapping: &crate::mapping::Mapping, raw: &[u8]) -> serde_json::Value {
+    if mapping.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(raw).unwrap_or_default() }
 }
 
 /// [`parse`], with the fields `mapping` sets.
 pub fn parse_mapped(bytes: &[u8], mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
-    parse_reader(bytes, mapping)
+    parse_reader(std::io::Cursor::new(bytes), mapping)
 }
 
 /// [`parse_mapped`], reading the document as it parses it: one record's
 /// text at a time is in memory, never the whole document's beside the
-/// records made from it.
-pub fn parse_reader(read: impl std::io::Read, mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
-    use std::io::BufRead;
-    let mut read = std::io::BufReader::with_capacity(1 << 16, read);
+/// records made from it. The plain shape is read by `json_lists`; anything
+/// else (or a record whose text does not parse as JSON) is read again from
+/// the start by serde_json's reader, whose answer (and error) stands.
+pub fn parse_reader(mut read: impl std::io::Read + std::io::Seek, mapping: &crate::mapping::Mapping) -> Result<Snapshot, FormatError> {
+    use crate::json_lists::Stop;
+    let io = serde_json::Error::io;
     // Windows tools (Excel, PowerShell) start UTF-8 files with a BOM.
-    if read.fill_buf().map_err(serde_json::Error::io)?.starts_with(b"\xEF\xBB\xBF") {
-        read.consume(3);
+    let mut bom = [0; 3];
+    let start = match read.read_exact(&mut bom) {
+        Ok(()) if bom == *b"\xEF\xBB\xBF" => 3,
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+        Err(e) => return Err(io(e).into()),
+    };
+    read.seek(std::io::SeekFrom::Start(start)).map_err(io)?;
+    let mut records = Records::new(mapping);
+    let fast = crate::json_lists::read(&mut read, &["departments", "users"], |list, i, raw| {
+        let unreadable = records.snap.unreadable.len();
+        if list == 1 { records.user(i, raw) } else { records.department(i, raw) }.map_err(Stop::Err)?;
+        // A record that cannot be read may be one that is not JSON at all:
+        // that fails the whole document, as serde_json's read of it says.
+        if records.snap.unreadable.len() > unreadable && serde_json::from_slice::<serde::de::IgnoredAny>(raw).is_err() {
+            return Err(Stop::Unusual);
+        }
+        Ok(())
+    });
+    match fast {
+        Ok(_) => {}
+        Err(Stop::Err(e)) => return Err(e),
+        Err(Stop::Io(e)) => return Err(io(e).into()),
+        Err(Stop::Unusual) => {
+            read.seek(std::io::SeekFrom::Start(start)).map_err(io)?;
+            records = Records::new(mapping);
+            records.read_all(read)?;
+        }
     }
-    let mut records = Records { mapping, snap: Snapshot::default(), seen: [HashMap::new(), HashMap::new()], failed: None };
-    let mut de = serde_json::Deserializer::from_reader(read);
-    let parsed = serde::de::DeserializeSeed::deserialize(&mut records, &mut de).and_then(|()| de.end());
-    if let Some(e) = records.failed {
-        return Err(e);
-    }
-    parsed?;
-    let mut snap = records.snap;
+    Ok(finished(records.snap, mapping))
+}
+
+/// The document read by serde_json's reader alone (the way an unusual one
+/// is read), for tests to hold the fast path to.
+#[cfg(test)]
+pub fn parse_reference(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+    let mapping = crate::mapping::Mapping::default();
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut records = Records::new(&mapping);
+    records.read_all(bytes)?;
+    Ok(finished(records.snap, &mapping))
+}
+
+/// A read snapshot, held at its size and checked as a whole.
+fn finished(mut snap: Snapshot, mapping: &crate::mapping::Mapping) -> Snapshot {
     // The lists grew by doubling: up to a third of them empty room, held
     // through the whole run.
     snap.users.shrink_to_fit();
@@ -358,5 +408,5 @@ pub fn parse_reader(read: impl std::io::Read, mapping: &crate::mapping::Mapping)
             "[mapping.users] {key} gave nothing for every user: withheld (the target's values are kept); check the expression"
         );
     }
-    Ok(snap)
+    snap
 }

@@ -68,22 +68,74 @@ fn a_list_given_twice_or_not_a_list_fails_the_document() {
 /// the same records, the same checks.
 #[test]
 fn a_document_read_in_pieces_parses_the_same() {
-    struct Trickle<'a>(&'a [u8]);
+    struct Trickle<'a>(std::io::Cursor<&'a [u8]>);
     impl std::io::Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(self.0.len()).min(3);
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
+            let n = buf.len().min(3);
+            self.0.read(&mut buf[..n])
         }
     }
+    impl std::io::Seek for Trickle<'_> {
+        fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.0.seek(to)
+        }
+    }
+    let trickle = |b: &'static [u8]| Trickle(std::io::Cursor::new(b));
     let doc =
         "\u{FEFF}{\"users\":[{\"id\":\"u1\",\"name\":\"张三\"},{\"id\":\"u2\",\"emial\":1}],\"departments\":[{\"id\":7,\"name\":\"HQ\"}]}";
-    let s = super::api::parse_reader(Trickle(doc.as_bytes()), &crate::mapping::Mapping::default()).unwrap();
+    let s = super::api::parse_reader(trickle(doc.as_bytes()), &crate::mapping::Mapping::default()).unwrap();
     assert_eq!(s, parse(doc.as_bytes()).unwrap());
     assert_eq!(s.users[0].name.as_deref(), Some("张三"));
     assert_eq!(s.departments[0].source_id.as_str(), "7");
     assert_eq!(s.unreadable.len(), 1);
-    let e = super::api::parse_reader(Trickle(br#"{"users":[{"id":"u1"},{"id":"u1"}]}"#), &crate::mapping::Mapping::default()).unwrap_err();
+    let e = super::api::parse_reader(trickle(br#"{"users":[{"id":"u1"},{"id":"u1"}]}"#), &crate::mapping::Mapping::default()).unwrap_err();
     assert!(matches!(e, super::FormatError::DuplicateId { index: 1, first: 0, .. }), "{e}");
+}
+
+/// A value a record's field may hold in an export, right or wrong.
+fn field_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::json;
+    prop_oneof![
+        "[a-c1-2\"\\\\ ,\\]}]{0,3}".prop_map(serde_json::Value::from),
+        (0i64..3).prop_map(serde_json::Value::from),
+        Just(json!(null)),
+        Just(json!(true)),
+        Just(json!(["d1", 2])),
+        Just(json!({"cost_center": "x"})),
+    ]
+}
+
+proptest::proptest! {
+    /// The fast read (`json_lists`) and serde_json's reader give the same
+    /// snapshot, or the same error, for any document: good, with records
+    /// that cannot be read, with ids twice, or broken at one byte.
+    #[test]
+    fn the_fast_read_answers_as_serde_json_does(
+        lists in proptest::collection::vec(
+            (proptest::sample::select(vec!["users", "departments", "usres"]),
+             proptest::collection::vec(proptest::collection::btree_map(
+                 proptest::sample::select(vec!["id", "name", "parent_id", "department_ids", "active", "attributes", "emial", "manager_id"]),
+                 field_value(), 0..5), 0..4)),
+            0..3),
+        pretty: bool,
+        bom: bool,
+        broken in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), proptest::sample::select(vec![b'"', b'\\', b']', b'}', b',', b' ', b'x']))),
+    ) {
+        let mut text = if bom { b"\xEF\xBB\xBF".to_vec() } else { Vec::new() };
+        text.push(b'{');
+        for (n, (key, records)) in lists.iter().enumerate() {
+            let list = serde_json::Value::Array(records.iter().map(|r| serde_json::Value::Object(r.clone().into_iter().map(|(k, v)| (k.to_owned(), v)).collect())).collect());
+            let list = if pretty { serde_json::to_string_pretty(&list).unwrap() } else { list.to_string() };
+            text.extend(format!("{}\"{key}\": {list}", if n > 0 { "," } else { "" }).bytes());
+        }
+        text.push(b'}');
+        if let Some((at, with)) = broken {
+            let i = at.index(text.len());
+            text[i] = with;
+        }
+        let fast = parse(&text).map_err(|e| e.to_string());
+        let reference = super::api::parse_reference(&text).map_err(|e| e.to_string());
+        proptest::prop_assert_eq!(fast, reference, "{}", String::from_utf8_lossy(&text));
+    }
 }

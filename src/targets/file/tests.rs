@@ -108,3 +108,37 @@ fn a_flush_never_writes_an_empty_directory_over_a_document() {
         assert!(empty.exists(), "no file and no change: an empty directory is written");
     });
 }
+
+/// The document is read record by record (`json_lists`); whatever it
+/// holds, the answer is serde_json's reader's: the same snapshot, or the
+/// same error.
+#[test]
+fn the_document_reads_as_serde_json_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("directory.json");
+    let user = r#"{"id": "u-1", "external_id": "e1", "username": "ann", "name": null, "email": null, "mobile": null, "employee_no": null,
+        "nickname": null, "title": "a \"quoted\" [title], {x}", "department": null, "departments": ["d-1"], "active": true}"#;
+    let dept = r#"{"id": "d-1", "external_id": "d1", "name": "Sales", "parent": null}"#;
+    let docs = [
+        format!(r#"{{"departments": [{dept}], "users": [{user}, {user}]}}"#),
+        format!(r#"{{"users": [{user}], "departments": []}}"#),
+        format!(r#"{{"departments": [{dept}], "users": [{user}], "extra": 1}}"#),
+        format!(r#"{{"departments": [{dept}]}}"#),
+        format!(r#"{{"departments": [{dept}], "users": [{user},]}}"#),
+        format!(r#"{{"departments": [{dept}], "users": [{{"id": "u-2"}}]}}"#),
+        format!(r#"{{"departments": [{dept}], "users": [{user}]"#),
+        "\u{FEFF}{\"departments\": [], \"users\": []}".to_string(),
+        String::new(),
+    ];
+    let mut read = 0;
+    for doc in docs {
+        std::fs::write(&path, &doc).unwrap();
+        let got = client::read_now(&path).map_err(|e| e.to_string());
+        let want = serde_json::from_str::<TargetSnapshot>(&doc)
+            .map(Some)
+            .map_err(|e| TargetError::InvalidFile { path: path.clone(), message: e.to_string() }.to_string());
+        assert_eq!(got, want, "{doc}");
+        read += usize::from(got.is_ok());
+    }
+    assert_eq!(read, 3, "three of the documents are readable");
+}
