@@ -34,9 +34,15 @@ pub fn user_from_spec(id: TargetId, spec: &UserSpec, bindings: &Bindings) -> Tar
         department: spec.department.clone(),
         departments: spec.departments.iter().flatten().filter_map(|d| resolve(bindings, d)).collect(),
         active: spec.active,
-        manager: spec.manager.as_ref().and_then(|m| bindings.users.get(m).cloned()),
+        manager: manager_of(spec, bindings),
         attributes: spec.attributes.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect(),
     }
+}
+
+/// The manager's account as the apply resolves it: the one the plan knew
+/// (a protected account is never bound), else the manager's binding.
+fn manager_of(spec: &UserSpec, bindings: &Bindings) -> Option<TargetId> {
+    spec.manager_account.clone().or_else(|| spec.manager.as_ref().and_then(|m| bindings.users.get(m).cloned()))
 }
 
 /// Apply one op to the model; `new_id` mints target ids for creates.
@@ -87,7 +93,7 @@ pub fn apply_op(target: &mut TargetSnapshot, bindings: &mut Bindings, op: &Op, n
         }
         Op::SetManager { source_id, target_id, spec, .. } => {
             let id = target_id.clone().or_else(|| bindings.users.get(source_id).cloned());
-            let manager = spec.manager.as_ref().and_then(|m| bindings.users.get(m).cloned());
+            let manager = manager_of(spec, bindings);
             if let Some(u) = target.users.iter_mut().find(|u| Some(&u.id) == id.as_ref()) {
                 u.manager = manager;
             }
