@@ -87,15 +87,13 @@ impl<R: Read> Buf<'_, R> {
         Ok(found)
     }
 
-    /// The length of the text from `at` up to `end` (not included, found
-    /// by `scan` over each byte and its state), reading more as needed.
-    fn until<S>(&mut self, mut state: S, mut end: impl FnMut(&mut S, u8) -> bool) -> std::io::Result<Option<usize>> {
+    /// The length of a key's text from `at`: up to its closing quote, or
+    /// to a backslash (an escape, left to serde_json).
+    fn key(&mut self) -> std::io::Result<Option<usize>> {
         let mut i = 0;
         loop {
-            for (k, b) in self.buf[self.at + i..].iter().enumerate() {
-                if end(&mut state, *b) {
-                    return Ok(Some(i + k));
-                }
+            if let Some(k) = memchr::memchr2(b'"', b'\\', &self.buf[self.at + i..]) {
+                return Ok(Some(i + k));
             }
             i = self.buf.len() - self.at;
             if !self.more()? {
@@ -103,37 +101,46 @@ impl<R: Read> Buf<'_, R> {
             }
         }
     }
-}
 
-/// Where an element ends: the state of a scan through it.
-#[derive(Default)]
-struct Element {
-    depth: u32,
-    string: bool,
-    escaped: bool,
-}
-
-impl Element {
-    /// True at the byte after the element (a `,` or `]` outside it).
-    fn ends_at(&mut self, b: u8) -> bool {
-        if self.string {
-            match b {
-                _ if self.escaped => self.escaped = false,
-                b'\\' => self.escaped = true,
-                b'"' => self.string = false,
-                _ => {}
+    /// The length of the element's text from `at`: up to the `,` or `]`
+    /// after it (outside its strings and brackets), reading more as needed.
+    /// Strings are skipped with memchr: most of a record is strings.
+    fn element(&mut self) -> std::io::Result<Option<usize>> {
+        let (mut i, mut depth, mut string, mut escaped) = (0, 0u32, false, false);
+        loop {
+            let text = &self.buf[self.at..];
+            while i < text.len() {
+                if escaped {
+                    (escaped, i) = (false, i + 1);
+                } else if string {
+                    match memchr::memchr2(b'"', b'\\', &text[i..]) {
+                        Some(k) => {
+                            i += k;
+                            if text[i] == b'"' {
+                                string = false
+                            } else {
+                                escaped = true
+                            }
+                            i += 1;
+                        }
+                        None => i = text.len(),
+                    }
+                } else {
+                    match text[i] {
+                        b'"' => string = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' if depth > 0 => depth -= 1,
+                        b']' => return Ok(Some(i)),
+                        b',' if depth == 0 => return Ok(Some(i)),
+                        _ => {}
+                    }
+                    i += 1;
+                }
             }
-            return false;
+            if !self.more()? {
+                return Ok(None);
+            }
         }
-        match b {
-            b'"' => self.string = true,
-            b'{' | b'[' => self.depth += 1,
-            b'}' | b']' if self.depth == 0 => return b == b']',
-            b'}' | b']' => self.depth -= 1,
-            b',' => return self.depth == 0,
-            _ => {}
-        }
-        false
     }
 }
 
@@ -157,7 +164,7 @@ pub fn read<R: Read, E>(
             if !b.expect(b'"').map_err(Stop::Io)? {
                 return Err(Stop::Unusual);
             }
-            let len = b.until((), |(), c| c == b'"' || c == b'\\').map_err(Stop::Io)?.ok_or(Stop::Unusual)?;
+            let len = b.key().map_err(Stop::Io)?.ok_or(Stop::Unusual)?;
             let key = b.buf[b.at..b.at + len].to_vec();
             b.at += len;
             let k = keys.iter().position(|k| k.as_bytes() == key).ok_or(Stop::Unusual)?;
@@ -171,7 +178,7 @@ pub fn read<R: Read, E>(
             if !b.expect(b']').map_err(Stop::Io)? {
                 for index in 0.. {
                     b.peek().map_err(Stop::Io)?;
-                    let len = b.until(Element::default(), Element::ends_at).map_err(Stop::Io)?.filter(|l| *l > 0).ok_or(Stop::Unusual)?;
+                    let len = b.element().map_err(Stop::Io)?.filter(|l| *l > 0).ok_or(Stop::Unusual)?;
                     each(k, index, &b.buf[b.at..b.at + len])?;
                     b.at += len;
                     if b.expect(b']').map_err(Stop::Io)? {
