@@ -310,13 +310,18 @@ fn diff(
     let withheld: HashSet<&str> =
         up.attributes.iter().map(String::as_str).filter(|a| src.iter().all(|u| !u.attributes.contains_key(*a))).collect();
     for (i, &u) in src.iter().enumerate() {
-        let mut spec = user_spec(u, policy, dept);
-        spec.attributes.retain(|k, _| !withheld.contains(k.as_str()));
+        let mut wanted = wanted(u, policy, dept);
+        wanted.attributes.retain(|k, _| !withheld.contains(k));
         let manager = if manages && !u.is_absent(UserField::Manager) { managers.want(u) } else { Want::Unknown };
-        if let Want::Set(t) = manager {
-            spec.manager = u.manager_id.clone();
-            spec.manager_account = Some(t.clone());
-        }
+        // The operation's own copy, made only for an operation: an idle run compares borrowed.
+        let spec = |wanted: &Wanted<'_>| {
+            let mut spec = wanted.to_spec();
+            if let Want::Set(t) = manager {
+                spec.manager = u.manager_id.clone();
+                spec.manager_account = Some(t.clone());
+            }
+            spec
+        };
         // Set once the manager's account exists (created in this run).
         let later = |target_id: Option<TargetId>, spec: &UserSpec, from: Option<TargetId>| Op::SetManager {
             source_id: u.source_id.clone(),
@@ -324,7 +329,7 @@ fn diff(
             spec: Box::new(UserSpec { manager: u.manager_id.clone(), ..spec.clone() }),
             from,
         };
-        if spec.departments.is_some() {
+        if wanted.departments.is_some() {
             out.items.extend(unknown_departments(source, u, m.matched[i].map(|t| &target.users[t]), dept));
         }
         match m.matched[i] {
@@ -341,9 +346,13 @@ fn diff(
                         reason: how.clone(),
                     });
                 }
+                let changes = user_changes(u, tu, &wanted, up, dept, target, &manager);
+                if changes.is_empty() && manager != Want::Later {
+                    continue;
+                }
+                let mut spec = spec(&wanted);
                 spec.holds_manager = tu.manager.clone();
                 spec.holds_attributes = tu.attributes.clone();
-                let changes = user_changes(u, tu, &spec, up, dept, target, &manager);
                 // An update writes the attributes that differ (the rest the target has).
                 spec.attributes.retain(|k, want| tu.attributes.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) != want.as_deref());
                 if manager == Want::Later {
@@ -360,7 +369,7 @@ fn diff(
                 }
             }
             None if m.stop[i] => {}
-            None => match source_only(u, spec, up) {
+            None => match source_only(u, spec(&wanted), up) {
                 Ok(Some(Op::CreateUser { spec, source_id, note })) if manager == Want::Later => {
                     out.managers.push(later(None, &spec, None));
                     out.ops.push(Op::CreateUser { source_id, spec, note });
@@ -519,33 +528,76 @@ fn target_only(
     (removals, items)
 }
 
-pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> UserSpec {
+/// What a source user's account should hold, borrowed from the user, the
+/// policy and the departments: compared as it is, made the operation's
+/// owned [`UserSpec`] (without the manager) only for an operation.
+pub(super) struct Wanted<'a> {
+    external_id: &'a str,
+    username: Option<&'a str>,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    mobile: Option<&'a str>,
+    employee_no: Option<&'a str>,
+    nickname: Option<&'a str>,
+    title: Option<&'a str>,
+    department: Option<&'a str>,
+    departments: Option<smallvec::SmallVec<[&'a SourceId; 4]>>,
+    active: bool,
+    attributes: std::collections::BTreeMap<&'a str, Option<&'a str>>,
+}
+
+impl Wanted<'_> {
+    pub(super) fn to_spec(&self) -> UserSpec {
+        let own = |v: Option<&str>| v.map(str::to_owned);
+        UserSpec {
+            external_id: self.external_id.to_owned(),
+            username: own(self.username),
+            name: own(self.name),
+            email: own(self.email),
+            mobile: own(self.mobile),
+            employee_no: own(self.employee_no),
+            nickname: own(self.nickname),
+            title: own(self.title),
+            department: own(self.department),
+            departments: self.departments.as_ref().map(|d| d.iter().map(|&s| s.clone()).collect()),
+            active: self.active,
+            manager: None,
+            attributes: self.attributes.iter().map(|(k, v)| ((*k).to_owned(), own(*v))).collect(),
+            holds_manager: None,
+            manager_account: None,
+            holds_attributes: Default::default(),
+        }
+    }
+}
+
+pub(super) fn wanted<'a>(u: &'a User, policy: &'a Policy, dept: &'a DeptState<'_>) -> Wanted<'a> {
     let fields = &policy.users.fields;
-    let m = |f: UserField, v: &Option<String>| if fields.contains(&f) { opt(v) } else { None };
-    let departments: Option<Vec<SourceId>> = fields.contains(&UserField::DepartmentIds).then(|| {
-        let mut seen = HashSet::default();
-        u.department_ids
-            .iter()
-            .filter(|d| dept.index.get(d).is_some_and(|&i| dept.res[i] != DeptRes::Absent))
-            .filter(|d| seen.insert(*d))
-            .take(if dept.primary_only { 1 } else { usize::MAX })
-            .cloned()
-            .collect()
+    let m = |f: UserField, v: &'a Option<String>| if fields.contains(&f) { non_empty(v) } else { None };
+    let departments = fields.contains(&UserField::DepartmentIds).then(|| {
+        let mut ds = smallvec::SmallVec::<[&SourceId; 4]>::new();
+        let take = if dept.primary_only { 1 } else { usize::MAX };
+        for d in u.department_ids.iter().filter(|d| dept.index.get(d).is_some_and(|&i| dept.res[i] != DeptRes::Absent)) {
+            // A few per user: a scan is cheaper than a set.
+            if ds.len() < take && !ds.contains(&d) {
+                ds.push(d);
+            }
+        }
+        ds
     });
-    let department = departments.as_ref().and_then(|d| d.first()).and_then(|d| dept.index.get(d)).map(|&i| dept.src[i].name.clone());
+    let department = departments.as_ref().and_then(|d| d.first()).and_then(|d| dept.index.get(d)).map(|&i| dept.src[i].name.as_str());
     let clear = policy.users.clear_when_empty;
     let attributes = policy
         .users
         .attributes
         .iter()
         .filter_map(|a| {
-            let v = u.attributes.get(a).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
-            (v.is_some() || clear).then(|| (a.clone(), v))
+            let v = u.attributes.get(a).map(|v| v.trim()).filter(|v| !v.is_empty());
+            (v.is_some() || clear).then_some((a.as_str(), v))
         })
         .collect();
-    UserSpec {
-        external_id: u.source_id.to_string(),
-        username: opt(&u.username).or_else(|| opt(&u.email)),
+    Wanted {
+        external_id: u.source_id.as_str(),
+        username: non_empty(&u.username).or_else(|| non_empty(&u.email)),
         name: m(UserField::Name, &u.name),
         email: m(UserField::Email, &u.email),
         mobile: m(UserField::Mobile, &u.mobile),
@@ -556,18 +608,14 @@ pub(super) fn user_spec(u: &User, policy: &Policy, dept: &DeptState<'_>) -> User
         // A target without departments holds no memberships.
         departments: departments.filter(|_| dept.shape != DepartmentShape::None),
         active: u.active,
-        manager: None,
         attributes,
-        holds_manager: None,
-        manager_account: None,
-        holds_attributes: Default::default(),
     }
 }
 
 pub(super) fn user_changes(
     u: &User,
     tu: &TargetUser,
-    spec: &UserSpec,
+    spec: &Wanted<'_>,
     policy: &UserPolicy,
     dept: &DeptState<'_>,
     target: &TargetSnapshot,
@@ -582,24 +630,24 @@ pub(super) fn user_changes(
             changes.push(Change { field, from: opt(have), to: want.map(str::to_owned) });
         }
     };
-    cmp(Field::ExternalId, &tu.external_id, Some(&spec.external_id));
+    cmp(Field::ExternalId, &tu.external_id, Some(spec.external_id));
     if spec.username.is_some() {
-        cmp(Field::Username, &tu.username, spec.username.as_deref());
+        cmp(Field::Username, &tu.username, spec.username);
     }
-    let pairs: [(UserField, Field, &Option<String>, &Option<String>); 6] = [
-        (UserField::Name, Field::Name, &tu.name, &spec.name),
-        (UserField::Email, Field::Email, &tu.email, &spec.email),
-        (UserField::Mobile, Field::Mobile, &tu.mobile, &spec.mobile),
-        (UserField::EmployeeNo, Field::EmployeeNo, &tu.employee_no, &spec.employee_no),
-        (UserField::Nickname, Field::Nickname, &tu.nickname, &spec.nickname),
-        (UserField::Title, Field::Title, &tu.title, &spec.title),
+    let pairs: [(UserField, Field, &Option<String>, Option<&str>); 6] = [
+        (UserField::Name, Field::Name, &tu.name, spec.name),
+        (UserField::Email, Field::Email, &tu.email, spec.email),
+        (UserField::Mobile, Field::Mobile, &tu.mobile, spec.mobile),
+        (UserField::EmployeeNo, Field::EmployeeNo, &tu.employee_no, spec.employee_no),
+        (UserField::Nickname, Field::Nickname, &tu.nickname, spec.nickname),
+        (UserField::Title, Field::Title, &tu.title, spec.title),
     ];
     for (f, name, have, want) in pairs {
         // Absent (withheld by the source) never changes the target; empty
         // clears it only when the policy allows.
         let keep = u.is_absent(f) || (want.is_none() && !policy.clear_when_empty);
         if policy.fields.contains(&f) && !keep {
-            cmp(name, have, want.as_deref());
+            cmp(name, have, want);
         }
     }
     // Where a user's entry lives under its department, a disabled user's
@@ -607,11 +655,11 @@ pub(super) fn user_changes(
     let parked = dept.primary_only && !tu.active && !spec.active;
     // An emptied department list clears memberships only when the policy
     // lets an empty field clear the target's value.
-    let emptied = spec.departments.as_ref().is_some_and(Vec::is_empty) && !policy.clear_when_empty;
+    let emptied = spec.departments.as_ref().is_some_and(|d| d.is_empty()) && !policy.clear_when_empty;
     let departments_known =
         policy.fields.contains(&UserField::DepartmentIds) && !u.is_absent(UserField::DepartmentIds) && !parked && !emptied;
     if departments_known {
-        cmp(Field::Department, &tu.department, spec.department.as_deref());
+        cmp(Field::Department, &tu.department, spec.department);
     }
     if let Some(want) = spec.departments.as_ref().filter(|_| departments_known) {
         let mut want_t: Vec<Option<&TargetId>> = want
@@ -652,8 +700,8 @@ pub(super) fn user_changes(
         let differ: std::collections::BTreeMap<String, Option<String>> = spec
             .attributes
             .iter()
-            .filter(|(k, want)| tu.attributes.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()) != want.as_deref())
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, want)| tu.attributes.get(**k).map(|v| v.trim()).filter(|v| !v.is_empty()) != **want)
+            .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
             .collect();
         if !differ.is_empty() {
             let have = differ.keys().map(|k| (k.clone(), tu.attributes.get(k).cloned())).collect();
