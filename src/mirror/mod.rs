@@ -81,9 +81,11 @@ impl MirrorError {
     }
 }
 
+#[derive(Clone)]
 pub struct Mirror {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// Shared by the clones (a run's mirror writer): one connection, one writer at a time.
+    conn: Arc<Mutex<Connection>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -121,7 +123,7 @@ impl Mirror {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         schema::migrations().to_latest(&mut conn).map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;
-        Ok(Self { path, conn: Mutex::new(conn), clock })
+        Ok(Self { path, conn: Arc::new(Mutex::new(conn)), clock })
     }
 
     /// Tests: let the database grow by no page from now on, as a full disk would.
@@ -165,7 +167,7 @@ impl Mirror {
             tracing::info!(path = %path.display(), from = version, to = schema::latest(), "Migrated a mirror an earlier release wrote");
             return Self::open_read_only(state_dir);
         }
-        Ok(Some(Self { path, conn: Mutex::new(conn), clock: Arc::new(SystemClock) }))
+        Ok(Some(Self { path, conn: Arc::new(Mutex::new(conn)), clock: Arc::new(SystemClock) }))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, MirrorError> {
