@@ -174,23 +174,28 @@ pub struct Recorded<'a> {
     pub sent: Vec<unkept::SentValue>,
 }
 
+const INSERT_ITEM: &str = "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at, changes)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
 fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>, now: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at, changes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        run,
-        i.kind.as_str(),
-        i.op,
-        i.source_id.map(SourceId::as_str),
-        i.target_id.map(TargetId::as_str),
-        i.outcome,
-        crate::redact::redact_opt(i.error),
-        now,
-        crate::redact::redact_opt(i.changes)
-    ])
-    .map(drop)
+    let mut insert = tx.prepare_cached(INSERT_ITEM)?;
+    insert_item_with(&mut insert, run, i, now)
+}
+
+fn insert_item_with(insert: &mut rusqlite::Statement<'_>, run: RunId, i: &ItemRow<'_>, now: &str) -> rusqlite::Result<()> {
+    insert
+        .execute(params![
+            run,
+            i.kind.as_str(),
+            i.op,
+            i.source_id.map(SourceId::as_str),
+            i.target_id.map(TargetId::as_str),
+            i.outcome,
+            crate::redact::redact_opt(i.error),
+            now,
+            crate::redact::redact_opt(i.changes)
+        ])
+        .map(drop)
 }
 
 const RUN_SELECT: &str = "SELECT id, trigger, started_at, finished_at, status, counts, message, objects FROM runs";
@@ -255,25 +260,31 @@ impl Mirror {
         let now = self.now();
         self.with(|c| {
             let tx = c.transaction()?;
+            // Prepared once for the batch (thousands of rows each).
+            let mut item = tx.prepare_cached(INSERT_ITEM)?;
+            let mut unbind_other = tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2 AND source_id <> ?3")?;
+            let mut bind = tx.prepare_cached(
+                "INSERT INTO bindings (kind, source_id, target_id, hash, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, source_id) DO UPDATE SET
+                   target_id = excluded.target_id,
+                   hash = COALESCE(excluded.hash, bindings.hash),
+                   updated_at = excluded.updated_at",
+            )?;
+            // Most mirrors keep no tombstone: then no binding has one to clear.
+            let mut tombstones: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM tombstones)", [], |r| r.get(0))?;
             for r in batch {
-                insert_item(&tx, run, &r.item, &now)?;
+                insert_item_with(&mut item, run, &r.item, &now)?;
                 let kind = r.item.kind.as_str();
                 match &r.binding {
                     BindingChange::None => {}
                     BindingChange::Set { source_id, target_id, hash } => {
-                        tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND target_id = ?2 AND source_id <> ?3")?
-                            .execute(params![kind, target_id.as_str(), source_id.as_str()])?;
+                        unbind_other.execute(params![kind, target_id.as_str(), source_id.as_str()])?;
                         // Bound again (a re-hire): no longer a tombstone.
-                        tx.prepare_cached("DELETE FROM tombstones WHERE target_id = ?1")?.execute([target_id.as_str()])?;
-                        tx.prepare_cached(
-                            "INSERT INTO bindings (kind, source_id, target_id, hash, updated_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT (kind, source_id) DO UPDATE SET
-                               target_id = excluded.target_id,
-                               hash = COALESCE(excluded.hash, bindings.hash),
-                               updated_at = excluded.updated_at",
-                        )?
-                        .execute(params![kind, source_id.as_str(), target_id.as_str(), hash, now])?;
+                        if tombstones {
+                            tx.prepare_cached("DELETE FROM tombstones WHERE target_id = ?1")?.execute([target_id.as_str()])?;
+                        }
+                        bind.execute(params![kind, source_id.as_str(), target_id.as_str(), hash, now])?;
                     }
                     BindingChange::RemoveSource(s) => {
                         tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND source_id = ?2")?.execute(params![kind, s.as_str()])?;
@@ -285,6 +296,7 @@ impl Mirror {
                         if kind == Kind::User.as_str() {
                             tx.prepare_cached("INSERT OR IGNORE INTO tombstones (target_id, at) VALUES (?1, ?2)")?
                                 .execute(params![t.as_str(), now])?;
+                            tombstones = true;
                         }
                     }
                     BindingChange::Disabled(t) => {
@@ -313,6 +325,7 @@ impl Mirror {
                     }
                 }
             }
+            drop((item, unbind_other, bind));
             tx.commit()
         })
     }
