@@ -10,7 +10,8 @@
 //! This only finds where elements start and end (strings, escapes and
 //! brackets); serde_json parses each element. Anything but the plain shape
 //! (a key that is not one of `keys` or comes twice, a key with an escape,
-//! a value that is not a list, a trailing comma, text after the document)
+//! a value that is not a list, a trailing comma, text after the document,
+//! an element that is not UTF-8)
 //! is [`Stop::Unusual`]: the caller reads the document again with
 //! serde_json's reader, whose answer (and error message) stands. serde_json
 //! has no public way to hand out an element's text from a stream; its
@@ -179,7 +180,13 @@ pub fn read<R: Read, E>(
                 for index in 0.. {
                     b.peek().map_err(Stop::Io)?;
                     let len = b.element().map_err(Stop::Io)?.filter(|l| *l > 0).ok_or(Stop::Unusual)?;
-                    each(k, index, &b.buf[b.at..b.at + len])?;
+                    let text = &b.buf[b.at..b.at + len];
+                    // serde_json skips the strings it ignores without
+                    // checking them: text that is not UTF-8 is its reader's to judge.
+                    if std::str::from_utf8(text).is_err() {
+                        return Err(Stop::Unusual);
+                    }
+                    each(k, index, text)?;
                     b.at += len;
                     if b.expect(b']').map_err(Stop::Io)? {
                         break;
@@ -334,6 +341,7 @@ mod tests {
         }
         assert_eq!(lists(b" {} \n", 1), Some(Default::default()));
         assert_eq!(lists(br#"{"x\"y": [1]}"#, 1), None, "a key with an escape");
+        assert_eq!(lists(b"{\"users\": [\"\xFF\"]}", 1), None, "not UTF-8");
     }
 
     #[test]

@@ -139,3 +139,13 @@ proptest::proptest! {
         proptest::prop_assert_eq!(fast, reference, "{}", String::from_utf8_lossy(&text));
     }
 }
+
+/// A record that is not UTF-8 (an export saved as Windows-1252) fails the
+/// document, as serde_json's reader says: it is not one unreadable record.
+#[test]
+fn a_document_that_is_not_utf8_fails_whole() {
+    let doc = b"{\"users\":[{\"id\":\"1\",\"name\":\"Jos\xE9\"},{\"id\":\"2\"}]}";
+    let e = parse(doc).unwrap_err().to_string();
+    assert_eq!(Err(e.clone()), super::api::parse_reference(doc).map_err(|e| e.to_string()));
+    assert!(e.contains("unicode"), "{e}");
+}
