@@ -83,7 +83,16 @@ fn read_now(path: &std::path::Path, mapping: &crate::mapping::Mapping, only: Opt
     match only {
         None => {
             let file = std::fs::File::open(path).map_err(io)?;
-            let snapshot = api::parse_reader(file, mapping).map_err(invalid)?;
+            // A pipe (or any file that cannot be read twice) is read whole:
+            // an unusual document is read again from its start.
+            let snapshot = if file.metadata().map_err(io)?.is_file() {
+                api::parse_reader(file, mapping)
+            } else {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(io)?;
+                api::parse_mapped(&bytes, mapping)
+            }
+            .map_err(invalid)?;
             Ok(Objects { snapshot, ..Objects::default() })
         }
         Some(only) => {
