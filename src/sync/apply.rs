@@ -578,7 +578,6 @@ pub async fn apply(
         dead: CancellationToken::new(),
     };
     let mut outcome = Outcome::default();
-    let mut writer = Writer::new(mirror, run);
     let mut flushed = false;
     // Each phase's operations are taken out of the plan, and each is
     // dropped once recorded: a run's memory does not hold every create's
@@ -596,6 +595,9 @@ pub async fn apply(
         let end = ops.iter().position(|o| o.phase() != phase).unwrap_or(ops.len());
         let mut done = futures::stream::iter(ops.drain(..end)).map(|op| ctx.one(op)).buffer_unordered(concurrency.max(1));
         let mut pending: Vec<Done> = Vec::new();
+        // One writer a phase: a phase ends with its records committed (a
+        // full disk ends the run before the next phase's writes).
+        let mut writer = Writer::new(mirror, run);
         let mut since = std::time::Instant::now();
         while let Some(d) = done.next().await {
             // What `reconcile::retry` judges: failures, and successes of objects that had failed.
@@ -624,8 +626,8 @@ pub async fn apply(
             }
         }
         writer.write(mirror, run, pending)?;
+        writer.finish()?;
     }
-    writer.finish()?;
     outcome.unreachable = ctx.dead.is_cancelled().then_some(unreachable_after.unwrap_or_default() as u64);
     Ok(outcome)
 }
