@@ -6,8 +6,8 @@
 //! on: every 2,000 outcomes, every 200 ms, and at the end of each phase. A
 //! crash loses at most three batches of records (one being written, one
 //! waiting, one being gathered), never an object: what the lost records
-//! said is found again in the target by externalId on the next run. One failed operation is an item error; the
-//! run goes on.
+//! said is found again in the target by externalId on the next run. One
+//! failed operation is an item error; the run goes on.
 
 use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError, Recorded, RunId};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
@@ -404,6 +404,9 @@ fn record(mirror: &Mirror, run: RunId, mut done: Vec<Done>) -> Result<(), Mirror
 /// order, each in one transaction; at most one waits beside the one being
 /// written. Dropped (the run abandoned), it finishes what it was sent.
 struct Writer {
+    /// For the batches written in line when no thread could be had.
+    mirror: Mirror,
+    run: RunId,
     send: Option<std::sync::mpsc::SyncSender<Vec<Done>>>,
     thread: Option<std::thread::JoinHandle<Result<(), MirrorError>>>,
 }
@@ -411,32 +414,32 @@ struct Writer {
 impl Writer {
     fn new(mirror: &Mirror, run: RunId) -> Self {
         let (send, batches) = std::sync::mpsc::sync_channel::<Vec<Done>>(1);
-        let mirror = mirror.clone();
+        let theirs = mirror.clone();
         let thread = std::thread::Builder::new().name("orgsync-mirror".into()).spawn(move || {
             for batch in batches {
-                record(&mirror, run, batch)?;
+                record(&theirs, run, batch)?;
             }
             Ok(())
         });
+        let mirror = mirror.clone();
         match thread {
-            Ok(t) => Writer { send: Some(send), thread: Some(t) },
+            Ok(t) => Writer { mirror, run, send: Some(send), thread: Some(t) },
             // No thread to be had: the batches are written on the caller's.
             Err(e) => {
                 tracing::warn!(error = %e, "No thread for the mirror's writes: written in line");
-                drop(send);
-                Writer { send: None, thread: None }
+                Writer { mirror, run, send: None, thread: None }
             }
         }
     }
 
     /// Hand a batch over (or write it now, without a thread). A write that
     /// failed is said here, or at [`Writer::finish`].
-    fn write(&mut self, mirror: &Mirror, run: RunId, batch: Vec<Done>) -> Result<(), MirrorError> {
+    fn write(&mut self, batch: Vec<Done>) -> Result<(), MirrorError> {
         if batch.is_empty() {
             return Ok(());
         }
         match &self.send {
-            None => record(mirror, run, batch),
+            None => record(&self.mirror, self.run, batch),
             Some(send) => match send.send(batch) {
                 Ok(()) => Ok(()),
                 // The thread ended: its error.
@@ -618,14 +621,14 @@ pub async fn apply(
             }
             pending.push(d);
             if pending.len() >= BATCH || since.elapsed() >= BATCH_WAIT {
-                writer.write(mirror, run, std::mem::take(&mut pending))?;
+                writer.write(std::mem::take(&mut pending))?;
                 since = std::time::Instant::now();
             }
             if writer.failed() {
                 writer.finish()?;
             }
         }
-        writer.write(mirror, run, pending)?;
+        writer.write(pending)?;
         writer.finish()?;
     }
     outcome.unreachable = ctx.dead.is_cancelled().then_some(unreachable_after.unwrap_or_default() as u64);
