@@ -553,6 +553,18 @@ fn item_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ItemRecord>
         outcome: r.get(at + 4)?,
         error: r.get(at + 5)?,
         at: r.get(at + 6)?,
-        changes: r.get::<_, Option<String>>(at + 7)?.and_then(|c| serde_json::from_str(&c).ok()),
+        changes: r.get::<_, Option<String>>(at + 7)?.and_then(|c| changes_read(&c)),
     })
+}
+
+/// An item's changes as every reader takes them, `[{"field", "from", "to"}]`:
+/// a create's are kept as `[field, value]` pairs (see `sync::apply`).
+fn changes_read(text: &str) -> Option<serde_json::Value> {
+    let mut changes: serde_json::Value = serde_json::from_str(text).ok()?;
+    for c in changes.as_array_mut().into_iter().flatten() {
+        if let Some([field, to]) = c.as_array().map(Vec::as_slice) {
+            *c = serde_json::json!({"field": field, "from": null, "to": to});
+        }
+    }
+    Some(changes)
 }

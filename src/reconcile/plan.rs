@@ -15,6 +15,7 @@ use super::users::plan_users;
 use super::{DepartmentShape, RunOptions};
 use crate::model::{Bindings, Kind, Snapshot, SourceId, TargetId, TargetSnapshot};
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// The desired target-side form of a department. `parent` is a source id,
 /// resolved through the bindings when the operation is applied (the parent
@@ -399,38 +400,51 @@ impl Op {
         }
     }
 
-    /// What the op changes, attribute by attribute, for the run log: an
-    /// update's changes; for a create, each attribute it sets (from none).
-    pub fn changes(&self) -> Vec<Change> {
-        let set = |field: Field, v: &Option<String>| v.as_ref().map(|v| Change { field, from: None, to: Some(v.clone()) });
+    /// What a create sets, attribute by attribute, borrowed from its spec
+    /// (none for any other op).
+    pub fn set_values(&self) -> Vec<(Field, Cow<'_, str>)> {
+        fn set<'a>(field: Field, v: Option<impl Into<Cow<'a, str>>>) -> Option<(Field, Cow<'a, str>)> {
+            v.map(|v| (field, v.into()))
+        }
         match self {
-            Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => changes.clone(),
             Op::CreateUser { spec, .. } => [
-                set(Field::ExternalId, &Some(spec.external_id.clone())),
-                set(Field::Username, &spec.username),
-                set(Field::Name, &spec.name),
-                set(Field::Email, &spec.email),
-                set(Field::Mobile, &spec.mobile),
-                set(Field::EmployeeNo, &spec.employee_no),
-                set(Field::Nickname, &spec.nickname),
-                set(Field::Title, &spec.title),
-                set(Field::Department, &spec.department),
-                set(Field::Departments, &spec.departments.as_ref().map(|d| d.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))),
-                set(Field::Active, &Some(spec.active.to_string())),
-                set(Field::Manager, &spec.manager.as_ref().map(|m| m.to_string())),
-                set(Field::Attributes, &attributes_text(&spec.attributes)),
+                set(Field::ExternalId, Some(spec.external_id.as_str())),
+                set(Field::Username, spec.username.as_deref()),
+                set(Field::Name, spec.name.as_deref()),
+                set(Field::Email, spec.email.as_deref()),
+                set(Field::Mobile, spec.mobile.as_deref()),
+                set(Field::EmployeeNo, spec.employee_no.as_deref()),
+                set(Field::Nickname, spec.nickname.as_deref()),
+                set(Field::Title, spec.title.as_deref()),
+                set(Field::Department, spec.department.as_deref()),
+                set(Field::Departments, spec.departments.as_ref().map(|d| d.iter().map(SourceId::as_str).collect::<Vec<_>>().join(","))),
+                set(Field::Active, Some(if spec.active { "true" } else { "false" })),
+                set(Field::Manager, spec.manager.as_ref().map(SourceId::as_str)),
+                set(Field::Attributes, attributes_text(&spec.attributes)),
             ]
             .into_iter()
             .flatten()
             .collect(),
             Op::CreateDepartment { spec, .. } => [
-                set(Field::ExternalId, &Some(spec.external_id.clone())),
-                set(Field::Name, &Some(spec.name.clone())),
-                set(Field::Parent, &spec.parent.as_ref().map(|p| p.to_string())),
+                set(Field::ExternalId, Some(spec.external_id.as_str())),
+                set(Field::Name, Some(spec.name.as_str())),
+                set(Field::Parent, spec.parent.as_ref().map(SourceId::as_str)),
             ]
             .into_iter()
             .flatten()
             .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What the op changes, attribute by attribute, for the run log: an
+    /// update's changes; for a create, each attribute it sets (from none).
+    pub fn changes(&self) -> Vec<Change> {
+        match self {
+            Op::UpdateUser { changes, .. } | Op::UpdateDepartment { changes, .. } => changes.clone(),
+            Op::CreateUser { .. } | Op::CreateDepartment { .. } => {
+                self.set_values().into_iter().map(|(field, v)| Change { field, from: None, to: Some(v.into_owned()) }).collect()
+            }
             Op::SetManager { spec, from, .. } => vec![Change {
                 field: Field::Manager,
                 from: from.as_ref().map(|f| f.to_string()),

@@ -266,6 +266,9 @@ impl Ctx<'_> {
             // kept, with what it showed instead.
             Op::CreateUser { .. } => {
                 let shown = created.map(|id| self.target.not_kept_at_create(id)).unwrap_or_default();
+                if shown.is_empty() {
+                    return Vec::new();
+                }
                 let changes = op.changes();
                 return shown
                     .iter()
@@ -486,11 +489,10 @@ struct Done {
 }
 
 /// A value as the run log shows it: long ones cut.
-fn shown(v: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
-    match v {
-        None => None,
-        Some(s) if s.chars().count() > 120 => Some(format!("{}…", s.chars().take(120).collect::<String>()).into()),
-        Some(s) => Some(s.as_str().into()),
+fn shown(v: &str) -> std::borrow::Cow<'_, str> {
+    match v.char_indices().nth(120) {
+        Some((end, _)) => format!("{}…", &v[..end]).into(),
+        None => v.into(),
     }
 }
 
@@ -502,14 +504,25 @@ struct Shown<'a> {
     to: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// An op's changes as the run log keeps it: `[{"field", "from", "to"}]`,
-/// written straight from the changes (no JSON tree per item).
+/// An op's changes as the run log keeps them, written straight from the
+/// op (no JSON tree per item): an update's as `[{"field", "from", "to"}]`;
+/// a create's, all from none, as `[[field, value]]` pairs (less than half
+/// the text: an initial sync writes one per object). `mirror::runs` reads
+/// both back in the first form.
 fn changes_json(op: &Op) -> Option<String> {
+    let set = op.set_values();
+    if !set.is_empty() {
+        let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = set.iter().map(|(field, v)| (field.as_str(), shown(v))).collect();
+        return serde_json::to_string(&pairs).ok();
+    }
     let changes = op.changes();
     if changes.is_empty() {
         return None;
     }
-    let list: Vec<Shown<'_>> = changes.iter().map(|c| Shown { field: c.field.as_str(), from: shown(&c.from), to: shown(&c.to) }).collect();
+    let list: Vec<Shown<'_>> = changes
+        .iter()
+        .map(|c| Shown { field: c.field.as_str(), from: c.from.as_deref().map(shown), to: c.to.as_deref().map(shown) })
+        .collect();
     serde_json::to_string(&list).ok()
 }
 
@@ -638,7 +651,7 @@ pub async fn apply(
 #[cfg(test)]
 mod changes_tests {
     use super::*;
-    use crate::reconcile::{Change, Field, UserSpec};
+    use crate::reconcile::{Change, Field, UserSpec, Verb};
 
     /// A binding's hash as every earlier release wrote it.
     #[test]
@@ -648,6 +661,46 @@ mod changes_tests {
         let want: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
         assert_eq!(hash(&spec), Some(want));
         assert_eq!(hash(&spec).unwrap().len(), 32);
+    }
+
+    /// A create's values are kept as pairs and read back, like an update's,
+    /// as changes from none; long values cut, absent ones left out.
+    #[test]
+    fn a_create_s_values_are_kept_as_pairs_and_read_back_as_changes() {
+        let spec = UserSpec {
+            external_id: "u1".into(),
+            name: Some("名".repeat(130)),
+            departments: Some(vec!["d1".into(), "d2".into()]),
+            ..UserSpec::default()
+        };
+        let op = Op::CreateUser { source_id: "u1".into(), spec: Box::new(spec), note: None };
+        let text = changes_json(&op).unwrap();
+        let cut = format!("{}…", "名".repeat(120));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!([["external_id", "u1"], ["name", cut], ["departments", "d1,d2"], ["active", "false"]])
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = Mirror::open(dir.path()).unwrap();
+        let run = mirror.start_run("manual").unwrap();
+        let (u1, t1) = (SourceId::from("u1"), TargetId::from("t1"));
+        let row = ItemRow {
+            kind: Kind::User,
+            op: Verb::Create,
+            source_id: Some(&u1),
+            target_id: Some(&t1),
+            outcome: crate::reconcile::Outcome::Ok,
+            error: None,
+            changes: Some(&text),
+        };
+        mirror.record(run, &row, BindingChange::None).unwrap();
+        let want: Vec<serde_json::Value> = op
+            .changes()
+            .iter()
+            .map(|c| serde_json::json!({"field": c.field.as_str(), "from": null, "to": c.to.as_deref().map(shown)}))
+            .collect();
+        assert_eq!(want.len(), 4);
+        assert_eq!(mirror.items(run).unwrap()[0].changes, Some(serde_json::Value::Array(want)));
     }
 
     /// The run log's changes: each field with its old and new value, null
