@@ -279,12 +279,21 @@ impl Mirror {
                 match &r.binding {
                     BindingChange::None => {}
                     BindingChange::Set { source_id, target_id, hash } => {
-                        unbind_other.execute(params![kind, target_id.as_str(), source_id.as_str()])?;
                         // Bound again (a re-hire): no longer a tombstone.
                         if tombstones {
                             tx.prepare_cached("DELETE FROM tombstones WHERE target_id = ?1")?.execute([target_id.as_str()])?;
                         }
-                        bind.execute(params![kind, source_id.as_str(), target_id.as_str(), hash, now])?;
+                        let binding = params![kind, source_id.as_str(), target_id.as_str(), hash, now];
+                        match bind.execute(binding) {
+                            // The target was bound to another source: it moves
+                            // here (a target has one source). Only then is the
+                            // other binding looked for: most binds are new.
+                            Err(e) if e.sqlite_extended_error_code() == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
+                                unbind_other.execute(params![kind, target_id.as_str(), source_id.as_str()])?;
+                                bind.execute(binding)?;
+                            }
+                            done => drop(done?),
+                        }
                     }
                     BindingChange::RemoveSource(s) => {
                         tx.prepare_cached("DELETE FROM bindings WHERE kind = ?1 AND source_id = ?2")?.execute(params![kind, s.as_str()])?;
