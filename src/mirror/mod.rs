@@ -120,6 +120,10 @@ impl Mirror {
         // Checkpoint the WAL less often (every ~40 MB, not ~4 MB): a run's
         // batches go into the WAL and are folded in once, not page by page.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000).map_err(sql)?;
+        // An 8 MB page cache, not 2 MB: a batch's bindings go into two
+        // indexes at random places (ids are random), and with the smaller
+        // cache their pages were written out and read back within a batch.
+        conn.pragma_update(None, "cache_size", -8_000).map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         schema::migrations().to_latest(&mut conn).map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;

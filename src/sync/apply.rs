@@ -3,7 +3,7 @@
 //! a phase operations complete in any order (a slow one holds no slot of a
 //! finished one). Outcomes, with their binding changes, are committed to the
 //! mirror in batches, on a thread of the mirror's while the operations go
-//! on: every 2,000 outcomes, every 200 ms, and at the end of each phase. A
+//! on: every 10,000 outcomes, every 200 ms, and at the end of each phase. A
 //! crash loses at most three batches of records (one being written, one
 //! waiting, one being gathered), never an object: what the lost records
 //! said is found again in the target by externalId on the next run. One
@@ -568,8 +568,12 @@ impl Ctx<'_> {
     }
 }
 
-/// Outcomes per mirror transaction, and the longest they wait.
-const BATCH: usize = 2000;
+/// Outcomes per mirror transaction, and the longest they wait. Each
+/// commit writes again every index page its batch touched (binding ids
+/// land at random places): at 100,000 creates, batches of 10,000 spent
+/// 0.71 s in SQLite where batches of 2,000 spent 0.85 s. On a target
+/// slower than 50,000 operations a second, the wait bounds a batch.
+const BATCH: usize = 10_000;
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub async fn apply(
