@@ -127,8 +127,8 @@ pub(super) fn plan_users(
 /// The source's users by id: the first with an id wins, the rest are
 /// `invalid` items.
 fn distinct(source: &Snapshot) -> (Vec<&User>, Vec<Item>) {
-    let mut seen: HashSet<&SourceId> = HashSet::default();
-    let mut src: Vec<&User> = Vec::new();
+    let mut seen: HashSet<&SourceId> = HashSet::with_capacity_and_hasher(source.users.len(), Default::default());
+    let mut src: Vec<&User> = Vec::with_capacity(source.users.len());
     let mut items = Vec::new();
     for u in &source.users {
         if !seen.insert(&u.source_id) {
@@ -226,21 +226,21 @@ fn by_key(m: &mut Matched, key: MatchKey, src: &[&User], target: &TargetSnapshot
             tidx.entry(v).or_default().push(t);
         }
     }
-    let mut sidx: HashMap<String, Vec<usize>> = HashMap::default();
-    for (i, u) in src.iter().enumerate() {
-        if m.matched[i].is_none()
-            && !m.stop[i]
-            && let Some(v) = key_value(u, key)
-        {
-            sidx.entry(v).or_default().push(i);
+    // Each unmatched user's value, made once (normalizing allocates).
+    let values: Vec<Option<String>> =
+        (0..n).map(|i| if m.matched[i].is_none() && !m.stop[i] { key_value(src[i], key) } else { None }).collect();
+    let mut sidx: HashMap<&str, Vec<usize>> = HashMap::with_capacity_and_hasher(n - m.matched.iter().flatten().count(), Default::default());
+    for (i, v) in values.iter().enumerate() {
+        if let Some(v) = v {
+            sidx.entry(v.as_str()).or_default().push(i);
         }
     }
     for i in 0..n {
         if m.matched[i].is_some() || m.stop[i] {
             continue;
         }
-        let Some(v) = key_value(src[i], key) else { continue };
-        let others = &sidx[&v];
+        let Some(v) = &values[i] else { continue };
+        let others = &sidx[v.as_str()];
         if others.len() > 1 {
             m.stop[i] = true;
             let names: Vec<String> = others.iter().map(|&o| src[o].source_id.to_string()).collect();
@@ -252,12 +252,12 @@ fn by_key(m: &mut Matched, key: MatchKey, src: &[&User], target: &TargetSnapshot
                 outcome: Outcome::Conflict,
                 message: format!("{key} {v:?} is shared by source users {}", names.join(", ")),
             });
-            if let Some(c) = tidx.get(&v) {
+            if let Some(c) = tidx.get(v.as_str()) {
                 m.conflicted.extend(c.iter().copied());
             }
             continue;
         }
-        let free: Vec<usize> = tidx.get(&v).map(|c| c.iter().copied().filter(|&t| !m.claimed[t]).collect()).unwrap_or_default();
+        let free: Vec<usize> = tidx.get(v.as_str()).map(|c| c.iter().copied().filter(|&t| !m.claimed[t]).collect()).unwrap_or_default();
         match free.len() {
             0 => {}
             1 => {
