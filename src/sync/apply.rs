@@ -3,11 +3,12 @@
 //! a phase operations complete in any order (a slow one holds no slot of a
 //! finished one). Outcomes, with their binding changes, are committed to the
 //! mirror in batches, on a thread of the mirror's while the operations go
-//! on: every 10,000 outcomes, every 200 ms, and at the end of each phase. A
-//! crash loses at most three batches of records (one being written, one
-//! waiting, one being gathered), never an object: what the lost records
-//! said is found again in the target by externalId on the next run. One
-//! failed operation is an item error; the run goes on.
+//! on: every 2,000 outcomes, every 200 ms, and at the end of each phase,
+//! the batches that wait meanwhile in one transaction. A crash loses at
+//! most the records not yet committed (a transaction of up to 10,000
+//! outcomes, four batches waiting, one being gathered), never an object:
+//! what the lost records said is found again in the target by externalId
+//! on the next run. One failed operation is an item error; the run goes on.
 
 use crate::mirror::{BindingChange, ItemRow, Mirror, MirrorError, Recorded, RunId};
 use crate::model::{Bindings, Kind, SourceId, TargetId};
@@ -361,9 +362,10 @@ impl Ctx<'_> {
 }
 
 /// Commit outcomes to the mirror in one transaction, and count them.
-fn record(mirror: &Mirror, run: RunId, mut done: Vec<Done>) -> Result<(), MirrorError> {
+/// Returns them, to be freed where they were made.
+fn record(mirror: &Mirror, run: RunId, mut done: Vec<Done>) -> Result<Vec<Done>, MirrorError> {
     if done.is_empty() {
-        return Ok(());
+        return Ok(done);
     }
     let batch: Vec<Recorded<'_>> = done
         .iter_mut()
@@ -396,41 +398,55 @@ fn record(mirror: &Mirror, run: RunId, mut done: Vec<Done>) -> Result<(), Mirror
         .collect();
     mirror.record_batch(run, &batch)?;
     drop(batch);
-    // The operations (each create's spec) are freed here too, off the apply's thread.
-    drop(done);
-    Ok(())
+    Ok(done)
 }
 
 /// The mirror's writes of one apply, on a thread of their own: the
 /// operations go on while a batch is committed (SQLite was a third of a
 /// first sync's time, on the apply's thread). Batches are committed in
-/// order, each in one transaction; at most one waits beside the one being
-/// written. Dropped (the run abandoned), it finishes what it was sent.
+/// order; the batches waiting when a transaction ends go into the next one
+/// together (up to [`BATCH`] outcomes): the slower the mirror, the fewer
+/// its commits. Dropped (the run abandoned), it finishes what it was sent.
 struct Writer {
     /// For the batches written in line when no thread could be had.
     mirror: Mirror,
     run: RunId,
     send: Option<std::sync::mpsc::SyncSender<Vec<Done>>>,
+    /// The outcomes committed, back to be freed on the apply's thread that
+    /// made them (in mimalloc, a free from another thread takes the slow path).
+    spent: Option<std::sync::mpsc::Receiver<Vec<Done>>>,
     thread: Option<std::thread::JoinHandle<Result<(), MirrorError>>>,
 }
 
+/// Batches that wait for the mirror's thread, at most.
+const WAITING: usize = 4;
+
 impl Writer {
     fn new(mirror: &Mirror, run: RunId) -> Self {
-        let (send, batches) = std::sync::mpsc::sync_channel::<Vec<Done>>(1);
+        let (send, batches) = std::sync::mpsc::sync_channel::<Vec<Done>>(WAITING);
+        let (give_back, spent) = std::sync::mpsc::channel::<Vec<Done>>();
         let theirs = mirror.clone();
         let thread = std::thread::Builder::new().name("orgsync-mirror".into()).spawn(move || {
-            for batch in batches {
-                record(&theirs, run, batch)?;
+            while let Ok(mut done) = batches.recv() {
+                while done.len() + CHUNK <= BATCH {
+                    match batches.try_recv() {
+                        Ok(more) => done.extend(more),
+                        Err(_) => break,
+                    }
+                }
+                let done = record(&theirs, run, done)?;
+                // Gone when the apply is: then they are freed here.
+                let _ = give_back.send(done);
             }
             Ok(())
         });
         let mirror = mirror.clone();
         match thread {
-            Ok(t) => Writer { mirror, run, send: Some(send), thread: Some(t) },
+            Ok(t) => Writer { mirror, run, send: Some(send), spent: Some(spent), thread: Some(t) },
             // No thread to be had: the batches are written on the caller's.
             Err(e) => {
                 tracing::warn!(error = %e, "No thread for the mirror's writes: written in line");
-                Writer { mirror, run, send: None, thread: None }
+                Writer { mirror, run, send: None, spent: None, thread: None }
             }
         }
     }
@@ -438,16 +454,24 @@ impl Writer {
     /// Hand a batch over (or write it now, without a thread). A write that
     /// failed is said here, or at [`Writer::finish`].
     fn write(&mut self, batch: Vec<Done>) -> Result<(), MirrorError> {
+        self.free_spent();
         if batch.is_empty() {
             return Ok(());
         }
         match &self.send {
-            None => record(&self.mirror, self.run, batch),
+            None => record(&self.mirror, self.run, batch).map(drop),
             Some(send) => match send.send(batch) {
                 Ok(()) => Ok(()),
                 // The thread ended: its error.
                 Err(_) => self.finish(),
             },
+        }
+    }
+
+    /// Free the outcomes committed so far.
+    fn free_spent(&self) {
+        if let Some(spent) = &self.spent {
+            spent.try_iter().for_each(drop);
         }
     }
 
@@ -459,7 +483,9 @@ impl Writer {
     /// Every batch committed, or the first error.
     fn finish(&mut self) -> Result<(), MirrorError> {
         drop(self.send.take());
-        match self.thread.take().map(std::thread::JoinHandle::join) {
+        let joined = self.thread.take().map(std::thread::JoinHandle::join);
+        self.free_spent();
+        match joined {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(e))) => Err(e),
             Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -568,12 +594,15 @@ impl Ctx<'_> {
     }
 }
 
-/// Outcomes per mirror transaction, and the longest they wait. Each
-/// commit writes again every index page its batch touched (binding ids
-/// land at random places): at 100,000 creates, batches of 10,000 spent
-/// 0.71 s in SQLite where batches of 2,000 spent 0.85 s. On a target
-/// slower than 50,000 operations a second, the wait bounds a batch.
+/// Outcomes per mirror transaction, at most. Each commit writes again
+/// every index page its batch touched (binding ids land at random places):
+/// at 100,000 creates, transactions of 10,000 spent 0.71 s in SQLite where
+/// transactions of 2,000 spent 0.85 s.
 const BATCH: usize = 10_000;
+/// Outcomes handed to the mirror's thread at once, and the longest they
+/// wait to be: its first transaction begins early, and on a target slower
+/// than 10,000 operations a second the wait bounds a batch.
+const CHUNK: usize = 2_000;
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub async fn apply(
@@ -637,7 +666,7 @@ pub async fn apply(
                 }
             }
             pending.push(d);
-            if pending.len() >= BATCH || since.elapsed() >= BATCH_WAIT {
+            if pending.len() >= CHUNK || since.elapsed() >= BATCH_WAIT {
                 writer.write(std::mem::take(&mut pending))?;
                 since = std::time::Instant::now();
             }
