@@ -87,6 +87,9 @@ pub struct Mirror {
     /// Shared by the clones (a run's mirror writer): one connection, one writer at a time.
     conn: Arc<Mutex<Connection>>,
     clock: Arc<dyn Clock>,
+    /// The items committed for each run this process started and has not
+    /// finished, counted as they are written (see [`runs::Tally`]).
+    tally: runs::Tally,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -127,7 +130,7 @@ impl Mirror {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         schema::migrations().to_latest(&mut conn).map_err(|source| MirrorError::Migrate { path: path.clone(), source })?;
-        Ok(Self { path, conn: Arc::new(Mutex::new(conn)), clock })
+        Ok(Self { path, conn: Arc::new(Mutex::new(conn)), clock, tally: runs::Tally::default() })
     }
 
     /// Tests: let the database grow by no page from now on, as a full disk would.
@@ -171,7 +174,7 @@ impl Mirror {
             tracing::info!(path = %path.display(), from = version, to = schema::latest(), "Migrated a mirror an earlier release wrote");
             return Self::open_read_only(state_dir);
         }
-        Ok(Some(Self { path, conn: Arc::new(Mutex::new(conn)), clock: Arc::new(SystemClock) }))
+        Ok(Some(Self { path, conn: Arc::new(Mutex::new(conn)), clock: Arc::new(SystemClock), tally: runs::Tally::default() }))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, MirrorError> {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::model::{Kind, SourceId, TargetId};
 use crate::reconcile::{Field, Outcome, Verb};
+use std::collections::BTreeMap;
 
 #[test]
 fn outcomes_and_bindings_survive_reopening_and_crashed_runs_read_interrupted() {
@@ -230,4 +231,37 @@ fn a_rejection_lasts_until_an_approval_or_a_full_run_holding_nothing_back() {
     m.record_action(&action("reject"), Some("def")).unwrap();
     m.record_action(&action("approve"), Some("def")).unwrap();
     assert_eq!(m.rejected().unwrap(), None);
+}
+
+/// Closing a run counts the items it committed as they were written: the
+/// counts SQL gives, through any clone, without the items of a transaction
+/// that failed; a run another mirror started is counted in SQL.
+#[test]
+fn a_run_s_counts_are_the_items_it_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mirror::open(dir.path()).unwrap();
+    let run = m.start_run("manual").unwrap();
+    let (u1, t1) = (SourceId::from("u1"), TargetId::from("t1"));
+    let row = |kind, op, outcome, changes| ItemRow { kind, op, source_id: Some(&u1), target_id: Some(&t1), outcome, error: None, changes };
+    let set = BindingChange::Set { source_id: "u1".into(), target_id: "t1".into(), hash: None };
+    let created = Recorded { item: row(Kind::User, Verb::Create, Outcome::Ok, None), binding: set, sent: Vec::new() };
+    m.clone().record_batch(run, &[created]).unwrap();
+    let failed = row(Kind::User, Verb::Update, Outcome::Failed, None);
+    m.record_all(run, &[failed, failed, row(Kind::Department, Verb::Delete, Outcome::HeldBack, None)]).unwrap();
+    m.fill_the_disk();
+    let long = "x".repeat(200_000);
+    assert!(m.record_all(run, &[row(Kind::User, Verb::Update, Outcome::Ok, Some(&long))]).is_err(), "the disk is full");
+    m.with(|c| c.pragma_update(None, "max_page_count", 1_000_000)).unwrap();
+    let in_sql = m.with(|c| runs::counts(c, run)).unwrap();
+    let want: BTreeMap<String, u64> =
+        [("user.create.ok", 1), ("user.update.failed", 2), ("department.delete.held_back", 1)].map(|(k, n)| (k.to_owned(), n)).into();
+    assert_eq!(in_sql, want);
+    assert_eq!(m.finish_run(run, RunStatus::Partial, None).unwrap().counts, want);
+
+    let other = Mirror::open(dir.path()).unwrap();
+    let theirs = other.start_run("manual").unwrap();
+    m.record_all(theirs, &[failed]).unwrap();
+    other.record_all(theirs, &[failed]).unwrap();
+    let r = m.finish_run(theirs, RunStatus::Failed, None).unwrap();
+    assert_eq!(r.counts, [("user.update.failed".to_owned(), 2)].into());
 }
