@@ -202,6 +202,12 @@ impl Tally {
         }
     }
 
+    fn clear(&self) {
+        if let Ok(mut t) = self.0.lock() {
+            t.clear();
+        }
+    }
+
     /// A run's counts as `counts` makes them in SQL (`kind.op.outcome`), if kept.
     fn take(&self, run: RunId) -> Option<BTreeMap<String, u64>> {
         let counts = self.0.lock().ok()?.remove(&run)?;
@@ -266,6 +272,8 @@ pub(super) fn counts(c: &Connection, run: RunId) -> rusqlite::Result<BTreeMap<St
 impl Mirror {
     /// Mark runs a crash left `running` as failed ("interrupted"). Call with the lock held.
     pub fn mark_interrupted(&self) -> Result<usize, MirrorError> {
+        // No count of a run left unfinished is kept on (one closed later is counted in SQL).
+        self.tally.clear();
         let now = self.now();
         self.with(|c| {
             c.execute(
@@ -371,10 +379,11 @@ impl Mirror {
                 }
             }
             drop((item, unbind_other, bind));
-            tx.commit()
-        })?;
-        self.tally.add(run, batch.iter().map(|r| &r.item));
-        Ok(())
+            tx.commit()?;
+            // Counted with the connection still held: no close comes between.
+            self.tally.add(run, batch.iter().map(|r| &r.item));
+            Ok(())
+        })
     }
 
     /// Record many outcomes without binding changes in one transaction
@@ -389,10 +398,10 @@ impl Mirror {
             for item in items {
                 insert_item(&tx, run, item, &now)?;
             }
-            tx.commit()
-        })?;
-        self.tally.add(run, items.iter());
-        Ok(())
+            tx.commit()?;
+            self.tally.add(run, items.iter());
+            Ok(())
+        })
     }
 
     /// Close a run: its status, message, and counts per kind, op and outcome.
