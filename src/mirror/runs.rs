@@ -211,7 +211,12 @@ impl Tally {
     /// A run's counts as `counts` makes them in SQL (`kind.op.outcome`), if kept.
     fn take(&self, run: RunId) -> Option<BTreeMap<String, u64>> {
         let counts = self.0.lock().ok()?.remove(&run)?;
-        Some(counts.into_iter().map(|((kind, op, outcome), n)| (format!("{}.{}.{}", kind.as_str(), op.as_str(), outcome.as_str()), n)).collect())
+        Some(
+            counts
+                .into_iter()
+                .map(|((kind, op, outcome), n)| (format!("{}.{}.{}", kind.as_str(), op.as_str(), outcome.as_str()), n))
+                .collect(),
+        )
     }
 }
 
