@@ -217,17 +217,34 @@ pub async fn send(channel: &NotifyConfig, msg: &Message, now: DateTime<Utc>) -> 
         .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))?;
     let (url, body) = request(channel, msg, now);
     let transient = |message: &str| SendError { message: message.to_owned(), transient: true };
+    // What the last attempt got: said when the timeout cuts the retries
+    // short (a 500, not "no answer", is what the admin needs to hear).
+    let last = std::sync::Mutex::new(None::<String>);
     let once = || async {
-        let resp =
-            http.post(&url).json(&body).send().await.map_err(|e| transient(if e.is_timeout() { "timed out" } else { "cannot connect" }))?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|_| transient("cannot read the answer"))?;
-        judge(channel.kind, status, &bytes)
+        let attempt = async {
+            let resp = http
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| transient(if e.is_timeout() { "timed out" } else { "cannot connect" }))?;
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.map_err(|_| transient("cannot read the answer"))?;
+            judge(channel.kind, status, &bytes)
+        };
+        attempt.await.inspect_err(|e| {
+            if let Ok(mut last) = last.lock() {
+                *last = Some(e.message.clone());
+            }
+        })
     };
     let attempts = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2).with_jitter();
-    let result = tokio::time::timeout(channel.timeout, once.retry(attempts).when(|e: &SendError| e.transient))
-        .await
-        .unwrap_or_else(|_| Err(transient(&format!("no answer within {:?}", channel.timeout))));
+    let result = tokio::time::timeout(channel.timeout, once.retry(attempts).when(|e: &SendError| e.transient)).await.unwrap_or_else(|_| {
+        Err(transient(&match last.lock().ok().and_then(|mut l| l.take()) {
+            Some(got) => format!("{got}; retries cut short by the timeout of {:?}", channel.timeout),
+            None => format!("no answer within {:?}", channel.timeout),
+        }))
+    });
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     metrics::counter!(crate::telemetry::m::NOTIFICATIONS_TOTAL, "kind" => channel.kind.as_str(), "outcome" => outcome).increment(1);
     result.map_err(|e| SendError { message: crate::redact::redact(&e.message).into_owned(), ..e })

@@ -195,6 +195,29 @@ fn a_receiver_that_fails_or_hangs_never_delays_the_run_beyond_the_timeout() {
     assert_eq!(got(&r).len(), 4, "announced once the receiver answers");
 }
 
+/// A receiver that answers 500 slowly: the timeout cuts the retries short,
+/// and what is said is the 500 it answered, not "no answer".
+#[test]
+fn retries_cut_short_by_the_timeout_say_what_the_receiver_answered() {
+    let env = Env::new();
+    let r = receiver();
+    config(&env, &r, "timeout = \"1s\"");
+    std::fs::write(env.path("org.json"), "{ not json").unwrap();
+    {
+        // Three attempts take at least 3 × 0.3 s plus 0.2 s and 0.4 s between them.
+        let mut w = r.world.lock().unwrap();
+        w.hang = Some(Duration::from_millis(300));
+        w.fail = true;
+    }
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let said: Vec<&str> = run.stderr.lines().filter(|l| l.contains("Could not notify")).collect();
+    assert_eq!(said.len(), 4, "{}", run.stderr);
+    for l in said {
+        assert!(l.contains("HTTP 500") && l.contains("retries cut short by the timeout of 1s"), "{l}");
+    }
+}
+
 #[test]
 fn notify_test_sends_through_each_channel_and_reports_each() {
     let env = Env::new();
