@@ -223,12 +223,8 @@ impl Tally {
 const INSERT_ITEM: &str = "INSERT INTO run_items (run_id, kind, op, source_id, target_id, outcome, error, at, changes)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-fn insert_item(tx: &rusqlite::Transaction<'_>, run: RunId, i: &ItemRow<'_>, now: &str) -> rusqlite::Result<()> {
-    let mut insert = tx.prepare_cached(INSERT_ITEM)?;
-    insert_item_with(&mut insert, run, i, now)
-}
-
-fn insert_item_with(insert: &mut rusqlite::Statement<'_>, run: RunId, i: &ItemRow<'_>, now: &str) -> rusqlite::Result<()> {
+/// One item, with [`INSERT_ITEM`] prepared once per transaction.
+fn insert_item(insert: &mut rusqlite::Statement<'_>, run: RunId, i: &ItemRow<'_>, now: &str) -> rusqlite::Result<()> {
     insert
         .execute(params![
             run,
@@ -323,7 +319,7 @@ impl Mirror {
             // Most mirrors keep no tombstone: then no binding has one to clear.
             let mut tombstones: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM tombstones)", [], |r| r.get(0))?;
             for r in batch {
-                insert_item_with(&mut item, run, &r.item, &now)?;
+                insert_item(&mut item, run, &r.item, &now)?;
                 let kind = r.item.kind.as_str();
                 match &r.binding {
                     BindingChange::None => {}
@@ -400,9 +396,11 @@ impl Mirror {
         let now = self.now();
         self.with(|c| {
             let tx = c.transaction()?;
+            let mut insert = tx.prepare_cached(INSERT_ITEM)?;
             for item in items {
-                insert_item(&tx, run, item, &now)?;
+                insert_item(&mut insert, run, item, &now)?;
             }
+            drop(insert);
             tx.commit()?;
             self.tally.add(run, items.iter());
             Ok(())
