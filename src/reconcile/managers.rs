@@ -35,8 +35,26 @@ pub(super) struct Managers<'a> {
     /// Users whose record could not be read: their accounts stand.
     unreadable: HashSet<&'a SourceId>,
     bindings: &'a Bindings,
-    /// Managers without an account, and their reports (for one item each).
-    unknown: std::cell::RefCell<BTreeMap<SourceId, (&'static str, Vec<SourceId>)>>,
+}
+
+/// Managers without an account, and their reports (for one item each),
+/// gathered by [`Managers::want`]: one per part of the users diffed at
+/// once, joined in the users' order by [`Unaccounted::join`].
+#[derive(Default)]
+pub(super) struct Unaccounted(BTreeMap<SourceId, (&'static str, Vec<SourceId>)>);
+
+impl Unaccounted {
+    /// `later`'s managers after this one's: each manager's reports stay in the users' order.
+    pub(super) fn join(&mut self, later: Unaccounted) {
+        for (m, (why, reports)) in later.0 {
+            self.0.entry(m).or_insert_with(|| (why, Vec::new())).1.extend(reports);
+        }
+    }
+
+    /// The managers without an account, with their reports.
+    pub(super) fn unresolved(self) -> Vec<Unresolved> {
+        self.0.into_iter().map(|(manager, (why, reports))| Unresolved { manager, why, reports }).collect()
+    }
 }
 
 impl<'a> Managers<'a> {
@@ -49,16 +67,15 @@ impl<'a> Managers<'a> {
             out_of_scope: source.out_of_scope.iter().collect(),
             unreadable: source.unreadable.iter().filter(|r| r.kind == Kind::User).filter_map(|r| r.source_id.as_ref()).collect(),
             bindings,
-            unknown: Default::default(),
         }
     }
 
-    /// What `u`'s manager should be.
-    pub(super) fn want(&self, u: &User) -> Want<'_> {
+    /// What `u`'s manager should be; one without an account is noted in `unknown`.
+    pub(super) fn want(&self, u: &User, unknown: &mut Unaccounted) -> Want<'_> {
         let Some(m) = &u.manager_id else { return Want::Empty };
         let (want, why) = self.resolve(m);
         if let Some(why) = why {
-            self.unknown.borrow_mut().entry(m.clone()).or_insert_with(|| (why, Vec::new())).1.push(u.source_id.clone());
+            unknown.0.entry(m.clone()).or_insert_with(|| (why, Vec::new())).1.push(u.source_id.clone());
         }
         want
     }
@@ -89,11 +106,6 @@ impl<'a> Managers<'a> {
                 }
             }
         }
-    }
-
-    /// The managers without an account, with their reports.
-    pub(super) fn unresolved(self) -> Vec<Unresolved> {
-        self.unknown.into_inner().into_iter().map(|(manager, (why, reports))| Unresolved { manager, why, reports }).collect()
     }
 }
 

@@ -2,7 +2,8 @@
 //! options) -> Planned` (and `plan`, with no history).
 //!
 //! No I/O happens here (no tokio, reqwest or rusqlite): the plan is plain data
-//! that `orgsync sync --dry-run` prints and `sync::apply` carries out.
+//! that `orgsync sync --dry-run` prints and `sync::apply` carries out. The
+//! users' diff runs in parts, one per core ([`in_parts`]), joined in order.
 //! Policy semantics follow docs/design.md's table. The stages, each a
 //! function that returns a value: `departments.rs` (with `tree.rs` for
 //! depths) and `users.rs` match (`matching.rs` for what both kinds share),
@@ -73,6 +74,63 @@ pub enum DepartmentShape {
     /// deleted, user memberships are not compared; a user's primary
     /// department's name is still an attribute.
     None,
+}
+
+/// The fewest items a part of [`in_parts`] takes: below it a thread's
+/// start costs more than it saves. Tests split anything, to run the
+/// parts' path on their small orgs.
+const PART_MIN: usize = if cfg!(test) { 1 } else { 8_192 };
+
+#[cfg(test)]
+thread_local! {
+    /// A test's number of parts, instead of the machine's cores.
+    static PARTS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// How many parts [`in_parts`] splits `n` items into: one per core, each at least [`PART_MIN`].
+fn parts(n: usize) -> usize {
+    #[cfg(test)]
+    if let Some(k) = PARTS.get() {
+        return k.clamp(1, n.max(1));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    cores.min(n / PART_MIN).max(1)
+}
+
+/// `f` over `0..n` split into consecutive ranges, each on a thread of its
+/// own (the first on this one), the results in the ranges' order. A
+/// thread that cannot start leaves its range to this one; a part's panic
+/// is this one's.
+fn in_parts<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    let k = parts(n);
+    let size = n.div_ceil(k).max(1);
+    let mut ranges = (0..k).map(|p| (p * size).min(n)..((p + 1) * size).min(n));
+    let Some(first) = ranges.next() else { return Vec::new() };
+    if k == 1 {
+        return vec![f(first)];
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let started: Vec<_> = ranges
+            .map(|r| {
+                std::thread::Builder::new()
+                    .name("orgsync-plan".into())
+                    .spawn_scoped(s, {
+                        let r = r.clone();
+                        move || f(r)
+                    })
+                    .map_err(|_| r)
+            })
+            .collect();
+        let mut out = vec![f(first)];
+        for part in started {
+            out.push(match part {
+                Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                Err(r) => f(r),
+            });
+        }
+        out
+    })
 }
 
 /// Normalise a mobile number for matching: keep digits and a leading `+`.

@@ -268,6 +268,23 @@ proptest! {
         prop_assert!(p2.ops.is_empty(), "second plan not empty: {:#?}\nfirst: {:#?}", p2.ops, p1.ops);
     }
 
+    /// The users' diff split into parts on threads gives the plan of one
+    /// pass: the same operations and items in the same order, managers
+    /// without an account with their reports in the users' order.
+    #[test]
+    fn a_plan_in_parts_is_the_plan_of_one_pass(
+        first in arb_source(), edits in arb_edits(), policy in arb_policy(), parts in 2usize..5
+    ) {
+        let (src, tgt, b) = scenario(&first, &edits, &policy);
+        let in_parts = |k: usize| {
+            super::PARTS.set(Some(k));
+            let p = plan_with(&src, &tgt, &b, &History::default(), &policy, RunOptions::default());
+            super::PARTS.set(None);
+            format!("{:?}\n{:?}\n{:?}", p.plan.ops, p.plan.items, p.memory.said)
+        };
+        prop_assert_eq!(in_parts(parts), in_parts(1));
+    }
+
     #[test]
     fn protected_objects_never_appear_in_a_plan(
         first in arb_source(), edits in arb_edits(), policy in arb_policy()
