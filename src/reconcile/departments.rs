@@ -148,22 +148,32 @@ fn distinct(source: &Snapshot) -> (Vec<&Department>, HashMap<&SourceId, usize>, 
 /// The target's departments indexed: by id, by externalId, and how much
 /// each holds (member users and child departments).
 struct TargetIndex<'t> {
+    target: &'t TargetSnapshot,
     by_id: HashMap<&'t TargetId, usize>,
     by_ext: ByExternalId<'t>,
-    used: Vec<usize>,
+    /// Counted when first asked: only departments sharing an externalId
+    /// ask, and counting reads every user's memberships.
+    used: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl<'t> TargetIndex<'t> {
     fn new(target: &'t TargetSnapshot) -> Self {
         let by_id: HashMap<&TargetId, usize> = target.departments.iter().enumerate().map(|(i, d)| (&d.id, i)).collect();
         let by_ext = external_id_index(target.departments.iter().map(|d| &d.external_id).enumerate());
-        let mut used = vec![0usize; target.departments.len()];
-        let members = target.users.iter().flat_map(|u| &u.departments);
-        let children = target.departments.iter().filter_map(|d| d.parent.as_ref());
-        for t in members.chain(children).filter_map(|d| by_id.get(d)) {
-            used[*t] += 1;
-        }
-        TargetIndex { by_id, by_ext, used }
+        TargetIndex { target, by_id, by_ext, used: std::cell::OnceCell::new() }
+    }
+
+    /// How much target department `t` holds: member users and child departments.
+    fn used(&self, t: usize) -> usize {
+        self.used.get_or_init(|| {
+            let mut used = vec![0usize; self.target.departments.len()];
+            let members = self.target.users.iter().flat_map(|u| &u.departments);
+            let children = self.target.departments.iter().filter_map(|d| d.parent.as_ref());
+            for t in members.chain(children).filter_map(|d| self.by_id.get(d)) {
+                used[*t] += 1;
+            }
+            used
+        })[t]
     }
 }
 
@@ -215,7 +225,11 @@ fn match_departments(
         if let Some(c) = tindex.by_ext.get(src[i].source_id.as_str()) {
             // Several carry it (a lost create answer, a crash): bind the one
             // in use; the others are duplicates, handled below.
-            let pick = c.iter().copied().filter(|&t| !claimed[t]).max_by_key(|&t| (tindex.used[t], std::cmp::Reverse(t)));
+            let mut free = c.iter().copied().filter(|&t| !claimed[t]);
+            let pick = match (free.next(), free.next()) {
+                (Some(t), None) => Some(t),
+                _ => c.iter().copied().filter(|&t| !claimed[t]).max_by_key(|&t| (tindex.used(t), std::cmp::Reverse(t))),
+            };
             if let Some(t) = pick {
                 claimed[t] = true;
                 res[i] = DeptRes::Matched(t);
@@ -412,7 +426,7 @@ fn duplicates(state: &DeptState<'_>, m: &Matched, tindex: &TargetIndex<'_>, targ
             out.handled.insert(t);
             let td = &target.departments[t];
             let kept = &target.departments[keep].id;
-            if tindex.used[t] == 0 {
+            if tindex.used(t) == 0 {
                 out.deletes.push(Op::DeleteDepartment {
                     target_id: td.id.clone(),
                     name: td.name.clone(),

@@ -23,14 +23,25 @@ pub(super) enum Want<'a> {
     Unknown,
 }
 
+/// A distinct source user's account in this plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Account<'a> {
+    /// Inactive: one who left.
+    Left,
+    /// Matched (or bound) to this target account.
+    Has(&'a TargetId),
+    /// Created by this plan.
+    Created,
+    /// Neither matched nor created.
+    Missing,
+}
+
 /// Everything needed to resolve managers, built once per plan.
 pub(super) struct Managers<'a> {
-    /// Source users matched (or bound) to a target account in this plan.
-    pub(super) target_of: HashMap<&'a SourceId, &'a TargetId>,
-    /// Source users this plan creates.
-    pub(super) created: HashSet<&'a SourceId>,
+    /// Each distinct source user's position in `account`.
+    position: &'a HashMap<&'a SourceId, usize>,
+    account: Vec<Account<'a>>,
     source: &'a Snapshot,
-    active: HashMap<&'a SourceId, bool>,
     out_of_scope: HashSet<&'a SourceId>,
     /// Users whose record could not be read: their accounts stand.
     unreadable: HashSet<&'a SourceId>,
@@ -58,12 +69,17 @@ impl Unaccounted {
 }
 
 impl<'a> Managers<'a> {
-    pub(super) fn new(source: &'a Snapshot, bindings: &'a Bindings) -> Self {
+    /// `account[position[id]]`: the account of the distinct source user `id`.
+    pub(super) fn new(
+        source: &'a Snapshot,
+        bindings: &'a Bindings,
+        position: &'a HashMap<&'a SourceId, usize>,
+        account: Vec<Account<'a>>,
+    ) -> Self {
         Managers {
-            target_of: HashMap::default(),
-            created: HashSet::default(),
+            position,
+            account,
             source,
-            active: source.users.iter().map(|u| (&u.source_id, u.active)).collect(),
             out_of_scope: source.out_of_scope.iter().collect(),
             unreadable: source.unreadable.iter().filter(|r| r.kind == Kind::User).filter_map(|r| r.source_id.as_ref()).collect(),
             bindings,
@@ -83,14 +99,12 @@ impl<'a> Managers<'a> {
     /// What user `m`'s account is, and why it is unknown when it is one to say.
     pub(super) fn resolve(&self, m: &SourceId) -> (Want<'_>, Option<&'static str>) {
         let unknown = |why: &'static str| (Want::Unknown, Some(why));
-        match self.active.get(m) {
+        match self.position.get(m).map(|&i| self.account[i]) {
             // One who left: the field empties.
-            Some(false) => (Want::Empty, None),
-            Some(true) => match self.target_of.get(m) {
-                Some(t) => (Want::Set(t), None),
-                None if self.created.contains(m) => (Want::Later, None),
-                None => unknown("has no account in the target (not created or not matched)"),
-            },
+            Some(Account::Left) => (Want::Empty, None),
+            Some(Account::Has(t)) => (Want::Set(t), None),
+            Some(Account::Created) => (Want::Later, None),
+            Some(Account::Missing) => unknown("has no account in the target (not created or not matched)"),
             None if self.out_of_scope.contains(m) => unknown("is outside the sync scope"),
             // Its record could not be read this run: nothing is known of it.
             None if self.unreadable.contains(m) => (Want::Unknown, None),

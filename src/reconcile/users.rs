@@ -3,7 +3,7 @@
 //! target-only policy.
 
 use super::departments::{DeptRes, DeptState};
-use super::managers::{Managers, Unaccounted, Want};
+use super::managers::{Account, Managers, Unaccounted, Want};
 use super::matching::{BY_EXTERNAL_ID, by_binding, claim_unread, claim_unreadable, external_id_index, reverse};
 use super::plan::{Change, Field, GRACE_OVER, Item, LEFT_SCOPE, LEFT_SOURCE, NOT_IN_SOURCE, Op, Outcome, UserSpec, Verb};
 use super::policy::{MatchKey, Policy, SourceOnly, TargetOnly, UserField, UserPolicy};
@@ -98,22 +98,22 @@ pub(super) fn plan_users(
     policy: &Policy,
     dept: &DeptState<'_>,
 ) -> UserPlan {
-    let (src, mut items) = distinct(source);
+    let (src, position, mut items) = distinct(source);
     let m = match_users(source, &src, target, bindings, &policy.users);
     items.extend(m.items.iter().cloned());
     let mut binds = m.unbinds.clone();
-    let mut managers = Managers::new(source, bindings);
-    for (i, u) in src.iter().enumerate() {
-        match m.matched[i] {
-            Some(t) => {
-                managers.target_of.insert(&u.source_id, &target.users[t].id);
-            }
-            None if !m.stop[i] && creates(u, &policy.users) => {
-                managers.created.insert(&u.source_id);
-            }
-            None => {}
-        }
-    }
+    let account = src
+        .iter()
+        .zip(&m.matched)
+        .zip(&m.stop)
+        .map(|((u, matched), &stop)| match matched {
+            _ if !u.active => Account::Left,
+            Some(t) => Account::Has(&target.users[*t].id),
+            None if !stop && creates(u, &policy.users) => Account::Created,
+            None => Account::Missing,
+        })
+        .collect();
+    let managers = Managers::new(source, bindings, &position, account);
     let diffed = diff(&DiffInput { source, src: &src, m: &m, target, policy, dept, managers: &managers });
     items.extend(diffed.items);
 
@@ -124,14 +124,17 @@ pub(super) fn plan_users(
     UserPlan { ops: diffed.ops, removals, binds, items, managers: diffed.managers, unresolved: diffed.unaccounted.unresolved(), leaders }
 }
 
-/// The source's users by id: the first with an id wins, the rest are
-/// `invalid` items.
-fn distinct(source: &Snapshot) -> (Vec<&User>, Vec<Item>) {
-    let mut seen: HashSet<&SourceId> = HashSet::with_capacity_and_hasher(source.users.len(), Default::default());
+/// The source's users by id (and each one's position among them): the
+/// first with an id wins, the rest are `invalid` items.
+fn distinct(source: &Snapshot) -> (Vec<&User>, HashMap<&SourceId, usize>, Vec<Item>) {
+    let mut position: HashMap<&SourceId, usize> = HashMap::with_capacity_and_hasher(source.users.len(), Default::default());
     let mut src: Vec<&User> = Vec::with_capacity(source.users.len());
     let mut items = Vec::new();
     for u in &source.users {
-        if !seen.insert(&u.source_id) {
+        if let std::collections::hash_map::Entry::Vacant(e) = position.entry(&u.source_id) {
+            e.insert(src.len());
+            src.push(u);
+        } else {
             items.push(Item {
                 kind: Kind::User,
                 op: Verb::Create,
@@ -140,11 +143,9 @@ fn distinct(source: &Snapshot) -> (Vec<&User>, Vec<Item>) {
                 outcome: Outcome::Invalid,
                 message: format!("duplicate source id {}: only the first user with it is used", u.source_id),
             });
-            continue;
         }
-        src.push(u);
     }
-    (src, items)
+    (src, position, items)
 }
 
 /// How the source users matched: each one's target, how (for the bind's
