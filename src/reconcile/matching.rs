@@ -58,7 +58,8 @@ pub(super) fn reverse(map: &HashMap<SourceId, TargetId>) -> HashMap<&TargetId, &
 
 /// Step 1, the binding: source `i` whose bound target still exists (and is
 /// not claimed yet) is matched to it; a binding to a target that is gone is
-/// dropped (an unbind, returned with the matches).
+/// dropped (an unbind, returned with the matches). The targets are looked
+/// up in parts ([`super::in_parts`]), then claimed in the sources' order.
 pub(super) fn by_binding(
     kind: Kind,
     sources: &[&SourceId],
@@ -66,26 +67,28 @@ pub(super) fn by_binding(
     tindex: &HashMap<&TargetId, usize>,
     claimed: &mut [bool],
 ) -> (Vec<Option<usize>>, Vec<Op>) {
+    let found = super::in_parts(sources.len(), |part| {
+        sources[part].iter().map(|s| bound.get(*s).map(|tid| tindex.get(tid).copied().ok_or(tid))).collect::<Vec<_>>()
+    });
     let mut unbinds = Vec::new();
-    let matched = sources
-        .iter()
-        .map(|s| {
-            let tid = bound.get(*s)?;
-            match tindex.get(tid) {
-                Some(&t) if !claimed[t] => {
-                    claimed[t] = true;
-                    Some(t)
-                }
-                Some(_) => None,
-                None => {
-                    unbinds.push(Op::Unbind {
-                        kind,
-                        source_id: (*s).clone(),
-                        target_id: tid.clone(),
-                        reason: format!("bound target {kind} no longer exists"),
-                    });
-                    None
-                }
+    let matched = found
+        .into_iter()
+        .flatten()
+        .zip(sources)
+        .map(|(found, s)| match found? {
+            Ok(t) if !claimed[t] => {
+                claimed[t] = true;
+                Some(t)
+            }
+            Ok(_) => None,
+            Err(tid) => {
+                unbinds.push(Op::Unbind {
+                    kind,
+                    source_id: (*s).clone(),
+                    target_id: tid.clone(),
+                    reason: format!("bound target {kind} no longer exists"),
+                });
+                None
             }
         })
         .collect();

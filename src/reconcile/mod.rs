@@ -133,6 +133,22 @@ fn in_parts<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -
     })
 }
 
+/// `a` and `b` at once, `b` on a thread of its own when `n` items make
+/// parts ([`parts`]): else, or when the thread cannot start, one after the other.
+fn both<A, B: Send>(n: usize, a: impl FnOnce() -> A, b: impl Fn() -> B + Sync) -> (A, B) {
+    if parts(n) < 2 {
+        return (a(), b());
+    }
+    let b = &b;
+    std::thread::scope(|s| match std::thread::Builder::new().name("orgsync-plan".into()).spawn_scoped(s, b) {
+        Ok(h) => {
+            let a = a();
+            (a, h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        }
+        Err(_) => (a(), b()),
+    })
+}
+
 /// Normalise a mobile number for matching: keep digits and a leading `+`.
 pub fn normalize_mobile(s: &str) -> String {
     let t = s.trim();

@@ -98,8 +98,13 @@ pub(super) fn plan_users(
     policy: &Policy,
     dept: &DeptState<'_>,
 ) -> UserPlan {
-    let (src, position, mut items) = distinct(source);
-    let m = match_users(source, &src, target, bindings, &policy.users);
+    // The target's accounts by id are indexed while the source's users are.
+    let ((src, position, mut items), tindex) = super::both(
+        source.users.len(),
+        || distinct(source),
+        || target.users.iter().enumerate().map(|(i, u)| (&u.id, i)).collect::<HashMap<&TargetId, usize>>(),
+    );
+    let m = match_users(source, &src, target, &tindex, bindings, &policy.users);
     items.extend(m.items.iter().cloned());
     let mut binds = m.unbinds.clone();
     let account = src
@@ -164,18 +169,24 @@ struct Matched {
 
 /// Match and bind: the binding, then the externalId (our own mark: it
 /// recovers a create whose binding was lost), then the match keys in order.
-fn match_users(source: &Snapshot, src: &[&User], target: &TargetSnapshot, bindings: &Bindings, up: &UserPolicy) -> Matched {
+fn match_users(
+    source: &Snapshot,
+    src: &[&User],
+    target: &TargetSnapshot,
+    tindex: &HashMap<&TargetId, usize>,
+    bindings: &Bindings,
+    up: &UserPolicy,
+) -> Matched {
     let n = src.len();
-    let tindex: HashMap<&TargetId, usize> = target.users.iter().enumerate().map(|(i, u)| (&u.id, i)).collect();
     let mut claimed = vec![false; target.users.len()];
     let ids: Vec<&SourceId> = src.iter().map(|u| &u.source_id).collect();
-    let (matched, unbinds) = by_binding(Kind::User, &ids, &bindings.users, &tindex, &mut claimed);
+    let (matched, unbinds) = by_binding(Kind::User, &ids, &bindings.users, tindex, &mut claimed);
     // Of the targets the bindings left free: every use below skips a
     // claimed target, and a claimed one is never freed (an idle run's
     // index is empty).
     let by_ext = external_id_index(target.users.iter().map(|u| &u.external_id).enumerate().filter(|&(t, _)| !claimed[t]));
-    claim_unreadable(source, Kind::User, &bindings.users, &tindex, &by_ext, &mut claimed);
-    claim_unread(source, Kind::User, &bindings.users, &tindex, &mut claimed);
+    claim_unreadable(source, Kind::User, &bindings.users, tindex, &by_ext, &mut claimed);
+    claim_unread(source, Kind::User, &bindings.users, tindex, &mut claimed);
     let mut m =
         Matched { matched, how: vec![None; n], stop: vec![false; n], claimed, conflicted: HashSet::default(), unbinds, items: Vec::new() };
     for (i, u) in src.iter().enumerate() {
