@@ -619,7 +619,7 @@ pub async fn apply(
         target,
         run,
         departments: Mutex::new((bindings.departments, back)),
-        users: Mutex::new(bindings.users.into_iter().collect()),
+        users: Mutex::new(bindings.users),
         stop,
         abandon,
         streak: 0.into(),
@@ -678,6 +678,7 @@ pub async fn apply(
         writer.finish()?;
     }
     outcome.unreachable = ctx.dead.is_cancelled().then_some(unreachable_after.unwrap_or_default() as u64);
+    super::free_aside((ctx.departments, ctx.users));
     Ok(outcome)
 }
 
