@@ -1,18 +1,19 @@
 //! A JSON document of lists, `{"key": [element, ...], ...}`, read from a
-//! stream one element at a time: each element's text is handed on whole
-//! (for `serde_json::from_slice`), with at most one element and one chunk
+//! stream one element at a time, with at most one element and one chunk
 //! of the stream in memory. It is the file source's and the file target's
-//! fast path: parsing a slice is about twice as fast as serde_json's
-//! reader, which takes a stream byte by byte, and reading the document
-//! whole instead would hold its text (45 MB at 100,000 users) beside the
-//! records made from it.
+//! fast path: each element is parsed in place in the chunk read
+//! ([`Element::parse`], serde_json over a slice, about twice as fast as
+//! its reader, which takes a stream byte by byte), and reading the
+//! document whole instead would hold its text (45 MB at 100,000 users)
+//! beside the records made from it.
 //!
-//! This only finds where elements start and end (strings, escapes and
-//! brackets); serde_json parses each element. Anything but the plain shape
-//! (a key that is not one of `keys` or comes twice, a key with an escape,
-//! a value that is not a list, a trailing comma, text after the document,
-//! an element that is not UTF-8)
-//! is [`Stop::Unusual`]: the caller reads the document again with
+//! Only the document's frame is read here (its keys, brackets and
+//! commas); serde_json parses each element, and an element that does not
+//! parse is found whole by its strings, escapes and brackets
+//! ([`Element::text`]). Anything but the plain shape (a key that is not
+//! one of `keys` or comes twice, a key with an escape, a value that is not
+//! a list, a trailing comma, text after the document, text that is not
+//! UTF-8) is [`Stop::Unusual`]: the caller reads the document again with
 //! serde_json's reader, whose answer (and error message) stands. serde_json
 //! has no public way to hand out an element's text from a stream; its
 //! `RawValue` over a reader copies each element byte by byte, which is the
@@ -28,10 +29,91 @@ pub enum Stop<E> {
     Io(std::io::Error),
     /// What the caller's `each` returned.
     Err(E),
+    /// The element runs past what is read: `each` is called again for it
+    /// once more is (from [`Element::parse`] and [`Element::text`]).
+    More,
 }
 
 /// How much of the stream is asked for at once.
 const CHUNK: usize = 1 << 20;
+
+/// How much text past an element's start is read before it is parsed:
+/// an element longer than this is parsed again once more is read (in
+/// tests, nearly every element of a stream read in small pieces).
+const AHEAD: usize = if cfg!(test) { 1 } else { 1 << 16 };
+
+/// One element of a list, at its start in the text read so far.
+#[derive(Debug)]
+pub struct Element<'b> {
+    /// From the element's start to the end of what is read.
+    rest: &'b [u8],
+    /// `rest` ends where the stream does.
+    last: bool,
+    /// The element's length, once parsed or found.
+    len: Option<usize>,
+}
+
+impl<'b> Element<'b> {
+    /// The element as `T`, parsed where it lies: serde_json's answer for
+    /// the element alone, or [`Stop::More`] for an element not read whole.
+    pub fn parse<T: serde::de::DeserializeOwned, E>(&mut self) -> Result<Result<T, serde_json::Error>, Stop<E>> {
+        let mut values = serde_json::Deserializer::from_slice(self.rest).into_iter::<T>();
+        match values.next() {
+            // A number (or anything) ending where the text read does may go on past it.
+            Some(Ok(_)) if !self.last && values.byte_offset() == self.rest.len() => Err(Stop::More),
+            Some(Ok(v)) => {
+                self.len = Some(values.byte_offset());
+                Ok(Ok(v))
+            }
+            Some(Err(e)) if e.is_eof() && !self.last => Err(Stop::More),
+            Some(Err(e)) => Ok(Err(e)),
+            None if self.last => Err(Stop::Unusual),
+            None => Err(Stop::More),
+        }
+    }
+
+    /// The element's text: as parsed, or up to the `,` or `]` after it
+    /// (outside its strings and brackets) when it did not parse.
+    pub fn text<E>(&mut self) -> Result<&'b [u8], Stop<E>> {
+        if let Some(len) = self.len {
+            return Ok(&self.rest[..len]);
+        }
+        match element_len(self.rest).filter(|l| *l > 0) {
+            Some(len) => {
+                self.len = Some(len);
+                Ok(&self.rest[..len])
+            }
+            None if self.last => Err(Stop::Unusual),
+            None => Err(Stop::More),
+        }
+    }
+}
+
+/// The length of the element at the start of `text`: up to the `,` or `]`
+/// after it, outside its strings and brackets; `None` when `text` ends
+/// first. Strings are skipped with memchr.
+fn element_len(text: &[u8]) -> Option<usize> {
+    let (mut i, mut depth) = (0, 0u32);
+    while i < text.len() {
+        match text[i] {
+            b'"' => loop {
+                i += 1; // past the quote, or the escaped byte
+                i += memchr::memchr2(b'"', b'\\', text.get(i..)?)?;
+                if text[i] == b'"' {
+                    break;
+                }
+                i += 1; // the backslash
+            },
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth > 0 => depth -= 1,
+            b']' => return Some(i),
+            b',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
 
 struct Buf<'r, R> {
     read: &'r mut R,
@@ -39,6 +121,11 @@ struct Buf<'r, R> {
     /// Where the text not yet handed on starts.
     at: usize,
     eof: bool,
+    /// How much of `buf` is checked to be UTF-8 (a character cut at its
+    /// end waits for the rest).
+    checked: usize,
+    /// Text that is not UTF-8 was read: serde_json's reader is to judge it.
+    not_utf8: bool,
 }
 
 impl<R: Read> Buf<'_, R> {
@@ -48,6 +135,7 @@ impl<R: Read> Buf<'_, R> {
             return Ok(false);
         }
         self.buf.drain(..self.at);
+        self.checked -= self.at;
         self.at = 0;
         let len = self.buf.len();
         self.buf.resize(len + CHUNK, 0);
@@ -60,6 +148,16 @@ impl<R: Read> Buf<'_, R> {
         self.buf.truncate(len + *n.as_ref().unwrap_or(&0));
         let n = n?;
         self.eof = n == 0;
+        // Checked as read, a chunk at a time (each element apart is
+        // slower): a character cut at the chunk's end is checked whole
+        // with the next; one cut at the stream's end is not UTF-8.
+        match std::str::from_utf8(&self.buf[self.checked..]) {
+            Ok(_) => self.checked = self.buf.len(),
+            Err(e) => {
+                self.checked += e.valid_up_to();
+                self.not_utf8 |= e.error_len().is_some() || self.eof;
+            }
+        }
         Ok(n > 0)
     }
 
@@ -102,60 +200,22 @@ impl<R: Read> Buf<'_, R> {
             }
         }
     }
-
-    /// The length of the element's text from `at`: up to the `,` or `]`
-    /// after it (outside its strings and brackets), reading more as needed.
-    /// Strings are skipped with memchr: most of a record is strings.
-    fn element(&mut self) -> std::io::Result<Option<usize>> {
-        let (mut i, mut depth, mut string, mut escaped) = (0, 0u32, false, false);
-        loop {
-            let text = &self.buf[self.at..];
-            while i < text.len() {
-                if escaped {
-                    (escaped, i) = (false, i + 1);
-                } else if string {
-                    match memchr::memchr2(b'"', b'\\', &text[i..]) {
-                        Some(k) => {
-                            i += k;
-                            if text[i] == b'"' {
-                                string = false
-                            } else {
-                                escaped = true
-                            }
-                            i += 1;
-                        }
-                        None => i = text.len(),
-                    }
-                } else {
-                    match text[i] {
-                        b'"' => string = true,
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' if depth > 0 => depth -= 1,
-                        b']' => return Ok(Some(i)),
-                        b',' if depth == 0 => return Ok(Some(i)),
-                        _ => {}
-                    }
-                    i += 1;
-                }
-            }
-            if !self.more()? {
-                return Ok(None);
-            }
-        }
-    }
 }
 
-/// Read the document from `read`, calling `each(key, index, text)` for each
-/// element of each list, in the document's order; `key` is the position of
-/// its key in `keys`. Returns which keys the document has (bit `k` for
+/// Read the document from `read`, calling `each(key, index, element)` for
+/// each element of each list, in the document's order; `key` is the
+/// position of its key in `keys`. `each` is called again for the same
+/// element when it returns [`Stop::More`] (what [`Element::parse`] and
+/// [`Element::text`] give for an element not read whole yet): it parses
+/// before it keeps anything. Returns which keys the document has (bit `k` for
 /// `keys[k]`). `read` is left wherever the read stopped.
 pub fn read<R: Read, E>(
     read: &mut R,
     keys: &[&str],
-    mut each: impl FnMut(usize, usize, &[u8]) -> Result<(), Stop<E>>,
+    mut each: impl FnMut(usize, usize, &mut Element<'_>) -> Result<(), Stop<E>>,
 ) -> Result<u64, Stop<E>> {
     assert!(keys.len() <= 64, "at most 64 keys");
-    let mut b = Buf { read, buf: Vec::with_capacity(CHUNK), at: 0, eof: false };
+    let mut b = Buf { read, buf: Vec::with_capacity(CHUNK), at: 0, eof: false, checked: 0, not_utf8: false };
     let mut seen = 0u64;
     if !b.expect(b'{').map_err(Stop::Io)? {
         return Err(Stop::Unusual);
@@ -179,19 +239,28 @@ pub fn read<R: Read, E>(
             if !b.expect(b']').map_err(Stop::Io)? {
                 for index in 0.. {
                     b.peek().map_err(Stop::Io)?;
-                    let len = b.element().map_err(Stop::Io)?.filter(|l| *l > 0).ok_or(Stop::Unusual)?;
-                    let text = &b.buf[b.at..b.at + len];
-                    // serde_json skips the strings it ignores without
-                    // checking them: text that is not UTF-8 is its reader's to judge.
-                    if std::str::from_utf8(text).is_err() {
-                        return Err(Stop::Unusual);
-                    }
-                    each(k, index, text)?;
+                    while b.buf.len() - b.at < AHEAD && b.more().map_err(Stop::Io)? {}
+                    let len = loop {
+                        // serde_json skips the strings it ignores without
+                        // checking them: text that is not UTF-8 is its reader's to judge.
+                        if b.not_utf8 {
+                            return Err(Stop::Unusual);
+                        }
+                        let mut el = Element { rest: &b.buf[b.at..], last: b.eof, len: None };
+                        match each(k, index, &mut el).and_then(|()| el.text().map(<[u8]>::len)) {
+                            Ok(len) => break len,
+                            Err(Stop::More) if b.more().map_err(Stop::Io)? => {}
+                            Err(Stop::More) => return Err(Stop::Unusual),
+                            Err(e) => return Err(e),
+                        }
+                    };
                     b.at += len;
                     if b.expect(b']').map_err(Stop::Io)? {
                         break;
                     }
-                    b.at += 1; // the `,`
+                    if !b.expect(b',').map_err(Stop::Io)? {
+                        return Err(Stop::Unusual);
+                    }
                 }
             }
             if b.expect(b'}').map_err(Stop::Io)? {
@@ -225,12 +294,17 @@ mod tests {
         }
     }
 
-    /// The lists as `read` hands them on, parsed; `None` for `Unusual`.
+    /// The lists as `read` hands them on, parsed in place; `None` for `Unusual`.
     fn lists(text: &[u8], piece: usize) -> Option<serde_json::Map<String, Value>> {
+        lists_by(text, piece, false)
+    }
+
+    /// [`lists`], each element parsed in place, or (`by_text`) from its text as found.
+    fn lists_by(text: &[u8], piece: usize, by_text: bool) -> Option<serde_json::Map<String, Value>> {
         const KEYS: [&str; 3] = ["departments", "users", "x\"y"];
         let mut out = serde_json::Map::new();
-        let seen = read::<_, ()>(&mut Trickle(text, piece), &KEYS, |k, i, raw| {
-            let v: Value = serde_json::from_slice(raw).map_err(|_| Stop::Unusual)?;
+        let seen = read::<_, ()>(&mut Trickle(text, piece), &KEYS, |k, i, el| {
+            let v: Value = if by_text { serde_json::from_slice(el.text()?) } else { el.parse()? }.map_err(|_| Stop::Unusual)?;
             let list = out.entry(KEYS[k]).or_insert_with(|| Value::Array(Vec::new()));
             assert_eq!(list.as_array().unwrap().len(), i, "indexes count from 0 in each list");
             list.as_array_mut().unwrap().push(v);
@@ -289,6 +363,7 @@ mod tests {
             }
             let text = if pretty { serde_json::to_vec_pretty(&doc).unwrap() } else { serde_json::to_vec(&doc).unwrap() };
             prop_assert_eq!(lists(&text, piece), Some(doc.clone()));
+            prop_assert_eq!(lists_by(&text, piece, true), Some(doc.clone()));
             prop_assert_eq!(lists(&text, CHUNK), Some(doc));
         }
 
@@ -296,8 +371,10 @@ mod tests {
         /// nor reads it differently.
         #[test]
         fn accepts_nothing_serde_json_does_not(text in "[\\[\\]{}\",:\\\\ a-z0-9\n]{0,40}", piece in 1usize..8) {
-            if let Some(got) = lists(text.as_bytes(), piece) {
-                prop_assert_eq!(Some(got), reference(text.as_bytes()));
+            for by_text in [false, true] {
+                if let Some(got) = lists_by(text.as_bytes(), piece, by_text) {
+                    prop_assert_eq!(Some(got), reference(text.as_bytes()));
+                }
             }
         }
 
@@ -312,8 +389,10 @@ mod tests {
             let mut text = serde_json::to_vec(&serde_json::json!({"users": u})).unwrap();
             let i = at.index(text.len());
             if drop { text.remove(i); } else { text[i] = with; }
-            if let Some(got) = lists(&text, 7) {
-                prop_assert_eq!(Some(got), reference(&text));
+            for by_text in [false, true] {
+                if let Some(got) = lists_by(&text, 7, by_text) {
+                    prop_assert_eq!(Some(got), reference(&text));
+                }
             }
         }
     }

@@ -153,9 +153,10 @@ fn readable_id(
     }
 }
 
-/// One record of `list`, or why it cannot be read (with its id when it has one).
-fn record<T: DeserializeOwned>(kind: Kind, list: &str, index: usize, raw: &[u8]) -> Result<T, Unreadable> {
-    serde_json::from_slice(raw).map_err(|e| {
+/// One record of `list` (`raw`, parsed as `parsed`), or why it cannot be
+/// read (with its id when it has one).
+fn record<T: DeserializeOwned>(kind: Kind, list: &str, index: usize, raw: &[u8], parsed: serde_json::Result<T>) -> Result<T, Unreadable> {
+    parsed.map_err(|e| {
         let id =
             serde_json::from_slice::<IdOnly>(raw).ok().and_then(|r| r.id).map(IdValue::into_id).filter(|i| !i.as_str().trim().is_empty());
         // serde's position is within the record, not the file: leave it out.
@@ -193,8 +194,9 @@ impl<'m> Records<'m> {
         Ok(parsed?)
     }
 
-    fn department(&mut self, i: usize, raw: &[u8]) -> Result<(), FormatError> {
-        let d: DeptDto = match record(Kind::Department, "departments", i, raw) {
+    /// Department `i` (`raw`, parsed as `parsed`).
+    fn department(&mut self, i: usize, raw: &[u8], parsed: serde_json::Result<DeptDto>) -> Result<(), FormatError> {
+        let d = match record(Kind::Department, "departments", i, raw, parsed) {
             Ok(d) => d,
             Err(u) => {
                 self.snap.unreadable.push(u);
@@ -218,8 +220,9 @@ impl<'m> Records<'m> {
         Ok(())
     }
 
-    fn user(&mut self, i: usize, raw: &[u8]) -> Result<(), FormatError> {
-        let u: UserDto = match record(Kind::User, "users", i, raw) {
+    /// User `i` (`raw`, parsed as `parsed`).
+    fn user(&mut self, i: usize, raw: &[u8], parsed: serde_json::Result<UserDto>) -> Result<(), FormatError> {
+        let u = match record(Kind::User, "users", i, raw, parsed) {
             Ok(u) => u,
             Err(e) => {
                 self.snap.unreadable.push(e);
@@ -314,7 +317,11 @@ impl<'de> serde::de::Visitor<'de> for List<'_, '_> {
         let mut i = 0;
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
             let raw = raw.get().as_bytes();
-            let r = if self.users { self.records.user(i, raw) } else { self.records.department(i, raw) };
+            let r = if self.users {
+                self.records.user(i, raw, serde_json::from_slice(raw))
+            } else {
+                self.records.department(i, raw, serde_json::from_slice(raw))
+            };
             if let Err(e) = r {
                 let said = e.to_string();
                 self.records.failed = Some(e);
@@ -360,12 +367,20 @@ pub fn parse_reader(mut read: impl std::io::Read + std::io::Seek, mapping: &crat
     };
     read.seek(std::io::SeekFrom::Start(start)).map_err(io)?;
     let mut records = Records::new(mapping);
-    let fast = crate::json_lists::read(&mut read, &["departments", "users"], |list, i, raw| {
+    let fast = crate::json_lists::read(&mut read, &["departments", "users"], |list, i, el| {
         let unreadable = records.snap.unreadable.len();
-        if list == 1 { records.user(i, raw) } else { records.department(i, raw) }.map_err(Stop::Err)?;
+        // Parsed, and its text found, before anything is kept: `read` asks again for more text.
+        if list == 1 {
+            let parsed = el.parse()?;
+            records.user(i, el.text()?, parsed)
+        } else {
+            let parsed = el.parse()?;
+            records.department(i, el.text()?, parsed)
+        }
+        .map_err(Stop::Err)?;
         // A record that cannot be read may be one that is not JSON at all:
         // that fails the whole document, as serde_json's read of it says.
-        if records.snap.unreadable.len() > unreadable && serde_json::from_slice::<serde::de::IgnoredAny>(raw).is_err() {
+        if records.snap.unreadable.len() > unreadable && serde_json::from_slice::<serde::de::IgnoredAny>(el.text()?).is_err() {
             return Err(Stop::Unusual);
         }
         Ok(())
@@ -374,7 +389,8 @@ pub fn parse_reader(mut read: impl std::io::Read + std::io::Seek, mapping: &crat
         Ok(_) => {}
         Err(Stop::Err(e)) => return Err(e),
         Err(Stop::Io(e)) => return Err(io(e).into()),
-        Err(Stop::Unusual) => {
+        // `read` asks for more itself: it never returns `More`.
+        Err(Stop::Unusual | Stop::More) => {
             read.seek(std::io::SeekFrom::Start(start)).map_err(io)?;
             records = Records::new(mapping);
             records.read_all(read)?;

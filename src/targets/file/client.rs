@@ -26,11 +26,11 @@ pub(super) fn read_now(path: &Path) -> Result<Option<TargetSnapshot>, TargetErro
         Err(source) => return Err(io(source)),
     };
     let mut snap = TargetSnapshot::default();
-    let read = crate::json_lists::read::<_, ()>(&mut f, &["departments", "users"], |list, _, raw| {
+    let read = crate::json_lists::read::<_, ()>(&mut f, &["departments", "users"], |list, _, el| {
         let unusual = |_| crate::json_lists::Stop::Unusual;
         match list {
-            0 => snap.departments.push(serde_json::from_slice(raw).map_err(unusual)?),
-            _ => snap.users.push(serde_json::from_slice(raw).map_err(unusual)?),
+            0 => snap.departments.push(el.parse()?.map_err(unusual)?),
+            _ => snap.users.push(el.parse()?.map_err(unusual)?),
         }
         Ok(())
     });
