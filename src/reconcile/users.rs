@@ -106,7 +106,6 @@ pub(super) fn plan_users(
     );
     let m = match_users(source, &src, target, &tindex, bindings, &policy.users);
     items.extend(m.items.iter().cloned());
-    let mut binds = m.unbinds.clone();
     let account = src
         .iter()
         .zip(&m.matched)
@@ -122,7 +121,16 @@ pub(super) fn plan_users(
     let diffed = diff(&DiffInput { source, src: &src, m: &m, target, policy, dept, managers: &managers });
     items.extend(diffed.items);
 
-    binds.extend(diffed.binds);
+    let mut binds = Vec::with_capacity(m.unbinds.len() + diffed.binds.len());
+    binds.extend(m.unbinds.iter().cloned());
+    binds.extend(diffed.binds.iter().filter_map(|&i| {
+        Some(Op::Bind {
+            kind: Kind::User,
+            source_id: src[i].source_id.clone(),
+            target_id: target.users[m.matched[i]?].id.clone(),
+            reason: m.how[i].clone()?,
+        })
+    }));
     let (removals, waiting) = target_only(source, &m, target, bindings, &policy.users, dept.now);
     items.extend(waiting);
     let leaders = super::managers::leaders(dept, target, &managers, policy.users.clear_when_empty);
@@ -302,7 +310,9 @@ fn by_key(m: &mut Matched, key: MatchKey, src: &[&User], target: &TargetSnapshot
 struct Diffed {
     ops: Vec<Op>,
     managers: Vec<Op>,
-    binds: Vec<Op>,
+    /// The users bound (their positions): a re-bind's 100,000 operations
+    /// are made once, at their count, after the parts are joined.
+    binds: Vec<usize>,
     items: Vec<Item>,
     /// Managers without an account, and their reports.
     unaccounted: Unaccounted,
@@ -376,13 +386,8 @@ fn diff_part(input: &DiffInput<'_, '_>, users: std::ops::Range<usize>, withheld:
                 if is_protected_user(tu, &up.protected) {
                     continue;
                 }
-                if let Some(how) = &m.how[i] {
-                    out.binds.push(Op::Bind {
-                        kind: Kind::User,
-                        source_id: u.source_id.clone(),
-                        target_id: tu.id.clone(),
-                        reason: how.clone(),
-                    });
+                if m.how[i].is_some() {
+                    out.binds.push(i);
                 }
                 let changes = user_changes(u, tu, &wanted, up, dept, target, &manager);
                 if changes.is_empty() && manager != Want::Later {
