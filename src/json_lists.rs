@@ -65,7 +65,9 @@ impl<'b> Element<'b> {
                 self.len = Some(values.byte_offset());
                 Ok(Ok(v))
             }
-            Some(Err(e)) if e.is_eof() && !self.last => Err(Stop::More),
+            // Cut by the end of what is read: serde_json says so as an end
+            // of input, or (a number in a field it ignores) as an invalid number.
+            Some(Err(e)) if !self.last && (e.is_eof() || element_len(self.rest).is_none()) => Err(Stop::More),
             Some(Err(e)) => Ok(Err(e)),
             None if self.last => Err(Stop::Unusual),
             None => Err(Stop::More),
@@ -78,7 +80,9 @@ impl<'b> Element<'b> {
         if let Some(len) = self.len {
             return Ok(&self.rest[..len]);
         }
-        match element_len(self.rest).filter(|l| *l > 0) {
+        match element_len(self.rest) {
+            // No element (`[,` or `,]`): the whole document is serde_json's to judge.
+            Some(0) => Err(Stop::Unusual),
             Some(len) => {
                 self.len = Some(len);
                 Ok(&self.rest[..len])
@@ -249,8 +253,15 @@ pub fn read<R: Read, E>(
                         let mut el = Element { rest: &b.buf[b.at..], last: b.eof, len: None };
                         match each(k, index, &mut el).and_then(|()| el.text().map(<[u8]>::len)) {
                             Ok(len) => break len,
-                            Err(Stop::More) if b.more().map_err(Stop::Io)? => {}
-                            Err(Stop::More) => return Err(Stop::Unusual),
+                            // Twice the text each time: an element parsed
+                            // again and again costs no more than twice its length.
+                            Err(Stop::More) => {
+                                let want = 2 * (b.buf.len() - b.at);
+                                if !b.more().map_err(Stop::Io)? {
+                                    return Err(Stop::Unusual);
+                                }
+                                while b.buf.len() - b.at < want && b.more().map_err(Stop::Io)? {}
+                            }
                             Err(e) => return Err(e),
                         }
                     };
@@ -421,6 +432,56 @@ mod tests {
         assert_eq!(lists(b" {} \n", 1), Some(Default::default()));
         assert_eq!(lists(br#"{"x\"y": [1]}"#, 1), None, "a key with an escape");
         assert_eq!(lists(b"{\"users\": [\"\xFF\"]}", 1), None, "not UTF-8");
+    }
+
+    /// A number cut where a read ends, in a field the element's type
+    /// ignores (serde_json calls it invalid, not an end of input): read
+    /// whole once more text comes.
+    #[test]
+    fn a_number_cut_in_an_ignored_field_waits_for_the_rest() {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let text = br#"{"users": [{"n": -1.5e+3, "id": "a"}, {"m": [12, -0.25E-2], "id": "b"}]}"#;
+        for piece in 1..text.len() {
+            let mut ids = Vec::new();
+            let read = read::<_, ()>(&mut Trickle(text, piece), &["users"], |_, _, el| {
+                ids.push(el.parse::<Id, _>()?.map_err(|_| Stop::Unusual)?.id);
+                Ok(())
+            });
+            assert!(read.is_ok(), "pieces of {piece}: {read:?}");
+            assert_eq!(ids, ["a", "b"], "pieces of {piece}");
+        }
+    }
+
+    /// A missing element (`[1,]`) ends the read where it is found, not at
+    /// the document's end with the rest of it held in memory.
+    #[test]
+    fn a_missing_element_stops_the_read_at_once() {
+        struct Counted<'a>(&'a [u8], usize);
+        impl Read for Counted<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(4096);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let mut text = br#"{"users": [{"id": "a"},], "departments": ["#.to_vec();
+        text.extend(b"0,".repeat(CHUNK));
+        text.extend(b"0]}");
+        let mut stream = Counted(&text, 0);
+        let read = read::<_, ()>(&mut stream, &["users", "departments"], |_, _, el| {
+            // As the file source does: a record that does not parse is named by its text.
+            if el.parse::<Value, _>()?.is_err() {
+                el.text()?;
+            }
+            Ok(())
+        });
+        assert!(matches!(read, Err(Stop::Unusual)), "{read:?}");
+        assert!(stream.1 < 2 * CHUNK, "read {} bytes of {}", stream.1, text.len());
     }
 
     #[test]
