@@ -113,8 +113,7 @@ fn in_parts<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -
     std::thread::scope(|s| {
         let started: Vec<_> = ranges
             .map(|r| {
-                std::thread::Builder::new()
-                    .name("orgsync-plan".into())
+                plan_thread()
                     .spawn_scoped(s, {
                         let r = r.clone();
                         move || f(r)
@@ -125,12 +124,22 @@ fn in_parts<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -
         let mut out = vec![f(first)];
         for part in started {
             out.push(match part {
-                Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                Ok(h) => joined(h),
                 Err(r) => f(r),
             });
         }
         out
     })
+}
+
+/// A thread of the plan's, for [`in_parts`] and [`both`].
+fn plan_thread() -> std::thread::Builder {
+    std::thread::Builder::new().name("orgsync-plan".into())
+}
+
+/// A plan thread's result; its panic is this thread's.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 /// `a` and `b` at once, `b` on a thread of its own when `n` items make
@@ -140,10 +149,10 @@ fn both<A, B: Send>(n: usize, a: impl FnOnce() -> A, b: impl Fn() -> B + Sync) -
         return (a(), b());
     }
     let b = &b;
-    std::thread::scope(|s| match std::thread::Builder::new().name("orgsync-plan".into()).spawn_scoped(s, b) {
+    std::thread::scope(|s| match plan_thread().spawn_scoped(s, b) {
         Ok(h) => {
             let a = a();
-            (a, h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            (a, joined(h))
         }
         Err(_) => (a(), b()),
     })
