@@ -224,12 +224,13 @@ fn match_departments(
         }
         if let Some(c) = tindex.by_ext.get(src[i].source_id.as_str()) {
             // Several carry it (a lost create answer, a crash): bind the one
-            // in use; the others are duplicates, handled below.
-            let mut free = c.iter().copied().filter(|&t| !claimed[t]);
-            let pick = match (free.next(), free.next()) {
-                (Some(t), None) => Some(t),
-                _ => c.iter().copied().filter(|&t| !claimed[t]).max_by_key(|&t| (tindex.used(t), std::cmp::Reverse(t))),
-            };
+            // in use (counted only then); the others are duplicates, handled below.
+            let several = c.len() > 1;
+            let pick = c
+                .iter()
+                .copied()
+                .filter(|&t| !claimed[t])
+                .max_by_key(|&t| (if several { tindex.used(t) } else { 0 }, std::cmp::Reverse(t)));
             if let Some(t) = pick {
                 claimed[t] = true;
                 res[i] = DeptRes::Matched(t);
