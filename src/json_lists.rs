@@ -165,6 +165,14 @@ impl<R: Read> Buf<'_, R> {
         Ok(n > 0)
     }
 
+    /// Read until `want` bytes from `at` are here, or the stream ends.
+    /// False when nothing more came.
+    fn ahead(&mut self, want: usize) -> std::io::Result<bool> {
+        let had = self.buf.len() - self.at;
+        while self.buf.len() - self.at < want && self.more()? {}
+        Ok(self.buf.len() - self.at > had)
+    }
+
     /// The next byte that is not whitespace, left unread; `None` at the stream's end.
     fn peek(&mut self) -> std::io::Result<Option<u8>> {
         loop {
@@ -243,7 +251,7 @@ pub fn read<R: Read, E>(
             if !b.expect(b']').map_err(Stop::Io)? {
                 for index in 0.. {
                     b.peek().map_err(Stop::Io)?;
-                    while b.buf.len() - b.at < AHEAD && b.more().map_err(Stop::Io)? {}
+                    b.ahead(AHEAD).map_err(Stop::Io)?;
                     let len = loop {
                         // serde_json skips the strings it ignores without
                         // checking them: text that is not UTF-8 is its reader's to judge.
@@ -256,11 +264,9 @@ pub fn read<R: Read, E>(
                             // Twice the text each time: an element parsed
                             // again and again costs no more than twice its length.
                             Err(Stop::More) => {
-                                let want = 2 * (b.buf.len() - b.at);
-                                if !b.more().map_err(Stop::Io)? {
+                                if !b.ahead(2 * (b.buf.len() - b.at)).map_err(Stop::Io)? {
                                     return Err(Stop::Unusual);
                                 }
-                                while b.buf.len() - b.at < want && b.more().map_err(Stop::Io)? {}
                             }
                             Err(e) => return Err(e),
                         }
